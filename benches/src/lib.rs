@@ -1,0 +1,1 @@
+//! Shared helpers for the Xenrad criterion benches (corpus loading).

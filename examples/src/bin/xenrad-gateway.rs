@@ -1,0 +1,5 @@
+//! `xenrad-gateway`: placeholder until the gateway issue lands.
+
+fn main() {
+    println!("xenrad-gateway: no endpoints yet");
+}

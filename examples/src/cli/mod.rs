@@ -1,0 +1,23 @@
+//! Subcommands of the `xenrad` command-line tool, one module per protocol.
+
+pub mod dicom;
+pub mod fhir;
+pub mod hl7;
+pub mod mllp;
+pub mod mpps;
+pub mod v3;
+
+/// Result type of every subcommand: an exit code, or an error printed by `main`.
+pub type CliResult = Result<std::process::ExitCode, Box<dyn std::error::Error + Send + Sync>>;
+
+/// Reads a whole input named on the command line; `-` means standard input.
+pub fn read_input(path: &std::path::Path) -> std::io::Result<Vec<u8>> {
+    use std::io::Read;
+    if path.as_os_str() == "-" {
+        let mut buf = Vec::new();
+        std::io::stdin().lock().read_to_end(&mut buf)?;
+        Ok(buf)
+    } else {
+        std::fs::read(path)
+    }
+}

@@ -1,0 +1,20 @@
+//! `xenrad v3 …` subcommands.
+
+use super::CliResult;
+
+/// Subcommands of `xenrad v3`.
+#[derive(Debug, clap::Subcommand)]
+pub enum Command {
+    /// Prints the library version (placeholder until the crate's issue lands).
+    Version,
+}
+
+/// Runs one `xenrad v3` subcommand.
+pub fn run(cmd: Command) -> CliResult {
+    match cmd {
+        Command::Version => {
+            println!("{}", env!("CARGO_PKG_VERSION"));
+            Ok(std::process::ExitCode::SUCCESS)
+        }
+    }
+}

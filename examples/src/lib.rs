@@ -1,0 +1,7 @@
+//! Thin adapters and command-line front ends over the Xenrad protocol crates.
+//!
+//! The binaries are `xenrad` (one subcommand per protocol) and `xenrad-gateway`
+//! (all five endpoints). Everything here is I/O glue; protocol logic lives in the
+//! `xenrad-*` library crates.
+
+pub mod cli;

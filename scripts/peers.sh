@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Installs the real protocol peers the interoperability tests talk to, idempotently:
+#   Debian: dcmtk (storescu, echoscu, storescp), wrk
+#   PyPI (in ./.venv): pynetdicom, pydicom, hl7 (python-hl7), hl7apy, fhir.resources
+# Prints the environment the tests read (XENRAD_PEERS, XENRAD_PYTHON, XENRAD_PYDICOM_DATA).
+set -euo pipefail
+root="$(cd "$(dirname "$0")/.." && pwd)"
+quiet() { "$@" >/tmp/xenrad-peers.log 2>&1 || { cat /tmp/xenrad-peers.log >&2; return 1; }; }
+
+need_apt=()
+command -v storescu >/dev/null 2>&1 || need_apt+=(dcmtk)
+if ((${#need_apt[@]})); then
+  SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo"
+  echo "peers: apt-get install ${need_apt[*]}" >&2
+  quiet $SUDO apt-get update -qq
+  quiet env DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need_apt[@]}"
+fi
+
+venv="$root/.venv"
+if [ ! -x "$venv/bin/python" ]; then
+  echo "peers: creating $venv" >&2
+  quiet python3 -m venv "$venv"
+fi
+if ! "$venv/bin/python" -c 'import pynetdicom, pydicom, hl7, hl7apy, fhir.resources' >/dev/null 2>&1; then
+  echo "peers: pip install pynetdicom pydicom hl7 hl7apy fhir.resources" >&2
+  quiet "$venv/bin/python" -m pip install -q --disable-pip-version-check \
+    'pynetdicom>=2.1' 'pydicom>=3.0' 'hl7>=0.4' 'hl7apy>=1.3' 'fhir.resources>=7'
+fi
+data="$("$venv/bin/python" -c 'import pydicom.data, os; print(os.path.dirname(pydicom.data.get_testdata_file("CT_small.dcm")))')"
+echo "export XENRAD_PEERS=1"
+echo "export XENRAD_PYTHON=$venv/bin/python"
+echo "export XENRAD_PYDICOM_DATA=$data"
