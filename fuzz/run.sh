@@ -9,7 +9,7 @@ triple="$(rustc -vV | sed -n 's/^host: //p')"
 export RUSTFLAGS="-Cpasses=sancov-module -Cllvm-args=-sanitizer-coverage-level=4 \
  -Cllvm-args=-sanitizer-coverage-inline-8bit-counters -Cllvm-args=-sanitizer-coverage-pc-table \
  -Cllvm-args=-sanitizer-coverage-trace-compares --cfg fuzzing -Cdebug-assertions -Coverflow-checks"
-cargo build --release --locked --target "$triple" --bins
+cargo build --release --target "$triple" --bins
 targets=("$@")
 if ((${#targets[@]} == 0)); then
   mapfile -t targets < <(ls fuzz_targets | sed 's/\.rs$//')
