@@ -5,3 +5,4 @@
 //! `xenrad-*` library crates.
 
 pub mod cli;
+pub mod gateway;

@@ -1,5 +1,28 @@
-//! `xenrad-gateway`: placeholder until the gateway issue lands.
+//! `xenrad-gateway`: all five Xenrad endpoints from one command (see `--help`).
 
-fn main() {
-    println!("xenrad-gateway: no endpoints yet");
+use clap::Parser;
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("XENRAD_LOG").unwrap_or_else(|_| "info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let config = xenrad_examples::gateway::Config::parse();
+    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("xenrad-gateway: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match rt.block_on(xenrad_examples::gateway::run(config)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("xenrad-gateway: {e}");
+            ExitCode::FAILURE
+        }
+    }
 }

@@ -1,0 +1,206 @@
+//! `xenrad-gateway`: the five Xenrad endpoints composed from the protocol crates,
+//! on a durable embedded store (SQLite in WAL mode plus Part 10 files).
+//!
+//! | surface | default bind | crate |
+//! |---|---|---|
+//! | FHIR R4 (`/fhir/…`) | 127.0.0.1:8080 | `xenrad-fhir-model` |
+//! | HL7 HTTP (`POST /v2/ingest`, `POST /v3/ingest`) | 127.0.0.1:8081 | `xenrad-hl7v2`, `xenrad-hl7v3` |
+//! | MPPS HTTP (`POST /ingest`, MPPS-RS) | 127.0.0.1:8082 | `xenrad-mpps` |
+//! | HL7 MLLP | 127.0.0.1:3000 | `xenrad-mllp` |
+//! | DICOM C-STORE SCP | 127.0.0.1:11112 | `xenrad-dimse` |
+
+pub mod fhir;
+pub mod hl7;
+pub mod http;
+pub mod ingest;
+pub mod mpps;
+pub mod projection;
+pub mod search;
+pub mod store;
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// Command-line and environment configuration of the gateway.
+#[derive(Debug, Clone, clap::Parser)]
+#[command(
+    name = "xenrad-gateway",
+    version,
+    about = "All five Xenrad endpoints on an embedded durable store",
+    long_about = "Serves all five Xenrad endpoints from one process: FHIR R4 (HTTP, default 127.0.0.1:8080), \
+HL7 v2/v3 over HTTP (127.0.0.1:8081), MPPS over HTTP (127.0.0.1:8082), HL7 v2 over MLLP (TCP 127.0.0.1:3000) \
+and a DICOM C-STORE SCP (DIMSE, TCP 127.0.0.1:11112). Every HTTP surface requires X-API-Key (except \
+/fhir/metadata and /api/documentation) and serves /api/documentation, /api/documentation/openapi.json and /metrics. \
+Data lives in --data-dir (SQLite in WAL mode plus DICOM Part 10 files); every acknowledgement follows durable storage."
+)]
+pub struct Config {
+    /// FHIR R4 surface.
+    #[arg(long, env = "XENRAD_FHIR_ADDR", default_value = "127.0.0.1:8080")]
+    pub fhir_addr: SocketAddr,
+    /// HL7 over HTTP surface (`/v2/ingest`, `/v3/ingest`).
+    #[arg(long, env = "XENRAD_HL7_ADDR", default_value = "127.0.0.1:8081")]
+    pub hl7_addr: SocketAddr,
+    /// MPPS over HTTP surface (`/ingest`, MPPS-RS).
+    #[arg(long, env = "XENRAD_MPPS_ADDR", default_value = "127.0.0.1:8082")]
+    pub mpps_addr: SocketAddr,
+    /// HL7 v2 over MLLP (TCP).
+    #[arg(long, env = "XENRAD_MLLP_ADDR", default_value = "127.0.0.1:3000")]
+    pub mllp_addr: SocketAddr,
+    /// DICOM C-STORE SCP (DIMSE over TCP).
+    #[arg(long, env = "XENRAD_DICOM_ADDR", default_value = "127.0.0.1:11112")]
+    pub dicom_addr: SocketAddr,
+    /// AE title of the DICOM SCP.
+    #[arg(long, env = "XENRAD_AE_TITLE", default_value = "XENRAD")]
+    pub ae_title: String,
+    /// Where the database and DICOM files live.
+    #[arg(long, env = "XENRAD_DATA_DIR", default_value = "./xenrad-data")]
+    pub data_dir: PathBuf,
+    /// An accepted API key (X-API-Key). Without any key, one is generated at first
+    /// start and stored in the data dir.
+    #[arg(long, env = "XENRAD_API_KEY", hide_env_values = true)]
+    pub api_key: Option<String>,
+    /// A file of accepted API keys, one per line (`#` comments; `name: key` allowed).
+    #[arg(long, env = "XENRAD_API_KEY_FILE")]
+    pub api_key_file: Option<PathBuf>,
+    /// Largest accepted HTTP request body, bytes.
+    #[arg(long, default_value_t = 16 * 1024 * 1024)]
+    pub max_body: usize,
+    /// Largest accepted MLLP frame, bytes.
+    #[arg(long, default_value_t = 16 * 1024 * 1024)]
+    pub max_frame: usize,
+    /// Largest P-DATA-TF PDU we accept on the DICOM port, bytes.
+    #[arg(long, default_value_t = 128 * 1024)]
+    pub max_pdu: u32,
+}
+
+/// Everything the surfaces share.
+#[derive(Clone)]
+pub struct Gateway {
+    /// The durable store.
+    pub store: store::Store,
+    /// Metrics registry.
+    pub metrics: http::Metrics,
+    /// Accepted keys.
+    pub keys: http::ApiKeys,
+    /// Configuration.
+    pub config: Arc<Config>,
+}
+
+/// Reads the keys from the flag/env and the key file; when there are none, loads or
+/// creates `<data-dir>/api-key` and says where it is.
+pub fn load_keys(config: &Config) -> std::io::Result<http::ApiKeys> {
+    let mut keys = Vec::new();
+    if let Some(k) = &config.api_key {
+        keys.push(k.clone());
+    }
+    if let Some(f) = &config.api_key_file {
+        for line in std::fs::read_to_string(f)?.lines() {
+            let line = line.trim();
+            if line.is_empty() || line.starts_with('#') {
+                continue;
+            }
+            let key = line.rsplit_once(':').map_or(line, |(_, k)| k.trim());
+            keys.push(key.to_owned());
+        }
+    }
+    if keys.iter().all(|k| k.trim().is_empty()) {
+        keys = vec![generated_key(&config.data_dir)?];
+    }
+    Ok(http::ApiKeys::new(keys))
+}
+
+fn generated_key(dir: &Path) -> std::io::Result<String> {
+    let path = dir.join("api-key");
+    if let Ok(k) = std::fs::read_to_string(&path) {
+        if !k.trim().is_empty() {
+            eprintln!("xenrad-gateway: API key is in {}", path.display());
+            return Ok(k.trim().to_owned());
+        }
+    }
+    std::fs::create_dir_all(dir)?;
+    let mut raw = [0u8; 24];
+    {
+        use std::io::Read;
+        std::fs::File::open("/dev/urandom")?.read_exact(&mut raw)?;
+    }
+    let key: String = raw.iter().map(|b| format!("{b:02x}")).collect();
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.mode(0o600);
+    }
+    {
+        use std::io::Write;
+        let mut f = opts.open(&path)?;
+        f.write_all(key.as_bytes())?;
+        f.write_all(b"\n")?;
+        f.sync_all()?;
+    }
+    eprintln!("xenrad-gateway: generated an API key, stored in {}", path.display());
+    Ok(key)
+}
+
+/// A future that resolves on Ctrl-C or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+}
+
+/// Binds every surface, serves until Ctrl-C/SIGTERM, then drains and flushes.
+pub async fn run(config: Config) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+    let keys = load_keys(&config)?;
+    let store = store::Store::open(&config.data_dir)?;
+    let gw = Gateway { store: store.clone(), metrics: http::Metrics::default(), keys, config: Arc::new(config) };
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let stopped = move || {
+        let mut rx = stop_rx.clone();
+        async move {
+            let _ = rx.wait_for(|s| *s).await;
+        }
+    };
+
+    let fhir_l = tokio::net::TcpListener::bind(gw.config.fhir_addr).await?;
+    let hl7_l = tokio::net::TcpListener::bind(gw.config.hl7_addr).await?;
+    let mpps_l = tokio::net::TcpListener::bind(gw.config.mpps_addr).await?;
+    let mut tasks = tokio::task::JoinSet::new();
+    tasks.spawn(http::serve(fhir_l, fhir::router(gw.clone()), stopped()));
+    tasks.spawn(http::serve(hl7_l, hl7::router(gw.clone()), stopped()));
+    tasks.spawn(http::serve(mpps_l, mpps::router(gw.clone()), stopped()));
+    eprintln!(
+        "xenrad-gateway: FHIR http://{}/fhir  HL7 http://{}  MPPS http://{}  data {}",
+        gw.config.fhir_addr,
+        gw.config.hl7_addr,
+        gw.config.mpps_addr,
+        gw.config.data_dir.display()
+    );
+
+    tokio::select! {
+        () = shutdown_signal() => eprintln!("xenrad-gateway: shutting down"),
+        Some(r) = tasks.join_next() => {
+            eprintln!("xenrad-gateway: a listener stopped: {r:?}");
+        }
+    }
+    let _ = stop_tx.send(true);
+    while tasks.join_next().await.is_some() {}
+    store.close();
+    Ok(())
+}

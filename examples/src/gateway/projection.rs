@@ -1,0 +1,576 @@
+//! Cross-protocol projection into FHIR R4 resources, inside the ingest transaction.
+//!
+//! Protocol adapters reduce what they received to small protocol-neutral facts
+//! ([`PatientFacts`], [`OrderFacts`], [`InstanceFacts`], [`ProcedureFacts`]); this
+//! module turns facts into resources, versions them and writes their search index
+//! rows. Resource ids are derived from business identifiers (so a redelivery lands
+//! on the same resource) or found through the identifier index.
+
+use super::search::IndexEntry;
+use super::store::{StoreError, now};
+use rusqlite::{OptionalExtension, Transaction, params};
+use serde_json::{Map, Value, json};
+
+/// The identifier system used for DICOM UIDs (FHIR R4 ImagingStudy.identifier).
+pub const DICOM_UID_SYSTEM: &str = "urn:dicom:uid";
+
+/// Stable, FHIR-legal id (`[A-Za-z0-9\-\.]{1,64}`) derived from a business key:
+/// FNV-1a 64 of the key, as hex, after a type prefix.
+pub fn derived_id(prefix: &str, key: &str) -> String {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in key.bytes() {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    format!("{prefix}-{h:016x}")
+}
+
+/// Reads a stored resource: `(version, last_updated, json)`.
+pub fn get(tx: &rusqlite::Connection, resource_type: &str, id: &str) -> Result<Option<(i64, String, Value)>, StoreError> {
+    let row: Option<(i64, String, String)> = tx
+        .query_row(
+            "SELECT version, last_updated, json FROM resources WHERE resource_type = ?1 AND id = ?2",
+            params![resource_type, id],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )
+        .optional()?;
+    match row {
+        None => Ok(None),
+        Some((v, lu, j)) => {
+            let value = serde_json::from_str(&j).map_err(|e| StoreError::Job(format!("stored {resource_type}/{id}: {e}")))?;
+            Ok(Some((v, lu, value)))
+        }
+    }
+}
+
+/// Writes a resource (new version when it changed), replacing its index rows.
+/// Returns the version now stored.
+pub fn put(
+    tx: &Transaction<'_>,
+    resource_type: &str,
+    id: &str,
+    mut resource: Value,
+    index: &[IndexEntry],
+) -> Result<i64, StoreError> {
+    let previous = get(tx, resource_type, id)?;
+    if let Some((v, _, old)) = &previous {
+        if strip_meta(old.clone()) == strip_meta(resource.clone()) {
+            return Ok(*v);
+        }
+    }
+    let version = previous.map_or(1, |(v, _, _)| v + 1);
+    let updated = now();
+    if let Value::Object(o) = &mut resource {
+        o.insert("resourceType".into(), Value::String(resource_type.to_owned()));
+        o.insert("id".into(), Value::String(id.to_owned()));
+        o.insert("meta".into(), json!({"versionId": version.to_string(), "lastUpdated": updated}));
+    }
+    tx.execute(
+        "INSERT INTO resources (resource_type, id, version, last_updated, json) VALUES (?1, ?2, ?3, ?4, ?5)
+         ON CONFLICT (resource_type, id) DO UPDATE SET version = excluded.version,
+             last_updated = excluded.last_updated, json = excluded.json",
+        params![resource_type, id, version, updated, ordered(resource).to_string()],
+    )?;
+    tx.execute("DELETE FROM search_index WHERE resource_type = ?1 AND id = ?2", params![resource_type, id])?;
+    let mut stmt =
+        tx.prepare_cached("INSERT INTO search_index (resource_type, id, param, system, value) VALUES (?1, ?2, ?3, ?4, ?5)")?;
+    for e in index {
+        stmt.execute(params![resource_type, id, e.param, e.system, e.value])?;
+    }
+    Ok(version)
+}
+
+fn strip_meta(mut v: Value) -> Value {
+    if let Value::Object(o) = &mut v {
+        o.remove("meta");
+    }
+    v
+}
+
+/// Puts `resourceType`, `id`, `meta` first, as FHIR JSON conventionally does.
+fn ordered(v: Value) -> Value {
+    match v {
+        Value::Object(o) => {
+            let mut out = Map::new();
+            for k in ["resourceType", "id", "meta"] {
+                if let Some(x) = o.get(k) {
+                    out.insert(k.to_owned(), x.clone());
+                }
+            }
+            for (k, x) in o {
+                if !out.contains_key(&k) {
+                    out.insert(k, x);
+                }
+            }
+            Value::Object(out)
+        }
+        other => other,
+    }
+}
+
+/// Finds a resource by a token in the index.
+pub fn find_by_token(
+    tx: &rusqlite::Connection,
+    resource_type: &str,
+    param: &str,
+    system: &str,
+    value: &str,
+) -> Result<Option<String>, StoreError> {
+    Ok(tx
+        .query_row(
+            "SELECT id FROM search_index WHERE resource_type = ?1 AND param = ?2 AND system = ?3 AND value = ?4 LIMIT 1",
+            params![resource_type, param, system, value],
+            |r| r.get(0),
+        )
+        .optional()?)
+}
+
+/// What the protocols know about a patient.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct PatientFacts {
+    /// `(system, value)` identifiers; the first is the primary one.
+    pub identifiers: Vec<(String, String)>,
+    /// Family name.
+    pub family: Option<String>,
+    /// Given names, in order.
+    pub given: Vec<String>,
+    /// Birth date as FHIR `date` (`YYYY`, `YYYY-MM` or `YYYY-MM-DD`).
+    pub birth_date: Option<String>,
+    /// FHIR administrative gender code.
+    pub gender: Option<&'static str>,
+    /// Addresses: `(lines, city, state, postal code, country)`.
+    pub addresses: Vec<(Vec<String>, Option<String>, Option<String>, Option<String>, Option<String>)>,
+    /// Where the facts came from (`HL7v2 ADT^A08`, …), kept in `meta.source`-like text.
+    pub source: String,
+}
+
+/// Maps HL7 table 0001 / v3 AdministrativeGender codes to FHIR's.
+pub fn gender_code(code: &str) -> Option<&'static str> {
+    match code.trim().to_ascii_uppercase().as_str() {
+        "M" => Some("male"),
+        "F" => Some("female"),
+        "O" | "A" | "UN" => Some("other"),
+        "U" | "N" | "UNK" => Some("unknown"),
+        _ => None,
+    }
+}
+
+/// Turns an HL7 v2 DT/DTM or v3 TS prefix (`YYYY[MM[DD…]]`) into a FHIR date.
+pub fn fhir_date(ts: &str) -> Option<String> {
+    let d: String = ts.chars().take_while(char::is_ascii_digit).take(8).collect();
+    match d.len() {
+        8 => chrono::NaiveDate::parse_from_str(&d, "%Y%m%d").ok().map(|x| x.format("%Y-%m-%d").to_string()),
+        6 => Some(format!("{}-{}", &d[..4], &d[4..6])).filter(|_| (1..=12).contains(&d[4..6].parse::<u32>().unwrap_or(0))),
+        4 => Some(d),
+        _ => None,
+    }
+}
+
+fn identifier_json(system: &str, value: &str) -> Value {
+    if system.is_empty() { json!({"value": value}) } else { json!({"system": system, "value": value}) }
+}
+
+/// Creates or updates the Patient for these facts; returns its id.
+pub fn upsert_patient(tx: &Transaction<'_>, f: &PatientFacts) -> Result<String, StoreError> {
+    let Some((sys0, val0)) = f.identifiers.first() else {
+        return Err(StoreError::Job("patient has no identifier".into()));
+    };
+    let mut id = None;
+    for (s, v) in &f.identifiers {
+        if let Some(found) = find_by_token(tx, "Patient", "identifier", s, v)? {
+            id = Some(found);
+            break;
+        }
+    }
+    let id = id.unwrap_or_else(|| derived_id("pat", &format!("{sys0}|{val0}")));
+    let mut p = match get(tx, "Patient", &id)? {
+        Some((_, _, v)) => v,
+        None => json!({"resourceType": "Patient", "active": true}),
+    };
+    let o = p.as_object_mut().expect("object");
+    // Identifiers: union of stored and new.
+    let mut ids: Vec<(String, String)> = o
+        .get("identifier")
+        .and_then(Value::as_array)
+        .map(|a| {
+            a.iter()
+                .map(|i| {
+                    (
+                        i.get("system").and_then(Value::as_str).unwrap_or_default().to_owned(),
+                        i.get("value").and_then(Value::as_str).unwrap_or_default().to_owned(),
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    for i in &f.identifiers {
+        if !ids.contains(i) {
+            ids.push(i.clone());
+        }
+    }
+    o.insert("identifier".into(), Value::Array(ids.iter().map(|(s, v)| identifier_json(s, v)).collect()));
+    if f.family.is_some() || !f.given.is_empty() {
+        let mut name = Map::new();
+        name.insert("use".into(), json!("official"));
+        if let Some(fam) = &f.family {
+            name.insert("family".into(), json!(fam));
+        }
+        if !f.given.is_empty() {
+            name.insert("given".into(), json!(f.given));
+        }
+        o.insert("name".into(), Value::Array(vec![Value::Object(name)]));
+    }
+    if let Some(g) = f.gender {
+        o.insert("gender".into(), json!(g));
+    }
+    if let Some(b) = &f.birth_date {
+        o.insert("birthDate".into(), json!(b));
+    }
+    if !f.addresses.is_empty() {
+        let addrs: Vec<Value> = f
+            .addresses
+            .iter()
+            .map(|(lines, city, state, postal, country)| {
+                let mut a = Map::new();
+                if !lines.is_empty() {
+                    a.insert("line".into(), json!(lines));
+                }
+                for (k, v) in [("city", city), ("state", state), ("postalCode", postal), ("country", country)] {
+                    if let Some(v) = v {
+                        a.insert(k.into(), json!(v));
+                    }
+                }
+                Value::Object(a)
+            })
+            .collect();
+        o.insert("address".into(), Value::Array(addrs));
+    }
+    let index = patient_index(&p);
+    put(tx, "Patient", &id, p, &index)?;
+    Ok(id)
+}
+
+/// Search index rows of a Patient resource.
+pub fn patient_index(p: &Value) -> Vec<IndexEntry> {
+    let mut ix = Vec::new();
+    for i in p.get("identifier").and_then(Value::as_array).into_iter().flatten() {
+        ix.push(IndexEntry::token(
+            "identifier",
+            i.get("system").and_then(Value::as_str).unwrap_or_default(),
+            i.get("value").and_then(Value::as_str).unwrap_or_default(),
+        ));
+    }
+    for n in p.get("name").and_then(Value::as_array).into_iter().flatten() {
+        if let Some(f) = n.get("family").and_then(Value::as_str) {
+            for e in [IndexEntry::string("family", f), IndexEntry::string("name", f), IndexEntry::raw("family", f), IndexEntry::raw("name", f)] {
+                ix.push(e);
+            }
+        }
+        for g in n.get("given").and_then(Value::as_array).into_iter().flatten().filter_map(Value::as_str) {
+            for e in [IndexEntry::string("given", g), IndexEntry::string("name", g), IndexEntry::raw("given", g), IndexEntry::raw("name", g)] {
+                ix.push(e);
+            }
+        }
+    }
+    if let Some(b) = p.get("birthDate").and_then(Value::as_str) {
+        ix.push(IndexEntry::plain("birthdate", b));
+    }
+    if let Some(g) = p.get("gender").and_then(Value::as_str) {
+        ix.push(IndexEntry::token("gender", "http://hl7.org/fhir/administrative-gender", g));
+    }
+    if let Some(a) = p.get("active").and_then(Value::as_bool) {
+        ix.push(IndexEntry::token("active", "", if a { "true" } else { "false" }));
+    }
+    ix
+}
+
+/// Marks `old` as replaced by `new` (ADT^A40 merge): inactive, with a `replaced-by` link.
+pub fn merge_patient(tx: &Transaction<'_>, old: &(String, String), new_id: &str) -> Result<Option<String>, StoreError> {
+    let Some(old_id) = find_by_token(tx, "Patient", "identifier", &old.0, &old.1)? else {
+        return Ok(None);
+    };
+    if old_id == new_id {
+        return Ok(None);
+    }
+    let Some((_, _, mut p)) = get(tx, "Patient", &old_id)? else { return Ok(None) };
+    let o = p.as_object_mut().expect("object");
+    o.insert("active".into(), json!(false));
+    o.insert("link".into(), json!([{"other": {"reference": format!("Patient/{new_id}")}, "type": "replaced-by"}]));
+    let index = patient_index(&p);
+    put(tx, "Patient", &old_id, p, &index)?;
+    Ok(Some(old_id))
+}
+
+/// An order (ORM^O01, OMI^O23).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct OrderFacts {
+    /// Placer/filler order numbers and accession: `(system, value)`.
+    pub identifiers: Vec<(String, String)>,
+    /// FHIR ServiceRequest.status.
+    pub status: &'static str,
+    /// Procedure code `(system, code, display)`.
+    pub code: Option<(String, String, String)>,
+    /// The patient.
+    pub patient: PatientFacts,
+    /// Requested time (FHIR dateTime).
+    pub occurrence: Option<String>,
+}
+
+/// Creates or updates a ServiceRequest (and its Patient); returns its id.
+pub fn upsert_service_request(tx: &Transaction<'_>, f: &OrderFacts) -> Result<String, StoreError> {
+    let patient_id = upsert_patient(tx, &f.patient)?;
+    let Some((s0, v0)) = f.identifiers.first() else {
+        return Err(StoreError::Job("order has no placer or filler number".into()));
+    };
+    let id = match find_by_token(tx, "ServiceRequest", "identifier", s0, v0)? {
+        Some(id) => id,
+        None => derived_id("sr", &format!("{s0}|{v0}")),
+    };
+    let mut sr = json!({
+        "resourceType": "ServiceRequest",
+        "identifier": f.identifiers.iter().map(|(s, v)| identifier_json(s, v)).collect::<Vec<_>>(),
+        "status": f.status,
+        "intent": "order",
+        "category": [{"coding": [{"system": "http://snomed.info/sct", "code": "363679005", "display": "Imaging"}]}],
+        "subject": {"reference": format!("Patient/{patient_id}")},
+    });
+    if let Some((system, code, display)) = &f.code {
+        let mut c = Map::new();
+        if !system.is_empty() {
+            c.insert("system".into(), json!(system));
+        }
+        c.insert("code".into(), json!(code));
+        if !display.is_empty() {
+            c.insert("display".into(), json!(display));
+        }
+        sr["code"] = json!({"coding": [Value::Object(c)]});
+    }
+    if let Some(o) = &f.occurrence {
+        sr["occurrenceDateTime"] = json!(o);
+    }
+    let mut index: Vec<IndexEntry> =
+        f.identifiers.iter().map(|(s, v)| IndexEntry::token("identifier", s, v)).collect();
+    let subject = format!("Patient/{patient_id}");
+    index.push(IndexEntry::plain("subject", &subject));
+    index.push(IndexEntry::plain("patient", &subject));
+    index.push(IndexEntry::token("status", "", f.status));
+    put(tx, "ServiceRequest", &id, sr, &index)?;
+    Ok(id)
+}
+
+/// One stored DICOM instance.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct InstanceFacts {
+    /// SOP Class UID.
+    pub sop_class_uid: String,
+    /// SOP Instance UID.
+    pub sop_instance_uid: String,
+    /// Study Instance UID.
+    pub study_uid: String,
+    /// Series Instance UID (empty when unknown).
+    pub series_uid: String,
+    /// Modality (empty when unknown).
+    pub modality: String,
+    /// Patient, when the dataset names one.
+    pub patient: Option<PatientFacts>,
+}
+
+fn uid_identifier(uid: &str) -> Value {
+    json!({"system": DICOM_UID_SYSTEM, "value": format!("urn:oid:{uid}")})
+}
+
+/// Rebuilds the ImagingStudy of `study_uid` from the instances table, keeping the
+/// status/procedure fields that MPPS set.
+pub fn refresh_imaging_study(tx: &Transaction<'_>, study_uid: &str, patient: Option<&PatientFacts>) -> Result<String, StoreError> {
+    let id = derived_id("study", study_uid);
+    let mut study = match get(tx, "ImagingStudy", &id)? {
+        Some((_, _, v)) => v,
+        None => json!({"resourceType": "ImagingStudy", "status": "available", "subject": {"display": "unknown patient"}}),
+    };
+    if let Some(p) = patient.filter(|p| !p.identifiers.is_empty()) {
+        let pid = upsert_patient(tx, p)?;
+        study["subject"] = json!({"reference": format!("Patient/{pid}")});
+    }
+    study["identifier"] = json!([uid_identifier(study_uid)]);
+    let mut stmt = tx.prepare_cached(
+        "SELECT series_uid, sop_instance_uid, sop_class_uid, received_at FROM instances WHERE study_uid = ?1 ORDER BY series_uid, received_at, sop_instance_uid",
+    )?;
+    let rows = stmt
+        .query_map([study_uid], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?, r.get::<_, String>(3)?)))?
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut series: Vec<(String, Vec<Value>)> = Vec::new();
+    for (series_uid, sop, class, _) in &rows {
+        let key = if series_uid.is_empty() { "unknown".to_owned() } else { series_uid.clone() };
+        let inst = json!({"uid": sop, "sopClass": {"system": "urn:ietf:rfc:3986", "code": format!("urn:oid:{class}")}});
+        match series.iter_mut().find(|(s, _)| *s == key) {
+            Some((_, v)) => v.push(inst),
+            None => series.push((key, vec![inst])),
+        }
+    }
+    if !rows.is_empty() {
+        study["numberOfSeries"] = json!(series.len());
+        study["numberOfInstances"] = json!(rows.len());
+        let modality_of = |s: &str| -> Option<String> {
+            tx.query_row("SELECT modality FROM instance_modality WHERE series_uid = ?1", [s], |r| r.get(0)).optional().ok().flatten()
+        };
+        study["series"] = Value::Array(
+            series
+                .into_iter()
+                .map(|(uid, instances)| {
+                    let modality = modality_of(&uid).unwrap_or_else(|| "OT".to_owned());
+                    json!({
+                        "uid": uid,
+                        "modality": {"system": "http://dicom.nema.org/resources/ontology/DCM", "code": modality},
+                        "numberOfInstances": instances.len(),
+                        "instance": instances,
+                    })
+                })
+                .collect(),
+        );
+    }
+    let index = study_index(&study);
+    put(tx, "ImagingStudy", &id, study, &index)?;
+    Ok(id)
+}
+
+fn study_index(study: &Value) -> Vec<IndexEntry> {
+    let mut ix = Vec::new();
+    for i in study.get("identifier").and_then(Value::as_array).into_iter().flatten() {
+        let v = i.get("value").and_then(Value::as_str).unwrap_or_default();
+        ix.push(IndexEntry::token("identifier", i.get("system").and_then(Value::as_str).unwrap_or_default(), v));
+        // Also findable by the bare UID.
+        if let Some(bare) = v.strip_prefix("urn:oid:") {
+            ix.push(IndexEntry::token("identifier", "", bare));
+        }
+    }
+    if let Some(r) = study.pointer("/subject/reference").and_then(Value::as_str) {
+        ix.push(IndexEntry::plain("subject", r));
+        ix.push(IndexEntry::plain("patient", r));
+    }
+    if let Some(s) = study.get("status").and_then(Value::as_str) {
+        ix.push(IndexEntry::token("status", "", s));
+    }
+    ix
+}
+
+/// Records a stored instance (idempotent on its SOP Instance UID) and refreshes
+/// its ImagingStudy. Returns `true` when the instance is new.
+pub fn record_instance(
+    tx: &Transaction<'_>,
+    f: &InstanceFacts,
+    transfer_syntax: &str,
+    path: &str,
+    size: u64,
+    calling_ae: &str,
+) -> Result<bool, StoreError> {
+    let existed: bool = tx
+        .query_row("SELECT 1 FROM instances WHERE sop_instance_uid = ?1", [&f.sop_instance_uid], |_| Ok(()))
+        .optional()?
+        .is_some();
+    tx.execute(
+        "INSERT INTO instances (sop_instance_uid, sop_class_uid, study_uid, series_uid, transfer_syntax, path, size, calling_ae, received_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
+         ON CONFLICT (sop_instance_uid) DO UPDATE SET sop_class_uid = excluded.sop_class_uid, study_uid = excluded.study_uid,
+            series_uid = excluded.series_uid, transfer_syntax = excluded.transfer_syntax, path = excluded.path, size = excluded.size",
+        params![f.sop_instance_uid, f.sop_class_uid, f.study_uid, f.series_uid, transfer_syntax, path, i64::try_from(size).unwrap_or(i64::MAX), calling_ae, now()],
+    )?;
+    if !f.modality.is_empty() && !f.series_uid.is_empty() {
+        tx.execute(
+            "INSERT INTO instance_modality (series_uid, modality) VALUES (?1, ?2) ON CONFLICT DO NOTHING",
+            params![f.series_uid, f.modality],
+        )?;
+    }
+    refresh_imaging_study(tx, &f.study_uid, f.patient.as_ref())?;
+    Ok(!existed)
+}
+
+/// What MPPS says about a procedure step.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct ProcedureFacts {
+    /// The MPPS SOP Instance UID.
+    pub mpps_uid: String,
+    /// Study Instance UID (may be empty).
+    pub study_uid: String,
+    /// `IN PROGRESS`, `COMPLETED` or `DISCONTINUED`.
+    pub status: String,
+    /// Start (FHIR dateTime), when known.
+    pub start: Option<String>,
+    /// End (FHIR dateTime), when known.
+    pub end: Option<String>,
+}
+
+/// Projects an MPPS state into a Procedure and the ImagingStudy's status.
+pub fn project_mpps(tx: &Transaction<'_>, f: &ProcedureFacts) -> Result<String, StoreError> {
+    let (proc_status, study_status) = match f.status.as_str() {
+        "IN PROGRESS" => ("in-progress", "registered"),
+        "COMPLETED" => ("completed", "available"),
+        "DISCONTINUED" => ("stopped", "cancelled"),
+        _ => ("unknown", "unknown"),
+    };
+    let id = derived_id("proc", &f.mpps_uid);
+    let mut subject = json!({"display": "unknown patient"});
+    let study_id = (!f.study_uid.is_empty()).then(|| derived_id("study", &f.study_uid));
+    if let Some(sid) = &study_id {
+        let mut study = match get(tx, "ImagingStudy", sid)? {
+            Some((_, _, v)) => v,
+            None => json!({"resourceType": "ImagingStudy", "identifier": [uid_identifier(&f.study_uid)], "subject": {"display": "unknown patient"}}),
+        };
+        study["status"] = json!(study_status);
+        study["procedureReference"] = json!({"reference": format!("Procedure/{id}")});
+        subject = study["subject"].clone();
+        let index = study_index(&study);
+        put(tx, "ImagingStudy", sid, study, &index)?;
+    }
+    let mut p = json!({
+        "resourceType": "Procedure",
+        "identifier": [uid_identifier(&f.mpps_uid)],
+        "status": proc_status,
+        "category": {"coding": [{"system": "http://snomed.info/sct", "code": "103693007", "display": "Diagnostic procedure"}]},
+        "subject": subject,
+    });
+    if f.start.is_some() || f.end.is_some() {
+        let mut period = Map::new();
+        if let Some(s) = &f.start {
+            period.insert("start".into(), json!(s));
+        }
+        if let Some(e) = &f.end {
+            period.insert("end".into(), json!(e));
+        }
+        p["performedPeriod"] = Value::Object(period);
+    }
+    let mut index = vec![
+        IndexEntry::token("identifier", DICOM_UID_SYSTEM, &format!("urn:oid:{}", f.mpps_uid)),
+        IndexEntry::token("identifier", "", &f.mpps_uid),
+        IndexEntry::token("status", "", proc_status),
+    ];
+    if let Some(r) = p.pointer("/subject/reference").and_then(Value::as_str) {
+        index.push(IndexEntry::plain("subject", r));
+        index.push(IndexEntry::plain("patient", r));
+    }
+    put(tx, "Procedure", &id, p, &index)?;
+    Ok(id)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn derived_ids_are_stable_and_legal() {
+        let a = derived_id("pat", "urn:x|123");
+        assert_eq!(a, derived_id("pat", "urn:x|123"));
+        assert_ne!(a, derived_id("pat", "urn:x|124"));
+        assert!(a.len() <= 64 && a.chars().all(|c| c.is_ascii_alphanumeric() || c == '-'));
+    }
+
+    #[test]
+    fn dates_and_genders() {
+        assert_eq!(fhir_date("19800101").as_deref(), Some("1980-01-01"));
+        assert_eq!(fhir_date("198001").as_deref(), Some("1980-01"));
+        assert_eq!(fhir_date("20240101120000").as_deref(), Some("2024-01-01"));
+        assert_eq!(fhir_date("19801301"), None);
+        assert_eq!(fhir_date(""), None);
+        assert_eq!(gender_code("M"), Some("male"));
+        assert_eq!(gender_code("x"), None);
+    }
+}
