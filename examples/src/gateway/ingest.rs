@@ -1,1 +1,346 @@
-//! Ingest (pending).
+//! Message semantics shared by every transport: parse with the protocol crate,
+//! store durably and idempotently (with the FHIR projection in the same
+//! transaction), then build the acknowledgement. HTTP and MLLP (and the DICOM
+//! port for MPPS) are thin mappings of these functions.
+
+use super::Gateway;
+use super::projection::{self, OrderFacts, PatientFacts, fhir_date, gender_code};
+use super::store::{StoreError, record_message};
+use std::borrow::Cow;
+use xenrad_hl7v2::{AckCode, ErrorCode, ErrorDetail, Message, Outcome, ack, ack_unparseable};
+
+/// Result of one HL7 v2 ingest.
+#[derive(Debug)]
+pub struct V2Outcome {
+    /// The ACK message to send back.
+    pub ack: Vec<u8>,
+    /// MSA-1 of that ACK.
+    pub code: AckCode,
+    /// The HTTP status the HTTP surface answers with.
+    pub http_status: u16,
+}
+
+/// What an HL7 v2 message changes, extracted (owned) before the store job runs.
+#[derive(Debug, Clone)]
+enum V2Effect {
+    /// Nothing beyond storing the message.
+    None,
+    /// Create or update a Patient.
+    Patient(PatientFacts),
+    /// Merge: the surviving patient, then the identifier of the one it replaces.
+    Merge(PatientFacts, (String, String)),
+    /// Create or update a ServiceRequest.
+    Order(Box<OrderFacts>),
+}
+
+fn text<'a>(m: &Message<'a>, path: &str) -> Option<Cow<'a, str>> {
+    m.get(path).filter(|s| !s.trim().is_empty())
+}
+
+fn owned(m: &Message<'_>, path: &str) -> Option<String> {
+    text(m, path).map(|s| s.trim().to_owned())
+}
+
+/// Assigning authority of a CX (component 4, an HD): the universal id as a URI when
+/// it is an ISO OID, else the namespace id (HL7 v2.5.1 §2.A.14 HD, §2.A.14 CX).
+fn cx_system(m: &Message<'_>, base: &str) -> String {
+    let ns = owned(m, &format!("{base}-4-1"));
+    let uid = owned(m, &format!("{base}-4-2"));
+    let uid_type = owned(m, &format!("{base}-4-3"));
+    match (uid, uid_type.as_deref()) {
+        (Some(u), Some("ISO")) => format!("urn:oid:{u}"),
+        (Some(u), _) if u.contains(':') => u,
+        (Some(u), _) => ns.unwrap_or(u),
+        (None, _) => ns.unwrap_or_default(),
+    }
+}
+
+/// Patient facts from the PID segment (HL7 v2.5.1 §3.4.2).
+fn pid_facts(m: &Message<'_>, source: &str) -> Result<PatientFacts, ErrorDetail> {
+    if m.segment("PID").is_none() {
+        return Err(ErrorDetail::new(ErrorCode::SegmentSequence, "PID segment missing"));
+    }
+    let mut f = PatientFacts { source: source.to_owned(), ..PatientFacts::default() };
+    for r in 1..=64 {
+        let base = format!("PID-3({r})");
+        let Some(v) = owned(m, &format!("{base}-1")) else {
+            if text(m, &base).is_none() {
+                break;
+            }
+            continue;
+        };
+        f.identifiers.push((cx_system(m, &base), v));
+    }
+    if f.identifiers.is_empty() {
+        return Err(ErrorDetail::new(ErrorCode::RequiredFieldMissing, "PID-3 (patient identifier list) is empty"));
+    }
+    f.family = owned(m, "PID-5-1-1").or_else(|| owned(m, "PID-5-1"));
+    f.given = ["PID-5-2", "PID-5-3"].iter().filter_map(|p| owned(m, p)).collect();
+    if let Some(b) = owned(m, "PID-7-1").or_else(|| owned(m, "PID-7")) {
+        f.birth_date = Some(
+            fhir_date(&b).ok_or_else(|| ErrorDetail::new(ErrorCode::DataType, format!("PID-7 {b:?} is not a date")))?,
+        );
+    }
+    f.gender = owned(m, "PID-8").and_then(|g| gender_code(&g));
+    for r in 1..=8 {
+        let base = format!("PID-11({r})");
+        if text(m, &base).is_none() {
+            break;
+        }
+        let lines: Vec<String> = [format!("{base}-1-1"), format!("{base}-2")].iter().filter_map(|p| owned(m, p)).collect();
+        f.addresses.push((
+            lines,
+            owned(m, &format!("{base}-3")),
+            owned(m, &format!("{base}-4")),
+            owned(m, &format!("{base}-5")),
+            owned(m, &format!("{base}-6")),
+        ));
+    }
+    Ok(f)
+}
+
+/// ServiceRequest.status from ORC-1 order control and ORC-5 order status (tables 0119, 0038).
+fn order_status(control: &str, status: Option<&str>) -> &'static str {
+    match (control, status) {
+        (_, Some("CM")) => "completed",
+        (_, Some("CA" | "DC")) | ("CA" | "DC" | "OC" | "OD", _) => "revoked",
+        ("HD" | "OH", _) | (_, Some("HD")) => "on-hold",
+        _ => "active",
+    }
+}
+
+/// Order facts from ORC/OBR (HL7 v2.5.1 §4.5.1, §4.5.3), accession from IPC-1 (OMI) or OBR-18.
+fn order_facts(m: &Message<'_>, source: &str) -> Result<OrderFacts, ErrorDetail> {
+    let patient = pid_facts(m, source)?;
+    let mut ids = Vec::new();
+    for (path, kind) in [("ORC-2", "placer"), ("OBR-2", "placer"), ("ORC-3", "filler"), ("OBR-3", "filler")] {
+        if let Some(v) = owned(m, &format!("{path}-1")) {
+            let ns = owned(m, &format!("{path}-2")).unwrap_or_default();
+            let system = if ns.is_empty() { format!("urn:xenrad:{kind}") } else { format!("urn:xenrad:{kind}:{ns}") };
+            if !ids.contains(&(system.clone(), v.clone())) {
+                ids.push((system, v));
+            }
+        }
+    }
+    if let Some(acc) = owned(m, "IPC-1-1").or_else(|| owned(m, "OBR-18")) {
+        ids.push(("urn:xenrad:accession".to_owned(), acc));
+    }
+    if ids.is_empty() {
+        return Err(ErrorDetail::new(ErrorCode::RequiredFieldMissing, "ORC-2/ORC-3 (placer/filler order number) are empty"));
+    }
+    let control = owned(m, "ORC-1").unwrap_or_else(|| "NW".to_owned());
+    let status = owned(m, "ORC-5");
+    let code = owned(m, "OBR-4-1").map(|c| {
+        (owned(m, "OBR-4-3").unwrap_or_default(), c, owned(m, "OBR-4-2").unwrap_or_default())
+    });
+    let occurrence = owned(m, "OBR-7-1").or_else(|| owned(m, "TQ1-7-1")).and_then(|t| fhir_date(&t));
+    Ok(OrderFacts { identifiers: ids, status: order_status(&control, status.as_deref()), code, patient, occurrence })
+}
+
+fn v2_effect(m: &Message<'_>) -> Result<V2Effect, ErrorDetail> {
+    let Some(t) = m.message_type() else {
+        return Err(ErrorDetail::new(ErrorCode::RequiredFieldMissing, "MSH-9 (message type) is empty"));
+    };
+    let source = format!("HL7v2 {}^{}", t.code, t.trigger_event);
+    match (t.code.as_ref(), t.trigger_event.as_ref()) {
+        ("ADT", "A40") => {
+            let f = pid_facts(m, &source)?;
+            let old = owned(m, "MRG-1-1")
+                .ok_or_else(|| ErrorDetail::new(ErrorCode::RequiredFieldMissing, "MRG-1 (prior patient identifier) is empty"))?;
+            Ok(V2Effect::Merge(f, (cx_system(m, "MRG-1"), old)))
+        }
+        ("ADT", _) if m.segment("PID").is_some() => Ok(V2Effect::Patient(pid_facts(m, &source)?)),
+        ("ORM", "O01") | ("OMI", "O23") | ("OMG", "O19") => Ok(V2Effect::Order(Box::new(order_facts(m, &source)?))),
+        _ => Ok(V2Effect::None),
+    }
+}
+
+fn apply_v2(tx: &rusqlite::Transaction<'_>, effect: &V2Effect) -> Result<(), StoreError> {
+    match effect {
+        V2Effect::None => Ok(()),
+        V2Effect::Patient(f) => projection::upsert_patient(tx, f).map(drop),
+        V2Effect::Merge(f, old) => {
+            let id = projection::upsert_patient(tx, f)?;
+            projection::merge_patient(tx, old, &id).map(drop)
+        }
+        V2Effect::Order(f) => projection::upsert_service_request(tx, f).map(drop),
+    }
+}
+
+/// Ingests one HL7 v2 message: parse, store with its projection, acknowledge.
+///
+/// The ACK is AA/CA only after the commit; a repeated (sender, MSH-10) is answered
+/// AA/CA again without storing anything; a message that cannot be understood gets
+/// AR (or AE for content errors) with an ERR segment and is not stored.
+pub async fn v2(gw: &Gateway, body: &[u8]) -> V2Outcome {
+    let msg = match Message::parse(body) {
+        Ok(m) => m,
+        Err(e) => {
+            gw.metrics.ingest("hl7v2", "rejected", body.len());
+            let d = ErrorDetail::from_parse_error(&e);
+            return V2Outcome { ack: ack_unparseable(body, Some(&d)), code: AckCode::AR, http_status: 400 };
+        }
+    };
+    let reject = |code: Outcome, d: ErrorDetail, status: u16| {
+        let c = AckCode::for_message(&msg, code);
+        V2Outcome { ack: ack(&msg, c, Some(&d)), code: c, http_status: status }
+    };
+    let Some(control_id) = msg.control_id().map(Cow::into_owned) else {
+        gw.metrics.ingest("hl7v2", "rejected", body.len());
+        return reject(Outcome::Reject, ErrorDetail::new(ErrorCode::RequiredFieldMissing, "MSH-10 (message control id) is empty"), 400);
+    };
+    let effect = match v2_effect(&msg) {
+        Ok(e) => e,
+        Err(d) => {
+            gw.metrics.ingest("hl7v2", "rejected", body.len());
+            return reject(Outcome::Error, d, 400);
+        }
+    };
+    let sender = format!(
+        "{}^{}",
+        msg.sending_application().map(|f| f.text().into_owned()).unwrap_or_default(),
+        msg.sending_facility().map(|f| f.text().into_owned()).unwrap_or_default()
+    );
+    let mtype = msg.message_type().map(|t| format!("{}^{}", t.code, t.trigger_event)).unwrap_or_default();
+    let stored = body.to_vec();
+    let r = gw
+        .store
+        .write(move |tx| {
+            let new = record_message(tx, "hl7v2", &sender, &control_id, &mtype, &stored)?;
+            if new {
+                apply_v2(tx, &effect)?;
+            }
+            Ok(new)
+        })
+        .await;
+    match r {
+        Ok(new) => {
+            gw.metrics.ingest("hl7v2", if new { "stored" } else { "duplicate" }, body.len());
+            let c = AckCode::for_message(&msg, Outcome::Accept);
+            V2Outcome { ack: ack(&msg, c, None), code: c, http_status: 200 }
+        }
+        Err(e) => {
+            gw.metrics.ingest("hl7v2", "failed", body.len());
+            tracing::error!(error = %e, "hl7v2 store failed");
+            reject(Outcome::Error, ErrorDetail::new(ErrorCode::InternalError, "could not store the message; retry later"), 503)
+        }
+    }
+}
+
+/// Result of one HL7 v3 ingest.
+#[derive(Debug)]
+pub struct V3Outcome {
+    /// The MCCI_IN000002UV01 accept acknowledgement.
+    pub ack: String,
+    /// The HTTP status.
+    pub http_status: u16,
+}
+
+/// `urn:oid:` for OIDs, `urn:uuid:` for UUIDs (HL7 v3 II.root; FHIR R4 §2.24.0.1 uri).
+fn root_uri(root: &str) -> String {
+    if root.bytes().all(|b| b.is_ascii_digit() || b == b'.') {
+        format!("urn:oid:{root}")
+    } else if root.len() == 36 && root.bytes().filter(|b| *b == b'-').count() == 4 {
+        format!("urn:uuid:{}", root.to_ascii_lowercase())
+    } else {
+        root.to_owned()
+    }
+}
+
+fn ii_pair(ii: &xenrad_hl7v3::types::Ii<'_>) -> Option<(String, String)> {
+    match (ii.root.as_deref(), ii.extension.as_deref()) {
+        (Some(r), Some(e)) if !e.is_empty() => Some((root_uri(r), e.to_owned())),
+        (Some(r), _) if !r.is_empty() => Some((String::new(), root_uri(r))),
+        _ => None,
+    }
+}
+
+/// Patient facts from a PRPA patient record (HL7 v3 NE PRPA_RM201301UV02).
+fn v3_patient_facts(rec: &xenrad_hl7v3::payload::patient::PatientRecord, source: &str) -> PatientFacts {
+    use xenrad_hl7v3::types::name_addr::AddrPartKind as A;
+    let mut f = PatientFacts { source: source.to_owned(), ..PatientFacts::default() };
+    f.identifiers = rec.ids.iter().chain(rec.other_ids.iter()).filter_map(ii_pair).collect();
+    if let Some(n) = rec.names.first() {
+        f.family = n.family().next().map(str::to_owned);
+        f.given = n.given().map(str::to_owned).collect();
+    }
+    f.gender = rec.gender.as_deref().and_then(gender_code);
+    f.birth_date = rec.birth_time.as_deref().and_then(fhir_date);
+    for a in &rec.addresses {
+        let part = |k: A| a.parts.iter().find(|(kind, _)| *kind == k).map(|(_, v)| v.clone());
+        let lines: Vec<String> = a
+            .parts
+            .iter()
+            .filter(|(k, _)| matches!(k, A::StreetAddressLine | A::StreetName | A::HouseNumber | A::UnitId | A::PostBox))
+            .map(|(_, v)| v.clone())
+            .collect();
+        f.addresses.push((lines, part(A::City), part(A::State), part(A::PostalCode), part(A::Country)));
+    }
+    f
+}
+
+/// Ingests one HL7 v3 message: strict pass, durable idempotent store (keyed on the
+/// sender device id and the message id), patient projection for PRPA_IN201301/201302UV02,
+/// MCCI_IN000002UV01 accept ack (CA/CE/CR).
+pub async fn v3(gw: &Gateway, body: &[u8]) -> V3Outcome {
+    use xenrad_hl7v3::{AckBuilder, AckDetail, Header, Outcome as V3Outcome_};
+    let msg = match xenrad_hl7v3::strict(body) {
+        Ok(m) => m,
+        Err(e) => {
+            gw.metrics.ingest("hl7v3", "rejected", body.len());
+            // The header pass may still name the message being rejected.
+            let h = xenrad_hl7v3::header(body).unwrap_or_default();
+            let ack = AckBuilder::new(&h, V3Outcome_::Reject).detail(AckDetail::from_error(&e)).build();
+            return V3Outcome { ack, http_status: 400 };
+        }
+    };
+    let h: &Header<'_> = msg.header();
+    let reject = |outcome, detail: AckDetail, status| V3Outcome {
+        ack: AckBuilder::new(h, outcome).detail(detail).build(),
+        http_status: status,
+    };
+    if !msg.is_hl7() {
+        gw.metrics.ingest("hl7v3", "rejected", body.len());
+        return reject(V3Outcome_::Reject, AckDetail::error("the root element is not in the urn:hl7-org:v3 namespace").with_code("SYN102"), 400);
+    }
+    let (root, ext, _) = h.dedup_key();
+    let Some(message_id) = root.map(|r| format!("{r}^{}", ext.unwrap_or_default())) else {
+        gw.metrics.ingest("hl7v3", "rejected", body.len());
+        return reject(V3Outcome_::Reject, AckDetail::error("the message has no id").with_code("SYN105"), 400);
+    };
+    let sender = h.sender.as_ref().and_then(ii_pair).map(|(s, v)| format!("{s}^{v}")).unwrap_or_default();
+    let interaction = h.interaction.to_owned();
+    let patients: Vec<PatientFacts> = match h.interaction {
+        "PRPA_IN201301UV02" | "PRPA_IN201302UV02" => msg
+            .patients()
+            .iter()
+            .map(|p| v3_patient_facts(&p.to_record(), &format!("HL7v3 {interaction}")))
+            .filter(|f| !f.identifiers.is_empty())
+            .collect(),
+        _ => Vec::new(),
+    };
+    let stored = body.to_vec();
+    let r = gw
+        .store
+        .write(move |tx| {
+            let new = record_message(tx, "hl7v3", &sender, &message_id, &interaction, &stored)?;
+            if new {
+                for p in &patients {
+                    projection::upsert_patient(tx, p)?;
+                }
+            }
+            Ok(new)
+        })
+        .await;
+    match r {
+        Ok(new) => {
+            gw.metrics.ingest("hl7v3", if new { "stored" } else { "duplicate" }, body.len());
+            V3Outcome { ack: AckBuilder::new(h, V3Outcome_::Accept).build(), http_status: 200 }
+        }
+        Err(e) => {
+            gw.metrics.ingest("hl7v3", "failed", body.len());
+            tracing::error!(error = %e, "hl7v3 store failed");
+            reject(V3Outcome_::Error, AckDetail::error("could not store the message; retry later").with_code("INTERR"), 503)
+        }
+    }
+}
