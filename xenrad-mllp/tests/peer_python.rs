@@ -94,7 +94,7 @@ async fn python_peers_against_our_listener() {
     );
     assert!(seen.contains(&"AFTER-BIG-2".to_owned()));
     assert!(
-        !seen.iter().any(|id| id.is_empty()),
+        !seen.iter().any(String::is_empty),
         "the oversized frame must never reach the handler"
     );
     let totals = server.totals();
