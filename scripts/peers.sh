@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs the real protocol peers the interoperability tests talk to, idempotently:
-#   Debian: dcmtk (storescu, echoscu, storescp), wrk
+#   Debian: dcmtk (storescu, echoscu, storescp), curl, chromium (headless, for the docs page test)
 #   PyPI (in ./.venv): pynetdicom, pydicom, hl7 (python-hl7), hl7apy, fhir.resources
 # Prints the environment the tests read (XENRAD_PEERS, XENRAD_PYTHON, XENRAD_PYDICOM_DATA).
 set -euo pipefail
@@ -9,6 +9,8 @@ quiet() { "$@" >/tmp/xenrad-peers.log 2>&1 || { cat /tmp/xenrad-peers.log >&2; r
 
 need_apt=()
 command -v storescu >/dev/null 2>&1 || need_apt+=(dcmtk)
+command -v curl >/dev/null 2>&1 || need_apt+=(curl)
+command -v chromium >/dev/null 2>&1 || need_apt+=(chromium)
 if ((${#need_apt[@]})); then
   SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo"
   echo "peers: apt-get install ${need_apt[*]}" >&2

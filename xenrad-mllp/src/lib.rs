@@ -34,6 +34,13 @@ pub mod error;
 pub mod frame;
 pub mod peek;
 
+#[cfg(feature = "tokio")]
+pub mod client;
+#[cfg(feature = "tokio")]
+pub mod codec;
+#[cfg(feature = "tokio")]
+pub mod server;
+
 pub use decoder::{DEFAULT_MAX_FRAME_SIZE, Decoder, DecoderConfig, DecoderStats};
 pub use encoder::Encoder;
 pub use error::{DecodeError, EncodeError};

@@ -1,0 +1,317 @@
+//! Layer 2: the transmission wrapper (HL7 v3 NE Transmission Infrastructure, MCCI_MT000100UV01).
+//!
+//! [`Header`] is produced either by the fast [`header()`] pass — quick-xml events, attributes
+//! read only on the wrapper elements, stops at the control act so the payload is never read —
+//! or from a strict [`crate::Message`] with [`Header::from_root`].
+
+use std::borrow::Cow;
+
+use quick_xml::Reader;
+use quick_xml::events::{BytesStart, Event};
+
+use crate::error::{ErrorKind, V3Error};
+use crate::types::Ii;
+use crate::xml::Element;
+
+/// The transmission wrapper fields used for routing, de-duplication and acknowledgement.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Header<'a> {
+    /// Local name of the message root element, e.g. `PRPA_IN201301UV02`.
+    pub interaction: &'a str,
+    /// `id`: the message id (root/extension).
+    pub message_id: Option<Ii<'a>>,
+    /// `creationTime/@value`.
+    pub creation_time: Option<Cow<'a, str>>,
+    /// `interactionId` (root 2.16.840.1.113883.1.6 or …1.18, extension = interaction).
+    pub interaction_id: Option<Ii<'a>>,
+    /// `processingCode/@code` (P, D, T).
+    pub processing_code: Option<Cow<'a, str>>,
+    /// `processingModeCode/@code` (A, I, R, T).
+    pub processing_mode_code: Option<Cow<'a, str>>,
+    /// `acceptAckCode/@code` (AL, ER, NE).
+    pub accept_ack_code: Option<Cow<'a, str>>,
+    /// First `receiver/device/id`.
+    pub receiver: Option<Ii<'a>>,
+    /// First `sender/device/id`.
+    pub sender: Option<Ii<'a>>,
+    /// For acknowledgements: `acknowledgement/typeCode/@code`.
+    pub ack_type_code: Option<Cow<'a, str>>,
+    /// For acknowledgements: `acknowledgement/targetMessage/id`.
+    pub ack_target: Option<Ii<'a>>,
+    /// Local name of the control act wrapper (`controlActProcess`, or `controlActEvent` in the CA realm).
+    pub control_act: Option<&'a str>,
+    /// Trigger event: `code/@code` of the control act.
+    pub trigger_event: Option<Cow<'a, str>>,
+    /// Whether the message came inside a SOAP envelope.
+    pub soap: bool,
+    /// WS-Addressing `MessageID` of the SOAP envelope.
+    pub wsa_message_id: Option<Cow<'a, str>>,
+    /// WS-Addressing `Action` of the SOAP envelope.
+    pub wsa_action: Option<Cow<'a, str>>,
+}
+
+impl<'a> Header<'a> {
+    /// Reads the header from a strict message root element.
+    pub fn from_root(root: &Element<'_, 'a>) -> Self {
+        let mut h = Header {
+            interaction: root.local_name(),
+            ..Header::default()
+        };
+        for c in root.children() {
+            match c.local_name() {
+                "id" if h.message_id.is_none() => h.message_id = Some(Ii::from_element(&c)),
+                "creationTime" => h.creation_time = c.attr("value"),
+                "interactionId" => h.interaction_id = Some(Ii::from_element(&c)),
+                "processingCode" => h.processing_code = c.attr("code"),
+                "processingModeCode" => h.processing_mode_code = c.attr("code"),
+                "acceptAckCode" => h.accept_ack_code = c.attr("code"),
+                "receiver" if h.receiver.is_none() => {
+                    h.receiver = c.path(&["device", "id"]).map(|e| Ii::from_element(&e));
+                }
+                "sender" if h.sender.is_none() => {
+                    h.sender = c.path(&["device", "id"]).map(|e| Ii::from_element(&e));
+                }
+                "acknowledgement" if h.ack_type_code.is_none() => {
+                    h.ack_type_code = c.child("typeCode").and_then(|t| t.attr("code"));
+                    h.ack_target = c
+                        .path(&["targetMessage", "id"])
+                        .map(|e| Ii::from_element(&e));
+                }
+                "controlActProcess" | "controlActEvent" if h.control_act.is_none() => {
+                    h.control_act = Some(c.local_name());
+                    h.trigger_event = c.child("code").and_then(|t| t.attr("code"));
+                }
+                _ => {}
+            }
+        }
+        h
+    }
+
+    /// The de-duplication key: (message id root, extension, sender device id root).
+    pub fn dedup_key(&self) -> (Option<&str>, Option<&str>, Option<&str>) {
+        let id = self.message_id.as_ref();
+        (
+            id.and_then(|i| i.root.as_deref()),
+            id.and_then(|i| i.extension.as_deref()),
+            self.sender.as_ref().and_then(|i| i.root.as_deref()),
+        )
+    }
+}
+
+fn attr<'a>(
+    src: &'a str,
+    e: &BytesStart<'_>,
+    at: usize,
+    name: &str,
+) -> Result<Option<Cow<'a, str>>, V3Error> {
+    // `e` borrows `src` (slice reader); re-slice to get the input lifetime.
+    let raw = &src[at + 1..at + 1 + e.len()];
+    let name_len = e.name().as_ref().len();
+    for a in quick_xml::events::attributes::Attributes::new(raw, name_len) {
+        let a =
+            a.map_err(|err| V3Error::at(src.as_bytes(), at, ErrorKind::Syntax(err.to_string())))?;
+        if a.key.0 == name {
+            let v: &'a str = match a.value {
+                Cow::Borrowed(v) => v,
+                Cow::Owned(_) => return Ok(None),
+            };
+            if crate::xml::escape::check_attr_value(v).is_err() {
+                return Err(V3Error::at(
+                    src.as_bytes(),
+                    at,
+                    ErrorKind::Syntax(format!("bad value of {name:?}")),
+                ));
+            }
+            return Ok(Some(crate::xml::escape::unescape(v, true)));
+        }
+    }
+    Ok(None)
+}
+
+fn ii<'a>(src: &'a str, e: &BytesStart<'_>, at: usize) -> Result<Ii<'a>, V3Error> {
+    Ok(Ii {
+        root: attr(src, e, at, "root")?,
+        extension: attr(src, e, at, "extension")?,
+        assigning_authority_name: attr(src, e, at, "assigningAuthorityName")?,
+        null_flavor: attr(src, e, at, "nullFlavor")?,
+    })
+}
+
+fn local(qname: &str) -> &str {
+    qname.rsplit_once(':').map_or(qname, |(_, l)| l)
+}
+
+/// The fast header pass: reads the transmission wrapper (and a SOAP envelope's WS-Addressing
+/// headers) and stops at the control act, without reading the payload. It checks the
+/// well-formedness of what it reads but not namespaces; run [`crate::strict`] before acknowledging.
+///
+/// ```
+/// let h = xenrad_hl7v3::header(br#"<MCCI_IN000002UV01 xmlns="urn:hl7-org:v3"><id root="1.2" extension="7"/>
+///   <sender><device><id root="1.3"/></device></sender></MCCI_IN000002UV01>"#).unwrap();
+/// assert_eq!(h.dedup_key(), (Some("1.2"), Some("7"), Some("1.3")));
+/// ```
+pub fn header(input: &[u8]) -> Result<Header<'_>, V3Error> {
+    let src = std::str::from_utf8(input)
+        .map_err(|e| V3Error::at(input, e.valid_up_to(), ErrorKind::Utf8))?;
+    let body = usize::from(src.starts_with('\u{FEFF}')) * 3;
+    let mut reader = Reader::from_str(&src[body..]);
+    let mut h = Header::default();
+    // Names of open elements relative to the message root (index 0 = root); deeper levels are not tracked.
+    let mut path: [&str; 4] = [""; 4];
+    let mut depth: usize = 0; // depth of the next start tag relative to the document
+    let mut root_depth: Option<usize> = None; // document depth of the message root
+    let mut soap_depth = 0usize; // tracks Envelope/Header/Body nesting
+    let mut in_wsa: Option<&str> = None;
+    loop {
+        let before = body + reader.buffer_position() as usize;
+        let ev = reader.read_event().map_err(|e| {
+            V3Error::at(
+                input,
+                body + reader.error_position() as usize,
+                ErrorKind::Syntax(e.to_string()),
+            )
+        })?;
+        match ev {
+            Event::DocType(_) => return Err(V3Error::at(input, before, ErrorKind::Doctype)),
+            Event::Start(ref e) | Event::Empty(ref e) => {
+                let is_empty = matches!(ev, Event::Empty(_));
+                let q: &str = &src[before + 1..before + 1 + e.name().0.len()];
+                let name = local(q);
+                let this_depth = depth;
+                if !is_empty {
+                    depth += 1;
+                }
+                match root_depth {
+                    None => {
+                        // Not yet inside the message: SOAP envelope handling.
+                        if this_depth == 0 && name == "Envelope" {
+                            h.soap = true;
+                            soap_depth = 1;
+                            continue;
+                        }
+                        if h.soap && this_depth == 1 {
+                            soap_depth = if name == "Body" { 2 } else { 1 };
+                            continue;
+                        }
+                        if h.soap && this_depth == 2 && soap_depth == 1 {
+                            if name == "MessageID" || name == "Action" {
+                                in_wsa = Some(if name == "MessageID" {
+                                    "MessageID"
+                                } else {
+                                    "Action"
+                                });
+                            }
+                            continue;
+                        }
+                        if h.soap && soap_depth != 2 {
+                            continue;
+                        }
+                        // The message root: the document element, or the first child of soap:Body.
+                        h.interaction = name;
+                        root_depth = Some(this_depth);
+                        if is_empty {
+                            return Ok(h);
+                        }
+                        path[0] = name;
+                    }
+                    Some(rd) => {
+                        let rel = this_depth - rd;
+                        if rel < path.len() {
+                            path[rel] = name;
+                        }
+                        match (rel, name) {
+                            (1, "id") if h.message_id.is_none() => {
+                                h.message_id = Some(ii(src, e, before)?);
+                            }
+                            (1, "creationTime") => h.creation_time = attr(src, e, before, "value")?,
+                            (1, "interactionId") => h.interaction_id = Some(ii(src, e, before)?),
+                            (1, "processingCode") => {
+                                h.processing_code = attr(src, e, before, "code")?;
+                            }
+                            (1, "processingModeCode") => {
+                                h.processing_mode_code = attr(src, e, before, "code")?;
+                            }
+                            (1, "acceptAckCode") => {
+                                h.accept_ack_code = attr(src, e, before, "code")?;
+                            }
+                            (1, "controlActProcess" | "controlActEvent") => {
+                                h.control_act = Some(name);
+                                if is_empty {
+                                    return Ok(h);
+                                }
+                            }
+                            (2, "code")
+                                if matches!(path[1], "controlActProcess" | "controlActEvent") =>
+                            {
+                                h.trigger_event = attr(src, e, before, "code")?;
+                                return Ok(h);
+                            }
+                            (2, _)
+                                if matches!(path[1], "controlActProcess" | "controlActEvent") =>
+                            {
+                                return Ok(h);
+                            }
+                            (2, "typeCode")
+                                if path[1] == "acknowledgement" && h.ack_type_code.is_none() =>
+                            {
+                                h.ack_type_code = attr(src, e, before, "code")?;
+                            }
+                            (3, "id")
+                                if path[1] == "receiver"
+                                    && path[2] == "device"
+                                    && h.receiver.is_none() =>
+                            {
+                                h.receiver = Some(ii(src, e, before)?);
+                            }
+                            (3, "id")
+                                if path[1] == "sender"
+                                    && path[2] == "device"
+                                    && h.sender.is_none() =>
+                            {
+                                h.sender = Some(ii(src, e, before)?);
+                            }
+                            (3, "id")
+                                if path[1] == "acknowledgement"
+                                    && path[2] == "targetMessage"
+                                    && h.ack_target.is_none() =>
+                            {
+                                h.ack_target = Some(ii(src, e, before)?);
+                            }
+                            _ => {}
+                        }
+                    }
+                }
+            }
+            Event::End(_) => {
+                depth = depth.saturating_sub(1);
+                in_wsa = None;
+                if root_depth == Some(depth) {
+                    return Ok(h);
+                }
+            }
+            Event::Text(t) => {
+                if let Some(which) = in_wsa {
+                    let at = before;
+                    let raw = &src[at..at + t.len()];
+                    let v = Cow::Borrowed(raw.trim());
+                    if which == "MessageID" {
+                        h.wsa_message_id = Some(v);
+                    } else {
+                        h.wsa_action = Some(v);
+                    }
+                }
+            }
+            Event::Eof => {
+                if root_depth.is_none() {
+                    return Err(V3Error::at(
+                        input,
+                        src.len(),
+                        ErrorKind::NotAMessage("no message element".into()),
+                    ));
+                }
+                return Ok(h);
+            }
+            _ => {}
+        }
+    }
+}

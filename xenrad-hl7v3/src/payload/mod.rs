@@ -1,0 +1,50 @@
+//! Layer 4: payload views for the interactions that matter.
+//!
+//! Patient registry messages (PRPA_IN201301UV02 add, 201302 revise, 201303 deactivate, 201304
+//! merge; 201306 PDQ response, 201310 PIX response) share the path
+//! `controlActProcess/subject/registrationEvent/subject1/patient` (PRPA_MT201301UV02 …
+//! PRPA_MT201310UV02); [`crate::Message::patients`] returns one [`Patient`] per subject.
+//! Queries (201305, 201309, QUQI_IN000003UV01) are reached through
+//! [`crate::message::ControlAct::query_by_parameter`]; everything else through generic [`Element`] access.
+
+mod patient;
+
+pub use patient::{AddressRecord, NameRecord, Patient, PatientRecord, TelRecord};
+
+use crate::Message;
+use crate::xml::Element;
+
+impl<'a> Message<'a> {
+    /// Patients of a patient registry message or PIX/PDQ response, in document order.
+    pub fn patients(&self) -> Vec<Patient<'_, 'a>> {
+        let Some(ca) = self.control_act() else {
+            return Vec::new();
+        };
+        ca.subjects()
+            .filter_map(|s| s.path(&["registrationEvent", "subject1", "patient"]))
+            .map(Patient::new)
+            .collect()
+    }
+}
+
+/// Reads every element through the typed views (fuzzing and robustness tests: must not panic).
+#[doc(hidden)]
+pub fn touch_all(root: Element<'_, '_>) -> usize {
+    use crate::types::{Ad, Coded, Ii, IvlTs, Pn, Tel, Ts, xsi_type};
+    let mut n = 0usize;
+    let mut stack = vec![root];
+    while let Some(e) = stack.pop() {
+        n += usize::from(xsi_type(&e).is_some());
+        let _ = Ii::from_element(&e).root_kind();
+        let _ = Ts::from_element(&e).with_offset();
+        let _ = IvlTs::from_element(&e);
+        let _ = Tel::from_element(&e).scheme();
+        let c = Coded::new(e);
+        n += c.translations().count() + usize::from(c.original_text().is_some());
+        n += Pn::new(e).parts().count() + Ad::new(e).parts().count();
+        let _ = e.text();
+        let _ = e.line_col();
+        stack.extend(e.children());
+    }
+    n
+}
