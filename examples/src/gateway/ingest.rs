@@ -185,7 +185,7 @@ pub async fn v2(gw: &Gateway, body: &[u8]) -> V2Outcome {
         let c = AckCode::for_message(&msg, code);
         V2Outcome { ack: ack(&msg, c, Some(&d)), code: c, http_status: status }
     };
-    let Some(control_id) = msg.control_id().map(Cow::into_owned) else {
+    let Some(control_id) = msg.control_id().map(|c| c.trim().to_owned()).filter(|c| !c.is_empty()) else {
         gw.metrics.ingest("hl7v2", "rejected", body.len());
         return reject(Outcome::Reject, ErrorDetail::new(ErrorCode::RequiredFieldMissing, "MSH-10 (message control id) is empty"), 400);
     };
@@ -256,8 +256,8 @@ fn ii_pair(ii: &xenrad_hl7v3::types::Ii<'_>) -> Option<(String, String)> {
 }
 
 /// Patient facts from a PRPA patient record (HL7 v3 NE PRPA_RM201301UV02).
-fn v3_patient_facts(rec: &xenrad_hl7v3::payload::patient::PatientRecord, source: &str) -> PatientFacts {
-    use xenrad_hl7v3::types::name_addr::AddrPartKind as A;
+fn v3_patient_facts(rec: &xenrad_hl7v3::payload::PatientRecord, source: &str) -> PatientFacts {
+    use xenrad_hl7v3::types::AddrPartKind as A;
     let mut f = PatientFacts { source: source.to_owned(), ..PatientFacts::default() };
     f.identifiers = rec.ids.iter().chain(rec.other_ids.iter()).filter_map(ii_pair).collect();
     if let Some(n) = rec.names.first() {
@@ -342,5 +342,215 @@ pub async fn v3(gw: &Gateway, body: &[u8]) -> V3Outcome {
             tracing::error!(error = %e, "hl7v3 store failed");
             reject(V3Outcome_::Error, AckDetail::error("could not store the message; retry later").with_code("INTERR"), 503)
         }
+    }
+}
+
+/// An HTTP answer computed by the ingest layer.
+#[derive(Debug)]
+pub struct HttpOutcome {
+    /// Status code.
+    pub status: u16,
+    /// Content type.
+    pub content_type: &'static str,
+    /// Body.
+    pub body: Vec<u8>,
+}
+
+/// Which MPPS door a request came through.
+#[derive(Debug, Clone)]
+pub enum MppsOp {
+    /// Seed JSON on `POST /ingest` (create or update, decided by the state).
+    Seed,
+    /// MPPS-RS create of this UID (DICOM JSON).
+    RsCreate(String),
+    /// MPPS-RS update of this UID (DICOM JSON).
+    RsUpdate(String),
+}
+
+/// [`xenrad_mpps::Store`] over the gateway's SQLite connection. Used only inside
+/// one writer job (or one read), so every compare-and-set is atomic and durable
+/// with the projection written in the same transaction.
+pub struct SqlMppsStore<'c>(pub &'c rusqlite::Connection);
+
+fn mpps_err(e: impl std::fmt::Display) -> xenrad_mpps::StoreError {
+    xenrad_mpps::StoreError(e.to_string())
+}
+
+fn dataset_json(ds: &xenrad_mpps::Dataset) -> serde_json::Value {
+    serde_json::from_slice(&xenrad_mpps::codec::dicom_json::encode_dataset(ds)).unwrap_or(serde_json::Value::Null)
+}
+
+fn dataset_from(v: &serde_json::Value) -> Result<xenrad_mpps::Dataset, xenrad_mpps::StoreError> {
+    let limits = xenrad_mpps::Limits { max_bytes: usize::MAX, ..xenrad_mpps::Limits::default() };
+    xenrad_mpps::codec::dicom_json::decode(v.to_string().as_bytes(), &limits).map_err(mpps_err)
+}
+
+impl SqlMppsStore<'_> {
+    fn encode(r: &xenrad_mpps::Record) -> String {
+        serde_json::json!({
+            "attributes": dataset_json(&r.attributes),
+            "create_request": dataset_json(&r.create_request),
+            "final_request": r.final_request.as_ref().map(dataset_json),
+        })
+        .to_string()
+    }
+}
+
+impl xenrad_mpps::Store for SqlMppsStore<'_> {
+    fn load(&self, uid: &str) -> Result<Option<xenrad_mpps::Record>, xenrad_mpps::StoreError> {
+        use rusqlite::OptionalExtension;
+        let row: Option<(i64, String)> = self
+            .0
+            .query_row("SELECT version, state FROM mpps WHERE uid = ?1", [uid], |r| Ok((r.get(0)?, r.get(1)?)))
+            .optional()
+            .map_err(mpps_err)?;
+        let Some((version, state)) = row else { return Ok(None) };
+        let v: serde_json::Value = serde_json::from_str(&state).map_err(mpps_err)?;
+        Ok(Some(xenrad_mpps::Record {
+            sop_instance_uid: uid.to_owned(),
+            attributes: dataset_from(&v["attributes"])?,
+            create_request: dataset_from(&v["create_request"])?,
+            final_request: if v["final_request"].is_null() { None } else { Some(dataset_from(&v["final_request"])?) },
+            version: u64::try_from(version).unwrap_or(0),
+        }))
+    }
+
+    fn insert_new(&self, record: xenrad_mpps::Record) -> Result<xenrad_mpps::store::Insert, xenrad_mpps::StoreError> {
+        let n = self
+            .0
+            .execute(
+                "INSERT INTO mpps (uid, version, state, updated_at) VALUES (?1, ?2, ?3, ?4) ON CONFLICT DO NOTHING",
+                rusqlite::params![record.sop_instance_uid, i64::try_from(record.version).unwrap_or(1), Self::encode(&record), super::store::now()],
+            )
+            .map_err(mpps_err)?;
+        if n == 1 {
+            Ok(xenrad_mpps::store::Insert::Inserted)
+        } else {
+            let existing = self.load(&record.sop_instance_uid)?.ok_or_else(|| mpps_err("record vanished"))?;
+            Ok(xenrad_mpps::store::Insert::Exists(existing))
+        }
+    }
+
+    fn compare_and_set(&self, record: xenrad_mpps::Record, expected: u64) -> Result<xenrad_mpps::store::Cas, xenrad_mpps::StoreError> {
+        let n = self
+            .0
+            .execute(
+                "UPDATE mpps SET version = ?1, state = ?2, updated_at = ?3 WHERE uid = ?4 AND version = ?5",
+                rusqlite::params![
+                    i64::try_from(record.version).unwrap_or(i64::MAX),
+                    Self::encode(&record),
+                    super::store::now(),
+                    record.sop_instance_uid,
+                    i64::try_from(expected).unwrap_or(i64::MAX)
+                ],
+            )
+            .map_err(mpps_err)?;
+        Ok(if n == 1 { xenrad_mpps::store::Cas::Swapped } else { xenrad_mpps::store::Cas::Stale })
+    }
+}
+
+fn dicom_dt(date: Option<&str>, time: Option<&str>) -> Option<String> {
+    let d = fhir_date(date?)?;
+    if d.len() != 10 {
+        return Some(d);
+    }
+    let t: String = time.unwrap_or_default().chars().take_while(char::is_ascii_digit).collect();
+    if t.len() >= 4 {
+        let ss = if t.len() >= 6 { &t[4..6] } else { "00" };
+        Some(format!("{d}T{}:{}:{ss}", &t[..2], &t[2..4]))
+    } else {
+        Some(d)
+    }
+}
+
+/// Projects a stored MPPS instance into FHIR (Procedure + ImagingStudy status).
+fn project_instance(tx: &rusqlite::Transaction<'_>, uid: &str, inst: &xenrad_mpps::MppsInstance) -> Result<(), StoreError> {
+    let (sd, st) = inst.start();
+    let (ed, et) = inst.end();
+    let facts = projection::ProcedureFacts {
+        mpps_uid: uid.to_owned(),
+        study_uid: inst.study_instance_uid().unwrap_or_default().to_owned(),
+        status: inst.status().map(|s| s.as_str().to_owned()).unwrap_or_default(),
+        start: dicom_dt(sd, st),
+        end: dicom_dt(ed, et),
+    };
+    projection::project_mpps(tx, &facts).map(drop)
+}
+
+fn problem(status: u16, code: &str, detail: &str, extra: serde_json::Value) -> HttpOutcome {
+    let mut body = serde_json::json!({
+        "type": "about:blank",
+        "title": axum::http::StatusCode::from_u16(status).ok().and_then(|s| s.canonical_reason()).unwrap_or("error"),
+        "status": status,
+        "code": code,
+        "detail": detail,
+    });
+    if let (Some(b), Some(e)) = (body.as_object_mut(), extra.as_object()) {
+        b.extend(e.clone());
+    }
+    HttpOutcome { status, content_type: "application/problem+json", body: body.to_string().into_bytes() }
+}
+
+/// Runs one MPPS request through the state machine, durably, with its FHIR projection.
+pub async fn mpps(gw: &Gateway, op: MppsOp, body: &[u8]) -> HttpOutcome {
+    let body = body.to_vec();
+    let len = body.len();
+    let r = gw
+        .store
+        .write(move |tx| {
+            let svc = xenrad_mpps::Mpps::new(SqlMppsStore(tx));
+            let out = match &op {
+                MppsOp::Seed => svc.ingest_seed_json(&body),
+                MppsOp::RsCreate(uid) => svc.create_dicom_json(uid, &body),
+                MppsOp::RsUpdate(uid) => svc.update_dicom_json(uid, &body),
+            };
+            match out {
+                Ok(o) => {
+                    if !o.replay && o.changed {
+                        project_instance(tx, &o.instance.sop_instance_uid, &o.instance)?;
+                    }
+                    let json = if matches!(op, MppsOp::Seed) {
+                        xenrad_mpps::codec::seed::encode(&o.instance)
+                    } else {
+                        xenrad_mpps::codec::dicom_json::encode_instance(&o.instance)
+                    };
+                    Ok(Ok((o.http_status(), o.replay, json)))
+                }
+                Err(e) => Ok(Err(e)),
+            }
+        })
+        .await;
+    match r {
+        Ok(Ok((status, replay, json))) => {
+            gw.metrics.ingest("mpps", if replay { "duplicate" } else { "stored" }, len);
+            HttpOutcome { status, content_type: "application/json", body: json }
+        }
+        Ok(Err(e)) => {
+            gw.metrics.ingest("mpps", "rejected", len);
+            problem(
+                e.http_status(),
+                "mpps",
+                e.message(),
+                serde_json::json!({"dimse_status": format!("0x{:04X}", e.dimse_status()),
+                    "error_id": e.error_id().map(|i| format!("{i:04X}"))}),
+            )
+        }
+        Err(e) => {
+            gw.metrics.ingest("mpps", "failed", len);
+            problem(503, "store", &format!("could not store: {e}"), serde_json::Value::Null)
+        }
+    }
+}
+
+/// MPPS-RS retrieve.
+pub async fn mpps_get(gw: &Gateway, uid: String) -> HttpOutcome {
+    let r = gw
+        .store
+        .read(move |c| Ok(xenrad_mpps::Mpps::new(SqlMppsStore(c)).get_dicom_json(&uid)))
+        .await;
+    match r {
+        Ok(Ok(json)) => HttpOutcome { status: 200, content_type: "application/dicom+json", body: json },
+        Ok(Err(e)) => problem(e.http_status(), "mpps", e.message(), serde_json::Value::Null),
+        Err(e) => problem(503, "store", &e.to_string(), serde_json::Value::Null),
     }
 }

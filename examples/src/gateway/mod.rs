@@ -13,6 +13,7 @@ pub mod fhir;
 pub mod hl7;
 pub mod http;
 pub mod ingest;
+pub mod mllp;
 pub mod mpps;
 pub mod projection;
 pub mod search;
@@ -181,15 +182,22 @@ pub async fn run(config: Config) -> Result<(), Box<dyn std::error::Error + Send 
     let fhir_l = tokio::net::TcpListener::bind(gw.config.fhir_addr).await?;
     let hl7_l = tokio::net::TcpListener::bind(gw.config.hl7_addr).await?;
     let mpps_l = tokio::net::TcpListener::bind(gw.config.mpps_addr).await?;
+    let mllp_l = tokio::net::TcpListener::bind(gw.config.mllp_addr).await?;
     let mut tasks = tokio::task::JoinSet::new();
     tasks.spawn(http::serve(fhir_l, fhir::router(gw.clone()), stopped()));
     tasks.spawn(http::serve(hl7_l, hl7::router(gw.clone()), stopped()));
     tasks.spawn(http::serve(mpps_l, mpps::router(gw.clone()), stopped()));
+    let mllp_server = mllp::server(gw.clone());
+    let mllp_stop = stopped();
+    tasks.spawn(async move { mllp_server.serve(mllp_l, mllp_stop).await });
     eprintln!(
-        "xenrad-gateway: FHIR http://{}/fhir  HL7 http://{}  MPPS http://{}  data {}",
+        "xenrad-gateway: FHIR http://{}/fhir  HL7 http://{}  MPPS http://{}  MLLP {}  DICOM {} (AE {})  data {}",
         gw.config.fhir_addr,
         gw.config.hl7_addr,
         gw.config.mpps_addr,
+        gw.config.mllp_addr,
+        gw.config.dicom_addr,
+        gw.config.ae_title,
         gw.config.data_dir.display()
     );
 
