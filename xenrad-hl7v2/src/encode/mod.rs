@@ -1,0 +1,3 @@
+//! Encoding layer: ACK/NAK generation.
+
+pub mod ack;
