@@ -3,9 +3,10 @@
 //!
 //! [`split`] finds the message boundaries (each message runs from its MSH to the segment
 //! before the next MSH or envelope segment) and checks BTS-1 (batch message count) and FTS-1
-//! (file batch count) when they are valued. Missing trailers or headers are tolerated, as
-//! python-hl7 and HAPI do; segments outside any message, a second FHS, or wrong counts are
-//! errors.
+//! (file batch count) when they are valued: a mismatch is recorded in [`Batch::count_errors`]
+//! (the messages are still usable; [`Batch::check_counts`] turns it into an error). Missing
+//! trailers or headers are tolerated, as python-hl7 and HAPI do; segments outside any message
+//! and a second FHS are errors.
 
 use crate::parse::options::ParseOptions;
 use crate::parse::scan::Lines;
@@ -30,6 +31,8 @@ pub struct Batch<'a> {
     pub batches: Vec<BatchGroup<'a>>,
     /// The FTS segment, if present.
     pub file_trailer: Option<&'a [u8]>,
+    /// BTS-1/FTS-1 count mismatches ([`BatchError::BatchCount`], [`BatchError::FileCount`]).
+    pub count_errors: Vec<BatchError>,
 }
 
 impl<'a> Batch<'a> {
@@ -40,6 +43,10 @@ impl<'a> Batch<'a> {
     /// Number of messages.
     pub fn message_count(&self) -> usize {
         self.batches.iter().map(|b| b.messages.len()).sum()
+    }
+    /// The first BTS-1/FTS-1 count mismatch as an error.
+    pub fn check_counts(&self) -> Result<(), BatchError> {
+        self.count_errors.first().map_or(Ok(()), |e| Err(e.clone()))
     }
 }
 
@@ -80,7 +87,7 @@ pub enum BatchError {
         /// Offset of the FTS.
         offset: usize,
     },
-    /// The input holds no message at all.
+    /// The input holds neither a message nor an envelope.
     #[error("no message (no MSH segment) in input")]
     NoMessage,
 }
@@ -140,7 +147,7 @@ pub fn split<'a>(input: &'a [u8], options: &ParseOptions) -> Result<Batch<'a>, B
                 if let Some(n) = count_field(line)
                     && n != cur.messages.len()
                 {
-                    return Err(BatchError::BatchCount {
+                    out.count_errors.push(BatchError::BatchCount {
                         declared: n,
                         actual: cur.messages.len(),
                         offset: start,
@@ -157,7 +164,7 @@ pub fn split<'a>(input: &'a [u8], options: &ParseOptions) -> Result<Batch<'a>, B
                 if let Some(n) = count_field(line)
                     && n != out.batches.len()
                 {
-                    return Err(BatchError::FileCount {
+                    out.count_errors.push(BatchError::FileCount {
                         declared: n,
                         actual: out.batches.len(),
                         offset: start,
@@ -175,15 +182,11 @@ pub fn split<'a>(input: &'a [u8], options: &ParseOptions) -> Result<Batch<'a>, B
         }
         last_end = next_line_start(input, end);
     }
-    close_msg(
-        &mut cur,
-        &mut msg_start,
-        last_end.max(input.len().min(last_end)),
-    );
+    close_msg(&mut cur, &mut msg_start, last_end);
     if cur.header.is_some() || !cur.messages.is_empty() {
         out.batches.push(cur);
     }
-    if out.message_count() == 0 {
+    if out.message_count() == 0 && out.file_header.is_none() && out.batches.is_empty() {
         return Err(BatchError::NoMessage);
     }
     Ok(out)
