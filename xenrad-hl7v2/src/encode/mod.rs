@@ -1,3 +1,4 @@
-//! Encoding layer: ACK/NAK generation.
+//! Encoding layer: owned model and encoder, ACK/NAK generation.
 
 pub mod ack;
+pub mod owned;
