@@ -24,11 +24,13 @@
 
 pub mod batch;
 pub mod charset;
+pub mod datetime;
 pub mod delimiters;
 pub mod encode;
 pub mod escape;
 pub mod parse;
 pub mod path;
+pub mod validate;
 
 pub use delimiters::Delimiters;
 pub use encode::ack;
@@ -90,6 +92,32 @@ pub mod fuzzing {
                 }
             }
             let _ = crate::batch::split(data, &opts);
+        }
+    }
+
+    /// Parses `data` (leniently: unknown charsets decode as UTF-8) and validates it with the
+    /// strictest options; every problem must render.
+    pub fn validate(data: &[u8]) {
+        use crate::validate::{ExtraSegments, ValidationOptions, validate_with};
+        let opts = ParseOptions {
+            unknown_charset: crate::UnknownCharset::UseDefault,
+            strict_segment_ids: false,
+            ..ParseOptions::default()
+        };
+        if let Ok(msg) = Message::parse_with(data, &opts) {
+            let strict = ValidationOptions {
+                unknown_segments: ExtraSegments::Error,
+                z_segments: ExtraSegments::Warn,
+                check_tables: true,
+                require_known_structure: true,
+            };
+            for v in [ValidationOptions::default(), strict] {
+                let report = validate_with(&msg, &v);
+                for p in &report.problems {
+                    let _ = p.to_string();
+                    let _ = p.to_error_detail();
+                }
+            }
         }
     }
 

@@ -25,3 +25,8 @@ fn hl7v2_parse_corpus() {
 fn hl7v2_escape_corpus() {
     replay("hl7v2_escape", xenrad_hl7v2::fuzzing::escape);
 }
+
+#[test]
+fn hl7v2_validate_corpus() {
+    replay("hl7v2_validate", xenrad_hl7v2::fuzzing::validate);
+}
