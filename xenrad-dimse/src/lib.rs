@@ -14,7 +14,11 @@
 
 pub mod assoc;
 pub mod dimse;
+#[cfg(feature = "tokio")]
+pub mod net;
 pub mod pdu;
+pub mod scp;
+pub mod store;
 
 /// Fuzzing entry points shared by `fuzz/` targets and corpus-replay tests.
 #[doc(hidden)]

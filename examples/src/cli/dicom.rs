@@ -1,20 +1,335 @@
-//! `xenrad dicom …` subcommands.
+//! `xenrad dicom …` subcommands: `scp` (storage SCP), `echo` (C-ECHO SCU) and `store`
+//! (C-STORE SCU) over `xenrad-dimse`'s tokio adapter.
+
+use std::io::{IsTerminal, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Instant;
+
+use bytes::Bytes;
+use xenrad_dimse::assoc::policy::{sop, ts};
+use xenrad_dimse::net::{ClientConfig, ScuAssociation, Server};
+use xenrad_dimse::scp::{Completed, ScpConfig, StoreOnly};
+use xenrad_dimse::store::{FsyncPolicy, parse_part10};
 
 use super::CliResult;
 
 /// Subcommands of `xenrad dicom`.
 #[derive(Debug, clap::Subcommand)]
 pub enum Command {
-    /// Prints the library version (placeholder until the crate's issue lands).
-    Version,
+    /// Runs a standalone storage SCP: stores every received instance as a Part 10 file
+    /// under DIR and logs one line per instance.
+    Scp {
+        /// TCP port.
+        #[arg(long, default_value_t = 11112)]
+        port: u16,
+        /// Storage directory (created if missing).
+        #[arg(long)]
+        out: PathBuf,
+        /// Our AE title.
+        #[arg(long, default_value = "XENRAD")]
+        aet: String,
+        /// Our maximum PDU length.
+        #[arg(long, default_value_t = 128 * 1024)]
+        max_pdu: u32,
+        /// Maximum concurrent associations.
+        #[arg(long, default_value_t = 64)]
+        max_associations: usize,
+        /// Skip fsync before acknowledging (faster, not crash-safe).
+        #[arg(long)]
+        no_fsync: bool,
+        /// Only log association errors and failures.
+        #[arg(long, short)]
+        quiet: bool,
+    },
+    /// Sends C-ECHO requests on one association.
+    Echo {
+        /// Peer address, `host:port`.
+        addr: String,
+        /// Calling AE title.
+        #[arg(long, default_value = "XENRAD_SCU")]
+        aet: String,
+        /// Called AE title.
+        #[arg(long, default_value = "ANY-SCP")]
+        called_aet: String,
+        /// Number of C-ECHO requests.
+        #[arg(long, default_value_t = 1)]
+        repeat: u32,
+    },
+    /// Sends Part 10 files (directories are walked) with C-STORE on one association,
+    /// proposing each file's transfer syntax plus the uncompressed ones.
+    Store {
+        /// Peer address, `host:port`.
+        addr: String,
+        /// Files or directories.
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+        /// Calling AE title.
+        #[arg(long, default_value = "XENRAD_SCU")]
+        aet: String,
+        /// Called AE title.
+        #[arg(long, default_value = "ANY-SCP")]
+        called_aet: String,
+        /// Our maximum PDU length.
+        #[arg(long, default_value_t = 128 * 1024)]
+        max_pdu: u32,
+    },
 }
 
 /// Runs one `xenrad dicom` subcommand.
 pub fn run(cmd: Command) -> CliResult {
-    match cmd {
-        Command::Version => {
-            println!("{}", env!("CARGO_PKG_VERSION"));
-            Ok(std::process::ExitCode::SUCCESS)
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    rt.block_on(async move {
+        match cmd {
+            Command::Scp {
+                port,
+                out,
+                aet,
+                max_pdu,
+                max_associations,
+                no_fsync,
+                quiet,
+            } => scp(port, out, aet, max_pdu, max_associations, no_fsync, quiet).await,
+            Command::Echo {
+                addr,
+                aet,
+                called_aet,
+                repeat,
+            } => echo(&addr, aet, called_aet, repeat).await,
+            Command::Store {
+                addr,
+                paths,
+                aet,
+                called_aet,
+                max_pdu,
+            } => store(&addr, &paths, aet, called_aet, max_pdu).await,
+        }
+    })
+}
+
+async fn scp(
+    port: u16,
+    out: PathBuf,
+    aet: String,
+    max_pdu: u32,
+    max_associations: usize,
+    no_fsync: bool,
+    quiet: bool,
+) -> CliResult {
+    std::fs::create_dir_all(&out)?;
+    let mut cfg = ScpConfig::new(&out);
+    let mut policy = (*cfg.policy).clone();
+    policy.ae_title = aet;
+    policy.max_pdu = max_pdu;
+    cfg.policy = Arc::new(policy);
+    cfg.max_associations = max_associations;
+    if no_fsync {
+        cfg.fsync = FsyncPolicy::None;
+    }
+    let listener = tokio::net::TcpListener::bind(("0.0.0.0", port)).await?;
+    eprintln!("xenrad dicom scp: listening on {}", listener.local_addr()?);
+    let server = Server::new(cfg, Arc::new(StoreOnly)).with_log(move |c| match c {
+        Completed::Store {
+            status,
+            sop_instance_uid,
+            stored,
+        } => {
+            if let Some(s) = stored {
+                if !quiet {
+                    println!(
+                        "stored {} {} {} bytes from {} -> {} (status 0x{status:04X})",
+                        s.sop_class_uid,
+                        s.sop_instance_uid,
+                        s.dataset_len,
+                        s.calling_ae,
+                        s.path.display()
+                    );
+                }
+            } else {
+                println!("failed {sop_instance_uid} (status 0x{status:04X})");
+            }
+        }
+        Completed::Echo if !quiet => println!("echo"),
+        Completed::Association(a) if !quiet || a.starts_with("abort") => eprintln!("{a}"),
+        _ => {}
+    });
+    server
+        .run(listener, async {
+            let _ = tokio::signal::ctrl_c().await;
+        })
+        .await?;
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn echo(addr: &str, aet: String, called: String, repeat: u32) -> CliResult {
+    let cfg = ClientConfig {
+        calling_ae: aet,
+        called_ae: called,
+        contexts: vec![(sop::VERIFICATION.into(), vec![ts::IMPLICIT_VR_LE.into()])],
+        max_pdu: 16384,
+        timeouts: xenrad_dimse::assoc::Timeouts::default(),
+    };
+    let mut a = ScuAssociation::connect(addr, &cfg).await?;
+    let mut failed = 0;
+    for i in 0..repeat {
+        let t = Instant::now();
+        let r = a.echo().await?;
+        println!(
+            "C-ECHO {}: status 0x{:04X} in {:.1} ms",
+            i + 1,
+            r.status,
+            t.elapsed().as_secs_f64() * 1e3
+        );
+        failed += u32::from(r.status != 0);
+    }
+    a.release().await?;
+    Ok(if failed == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+fn collect(paths: &[PathBuf], out: &mut Vec<PathBuf>) -> std::io::Result<()> {
+    for p in paths {
+        if p.is_dir() {
+            let mut entries: Vec<PathBuf> = std::fs::read_dir(p)?
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .collect();
+            entries.sort();
+            collect(&entries, out)?;
+        } else {
+            out.push(p.clone());
         }
     }
+    Ok(())
+}
+
+struct Item {
+    path: PathBuf,
+    data: Bytes,
+    class: String,
+    instance: String,
+    ts: String,
+    offset: usize,
+}
+
+fn load(path: &Path) -> Option<Item> {
+    let data = Bytes::from(std::fs::read(path).ok()?);
+    let p = parse_part10(&data)?;
+    let (class, instance, ts, offset) = (
+        p.sop_class_uid.to_string(),
+        p.sop_instance_uid.to_string(),
+        p.transfer_syntax.to_string(),
+        p.dataset_offset,
+    );
+    Some(Item {
+        path: path.to_path_buf(),
+        data,
+        class,
+        instance,
+        ts,
+        offset,
+    })
+}
+
+async fn store(
+    addr: &str,
+    paths: &[PathBuf],
+    aet: String,
+    called: String,
+    max_pdu: u32,
+) -> CliResult {
+    let mut files = Vec::new();
+    collect(paths, &mut files)?;
+    let mut items = Vec::new();
+    for f in &files {
+        match load(f) {
+            Some(i) => items.push(i),
+            None => eprintln!("skipped {} (not a Part 10 file)", f.display()),
+        }
+    }
+    // One presentation context per (SOP class, transfer syntax): the file's syntax first,
+    // then the uncompressed ones (PS3.4 B.3.1 allows proposing several).
+    let mut contexts: Vec<(String, Vec<String>)> = Vec::new();
+    for i in &items {
+        if contexts.len() >= 127 {
+            break;
+        }
+        if !contexts.iter().any(|(c, t)| *c == i.class && t[0] == i.ts) {
+            let mut t = vec![i.ts.clone()];
+            for u in [ts::EXPLICIT_VR_LE, ts::IMPLICIT_VR_LE] {
+                if u != i.ts {
+                    t.push(u.to_string());
+                }
+            }
+            contexts.push((i.class.clone(), t));
+        }
+    }
+    let cfg = ClientConfig {
+        calling_ae: aet,
+        called_ae: called,
+        contexts,
+        max_pdu,
+        timeouts: xenrad_dimse::assoc::Timeouts::default(),
+    };
+    let mut a = ScuAssociation::connect(addr, &cfg).await?;
+    let tty = std::io::stderr().is_terminal();
+    let (mut ok, mut bad, mut bytes) = (0usize, 0usize, 0u64);
+    let start = Instant::now();
+    for (n, i) in items.iter().enumerate() {
+        let ds = i.data.slice(i.offset..);
+        let len = ds.len() as u64;
+        // Only the file's own transfer syntax can be sent without transcoding.
+        let r = a.store(&i.class, &i.instance, &i.ts, ds).await;
+        match r {
+            Ok(r) if r.status == 0 || r.status & 0xF000 == 0xB000 => {
+                ok += 1;
+                bytes += len;
+            }
+            Ok(r) => {
+                bad += 1;
+                eprintln!("{}: status 0x{:04X}", i.path.display(), r.status);
+            }
+            Err(e) => {
+                bad += 1;
+                eprintln!("{}: {e}", i.path.display());
+                if matches!(
+                    e,
+                    xenrad_dimse::net::ClientError::Ended(_)
+                        | xenrad_dimse::net::ClientError::Io(_)
+                ) {
+                    break;
+                }
+            }
+        }
+        if tty {
+            let mb = bytes as f64 / 1e6;
+            eprint!(
+                "\r[{}/{}] {mb:.1} MB, {:.1} MB/s   ",
+                n + 1,
+                items.len(),
+                mb / start.elapsed().as_secs_f64().max(1e-9)
+            );
+            let _ = std::io::stderr().flush();
+        }
+    }
+    if tty {
+        eprintln!();
+    }
+    let _ = a.release().await;
+    println!(
+        "sent {ok} of {} instance(s), {bad} failed, {:.1} MB in {:.2} s",
+        items.len(),
+        bytes as f64 / 1e6,
+        start.elapsed().as_secs_f64()
+    );
+    Ok(if bad == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
 }

@@ -1,0 +1,58 @@
+//! Transport adapter on tokio (feature `tokio`): a TCP storage SCP with one task per
+//! association, and an SCU client for C-ECHO, C-STORE, N-CREATE and N-SET.
+//!
+//! Sockets get TCP_NODELAY; every batch of PDUs is sent with vectored writes (a P-DATA-TF
+//! header and its data slice go out in one `writev`).
+
+pub mod client;
+pub mod server;
+
+pub use client::{ClientConfig, ClientError, Response, ScuAssociation};
+pub use server::{Server, serve, serve_connection};
+
+use bytes::{Buf, Bytes};
+use std::io::IoSlice;
+use tokio::io::AsyncWriteExt;
+
+/// Writes all chunks in order with vectored writes, then clears `chunks`.
+pub(crate) async fn write_chunks<W: tokio::io::AsyncWrite + Unpin>(
+    w: &mut W,
+    chunks: &mut Vec<Bytes>,
+) -> std::io::Result<()> {
+    let mut i = 0;
+    while i < chunks.len() {
+        let slices: Vec<IoSlice<'_>> = chunks[i..]
+            .iter()
+            .take(64)
+            .map(|c| IoSlice::new(c))
+            .collect();
+        let mut n = w.write_vectored(&slices).await?;
+        if n == 0 {
+            return Err(std::io::ErrorKind::WriteZero.into());
+        }
+        while n > 0 && i < chunks.len() {
+            let len = chunks[i].len();
+            if n >= len {
+                n -= len;
+                i += 1;
+            } else {
+                chunks[i].advance(n);
+                n = 0;
+            }
+        }
+        while i < chunks.len() && chunks[i].is_empty() {
+            i += 1;
+        }
+    }
+    chunks.clear();
+    Ok(())
+}
+
+/// Runs blocking work (file writes, fsync) without stalling other tasks on a multi-thread
+/// runtime.
+pub(crate) fn blocking<R>(f: impl FnOnce() -> R) -> R {
+    match tokio::runtime::Handle::try_current().map(|h| h.runtime_flavor()) {
+        Ok(tokio::runtime::RuntimeFlavor::MultiThread) => tokio::task::block_in_place(f),
+        _ => f(),
+    }
+}

@@ -1,0 +1,170 @@
+//! The storage SCP server: accept loop, association limit, graceful shutdown.
+
+use super::{blocking, write_chunks};
+use crate::pdu::{AssociateRj, encode};
+use crate::scp::{Completed, Handler, ScpConfig, ScpSession};
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Instant;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::Semaphore;
+use tokio::task::JoinSet;
+
+/// Callback for answered messages.
+pub type LogFn = Arc<dyn Fn(&Completed) + Send + Sync>;
+
+/// A configured SCP: configuration, handler and an optional per-message log callback.
+#[derive(Clone)]
+pub struct Server {
+    cfg: Arc<ScpConfig>,
+    handler: Arc<dyn Handler>,
+    log: Option<LogFn>,
+}
+
+impl std::fmt::Debug for Server {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Server")
+            .field("cfg", &self.cfg)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Server {
+    /// A server with this configuration and handler.
+    pub fn new(cfg: ScpConfig, handler: Arc<dyn Handler>) -> Self {
+        Self {
+            cfg: Arc::new(cfg),
+            handler,
+            log: None,
+        }
+    }
+
+    /// Calls `f` for every answered message and association event (e.g. to log them).
+    #[must_use]
+    pub fn with_log(mut self, f: impl Fn(&Completed) + Send + Sync + 'static) -> Self {
+        self.log = Some(Arc::new(f));
+        self
+    }
+
+    /// Accepts associations on `listener` until `shutdown` resolves, then waits for the
+    /// running ones to finish. One task per association; beyond `max_associations` a
+    /// request is rejected transiently (PS3.8 table 9-21: local limit exceeded).
+    pub async fn run(
+        &self,
+        listener: TcpListener,
+        shutdown: impl Future<Output = ()>,
+    ) -> std::io::Result<()> {
+        let permits = Arc::new(Semaphore::new(self.cfg.max_associations.max(1)));
+        let mut tasks = JoinSet::new();
+        tokio::pin!(shutdown);
+        loop {
+            tokio::select! {
+                () = &mut shutdown => break,
+                r = listener.accept() => {
+                    let Ok((stream, _peer)) = r else { continue };
+                    let me = self.clone();
+                    if let Ok(permit) = permits.clone().try_acquire_owned() {
+                        tasks.spawn(async move {
+                            let _ = me.connection(stream).await;
+                            drop(permit);
+                        });
+                    } else {
+                        tasks.spawn(async move { let _ = reject_busy(stream).await; });
+                    }
+                }
+                Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
+            }
+        }
+        while tasks.join_next().await.is_some() {}
+        Ok(())
+    }
+
+    /// Serves one association on an accepted connection until it is released or aborted.
+    pub async fn connection(&self, mut stream: TcpStream) -> std::io::Result<()> {
+        stream.set_nodelay(true)?;
+        let mut s = ScpSession::new(self.cfg.clone(), self.handler.clone(), Instant::now());
+        let mut chunks = Vec::new();
+        loop {
+            s.poll_transmit(&mut chunks);
+            if !chunks.is_empty()
+                && let Err(e) = write_chunks(&mut stream, &mut chunks).await
+            {
+                s.handle_transport_closed(Instant::now());
+                self.emit(&mut s);
+                return Err(e);
+            }
+            self.emit(&mut s);
+            if s.is_closed() {
+                let _ = stream.shutdown().await;
+                return Ok(());
+            }
+            let deadline = s.association().poll_timeout();
+            let sleep = async {
+                match deadline {
+                    Some(d) => tokio::time::sleep_until(d.into()).await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                r = stream.read_buf(s.association().buffer_mut()) => match r {
+                    Ok(0) | Err(_) => s.handle_transport_closed(Instant::now()),
+                    Ok(_) => blocking(|| s.process(Instant::now())),
+                },
+                () = sleep => s.handle_timeout(Instant::now()),
+            }
+        }
+    }
+
+    fn emit(&self, s: &mut ScpSession) {
+        let done = s.take_completed();
+        if let Some(log) = &self.log {
+            for c in &done {
+                log(c);
+            }
+        }
+    }
+}
+
+/// Accepts on `listener` with `cfg` and `handler` until `shutdown` resolves.
+///
+/// ```no_run
+/// # async fn f() -> std::io::Result<()> {
+/// use std::sync::Arc;
+/// use xenrad_dimse::scp::{ScpConfig, StoreOnly};
+/// let listener = tokio::net::TcpListener::bind("0.0.0.0:11112").await?;
+/// xenrad_dimse::net::serve(listener, ScpConfig::new("/var/lib/xenrad"), Arc::new(StoreOnly),
+///     async { let _ = tokio::signal::ctrl_c().await; }).await
+/// # }
+/// ```
+pub async fn serve(
+    listener: TcpListener,
+    cfg: ScpConfig,
+    handler: Arc<dyn Handler>,
+    shutdown: impl Future<Output = ()>,
+) -> std::io::Result<()> {
+    Server::new(cfg, handler).run(listener, shutdown).await
+}
+
+/// Serves one association on an accepted connection.
+pub async fn serve_connection(
+    stream: TcpStream,
+    cfg: ScpConfig,
+    handler: Arc<dyn Handler>,
+) -> std::io::Result<()> {
+    Server::new(cfg, handler).connection(stream).await
+}
+
+async fn reject_busy(mut stream: TcpStream) -> std::io::Result<()> {
+    let mut buf = Vec::with_capacity(10);
+    encode::associate_rj(
+        &mut buf,
+        AssociateRj {
+            result: 2,
+            source: 3,
+            reason: 2,
+        },
+    );
+    stream.write_all(&buf).await?;
+    stream.shutdown().await
+}

@@ -1,0 +1,459 @@
+//! Typed, owned builders for the resources a radiology gateway projects HL7 v2 / DICOM / MPPS data
+//! into: Patient, ServiceRequest, ImagingStudy and Procedure. Each setter is checked against the
+//! generated definitions; the first problem is kept and returned by `build()`, which also runs
+//! [`validate`](crate::validate()) (cardinality, required bindings, invariants).
+
+use crate::error::Error;
+use crate::generated::ResourceType;
+use crate::model::{Node, Resource};
+use crate::outcome::OperationOutcome;
+
+/// Shared builder state.
+#[derive(Debug, Clone)]
+pub struct Builder {
+    resource: Resource<'static>,
+    error: Option<Error>,
+}
+
+impl Builder {
+    /// A builder for any resource type, with its id.
+    pub fn new(rt: ResourceType, id: &str) -> Self {
+        let mut b = Builder {
+            resource: Resource::new(rt),
+            error: None,
+        };
+        let r = b.resource.set_id(id.to_owned()).map(|_| ());
+        b.keep(r);
+        b
+    }
+
+    fn keep(&mut self, r: Result<(), Error>) {
+        if let Err(e) = r {
+            self.error.get_or_insert(e);
+        }
+    }
+
+    /// Sets/appends a primitive element by name.
+    #[must_use]
+    pub fn str(mut self, element: &str, value: &str) -> Self {
+        let r = self
+            .resource
+            .node
+            .add_str(element, value.to_owned())
+            .map(|_| ());
+        self.keep(r);
+        self
+    }
+
+    /// Adds a complex element built by `f`.
+    #[must_use]
+    pub fn node(
+        mut self,
+        element: &str,
+        f: impl FnOnce(&mut Node<'static>) -> Result<(), Error>,
+    ) -> Self {
+        let r = self.resource.node.add_node(element, f).map(|_| ());
+        self.keep(r);
+        self
+    }
+
+    /// Adds an `Identifier` (`system`, `value`).
+    #[must_use]
+    pub fn identifier(self, system: &str, value: &str) -> Self {
+        self.node("identifier", |n| identifier(n, system, value))
+    }
+
+    /// Adds a `Reference` element (`Patient/123`, optional display).
+    #[must_use]
+    pub fn reference(self, element: &str, reference: &str, display: Option<&str>) -> Self {
+        self.node(element, |n| reference_into(n, reference, display))
+    }
+
+    /// Adds a `CodeableConcept` element with one coding.
+    #[must_use]
+    pub fn concept(self, element: &str, system: &str, code: &str, display: Option<&str>) -> Self {
+        self.node(element, |n| concept(n, system, code, display))
+    }
+
+    /// Direct access to the resource being built.
+    pub fn resource_mut(&mut self) -> &mut Resource<'static> {
+        &mut self.resource
+    }
+
+    /// Finishes: the first builder error, or the validation outcome if it has errors.
+    pub fn build(self) -> Result<Resource<'static>, OperationOutcome> {
+        if let Some(e) = self.error {
+            return Err(OperationOutcome::from_error(
+                &e,
+                Some(self.resource.resource_type),
+            ));
+        }
+        let oo = crate::validate(&self.resource);
+        if oo.has_errors() {
+            Err(oo)
+        } else {
+            Ok(self.resource)
+        }
+    }
+}
+
+/// Fills an `Identifier` node.
+pub fn identifier(n: &mut Node<'static>, system: &str, value: &str) -> Result<(), Error> {
+    if !system.is_empty() {
+        n.add_str("system", system.to_owned())?;
+    }
+    n.add_str("value", value.to_owned())?;
+    Ok(())
+}
+
+/// Fills a `Reference` node.
+pub fn reference_into(
+    n: &mut Node<'static>,
+    reference: &str,
+    display: Option<&str>,
+) -> Result<(), Error> {
+    n.add_str("reference", reference.to_owned())?;
+    if let Some(d) = display {
+        n.add_str("display", d.to_owned())?;
+    }
+    Ok(())
+}
+
+/// Fills a `Coding` node.
+pub fn coding(
+    n: &mut Node<'static>,
+    system: &str,
+    code: &str,
+    display: Option<&str>,
+) -> Result<(), Error> {
+    if !system.is_empty() {
+        n.add_str("system", system.to_owned())?;
+    }
+    n.add_str("code", code.to_owned())?;
+    if let Some(d) = display {
+        n.add_str("display", d.to_owned())?;
+    }
+    Ok(())
+}
+
+/// Fills a `CodeableConcept` node with one coding.
+pub fn concept(
+    n: &mut Node<'static>,
+    system: &str,
+    code: &str,
+    display: Option<&str>,
+) -> Result<(), Error> {
+    n.add_node("coding", |c| coding(c, system, code, display))?;
+    Ok(())
+}
+
+macro_rules! typed_builder {
+    ($(#[$m:meta])* $name:ident, $rt:ident) => {
+        $(#[$m])*
+        #[derive(Debug, Clone)]
+        pub struct $name(Builder);
+
+        impl $name {
+            /// Adds an `identifier`.
+            #[must_use]
+            pub fn identifier(self, system: &str, value: &str) -> Self {
+                $name(self.0.identifier(system, value))
+            }
+
+            /// Escape hatch: any other primitive element by name.
+            #[must_use]
+            pub fn str(self, element: &str, value: &str) -> Self {
+                $name(self.0.str(element, value))
+            }
+
+            /// Escape hatch: any other complex element by name.
+            #[must_use]
+            pub fn node(self, element: &str, f: impl FnOnce(&mut Node<'static>) -> Result<(), Error>) -> Self {
+                $name(self.0.node(element, f))
+            }
+
+            /// Validates and returns the resource.
+            pub fn build(self) -> Result<Resource<'static>, OperationOutcome> {
+                self.0.build()
+            }
+        }
+    };
+}
+
+typed_builder!(
+    /// Builds a `Patient` (from PID).
+    ///
+    /// ```
+    /// use xenrad_fhir_model::builders::PatientBuilder;
+    /// let p = PatientBuilder::new("pat-1").identifier("urn:oid:1.2.3", "MRN1").name("Smith", &["Ann", "B"])
+    ///     .gender("female").birth_date("1970-03-01").build().unwrap();
+    /// assert_eq!(xenrad_fhir_model::to_json(&p), r#"{"resourceType":"Patient","id":"pat-1","identifier":[{"system":"urn:oid:1.2.3","value":"MRN1"}],"name":[{"family":"Smith","given":["Ann","B"]}],"gender":"female","birthDate":"1970-03-01"}"#);
+    /// assert!(PatientBuilder::new("p").gender("robot").build().is_err());
+    /// ```
+    PatientBuilder,
+    Patient
+);
+
+impl PatientBuilder {
+    /// Starts with the resource id.
+    pub fn new(id: &str) -> Self {
+        PatientBuilder(Builder::new(ResourceType::Patient, id))
+    }
+
+    /// Adds a `name` (family, given names).
+    #[must_use]
+    pub fn name(self, family: &str, given: &[&str]) -> Self {
+        self.node("name", |n| {
+            if !family.is_empty() {
+                n.add_str("family", family.to_owned())?;
+            }
+            for g in given {
+                n.add_str("given", (*g).to_owned())?;
+            }
+            Ok(())
+        })
+    }
+
+    /// Sets `gender` (`male`, `female`, `other`, `unknown`; required binding).
+    #[must_use]
+    pub fn gender(self, code: &str) -> Self {
+        self.str("gender", code)
+    }
+
+    /// Sets `birthDate` (FHIR date).
+    #[must_use]
+    pub fn birth_date(self, date: &str) -> Self {
+        self.str("birthDate", date)
+    }
+}
+
+typed_builder!(
+    /// Builds a `ServiceRequest` (from ORM/OMI orders).
+    ///
+    /// ```
+    /// use xenrad_fhir_model::builders::ServiceRequestBuilder;
+    /// let sr = ServiceRequestBuilder::new("sr-1", "active", "order", "Patient/pat-1")
+    ///     .code("http://loinc.org", "24627-2", Some("Chest CT")).occurrence("2026-01-02T10:00:00Z").build().unwrap();
+    /// assert!(xenrad_fhir_model::to_json(&sr).contains(r#""occurrenceDateTime":"2026-01-02T10:00:00Z""#));
+    /// ```
+    ServiceRequestBuilder,
+    ServiceRequest
+);
+
+impl ServiceRequestBuilder {
+    /// Starts with id, `status`, `intent` and the `subject` reference (all required).
+    pub fn new(id: &str, status: &str, intent: &str, subject: &str) -> Self {
+        let b = Builder::new(ResourceType::ServiceRequest, id)
+            .str("status", status)
+            .str("intent", intent)
+            .reference("subject", subject, None);
+        ServiceRequestBuilder(b)
+    }
+
+    /// Sets `code`.
+    #[must_use]
+    pub fn code(self, system: &str, code: &str, display: Option<&str>) -> Self {
+        ServiceRequestBuilder(self.0.concept("code", system, code, display))
+    }
+
+    /// Sets `occurrenceDateTime`.
+    #[must_use]
+    pub fn occurrence(mut self, date_time: &str) -> Self {
+        let v = crate::Value::primitive(crate::PrimKind::DateTime, date_time.to_owned());
+        let r = self.0.resource.node.add("occurrence", v).map(|_| ());
+        self.0.keep(r);
+        self
+    }
+
+    /// Sets `requester`.
+    #[must_use]
+    pub fn requester(self, reference: &str, display: Option<&str>) -> Self {
+        ServiceRequestBuilder(self.0.reference("requester", reference, display))
+    }
+}
+
+typed_builder!(
+    /// Builds an `ImagingStudy` (from DICOM C-STORE / MPPS).
+    ///
+    /// ```
+    /// use xenrad_fhir_model::builders::{ImagingStudyBuilder, Series};
+    /// let s = Series::new("1.2.3.4.1", "CT").instance("1.2.3.4.1.1", "1.2.840.10008.5.1.4.1.1.2", Some(1));
+    /// let st = ImagingStudyBuilder::new("is-1", "available", "Patient/pat-1")
+    ///     .study_uid("1.2.3.4").series(s).build().unwrap();
+    /// assert!(xenrad_fhir_model::to_json(&st).contains(r#""identifier":[{"system":"urn:dicom:uid","value":"urn:oid:1.2.3.4"}]"#));
+    /// ```
+    ImagingStudyBuilder,
+    ImagingStudy
+);
+
+/// One series of an ImagingStudy.
+#[derive(Debug, Clone)]
+pub struct Series {
+    uid: String,
+    modality: String,
+    instances: Vec<(String, String, Option<u32>)>,
+    description: Option<String>,
+}
+
+impl Series {
+    /// Series Instance UID and modality code (DICOM CID 29).
+    pub fn new(uid: &str, modality: &str) -> Self {
+        Series {
+            uid: uid.to_owned(),
+            modality: modality.to_owned(),
+            instances: Vec::new(),
+            description: None,
+        }
+    }
+
+    /// Adds an instance (SOP Instance UID, SOP Class UID, instance number).
+    #[must_use]
+    pub fn instance(mut self, uid: &str, sop_class: &str, number: Option<u32>) -> Self {
+        self.instances
+            .push((uid.to_owned(), sop_class.to_owned(), number));
+        self
+    }
+
+    /// Sets the series description.
+    #[must_use]
+    pub fn description(mut self, d: &str) -> Self {
+        self.description = Some(d.to_owned());
+        self
+    }
+}
+
+impl ImagingStudyBuilder {
+    /// Starts with id, `status` and `subject` (required).
+    pub fn new(id: &str, status: &str, subject: &str) -> Self {
+        ImagingStudyBuilder(
+            Builder::new(ResourceType::ImagingStudy, id)
+                .str("status", status)
+                .reference("subject", subject, None),
+        )
+    }
+
+    /// Adds the Study Instance UID as identifier (`urn:dicom:uid`, `urn:oid:…`).
+    #[must_use]
+    pub fn study_uid(self, uid: &str) -> Self {
+        self.identifier("urn:dicom:uid", &format!("urn:oid:{uid}"))
+    }
+
+    /// Sets `started`.
+    #[must_use]
+    pub fn started(self, date_time: &str) -> Self {
+        self.str("started", date_time)
+    }
+
+    /// Sets `description`.
+    #[must_use]
+    pub fn description(self, d: &str) -> Self {
+        self.str("description", d)
+    }
+
+    /// Adds a `basedOn` reference (the ServiceRequest).
+    #[must_use]
+    pub fn based_on(self, reference: &str) -> Self {
+        ImagingStudyBuilder(self.0.reference("basedOn", reference, None))
+    }
+
+    /// Adds a series with its instances; also maintains `numberOfSeries`/`numberOfInstances`
+    /// on `build()`-independent terms (call once per series).
+    #[must_use]
+    pub fn series(self, s: Series) -> Self {
+        self.node("series", move |n| {
+            n.add_str("uid", s.uid)?;
+            n.add_node("modality", |m| {
+                coding(
+                    m,
+                    "http://dicom.nema.org/resources/ontology/DCM",
+                    &s.modality,
+                    None,
+                )
+            })?;
+            if let Some(d) = s.description {
+                n.add_str("description", d)?;
+            }
+            n.add_str("numberOfInstances", s.instances.len().to_string())?;
+            for (uid, class, num) in s.instances {
+                n.add_node("instance", |i| {
+                    i.add_str("uid", uid)?;
+                    i.add_node("sopClass", |c| {
+                        coding(c, "urn:ietf:rfc:3986", &format!("urn:oid:{class}"), None)
+                    })?;
+                    if let Some(k) = num {
+                        i.add_str("number", k.to_string())?;
+                    }
+                    Ok(())
+                })?;
+            }
+            Ok(())
+        })
+    }
+}
+
+typed_builder!(
+    /// Builds a `Procedure` (from MPPS).
+    ///
+    /// ```
+    /// use xenrad_fhir_model::builders::ProcedureBuilder;
+    /// let p = ProcedureBuilder::new("proc-1", "in-progress", "Patient/pat-1")
+    ///     .performed_start("2026-01-02T10:00:00Z").build().unwrap();
+    /// assert!(xenrad_fhir_model::to_json(&p).contains(r#""performedPeriod":{"start":"2026-01-02T10:00:00Z"}"#));
+    /// ```
+    ProcedureBuilder,
+    Procedure
+);
+
+impl ProcedureBuilder {
+    /// Starts with id, `status` (`preparation`, `in-progress`, `completed`, …) and `subject`.
+    pub fn new(id: &str, status: &str, subject: &str) -> Self {
+        ProcedureBuilder(
+            Builder::new(ResourceType::Procedure, id)
+                .str("status", status)
+                .reference("subject", subject, None),
+        )
+    }
+
+    /// Sets `code`.
+    #[must_use]
+    pub fn code(self, system: &str, code: &str, display: Option<&str>) -> Self {
+        ProcedureBuilder(self.0.concept("code", system, code, display))
+    }
+
+    /// Sets `performedPeriod.start`.
+    #[must_use]
+    pub fn performed_start(self, start: &str) -> Self {
+        self.performed_period(start, None)
+    }
+
+    /// Sets `performedPeriod` (start, optional end).
+    #[must_use]
+    pub fn performed_period(mut self, start: &str, end: Option<&str>) -> Self {
+        let mut p = Node::of("Period");
+        let r = (|| {
+            p.add_str("start", start.to_owned())?;
+            if let Some(e) = end {
+                p.add_str("end", e.to_owned())?;
+            }
+            self.0
+                .resource
+                .node
+                .add("performed", crate::Value::Complex(p))?;
+            Ok(())
+        })();
+        self.0.keep(r);
+        self
+    }
+
+    /// Adds a `basedOn` reference.
+    #[must_use]
+    pub fn based_on(self, reference: &str) -> Self {
+        ProcedureBuilder(self.0.reference("basedOn", reference, None))
+    }
+
+    /// Adds a `partOf` reference.
+    #[must_use]
+    pub fn part_of(self, reference: &str) -> Self {
+        ProcedureBuilder(self.0.reference("partOf", reference, None))
+    }
+}

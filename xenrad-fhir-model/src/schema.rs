@@ -1,0 +1,298 @@
+//! Layer 1: the descriptor types the generated tables (`generated/defs.rs`) are made of, and
+//! lookups over them. The model, reader, writer and validator are generic code driven by these
+//! tables (FHIR R4 StructureDefinition snapshots, <https://hl7.org/fhir/R4/elementdefinition.html>).
+
+use crate::generated::{
+    RESOURCE_TYPES, ResourceType, SEARCH_BY_BASE, SEARCH_PARAMS, TYPE_NAMES, TYPES,
+};
+
+/// Index of a type in [`TYPES`](crate::generated::TYPES).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct TypeId(pub u16);
+
+impl TypeId {
+    /// The descriptor of this type.
+    pub fn def(self) -> &'static TypeDef {
+        &TYPES[self.0 as usize]
+    }
+
+    /// The type's name (`Patient`, `HumanName`, `string`, or a backbone path like `Patient.contact`).
+    pub fn name(self) -> &'static str {
+        self.def().name
+    }
+
+    /// Looks a type up by its name.
+    pub fn by_name(name: &str) -> Option<TypeId> {
+        TYPE_NAMES
+            .binary_search_by(|(n, _)| (*n).cmp(name))
+            .ok()
+            .map(|i| TYPE_NAMES[i].1)
+    }
+
+    /// The primitive kind, if this is a primitive type.
+    pub fn prim(self) -> Option<PrimKind> {
+        match self.def().kind {
+            TypeKind::Primitive(p) => Some(p),
+            _ => None,
+        }
+    }
+
+    /// Whether values of this type are resources (`Resource` as an element type: any resource).
+    pub fn is_any_resource(self) -> bool {
+        matches!(self.def().kind, TypeKind::AbstractResource)
+    }
+}
+
+/// What a type is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TypeKind {
+    /// A primitive type (JSON string, number or boolean, with an optional `_name` sibling).
+    Primitive(PrimKind),
+    /// A complex data type (`HumanName`, `Quantity`, …).
+    Complex,
+    /// A concrete resource.
+    Resource,
+    /// `Resource`/`DomainResource`: as an element type it means "any resource" (`contained`).
+    AbstractResource,
+    /// A backbone element defined inline in a resource or data type.
+    Backbone,
+}
+
+/// The FHIR primitive types (R4 §2.24.0.1 <https://hl7.org/fhir/R4/datatypes.html#primitive>).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[allow(missing_docs)]
+pub enum PrimKind {
+    Base64Binary,
+    Boolean,
+    Canonical,
+    Code,
+    Date,
+    DateTime,
+    Decimal,
+    Id,
+    Instant,
+    Integer,
+    Markdown,
+    Oid,
+    PositiveInt,
+    String,
+    Time,
+    UnsignedInt,
+    Uri,
+    Url,
+    Uuid,
+    Xhtml,
+}
+
+impl PrimKind {
+    /// How the value is represented in JSON (R4 JSON §1.2 <https://hl7.org/fhir/R4/json.html#primitive>).
+    pub fn json_kind(self) -> JsonKind {
+        match self {
+            PrimKind::Boolean => JsonKind::Bool,
+            PrimKind::Integer | PrimKind::PositiveInt | PrimKind::UnsignedInt => JsonKind::Integer,
+            PrimKind::Decimal => JsonKind::Number,
+            _ => JsonKind::String,
+        }
+    }
+}
+
+/// JSON representation class of a primitive.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JsonKind {
+    /// `true`/`false`.
+    Bool,
+    /// A JSON number without fraction or exponent.
+    Integer,
+    /// Any JSON number (decimal; text kept exactly).
+    Number,
+    /// A JSON string.
+    String,
+}
+
+/// A type: its name, kind and elements in specification order.
+#[derive(Debug)]
+pub struct TypeDef {
+    /// Type name or backbone path.
+    pub name: &'static str,
+    /// Kind.
+    pub kind: TypeKind,
+    /// Child elements, in the order of the StructureDefinition (= JSON output order).
+    pub elements: &'static [ElementDef],
+}
+
+impl TypeDef {
+    /// Finds an element by JSON member name; for choice elements (`value[x]`) also returns the
+    /// chosen type (`valueQuantity` → (`value`, `Quantity`)).
+    pub fn element_for_json(&self, key: &str) -> Option<(u16, TypeId)> {
+        for (i, e) in self.elements.iter().enumerate() {
+            if e.choice {
+                if let Some(suffix) = key.strip_prefix(e.name) {
+                    for &t in e.types {
+                        if choice_suffix_eq(t.name(), suffix) {
+                            return Some((i as u16, t));
+                        }
+                    }
+                }
+            } else if e.name == key {
+                return Some((i as u16, e.types[0]));
+            }
+        }
+        None
+    }
+
+    /// Finds an element by its (base) name.
+    pub fn element(&self, name: &str) -> Option<(u16, &'static ElementDef)> {
+        self.elements
+            .iter()
+            .enumerate()
+            .find(|(_, e)| e.name == name)
+            .map(|(i, e)| (i as u16, e))
+    }
+}
+
+/// `valueString` suffix test: the type name with its first letter upper-cased.
+fn choice_suffix_eq(type_name: &str, suffix: &str) -> bool {
+    let (t, s) = (type_name.as_bytes(), suffix.as_bytes());
+    t.len() == s.len() && !t.is_empty() && t[0].to_ascii_uppercase() == s[0] && t[1..] == s[1..]
+}
+
+/// Writes the JSON member name of a choice element for a type (`value` + `Quantity`).
+pub fn choice_json_name(base: &str, t: TypeId) -> String {
+    let n = t.name();
+    let mut s = String::with_capacity(base.len() + n.len());
+    s.push_str(base);
+    let mut c = n.chars();
+    if let Some(f) = c.next() {
+        s.push(f.to_ascii_uppercase());
+        s.push_str(c.as_str());
+    }
+    s
+}
+
+/// One element of a type.
+#[derive(Debug)]
+pub struct ElementDef {
+    /// JSON name (for choice elements the base name without `[x]`).
+    pub name: &'static str,
+    /// Minimum cardinality.
+    pub min: u32,
+    /// Maximum cardinality (`u32::MAX` = `*`).
+    pub max: u32,
+    /// Allowed types (several only for choice elements).
+    pub types: &'static [TypeId],
+    /// Whether this is a choice element `name[x]`.
+    pub choice: bool,
+    /// Whether the value is a plain JSON string without a `_name` sibling (`Element.id`, `Extension.url`).
+    pub plain: bool,
+    /// The enumerable value set of a required binding, if any.
+    pub binding: Option<&'static ValueSetDef>,
+}
+
+impl ElementDef {
+    /// Whether the element repeats (JSON array).
+    pub fn is_array(&self) -> bool {
+        self.max > 1
+    }
+}
+
+/// An enumerable value set (codes taken from the package's expansions).
+#[derive(Debug)]
+pub struct ValueSetDef {
+    /// Canonical URL.
+    pub url: &'static str,
+    /// The codes, sorted.
+    pub codes: &'static [&'static str],
+}
+
+impl ValueSetDef {
+    /// Whether `code` is in the value set.
+    pub fn contains(&self, code: &str) -> bool {
+        self.codes.binary_search(&code).is_ok()
+    }
+}
+
+/// Type of a search parameter (R4 §3.1.1.4 <https://hl7.org/fhir/R4/search.html#ptypes>).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[allow(missing_docs)]
+pub enum SearchParamType {
+    Number,
+    Date,
+    String,
+    Token,
+    Reference,
+    Composite,
+    Quantity,
+    Uri,
+    Special,
+}
+
+/// One SearchParameter of the specification.
+#[derive(Debug, PartialEq, Eq)]
+pub struct SearchParamDef {
+    /// The code used in query strings (`name`, `birthdate`).
+    pub code: &'static str,
+    /// Canonical URL (used in CapabilityStatements).
+    pub url: &'static str,
+    /// Parameter type.
+    pub kind: SearchParamType,
+    /// FHIRPath expression (may cover several bases joined by `|`).
+    pub expression: &'static str,
+    /// Resource types it applies to (`Resource`/`DomainResource` for the common ones).
+    pub base: &'static [&'static str],
+    /// Target resource types of reference parameters.
+    pub target: &'static [&'static str],
+    /// Component definitions of composite parameters.
+    pub components: &'static [&'static str],
+}
+
+/// The search parameters defined for a resource type, including `Resource`/`DomainResource` ones
+/// (`_id`, `_lastUpdated`, …).
+pub fn search_params(rt: ResourceType) -> impl Iterator<Item = &'static SearchParamDef> {
+    let name = rt.as_str();
+    ["Resource", "DomainResource", name]
+        .into_iter()
+        .filter_map(|b| SEARCH_BY_BASE.binary_search_by(|(n, _)| (*n).cmp(b)).ok())
+        .flat_map(|i| SEARCH_BY_BASE[i].1.iter())
+        .map(|&i| &SEARCH_PARAMS[i as usize])
+}
+
+/// Looks up one search parameter of a resource type by code.
+pub fn search_param(rt: ResourceType, code: &str) -> Option<&'static SearchParamDef> {
+    search_params(rt).find(|p| p.code == code)
+}
+
+impl ResourceType {
+    /// All 146 resource types.
+    pub fn all() -> impl Iterator<Item = ResourceType> {
+        RESOURCE_TYPES.iter().map(|r| r.0)
+    }
+
+    /// The resource type's name (`Patient`).
+    pub fn as_str(self) -> &'static str {
+        RESOURCE_TYPES[self as usize].1
+    }
+
+    /// Parses a `resourceType` name.
+    pub fn from_name(name: &str) -> Option<ResourceType> {
+        let t = TypeId::by_name(name)?;
+        RESOURCE_TYPES.iter().find(|r| r.2 == t).map(|r| r.0)
+    }
+
+    /// The descriptor type of this resource.
+    pub fn type_id(self) -> TypeId {
+        RESOURCE_TYPES[self as usize].2
+    }
+}
+
+impl std::fmt::Display for ResourceType {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for ResourceType {
+    type Err = ();
+    fn from_str(s: &str) -> Result<Self, ()> {
+        ResourceType::from_name(s).ok_or(())
+    }
+}

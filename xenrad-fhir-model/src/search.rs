@@ -1,0 +1,549 @@
+//! Search query strings (R4 §3.1.1 <https://hl7.org/fhir/R4/search.html>) parsed against the
+//! generated SearchParameters of a resource type into typed, validated parameters, or an
+//! OperationOutcome naming the offending parameter.
+
+use crate::generated::ResourceType;
+use crate::outcome::{OperationOutcome, Severity};
+use crate::schema::{SearchParamDef, SearchParamType, search_param};
+
+/// Comparison prefixes of number/date/quantity parameters (§3.1.1.4.1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[allow(missing_docs)]
+pub enum Prefix {
+    Eq,
+    Ne,
+    Gt,
+    Lt,
+    Ge,
+    Le,
+    Sa,
+    Eb,
+    Ap,
+}
+
+/// Modifiers (§3.1.1.5).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Modifier {
+    /// `:exact` (string)
+    Exact,
+    /// `:contains` (string, uri)
+    Contains,
+    /// `:missing` (all)
+    Missing,
+    /// `:not` (token)
+    Not,
+    /// `:text` (token, string)
+    Text,
+    /// `:above` (uri, token)
+    Above,
+    /// `:below` (uri, token)
+    Below,
+    /// `:in` (token)
+    In,
+    /// `:not-in` (token)
+    NotIn,
+    /// `:of-type` (token on identifier)
+    OfType,
+    /// `:identifier` (reference)
+    Identifier,
+    /// `:[type]` (reference)
+    Type(ResourceType),
+}
+
+/// One value of a parameter (comma-separated values are ORed).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SearchValue {
+    /// string / uri / special value.
+    Text(String),
+    /// token `[system]|[code]`, `code`, `|code`, `system|`.
+    Token {
+        /// The system; `Some("")` for `|code` (no system).
+        system: Option<String>,
+        /// The code; `None` for `system|`.
+        code: Option<String>,
+    },
+    /// number / date / quantity with prefix; `value` is the validated text.
+    Ordered {
+        /// Prefix (default `eq`).
+        prefix: Prefix,
+        /// The number or date text.
+        value: String,
+        /// Quantity system (`number|system|code`).
+        system: Option<String>,
+        /// Quantity code.
+        code: Option<String>,
+    },
+    /// reference `[type]/[id]`, `[id]` or an absolute URL.
+    Reference {
+        /// Resource type, when given.
+        resource_type: Option<ResourceType>,
+        /// Logical id or URL.
+        id: String,
+    },
+    /// `:missing=true|false`.
+    Missing(bool),
+    /// composite `a$b`.
+    Composite(Vec<String>),
+}
+
+/// A parsed parameter.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SearchParam {
+    /// The parameter's definition.
+    pub def: &'static SearchParamDef,
+    /// The modifier, if any.
+    pub modifier: Option<Modifier>,
+    /// Values (OR).
+    pub values: Vec<SearchValue>,
+}
+
+/// `_sort` key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SortKey {
+    /// Parameter code.
+    pub code: String,
+    /// `-code` sorts descending.
+    pub descending: bool,
+}
+
+/// `_include` / `_revinclude` (`Source:param[:Target]`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Include {
+    /// Source resource type.
+    pub source: ResourceType,
+    /// Reference parameter code (or `*`).
+    pub param: String,
+    /// Target type restriction.
+    pub target: Option<ResourceType>,
+    /// `:iterate`.
+    pub iterate: bool,
+}
+
+/// A parsed query: parameters are ANDed, values inside one parameter ORed.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct SearchQuery {
+    /// Search parameters.
+    pub params: Vec<SearchParam>,
+    /// `_count`.
+    pub count: Option<usize>,
+    /// `_offset` (paging).
+    pub offset: Option<usize>,
+    /// `_sort`.
+    pub sort: Vec<SortKey>,
+    /// `_include`.
+    pub include: Vec<Include>,
+    /// `_revinclude`.
+    pub revinclude: Vec<Include>,
+    /// `_summary`.
+    pub summary: Option<String>,
+    /// `_elements`.
+    pub elements: Vec<String>,
+    /// `_total`.
+    pub total: Option<String>,
+}
+
+/// Limits of the parser.
+const MAX_PARAMS: usize = 100;
+const MAX_VALUES: usize = 100;
+
+fn invalid(msg: String) -> OperationOutcome {
+    OperationOutcome::single(Severity::Error, "invalid", msg)
+}
+
+fn not_supported(msg: String) -> OperationOutcome {
+    OperationOutcome::single(Severity::Error, "not-supported", msg)
+}
+
+/// Decodes `%XX` and `+` (application/x-www-form-urlencoded).
+pub fn percent_decode(s: &str) -> Result<String, String> {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        match b[i] {
+            b'+' => out.push(b' '),
+            b'%' => {
+                let h = b
+                    .get(i + 1..i + 3)
+                    .and_then(|h| std::str::from_utf8(h).ok())
+                    .and_then(|h| u8::from_str_radix(h, 16).ok());
+                out.push(h.ok_or_else(|| format!("bad percent escape in {s:?}"))?);
+                i += 2;
+            }
+            c => out.push(c),
+        }
+        i += 1;
+    }
+    String::from_utf8(out).map_err(|_| format!("percent escapes of {s:?} are not UTF-8"))
+}
+
+/// Splits on an unescaped separator (`\,` `\|` `\$` `\\` are escapes, §3.1.1.5.7) and unescapes.
+fn split_escaped(s: &str, sep: char) -> Vec<String> {
+    let mut parts = vec![String::new()];
+    let mut chars = s.chars();
+    while let Some(c) = chars.next() {
+        if c == '\\' {
+            match chars.next() {
+                Some(n @ (',' | '|' | '$' | '\\')) if n == sep => {
+                    let last = parts.last_mut().expect("non-empty");
+                    last.push('\\');
+                    last.push(n);
+                }
+                Some(n) => {
+                    let last = parts.last_mut().expect("non-empty");
+                    last.push('\\');
+                    last.push(n);
+                }
+                None => parts.last_mut().expect("non-empty").push('\\'),
+            }
+        } else if c == sep {
+            parts.push(String::new());
+        } else {
+            parts.last_mut().expect("non-empty").push(c);
+        }
+    }
+    parts
+}
+
+fn unescape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut chars = s.chars();
+    while let Some(c) = chars.next() {
+        if c == '\\' {
+            if let Some(n) = chars.next() {
+                out.push(n);
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// Parses a query string (`name=smith&birthdate=ge1980-01-01&_count=10`) for a resource type.
+///
+/// ```
+/// use xenrad_fhir_model::{ResourceType, search::{parse_query, Prefix, SearchValue}};
+/// let q = parse_query(ResourceType::Patient, "name:exact=Smith&birthdate=ge1980-01-01&identifier=http://x%7C123&_count=10").unwrap();
+/// assert_eq!(q.params.len(), 3);
+/// assert_eq!(q.count, Some(10));
+/// assert!(matches!(&q.params[1].values[0], SearchValue::Ordered { prefix: Prefix::Ge, value, .. } if value == "1980-01-01"));
+/// assert!(parse_query(ResourceType::Patient, "colour=red").is_err());
+/// ```
+pub fn parse_query(rt: ResourceType, query: &str) -> Result<SearchQuery, OperationOutcome> {
+    let mut q = SearchQuery::default();
+    let query = query.strip_prefix('?').unwrap_or(query);
+    for (n, pair) in query.split('&').filter(|p| !p.is_empty()).enumerate() {
+        if n >= MAX_PARAMS {
+            return Err(OperationOutcome::single(
+                Severity::Error,
+                "too-costly",
+                format!("more than {MAX_PARAMS} parameters"),
+            ));
+        }
+        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+        let key = percent_decode(k).map_err(invalid)?;
+        let value = percent_decode(v).map_err(invalid)?;
+        parse_pair(rt, &key, &value, &mut q)?;
+    }
+    Ok(q)
+}
+
+fn parse_usize(key: &str, v: &str) -> Result<usize, OperationOutcome> {
+    v.parse()
+        .map_err(|_| invalid(format!("{key}: {v:?} is not a non-negative integer")))
+}
+
+fn parse_include(key: &str, v: &str, iterate: bool) -> Result<Include, OperationOutcome> {
+    let mut parts = v.split(':');
+    let src = parts.next().unwrap_or("");
+    let source = ResourceType::from_name(src)
+        .ok_or_else(|| invalid(format!("{key}: unknown resource type {src:?}")))?;
+    let param = parts
+        .next()
+        .ok_or_else(|| invalid(format!("{key}: expected Type:param[:Target]")))?
+        .to_owned();
+    if param != "*" {
+        match search_param(source, &param) {
+            Some(d) if d.kind == SearchParamType::Reference => {}
+            _ => {
+                return Err(invalid(format!(
+                    "{key}: {src} has no reference parameter {param:?}"
+                )));
+            }
+        }
+    }
+    let target = match parts.next() {
+        Some(t) => Some(
+            ResourceType::from_name(t)
+                .ok_or_else(|| invalid(format!("{key}: unknown target type {t:?}")))?,
+        ),
+        None => None,
+    };
+    if parts.next().is_some() {
+        return Err(invalid(format!("{key}: too many ':' in {v:?}")));
+    }
+    Ok(Include {
+        source,
+        param,
+        target,
+        iterate,
+    })
+}
+
+fn parse_pair(
+    rt: ResourceType,
+    key: &str,
+    value: &str,
+    q: &mut SearchQuery,
+) -> Result<(), OperationOutcome> {
+    let (code, modifier) = match key.split_once(':') {
+        Some((c, m)) => (c, Some(m)),
+        None => (key, None),
+    };
+    match code {
+        "_count" => q.count = Some(parse_usize(key, value)?),
+        "_offset" => q.offset = Some(parse_usize(key, value)?),
+        "_sort" => {
+            for s in value.split(',') {
+                let (desc, c) = match s.strip_prefix('-') {
+                    Some(c) => (true, c),
+                    None => (false, s),
+                };
+                if search_param(rt, c).is_none() {
+                    return Err(invalid(format!(
+                        "_sort: {rt} has no search parameter {c:?}"
+                    )));
+                }
+                q.sort.push(SortKey {
+                    code: c.to_owned(),
+                    descending: desc,
+                });
+            }
+        }
+        "_include" | "_revinclude" => {
+            let iterate = match modifier {
+                None => false,
+                Some("iterate" | "recurse") => true,
+                Some(m) => return Err(invalid(format!("{code}: unknown modifier :{m}"))),
+            };
+            let inc = parse_include(key, value, iterate)?;
+            if code == "_include" {
+                q.include.push(inc);
+            } else {
+                q.revinclude.push(inc);
+            }
+        }
+        "_summary" => match value {
+            "true" | "false" | "text" | "data" | "count" => q.summary = Some(value.to_owned()),
+            _ => return Err(invalid(format!("_summary: invalid value {value:?}"))),
+        },
+        "_elements" => q.elements.extend(value.split(',').map(str::to_owned)),
+        "_total" => match value {
+            "none" | "estimate" | "accurate" => q.total = Some(value.to_owned()),
+            _ => return Err(invalid(format!("_total: invalid value {value:?}"))),
+        },
+        "_format" | "_pretty" => {}
+        _ => {
+            if code.contains('.') {
+                return Err(not_supported(format!(
+                    "chained parameter {code:?} is not supported"
+                )));
+            }
+            let def = search_param(rt, code)
+                .ok_or_else(|| invalid(format!("{rt} has no search parameter {code:?}")))?;
+            let p =
+                parse_param(def, modifier, value).map_err(|m| invalid(format!("{key}: {m}")))?;
+            q.params.push(p);
+        }
+    }
+    Ok(())
+}
+
+fn parse_prefix(v: &str) -> (Prefix, &str) {
+    let prefixes = [
+        ("eq", Prefix::Eq),
+        ("ne", Prefix::Ne),
+        ("gt", Prefix::Gt),
+        ("lt", Prefix::Lt),
+        ("ge", Prefix::Ge),
+        ("le", Prefix::Le),
+        ("sa", Prefix::Sa),
+        ("eb", Prefix::Eb),
+        ("ap", Prefix::Ap),
+    ];
+    for (s, p) in prefixes {
+        if let Some(rest) = v.strip_prefix(s)
+            && rest.starts_with(|c: char| c.is_ascii_digit() || c == '-')
+        {
+            return (p, rest);
+        }
+    }
+    (Prefix::Eq, v)
+}
+
+fn parse_modifier(def: &SearchParamDef, m: &str) -> Result<Modifier, String> {
+    use SearchParamType as T;
+    let md = match (m, def.kind) {
+        ("missing", _) => Modifier::Missing,
+        ("exact", T::String) => Modifier::Exact,
+        ("contains", T::String | T::Uri) => Modifier::Contains,
+        ("text", T::String | T::Token) => Modifier::Text,
+        ("not", T::Token) => Modifier::Not,
+        ("above", T::Uri | T::Token) => Modifier::Above,
+        ("below", T::Uri | T::Token) => Modifier::Below,
+        ("in", T::Token) => Modifier::In,
+        ("not-in", T::Token) => Modifier::NotIn,
+        ("of-type", T::Token) => Modifier::OfType,
+        ("identifier", T::Reference) => Modifier::Identifier,
+        (t, T::Reference) => {
+            let rt = ResourceType::from_name(t).ok_or_else(|| format!("unknown modifier :{t}"))?;
+            if !def.target.is_empty() && !def.target.contains(&t) {
+                return Err(format!("{t} is not a target of {}", def.code));
+            }
+            Modifier::Type(rt)
+        }
+        (m, _) => {
+            return Err(format!(
+                "modifier :{m} is not allowed on a {:?} parameter",
+                def.kind
+            ));
+        }
+    };
+    Ok(md)
+}
+
+fn parse_param(
+    def: &'static SearchParamDef,
+    modifier: Option<&str>,
+    value: &str,
+) -> Result<SearchParam, String> {
+    let modifier = modifier.map(|m| parse_modifier(def, m)).transpose()?;
+    let mut values = Vec::new();
+    if value.is_empty() {
+        return Err("empty value".into());
+    }
+    for raw in split_escaped(value, ',') {
+        if values.len() >= MAX_VALUES {
+            return Err(format!("more than {MAX_VALUES} values"));
+        }
+        if modifier == Some(Modifier::Missing) {
+            values.push(SearchValue::Missing(match raw.as_str() {
+                "true" => true,
+                "false" => false,
+                _ => return Err(format!(":missing needs true or false, not {raw:?}")),
+            }));
+            continue;
+        }
+        values.push(parse_value(def, modifier.as_ref(), &raw)?);
+    }
+    Ok(SearchParam {
+        def,
+        modifier,
+        values,
+    })
+}
+
+fn parse_value(
+    def: &SearchParamDef,
+    modifier: Option<&Modifier>,
+    raw: &str,
+) -> Result<SearchValue, String> {
+    use SearchParamType as T;
+    Ok(match def.kind {
+        T::String | T::Uri | T::Special => SearchValue::Text(unescape(raw)),
+        T::Token => {
+            if modifier == Some(&Modifier::Text) {
+                return Ok(SearchValue::Text(unescape(raw)));
+            }
+            let parts = split_escaped(raw, '|');
+            match parts.as_slice() {
+                [code] => SearchValue::Token {
+                    system: None,
+                    code: Some(unescape(code)),
+                },
+                [system, code] => SearchValue::Token {
+                    system: Some(unescape(system)),
+                    code: (!code.is_empty()).then(|| unescape(code)),
+                },
+                // of-type: system|code|value
+                [s, c, v] if modifier == Some(&Modifier::OfType) => {
+                    SearchValue::Composite(vec![unescape(s), unescape(c), unescape(v)])
+                }
+                _ => return Err(format!("invalid token {raw:?}")),
+            }
+        }
+        T::Number | T::Date | T::Quantity => {
+            let parts = split_escaped(raw, '|');
+            let (prefix, v) = parse_prefix(&parts[0]);
+            let ok = if def.kind == T::Date {
+                crate::check_primitive(
+                    crate::PrimKind::DateTime,
+                    &crate::PrimValue::String(std::borrow::Cow::Borrowed(v)),
+                )
+                .is_ok()
+            } else {
+                let mut lx = crate::json::Lexer::new(v.as_bytes());
+                lx.number().is_ok() && lx.pos == v.len()
+                    || v.parse::<f64>().is_ok_and(f64::is_finite)
+            };
+            if !ok {
+                return Err(format!("invalid {:?} value {v:?}", def.kind));
+            }
+            if parts.len() > 1 && def.kind != T::Quantity || parts.len() > 3 {
+                return Err(format!("invalid value {raw:?}"));
+            }
+            SearchValue::Ordered {
+                prefix,
+                value: v.to_owned(),
+                system: parts.get(1).filter(|s| !s.is_empty()).map(|s| unescape(s)),
+                code: parts.get(2).filter(|s| !s.is_empty()).map(|s| unescape(s)),
+            }
+        }
+        T::Reference => {
+            let v = unescape(raw);
+            if modifier == Some(&Modifier::Identifier) {
+                let parts = split_escaped(raw, '|');
+                return Ok(match parts.as_slice() {
+                    [code] => SearchValue::Token {
+                        system: None,
+                        code: Some(unescape(code)),
+                    },
+                    [s, c] => SearchValue::Token {
+                        system: Some(unescape(s)),
+                        code: Some(unescape(c)),
+                    },
+                    _ => return Err(format!("invalid identifier {raw:?}")),
+                });
+            }
+            if v.contains("://") {
+                SearchValue::Reference {
+                    resource_type: None,
+                    id: v,
+                }
+            } else if let Some((t, id)) = v.split_once('/') {
+                let rt = ResourceType::from_name(t)
+                    .ok_or_else(|| format!("unknown resource type {t:?}"))?;
+                SearchValue::Reference {
+                    resource_type: Some(rt),
+                    id: id.to_owned(),
+                }
+            } else {
+                let rt = match modifier {
+                    Some(Modifier::Type(rt)) => Some(*rt),
+                    _ => None,
+                };
+                SearchValue::Reference {
+                    resource_type: rt,
+                    id: v,
+                }
+            }
+        }
+        T::Composite => SearchValue::Composite(
+            split_escaped(raw, '$')
+                .iter()
+                .map(|s| unescape(s))
+                .collect(),
+        ),
+    })
+}

@@ -1,0 +1,42 @@
+//! Test helper: unpacks the official R4 package from `../shared` into the target directory once.
+#![allow(dead_code)]
+
+use std::path::PathBuf;
+
+/// The unpacked `package/` directory, or `None` (after printing why) when `../shared` is absent
+/// and `CI` is unset. Panics when `CI` is set and the data is missing.
+pub fn package_dir() -> Option<PathBuf> {
+    let tgz = PathBuf::from(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../shared/fhir/hl7.fhir.r4.examples-4.0.1.tgz"
+    ));
+    if !tgz.exists() {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI: {} is missing",
+            tgz.display()
+        );
+        println!("skipped: {} is absent", tgz.display());
+        return None;
+    }
+    let out = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("fhir-r4-4.0.1");
+    let done = out.join(".unpacked");
+    if !done.exists() {
+        // Several test binaries may race: unpack into a private dir, then rename.
+        let tmp = out.with_extension(format!("tmp{}", std::process::id()));
+        std::fs::create_dir_all(&tmp).expect("mkdir");
+        let st = std::process::Command::new("tar")
+            .arg("xzf")
+            .arg(&tgz)
+            .arg("-C")
+            .arg(&tmp)
+            .status()
+            .expect("run tar");
+        assert!(st.success(), "tar failed");
+        std::fs::write(tmp.join(".unpacked"), b"").expect("marker");
+        if std::fs::rename(&tmp, &out).is_err() {
+            let _ = std::fs::remove_dir_all(&tmp);
+        }
+    }
+    Some(out.join("package"))
+}

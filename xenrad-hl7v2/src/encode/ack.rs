@@ -1,0 +1,577 @@
+//! ACK/NAK generation (HL7 v2.5.1 section 2.9 "Message processing rules", 2.14.1 ACK,
+//! 2.15.5 ERR, 2.15.8 MSA, tables 0008, 0357, 0516).
+//!
+//! The ACK uses the sender's delimiters (MSH-1/MSH-2) and character set (MSH-18), swaps
+//! sending and receiving application and facility, copies MSH-10 into MSA-2, MSH-11 and MSH-12,
+//! and answers `ACK^<trigger>^ACK`. Text we add is escaped and encoded in the sender's charset.
+
+use crate::charset;
+use crate::delimiters::Delimiters;
+use crate::escape::escape;
+use crate::parse::element::nth_part;
+use crate::parse::error::{ParseError, ParseErrorKind};
+use crate::parse::message::Message;
+use crate::parse::options::Terminators;
+use crate::parse::scan::Lines;
+use encoding_rs::Encoding;
+use std::sync::atomic::{AtomicU32, Ordering};
+
+/// Acknowledgment code (MSA-1, table 0008).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum AckCode {
+    /// Original mode: application accept.
+    AA,
+    /// Original mode: application error.
+    AE,
+    /// Original mode: application reject.
+    AR,
+    /// Enhanced mode: commit accept.
+    CA,
+    /// Enhanced mode: commit error.
+    CE,
+    /// Enhanced mode: commit reject.
+    CR,
+}
+
+impl AckCode {
+    /// The table 0008 code.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::AA => "AA",
+            Self::AE => "AE",
+            Self::AR => "AR",
+            Self::CA => "CA",
+            Self::CE => "CE",
+            Self::CR => "CR",
+        }
+    }
+    /// The code to use for `msg`: accept, error or reject in enhanced mode (commit level) if
+    /// MSH-15/16 is valued, else in original mode (section 2.9.2 / 2.9.3).
+    pub fn for_message(msg: &Message<'_>, outcome: Outcome) -> Self {
+        let enhanced = msg.is_enhanced_mode();
+        match (enhanced, outcome) {
+            (false, Outcome::Accept) => Self::AA,
+            (false, Outcome::Error) => Self::AE,
+            (false, Outcome::Reject) => Self::AR,
+            (true, Outcome::Accept) => Self::CA,
+            (true, Outcome::Error) => Self::CE,
+            (true, Outcome::Reject) => Self::CR,
+        }
+    }
+}
+
+/// Processing outcome, mapped to an [`AckCode`] by [`AckCode::for_message`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// Accepted.
+    Accept,
+    /// Error while processing.
+    Error,
+    /// Rejected (unsupported or malformed).
+    Reject,
+}
+
+/// Error severity (ERR-4, table 0516).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Severity {
+    /// `E`: error.
+    #[default]
+    Error,
+    /// `W`: warning.
+    Warning,
+    /// `I`: information.
+    Information,
+}
+
+impl Severity {
+    /// The table 0516 code.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Error => "E",
+            Self::Warning => "W",
+            Self::Information => "I",
+        }
+    }
+}
+
+/// Message error condition code (ERR-3, table 0357).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ErrorCode {
+    /// 0: message accepted.
+    Accepted,
+    /// 100: segment sequence error.
+    SegmentSequence,
+    /// 101: required field missing.
+    RequiredFieldMissing,
+    /// 102: data type error.
+    DataType,
+    /// 103: table value not found.
+    TableValueNotFound,
+    /// 200: unsupported message type.
+    UnsupportedMessageType,
+    /// 201: unsupported event code.
+    UnsupportedEventCode,
+    /// 202: unsupported processing ID.
+    UnsupportedProcessingId,
+    /// 203: unsupported version ID.
+    UnsupportedVersionId,
+    /// 204: unknown key identifier.
+    UnknownKey,
+    /// 205: duplicate key identifier.
+    DuplicateKey,
+    /// 206: application record locked.
+    RecordLocked,
+    /// 207: application internal error.
+    InternalError,
+}
+
+impl ErrorCode {
+    /// Numeric code.
+    pub fn code(self) -> u16 {
+        match self {
+            Self::Accepted => 0,
+            Self::SegmentSequence => 100,
+            Self::RequiredFieldMissing => 101,
+            Self::DataType => 102,
+            Self::TableValueNotFound => 103,
+            Self::UnsupportedMessageType => 200,
+            Self::UnsupportedEventCode => 201,
+            Self::UnsupportedProcessingId => 202,
+            Self::UnsupportedVersionId => 203,
+            Self::UnknownKey => 204,
+            Self::DuplicateKey => 205,
+            Self::RecordLocked => 206,
+            Self::InternalError => 207,
+        }
+    }
+    /// Table 0357 description.
+    pub fn text(self) -> &'static str {
+        match self {
+            Self::Accepted => "Message accepted",
+            Self::SegmentSequence => "Segment sequence error",
+            Self::RequiredFieldMissing => "Required field missing",
+            Self::DataType => "Data type error",
+            Self::TableValueNotFound => "Table value not found",
+            Self::UnsupportedMessageType => "Unsupported message type",
+            Self::UnsupportedEventCode => "Unsupported event code",
+            Self::UnsupportedProcessingId => "Unsupported processing id",
+            Self::UnsupportedVersionId => "Unsupported version id",
+            Self::UnknownKey => "Unknown key identifier",
+            Self::DuplicateKey => "Duplicate key identifier",
+            Self::RecordLocked => "Application record locked",
+            Self::InternalError => "Application internal error",
+        }
+    }
+}
+
+/// Where an error is (ERR-2, data type ERL): segment ID and 1-based sequence, then
+/// optional field, field repetition, component and subcomponent.
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
+pub struct ErrorLocation {
+    /// Segment ID.
+    pub segment: String,
+    /// 1-based occurrence of this segment ID in the message.
+    pub sequence: usize,
+    /// Field position.
+    pub field: Option<usize>,
+    /// Field repetition (1-based).
+    pub field_rep: Option<usize>,
+    /// Component number.
+    pub component: Option<usize>,
+    /// Subcomponent number.
+    pub subcomponent: Option<usize>,
+}
+
+impl core::fmt::Display for ErrorLocation {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(f, "{}", self.segment)?;
+        if self.sequence > 1 {
+            write!(f, "({})", self.sequence)?;
+        }
+        if let Some(n) = self.field {
+            write!(f, "-{n}")?;
+            if let Some(r) = self.field_rep.filter(|&r| r > 1) {
+                write!(f, "({r})")?;
+            }
+            if let Some(c) = self.component {
+                write!(f, "-{c}")?;
+                if let Some(s) = self.subcomponent {
+                    write!(f, "-{s}")?;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// One error to report in an ERR segment.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ErrorDetail {
+    /// ERR-3 condition code.
+    pub code: ErrorCode,
+    /// ERR-4 severity.
+    pub severity: Severity,
+    /// ERR-2 location.
+    pub location: Option<ErrorLocation>,
+    /// ERR-7 diagnostic information (for the sender's support staff).
+    pub diagnostic: Option<String>,
+    /// ERR-8 user message.
+    pub user_message: Option<String>,
+}
+
+impl ErrorDetail {
+    /// An error with a code and a message, no location.
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        Self {
+            code,
+            severity: Severity::Error,
+            location: None,
+            diagnostic: None,
+            user_message: Some(message.into()),
+        }
+    }
+    /// Sets the location.
+    #[must_use]
+    pub fn at(mut self, location: ErrorLocation) -> Self {
+        self.location = Some(location);
+        self
+    }
+    /// Maps a parse error to a table 0357 code and an MSH/segment location.
+    pub fn from_parse_error(e: &ParseError) -> Self {
+        let code = match e.kind {
+            ParseErrorKind::Delimiters(_)
+            | ParseErrorKind::UnsupportedCharset(_)
+            | ParseErrorKind::TruncatedMsh => ErrorCode::DataType,
+            ParseErrorKind::TooLarge { .. } | ParseErrorKind::TooManySegments { .. } => {
+                ErrorCode::InternalError
+            }
+            _ => ErrorCode::SegmentSequence,
+        };
+        let location = match (&e.kind, e.segment) {
+            (ParseErrorKind::InvalidSegmentId | ParseErrorKind::SecondMsh, _) | (_, None) => None,
+            (_, Some(_)) => Some(ErrorLocation {
+                segment: "MSH".into(),
+                sequence: 1,
+                field: e.field,
+                ..ErrorLocation::default()
+            }),
+        };
+        Self {
+            code,
+            severity: Severity::Error,
+            location,
+            diagnostic: None,
+            user_message: Some(e.to_string()),
+        }
+    }
+}
+
+/// Overrides for [`ack_with`]: the ACK's own MSH-7 and MSH-10.
+#[derive(Clone, Debug, Default)]
+pub struct AckOptions {
+    /// MSH-7 date/time of the ACK (`YYYYMMDDHHMMSS[.SSSS][+ZZZZ]`); default: now, local time.
+    pub timestamp: Option<String>,
+    /// MSH-10 of the ACK; default: a time-based ID unique within this process (20 chars).
+    pub control_id: Option<String>,
+}
+
+static COUNTER: AtomicU32 = AtomicU32::new(0);
+
+fn default_control_id() -> String {
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed) % 1000;
+    format!("{}{n:03}", chrono::Local::now().format("%Y%m%d%H%M%S%3f"))
+}
+
+fn default_timestamp() -> String {
+    chrono::Local::now()
+        .format("%Y%m%d%H%M%S%.3f%z")
+        .to_string()
+}
+
+struct Writer<'d> {
+    out: Vec<u8>,
+    d: &'d Delimiters,
+    enc: &'static Encoding,
+}
+
+impl Writer<'_> {
+    fn raw(&mut self, b: &[u8]) {
+        self.out.extend_from_slice(b);
+    }
+    fn sep(&mut self) {
+        self.out.push(self.d.field);
+    }
+    fn comp(&mut self) {
+        self.out.push(self.d.component.unwrap_or(b'^'));
+    }
+    fn text(&mut self, s: &str) {
+        let bytes = charset::encode(s, self.enc);
+        let esc = escape(&bytes, self.d);
+        self.out.extend_from_slice(&esc);
+    }
+    fn err(&mut self, e: &ErrorDetail) {
+        self.raw(b"\rERR");
+        self.sep(); // ERR-1 (ELD, backward compatibility only) left empty
+        self.sep();
+        if let Some(loc) = &e.location {
+            self.text(&loc.segment);
+            self.comp();
+            self.text(&loc.sequence.to_string());
+            let parts = [loc.field, loc.field_rep, loc.component, loc.subcomponent];
+            let n = parts.iter().rposition(Option::is_some).map_or(0, |i| i + 1);
+            for p in &parts[..n] {
+                self.comp();
+                if let Some(v) = p {
+                    self.text(&v.to_string());
+                }
+            }
+        }
+        self.sep();
+        self.text(&e.code.code().to_string());
+        self.comp();
+        self.text(e.code.text());
+        self.comp();
+        self.raw(b"HL70357");
+        self.sep();
+        self.raw(e.severity.as_str().as_bytes());
+        let tail = [
+            None,
+            None,
+            e.diagnostic.as_deref(),
+            e.user_message.as_deref(),
+        ];
+        let n = tail.iter().rposition(Option::is_some).map_or(0, |i| i + 1);
+        for t in &tail[..n] {
+            self.sep();
+            if let Some(t) = t {
+                self.text(t);
+            }
+        }
+    }
+}
+
+/// Fields copied from the original MSH.
+struct Header<'a> {
+    sep: u8,
+    enc_chars: &'a [u8],
+    sending_app: &'a [u8],
+    sending_fac: &'a [u8],
+    receiving_app: &'a [u8],
+    receiving_fac: &'a [u8],
+    trigger: &'a [u8],
+    control_id: &'a [u8],
+    processing: &'a [u8],
+    version: &'a [u8],
+    charset: &'a [u8],
+}
+
+fn build(
+    h: &Header<'_>,
+    delims: &Delimiters,
+    enc: &'static Encoding,
+    code: AckCode,
+    errors: &[ErrorDetail],
+    options: &AckOptions,
+) -> Vec<u8> {
+    let mut w = Writer {
+        out: Vec::with_capacity(256),
+        d: delims,
+        enc,
+    };
+    w.raw(b"MSH");
+    w.raw(&[h.sep]);
+    w.raw(h.enc_chars);
+    for f in [
+        h.receiving_app,
+        h.receiving_fac,
+        h.sending_app,
+        h.sending_fac,
+    ] {
+        w.sep();
+        w.raw(f);
+    }
+    w.sep();
+    match &options.timestamp {
+        Some(t) => w.text(t),
+        None => w.text(&default_timestamp()),
+    }
+    w.sep();
+    w.sep();
+    w.raw(b"ACK");
+    if !h.trigger.is_empty() {
+        w.comp();
+        w.raw(h.trigger);
+        w.comp();
+        w.raw(b"ACK");
+    }
+    w.sep();
+    match &options.control_id {
+        Some(c) => w.text(c),
+        None => w.text(&default_control_id()),
+    }
+    w.sep();
+    w.raw(if h.processing.is_empty() {
+        b"P"
+    } else {
+        h.processing
+    });
+    w.sep();
+    w.raw(if h.version.is_empty() {
+        b"2.5.1"
+    } else {
+        h.version
+    });
+    if !h.charset.is_empty() {
+        // MSH-13..17 empty, MSH-18 copied.
+        for _ in 13..=18 {
+            w.sep();
+        }
+        w.raw(h.charset);
+    }
+    w.raw(b"\rMSA");
+    w.sep();
+    w.raw(code.as_str().as_bytes());
+    w.sep();
+    w.raw(h.control_id);
+    for e in errors {
+        w.err(e);
+    }
+    w.raw(b"\r");
+    w.out
+}
+
+/// Builds the ACK for `msg` with one optional error, default MSH-7/MSH-10.
+///
+/// ```
+/// use xenrad_hl7v2::{Message, ack::{ack, AckCode}};
+/// let msg = Message::parse(b"MSH|^~\\&|RIS|RAD|PACS|IMG|20240101||ORM^O01^ORM_O01|MSG7|P|2.5.1\r").unwrap();
+/// let out = ack(&msg, AckCode::AA, None);
+/// let reply = Message::parse(&out).unwrap();
+/// assert_eq!(reply.get("MSA-2").as_deref(), Some("MSG7"));
+/// assert_eq!(reply.get("MSH-3").as_deref(), Some("PACS"));
+/// assert_eq!(reply.get("MSH-9-2").as_deref(), Some("O01"));
+/// ```
+pub fn ack(msg: &Message<'_>, code: AckCode, error: Option<&ErrorDetail>) -> Vec<u8> {
+    ack_with(
+        msg,
+        code,
+        error.map(core::slice::from_ref).unwrap_or_default(),
+        &AckOptions::default(),
+    )
+}
+
+/// Builds the ACK for `msg` with any number of ERR segments and explicit MSH-7/MSH-10.
+pub fn ack_with(
+    msg: &Message<'_>,
+    code: AckCode,
+    errors: &[ErrorDetail],
+    options: &AckOptions,
+) -> Vec<u8> {
+    let msh = msg.msh();
+    let raw = |n: usize| msh.field(n).map_or(&b""[..], |f| f.raw());
+    let trigger = msh
+        .field(9)
+        .and_then(|f| f.component(2))
+        .map_or(&b""[..], |c| c.raw());
+    let h = Header {
+        sep: msg.delimiters().field,
+        enc_chars: raw(2),
+        sending_app: raw(3),
+        sending_fac: raw(4),
+        receiving_app: raw(5),
+        receiving_fac: raw(6),
+        trigger,
+        control_id: raw(10),
+        processing: raw(11),
+        version: raw(12),
+        charset: raw(18),
+    };
+    build(&h, &msg.delimiters(), msg.encoding(), code, errors, options)
+}
+
+/// Best-effort reject (`AR`, or `CR` if MSH-15/16 look valued) for input that does not parse:
+/// copies whatever can be read from the first MSH-looking line, falls back to `|^~\&`
+/// otherwise. Never fails.
+///
+/// ```
+/// use xenrad_hl7v2::{Message, ack::ack_unparseable};
+/// let out = ack_unparseable(b"MSH|^~\\&|A|B|C|D|||ADT^A01|X9|P|2.5.1\rPI", None);
+/// let reply = Message::parse(&out).unwrap();
+/// assert_eq!(reply.get("MSA-1").as_deref(), Some("AR"));
+/// assert_eq!(reply.get("MSA-2").as_deref(), Some("X9"));
+/// ```
+pub fn ack_unparseable(input: &[u8], error: Option<&ErrorDetail>) -> Vec<u8> {
+    let default_err;
+    let error = if let Some(e) = error {
+        e
+    } else {
+        default_err = match crate::Message::parse(input) {
+            Err(e) => ErrorDetail::from_parse_error(&e),
+            Ok(_) => ErrorDetail::new(ErrorCode::InternalError, "message rejected"),
+        };
+        &default_err
+    };
+    let line = Lines::new(input, Terminators::Lenient)
+        .map(|(s, e)| &input[s..e])
+        .find(|l| l.starts_with(b"MSH"));
+    let empty: &[u8] = b"";
+    let std_enc: &[u8] = b"^~\\&";
+    let mut h = Header {
+        sep: b'|',
+        enc_chars: std_enc,
+        sending_app: empty,
+        sending_fac: empty,
+        receiving_app: empty,
+        receiving_fac: empty,
+        trigger: empty,
+        control_id: empty,
+        processing: empty,
+        version: empty,
+        charset: empty,
+    };
+    let mut d = Delimiters::STANDARD;
+    let mut enhanced = false;
+    if let Some(line) = line
+        && let Some(&sep) = line.get(3)
+    {
+        let enc_end = memchr::memchr(sep, &line[4..]).map_or(line.len(), |i| i + 4);
+        if let Ok(parsed) = Delimiters::from_msh(sep, &line[4..enc_end]) {
+            d = parsed;
+            h.sep = sep;
+            h.enc_chars = &line[4..enc_end];
+            let f = |n: usize| nth_part(line, Some(sep), n - 1).unwrap_or(empty);
+            h.sending_app = f(3);
+            h.sending_fac = f(4);
+            h.receiving_app = f(5);
+            h.receiving_fac = f(6);
+            h.trigger = nth_part(f(9), d.component, 1).unwrap_or(empty);
+            h.control_id = f(10);
+            h.processing = f(11);
+            h.version = f(12);
+            enhanced = !f(15).is_empty() || !f(16).is_empty();
+            // The charset is only copied if we can honour it.
+            let cs = f(18);
+            if charset::lookup(nth_part(cs, d.repetition, 0).unwrap_or(cs), &[]).is_some() {
+                h.charset = cs;
+            }
+        }
+    }
+    let enc = if h.charset.is_empty() {
+        encoding_rs::UTF_8
+    } else {
+        charset::lookup(
+            nth_part(h.charset, d.repetition, 0).unwrap_or(h.charset),
+            &[],
+        )
+        .unwrap_or(encoding_rs::UTF_8)
+    };
+    let code = if enhanced { AckCode::CR } else { AckCode::AR };
+    build(
+        &h,
+        &d,
+        enc,
+        code,
+        core::slice::from_ref(error),
+        &AckOptions::default(),
+    )
+}

@@ -1,0 +1,374 @@
+//! Borrowed views of a segment and its fields, repetitions, components and subcomponents.
+//! Splitting below the segment is lazy: nothing is scanned until asked for.
+
+use crate::delimiters::Delimiters;
+use crate::escape::{self, EscapePolicy};
+use encoding_rs::Encoding;
+use std::borrow::Cow;
+
+/// Decoding context carried by every view: delimiters, charset, escape policy.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Ctx {
+    pub(crate) delims: Delimiters,
+    pub(crate) encoding: &'static Encoding,
+    pub(crate) policy: EscapePolicy,
+}
+
+/// Iterator over the parts of `raw` between `delim` bytes (all of `raw` once if `None`).
+#[derive(Clone, Debug)]
+pub(crate) struct Split<'a> {
+    rest: Option<&'a [u8]>,
+    delim: Option<u8>,
+}
+
+impl<'a> Split<'a> {
+    pub(crate) fn new(raw: &'a [u8], delim: Option<u8>) -> Self {
+        Self {
+            rest: Some(raw),
+            delim,
+        }
+    }
+}
+
+impl<'a> Iterator for Split<'a> {
+    type Item = &'a [u8];
+    #[inline]
+    fn next(&mut self) -> Option<&'a [u8]> {
+        let rest = self.rest?;
+        if let Some(i) = self.delim.and_then(|d| memchr::memchr(d, rest)) {
+            self.rest = Some(&rest[i + 1..]);
+            Some(&rest[..i])
+        } else {
+            self.rest = None;
+            Some(rest)
+        }
+    }
+}
+
+/// The `n`-th (0-based) part of `raw` split on `delim`.
+#[inline]
+pub(crate) fn nth_part(raw: &[u8], delim: Option<u8>, n: usize) -> Option<&[u8]> {
+    let Some(d) = delim else {
+        return (n == 0).then_some(raw);
+    };
+    if n == 0 {
+        return Some(memchr::memchr(d, raw).map_or(raw, |i| &raw[..i]));
+    }
+    let mut it = memchr::memchr_iter(d, raw);
+    let start = it.nth(n - 1)? + 1;
+    let end = it.next().unwrap_or(raw.len());
+    Some(&raw[start..end])
+}
+
+/// The prefix of `raw` before the first of the given delimiters.
+#[inline]
+fn first_leaf(raw: &[u8], a: Option<u8>, b: Option<u8>, c: Option<u8>) -> &[u8] {
+    let pos = match (a, b, c) {
+        (Some(a), Some(b), Some(c)) => memchr::memchr3(a, b, c, raw),
+        (Some(a), Some(b), None) | (Some(a), None, Some(b)) | (None, Some(a), Some(b)) => {
+            memchr::memchr2(a, b, raw)
+        }
+        (Some(a), None, None) | (None, Some(a), None) | (None, None, Some(a)) => {
+            memchr::memchr(a, raw)
+        }
+        (None, None, None) => None,
+    };
+    pos.map_or(raw, |i| &raw[..i])
+}
+
+macro_rules! common {
+    ($t:ident) => {
+        impl<'a> $t<'a> {
+            /// The raw (still escaped, charset-encoded) bytes.
+            #[inline]
+            pub fn raw(&self) -> &'a [u8] {
+                self.raw
+            }
+            /// True if the value is empty (not present or `||`).
+            #[inline]
+            pub fn is_empty(&self) -> bool {
+                self.raw.is_empty()
+            }
+            /// True if the value is the HL7 explicit null `""` (section 2.5.3: delete the value).
+            #[inline]
+            pub fn is_null(&self) -> bool {
+                self.raw == b"\"\""
+            }
+            /// The raw bytes as text without escape decoding (charset-decoded).
+            pub fn raw_text(&self) -> Cow<'a, str> {
+                crate::charset::decode(self.raw, self.ctx.encoding)
+            }
+        }
+    };
+}
+
+/// One field of a segment.
+#[derive(Clone, Copy, Debug)]
+pub struct Field<'a> {
+    pub(crate) raw: &'a [u8],
+    pub(crate) ctx: Ctx,
+    /// MSH-1 and MSH-2 are taken literally: no splitting, no escapes.
+    pub(crate) verbatim: bool,
+}
+common!(Field);
+
+impl<'a> Field<'a> {
+    fn delim(&self, d: Option<u8>) -> Option<u8> {
+        if self.verbatim { None } else { d }
+    }
+    /// Iterates over the repetitions (at least one, possibly empty).
+    pub fn repetitions(&self) -> impl Iterator<Item = Repetition<'a>> + use<'a> {
+        let (ctx, verbatim) = (self.ctx, self.verbatim);
+        Split::new(self.raw, self.delim(ctx.delims.repetition)).map(move |raw| Repetition {
+            raw,
+            ctx,
+            verbatim,
+        })
+    }
+    /// The `n`-th repetition, 1-based.
+    pub fn repetition(&self, n: usize) -> Option<Repetition<'a>> {
+        let raw = nth_part(
+            self.raw,
+            self.delim(self.ctx.delims.repetition),
+            n.checked_sub(1)?,
+        )?;
+        Some(Repetition {
+            raw,
+            ctx: self.ctx,
+            verbatim: self.verbatim,
+        })
+    }
+    /// Component `n` (1-based) of the first repetition.
+    pub fn component(&self, n: usize) -> Option<Component<'a>> {
+        self.repetition(1)?.component(n)
+    }
+    /// Decoded text of the first repetition's first component's first subcomponent
+    /// (what HAPI's Terser returns for a field path).
+    pub fn text(&self) -> Cow<'a, str> {
+        if self.verbatim {
+            return self.raw_text();
+        }
+        let d = self.ctx.delims;
+        let leaf = first_leaf(self.raw, d.repetition, d.component, d.subcomponent);
+        escape::decode(leaf, &d, self.ctx.encoding, self.ctx.policy)
+    }
+}
+
+/// One repetition of a field.
+#[derive(Clone, Copy, Debug)]
+pub struct Repetition<'a> {
+    pub(crate) raw: &'a [u8],
+    pub(crate) ctx: Ctx,
+    pub(crate) verbatim: bool,
+}
+common!(Repetition);
+
+impl<'a> Repetition<'a> {
+    fn delim(&self) -> Option<u8> {
+        if self.verbatim {
+            None
+        } else {
+            self.ctx.delims.component
+        }
+    }
+    /// Iterates over the components.
+    pub fn components(&self) -> impl Iterator<Item = Component<'a>> + use<'a> {
+        let (ctx, verbatim) = (self.ctx, self.verbatim);
+        Split::new(self.raw, self.delim()).map(move |raw| Component { raw, ctx, verbatim })
+    }
+    /// Component `n`, 1-based.
+    pub fn component(&self, n: usize) -> Option<Component<'a>> {
+        let raw = nth_part(self.raw, self.delim(), n.checked_sub(1)?)?;
+        Some(Component {
+            raw,
+            ctx: self.ctx,
+            verbatim: self.verbatim,
+        })
+    }
+    /// Decoded text of the first component's first subcomponent.
+    pub fn text(&self) -> Cow<'a, str> {
+        if self.verbatim {
+            return self.raw_text();
+        }
+        let d = self.ctx.delims;
+        let leaf = first_leaf(self.raw, d.component, d.subcomponent, None);
+        escape::decode(leaf, &d, self.ctx.encoding, self.ctx.policy)
+    }
+}
+
+/// One component of a repetition.
+#[derive(Clone, Copy, Debug)]
+pub struct Component<'a> {
+    pub(crate) raw: &'a [u8],
+    pub(crate) ctx: Ctx,
+    pub(crate) verbatim: bool,
+}
+common!(Component);
+
+impl<'a> Component<'a> {
+    fn delim(&self) -> Option<u8> {
+        if self.verbatim {
+            None
+        } else {
+            self.ctx.delims.subcomponent
+        }
+    }
+    /// Iterates over the subcomponents.
+    pub fn subcomponents(&self) -> impl Iterator<Item = SubComponent<'a>> + use<'a> {
+        let (ctx, verbatim) = (self.ctx, self.verbatim);
+        Split::new(self.raw, self.delim()).map(move |raw| SubComponent { raw, ctx, verbatim })
+    }
+    /// Subcomponent `n`, 1-based.
+    pub fn subcomponent(&self, n: usize) -> Option<SubComponent<'a>> {
+        let raw = nth_part(self.raw, self.delim(), n.checked_sub(1)?)?;
+        Some(SubComponent {
+            raw,
+            ctx: self.ctx,
+            verbatim: self.verbatim,
+        })
+    }
+    /// Decoded text of the first subcomponent.
+    pub fn text(&self) -> Cow<'a, str> {
+        if self.verbatim {
+            return self.raw_text();
+        }
+        let d = self.ctx.delims;
+        let leaf = first_leaf(self.raw, d.subcomponent, None, None);
+        escape::decode(leaf, &d, self.ctx.encoding, self.ctx.policy)
+    }
+}
+
+/// One subcomponent: a leaf value.
+#[derive(Clone, Copy, Debug)]
+pub struct SubComponent<'a> {
+    pub(crate) raw: &'a [u8],
+    pub(crate) ctx: Ctx,
+    pub(crate) verbatim: bool,
+}
+common!(SubComponent);
+
+impl<'a> SubComponent<'a> {
+    /// Decoded text: escapes resolved, then the message charset decoded (U+FFFD for malformed
+    /// bytes). Borrows the input when there is nothing to decode.
+    pub fn text(&self) -> Cow<'a, str> {
+        if self.verbatim {
+            return self.raw_text();
+        }
+        escape::decode(
+            self.raw,
+            &self.ctx.delims,
+            self.ctx.encoding,
+            self.ctx.policy,
+        )
+    }
+    /// Like [`text`](Self::text) but `None` if the bytes are not valid in the message charset.
+    pub fn try_text(&self) -> Option<Cow<'a, str>> {
+        if self.verbatim {
+            return crate::charset::decode_strict(self.raw, self.ctx.encoding);
+        }
+        match escape::unescape_bytes(self.raw, &self.ctx.delims, self.ctx.policy) {
+            Cow::Borrowed(b) => crate::charset::decode_strict(b, self.ctx.encoding),
+            Cow::Owned(v) => crate::charset::decode_strict(&v, self.ctx.encoding)
+                .map(|c| Cow::Owned(c.into_owned())),
+        }
+    }
+}
+
+/// One segment of a message.
+#[derive(Clone, Copy, Debug)]
+pub struct Segment<'a> {
+    pub(crate) raw: &'a [u8],
+    pub(crate) offset: usize,
+    pub(crate) index: usize,
+    pub(crate) ctx: Ctx,
+}
+
+impl<'a> Segment<'a> {
+    /// The segment ID (`MSH`, `PID`, ...). Empty if not valid UTF-8 (only possible with
+    /// `strict_segment_ids = false`).
+    pub fn name(&self) -> &'a str {
+        let end = memchr::memchr(self.ctx.delims.field, self.raw).unwrap_or(self.raw.len());
+        std::str::from_utf8(&self.raw[..end]).unwrap_or("")
+    }
+    /// The raw segment bytes (terminator excluded).
+    pub fn raw(&self) -> &'a [u8] {
+        self.raw
+    }
+    /// Byte offset of the segment in the input.
+    pub fn offset(&self) -> usize {
+        self.offset
+    }
+    /// 1-based position of the segment in the message.
+    pub fn index(&self) -> usize {
+        self.index
+    }
+    fn is_msh(&self) -> bool {
+        self.raw.starts_with(b"MSH") || self.raw.starts_with(b"FHS") || self.raw.starts_with(b"BHS")
+    }
+    /// Field `n` with HL7 numbering (for MSH, field 1 is the field separator itself and field
+    /// 2 the encoding characters). `None` past the last field; `n = 0` is not a field.
+    pub fn field(&self, n: usize) -> Option<Field<'a>> {
+        if n == 0 {
+            return None;
+        }
+        let sep = self.ctx.delims.field;
+        if self.is_msh() {
+            if n == 1 {
+                return self.raw.get(3..4).map(|raw| Field {
+                    raw,
+                    ctx: self.ctx,
+                    verbatim: true,
+                });
+            }
+            let raw = nth_part(self.raw, Some(sep), n - 1)?;
+            return Some(Field {
+                raw,
+                ctx: self.ctx,
+                verbatim: n == 2,
+            });
+        }
+        let raw = nth_part(self.raw, Some(sep), n)?;
+        Some(Field {
+            raw,
+            ctx: self.ctx,
+            verbatim: false,
+        })
+    }
+    /// Number of fields present (HL7 numbering, so MSH counts MSH-1).
+    pub fn field_count(&self) -> usize {
+        let seps = memchr::memchr_iter(self.ctx.delims.field, self.raw).count();
+        if self.is_msh() && seps > 0 {
+            seps + 1
+        } else {
+            seps
+        }
+    }
+    /// Iterates over the fields in order, starting with field 1.
+    pub fn fields(&self) -> impl Iterator<Item = Field<'a>> + use<'a> {
+        let ctx = self.ctx;
+        let sep = ctx.delims.field;
+        let msh = self.is_msh();
+        let head = if msh { self.raw.get(3..4) } else { None };
+        let mut parts = Split::new(self.raw, Some(sep));
+        parts.next(); // segment ID
+        let mut i = usize::from(msh);
+        head.map(move |raw| Field {
+            raw,
+            ctx,
+            verbatim: true,
+        })
+        .into_iter()
+        .chain(parts.map(move |raw| {
+            i += 1;
+            Field {
+                raw,
+                ctx,
+                verbatim: msh && i == 2,
+            }
+        }))
+    }
+    /// Decoded text of the first leaf of field `n` (see [`Field::text`]).
+    pub fn text(&self, n: usize) -> Option<Cow<'a, str>> {
+        self.field(n).map(|f| f.text())
+    }
+}

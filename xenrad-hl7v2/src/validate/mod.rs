@@ -1,0 +1,455 @@
+//! HL7 v2.5.1 structure and content validation: segment order, groups, usage and
+//! cardinality for ADT_A01 (A01/A04/A08/A13), ADT_A02, ADT_A03, ORM_O01, OMI_O23, ORU_R01,
+//! SIU_S12 and ACK; required fields, repetition, data types (DTM/TS, DT, NM, SI) and coded
+//! values against the common tables. Every problem is reported with its location, not only
+//! the first.
+
+mod fields;
+mod structures;
+mod tables;
+
+use crate::ack::{ErrorCode, ErrorDetail, ErrorLocation, Severity};
+use crate::parse::message::Message;
+use std::collections::HashMap;
+use structures::{Kind, Node};
+
+/// What to do with segments the structure does not list.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum ExtraSegments {
+    /// Ignore them silently.
+    Ignore,
+    /// Report them as warnings (default for non-Z segments; Z segments are always ignored
+    /// unless [`ValidationOptions::z_segments`] says otherwise).
+    #[default]
+    Warn,
+    /// Report them as errors (segment sequence error, code 100).
+    Error,
+}
+
+/// Validation options.
+#[derive(Clone, Debug)]
+pub struct ValidationOptions {
+    /// Unknown (not in the structure, non-Z) segments.
+    pub unknown_segments: ExtraSegments,
+    /// Z segments (locally defined, e.g. ZDS).
+    pub z_segments: ExtraSegments,
+    /// Check coded values against the tables.
+    pub check_tables: bool,
+    /// Report an unsupported message structure as an error (else information only).
+    pub require_known_structure: bool,
+}
+
+impl Default for ValidationOptions {
+    fn default() -> Self {
+        Self {
+            unknown_segments: ExtraSegments::Warn,
+            z_segments: ExtraSegments::Ignore,
+            check_tables: true,
+            require_known_structure: false,
+        }
+    }
+}
+
+/// One problem found.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Problem {
+    /// Where (segment ID and occurrence, field, repetition, component).
+    pub location: ErrorLocation,
+    /// Table 0357 condition code.
+    pub code: ErrorCode,
+    /// Severity (table 0516).
+    pub severity: Severity,
+    /// Explanation.
+    pub message: String,
+}
+
+impl core::fmt::Display for Problem {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(
+            f,
+            "{} {}: {} ({} {})",
+            self.severity.as_str(),
+            self.location,
+            self.message,
+            self.code.code(),
+            self.code.text()
+        )
+    }
+}
+
+impl Problem {
+    /// The problem as an ERR detail for an ACK.
+    pub fn to_error_detail(&self) -> ErrorDetail {
+        ErrorDetail {
+            code: self.code,
+            severity: self.severity,
+            location: Some(self.location.clone()),
+            diagnostic: None,
+            user_message: Some(self.message.clone()),
+        }
+    }
+}
+
+/// The validation outcome.
+#[derive(Clone, Debug, Default)]
+pub struct Report {
+    /// The structure the message was checked against (e.g. `ORU_R01`), if supported.
+    pub structure: Option<&'static str>,
+    /// All problems, in message order.
+    pub problems: Vec<Problem>,
+}
+
+impl Report {
+    /// True if no problem has severity error.
+    pub fn is_valid(&self) -> bool {
+        !self.problems.iter().any(|p| p.severity == Severity::Error)
+    }
+    /// Only the errors.
+    pub fn errors(&self) -> impl Iterator<Item = &Problem> {
+        self.problems
+            .iter()
+            .filter(|p| p.severity == Severity::Error)
+    }
+}
+
+struct SegInfo<'m> {
+    name: &'m str,
+    seq: usize,
+}
+
+struct Matcher<'m, 'o> {
+    segs: Vec<SegInfo<'m>>,
+    known: Vec<&'static str>,
+    opts: &'o ValidationOptions,
+    pos: usize,
+    problems: Vec<Problem>,
+    /// While resynchronising after an out-of-order segment, missing segments are not reported again.
+    quiet: bool,
+}
+
+fn loc(segment: &str, seq: usize) -> ErrorLocation {
+    ErrorLocation {
+        segment: segment.to_owned(),
+        sequence: seq,
+        ..ErrorLocation::default()
+    }
+}
+
+impl Matcher<'_, '_> {
+    /// Skips segments the grammar does not know (reported per policy).
+    fn skip_extra(&mut self) {
+        while let Some(s) = self.segs.get(self.pos) {
+            if self.known.contains(&s.name) {
+                return;
+            }
+            let z = s.name.starts_with('Z');
+            let policy = if z {
+                self.opts.z_segments
+            } else {
+                self.opts.unknown_segments
+            };
+            let severity = match policy {
+                ExtraSegments::Ignore => None,
+                ExtraSegments::Warn => Some(Severity::Warning),
+                ExtraSegments::Error => Some(Severity::Error),
+            };
+            if let Some(severity) = severity {
+                self.problems.push(Problem {
+                    location: loc(s.name, s.seq),
+                    code: ErrorCode::SegmentSequence,
+                    severity,
+                    message: format!("segment {} is not part of this message structure", s.name),
+                });
+            }
+            self.pos += 1;
+        }
+    }
+
+    fn current(&self) -> Option<&str> {
+        self.segs.get(self.pos).map(|s| s.name)
+    }
+
+    fn missing(&mut self, what: &str) {
+        if self.quiet {
+            return;
+        }
+        let location = match self.segs.get(self.pos) {
+            Some(s) => loc(s.name, s.seq),
+            None => self
+                .segs
+                .last()
+                .map_or_else(ErrorLocation::default, |s| loc(s.name, s.seq)),
+        };
+        self.problems.push(Problem {
+            location,
+            code: ErrorCode::SegmentSequence,
+            severity: Severity::Error,
+            message: format!("required {what} missing (expected before this point)"),
+        });
+    }
+
+    /// Matches a sequence of nodes; returns true if anything was consumed.
+    fn seq(&mut self, nodes: &[Node]) -> bool {
+        let start = self.pos;
+        for node in nodes {
+            let mut count = 0;
+            loop {
+                self.skip_extra();
+                if count > 0 && !node.repeating {
+                    break;
+                }
+                let Some(name) = self.current() else { break };
+                if !node.starts_with(name) {
+                    break;
+                }
+                match &node.kind {
+                    Kind::Seg(_) | Kind::Choice(_) => self.pos += 1,
+                    Kind::Group(children) => {
+                        let before = self.pos;
+                        self.seq(children);
+                        if self.pos == before {
+                            break;
+                        }
+                    }
+                }
+                count += 1;
+            }
+            if count == 0 && !node.optional {
+                self.missing(&node.label());
+            }
+        }
+        self.pos > start
+    }
+}
+
+/// Validates a parsed message with default options.
+///
+/// ```
+/// use xenrad_hl7v2::{Message, validate::validate};
+/// let msg = Message::parse(b"MSH|^~\\&|A|B|C|D|20240101||ADT^A01^ADT_A01|1|P|2.5.1\rPID|1||1^^^H^MR||DOE^J||19800101|X\r").unwrap();
+/// let report = validate(&msg);
+/// assert!(!report.is_valid());
+/// let text: Vec<String> = report.problems.iter().map(|p| p.to_string()).collect();
+/// assert!(text.iter().any(|t| t.contains("EVN")));          // required segment missing
+/// assert!(text.iter().any(|t| t.contains("PID-8")));        // 'X' not in table 0001
+/// ```
+pub fn validate(msg: &Message<'_>) -> Report {
+    validate_with(msg, &ValidationOptions::default())
+}
+
+/// Validates a parsed message.
+pub fn validate_with(msg: &Message<'_>, opts: &ValidationOptions) -> Report {
+    let mut report = Report::default();
+    // Segment occurrences (ERL sequence numbers).
+    let mut counts: HashMap<&str, usize> = HashMap::new();
+    let segs: Vec<SegInfo<'_>> = msg
+        .segments()
+        .map(|s| {
+            let name = s.name();
+            let c = counts.entry(name).or_insert(0);
+            *c += 1;
+            SegInfo { name, seq: *c }
+        })
+        .collect();
+
+    // Structure (MSH-9-3, else from MSH-9-1/2).
+    let mt = msg.message_type();
+    let structure = mt.as_ref().and_then(|t| {
+        if t.structure.is_empty() {
+            structures::structure_for(&t.code, &t.trigger_event)
+        } else {
+            structures::STRUCTURES
+                .iter()
+                .map(|(n, _)| *n)
+                .find(|n| *n == t.structure)
+        }
+    });
+    report.structure = structure;
+    if let Some(grammar) = structure.and_then(structures::get) {
+        let mut known = Vec::new();
+        for n in grammar {
+            n.collect_names(&mut known);
+        }
+        let mut m = Matcher {
+            segs,
+            known,
+            opts,
+            pos: 0,
+            problems: Vec::new(),
+            quiet: false,
+        };
+        m.seq(grammar);
+        loop {
+            m.skip_extra();
+            let Some(s) = m.segs.get(m.pos) else { break };
+            m.problems.push(Problem {
+                location: loc(s.name, s.seq),
+                code: ErrorCode::SegmentSequence,
+                severity: Severity::Error,
+                message: format!(
+                    "segment {} is out of order for {}",
+                    s.name,
+                    structure.unwrap_or("?")
+                ),
+            });
+            m.pos += 1;
+            // Resynchronise: the segments after it may start a later part of the structure.
+            m.quiet = true;
+            m.seq(grammar.get(1..).unwrap_or_default());
+        }
+        report.problems.extend(m.problems);
+    } else {
+        let name = mt.as_ref().map_or_else(String::new, |t| {
+            format!("{}^{}^{}", t.code, t.trigger_event, t.structure)
+        });
+        report.problems.push(Problem {
+            location: ErrorLocation {
+                field: Some(9),
+                ..loc("MSH", 1)
+            },
+            code: ErrorCode::UnsupportedMessageType,
+            severity: if opts.require_known_structure {
+                Severity::Error
+            } else {
+                Severity::Information
+            },
+            message: format!(
+                "no structure definition for message type {name:?}; only fields were checked"
+            ),
+        });
+    }
+    check_fields(msg, opts, &mut report.problems);
+    report
+        .problems
+        .sort_by_key(|p| (seg_order(msg, &p.location), p.location.field.unwrap_or(0)));
+    report
+}
+
+fn seg_order(msg: &Message<'_>, l: &ErrorLocation) -> usize {
+    msg.segments()
+        .filter(|s| s.name() == l.segment)
+        .nth(l.sequence.saturating_sub(1))
+        .map_or(usize::MAX, |s| s.index())
+}
+
+fn check_fields(msg: &Message<'_>, opts: &ValidationOptions, out: &mut Vec<Problem>) {
+    let mut counts: HashMap<&str, usize> = HashMap::new();
+    for seg in msg.segments() {
+        let name = seg.name();
+        let c = counts.entry(name).or_insert(0);
+        *c += 1;
+        let seq = *c;
+        for def in fields::FIELDS.iter().filter(|d| d.segment == name) {
+            let at = |rep: Option<usize>, comp: Option<usize>| ErrorLocation {
+                field: Some(def.field),
+                field_rep: rep,
+                component: comp,
+                ..loc(name, seq)
+            };
+            let field = seg.field(def.field).filter(|f| !f.is_empty());
+            let Some(field) = field else {
+                if def.required && def.component == 1 {
+                    out.push(Problem {
+                        location: at(None, None),
+                        code: ErrorCode::RequiredFieldMissing,
+                        severity: Severity::Error,
+                        message: format!("{name}-{} is required", def.field),
+                    });
+                }
+                continue;
+            };
+            let reps = if def.repeating || def.field <= 2 {
+                1
+            } else {
+                field.repetitions().count()
+            };
+            if reps > 1 && def.component == 1 {
+                out.push(Problem {
+                    location: at(Some(2), None),
+                    code: ErrorCode::DataType,
+                    severity: Severity::Error,
+                    message: format!(
+                        "{name}-{} does not repeat but has {reps} repetitions",
+                        def.field
+                    ),
+                });
+            }
+            for (ri, rep) in field.repetitions().enumerate() {
+                let Some(comp) = rep.component(def.component) else {
+                    continue;
+                };
+                // TS: the value is component 1 (DTM); the checked component is already that.
+                let v = comp.text();
+                let v = v.as_ref();
+                if v.is_empty() || v == "\"\"" {
+                    continue;
+                }
+                let l = at(Some(ri + 1), (def.component > 1).then_some(def.component));
+                if let Some(why) = fields::check_type(def.dt, v) {
+                    out.push(Problem {
+                        location: l.clone(),
+                        code: ErrorCode::DataType,
+                        severity: Severity::Error,
+                        message: format!("{v:?}: {why}"),
+                    });
+                }
+                let chars = v.chars().count();
+                if def.max_len > 0 && chars > def.max_len {
+                    out.push(Problem {
+                        location: l.clone(),
+                        code: ErrorCode::DataType,
+                        severity: Severity::Error,
+                        message: format!(
+                            "{v:?} is {chars} characters, more than the {} allowed",
+                            def.max_len
+                        ),
+                    });
+                }
+                if opts.check_tables
+                    && let Some(t) = def.table
+                    && !t.values.contains(&v)
+                {
+                    out.push(Problem {
+                        location: l,
+                        code: ErrorCode::TableValueNotFound,
+                        severity: Severity::Error,
+                        message: format!("{v:?} is not in HL7 table {}", t.id),
+                    });
+                }
+            }
+        }
+        if name == "OBX" {
+            check_obx5(&seg, seq, out);
+        }
+    }
+}
+
+/// OBX-5 against OBX-2 for the value types with a checkable syntax (HL7 v2.5.1 section 7.4.2.5).
+fn check_obx5(seg: &crate::Segment<'_>, seq: usize, out: &mut Vec<Problem>) {
+    let vt = seg.text(2).unwrap_or_default();
+    let dt = match vt.as_ref() {
+        "NM" => fields::Dt::Num,
+        "DT" => fields::Dt::Date,
+        "DTM" | "TS" => fields::Dt::Dtm,
+        _ => return,
+    };
+    let Some(f5) = seg.field(5) else { return };
+    for (ri, rep) in f5.repetitions().enumerate() {
+        let v = rep.text();
+        if v.is_empty() || v == "\"\"" {
+            continue;
+        }
+        if let Some(why) = fields::check_type(dt, &v) {
+            out.push(Problem {
+                location: ErrorLocation {
+                    field: Some(5),
+                    field_rep: Some(ri + 1),
+                    ..loc("OBX", seq)
+                },
+                code: ErrorCode::DataType,
+                severity: Severity::Error,
+                message: format!("{v:?}: {why} (OBX-2 is {vt})"),
+            });
+        }
+    }
+}

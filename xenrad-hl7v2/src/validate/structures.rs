@@ -1,0 +1,190 @@
+//! Abstract message syntax of the supported v2.5.1 structures (HL7 v2.5.1 ch. 3 ADT, ch. 4
+//! ORM/OMI, ch. 7 ORU, ch. 10 SIU, ch. 2 ACK), written in the standard's own notation:
+//! `[ X ]` optional, `{ X }` repeating, `<A|B>` a choice of segments.
+
+use std::sync::OnceLock;
+
+/// One node of a structure grammar.
+#[derive(Clone, Debug)]
+pub(crate) enum Kind {
+    /// A segment ID.
+    Seg(&'static str),
+    /// One of several segment IDs.
+    Choice(Vec<&'static str>),
+    /// A group of nodes.
+    Group(Vec<Node>),
+}
+
+/// A grammar node with its cardinality.
+#[derive(Clone, Debug)]
+pub(crate) struct Node {
+    pub(crate) kind: Kind,
+    pub(crate) optional: bool,
+    pub(crate) repeating: bool,
+}
+
+impl Node {
+    /// True if `name` can start this node.
+    pub(crate) fn starts_with(&self, name: &str) -> bool {
+        match &self.kind {
+            Kind::Seg(s) => *s == name,
+            Kind::Choice(c) => c.contains(&name),
+            Kind::Group(children) => {
+                for c in children {
+                    if c.starts_with(name) {
+                        return true;
+                    }
+                    if !c.optional {
+                        return false;
+                    }
+                }
+                false
+            }
+        }
+    }
+    /// Human-readable name (first segment of a group).
+    pub(crate) fn label(&self) -> String {
+        match &self.kind {
+            Kind::Seg(s) => (*s).to_string(),
+            Kind::Choice(c) => c.join("|"),
+            Kind::Group(ch) => format!(
+                "group starting with {}",
+                ch.first().map_or_else(String::new, Node::label)
+            ),
+        }
+    }
+    pub(crate) fn collect_names(&self, out: &mut Vec<&'static str>) {
+        match &self.kind {
+            Kind::Seg(s) => out.push(s),
+            Kind::Choice(c) => out.extend(c.iter().copied()),
+            Kind::Group(ch) => ch.iter().for_each(|n| n.collect_names(out)),
+        }
+    }
+}
+
+fn parse_seq(tokens: &[&'static str], i: &mut usize, close: Option<&str>) -> Vec<Node> {
+    let mut out = Vec::new();
+    while *i < tokens.len() {
+        let t = tokens[*i];
+        *i += 1;
+        if Some(t) == close {
+            return out;
+        }
+        let node = match t {
+            "[" => {
+                let inner = parse_seq(tokens, i, Some("]"));
+                wrap(inner, true, false)
+            }
+            "{" => {
+                let inner = parse_seq(tokens, i, Some("}"));
+                wrap(inner, false, true)
+            }
+            _ if t.starts_with('<') => Node {
+                kind: Kind::Choice(
+                    t.trim_matches(|c| c == '<' || c == '>')
+                        .split('|')
+                        .collect(),
+                ),
+                optional: false,
+                repeating: false,
+            },
+            _ => Node {
+                kind: Kind::Seg(t),
+                optional: false,
+                repeating: false,
+            },
+        };
+        out.push(node);
+    }
+    out
+}
+
+/// `[ X ]` / `{ X }` around a single node modifies it; around several makes a group.
+fn wrap(mut inner: Vec<Node>, optional: bool, repeating: bool) -> Node {
+    if inner.len() == 1 {
+        let mut n = inner.pop().expect("one");
+        n.optional |= optional;
+        n.repeating |= repeating;
+        n
+    } else {
+        Node {
+            kind: Kind::Group(inner),
+            optional,
+            repeating,
+        }
+    }
+}
+
+/// Parses a grammar written as space-separated tokens.
+pub(crate) fn grammar(src: &'static str) -> Vec<Node> {
+    let tokens: Vec<&'static str> = src.split_whitespace().collect();
+    let mut i = 0;
+    parse_seq(&tokens, &mut i, None)
+}
+
+/// The supported structures, by MSH-9-3 name.
+pub(crate) const STRUCTURES: &[(&str, &str)] = &[
+    (
+        "ADT_A01",
+        "MSH [ { SFT } ] EVN PID [ PD1 ] [ { ROL } ] [ { NK1 } ] PV1 [ PV2 ] [ { ROL } ] [ { DB1 } ] \
+         [ { OBX } ] [ { AL1 } ] [ { DG1 } ] [ DRG ] [ { PR1 [ { ROL } ] } ] [ { GT1 } ] \
+         [ { IN1 [ IN2 ] [ { IN3 } ] [ { ROL } ] } ] [ ACC ] [ UB1 ] [ UB2 ] [ PDA ]",
+    ),
+    (
+        "ADT_A02",
+        "MSH [ { SFT } ] EVN PID [ PD1 ] [ { ROL } ] PV1 [ PV2 ] [ { ROL } ] [ { DB1 } ] [ { OBX } ] [ PDA ]",
+    ),
+    (
+        "ADT_A03",
+        "MSH [ { SFT } ] EVN PID [ PD1 ] [ { ROL } ] [ { NK1 } ] PV1 [ PV2 ] [ { ROL } ] [ { DB1 } ] \
+         [ { AL1 } ] [ { DG1 } ] [ DRG ] [ { PR1 [ { ROL } ] } ] [ { OBX } ] [ { GT1 } ] \
+         [ { IN1 [ IN2 ] [ { IN3 } ] [ { ROL } ] } ] [ ACC ] [ PDA ]",
+    ),
+    (
+        "ORM_O01",
+        "MSH [ { NTE } ] [ PID [ PD1 ] [ { NTE } ] [ PV1 [ PV2 ] ] [ { IN1 [ IN2 ] [ IN3 ] } ] [ GT1 ] [ { AL1 } ] ] \
+         { ORC [ <OBR|RQD|RQ1|RXO|ODS|ODT> [ { NTE } ] [ CTD ] [ { DG1 } ] [ { OBX [ { NTE } ] } ] ] \
+         [ { FT1 } ] [ { CTI } ] [ BLG ] }",
+    ),
+    (
+        "OMI_O23",
+        "MSH [ { SFT } ] [ { NTE } ] [ PID [ PD1 ] [ { NTE } ] [ PV1 [ PV2 ] ] [ { IN1 [ IN2 ] [ IN3 ] } ] [ GT1 ] [ { AL1 } ] ] \
+         { ORC [ { TQ1 [ { TQ2 } ] } ] OBR [ { NTE } ] [ CTD ] [ { DG1 } ] [ { OBX [ { NTE } ] } ] { IPC } }",
+    ),
+    (
+        "ORU_R01",
+        "MSH [ { SFT } ] { [ PID [ PD1 ] [ { NTE } ] [ { NK1 } ] [ PV1 [ PV2 ] ] ] \
+         { [ ORC ] OBR [ { NTE } ] [ { TQ1 [ { TQ2 } ] } ] [ CTD ] [ { OBX [ { NTE } ] } ] [ { FT1 } ] [ { CTI } ] \
+         [ { SPM [ { OBX } ] } ] } } [ DSC ]",
+    ),
+    (
+        "SIU_S12",
+        "MSH [ { SFT } ] SCH [ { TQ1 } ] [ { NTE } ] [ { PID [ PD1 ] [ PV1 ] [ PV2 ] [ { OBX } ] [ { DG1 } ] } ] \
+         { RGS [ { AIS [ { NTE } ] } ] [ { AIG [ { NTE } ] } ] [ { AIL [ { NTE } ] } ] [ { AIP [ { NTE } ] } ] }",
+    ),
+    ("ACK", "MSH [ { SFT } ] MSA [ { ERR } ]"),
+];
+
+/// Parsed grammars, built once.
+pub(crate) fn get(name: &str) -> Option<&'static [Node]> {
+    static PARSED: OnceLock<Vec<(&'static str, Vec<Node>)>> = OnceLock::new();
+    let all = PARSED.get_or_init(|| STRUCTURES.iter().map(|(n, g)| (*n, grammar(g))).collect());
+    all.iter()
+        .find(|(n, _)| *n == name)
+        .map(|(_, g)| g.as_slice())
+}
+
+/// Structure for a message code and trigger event when MSH-9-3 is absent (v2.5.1 table 0354).
+pub(crate) fn structure_for(code: &str, trigger: &str) -> Option<&'static str> {
+    Some(match (code, trigger) {
+        ("ADT", "A01" | "A04" | "A08" | "A13") => "ADT_A01",
+        ("ADT", "A02") => "ADT_A02",
+        ("ADT", "A03") => "ADT_A03",
+        ("ORM", "O01") => "ORM_O01",
+        ("OMI", "O23") => "OMI_O23",
+        ("ORU", "R01") => "ORU_R01",
+        ("SIU", t) if t.starts_with('S') => "SIU_S12",
+        ("ACK", _) => "ACK",
+        _ => return None,
+    })
+}

@@ -1,0 +1,213 @@
+//! Structure and content validation.
+
+use std::path::PathBuf;
+use xenrad_hl7v2::ack::{ErrorCode, Severity};
+use xenrad_hl7v2::validate::{ExtraSegments, ValidationOptions, validate, validate_with};
+use xenrad_hl7v2::{Message, ParseOptions, batch};
+
+const ORM: &str = "MSH|^~\\&|RIS|RAD|PACS|IMG|20240907224144||ORM^O01^ORM_O01|MSG1|P|2.5.1\r\
+PID|1||98847494^^^HOSP^MR||DOE^JOHN^^^^^L||20050702|F\r\
+PV1|1|E\r\
+ORC|NW|PL1^RIS|FL1^PACS||SC\r\
+OBR|1|PL1^RIS|FL1^PACS|MG^MAMMO^L|||20250124143407\r\
+NTE|1|P|note\r\
+ZDS|1.2.840.99999.3.1^PACS^Application^DICOM\r";
+
+fn msgs(s: &str) -> Vec<String> {
+    let m = Message::parse(s.as_bytes()).unwrap();
+    validate(&m)
+        .problems
+        .iter()
+        .map(ToString::to_string)
+        .collect()
+}
+
+#[test]
+fn valid_orm_with_z_segment() {
+    let m = Message::parse(ORM.as_bytes()).unwrap();
+    let r = validate(&m);
+    assert_eq!(r.structure, Some("ORM_O01"));
+    assert!(r.problems.is_empty(), "{:?}", r.problems);
+    let strict = ValidationOptions {
+        z_segments: ExtraSegments::Error,
+        ..ValidationOptions::default()
+    };
+    let r = validate_with(&m, &strict);
+    assert!(!r.is_valid());
+    assert_eq!(r.problems[0].location.segment, "ZDS");
+}
+
+#[test]
+fn reports_every_problem_with_location() {
+    let bad = ORM
+        .replace("20240907224144||", "2024-09-07||")
+        .replace("|F\r", "|Q\r")
+        .replace("ORC|NW|", "ORC|ZZ|")
+        .replace("PV1|1|E", "PV1|x|E");
+    let p = msgs(&bad);
+    assert!(
+        p.iter().any(|t| t.starts_with("E MSH-7: \"2024-09-07\"")),
+        "{p:?}"
+    );
+    assert!(
+        p.iter()
+            .any(|t| t.contains("PID-8") && t.contains("table 0001")),
+        "{p:?}"
+    );
+    assert!(
+        p.iter()
+            .any(|t| t.contains("ORC-1") && t.contains("table 0119")),
+        "{p:?}"
+    );
+    assert!(
+        p.iter().any(|t| t.contains("PV1-1") && t.contains("SI")),
+        "{p:?}"
+    );
+    assert_eq!(p.len(), 4, "{p:?}");
+}
+
+#[test]
+fn structure_errors() {
+    // ORC missing before OBR: OBR is out of order in ORM_O01.
+    let no_orc = ORM.replace("ORC|NW|PL1^RIS|FL1^PACS||SC\r", "");
+    let m = Message::parse(no_orc.as_bytes()).unwrap();
+    let r = validate(&m);
+    assert!(
+        r.errors()
+            .any(|p| p.code == ErrorCode::SegmentSequence && p.location.segment == "OBR"),
+        "{:?}",
+        r.problems
+    );
+    // ADT_A01 without EVN and PV1, and an unknown segment.
+    let adt = "MSH|^~\\&|A|B|C|D|20240101||ADT^A01|1|P|2.5.1\rPID|1||1^^^H^MR||DOE\rXYZ|1\r";
+    let r = validate(&Message::parse(adt.as_bytes()).unwrap());
+    assert_eq!(r.structure, Some("ADT_A01"));
+    let t: Vec<String> = r.problems.iter().map(ToString::to_string).collect();
+    assert!(
+        t.iter().any(|t| t.contains("required EVN missing")),
+        "{t:?}"
+    );
+    assert!(
+        t.iter().any(|t| t.contains("required PV1 missing")),
+        "{t:?}"
+    );
+    assert!(
+        r.problems
+            .iter()
+            .any(|p| p.location.segment == "XYZ" && p.severity == Severity::Warning),
+        "{t:?}"
+    );
+}
+
+#[test]
+fn obx5_typed_and_required_fields() {
+    let oru = "MSH|^~\\&|A|B|C|D|20240101||ORU^R01^ORU_R01|1|P|2.5.1\rPID|1||1^^^H^MR||DOE\rOBR|1|||CT^HEAD\rOBX|1|NM|X||abc||||||F\rOBX|2|TX|Y||text\r";
+    let r = validate(&Message::parse(oru.as_bytes()).unwrap());
+    let t: Vec<String> = r.problems.iter().map(ToString::to_string).collect();
+    assert!(
+        t.iter().any(|t| t.contains("OBX-5") && t.contains("NM")),
+        "{t:?}"
+    );
+    assert!(
+        t.iter()
+            .any(|t| t.starts_with("E OBX(2)-11") && t.contains("required")),
+        "{t:?}"
+    );
+    assert_eq!(t.len(), 2, "{t:?}");
+}
+
+#[test]
+fn ack_and_unknown_types() {
+    let ack = "MSH|^~\\&|A|B|C|D|20240101||ACK^O01^ACK|1|P|2.5.1\rMSA|AA|X\rERR||PID^1^3|999|Q\r";
+    let r = validate(&Message::parse(ack.as_bytes()).unwrap());
+    let t: Vec<String> = r.problems.iter().map(ToString::to_string).collect();
+    assert!(
+        t.iter().any(|t| t.contains("ERR-3") && t.contains("0357")),
+        "{t:?}"
+    );
+    assert!(
+        t.iter().any(|t| t.contains("ERR-4") && t.contains("0516")),
+        "{t:?}"
+    );
+    let mdm = "MSH|^~\\&|A|B|C|D|20240101||MDM^T02|1|P|2.5.1\r";
+    let r = validate(&Message::parse(mdm.as_bytes()).unwrap());
+    assert!(r.is_valid());
+    assert_eq!(r.problems[0].code, ErrorCode::UnsupportedMessageType);
+}
+
+fn shared(path: &str) -> Option<PathBuf> {
+    let p = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/")).join(path);
+    if p.exists() {
+        Some(p)
+    } else if std::env::var_os("CI").is_some() {
+        panic!("{} missing (required in CI)", p.display());
+    } else {
+        println!("skipped: {} not found", p.display());
+        None
+    }
+}
+
+/// Every message of the generated v2.5.1 radiology corpus matches its structure. The only
+/// findings are the generator's `N` in PID-29 (a TS, Patient Death Date and Time; the death
+/// indicator is PID-30), which the validator must catch.
+#[test]
+fn generated_corpus_is_valid() {
+    let Some(p) = shared("corpus/hl7v2/generated/hl7v2_gen_n10000_seed42.mllp") else {
+        return;
+    };
+    let data = std::fs::read(p).unwrap();
+    let (mut n, mut pid29) = (0, 0);
+    for frame in data.split(|&b| b == 0x1c) {
+        let frame = frame.strip_prefix(b"\r").unwrap_or(frame);
+        let frame = frame.strip_prefix(b"\x0b").unwrap_or(frame);
+        if frame.is_empty() {
+            continue;
+        }
+        let m = Message::parse(frame).unwrap();
+        let r = validate(&m);
+        assert!(r.structure.is_some());
+        for p in &r.problems {
+            assert_eq!(
+                p.location.to_string(),
+                "PID-29",
+                "{:?}: {p}",
+                m.control_id()
+            );
+            assert!(p.message.starts_with("\"N\": not a valid DTM"), "{p}");
+            pid29 += 1;
+        }
+        n += 1;
+    }
+    assert_eq!(n, 10_000);
+    println!("{pid29} messages with 'N' in PID-29");
+    assert!(pid29 > 0);
+}
+
+/// The corpus' v2.5.1 sample files of supported types: print the findings, never panic.
+#[test]
+fn shared_corpus_findings() {
+    let Some(dir) = shared("corpus/hl7v2") else {
+        return;
+    };
+    let manifest = std::fs::read_to_string(dir.join("MANIFEST.tsv")).unwrap();
+    let mut checked = 0;
+    for line in manifest.lines().skip(1) {
+        let path = line.split('\t').next().unwrap();
+        let data = std::fs::read(dir.join(path)).unwrap();
+        let Ok(b) = batch::split(&data, &ParseOptions::default()) else {
+            continue;
+        };
+        for m in b.messages() {
+            let Ok(msg) = Message::parse(m) else { continue };
+            let r = validate(&msg);
+            if let Some(structure) = r.structure {
+                checked += 1;
+                println!("{path}: {structure} {} problems", r.problems.len());
+                for p in &r.problems {
+                    println!("    {p}");
+                }
+            }
+        }
+    }
+    assert!(checked > 50);
+}

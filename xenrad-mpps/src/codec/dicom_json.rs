@@ -1,0 +1,393 @@
+//! DICOM JSON (PS3.18 Annex F.2, media type `application/dicom+json`) for MPPS-RS (PS3.18 §15).
+//!
+//! - Keys are 8 hexadecimal digits (F.2.1.1; upper or lower case accepted, upper case written).
+//! - Each attribute is `{"vr": "..", "Value": [...]}`; a Type 2 empty attribute has no `Value` (F.2.2).
+//! - PN values are objects with `Alphabetic`/`Ideographic`/`Phonetic` (F.2.2.1); IS, DS and the
+//!   binary numeric VRs are JSON numbers (strings accepted on input for IS/DS); AT is `"GGGGEEEE"`.
+//! - Output is in ascending tag order (F.2.1.1.1), `vr` before `Value`.
+//! - A body is one dataset object, or an array holding exactly one.
+//! - `BulkDataURI` / `InlineBinary` (binary VRs) are not part of MPPS and are refused with 400.
+
+use crate::MppsError;
+use crate::attributes::{known_vr, tags};
+use crate::codec::{Limits, check_size};
+use crate::dataset::{Dataset, Element, Value};
+use crate::error::ErrorKind;
+use crate::model::{MPPS_SOP_CLASS_UID, MppsInstance};
+use dicom_core::{Tag, VR};
+use serde_json::Value as J;
+use std::fmt::Write as _;
+use std::str::FromStr;
+
+/// The media type of DICOM JSON.
+pub const MEDIA_TYPE: &str = "application/dicom+json";
+
+/// Decodes a DICOM JSON body into an attribute list (values checked later by the state machine).
+///
+/// ```
+/// use xenrad_mpps::codec::dicom_json;
+/// let ds = dicom_json::decode(br#"{"00400252":{"vr":"CS","Value":["IN PROGRESS"]},"00100010":{"vr":"PN"}}"#,
+///     &Default::default()).unwrap();
+/// assert_eq!(ds.str(xenrad_mpps::tags::PPS_STATUS), Some("IN PROGRESS"));
+/// assert!(ds.get(xenrad_mpps::tags::PATIENT_NAME).unwrap().is_empty());
+/// ```
+pub fn decode(body: &[u8], limits: &Limits) -> Result<Dataset, MppsError> {
+    check_size(body.len(), limits)?;
+    let json: J = serde_json::from_slice(body)
+        .map_err(|e| MppsError::new(ErrorKind::Malformed, format!("DICOM JSON: {e}")))?;
+    let obj = match &json {
+        J::Object(_) => &json,
+        J::Array(a) if a.len() == 1 && a[0].is_object() => &a[0],
+        _ => {
+            return Err(MppsError::new(
+                ErrorKind::Malformed,
+                "DICOM JSON body must be one dataset object (or an array of exactly one)",
+            ));
+        }
+    };
+    let mut count = 0;
+    let mut path = Vec::new();
+    decode_dataset(obj, limits, 0, &mut count, &mut path)
+}
+
+fn malformed(path: &[Tag], msg: impl Into<String>) -> MppsError {
+    MppsError::at(ErrorKind::Malformed, path, msg)
+}
+
+fn invalid(path: &[Tag], msg: impl Into<String>) -> MppsError {
+    MppsError::at(ErrorKind::InvalidValue, path, msg)
+}
+
+fn parse_tag(key: &str) -> Option<Tag> {
+    if key.len() != 8 || !key.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return None;
+    }
+    let g = u16::from_str_radix(&key[..4], 16).ok()?;
+    let e = u16::from_str_radix(&key[4..], 16).ok()?;
+    Some(Tag(g, e))
+}
+
+fn decode_dataset(
+    v: &J,
+    limits: &Limits,
+    depth: usize,
+    count: &mut usize,
+    path: &mut Vec<Tag>,
+) -> Result<Dataset, MppsError> {
+    let J::Object(map) = v else {
+        return Err(malformed(path, "a dataset must be a JSON object"));
+    };
+    if depth > limits.max_depth {
+        return Err(malformed(
+            path,
+            format!("sequence nesting deeper than {}", limits.max_depth),
+        ));
+    }
+    let mut ds = Dataset::new();
+    for (key, attr) in map {
+        let tag = parse_tag(key)
+            .ok_or_else(|| malformed(path, format!("key {key:?} is not 8 hex digits")))?;
+        *count += 1;
+        if *count > limits.max_elements {
+            return Err(malformed(
+                path,
+                format!("more than {} elements", limits.max_elements),
+            ));
+        }
+        path.push(tag);
+        let el = decode_element(attr, tag, limits, depth, count, path)?;
+        path.pop();
+        if ds.insert(tag, el).is_some() {
+            // serde_json keeps the last of duplicate keys; keys differing only in case land here.
+            return Err(malformed(&[tag], "attribute given twice"));
+        }
+    }
+    Ok(ds)
+}
+
+fn decode_element(
+    attr: &J,
+    tag: Tag,
+    limits: &Limits,
+    depth: usize,
+    count: &mut usize,
+    path: &mut Vec<Tag>,
+) -> Result<Element, MppsError> {
+    let J::Object(a) = attr else {
+        return Err(malformed(path, "an attribute must be a JSON object"));
+    };
+    let vr_s = a
+        .get("vr")
+        .and_then(J::as_str)
+        .ok_or_else(|| malformed(path, "attribute without \"vr\""))?;
+    let vr = VR::from_str(vr_s).map_err(|_| invalid(path, format!("unknown VR {vr_s:?}")))?;
+    if let Some(expected) = known_vr(tag)
+        && expected != vr
+    {
+        return Err(invalid(
+            path,
+            format!("VR {vr_s} where {} is required", expected.to_string()),
+        ));
+    }
+    for k in a.keys() {
+        match k.as_str() {
+            "vr" | "Value" => {}
+            "BulkDataURI" | "InlineBinary" => {
+                return Err(invalid(
+                    path,
+                    format!("{k} is not supported for MPPS attributes"),
+                ));
+            }
+            other => return Err(malformed(path, format!("unexpected member {other:?}"))),
+        }
+    }
+    if matches!(
+        vr,
+        VR::OB | VR::OD | VR::OF | VR::OL | VR::OV | VR::OW | VR::UN | VR::SV | VR::UV
+    ) {
+        return Err(invalid(
+            path,
+            format!("binary VR {vr_s} is not supported for MPPS attributes"),
+        ));
+    }
+    let values = match a.get("Value") {
+        None => return Ok(Element::empty(vr)),
+        Some(J::Array(v)) => v,
+        Some(_) => return Err(malformed(path, "\"Value\" must be an array")),
+    };
+    if values.is_empty() {
+        return Ok(Element::empty(vr));
+    }
+    if vr == VR::SQ {
+        let items = values
+            .iter()
+            .map(|item| decode_dataset(item, limits, depth + 1, count, path))
+            .collect::<Result<Vec<_>, _>>()?;
+        return Ok(Element::items(items));
+    }
+    let mut out = Vec::with_capacity(values.len());
+    for v in values {
+        let s = match (vr, v) {
+            (_, J::Null) => String::new(),
+            (VR::PN, J::Object(pn)) => pn_to_string(pn, path)?,
+            (
+                VR::IS | VR::DS | VR::US | VR::SS | VR::UL | VR::SL | VR::FL | VR::FD,
+                J::Number(n),
+            ) => n.to_string(),
+            (VR::IS | VR::DS, J::String(s)) => s.clone(),
+            (VR::PN | VR::IS | VR::DS | VR::US | VR::SS | VR::UL | VR::SL | VR::FL | VR::FD, _) => {
+                return Err(invalid(path, format!("wrong JSON type for a {vr_s} value")));
+            }
+            (_, J::String(s)) => s.clone(),
+            _ => return Err(invalid(path, format!("wrong JSON type for a {vr_s} value"))),
+        };
+        if s.contains('\\') && !matches!(vr, VR::LT | VR::ST | VR::UT | VR::UR) {
+            return Err(invalid(
+                path,
+                "backslash inside a value (it is the DICOM value separator)",
+            ));
+        }
+        out.push(s);
+    }
+    Ok(Element::strings(vr, out))
+}
+
+fn pn_to_string(pn: &serde_json::Map<String, J>, path: &[Tag]) -> Result<String, MppsError> {
+    let mut groups = [""; 3];
+    for (k, v) in pn {
+        let i = match k.as_str() {
+            "Alphabetic" => 0,
+            "Ideographic" => 1,
+            "Phonetic" => 2,
+            other => {
+                return Err(invalid(
+                    path,
+                    format!("unknown PN component group {other:?}"),
+                ));
+            }
+        };
+        groups[i] = v
+            .as_str()
+            .ok_or_else(|| invalid(path, "PN component group must be a string"))?;
+        if groups[i].contains('=') || groups[i].contains('\\') {
+            return Err(invalid(path, "PN component group contains '=' or '\\'"));
+        }
+    }
+    let last = groups
+        .iter()
+        .rposition(|g| !g.is_empty())
+        .map_or(0, |i| i + 1);
+    Ok(groups[..last].join("="))
+}
+
+/// Encodes an attribute list as a DICOM JSON object (ascending tags, no `Value` for empty attributes).
+pub fn encode_dataset(ds: &Dataset) -> Vec<u8> {
+    let mut out = String::with_capacity(256);
+    write_dataset(&mut out, ds);
+    out.into_bytes()
+}
+
+/// Encodes an instance for `GET .../{uid}`: its attributes plus SOP Class UID and SOP Instance UID.
+pub fn encode_instance(instance: &MppsInstance) -> Vec<u8> {
+    let ds = instance
+        .attributes
+        .clone()
+        .with(
+            tags::SOP_CLASS_UID,
+            Element::string(VR::UI, MPPS_SOP_CLASS_UID),
+        )
+        .with(
+            tags::SOP_INSTANCE_UID,
+            Element::string(VR::UI, &*instance.sop_instance_uid),
+        );
+    encode_dataset(&ds)
+}
+
+fn push_json_str(out: &mut String, s: &str) {
+    // serde_json's string escaping; writing a &str cannot fail.
+    out.push_str(&serde_json::to_string(s).unwrap_or_default());
+}
+
+fn write_dataset(out: &mut String, ds: &Dataset) {
+    out.push('{');
+    for (i, (tag, el)) in ds.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        let _ = write!(
+            out,
+            "\"{:04X}{:04X}\":{{\"vr\":\"{}\"",
+            tag.0,
+            tag.1,
+            el.vr.to_string()
+        );
+        if !el.is_empty() {
+            out.push_str(",\"Value\":[");
+            match &el.value {
+                Value::Items(items) => {
+                    for (j, item) in items.iter().enumerate() {
+                        if j > 0 {
+                            out.push(',');
+                        }
+                        write_dataset(out, item);
+                    }
+                }
+                Value::Strings(values) => {
+                    for (j, v) in values.iter().enumerate() {
+                        if j > 0 {
+                            out.push(',');
+                        }
+                        write_value(out, el.vr, v);
+                    }
+                }
+                Value::Empty => {}
+            }
+            out.push(']');
+        }
+        out.push('}');
+    }
+    out.push('}');
+}
+
+fn write_value(out: &mut String, vr: VR, v: &str) {
+    if v.is_empty() {
+        out.push_str("null");
+        return;
+    }
+    match vr {
+        VR::PN => {
+            out.push('{');
+            let names = ["Alphabetic", "Ideographic", "Phonetic"];
+            let mut first = true;
+            for (name, g) in names.iter().zip(v.split('=')) {
+                if g.is_empty() {
+                    continue;
+                }
+                if !first {
+                    out.push(',');
+                }
+                first = false;
+                let _ = write!(out, "\"{name}\":");
+                push_json_str(out, g);
+            }
+            out.push('}');
+        }
+        VR::IS | VR::DS | VR::US | VR::SS | VR::UL | VR::SL | VR::FL | VR::FD => {
+            let t = v.trim();
+            if let Ok(n) = t.parse::<i64>() {
+                let _ = write!(out, "{n}");
+            } else if let Some(n) = t.parse::<f64>().ok().and_then(serde_json::Number::from_f64) {
+                let _ = write!(out, "{n}");
+            } else {
+                push_json_str(out, v);
+            }
+        }
+        _ => push_json_str(out, v),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trip_and_order() {
+        let body = br#"{"00400340":{"vr":"SQ","Value":[{"0020000E":{"vr":"UI","Value":["1.2.3"]},"00081050":{"vr":"PN","Value":[{"Alphabetic":"Doe^J","Phonetic":"do"}]}}]},
+            "00400252":{"vr":"CS","Value":["IN PROGRESS"]},"00100010":{"vr":"PN"},"00201208":{"vr":"IS","Value":[3,"4"]}}"#;
+        let ds = decode(body, &Limits::default()).unwrap();
+        let pn = ds.items(tags::PERFORMED_SERIES_SEQUENCE)[0].str(tags::PERFORMING_PHYSICIAN_NAME);
+        assert_eq!(pn, Some("Doe^J==do"));
+        let out = String::from_utf8(encode_dataset(&ds)).unwrap();
+        assert!(
+            out.starts_with(
+                r#"{"00100010":{"vr":"PN"},"00201208":{"vr":"IS","Value":[3,4]},"00400252""#
+            ),
+            "{out}"
+        );
+        assert!(out.contains(r#"{"Alphabetic":"Doe^J","Phonetic":"do"}"#));
+        assert_eq!(decode(out.as_bytes(), &Limits::default()).unwrap(), ds);
+    }
+
+    #[test]
+    fn refusals() {
+        let l = Limits::default();
+        let cases: &[(&[u8], ErrorKind)] = &[
+            (br#"{"0040025":{"vr":"CS"}}"#, ErrorKind::Malformed),
+            (br#"{"00400252":{"Value":["X"]}}"#, ErrorKind::Malformed),
+            (
+                br#"{"00400252":{"vr":"LO","Value":["IN PROGRESS"]}}"#,
+                ErrorKind::InvalidValue,
+            ),
+            (
+                br#"{"00400252":{"vr":"CS","Value":[1]}}"#,
+                ErrorKind::InvalidValue,
+            ),
+            (
+                br#"{"00091001":{"vr":"OB","InlineBinary":"AAAA"}}"#,
+                ErrorKind::InvalidValue,
+            ),
+            (
+                br#"{"00400252":{"vr":"CS","Value":"IN PROGRESS"}}"#,
+                ErrorKind::Malformed,
+            ),
+            (br"[{},{}]", ErrorKind::Malformed),
+            (
+                br#"{"00100010":{"vr":"PN","Value":[{"Nick":"x"}]}}"#,
+                ErrorKind::InvalidValue,
+            ),
+        ];
+        for (body, kind) in cases {
+            assert_eq!(
+                decode(body, &l).unwrap_err().kind(),
+                *kind,
+                "{}",
+                String::from_utf8_lossy(body)
+            );
+        }
+        let deep = "{\"00400340\":{\"vr\":\"SQ\",\"Value\":[".repeat(12) + &"]}}".repeat(12);
+        assert_eq!(
+            decode(deep.as_bytes(), &l).unwrap_err().kind(),
+            ErrorKind::Malformed
+        );
+    }
+}

@@ -1,0 +1,45 @@
+//! Fuzzing entry points shared by `fuzz/` targets and the corpus-replay test. Never panic.
+
+use crate::codec::dimse::TransferSyntaxKind;
+use crate::{MemoryStore, Mpps};
+
+/// Fuzz target `mpps_json`: the first byte picks the door, the rest is the body. Every decoder
+/// (seed JSON, DICOM JSON, DIMSE dataset in both transfer syntaxes) and the state machine run on it;
+/// successful decodes are re-encoded and decoded again, which must give the same attribute list.
+pub fn json(data: &[u8]) {
+    let Some((&sel, body)) = data.split_first() else {
+        return;
+    };
+    let mpps = Mpps::new(MemoryStore::new());
+    let uid = "1.2.3.4.5";
+    match sel % 4 {
+        0 => {
+            let _ = mpps.ingest_seed_json(body);
+            let _ = mpps.ingest_seed_json(body);
+            let _ = mpps.seed_set(body);
+        }
+        1 => {
+            if let Ok(ds) = crate::codec::dicom_json::decode(body, &crate::Limits::default()) {
+                let again = crate::codec::dicom_json::encode_dataset(&ds);
+                let back = crate::codec::dicom_json::decode(&again, &crate::Limits::default());
+                assert_eq!(
+                    back.as_ref().ok(),
+                    Some(&ds),
+                    "DICOM JSON re-encode changed the dataset"
+                );
+            }
+            let _ = mpps.create_dicom_json(uid, body);
+            let _ = mpps.update_dicom_json(uid, body);
+            let _ = mpps.get_dicom_json(uid);
+        }
+        _ => {
+            let ts = if sel % 4 == 2 {
+                TransferSyntaxKind::ExplicitVrLittleEndian
+            } else {
+                TransferSyntaxKind::ImplicitVrLittleEndian
+            };
+            let _ = mpps.n_create_dataset(uid, body, ts);
+            let _ = mpps.n_set_dataset(uid, body, ts);
+        }
+    }
+}
