@@ -7,7 +7,8 @@ use super::Gateway;
 use super::projection::{self, OrderFacts, PatientFacts, fhir_date, gender_code};
 use super::store::{StoreError, record_message};
 use std::borrow::Cow;
-use xenrad_hl7v2::{AckCode, ErrorCode, ErrorDetail, Message, Outcome, ack, ack_unparseable};
+use xenrad_hl7v2::Message;
+use xenrad_hl7v2::ack::{AckCode, ErrorCode, ErrorDetail, Outcome, ack, ack_unparseable};
 
 /// Result of one HL7 v2 ingest.
 #[derive(Debug)]
@@ -464,7 +465,7 @@ fn dicom_dt(date: Option<&str>, time: Option<&str>) -> Option<String> {
 }
 
 /// Projects a stored MPPS instance into FHIR (Procedure + ImagingStudy status).
-fn project_instance(tx: &rusqlite::Transaction<'_>, uid: &str, inst: &xenrad_mpps::MppsInstance) -> Result<(), StoreError> {
+pub fn project_mpps_instance(tx: &rusqlite::Transaction<'_>, uid: &str, inst: &xenrad_mpps::MppsInstance) -> Result<(), StoreError> {
     let (sd, st) = inst.start();
     let (ed, et) = inst.end();
     let facts = projection::ProcedureFacts {
@@ -507,7 +508,7 @@ pub async fn mpps(gw: &Gateway, op: MppsOp, body: &[u8]) -> HttpOutcome {
             match out {
                 Ok(o) => {
                     if !o.replay && o.changed {
-                        project_instance(tx, &o.instance.sop_instance_uid, &o.instance)?;
+                        project_mpps_instance(tx, &o.instance.sop_instance_uid, &o.instance)?;
                     }
                     let json = if matches!(op, MppsOp::Seed) {
                         xenrad_mpps::codec::seed::encode(&o.instance)

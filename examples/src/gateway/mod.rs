@@ -9,6 +9,7 @@
 //! | HL7 MLLP | 127.0.0.1:3000 | `xenrad-mllp` |
 //! | DICOM C-STORE SCP | 127.0.0.1:11112 | `xenrad-dimse` |
 
+pub mod dicom;
 pub mod fhir;
 pub mod hl7;
 pub mod http;
@@ -183,6 +184,7 @@ pub async fn run(config: Config) -> Result<(), Box<dyn std::error::Error + Send 
     let hl7_l = tokio::net::TcpListener::bind(gw.config.hl7_addr).await?;
     let mpps_l = tokio::net::TcpListener::bind(gw.config.mpps_addr).await?;
     let mllp_l = tokio::net::TcpListener::bind(gw.config.mllp_addr).await?;
+    let dicom_l = tokio::net::TcpListener::bind(gw.config.dicom_addr).await?;
     let mut tasks = tokio::task::JoinSet::new();
     tasks.spawn(http::serve(fhir_l, fhir::router(gw.clone()), stopped()));
     tasks.spawn(http::serve(hl7_l, hl7::router(gw.clone()), stopped()));
@@ -190,6 +192,9 @@ pub async fn run(config: Config) -> Result<(), Box<dyn std::error::Error + Send 
     let mllp_server = mllp::server(gw.clone());
     let mllp_stop = stopped();
     tasks.spawn(async move { mllp_server.serve(mllp_l, mllp_stop).await });
+    let dicom_server = dicom::server(gw.clone());
+    let dicom_stop = stopped();
+    tasks.spawn(async move { dicom_server.run(dicom_l, dicom_stop).await });
     eprintln!(
         "xenrad-gateway: FHIR http://{}/fhir  HL7 http://{}  MPPS http://{}  MLLP {}  DICOM {} (AE {})  data {}",
         gw.config.fhir_addr,

@@ -35,7 +35,9 @@ pub enum StoreError {
 }
 
 type Job = Box<dyn FnOnce(&Transaction<'_>) -> Result<(), StoreError> + Send>;
-type Batch = (Job, oneshot::Sender<Result<(), StoreError>>);
+/// Called with the job's result once its transaction is committed (or failed).
+type Done = Box<dyn FnOnce(Result<(), StoreError>) + Send>;
+type Batch = (Job, Done);
 
 /// Handle to the store; cheap to clone.
 #[derive(Clone)]
@@ -142,6 +144,37 @@ impl Store {
         T: Send + 'static,
         F: FnOnce(&Transaction<'_>) -> Result<T, StoreError> + Send + 'static,
     {
+        let (done_tx, done_rx) = oneshot::channel();
+        let slot = self.submit(f, Box::new(move |r| {
+            let _ = done_tx.send(r);
+        }))?;
+        done_rx.await.map_err(|_| StoreError::Closed)??;
+        let v = slot.lock().expect("slot").take();
+        v.ok_or(StoreError::Closed)
+    }
+
+    /// [`Store::write`] for synchronous callers (e.g. the DIMSE handler, which runs
+    /// on a blocking-capable thread): blocks until the transaction is committed.
+    pub fn write_blocking<T, F>(&self, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Transaction<'_>) -> Result<T, StoreError> + Send + 'static,
+    {
+        let (done_tx, done_rx) = mpsc::sync_channel(1);
+        let slot = self.submit(f, Box::new(move |r| {
+            let _ = done_tx.send(r);
+        }))?;
+        done_rx.recv().map_err(|_| StoreError::Closed)??;
+        let v = slot.lock().expect("slot").take();
+        v.ok_or(StoreError::Closed)
+    }
+
+    #[allow(clippy::type_complexity)]
+    fn submit<T, F>(&self, f: F, done: Done) -> Result<Arc<Mutex<Option<T>>>, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Transaction<'_>) -> Result<T, StoreError> + Send + 'static,
+    {
         let slot: Arc<Mutex<Option<T>>> = Arc::new(Mutex::new(None));
         let out = slot.clone();
         let job: Job = Box::new(move |tx| {
@@ -149,11 +182,8 @@ impl Store {
             *out.lock().expect("slot") = Some(v);
             Ok(())
         });
-        let (done_tx, done_rx) = oneshot::channel();
-        self.tx.send((job, done_tx)).map_err(|_| StoreError::Closed)?;
-        done_rx.await.map_err(|_| StoreError::Closed)??;
-        let v = slot.lock().expect("slot").take();
-        v.ok_or(StoreError::Closed)
+        self.tx.send((job, done)).map_err(|_| StoreError::Closed)?;
+        Ok(slot)
     }
 
     /// Runs a read-only query on a pooled reader connection (off the async runtime).
@@ -195,9 +225,8 @@ impl Store {
     pub fn close(&self) {
         // The writer exits when every sender is dropped; dropping ours is not enough
         // while clones live, so send a sentinel job that ends the loop.
-        let (done_tx, _done_rx) = oneshot::channel();
         let stop: Job = Box::new(|_| Err(StoreError::Closed));
-        let _ = self.tx.send((stop, done_tx));
+        let _ = self.tx.send((stop, Box::new(drop)));
         if let Some(h) = self.writer.lock().expect("writer").take() {
             let _ = h.join();
         }
@@ -219,7 +248,7 @@ fn writer_loop(mut conn: Connection, rx: &mpsc::Receiver<Batch>) {
             Err(e) => {
                 let msg = e.to_string();
                 for (_, done) in batch {
-                    let _ = done.send(Err(StoreError::Job(msg.clone())));
+                    done(Err(StoreError::Job(msg.clone())));
                 }
                 continue;
             }
@@ -235,13 +264,13 @@ fn writer_loop(mut conn: Connection, rx: &mpsc::Receiver<Batch>) {
         match tx.commit() {
             Ok(()) => {
                 for (done, r) in results {
-                    let _ = done.send(r);
+                    done(r);
                 }
             }
             Err(e) => {
                 let msg = e.to_string();
                 for (done, _) in results {
-                    let _ = done.send(Err(StoreError::Job(format!("commit failed: {msg}"))));
+                    done(Err(StoreError::Job(format!("commit failed: {msg}"))));
                 }
             }
         }

@@ -1,0 +1,166 @@
+//! The DICOM port (:11112) through `xenrad-dimse`'s streaming SCP: C-ECHO, C-STORE
+//! (instances as Part 10 files under `<data-dir>/dicom`, indexed and projected into
+//! ImagingStudy) and MPPS N-CREATE / N-SET through `xenrad-mpps` on the same state
+//! as the HTTP doors.
+
+use super::Gateway;
+use super::ingest::{self, SqlMppsStore};
+use super::projection::{self, InstanceFacts, PatientFacts, fhir_date, gender_code};
+use dicom_dictionary_std::tags;
+use std::path::Path;
+use std::sync::Arc;
+use xenrad_dimse::dimse::status;
+use xenrad_dimse::scp::{Handler, NRequest, NResponse, ScpConfig, StoredInstance};
+use xenrad_mpps::{MPPS_SOP_CLASS_UID, TransferSyntaxKind};
+
+/// The gateway's DIMSE handler.
+pub struct GatewayScp {
+    gw: Gateway,
+}
+
+/// What the header of a stored instance says (read up to the pixel data).
+fn read_facts(path: &Path, inst: &StoredInstance) -> InstanceFacts {
+    let mut f = InstanceFacts {
+        sop_class_uid: inst.sop_class_uid.clone(),
+        sop_instance_uid: inst.sop_instance_uid.clone(),
+        study_uid: inst.study_instance_uid.clone().unwrap_or_default(),
+        ..InstanceFacts::default()
+    };
+    let Ok(obj) = dicom_object::OpenFileOptions::new().read_until(tags::PIXEL_DATA).open_file(path) else {
+        return f;
+    };
+    let text = |tag| -> Option<String> {
+        obj.element_opt(tag)
+            .ok()
+            .flatten()
+            .and_then(|e| e.to_str().ok())
+            .map(|s| s.trim_end_matches(['\0', ' ']).trim().to_owned())
+            .filter(|s| !s.is_empty())
+    };
+    if f.study_uid.is_empty() {
+        f.study_uid = text(tags::STUDY_INSTANCE_UID).unwrap_or_default();
+    }
+    f.series_uid = text(tags::SERIES_INSTANCE_UID).unwrap_or_default();
+    f.modality = text(tags::MODALITY).unwrap_or_default();
+    if let Some(pid) = text(tags::PATIENT_ID) {
+        let issuer = text(tags::ISSUER_OF_PATIENT_ID).unwrap_or_default();
+        let name = text(tags::PATIENT_NAME).unwrap_or_default();
+        // PN: components separated by ^ within the first (alphabetic) group (PS3.5 §6.2.1).
+        let alpha = name.split('=').next().unwrap_or_default();
+        let mut parts = alpha.split('^').map(str::trim);
+        let family = parts.next().filter(|s| !s.is_empty()).map(str::to_owned);
+        let given: Vec<String> = parts.take(2).filter(|s| !s.is_empty()).map(str::to_owned).collect();
+        f.patient = Some(PatientFacts {
+            identifiers: vec![(issuer, pid)],
+            family,
+            given,
+            birth_date: text(tags::PATIENT_BIRTH_DATE).and_then(|d| fhir_date(&d)),
+            gender: text(tags::PATIENT_SEX).and_then(|g| gender_code(&g)),
+            addresses: Vec::new(),
+            source: "DICOM C-STORE".to_owned(),
+        });
+    }
+    f
+}
+
+impl Handler for GatewayScp {
+    /// Indexes the instance (idempotent on its SOP Instance UID) and refreshes its
+    /// ImagingStudy before the C-STORE-RSP goes out; a store failure answers 0xA700.
+    fn on_stored(&self, inst: &StoredInstance) -> u16 {
+        let facts = read_facts(&inst.path, inst);
+        if facts.study_uid.is_empty() {
+            // Nothing to file it under: the dataset has no Study Instance UID.
+            self.gw.metrics.ingest("dicom", "rejected", usize::try_from(inst.dataset_len).unwrap_or(usize::MAX));
+            return status::CANNOT_UNDERSTAND;
+        }
+        let (ts, path, size, ae) =
+            (inst.transfer_syntax.clone(), inst.path.display().to_string(), inst.dataset_len, inst.calling_ae.clone());
+        let r = self.gw.store.write_blocking(move |tx| projection::record_instance(tx, &facts, &ts, &path, size, &ae));
+        let len = usize::try_from(inst.dataset_len).unwrap_or(usize::MAX);
+        match r {
+            Ok(new) => {
+                self.gw.metrics.ingest("dicom", if new { "stored" } else { "duplicate" }, len);
+                status::SUCCESS
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "indexing a stored instance failed");
+                self.gw.metrics.ingest("dicom", "failed", len);
+                status::OUT_OF_RESOURCES
+            }
+        }
+    }
+
+    fn n_create(&self, req: &NRequest<'_>) -> NResponse {
+        self.n_op(req, true)
+    }
+
+    fn n_set(&self, req: &NRequest<'_>) -> NResponse {
+        self.n_op(req, false)
+    }
+}
+
+impl GatewayScp {
+    /// MPPS N-CREATE / N-SET (PS3.4 F.7.2) through the shared state machine.
+    fn n_op(&self, req: &NRequest<'_>, create: bool) -> NResponse {
+        if req.sop_class_uid.trim_end_matches('\0') != MPPS_SOP_CLASS_UID {
+            return NResponse::status(status::NO_SUCH_SOP_CLASS);
+        }
+        let Some(ts) = TransferSyntaxKind::from_uid(req.transfer_syntax) else {
+            return NResponse::status(status::PROCESSING_FAILURE);
+        };
+        // PS3.7 §10.1.5.1.1: without an Affected SOP Instance UID the SCP assigns one.
+        let (uid, assigned) = match req.sop_instance_uid.map(|u| u.trim_end_matches('\0').to_owned()) {
+            Some(u) if !u.is_empty() => (u, false),
+            _ if create => (new_uid(), true),
+            _ => return NResponse::status(status::PROCESSING_FAILURE),
+        };
+        let data = req.dataset.to_vec();
+        let len = data.len();
+        let uid2 = uid.clone();
+        let r = self.gw.store.write_blocking(move |tx| {
+            let svc = xenrad_mpps::Mpps::new(SqlMppsStore(tx));
+            let resp = if create { svc.n_create_dataset(&uid2, &data, ts) } else { svc.n_set_dataset(&uid2, &data, ts) };
+            if resp.status == status::SUCCESS && !resp.replay {
+                if let Ok(inst) = svc.get(&uid2) {
+                    ingest::project_mpps_instance(tx, &uid2, &inst)?;
+                }
+            }
+            Ok(resp)
+        });
+        match r {
+            Ok(resp) => {
+                let outcome = match (resp.status, resp.replay) {
+                    (status::SUCCESS, true) => "duplicate",
+                    (status::SUCCESS, false) => "stored",
+                    _ => "rejected",
+                };
+                self.gw.metrics.ingest("mpps", outcome, len);
+                NResponse { status: resp.status, sop_instance_uid: assigned.then_some(uid), dataset: resp.dataset }
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "MPPS over DIMSE: store failed");
+                NResponse::status(status::PROCESSING_FAILURE)
+            }
+        }
+    }
+}
+
+/// A fresh UID under the UUID-derived root 2.25 (PS3.5 §B.2).
+fn new_uid() -> String {
+    let mut raw = [0u8; 16];
+    if let Ok(mut f) = std::fs::File::open("/dev/urandom") {
+        use std::io::Read;
+        let _ = f.read_exact(&mut raw);
+    }
+    format!("2.25.{}", u128::from_be_bytes(raw))
+}
+
+/// Builds the SCP server for the gateway's configuration.
+pub fn server(gw: Gateway) -> xenrad_dimse::net::Server {
+    let mut cfg = ScpConfig::new(gw.config.data_dir.join("dicom"));
+    let mut policy = (*cfg.policy).clone();
+    policy.ae_title.clone_from(&gw.config.ae_title);
+    policy.max_pdu = gw.config.max_pdu;
+    cfg.policy = Arc::new(policy);
+    xenrad_dimse::net::Server::new(cfg, Arc::new(GatewayScp { gw }))
+}
