@@ -18,7 +18,11 @@ const KEY: &str = "test-key-0123456789";
 const REF_ADT: &str = "MSH|^~\\&|APP|FAC|XEN|FAC|20240101120000||ADT^A08|1|P|2.5.1\rPID|1||ID1||Doe^John||19800101|M\r";
 
 fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 struct Gateway {
@@ -33,7 +37,8 @@ struct Gateway {
 
 impl Gateway {
     fn start() -> Gateway {
-        let dir = std::env::temp_dir().join(format!("xenrad-e2e-{}-{}", std::process::id(), free_port()));
+        let dir =
+            std::env::temp_dir().join(format!("xenrad-e2e-{}-{}", std::process::id(), free_port()));
         Gateway::start_in(dir)
     }
 
@@ -72,7 +77,10 @@ impl Gateway {
         let deadline = Instant::now() + Duration::from_secs(30);
         for addr in [self.fhir, self.hl7, self.mpps, self.mllp, self.dicom] {
             while TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_err() {
-                assert!(Instant::now() < deadline, "gateway did not listen on {addr}");
+                assert!(
+                    Instant::now() < deadline,
+                    "gateway did not listen on {addr}"
+                );
                 std::thread::sleep(Duration::from_millis(50));
             }
         }
@@ -81,7 +89,9 @@ impl Gateway {
     /// SIGTERM, then wait: graceful shutdown must end the process by itself.
     fn stop(&mut self) {
         if let Some(mut c) = self.child.take() {
-            let _ = Command::new("kill").args(["-TERM", &c.id().to_string()]).status();
+            let _ = Command::new("kill")
+                .args(["-TERM", &c.id().to_string()])
+                .status();
             let deadline = Instant::now() + Duration::from_secs(20);
             loop {
                 if let Some(status) = c.try_wait().unwrap() {
@@ -132,11 +142,19 @@ fn curl(args: &[&str]) -> Resp {
         .args(args)
         .output()
         .expect("curl is installed by scripts/peers.sh");
-    assert!(out.status.success(), "curl failed: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "curl failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let text = String::from_utf8_lossy(&out.stdout).into_owned();
     let (body, tail) = text.rsplit_once('\n').unwrap();
     let (code, ct) = tail.split_once(' ').unwrap_or((tail, ""));
-    Resp { status: code.parse().unwrap(), content_type: ct.to_owned(), body: body.to_owned() }
+    Resp {
+        status: code.parse().unwrap(),
+        content_type: ct.to_owned(),
+        body: body.to_owned(),
+    }
 }
 
 fn peers() -> bool {
@@ -159,13 +177,27 @@ fn fhir_metadata_is_open_and_everything_else_needs_the_key() {
     assert_eq!(cs["resourceType"], "CapabilityStatement");
     assert_eq!(cs["fhirVersion"], "4.0.1");
 
-    let r = curl(&[&g.url(g.fhir, "/fhir/Patient?name=smith"), "-H", "Accept: application/fhir+json"]);
+    let r = curl(&[
+        &g.url(g.fhir, "/fhir/Patient?name=smith"),
+        "-H",
+        "Accept: application/fhir+json",
+    ]);
     assert_eq!(r.status, 401);
     assert_eq!(r.json()["resourceType"], "OperationOutcome");
-    let r = curl(&[&g.url(g.fhir, "/fhir/Patient?name=smith"), "-H", "X-API-Key: wrong"]);
+    let r = curl(&[
+        &g.url(g.fhir, "/fhir/Patient?name=smith"),
+        "-H",
+        "X-API-Key: wrong",
+    ]);
     assert_eq!(r.status, 401);
 
-    let r = curl(&[&g.url(g.fhir, "/fhir/Patient?name=smith"), "-H", "Accept: application/fhir+json", "-H", &format!("X-API-Key: {KEY}")]);
+    let r = curl(&[
+        &g.url(g.fhir, "/fhir/Patient?name=smith"),
+        "-H",
+        "Accept: application/fhir+json",
+        "-H",
+        &format!("X-API-Key: {KEY}"),
+    ]);
     assert_eq!(r.status, 200);
     let b = r.json();
     assert_eq!(b["resourceType"], "Bundle");
@@ -173,15 +205,29 @@ fn fhir_metadata_is_open_and_everything_else_needs_the_key() {
     assert_eq!(b["total"], 0);
 
     for addr in [g.hl7, g.mpps] {
-        let r = curl(&["-X", "POST", &g.url(addr, "/v2/ingest"), "--data-binary", "x"]);
+        let r = curl(&[
+            "-X",
+            "POST",
+            &g.url(addr, "/v2/ingest"),
+            "--data-binary",
+            "x",
+        ]);
         assert_eq!(r.status, 401, "{addr}");
         assert!(r.content_type.starts_with("application/problem+json"));
         let r = curl(&[&g.url(addr, "/metrics")]);
         assert_eq!(r.status, 401);
     }
-    let r = curl(&[&g.url(g.fhir, "/fhir/Observation?code=x"), "-H", &format!("X-API-Key: {KEY}")]);
+    let r = curl(&[
+        &g.url(g.fhir, "/fhir/Observation?code=x"),
+        "-H",
+        &format!("X-API-Key: {KEY}"),
+    ]);
     assert_eq!(r.status, 404);
-    let r = curl(&[&g.url(g.fhir, "/fhir/Patient?birthdate=yesterday"), "-H", &format!("X-API-Key: {KEY}")]);
+    let r = curl(&[
+        &g.url(g.fhir, "/fhir/Patient?birthdate=yesterday"),
+        "-H",
+        &format!("X-API-Key: {KEY}"),
+    ]);
     assert_eq!(r.status, 400);
     assert_eq!(r.json()["resourceType"], "OperationOutcome");
 }
@@ -193,11 +239,18 @@ fn every_http_surface_serves_docs_and_a_valid_openapi_document() {
         let r = curl(&[&g.url(addr, "/api/documentation")]);
         assert_eq!(r.status, 200);
         assert!(r.content_type.starts_with("text/html"));
-        assert!(!r.body.contains("http://") && !r.body.contains("https://"), "docs page must not load anything remote");
+        assert!(
+            !r.body.contains("http://") && !r.body.contains("https://"),
+            "docs page must not load anything remote"
+        );
         let r = curl(&[&g.url(addr, "/api/documentation/openapi.json")]);
         assert_eq!(r.status, 200);
         let doc = r.json();
-        assert!(doc["openapi"].as_str().unwrap().starts_with("3.1"), "{}", doc["openapi"]);
+        assert!(
+            doc["openapi"].as_str().unwrap().starts_with("3.1"),
+            "{}",
+            doc["openapi"]
+        );
         assert!(doc["paths"].as_object().is_some_and(|p| !p.is_empty()));
         assert!(doc["components"]["securitySchemes"]["api_key"].is_object());
     }
@@ -230,13 +283,17 @@ fn docs_page_renders_offline_in_headless_chromium() {
     let dom = String::from_utf8_lossy(&out.stdout);
     // These strings exist only after the page's script fetched and rendered openapi.json.
     assert!(dom.contains("Xenrad FHIR R4"), "title not rendered: {dom}");
-    assert!(dom.contains("/fhir/{resource_type}/{id}"), "operations not rendered");
+    assert!(
+        dom.contains("/fhir/{resource_type}/{id}"),
+        "operations not rendered"
+    );
     assert!(dom.contains("Try it"));
 }
 
-#[allow(dead_code)]
 fn read_shared(rel: &str) -> Option<Vec<u8>> {
-    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared").join(rel);
+    let p = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../shared")
+        .join(rel);
     match std::fs::read(&p) {
         Ok(b) => Some(b),
         Err(_) if std::env::var_os("CI").is_none() => {
@@ -245,4 +302,588 @@ fn read_shared(rel: &str) -> Option<Vec<u8>> {
         }
         Err(e) => panic!("{}: {e}", p.display()),
     }
+}
+
+fn key_header() -> String {
+    format!("X-API-Key: {KEY}")
+}
+
+fn post(g: &Gateway, addr: SocketAddr, path: &str, ctype: &str, body: &[u8]) -> Resp {
+    let file = g.dir.join(format!("body-{}", free_port()));
+    std::fs::create_dir_all(&g.dir).unwrap();
+    std::fs::write(&file, body).unwrap();
+    let r = curl(&[
+        "-X",
+        "POST",
+        &g.url(addr, path),
+        "-H",
+        &key_header(),
+        "-H",
+        &format!("Content-Type: {ctype}"),
+        "--data-binary",
+        &format!("@{}", file.display()),
+    ]);
+    let _ = std::fs::remove_file(file);
+    r
+}
+
+fn fhir_get(g: &Gateway, path: &str) -> Value {
+    let r = curl(&[
+        &g.url(g.fhir, path),
+        "-H",
+        "Accept: application/fhir+json",
+        "-H",
+        &key_header(),
+    ]);
+    assert_eq!(r.status, 200, "{path}: {}", r.body);
+    r.json()
+}
+
+fn metric(g: &Gateway, line_prefix: &str) -> u64 {
+    let r = curl(&[&g.url(g.hl7, "/metrics"), "-H", &key_header()]);
+    assert_eq!(r.status, 200);
+    r.body
+        .lines()
+        .find(|l| l.starts_with(line_prefix))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}
+
+fn msa(ack: &str) -> (String, String) {
+    let seg = ack
+        .split(['\r', '\n'])
+        .find(|s| s.starts_with("MSA"))
+        .unwrap_or_else(|| panic!("no MSA in {ack:?}"));
+    let f: Vec<&str> = seg.split('|').collect();
+    (
+        f.get(1).copied().unwrap_or_default().to_owned(),
+        f.get(2).copied().unwrap_or_default().to_owned(),
+    )
+}
+
+#[test]
+fn hl7v2_ingest_acknowledges_after_storing_projects_a_patient_and_is_idempotent() {
+    let mut g = Gateway::start();
+    // Reference page curl: POST /v2/ingest with the ADT^A08 for Doe^John.
+    let r = curl(&[
+        "-X",
+        "POST",
+        &g.url(g.hl7, "/v2/ingest"),
+        "-H",
+        &key_header(),
+        "-H",
+        "Content-Type: text/plain",
+        "--data-binary",
+        REF_ADT,
+    ]);
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert!(r.content_type.starts_with("application/hl7-v2"));
+    assert_eq!(msa(&r.body), ("AA".to_owned(), "1".to_owned()));
+    assert!(
+        r.body.starts_with("MSH|^~\\&|XEN|FAC|APP|FAC|"),
+        "sending/receiving swapped: {}",
+        r.body
+    );
+
+    let b = fhir_get(&g, "/fhir/Patient?name=doe");
+    assert_eq!(b["total"], 1, "{b}");
+    let p = &b["entry"][0]["resource"];
+    assert_eq!(p["name"][0]["family"], "Doe");
+    assert_eq!(p["name"][0]["given"][0], "John");
+    assert_eq!(p["birthDate"], "1980-01-01");
+    assert_eq!(p["gender"], "male");
+    assert_eq!(p["identifier"][0]["value"], "ID1");
+    // Case- and accent-insensitive prefix; other parameters.
+    for q in [
+        "name=DO",
+        "family=doe",
+        "given=jo",
+        "birthdate=1980",
+        "birthdate=ge1979-12-31",
+        "gender=male",
+        "identifier=ID1",
+    ] {
+        assert_eq!(
+            fhir_get(&g, &format!("/fhir/Patient?{q}"))["total"],
+            1,
+            "{q}"
+        );
+    }
+    for q in [
+        "name=smith",
+        "birthdate=lt1980-01-01",
+        "gender=female",
+        "identifier=other|ID1",
+    ] {
+        assert_eq!(
+            fhir_get(&g, &format!("/fhir/Patient?{q}"))["total"],
+            0,
+            "{q}"
+        );
+    }
+    // Read with ETag.
+    let id = p["id"].as_str().unwrap().to_owned();
+    let r = curl(&[
+        "-i",
+        &g.url(g.fhir, &format!("/fhir/Patient/{id}")),
+        "-H",
+        &key_header(),
+    ]);
+    assert!(
+        r.body.to_ascii_lowercase().contains("etag: w/\"1\""),
+        "{}",
+        r.body
+    );
+
+    // The same delivery again: AA again, stored once.
+    let r = post(&g, g.hl7, "/v2/ingest", "text/plain", REF_ADT.as_bytes());
+    assert_eq!(msa(&r.body).0, "AA");
+    assert_eq!(
+        metric(
+            &g,
+            "xenrad_ingest_total{protocol=\"hl7v2\",outcome=\"stored\"}"
+        ),
+        1
+    );
+    assert_eq!(
+        metric(
+            &g,
+            "xenrad_ingest_total{protocol=\"hl7v2\",outcome=\"duplicate\"}"
+        ),
+        1
+    );
+
+    // Broken HL7: not a message at all, and an ADT without PID-3.
+    let r = post(&g, g.hl7, "/v2/ingest", "text/plain", b"hello world");
+    assert_eq!(r.status, 400);
+    assert_eq!(msa(&r.body).0, "AR", "{}", r.body);
+    assert!(
+        r.body.contains("\rERR|") || r.body.contains("\nERR|"),
+        "{}",
+        r.body
+    );
+    let bad = "MSH|^~\\&|APP|FAC|XEN|FAC|20240101120000||ADT^A08|2|P|2.5.1\rPID|1||||Roe^Jane\r";
+    let r = post(&g, g.hl7, "/v2/ingest", "text/plain", bad.as_bytes());
+    assert_eq!(r.status, 400);
+    assert_eq!(msa(&r.body), ("AE".to_owned(), "2".to_owned()));
+    assert!(r.body.contains("PID-3"), "{}", r.body);
+    assert_eq!(fhir_get(&g, "/fhir/Patient?name=roe")["total"], 0);
+    assert_eq!(
+        metric(
+            &g,
+            "xenrad_ingest_total{protocol=\"hl7v2\",outcome=\"stored\"}"
+        ),
+        1
+    );
+
+    // An order (ORM^O01) becomes a ServiceRequest for the same patient.
+    let orm = "MSH|^~\\&|RIS|FAC|XEN|FAC|20240101120500||ORM^O01|3|P|2.5.1\rPID|1||ID1||Doe^John||19800101|M\rORC|NW|PL123|FL456\rOBR|1|PL123|FL456|CTCHEST^CT chest^LOCAL\r";
+    let r = post(&g, g.hl7, "/v2/ingest", "text/plain", orm.as_bytes());
+    assert_eq!(msa(&r.body).0, "AA", "{}", r.body);
+    let sr = fhir_get(&g, &format!("/fhir/ServiceRequest?subject=Patient/{id}"));
+    assert_eq!(sr["total"], 1, "{sr}");
+    assert_eq!(sr["entry"][0]["resource"]["status"], "active");
+
+    // Oversized body (limit 1 MiB in these tests).
+    let r = post(&g, g.hl7, "/v2/ingest", "text/plain", &vec![b'A'; 2 << 20]);
+    assert_eq!(r.status, 413);
+
+    // A restart keeps everything.
+    g.stop();
+    g.spawn();
+    assert_eq!(fhir_get(&g, "/fhir/Patient?name=doe")["total"], 1);
+    let r = post(&g, g.hl7, "/v2/ingest", "text/plain", REF_ADT.as_bytes());
+    assert_eq!(msa(&r.body).0, "AA");
+    assert_eq!(
+        fhir_get(&g, "/fhir/Patient?name=doe")["entry"][0]["resource"]["meta"]["versionId"],
+        "1"
+    );
+}
+
+#[test]
+fn hl7v2_over_mllp_from_a_raw_python_socket() {
+    if !peers() {
+        return;
+    }
+    let g = Gateway::start();
+    let script = r#"
+import socket, sys
+host, port = sys.argv[1], int(sys.argv[2])
+msg = b"MSH|^~\\&|APP|FAC|XEN|FAC|20240101120000||ADT^A08|M1|P|2.5.1\rPID|1||ID7||Mllp^Mary||19700202|F\r"
+def frame(m): return b"\x0b" + m + b"\x1c\x0d"
+s = socket.create_connection((host, port))
+# Pipelined: the same message twice (a retry), then garbage, split into small writes.
+data = frame(msg) + frame(msg) + frame(b"not hl7")
+for i in range(0, len(data), 7):
+    s.sendall(data[i:i+7])
+buf = b""
+acks = []
+while len(acks) < 3:
+    chunk = s.recv(65536)
+    if not chunk: break
+    buf += chunk
+    while b"\x1c\x0d" in buf:
+        start = buf.index(b"\x0b")
+        end = buf.index(b"\x1c\x0d")
+        acks.append(buf[start+1:end])
+        buf = buf[end+2:]
+for a in acks:
+    msa = [seg for seg in a.split(b"\r") if seg.startswith(b"MSA")][0].split(b"|")
+    print(msa[1].decode(), msa[2].decode() if len(msa) > 2 else "")
+"#;
+    let out = Command::new(std::env::var("XENRAD_PYTHON").unwrap())
+        .args(["-c", script, "127.0.0.1", &g.mllp.port().to_string()])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines, vec!["AA M1", "AA M1", "AR "], "{text}");
+    assert_eq!(fhir_get(&g, "/fhir/Patient?family=mllp")["total"], 1);
+    assert_eq!(
+        metric(
+            &g,
+            "xenrad_ingest_total{protocol=\"hl7v2\",outcome=\"stored\"}"
+        ),
+        1
+    );
+}
+
+#[test]
+fn hl7v3_ingest_answers_mcci_and_projects_the_patient() {
+    let Some(xml) =
+        read_shared("corpus/hl7v3/ihe-iti-examples/PIXV3__01_PatientRegistryRecordAdded1.xml")
+    else {
+        return;
+    };
+    let g = Gateway::start();
+    let r = post(&g, g.hl7, "/v3/ingest", "application/xml", &xml);
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert!(r.body.contains("MCCI_IN000002UV01"));
+    assert!(r.body.contains("code=\"CA\""), "{}", r.body);
+    assert!(
+        r.body.contains("22a0f9e0-4454-11dc-a6be-3603d6866807"),
+        "targetMessage id: {}",
+        r.body
+    );
+    let b = fhir_get(&g, "/fhir/Patient?family=dean");
+    assert_eq!(b["total"], 1, "{b}");
+    assert_eq!(b["entry"][0]["resource"]["name"][0]["given"][0], "Jimmy");
+    // Again: acknowledged, stored once.
+    let r = post(&g, g.hl7, "/v3/ingest", "application/xml", &xml);
+    assert_eq!(r.status, 200);
+    assert_eq!(
+        metric(
+            &g,
+            "xenrad_ingest_total{protocol=\"hl7v3\",outcome=\"duplicate\"}"
+        ),
+        1
+    );
+    // Malformed XML and entity expansion are rejected with a position.
+    let r = post(
+        &g,
+        g.hl7,
+        "/v3/ingest",
+        "application/xml",
+        b"<PRPA_IN201301UV02 xmlns=\"urn:hl7-org:v3\"><id root=\"1\"></PRPA_IN201301UV02>",
+    );
+    assert_eq!(r.status, 400, "{}", r.body);
+    assert!(r.body.contains("line 1"), "{}", r.body);
+    let bomb = b"<?xml version=\"1.0\"?><!DOCTYPE x [<!ENTITY a \"aaaa\">]><x>&a;</x>";
+    assert_eq!(
+        post(&g, g.hl7, "/v3/ingest", "application/xml", bomb).status,
+        400
+    );
+    for f in std::fs::read_dir(
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../shared/corpus/hl7v3/ihe-iti-examples/malformed"),
+    )
+    .unwrap()
+    {
+        let body = std::fs::read(f.unwrap().path()).unwrap();
+        assert_eq!(
+            post(&g, g.hl7, "/v3/ingest", "application/xml", &body).status,
+            400
+        );
+    }
+    assert_eq!(
+        metric(
+            &g,
+            "xenrad_ingest_total{protocol=\"hl7v3\",outcome=\"stored\"}"
+        ),
+        1
+    );
+}
+
+/// Expected (HTTP status, replay) of a transition vector outcome, idempotent policy.
+fn mpps_expect(name: &str) -> u16 {
+    match name {
+        "created" | "replay_or_duplicate" => 201,
+        "updated" | "updated_noop" | "replay_or_may_no_longer_be_updated" => 200,
+        "invalid_attribute_value" | "missing_attribute" => 400,
+        "duplicate_sop_instance" | "may_no_longer_be_updated" | "conflict_not_settable" => 409,
+        "no_such_object_instance" => 404,
+        other => panic!("unknown expectation {other}"),
+    }
+}
+
+#[test]
+fn mpps_transition_vectors_through_the_seed_endpoint() {
+    let Some(raw) = read_shared("corpus/mpps/transition_vectors.json") else {
+        return;
+    };
+    let v: Value = serde_json::from_slice(&raw).unwrap();
+    let cases = v["cases"].as_array().unwrap();
+    assert_eq!(cases.len(), 17);
+    let mut g = Gateway::start();
+    for case in cases {
+        // Each case starts from an empty store.
+        g.stop();
+        let _ = std::fs::remove_dir_all(&g.dir);
+        g.spawn();
+        for step in case["steps"].as_array().unwrap() {
+            let body = step["body"].to_string();
+            // Reference page curl shape; `op` says which DIMSE operation the step mirrors.
+            let path = format!("/ingest?op={}", step["op"].as_str().unwrap());
+            let r = curl(&[
+                "-X",
+                "POST",
+                &g.url(g.mpps, &path),
+                "-H",
+                &key_header(),
+                "-H",
+                "Content-Type: application/json",
+                "-d",
+                &body,
+            ]);
+            let want = mpps_expect(step["expect"].as_str().unwrap());
+            assert_eq!(
+                r.status, want,
+                "case {} step {}: {}",
+                case["name"], step, r.body
+            );
+        }
+    }
+    // The projection: a completed step is a completed Procedure, its study available.
+    g.stop();
+    let _ = std::fs::remove_dir_all(&g.dir);
+    g.spawn();
+    for status in ["IN PROGRESS", "COMPLETED"] {
+        let body = format!(
+            r#"{{"sop_instance_uid":"1.2.3.4.5","study_uid":"1.2.3.4.5.6","status":"{status}"}}"#
+        );
+        assert!(post(&g, g.mpps, "/ingest", "application/json", body.as_bytes()).status < 300);
+    }
+    let p = fhir_get(&g, "/fhir/Procedure?identifier=1.2.3.4.5");
+    assert_eq!(p["entry"][0]["resource"]["status"], "completed", "{p}");
+    let s = fhir_get(
+        &g,
+        "/fhir/ImagingStudy?identifier=urn:dicom:uid|urn:oid:1.2.3.4.5.6",
+    );
+    assert_eq!(s["entry"][0]["resource"]["status"], "available", "{s}");
+    // MPPS-RS view of the same state.
+    let r = curl(&[
+        &g.url(g.mpps, "/modality-performed-procedure-steps/1.2.3.4.5"),
+        "-H",
+        &key_header(),
+    ]);
+    assert_eq!(r.status, 200);
+    assert!(
+        r.body
+            .contains(r#""00400252":{"vr":"CS","Value":["COMPLETED"]}"#),
+        "{}",
+        r.body
+    );
+    let r = post(&g, g.mpps, "/ingest", "application/json", b"{not json");
+    assert_eq!(r.status, 400);
+    assert!(r.content_type.starts_with("application/problem+json"));
+}
+
+#[test]
+fn dicom_echo_store_and_find_the_study_with_dcmtk() {
+    if !peers() {
+        return;
+    }
+    let g = Gateway::start();
+    let port = g.dicom.port().to_string();
+    // echoscu --repeat: every response must carry its request's message id.
+    let out = Command::new("echoscu")
+        .args(["-aec", "XENRAD", "--repeat", "3", "127.0.0.1", &port])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "echoscu: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let data = PathBuf::from(std::env::var("XENRAD_PYDICOM_DATA").unwrap());
+    let ct = data.join("CT_small.dcm");
+    for _ in 0..2 {
+        // Sent twice: the second is a duplicate and must be idempotent.
+        let out = Command::new("storescu")
+            .args(["-aec", "XENRAD", "127.0.0.1", &port])
+            .arg(&ct)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "storescu: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let py = std::env::var("XENRAD_PYTHON").unwrap();
+    let study = Command::new(&py)
+        .args(["-c", "import pydicom,sys; d=pydicom.dcmread(sys.argv[1]); print(d.StudyInstanceUID, d.SOPInstanceUID, d.PatientID)"])
+        .arg(&ct)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&study.stdout).into_owned();
+    let mut it = text.split_whitespace();
+    let (study_uid, sop_uid, patient_id) = (
+        it.next().unwrap().to_owned(),
+        it.next().unwrap().to_owned(),
+        it.next().unwrap().to_owned(),
+    );
+    let b = fhir_get(&g, &format!("/fhir/ImagingStudy?identifier={study_uid}"));
+    assert_eq!(b["total"], 1, "{b}");
+    let s = &b["entry"][0]["resource"];
+    assert_eq!(s["numberOfInstances"], 1);
+    assert_eq!(s["series"][0]["instance"][0]["uid"], sop_uid.as_str());
+    assert_eq!(s["series"][0]["modality"]["code"], "CT");
+    let subject = s["subject"]["reference"]
+        .as_str()
+        .expect("subject is the patient")
+        .to_owned();
+    let p = fhir_get(&g, &format!("/fhir/{subject}"));
+    assert_eq!(p["identifier"][0]["value"], patient_id.as_str());
+    // The stored file equals the source, element by element, with a correct File Meta.
+    let stored: Vec<PathBuf> = walk(&g.dir.join("dicom"));
+    assert_eq!(stored.len(), 1, "{stored:?}");
+    let cmp = Command::new(&py)
+        .args(["-c", "import pydicom,sys\na=pydicom.dcmread(sys.argv[1]); b=pydicom.dcmread(sys.argv[2])\n# storescu drops trailing padding (FFFC,FFFC) when it sends\nif 0xFFFCFFFC in a: del a[0xFFFCFFFC]\nassert a==b\nm=b.file_meta\nassert m.MediaStorageSOPInstanceUID==b.SOPInstanceUID and m.MediaStorageSOPClassUID==b.SOPClassUID\nprint('same')"])
+        .arg(&ct)
+        .arg(&stored[0])
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&cmp.stdout).trim(),
+        "same",
+        "{}",
+        String::from_utf8_lossy(&cmp.stderr)
+    );
+    assert_eq!(
+        metric(
+            &g,
+            "xenrad_ingest_total{protocol=\"dicom\",outcome=\"duplicate\"}"
+        ),
+        1
+    );
+}
+
+fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    if let Ok(rd) = std::fs::read_dir(dir) {
+        for e in rd.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                out.extend(walk(&p));
+            } else if p.extension().is_some_and(|x| x == "dcm") {
+                out.push(p);
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn mpps_n_create_and_n_set_from_pynetdicom_on_separate_associations() {
+    if !peers() {
+        return;
+    }
+    let g = Gateway::start();
+    let script = r#"
+import sys
+from pydicom.dataset import Dataset
+from pydicom.sequence import Sequence
+from pynetdicom import AE
+from pynetdicom.sop_class import ModalityPerformedProcedureStep as MPPS
+port = int(sys.argv[1])
+uid = "1.2.826.0.1.3680043.2.1143.777"
+def assoc():
+    ae = AE(ae_title="MODALITY")
+    ae.add_requested_context(MPPS)
+    a = ae.associate("127.0.0.1", port, ae_title="XENRAD")
+    assert a.is_established
+    return a
+ds = Dataset()
+ds.PerformedProcedureStepStatus = "IN PROGRESS"
+ds.PerformedProcedureStepID = "PPS1"
+ds.PerformedStationAETitle = "MODALITY"
+ds.PerformedProcedureStepStartDate = "20240101"
+ds.PerformedProcedureStepStartTime = "120000"
+ds.Modality = "CT"
+ds.PatientName = "Mpps^Pat"
+ds.PatientID = "P77"
+ssa = Dataset(); ssa.StudyInstanceUID = "1.2.826.0.1.3680043.2.1143.778"
+ds.ScheduledStepAttributesSequence = Sequence([ssa])
+for k in ["PatientBirthDate","PatientSex","ReferencedPatientSequence","PerformedProcedureStepDescription","PerformedProcedureTypeDescription","ProcedureCodeSequence","PerformedProcedureStepEndDate","PerformedProcedureStepEndTime","PerformedStationName","PerformedLocation","PerformedSeriesSequence"]:
+    setattr(ds, k, Sequence([]) if k.endswith("Sequence") else "")
+a = assoc()
+st, _ = a.send_n_create(ds, MPPS, uid)
+print(hex(st.Status)); a.release()
+a = assoc()
+st, _ = a.send_n_create(ds, MPPS, uid)
+print(hex(st.Status)); a.release()
+upd = Dataset()
+upd.PerformedProcedureStepStatus = "COMPLETED"
+upd.PerformedProcedureStepEndDate = "20240101"
+upd.PerformedProcedureStepEndTime = "121500"
+ser = Dataset(); ser.SeriesInstanceUID = "1.2.826.0.1.3680043.2.1143.779"; ser.RetrieveAETitle = ""; ser.SeriesDescription = ""
+ser.PerformingPhysicianName = ""; ser.OperatorsName = ""; ser.ProtocolName = "P"
+img = Dataset(); img.ReferencedSOPClassUID = "1.2.840.10008.5.1.4.1.1.2"; img.ReferencedSOPInstanceUID = "1.2.826.0.1.3680043.2.1143.780"
+ser.ReferencedImageSequence = Sequence([img]); ser.ReferencedNonImageCompositeSOPInstanceSequence = Sequence([])
+upd.PerformedSeriesSequence = Sequence([ser])
+a = assoc()
+st, _ = a.send_n_set(upd, MPPS, uid)
+print(hex(st.Status)); a.release()
+late = Dataset(); late.PerformedProcedureStepStatus = "DISCONTINUED"
+a = assoc()
+st, _ = a.send_n_set(late, MPPS, uid)
+print(hex(st.Status)); a.release()
+"#;
+    let out = Command::new(std::env::var("XENRAD_PYTHON").unwrap())
+        .args(["-c", script, &g.dicom.port().to_string()])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}\n{}",
+        text,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let lines: Vec<&str> = text.lines().collect();
+    // create, identical retry (idempotent), final N-SET, update after final state.
+    assert_eq!(lines, vec!["0x0", "0x0", "0x0", "0x110"], "{text}");
+    let r = curl(&[
+        &g.url(
+            g.mpps,
+            "/modality-performed-procedure-steps/1.2.826.0.1.3680043.2.1143.777",
+        ),
+        "-H",
+        &key_header(),
+    ]);
+    assert_eq!(r.status, 200);
+    assert!(r.body.contains("COMPLETED"), "{}", r.body);
+    let p = fhir_get(
+        &g,
+        "/fhir/Procedure?identifier=1.2.826.0.1.3680043.2.1143.777",
+    );
+    assert_eq!(p["entry"][0]["resource"]["status"], "completed", "{p}");
 }

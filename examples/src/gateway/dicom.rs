@@ -26,7 +26,10 @@ fn read_facts(path: &Path, inst: &StoredInstance) -> InstanceFacts {
         study_uid: inst.study_instance_uid.clone().unwrap_or_default(),
         ..InstanceFacts::default()
     };
-    let Ok(obj) = dicom_object::OpenFileOptions::new().read_until(tags::PIXEL_DATA).open_file(path) else {
+    let Ok(obj) = dicom_object::OpenFileOptions::new()
+        .read_until(tags::PIXEL_DATA)
+        .open_file(path)
+    else {
         return f;
     };
     let text = |tag| -> Option<String> {
@@ -49,7 +52,11 @@ fn read_facts(path: &Path, inst: &StoredInstance) -> InstanceFacts {
         let alpha = name.split('=').next().unwrap_or_default();
         let mut parts = alpha.split('^').map(str::trim);
         let family = parts.next().filter(|s| !s.is_empty()).map(str::to_owned);
-        let given: Vec<String> = parts.take(2).filter(|s| !s.is_empty()).map(str::to_owned).collect();
+        let given: Vec<String> = parts
+            .take(2)
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned)
+            .collect();
         f.patient = Some(PatientFacts {
             identifiers: vec![(issuer, pid)],
             family,
@@ -70,16 +77,28 @@ impl Handler for GatewayScp {
         let facts = read_facts(&inst.path, inst);
         if facts.study_uid.is_empty() {
             // Nothing to file it under: the dataset has no Study Instance UID.
-            self.gw.metrics.ingest("dicom", "rejected", usize::try_from(inst.dataset_len).unwrap_or(usize::MAX));
+            self.gw.metrics.ingest(
+                "dicom",
+                "rejected",
+                usize::try_from(inst.dataset_len).unwrap_or(usize::MAX),
+            );
             return status::CANNOT_UNDERSTAND;
         }
-        let (ts, path, size, ae) =
-            (inst.transfer_syntax.clone(), inst.path.display().to_string(), inst.dataset_len, inst.calling_ae.clone());
-        let r = self.gw.store.write_blocking(move |tx| projection::record_instance(tx, &facts, &ts, &path, size, &ae));
+        let (ts, path, size, ae) = (
+            inst.transfer_syntax.clone(),
+            inst.path.display().to_string(),
+            inst.dataset_len,
+            inst.calling_ae.clone(),
+        );
+        let r = self.gw.store.write_blocking(move |tx| {
+            projection::record_instance(tx, &facts, &ts, &path, size, &ae)
+        });
         let len = usize::try_from(inst.dataset_len).unwrap_or(usize::MAX);
         match r {
             Ok(new) => {
-                self.gw.metrics.ingest("dicom", if new { "stored" } else { "duplicate" }, len);
+                self.gw
+                    .metrics
+                    .ingest("dicom", if new { "stored" } else { "duplicate" }, len);
                 status::SUCCESS
             }
             Err(e) => {
@@ -109,7 +128,10 @@ impl GatewayScp {
             return NResponse::status(status::PROCESSING_FAILURE);
         };
         // PS3.7 §10.1.5.1.1: without an Affected SOP Instance UID the SCP assigns one.
-        let (uid, assigned) = match req.sop_instance_uid.map(|u| u.trim_end_matches('\0').to_owned()) {
+        let (uid, assigned) = match req
+            .sop_instance_uid
+            .map(|u| u.trim_end_matches('\0').to_owned())
+        {
             Some(u) if !u.is_empty() => (u, false),
             _ if create => (new_uid(), true),
             _ => return NResponse::status(status::PROCESSING_FAILURE),
@@ -119,11 +141,16 @@ impl GatewayScp {
         let uid2 = uid.clone();
         let r = self.gw.store.write_blocking(move |tx| {
             let svc = xenrad_mpps::Mpps::new(SqlMppsStore(tx));
-            let resp = if create { svc.n_create_dataset(&uid2, &data, ts) } else { svc.n_set_dataset(&uid2, &data, ts) };
-            if resp.status == status::SUCCESS && !resp.replay {
-                if let Ok(inst) = svc.get(&uid2) {
-                    ingest::project_mpps_instance(tx, &uid2, &inst)?;
-                }
+            let resp = if create {
+                svc.n_create_dataset(&uid2, &data, ts)
+            } else {
+                svc.n_set_dataset(&uid2, &data, ts)
+            };
+            if resp.status == status::SUCCESS
+                && !resp.replay
+                && let Ok(inst) = svc.get(&uid2)
+            {
+                ingest::project_mpps_instance(tx, &uid2, &inst)?;
             }
             Ok(resp)
         });
@@ -135,7 +162,11 @@ impl GatewayScp {
                     _ => "rejected",
                 };
                 self.gw.metrics.ingest("mpps", outcome, len);
-                NResponse { status: resp.status, sop_instance_uid: assigned.then_some(uid), dataset: resp.dataset }
+                NResponse {
+                    status: resp.status,
+                    sop_instance_uid: assigned.then_some(uid),
+                    dataset: resp.dataset,
+                }
             }
             Err(e) => {
                 tracing::error!(error = %e, "MPPS over DIMSE: store failed");
@@ -156,11 +187,16 @@ fn new_uid() -> String {
 }
 
 /// Builds the SCP server for the gateway's configuration.
-pub fn server(gw: Gateway) -> xenrad_dimse::net::Server {
-    let mut cfg = ScpConfig::new(gw.config.data_dir.join("dicom"));
+pub fn server(gw: Gateway) -> std::io::Result<xenrad_dimse::net::Server> {
+    let dir = gw.config.data_dir.join("dicom");
+    std::fs::create_dir_all(&dir)?;
+    let mut cfg = ScpConfig::new(dir);
     let mut policy = (*cfg.policy).clone();
     policy.ae_title.clone_from(&gw.config.ae_title);
     policy.max_pdu = gw.config.max_pdu;
     cfg.policy = Arc::new(policy);
-    xenrad_dimse::net::Server::new(cfg, Arc::new(GatewayScp { gw }))
+    Ok(xenrad_dimse::net::Server::new(
+        cfg,
+        Arc::new(GatewayScp { gw }),
+    ))
 }

@@ -10,6 +10,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use serde_json::{Value, json};
+use std::fmt::Write as _;
 use utoipa::OpenApi;
 
 const FHIR_JSON: &str = "application/fhir+json";
@@ -31,7 +32,10 @@ impl utoipa::Modify for ApiKeyScheme {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
         use utoipa::openapi::security::{ApiKey, ApiKeyValue, SecurityScheme};
         let components = openapi.components.get_or_insert_with(Default::default);
-        components.add_security_scheme("api_key", SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::new("X-API-Key"))));
+        components.add_security_scheme(
+            "api_key",
+            SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::new("X-API-Key"))),
+        );
     }
 }
 
@@ -41,7 +45,11 @@ pub fn router(gw: Gateway) -> Router {
         name: "fhir",
         keys: gw.keys.clone(),
         style: ErrorStyle::Fhir,
-        open_paths: &["/fhir/metadata", "/api/documentation", "/api/documentation/openapi.json"],
+        open_paths: &[
+            "/fhir/metadata",
+            "/api/documentation",
+            "/api/documentation/openapi.json",
+        ],
         metrics: gw.metrics.clone(),
     };
     let max_body = gw.config.max_body;
@@ -59,7 +67,12 @@ fn fhir_error(status: StatusCode, code: &str, detail: &str) -> Response {
 }
 
 fn fhir_json(status: StatusCode, body: &Value) -> Response {
-    (status, [(header::CONTENT_TYPE, FHIR_JSON)], body.to_string()).into_response()
+    (
+        status,
+        [(header::CONTENT_TYPE, FHIR_JSON)],
+        body.to_string(),
+    )
+        .into_response()
 }
 
 /// The CapabilityStatement: what this server serves (FHIR R4 §2.38 CapabilityStatement).
@@ -120,16 +133,28 @@ async fn metadata() -> Response {
               (status = 304, description = "Not modified (If-None-Match)"),
               (status = 401, description = "Missing or wrong X-API-Key"),
               (status = 404, description = "No such resource (OperationOutcome)")))]
-async fn read(State(gw): State<Gateway>, Path((resource_type, id)): Path<(String, String)>, headers: HeaderMap) -> Response {
+async fn read(
+    State(gw): State<Gateway>,
+    Path((resource_type, id)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Response {
     if !SERVED_TYPES.contains(&resource_type.as_str()) {
-        return fhir_error(StatusCode::NOT_FOUND, "not-supported", &format!("resource type {resource_type:?} is not served here"));
+        return fhir_error(
+            StatusCode::NOT_FOUND,
+            "not-supported",
+            &format!("resource type {resource_type:?} is not served here"),
+        );
     }
     let (t, i) = (resource_type.clone(), id.clone());
     let found = gw.store.read(move |c| projection::get(c, &t, &i)).await;
     match found {
         Ok(Some((version, last_updated, body))) => {
             let etag = format!("W/\"{version}\"");
-            if headers.get(header::IF_NONE_MATCH).and_then(|v| v.to_str().ok()) == Some(etag.as_str()) {
+            if headers
+                .get(header::IF_NONE_MATCH)
+                .and_then(|v| v.to_str().ok())
+                == Some(etag.as_str())
+            {
                 return StatusCode::NOT_MODIFIED.into_response();
             }
             let mut r = fhir_json(StatusCode::OK, &body);
@@ -138,14 +163,27 @@ async fn read(State(gw): State<Gateway>, Path((resource_type, id)): Path<(String
             }
             if let Some(v) = chrono::DateTime::parse_from_rfc3339(&last_updated)
                 .ok()
-                .and_then(|d| HeaderValue::from_str(&d.to_utc().format("%a, %d %b %Y %H:%M:%S GMT").to_string()).ok())
+                .and_then(|d| {
+                    HeaderValue::from_str(
+                        &d.to_utc().format("%a, %d %b %Y %H:%M:%S GMT").to_string(),
+                    )
+                    .ok()
+                })
             {
                 r.headers_mut().insert(header::LAST_MODIFIED, v);
             }
             r
         }
-        Ok(None) => fhir_error(StatusCode::NOT_FOUND, "not-found", &format!("{resource_type}/{id} is not known")),
-        Err(e) => fhir_error(StatusCode::INTERNAL_SERVER_ERROR, "exception", &e.to_string()),
+        Ok(None) => fhir_error(
+            StatusCode::NOT_FOUND,
+            "not-found",
+            &format!("{resource_type}/{id} is not known"),
+        ),
+        Err(e) => fhir_error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "exception",
+            &e.to_string(),
+        ),
     }
 }
 
@@ -156,31 +194,62 @@ async fn read(State(gw): State<Gateway>, Path((resource_type, id)): Path<(String
     responses((status = 200, description = "A searchset Bundle", content_type = "application/fhir+json"),
               (status = 400, description = "A bad parameter (OperationOutcome)"),
               (status = 401, description = "Missing or wrong X-API-Key")))]
-async fn search_type(State(gw): State<Gateway>, Path(resource_type): Path<String>, RawQuery(raw): RawQuery, headers: HeaderMap) -> Response {
+async fn search_type(
+    State(gw): State<Gateway>,
+    Path(resource_type): Path<String>,
+    RawQuery(raw): RawQuery,
+    headers: HeaderMap,
+) -> Response {
     if !SERVED_TYPES.contains(&resource_type.as_str()) {
-        return fhir_error(StatusCode::NOT_FOUND, "not-supported", &format!("resource type {resource_type:?} is not served here"));
+        return fhir_error(
+            StatusCode::NOT_FOUND,
+            "not-supported",
+            &format!("resource type {resource_type:?} is not served here"),
+        );
     }
     let raw = raw.unwrap_or_default();
     let pairs: Vec<(String, String)> = form_pairs(&raw);
     let query = match search::parse_query(&resource_type, &pairs) {
         Ok(q) => q,
-        Err(e) => return fhir_error(StatusCode::BAD_REQUEST, "invalid", &format!("{}: {}", e.param, e.message)),
+        Err(e) => {
+            return fhir_error(
+                StatusCode::BAD_REQUEST,
+                "invalid",
+                &format!("{}: {}", e.param, e.message),
+            );
+        }
     };
     let strict = headers
         .get("prefer")
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.split(';').any(|p| p.trim() == "handling=strict"));
     if strict && !query.unknown.is_empty() {
-        return fhir_error(StatusCode::BAD_REQUEST, "not-supported", &format!("unknown search parameters: {}", query.unknown.join(", ")));
+        return fhir_error(
+            StatusCode::BAD_REQUEST,
+            "not-supported",
+            &format!("unknown search parameters: {}", query.unknown.join(", ")),
+        );
     }
     let (t, q) = (resource_type.clone(), query.clone());
     let page = match gw.store.read(move |c| search::execute(c, &t, &q)).await {
         Ok(p) => p,
-        Err(e) => return fhir_error(StatusCode::INTERNAL_SERVER_ERROR, "exception", &e.to_string()),
+        Err(e) => {
+            return fhir_error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "exception",
+                &e.to_string(),
+            );
+        }
     };
-    let host = headers.get(header::HOST).and_then(|h| h.to_str().ok()).unwrap_or("localhost");
+    let host = headers
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or("localhost");
     let base = format!("http://{host}/fhir");
-    fhir_json(StatusCode::OK, &searchset(&base, &resource_type, &pairs, &query, &page))
+    fhir_json(
+        StatusCode::OK,
+        &searchset(&base, &resource_type, &pairs, &query, &page),
+    )
 }
 
 /// Decodes `a=b&c=d` (percent and `+` decoding).
@@ -202,7 +271,8 @@ fn percent_decode(s: &str) -> String {
         match b[i] {
             b'+' => out.push(b' '),
             b'%' if i + 2 < b.len() => {
-                match u8::from_str_radix(std::str::from_utf8(&b[i + 1..i + 3]).unwrap_or("zz"), 16) {
+                match u8::from_str_radix(std::str::from_utf8(&b[i + 1..i + 3]).unwrap_or("zz"), 16)
+                {
                     Ok(x) => {
                         out.push(x);
                         i += 2;
@@ -223,14 +293,20 @@ fn encode_component(s: &str) -> String {
         if b.is_ascii_alphanumeric() || b"-._~:|/,".contains(&b) {
             out.push(b as char);
         } else {
-            out.push_str(&format!("%{b:02X}"));
+            let _ = write!(out, "%{b:02X}");
         }
     }
     out
 }
 
 /// A searchset Bundle with `self`/`next`/`previous` links (FHIR R4 §3.1.1.6, §2.36).
-fn searchset(base: &str, resource_type: &str, pairs: &[(String, String)], q: &search::Query, page: &search::Page) -> Value {
+fn searchset(
+    base: &str,
+    resource_type: &str,
+    pairs: &[(String, String)],
+    q: &search::Query,
+    page: &search::Page,
+) -> Value {
     let link_for = |offset: usize| {
         let mut parts: Vec<String> = pairs
             .iter()
@@ -246,7 +322,9 @@ fn searchset(base: &str, resource_type: &str, pairs: &[(String, String)], q: &se
         links.push(json!({"relation": "next", "url": link_for(q.offset + q.count)}));
     }
     if q.offset > 0 {
-        links.push(json!({"relation": "previous", "url": link_for(q.offset.saturating_sub(q.count))}));
+        links.push(
+            json!({"relation": "previous", "url": link_for(q.offset.saturating_sub(q.count))}),
+        );
     }
     let mut entries: Vec<Value> = page
         .rows
@@ -280,15 +358,21 @@ mod tests {
 
     #[test]
     fn form_decoding() {
-        assert_eq!(form_pairs("name=smith&identifier=http%3A%2F%2Fx%7C1"), vec![
-            ("name".to_owned(), "smith".to_owned()),
-            ("identifier".to_owned(), "http://x|1".to_owned())
-        ]);
-        assert_eq!(form_pairs("a=b+c&d=%zz&e=%4"), vec![
-            ("a".to_owned(), "b c".to_owned()),
-            ("d".to_owned(), "%zz".to_owned()),
-            ("e".to_owned(), "%4".to_owned())
-        ]);
+        assert_eq!(
+            form_pairs("name=smith&identifier=http%3A%2F%2Fx%7C1"),
+            vec![
+                ("name".to_owned(), "smith".to_owned()),
+                ("identifier".to_owned(), "http://x|1".to_owned())
+            ]
+        );
+        assert_eq!(
+            form_pairs("a=b+c&d=%zz&e=%4"),
+            vec![
+                ("a".to_owned(), "b c".to_owned()),
+                ("d".to_owned(), "%zz".to_owned()),
+                ("e".to_owned(), "%4".to_owned())
+            ]
+        );
     }
 
     #[test]

@@ -35,8 +35,16 @@ pub fn router(gw: Gateway) -> Router {
         metrics: gw.metrics.clone(),
     };
     let max_body = gw.config.max_body;
-    let r = Router::new().route("/v2/ingest", post(v2_ingest)).route("/v3/ingest", post(v3_ingest)).with_state(gw);
-    finish_surface(r, state, Hl7Api::openapi().to_pretty_json().unwrap_or_default(), max_body)
+    let r = Router::new()
+        .route("/v2/ingest", post(v2_ingest))
+        .route("/v3/ingest", post(v3_ingest))
+        .with_state(gw);
+    finish_surface(
+        r,
+        state,
+        Hl7Api::openapi().to_pretty_json().unwrap_or_default(),
+        max_body,
+    )
 }
 
 /// Ingests one HL7 v2 message (or a batch); answers its ACK.
@@ -52,7 +60,9 @@ pub fn router(gw: Gateway) -> Router {
 async fn v2_ingest(State(gw): State<Gateway>, headers: HeaderMap, body: Bytes) -> Response {
     let out = ingest::v2(&gw, &body).await;
     let ct = match headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()) {
-        Some(a) if a.contains("text/plain") && !a.contains("application/hl7-v2") => "text/plain; charset=utf-8",
+        Some(a) if a.contains("text/plain") && !a.contains("application/hl7-v2") => {
+            "text/plain; charset=utf-8"
+        }
         _ => "application/hl7-v2",
     };
     let status = StatusCode::from_u16(out.http_status).unwrap_or(StatusCode::BAD_REQUEST);

@@ -62,7 +62,12 @@ pub fn error_response(style: ErrorStyle, status: StatusCode, code: &str, detail:
                 "resourceType": "OperationOutcome",
                 "issue": [{"severity": "error", "code": code, "diagnostics": detail}]
             });
-            (status, [(header::CONTENT_TYPE, "application/fhir+json")], body.to_string()).into_response()
+            (
+                status,
+                [(header::CONTENT_TYPE, "application/fhir+json")],
+                body.to_string(),
+            )
+                .into_response()
         }
         ErrorStyle::Problem => {
             let body = serde_json::json!({
@@ -72,7 +77,12 @@ pub fn error_response(style: ErrorStyle, status: StatusCode, code: &str, detail:
                 "code": code,
                 "detail": detail,
             });
-            (status, [(header::CONTENT_TYPE, "application/problem+json")], body.to_string()).into_response()
+            (
+                status,
+                [(header::CONTENT_TYPE, "application/problem+json")],
+                body.to_string(),
+            )
+                .into_response()
         }
     }
 }
@@ -103,29 +113,53 @@ async fn auth_and_measure(State(s): State<SurfaceState>, req: Request, next: Nex
         next.run(req).await
     } else {
         let missing = !req.headers().contains_key("x-api-key");
-        let detail = if missing { "missing X-API-Key header" } else { "X-API-Key is not valid" };
+        let detail = if missing {
+            "missing X-API-Key header"
+        } else {
+            "X-API-Key is not valid"
+        };
         let mut r = error_response(s.style, StatusCode::UNAUTHORIZED, "security", detail);
-        r.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("ApiKey header=\"X-API-Key\""));
+        r.headers_mut().insert(
+            header::WWW_AUTHENTICATE,
+            HeaderValue::from_static("ApiKey header=\"X-API-Key\""),
+        );
         r
     };
-    s.metrics.observe_http(s.name, &route, response.status().as_u16(), started.elapsed());
+    s.metrics.observe_http(
+        s.name,
+        &route,
+        response.status().as_u16(),
+        started.elapsed(),
+    );
     response
 }
 
 fn key_ok(keys: &ApiKeys, headers: &HeaderMap) -> bool {
-    headers.get("x-api-key").is_some_and(|v| keys.accepts(v.as_bytes()))
+    headers
+        .get("x-api-key")
+        .is_some_and(|v| keys.accepts(v.as_bytes()))
 }
 
 /// Wraps a surface's router with the docs page, its OpenAPI document, `/metrics`,
 /// authentication, metrics and a body limit.
-pub fn finish_surface(router: Router, state: SurfaceState, openapi_json: String, max_body: usize) -> Router {
+pub fn finish_surface(
+    router: Router,
+    state: SurfaceState,
+    openapi_json: String,
+    max_body: usize,
+) -> Router {
     let style = state.style;
     let metrics = state.metrics.clone();
     let openapi = Arc::new(openapi_json);
     router
         .route(
             "/api/documentation",
-            get(|| async { ([(header::CONTENT_TYPE, "text/html; charset=utf-8")], DOCS_HTML) }),
+            get(|| async {
+                (
+                    [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
+                    DOCS_HTML,
+                )
+            }),
         )
         .route(
             "/api/documentation/openapi.json",
@@ -138,10 +172,17 @@ pub fn finish_surface(router: Router, state: SurfaceState, openapi_json: String,
             "/metrics",
             get(move || {
                 let m = metrics.clone();
-                async move { ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], m.render()) }
+                async move {
+                    (
+                        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+                        m.render(),
+                    )
+                }
             }),
         )
-        .fallback(move || async move { error_response(style, StatusCode::NOT_FOUND, "not-found", "no such path") })
+        .fallback(move || async move {
+            error_response(style, StatusCode::NOT_FOUND, "not-found", "no such path")
+        })
         .layer(middleware::from_fn_with_state(state, auth_and_measure))
         .layer(DefaultBodyLimit::max(max_body))
 }
@@ -153,18 +194,23 @@ pub async fn serve(
     router: Router,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router).with_graceful_shutdown(shutdown).await
+    axum::serve(listener, router)
+        .with_graceful_shutdown(shutdown)
+        .await
 }
 
 /// Response with a body and content type.
 pub fn typed(status: StatusCode, content_type: &'static str, body: impl Into<Body>) -> Response {
     let mut r = Response::new(body.into());
     *r.status_mut() = status;
-    r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    r.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
     r
 }
 
-const BUCKETS: [f64; 12] = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0];
+const BUCKETS: [f64; 12] = [
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0,
+];
 
 #[derive(Default)]
 struct Histogram {
@@ -193,8 +239,13 @@ impl Metrics {
     pub fn observe_http(&self, surface: &str, route: &str, status: u16, took: std::time::Duration) {
         let secs = took.as_secs_f64();
         let mut m = self.inner.lock().expect("metrics");
-        *m.http.entry((surface.to_owned(), route.to_owned(), status)).or_default() += 1;
-        let h = m.latency.entry((surface.to_owned(), route.to_owned())).or_default();
+        *m.http
+            .entry((surface.to_owned(), route.to_owned(), status))
+            .or_default() += 1;
+        let h = m
+            .latency
+            .entry((surface.to_owned(), route.to_owned()))
+            .or_default();
         for (i, b) in BUCKETS.iter().enumerate() {
             if secs <= *b {
                 h.counts[i] += 1;
@@ -208,7 +259,9 @@ impl Metrics {
     pub fn ingest(&self, protocol: &str, outcome: &str, bytes: usize) {
         self.bytes.fetch_add(bytes as u64, Ordering::Relaxed);
         let mut m = self.inner.lock().expect("metrics");
-        *m.ingest.entry((protocol.to_owned(), outcome.to_owned())).or_default() += 1;
+        *m.ingest
+            .entry((protocol.to_owned(), outcome.to_owned()))
+            .or_default() += 1;
     }
 
     /// The registry in Prometheus text exposition format 0.0.4.
@@ -216,10 +269,15 @@ impl Metrics {
         use std::fmt::Write;
         let m = self.inner.lock().expect("metrics");
         let mut out = String::new();
-        out.push_str("# HELP xenrad_http_requests_total HTTP requests by surface, route and status.\n");
+        out.push_str(
+            "# HELP xenrad_http_requests_total HTTP requests by surface, route and status.\n",
+        );
         out.push_str("# TYPE xenrad_http_requests_total counter\n");
         for ((s, r, st), n) in &m.http {
-            let _ = writeln!(out, "xenrad_http_requests_total{{surface=\"{s}\",route=\"{r}\",status=\"{st}\"}} {n}");
+            let _ = writeln!(
+                out,
+                "xenrad_http_requests_total{{surface=\"{s}\",route=\"{r}\",status=\"{st}\"}} {n}"
+            );
         }
         out.push_str("# HELP xenrad_http_request_seconds HTTP request latency.\n");
         out.push_str("# TYPE xenrad_http_request_seconds histogram\n");
@@ -231,18 +289,39 @@ impl Metrics {
                     h.counts[i]
                 );
             }
-            let _ = writeln!(out, "xenrad_http_request_seconds_bucket{{surface=\"{s}\",route=\"{r}\",le=\"+Inf\"}} {}", h.count);
-            let _ = writeln!(out, "xenrad_http_request_seconds_sum{{surface=\"{s}\",route=\"{r}\"}} {}", h.sum);
-            let _ = writeln!(out, "xenrad_http_request_seconds_count{{surface=\"{s}\",route=\"{r}\"}} {}", h.count);
+            let _ = writeln!(
+                out,
+                "xenrad_http_request_seconds_bucket{{surface=\"{s}\",route=\"{r}\",le=\"+Inf\"}} {}",
+                h.count
+            );
+            let _ = writeln!(
+                out,
+                "xenrad_http_request_seconds_sum{{surface=\"{s}\",route=\"{r}\"}} {}",
+                h.sum
+            );
+            let _ = writeln!(
+                out,
+                "xenrad_http_request_seconds_count{{surface=\"{s}\",route=\"{r}\"}} {}",
+                h.count
+            );
         }
-        out.push_str("# HELP xenrad_ingest_total Ingested messages and instances by protocol and outcome.\n");
+        out.push_str(
+            "# HELP xenrad_ingest_total Ingested messages and instances by protocol and outcome.\n",
+        );
         out.push_str("# TYPE xenrad_ingest_total counter\n");
         for ((p, o), n) in &m.ingest {
-            let _ = writeln!(out, "xenrad_ingest_total{{protocol=\"{p}\",outcome=\"{o}\"}} {n}");
+            let _ = writeln!(
+                out,
+                "xenrad_ingest_total{{protocol=\"{p}\",outcome=\"{o}\"}} {n}"
+            );
         }
         out.push_str("# HELP xenrad_ingest_bytes_total Bytes of ingested payloads.\n");
         out.push_str("# TYPE xenrad_ingest_bytes_total counter\n");
-        let _ = writeln!(out, "xenrad_ingest_bytes_total {}", self.bytes.load(Ordering::Relaxed));
+        let _ = writeln!(
+            out,
+            "xenrad_ingest_bytes_total {}",
+            self.bytes.load(Ordering::Relaxed)
+        );
         out
     }
 }
@@ -264,10 +343,17 @@ mod tests {
     #[test]
     fn metrics_render_prometheus_text() {
         let m = Metrics::default();
-        m.observe_http("fhir", "/fhir/metadata", 200, std::time::Duration::from_millis(2));
+        m.observe_http(
+            "fhir",
+            "/fhir/metadata",
+            200,
+            std::time::Duration::from_millis(2),
+        );
         m.ingest("hl7v2", "stored", 120);
         let t = m.render();
-        assert!(t.contains("xenrad_http_requests_total{surface=\"fhir\",route=\"/fhir/metadata\",status=\"200\"} 1"));
+        assert!(t.contains(
+            "xenrad_http_requests_total{surface=\"fhir\",route=\"/fhir/metadata\",status=\"200\"} 1"
+        ));
         assert!(t.contains("le=\"0.0025\"} 1"));
         assert!(t.contains("le=\"0.001\"} 0"));
         assert!(t.contains("xenrad_ingest_total{protocol=\"hl7v2\",outcome=\"stored\"} 1"));

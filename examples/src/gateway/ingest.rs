@@ -8,6 +8,7 @@ use super::projection::{self, OrderFacts, PatientFacts, fhir_date, gender_code};
 use super::store::{StoreError, record_message};
 use std::borrow::Cow;
 use xenrad_hl7v2::Message;
+
 use xenrad_hl7v2::ack::{AckCode, ErrorCode, ErrorDetail, Outcome, ack, ack_unparseable};
 
 /// Result of one HL7 v2 ingest.
@@ -57,11 +58,18 @@ fn cx_system(m: &Message<'_>, base: &str) -> String {
 }
 
 /// Patient facts from the PID segment (HL7 v2.5.1 §3.4.2).
+#[allow(clippy::result_large_err)] // one ErrorDetail per rejected message
 fn pid_facts(m: &Message<'_>, source: &str) -> Result<PatientFacts, ErrorDetail> {
     if m.segment("PID").is_none() {
-        return Err(ErrorDetail::new(ErrorCode::SegmentSequence, "PID segment missing"));
+        return Err(ErrorDetail::new(
+            ErrorCode::SegmentSequence,
+            "PID segment missing",
+        ));
     }
-    let mut f = PatientFacts { source: source.to_owned(), ..PatientFacts::default() };
+    let mut f = PatientFacts {
+        source: source.to_owned(),
+        ..PatientFacts::default()
+    };
     for r in 1..=64 {
         let base = format!("PID-3({r})");
         let Some(v) = owned(m, &format!("{base}-1")) else {
@@ -73,14 +81,20 @@ fn pid_facts(m: &Message<'_>, source: &str) -> Result<PatientFacts, ErrorDetail>
         f.identifiers.push((cx_system(m, &base), v));
     }
     if f.identifiers.is_empty() {
-        return Err(ErrorDetail::new(ErrorCode::RequiredFieldMissing, "PID-3 (patient identifier list) is empty"));
+        return Err(ErrorDetail::new(
+            ErrorCode::RequiredFieldMissing,
+            "PID-3 (patient identifier list) is empty",
+        ));
     }
     f.family = owned(m, "PID-5-1-1").or_else(|| owned(m, "PID-5-1"));
-    f.given = ["PID-5-2", "PID-5-3"].iter().filter_map(|p| owned(m, p)).collect();
+    f.given = ["PID-5-2", "PID-5-3"]
+        .iter()
+        .filter_map(|p| owned(m, p))
+        .collect();
     if let Some(b) = owned(m, "PID-7-1").or_else(|| owned(m, "PID-7")) {
-        f.birth_date = Some(
-            fhir_date(&b).ok_or_else(|| ErrorDetail::new(ErrorCode::DataType, format!("PID-7 {b:?} is not a date")))?,
-        );
+        f.birth_date = Some(fhir_date(&b).ok_or_else(|| {
+            ErrorDetail::new(ErrorCode::DataType, format!("PID-7 {b:?} is not a date"))
+        })?);
     }
     f.gender = owned(m, "PID-8").and_then(|g| gender_code(&g));
     for r in 1..=8 {
@@ -88,7 +102,10 @@ fn pid_facts(m: &Message<'_>, source: &str) -> Result<PatientFacts, ErrorDetail>
         if text(m, &base).is_none() {
             break;
         }
-        let lines: Vec<String> = [format!("{base}-1-1"), format!("{base}-2")].iter().filter_map(|p| owned(m, p)).collect();
+        let lines: Vec<String> = [format!("{base}-1-1"), format!("{base}-2")]
+            .iter()
+            .filter_map(|p| owned(m, p))
+            .collect();
         f.addresses.push((
             lines,
             owned(m, &format!("{base}-3")),
@@ -111,13 +128,23 @@ fn order_status(control: &str, status: Option<&str>) -> &'static str {
 }
 
 /// Order facts from ORC/OBR (HL7 v2.5.1 §4.5.1, §4.5.3), accession from IPC-1 (OMI) or OBR-18.
+#[allow(clippy::result_large_err)] // one ErrorDetail per rejected message
 fn order_facts(m: &Message<'_>, source: &str) -> Result<OrderFacts, ErrorDetail> {
     let patient = pid_facts(m, source)?;
     let mut ids = Vec::new();
-    for (path, kind) in [("ORC-2", "placer"), ("OBR-2", "placer"), ("ORC-3", "filler"), ("OBR-3", "filler")] {
+    for (path, kind) in [
+        ("ORC-2", "placer"),
+        ("OBR-2", "placer"),
+        ("ORC-3", "filler"),
+        ("OBR-3", "filler"),
+    ] {
         if let Some(v) = owned(m, &format!("{path}-1")) {
             let ns = owned(m, &format!("{path}-2")).unwrap_or_default();
-            let system = if ns.is_empty() { format!("urn:xenrad:{kind}") } else { format!("urn:xenrad:{kind}:{ns}") };
+            let system = if ns.is_empty() {
+                format!("urn:xenrad:{kind}")
+            } else {
+                format!("urn:xenrad:{kind}:{ns}")
+            };
             if !ids.contains(&(system.clone(), v.clone())) {
                 ids.push((system, v));
             }
@@ -127,31 +154,56 @@ fn order_facts(m: &Message<'_>, source: &str) -> Result<OrderFacts, ErrorDetail>
         ids.push(("urn:xenrad:accession".to_owned(), acc));
     }
     if ids.is_empty() {
-        return Err(ErrorDetail::new(ErrorCode::RequiredFieldMissing, "ORC-2/ORC-3 (placer/filler order number) are empty"));
+        return Err(ErrorDetail::new(
+            ErrorCode::RequiredFieldMissing,
+            "ORC-2/ORC-3 (placer/filler order number) are empty",
+        ));
     }
     let control = owned(m, "ORC-1").unwrap_or_else(|| "NW".to_owned());
     let status = owned(m, "ORC-5");
     let code = owned(m, "OBR-4-1").map(|c| {
-        (owned(m, "OBR-4-3").unwrap_or_default(), c, owned(m, "OBR-4-2").unwrap_or_default())
+        (
+            owned(m, "OBR-4-3").unwrap_or_default(),
+            c,
+            owned(m, "OBR-4-2").unwrap_or_default(),
+        )
     });
-    let occurrence = owned(m, "OBR-7-1").or_else(|| owned(m, "TQ1-7-1")).and_then(|t| fhir_date(&t));
-    Ok(OrderFacts { identifiers: ids, status: order_status(&control, status.as_deref()), code, patient, occurrence })
+    let occurrence = owned(m, "OBR-7-1")
+        .or_else(|| owned(m, "TQ1-7-1"))
+        .and_then(|t| fhir_date(&t));
+    Ok(OrderFacts {
+        identifiers: ids,
+        status: order_status(&control, status.as_deref()),
+        code,
+        patient,
+        occurrence,
+    })
 }
 
+#[allow(clippy::result_large_err)] // one ErrorDetail per rejected message
 fn v2_effect(m: &Message<'_>) -> Result<V2Effect, ErrorDetail> {
     let Some(t) = m.message_type() else {
-        return Err(ErrorDetail::new(ErrorCode::RequiredFieldMissing, "MSH-9 (message type) is empty"));
+        return Err(ErrorDetail::new(
+            ErrorCode::RequiredFieldMissing,
+            "MSH-9 (message type) is empty",
+        ));
     };
     let source = format!("HL7v2 {}^{}", t.code, t.trigger_event);
     match (t.code.as_ref(), t.trigger_event.as_ref()) {
         ("ADT", "A40") => {
             let f = pid_facts(m, &source)?;
-            let old = owned(m, "MRG-1-1")
-                .ok_or_else(|| ErrorDetail::new(ErrorCode::RequiredFieldMissing, "MRG-1 (prior patient identifier) is empty"))?;
+            let old = owned(m, "MRG-1-1").ok_or_else(|| {
+                ErrorDetail::new(
+                    ErrorCode::RequiredFieldMissing,
+                    "MRG-1 (prior patient identifier) is empty",
+                )
+            })?;
             Ok(V2Effect::Merge(f, (cx_system(m, "MRG-1"), old)))
         }
         ("ADT", _) if m.segment("PID").is_some() => Ok(V2Effect::Patient(pid_facts(m, &source)?)),
-        ("ORM", "O01") | ("OMI", "O23") | ("OMG", "O19") => Ok(V2Effect::Order(Box::new(order_facts(m, &source)?))),
+        ("ORM", "O01") | ("OMI", "O23") | ("OMG", "O19") => {
+            Ok(V2Effect::Order(Box::new(order_facts(m, &source)?)))
+        }
         _ => Ok(V2Effect::None),
     }
 }
@@ -179,16 +231,35 @@ pub async fn v2(gw: &Gateway, body: &[u8]) -> V2Outcome {
         Err(e) => {
             gw.metrics.ingest("hl7v2", "rejected", body.len());
             let d = ErrorDetail::from_parse_error(&e);
-            return V2Outcome { ack: ack_unparseable(body, Some(&d)), code: AckCode::AR, http_status: 400 };
+            return V2Outcome {
+                ack: ack_unparseable(body, Some(&d)),
+                code: AckCode::AR,
+                http_status: 400,
+            };
         }
     };
     let reject = |code: Outcome, d: ErrorDetail, status: u16| {
         let c = AckCode::for_message(&msg, code);
-        V2Outcome { ack: ack(&msg, c, Some(&d)), code: c, http_status: status }
+        V2Outcome {
+            ack: ack(&msg, c, Some(&d)),
+            code: c,
+            http_status: status,
+        }
     };
-    let Some(control_id) = msg.control_id().map(|c| c.trim().to_owned()).filter(|c| !c.is_empty()) else {
+    let Some(control_id) = msg
+        .control_id()
+        .map(|c| c.trim().to_owned())
+        .filter(|c| !c.is_empty())
+    else {
         gw.metrics.ingest("hl7v2", "rejected", body.len());
-        return reject(Outcome::Reject, ErrorDetail::new(ErrorCode::RequiredFieldMissing, "MSH-10 (message control id) is empty"), 400);
+        return reject(
+            Outcome::Reject,
+            ErrorDetail::new(
+                ErrorCode::RequiredFieldMissing,
+                "MSH-10 (message control id) is empty",
+            ),
+            400,
+        );
     };
     let effect = match v2_effect(&msg) {
         Ok(e) => e,
@@ -199,10 +270,17 @@ pub async fn v2(gw: &Gateway, body: &[u8]) -> V2Outcome {
     };
     let sender = format!(
         "{}^{}",
-        msg.sending_application().map(|f| f.text().into_owned()).unwrap_or_default(),
-        msg.sending_facility().map(|f| f.text().into_owned()).unwrap_or_default()
+        msg.sending_application()
+            .map(|f| f.text().into_owned())
+            .unwrap_or_default(),
+        msg.sending_facility()
+            .map(|f| f.text().into_owned())
+            .unwrap_or_default()
     );
-    let mtype = msg.message_type().map(|t| format!("{}^{}", t.code, t.trigger_event)).unwrap_or_default();
+    let mtype = msg
+        .message_type()
+        .map(|t| format!("{}^{}", t.code, t.trigger_event))
+        .unwrap_or_default();
     let stored = body.to_vec();
     let r = gw
         .store
@@ -216,14 +294,29 @@ pub async fn v2(gw: &Gateway, body: &[u8]) -> V2Outcome {
         .await;
     match r {
         Ok(new) => {
-            gw.metrics.ingest("hl7v2", if new { "stored" } else { "duplicate" }, body.len());
+            gw.metrics.ingest(
+                "hl7v2",
+                if new { "stored" } else { "duplicate" },
+                body.len(),
+            );
             let c = AckCode::for_message(&msg, Outcome::Accept);
-            V2Outcome { ack: ack(&msg, c, None), code: c, http_status: 200 }
+            V2Outcome {
+                ack: ack(&msg, c, None),
+                code: c,
+                http_status: 200,
+            }
         }
         Err(e) => {
             gw.metrics.ingest("hl7v2", "failed", body.len());
             tracing::error!(error = %e, "hl7v2 store failed");
-            reject(Outcome::Error, ErrorDetail::new(ErrorCode::InternalError, "could not store the message; retry later"), 503)
+            reject(
+                Outcome::Error,
+                ErrorDetail::new(
+                    ErrorCode::InternalError,
+                    "could not store the message; retry later",
+                ),
+                503,
+            )
         }
     }
 }
@@ -259,8 +352,16 @@ fn ii_pair(ii: &xenrad_hl7v3::types::Ii<'_>) -> Option<(String, String)> {
 /// Patient facts from a PRPA patient record (HL7 v3 NE PRPA_RM201301UV02).
 fn v3_patient_facts(rec: &xenrad_hl7v3::payload::PatientRecord, source: &str) -> PatientFacts {
     use xenrad_hl7v3::types::AddrPartKind as A;
-    let mut f = PatientFacts { source: source.to_owned(), ..PatientFacts::default() };
-    f.identifiers = rec.ids.iter().chain(rec.other_ids.iter()).filter_map(ii_pair).collect();
+    let mut f = PatientFacts {
+        source: source.to_owned(),
+        ..PatientFacts::default()
+    };
+    f.identifiers = rec
+        .ids
+        .iter()
+        .chain(rec.other_ids.iter())
+        .filter_map(ii_pair)
+        .collect();
     if let Some(n) = rec.names.first() {
         f.family = n.family().next().map(str::to_owned);
         f.given = n.given().map(str::to_owned).collect();
@@ -268,14 +369,30 @@ fn v3_patient_facts(rec: &xenrad_hl7v3::payload::PatientRecord, source: &str) ->
     f.gender = rec.gender.as_deref().and_then(gender_code);
     f.birth_date = rec.birth_time.as_deref().and_then(fhir_date);
     for a in &rec.addresses {
-        let part = |k: A| a.parts.iter().find(|(kind, _)| *kind == k).map(|(_, v)| v.clone());
+        let part = |k: A| {
+            a.parts
+                .iter()
+                .find(|(kind, _)| *kind == k)
+                .map(|(_, v)| v.clone())
+        };
         let lines: Vec<String> = a
             .parts
             .iter()
-            .filter(|(k, _)| matches!(k, A::StreetAddressLine | A::StreetName | A::HouseNumber | A::UnitId | A::PostBox))
+            .filter(|(k, _)| {
+                matches!(
+                    k,
+                    A::StreetAddressLine | A::StreetName | A::HouseNumber | A::UnitId | A::PostBox
+                )
+            })
             .map(|(_, v)| v.clone())
             .collect();
-        f.addresses.push((lines, part(A::City), part(A::State), part(A::PostalCode), part(A::Country)));
+        f.addresses.push((
+            lines,
+            part(A::City),
+            part(A::State),
+            part(A::PostalCode),
+            part(A::Country),
+        ));
     }
     f
 }
@@ -291,8 +408,13 @@ pub async fn v3(gw: &Gateway, body: &[u8]) -> V3Outcome {
             gw.metrics.ingest("hl7v3", "rejected", body.len());
             // The header pass may still name the message being rejected.
             let h = xenrad_hl7v3::header(body).unwrap_or_default();
-            let ack = AckBuilder::new(&h, V3Outcome_::Reject).detail(AckDetail::from_error(&e)).build();
-            return V3Outcome { ack, http_status: 400 };
+            let ack = AckBuilder::new(&h, V3Outcome_::Reject)
+                .detail(AckDetail::from_error(&e))
+                .build();
+            return V3Outcome {
+                ack,
+                http_status: 400,
+            };
         }
     };
     let h: &Header<'_> = msg.header();
@@ -302,14 +424,28 @@ pub async fn v3(gw: &Gateway, body: &[u8]) -> V3Outcome {
     };
     if !msg.is_hl7() {
         gw.metrics.ingest("hl7v3", "rejected", body.len());
-        return reject(V3Outcome_::Reject, AckDetail::error("the root element is not in the urn:hl7-org:v3 namespace").with_code("SYN102"), 400);
+        return reject(
+            V3Outcome_::Reject,
+            AckDetail::error("the root element is not in the urn:hl7-org:v3 namespace")
+                .with_code("SYN102"),
+            400,
+        );
     }
     let (root, ext, _) = h.dedup_key();
     let Some(message_id) = root.map(|r| format!("{r}^{}", ext.unwrap_or_default())) else {
         gw.metrics.ingest("hl7v3", "rejected", body.len());
-        return reject(V3Outcome_::Reject, AckDetail::error("the message has no id").with_code("SYN105"), 400);
+        return reject(
+            V3Outcome_::Reject,
+            AckDetail::error("the message has no id").with_code("SYN105"),
+            400,
+        );
     };
-    let sender = h.sender.as_ref().and_then(ii_pair).map(|(s, v)| format!("{s}^{v}")).unwrap_or_default();
+    let sender = h
+        .sender
+        .as_ref()
+        .and_then(ii_pair)
+        .map(|(s, v)| format!("{s}^{v}"))
+        .unwrap_or_default();
     let interaction = h.interaction.to_owned();
     let patients: Vec<PatientFacts> = match h.interaction {
         "PRPA_IN201301UV02" | "PRPA_IN201302UV02" => msg
@@ -335,13 +471,24 @@ pub async fn v3(gw: &Gateway, body: &[u8]) -> V3Outcome {
         .await;
     match r {
         Ok(new) => {
-            gw.metrics.ingest("hl7v3", if new { "stored" } else { "duplicate" }, body.len());
-            V3Outcome { ack: AckBuilder::new(h, V3Outcome_::Accept).build(), http_status: 200 }
+            gw.metrics.ingest(
+                "hl7v3",
+                if new { "stored" } else { "duplicate" },
+                body.len(),
+            );
+            V3Outcome {
+                ack: AckBuilder::new(h, V3Outcome_::Accept).build(),
+                http_status: 200,
+            }
         }
         Err(e) => {
             gw.metrics.ingest("hl7v3", "failed", body.len());
             tracing::error!(error = %e, "hl7v3 store failed");
-            reject(V3Outcome_::Error, AckDetail::error("could not store the message; retry later").with_code("INTERR"), 503)
+            reject(
+                V3Outcome_::Error,
+                AckDetail::error("could not store the message; retry later").with_code("INTERR"),
+                503,
+            )
         }
     }
 }
@@ -362,6 +509,10 @@ pub struct HttpOutcome {
 pub enum MppsOp {
     /// Seed JSON on `POST /ingest` (create or update, decided by the state).
     Seed,
+    /// Seed JSON, explicitly an N-CREATE (`POST /ingest?op=create`).
+    SeedCreate,
+    /// Seed JSON, explicitly an N-SET (`POST /ingest?op=set`).
+    SeedSet,
     /// MPPS-RS create of this UID (DICOM JSON).
     RsCreate(String),
     /// MPPS-RS update of this UID (DICOM JSON).
@@ -378,11 +529,15 @@ fn mpps_err(e: impl std::fmt::Display) -> xenrad_mpps::StoreError {
 }
 
 fn dataset_json(ds: &xenrad_mpps::Dataset) -> serde_json::Value {
-    serde_json::from_slice(&xenrad_mpps::codec::dicom_json::encode_dataset(ds)).unwrap_or(serde_json::Value::Null)
+    serde_json::from_slice(&xenrad_mpps::codec::dicom_json::encode_dataset(ds))
+        .unwrap_or(serde_json::Value::Null)
 }
 
 fn dataset_from(v: &serde_json::Value) -> Result<xenrad_mpps::Dataset, xenrad_mpps::StoreError> {
-    let limits = xenrad_mpps::Limits { max_bytes: usize::MAX, ..xenrad_mpps::Limits::default() };
+    let limits = xenrad_mpps::Limits {
+        max_bytes: usize::MAX,
+        ..xenrad_mpps::Limits::default()
+    };
     xenrad_mpps::codec::dicom_json::decode(v.to_string().as_bytes(), &limits).map_err(mpps_err)
 }
 
@@ -402,21 +557,34 @@ impl xenrad_mpps::Store for SqlMppsStore<'_> {
         use rusqlite::OptionalExtension;
         let row: Option<(i64, String)> = self
             .0
-            .query_row("SELECT version, state FROM mpps WHERE uid = ?1", [uid], |r| Ok((r.get(0)?, r.get(1)?)))
+            .query_row(
+                "SELECT version, state FROM mpps WHERE uid = ?1",
+                [uid],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
             .optional()
             .map_err(mpps_err)?;
-        let Some((version, state)) = row else { return Ok(None) };
+        let Some((version, state)) = row else {
+            return Ok(None);
+        };
         let v: serde_json::Value = serde_json::from_str(&state).map_err(mpps_err)?;
         Ok(Some(xenrad_mpps::Record {
             sop_instance_uid: uid.to_owned(),
             attributes: dataset_from(&v["attributes"])?,
             create_request: dataset_from(&v["create_request"])?,
-            final_request: if v["final_request"].is_null() { None } else { Some(dataset_from(&v["final_request"])?) },
+            final_request: if v["final_request"].is_null() {
+                None
+            } else {
+                Some(dataset_from(&v["final_request"])?)
+            },
             version: u64::try_from(version).unwrap_or(0),
         }))
     }
 
-    fn insert_new(&self, record: xenrad_mpps::Record) -> Result<xenrad_mpps::store::Insert, xenrad_mpps::StoreError> {
+    fn insert_new(
+        &self,
+        record: xenrad_mpps::Record,
+    ) -> Result<xenrad_mpps::store::Insert, xenrad_mpps::StoreError> {
         let n = self
             .0
             .execute(
@@ -427,12 +595,18 @@ impl xenrad_mpps::Store for SqlMppsStore<'_> {
         if n == 1 {
             Ok(xenrad_mpps::store::Insert::Inserted)
         } else {
-            let existing = self.load(&record.sop_instance_uid)?.ok_or_else(|| mpps_err("record vanished"))?;
+            let existing = self
+                .load(&record.sop_instance_uid)?
+                .ok_or_else(|| mpps_err("record vanished"))?;
             Ok(xenrad_mpps::store::Insert::Exists(existing))
         }
     }
 
-    fn compare_and_set(&self, record: xenrad_mpps::Record, expected: u64) -> Result<xenrad_mpps::store::Cas, xenrad_mpps::StoreError> {
+    fn compare_and_set(
+        &self,
+        record: xenrad_mpps::Record,
+        expected: u64,
+    ) -> Result<xenrad_mpps::store::Cas, xenrad_mpps::StoreError> {
         let n = self
             .0
             .execute(
@@ -446,7 +620,11 @@ impl xenrad_mpps::Store for SqlMppsStore<'_> {
                 ],
             )
             .map_err(mpps_err)?;
-        Ok(if n == 1 { xenrad_mpps::store::Cas::Swapped } else { xenrad_mpps::store::Cas::Stale })
+        Ok(if n == 1 {
+            xenrad_mpps::store::Cas::Swapped
+        } else {
+            xenrad_mpps::store::Cas::Stale
+        })
     }
 }
 
@@ -455,7 +633,11 @@ fn dicom_dt(date: Option<&str>, time: Option<&str>) -> Option<String> {
     if d.len() != 10 {
         return Some(d);
     }
-    let t: String = time.unwrap_or_default().chars().take_while(char::is_ascii_digit).collect();
+    let t: String = time
+        .unwrap_or_default()
+        .chars()
+        .take_while(char::is_ascii_digit)
+        .collect();
     if t.len() >= 4 {
         let ss = if t.len() >= 6 { &t[4..6] } else { "00" };
         Some(format!("{d}T{}:{}:{ss}", &t[..2], &t[2..4]))
@@ -465,20 +647,27 @@ fn dicom_dt(date: Option<&str>, time: Option<&str>) -> Option<String> {
 }
 
 /// Projects a stored MPPS instance into FHIR (Procedure + ImagingStudy status).
-pub fn project_mpps_instance(tx: &rusqlite::Transaction<'_>, uid: &str, inst: &xenrad_mpps::MppsInstance) -> Result<(), StoreError> {
+pub fn project_mpps_instance(
+    tx: &rusqlite::Transaction<'_>,
+    uid: &str,
+    inst: &xenrad_mpps::MppsInstance,
+) -> Result<(), StoreError> {
     let (sd, st) = inst.start();
     let (ed, et) = inst.end();
     let facts = projection::ProcedureFacts {
         mpps_uid: uid.to_owned(),
         study_uid: inst.study_instance_uid().unwrap_or_default().to_owned(),
-        status: inst.status().map(|s| s.as_str().to_owned()).unwrap_or_default(),
+        status: inst
+            .status()
+            .map(|s| s.as_str().to_owned())
+            .unwrap_or_default(),
         start: dicom_dt(sd, st),
         end: dicom_dt(ed, et),
     };
     projection::project_mpps(tx, &facts).map(drop)
 }
 
-fn problem(status: u16, code: &str, detail: &str, extra: serde_json::Value) -> HttpOutcome {
+fn problem(status: u16, code: &str, detail: &str, extra: &serde_json::Value) -> HttpOutcome {
     let mut body = serde_json::json!({
         "type": "about:blank",
         "title": axum::http::StatusCode::from_u16(status).ok().and_then(|s| s.canonical_reason()).unwrap_or("error"),
@@ -489,7 +678,11 @@ fn problem(status: u16, code: &str, detail: &str, extra: serde_json::Value) -> H
     if let (Some(b), Some(e)) = (body.as_object_mut(), extra.as_object()) {
         b.extend(e.clone());
     }
-    HttpOutcome { status, content_type: "application/problem+json", body: body.to_string().into_bytes() }
+    HttpOutcome {
+        status,
+        content_type: "application/problem+json",
+        body: body.to_string().into_bytes(),
+    }
 }
 
 /// Runs one MPPS request through the state machine, durably, with its FHIR projection.
@@ -502,6 +695,8 @@ pub async fn mpps(gw: &Gateway, op: MppsOp, body: &[u8]) -> HttpOutcome {
             let svc = xenrad_mpps::Mpps::new(SqlMppsStore(tx));
             let out = match &op {
                 MppsOp::Seed => svc.ingest_seed_json(&body),
+                MppsOp::SeedCreate => svc.seed_create(&body),
+                MppsOp::SeedSet => svc.seed_set(&body),
                 MppsOp::RsCreate(uid) => svc.create_dicom_json(uid, &body),
                 MppsOp::RsUpdate(uid) => svc.update_dicom_json(uid, &body),
             };
@@ -510,7 +705,8 @@ pub async fn mpps(gw: &Gateway, op: MppsOp, body: &[u8]) -> HttpOutcome {
                     if !o.replay && o.changed {
                         project_mpps_instance(tx, &o.instance.sop_instance_uid, &o.instance)?;
                     }
-                    let json = if matches!(op, MppsOp::Seed) {
+                    let json = if matches!(op, MppsOp::Seed | MppsOp::SeedCreate | MppsOp::SeedSet)
+                    {
                         xenrad_mpps::codec::seed::encode(&o.instance)
                     } else {
                         xenrad_mpps::codec::dicom_json::encode_instance(&o.instance)
@@ -523,8 +719,13 @@ pub async fn mpps(gw: &Gateway, op: MppsOp, body: &[u8]) -> HttpOutcome {
         .await;
     match r {
         Ok(Ok((status, replay, json))) => {
-            gw.metrics.ingest("mpps", if replay { "duplicate" } else { "stored" }, len);
-            HttpOutcome { status, content_type: "application/json", body: json }
+            gw.metrics
+                .ingest("mpps", if replay { "duplicate" } else { "stored" }, len);
+            HttpOutcome {
+                status,
+                content_type: "application/json",
+                body: json,
+            }
         }
         Ok(Err(e)) => {
             gw.metrics.ingest("mpps", "rejected", len);
@@ -532,13 +733,18 @@ pub async fn mpps(gw: &Gateway, op: MppsOp, body: &[u8]) -> HttpOutcome {
                 e.http_status(),
                 "mpps",
                 e.message(),
-                serde_json::json!({"dimse_status": format!("0x{:04X}", e.dimse_status()),
+                &serde_json::json!({"dimse_status": format!("0x{:04X}", e.dimse_status()),
                     "error_id": e.error_id().map(|i| format!("{i:04X}"))}),
             )
         }
         Err(e) => {
             gw.metrics.ingest("mpps", "failed", len);
-            problem(503, "store", &format!("could not store: {e}"), serde_json::Value::Null)
+            problem(
+                503,
+                "store",
+                &format!("could not store: {e}"),
+                &serde_json::Value::Null,
+            )
         }
     }
 }
@@ -550,8 +756,17 @@ pub async fn mpps_get(gw: &Gateway, uid: String) -> HttpOutcome {
         .read(move |c| Ok(xenrad_mpps::Mpps::new(SqlMppsStore(c)).get_dicom_json(&uid)))
         .await;
     match r {
-        Ok(Ok(json)) => HttpOutcome { status: 200, content_type: "application/dicom+json", body: json },
-        Ok(Err(e)) => problem(e.http_status(), "mpps", e.message(), serde_json::Value::Null),
-        Err(e) => problem(503, "store", &e.to_string(), serde_json::Value::Null),
+        Ok(Ok(json)) => HttpOutcome {
+            status: 200,
+            content_type: "application/dicom+json",
+            body: json,
+        },
+        Ok(Err(e)) => problem(
+            e.http_status(),
+            "mpps",
+            e.message(),
+            &serde_json::Value::Null,
+        ),
+        Err(e) => problem(503, "store", &e.to_string(), &serde_json::Value::Null),
     }
 }

@@ -114,11 +114,11 @@ pub fn load_keys(config: &Config) -> std::io::Result<http::ApiKeys> {
 
 fn generated_key(dir: &Path) -> std::io::Result<String> {
     let path = dir.join("api-key");
-    if let Ok(k) = std::fs::read_to_string(&path) {
-        if !k.trim().is_empty() {
-            eprintln!("xenrad-gateway: API key is in {}", path.display());
-            return Ok(k.trim().to_owned());
-        }
+    if let Ok(k) = std::fs::read_to_string(&path)
+        && !k.trim().is_empty()
+    {
+        eprintln!("xenrad-gateway: API key is in {}", path.display());
+        return Ok(k.trim().to_owned());
     }
     std::fs::create_dir_all(dir)?;
     let mut raw = [0u8; 24];
@@ -126,7 +126,11 @@ fn generated_key(dir: &Path) -> std::io::Result<String> {
         use std::io::Read;
         std::fs::File::open("/dev/urandom")?.read_exact(&mut raw)?;
     }
-    let key: String = raw.iter().map(|b| format!("{b:02x}")).collect();
+    let key = raw.iter().fold(String::with_capacity(48), |mut k, b| {
+        use std::fmt::Write as _;
+        let _ = write!(k, "{b:02x}");
+        k
+    });
     let mut opts = std::fs::OpenOptions::new();
     opts.write(true).create_new(true);
     #[cfg(unix)]
@@ -141,7 +145,10 @@ fn generated_key(dir: &Path) -> std::io::Result<String> {
         f.write_all(b"\n")?;
         f.sync_all()?;
     }
-    eprintln!("xenrad-gateway: generated an API key, stored in {}", path.display());
+    eprintln!(
+        "xenrad-gateway: generated an API key, stored in {}",
+        path.display()
+    );
     Ok(key)
 }
 
@@ -171,7 +178,12 @@ pub async fn shutdown_signal() {
 pub async fn run(config: Config) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     let keys = load_keys(&config)?;
     let store = store::Store::open(&config.data_dir)?;
-    let gw = Gateway { store: store.clone(), metrics: http::Metrics::default(), keys, config: Arc::new(config) };
+    let gw = Gateway {
+        store: store.clone(),
+        metrics: http::Metrics::default(),
+        keys,
+        config: Arc::new(config),
+    };
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let stopped = move || {
         let mut rx = stop_rx.clone();
@@ -192,7 +204,7 @@ pub async fn run(config: Config) -> Result<(), Box<dyn std::error::Error + Send 
     let mllp_server = mllp::server(gw.clone());
     let mllp_stop = stopped();
     tasks.spawn(async move { mllp_server.serve(mllp_l, mllp_stop).await });
-    let dicom_server = dicom::server(gw.clone());
+    let dicom_server = dicom::server(gw.clone())?;
     let dicom_stop = stopped();
     tasks.spawn(async move { dicom_server.run(dicom_l, dicom_stop).await });
     eprintln!(

@@ -26,7 +26,11 @@ pub fn derived_id(prefix: &str, key: &str) -> String {
 }
 
 /// Reads a stored resource: `(version, last_updated, json)`.
-pub fn get(tx: &rusqlite::Connection, resource_type: &str, id: &str) -> Result<Option<(i64, String, Value)>, StoreError> {
+pub fn get(
+    tx: &rusqlite::Connection,
+    resource_type: &str,
+    id: &str,
+) -> Result<Option<(i64, String, Value)>, StoreError> {
     let row: Option<(i64, String, String)> = tx
         .query_row(
             "SELECT version, last_updated, json FROM resources WHERE resource_type = ?1 AND id = ?2",
@@ -37,7 +41,8 @@ pub fn get(tx: &rusqlite::Connection, resource_type: &str, id: &str) -> Result<O
     match row {
         None => Ok(None),
         Some((v, lu, j)) => {
-            let value = serde_json::from_str(&j).map_err(|e| StoreError::Job(format!("stored {resource_type}/{id}: {e}")))?;
+            let value = serde_json::from_str(&j)
+                .map_err(|e| StoreError::Job(format!("stored {resource_type}/{id}: {e}")))?;
             Ok(Some((v, lu, value)))
         }
     }
@@ -53,17 +58,23 @@ pub fn put(
     index: &[IndexEntry],
 ) -> Result<i64, StoreError> {
     let previous = get(tx, resource_type, id)?;
-    if let Some((v, _, old)) = &previous {
-        if strip_meta(old.clone()) == strip_meta(resource.clone()) {
-            return Ok(*v);
-        }
+    if let Some((v, _, old)) = &previous
+        && strip_meta(old.clone()) == strip_meta(resource.clone())
+    {
+        return Ok(*v);
     }
     let version = previous.map_or(1, |(v, _, _)| v + 1);
     let updated = now();
     if let Value::Object(o) = &mut resource {
-        o.insert("resourceType".into(), Value::String(resource_type.to_owned()));
+        o.insert(
+            "resourceType".into(),
+            Value::String(resource_type.to_owned()),
+        );
         o.insert("id".into(), Value::String(id.to_owned()));
-        o.insert("meta".into(), json!({"versionId": version.to_string(), "lastUpdated": updated}));
+        o.insert(
+            "meta".into(),
+            json!({"versionId": version.to_string(), "lastUpdated": updated}),
+        );
     }
     tx.execute(
         "INSERT INTO resources (resource_type, id, version, last_updated, json) VALUES (?1, ?2, ?3, ?4, ?5)
@@ -71,7 +82,10 @@ pub fn put(
              last_updated = excluded.last_updated, json = excluded.json",
         params![resource_type, id, version, updated, ordered(resource).to_string()],
     )?;
-    tx.execute("DELETE FROM search_index WHERE resource_type = ?1 AND id = ?2", params![resource_type, id])?;
+    tx.execute(
+        "DELETE FROM search_index WHERE resource_type = ?1 AND id = ?2",
+        params![resource_type, id],
+    )?;
     let mut stmt =
         tx.prepare_cached("INSERT INTO search_index (resource_type, id, param, system, value) VALUES (?1, ?2, ?3, ?4, ?5)")?;
     for e in index {
@@ -125,6 +139,15 @@ pub fn find_by_token(
         .optional()?)
 }
 
+/// A postal address: `(lines, city, state, postal code, country)`.
+pub type Address = (
+    Vec<String>,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+);
+
 /// What the protocols know about a patient.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct PatientFacts {
@@ -138,8 +161,8 @@ pub struct PatientFacts {
     pub birth_date: Option<String>,
     /// FHIR administrative gender code.
     pub gender: Option<&'static str>,
-    /// Addresses: `(lines, city, state, postal code, country)`.
-    pub addresses: Vec<(Vec<String>, Option<String>, Option<String>, Option<String>, Option<String>)>,
+    /// Addresses.
+    pub addresses: Vec<Address>,
     /// Where the facts came from (`HL7v2 ADT^A08`, …), kept in `meta.source`-like text.
     pub source: String,
 }
@@ -157,17 +180,28 @@ pub fn gender_code(code: &str) -> Option<&'static str> {
 
 /// Turns an HL7 v2 DT/DTM or v3 TS prefix (`YYYY[MM[DD…]]`) into a FHIR date.
 pub fn fhir_date(ts: &str) -> Option<String> {
-    let d: String = ts.chars().take_while(char::is_ascii_digit).take(8).collect();
+    let d: String = ts
+        .chars()
+        .take_while(char::is_ascii_digit)
+        .take(8)
+        .collect();
     match d.len() {
-        8 => chrono::NaiveDate::parse_from_str(&d, "%Y%m%d").ok().map(|x| x.format("%Y-%m-%d").to_string()),
-        6 => Some(format!("{}-{}", &d[..4], &d[4..6])).filter(|_| (1..=12).contains(&d[4..6].parse::<u32>().unwrap_or(0))),
+        8 => chrono::NaiveDate::parse_from_str(&d, "%Y%m%d")
+            .ok()
+            .map(|x| x.format("%Y-%m-%d").to_string()),
+        6 => Some(format!("{}-{}", &d[..4], &d[4..6]))
+            .filter(|_| (1..=12).contains(&d[4..6].parse::<u32>().unwrap_or(0))),
         4 => Some(d),
         _ => None,
     }
 }
 
 fn identifier_json(system: &str, value: &str) -> Value {
-    if system.is_empty() { json!({"value": value}) } else { json!({"system": system, "value": value}) }
+    if system.is_empty() {
+        json!({"value": value})
+    } else {
+        json!({"system": system, "value": value})
+    }
 }
 
 /// Creates or updates the Patient for these facts; returns its id.
@@ -196,8 +230,14 @@ pub fn upsert_patient(tx: &Transaction<'_>, f: &PatientFacts) -> Result<String, 
             a.iter()
                 .map(|i| {
                     (
-                        i.get("system").and_then(Value::as_str).unwrap_or_default().to_owned(),
-                        i.get("value").and_then(Value::as_str).unwrap_or_default().to_owned(),
+                        i.get("system")
+                            .and_then(Value::as_str)
+                            .unwrap_or_default()
+                            .to_owned(),
+                        i.get("value")
+                            .and_then(Value::as_str)
+                            .unwrap_or_default()
+                            .to_owned(),
                     )
                 })
                 .collect()
@@ -208,7 +248,10 @@ pub fn upsert_patient(tx: &Transaction<'_>, f: &PatientFacts) -> Result<String, 
             ids.push(i.clone());
         }
     }
-    o.insert("identifier".into(), Value::Array(ids.iter().map(|(s, v)| identifier_json(s, v)).collect()));
+    o.insert(
+        "identifier".into(),
+        Value::Array(ids.iter().map(|(s, v)| identifier_json(s, v)).collect()),
+    );
     if f.family.is_some() || !f.given.is_empty() {
         let mut name = Map::new();
         name.insert("use".into(), json!("official"));
@@ -235,7 +278,12 @@ pub fn upsert_patient(tx: &Transaction<'_>, f: &PatientFacts) -> Result<String, 
                 if !lines.is_empty() {
                     a.insert("line".into(), json!(lines));
                 }
-                for (k, v) in [("city", city), ("state", state), ("postalCode", postal), ("country", country)] {
+                for (k, v) in [
+                    ("city", city),
+                    ("state", state),
+                    ("postalCode", postal),
+                    ("country", country),
+                ] {
                     if let Some(v) = v {
                         a.insert(k.into(), json!(v));
                     }
@@ -253,21 +301,47 @@ pub fn upsert_patient(tx: &Transaction<'_>, f: &PatientFacts) -> Result<String, 
 /// Search index rows of a Patient resource.
 pub fn patient_index(p: &Value) -> Vec<IndexEntry> {
     let mut ix = Vec::new();
-    for i in p.get("identifier").and_then(Value::as_array).into_iter().flatten() {
+    for i in p
+        .get("identifier")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
         ix.push(IndexEntry::token(
             "identifier",
             i.get("system").and_then(Value::as_str).unwrap_or_default(),
             i.get("value").and_then(Value::as_str).unwrap_or_default(),
         ));
     }
-    for n in p.get("name").and_then(Value::as_array).into_iter().flatten() {
+    for n in p
+        .get("name")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
         if let Some(f) = n.get("family").and_then(Value::as_str) {
-            for e in [IndexEntry::string("family", f), IndexEntry::string("name", f), IndexEntry::raw("family", f), IndexEntry::raw("name", f)] {
+            for e in [
+                IndexEntry::string("family", f),
+                IndexEntry::string("name", f),
+                IndexEntry::raw("family", f),
+                IndexEntry::raw("name", f),
+            ] {
                 ix.push(e);
             }
         }
-        for g in n.get("given").and_then(Value::as_array).into_iter().flatten().filter_map(Value::as_str) {
-            for e in [IndexEntry::string("given", g), IndexEntry::string("name", g), IndexEntry::raw("given", g), IndexEntry::raw("name", g)] {
+        for g in n
+            .get("given")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_str)
+        {
+            for e in [
+                IndexEntry::string("given", g),
+                IndexEntry::string("name", g),
+                IndexEntry::raw("given", g),
+                IndexEntry::raw("name", g),
+            ] {
                 ix.push(e);
             }
         }
@@ -276,26 +350,43 @@ pub fn patient_index(p: &Value) -> Vec<IndexEntry> {
         ix.push(IndexEntry::plain("birthdate", b));
     }
     if let Some(g) = p.get("gender").and_then(Value::as_str) {
-        ix.push(IndexEntry::token("gender", "http://hl7.org/fhir/administrative-gender", g));
+        ix.push(IndexEntry::token(
+            "gender",
+            "http://hl7.org/fhir/administrative-gender",
+            g,
+        ));
     }
     if let Some(a) = p.get("active").and_then(Value::as_bool) {
-        ix.push(IndexEntry::token("active", "", if a { "true" } else { "false" }));
+        ix.push(IndexEntry::token(
+            "active",
+            "",
+            if a { "true" } else { "false" },
+        ));
     }
     ix
 }
 
 /// Marks `old` as replaced by `new` (ADT^A40 merge): inactive, with a `replaced-by` link.
-pub fn merge_patient(tx: &Transaction<'_>, old: &(String, String), new_id: &str) -> Result<Option<String>, StoreError> {
+pub fn merge_patient(
+    tx: &Transaction<'_>,
+    old: &(String, String),
+    new_id: &str,
+) -> Result<Option<String>, StoreError> {
     let Some(old_id) = find_by_token(tx, "Patient", "identifier", &old.0, &old.1)? else {
         return Ok(None);
     };
     if old_id == new_id {
         return Ok(None);
     }
-    let Some((_, _, mut p)) = get(tx, "Patient", &old_id)? else { return Ok(None) };
+    let Some((_, _, mut p)) = get(tx, "Patient", &old_id)? else {
+        return Ok(None);
+    };
     let o = p.as_object_mut().expect("object");
     o.insert("active".into(), json!(false));
-    o.insert("link".into(), json!([{"other": {"reference": format!("Patient/{new_id}")}, "type": "replaced-by"}]));
+    o.insert(
+        "link".into(),
+        json!([{"other": {"reference": format!("Patient/{new_id}")}, "type": "replaced-by"}]),
+    );
     let index = patient_index(&p);
     put(tx, "Patient", &old_id, p, &index)?;
     Ok(Some(old_id))
@@ -320,7 +411,9 @@ pub struct OrderFacts {
 pub fn upsert_service_request(tx: &Transaction<'_>, f: &OrderFacts) -> Result<String, StoreError> {
     let patient_id = upsert_patient(tx, &f.patient)?;
     let Some((s0, v0)) = f.identifiers.first() else {
-        return Err(StoreError::Job("order has no placer or filler number".into()));
+        return Err(StoreError::Job(
+            "order has no placer or filler number".into(),
+        ));
     };
     let id = match find_by_token(tx, "ServiceRequest", "identifier", s0, v0)? {
         Some(id) => id,
@@ -348,8 +441,11 @@ pub fn upsert_service_request(tx: &Transaction<'_>, f: &OrderFacts) -> Result<St
     if let Some(o) = &f.occurrence {
         sr["occurrenceDateTime"] = json!(o);
     }
-    let mut index: Vec<IndexEntry> =
-        f.identifiers.iter().map(|(s, v)| IndexEntry::token("identifier", s, v)).collect();
+    let mut index: Vec<IndexEntry> = f
+        .identifiers
+        .iter()
+        .map(|(s, v)| IndexEntry::token("identifier", s, v))
+        .collect();
     let subject = format!("Patient/{patient_id}");
     index.push(IndexEntry::plain("subject", &subject));
     index.push(IndexEntry::plain("patient", &subject));
@@ -381,11 +477,17 @@ fn uid_identifier(uid: &str) -> Value {
 
 /// Rebuilds the ImagingStudy of `study_uid` from the instances table, keeping the
 /// status/procedure fields that MPPS set.
-pub fn refresh_imaging_study(tx: &Transaction<'_>, study_uid: &str, patient: Option<&PatientFacts>) -> Result<String, StoreError> {
+pub fn refresh_imaging_study(
+    tx: &Transaction<'_>,
+    study_uid: &str,
+    patient: Option<&PatientFacts>,
+) -> Result<String, StoreError> {
     let id = derived_id("study", study_uid);
     let mut study = match get(tx, "ImagingStudy", &id)? {
         Some((_, _, v)) => v,
-        None => json!({"resourceType": "ImagingStudy", "status": "available", "subject": {"display": "unknown patient"}}),
+        None => {
+            json!({"resourceType": "ImagingStudy", "status": "available", "subject": {"display": "unknown patient"}})
+        }
     };
     if let Some(p) = patient.filter(|p| !p.identifiers.is_empty()) {
         let pid = upsert_patient(tx, p)?;
@@ -396,11 +498,22 @@ pub fn refresh_imaging_study(tx: &Transaction<'_>, study_uid: &str, patient: Opt
         "SELECT series_uid, sop_instance_uid, sop_class_uid, received_at FROM instances WHERE study_uid = ?1 ORDER BY series_uid, received_at, sop_instance_uid",
     )?;
     let rows = stmt
-        .query_map([study_uid], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?, r.get::<_, String>(3)?)))?
+        .query_map([study_uid], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, String>(2)?,
+                r.get::<_, String>(3)?,
+            ))
+        })?
         .collect::<Result<Vec<_>, _>>()?;
     let mut series: Vec<(String, Vec<Value>)> = Vec::new();
     for (series_uid, sop, class, _) in &rows {
-        let key = if series_uid.is_empty() { "unknown".to_owned() } else { series_uid.clone() };
+        let key = if series_uid.is_empty() {
+            "unknown".to_owned()
+        } else {
+            series_uid.clone()
+        };
         let inst = json!({"uid": sop, "sopClass": {"system": "urn:ietf:rfc:3986", "code": format!("urn:oid:{class}")}});
         match series.iter_mut().find(|(s, _)| *s == key) {
             Some((_, v)) => v.push(inst),
@@ -411,7 +524,14 @@ pub fn refresh_imaging_study(tx: &Transaction<'_>, study_uid: &str, patient: Opt
         study["numberOfSeries"] = json!(series.len());
         study["numberOfInstances"] = json!(rows.len());
         let modality_of = |s: &str| -> Option<String> {
-            tx.query_row("SELECT modality FROM instance_modality WHERE series_uid = ?1", [s], |r| r.get(0)).optional().ok().flatten()
+            tx.query_row(
+                "SELECT modality FROM instance_modality WHERE series_uid = ?1",
+                [s],
+                |r| r.get(0),
+            )
+            .optional()
+            .ok()
+            .flatten()
         };
         study["series"] = Value::Array(
             series
@@ -435,9 +555,18 @@ pub fn refresh_imaging_study(tx: &Transaction<'_>, study_uid: &str, patient: Opt
 
 fn study_index(study: &Value) -> Vec<IndexEntry> {
     let mut ix = Vec::new();
-    for i in study.get("identifier").and_then(Value::as_array).into_iter().flatten() {
+    for i in study
+        .get("identifier")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
         let v = i.get("value").and_then(Value::as_str).unwrap_or_default();
-        ix.push(IndexEntry::token("identifier", i.get("system").and_then(Value::as_str).unwrap_or_default(), v));
+        ix.push(IndexEntry::token(
+            "identifier",
+            i.get("system").and_then(Value::as_str).unwrap_or_default(),
+            v,
+        ));
         // Also findable by the bare UID.
         if let Some(bare) = v.strip_prefix("urn:oid:") {
             ix.push(IndexEntry::token("identifier", "", bare));
@@ -464,7 +593,11 @@ pub fn record_instance(
     calling_ae: &str,
 ) -> Result<bool, StoreError> {
     let existed: bool = tx
-        .query_row("SELECT 1 FROM instances WHERE sop_instance_uid = ?1", [&f.sop_instance_uid], |_| Ok(()))
+        .query_row(
+            "SELECT 1 FROM instances WHERE sop_instance_uid = ?1",
+            [&f.sop_instance_uid],
+            |_| Ok(()),
+        )
         .optional()?
         .is_some();
     tx.execute(
@@ -513,7 +646,9 @@ pub fn project_mpps(tx: &Transaction<'_>, f: &ProcedureFacts) -> Result<String, 
     if let Some(sid) = &study_id {
         let mut study = match get(tx, "ImagingStudy", sid)? {
             Some((_, _, v)) => v,
-            None => json!({"resourceType": "ImagingStudy", "identifier": [uid_identifier(&f.study_uid)], "subject": {"display": "unknown patient"}}),
+            None => {
+                json!({"resourceType": "ImagingStudy", "identifier": [uid_identifier(&f.study_uid)], "subject": {"display": "unknown patient"}})
+            }
         };
         study["status"] = json!(study_status);
         study["procedureReference"] = json!({"reference": format!("Procedure/{id}")});
@@ -539,7 +674,11 @@ pub fn project_mpps(tx: &Transaction<'_>, f: &ProcedureFacts) -> Result<String, 
         p["performedPeriod"] = Value::Object(period);
     }
     let mut index = vec![
-        IndexEntry::token("identifier", DICOM_UID_SYSTEM, &format!("urn:oid:{}", f.mpps_uid)),
+        IndexEntry::token(
+            "identifier",
+            DICOM_UID_SYSTEM,
+            &format!("urn:oid:{}", f.mpps_uid),
+        ),
         IndexEntry::token("identifier", "", &f.mpps_uid),
         IndexEntry::token("status", "", proc_status),
     ];

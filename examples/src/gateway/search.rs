@@ -9,6 +9,7 @@
 
 use super::store::StoreError;
 use rusqlite::{Connection, ToSql};
+use std::fmt::Write as _;
 use unicode_normalization::UnicodeNormalization;
 
 /// Kind of a search parameter (FHIR R4 §3.1.1.4).
@@ -97,20 +98,30 @@ pub struct QueryError {
 /// Parses an `application/x-www-form-urlencoded` query for `resource_type`.
 pub fn parse_query(resource_type: &str, pairs: &[(String, String)]) -> Result<Query, QueryError> {
     let supported = params_for(resource_type);
-    let mut q = Query { count: DEFAULT_COUNT, ..Query::default() };
+    let mut q = Query {
+        count: DEFAULT_COUNT,
+        ..Query::default()
+    };
     for (k, v) in pairs {
         let (name, modifier) = match k.split_once(':') {
             Some((n, m)) => (n, Some(m.to_owned())),
             None => (k.as_str(), None),
         };
-        let bad = |m: String| QueryError { param: k.clone(), message: m };
+        let bad = |m: String| QueryError {
+            param: k.clone(),
+            message: m,
+        };
         match name {
             "_count" => {
-                q.count = v.parse::<usize>().map_err(|_| bad(format!("_count must be a whole number, got {v:?}")))?;
+                q.count = v
+                    .parse::<usize>()
+                    .map_err(|_| bad(format!("_count must be a whole number, got {v:?}")))?;
                 q.count = q.count.min(MAX_COUNT);
             }
             "_offset" => {
-                q.offset = v.parse::<usize>().map_err(|_| bad(format!("_offset must be a whole number, got {v:?}")))?;
+                q.offset = v
+                    .parse::<usize>()
+                    .map_err(|_| bad(format!("_offset must be a whole number, got {v:?}")))?;
             }
             "_sort" => {
                 for key in v.split(',').filter(|s| !s.is_empty()) {
@@ -144,10 +155,16 @@ pub fn parse_query(resource_type: &str, pairs: &[(String, String)]) -> Result<Qu
                         parse_date_value(val).map_err(&bad)?;
                     }
                 }
-                if modifier.as_deref() == Some("missing") && !matches!(v.as_str(), "true" | "false") {
+                if modifier.as_deref() == Some("missing") && !matches!(v.as_str(), "true" | "false")
+                {
                     return Err(bad(format!(":missing takes true or false, got {v:?}")));
                 }
-                q.criteria.push(Criterion { param: name.to_owned(), kind: *kind, modifier, values });
+                q.criteria.push(Criterion {
+                    param: name.to_owned(),
+                    kind: *kind,
+                    modifier,
+                    values,
+                });
             }
         }
     }
@@ -167,16 +184,29 @@ pub fn parse_date_value(v: &str) -> Result<(&str, &str), String> {
     let bytes = date.as_bytes();
     let shape_ok = match bytes.len() {
         4 => bytes.iter().all(u8::is_ascii_digit),
-        7 => bytes[..4].iter().all(u8::is_ascii_digit) && bytes[4] == b'-' && bytes[5..].iter().all(u8::is_ascii_digit),
+        7 => {
+            bytes[..4].iter().all(u8::is_ascii_digit)
+                && bytes[4] == b'-'
+                && bytes[5..].iter().all(u8::is_ascii_digit)
+        }
         10 => chrono::NaiveDate::parse_from_str(date, "%Y-%m-%d").is_ok(),
         _ => false,
     };
-    if shape_ok { Ok((prefix, date)) } else { Err(format!("{v:?} is not a date (YYYY, YYYY-MM or YYYY-MM-DD with an optional prefix)")) }
+    if shape_ok {
+        Ok((prefix, date))
+    } else {
+        Err(format!(
+            "{v:?} is not a date (YYYY, YYYY-MM or YYYY-MM-DD with an optional prefix)"
+        ))
+    }
 }
 
 /// Normalises text for string search: NFKD, combining marks removed, lower case.
 pub fn normalize(s: &str) -> String {
-    s.nfkd().filter(|c| !unicode_normalization::char::is_combining_mark(*c)).flat_map(char::to_lowercase).collect()
+    s.nfkd()
+        .filter(|c| !unicode_normalization::char::is_combining_mark(*c))
+        .flat_map(char::to_lowercase)
+        .collect()
 }
 
 /// One row of the index, produced by the projections.
@@ -193,19 +223,35 @@ pub struct IndexEntry {
 impl IndexEntry {
     /// A string-parameter entry (stored normalised).
     pub fn string(param: &'static str, value: &str) -> Self {
-        IndexEntry { param, system: String::new(), value: normalize(value) }
+        IndexEntry {
+            param,
+            system: String::new(),
+            value: normalize(value),
+        }
     }
     /// A token entry.
     pub fn token(param: &'static str, system: &str, value: &str) -> Self {
-        IndexEntry { param, system: system.to_owned(), value: value.to_owned() }
+        IndexEntry {
+            param,
+            system: system.to_owned(),
+            value: value.to_owned(),
+        }
     }
     /// The raw (not normalised) form of a string value, for `:exact`.
     pub fn raw(param: &'static str, value: &str) -> Self {
-        IndexEntry { param, system: "raw".to_owned(), value: value.to_owned() }
+        IndexEntry {
+            param,
+            system: "raw".to_owned(),
+            value: value.to_owned(),
+        }
     }
     /// A plain entry (dates, references).
     pub fn plain(param: &'static str, value: &str) -> Self {
-        IndexEntry { param, system: String::new(), value: value.to_owned() }
+        IndexEntry {
+            param,
+            system: String::new(),
+            value: value.to_owned(),
+        }
     }
 }
 
@@ -219,7 +265,9 @@ pub struct Page {
 }
 
 fn like_escape(s: &str) -> String {
-    s.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_")
+    s.replace('\\', "\\\\")
+        .replace('%', "\\%")
+        .replace('_', "\\_")
 }
 
 /// Runs a parsed query.
@@ -239,14 +287,18 @@ pub fn execute(conn: &Connection, resource_type: &str, q: &Query) -> Result<Page
             args.push(Box::new(c.param.clone()));
             continue;
         }
-        let not = if c.modifier.as_deref() == Some("not") { "NOT " } else { "" };
+        let not = if c.modifier.as_deref() == Some("not") {
+            "NOT "
+        } else {
+            ""
+        };
         if c.param == "_id" {
             // `_id` is the row's own id, not an index row.
             let ors: Vec<&str> = c.values.iter().map(|_| "r.id = ?").collect();
             for v in &c.values {
                 args.push(Box::new(v.rsplit('|').next().unwrap_or(v).to_owned()));
             }
-            sql.push_str(&format!(" AND {not}({})", ors.join(" OR ")));
+            let _ = write!(sql, " AND {not}({})", ors.join(" OR "));
             continue;
         }
         let mut alts = Vec::new();
@@ -255,10 +307,12 @@ pub fn execute(conn: &Connection, resource_type: &str, q: &Query) -> Result<Page
             alts.push(cond);
             args.append(&mut a);
         }
-        sql.push_str(&format!(" AND {not}({})", alts.join(" OR ")));
+        let _ = write!(sql, " AND {not}({})", alts.join(" OR "));
     }
     let params: Vec<&dyn ToSql> = args.iter().map(AsRef::as_ref).collect();
-    let total: i64 = conn.query_row(&format!("SELECT COUNT(*){sql}"), params.as_slice(), |r| r.get(0))?;
+    let total: i64 = conn.query_row(&format!("SELECT COUNT(*){sql}"), params.as_slice(), |r| {
+        r.get(0)
+    })?;
     let mut order = Vec::new();
     let mut sort_args: Vec<Box<dyn ToSql>> = Vec::new();
     for (key, desc) in &q.sort {
@@ -278,8 +332,8 @@ pub fn execute(conn: &Connection, resource_type: &str, q: &Query) -> Result<Page
     order.push("r.id ASC".to_owned());
     let mut all: Vec<&dyn ToSql> = params.clone();
     all.extend(sort_args.iter().map(AsRef::as_ref));
-    let limit = q.count as i64;
-    let offset = q.offset as i64;
+    let limit = i64::try_from(q.count).unwrap_or(i64::MAX);
+    let offset = i64::try_from(q.offset).unwrap_or(i64::MAX);
     all.push(&limit);
     all.push(&offset);
     let mut stmt = conn.prepare(&format!(
@@ -287,21 +341,29 @@ pub fn execute(conn: &Connection, resource_type: &str, q: &Query) -> Result<Page
         order.join(", ")
     ))?;
     let rows = stmt
-        .query_map(all.as_slice(), |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?
+        .query_map(all.as_slice(), |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+        })?
         .collect::<Result<Vec<_>, _>>()?;
-    Ok(Page { total: usize::try_from(total).unwrap_or(0), rows })
+    Ok(Page {
+        total: usize::try_from(total).unwrap_or(0),
+        rows,
+    })
 }
 
-const EXISTS_HEAD: &str =
-    "EXISTS (SELECT 1 FROM search_index s WHERE s.resource_type = r.resource_type AND s.id = r.id AND s.param = ?";
+const EXISTS_HEAD: &str = "EXISTS (SELECT 1 FROM search_index s WHERE s.resource_type = r.resource_type AND s.id = r.id AND s.param = ?";
 
 /// SQL for one alternative value of a criterion, with its arguments.
+#[allow(clippy::many_single_char_names)]
 fn condition(c: &Criterion, v: &str) -> (String, Vec<Box<dyn ToSql>>) {
     let head = EXISTS_HEAD;
     let p: Box<dyn ToSql> = Box::new(c.param.clone());
     match c.kind {
         ParamType::String => match c.modifier.as_deref() {
-            Some("exact") => (format!("{head} AND s.system = 'raw' AND s.value = ?)"), vec![p, Box::new(v.to_owned())]),
+            Some("exact") => (
+                format!("{head} AND s.system = 'raw' AND s.value = ?)"),
+                vec![p, Box::new(v.to_owned())],
+            ),
             Some("contains") => (
                 format!("{head} AND s.system = '' AND s.value LIKE ? ESCAPE '\\')"),
                 vec![p, Box::new(format!("%{}%", like_escape(&normalize(v))))],
@@ -312,13 +374,22 @@ fn condition(c: &Criterion, v: &str) -> (String, Vec<Box<dyn ToSql>>) {
             ),
         },
         ParamType::Token => match v.split_once('|') {
-            Some(("", code)) => (format!("{head} AND s.system = '' AND s.value = ?)"), vec![p, Box::new(code.to_owned())]),
-            Some((system, "")) => (format!("{head} AND s.system = ?)"), vec![p, Box::new(system.to_owned())]),
+            Some(("", code)) => (
+                format!("{head} AND s.system = '' AND s.value = ?)"),
+                vec![p, Box::new(code.to_owned())],
+            ),
+            Some((system, "")) => (
+                format!("{head} AND s.system = ?)"),
+                vec![p, Box::new(system.to_owned())],
+            ),
             Some((system, code)) => (
                 format!("{head} AND s.system = ? AND s.value = ?)"),
                 vec![p, Box::new(system.to_owned()), Box::new(code.to_owned())],
             ),
-            None => (format!("{head} AND s.value = ?)"), vec![p, Box::new(v.to_owned())]),
+            None => (
+                format!("{head} AND s.value = ?)"),
+                vec![p, Box::new(v.to_owned())],
+            ),
         },
         ParamType::Date => {
             let (prefix, date) = parse_date_value(v).unwrap_or(("eq", v));
@@ -328,8 +399,14 @@ fn condition(c: &Criterion, v: &str) -> (String, Vec<Box<dyn ToSql>>) {
             let (cond, args): (&str, Vec<Box<dyn ToSql>>) = match prefix {
                 "ne" => ("AND s.value NOT LIKE ?", vec![Box::new(format!("{d}%"))]),
                 "lt" | "eb" => ("AND s.value < ?", vec![Box::new(d)]),
-                "gt" | "sa" => ("AND s.value > ? AND s.value NOT LIKE ?", vec![Box::new(d.clone()), Box::new(format!("{d}%"))]),
-                "le" => ("AND (s.value < ? OR s.value LIKE ?)", vec![Box::new(d.clone()), Box::new(format!("{d}%"))]),
+                "gt" | "sa" => (
+                    "AND s.value > ? AND s.value NOT LIKE ?",
+                    vec![Box::new(d.clone()), Box::new(format!("{d}%"))],
+                ),
+                "le" => (
+                    "AND (s.value < ? OR s.value LIKE ?)",
+                    vec![Box::new(d.clone()), Box::new(format!("{d}%"))],
+                ),
                 "ge" => ("AND s.value >= ?", vec![Box::new(d)]),
                 _ => ("AND s.value LIKE ?", vec![Box::new(format!("{d}%"))]),
             };
@@ -344,9 +421,15 @@ fn condition(c: &Criterion, v: &str) -> (String, Vec<Box<dyn ToSql>>) {
                 _ => v.to_owned(),
             };
             if target.contains('/') {
-                (format!("{head} AND s.value = ?)"), vec![p, Box::new(target)])
+                (
+                    format!("{head} AND s.value = ?)"),
+                    vec![p, Box::new(target)],
+                )
             } else {
-                (format!("{head} AND s.value LIKE ? ESCAPE '\\')"), vec![p, Box::new(format!("%/{}", like_escape(&target)))])
+                (
+                    format!("{head} AND s.value LIKE ? ESCAPE '\\')"),
+                    vec![p, Box::new(format!("%/{}", like_escape(&target)))],
+                )
             }
         }
     }
@@ -357,11 +440,14 @@ mod tests {
     use super::*;
 
     fn q(t: &str, s: &str) -> Result<Query, QueryError> {
-        let pairs: Vec<(String, String)> =
-            s.split('&').filter(|x| !x.is_empty()).map(|kv| {
+        let pairs: Vec<(String, String)> = s
+            .split('&')
+            .filter(|x| !x.is_empty())
+            .map(|kv| {
                 let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
                 (k.to_owned(), v.to_owned())
-            }).collect();
+            })
+            .collect();
         parse_query(t, &pairs)
     }
 
@@ -374,7 +460,11 @@ mod tests {
 
     #[test]
     fn parses_typed_parameters() {
-        let p = q("Patient", "name=smith&birthdate=ge1980-01-01&identifier=http://x|123&_count=5&_sort=-birthdate").unwrap();
+        let p = q(
+            "Patient",
+            "name=smith&birthdate=ge1980-01-01&identifier=http://x|123&_count=5&_sort=-birthdate",
+        )
+        .unwrap();
         assert_eq!(p.count, 5);
         assert_eq!(p.criteria.len(), 3);
         assert_eq!(p.criteria[1].kind, ParamType::Date);
@@ -395,7 +485,10 @@ mod tests {
 
     #[test]
     fn date_prefixes() {
-        assert_eq!(parse_date_value("ge1980-01-01").unwrap(), ("ge", "1980-01-01"));
+        assert_eq!(
+            parse_date_value("ge1980-01-01").unwrap(),
+            ("ge", "1980-01-01")
+        );
         assert_eq!(parse_date_value("1980").unwrap(), ("eq", "1980"));
         assert!(parse_date_value("1980-13-01").is_err());
     }

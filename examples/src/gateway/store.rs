@@ -116,11 +116,14 @@ fn open(path: &Path, flags: OpenFlags) -> rusqlite::Result<Connection> {
 impl Store {
     /// Opens (creating if needed) the database `xenrad.sqlite3` in `dir`.
     pub fn open(dir: &Path) -> Result<Self, StoreError> {
-        std::fs::create_dir_all(dir).map_err(|e| StoreError::Job(format!("{}: {e}", dir.display())))?;
+        std::fs::create_dir_all(dir)
+            .map_err(|e| StoreError::Job(format!("{}: {e}", dir.display())))?;
         let path = dir.join("xenrad.sqlite3");
         let conn = open(
             &path,
-            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+            OpenFlags::SQLITE_OPEN_READ_WRITE
+                | OpenFlags::SQLITE_OPEN_CREATE
+                | OpenFlags::SQLITE_OPEN_NO_MUTEX,
         )?;
         conn.execute_batch(SCHEMA)?;
         let (tx, rx) = mpsc::channel::<Batch>();
@@ -145,9 +148,12 @@ impl Store {
         F: FnOnce(&Transaction<'_>) -> Result<T, StoreError> + Send + 'static,
     {
         let (done_tx, done_rx) = oneshot::channel();
-        let slot = self.submit(f, Box::new(move |r| {
-            let _ = done_tx.send(r);
-        }))?;
+        let slot = self.submit(
+            f,
+            Box::new(move |r| {
+                let _ = done_tx.send(r);
+            }),
+        )?;
         done_rx.await.map_err(|_| StoreError::Closed)??;
         let v = slot.lock().expect("slot").take();
         v.ok_or(StoreError::Closed)
@@ -161,9 +167,12 @@ impl Store {
         F: FnOnce(&Transaction<'_>) -> Result<T, StoreError> + Send + 'static,
     {
         let (done_tx, done_rx) = mpsc::sync_channel(1);
-        let slot = self.submit(f, Box::new(move |r| {
-            let _ = done_tx.send(r);
-        }))?;
+        let slot = self.submit(
+            f,
+            Box::new(move |r| {
+                let _ = done_tx.send(r);
+            }),
+        )?;
         done_rx.recv().map_err(|_| StoreError::Closed)??;
         let v = slot.lock().expect("slot").take();
         v.ok_or(StoreError::Closed)
@@ -198,7 +207,10 @@ impl Store {
             let conn = readers.lock().expect("pool").pop();
             let conn = match conn {
                 Some(c) => c,
-                None => open(&path, OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX)?,
+                None => open(
+                    &path,
+                    OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+                )?,
             };
             let r = f(&conn);
             let mut pool = readers.lock().expect("pool");
@@ -215,8 +227,12 @@ impl Store {
     pub async fn setting(&self, key: &str) -> Result<Option<String>, StoreError> {
         let key = key.to_owned();
         self.read(move |c| {
-            Ok(c.query_row("SELECT value FROM settings WHERE key = ?1", [key], |r| r.get(0))
-                .optional()?)
+            Ok(
+                c.query_row("SELECT value FROM settings WHERE key = ?1", [key], |r| {
+                    r.get(0)
+                })
+                .optional()?,
+            )
         })
         .await
     }
@@ -320,5 +336,9 @@ pub fn record_message(
 
 /// Counts stored messages of one protocol (tests and metrics).
 pub fn count_messages(conn: &Connection, protocol: &str) -> Result<i64, StoreError> {
-    Ok(conn.query_row("SELECT COUNT(*) FROM messages WHERE protocol = ?1", [protocol], |r| r.get(0))?)
+    Ok(conn.query_row(
+        "SELECT COUNT(*) FROM messages WHERE protocol = ?1",
+        [protocol],
+        |r| r.get(0),
+    )?)
 }
