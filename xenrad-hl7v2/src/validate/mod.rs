@@ -173,18 +173,20 @@ impl Matcher<'_, '_> {
         if self.quiet {
             return;
         }
-        let location = match self.segs.get(self.pos) {
-            Some(s) => loc(s.name, s.seq),
-            None => self
-                .segs
-                .last()
-                .map_or_else(ErrorLocation::default, |s| loc(s.name, s.seq)),
+        let (location, at) = match self.segs.get(self.pos) {
+            Some(s) => (loc(s.name, s.seq), "before this segment"),
+            None => (
+                self.segs
+                    .last()
+                    .map_or_else(ErrorLocation::default, |s| loc(s.name, s.seq)),
+                "after this segment, at the end of the message",
+            ),
         };
         self.problems.push(Problem {
             location,
             code: ErrorCode::SegmentSequence,
             severity: Severity::Error,
-            message: format!("required {what} missing (expected before this point)"),
+            message: format!("required {what} missing ({at})"),
         });
     }
 
