@@ -411,7 +411,14 @@ impl<'a> Reader<'a, '_> {
                 }));
             }
             self.lx.pos += 1;
-            if !self.lx.empty_close(b']') {
+            if self.lx.empty_close(b']') {
+                return Err(self.error(ErrorKind::Cardinality {
+                    min: 1,
+                    max: u32::MAX,
+                    found: 0,
+                }));
+            }
+            {
                 loop {
                     self.path.push(Seg::Index(items.len()));
                     if self.lx.peek() == Some(b'n') {
