@@ -40,10 +40,18 @@ pub(crate) fn resolve_ref(name: &str) -> Option<char> {
 /// Checks a raw attribute value: no `<`, every `&` starts a valid reference.
 /// Returns the byte offset within `raw` and the offending reference on error.
 pub(crate) fn check_attr_value(raw: &str) -> Result<(), (usize, String)> {
-    if let Some(p) = memchr::memchr(b'<', raw.as_bytes()) {
-        return Err((p, "<".to_owned()));
+    let b = raw.as_bytes();
+    // Values are short: a plain scan beats a SIMD search set-up.
+    let first = if b.len() < 64 {
+        b.iter().position(|&c| c == b'<' || c == b'&')
+    } else {
+        memchr::memchr2(b'<', b'&', b)
+    };
+    let Some(p) = first else { return Ok(()) };
+    if let Some(q) = memchr::memchr(b'<', &b[p..]) {
+        return Err((p + q, "<".to_owned()));
     }
-    check_refs(raw)
+    check_refs(&raw[p..]).map_err(|(q, what)| (p + q, what))
 }
 
 /// Checks every `&` in character data starts a valid reference.

@@ -90,7 +90,7 @@ impl<'a> Builder<'a> {
     fn run(&mut self, body_start: usize) -> Result<(), V3Error> {
         let src = self.src;
         // XML 1.0 §2.2: no C0 control characters other than tab, LF, CR anywhere.
-        if let Some(p) = src.bytes().position(|b| b < 0x20 && !is_ws(b)) {
+        if let Some(p) = find_control(src.as_bytes()) {
             let c = src.as_bytes()[p];
             return Err(self.err(
                 p,
@@ -233,7 +233,13 @@ impl<'a> Builder<'a> {
     fn text(&mut self, start: usize, t: &'a str) -> Result<(), V3Error> {
         let bytes = t.as_bytes();
         let mut escaped = false;
-        if let Some(p) = memchr::memchr3(b'&', b'\r', b']', bytes) {
+        let special = |c: &u8| matches!(c, b'&' | b'\r' | b']');
+        let first = if bytes.len() < 64 {
+            bytes.iter().position(special)
+        } else {
+            memchr::memchr3(b'&', b'\r', b']', bytes)
+        };
+        if let Some(p) = first {
             let tail = &t[p..];
             if let Some(q) = memchr::memmem::find(tail.as_bytes(), b"]]>") {
                 return Err(self.err(
@@ -430,13 +436,13 @@ impl<'a> Builder<'a> {
 
     /// Namespace index bound to `prefix` in the current scope (0 = no namespace).
     fn lookup(&mut self, prefix: &str) -> Option<u16> {
-        if prefix == "xml" {
+        if prefix.len() == 3 && prefix == "xml" {
             return self.intern(Cow::Borrowed(XML_NS)).ok();
         }
         let mut cur = self.scope;
         while cur != NONE {
             let d = &self.doc.decls[cur as usize];
-            if d.prefix == prefix {
+            if d.prefix.len() == prefix.len() && (prefix.is_empty() || d.prefix == prefix) {
                 return Some(d.uri);
             }
             cur = d.prev;
@@ -447,17 +453,65 @@ impl<'a> Builder<'a> {
 }
 
 fn split_qname(q: &str) -> (&str, &str) {
-    match q.split_once(':') {
-        Some((p, l)) => (p, l),
+    match memchr::memchr(b':', q.as_bytes()) {
+        Some(p) => (&q[..p], &q[p + 1..]),
         None => ("", q),
     }
 }
 
+/// First C0 control character other than tab, LF, CR (XML 1.0 §2.2), eight bytes at a time.
+fn find_control(b: &[u8]) -> Option<usize> {
+    const LO: u64 = 0x0101_0101_0101_0101;
+    const HI: u64 = 0x8080_8080_8080_8080;
+    let bad = |c: u8| c < 0x20 && !is_ws(c);
+    let mut chunks = b.chunks_exact(8);
+    let mut at = 0;
+    for c in &mut chunks {
+        let x = u64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]);
+        // Has a byte below 0x20 (bytes >= 0x80 are excluded by `!x`).
+        if x.wrapping_sub(0x20 * LO) & !x & HI != 0
+            && let Some(p) = c.iter().position(|&c| bad(c))
+        {
+            return Some(at + p);
+        }
+        at += 8;
+    }
+    chunks
+        .remainder()
+        .iter()
+        .position(|&c| bad(c))
+        .map(|p| at + p)
+}
+
 /// Namespaces in XML §3: a QName has at most one colon, not at either end.
 fn check_qname(q: &str) -> Result<(), String> {
-    match q.find(':') {
+    match memchr::memchr(b':', q.as_bytes()) {
         None => Ok(()),
-        Some(p) if p > 0 && p + 1 < q.len() && !q[p + 1..].contains(':') => Ok(()),
+        Some(p)
+            if p > 0
+                && p + 1 < q.len()
+                && memchr::memchr(b':', &q.as_bytes()[p + 1..]).is_none() =>
+        {
+            Ok(())
+        }
         Some(_) => Err(format!("{q:?} is not a valid qualified name")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::find_control;
+
+    #[test]
+    fn control_characters() {
+        assert_eq!(find_control(b"abc\tdef\r\nghijklmnop"), None);
+        for i in 0..20 {
+            let mut v = vec![b'a'; 20];
+            v[i] = 0x01;
+            assert_eq!(find_control(&v), Some(i));
+            v[i] = 0xC3;
+            assert_eq!(find_control(&v), None);
+        }
+        assert_eq!(find_control("é\u{1F600}\u{7}".as_bytes()), Some(6));
     }
 }
