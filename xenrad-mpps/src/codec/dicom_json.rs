@@ -174,7 +174,12 @@ fn decode_element(
                 VR::IS | VR::DS | VR::US | VR::SS | VR::UL | VR::SL | VR::FL | VR::FD,
                 J::Number(n),
             ) => n.to_string(),
-            (VR::IS | VR::DS, J::String(s)) => s.clone(),
+            // Strings are accepted for numeric VRs (PS3.18 F.2.3.1 allows them for IS/DS; NaN and
+            // infinities of FL/FD can only be written as strings).
+            (
+                VR::IS | VR::DS | VR::US | VR::SS | VR::UL | VR::SL | VR::FL | VR::FD,
+                J::String(s),
+            ) => s.trim().to_owned(),
             (VR::PN | VR::IS | VR::DS | VR::US | VR::SS | VR::UL | VR::SL | VR::FL | VR::FD, _) => {
                 return Err(invalid(path, format!("wrong JSON type for a {vr_s} value")));
             }
@@ -313,17 +318,55 @@ fn write_value(out: &mut String, vr: VR, v: &str) {
             out.push('}');
         }
         VR::IS | VR::DS | VR::US | VR::SS | VR::UL | VR::SL | VR::FL | VR::FD => {
+            // Written as a JSON number when the text is one that JSON readers give back unchanged
+            // (so decode → encode → decode is stable); anything else (`+1`, `.5`, `NaN`, integers
+            // beyond 64 bits) as a string.
             let t = v.trim();
-            if let Ok(n) = t.parse::<i64>() {
-                let _ = write!(out, "{n}");
-            } else if let Some(n) = t.parse::<f64>().ok().and_then(serde_json::Number::from_f64) {
-                let _ = write!(out, "{n}");
+            if is_json_number(t)
+                && t.parse::<serde_json::Number>()
+                    .is_ok_and(|n| n.to_string() == t)
+            {
+                out.push_str(t);
             } else {
-                push_json_str(out, v);
+                push_json_str(out, t);
             }
         }
         _ => push_json_str(out, v),
     }
+}
+
+/// JSON number grammar (RFC 8259 §6): `-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?`.
+fn is_json_number(t: &str) -> bool {
+    let b = t.as_bytes();
+    let mut i = usize::from(b.first() == Some(&b'-'));
+    let digits = |i: &mut usize| {
+        let start = *i;
+        while *i < b.len() && b[*i].is_ascii_digit() {
+            *i += 1;
+        }
+        *i - start
+    };
+    let int_start = i;
+    let n = digits(&mut i);
+    if n == 0 || (n > 1 && b[int_start] == b'0') {
+        return false;
+    }
+    if i < b.len() && b[i] == b'.' {
+        i += 1;
+        if digits(&mut i) == 0 {
+            return false;
+        }
+    }
+    if i < b.len() && (b[i] == b'e' || b[i] == b'E') {
+        i += 1;
+        if i < b.len() && (b[i] == b'+' || b[i] == b'-') {
+            i += 1;
+        }
+        if digits(&mut i) == 0 {
+            return false;
+        }
+    }
+    i == b.len()
 }
 
 #[cfg(test)]
@@ -346,6 +389,22 @@ mod tests {
         );
         assert!(out.contains(r#"{"Alphabetic":"Doe^J","Phonetic":"do"}"#));
         assert_eq!(decode(out.as_bytes(), &Limits::default()).unwrap(), ds);
+    }
+
+    #[test]
+    fn numbers_are_stable() {
+        assert!(is_json_number("-0.5e+3") && is_json_number("0") && is_json_number("12"));
+        assert!(
+            !is_json_number("+1")
+                && !is_json_number(".5")
+                && !is_json_number("01")
+                && !is_json_number("1.")
+        );
+        let body =
+            br#"{"00201208":{"vr":"DS","Value":[5555555555555555555555554,"+1"," 4.0 ",4.0]}}"#;
+        let ds = decode(body, &Limits::default()).unwrap();
+        let again = decode(&encode_dataset(&ds), &Limits::default()).unwrap();
+        assert_eq!(ds, again);
     }
 
     #[test]
