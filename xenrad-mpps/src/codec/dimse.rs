@@ -5,8 +5,8 @@
 //! Decoding rules: defined- and undefined-length sequences and items (PS3.5 §7.5); UN of undefined
 //! length is read as an Implicit VR sequence (PS3.5 §6.2.2); one trailing NUL is stripped from UI
 //! values and trailing (and, where insignificant, leading) spaces from text values (PS3.5 §6.2);
-//! group length elements (gggg,0000) are skipped; binary VRs (OB, OW, UN of defined length, …) are
-//! refused because no MPPS attribute uses them. Text is decoded as UTF-8, or as ISO 8859-1 when
+//! group length elements (gggg,0000) are skipped; values of binary VRs (OB, OW, UN of defined
+//! length, …) are kept as bytes. Text is decoded as UTF-8, or as ISO 8859-1 when
 //! Specific Character Set is `ISO_IR 100`; the encoder writes UTF-8 and sets `ISO_IR 192` when a
 //! value is not ASCII.
 
@@ -230,6 +230,12 @@ impl Reader<'_> {
         if n == 0 {
             return Ok(Element::empty(h.vr));
         }
+        if crate::dataset::is_bytes_vr(h.vr) {
+            return Ok(Element {
+                vr: h.vr,
+                value: Value::Bytes(raw.to_vec()),
+            });
+        }
         let values = decode_values(h.vr, raw, self.latin1).map_err(|m| {
             MppsError::at(ErrorKind::InvalidValue, path, format!("{m} (byte {start})"))
         })?;
@@ -402,7 +408,7 @@ fn has_non_ascii(ds: &Dataset) -> bool {
     ds.iter().any(|(_, e)| match &e.value {
         Value::Strings(v) => v.iter().any(|s| !s.is_ascii()),
         Value::Items(items) => items.iter().any(has_non_ascii),
-        Value::Empty => false,
+        Value::Empty | Value::Bytes(_) => false,
     })
 }
 
@@ -426,6 +432,16 @@ fn write_ds<E: Encode>(out: &mut Vec<u8>, ds: &Dataset, enc: &E) -> Result<(), M
             Value::Empty => {
                 enc.encode_element_header(&mut *out, DataElementHeader::new(tag, el.vr, Length(0)))
                     .map_err(enc_err)?;
+            }
+            Value::Bytes(raw) => {
+                let pad = raw.len() % 2;
+                enc.encode_element_header(
+                    &mut *out,
+                    DataElementHeader::new(tag, el.vr, Length((raw.len() + pad) as u32)),
+                )
+                .map_err(enc_err)?;
+                out.extend_from_slice(raw);
+                out.extend(std::iter::repeat_n(0u8, pad));
             }
             Value::Strings(values) => {
                 let bytes = encode_values(el.vr, values)
@@ -558,6 +574,36 @@ mod tests {
             assert_eq!(back.get(Tag(0x0028, 0x0010)), ds.get(Tag(0x0028, 0x0010)));
             assert_eq!(back.str(Tag(0x0010, 0x0010)), Some("Müller^Jörg"));
         }
+    }
+
+    #[test]
+    fn private_attributes_are_kept_as_bytes() {
+        // Implicit VR: a private (0009,1001) of 5 bytes has no dictionary VR → UN, kept verbatim.
+        let mut b = Vec::new();
+        b.extend([0x09, 0x00, 0x01, 0x10, 6, 0, 0, 0]);
+        b.extend(b"ABCDE\0");
+        b.extend([0x40, 0x00, 0x52, 0x02, 12, 0, 0, 0]);
+        b.extend(b"IN PROGRESS ");
+        let l = Limits::default();
+        let ds = decode(&b, TransferSyntaxKind::ImplicitVrLittleEndian, &l).unwrap();
+        let el = ds.get(Tag(0x0009, 0x1001)).unwrap();
+        assert_eq!(
+            (el.vr, &el.value),
+            (VR::UN, &Value::Bytes(b"ABCDE\0".to_vec()))
+        );
+        for ts in [
+            TransferSyntaxKind::ImplicitVrLittleEndian,
+            TransferSyntaxKind::ExplicitVrLittleEndian,
+        ] {
+            let back = decode(&encode(&ds, ts).unwrap(), ts, &l).unwrap();
+            assert_eq!(back.get(Tag(0x0009, 0x1001)), Some(el));
+        }
+        let json = crate::codec::dicom_json::encode_dataset(&ds);
+        assert!(
+            String::from_utf8(json)
+                .unwrap()
+                .contains(r#""00091001":{"vr":"UN","InlineBinary":"QUJDREUA"}"#)
+        );
     }
 
     #[test]
