@@ -1,6 +1,7 @@
 //! Interoperability with real peers (DCMTK, pynetdicom, pydicom), installed by
 //! `scripts/peers.sh`. Skipped unless `XENRAD_PEERS` is set; when it is, the peers must be there.
 #![cfg(feature = "tokio")]
+#![allow(clippy::many_single_char_names)]
 
 use std::net::TcpListener as StdListener;
 use std::path::{Path, PathBuf};
@@ -168,7 +169,7 @@ fn storescu_option(ts: &str) -> Option<&'static str> {
     })
 }
 
-const COMPARE_PY: &str = r#"
+const COMPARE_PY: &str = r"
 import sys, pydicom
 from pydicom.tag import Tag
 src, dst, ts = sys.argv[1], sys.argv[2], sys.argv[3]
@@ -205,7 +206,7 @@ for e in b:
 if errs:
     print('MISMATCH', src, errs[:5]); sys.exit(1)
 print('OK', n)
-"#;
+";
 
 fn compare(py: &str, src: &Path, dst: &Path, ts: &str) -> Result<(), String> {
     let (ok, out) = run(Proc::new(py)
@@ -289,7 +290,7 @@ fn dcmtk_storescu_pydicom_files_with_4k_pdu_equal_their_source() {
     );
     let leftovers: Vec<_> = std::fs::read_dir(&srv.dir)
         .unwrap()
-        .filter_map(|e| e.ok())
+        .filter_map(std::result::Result::ok)
         .filter(|e| e.file_name().to_string_lossy().ends_with(".part"))
         .collect();
     assert!(leftovers.is_empty());
@@ -401,7 +402,7 @@ fn our_scu_to_dcmtk_storescp() {
     }
 }
 
-const PYNETDICOM_PY: &str = r#"
+const PYNETDICOM_PY: &str = r"
 import sys, os
 from pynetdicom import AE
 from pynetdicom.sop_class import Verification, CTImageStorage, ModalityPerformedProcedureStep
@@ -431,7 +432,7 @@ st, attrs = assoc.send_n_set(upd, ModalityPerformedProcedureStep, '1.2.826.0.1.3
 assert st.Status == 0, st
 assoc.release()
 print('PYNETDICOM OK')
-"#;
+";
 
 #[test]
 fn pynetdicom_echo_store_ncreate_nset() {
