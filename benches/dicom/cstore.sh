@@ -29,8 +29,10 @@ mkdir -p "$work"
 echo "cstore: generating set in $work/set (ct=$ct large=$large frames=$frames)" >&2
 "$py" "$root/benches/dicom/gen_set.py" "$work/set" --ct "$ct" --large "$large" --frames "$frames" >/dev/null
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$root/target}"
-(cd "$root" && cargo build --release -q -p xenrad-examples --bin xenrad)
-xenrad="$CARGO_TARGET_DIR/release/xenrad"
+# The dimse crate's own storescp example is the same server as `xenrad dicom scp`, without
+# building the other crates.
+(cd "$root" && cargo build --release -q -p xenrad-dimse --features tokio --example storescp)
+xenrad="$CARGO_TARGET_DIR/release/examples/storescp"
 
 # Parallel split of the CT set (symlinks).
 if ((parallel > 1)); then
@@ -51,8 +53,8 @@ start_receiver() { # name outdir -> RPID
   local name=$1 out=$2
   port=$((port + 1))
   case "$name" in
-    xenrad) "$xenrad" dicom scp --port "$port" --out "$out" --quiet >/dev/null 2>&1 & ;;
-    xenrad-nofsync) "$xenrad" dicom scp --port "$port" --out "$out" --quiet --no-fsync >/dev/null 2>&1 & ;;
+    xenrad) "$xenrad" --port "$port" --out "$out" --quiet >/dev/null 2>&1 & ;;
+    xenrad-nofsync) "$xenrad" --port "$port" --out "$out" --quiet --no-fsync >/dev/null 2>&1 & ;;
     dcmtk) storescp -od "$out" "$port" >/dev/null 2>&1 & ;;
     dcmtk-tuned) TCP_NODELAY=1 storescp +B -pdu 131072 -od "$out" "$port" >/dev/null 2>&1 & ;;
     dcmtk-fork) TCP_NODELAY=1 storescp --fork +B -pdu 131072 -od "$out" "$port" >/dev/null 2>&1 & ;;
@@ -129,5 +131,6 @@ for st in sorted({k[0] for k in med}):
         for (s2, peer), m in sorted(med.items()):
             if s2 != st or peer.startswith('xenrad'): continue
             o = med[(st, ours)]
-            print(f"{st:10} {ours} vs {peer}: throughput x{o[0] / m[0]:.2f}, CPU/GB x{o[2] / m[2]:.2f}, RSS x{o[3] / m[3]:.2f}")
+            cpu = f"x{o[2] / m[2]:.2f}" if m[2] > 0 else "n/a (forked children not measured)"
+            print(f"{st:10} {ours} vs {peer}: throughput x{o[0] / m[0]:.2f}, CPU/GB {cpu}, RSS x{o[3] / m[3]:.2f}")
 PY
