@@ -11,11 +11,16 @@ use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use xenrad_hl7v3::types::AddrPartKind;
 
 fn public_corpus() -> Vec<Vec<u8>> {
-    let dir = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/corpus/hl7v3"));
+    let dir = Path::new(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../shared/corpus/hl7v3"
+    ));
     let mut out = Vec::new();
     let mut stack = vec![dir.to_path_buf()];
     while let Some(d) = stack.pop() {
-        let Ok(rd) = std::fs::read_dir(&d) else { continue };
+        let Ok(rd) = std::fs::read_dir(&d) else {
+            continue;
+        };
         for e in rd {
             let p = e.unwrap().path();
             if p.is_dir() {
@@ -35,15 +40,20 @@ fn public_corpus() -> Vec<Vec<u8>> {
 fn strict_typed(bytes: &[u8]) -> usize {
     let m = xenrad_hl7v3::strict(bytes).unwrap();
     let h = m.header();
-    let mut n = h.interaction.len() + usize::from(h.message_id.is_some()) + usize::from(h.sender.is_some());
+    let mut n =
+        h.interaction.len() + usize::from(h.message_id.is_some()) + usize::from(h.sender.is_some());
     for p in m.patients() {
         n += p.ids().filter(|i| i.extension.is_some()).count();
         for name in p.names() {
-            n += name.given().map(|g| g.len()).sum::<usize>() + name.family().map(|f| f.len()).sum::<usize>();
+            n += name.given().map(|g| g.len()).sum::<usize>()
+                + name.family().map(|f| f.len()).sum::<usize>();
         }
         n += p.gender().and_then(|g| g.code()).map_or(0, |c| c.len());
         n += p.birth_time().and_then(|t| t.date()).map_or(0, |_| 1);
-        n += p.addresses().filter_map(|a| a.get(AddrPartKind::City)).count();
+        n += p
+            .addresses()
+            .filter_map(|a| a.get(AddrPartKind::City))
+            .count();
     }
     n
 }
@@ -57,12 +67,38 @@ fn run(c: &mut Criterion, name: &str, corpus: &[Vec<u8>]) {
     let mut g = c.benchmark_group(format!("hl7v3/{name}"));
     g.throughput(Throughput::Bytes(bytes));
     g.bench_function("header_pass", |b| {
-        b.iter(|| corpus.iter().map(|m| xenrad_hl7v3::header(black_box(m)).unwrap().interaction.len()).sum::<usize>());
+        b.iter(|| {
+            corpus
+                .iter()
+                .map(|m| {
+                    xenrad_hl7v3::header(black_box(m))
+                        .unwrap()
+                        .interaction
+                        .len()
+                })
+                .sum::<usize>()
+        });
     });
     g.bench_function("strict_pass", |b| {
-        b.iter(|| corpus.iter().map(|m| xenrad_hl7v3::Document::parse(black_box(m)).unwrap().node_count()).sum::<usize>());
+        b.iter(|| {
+            corpus
+                .iter()
+                .map(|m| {
+                    xenrad_hl7v3::Document::parse(black_box(m))
+                        .unwrap()
+                        .node_count()
+                })
+                .sum::<usize>()
+        });
     });
-    g.bench_function("strict_typed", |b| b.iter(|| corpus.iter().map(|m| strict_typed(black_box(m))).sum::<usize>()));
+    g.bench_function("strict_typed", |b| {
+        b.iter(|| {
+            corpus
+                .iter()
+                .map(|m| strict_typed(black_box(m)))
+                .sum::<usize>()
+        })
+    });
     g.bench_function("roxmltree", |b| {
         b.iter(|| {
             corpus
@@ -80,7 +116,10 @@ fn run(c: &mut Criterion, name: &str, corpus: &[Vec<u8>]) {
 fn bench(c: &mut Criterion) {
     let public = public_corpus();
     run(c, "public", &public);
-    let generated: Vec<Vec<u8>> = xenrad_hl7v3::testgen::corpus(42, 2000).into_iter().map(String::into_bytes).collect();
+    let generated: Vec<Vec<u8>> = xenrad_hl7v3::testgen::corpus(42, 2000)
+        .into_iter()
+        .map(String::into_bytes)
+        .collect();
     run(c, "generated", &generated);
 }
 
