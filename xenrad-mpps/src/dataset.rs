@@ -29,8 +29,7 @@ pub enum Value {
     Strings(Vec<String>),
     /// Sequence items (an empty vector is an empty sequence).
     Items(Vec<Dataset>),
-    /// Raw little endian bytes of a binary VR (OB, OW, UN, …), without the even-length pad byte
-    /// when it was zero.
+    /// Raw little endian bytes of a binary VR (OB, OW, UN, …); written padded to even length.
     Bytes(Vec<u8>),
 }
 

@@ -216,6 +216,11 @@ fn decode_element(
         }
         out.push(s);
     }
+    // Only empty values (`[""]`, `[null]`) are the same as no value: normalise so that every
+    // door stores one form.
+    if out.iter().all(String::is_empty) {
+        return Ok(Element::empty(vr));
+    }
     Ok(Element::strings(vr, out))
 }
 

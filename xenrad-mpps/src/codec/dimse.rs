@@ -231,14 +231,24 @@ impl Reader<'_> {
             return Ok(Element::empty(h.vr));
         }
         if crate::dataset::is_bytes_vr(h.vr) {
+            // An odd length is malformed on the wire (PS3.5 §7.1.1); keep it padded to even as it
+            // will be written, so that every re-encoding gives the same bytes.
+            let mut bytes = raw.to_vec();
+            if !bytes.len().is_multiple_of(2) {
+                bytes.push(0);
+            }
             return Ok(Element {
                 vr: h.vr,
-                value: Value::Bytes(raw.to_vec()),
+                value: Value::Bytes(bytes),
             });
         }
         let values = decode_values(h.vr, raw, self.latin1).map_err(|m| {
             MppsError::at(ErrorKind::InvalidValue, path, format!("{m} (byte {start})"))
         })?;
+        // A value of only padding is an empty value (one stored form across doors).
+        if values.iter().all(String::is_empty) {
+            return Ok(Element::empty(h.vr));
+        }
         Ok(Element::strings(h.vr, values))
     }
 
