@@ -60,6 +60,31 @@ struct Reader<'a> {
     limits: &'a Limits,
     count: usize,
     latin1: bool,
+    /// The last header was a standard attribute sent as UN (its items are Implicit VR LE).
+    from_un: bool,
+}
+
+fn is_text_vr(vr: VR) -> bool {
+    matches!(
+        vr,
+        VR::AE
+            | VR::AS
+            | VR::CS
+            | VR::DA
+            | VR::DS
+            | VR::DT
+            | VR::IS
+            | VR::LO
+            | VR::LT
+            | VR::PN
+            | VR::SH
+            | VR::ST
+            | VR::TM
+            | VR::UC
+            | VR::UI
+            | VR::UR
+            | VR::UT
+    )
 }
 
 fn malformed(path: &[Tag], at: usize, msg: impl std::fmt::Display) -> MppsError {
@@ -86,6 +111,7 @@ pub fn decode(data: &[u8], ts: TransferSyntaxKind, limits: &Limits) -> Result<Da
         limits,
         count: 0,
         latin1: false,
+        from_un: false,
     };
     let explicit = ts == TransferSyntaxKind::ExplicitVrLittleEndian;
     let mut path = Vec::new();
@@ -104,8 +130,32 @@ impl Reader<'_> {
         let (mut h, _) =
             res.map_err(|e| malformed(path, self.pos, format!("element header: {e}")))?;
         self.pos += before - src.len();
-        if !explicit && let Some(vr) = known_vr(h.tag) {
-            h.vr = vr;
+        self.from_un = false;
+        if let Some(known) = known_vr(h.tag) {
+            if !explicit {
+                h.vr = known;
+            } else if h.vr == VR::UN {
+                // A standard attribute sent as UN is read with its dictionary VR; its value is
+                // Implicit VR LE (PS3.5 §6.2.2).
+                h.vr = known;
+                self.from_un = true;
+            } else if h.vr != known {
+                // Lenient with modalities: a text VR where another text VR is defined is read as
+                // the defined one; anything else is refused.
+                if is_text_vr(h.vr) && is_text_vr(known) {
+                    h.vr = known;
+                } else {
+                    return Err(MppsError::at(
+                        ErrorKind::InvalidValue,
+                        &[path, &[h.tag]].concat(),
+                        format!(
+                            "VR {} where {} is defined",
+                            h.vr.to_string(),
+                            known.to_string()
+                        ),
+                    ));
+                }
+            }
         }
         Ok(h)
     }
@@ -205,7 +255,7 @@ impl Reader<'_> {
         let is_seq = h.vr == VR::SQ || (h.vr == VR::UN && len.is_undefined());
         if is_seq {
             // UN of undefined length holds Implicit VR LE items (PS3.5 §6.2.2).
-            let inner_explicit = explicit && h.vr == VR::SQ;
+            let inner_explicit = explicit && h.vr == VR::SQ && !self.from_un;
             let items = self.read_items(len, inner_explicit, depth, path)?;
             return Ok(Element::items(items));
         }
@@ -613,6 +663,39 @@ mod tests {
             String::from_utf8(json)
                 .unwrap()
                 .contains(r#""00091001":{"vr":"UN","InlineBinary":"QUJDREUA"}"#)
+        );
+    }
+
+    #[test]
+    fn explicit_vr_leniency() {
+        let l = Limits::default();
+        let ts = TransferSyntaxKind::ExplicitVrLittleEndian;
+        // Status as LO (text for text): read as CS.
+        let mut b = vec![0x40, 0x00, 0x52, 0x02, b'L', b'O', 10, 0];
+        b.extend(b"COMPLETED ");
+        assert_eq!(
+            decode(&b, ts, &l)
+                .unwrap()
+                .get(tags::PPS_STATUS)
+                .unwrap()
+                .vr,
+            VR::CS
+        );
+        // Status as US: refused.
+        let b = [0x40, 0x00, 0x52, 0x02, b'U', b'S', 2, 0, 1, 0];
+        assert_eq!(decode(&b, ts, &l).unwrap_err().path(), &[tags::PPS_STATUS]);
+        // Performed Series Sequence as UN of defined length: items read as Implicit VR LE.
+        let inner: Vec<u8> = [&[0x20, 0x00, 0x0E, 0x00, 6, 0, 0, 0][..], b"1.2.3\0"].concat();
+        let mut item = vec![0xFE, 0xFF, 0x00, 0xE0];
+        item.extend((inner.len() as u32).to_le_bytes());
+        item.extend(&inner);
+        let mut b = vec![0x40, 0x00, 0x40, 0x03, b'U', b'N', 0, 0];
+        b.extend((item.len() as u32).to_le_bytes());
+        b.extend(&item);
+        let ds = decode(&b, ts, &l).unwrap();
+        assert_eq!(
+            ds.items(tags::PERFORMED_SERIES_SEQUENCE)[0].str(tags::SERIES_INSTANCE_UID),
+            Some("1.2.3")
         );
     }
 
