@@ -152,13 +152,13 @@ fn bench_corpus(c: &mut Criterion) {
     let mut g = c.benchmark_group("mllp/corpus_64k_reads");
     g.throughput(Throughput::Bytes(corpus.len() as u64));
     g.bench_function("xenrad_mllp", |b| {
-        b.iter(|| xenrad_reads(black_box(&corpus), usize::MAX))
+        b.iter(|| xenrad_reads(black_box(&corpus), usize::MAX));
     });
     g.bench_function("mllp_0.3", |b| {
-        b.iter(|| mllp_crate_reads(black_box(&corpus), usize::MAX))
+        b.iter(|| mllp_crate_reads(black_box(&corpus), usize::MAX));
     });
     g.bench_function("hl7_mllp_codec_0.4", |b| {
-        b.iter(|| hl7_mllp_codec_reads(black_box(&corpus)))
+        b.iter(|| hl7_mllp_codec_reads(black_box(&corpus)));
     });
     g.finish();
 }
@@ -170,13 +170,13 @@ fn bench_big_frame(c: &mut Criterion) {
     g.sample_size(10);
     g.throughput(Throughput::Bytes(frame.len() as u64));
     g.bench_function("xenrad_mllp", |b| {
-        b.iter(|| xenrad_reads(black_box(&frame), usize::MAX))
+        b.iter(|| xenrad_reads(black_box(&frame), usize::MAX));
     });
     g.bench_function("mllp_0.3", |b| {
-        b.iter(|| mllp_crate_reads(black_box(&frame), usize::MAX))
+        b.iter(|| mllp_crate_reads(black_box(&frame), usize::MAX));
     });
     g.bench_function("hl7_mllp_codec_0.4", |b| {
-        b.iter(|| hl7_mllp_codec_reads(black_box(&frame)))
+        b.iter(|| hl7_mllp_codec_reads(black_box(&frame)));
     });
     g.finish();
 
