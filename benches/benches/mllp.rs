@@ -1,8 +1,207 @@
-//! Benchmark placeholder: filled in by the crate's own issue.
+//! MLLP deframing: xenrad-mllp against the `mllp` and `hl7-mllp-codec` crates and a bare
+//! memchr scan, measured in the same run.
+//!
+//! Groups:
+//! - `mllp/corpus_whole`: the framed 10k-message corpus (`shared/corpus/hl7v2/generated`)
+//!   decoded from one buffer; baseline `memchr_count` = memchr counting `<FS>` bytes.
+//! - `mllp/corpus_64k_reads`: the same corpus fed in 64 KiB reads, all three decoders.
+//! - `mllp/4mib_frame_64k_reads`: one 4 MiB frame fed in 64 KiB reads, all three decoders.
+//! - `mllp/frame_size_scaling`: xenrad-mllp on 1, 4, 16 and 64 MiB frames in 64 KiB reads
+//!   (constant throughput = cost per MiB flat), beside `append_only`: the same reads merely
+//!   appended to a growing buffer.
+//!
+//! Run: `cargo bench -p xenrad-benches --bench mllp -- --warm-up-time 1 --measurement-time 3`
 #![allow(missing_docs)]
-use criterion::{Criterion, criterion_group, criterion_main};
+use std::hint::black_box;
 
-fn bench(_c: &mut Criterion) {}
+use bytes::BytesMut;
+use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
+use xenrad_mllp::{Decoder, DecoderConfig};
 
-criterion_group!(benches, bench);
+const READ: usize = 64 * 1024;
+const CORPUS: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../../shared/corpus/hl7v2/generated/hl7v2_gen_n10000_seed42.mllp"
+);
+
+fn load_corpus() -> Option<Vec<u8>> {
+    match std::fs::read(CORPUS) {
+        Ok(d) => Some(d),
+        Err(e) => {
+            assert!(
+                std::env::var_os("CI").is_none(),
+                "bench corpus {CORPUS} missing: {e}"
+            );
+            eprintln!("skipped corpus benches: {CORPUS}: {e}");
+            None
+        }
+    }
+}
+
+/// One frame holding an HL7 ORU with a base64 body of about `size` bytes (no framing bytes).
+fn big_frame(size: usize) -> Vec<u8> {
+    const B64: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut f = vec![0x0b];
+    f.extend_from_slice(
+        b"MSH|^~\\&|RIS|HOSP|PACS|RAD|20240101||ORU^R01|BIG1|P|2.5.1\rOBX|1|ED|PDF^Report||^AP^PDF^Base64^",
+    );
+    let body = size.saturating_sub(f.len() + 2);
+    f.extend((0..body).map(|i| B64[i % 64]));
+    f.extend_from_slice(b"\r\x1c\r");
+    f
+}
+
+/// Each feeder returns (frames, payload bytes) so the run can check what it measured.
+fn xenrad_reads(data: &[u8], max: usize) -> (usize, usize) {
+    let mut dec = Decoder::new(DecoderConfig::default().max_frame_size(max));
+    let mut buf = BytesMut::with_capacity(2 * READ);
+    let (mut frames, mut n) = (0, 0);
+    for part in data.chunks(READ) {
+        buf.extend_from_slice(part);
+        while let Some(f) = dec.decode(&mut buf).expect("valid stream") {
+            frames += 1;
+            n += black_box(f).payload().len();
+        }
+    }
+    (frames, n)
+}
+
+fn mllp_crate_reads(data: &[u8], max: usize) -> (usize, usize) {
+    let mut dec = mllp::Decoder::with_max_frame_size(max);
+    let (mut frames, mut n) = (0, 0);
+    for part in data.chunks(READ) {
+        dec.push(part);
+        while let Some(f) = dec.next_frame() {
+            frames += 1;
+            n += black_box(f.expect("valid stream")).len();
+        }
+    }
+    (frames, n)
+}
+
+fn hl7_mllp_codec_reads(data: &[u8]) -> (usize, usize) {
+    use tokio_util::codec::Decoder as _;
+    let mut codec = hl7_mllp_codec::MllpCodec::new();
+    let mut buf = BytesMut::with_capacity(2 * READ);
+    let (mut frames, mut n) = (0, 0);
+    for part in data.chunks(READ) {
+        buf.extend_from_slice(part);
+        while let Some(f) = codec.decode(&mut buf).expect("valid stream") {
+            frames += 1;
+            n += black_box(f).len();
+        }
+    }
+    (frames, n)
+}
+
+/// Checks xenrad-mllp's answer and reports what the peers yield (a peer that merges
+/// pipelined frames is still timed, and the miscount is printed).
+fn check(what: &str, data: &[u8], frames: usize, max: usize) {
+    let payload = data.len() - 3 * frames;
+    assert_eq!(
+        xenrad_reads(data, max),
+        (frames, payload),
+        "xenrad-mllp on {what}"
+    );
+    for (name, got) in [
+        ("mllp 0.3", mllp_crate_reads(data, max)),
+        ("hl7-mllp-codec 0.4", hl7_mllp_codec_reads(data)),
+    ] {
+        if got != (frames, payload) {
+            eprintln!(
+                "note: {name} on {what}: {} frames, {} payload bytes; expected {frames}, {payload}",
+                got.0, got.1
+            );
+        }
+    }
+}
+
+fn bench_corpus(c: &mut Criterion) {
+    let Some(corpus) = load_corpus() else { return };
+    let frames = memchr::memmem::find_iter(&corpus, b"\x1c\r").count();
+    check(
+        "the 10k corpus in 64 KiB reads",
+        &corpus,
+        frames,
+        usize::MAX,
+    );
+
+    let mut g = c.benchmark_group("mllp/corpus_whole");
+    g.throughput(Throughput::Bytes(corpus.len() as u64));
+    g.bench_function("memchr_count", |b| {
+        b.iter(|| memchr::memchr_iter(0x1c, black_box(&corpus)).count());
+    });
+    g.bench_function("xenrad_mllp", |b| {
+        b.iter_batched(
+            || BytesMut::from(&corpus[..]),
+            |mut buf| {
+                let mut dec = Decoder::default();
+                let mut n = 0;
+                while let Some(f) = dec.decode(&mut buf).expect("valid stream") {
+                    black_box(f);
+                    n += 1;
+                }
+                assert_eq!(n, frames);
+                buf
+            },
+            BatchSize::LargeInput,
+        );
+    });
+    g.finish();
+
+    let mut g = c.benchmark_group("mllp/corpus_64k_reads");
+    g.throughput(Throughput::Bytes(corpus.len() as u64));
+    g.bench_function("xenrad_mllp", |b| {
+        b.iter(|| xenrad_reads(black_box(&corpus), usize::MAX));
+    });
+    g.bench_function("mllp_0.3", |b| {
+        b.iter(|| mllp_crate_reads(black_box(&corpus), usize::MAX));
+    });
+    g.bench_function("hl7_mllp_codec_0.4", |b| {
+        b.iter(|| hl7_mllp_codec_reads(black_box(&corpus)));
+    });
+    g.finish();
+}
+
+fn bench_big_frame(c: &mut Criterion) {
+    let frame = big_frame(4 << 20);
+    check("one 4 MiB frame in 64 KiB reads", &frame, 1, usize::MAX);
+    let mut g = c.benchmark_group("mllp/4mib_frame_64k_reads");
+    g.sample_size(10);
+    g.throughput(Throughput::Bytes(frame.len() as u64));
+    g.bench_function("xenrad_mllp", |b| {
+        b.iter(|| xenrad_reads(black_box(&frame), usize::MAX));
+    });
+    g.bench_function("mllp_0.3", |b| {
+        b.iter(|| mllp_crate_reads(black_box(&frame), usize::MAX));
+    });
+    g.bench_function("hl7_mllp_codec_0.4", |b| {
+        b.iter(|| hl7_mllp_codec_reads(black_box(&frame)));
+    });
+    g.finish();
+
+    let mut g = c.benchmark_group("mllp/frame_size_scaling");
+    g.sample_size(10);
+    for mib in [1usize, 4, 16, 64] {
+        let frame = big_frame(mib << 20);
+        g.throughput(Throughput::Bytes(frame.len() as u64));
+        g.bench_function(format!("xenrad_mllp_{mib}MiB"), |b| {
+            b.iter(|| xenrad_reads(black_box(&frame), usize::MAX));
+        });
+        // Peer for the same sizes: only appending the reads to a growing buffer (the floor
+        // any deframer that hands out a contiguous payload pays; allocator and page faults).
+        g.bench_function(format!("append_only_{mib}MiB"), |b| {
+            b.iter(|| {
+                let mut buf = BytesMut::with_capacity(2 * READ);
+                for part in black_box(&frame).chunks(READ) {
+                    buf.extend_from_slice(part);
+                }
+                buf.len()
+            });
+        });
+    }
+    g.finish();
+}
+
+criterion_group!(benches, bench_corpus, bench_big_frame);
 criterion_main!(benches);

@@ -34,7 +34,7 @@ mod write;
 
 pub use error::{Error, ErrorKind};
 pub use generated::ResourceType;
-pub use model::{Field, Node, PrimValue, Primitive, Resource, Value};
+pub use model::{Field, Node, PrimValue, Primitive, Resource, Value, Values};
 pub use read::{ReadOptions, UnknownPolicy, check_primitive, from_json, from_json_with};
 pub use schema::{PrimKind, TypeId};
 pub use validate::validate;

@@ -9,6 +9,98 @@ use crate::json::Json;
 use crate::schema::{ElementDef, PrimKind, TypeId, TypeKind, choice_json_name};
 use std::borrow::Cow;
 
+/// The values of one field, stored inline when there is one (most fields), so reading a
+/// single-valued element allocates nothing for the list. Derefs to a slice.
+#[derive(Debug, Clone)]
+pub enum Values<'a> {
+    /// Exactly one value.
+    One(Value<'a>),
+    /// Zero or several values.
+    Many(Vec<Value<'a>>),
+}
+
+impl<'a> Values<'a> {
+    /// No values (does not allocate).
+    pub fn new() -> Self {
+        Values::Many(Vec::new())
+    }
+
+    /// Appends a value.
+    pub fn push(&mut self, v: Value<'a>) {
+        match self {
+            Values::Many(vs) if vs.is_empty() => *self = Values::One(v),
+            Values::Many(vs) => vs.push(v),
+            Values::One(_) => {
+                let Values::One(first) = std::mem::take(self) else {
+                    unreachable!()
+                };
+                *self = Values::Many(vec![first, v]);
+            }
+        }
+    }
+
+    /// Moves the values out of a scratch vector (one exact allocation when there are several).
+    // drain+collect on purpose: exact capacity, and the scratch keeps its buffer for reuse
+    #[allow(clippy::drain_collect)]
+    pub fn from_drain(v: &mut Vec<Value<'a>>) -> Self {
+        if v.len() == 1 {
+            Values::One(v.pop().expect("one"))
+        } else {
+            Values::Many(v.drain(..).collect())
+        }
+    }
+}
+
+impl Default for Values<'_> {
+    fn default() -> Self {
+        Values::new()
+    }
+}
+
+impl<'a> std::ops::Deref for Values<'a> {
+    type Target = [Value<'a>];
+    fn deref(&self) -> &[Value<'a>] {
+        match self {
+            Values::One(v) => std::slice::from_ref(v),
+            Values::Many(vs) => vs,
+        }
+    }
+}
+
+impl std::ops::DerefMut for Values<'_> {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        match self {
+            Values::One(v) => std::slice::from_mut(v),
+            Values::Many(vs) => vs,
+        }
+    }
+}
+
+impl PartialEq for Values<'_> {
+    fn eq(&self, other: &Self) -> bool {
+        **self == **other
+    }
+}
+
+impl<'a> FromIterator<Value<'a>> for Values<'a> {
+    fn from_iter<I: IntoIterator<Item = Value<'a>>>(iter: I) -> Self {
+        let mut v: Vec<Value<'a>> = iter.into_iter().collect();
+        Values::from_drain(&mut v)
+    }
+}
+
+impl<'a> IntoIterator for Values<'a> {
+    type Item = Value<'a>;
+    type IntoIter =
+        std::iter::Chain<std::option::IntoIter<Value<'a>>, std::vec::IntoIter<Value<'a>>>;
+    fn into_iter(self) -> Self::IntoIter {
+        match self {
+            Values::One(v) => Some(v).into_iter().chain(Vec::new()),
+            Values::Many(vs) => None.into_iter().chain(vs),
+        }
+    }
+}
+
 /// A resource: its type and content.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Resource<'a> {
@@ -35,7 +127,7 @@ pub struct Field<'a> {
     /// Index into the type's `elements`.
     pub index: u16,
     /// The values (one for `max = 1` elements).
-    pub values: Vec<Value<'a>>,
+    pub values: Values<'a>,
 }
 
 /// A value of an element.
@@ -297,12 +389,12 @@ impl<'a> Node<'a> {
                 p,
                 Field {
                     index,
-                    values: vec![value],
+                    values: Values::One(value),
                 },
             ),
             None => self.fields.push(Field {
                 index,
-                values: vec![value],
+                values: Values::One(value),
             }),
         }
         Ok(self)

@@ -8,7 +8,7 @@
 use crate::error::{Error, ErrorKind, push_segment};
 use crate::generated::ResourceType;
 use crate::json::{Lexer, SyntaxError};
-use crate::model::{Field, Node, PrimValue, Primitive, Resource, Value};
+use crate::model::{Field, Node, PrimValue, Primitive, Resource, Value, Values};
 use crate::schema::{JsonKind, PrimKind, TypeId, TypeKind};
 use std::borrow::Cow;
 
@@ -75,6 +75,8 @@ pub fn from_json_with<'a>(
         });
     }
     let mut r = Reader {
+        field_pool: Vec::new(),
+        value_pool: Vec::new(),
         lx: Lexer::new(input),
         opts,
         path: Vec::new(),
@@ -92,6 +94,10 @@ enum Seg<'a> {
 
 struct Reader<'a, 'o> {
     lx: Lexer<'a>,
+    /// Scratch buffers reused across nodes so each node's field list is allocated once, exactly.
+    field_pool: Vec<Vec<Field<'a>>>,
+    /// Scratch buffers for array values.
+    value_pool: Vec<Vec<Value<'a>>>,
     opts: &'o ReadOptions,
     path: Vec<Seg<'a>>,
     issues: Vec<Error>,
@@ -186,6 +192,7 @@ impl<'a> Reader<'a, '_> {
     ) -> Result<Node<'a>, Error> {
         let def = ty.def();
         let mut node = Node::new(ty);
+        node.fields = self.field_pool.pop().unwrap_or_default();
         if !self.lx.empty_close(b'}') {
             loop {
                 let key = self.lx.string().map_err(|e| self.syntax(e))?;
@@ -233,6 +240,12 @@ impl<'a> Reader<'a, '_> {
         if !node.fields.is_sorted_by_key(|f| f.index) {
             node.fields.sort_by_key(|f| f.index);
         }
+        let mut scratch = std::mem::take(&mut node.fields);
+        // drain+collect on purpose: one exact allocation; the scratch keeps its buffer for reuse
+        #[allow(clippy::drain_collect)]
+        let fields = scratch.drain(..).collect();
+        node.fields = fields;
+        self.field_pool.push(scratch);
         self.finish(&node)?;
         Ok(node)
     }
@@ -291,7 +304,7 @@ impl<'a> Reader<'a, '_> {
         } else {
             node.fields.push(Field {
                 index: idx,
-                values: Vec::new(),
+                values: Values::new(),
             });
             (node.fields.last_mut().expect("just pushed"), true)
         }
@@ -325,7 +338,7 @@ impl<'a> Reader<'a, '_> {
                 }));
             }
             self.lx.pos += 1;
-            let mut items: Vec<Option<Value<'a>>> = Vec::new();
+            let mut items = self.value_pool.pop().unwrap_or_default();
             if self.lx.empty_close(b']') {
                 return Err(self.error(ErrorKind::Cardinality {
                     min: 1,
@@ -337,9 +350,13 @@ impl<'a> Reader<'a, '_> {
                 self.path.push(Seg::Index(items.len()));
                 if t.prim().is_some() && self.lx.peek() == Some(b'n') {
                     self.lx.literal().map_err(|e| self.syntax(e))?;
-                    items.push(None);
+                    items.push(Value::Primitive(Primitive {
+                        type_id: t,
+                        value: None,
+                        element: None,
+                    }));
                 } else {
-                    items.push(Some(self.value(t, plain, depth)?));
+                    items.push(self.value(t, plain, depth)?);
                 }
                 self.path.pop();
                 if !self.lx.next_or_close(b']').map_err(|e| self.syntax(e))? {
@@ -348,28 +365,20 @@ impl<'a> Reader<'a, '_> {
             }
             let (field, fresh) = Self::slot(node, idx);
             if fresh {
-                field.values = items
-                    .into_iter()
-                    .map(|v| {
-                        v.unwrap_or(Value::Primitive(Primitive {
-                            type_id: t,
-                            value: None,
-                            element: None,
-                        }))
-                    })
-                    .collect();
+                field.values = Values::from_drain(&mut items);
             } else {
                 if field.values.len() != items.len() {
                     return Err(self.error(ErrorKind::BadSibling(
                         "array length differs from its _ sibling",
                     )));
                 }
-                for (slot, item) in field.values.iter_mut().zip(items) {
-                    if let (Value::Primitive(p), Some(Value::Primitive(v))) = (slot, item) {
+                for (slot, item) in field.values.iter_mut().zip(items.drain(..)) {
+                    if let (Value::Primitive(p), Value::Primitive(v)) = (slot, item) {
                         p.value = v.value;
                     }
                 }
             }
+            self.value_pool.push(items);
         } else {
             let v = self.value(t, plain, depth)?;
             let (field, fresh) = Self::slot(node, idx);
@@ -411,7 +420,14 @@ impl<'a> Reader<'a, '_> {
                 }));
             }
             self.lx.pos += 1;
-            if !self.lx.empty_close(b']') {
+            if self.lx.empty_close(b']') {
+                return Err(self.error(ErrorKind::Cardinality {
+                    min: 1,
+                    max: u32::MAX,
+                    found: 0,
+                }));
+            }
+            {
                 loop {
                     self.path.push(Seg::Index(items.len()));
                     if self.lx.peek() == Some(b'n') {

@@ -39,6 +39,7 @@ fn seeds_behave_as_intended() {
         match name.as_str() {
             "dup.json" => assert_eq!(r.unwrap_err().pointer, "/gender"),
             "truncated.json" => assert!(r.is_err()),
+            n if n.starts_with("crash-") => {} // fixed crashes: replay_corpus checks them
             "escapes_unknown.json" => assert_eq!(r.unwrap_err().pointer, "/unknown"),
             _ => assert!(r.is_ok(), "{name}: {r:?}"),
         }

@@ -137,7 +137,7 @@ fn gen_node(g: &mut Gen, t: TypeId, depth: u32) -> Node<'static> {
         if !values.is_empty() {
             node.fields.push(xenrad_fhir_model::Field {
                 index: i as u16,
-                values,
+                values: xenrad_fhir_model::Values::from_drain(&mut values),
             });
         }
     }

@@ -20,8 +20,13 @@ pub fn lookup(name: &[u8], aliases: &[(String, &'static Encoding)]) -> Option<&'
             return Some(enc);
         }
     }
-    let upper: Vec<u8> = name.iter().map(u8::to_ascii_uppercase).collect();
-    let enc = match upper.as_slice() {
+    // Upper-case on the stack: lookups run once per message and must not allocate.
+    let mut buf = [0u8; 32];
+    let upper = buf.get_mut(..name.len())?;
+    for (d, s) in upper.iter_mut().zip(name) {
+        *d = s.to_ascii_uppercase();
+    }
+    let enc = match &*upper {
         b"" | b"ASCII" | b"ISO IR6" | b"ISO_IR 6" | b"UNICODE UTF-8" | b"UTF-8" | b"UTF8"
         | b"ISO IR192" | b"ISO_IR 192" => encoding_rs::UTF_8,
         b"8859/1" | b"ISO IR100" | b"ISO_IR 100" | b"ISO-8859-1" | b"LATIN1" | b"WINDOWS-1252"

@@ -41,7 +41,7 @@ pub fn decode<'a>(
     policy: EscapePolicy,
 ) -> Cow<'a, str> {
     match d.escape {
-        Some(e) if memchr::memchr(e, raw).is_some() => {
+        Some(e) if crate::parse::element::find(e, raw).is_some() => {
             let bytes = unescape_bytes(raw, d, policy);
             Cow::Owned(charset::decode(&bytes, enc).into_owned())
         }

@@ -76,3 +76,15 @@ fn structural_errors() {
         0
     );
 }
+
+#[test]
+fn mllp_framed_file() {
+    let input = format!("\x0b{M1}\x1c\r\x0b{M2}\x1c\r");
+    let b = split(input.as_bytes(), &ParseOptions::default()).unwrap();
+    let msgs: Vec<&[u8]> = b.messages().collect();
+    assert_eq!(msgs.len(), 2);
+    assert_eq!(
+        Message::parse(msgs[1]).unwrap().control_id().as_deref(),
+        Some("2")
+    );
+}

@@ -1,17 +1,15 @@
 //! Layer 2: the transmission wrapper (HL7 v3 NE Transmission Infrastructure, MCCI_MT000100UV01).
 //!
-//! [`Header`] is produced either by the fast [`header()`] pass — quick-xml events, attributes
+//! [`Header`] is produced either by the fast [`header()`] pass — tokens only, attributes
 //! read only on the wrapper elements, stops at the control act so the payload is never read —
 //! or from a strict [`crate::Message`] with [`Header::from_root`].
 
 use std::borrow::Cow;
 
-use quick_xml::Reader;
-use quick_xml::events::{BytesStart, Event};
-
 use crate::error::{ErrorKind, V3Error};
 use crate::types::Ii;
 use crate::xml::Element;
+use crate::xml::lexer::{AttrIter, Lexer, Token};
 
 /// The transmission wrapper fields used for routing, de-duplication and acknowledgement.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -100,40 +98,33 @@ impl<'a> Header<'a> {
 
 fn attr<'a>(
     src: &'a str,
-    e: &BytesStart<'_>,
-    at: usize,
+    attrs: &'a str,
+    attrs_offset: usize,
     name: &str,
 ) -> Result<Option<Cow<'a, str>>, V3Error> {
-    // `e` borrows `src` (slice reader); re-slice to get the input lifetime.
-    let raw = &src[at + 1..at + 1 + e.len()];
-    let name_len = e.name().as_ref().len();
-    for a in quick_xml::events::attributes::Attributes::new(raw, name_len) {
-        let a =
-            a.map_err(|err| V3Error::at(src.as_bytes(), at, ErrorKind::Syntax(err.to_string())))?;
-        if a.key.0 == name {
-            let v: &'a str = match a.value {
-                Cow::Borrowed(v) => v,
-                Cow::Owned(_) => return Ok(None),
-            };
-            if crate::xml::escape::check_attr_value(v).is_err() {
+    for a in AttrIter::new(attrs, attrs_offset) {
+        let (key, value, voff) =
+            a.map_err(|(p, m)| V3Error::at(src.as_bytes(), p, ErrorKind::Syntax(m)))?;
+        if key == name {
+            if let Err((p, what)) = crate::xml::escape::check_attr_value(value) {
                 return Err(V3Error::at(
                     src.as_bytes(),
-                    at,
-                    ErrorKind::Syntax(format!("bad value of {name:?}")),
+                    voff + p,
+                    ErrorKind::UndefinedEntity(what),
                 ));
             }
-            return Ok(Some(crate::xml::escape::unescape(v, true)));
+            return Ok(Some(crate::xml::escape::unescape(value, true)));
         }
     }
     Ok(None)
 }
 
-fn ii<'a>(src: &'a str, e: &BytesStart<'_>, at: usize) -> Result<Ii<'a>, V3Error> {
+fn ii<'a>(src: &'a str, attrs: &'a str, at: usize) -> Result<Ii<'a>, V3Error> {
     Ok(Ii {
-        root: attr(src, e, at, "root")?,
-        extension: attr(src, e, at, "extension")?,
-        assigning_authority_name: attr(src, e, at, "assigningAuthorityName")?,
-        null_flavor: attr(src, e, at, "nullFlavor")?,
+        root: attr(src, attrs, at, "root")?,
+        extension: attr(src, attrs, at, "extension")?,
+        assigning_authority_name: attr(src, attrs, at, "assigningAuthorityName")?,
+        null_flavor: attr(src, attrs, at, "nullFlavor")?,
     })
 }
 
@@ -154,164 +145,135 @@ pub fn header(input: &[u8]) -> Result<Header<'_>, V3Error> {
     let src = std::str::from_utf8(input)
         .map_err(|e| V3Error::at(input, e.valid_up_to(), ErrorKind::Utf8))?;
     let body = usize::from(src.starts_with('\u{FEFF}')) * 3;
-    let mut reader = Reader::from_str(&src[body..]);
+    let mut lx = Lexer::new(src, body);
     let mut h = Header::default();
-    // Names of open elements relative to the message root (index 0 = root); deeper levels are not tracked.
+    // Local names of open elements relative to the message root (index 0 = root); deeper levels are not tracked.
     let mut path: [&str; 4] = [""; 4];
-    let mut depth: usize = 0; // depth of the next start tag relative to the document
+    let mut depth: usize = 0; // document depth of the next start tag
     let mut root_depth: Option<usize> = None; // document depth of the message root
-    let mut soap_depth = 0usize; // tracks Envelope/Header/Body nesting
-    let mut in_wsa: Option<&str> = None;
-    loop {
-        let before = body + reader.buffer_position() as usize;
-        let ev = reader.read_event().map_err(|e| {
-            V3Error::at(
-                input,
-                body + reader.error_position() as usize,
-                ErrorKind::Syntax(e.to_string()),
-            )
-        })?;
-        match ev {
-            Event::DocType(_) => return Err(V3Error::at(input, before, ErrorKind::Doctype)),
-            Event::Start(ref e) | Event::Empty(ref e) => {
-                let is_empty = matches!(ev, Event::Empty(_));
-                let q: &str = &src[before + 1..before + 1 + e.name().0.len()];
-                let name = local(q);
+    let mut in_body = false;
+    let mut wsa: Option<bool> = None; // Some(true) = inside MessageID, Some(false) = inside Action
+    let syntax = |(p, m): (usize, String)| V3Error::at(input, p, ErrorKind::Syntax(m));
+    while let Some((before, tok)) = lx.next_token().map_err(syntax)? {
+        match tok {
+            Token::Doctype => return Err(V3Error::at(input, before, ErrorKind::Doctype)),
+            Token::Start {
+                qname,
+                attrs,
+                attrs_offset: at,
+                empty,
+            } => {
+                let name = local(qname);
                 let this_depth = depth;
-                if !is_empty {
+                if !empty {
                     depth += 1;
                 }
-                match root_depth {
-                    None => {
-                        // Not yet inside the message: SOAP envelope handling.
-                        if this_depth == 0 && name == "Envelope" {
-                            h.soap = true;
-                            soap_depth = 1;
-                            continue;
-                        }
-                        if h.soap && this_depth == 1 {
-                            soap_depth = if name == "Body" { 2 } else { 1 };
-                            continue;
-                        }
-                        if h.soap && this_depth == 2 && soap_depth == 1 {
-                            if name == "MessageID" || name == "Action" {
-                                in_wsa = Some(if name == "MessageID" {
-                                    "MessageID"
-                                } else {
-                                    "Action"
-                                });
-                            }
-                            continue;
-                        }
-                        if h.soap && soap_depth != 2 {
-                            continue;
-                        }
-                        // The message root: the document element, or the first child of soap:Body.
-                        h.interaction = name;
-                        root_depth = Some(this_depth);
-                        if is_empty {
+                let Some(rd) = root_depth else {
+                    // Not yet inside the message: SOAP envelope handling.
+                    if this_depth == 0 && name == "Envelope" {
+                        h.soap = true;
+                        continue;
+                    }
+                    if h.soap && this_depth == 1 {
+                        in_body = name == "Body";
+                        continue;
+                    }
+                    if h.soap && this_depth == 2 && !in_body {
+                        wsa = match name {
+                            "MessageID" => Some(true),
+                            "Action" => Some(false),
+                            _ => None,
+                        };
+                        continue;
+                    }
+                    if h.soap && !(in_body && this_depth == 2) {
+                        continue;
+                    }
+                    // The message root: the document element, or the first child of soap:Body.
+                    h.interaction = name;
+                    root_depth = Some(this_depth);
+                    if empty {
+                        return Ok(h);
+                    }
+                    path[0] = name;
+                    continue;
+                };
+                let rel = this_depth - rd;
+                if rel < path.len() {
+                    path[rel] = name;
+                }
+                let in_ca = matches!(path[1], "controlActProcess" | "controlActEvent");
+                match (rel, name) {
+                    (1, "id") if h.message_id.is_none() => h.message_id = Some(ii(src, attrs, at)?),
+                    (1, "creationTime") => h.creation_time = attr(src, attrs, at, "value")?,
+                    (1, "interactionId") => h.interaction_id = Some(ii(src, attrs, at)?),
+                    (1, "processingCode") => h.processing_code = attr(src, attrs, at, "code")?,
+                    (1, "processingModeCode") => {
+                        h.processing_mode_code = attr(src, attrs, at, "code")?;
+                    }
+                    (1, "acceptAckCode") => h.accept_ack_code = attr(src, attrs, at, "code")?,
+                    (1, "controlActProcess" | "controlActEvent") => {
+                        h.control_act = Some(name);
+                        if empty {
                             return Ok(h);
                         }
-                        path[0] = name;
                     }
-                    Some(rd) => {
-                        let rel = this_depth - rd;
-                        if rel < path.len() {
-                            path[rel] = name;
-                        }
-                        match (rel, name) {
-                            (1, "id") if h.message_id.is_none() => {
-                                h.message_id = Some(ii(src, e, before)?);
-                            }
-                            (1, "creationTime") => h.creation_time = attr(src, e, before, "value")?,
-                            (1, "interactionId") => h.interaction_id = Some(ii(src, e, before)?),
-                            (1, "processingCode") => {
-                                h.processing_code = attr(src, e, before, "code")?;
-                            }
-                            (1, "processingModeCode") => {
-                                h.processing_mode_code = attr(src, e, before, "code")?;
-                            }
-                            (1, "acceptAckCode") => {
-                                h.accept_ack_code = attr(src, e, before, "code")?;
-                            }
-                            (1, "controlActProcess" | "controlActEvent") => {
-                                h.control_act = Some(name);
-                                if is_empty {
-                                    return Ok(h);
-                                }
-                            }
-                            (2, "code")
-                                if matches!(path[1], "controlActProcess" | "controlActEvent") =>
-                            {
-                                h.trigger_event = attr(src, e, before, "code")?;
-                                return Ok(h);
-                            }
-                            (2, _)
-                                if matches!(path[1], "controlActProcess" | "controlActEvent") =>
-                            {
-                                return Ok(h);
-                            }
-                            (2, "typeCode")
-                                if path[1] == "acknowledgement" && h.ack_type_code.is_none() =>
-                            {
-                                h.ack_type_code = attr(src, e, before, "code")?;
-                            }
-                            (3, "id")
-                                if path[1] == "receiver"
-                                    && path[2] == "device"
-                                    && h.receiver.is_none() =>
-                            {
-                                h.receiver = Some(ii(src, e, before)?);
-                            }
-                            (3, "id")
-                                if path[1] == "sender"
-                                    && path[2] == "device"
-                                    && h.sender.is_none() =>
-                            {
-                                h.sender = Some(ii(src, e, before)?);
-                            }
-                            (3, "id")
-                                if path[1] == "acknowledgement"
-                                    && path[2] == "targetMessage"
-                                    && h.ack_target.is_none() =>
-                            {
-                                h.ack_target = Some(ii(src, e, before)?);
-                            }
-                            _ => {}
-                        }
+                    (2, "code") if in_ca => {
+                        h.trigger_event = attr(src, attrs, at, "code")?;
+                        return Ok(h);
                     }
+                    (2, _) if in_ca => return Ok(h),
+                    (2, "typeCode")
+                        if path[1] == "acknowledgement" && h.ack_type_code.is_none() =>
+                    {
+                        h.ack_type_code = attr(src, attrs, at, "code")?;
+                    }
+                    (3, "id")
+                        if path[1] == "receiver" && path[2] == "device" && h.receiver.is_none() =>
+                    {
+                        h.receiver = Some(ii(src, attrs, at)?);
+                    }
+                    (3, "id")
+                        if path[1] == "sender" && path[2] == "device" && h.sender.is_none() =>
+                    {
+                        h.sender = Some(ii(src, attrs, at)?);
+                    }
+                    (3, "id")
+                        if path[1] == "acknowledgement"
+                            && path[2] == "targetMessage"
+                            && h.ack_target.is_none() =>
+                    {
+                        h.ack_target = Some(ii(src, attrs, at)?);
+                    }
+                    _ => {}
                 }
             }
-            Event::End(_) => {
+            Token::End(_) => {
                 depth = depth.saturating_sub(1);
-                in_wsa = None;
+                wsa = None;
                 if root_depth == Some(depth) {
                     return Ok(h);
                 }
             }
-            Event::Text(t) => {
-                if let Some(which) = in_wsa {
-                    let at = before;
-                    let raw = &src[at..at + t.len()];
-                    let v = Cow::Borrowed(raw.trim());
-                    if which == "MessageID" {
-                        h.wsa_message_id = Some(v);
+            Token::Text(t) => {
+                if let Some(is_id) = wsa {
+                    let v = Some(Cow::Borrowed(t.trim()));
+                    if is_id {
+                        h.wsa_message_id = v;
                     } else {
-                        h.wsa_action = Some(v);
+                        h.wsa_action = v;
                     }
                 }
             }
-            Event::Eof => {
-                if root_depth.is_none() {
-                    return Err(V3Error::at(
-                        input,
-                        src.len(),
-                        ErrorKind::NotAMessage("no message element".into()),
-                    ));
-                }
-                return Ok(h);
-            }
-            _ => {}
+            Token::Decl(_) | Token::CData(_) | Token::Misc => {}
         }
     }
+    if root_depth.is_none() {
+        return Err(V3Error::at(
+            input,
+            src.len(),
+            ErrorKind::NotAMessage("no message element".into()),
+        ));
+    }
+    Ok(h)
 }

@@ -33,6 +33,8 @@ pub mod error;
 pub mod header;
 pub mod message;
 pub mod payload;
+#[doc(hidden)]
+pub mod testgen;
 pub mod types;
 pub mod xml;
 

@@ -150,7 +150,7 @@ fn mixed_content_and_positions() {
     let texts: Vec<String> = name
         .nodes()
         .map(|n| match n {
-            xenrad_hl7v3::xml::Node::Text(t) => t.into_owned(),
+            xenrad_hl7v3::xml::Node::Text(t) => t.value().into_owned(),
             xenrad_hl7v3::xml::Node::Element(e) => format!("<{}>", e.local_name()),
         })
         .collect();

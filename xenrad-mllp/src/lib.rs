@@ -8,7 +8,9 @@
 //! - [`peek`]: allocation-free MSH-10 / MSA lookups used to match ACKs to messages;
 //! - `codec` (feature `tokio`): tokio-util `Decoder`/`Encoder`;
 //! - `server` and `client` (feature `tokio`): a listener driving a caller-supplied
-//!   [`Handler`](server::Handler), and a client that matches MSA-2 to the sent MSH-10.
+//!   [`Handler`](server::Handler), and a client that matches MSA-2 to the sent MSH-10;
+//! - `hl7` (feature `hl7`): a ready-made handler — parse with `xenrad-hl7v2`, store through a
+//!   `MessageStore`, ACK per MSH-15/16, duplicates acknowledged but not stored twice.
 //!
 //! ```
 //! use bytes::BytesMut;
@@ -38,6 +40,8 @@ pub mod peek;
 pub mod client;
 #[cfg(feature = "tokio")]
 pub mod codec;
+#[cfg(feature = "hl7")]
+pub mod hl7;
 #[cfg(feature = "tokio")]
 pub mod server;
 

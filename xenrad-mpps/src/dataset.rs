@@ -2,8 +2,10 @@
 //! elements (VR + values), with sequences as nested datasets.
 //!
 //! Values are kept in their DICOM string form: PN as `Alphabetic=Ideographic=Phonetic` (PS3.5 §6.2.1),
-//! numbers of binary VRs (US, SS, UL, SL, FL, FD) as decimal strings, AT as `GGGGEEEE`. Binary VRs
-//! (OB, OW, UN, …) are not part of MPPS and are refused by the codecs.
+//! numbers of binary VRs (US, SS, UL, SL, FL, FD) as decimal strings, AT as `GGGGEEEE`. Values of
+//! the other binary VRs (OB, OW, UN, OD, OF, OL, OV, SV, UV) are kept as raw little endian bytes
+//! ([`Value::Bytes`]): no MPPS attribute uses them, but modalities send private attributes (UN in
+//! Implicit VR) and they must not be lost.
 
 use crate::error::{ErrorKind, MppsError};
 use dicom_core::{Tag, VR};
@@ -27,6 +29,16 @@ pub enum Value {
     Strings(Vec<String>),
     /// Sequence items (an empty vector is an empty sequence).
     Items(Vec<Dataset>),
+    /// Raw little endian bytes of a binary VR (OB, OW, UN, …); written padded to even length.
+    Bytes(Vec<u8>),
+}
+
+/// True for the VRs whose values are kept as [`Value::Bytes`].
+pub fn is_bytes_vr(vr: VR) -> bool {
+    matches!(
+        vr,
+        VR::OB | VR::OD | VR::OF | VR::OL | VR::OV | VR::OW | VR::UN | VR::SV | VR::UV
+    )
 }
 
 impl Element {
@@ -67,6 +79,7 @@ impl Element {
             Value::Empty => true,
             Value::Strings(v) => v.iter().all(String::is_empty),
             Value::Items(v) => v.is_empty(),
+            Value::Bytes(v) => v.is_empty(),
         }
     }
 
@@ -160,6 +173,15 @@ fn validate_ds(ds: &Dataset, path: &mut Vec<Tag>) -> Result<(), MppsError> {
         path.push(tag);
         match &el.value {
             Value::Empty => {}
+            Value::Bytes(_) => {
+                if !is_bytes_vr(el.vr) {
+                    return Err(MppsError::at(
+                        ErrorKind::InvalidValue,
+                        path,
+                        "bytes in a non-binary VR",
+                    ));
+                }
+            }
             Value::Items(items) => {
                 if el.vr != VR::SQ {
                     return Err(MppsError::at(
@@ -173,11 +195,11 @@ fn validate_ds(ds: &Dataset, path: &mut Vec<Tag>) -> Result<(), MppsError> {
                 }
             }
             Value::Strings(values) => {
-                if el.vr == VR::SQ {
+                if el.vr == VR::SQ || is_bytes_vr(el.vr) {
                     return Err(MppsError::at(
                         ErrorKind::InvalidValue,
                         path,
-                        "string value in a sequence attribute",
+                        "string value in a sequence or binary attribute",
                     ));
                 }
                 if values.len() > 1 && matches!(el.vr, VR::LT | VR::ST | VR::UT | VR::UR) {

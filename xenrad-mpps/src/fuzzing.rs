@@ -38,6 +38,16 @@ pub fn json(data: &[u8]) {
             } else {
                 TransferSyntaxKind::ImplicitVrLittleEndian
             };
+            if let Ok(mut ds) = crate::codec::dimse::decode(body, ts, &crate::Limits::default())
+                && let Ok(again) = crate::codec::dimse::encode(&ds, ts)
+            {
+                let mut back = crate::codec::dimse::decode(&again, ts, &crate::Limits::default())
+                    .expect("our own encoding decodes");
+                // The encoder may switch the character set to ISO_IR 192 (UTF-8).
+                ds.remove(crate::tags::SPECIFIC_CHARACTER_SET);
+                back.remove(crate::tags::SPECIFIC_CHARACTER_SET);
+                assert_eq!(back, ds, "DIMSE re-encode changed the dataset");
+            }
             let _ = mpps.n_create_dataset(uid, body, ts);
             let _ = mpps.n_set_dataset(uid, body, ts);
         }

@@ -62,3 +62,8 @@ pub use model::{MPPS_SOP_CLASS_UID, MppsInstance, PerformedSeries, PpsStatus};
 pub use service::{Action, DimseResponse, DuplicatePolicy, Mpps, Outcome};
 pub use state::Profile;
 pub use store::{MemoryStore, Record, Store, StoreError};
+
+/// The README's examples, compiled and run as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;

@@ -91,6 +91,18 @@ pub fn validate_wire_uid(raw: &str) -> Result<&str, UidError> {
     validate_uid(uid).map(|()| uid)
 }
 
+/// A UID derived from a UUID (PS3.5 §B.2: `2.25.` + the UUID as a decimal integer), for an SCP
+/// that assigns the SOP Instance UID of an N-CREATE sent without one (PS3.7 §10.1.5.1.1). The caller
+/// supplies the 128 random bits (sans-IO: no RNG here).
+///
+/// ```
+/// let uid = xenrad_mpps::uid::uuid_uid(0x3ab7_0d63_d2be_4cb1_a4a2_e36d_52a8_5fe2);
+/// assert!(uid.starts_with("2.25.") && xenrad_mpps::uid::validate_uid(&uid).is_ok());
+/// ```
+pub fn uuid_uid(uuid: u128) -> String {
+    format!("2.25.{uuid}")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -112,6 +124,11 @@ mod tests {
         fn generated_uids_are_valid(parts in proptest::collection::vec(0u64..1_000_000, 1..8)) {
             let uid = parts.iter().map(u64::to_string).collect::<Vec<_>>().join(".");
             proptest::prop_assert_eq!(validate_uid(&uid), Ok(()));
+        }
+
+        #[test]
+        fn uuid_uids_are_valid(u in proptest::num::u128::ANY) {
+            proptest::prop_assert_eq!(validate_uid(&uuid_uid(u)), Ok(()));
         }
 
         #[test]

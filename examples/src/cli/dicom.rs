@@ -208,6 +208,11 @@ fn collect(paths: &[PathBuf], out: &mut Vec<PathBuf>) -> std::io::Result<()> {
     Ok(())
 }
 
+#[allow(clippy::cast_precision_loss)] // a display figure
+fn megabytes(b: u64) -> f64 {
+    b as f64 / 1e6
+}
+
 struct Item {
     path: PathBuf,
     data: Bytes,
@@ -252,21 +257,27 @@ async fn store(
             None => eprintln!("skipped {} (not a Part 10 file)", f.display()),
         }
     }
-    // One presentation context per (SOP class, transfer syntax): the file's syntax first,
-    // then the uncompressed ones (PS3.4 B.3.1 allows proposing several).
+    // Per SOP class: one presentation context per file transfer syntax (alone, so the SCP
+    // can accept it as is: no transcoding here), plus one with the uncompressed ones.
     let mut contexts: Vec<(String, Vec<String>)> = Vec::new();
     for i in &items {
-        if contexts.len() >= 127 {
+        if contexts.len() >= 126 {
             break;
         }
-        if !contexts.iter().any(|(c, t)| *c == i.class && t[0] == i.ts) {
-            let mut t = vec![i.ts.clone()];
-            for u in [ts::EXPLICIT_VR_LE, ts::IMPLICIT_VR_LE] {
-                if u != i.ts {
-                    t.push(u.to_string());
-                }
-            }
-            contexts.push((i.class.clone(), t));
+        if !contexts
+            .iter()
+            .any(|(c, t)| *c == i.class && t.len() == 1 && t[0] == i.ts)
+        {
+            contexts.push((i.class.clone(), vec![i.ts.clone()]));
+        }
+        if !contexts.iter().any(|(c, t)| *c == i.class && t.len() == 2) {
+            contexts.push((
+                i.class.clone(),
+                vec![
+                    ts::EXPLICIT_VR_LE.to_string(),
+                    ts::IMPLICIT_VR_LE.to_string(),
+                ],
+            ));
         }
     }
     let cfg = ClientConfig {
@@ -307,7 +318,7 @@ async fn store(
             }
         }
         if tty {
-            let mb = bytes as f64 / 1e6;
+            let mb = megabytes(bytes);
             eprint!(
                 "\r[{}/{}] {mb:.1} MB, {:.1} MB/s   ",
                 n + 1,
@@ -324,7 +335,7 @@ async fn store(
     println!(
         "sent {ok} of {} instance(s), {bad} failed, {:.1} MB in {:.2} s",
         items.len(),
-        bytes as f64 / 1e6,
+        megabytes(bytes),
         start.elapsed().as_secs_f64()
     );
     Ok(if bad == 0 {

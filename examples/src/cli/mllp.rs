@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 use xenrad_mllp::client::{Client, ClientConfig, Response};
+use xenrad_mllp::hl7::{Hl7Handler, MessageKey, MessageStore, StoreError, Stored};
 use xenrad_mllp::server::{ConnectionEnd, ConnectionInfo, Handler, Reply, Server, ServerConfig};
 use xenrad_mllp::{Decoder, DecoderConfig, Frame, peek};
 
@@ -34,8 +35,9 @@ pub enum Command {
         #[arg(long, short)]
         quiet: bool,
     },
-    /// Runs a standalone listener that acknowledges every message (original mode AA, or CA
-    /// when MSH-15 asks for enhanced mode), optionally storing each one durably first.
+    /// Runs a standalone listener that acknowledges every message with an ACK built by
+    /// xenrad-hl7v2 (AA in original mode; CA/none in enhanced mode as MSH-15 asks; AR for
+    /// unparseable input), optionally storing each one durably first.
     Listen {
         /// TCP port.
         #[arg(long, short)]
@@ -230,146 +232,87 @@ async fn send(addr: &str, files: &[PathBuf], timeout: u64, quiet: bool) -> CliRe
     })
 }
 
-/// Builds an acknowledgement for `msg` (HL7 v2.5.1 ch. 2.9.2 original mode, 2.9.3 enhanced
-/// mode): sender and receiver swapped, MSA-2 = MSH-10. Returns `None` when enhanced mode
-/// asks for no accept acknowledgement (MSH-15 `NE`, or `ER` on success).
-fn build_ack(msg: &[u8], seq: u64) -> Option<Vec<u8>> {
-    let msh = msg.split(|&b| b == b'\r' || b == b'\n').next()?;
-    if msh.len() < 8 || !msh.starts_with(b"MSH") {
-        return None;
-    }
-    let sep = msh[3];
-    let f: Vec<&[u8]> = msh.split(|&b| b == sep).collect();
-    let get = |n: usize| f.get(n - 1).copied().unwrap_or_default(); // MSH-n
-    let accept_ack_type = get(15);
-    let code: &[u8] = match accept_ack_type {
-        b"" => b"AA",
-        b"AL" | b"SU" => b"CA",
-        _ => return None,
-    };
-    let comp = get(2).first().copied().unwrap_or(b'^');
-    let trigger = get(9).split(|&b| b == comp).nth(1).unwrap_or_default();
-    let mut a = Vec::with_capacity(160);
-    let s = [sep];
-    for part in [
-        &b"MSH"[..],
-        &s,
-        get(2),
-        &s,
-        get(5),
-        &s,
-        get(6),
-        &s,
-        get(3),
-        &s,
-        get(4),
-        &s,
-    ] {
-        a.extend_from_slice(part);
-    }
-    a.extend_from_slice(chrono_like_now().as_bytes());
-    a.extend_from_slice(&s);
-    a.extend_from_slice(&s);
-    a.extend_from_slice(b"ACK");
-    if !trigger.is_empty() {
-        a.push(comp);
-        a.extend_from_slice(trigger);
-        a.push(comp);
-        a.extend_from_slice(b"ACK");
-    }
-    a.extend_from_slice(&s);
-    a.extend_from_slice(format!("XR{seq}").as_bytes());
-    for part in [
-        &s[..],
-        get(11),
-        &s,
-        get(12),
-        b"\rMSA",
-        &s,
-        code,
-        &s,
-        get(10),
-        b"\r",
-    ] {
-        a.extend_from_slice(part);
-    }
-    Some(a)
-}
-
-/// Current UTC time as an HL7 DTM (`YYYYMMDDHHMMSS`) without a date-time dependency.
-fn chrono_like_now() -> String {
-    let secs = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
-    let (days, rem) = (secs / 86_400, secs % 86_400);
-    // Civil-from-days (proleptic Gregorian), valid for dates after 1970.
-    let z = days.cast_signed() + 719_468;
-    let era = z / 146_097;
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!(
-        "{y:04}{m:02}{d:02}{:02}{:02}{:02}",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
-}
-
-struct ListenHandler {
-    store: Option<PathBuf>,
-    seen: Mutex<HashSet<(Vec<u8>, Vec<u8>)>>,
+/// Durable store for `listen --store DIR`: one file per message, fsynced before the ACK;
+/// keys already stored are reported as duplicates and not written again.
+struct DirStore {
+    dir: PathBuf,
+    seen: Mutex<HashSet<MessageKey>>,
     seq: AtomicU64,
+}
+
+impl MessageStore for DirStore {
+    async fn store(&self, key: &MessageKey, msg: Bytes) -> Result<Stored, StoreError> {
+        if !self.seen.lock().expect("lock").insert(key.clone()) {
+            return Ok(Stored::Duplicate);
+        }
+        let n = self.seq.fetch_add(1, Ordering::Relaxed) + 1;
+        let safe: String = key
+            .control_id
+            .chars()
+            .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+            .collect();
+        let path = self.dir.join(format!("{n:08}-{safe}.hl7"));
+        let written = tokio::task::spawn_blocking(move || -> std::io::Result<()> {
+            let mut f = std::fs::File::create(&path)?;
+            f.write_all(&msg)?;
+            f.sync_all()
+        })
+        .await;
+        match written {
+            Ok(Ok(())) => Ok(Stored::New),
+            other => {
+                // Not stored: forget the key so the sender's resend is stored.
+                self.seen.lock().expect("lock").remove(key);
+                let why = match other {
+                    Ok(Err(e)) => e.to_string(),
+                    _ => "store task failed".to_owned(),
+                };
+                Err(StoreError(why))
+            }
+        }
+    }
+}
+
+/// Non-durable store for `listen` without `--store`: remembers keys only, for duplicate
+/// suppression.
+#[derive(Default)]
+struct KeyStore {
+    seen: Mutex<HashSet<MessageKey>>,
+}
+
+impl MessageStore for KeyStore {
+    async fn store(&self, key: &MessageKey, _msg: Bytes) -> Result<Stored, StoreError> {
+        Ok(if self.seen.lock().expect("lock").insert(key.clone()) {
+            Stored::New
+        } else {
+            Stored::Duplicate
+        })
+    }
+}
+
+/// Logs one line per message (never its content) around the HL7 handler.
+struct Verbose<H> {
+    inner: H,
     verbose: bool,
 }
 
-/// Writes one message to `dir` and fsyncs it, so a commit ACK sent afterwards is honest.
-fn persist(dir: &Path, n: u64, id: &[u8], msg: &[u8]) -> std::io::Result<()> {
-    let safe: String = show(id)
-        .chars()
-        .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
-        .collect();
-    let path = dir.join(format!("{n:08}-{safe}.hl7"));
-    let mut f = std::fs::File::create(&path)?;
-    f.write_all(msg)?;
-    f.sync_all()
-}
-
-impl Handler for ListenHandler {
+impl<H: Handler> Handler for Verbose<H> {
     async fn handle(&self, msg: Bytes, conn: &ConnectionInfo) -> Reply {
-        let n = self.seq.fetch_add(1, Ordering::Relaxed) + 1;
-        let id = peek::control_id(&msg).unwrap_or_default().to_vec();
-        let (app, fac) = peek::sender(&msg).unwrap_or_default();
-        let key = ([app, b"^", fac].concat(), id.clone());
-        let duplicate = !id.is_empty() && !self.seen.lock().expect("lock").insert(key.clone());
+        let (id, len) = (show(peek::control_id(&msg).unwrap_or_default()), msg.len());
+        let reply = self.inner.handle(msg, conn).await;
         if self.verbose {
-            let dup = if duplicate { " duplicate" } else { "" };
+            let answer = match reply.frame() {
+                Some(Frame::Message(a)) => show(peek::msa(a).map(|m| m.0).unwrap_or_default()),
+                Some(Frame::CommitAck) => "ACK(R2)".to_owned(),
+                Some(Frame::CommitNak) => "NAK(R2)".to_owned(),
+                None => "-".to_owned(),
+            };
             println!(
-                "conn={} peer={} id={} bytes={}{dup}",
-                conn.id,
-                conn.peer,
-                show(&id),
-                msg.len()
+                "conn={} peer={} id={id} bytes={len} ack={answer}",
+                conn.id, conn.peer
             );
         }
-        if let (Some(dir), false) = (&self.store, duplicate) {
-            let (dir, m, i) = (dir.clone(), msg.clone(), id.clone());
-            let stored = tokio::task::spawn_blocking(move || persist(&dir, n, &i, &m)).await;
-            if !matches!(stored, Ok(Ok(()))) {
-                // Not stored: forget it so a resend is stored, and refuse the commit.
-                self.seen.lock().expect("lock").remove(&key);
-                eprintln!("listen: could not store message {n} (id {})", show(&id));
-                return Reply::commit_nak();
-            }
-        }
-        match build_ack(&msg, n) {
-            Some(ack) => Reply::ack(ack),
-            None => Reply::none(),
-        }
+        reply
     }
 
     fn closed(&self, conn: &ConnectionInfo, end: &ConnectionEnd) {
@@ -400,13 +343,33 @@ async fn listen(
         decoder: DecoderConfig::default().max_frame_size(max_frame),
         ..ServerConfig::default()
     };
-    let handler = ListenHandler {
-        store,
-        seen: Mutex::default(),
-        seq: AtomicU64::new(0),
-        verbose,
-    };
-    let server = Server::new(handler, config);
+    match store {
+        Some(dir) => {
+            let store = DirStore {
+                dir,
+                seen: Mutex::default(),
+                seq: AtomicU64::new(0),
+            };
+            run_listener(listener, config, store, verbose, seconds).await
+        }
+        None => run_listener(listener, config, KeyStore::default(), verbose, seconds).await,
+    }
+}
+
+async fn run_listener<S: MessageStore>(
+    listener: tokio::net::TcpListener,
+    config: ServerConfig,
+    store: S,
+    verbose: bool,
+    seconds: Option<u64>,
+) -> CliResult {
+    let server = Server::new(
+        Verbose {
+            inner: Hl7Handler::new(store),
+            verbose,
+        },
+        config,
+    );
     let stop = async move {
         match seconds {
             Some(s) => tokio::time::sleep(Duration::from_secs(s)).await,
@@ -417,9 +380,19 @@ async fn listen(
     };
     server.serve(listener, stop).await?;
     let t = server.totals();
+    let h = server.handler().inner.stats();
     eprintln!(
-        "listen: frames={} in={}B out={}B garbage={}B discarded={}B errors={}",
-        t.frames, t.bytes_in, t.bytes_out, t.garbage_bytes, t.discarded_bytes, t.errors
+        "listen: frames={} in={}B out={}B garbage={}B discarded={}B errors={} stored={} duplicates={} rejected={} store_errors={}",
+        t.frames,
+        t.bytes_in,
+        t.bytes_out,
+        t.garbage_bytes,
+        t.discarded_bytes,
+        t.errors,
+        h.stored,
+        h.duplicates,
+        h.rejected,
+        h.store_errors
     );
     Ok(ExitCode::SUCCESS)
 }
@@ -504,28 +477,5 @@ mod tests {
             framed.extend_from_slice(b"\x1c\r\n");
         }
         assert_eq!(split_messages(&framed).unwrap(), msgs);
-    }
-
-    #[test]
-    fn ack_follows_original_and_enhanced_mode() {
-        let orig = b"MSH|^~\\&|RIS|HOSP|PACS|RAD|20240101||ORM^O01|M1|P|2.5.1\rPID|1\r";
-        let ack = build_ack(orig, 7).unwrap();
-        assert_eq!(peek::msa(&ack), Some((&b"AA"[..], &b"M1"[..])));
-        assert_eq!(peek::sender(&ack), Some((&b"PACS"[..], &b"RAD"[..])));
-        assert!(ack.windows(11).any(|w| w == b"ACK^O01^ACK"));
-        let enhanced = b"MSH|^~\\&|RIS|HOSP|PACS|RAD|20240101||ORM^O01|M2|P|2.5.1|||AL|NE\r";
-        assert_eq!(
-            peek::msa(&build_ack(enhanced, 8).unwrap()),
-            Some((&b"CA"[..], &b"M2"[..]))
-        );
-        let never = b"MSH|^~\\&|RIS|HOSP|PACS|RAD|20240101||ORM^O01|M3|P|2.5.1|||NE|NE\r";
-        assert_eq!(build_ack(never, 9), None);
-    }
-
-    #[test]
-    fn hl7_timestamp_shape() {
-        let t = chrono_like_now();
-        assert_eq!(t.len(), 14);
-        assert!(t.starts_with("20"));
     }
 }

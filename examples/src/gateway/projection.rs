@@ -76,11 +76,12 @@ pub fn put(
             json!({"versionId": version.to_string(), "lastUpdated": updated}),
         );
     }
+    let json = checked(resource_type, &ordered(resource).to_string())?;
     tx.execute(
         "INSERT INTO resources (resource_type, id, version, last_updated, json) VALUES (?1, ?2, ?3, ?4, ?5)
          ON CONFLICT (resource_type, id) DO UPDATE SET version = excluded.version,
              last_updated = excluded.last_updated, json = excluded.json",
-        params![resource_type, id, version, updated, ordered(resource).to_string()],
+        params![resource_type, id, version, updated, json],
     )?;
     tx.execute(
         "DELETE FROM search_index WHERE resource_type = ?1 AND id = ?2",
@@ -92,6 +93,20 @@ pub fn put(
         stmt.execute(params![resource_type, id, e.param, e.system, e.value])?;
     }
     Ok(version)
+}
+
+/// Reads the resource with the generated R4 model (strict: unknown elements are
+/// errors), validates cardinality and required bindings, and returns the model's
+/// own serialisation (elements in specification order). A projection that would
+/// store an invalid resource fails its ingest instead.
+pub fn checked(resource_type: &str, json: &str) -> Result<String, StoreError> {
+    let r = xenrad_fhir_model::from_json(json.as_bytes())
+        .map_err(|e| StoreError::Job(format!("projected {resource_type} is not valid FHIR R4: {e}")))?;
+    let oo = xenrad_fhir_model::validate(&r);
+    if oo.has_errors() {
+        return Err(StoreError::Job(format!("projected {resource_type} fails validation: {}", oo.to_json())));
+    }
+    Ok(xenrad_fhir_model::to_json(&r))
 }
 
 fn strip_meta(mut v: Value) -> Value {

@@ -165,7 +165,10 @@ impl ScuAssociation {
             tokio::select! {
                 r = self.stream.read_buf(self.assoc.buffer_mut()) => match r {
                     Ok(0) | Err(_) => self.assoc.handle_transport_closed(),
-                    Ok(_) => self.assoc.process(Instant::now()),
+                    Ok(_) => {
+                        super::quickack(&self.stream);
+                        self.assoc.process(Instant::now());
+                    }
                 },
                 () = sleep => self.assoc.handle_timeout(Instant::now()),
             }

@@ -56,3 +56,15 @@ pub(crate) fn blocking<R>(f: impl FnOnce() -> R) -> R {
         _ => f(),
     }
 }
+
+/// Re-arms TCP_QUICKACK after a read (Linux): the next ACK goes out at once instead of after
+/// the delayed-ACK timer. A sender with Nagle on (DCMTK's default) otherwise holds the last
+/// small segment of every message until that timer fires, ~40 ms per message.
+pub(crate) fn quickack(stream: &tokio::net::TcpStream) {
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    {
+        let _ = socket2::SockRef::from(stream).set_tcp_quickack(true);
+    }
+    #[cfg(not(any(target_os = "linux", target_os = "android")))]
+    let _ = stream;
+}

@@ -109,7 +109,10 @@ impl Server {
             tokio::select! {
                 r = stream.read_buf(s.association().buffer_mut()) => match r {
                     Ok(0) | Err(_) => s.handle_transport_closed(Instant::now()),
-                    Ok(_) => blocking(|| s.process(Instant::now())),
+                    Ok(_) => {
+                        super::quickack(&stream);
+                        blocking(|| s.process(Instant::now()));
+                    }
                 },
                 () = sleep => s.handle_timeout(Instant::now()),
             }

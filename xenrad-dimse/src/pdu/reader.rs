@@ -72,16 +72,16 @@ impl PduReader {
         self.buf.extend_from_slice(data);
     }
 
-    /// The receive buffer, for transports that read straight into it (`read_buf`). Capacity
-    /// is reserved for the rest of the current PDU (at most 256 KiB at a time), so memory
-    /// stays bounded by the limits.
+    /// The receive buffer, for transports that read straight into it (`read_buf`). At least
+    /// 64 KiB (or the rest of the current PDU, up to 256 KiB) of spare capacity is reserved
+    /// so one read drains the socket: an emptied receive queue lets the kernel ACK at once,
+    /// which keeps a Nagle-enabled sender from stalling on its last segment. Memory stays
+    /// bounded by the PDU limit plus that read-ahead.
     pub fn buffer_mut(&mut self) -> &mut BytesMut {
-        let want = match self.pending {
-            Some(total) => total
-                .saturating_sub(self.buf.len())
-                .clamp(PDU_HEADER_LEN, 256 << 10),
-            None => 64 << 10,
-        };
+        let rest = self
+            .pending
+            .map_or(0, |total| total.saturating_sub(self.buf.len()));
+        let want = rest.clamp(64 << 10, 256 << 10);
         if self.buf.capacity() - self.buf.len() < want {
             self.buf.reserve(want);
         }

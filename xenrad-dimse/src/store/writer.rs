@@ -158,7 +158,7 @@ impl InstanceWriter {
                 .into_inner()
                 .map_err(std::io::IntoInnerError::into_error)?;
             if fsync == FsyncPolicy::Durable {
-                file.sync_all()?;
+                file.sync_data()?;
             }
             drop(file);
             fs::rename(&tmp, &dest)?;

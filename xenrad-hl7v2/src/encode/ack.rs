@@ -350,6 +350,12 @@ impl Writer<'_> {
     }
 }
 
+/// A copied value cut at the first CR or LF (possible with `Terminators::CrOnly`, where LF
+/// is data), so the ACK never gains a segment break.
+fn one_line(b: &[u8]) -> &[u8] {
+    memchr::memchr2(b'\r', b'\n', b).map_or(b, |i| &b[..i])
+}
+
 /// Fields copied from the original MSH.
 struct Header<'a> {
     sep: u8,
@@ -468,11 +474,11 @@ pub fn ack_with(
     options: &AckOptions,
 ) -> Vec<u8> {
     let msh = msg.msh();
-    let raw = |n: usize| msh.field(n).map_or(&b""[..], |f| f.raw());
+    let raw = |n: usize| msh.field(n).map_or(&b""[..], |f| one_line(f.raw()));
     let trigger = msh
         .field(9)
         .and_then(|f| f.component(2))
-        .map_or(&b""[..], |c| c.raw());
+        .map_or(&b""[..], |c| one_line(c.raw()));
     let h = Header {
         sep: msg.delimiters().field,
         enc_chars: raw(2),
@@ -539,7 +545,7 @@ pub fn ack_unparseable(input: &[u8], error: Option<&ErrorDetail>) -> Vec<u8> {
             d = parsed;
             h.sep = sep;
             h.enc_chars = &line[4..enc_end];
-            let f = |n: usize| nth_part(line, Some(sep), n - 1).unwrap_or(empty);
+            let f = |n: usize| one_line(nth_part(line, Some(sep), n - 1).unwrap_or(empty));
             h.sending_app = f(3);
             h.sending_fac = f(4);
             h.receiving_app = f(5);

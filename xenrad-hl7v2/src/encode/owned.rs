@@ -1,56 +1,90 @@
-//! Owned message model and encoder, the exact inverse of the parser: leaves keep their raw
-//! (escaped, charset-encoded) bytes, so `OwnedMessage::from(&msg).encode()` reproduces the
-//! input byte for byte when it uses one segment terminator throughout (HL7 v2.5.1 section
-//! 2.6 "Message construction rules").
+//! Owned message model and encoder, the exact inverse of the parser (HL7 v2.5.1 section 2.6
+//! "Message construction rules").
+//!
+//! Each segment keeps its raw (escaped, charset-encoded) bytes in one buffer, so
+//! `OwnedMessage::from(&msg).encode()` reproduces the input byte for byte when it uses one
+//! segment terminator throughout (the last segment may differ), and encoding is a copy per
+//! segment. Edits ([`OwnedMessage::set`]) split only the field they touch and rebuild it.
 
 use crate::charset;
 use crate::delimiters::Delimiters;
 use crate::escape;
+use crate::parse::element::Split;
 use crate::parse::message::Message;
 use crate::path::{Path, PathError};
 use encoding_rs::Encoding;
 
-/// One subcomponent list of a component, each leaf as raw (escaped) bytes.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct OwnedComponent {
-    /// Subcomponents, raw bytes.
-    pub subcomponents: Vec<Vec<u8>>,
-}
-
-/// One field repetition.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct OwnedRepetition {
-    /// Components.
-    pub components: Vec<OwnedComponent>,
-}
-
-/// One field.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct OwnedField {
-    /// Repetitions (at least one when encoded; an empty list encodes as an empty field).
-    pub repetitions: Vec<OwnedRepetition>,
-}
-
-impl OwnedField {
-    /// A field holding one raw leaf.
-    pub fn from_raw(raw: impl Into<Vec<u8>>) -> Self {
-        Self {
-            repetitions: vec![OwnedRepetition {
-                components: vec![OwnedComponent {
-                    subcomponents: vec![raw.into()],
-                }],
-            }],
-        }
-    }
-}
-
-/// One segment: its ID and fields `1..`.
+/// One segment: its ID and its raw bytes after the ID (starting with the field separator,
+/// empty for a segment with no field).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct OwnedSegment {
-    /// Segment ID, e.g. `PID`.
-    pub name: String,
-    /// Fields in HL7 numbering: `fields[0]` is field 1 (for MSH, the field separator).
-    pub fields: Vec<OwnedField>,
+    name: String,
+    raw: Vec<u8>,
+}
+
+impl OwnedSegment {
+    /// An empty segment with the given ID.
+    pub fn new(name: &str) -> Self {
+        Self {
+            name: name.to_owned(),
+            raw: Vec::new(),
+        }
+    }
+    /// The segment ID.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+    /// The raw bytes after the segment ID.
+    pub fn raw(&self) -> &[u8] {
+        &self.raw
+    }
+    fn is_header(&self) -> bool {
+        matches!(self.name.as_str(), "MSH" | "FHS" | "BHS")
+    }
+    /// Index of field `n` among the parts of `raw[1..]` split on the field separator
+    /// (MSH-1 is the separator itself and not a part).
+    fn part_index(&self, n: usize) -> Option<usize> {
+        if self.is_header() {
+            n.checked_sub(2)
+        } else {
+            n.checked_sub(1)
+        }
+    }
+    /// Raw bytes of field `n` (HL7 numbering).
+    pub fn field_raw(&self, n: usize, d: &Delimiters) -> Option<&[u8]> {
+        if self.is_header() && n == 1 {
+            return self.raw.get(..1);
+        }
+        let i = self.part_index(n)?;
+        Split::new(self.raw.get(1..)?, Some(d.field)).nth(i)
+    }
+    /// Replaces field `n` with `raw` (already escaped), adding empty fields as needed.
+    /// Field 1 of MSH/FHS/BHS (the separator) cannot be replaced; returns false then.
+    pub fn set_field_raw(&mut self, n: usize, raw: &[u8], d: &Delimiters) -> bool {
+        let Some(i) = self.part_index(n) else {
+            return false;
+        };
+        if self.is_header() && n == 1 {
+            return false;
+        }
+        let body: &[u8] = self.raw.get(1..).unwrap_or(&[]);
+        let mut parts: Vec<&[u8]> = if self.raw.is_empty() {
+            Vec::new()
+        } else {
+            Split::new(body, Some(d.field)).collect()
+        };
+        if parts.len() <= i {
+            parts.resize(i + 1, &[]);
+        }
+        parts[i] = raw;
+        let mut out = Vec::with_capacity(self.raw.len() + raw.len() + i);
+        for p in parts {
+            out.push(d.field);
+            out.extend_from_slice(p);
+        }
+        self.raw = out;
+        true
+    }
 }
 
 /// Segment terminator written by the encoder.
@@ -93,7 +127,7 @@ impl Terminator {
 /// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct OwnedMessage {
-    /// Delimiters; MSH-1/MSH-2 are written from these when the MSH is created by [`OwnedMessage::new`].
+    /// Delimiters used to split and join fields on edit.
     pub delimiters: Delimiters,
     /// Charset used by [`OwnedMessage::set`] to encode text.
     pub encoding: &'static Encoding,
@@ -108,17 +142,15 @@ pub struct OwnedMessage {
 impl OwnedMessage {
     /// A message holding just `MSH|^~\&` (with the given delimiters).
     pub fn new(delimiters: Delimiters) -> Self {
-        let msh = OwnedSegment {
-            name: "MSH".into(),
-            fields: vec![
-                OwnedField::from_raw(vec![delimiters.field]),
-                OwnedField::from_raw(delimiters.encoding_characters()),
-            ],
-        };
+        let mut raw = vec![delimiters.field];
+        raw.extend_from_slice(&delimiters.encoding_characters());
         Self {
             delimiters,
             encoding: encoding_rs::UTF_8,
-            segments: vec![msh],
+            segments: vec![OwnedSegment {
+                name: "MSH".into(),
+                raw,
+            }],
             terminator: Terminator::Cr,
             final_terminator: Some(Terminator::Cr),
         }
@@ -126,102 +158,84 @@ impl OwnedMessage {
 
     /// Appends an empty segment and returns it.
     pub fn push_segment(&mut self, name: &str) -> &mut OwnedSegment {
-        self.segments.push(OwnedSegment {
-            name: name.into(),
-            fields: Vec::new(),
-        });
+        self.segments.push(OwnedSegment::new(name));
         self.segments.last_mut().expect("just pushed")
     }
 
-    fn segment_index(&mut self, path: &Path, create: bool) -> Option<usize> {
+    fn segment_index(&self, path: &Path) -> Option<usize> {
         let name = std::str::from_utf8(&path.segment).ok()?;
-        let mut seen = 0;
-        for (i, s) in self.segments.iter().enumerate() {
-            if s.name == name {
-                seen += 1;
-                if seen == path.segment_rep {
-                    return Some(i);
-                }
-            }
-        }
-        if !create {
-            return None;
-        }
-        for _ in seen..path.segment_rep {
-            self.push_segment(name);
-        }
-        Some(self.segments.len() - 1)
+        self.segments
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| s.name == name)
+            .nth(path.segment_rep - 1)
+            .map(|(i, _)| i)
     }
 
     /// Sets the raw (already escaped) bytes of the leaf at `path`, creating segments,
     /// fields, repetitions and components as needed. Without component/subcomponent in the
-    /// path, the first is set.
-    pub fn set_raw_path(&mut self, path: &Path, raw: Vec<u8>) {
-        let si = self.segment_index(path, true).expect("created");
+    /// path, the first is set. MSH-1 cannot be set (it is the field separator).
+    pub fn set_raw_path(&mut self, path: &Path, raw: &[u8]) {
+        let si = if let Some(i) = self.segment_index(path) {
+            i
+        } else {
+            let name = std::str::from_utf8(&path.segment)
+                .unwrap_or("ZZZ")
+                .to_owned();
+            let have = self.segments.iter().filter(|s| s.name == name).count();
+            for _ in have..path.segment_rep {
+                self.push_segment(&name);
+            }
+            self.segments.len() - 1
+        };
+        let d = self.delimiters;
         let seg = &mut self.segments[si];
-        grow(&mut seg.fields, path.field);
-        let field = &mut seg.fields[path.field - 1];
-        grow(&mut field.repetitions, path.field_rep);
-        let rep = &mut field.repetitions[path.field_rep - 1];
-        let c = path.component.unwrap_or(1);
-        grow(&mut rep.components, c);
-        let comp = &mut rep.components[c - 1];
-        let s = path.subcomponent.unwrap_or(1);
-        grow(&mut comp.subcomponents, s);
-        comp.subcomponents[s - 1] = raw;
+        let old = seg.field_raw(path.field, &d).unwrap_or(&[]);
+        let rep_d = d.repetition.unwrap_or(b'~');
+        let comp_d = d.component.unwrap_or(b'^');
+        let sub_d = d.subcomponent.unwrap_or(b'&');
+        let new_field = replace_part(old, rep_d, path.field_rep, |rep| {
+            replace_part(rep, comp_d, path.component.unwrap_or(1), |comp| {
+                replace_part(comp, sub_d, path.subcomponent.unwrap_or(1), |_| {
+                    raw.to_vec()
+                })
+            })
+        });
+        seg.set_field_raw(path.field, &new_field, &d);
     }
 
     /// Sets text at a Terser path: the text is charset-encoded and escaped.
     pub fn set(&mut self, path: &str, text: &str) -> Result<(), PathError> {
         let p = Path::parse(path)?;
         let bytes = charset::encode(text, self.encoding);
-        let raw = escape::escape(&bytes, &self.delimiters).into_owned();
-        self.set_raw_path(&p, raw);
+        let raw = escape::escape(&bytes, &self.delimiters);
+        self.set_raw_path(&p, &raw);
         Ok(())
     }
 
     /// Raw bytes of the leaf at `path` (first component/subcomponent if omitted).
-    pub fn get_raw(&mut self, path: &str) -> Option<&[u8]> {
+    pub fn get_raw(&self, path: &str) -> Option<&[u8]> {
         let p = Path::parse(path).ok()?;
-        let si = self.segment_index(&p, false)?;
-        let seg = &self.segments[si];
-        let rep = seg
-            .fields
-            .get(p.field - 1)?
-            .repetitions
-            .get(p.field_rep - 1)?;
-        let comp = rep.components.get(p.component.unwrap_or(1) - 1)?;
-        comp.subcomponents
-            .get(p.subcomponent.unwrap_or(1) - 1)
-            .map(Vec::as_slice)
+        let d = &self.delimiters;
+        let field = self.segments[self.segment_index(&p)?].field_raw(p.field, d)?;
+        let rep = Split::new(field, d.repetition).nth(p.field_rep - 1)?;
+        let comp = Split::new(rep, d.component).nth(p.component.unwrap_or(1) - 1)?;
+        Split::new(comp, d.subcomponent).nth(p.subcomponent.unwrap_or(1) - 1)
     }
 
     /// Encodes the message.
     pub fn encode(&self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(256);
+        let mut out = Vec::with_capacity(self.segments.iter().map(|s| s.raw.len() + 5).sum());
         self.encode_into(&mut out);
         out
     }
 
     /// Appends the encoded message to `out`.
     pub fn encode_into(&self, out: &mut Vec<u8>) {
-        let d = &self.delimiters;
         let n = self.segments.len();
         for (i, seg) in self.segments.iter().enumerate() {
             out.extend_from_slice(seg.name.as_bytes());
-            let header = matches!(seg.name.as_str(), "MSH" | "FHS" | "BHS");
-            for (fi, f) in seg.fields.iter().enumerate() {
-                if header && fi < 2 {
-                    // MSH-1 is the separator itself; MSH-2 follows it directly.
-                    if fi == 0 && f.repetitions.is_empty() {
-                        out.push(d.field);
-                    }
-                    write_field(out, f, d);
-                    continue;
-                }
-                out.push(d.field);
-                write_field(out, f, d);
-            }
+            out.extend_from_slice(&seg.raw);
             if i + 1 < n {
                 out.extend_from_slice(self.terminator.bytes());
             } else if let Some(t) = self.final_terminator {
@@ -231,29 +245,26 @@ impl OwnedMessage {
     }
 }
 
-fn grow<T: Default>(v: &mut Vec<T>, n: usize) {
-    if v.len() < n {
-        v.resize_with(n, T::default);
+/// Replaces part `n` (1-based) of `raw` split on `delim` with `f(old part)`, adding empty
+/// parts as needed, and returns the joined bytes.
+fn replace_part(raw: &[u8], delim: u8, n: usize, f: impl FnOnce(&[u8]) -> Vec<u8>) -> Vec<u8> {
+    let mut parts: Vec<&[u8]> = Split::new(raw, Some(delim)).collect();
+    if parts.len() < n {
+        parts.resize(n, &[]);
     }
-}
-
-fn write_field(out: &mut Vec<u8>, f: &OwnedField, d: &Delimiters) {
-    for (ri, r) in f.repetitions.iter().enumerate() {
-        if ri > 0 {
-            out.push(d.repetition.unwrap_or(b'~'));
+    let new = f(parts[n - 1]);
+    let mut out = Vec::with_capacity(raw.len() + new.len() + n);
+    for (i, p) in parts.iter().enumerate() {
+        if i > 0 {
+            out.push(delim);
         }
-        for (ci, c) in r.components.iter().enumerate() {
-            if ci > 0 {
-                out.push(d.component.unwrap_or(b'^'));
-            }
-            for (si, s) in c.subcomponents.iter().enumerate() {
-                if si > 0 {
-                    out.push(d.subcomponent.unwrap_or(b'&'));
-                }
-                out.extend_from_slice(s);
-            }
+        if i == n - 1 {
+            out.extend_from_slice(&new);
+        } else {
+            out.extend_from_slice(p);
         }
     }
+    out
 }
 
 impl From<&Message<'_>> for OwnedMessage {
@@ -263,28 +274,11 @@ impl From<&Message<'_>> for OwnedMessage {
         let mut terminator = None;
         let mut last = None;
         for seg in msg.segments() {
-            let fields = seg
-                .fields()
-                .map(|f| OwnedField {
-                    repetitions: f
-                        .repetitions()
-                        .map(|r| OwnedRepetition {
-                            components: r
-                                .components()
-                                .map(|c| OwnedComponent {
-                                    subcomponents: c
-                                        .subcomponents()
-                                        .map(|s| s.raw().to_vec())
-                                        .collect(),
-                                })
-                                .collect(),
-                        })
-                        .collect(),
-                })
-                .collect();
+            let name = seg.name();
+            let raw = seg.raw().get(name.len()..).unwrap_or(&[]).to_vec();
             segments.push(OwnedSegment {
-                name: seg.name().to_owned(),
-                fields,
+                name: name.to_owned(),
+                raw,
             });
             let end = seg.offset() + seg.raw().len();
             let t = match (input.get(end), input.get(end + 1)) {

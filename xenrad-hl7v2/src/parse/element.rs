@@ -14,6 +14,17 @@ pub(crate) struct Ctx {
     pub(crate) policy: EscapePolicy,
 }
 
+/// Position of `d` in `hay`: a plain loop for the short slices HL7 elements usually are
+/// (memchr's setup costs more than it saves there), memchr for long ones.
+#[inline]
+pub(crate) fn find(d: u8, hay: &[u8]) -> Option<usize> {
+    if hay.len() < 32 {
+        hay.iter().position(|&b| b == d)
+    } else {
+        memchr::memchr(d, hay)
+    }
+}
+
 /// Iterator over the parts of `raw` between `delim` bytes (all of `raw` once if `None`).
 #[derive(Clone, Debug)]
 pub(crate) struct Split<'a> {
@@ -35,7 +46,7 @@ impl<'a> Iterator for Split<'a> {
     #[inline]
     fn next(&mut self) -> Option<&'a [u8]> {
         let rest = self.rest?;
-        if let Some(i) = self.delim.and_then(|d| memchr::memchr(d, rest)) {
+        if let Some(i) = self.delim.and_then(|d| find(d, rest)) {
             self.rest = Some(&rest[i + 1..]);
             Some(&rest[..i])
         } else {
@@ -51,18 +62,24 @@ pub(crate) fn nth_part(raw: &[u8], delim: Option<u8>, n: usize) -> Option<&[u8]>
     let Some(d) = delim else {
         return (n == 0).then_some(raw);
     };
-    if n == 0 {
-        return Some(memchr::memchr(d, raw).map_or(raw, |i| &raw[..i]));
+    let mut start = 0;
+    for _ in 0..n {
+        start += find(d, &raw[start..])? + 1;
     }
-    let mut it = memchr::memchr_iter(d, raw);
-    let start = it.nth(n - 1)? + 1;
-    let end = it.next().unwrap_or(raw.len());
+    let end = find(d, &raw[start..]).map_or(raw.len(), |i| start + i);
     Some(&raw[start..end])
 }
 
 /// The prefix of `raw` before the first of the given delimiters.
 #[inline]
 fn first_leaf(raw: &[u8], a: Option<u8>, b: Option<u8>, c: Option<u8>) -> &[u8] {
+    if raw.len() < 32 {
+        let end = raw
+            .iter()
+            .position(|&x| Some(x) == a || Some(x) == b || Some(x) == c)
+            .unwrap_or(raw.len());
+        return &raw[..end];
+    }
     let pos = match (a, b, c) {
         (Some(a), Some(b), Some(c)) => memchr::memchr3(a, b, c, raw),
         (Some(a), Some(b), None) | (Some(a), None, Some(b)) | (None, Some(a), Some(b)) => {

@@ -79,9 +79,15 @@ impl Iterator for Lines<'_> {
                 Terminators::Lenient => memchr::memchr2(b'\r', b'\n', rest),
                 Terminators::CrOnly => memchr::memchr(b'\r', rest),
             };
-            let start = self.pos;
+            let mut start = self.pos;
             let end = found.map_or(len, |n| start + n);
             self.pos = end + 1;
+            if self.mode == Terminators::Lenient {
+                // MLLP start/end block bytes glued to a segment (framed files).
+                while start < end && matches!(self.input[start], 0x0B | 0x1C) {
+                    start += 1;
+                }
+            }
             if end == start {
                 continue;
             }

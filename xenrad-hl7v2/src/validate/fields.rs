@@ -152,6 +152,26 @@ pub(crate) const FIELDS: &[FieldDef] = &[
     f("RGS", 1, 1, Si, true, false),
 ];
 
+/// The definitions of one segment ID (FIELDS lists each segment's definitions contiguously).
+pub(crate) fn for_segment(name: &str) -> &'static [FieldDef] {
+    static INDEX: std::sync::OnceLock<Vec<(&'static str, usize, usize)>> =
+        std::sync::OnceLock::new();
+    let index = INDEX.get_or_init(|| {
+        let mut v: Vec<(&'static str, usize, usize)> = Vec::new();
+        for (i, d) in FIELDS.iter().enumerate() {
+            match v.last_mut() {
+                Some(last) if last.0 == d.segment => last.2 = i + 1,
+                _ => v.push((d.segment, i, i + 1)),
+            }
+        }
+        v
+    });
+    index
+        .iter()
+        .find(|(n, _, _)| *n == name)
+        .map_or(&[], |&(_, a, b)| &FIELDS[a..b])
+}
+
 /// Checks a value against a data type; `None` if fine, else the reason.
 pub(crate) fn check_type(dt: Dt, v: &str) -> Option<&'static str> {
     match dt {

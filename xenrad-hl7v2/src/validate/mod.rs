@@ -10,7 +10,6 @@ mod tables;
 
 use crate::ack::{ErrorCode, ErrorDetail, ErrorLocation, Severity};
 use crate::parse::message::Message;
-use std::collections::HashMap;
 use structures::{Kind, Node};
 
 /// What to do with segments the structure does not list.
@@ -119,7 +118,7 @@ struct SegInfo<'m> {
 
 struct Matcher<'m, 'o> {
     segs: Vec<SegInfo<'m>>,
-    known: Vec<&'static str>,
+    known: &'static [&'static str],
     opts: &'o ValidationOptions,
     pos: usize,
     problems: Vec<Problem>,
@@ -139,7 +138,7 @@ impl Matcher<'_, '_> {
     /// Skips segments the grammar does not know (reported per policy).
     fn skip_extra(&mut self) {
         while let Some(s) = self.segs.get(self.pos) {
-            if self.known.contains(&s.name) {
+            if self.known.binary_search(&s.name).is_ok() {
                 return;
             }
             let z = s.name.starts_with('Z');
@@ -173,18 +172,20 @@ impl Matcher<'_, '_> {
         if self.quiet {
             return;
         }
-        let location = match self.segs.get(self.pos) {
-            Some(s) => loc(s.name, s.seq),
-            None => self
-                .segs
-                .last()
-                .map_or_else(ErrorLocation::default, |s| loc(s.name, s.seq)),
+        let (location, at) = match self.segs.get(self.pos) {
+            Some(s) => (loc(s.name, s.seq), "before this segment"),
+            None => (
+                self.segs
+                    .last()
+                    .map_or_else(ErrorLocation::default, |s| loc(s.name, s.seq)),
+                "after this segment, at the end of the message",
+            ),
         };
         self.problems.push(Problem {
             location,
             code: ErrorCode::SegmentSequence,
             severity: Severity::Error,
-            message: format!("required {what} missing (expected before this point)"),
+            message: format!("required {what} missing ({at})"),
         });
     }
 
@@ -241,14 +242,15 @@ pub fn validate(msg: &Message<'_>) -> Report {
 pub fn validate_with(msg: &Message<'_>, opts: &ValidationOptions) -> Report {
     let mut report = Report::default();
     // Segment occurrences (ERL sequence numbers).
-    let mut counts: HashMap<&str, usize> = HashMap::new();
+    let mut counts = Counts::default();
     let segs: Vec<SegInfo<'_>> = msg
         .segments()
         .map(|s| {
             let name = s.name();
-            let c = counts.entry(name).or_insert(0);
-            *c += 1;
-            SegInfo { name, seq: *c }
+            SegInfo {
+                name,
+                seq: counts.next(name),
+            }
         })
         .collect();
 
@@ -265,14 +267,11 @@ pub fn validate_with(msg: &Message<'_>, opts: &ValidationOptions) -> Report {
         }
     });
     report.structure = structure;
-    if let Some(grammar) = structure.and_then(structures::get) {
-        let mut known = Vec::new();
-        for n in grammar {
-            n.collect_names(&mut known);
-        }
+    if let Some(st) = structure.and_then(structures::get) {
+        let grammar = st.nodes.as_slice();
         let mut m = Matcher {
             segs,
-            known,
+            known: &st.known,
             opts,
             pos: 0,
             problems: Vec::new(),
@@ -319,9 +318,11 @@ pub fn validate_with(msg: &Message<'_>, opts: &ValidationOptions) -> Report {
         });
     }
     check_fields(msg, opts, &mut report.problems);
-    report
-        .problems
-        .sort_by_key(|p| (seg_order(msg, &p.location), p.location.field.unwrap_or(0)));
+    if report.problems.len() > 1 {
+        report
+            .problems
+            .sort_by_key(|p| (seg_order(msg, &p.location), p.location.field.unwrap_or(0)));
+    }
     report
 }
 
@@ -332,14 +333,28 @@ fn seg_order(msg: &Message<'_>, l: &ErrorLocation) -> usize {
         .map_or(usize::MAX, |s| s.index())
 }
 
+/// Per-ID occurrence counter (a few distinct IDs per message: a linear list beats hashing).
+#[derive(Default)]
+struct Counts<'m>(Vec<(&'m str, usize)>);
+
+impl<'m> Counts<'m> {
+    fn next(&mut self, name: &'m str) -> usize {
+        if let Some(e) = self.0.iter_mut().find(|e| e.0 == name) {
+            e.1 += 1;
+            e.1
+        } else {
+            self.0.push((name, 1));
+            1
+        }
+    }
+}
+
 fn check_fields(msg: &Message<'_>, opts: &ValidationOptions, out: &mut Vec<Problem>) {
-    let mut counts: HashMap<&str, usize> = HashMap::new();
+    let mut counts = Counts::default();
     for seg in msg.segments() {
         let name = seg.name();
-        let c = counts.entry(name).or_insert(0);
-        *c += 1;
-        let seq = *c;
-        for def in fields::FIELDS.iter().filter(|d| d.segment == name) {
+        let seq = counts.next(name);
+        for def in fields::for_segment(name) {
             let at = |rep: Option<usize>, comp: Option<usize>| ErrorLocation {
                 field: Some(def.field),
                 field_rep: rep,

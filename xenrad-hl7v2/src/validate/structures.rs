@@ -165,13 +165,31 @@ pub(crate) const STRUCTURES: &[(&str, &str)] = &[
     ("ACK", "MSH [ { SFT } ] MSA [ { ERR } ]"),
 ];
 
+/// A parsed grammar and every segment ID it mentions.
+pub(crate) struct Structure {
+    pub(crate) nodes: Vec<Node>,
+    pub(crate) known: Vec<&'static str>,
+}
+
 /// Parsed grammars, built once.
-pub(crate) fn get(name: &str) -> Option<&'static [Node]> {
-    static PARSED: OnceLock<Vec<(&'static str, Vec<Node>)>> = OnceLock::new();
-    let all = PARSED.get_or_init(|| STRUCTURES.iter().map(|(n, g)| (*n, grammar(g))).collect());
-    all.iter()
-        .find(|(n, _)| *n == name)
-        .map(|(_, g)| g.as_slice())
+pub(crate) fn get(name: &str) -> Option<&'static Structure> {
+    static PARSED: OnceLock<Vec<(&'static str, Structure)>> = OnceLock::new();
+    let all = PARSED.get_or_init(|| {
+        STRUCTURES
+            .iter()
+            .map(|(n, g)| {
+                let nodes = grammar(g);
+                let mut known = Vec::new();
+                for node in &nodes {
+                    node.collect_names(&mut known);
+                }
+                known.sort_unstable();
+                known.dedup();
+                (*n, Structure { nodes, known })
+            })
+            .collect()
+    });
+    all.iter().find(|(n, _)| *n == name).map(|(_, g)| g)
 }
 
 /// Structure for a message code and trigger event when MSH-9-3 is absent (v2.5.1 table 0354).

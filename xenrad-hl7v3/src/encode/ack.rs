@@ -122,7 +122,8 @@ impl<'h, 'a> AckBuilder<'h, 'a> {
         self.details.push(d);
         self
     }
-    /// Sets the ack's own message id (default: the target's root with extension `ACK.<target extension>`).
+    /// Sets the ack's own message id (default: the target's root with extension `ACK.<target
+    /// extension>`, or `ACK` when the target has none: deterministic and distinct from the target).
     #[must_use]
     pub fn message_id(mut self, id: Ii<'static>) -> Self {
         self.message_id = Some(id);
@@ -152,10 +153,10 @@ impl<'h, 'a> AckBuilder<'h, 'a> {
             root: Some(Cow::Owned(
                 target.root.as_deref().unwrap_or("2.25").to_owned(),
             )),
-            extension: Some(Cow::Owned(format!(
-                "ACK.{}",
-                target.extension.as_deref().unwrap_or("")
-            ))),
+            extension: Some(Cow::Owned(match target.extension.as_deref() {
+                Some(ext) => format!("ACK.{ext}"),
+                None => "ACK".to_owned(),
+            })),
             ..Ii::default()
         });
         let now;

@@ -18,11 +18,11 @@ pub struct PatientMessage {
     pub message_id: Ii<'static>,
     /// `creationTime/@value`.
     pub creation_time: String,
-    /// `processingCode` (default P).
+    /// `processingCode` (P, D, T; required by the schema, omitted when `None`).
     pub processing_code: Option<String>,
-    /// `processingModeCode` (default T).
+    /// `processingModeCode` (omitted when `None`).
     pub processing_mode_code: Option<String>,
-    /// `acceptAckCode` (default AL).
+    /// `acceptAckCode` (IHE requires AL; omitted when `None`).
     pub accept_ack_code: Option<String>,
     /// Receiver device id.
     pub receiver: Ii<'static>,
@@ -77,24 +77,15 @@ impl PatientMessage {
                 ("extension", Some(root)),
             ],
         );
-        w.empty(
-            "processingCode",
-            &[("code", Some(self.processing_code.as_deref().unwrap_or("P")))],
-        );
-        w.empty(
-            "processingModeCode",
-            &[(
-                "code",
-                Some(self.processing_mode_code.as_deref().unwrap_or("T")),
-            )],
-        );
-        w.empty(
-            "acceptAckCode",
-            &[(
-                "code",
-                Some(self.accept_ack_code.as_deref().unwrap_or("AL")),
-            )],
-        );
+        for (name, code) in [
+            ("processingCode", &self.processing_code),
+            ("processingModeCode", &self.processing_mode_code),
+            ("acceptAckCode", &self.accept_ack_code),
+        ] {
+            if let Some(c) = code {
+                w.empty(name, &[("code", Some(c))]);
+            }
+        }
         for (role, tc, id) in [
             ("receiver", "RCV", &self.receiver),
             ("sender", "SND", &self.sender),

@@ -83,17 +83,11 @@ impl<'d, 'a> Pn<'d, 'a> {
                 value: e.text(),
                 qualifier: e.attr("qualifier"),
             }),
-            Node::Text(t) => {
-                let trimmed = t.trim();
-                (!trimmed.is_empty()).then(|| NamePart {
-                    kind: NamePartKind::Text,
-                    value: match t {
-                        Cow::Borrowed(b) => Cow::Borrowed(b.trim()),
-                        Cow::Owned(o) => Cow::Owned(o.trim().to_owned()),
-                    },
-                    qualifier: None,
-                })
-            }
+            Node::Text(t) => (!t.is_whitespace()).then(|| NamePart {
+                kind: NamePartKind::Text,
+                value: t.trimmed(),
+                qualifier: None,
+            }),
         })
     }
     /// Given names in order.
@@ -216,16 +210,10 @@ impl<'d, 'a> Ad<'d, 'a> {
                 kind: AddrPartKind::from_tag(e.local_name()),
                 value: e.text(),
             }),
-            Node::Text(t) => {
-                let trimmed = t.trim();
-                (!trimmed.is_empty()).then(|| AddrPart {
-                    kind: AddrPartKind::Text,
-                    value: match t {
-                        Cow::Borrowed(b) => Cow::Borrowed(b.trim()),
-                        Cow::Owned(o) => Cow::Owned(o.trim().to_owned()),
-                    },
-                })
-            }
+            Node::Text(t) => (!t.is_whitespace()).then(|| AddrPart {
+                kind: AddrPartKind::Text,
+                value: t.trimmed(),
+            }),
         })
     }
     /// First part of a kind.

@@ -40,19 +40,31 @@ pub(crate) fn resolve_ref(name: &str) -> Option<char> {
 /// Checks a raw attribute value: no `<`, every `&` starts a valid reference.
 /// Returns the byte offset within `raw` and the offending reference on error.
 pub(crate) fn check_attr_value(raw: &str) -> Result<(), (usize, String)> {
-    if let Some(p) = memchr::memchr(b'<', raw.as_bytes()) {
-        return Err((p, "<".to_owned()));
+    let b = raw.as_bytes();
+    // Values are short: a plain scan beats a SIMD search set-up.
+    let first = if b.len() < 64 {
+        b.iter().position(|&c| c == b'<' || c == b'&')
+    } else {
+        memchr::memchr2(b'<', b'&', b)
+    };
+    let Some(p) = first else { return Ok(()) };
+    if let Some(q) = memchr::memchr(b'<', &b[p..]) {
+        return Err((p + q, "<".to_owned()));
     }
+    check_refs(&raw[p..]).map_err(|(q, what)| (p + q, what))
+}
+
+/// Checks every `&` in character data starts a valid reference.
+pub(crate) fn check_refs(raw: &str) -> Result<(), (usize, String)> {
     let mut from = 0;
     while let Some(p) = memchr::memchr(b'&', &raw.as_bytes()[from..]) {
         let start = from + p;
         let rest = &raw[start + 1..];
-        let Some(end) = memchr::memchr(b';', rest.as_bytes()) else {
+        let Some(end) = rest.bytes().take(40).position(|b| b == b';') else {
             return Err((start, rest.chars().take(16).collect()));
         };
-        let name = &rest[..end];
-        if resolve_ref(name).is_none() {
-            return Err((start, name.to_owned()));
+        if resolve_ref(&rest[..end]).is_none() {
+            return Err((start, rest[..end].to_owned()));
         }
         from = start + 1 + end + 1;
     }

@@ -1,11 +1,12 @@
 //! Layer 1: a strict, borrowed XML 1.0 + Namespaces document.
 //!
-//! [`Document::parse`] runs quick-xml's borrowed reader over the input and builds a compact
+//! [`Document::parse`] runs an allocation-free borrowed tokenizer over the input and builds a compact
 //! arena (one `Vec` of nodes, one of attributes, one of namespace declarations) whose strings
 //! borrow the input. Every attribute is parsed and checked, every element and attribute prefix
 //! is resolved, a DOCTYPE is rejected, and [`Limits`] bound size, depth and counts.
 
 pub mod escape;
+pub(crate) mod lexer;
 mod parse;
 
 use std::borrow::Cow;
@@ -141,8 +142,51 @@ impl PartialEq for Element<'_, '_> {
 pub enum Node<'d, 'a> {
     /// A child element.
     Element(Element<'d, 'a>),
-    /// Character data (references decoded, CDATA included verbatim).
-    Text(Cow<'a, str>),
+    /// A run of character data or a CDATA section.
+    Text(Text<'a>),
+}
+
+/// A run of character data, decoded lazily.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Text<'a> {
+    raw: &'a str,
+    /// References or CR present (CDATA: never).
+    escaped: bool,
+}
+
+impl<'a> Text<'a> {
+    /// The text as written (references undecoded; CDATA content verbatim).
+    pub fn raw(&self) -> &'a str {
+        self.raw
+    }
+    /// Whether the run is only whitespace (checked without decoding).
+    pub fn is_whitespace(&self) -> bool {
+        self.raw
+            .bytes()
+            .all(|b| matches!(b, b' ' | b'\t' | b'\n' | b'\r'))
+    }
+    /// The decoded text (references resolved, line ends normalised); borrowed when nothing changed.
+    pub fn value(&self) -> Cow<'a, str> {
+        if self.escaped {
+            escape::unescape(self.raw, false)
+        } else {
+            Cow::Borrowed(self.raw)
+        }
+    }
+    /// The decoded text without leading and trailing whitespace.
+    pub fn trimmed(&self) -> Cow<'a, str> {
+        let t = self
+            .raw
+            .trim_matches(|c| matches!(c, ' ' | '\t' | '\n' | '\r'));
+        if self.escaped {
+            match escape::unescape(t, false) {
+                Cow::Borrowed(b) => Cow::Borrowed(b),
+                Cow::Owned(o) => Cow::Owned(o),
+            }
+        } else {
+            Cow::Borrowed(t)
+        }
+    }
 }
 
 /// One attribute of an element (namespace declarations excluded).
@@ -280,8 +324,14 @@ impl<'d, 'a> Element<'d, 'a> {
             next = d.next_sibling;
             Some(match d.kind {
                 Kind::Element => Node::Element(Element { doc, idx }),
-                Kind::Text if d.ns != 0 => Node::Text(escape::unescape(d.name, false)),
-                Kind::Text | Kind::CData => Node::Text(Cow::Borrowed(d.name)),
+                Kind::Text => Node::Text(Text {
+                    raw: d.name,
+                    escaped: d.ns != 0,
+                }),
+                Kind::CData => Node::Text(Text {
+                    raw: d.name,
+                    escaped: false,
+                }),
             })
         })
     }
@@ -336,8 +386,8 @@ impl<'d, 'a> Element<'d, 'a> {
         for n in self.nodes() {
             if let Node::Text(t) = n {
                 acc = Some(match acc {
-                    None => t,
-                    Some(prev) => Cow::Owned(prev.into_owned() + &t),
+                    None => t.value(),
+                    Some(prev) => Cow::Owned(prev.into_owned() + &t.value()),
                 });
             }
         }
@@ -348,7 +398,7 @@ impl<'d, 'a> Element<'d, 'a> {
     pub fn is_empty(&self) -> bool {
         self.nodes().all(|n| match n {
             Node::Element(_) => false,
-            Node::Text(t) => t.trim().is_empty(),
+            Node::Text(t) => t.is_whitespace(),
         })
     }
 

@@ -1,14 +1,11 @@
-//! The strict pass: quick-xml's borrowed reader plus the checks it leaves to the caller
+//! The strict pass: the borrowed tokenizer plus the checks a tokenizer leaves to its caller
 //! (XML 1.0 well-formedness of attributes and references, Namespaces in XML 1.0 §5-6 prefix
 //! resolution, no DTD, one root element, limits).
 
 use std::borrow::Cow;
 
-use quick_xml::Reader;
-use quick_xml::events::Event;
-use quick_xml::events::attributes::Attributes;
-
-use super::{AttrData, Document, Kind, NONE, NodeData, NsDecl, XML_NS, escape};
+use super::lexer::{AttrIter, Lexer, Token, is_ws};
+use super::{AttrData, Document, Element, Kind, NONE, NodeData, NsDecl, XML_NS, escape};
 use crate::error::{ErrorKind, V3Error};
 
 /// Explicit bounds on what the strict pass accepts.
@@ -43,10 +40,8 @@ struct Builder<'a> {
     stack: Vec<u32>,
     /// Current namespace scope head.
     scope: u32,
-    /// Index of the text node that is still being extended by adjacent text/references.
+    /// Last text node while it could be extended (comments and PIs end a run).
     open_text: u32,
-    /// Namespace declarations seen on the current start tag (duplicate checks).
-    decl_names: Vec<&'a str>,
 }
 
 pub(crate) fn parse<'a>(input: &'a [u8], limits: &Limits) -> Result<Document<'a>, V3Error> {
@@ -66,6 +61,7 @@ pub(crate) fn parse<'a>(input: &'a [u8], limits: &Limits) -> Result<Document<'a>
     // Capacity from a cheap upper bound: every element starts with '<'.
     let lt = memchr::memchr_iter(b'<', input).count();
     let eq = memchr::memchr_iter(b'=', input).count();
+    let xmlns = memchr::memmem::find_iter(input, b"xmlns").count();
     let mut b = Builder {
         src,
         limits: limits.clone(),
@@ -73,22 +69,17 @@ pub(crate) fn parse<'a>(input: &'a [u8], limits: &Limits) -> Result<Document<'a>
             src,
             nodes: Vec::with_capacity((lt * 2).min(limits.max_nodes) + 1),
             attrs: Vec::with_capacity(eq.min(limits.max_nodes)),
-            decls: Vec::with_capacity(8),
-            uris: Vec::with_capacity(8),
+            decls: Vec::with_capacity(xmlns),
+            uris: Vec::with_capacity(xmlns + 2),
             root: NONE,
         },
-        stack: Vec::with_capacity(32),
+        stack: Vec::with_capacity(64),
         scope: NONE,
         open_text: NONE,
-        decl_names: Vec::with_capacity(8),
     };
     b.doc.uris.push(Cow::Borrowed(""));
     b.run(body_start)?;
     Ok(b.doc)
-}
-
-fn syntax(e: &quick_xml::Error) -> ErrorKind {
-    ErrorKind::Syntax(e.to_string())
 }
 
 impl<'a> Builder<'a> {
@@ -98,51 +89,32 @@ impl<'a> Builder<'a> {
 
     fn run(&mut self, body_start: usize) -> Result<(), V3Error> {
         let src = self.src;
-        let mut reader = Reader::from_str(&src[body_start..]);
-        {
-            let c = reader.config_mut();
-            c.check_end_names = true;
-            c.check_comments = true;
-            c.allow_dangling_amp = false;
-            c.allow_unmatched_ends = false;
-            c.expand_empty_elements = false;
-            c.trim_text(false);
+        // XML 1.0 §2.2: no C0 control characters other than tab, LF, CR anywhere.
+        if let Some(p) = find_control(src.as_bytes()) {
+            let c = src.as_bytes()[p];
+            return Err(self.err(
+                p,
+                ErrorKind::Syntax(format!("control character U+{c:04X} not allowed")),
+            ));
         }
+        let mut lx = Lexer::new(src, body_start);
         let mut seen_root = false;
-        let mut first = true;
         loop {
-            let before = body_start + reader.buffer_position() as usize;
-            let ev = match reader.read_event() {
-                Ok(ev) => ev,
-                Err(e) => {
-                    let at = body_start + reader.error_position() as usize;
-                    return Err(self.err(at, syntax(&e)));
-                }
+            let (before, tok) = match lx.next_token() {
+                Ok(Some(t)) => t,
+                Ok(None) => break,
+                Err((at, msg)) => return Err(self.err(at, ErrorKind::Syntax(msg))),
             };
-            let after = body_start + reader.buffer_position() as usize;
-            let was_first = std::mem::replace(&mut first, false);
-            match ev {
-                Event::Decl(d) => {
-                    if !was_first {
-                        return Err(self.err(
-                            before,
-                            ErrorKind::Syntax("XML declaration not at the start".into()),
-                        ));
-                    }
-                    if let Some(enc) = d.encoding() {
-                        let enc =
-                            enc.map_err(|e| self.err(before, ErrorKind::Syntax(e.to_string())))?;
-                        if !enc.eq_ignore_ascii_case("utf-8") && !enc.eq_ignore_ascii_case("utf8") {
-                            return Err(
-                                self.err(before, ErrorKind::UnsupportedEncoding(enc.into_owned()))
-                            );
-                        }
-                    }
-                }
-                Event::DocType(_) => return Err(self.err(before, ErrorKind::Doctype)),
-                Event::PI(_) | Event::Comment(_) => self.open_text = NONE,
-                Event::Start(e) | Event::Empty(e) => {
-                    let empty = src.as_bytes()[after - 2] == b'/';
+            match tok {
+                Token::Decl(body) => self.decl(before, body, before + 5)?,
+                Token::Doctype => return Err(self.err(before, ErrorKind::Doctype)),
+                Token::Misc => self.open_text = NONE,
+                Token::Start {
+                    qname,
+                    attrs,
+                    attrs_offset,
+                    empty,
+                } => {
                     if self.stack.is_empty() {
                         if seen_root {
                             return Err(self.err(
@@ -152,105 +124,137 @@ impl<'a> Builder<'a> {
                         }
                         seen_root = true;
                     }
-                    let len = e.len();
-                    let raw = &src[before + 1..before + 1 + len];
-                    debug_assert_eq!(raw, &*e);
-                    let name_len = e.name().as_ref().len();
-                    self.start(before, raw, name_len, empty)?;
+                    self.start(before, qname, attrs, attrs_offset, empty)?;
                 }
-                Event::End(_) => {
+                Token::End(qname) => {
                     let Some(idx) = self.stack.pop() else {
-                        return Err(self.err(before, ErrorKind::Syntax("unmatched end tag".into())));
+                        return Err(self.err(
+                            before,
+                            ErrorKind::Syntax(format!("end tag </{qname}> without a start tag")),
+                        ));
                     };
-                    let parent_scope = match self.stack.last() {
+                    let open = Element {
+                        doc: &self.doc,
+                        idx,
+                    }
+                    .qname();
+                    if open != qname {
+                        return Err(self.err(
+                            before,
+                            ErrorKind::Syntax(format!("expected </{open}>, found </{qname}>")),
+                        ));
+                    }
+                    self.scope = match self.stack.last() {
                         Some(&p) => self.doc.nodes[p as usize].scope,
                         None => NONE,
                     };
-                    let _ = idx;
-                    self.scope = parent_scope;
                     self.open_text = NONE;
                 }
-                Event::Text(t) => {
+                Token::Text(t) => {
                     if self.stack.is_empty() {
-                        if let Some(p) = t
-                            .bytes()
-                            .position(|b| !matches!(b, b' ' | b'\t' | b'\r' | b'\n'))
-                        {
+                        if let Some(p) = t.bytes().position(|b| !is_ws(b)) {
                             return Err(self.err(
                                 before + p,
                                 ErrorKind::Syntax("text outside the root element".into()),
                             ));
                         }
                     } else {
-                        if let Some(p) = memchr::memmem::find(t.as_bytes(), b"]]>") {
-                            return Err(self.err(
-                                before + p,
-                                ErrorKind::Syntax("']]>' in character data".into()),
-                            ));
-                        }
-                        let has_cr = memchr::memchr(b'\r', t.as_bytes()).is_some();
-                        self.text(before, after, has_cr)?;
+                        self.text(before, t)?;
                     }
                 }
-                Event::GeneralRef(r) => {
-                    let name: &str = &r;
-                    if escape::resolve_ref(name).is_none() {
-                        return Err(self.err(before, ErrorKind::UndefinedEntity(name.to_owned())));
-                    }
-                    if self.stack.is_empty() {
-                        return Err(self.err(
-                            before,
-                            ErrorKind::Syntax("reference outside the root element".into()),
-                        ));
-                    }
-                    self.text(before, after, true)?;
-                }
-                Event::CData(c) => {
+                Token::CData(c) => {
                     if self.stack.is_empty() {
                         return Err(self.err(
                             before,
                             ErrorKind::Syntax("CDATA outside the root element".into()),
                         ));
                     }
-                    let content_start = before + "<![CDATA[".len();
-                    let content = &src[content_start..content_start + c.len()];
-                    self.push_node(before, Kind::CData, content, 0)?;
+                    self.push_node(before, Kind::CData, c, 0)?;
                     self.open_text = NONE;
                 }
-                Event::Eof => {
-                    if let Some(&open) = self.stack.last() {
-                        let name = self.doc.nodes[open as usize].name;
-                        return Err(self.err(
-                            src.len(),
-                            ErrorKind::Syntax(format!(
-                                "unexpected end of input: <{name}> not closed"
-                            )),
-                        ));
-                    }
-                    if !seen_root {
+            }
+        }
+        if let Some(&open) = self.stack.last() {
+            let name = Element {
+                doc: &self.doc,
+                idx: open,
+            }
+            .qname();
+            return Err(self.err(
+                src.len(),
+                ErrorKind::Syntax(format!("unexpected end of input: <{name}> not closed")),
+            ));
+        }
+        if !seen_root {
+            return Err(self.err(src.len(), ErrorKind::Syntax("no root element".into())));
+        }
+        Ok(())
+    }
+
+    /// XML declaration (§2.8): `version` first, then optional `encoding` (must be UTF-8) and `standalone`.
+    fn decl(&self, at: usize, body: &'a str, body_offset: usize) -> Result<(), V3Error> {
+        let mut seen = 0;
+        for a in AttrIter::new(body.trim_end(), body_offset) {
+            let (name, value, voff) = a.map_err(|(p, m)| self.err(p, ErrorKind::Syntax(m)))?;
+            match (seen, name) {
+                (0, "version")
+                    if value.starts_with("1.")
+                        && value.len() > 2
+                        && value[2..].bytes().all(|b| b.is_ascii_digit()) =>
+                {
+                    seen = 1;
+                }
+                (1, "encoding") => {
+                    if !value.eq_ignore_ascii_case("utf-8") && !value.eq_ignore_ascii_case("utf8") {
                         return Err(
-                            self.err(src.len(), ErrorKind::Syntax("no root element".into()))
+                            self.err(voff, ErrorKind::UnsupportedEncoding(value.to_owned()))
                         );
                     }
-                    return Ok(());
+                    seen = 2;
+                }
+                (1 | 2, "standalone") if matches!(value, "yes" | "no") => seen = 3,
+                _ => {
+                    return Err(self.err(
+                        voff,
+                        ErrorKind::Syntax(format!("bad XML declaration at {name:?}")),
+                    ));
                 }
             }
         }
+        if seen == 0 {
+            return Err(self.err(
+                at,
+                ErrorKind::Syntax("XML declaration without version".into()),
+            ));
+        }
+        Ok(())
     }
 
-    fn text(&mut self, start: usize, end: usize, escaped: bool) -> Result<(), V3Error> {
-        if self.open_text != NONE {
-            let src = self.src;
-            let n = &mut self.doc.nodes[self.open_text as usize];
-            let s = n.offset as usize;
-            n.name = &src[s..end];
-            if escaped {
-                n.ns = 1;
+    fn text(&mut self, start: usize, t: &'a str) -> Result<(), V3Error> {
+        let bytes = t.as_bytes();
+        let mut escaped = false;
+        let special = |c: &u8| matches!(c, b'&' | b'\r' | b']');
+        let first = if bytes.len() < 64 {
+            bytes.iter().position(special)
+        } else {
+            memchr::memchr3(b'&', b'\r', b']', bytes)
+        };
+        if let Some(p) = first {
+            let tail = &t[p..];
+            if let Some(q) = memchr::memmem::find(tail.as_bytes(), b"]]>") {
+                return Err(self.err(
+                    start + p + q,
+                    ErrorKind::Syntax("']]>' in character data".into()),
+                ));
             }
-            return Ok(());
+            if memchr::memchr2(b'&', b'\r', tail.as_bytes()).is_some() {
+                escaped = true;
+                if let Err((q, what)) = escape::check_refs(tail) {
+                    return Err(self.err(start + p + q, ErrorKind::UndefinedEntity(what)));
+                }
+            }
         }
-        let idx = self.push_node(start, Kind::Text, &self.src[start..end], u16::from(escaped))?;
-        self.open_text = idx;
+        self.push_node(start, Kind::Text, t, u16::from(escaped))?;
         Ok(())
     }
 
@@ -306,41 +310,26 @@ impl<'a> Builder<'a> {
     fn start(
         &mut self,
         offset: usize,
+        qname: &'a str,
         raw: &'a str,
-        name_len: usize,
+        raw_offset: usize,
         empty: bool,
     ) -> Result<(), V3Error> {
         if self.stack.len() >= self.limits.max_depth {
             return Err(self.err(offset, ErrorKind::Limit("element depth")));
         }
         self.open_text = NONE;
-        let qname = &raw[..name_len];
+        check_qname(qname).map_err(|m| self.err(offset + 1, ErrorKind::Syntax(m)))?;
         let attr_start = self.doc.attrs.len();
+        let decl_start = self.doc.decls.len();
         let mut count = 0usize;
-        let mut attrs = Attributes::new(raw, name_len);
-        attrs.with_checks(false);
-        for a in attrs {
-            let a = a.map_err(|e| {
-                self.err(
-                    offset + 1 + e_pos(&e).min(raw.len()),
-                    ErrorKind::Syntax(e.to_string()),
-                )
-            })?;
+        for a in AttrIter::new(raw, raw_offset) {
+            let (key, value, voff) = a.map_err(|(p, m)| self.err(p, ErrorKind::Syntax(m)))?;
             count += 1;
             if count > self.limits.max_attributes {
                 return Err(self.err(offset, ErrorKind::Limit("attributes per element")));
             }
-            let key: &'a str = a.key.0;
-            let value: &'a str = match a.value {
-                Cow::Borrowed(v) => v,
-                Cow::Owned(_) => {
-                    return Err(self.err(
-                        offset,
-                        ErrorKind::Syntax("unexpected attribute form".into()),
-                    ));
-                }
-            };
-            let voff = offset + 1 + (value.as_ptr() as usize - raw.as_ptr() as usize);
+            check_qname(key).map_err(|m| self.err(voff, ErrorKind::Syntax(m)))?;
             if let Err((p, what)) = escape::check_attr_value(value) {
                 let kind = if what == "<" {
                     ErrorKind::Syntax(format!("'<' in the value of attribute {key:?}"))
@@ -351,7 +340,13 @@ impl<'a> Builder<'a> {
             }
             // Duplicate attribute names (XML 1.0 §3.1 "Unique Att Spec").
             let dup = self.doc.attrs[attr_start..].iter().any(|x| x.qname == key)
-                || self.pending_decl_dup(attr_start, key);
+                || self.doc.decls[decl_start..].iter().any(|d| {
+                    if d.prefix.is_empty() {
+                        key == "xmlns"
+                    } else {
+                        key.strip_prefix("xmlns:") == Some(d.prefix)
+                    }
+                });
             if dup {
                 return Err(self.err(voff, ErrorKind::DuplicateAttribute(key.to_owned())));
             }
@@ -377,8 +372,6 @@ impl<'a> Builder<'a> {
                     prev: self.scope,
                 });
                 self.scope = (self.doc.decls.len() - 1) as u32;
-                // Keep declarations out of `attrs` but remember them for duplicate checks.
-                self.decl_names.push(key);
             } else {
                 self.doc.attrs.push(AttrData {
                     ns: 0,
@@ -388,7 +381,6 @@ impl<'a> Builder<'a> {
                 });
             }
         }
-        self.decl_names.clear();
         // Resolve the element prefix (Namespaces §6.2) and attribute prefixes (§6.3).
         let (prefix, local) = split_qname(qname);
         let ns = self
@@ -442,19 +434,15 @@ impl<'a> Builder<'a> {
         Ok(())
     }
 
-    fn pending_decl_dup(&self, _attr_start: usize, key: &str) -> bool {
-        self.decl_names.contains(&key)
-    }
-
     /// Namespace index bound to `prefix` in the current scope (0 = no namespace).
     fn lookup(&mut self, prefix: &str) -> Option<u16> {
-        if prefix == "xml" {
+        if prefix.len() == 3 && prefix == "xml" {
             return self.intern(Cow::Borrowed(XML_NS)).ok();
         }
         let mut cur = self.scope;
         while cur != NONE {
             let d = &self.doc.decls[cur as usize];
-            if d.prefix == prefix {
+            if d.prefix.len() == prefix.len() && (prefix.is_empty() || d.prefix == prefix) {
                 return Some(d.uri);
             }
             cur = d.prev;
@@ -465,16 +453,65 @@ impl<'a> Builder<'a> {
 }
 
 fn split_qname(q: &str) -> (&str, &str) {
-    match q.split_once(':') {
-        Some((p, l)) => (p, l),
+    match memchr::memchr(b':', q.as_bytes()) {
+        Some(p) => (&q[..p], &q[p + 1..]),
         None => ("", q),
     }
 }
 
-fn e_pos(e: &quick_xml::events::attributes::AttrError) -> usize {
-    use quick_xml::events::attributes::AttrError as A;
-    match *e {
-        A::ExpectedEq(p) | A::ExpectedValue(p) | A::UnquotedValue(p) | A::ExpectedQuote(p, _) => p,
-        A::Duplicated(..) => 0,
+/// First C0 control character other than tab, LF, CR (XML 1.0 §2.2), eight bytes at a time.
+fn find_control(b: &[u8]) -> Option<usize> {
+    const LO: u64 = 0x0101_0101_0101_0101;
+    const HI: u64 = 0x8080_8080_8080_8080;
+    let bad = |c: u8| c < 0x20 && !is_ws(c);
+    let mut chunks = b.chunks_exact(8);
+    let mut at = 0;
+    for c in &mut chunks {
+        let x = u64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]);
+        // Has a byte below 0x20 (bytes >= 0x80 are excluded by `!x`).
+        if x.wrapping_sub(0x20 * LO) & !x & HI != 0
+            && let Some(p) = c.iter().position(|&c| bad(c))
+        {
+            return Some(at + p);
+        }
+        at += 8;
+    }
+    chunks
+        .remainder()
+        .iter()
+        .position(|&c| bad(c))
+        .map(|p| at + p)
+}
+
+/// Namespaces in XML §3: a QName has at most one colon, not at either end.
+fn check_qname(q: &str) -> Result<(), String> {
+    match memchr::memchr(b':', q.as_bytes()) {
+        None => Ok(()),
+        Some(p)
+            if p > 0
+                && p + 1 < q.len()
+                && memchr::memchr(b':', &q.as_bytes()[p + 1..]).is_none() =>
+        {
+            Ok(())
+        }
+        Some(_) => Err(format!("{q:?} is not a valid qualified name")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::find_control;
+
+    #[test]
+    fn control_characters() {
+        assert_eq!(find_control(b"abc\tdef\r\nghijklmnop"), None);
+        for i in 0..20 {
+            let mut v = vec![b'a'; 20];
+            v[i] = 0x01;
+            assert_eq!(find_control(&v), Some(i));
+            v[i] = 0xC3;
+            assert_eq!(find_control(&v), None);
+        }
+        assert_eq!(find_control("é\u{1F600}\u{7}".as_bytes()), Some(6));
     }
 }

@@ -20,7 +20,7 @@ async def handle(reader, writer):
 
 
 async def main():
-    server = await start_hl7_server(handle, "127.0.0.1", 0)
+    server = await start_hl7_server(handle, "127.0.0.1", 0, encoding="utf-8")
     port = server.sockets[0].getsockname()[1]
     print("PORT %d" % port, flush=True)
     loop = asyncio.get_running_loop()

@@ -6,12 +6,13 @@
 //!   binary numeric VRs are JSON numbers (strings accepted on input for IS/DS); AT is `"GGGGEEEE"`.
 //! - Output is in ascending tag order (F.2.1.1.1), `vr` before `Value`.
 //! - A body is one dataset object, or an array holding exactly one.
-//! - `BulkDataURI` / `InlineBinary` (binary VRs) are not part of MPPS and are refused with 400.
+//! - Binary VRs (OB, OW, UN, …) travel as `InlineBinary` (base64, F.2.7); `BulkDataURI` is refused
+//!   (400) because this sans-IO crate cannot fetch it.
 
 use crate::MppsError;
 use crate::attributes::{known_vr, tags};
 use crate::codec::{Limits, check_size};
-use crate::dataset::{Dataset, Element, Value};
+use crate::dataset::{Dataset, Element, Value, is_bytes_vr};
 use crate::error::ErrorKind;
 use crate::model::{MPPS_SOP_CLASS_UID, MppsInstance};
 use dicom_core::{Tag, VR};
@@ -131,23 +132,44 @@ fn decode_element(
     }
     for k in a.keys() {
         match k.as_str() {
-            "vr" | "Value" => {}
-            "BulkDataURI" | "InlineBinary" => {
+            "vr" | "Value" | "InlineBinary" => {}
+            "BulkDataURI" => {
                 return Err(invalid(
                     path,
-                    format!("{k} is not supported for MPPS attributes"),
+                    "BulkDataURI is not supported (no fetching here)",
                 ));
             }
             other => return Err(malformed(path, format!("unexpected member {other:?}"))),
         }
     }
-    if matches!(
-        vr,
-        VR::OB | VR::OD | VR::OF | VR::OL | VR::OV | VR::OW | VR::UN | VR::SV | VR::UV
-    ) {
+    if is_bytes_vr(vr) {
+        if a.contains_key("Value") {
+            return Err(invalid(
+                path,
+                format!("binary VR {vr_s} needs InlineBinary, not Value"),
+            ));
+        }
+        return match a.get("InlineBinary") {
+            None => Ok(Element::empty(vr)),
+            Some(J::String(b64)) => base64_decode(b64)
+                .map(|b| {
+                    if b.is_empty() {
+                        Element::empty(vr)
+                    } else {
+                        Element {
+                            vr,
+                            value: Value::Bytes(b),
+                        }
+                    }
+                })
+                .ok_or_else(|| invalid(path, "InlineBinary is not valid base64")),
+            Some(_) => Err(malformed(path, "InlineBinary must be a string")),
+        };
+    }
+    if a.contains_key("InlineBinary") {
         return Err(invalid(
             path,
-            format!("binary VR {vr_s} is not supported for MPPS attributes"),
+            format!("InlineBinary on non-binary VR {vr_s}"),
         ));
     }
     let values = match a.get("Value") {
@@ -174,7 +196,12 @@ fn decode_element(
                 VR::IS | VR::DS | VR::US | VR::SS | VR::UL | VR::SL | VR::FL | VR::FD,
                 J::Number(n),
             ) => n.to_string(),
-            (VR::IS | VR::DS, J::String(s)) => s.clone(),
+            // Strings are accepted for numeric VRs (PS3.18 F.2.3.1 allows them for IS/DS; NaN and
+            // infinities of FL/FD can only be written as strings).
+            (
+                VR::IS | VR::DS | VR::US | VR::SS | VR::UL | VR::SL | VR::FL | VR::FD,
+                J::String(s),
+            ) => s.trim().to_owned(),
             (VR::PN | VR::IS | VR::DS | VR::US | VR::SS | VR::UL | VR::SL | VR::FL | VR::FD, _) => {
                 return Err(invalid(path, format!("wrong JSON type for a {vr_s} value")));
             }
@@ -188,6 +215,11 @@ fn decode_element(
             ));
         }
         out.push(s);
+    }
+    // Only empty values (`[""]`, `[null]`) are the same as no value: normalise so that every
+    // door stores one form.
+    if out.iter().all(String::is_empty) {
+        return Ok(Element::empty(vr));
     }
     Ok(Element::strings(vr, out))
 }
@@ -261,7 +293,13 @@ fn write_dataset(out: &mut String, ds: &Dataset) {
             tag.1,
             el.vr.to_string()
         );
-        if !el.is_empty() {
+        if let Value::Bytes(raw) = &el.value {
+            if !raw.is_empty() {
+                out.push_str(",\"InlineBinary\":\"");
+                base64_encode(out, raw);
+                out.push('"');
+            }
+        } else if !el.is_empty() {
             out.push_str(",\"Value\":[");
             match &el.value {
                 Value::Items(items) => {
@@ -280,7 +318,7 @@ fn write_dataset(out: &mut String, ds: &Dataset) {
                         write_value(out, el.vr, v);
                     }
                 }
-                Value::Empty => {}
+                Value::Empty | Value::Bytes(_) => {}
             }
             out.push(']');
         }
@@ -313,17 +351,114 @@ fn write_value(out: &mut String, vr: VR, v: &str) {
             out.push('}');
         }
         VR::IS | VR::DS | VR::US | VR::SS | VR::UL | VR::SL | VR::FL | VR::FD => {
+            // Written as a JSON number when the text is one that JSON readers give back unchanged
+            // (so decode → encode → decode is stable); anything else (`+1`, `.5`, `NaN`, integers
+            // beyond 64 bits) as a string.
             let t = v.trim();
-            if let Ok(n) = t.parse::<i64>() {
-                let _ = write!(out, "{n}");
-            } else if let Some(n) = t.parse::<f64>().ok().and_then(serde_json::Number::from_f64) {
-                let _ = write!(out, "{n}");
+            if is_json_number(t)
+                && t.parse::<serde_json::Number>()
+                    .is_ok_and(|n| n.to_string() == t)
+            {
+                out.push_str(t);
             } else {
-                push_json_str(out, v);
+                push_json_str(out, t);
             }
         }
         _ => push_json_str(out, v),
     }
+}
+
+const B64: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
+/// Standard base64 with padding (RFC 4648 §4), as PS3.18 F.2.7 requires for InlineBinary.
+fn base64_encode(out: &mut String, data: &[u8]) {
+    for chunk in data.chunks(3) {
+        let b = [
+            chunk[0],
+            chunk.get(1).copied().unwrap_or(0),
+            chunk.get(2).copied().unwrap_or(0),
+        ];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(B64[((n >> (18 - 6 * i)) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+}
+
+/// Decodes standard base64 (padding required, no whitespace); `None` if malformed.
+fn base64_decode(s: &str) -> Option<Vec<u8>> {
+    let b = s.as_bytes();
+    if !b.len().is_multiple_of(4) {
+        return None;
+    }
+    let val = |c: u8| -> Option<u32> {
+        Some(u32::from(match c {
+            b'A'..=b'Z' => c - b'A',
+            b'a'..=b'z' => c - b'a' + 26,
+            b'0'..=b'9' => c - b'0' + 52,
+            b'+' => 62,
+            b'/' => 63,
+            _ => return None,
+        }))
+    };
+    let quads = b.len() / 4;
+    let mut out = Vec::with_capacity(quads * 3);
+    for (q, quad) in b.chunks(4).enumerate() {
+        let pads = quad.iter().rev().take_while(|&&c| c == b'=').count();
+        if pads > 2 || (pads > 0 && q + 1 != quads) {
+            return None;
+        }
+        let mut n = 0u32;
+        for &c in &quad[..4 - pads] {
+            n = (n << 6) | val(c)?;
+        }
+        n <<= 6 * pads as u32;
+        let bytes = [(n >> 16) as u8, (n >> 8) as u8, n as u8];
+        // Non-canonical trailing bits would not round-trip; refuse them.
+        if bytes[3 - pads..].iter().any(|&x| x != 0) {
+            return None;
+        }
+        out.extend_from_slice(&bytes[..3 - pads]);
+    }
+    Some(out)
+}
+
+/// JSON number grammar (RFC 8259 §6): `-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?`.
+fn is_json_number(t: &str) -> bool {
+    let b = t.as_bytes();
+    let mut i = usize::from(b.first() == Some(&b'-'));
+    let digits = |i: &mut usize| {
+        let start = *i;
+        while *i < b.len() && b[*i].is_ascii_digit() {
+            *i += 1;
+        }
+        *i - start
+    };
+    let int_start = i;
+    let n = digits(&mut i);
+    if n == 0 || (n > 1 && b[int_start] == b'0') {
+        return false;
+    }
+    if i < b.len() && b[i] == b'.' {
+        i += 1;
+        if digits(&mut i) == 0 {
+            return false;
+        }
+    }
+    if i < b.len() && (b[i] == b'e' || b[i] == b'E') {
+        i += 1;
+        if i < b.len() && (b[i] == b'+' || b[i] == b'-') {
+            i += 1;
+        }
+        if digits(&mut i) == 0 {
+            return false;
+        }
+    }
+    i == b.len()
 }
 
 #[cfg(test)]
@@ -349,6 +484,43 @@ mod tests {
     }
 
     #[test]
+    fn inline_binary_round_trip() {
+        for n in 0..8u8 {
+            let data: Vec<u8> = (0..n).map(|i| i.wrapping_mul(37) ^ 0xA5).collect();
+            let mut s = String::new();
+            base64_encode(&mut s, &data);
+            assert_eq!(base64_decode(&s).as_deref(), Some(&data[..]), "{s}");
+        }
+        let mut s = String::new();
+        base64_encode(&mut s, b"foobar");
+        assert_eq!(s, "Zm9vYmFy");
+        assert_eq!(base64_decode("Zm9="), None); // non-canonical trailing bits
+        let body = br#"{"00091001":{"vr":"UN","InlineBinary":"Zm9vYg=="}}"#;
+        let ds = decode(body, &Limits::default()).unwrap();
+        assert_eq!(
+            ds.get(Tag(9, 0x1001)).unwrap().value,
+            Value::Bytes(b"foob".to_vec())
+        );
+        assert_eq!(encode_dataset(&ds), body.to_vec());
+    }
+
+    #[test]
+    fn numbers_are_stable() {
+        assert!(is_json_number("-0.5e+3") && is_json_number("0") && is_json_number("12"));
+        assert!(
+            !is_json_number("+1")
+                && !is_json_number(".5")
+                && !is_json_number("01")
+                && !is_json_number("1.")
+        );
+        let body =
+            br#"{"00201208":{"vr":"DS","Value":[5555555555555555555555554,"+1"," 4.0 ",4.0]}}"#;
+        let ds = decode(body, &Limits::default()).unwrap();
+        let again = decode(&encode_dataset(&ds), &Limits::default()).unwrap();
+        assert_eq!(ds, again);
+    }
+
+    #[test]
     fn refusals() {
         let l = Limits::default();
         let cases: &[(&[u8], ErrorKind)] = &[
@@ -363,7 +535,19 @@ mod tests {
                 ErrorKind::InvalidValue,
             ),
             (
-                br#"{"00091001":{"vr":"OB","InlineBinary":"AAAA"}}"#,
+                br#"{"00091001":{"vr":"OB","InlineBinary":"AAA"}}"#,
+                ErrorKind::InvalidValue,
+            ),
+            (
+                br#"{"00091001":{"vr":"OB","Value":["AAAA"]}}"#,
+                ErrorKind::InvalidValue,
+            ),
+            (
+                br#"{"00091001":{"vr":"OB","BulkDataURI":"x"}}"#,
+                ErrorKind::InvalidValue,
+            ),
+            (
+                br#"{"00100010":{"vr":"PN","InlineBinary":"AAAA"}}"#,
                 ErrorKind::InvalidValue,
             ),
             (

@@ -5,8 +5,8 @@
 //! Decoding rules: defined- and undefined-length sequences and items (PS3.5 §7.5); UN of undefined
 //! length is read as an Implicit VR sequence (PS3.5 §6.2.2); one trailing NUL is stripped from UI
 //! values and trailing (and, where insignificant, leading) spaces from text values (PS3.5 §6.2);
-//! group length elements (gggg,0000) are skipped; binary VRs (OB, OW, UN of defined length, …) are
-//! refused because no MPPS attribute uses them. Text is decoded as UTF-8, or as ISO 8859-1 when
+//! group length elements (gggg,0000) are skipped; values of binary VRs (OB, OW, UN of defined
+//! length, …) are kept as bytes. Text is decoded as UTF-8, or as ISO 8859-1 when
 //! Specific Character Set is `ISO_IR 100`; the encoder writes UTF-8 and sets `ISO_IR 192` when a
 //! value is not ASCII.
 
@@ -60,6 +60,31 @@ struct Reader<'a> {
     limits: &'a Limits,
     count: usize,
     latin1: bool,
+    /// The last header was a standard attribute sent as UN (its items are Implicit VR LE).
+    from_un: bool,
+}
+
+fn is_text_vr(vr: VR) -> bool {
+    matches!(
+        vr,
+        VR::AE
+            | VR::AS
+            | VR::CS
+            | VR::DA
+            | VR::DS
+            | VR::DT
+            | VR::IS
+            | VR::LO
+            | VR::LT
+            | VR::PN
+            | VR::SH
+            | VR::ST
+            | VR::TM
+            | VR::UC
+            | VR::UI
+            | VR::UR
+            | VR::UT
+    )
 }
 
 fn malformed(path: &[Tag], at: usize, msg: impl std::fmt::Display) -> MppsError {
@@ -86,6 +111,7 @@ pub fn decode(data: &[u8], ts: TransferSyntaxKind, limits: &Limits) -> Result<Da
         limits,
         count: 0,
         latin1: false,
+        from_un: false,
     };
     let explicit = ts == TransferSyntaxKind::ExplicitVrLittleEndian;
     let mut path = Vec::new();
@@ -104,8 +130,32 @@ impl Reader<'_> {
         let (mut h, _) =
             res.map_err(|e| malformed(path, self.pos, format!("element header: {e}")))?;
         self.pos += before - src.len();
-        if !explicit && let Some(vr) = known_vr(h.tag) {
-            h.vr = vr;
+        self.from_un = false;
+        if let Some(known) = known_vr(h.tag) {
+            if !explicit {
+                h.vr = known;
+            } else if h.vr == VR::UN {
+                // A standard attribute sent as UN is read with its dictionary VR; its value is
+                // Implicit VR LE (PS3.5 §6.2.2).
+                h.vr = known;
+                self.from_un = true;
+            } else if h.vr != known {
+                // Lenient with modalities: a text VR where another text VR is defined is read as
+                // the defined one; anything else is refused.
+                if is_text_vr(h.vr) && is_text_vr(known) {
+                    h.vr = known;
+                } else {
+                    return Err(MppsError::at(
+                        ErrorKind::InvalidValue,
+                        &[path, &[h.tag]].concat(),
+                        format!(
+                            "VR {} where {} is defined",
+                            h.vr.to_string(),
+                            known.to_string()
+                        ),
+                    ));
+                }
+            }
         }
         Ok(h)
     }
@@ -205,7 +255,7 @@ impl Reader<'_> {
         let is_seq = h.vr == VR::SQ || (h.vr == VR::UN && len.is_undefined());
         if is_seq {
             // UN of undefined length holds Implicit VR LE items (PS3.5 §6.2.2).
-            let inner_explicit = explicit && h.vr == VR::SQ;
+            let inner_explicit = explicit && h.vr == VR::SQ && !self.from_un;
             let items = self.read_items(len, inner_explicit, depth, path)?;
             return Ok(Element::items(items));
         }
@@ -230,9 +280,25 @@ impl Reader<'_> {
         if n == 0 {
             return Ok(Element::empty(h.vr));
         }
+        if crate::dataset::is_bytes_vr(h.vr) {
+            // An odd length is malformed on the wire (PS3.5 §7.1.1); keep it padded to even as it
+            // will be written, so that every re-encoding gives the same bytes.
+            let mut bytes = raw.to_vec();
+            if !bytes.len().is_multiple_of(2) {
+                bytes.push(0);
+            }
+            return Ok(Element {
+                vr: h.vr,
+                value: Value::Bytes(bytes),
+            });
+        }
         let values = decode_values(h.vr, raw, self.latin1).map_err(|m| {
             MppsError::at(ErrorKind::InvalidValue, path, format!("{m} (byte {start})"))
         })?;
+        // A value of only padding is an empty value (one stored form across doors).
+        if values.iter().all(String::is_empty) {
+            return Ok(Element::empty(h.vr));
+        }
         Ok(Element::strings(h.vr, values))
     }
 
@@ -402,7 +468,7 @@ fn has_non_ascii(ds: &Dataset) -> bool {
     ds.iter().any(|(_, e)| match &e.value {
         Value::Strings(v) => v.iter().any(|s| !s.is_ascii()),
         Value::Items(items) => items.iter().any(has_non_ascii),
-        Value::Empty => false,
+        Value::Empty | Value::Bytes(_) => false,
     })
 }
 
@@ -426,6 +492,16 @@ fn write_ds<E: Encode>(out: &mut Vec<u8>, ds: &Dataset, enc: &E) -> Result<(), M
             Value::Empty => {
                 enc.encode_element_header(&mut *out, DataElementHeader::new(tag, el.vr, Length(0)))
                     .map_err(enc_err)?;
+            }
+            Value::Bytes(raw) => {
+                let pad = raw.len() % 2;
+                enc.encode_element_header(
+                    &mut *out,
+                    DataElementHeader::new(tag, el.vr, Length((raw.len() + pad) as u32)),
+                )
+                .map_err(enc_err)?;
+                out.extend_from_slice(raw);
+                out.extend(std::iter::repeat_n(0u8, pad));
             }
             Value::Strings(values) => {
                 let bytes = encode_values(el.vr, values)
@@ -558,6 +634,69 @@ mod tests {
             assert_eq!(back.get(Tag(0x0028, 0x0010)), ds.get(Tag(0x0028, 0x0010)));
             assert_eq!(back.str(Tag(0x0010, 0x0010)), Some("Müller^Jörg"));
         }
+    }
+
+    #[test]
+    fn private_attributes_are_kept_as_bytes() {
+        // Implicit VR: a private (0009,1001) of 5 bytes has no dictionary VR → UN, kept verbatim.
+        let mut b = Vec::new();
+        b.extend([0x09, 0x00, 0x01, 0x10, 6, 0, 0, 0]);
+        b.extend(b"ABCDE\0");
+        b.extend([0x40, 0x00, 0x52, 0x02, 12, 0, 0, 0]);
+        b.extend(b"IN PROGRESS ");
+        let l = Limits::default();
+        let ds = decode(&b, TransferSyntaxKind::ImplicitVrLittleEndian, &l).unwrap();
+        let el = ds.get(Tag(0x0009, 0x1001)).unwrap();
+        assert_eq!(
+            (el.vr, &el.value),
+            (VR::UN, &Value::Bytes(b"ABCDE\0".to_vec()))
+        );
+        for ts in [
+            TransferSyntaxKind::ImplicitVrLittleEndian,
+            TransferSyntaxKind::ExplicitVrLittleEndian,
+        ] {
+            let back = decode(&encode(&ds, ts).unwrap(), ts, &l).unwrap();
+            assert_eq!(back.get(Tag(0x0009, 0x1001)), Some(el));
+        }
+        let json = crate::codec::dicom_json::encode_dataset(&ds);
+        assert!(
+            String::from_utf8(json)
+                .unwrap()
+                .contains(r#""00091001":{"vr":"UN","InlineBinary":"QUJDREUA"}"#)
+        );
+    }
+
+    #[test]
+    fn explicit_vr_leniency() {
+        let l = Limits::default();
+        let ts = TransferSyntaxKind::ExplicitVrLittleEndian;
+        // Status as LO (text for text): read as CS.
+        let mut b = vec![0x40, 0x00, 0x52, 0x02, b'L', b'O', 10, 0];
+        b.extend(b"COMPLETED ");
+        assert_eq!(
+            decode(&b, ts, &l)
+                .unwrap()
+                .get(tags::PPS_STATUS)
+                .unwrap()
+                .vr,
+            VR::CS
+        );
+        // Status as US: refused.
+        let b = [0x40, 0x00, 0x52, 0x02, b'U', b'S', 2, 0, 1, 0];
+        assert_eq!(decode(&b, ts, &l).unwrap_err().path(), &[tags::PPS_STATUS]);
+        // Performed Series Sequence as UN of defined length: items read as Implicit VR LE.
+        let inner: Vec<u8> = [&[0x20, 0x00, 0x0E, 0x00, 6, 0, 0, 0][..], b"1.2.3\0"].concat();
+        let mut item = vec![0xFE, 0xFF, 0x00, 0xE0];
+        item.extend((inner.len() as u32).to_le_bytes());
+        item.extend(&inner);
+        let mut b = vec![0x40, 0x00, 0x40, 0x03, b'U', b'N', 0, 0];
+        b.extend((item.len() as u32).to_le_bytes());
+        b.extend(&item);
+        let ds = decode(&b, ts, &l).unwrap();
+        assert_eq!(
+            ds.items(tags::PERFORMED_SERIES_SEQUENCE)[0].str(tags::SERIES_INSTANCE_UID),
+            Some("1.2.3")
+        );
     }
 
     #[test]

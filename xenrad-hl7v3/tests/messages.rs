@@ -1,0 +1,233 @@
+//! Patient payload views, accept acks and round trips on the IHE PIX/PDQ samples.
+#![allow(clippy::many_single_char_names)]
+
+mod common;
+
+use xenrad_hl7v3::encode::patient::PatientMessage;
+use xenrad_hl7v3::types::{AddrPartKind, NamePartKind, Precision, RootKind};
+use xenrad_hl7v3::{AckBuilder, AckDetail, AckKind, Outcome, accept_ack, strict};
+
+fn read(rel: &str) -> Option<Vec<u8>> {
+    let dir = common::corpus_dir()?;
+    Some(std::fs::read(dir.join(rel)).unwrap())
+}
+
+#[test]
+fn pix_feed_patient_view() {
+    let Some(bytes) = read("ihe-iti-examples/PIXV3__01_PatientRegistryRecordAdded1.xml") else {
+        return;
+    };
+    let m = strict(&bytes).unwrap();
+    let h = m.header();
+    assert_eq!(h.interaction, "PRPA_IN201301UV02");
+    assert_eq!(
+        h.message_id.as_ref().unwrap().root.as_deref(),
+        Some("22a0f9e0-4454-11dc-a6be-3603d6866807")
+    );
+    assert_eq!(
+        h.message_id.as_ref().unwrap().root_kind(),
+        Some(RootKind::Uuid)
+    );
+    assert_eq!(
+        h.sender.as_ref().unwrap().root.as_deref(),
+        Some("1.2.840.114350.1.13.99998.8734")
+    );
+    assert_eq!(
+        h.receiver.as_ref().unwrap().root_kind(),
+        Some(RootKind::Oid)
+    );
+    assert_eq!(h.accept_ack_code.as_deref(), Some("AL"));
+    assert_eq!(h.control_act, Some("controlActProcess"));
+    let ps = m.patients();
+    assert_eq!(ps.len(), 1);
+    let p = ps[0];
+    let ids: Vec<_> = p.ids().collect();
+    assert_eq!(ids[0].extension.as_deref(), Some("34827G234"));
+    let name = p.names().next().unwrap();
+    assert_eq!(name.given().collect::<Vec<_>>(), ["Jimmy"]);
+    assert_eq!(name.family().collect::<Vec<_>>(), ["Dean"]);
+    assert_eq!(p.gender().unwrap().code().as_deref(), Some("M"));
+    let bt = p.birth_time().unwrap();
+    assert_eq!(bt.precision(), Some(Precision::Day));
+    assert_eq!(bt.date().unwrap().to_string(), "1957-03-23");
+    let addr = p.addresses().next().unwrap();
+    assert_eq!(addr.get(AddrPartKind::City).as_deref(), Some("Some City"));
+    assert_eq!(
+        addr.get(AddrPartKind::StreetAddressLine).as_deref(),
+        Some("3443 S Beach Ave")
+    );
+    assert_eq!(
+        p.other_ids().next().unwrap().extension.as_deref(),
+        Some("38273N237")
+    );
+}
+
+#[test]
+fn merge_and_pdq_response_views() {
+    let Some(bytes) = read("ihe-iti-examples/PIXV3__05_PatientRegistryDuplicatesResolved.xml")
+    else {
+        return;
+    };
+    let m = strict(&bytes).unwrap();
+    assert_eq!(m.header().interaction, "PRPA_IN201304UV02");
+    let p = m.patients()[0];
+    assert!(
+        p.replaced_ids().count() >= 1,
+        "merge carries the obsolete id"
+    );
+    let bytes = read("ihe-iti-examples/PDQV3__02_PDQQuery1Response.xml").unwrap();
+    let m = strict(&bytes).unwrap();
+    assert_eq!(m.header().interaction, "PRPA_IN201306UV02");
+    assert!(m.header().ack_type_code.is_some());
+    let ca = m.control_act().unwrap();
+    assert!(ca.query_ack().is_some() && ca.query_by_parameter().is_some());
+    assert!(!m.patients().is_empty());
+    for p in m.patients() {
+        assert!(p.ids().count() >= 1);
+        assert!(p.names().count() >= 1);
+    }
+}
+
+#[test]
+fn canadian_control_act_event() {
+    let Some(dir) = common::corpus_dir() else {
+        return;
+    };
+    let (good, _) = common::corpus_files(&dir.join("infoway-ca-r020402"));
+    let mut n = 0;
+    for p in good {
+        let bytes = std::fs::read(&p).unwrap();
+        let m = strict(&bytes).unwrap();
+        if let Some(ca) = m.control_act() {
+            n += usize::from(ca.element().local_name() == "controlActEvent");
+            assert_eq!(m.header().control_act, Some(ca.element().local_name()));
+        }
+    }
+    assert!(n > 100, "{n} controlActEvent messages");
+}
+
+/// IHE PIX/PDQ samples: view → owned record → encode → strict parse → record is equal.
+#[test]
+fn patient_messages_round_trip() {
+    let Some(dir) = common::corpus_dir() else {
+        return;
+    };
+    let (good, _) = common::corpus_files(&dir);
+    let mut done = 0;
+    for p in good {
+        let bytes = std::fs::read(&p).unwrap();
+        let m = strict(&bytes).unwrap();
+        if !m.header().interaction.starts_with("PRPA_IN2013") || m.patients().is_empty() {
+            continue;
+        }
+        let before = PatientMessage::from_message(&m);
+        let encoded = before.encode();
+        let again = strict(encoded.as_bytes())
+            .unwrap_or_else(|e| panic!("{}: {e}\n{encoded}", p.display()));
+        let after = PatientMessage::from_message(&again);
+        assert_eq!(before, after, "{}", p.display());
+        assert_eq!(encoded, after.encode(), "encoding is deterministic");
+        done += 1;
+    }
+    assert!(done >= 20, "only {done} patient messages round-tripped");
+}
+
+#[test]
+fn accept_ack_codes_and_rules() {
+    let Some(bytes) = read("ihe-iti-examples/PIXV3__01_PatientRegistryRecordAdded1.xml") else {
+        return;
+    };
+    let m = strict(&bytes).unwrap();
+    let h = m.header();
+    let ack = AckBuilder::new(h, Outcome::Accept)
+        .creation_time("20240102030405")
+        .build();
+    let a = strict(ack.as_bytes()).unwrap();
+    let ah = a.header();
+    assert_eq!(ah.interaction, "MCCI_IN000002UV01");
+    assert_eq!(ah.ack_type_code.as_deref(), Some("CA"));
+    assert_eq!(ah.ack_target, h.message_id);
+    assert_eq!(ah.receiver, h.sender, "ack goes back to the sender");
+    assert_eq!(ah.sender, h.receiver);
+    assert_eq!(ah.creation_time.as_deref(), Some("20240102030405"));
+    assert_eq!(ah.accept_ack_code.as_deref(), Some("NE"));
+    // Same shape as the IHE sample ack.
+    let sample = read("ihe-iti-examples/PIXV3__02_PatientRegistryRecordAdded1Ack.xml").unwrap();
+    let s = strict(&sample).unwrap();
+    assert_eq!(s.header().ack_type_code, ah.ack_type_code);
+    assert_eq!(s.header().ack_target, ah.ack_target);
+    assert_eq!(s.header().receiver, ah.receiver);
+
+    let detail = AckDetail::error("PID missing <&>").with_code("SYN105");
+    let nack = AckBuilder::new(h, Outcome::Error)
+        .kind(AckKind::Application)
+        .detail(detail)
+        .build();
+    let n = strict(nack.as_bytes()).unwrap();
+    assert_eq!(n.header().ack_type_code.as_deref(), Some("AE"));
+    let d = n
+        .root()
+        .path(&["acknowledgement", "acknowledgementDetail"])
+        .unwrap();
+    assert_eq!(d.attr("typeCode").as_deref(), Some("E"));
+    assert_eq!(d.child("text").unwrap().text(), "PID missing <&>");
+    assert_eq!(
+        d.child("code").unwrap().attr("code").as_deref(),
+        Some("SYN105")
+    );
+
+    for (code, outcome, sent) in [
+        ("AL", Outcome::Accept, true),
+        ("AL", Outcome::Reject, true),
+        ("ER", Outcome::Accept, false),
+        ("ER", Outcome::Error, true),
+        ("NE", Outcome::Error, false),
+    ] {
+        let mut h2 = h.clone();
+        h2.accept_ack_code = Some(code.into());
+        assert_eq!(
+            accept_ack(&h2, outcome, None).is_some(),
+            sent,
+            "{code} {outcome:?}"
+        );
+    }
+    assert_eq!(AckKind::Commit.code(Outcome::Reject), "CR");
+    assert_eq!(AckKind::Application.code(Outcome::Accept), "AA");
+}
+
+#[test]
+fn ack_for_a_strict_error_names_the_position() {
+    let bad = b"<PRPA_IN201301UV02 xmlns='urn:hl7-org:v3'>\n<id root='1.2' extension='9'/>\n<x:y/></PRPA_IN201301UV02>";
+    let e = strict(bad).unwrap_err();
+    let h = xenrad_hl7v3::header(bad).unwrap();
+    let ack = accept_ack(&h, Outcome::Reject, Some(&AckDetail::from_error(&e))).unwrap();
+    let a = strict(ack.as_bytes()).unwrap();
+    let loc = a
+        .root()
+        .path(&["acknowledgement", "acknowledgementDetail", "location"])
+        .unwrap()
+        .text();
+    assert_eq!(loc, "line 3, column 1");
+    assert_eq!(
+        a.header().ack_target.as_ref().unwrap().extension.as_deref(),
+        Some("9")
+    );
+}
+
+#[test]
+fn names_keep_part_order_and_text() {
+    let xml = "<n xmlns='urn:hl7-org:v3'><name use='L'><family>Lee</family>, <given qualifier='CL'>Ann</given><given>B.</given></name></n>";
+    let m = strict(xml.as_bytes()).unwrap();
+    let pn = xenrad_hl7v3::types::Pn::new(m.root().child("name").unwrap());
+    let parts: Vec<_> = pn.parts().map(|p| (p.kind, p.value.into_owned())).collect();
+    assert_eq!(
+        parts,
+        [
+            (NamePartKind::Family, "Lee".into()),
+            (NamePartKind::Text, ",".into()),
+            (NamePartKind::Given, "Ann".into()),
+            (NamePartKind::Given, "B.".into())
+        ]
+    );
+    assert_eq!(pn.parts().nth(2).unwrap().qualifier.as_deref(), Some("CL"));
+}
