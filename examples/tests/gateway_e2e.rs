@@ -262,7 +262,12 @@ fn every_http_surface_serves_docs_and_a_valid_openapi_document() {
                 .arg(&file)
                 .output()
                 .unwrap();
-            assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "valid", "{}", String::from_utf8_lossy(&out.stderr));
+            assert_eq!(
+                String::from_utf8_lossy(&out.stdout).trim(),
+                "valid",
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
         }
     }
 }

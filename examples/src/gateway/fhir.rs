@@ -376,9 +376,47 @@ mod tests {
     }
 
     #[test]
-    fn capability_statement_is_r4() {
+    fn capability_statement_is_valid_r4() {
         let c = capability_statement();
         assert_eq!(c["fhirVersion"], "4.0.1");
         assert_eq!(c["rest"][0]["resource"][0]["type"], "Patient");
+        let text = c.to_string();
+        let r = xenrad_fhir_model::from_json(text.as_bytes()).expect("reads strictly as R4");
+        let oo = xenrad_fhir_model::validate(&r);
+        assert!(!oo.has_errors(), "{}", oo.to_json());
+    }
+
+    #[test]
+    fn searchset_bundle_is_valid_r4() {
+        let q = search::parse_query("Patient", &form_pairs("name=doe&shoe=9&_count=1")).unwrap();
+        let patient = r#"{"resourceType":"Patient","id":"p1","name":[{"family":"Doe"}]}"#;
+        let page = search::Page {
+            total: 3,
+            rows: vec![(
+                "p1".into(),
+                1,
+                "2026-01-01T00:00:00Z".into(),
+                patient.into(),
+            )],
+        };
+        let b = searchset(
+            "http://h/fhir",
+            "Patient",
+            &form_pairs("name=doe&shoe=9&_count=1"),
+            &q,
+            &page,
+        );
+        assert_eq!(b["link"][1]["relation"], "next");
+        assert!(
+            b["link"][1]["url"]
+                .as_str()
+                .unwrap()
+                .ends_with("_count=1&_offset=1")
+        );
+        assert_eq!(b["entry"][1]["search"]["mode"], "outcome");
+        let text = b.to_string();
+        let r = xenrad_fhir_model::from_json(text.as_bytes()).expect("reads strictly as R4");
+        let oo = xenrad_fhir_model::validate(&r);
+        assert!(!oo.has_errors(), "{}", oo.to_json());
     }
 }

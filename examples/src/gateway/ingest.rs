@@ -628,6 +628,9 @@ impl xenrad_mpps::Store for SqlMppsStore<'_> {
     }
 }
 
+/// DICOM DA + TM to a FHIR dateTime. DICOM times without (0008,0201) are local
+/// time (PS3.5 §6.2), and a FHIR dateTime with a time needs an offset (FHIR R4
+/// §2.24.0.1), so the gateway's local offset is attached.
 fn dicom_dt(date: Option<&str>, time: Option<&str>) -> Option<String> {
     let d = fhir_date(date?)?;
     if d.len() != 10 {
@@ -638,12 +641,17 @@ fn dicom_dt(date: Option<&str>, time: Option<&str>) -> Option<String> {
         .chars()
         .take_while(char::is_ascii_digit)
         .collect();
-    if t.len() >= 4 {
-        let ss = if t.len() >= 6 { &t[4..6] } else { "00" };
-        Some(format!("{d}T{}:{}:{ss}", &t[..2], &t[2..4]))
-    } else {
-        Some(d)
+    if t.len() < 4 {
+        return Some(d);
     }
+    let ss = if t.len() >= 6 { &t[4..6] } else { "00" };
+    let naive = chrono::NaiveDateTime::parse_from_str(
+        &format!("{d}T{}:{}:{ss}", &t[..2], &t[2..4]),
+        "%Y-%m-%dT%H:%M:%S",
+    )
+    .ok()?;
+    let local = naive.and_local_timezone(chrono::Local).earliest()?;
+    Some(local.to_rfc3339_opts(chrono::SecondsFormat::Secs, false))
 }
 
 /// Projects a stored MPPS instance into FHIR (Procedure + ImagingStudy status).

@@ -100,11 +100,17 @@ pub fn put(
 /// own serialisation (elements in specification order). A projection that would
 /// store an invalid resource fails its ingest instead.
 pub fn checked(resource_type: &str, json: &str) -> Result<String, StoreError> {
-    let r = xenrad_fhir_model::from_json(json.as_bytes())
-        .map_err(|e| StoreError::Job(format!("projected {resource_type} is not valid FHIR R4: {e}")))?;
+    let r = xenrad_fhir_model::from_json(json.as_bytes()).map_err(|e| {
+        StoreError::Job(format!(
+            "projected {resource_type} is not valid FHIR R4: {e}"
+        ))
+    })?;
     let oo = xenrad_fhir_model::validate(&r);
     if oo.has_errors() {
-        return Err(StoreError::Job(format!("projected {resource_type} fails validation: {}", oo.to_json())));
+        return Err(StoreError::Job(format!(
+            "projected {resource_type} fails validation: {}",
+            oo.to_json()
+        )));
     }
     Ok(xenrad_fhir_model::to_json(&r))
 }
