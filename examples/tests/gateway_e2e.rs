@@ -4,7 +4,7 @@
 //! Each test starts the gateway binary on free loopback ports with a fresh data dir.
 //! Peers come from `scripts/peers.sh` (`XENRAD_PEERS=1`); without it the tests that
 //! need a peer print why they are skipped.
-#![allow(missing_docs)]
+#![allow(missing_docs, clippy::many_single_char_names, clippy::unused_self)]
 
 use serde_json::Value;
 use std::net::{SocketAddr, TcpListener, TcpStream};
