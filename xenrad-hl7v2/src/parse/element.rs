@@ -304,7 +304,12 @@ impl<'a> Segment<'a> {
     /// The segment ID (`MSH`, `PID`, ...). Empty if not valid UTF-8 (only possible with
     /// `strict_segment_ids = false`).
     pub fn name(&self) -> &'a str {
-        let end = memchr::memchr(self.ctx.delims.field, self.raw).unwrap_or(self.raw.len());
+        let sep = self.ctx.delims.field;
+        let end = if self.raw.len() == 3 || self.raw.get(3) == Some(&sep) {
+            3.min(self.raw.len())
+        } else {
+            find(sep, self.raw).unwrap_or(self.raw.len())
+        };
         std::str::from_utf8(&self.raw[..end]).unwrap_or("")
     }
     /// The raw segment bytes (terminator excluded).
