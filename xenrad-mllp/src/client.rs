@@ -171,8 +171,9 @@ pub struct ClientStats {
 }
 
 /// Any byte stream the client can talk over (TCP, or TLS over TCP).
-trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
-impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
+/// `Sync` keeps `Client` (and so its futures) usable from spawned tasks.
+trait Io: AsyncRead + AsyncWrite + Unpin + Send + Sync {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send + Sync> Io for T {}
 
 struct Conn {
     stream: Box<dyn Io>,

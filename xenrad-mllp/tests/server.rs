@@ -383,6 +383,19 @@ async fn client_reconnects_after_peer_drops() {
     peer.await.unwrap();
 }
 
+/// The client, its `send` future and the server can be moved into spawned tasks.
+#[test]
+fn client_and_server_futures_are_send() {
+    fn assert_send<T: Send>(_: &T) {}
+    fn assert_send_sync<T: Send + Sync>() {}
+    assert_send_sync::<Client>();
+    assert_send_sync::<Server<Recorder>>();
+    let mut client = Client::new("127.0.0.1:9", ClientConfig::default());
+    let msg = message("X");
+    let fut = client.send(&msg);
+    assert_send(&fut);
+}
+
 #[tokio::test]
 async fn client_gives_up_when_nobody_listens() {
     let addr = {
