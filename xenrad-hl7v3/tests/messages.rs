@@ -231,3 +231,25 @@ fn names_keep_part_order_and_text() {
     );
     assert_eq!(pn.parts().nth(2).unwrap().qualifier.as_deref(), Some("CL"));
 }
+
+#[test]
+fn header_pass_does_not_read_the_payload() {
+    let mut msg = xenrad_hl7v3::testgen::message(1, 0).encode().into_bytes();
+    // Corrupt the payload far behind the control act's trigger event code: the strict pass
+    // rejects it, the header pass never gets there.
+    let pad = "<!-- padding -->".repeat(200);
+    let at = msg.windows(9).position(|w| w == b"<subject ").unwrap();
+    msg.splice(at..at, pad.bytes());
+    let strict_ok = strict(&msg).is_ok();
+    let n = msg.len();
+    msg[n - 40] = 0xFF;
+    msg.extend_from_slice(b"<<<not xml");
+    assert!(strict_ok && strict(&msg).is_err());
+    let h = xenrad_hl7v3::header(&msg).unwrap();
+    assert_eq!(h.interaction, "PRPA_IN201301UV02");
+    assert_eq!(h.trigger_event.as_deref(), Some("PRPA_TE201301UV02"));
+    assert_eq!(
+        h.message_id.unwrap().extension.as_deref(),
+        Some("MSG00000000")
+    );
+}
