@@ -85,6 +85,7 @@ impl Server {
         stream.set_nodelay(true)?;
         let mut s = ScpSession::new(self.cfg.clone(), self.handler.clone(), Instant::now());
         let mut chunks = Vec::new();
+        let durable = self.cfg.fsync == crate::store::FsyncPolicy::Durable;
         loop {
             s.poll_transmit(&mut chunks);
             if !chunks.is_empty()
@@ -111,7 +112,13 @@ impl Server {
                     Ok(0) | Err(_) => s.handle_transport_closed(Instant::now()),
                     Ok(_) => {
                         super::quickack(&stream);
-                        blocking(|| s.process(Instant::now()));
+                        // fsync can block for milliseconds: move it off the async worker.
+                        // Page-cache writes alone are short enough to run inline.
+                        if durable {
+                            blocking(|| s.process(Instant::now()));
+                        } else {
+                            s.process(Instant::now());
+                        }
                     }
                 },
                 () = sleep => s.handle_timeout(Instant::now()),
