@@ -64,6 +64,21 @@ pub mod fuzzing {
                 c.query_ack(),
             )
         });
+        if let Some(q) = msg.query() {
+            let _ = (
+                q.query_id(),
+                q.names().count(),
+                q.gender(),
+                q.birth_time(),
+                q.patient_ids().count(),
+            );
+            let _ = (
+                q.addresses().count(),
+                q.data_sources().count(),
+                q.other_ids_scoping_organizations().count(),
+            );
+        }
+        let _ = (msg.query_ack(), msg.query_continuation());
         crate::payload::touch_all(msg.document().root());
         let detail = crate::AckDetail::error("x");
         let ack = crate::AckBuilder::new(h, crate::Outcome::Error)
