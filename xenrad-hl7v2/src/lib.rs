@@ -31,6 +31,7 @@ pub mod escape;
 pub mod parse;
 pub mod path;
 pub mod validate;
+pub mod views;
 
 pub use delimiters::Delimiters;
 pub use encode::ack;
