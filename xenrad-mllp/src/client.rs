@@ -307,7 +307,11 @@ impl Client {
         let ack_timeout = self.config.ack_timeout;
         let result = async {
             let conn = self.connect().await?;
-            timeout(write_timeout, conn.stream.write_all(out))
+            let write = async {
+                conn.stream.write_all(out).await?;
+                conn.stream.flush().await
+            };
+            timeout(write_timeout, write)
                 .await
                 .map_err(|_| ClientError::Timeout(write_timeout))??;
             let deadline = Instant::now() + ack_timeout;

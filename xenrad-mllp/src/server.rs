@@ -611,6 +611,10 @@ impl<H: Handler> Server<H> {
                 dec.decode(&mut buf)
             };
             counters.sync_decoder(&dec);
+            if matches!(decoded, Ok(Some(_)) | Err(_)) {
+                // A frame ended (or was dropped): the next one gets its own deadline.
+                frame_deadline = None;
+            }
             match decoded {
                 Ok(Some(Frame::Message(msg))) => {
                     let reply = self.handler.handle(msg, info).await;
@@ -620,7 +624,13 @@ impl<H: Handler> Server<H> {
                             counters.errors.fetch_add(1, Ordering::Relaxed);
                             return ConnectionEnd::BadReply(e);
                         }
-                        match tokio::time::timeout(cfg.write_timeout, io.write_all(&out)).await {
+                        match tokio::time::timeout(cfg.write_timeout, async {
+                            io.write_all(&out).await?;
+                            // TLS streams buffer records: push them out now.
+                            io.flush().await
+                        })
+                        .await
+                        {
                             Err(_) => {
                                 counters.errors.fetch_add(1, Ordering::Relaxed);
                                 return ConnectionEnd::WriteTimeout;

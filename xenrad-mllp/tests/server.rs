@@ -251,6 +251,33 @@ async fn stalled_frame_times_out_and_idle_connection_is_closed() {
     assert_eq!(ends, ["FrameTimeout", "IdleTimeout"]);
 }
 
+/// The frame-completion deadline runs per frame: a sender that keeps every frame within the
+/// limit is never cut off, even when frames follow each other without a pause.
+#[tokio::test]
+async fn frame_deadline_restarts_for_each_frame() {
+    let config = ServerConfig {
+        frame_timeout: Some(Duration::from_millis(1500)),
+        ..ServerConfig::default()
+    };
+    let srv = start(config).await;
+    let mut s = TcpStream::connect(srv.addr).await.unwrap();
+    let (f1, f2) = (framed("SLOW-1"), framed("SLOW-2"));
+    s.write_all(&f1[..10]).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(900)).await;
+    // Finish frame 1 and start frame 2 in the same write.
+    let mut w = f1[10..].to_vec();
+    w.extend_from_slice(&f2[..10]);
+    s.write_all(&w).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(900)).await;
+    s.write_all(&f2[10..]).await.unwrap();
+    let acks = read_frames(&mut s, 2).await;
+    assert_eq!(
+        acks.iter().map(msa2).collect::<Vec<_>>(),
+        ["SLOW-1", "SLOW-2"]
+    );
+    srv.stop().await;
+}
+
 #[tokio::test]
 async fn per_ip_limit_refuses_extra_connections() {
     let config = ServerConfig {
