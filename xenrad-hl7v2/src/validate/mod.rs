@@ -371,14 +371,20 @@ fn check_fields(msg: &Message<'_>, opts: &ValidationOptions, out: &mut Vec<Probl
     for seg in msg.segments() {
         let name = seg.name();
         let seq = counts.next(name);
-        for def in fields::for_segment(name) {
+        let defs = fields::for_segment(name);
+        if defs.is_empty() && name != "OBX" {
+            continue;
+        }
+        // Split the segment once; definitions index into it.
+        let all: smallvec::SmallVec<[crate::Field<'_>; 64]> = seg.fields().collect();
+        for def in defs {
             let at = |rep: Option<usize>, comp: Option<usize>| ErrorLocation {
                 field: Some(def.field),
                 field_rep: rep,
                 component: comp,
                 ..loc(name, seq)
             };
-            let field = seg.field(def.field).filter(|f| !f.is_empty());
+            let field = all.get(def.field - 1).copied().filter(|f| !f.is_empty());
             let Some(field) = field else {
                 if def.required && def.component == 1 {
                     out.push(Problem {
