@@ -44,6 +44,11 @@ pub use header::{Header, header};
 pub use message::{HL7_NS, Message, strict, strict_with};
 pub use xml::{Document, Element, Limits};
 
+/// The README's example, compiled and run as a doctest.
+#[doc = include_str!("../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;
+
 /// Fuzzing entry points shared by `fuzz/` targets and corpus-replay tests.
 #[doc(hidden)]
 pub mod fuzzing {
