@@ -13,7 +13,8 @@
 //!   `Field::unescape` only decodes the first repetition of each field.
 //! - `hl7v2/encode`: serialise (xenrad `OwnedMessage::encode_into`, mllp `to_er7`).
 //! - `hl7v2/validate`: parse + v2.5.1 structure/field/table validation (xenrad only).
-//! - `hl7v2/large_obx_4mib`: one ORU with a 4 MiB base64 OBX-5, parse + read OBX-5.
+//! - `hl7v2/large_obx_4mib`: one ORU with a 4 MiB base64 OBX-5, parse + read OBX-5-5
+//!   (`xenrad_parse_only`: the segment index alone).
 //!
 //! Run: `cargo bench -p xenrad-benches --bench hl7v2 -- --warm-up-time 1 --measurement-time 3`
 #![allow(missing_docs)]
@@ -32,7 +33,10 @@ fn load_corpus() -> Option<Vec<u8>> {
     match std::fs::read(CORPUS) {
         Ok(d) => Some(d),
         Err(e) => {
-            assert!(std::env::var_os("CI").is_none(), "bench corpus {CORPUS} missing: {e}");
+            assert!(
+                std::env::var_os("CI").is_none(),
+                "bench corpus {CORPUS} missing: {e}"
+            );
             eprintln!("skipped corpus benches: {CORPUS}: {e}");
             None
         }
@@ -66,8 +70,14 @@ fn bench(c: &mut Criterion) {
     let msgs = deframe(&data);
     assert_eq!(msgs.len(), 10_000);
     let total: usize = msgs.iter().map(|m| m.len()).sum();
-    let strs: Vec<&str> = msgs.iter().map(|m| std::str::from_utf8(m).unwrap()).collect();
-    let paths: Vec<Path> = ["PID-3-1", "PID-5-1", "MSH-10", "OBR-4-1"].iter().map(|p| Path::parse(p).unwrap()).collect();
+    let strs: Vec<&str> = msgs
+        .iter()
+        .map(|m| std::str::from_utf8(m).unwrap())
+        .collect();
+    let paths: Vec<Path> = ["PID-3-1", "PID-5-1", "MSH-10", "OBR-4-1"]
+        .iter()
+        .map(|p| Path::parse(p).unwrap())
+        .collect();
 
     // Sanity: every parser accepts every message, and lookups agree where peers number right.
     for (m, s) in msgs.iter().zip(&strs) {
@@ -75,7 +85,12 @@ fn bench(c: &mut Criterion) {
         let h = hl7_v2::Hl7Message::parse(m).unwrap();
         let p = mllp::Message::parse(s).unwrap();
         assert_eq!(x.control_id().as_deref(), h.message_control_id());
-        assert_eq!(x.get("PID-5-1").as_deref(), p.segment("PID").and_then(|s| s.field(5)).and_then(|f| f.component(1)));
+        assert_eq!(
+            x.get("PID-5-1").as_deref(),
+            p.segment("PID")
+                .and_then(|s| s.field(5))
+                .and_then(|f| f.component(1))
+        );
     }
 
     let mut g = c.benchmark_group("hl7v2/parse");
@@ -91,13 +106,30 @@ fn bench(c: &mut Criterion) {
         });
     });
     g.bench_function("xenrad_message_parse", |b| {
-        b.iter(|| msgs.iter().map(|m| Message::parse(black_box(m)).unwrap().segment_count()).sum::<usize>());
+        b.iter(|| {
+            msgs.iter()
+                .map(|m| Message::parse(black_box(m)).unwrap().segment_count())
+                .sum::<usize>()
+        });
     });
     g.bench_function("hl7_v2", |b| {
-        b.iter(|| msgs.iter().map(|m| hl7_v2::Hl7Message::parse(black_box(m)).unwrap().all_segments().count()).sum::<usize>());
+        b.iter(|| {
+            msgs.iter()
+                .map(|m| {
+                    hl7_v2::Hl7Message::parse(black_box(m))
+                        .unwrap()
+                        .all_segments()
+                        .count()
+                })
+                .sum::<usize>()
+        });
     });
     g.bench_function("mllp", |b| {
-        b.iter(|| strs.iter().map(|m| mllp::Message::parse(black_box(m)).unwrap().segments().len()).sum::<usize>());
+        b.iter(|| {
+            strs.iter()
+                .map(|m| mllp::Message::parse(black_box(m)).unwrap().segments().len())
+                .sum::<usize>()
+        });
     });
     g.finish();
 
@@ -122,10 +154,20 @@ fn bench(c: &mut Criterion) {
             for m in &msgs {
                 let msg = hl7_v2::Hl7Message::parse(black_box(m)).unwrap();
                 let pid = msg.segment("PID");
-                n += pid.and_then(|s| s.field(3)).and_then(|f| f.component(1).map(str::len)).unwrap_or(0);
-                n += pid.and_then(|s| s.field(5)).and_then(|f| f.component(1).map(str::len)).unwrap_or(0);
+                n += pid
+                    .and_then(|s| s.field(3))
+                    .and_then(|f| f.component(1).map(str::len))
+                    .unwrap_or(0);
+                n += pid
+                    .and_then(|s| s.field(5))
+                    .and_then(|f| f.component(1).map(str::len))
+                    .unwrap_or(0);
                 n += msg.message_control_id().map_or(0, str::len);
-                n += msg.segment("OBR").and_then(|s| s.field(4)).and_then(|f| f.component(1).map(str::len)).unwrap_or(0);
+                n += msg
+                    .segment("OBR")
+                    .and_then(|s| s.field(4))
+                    .and_then(|f| f.component(1).map(str::len))
+                    .unwrap_or(0);
             }
             n
         });
@@ -136,10 +178,20 @@ fn bench(c: &mut Criterion) {
             for s in &strs {
                 let msg = mllp::Message::parse(black_box(s)).unwrap();
                 let pid = msg.segment("PID");
-                n += pid.and_then(|s| s.field(3)).and_then(|f| f.component(1)).map_or(0, str::len);
-                n += pid.and_then(|s| s.field(5)).and_then(|f| f.component(1)).map_or(0, str::len);
+                n += pid
+                    .and_then(|s| s.field(3))
+                    .and_then(|f| f.component(1))
+                    .map_or(0, str::len);
+                n += pid
+                    .and_then(|s| s.field(5))
+                    .and_then(|f| f.component(1))
+                    .map_or(0, str::len);
                 n += msg.field("MSH-10").map_or(0, |f| f.value().len());
-                n += msg.segment("OBR").and_then(|s| s.field(4)).and_then(|f| f.component(1)).map_or(0, str::len);
+                n += msg
+                    .segment("OBR")
+                    .and_then(|s| s.field(4))
+                    .and_then(|f| f.component(1))
+                    .map_or(0, str::len);
             }
             n
         });
@@ -247,11 +299,17 @@ fn bench(c: &mut Criterion) {
     });
     g.finish();
 
-    let owned: Vec<OwnedMessage> = msgs.iter().map(|m| OwnedMessage::from(&Message::parse(m).unwrap())).collect();
+    let owned: Vec<OwnedMessage> = msgs
+        .iter()
+        .map(|m| OwnedMessage::from(&Message::parse(m).unwrap()))
+        .collect();
     for (o, m) in owned.iter().zip(&msgs) {
         assert_eq!(o.encode(), *m, "encoder must reproduce the corpus");
     }
-    let parsed_mllp: Vec<mllp::Message<'_>> = strs.iter().map(|s| mllp::Message::parse(s).unwrap()).collect();
+    let parsed_mllp: Vec<mllp::Message<'_>> = strs
+        .iter()
+        .map(|s| mllp::Message::parse(s).unwrap())
+        .collect();
     let mut g = c.benchmark_group("hl7v2/encode");
     g.throughput(Throughput::Bytes(total as u64));
     g.bench_function("xenrad_owned_encode", |b| {
@@ -288,13 +346,23 @@ fn bench(c: &mut Criterion) {
     let big_str = std::str::from_utf8(&big).unwrap();
     let mut g = c.benchmark_group("hl7v2/large_obx_4mib");
     g.throughput(Throughput::Bytes(big.len() as u64));
+    g.bench_function("xenrad_parse_only", |b| {
+        b.iter(|| Message::parse(black_box(&big)).unwrap().segment_count());
+    });
     g.bench_function("xenrad", |b| {
-        b.iter(|| Message::parse(black_box(&big)).unwrap().get("OBX-5-5").map_or(0, |v| v.len()));
+        b.iter(|| {
+            Message::parse(black_box(&big))
+                .unwrap()
+                .get("OBX-5-5")
+                .map_or(0, |v| v.len())
+        });
     });
     g.bench_function("hl7_v2", |b| {
         b.iter(|| {
             let m = hl7_v2::Hl7Message::parse(black_box(&big)).unwrap();
-            m.segment("OBX").and_then(|s| s.field(5)).and_then(|f| f.component(5).map(str::len))
+            m.segment("OBX")
+                .and_then(|s| s.field(5))
+                .and_then(|f| f.component(5).map(str::len))
         });
     });
     g.bench_function("mllp", |b| {
@@ -302,7 +370,10 @@ fn bench(c: &mut Criterion) {
             || big_str,
             |s| {
                 let m = mllp::Message::parse(black_box(s)).unwrap();
-                m.segment("OBX").and_then(|s| s.field(5)).and_then(|f| f.component(5)).map(str::len)
+                m.segment("OBX")
+                    .and_then(|s| s.field(5))
+                    .and_then(|f| f.component(5))
+                    .map(str::len)
             },
             BatchSize::SmallInput,
         );

@@ -19,7 +19,10 @@ use xenrad_mpps::{Dataset, Element, MemoryStore, Mpps, TransferSyntaxKind, tags}
 fn instance(series: usize, images: usize) -> Dataset {
     let s = |vr, v: &str| Element::string(vr, v);
     let step = Dataset::new()
-        .with(tags::STUDY_INSTANCE_UID, s(VR::UI, "1.2.826.0.1.3680043.2.1125.1.1"))
+        .with(
+            tags::STUDY_INSTANCE_UID,
+            s(VR::UI, "1.2.826.0.1.3680043.2.1125.1.1"),
+        )
         .with(tags::ACCESSION_NUMBER, s(VR::SH, "ACC0001"))
         .with(tags::REQUESTED_PROCEDURE_ID, s(VR::SH, "RP1"))
         .with(tags::SCHEDULED_PROCEDURE_STEP_ID, s(VR::SH, "SPS1"))
@@ -29,8 +32,14 @@ fn instance(series: usize, images: usize) -> Dataset {
             let imgs = (0..images)
                 .map(|j| {
                     Dataset::new()
-                        .with(tags::REFERENCED_SOP_CLASS_UID, s(VR::UI, "1.2.840.10008.5.1.4.1.1.2"))
-                        .with(tags::REFERENCED_SOP_INSTANCE_UID, s(VR::UI, &format!("1.2.826.0.1.3680043.2.1125.3.{i}.{j}")))
+                        .with(
+                            tags::REFERENCED_SOP_CLASS_UID,
+                            s(VR::UI, "1.2.840.10008.5.1.4.1.1.2"),
+                        )
+                        .with(
+                            tags::REFERENCED_SOP_INSTANCE_UID,
+                            s(VR::UI, &format!("1.2.826.0.1.3680043.2.1125.3.{i}.{j}")),
+                        )
                 })
                 .collect();
             Dataset::new()
@@ -40,7 +49,10 @@ fn instance(series: usize, images: usize) -> Dataset {
                 .with(tags::OPERATORS_NAME, s(VR::PN, "Tech^One"))
                 .with(tags::REFERENCED_IMAGE_SEQUENCE, Element::items(imgs))
                 .with(tags::PROTOCOL_NAME, s(VR::LO, "HEAD ROUTINE"))
-                .with(tags::SERIES_INSTANCE_UID, s(VR::UI, &format!("1.2.826.0.1.3680043.2.1125.2.{i}")))
+                .with(
+                    tags::SERIES_INSTANCE_UID,
+                    s(VR::UI, &format!("1.2.826.0.1.3680043.2.1125.2.{i}")),
+                )
         })
         .collect();
     Dataset::new()
@@ -56,8 +68,14 @@ fn instance(series: usize, images: usize) -> Dataset {
         .with(tags::PPS_END_TIME, s(VR::TM, "084500"))
         .with(tags::PPS_STATUS, s(VR::CS, "COMPLETED"))
         .with(tags::PPS_ID, s(VR::SH, "PPS-1"))
-        .with(tags::SCHEDULED_STEP_ATTRIBUTES_SEQUENCE, Element::items(vec![step]))
-        .with(tags::PERFORMED_SERIES_SEQUENCE, Element::items(series_items))
+        .with(
+            tags::SCHEDULED_STEP_ATTRIBUTES_SEQUENCE,
+            Element::items(vec![step]),
+        )
+        .with(
+            tags::PERFORMED_SERIES_SEQUENCE,
+            Element::items(series_items),
+        )
 }
 
 fn bench(c: &mut Criterion) {
@@ -68,7 +86,14 @@ fn bench(c: &mut Criterion) {
     let peer_ts = dicom_transfer_syntax_registry::entries::EXPLICIT_VR_LITTLE_ENDIAN.erased();
     // Both sides must read the same thing.
     let peer = InMemDicomObject::read_dataset_with_ts(&bytes[..], &peer_ts).unwrap();
-    assert_eq!(peer.element(tags::PERFORMED_SERIES_SEQUENCE).unwrap().items().unwrap().len(), 4);
+    assert_eq!(
+        peer.element(tags::PERFORMED_SERIES_SEQUENCE)
+            .unwrap()
+            .items()
+            .unwrap()
+            .len(),
+        4
+    );
 
     let mut g = c.benchmark_group("mpps_dataset_decode");
     g.throughput(Throughput::Bytes(bytes.len() as u64));
@@ -105,7 +130,9 @@ fn bench(c: &mut Criterion) {
 
     let seed = br#"{"sop_instance_uid":"1.2.826.0.1.3680043.2.1125.9","study_uid":"1.2.826.0.1.3680043.2.1125.1.1","status":"IN PROGRESS"}"#;
     let mut g = c.benchmark_group("mpps_seed_decode");
-    g.bench_function("xenrad", |b| b.iter(|| xenrad_mpps::codec::seed::decode(black_box(seed), &limits).unwrap()));
+    g.bench_function("xenrad", |b| {
+        b.iter(|| xenrad_mpps::codec::seed::decode(black_box(seed), &limits).unwrap());
+    });
     g.bench_function("serde_json-Value", |b| {
         b.iter(|| serde_json::from_slice::<serde_json::Value>(black_box(seed)).unwrap());
     });
@@ -113,16 +140,29 @@ fn bench(c: &mut Criterion) {
 
     // The whole lifecycle through each door: N-CREATE (IN PROGRESS) then final N-SET, fresh store.
     let mut create = ds.clone();
-    for t in [tags::PPS_END_DATE, tags::PPS_END_TIME, tags::PERFORMED_SERIES_SEQUENCE, tags::PPS_STATUS] {
+    for t in [
+        tags::PPS_END_DATE,
+        tags::PPS_END_TIME,
+        tags::PERFORMED_SERIES_SEQUENCE,
+        tags::PPS_STATUS,
+    ] {
         create.remove(t);
     }
     create.insert(tags::PPS_STATUS, Element::string(VR::CS, "IN PROGRESS"));
     let mut set = Dataset::new();
-    for t in [tags::PPS_END_DATE, tags::PPS_END_TIME, tags::PERFORMED_SERIES_SEQUENCE, tags::PPS_STATUS] {
+    for t in [
+        tags::PPS_END_DATE,
+        tags::PPS_END_TIME,
+        tags::PERFORMED_SERIES_SEQUENCE,
+        tags::PPS_STATUS,
+    ] {
         set.insert(t, ds.get(t).unwrap().clone());
     }
     let (cj, sj) = (xjson::encode_dataset(&create), xjson::encode_dataset(&set));
-    let (cd, sd) = (dimse::encode(&create, ts).unwrap(), dimse::encode(&set, ts).unwrap());
+    let (cd, sd) = (
+        dimse::encode(&create, ts).unwrap(),
+        dimse::encode(&set, ts).unwrap(),
+    );
     let uid = "1.2.826.0.1.3680043.2.1125.9";
     let mut g = c.benchmark_group("mpps_lifecycle");
     g.bench_function("dicom_json", |b| {

@@ -106,6 +106,7 @@ for run in $(seq "$runs"); do
   if ((parallel > 1)); then
     dirs=("$work/split"/*)
     measure "ct-x$parallel" xenrad "$run" "${dirs[@]}"
+    measure "ct-x$parallel" xenrad-nofsync "$run" "${dirs[@]}"
     measure "ct-x$parallel" dcmtk-fork "$run" "${dirs[@]}"
   fi
 done

@@ -84,4 +84,45 @@ pub mod fuzzing {
             pos = end;
         }
     }
+
+    /// Fuzz entry point `assoc`: the input is a byte stream from a peer, fed in chunks to an
+    /// acceptor; every PDV goes through the assembler and every command through the decoder,
+    /// and timers are fired at the end. Never panics.
+    pub fn assoc(data: &[u8]) {
+        use crate::assoc::{AcceptorPolicy, Association, Event, Timeouts};
+        use crate::dimse::{Assembler, Command, DimseEvent};
+        use std::time::{Duration, Instant};
+        let now = Instant::now();
+        let policy = std::sync::Arc::new(AcceptorPolicy {
+            max_pdu: 4096,
+            ..AcceptorPolicy::default()
+        });
+        let mut a = Association::acceptor(policy, Timeouts::default(), now);
+        let mut asm = Assembler::new(1024);
+        let step = data.first().map_or(1, |b| usize::from(*b % 64) + 1);
+        let mut out = Vec::new();
+        for chunk in data.chunks(step) {
+            a.handle_input(chunk, now);
+            while let Some(ev) = a.poll_event() {
+                if let Event::Data(pdv) = ev
+                    && let Ok(Some(DimseEvent::Command { bytes, .. })) = asm.push(pdv)
+                    && let Ok(c) = Command::decode(&bytes)
+                {
+                    let rsp = bytes::Bytes::from(c.response(0).encode());
+                    a.send_pdata(1, true, &rsp);
+                }
+            }
+            a.poll_transmit(&mut out);
+            for c in &out {
+                // Nothing we send exceeds the peer's maximum (or 1 MiB when unlimited).
+                assert!(c.len() <= (1 << 20) + 12);
+            }
+            out.clear();
+            if a.is_closed() {
+                break;
+            }
+        }
+        a.handle_timeout(now + Duration::from_secs(3600));
+        while a.poll_event().is_some() {}
+    }
 }

@@ -72,6 +72,10 @@ impl NResponse {
 }
 
 /// What the embedding application does with DIMSE operations.
+///
+/// The methods are synchronous and run on the association's task (inside
+/// `tokio::task::block_in_place` when fsync is on): keep them short, e.g. record the event or
+/// send it on a channel, and do slow work elsewhere.
 pub trait Handler: Send + Sync + 'static {
     /// Called after an instance is durably stored, before it is acknowledged; the returned
     /// status goes into the C-STORE-RSP.

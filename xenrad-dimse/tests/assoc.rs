@@ -265,3 +265,33 @@ fn requestor_side_negotiates_with_acceptor() {
     assert!(req.is_closed());
     assert!(events(&mut req).contains(&Event::Released));
 }
+
+#[test]
+fn release_collision_is_answered() {
+    use xenrad_dimse::pdu::{AssociateRq, PresentationContextRq, UserInformation};
+    let now = Instant::now();
+    let rq = AssociateRq {
+        protocol_version: 1,
+        called_ae: "XENRAD",
+        calling_ae: "SCU",
+        application_context: "1.2.840.10008.3.1.1.1",
+        presentation_contexts: vec![PresentationContextRq {
+            id: 1,
+            abstract_syntax: VERIFICATION,
+            transfer_syntaxes: vec![ILE],
+        }],
+        user: UserInformation::default(),
+    };
+    let mut req = Association::requestor(&rq, Timeouts::default(), now);
+    let (mut acc, _) = acceptor(AcceptorPolicy::default());
+    acc.handle_input(&sent(&mut req), now);
+    req.handle_input(&sent(&mut acc), now);
+    req.release();
+    assert_eq!(sent(&mut req), release_rq());
+    // The peer's A-RELEASE-RQ crosses ours: we answer it, then its RP closes us.
+    req.handle_input(&release_rq(), now);
+    assert_eq!(sent(&mut req), vec![0x06, 0, 0, 0, 0, 4, 0, 0, 0, 0]);
+    assert_eq!(req.state(), State::Sta7);
+    req.handle_input(&[0x06, 0, 0, 0, 0, 4, 0, 0, 0, 0], now);
+    assert!(req.is_closed());
+}

@@ -24,6 +24,11 @@ fn dimse_command_corpus() {
     replay("dimse_command", xenrad_dimse::fuzzing::command);
 }
 
+#[test]
+fn dimse_assoc_corpus() {
+    replay("dimse_assoc", xenrad_dimse::fuzzing::assoc);
+}
+
 /// Regenerates the seed files (run with `-- --ignored` after format changes).
 #[test]
 #[ignore = "writes fuzz/corpus; run by hand"]
@@ -89,6 +94,25 @@ fn write_seeds() {
     encode::release_rp(&mut s);
     encode::abort(&mut s, 2, 6);
     w("dimse_pdu", "stream", &s);
+    std::fs::create_dir_all(base.join("dimse_assoc")).unwrap();
+    // First byte 0x01 doubles as the chunk size selector (2-byte reads).
+    w("dimse_assoc", "echo_session", &s);
+    let mut one = Vec::new();
+    encode::associate_rq(&mut one, &rq);
+    encode::pdata_fragments(&mut one, 1, true, &echo, 7);
+    encode::pdata_fragments(
+        &mut one,
+        1,
+        false,
+        b"\x08\x00\x18\x00\x04\x00\x00\x001.2\0",
+        5,
+    );
+    encode::abort(&mut one, 0, 0);
+    w("dimse_assoc", "fragmented_then_abort", &one);
+    let mut big = Vec::new();
+    encode::associate_rq(&mut big, &rq);
+    big.extend_from_slice(&[4, 0, 0xFF, 0xFF, 0xFF, 0xFF]);
+    w("dimse_assoc", "oversized_pdata", &big);
     let mut rj = Vec::new();
     encode::associate_rj(
         &mut rj,

@@ -245,7 +245,7 @@ impl<'a> Lexer<'a> {
         self.expect(b'"', "expected a string")?;
         let start = self.pos;
         let src = self.src;
-        let mut i = start;
+        let mut i = start + plain_run(&src[start..]);
         loop {
             match src.get(i) {
                 None => {
@@ -269,7 +269,8 @@ impl<'a> Lexer<'a> {
             }
         }
         // slow path with escapes
-        let mut buf: Vec<u8> = src[start..i].to_vec();
+        let mut buf: Vec<u8> = Vec::with_capacity(i - start + 64);
+        buf.extend_from_slice(&src[start..i]);
         loop {
             match src.get(i) {
                 None => {
@@ -344,9 +345,11 @@ impl<'a> Lexer<'a> {
                     self.pos = i;
                     return Err(self.err("control character in string"));
                 }
-                Some(&b) => {
-                    buf.push(b);
-                    i += 1;
+                Some(_) => {
+                    // copy the whole run up to the next quote, backslash or control byte
+                    let run = plain_run(&src[i..]).max(1);
+                    buf.extend_from_slice(&src[i..i + run]);
+                    i += run;
                 }
             }
         }
@@ -472,6 +475,24 @@ impl<'a> Lexer<'a> {
             }),
             None => Err(self.err("unexpected end of input")),
         }
+    }
+}
+
+/// Length of the leading run of bytes that need no attention inside a string: up to the next
+/// `"` or `\\` (found with memchr), or the first control byte before it.
+#[allow(clippy::needless_bitwise_bool)] // branch-free on purpose
+#[inline]
+fn plain_run(s: &[u8]) -> usize {
+    let end = memchr::memchr2(b'"', b'\\', s).unwrap_or(s.len());
+    let seg = &s[..end];
+    // branch-free scan that the compiler vectorises; rare control bytes take the slow path
+    if seg
+        .chunks(32)
+        .all(|c| c.iter().fold(true, |ok, &b| ok & (b >= 0x20)))
+    {
+        end
+    } else {
+        seg.iter().position(|&b| b < 0x20).unwrap_or(end)
     }
 }
 

@@ -11,6 +11,7 @@
 //! - [`Resource::new`]/[`Node::add_str`]/[`Node::add_node`] build owned resources, checked
 //!   against the definitions; [`builders`] has typed helpers for the radiology resources.
 //! - [`validate()`] checks cardinality and required bindings and returns an [`OperationOutcome`](outcome).
+//! - [`xml::to_xml`]/[`xml::from_xml`] read and write FHIR's XML format for the same model.
 //! - [`search`] parses search query strings over the 1,375 generated SearchParameters;
 //!   [`outcome`], [`bundle`] and [`capability`] build OperationOutcome, searchset Bundles and
 //!   CapabilityStatements for a FHIR server.
@@ -31,6 +32,7 @@ pub mod schema;
 pub mod search;
 pub mod validate;
 mod write;
+pub mod xml;
 
 pub use error::{Error, ErrorKind};
 pub use generated::ResourceType;
@@ -54,15 +56,22 @@ pub mod fuzzing {
                 ..Default::default()
             },
         ] {
-            if let Ok((r, _)) = crate::from_json_with(data, &opts) {
+            if let Ok((r, issues)) = crate::from_json_with(data, &opts) {
                 let out = crate::to_json(&r);
                 let again = crate::from_json_with(out.as_bytes(), &opts).map(|(r, _)| r);
                 assert_eq!(again.as_ref(), Ok(&r), "re-read differs: {out}");
                 let _ = crate::validate(&r);
+                if issues.is_empty() {
+                    // XML carries the same model (unknown members have no XML form)
+                    let xml = crate::xml::to_xml(&r);
+                    let back = crate::xml::from_xml(&xml);
+                    assert_eq!(back.as_ref(), Ok(&r), "XML round trip differs: {xml}");
+                }
             }
         }
         if let Ok(q) = std::str::from_utf8(data) {
             let _ = crate::search::parse_query(crate::ResourceType::Patient, q);
+            let _ = crate::xml::from_xml(q);
         }
     }
 }

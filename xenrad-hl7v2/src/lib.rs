@@ -31,6 +31,7 @@ pub mod escape;
 pub mod parse;
 pub mod path;
 pub mod validate;
+pub mod views;
 
 pub use delimiters::Delimiters;
 pub use encode::ack;
@@ -142,3 +143,8 @@ pub mod fuzzing {
         }
     }
 }
+
+/// The README's example, compiled and run as a doctest.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;

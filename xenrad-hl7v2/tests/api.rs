@@ -270,3 +270,54 @@ fn best_effort_reject() {
     assert_eq!(reply.get("MSA-2").as_deref(), Some("X7"));
     assert_eq!(reply.get("MSH-5").as_deref(), Some("A"));
 }
+
+#[test]
+fn typed_radiology_views() {
+    let raw = b"MSH|^~\\&|RIS|RAD|PACS|IMG|20240907224144||ORM^O01^ORM_O01|MSG1|P|2.5.1\r\
+PID|1||98847494^^^HOSP^MR~A726^^^HOSP^AN||FRAN\\XC387\\OIS^BJORN^E||20050702|F\r\
+PV1|1|E|||||||||||||||||V80801587^^^HOSP^VN|||||||||||||||||||||||||20240425100605\r\
+ORC|NW|PL1^RIS|FL1^PACS||SC||||20250124143407\r\
+OBR|1|PL1^RIS|FL1^PACS|MG^MAMMO SCREENING^L|||20250124143407|||||||||||ACC64|RP1|||||MG|F\r\
+OBX|1|TX|IMP^Impression||line one~line two||||||F|||20250124150000\r\
+ZDS|1.2.840.99999.3.1^PACS^Application^DICOM\r";
+    let m = Message::parse(raw).unwrap();
+    let pid = m.pid().unwrap();
+    assert_eq!(pid.identifiers().len(), 2);
+    assert_eq!(pid.identifier_of_type("AN").unwrap().id, "A726");
+    let name = pid.name().unwrap();
+    assert_eq!(
+        (&*name.family, &*name.given, &*name.middle),
+        ("FRANÇOIS", "BJORN", "E")
+    );
+    let dob = pid.birth_date().unwrap();
+    assert_eq!(dob.precision, xenrad_hl7v2::datetime::Precision::Day);
+    assert_eq!(dob.value.date().to_string(), "2005-07-02");
+    assert_eq!(pid.sex().as_deref(), Some("F"));
+    let pv1 = m.pv1().unwrap();
+    assert_eq!(pv1.patient_class().as_deref(), Some("E"));
+    assert_eq!(pv1.visit_number().as_deref(), Some("V80801587"));
+    assert_eq!(
+        pv1.admit_time().unwrap().value.to_string(),
+        "2024-04-25 10:06:05"
+    );
+    let orc = m.orcs()[0];
+    assert_eq!(orc.order_control().as_deref(), Some("NW"));
+    assert_eq!(orc.order_status().as_deref(), Some("SC"));
+    let obr = m.obrs()[0];
+    assert_eq!(obr.procedure().unwrap().1, "MAMMO SCREENING");
+    assert_eq!(obr.accession_number().as_deref(), Some("ACC64"));
+    assert_eq!(obr.requested_procedure_id().as_deref(), Some("RP1"));
+    assert_eq!(obr.modality().as_deref(), Some("MG"));
+    assert_eq!(obr.result_status().as_deref(), Some("F"));
+    let obx = m.obxs()[0];
+    assert_eq!(obx.values(), ["line one", "line two"]);
+    assert_eq!(obx.status().as_deref(), Some("F"));
+    assert!(obx.observation_time().is_some());
+    assert_eq!(m.study_instance_uid().as_deref(), Some("1.2.840.99999.3.1"));
+    assert_eq!(m.accession_number().as_deref(), Some("ACC64"));
+    let omi =
+        b"MSH|^~\\&|A|B|C|D|2024||OMI^O23^OMI_O23|1|P|2.5.1\rIPC|ACC9^X|RP9|1.2.3.4|SPS9|CT\r";
+    let m = Message::parse(omi).unwrap();
+    assert_eq!(m.study_instance_uid().as_deref(), Some("1.2.3.4"));
+    assert_eq!(m.accession_number().as_deref(), Some("ACC9"));
+}

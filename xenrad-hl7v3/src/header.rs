@@ -142,8 +142,38 @@ fn local(qname: &str) -> &str {
 /// assert_eq!(h.dedup_key(), (Some("1.2"), Some("7"), Some("1.3")));
 /// ```
 pub fn header(input: &[u8]) -> Result<Header<'_>, V3Error> {
+    // Validate UTF-8 only as far as the scan needs: up to the control act plus some slack.
+    // If the scan cannot finish inside that prefix, validate and scan the whole input.
+    if input.len() > PREFIX_SLACK
+        && let Some(ca) = memchr::memmem::find(input, b"controlAct")
+        && ca + PREFIX_SLACK < input.len()
+    {
+        let cut = ca + PREFIX_SLACK;
+        let valid = match std::str::from_utf8(&input[..cut]) {
+            Ok(s) => Some(s),
+            // Only a character split by the cut: keep the valid part.
+            Err(e) if e.error_len().is_none() => {
+                std::str::from_utf8(&input[..e.valid_up_to()]).ok()
+            }
+            Err(_) => None,
+        };
+        if let Some(prefix) = valid
+            && let Ok((h, true)) = scan(input, prefix)
+        {
+            return Ok(h);
+        }
+    }
     let src = std::str::from_utf8(input)
         .map_err(|e| V3Error::at(input, e.valid_up_to(), ErrorKind::Utf8))?;
+    scan(input, src).map(|(h, _)| h)
+}
+
+/// Bytes validated past the start of the control act before the scan is expected to stop.
+const PREFIX_SLACK: usize = 512;
+
+/// Scans `src` (a UTF-8 prefix of `input`, or all of it); the flag says the scan stopped on a
+/// definite condition (control act code or end of the message element) rather than end of input.
+fn scan<'a>(input: &'a [u8], src: &'a str) -> Result<(Header<'a>, bool), V3Error> {
     let body = usize::from(src.starts_with('\u{FEFF}')) * 3;
     let mut lx = Lexer::new(src, body);
     let mut h = Header::default();
@@ -193,7 +223,7 @@ pub fn header(input: &[u8]) -> Result<Header<'_>, V3Error> {
                     h.interaction = name;
                     root_depth = Some(this_depth);
                     if empty {
-                        return Ok(h);
+                        return Ok((h, true));
                     }
                     path[0] = name;
                     continue;
@@ -215,14 +245,14 @@ pub fn header(input: &[u8]) -> Result<Header<'_>, V3Error> {
                     (1, "controlActProcess" | "controlActEvent") => {
                         h.control_act = Some(name);
                         if empty {
-                            return Ok(h);
+                            return Ok((h, true));
                         }
                     }
                     (2, "code") if in_ca => {
                         h.trigger_event = attr(src, attrs, at, "code")?;
-                        return Ok(h);
+                        return Ok((h, true));
                     }
-                    (2, _) if in_ca => return Ok(h),
+                    (2, _) if in_ca => return Ok((h, true)),
                     (2, "typeCode")
                         if path[1] == "acknowledgement" && h.ack_type_code.is_none() =>
                     {
@@ -252,7 +282,7 @@ pub fn header(input: &[u8]) -> Result<Header<'_>, V3Error> {
                 depth = depth.saturating_sub(1);
                 wsa = None;
                 if root_depth == Some(depth) {
-                    return Ok(h);
+                    return Ok((h, true));
                 }
             }
             Token::Text(t) => {
@@ -275,5 +305,5 @@ pub fn header(input: &[u8]) -> Result<Header<'_>, V3Error> {
             ErrorKind::NotAMessage("no message element".into()),
         ));
     }
-    Ok(h)
+    Ok((h, false))
 }

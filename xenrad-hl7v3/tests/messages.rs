@@ -231,3 +231,60 @@ fn names_keep_part_order_and_text() {
     );
     assert_eq!(pn.parts().nth(2).unwrap().qualifier.as_deref(), Some("CL"));
 }
+
+#[test]
+fn header_pass_does_not_read_the_payload() {
+    let mut msg = xenrad_hl7v3::testgen::message(1, 0).encode().into_bytes();
+    // Corrupt the payload far behind the control act's trigger event code: the strict pass
+    // rejects it, the header pass never gets there.
+    let pad = "<!-- padding -->".repeat(200);
+    let at = msg.windows(9).position(|w| w == b"<subject ").unwrap();
+    msg.splice(at..at, pad.bytes());
+    let strict_ok = strict(&msg).is_ok();
+    let n = msg.len();
+    msg[n - 40] = 0xFF;
+    msg.extend_from_slice(b"<<<not xml");
+    assert!(strict_ok && strict(&msg).is_err());
+    let h = xenrad_hl7v3::header(&msg).unwrap();
+    assert_eq!(h.interaction, "PRPA_IN201301UV02");
+    assert_eq!(h.trigger_event.as_deref(), Some("PRPA_TE201301UV02"));
+    assert_eq!(
+        h.message_id.unwrap().extension.as_deref(),
+        Some("MSG00000000")
+    );
+}
+
+#[test]
+fn pdq_query_continuation_and_pix_query_views() {
+    let Some(bytes) = read("ihe-iti-examples/PDQV3__01_PDQQuery1.xml") else {
+        return;
+    };
+    let m = strict(&bytes).unwrap();
+    assert_eq!(m.header().interaction, "PRPA_IN201305UV02");
+    let q = m.query().unwrap();
+    assert!(q.query_id().unwrap().extension.is_some());
+    let name = q.names().next().unwrap();
+    assert_eq!(name.family().count() + name.given().count(), 2);
+    assert!(q.gender().unwrap().code().is_some());
+    assert!(q.birth_time().is_some());
+    assert_eq!(q.other_ids_scoping_organizations().count(), 3);
+
+    let bytes = read("ihe-iti-examples/PDQV3__03_PDQQuery1Continuation.xml").unwrap();
+    let m = strict(&bytes).unwrap();
+    assert_eq!(m.header().interaction, "QUQI_IN000003UV01");
+    let c = m.query_continuation().unwrap();
+    assert_eq!(c.quantity.as_deref(), Some("1"));
+    assert_eq!(c.status_code.as_deref(), Some("waitContinuedQueryResponse"));
+    assert_eq!(c.query_id.unwrap().extension.as_deref(), Some("18204"));
+
+    let bytes = read("ihe-iti-examples/PIXV3__06_PIXQuery1.xml").unwrap();
+    let m = strict(&bytes).unwrap();
+    assert_eq!(m.header().interaction, "PRPA_IN201309UV02");
+    assert_eq!(m.query().unwrap().patient_ids().count(), 1);
+
+    let bytes = read("ihe-iti-examples/PIXV3__07_PIXQuery1Response.xml").unwrap();
+    let m = strict(&bytes).unwrap();
+    assert_eq!(m.header().interaction, "PRPA_IN201310UV02");
+    assert_eq!(m.query_ack().unwrap().response_code.as_deref(), Some("OK"));
+    assert!(m.patients()[0].ids().count() >= 1);
+}

@@ -19,7 +19,7 @@ use std::io;
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::time::{Instant, timeout, timeout_at};
 
@@ -44,6 +44,29 @@ pub struct ClientConfig {
     pub backoff_max: Duration,
     /// Disable Nagle's algorithm. Default true.
     pub nodelay: bool,
+    /// Connect with TLS (MLLPS). Default `None` (plain TCP).
+    #[cfg(feature = "tls")]
+    pub tls: Option<TlsClient>,
+}
+
+/// TLS settings of a [`Client`] (feature `tls`): a rustls connector (roots, and a client
+/// certificate for mutual TLS) and the name the server certificate must carry.
+#[cfg(feature = "tls")]
+#[derive(Clone)]
+pub struct TlsClient {
+    /// The connector, built from a rustls `ClientConfig`.
+    pub connector: tokio_rustls::TlsConnector,
+    /// Server name to verify (and send as SNI).
+    pub server_name: tokio_rustls::rustls::pki_types::ServerName<'static>,
+}
+
+#[cfg(feature = "tls")]
+impl std::fmt::Debug for TlsClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TlsClient")
+            .field("server_name", &self.server_name)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Default for ClientConfig {
@@ -57,6 +80,8 @@ impl Default for ClientConfig {
             backoff_initial: Duration::from_millis(100),
             backoff_max: Duration::from_secs(5),
             nodelay: true,
+            #[cfg(feature = "tls")]
+            tls: None,
         }
     }
 }
@@ -145,8 +170,13 @@ pub struct ClientStats {
     pub garbage_bytes: u64,
 }
 
+/// Any byte stream the client can talk over (TCP, or TLS over TCP).
+/// `Sync` keeps `Client` (and so its futures) usable from spawned tasks.
+trait Io: AsyncRead + AsyncWrite + Unpin + Send + Sync {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send + Sync> Io for T {}
+
 struct Conn {
-    stream: TcpStream,
+    stream: Box<dyn Io>,
     buf: BytesMut,
     dec: Decoder,
 }
@@ -192,6 +222,10 @@ impl Client {
             if self.config.nodelay {
                 stream.set_nodelay(true)?;
             }
+            let stream: Box<dyn Io> = match self.tls_connect(stream).await? {
+                Ok(tls) => tls,
+                Err(plain) => Box::new(plain),
+            };
             self.stats.connects += 1;
             self.conn = Some(Conn {
                 stream,
@@ -200,6 +234,26 @@ impl Client {
             });
         }
         Ok(self.conn.as_mut().expect("connected above"))
+    }
+
+    /// Wraps `stream` in TLS when configured; hands it back unchanged otherwise.
+    #[allow(clippy::unused_async)] // awaits only with the `tls` feature
+    async fn tls_connect(
+        &self,
+        stream: TcpStream,
+    ) -> Result<Result<Box<dyn Io>, TcpStream>, ClientError> {
+        #[cfg(feature = "tls")]
+        if let Some(tls) = &self.config.tls {
+            let limit = self.config.connect_timeout;
+            let s = timeout(
+                limit,
+                tls.connector.connect(tls.server_name.clone(), stream),
+            )
+            .await
+            .map_err(|_| ClientError::Timeout(limit))??;
+            return Ok(Ok(Box::new(s)));
+        }
+        Ok(Err(stream))
     }
 
     /// Sends `msg` (an HL7 message without framing) and waits for the ACK whose MSA-2 equals
@@ -253,7 +307,11 @@ impl Client {
         let ack_timeout = self.config.ack_timeout;
         let result = async {
             let conn = self.connect().await?;
-            timeout(write_timeout, conn.stream.write_all(out))
+            let write = async {
+                conn.stream.write_all(out).await?;
+                conn.stream.flush().await
+            };
+            timeout(write_timeout, write)
                 .await
                 .map_err(|_| ClientError::Timeout(write_timeout))??;
             let deadline = Instant::now() + ack_timeout;

@@ -9,6 +9,8 @@
 //! - `codec` (feature `tokio`): tokio-util `Decoder`/`Encoder`;
 //! - `server` and `client` (feature `tokio`): a listener driving a caller-supplied
 //!   [`Handler`](server::Handler), and a client that matches MSA-2 to the sent MSH-10;
+//! - `Server::serve_tls` / `client::TlsClient` (feature `tls`): MLLPS over rustls, optional
+//!   mutual TLS;
 //! - `hl7` (feature `hl7`): a ready-made handler — parse with `xenrad-hl7v2`, store through a
 //!   `MessageStore`, ACK per MSH-15/16, duplicates acknowledged but not stored twice.
 //!

@@ -67,6 +67,8 @@ pub struct ServerConfig {
     pub max_connections_per_ip: usize,
     /// Largest single read from a socket. Default 64 KiB.
     pub read_chunk: usize,
+    /// Time allowed for a TLS handshake (`serve_tls`, feature `tls`). Default 10 s.
+    pub handshake_timeout: Duration,
 }
 
 impl Default for ServerConfig {
@@ -81,6 +83,7 @@ impl Default for ServerConfig {
             max_connections: 1024,
             max_connections_per_ip: 64,
             read_chunk: 64 * 1024,
+            handshake_timeout: Duration::from_secs(10),
         }
     }
 }
@@ -168,6 +171,8 @@ pub struct ConnectionInfo {
     pub local: SocketAddr,
     /// Live counters of this connection.
     pub counters: Arc<ConnectionCounters>,
+    /// DER of the client's end-entity certificate, when a mutual TLS handshake presented one.
+    pub client_certificate: Option<Bytes>,
 }
 
 impl ConnectionInfo {
@@ -178,6 +183,7 @@ impl ConnectionInfo {
             peer,
             local,
             counters: Arc::default(),
+            client_certificate: None,
         }
     }
 }
@@ -278,6 +284,8 @@ pub enum ConnectionEnd {
     Io(io::Error),
     /// Refused at accept: too many connections in total or from this address.
     Refused,
+    /// The TLS handshake failed or timed out.
+    Handshake(io::Error),
 }
 
 struct Shared {
@@ -436,6 +444,57 @@ impl<H: Handler> Server<H> {
         listener: TcpListener,
         shutdown: impl Future<Output = ()>,
     ) -> io::Result<()> {
+        self.accept_loop(listener, shutdown, |stream, info| async move {
+            Ok((stream, info))
+        })
+        .await
+    }
+
+    /// Like [`serve`](Self::serve) for MLLP over TLS (MLLPS): every accepted connection first
+    /// completes a TLS handshake within [`ServerConfig::handshake_timeout`]. Mutual TLS is
+    /// configured in the acceptor's rustls `ServerConfig` (a client certificate verifier); the
+    /// client's end-entity certificate is then in [`ConnectionInfo::client_certificate`].
+    /// A failed handshake ends only that connection ([`ConnectionEnd::Handshake`]).
+    #[cfg(feature = "tls")]
+    pub async fn serve_tls(
+        &self,
+        listener: TcpListener,
+        acceptor: tokio_rustls::TlsAcceptor,
+        shutdown: impl Future<Output = ()>,
+    ) -> io::Result<()> {
+        let limit = self.config.handshake_timeout;
+        self.accept_loop(listener, shutdown, move |stream, mut info| {
+            let accept = acceptor.accept(stream);
+            async move {
+                let tls = tokio::time::timeout(limit, accept).await.map_err(|_| {
+                    io::Error::new(io::ErrorKind::TimedOut, "TLS handshake timed out")
+                })??;
+                info.client_certificate = tls
+                    .get_ref()
+                    .1
+                    .peer_certificates()
+                    .and_then(<[_]>::first)
+                    .map(|c| Bytes::copy_from_slice(c.as_ref()));
+                Ok((tls, info))
+            }
+        })
+        .await
+    }
+
+    /// The accept loop shared by [`serve`](Self::serve) and `serve_tls`: `wrap` turns an
+    /// accepted socket into the stream to serve (identity, or a TLS handshake), on the
+    /// connection's own task.
+    async fn accept_loop<W, F, S>(
+        &self,
+        listener: TcpListener,
+        shutdown: impl Future<Output = ()>,
+        wrap: W,
+    ) -> io::Result<()>
+    where
+        W: Fn(TcpStream, ConnectionInfo) -> F,
+        F: Future<Output = io::Result<(S, ConnectionInfo)>> + Send + 'static,
+        S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    {
         let (stop_tx, stop_rx) = watch::channel(false);
         let mut tasks = JoinSet::new();
         let mut shutdown = std::pin::pin!(shutdown);
@@ -459,16 +518,22 @@ impl<H: Handler> Server<H> {
                     };
                     self.configure_socket(&stream);
                     let info = ConnectionInfo::new(slot.id, peer, local);
-                    self.shared
-                        .live
-                        .lock()
-                        .unwrap_or_else(std::sync::PoisonError::into_inner)
-                        .insert(slot.id, info.clone());
+                    self.register(&info);
                     let server = self.clone();
                     let stop = stop_rx.clone();
+                    let wrapped = wrap(stream, info.clone());
                     tasks.spawn(async move {
-                        let end = server.run_connection(stream, &info, stop).await;
-                        server.handler.closed(&info, &end);
+                        match wrapped.await {
+                            Ok((io, info)) => {
+                                server.register(&info);
+                                let end = server.run_connection(io, &info, stop).await;
+                                server.handler.closed(&info, &end);
+                            }
+                            Err(e) => {
+                                info.counters.errors.fetch_add(1, Ordering::Relaxed);
+                                server.handler.closed(&info, &ConnectionEnd::Handshake(e));
+                            }
+                        }
                         drop(slot);
                     });
                 }
@@ -477,6 +542,14 @@ impl<H: Handler> Server<H> {
         let _ = stop_tx.send(true);
         while tasks.join_next().await.is_some() {}
         Ok(())
+    }
+
+    fn register(&self, info: &ConnectionInfo) {
+        self.shared
+            .live
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(info.id, info.clone());
     }
 
     /// Serves one connection the caller accepted (plain TCP, TLS or any byte stream) until it
@@ -538,6 +611,10 @@ impl<H: Handler> Server<H> {
                 dec.decode(&mut buf)
             };
             counters.sync_decoder(&dec);
+            if matches!(decoded, Ok(Some(_)) | Err(_)) {
+                // A frame ended (or was dropped): the next one gets its own deadline.
+                frame_deadline = None;
+            }
             match decoded {
                 Ok(Some(Frame::Message(msg))) => {
                     let reply = self.handler.handle(msg, info).await;
@@ -547,7 +624,13 @@ impl<H: Handler> Server<H> {
                             counters.errors.fetch_add(1, Ordering::Relaxed);
                             return ConnectionEnd::BadReply(e);
                         }
-                        match tokio::time::timeout(cfg.write_timeout, io.write_all(&out)).await {
+                        match tokio::time::timeout(cfg.write_timeout, async {
+                            io.write_all(&out).await?;
+                            // TLS streams buffer records: push them out now.
+                            io.flush().await
+                        })
+                        .await
+                        {
                             Err(_) => {
                                 counters.errors.fetch_add(1, Ordering::Relaxed);
                                 return ConnectionEnd::WriteTimeout;

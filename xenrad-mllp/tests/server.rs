@@ -251,6 +251,33 @@ async fn stalled_frame_times_out_and_idle_connection_is_closed() {
     assert_eq!(ends, ["FrameTimeout", "IdleTimeout"]);
 }
 
+/// The frame-completion deadline runs per frame: a sender that keeps every frame within the
+/// limit is never cut off, even when frames follow each other without a pause.
+#[tokio::test]
+async fn frame_deadline_restarts_for_each_frame() {
+    let config = ServerConfig {
+        frame_timeout: Some(Duration::from_millis(1500)),
+        ..ServerConfig::default()
+    };
+    let srv = start(config).await;
+    let mut s = TcpStream::connect(srv.addr).await.unwrap();
+    let (f1, f2) = (framed("SLOW-1"), framed("SLOW-2"));
+    s.write_all(&f1[..10]).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(900)).await;
+    // Finish frame 1 and start frame 2 in the same write.
+    let mut w = f1[10..].to_vec();
+    w.extend_from_slice(&f2[..10]);
+    s.write_all(&w).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(900)).await;
+    s.write_all(&f2[10..]).await.unwrap();
+    let acks = read_frames(&mut s, 2).await;
+    assert_eq!(
+        acks.iter().map(msa2).collect::<Vec<_>>(),
+        ["SLOW-1", "SLOW-2"]
+    );
+    srv.stop().await;
+}
+
 #[tokio::test]
 async fn per_ip_limit_refuses_extra_connections() {
     let config = ServerConfig {
@@ -381,6 +408,19 @@ async fn client_reconnects_after_peer_drops() {
     assert_eq!(client.stats().retries, 1);
     drop(client);
     peer.await.unwrap();
+}
+
+/// The client, its `send` future and the server can be moved into spawned tasks.
+#[test]
+fn client_and_server_futures_are_send() {
+    fn assert_send<T: Send>(_: &T) {}
+    fn assert_send_sync<T: Send + Sync>() {}
+    assert_send_sync::<Client>();
+    assert_send_sync::<Server<Recorder>>();
+    let mut client = Client::new("127.0.0.1:9", ClientConfig::default());
+    let msg = message("X");
+    let fut = client.send(&msg);
+    assert_send(&fut);
 }
 
 #[tokio::test]

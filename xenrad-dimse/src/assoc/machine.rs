@@ -450,6 +450,13 @@ impl Association {
                 self.queue(b.into());
                 self.enter_sta13(now);
             }
+            (State::Sta7, Pdu::ReleaseRq) => {
+                // Release collision (PS3.8 §9.2.2, AR-8 → Sta9/Sta11): as requestor we answer
+                // the peer's request and keep waiting for the response to ours.
+                let mut b = Vec::with_capacity(10);
+                encode::release_rp(&mut b);
+                self.queue(b.into());
+            }
             (State::Sta7, Pdu::ReleaseRp) => {
                 // AR-3: released, close.
                 self.events.push_back(Event::Released);

@@ -85,6 +85,7 @@ impl Server {
         stream.set_nodelay(true)?;
         let mut s = ScpSession::new(self.cfg.clone(), self.handler.clone(), Instant::now());
         let mut chunks = Vec::new();
+        let durable = self.cfg.fsync == crate::store::FsyncPolicy::Durable;
         loop {
             s.poll_transmit(&mut chunks);
             if !chunks.is_empty()
@@ -111,7 +112,13 @@ impl Server {
                     Ok(0) | Err(_) => s.handle_transport_closed(Instant::now()),
                     Ok(_) => {
                         super::quickack(&stream);
-                        blocking(|| s.process(Instant::now()));
+                        // fsync can block for milliseconds: move it off the async worker.
+                        // Page-cache writes alone are short enough to run inline.
+                        if durable {
+                            blocking(|| s.process(Instant::now()));
+                        } else {
+                            s.process(Instant::now());
+                        }
                     }
                 },
                 () = sleep => s.handle_timeout(Instant::now()),
@@ -159,7 +166,25 @@ pub async fn serve_connection(
 }
 
 async fn reject_busy(mut stream: TcpStream) -> std::io::Result<()> {
+    // Read the A-ASSOCIATE-RQ first (bounded: 64 KiB, 5 s) so the peer sees the RJ rather
+    // than a reset caused by unread data.
+    let mut reader =
+        crate::pdu::reader::PduReader::new(crate::pdu::reader::ReaderLimits::default());
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(5), async {
+        loop {
+            match stream.read_buf(reader.buffer_mut()).await {
+                Ok(0) | Err(_) => return,
+                Ok(_) => {
+                    if !matches!(reader.next_frame(), Ok(None)) {
+                        return;
+                    }
+                }
+            }
+        }
+    })
+    .await;
     let mut buf = Vec::with_capacity(10);
+    // PS3.8 table 9-21: rejected-transient, service-provider (presentation), local limit exceeded.
     encode::associate_rj(
         &mut buf,
         AssociateRj {

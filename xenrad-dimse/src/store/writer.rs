@@ -73,7 +73,8 @@ impl InstanceWriter {
         let n = COUNTER.fetch_add(1, Ordering::Relaxed);
         let tmp = dir.join(format!(".xenrad-{}-{n}.part", std::process::id()));
         let file = File::create(&tmp)?;
-        let mut out = BufWriter::with_capacity(256 * 1024, file);
+        // 64 KiB: small PDVs are coalesced, large ones (≥ 64 KiB) bypass the buffer (no memcpy).
+        let mut out = BufWriter::with_capacity(64 * 1024, file);
         let res = out.write_all(&encode_file_meta(meta));
         let w = Self {
             out,

@@ -73,14 +73,18 @@ pub(crate) fn nth_part(raw: &[u8], delim: Option<u8>, n: usize) -> Option<&[u8]>
 /// The prefix of `raw` before the first of the given delimiters.
 #[inline]
 fn first_leaf(raw: &[u8], a: Option<u8>, b: Option<u8>, c: Option<u8>) -> &[u8] {
+    find3(raw, a, b, c).map_or(raw, |i| &raw[..i])
+}
+
+/// Position of the first of up to three bytes.
+#[inline]
+fn find3(raw: &[u8], a: Option<u8>, b: Option<u8>, c: Option<u8>) -> Option<usize> {
     if raw.len() < 32 {
-        let end = raw
+        return raw
             .iter()
-            .position(|&x| Some(x) == a || Some(x) == b || Some(x) == c)
-            .unwrap_or(raw.len());
-        return &raw[..end];
+            .position(|&x| Some(x) == a || Some(x) == b || Some(x) == c);
     }
-    let pos = match (a, b, c) {
+    match (a, b, c) {
         (Some(a), Some(b), Some(c)) => memchr::memchr3(a, b, c, raw),
         (Some(a), Some(b), None) | (Some(a), None, Some(b)) | (None, Some(a), Some(b)) => {
             memchr::memchr2(a, b, raw)
@@ -89,8 +93,38 @@ fn first_leaf(raw: &[u8], a: Option<u8>, b: Option<u8>, c: Option<u8>) -> &[u8] 
             memchr::memchr(a, raw)
         }
         (None, None, None) => None,
-    };
-    pos.map_or(raw, |i| &raw[..i])
+    }
+}
+
+/// The leaf at 1-based `(repetition, component, subcomponent)` of a field, found in one
+/// left-to-right scan that stops at the end of that leaf (a 4 MiB OBX-5 is read once).
+pub(crate) fn locate_leaf<'a>(
+    raw: &'a [u8],
+    delims: &crate::Delimiters,
+    target: (usize, usize, usize),
+) -> Option<&'a [u8]> {
+    let (rd, cd, sd) = (delims.repetition, delims.component, delims.subcomponent);
+    let mut at = (1, 1, 1);
+    let mut start = 0;
+    loop {
+        let next = find3(&raw[start..], rd, cd, sd).map(|i| start + i);
+        if at == target {
+            return Some(&raw[start..next.unwrap_or(raw.len())]);
+        }
+        let i = next?;
+        let b = raw[i];
+        if Some(b) == rd {
+            at = (at.0 + 1, 1, 1);
+        } else if Some(b) == cd {
+            at = (at.0, at.1 + 1, 1);
+        } else {
+            at.2 += 1;
+        }
+        if at > target {
+            return None;
+        }
+        start = i + 1;
+    }
 }
 
 macro_rules! common {
@@ -304,7 +338,12 @@ impl<'a> Segment<'a> {
     /// The segment ID (`MSH`, `PID`, ...). Empty if not valid UTF-8 (only possible with
     /// `strict_segment_ids = false`).
     pub fn name(&self) -> &'a str {
-        let end = memchr::memchr(self.ctx.delims.field, self.raw).unwrap_or(self.raw.len());
+        let sep = self.ctx.delims.field;
+        let end = if self.raw.len() == 3 || self.raw.get(3) == Some(&sep) {
+            3.min(self.raw.len())
+        } else {
+            find(sep, self.raw).unwrap_or(self.raw.len())
+        };
         std::str::from_utf8(&self.raw[..end]).unwrap_or("")
     }
     /// The raw segment bytes (terminator excluded).

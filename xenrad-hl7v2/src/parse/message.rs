@@ -327,9 +327,19 @@ impl<'a> Message<'a> {
     /// Decoded text at a parsed path. An omitted component/subcomponent means the first
     /// (HAPI Terser semantics). `None` when the segment or element is not present.
     pub fn get_path(&self, path: &Path) -> Option<Cow<'a, str>> {
-        let rep = self.field_at(path)?.repetition(path.field_rep)?;
-        let comp = rep.component(path.component.unwrap_or(1))?;
-        Some(comp.subcomponent(path.subcomponent.unwrap_or(1))?.text())
+        let field = self.field_at(path)?;
+        let (c, s) = (path.component.unwrap_or(1), path.subcomponent.unwrap_or(1));
+        if field.verbatim {
+            return (path.field_rep == 1 && c == 1 && s == 1).then(|| field.raw_text());
+        }
+        let d = &self.ctx.delims;
+        let leaf = super::element::locate_leaf(field.raw(), d, (path.field_rep, c, s))?;
+        Some(crate::escape::decode(
+            leaf,
+            d,
+            self.ctx.encoding,
+            self.ctx.policy,
+        ))
     }
 
     /// Decoded text at a Terser-style path such as `PID-5-1`, `PID-3(2)-1`, `OBX(2)-5`.

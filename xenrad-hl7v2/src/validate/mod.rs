@@ -118,7 +118,7 @@ struct SegInfo<'m> {
 
 struct Matcher<'m, 'o> {
     segs: Vec<SegInfo<'m>>,
-    known: &'static [&'static str],
+    known_keys: &'static [u64],
     opts: &'o ValidationOptions,
     pos: usize,
     problems: Vec<Problem>,
@@ -138,7 +138,7 @@ impl Matcher<'_, '_> {
     /// Skips segments the grammar does not know (reported per policy).
     fn skip_extra(&mut self) {
         while let Some(s) = self.segs.get(self.pos) {
-            if self.known.binary_search(&s.name).is_ok() {
+            if self.known_keys.binary_search(&key(s.name)).is_ok() {
                 return;
             }
             let z = s.name.starts_with('Z');
@@ -271,7 +271,7 @@ pub fn validate_with(msg: &Message<'_>, opts: &ValidationOptions) -> Report {
         let grammar = st.nodes.as_slice();
         let mut m = Matcher {
             segs,
-            known: &st.known,
+            known_keys: &st.known_keys,
             opts,
             pos: 0,
             problems: Vec::new(),
@@ -333,17 +333,34 @@ fn seg_order(msg: &Message<'_>, l: &ErrorLocation) -> usize {
         .map_or(usize::MAX, |s| s.index())
 }
 
+/// Equality for the short codes compared here, inlined (no memcmp call).
+#[inline]
+pub(crate) fn short_eq(a: &str, b: &str) -> bool {
+    a.len() == b.len() && a.bytes().zip(b.bytes()).all(|(x, y)| x == y)
+}
+
+/// A segment ID as an integer (IDs are at most a few bytes; longer ones only need to differ).
+pub(crate) fn key(name: &str) -> u64 {
+    let b = name.as_bytes();
+    let mut k = b.len() as u64;
+    for &c in b.iter().take(7) {
+        k = (k << 8) | u64::from(c);
+    }
+    k
+}
+
 /// Per-ID occurrence counter (a few distinct IDs per message: a linear list beats hashing).
 #[derive(Default)]
-struct Counts<'m>(Vec<(&'m str, usize)>);
+struct Counts(Vec<(u64, usize)>);
 
-impl<'m> Counts<'m> {
-    fn next(&mut self, name: &'m str) -> usize {
-        if let Some(e) = self.0.iter_mut().find(|e| e.0 == name) {
+impl Counts {
+    fn next(&mut self, name: &str) -> usize {
+        let k = key(name);
+        if let Some(e) = self.0.iter_mut().find(|e| e.0 == k) {
             e.1 += 1;
             e.1
         } else {
-            self.0.push((name, 1));
+            self.0.push((k, 1));
             1
         }
     }
@@ -354,14 +371,20 @@ fn check_fields(msg: &Message<'_>, opts: &ValidationOptions, out: &mut Vec<Probl
     for seg in msg.segments() {
         let name = seg.name();
         let seq = counts.next(name);
-        for def in fields::for_segment(name) {
+        let defs = fields::for_segment(name);
+        if defs.is_empty() && name != "OBX" {
+            continue;
+        }
+        // Split the segment once; definitions index into it.
+        let all: smallvec::SmallVec<[crate::Field<'_>; 64]> = seg.fields().collect();
+        for def in defs {
             let at = |rep: Option<usize>, comp: Option<usize>| ErrorLocation {
                 field: Some(def.field),
                 field_rep: rep,
                 component: comp,
                 ..loc(name, seq)
             };
-            let field = seg.field(def.field).filter(|f| !f.is_empty());
+            let field = all.get(def.field - 1).copied().filter(|f| !f.is_empty());
             let Some(field) = field else {
                 if def.required && def.component == 1 {
                     out.push(Problem {
@@ -422,7 +445,7 @@ fn check_fields(msg: &Message<'_>, opts: &ValidationOptions, out: &mut Vec<Probl
                 }
                 if opts.check_tables
                     && let Some(t) = def.table
-                    && !t.values.contains(&v)
+                    && !t.values.iter().any(|x| short_eq(x, v))
                 {
                     out.push(Problem {
                         location: l,

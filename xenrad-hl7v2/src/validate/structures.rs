@@ -27,8 +27,8 @@ impl Node {
     /// True if `name` can start this node.
     pub(crate) fn starts_with(&self, name: &str) -> bool {
         match &self.kind {
-            Kind::Seg(s) => *s == name,
-            Kind::Choice(c) => c.contains(&name),
+            Kind::Seg(s) => super::short_eq(s, name),
+            Kind::Choice(c) => c.iter().any(|s| super::short_eq(s, name)),
             Kind::Group(children) => {
                 for c in children {
                     if c.starts_with(name) {
@@ -168,7 +168,8 @@ pub(crate) const STRUCTURES: &[(&str, &str)] = &[
 /// A parsed grammar and every segment ID it mentions.
 pub(crate) struct Structure {
     pub(crate) nodes: Vec<Node>,
-    pub(crate) known: Vec<&'static str>,
+    /// Sorted [`super::key`]s of the segment IDs.
+    pub(crate) known_keys: Vec<u64>,
 }
 
 /// Parsed grammars, built once.
@@ -183,9 +184,10 @@ pub(crate) fn get(name: &str) -> Option<&'static Structure> {
                 for node in &nodes {
                     node.collect_names(&mut known);
                 }
-                known.sort_unstable();
-                known.dedup();
-                (*n, Structure { nodes, known })
+                let mut known_keys: Vec<u64> = known.iter().map(|k| super::key(k)).collect();
+                known_keys.sort_unstable();
+                known_keys.dedup();
+                (*n, Structure { nodes, known_keys })
             })
             .collect()
     });

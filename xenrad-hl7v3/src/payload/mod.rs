@@ -8,8 +8,10 @@
 //! [`crate::message::ControlAct::query_by_parameter`]; everything else through generic [`Element`] access.
 
 mod patient;
+mod query;
 
 pub use patient::{AddressRecord, NameRecord, Patient, PatientRecord, TelRecord};
+pub use query::{QueryAck, QueryByParameter, QueryContinuation};
 
 use crate::Message;
 use crate::xml::Element;
@@ -24,6 +26,28 @@ impl<'a> Message<'a> {
             .filter_map(|s| s.path(&["registrationEvent", "subject1", "patient"]))
             .map(Patient::new)
             .collect()
+    }
+
+    /// `queryByParameter` of a query or query response.
+    pub fn query(&self) -> Option<QueryByParameter<'_, 'a>> {
+        self.control_act()?
+            .query_by_parameter()
+            .map(QueryByParameter::new)
+    }
+
+    /// `queryAck` of a query response.
+    pub fn query_ack(&self) -> Option<QueryAck<'a>> {
+        self.control_act()?
+            .query_ack()
+            .map(|e| QueryAck::from_element(&e))
+    }
+
+    /// `queryContinuation` of a QUQI_IN000003UV01 continuation or cancel.
+    pub fn query_continuation(&self) -> Option<QueryContinuation<'a>> {
+        self.control_act()?
+            .element()
+            .child("queryContinuation")
+            .map(|e| QueryContinuation::from_element(&e))
     }
 }
 

@@ -118,6 +118,7 @@ pub(crate) fn unescape(raw: &str, attr: bool) -> Cow<'_, str> {
 }
 
 /// Appends `s` to `out` escaped for element content or a double-quoted attribute value.
+/// C0 control characters other than tab, LF and CR cannot appear in XML 1.0 and become U+FFFD.
 pub fn escape_into(out: &mut String, s: &str) {
     let mut last = 0;
     for (i, b) in s.bytes().enumerate() {
@@ -130,6 +131,8 @@ pub fn escape_into(out: &mut String, s: &str) {
             b'\r' => "&#13;",
             b'\t' => "&#9;",
             b'\n' => "&#10;",
+            // Not representable in XML 1.0 (§2.2), not even as a character reference.
+            0..=0x1F => "\u{FFFD}",
             _ => continue,
         };
         out.push_str(&s[last..i]);

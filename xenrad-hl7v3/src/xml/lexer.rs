@@ -37,6 +37,33 @@ pub(crate) struct Lexer<'a> {
     pos: usize,
 }
 
+/// Short distances dominate in markup (indentation, attribute values): scan a few bytes
+/// directly before paying for a SIMD search.
+const SHORT: usize = 32;
+
+#[inline]
+fn find_byte(needle: u8, hay: &[u8]) -> Option<usize> {
+    let head = &hay[..hay.len().min(SHORT)];
+    match head.iter().position(|&c| c == needle) {
+        Some(p) => Some(p),
+        None if hay.len() > SHORT => memchr::memchr(needle, &hay[SHORT..]).map(|p| p + SHORT),
+        None => None,
+    }
+}
+
+#[inline]
+fn find_tag_stop(hay: &[u8]) -> Option<usize> {
+    let stop = |c: &u8| matches!(c, b'>' | b'"' | b'\'');
+    let head = &hay[..hay.len().min(SHORT)];
+    match head.iter().position(stop) {
+        Some(p) => Some(p),
+        None if hay.len() > SHORT => {
+            memchr::memchr3(b'>', b'"', b'\'', &hay[SHORT..]).map(|p| p + SHORT)
+        }
+        None => None,
+    }
+}
+
 #[inline]
 fn is_name_start(b: u8) -> bool {
     b.is_ascii_alphabetic() || b == b'_' || b == b':' || b >= 0x80
@@ -86,7 +113,7 @@ impl<'a> Lexer<'a> {
             return Ok(None);
         }
         if b[start] != b'<' {
-            let end = memchr::memchr(b'<', &b[start..]).map_or(b.len(), |p| start + p);
+            let end = find_byte(b'<', &b[start..]).map_or(b.len(), |p| start + p);
             self.pos = end;
             return Ok(Some((start, Token::Text(&src[start..end]))));
         }
@@ -175,7 +202,7 @@ impl<'a> Lexer<'a> {
         // Find the closing '>' outside quoted values.
         let mut i = attrs_offset;
         loop {
-            let Some(p) = memchr::memchr3(b'>', b'"', b'\'', &b[i..]) else {
+            let Some(p) = find_tag_stop(&b[i..]) else {
                 return Self::err(start, format!("unterminated start tag <{qname}"));
             };
             let at = i + p;
@@ -193,7 +220,7 @@ impl<'a> Lexer<'a> {
                     },
                 )));
             }
-            let Some(q) = memchr::memchr(b[at], &b[at + 1..]) else {
+            let Some(q) = find_byte(b[at], &b[at + 1..]) else {
                 return Self::err(at, "unterminated attribute value");
             };
             i = at + 1 + q + 1;
@@ -262,7 +289,7 @@ impl<'a> Iterator for AttrIter<'a> {
                 format!("expected a quoted value for attribute {name}"),
             )));
         };
-        let Some(len) = memchr::memchr(q, &b[i + 1..]) else {
+        let Some(len) = find_byte(q, &b[i + 1..]) else {
             self.pos = b.len();
             return Some(Err((self.base + i, "unterminated attribute value".into())));
         };

@@ -16,7 +16,7 @@ use crate::dataset::{Dataset, Element, Value, is_bytes_vr};
 use crate::error::ErrorKind;
 use crate::model::{MPPS_SOP_CLASS_UID, MppsInstance};
 use dicom_core::{Tag, VR};
-use serde_json::Value as J;
+use std::borrow::Cow;
 use std::fmt::Write as _;
 use std::str::FromStr;
 
@@ -34,11 +34,11 @@ pub const MEDIA_TYPE: &str = "application/dicom+json";
 /// ```
 pub fn decode(body: &[u8], limits: &Limits) -> Result<Dataset, MppsError> {
     check_size(body.len(), limits)?;
-    let json: J = serde_json::from_slice(body)
+    let json: J<'_> = serde_json::from_slice(body)
         .map_err(|e| MppsError::new(ErrorKind::Malformed, format!("DICOM JSON: {e}")))?;
     let obj = match &json {
         J::Object(_) => &json,
-        J::Array(a) if a.len() == 1 && a[0].is_object() => &a[0],
+        J::Array(a) if a.len() == 1 && matches!(a[0], J::Object(_)) => &a[0],
         _ => {
             return Err(MppsError::new(
                 ErrorKind::Malformed,
@@ -49,6 +49,125 @@ pub fn decode(body: &[u8], limits: &Limits) -> Result<Dataset, MppsError> {
     let mut count = 0;
     let mut path = Vec::new();
     decode_dataset(obj, limits, 0, &mut count, &mut path)
+}
+
+/// A JSON tree that borrows strings from the body (copies only where an escape forces one); much
+/// lighter than `serde_json::Value` (no per-key `String`, no `BTreeMap`), member order kept.
+#[derive(Debug)]
+enum J<'a> {
+    Null,
+    Bool,
+    /// A number in serde_json's canonical text form.
+    Number(String),
+    String(Cow<'a, str>),
+    Array(Vec<J<'a>>),
+    Object(Obj<'a>),
+}
+
+#[derive(Debug, Default)]
+struct Obj<'a>(Vec<(Cow<'a, str>, J<'a>)>);
+
+impl<'a> Obj<'a> {
+    fn get(&self, key: &str) -> Option<&J<'a>> {
+        self.0.iter().find(|(k, _)| k == key).map(|(_, v)| v)
+    }
+    fn contains_key(&self, key: &str) -> bool {
+        self.get(key).is_some()
+    }
+    fn keys(&self) -> impl Iterator<Item = &Cow<'a, str>> {
+        self.0.iter().map(|(k, _)| k)
+    }
+    fn has_duplicate_keys(&self) -> bool {
+        self.0
+            .iter()
+            .enumerate()
+            .any(|(i, (k, _))| self.0[..i].iter().any(|(k2, _)| k2 == k))
+    }
+}
+
+impl<'o, 'a> IntoIterator for &'o Obj<'a> {
+    type Item = &'o (Cow<'a, str>, J<'a>);
+    type IntoIter = std::slice::Iter<'o, (Cow<'a, str>, J<'a>)>;
+    fn into_iter(self) -> Self::IntoIter {
+        self.0.iter()
+    }
+}
+
+impl J<'_> {
+    fn as_str(&self) -> Option<&str> {
+        match self {
+            J::String(s) => Some(s),
+            _ => None,
+        }
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for J<'de> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(JVisitor)
+    }
+}
+
+struct JVisitor;
+
+impl<'de> serde::de::Visitor<'de> for JVisitor {
+    type Value = J<'de>;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a JSON value")
+    }
+    fn visit_unit<E>(self) -> Result<J<'de>, E> {
+        Ok(J::Null)
+    }
+    fn visit_bool<E>(self, _: bool) -> Result<J<'de>, E> {
+        Ok(J::Bool)
+    }
+    fn visit_u64<E>(self, v: u64) -> Result<J<'de>, E> {
+        Ok(J::Number(v.to_string()))
+    }
+    fn visit_i64<E>(self, v: i64) -> Result<J<'de>, E> {
+        Ok(J::Number(v.to_string()))
+    }
+    fn visit_f64<E>(self, v: f64) -> Result<J<'de>, E> {
+        Ok(J::Number(
+            serde_json::Number::from_f64(v).map_or_else(|| v.to_string(), |n| n.to_string()),
+        ))
+    }
+    fn visit_borrowed_str<E>(self, v: &'de str) -> Result<J<'de>, E> {
+        Ok(J::String(Cow::Borrowed(v)))
+    }
+    fn visit_str<E>(self, v: &str) -> Result<J<'de>, E> {
+        Ok(J::String(Cow::Owned(v.to_owned())))
+    }
+    fn visit_string<E>(self, v: String) -> Result<J<'de>, E> {
+        Ok(J::String(Cow::Owned(v)))
+    }
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<J<'de>, A::Error> {
+        let mut v = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(64));
+        while let Some(x) = seq.next_element()? {
+            v.push(x);
+        }
+        Ok(J::Array(v))
+    }
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<J<'de>, A::Error> {
+        let mut v = Vec::with_capacity(map.size_hint().unwrap_or(0).min(64));
+        while let Some((k, x)) = map.next_entry::<Key<'de>, J<'de>>()? {
+            v.push((k.0, x));
+        }
+        Ok(J::Object(Obj(v)))
+    }
+}
+
+/// An object key, borrowed when it has no escapes.
+struct Key<'a>(Cow<'a, str>);
+
+impl<'de> serde::Deserialize<'de> for Key<'de> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        match J::deserialize(d)? {
+            J::String(s) => Ok(Key(s)),
+            _ => Err(serde::de::Error::custom("object key is not a string")),
+        }
+    }
 }
 
 fn malformed(path: &[Tag], msg: impl Into<String>) -> MppsError {
@@ -69,7 +188,7 @@ fn parse_tag(key: &str) -> Option<Tag> {
 }
 
 fn decode_dataset(
-    v: &J,
+    v: &J<'_>,
     limits: &Limits,
     depth: usize,
     count: &mut usize,
@@ -107,7 +226,7 @@ fn decode_dataset(
 }
 
 fn decode_element(
-    attr: &J,
+    attr: &J<'_>,
     tag: Tag,
     limits: &Limits,
     depth: usize,
@@ -117,6 +236,9 @@ fn decode_element(
     let J::Object(a) = attr else {
         return Err(malformed(path, "an attribute must be a JSON object"));
     };
+    if a.has_duplicate_keys() {
+        return Err(malformed(path, "member given twice"));
+    }
     let vr_s = a
         .get("vr")
         .and_then(J::as_str)
@@ -131,7 +253,7 @@ fn decode_element(
         ));
     }
     for k in a.keys() {
-        match k.as_str() {
+        match k.as_ref() {
             "vr" | "Value" | "InlineBinary" => {}
             "BulkDataURI" => {
                 return Err(invalid(
@@ -195,7 +317,7 @@ fn decode_element(
             (
                 VR::IS | VR::DS | VR::US | VR::SS | VR::UL | VR::SL | VR::FL | VR::FD,
                 J::Number(n),
-            ) => n.to_string(),
+            ) => n.clone(),
             // Strings are accepted for numeric VRs (PS3.18 F.2.3.1 allows them for IS/DS; NaN and
             // infinities of FL/FD can only be written as strings).
             (
@@ -205,7 +327,7 @@ fn decode_element(
             (VR::PN | VR::IS | VR::DS | VR::US | VR::SS | VR::UL | VR::SL | VR::FL | VR::FD, _) => {
                 return Err(invalid(path, format!("wrong JSON type for a {vr_s} value")));
             }
-            (_, J::String(s)) => s.clone(),
+            (_, J::String(s)) => s.as_ref().to_owned(),
             _ => return Err(invalid(path, format!("wrong JSON type for a {vr_s} value"))),
         };
         if s.contains('\\') && !matches!(vr, VR::LT | VR::ST | VR::UT | VR::UR) {
@@ -224,10 +346,13 @@ fn decode_element(
     Ok(Element::strings(vr, out))
 }
 
-fn pn_to_string(pn: &serde_json::Map<String, J>, path: &[Tag]) -> Result<String, MppsError> {
+fn pn_to_string(pn: &Obj<'_>, path: &[Tag]) -> Result<String, MppsError> {
+    if pn.has_duplicate_keys() {
+        return Err(invalid(path, "PN component group given twice"));
+    }
     let mut groups = [""; 3];
     for (k, v) in pn {
-        let i = match k.as_str() {
+        let i = match k.as_ref() {
             "Alphabetic" => 0,
             "Ideographic" => 1,
             "Phonetic" => 2,

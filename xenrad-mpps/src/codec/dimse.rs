@@ -404,7 +404,13 @@ fn decode_values(vr: VR, raw: &[u8], latin1: bool) -> Result<Vec<String>, String
             .collect(),
         VR::UI => {
             let s = text(raw, false)?;
-            let s = crate::uid::strip_wire_pad(&s);
+            // The NUL pad only exists to make the length even (PS3.5 §6.2, §7.1.1): strip one
+            // from an even-length value; a NUL ending an odd-length value is data (and invalid).
+            let s = if raw.len().is_multiple_of(2) {
+                crate::uid::strip_wire_pad(&s)
+            } else {
+                &s
+            };
             s.split('\\').map(str::to_owned).collect()
         }
         VR::LT | VR::ST | VR::UT | VR::UR => {

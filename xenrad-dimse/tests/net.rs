@@ -1,0 +1,85 @@
+//! The tokio adapter against our own SCU (no external peers): echo, store, association limit,
+//! graceful shutdown.
+#![cfg(feature = "tokio")]
+
+mod common;
+use common::*;
+use std::sync::Arc;
+use xenrad_dimse::net::{ClientConfig, ClientError, ScuAssociation, Server};
+use xenrad_dimse::scp::{ScpConfig, StoreOnly};
+
+fn client(contexts: Vec<(String, Vec<String>)>) -> ClientConfig {
+    ClientConfig {
+        calling_ae: "NETTEST".into(),
+        called_ae: "XENRAD".into(),
+        contexts,
+        max_pdu: 8192,
+        timeouts: xenrad_dimse::assoc::Timeouts::default(),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn echo_store_limit_and_shutdown() {
+    let dir = std::env::temp_dir().join(format!("xenrad-dimse-net-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut cfg = ScpConfig::new(&dir);
+    cfg.max_associations = 1;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(async move {
+        Server::new(cfg, Arc::new(StoreOnly))
+            .run(listener, async {
+                let _ = stop_rx.await;
+            })
+            .await
+    });
+
+    let contexts = vec![
+        (VERIFICATION.to_string(), vec![ILE.to_string()]),
+        (CT.to_string(), vec![ELE.to_string()]),
+    ];
+    let mut a = ScuAssociation::connect(addr, &client(contexts.clone()))
+        .await
+        .unwrap();
+    for _ in 0..3 {
+        assert_eq!(a.echo().await.unwrap().status, 0);
+    }
+    let ds = bytes::Bytes::from(dataset_ele(CT, "1.2.3.77", "1.2.3.7", 200_000));
+    let r = a.store(CT, "1.2.3.77", ELE, ds.clone()).await.unwrap();
+    assert_eq!(
+        (r.status, r.sop_instance_uid.as_deref()),
+        (0, Some("1.2.3.77"))
+    );
+    let stored = std::fs::read(dir.join("1.2.3.77.dcm")).unwrap();
+    assert!(stored.ends_with(&ds));
+
+    // A second association beyond max_associations = 1 is rejected transiently.
+    match ScuAssociation::connect(addr, &client(contexts.clone())).await {
+        Err(ClientError::Rejected(rj)) => assert_eq!((rj.result, rj.source, rj.reason), (2, 3, 2)),
+        other => panic!("expected a rejection, got {other:?}"),
+    }
+    a.release().await.unwrap();
+
+    // Shutdown waits for running associations and returns.
+    // (The first association's permit is returned once the server saw it close.)
+    let mut b = None;
+    for _ in 0..100 {
+        match ScuAssociation::connect(addr, &client(contexts.clone())).await {
+            Ok(x) => {
+                b = Some(x);
+                break;
+            }
+            Err(ClientError::Rejected(_)) => {
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            }
+            Err(e) => panic!("{e}"),
+        }
+    }
+    let mut b = b.expect("association accepted after the first one ended");
+    stop_tx.send(()).unwrap();
+    assert_eq!(b.echo().await.unwrap().status, 0);
+    b.release().await.unwrap();
+    server.await.unwrap().unwrap();
+}
