@@ -453,7 +453,7 @@ impl<'a> Builder<'a> {
 }
 
 fn split_qname(q: &str) -> (&str, &str) {
-    match memchr::memchr(b':', q.as_bytes()) {
+    match q.bytes().position(|c| c == b':') {
         Some(p) => (&q[..p], &q[p + 1..]),
         None => ("", q),
     }
@@ -485,15 +485,9 @@ fn find_control(b: &[u8]) -> Option<usize> {
 
 /// Namespaces in XML §3: a QName has at most one colon, not at either end.
 fn check_qname(q: &str) -> Result<(), String> {
-    match memchr::memchr(b':', q.as_bytes()) {
+    match q.bytes().position(|c| c == b':') {
         None => Ok(()),
-        Some(p)
-            if p > 0
-                && p + 1 < q.len()
-                && memchr::memchr(b':', &q.as_bytes()[p + 1..]).is_none() =>
-        {
-            Ok(())
-        }
+        Some(p) if p > 0 && p + 1 < q.len() && !q.as_bytes()[p + 1..].contains(&b':') => Ok(()),
         Some(_) => Err(format!("{q:?} is not a valid qualified name")),
     }
 }
