@@ -75,3 +75,8 @@ pub mod fuzzing {
         }
     }
 }
+
+/// The README's example, run as a doctest.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
