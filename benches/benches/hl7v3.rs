@@ -97,7 +97,7 @@ fn run(c: &mut Criterion, name: &str, corpus: &[Vec<u8>]) {
                 .iter()
                 .map(|m| strict_typed(black_box(m)))
                 .sum::<usize>()
-        })
+        });
     });
     g.bench_function("roxmltree", |b| {
         b.iter(|| {

@@ -84,6 +84,7 @@ impl Drop for TestServer {
         if let Some(t) = self.thread.take() {
             let _ = t.join();
         }
+        let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
 
@@ -296,6 +297,13 @@ fn dcmtk_storescu_pydicom_files_with_4k_pdu_equal_their_source() {
     assert!(leftovers.is_empty());
 }
 
+struct Cleanup(PathBuf);
+impl Drop for Cleanup {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
 fn free_port() -> u16 {
     StdListener::bind("127.0.0.1:0")
         .unwrap()
@@ -382,6 +390,7 @@ fn our_scu_to_dcmtk_storescp() {
     let _ = child.kill();
     let _ = child.wait();
     let (items, statuses) = result;
+    let _cleanup = Cleanup(dir.clone());
     assert!(statuses.iter().all(|s| *s == 0), "{statuses:?}");
     let received: Vec<PathBuf> = std::fs::read_dir(&dir)
         .unwrap()

@@ -82,4 +82,5 @@ async fn echo_store_limit_and_shutdown() {
     assert_eq!(b.echo().await.unwrap().status, 0);
     b.release().await.unwrap();
     server.await.unwrap().unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -60,6 +60,12 @@ struct Peer {
     dir: PathBuf,
 }
 
+impl Drop for Peer {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
 /// One response read back: the command's fields and the data set, if any.
 #[derive(Debug)]
 struct Rsp {
@@ -296,6 +302,7 @@ fn storage_failure_is_a700_and_association_stays_usable() {
     let r = p.send(&message(3, &store_rq(1, CT, "1.2.7"), Some(&ds), 4096));
     assert_eq!(r[0].status, status::OUT_OF_RESOURCES);
     assert_eq!(p.send(&message(1, &echo(2), None, 4096))[0].status, 0);
+    let _ = std::fs::remove_dir_all(dir.parent().unwrap());
 }
 
 #[test]

@@ -133,26 +133,44 @@ pub fn write_str(out: &mut String, s: &str) {
     out.push('"');
     let bytes = s.as_bytes();
     let mut start = 0;
-    for (i, &b) in bytes.iter().enumerate() {
-        let esc: &str = match b {
-            b'"' => "\\\"",
-            b'\\' => "\\\\",
-            b'\n' => "\\n",
-            b'\r' => "\\r",
-            b'\t' => "\\t",
-            0..=0x1f => "",
-            _ => continue,
-        };
-        out.push_str(&s[start..i]);
-        if esc.is_empty() {
-            let _ = write!(out, "\\u{b:04x}");
-        } else {
-            out.push_str(esc);
+    while start < bytes.len() {
+        // copy the run that needs no escaping in one go
+        let run = escape_free_run(&bytes[start..]);
+        out.push_str(&s[start..start + run]);
+        let i = start + run;
+        let Some(&b) = bytes.get(i) else { break };
+        match b {
+            b'"' => out.push_str("\\\""),
+            b'\\' => out.push_str("\\\\"),
+            b'\n' => out.push_str("\\n"),
+            b'\r' => out.push_str("\\r"),
+            b'\t' => out.push_str("\\t"),
+            _ => {
+                let _ = write!(out, "\\u{b:04x}");
+            }
         }
         start = i + 1;
     }
-    out.push_str(&s[start..]);
     out.push('"');
+}
+
+/// Length of the leading run without `"`, `\\` or control bytes.
+#[allow(clippy::needless_bitwise_bool)] // branch-free on purpose
+fn escape_free_run(s: &[u8]) -> usize {
+    let mut n = 0;
+    for chunk in s.chunks(32) {
+        let clean = chunk
+            .iter()
+            .fold(true, |ok, &b| ok & (b >= 0x20) & (b != b'"') & (b != b'\\'));
+        if !clean {
+            return n + chunk
+                .iter()
+                .position(|&b| b < 0x20 || b == b'"' || b == b'\\')
+                .unwrap_or(chunk.len());
+        }
+        n += chunk.len();
+    }
+    n
 }
 
 /// A cursor over JSON text.

@@ -639,18 +639,20 @@ pub fn check_primitive(k: PrimKind, v: &PrimValue<'_>) -> Result<(), &'static st
 #[allow(clippy::needless_bitwise_bool)] // branch-free on purpose
 fn is_base64(b: &[u8]) -> bool {
     b.chunks(64).all(|c| {
-        c.iter().fold(true, |ok, &x| {
-            let letter = (x | 0x20).wrapping_sub(b'a') < 26;
-            let digit = x.wrapping_sub(b'0') < 10;
-            let other = (x == b'+')
-                | (x == b'/')
-                | (x == b'=')
-                | (x == b' ')
-                | (x == b'\r')
-                | (x == b'\n')
-                | (x == b'\t');
-            ok & (letter | digit | other)
-        })
+        let mut bad = 0u8;
+        for &x in c {
+            let letter = u8::from((x | 0x20).wrapping_sub(b'a') < 26);
+            let digit = u8::from(x.wrapping_sub(b'0') < 10);
+            let other = u8::from(x == b'+')
+                | u8::from(x == b'/')
+                | u8::from(x == b'=')
+                | u8::from(x == b' ')
+                | u8::from(x == b'\r')
+                | u8::from(x == b'\n')
+                | u8::from(x == b'\t');
+            bad |= 1 ^ (letter | digit | other);
+        }
+        bad == 0
     })
 }
 

@@ -74,6 +74,16 @@ fn node(
                         {
                             oo.push(Severity::Error, "value", reason, Some((path, Some(root))));
                         }
+                        if kind == crate::PrimKind::Xhtml
+                            && !val.as_str().is_some_and(crate::xml::is_xhtml_div)
+                        {
+                            oo.push(
+                                Severity::Error,
+                                "value",
+                                "xhtml is not one well-formed div element",
+                                Some((path, Some(root))),
+                            );
+                        }
                         if kind == crate::PrimKind::Id && val.as_str().is_some_and(|s| s.len() > 64)
                         {
                             oo.push(

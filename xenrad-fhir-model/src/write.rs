@@ -47,7 +47,6 @@ pub fn write_node(out: &mut String, node: &Node<'_>, resource_type: Option<&str>
     }
     for f in &node.fields {
         let e = node.element_def(f.index);
-        let name = node.json_name(f);
         let prim = matches!(f.values.first(), Some(Value::Primitive(_)));
         if prim {
             let prims = f.values.iter().filter_map(|v| match v {
@@ -58,8 +57,7 @@ pub fn write_node(out: &mut String, node: &Node<'_>, resource_type: Option<&str>
             let has_ext = prims.clone().any(|p| p.element.is_some());
             if has_value {
                 sep(out);
-                write_str(out, &name);
-                out.push(':');
+                write_key(out, node, f, false);
                 if e.is_array() {
                     out.push('[');
                     for (i, p) in prims.clone().enumerate() {
@@ -75,9 +73,7 @@ pub fn write_node(out: &mut String, node: &Node<'_>, resource_type: Option<&str>
             }
             if has_ext {
                 sep(out);
-                out.push_str("\"_");
-                out.push_str(&name);
-                out.push_str("\":");
+                write_key(out, node, f, true);
                 if e.is_array() {
                     out.push('[');
                     for (i, p) in prims.enumerate() {
@@ -98,8 +94,7 @@ pub fn write_node(out: &mut String, node: &Node<'_>, resource_type: Option<&str>
             }
         } else {
             sep(out);
-            write_str(out, &name);
-            out.push(':');
+            write_key(out, node, f, false);
             if e.is_array() {
                 out.push('[');
                 for (i, v) in f.values.iter().enumerate() {
@@ -121,6 +116,22 @@ pub fn write_node(out: &mut String, node: &Node<'_>, resource_type: Option<&str>
         v.write(out);
     }
     out.push('}');
+}
+
+/// Writes `"name":` (or `"_name":`) without allocating; element names need no escaping.
+fn write_key(out: &mut String, node: &Node<'_>, f: &crate::model::Field<'_>, sibling: bool) {
+    let e = node.element_def(f.index);
+    out.push_str(if sibling { "\"_" } else { "\"" });
+    out.push_str(e.name);
+    if e.choice {
+        let t = f.values[0].type_id().name();
+        let mut c = t.chars();
+        if let Some(first) = c.next() {
+            out.push(first.to_ascii_uppercase());
+            out.push_str(c.as_str());
+        }
+    }
+    out.push_str("\":");
 }
 
 fn write_value(out: &mut String, v: &Value<'_>) {

@@ -137,6 +137,65 @@ fn write_field(out: &mut String, node: &Node<'_>, f: &Field<'_>) {
     }
 }
 
+/// Whether `s` is one well-formed XHTML `div` element and nothing else (the form `Narrative.div`
+/// must have, R4 narrative.html#xhtml); only such values can be carried in XML.
+pub fn is_xhtml_div(s: &str) -> bool {
+    if !s.starts_with("<div") {
+        return false;
+    }
+    let mut rd = quick_xml::Reader::from_str(s);
+    let mut depth = 0usize;
+    loop {
+        match rd.read_event() {
+            Ok(Event::Start(e)) => {
+                if depth == 0 && e.local_name().as_ref() != "div" {
+                    return false;
+                }
+                depth += 1;
+            }
+            Ok(Event::Empty(e)) => {
+                if depth == 0 {
+                    return e.local_name().as_ref() == "div"
+                        && rd.read_event().is_ok_and(|e| matches!(e, Event::Eof));
+                }
+            }
+            Ok(Event::End(_)) => {
+                depth -= 1;
+                if depth == 0 {
+                    return matches!(rd.read_event(), Ok(Event::Eof));
+                }
+            }
+            Ok(Event::Eof) | Err(_) => return false,
+            Ok(_) => {
+                if depth == 0 {
+                    return false;
+                }
+            }
+        }
+    }
+}
+
+/// Whether every `Narrative.div` in the resource is a well-formed XHTML div (else [`to_xml`]
+/// cannot be read back).
+pub fn xml_representable(r: &Resource<'_>) -> bool {
+    fn node_ok(n: &Node<'_>) -> bool {
+        n.fields.iter().all(|f| {
+            f.values.iter().all(|v| match v {
+                Value::Primitive(p) => {
+                    p.type_id.prim() != Some(PrimKind::Xhtml)
+                        || p.value
+                            .as_ref()
+                            .and_then(PrimValue::as_str)
+                            .is_some_and(is_xhtml_div)
+                }
+                Value::Complex(c) => node_ok(c),
+                Value::Resource(r) => node_ok(&r.node),
+            })
+        }) && n.unknown.is_empty()
+    }
+    node_ok(&r.node)
+}
+
 fn escape_attr(out: &mut String, s: &str) {
     let mut start = 0;
     for (i, b) in s.bytes().enumerate() {

@@ -108,6 +108,14 @@ fn structural_errors_have_pointers() {
         ),
         (r#"{"resourceType":"Patient","id":"a b"}"#, "/id"),
         (r#"{"resourceType":"Patient","name":[]}"#, "/name"),
+        (
+            r#"{"resourceType":"Binary","contentType":"text/plain","data":"QUJD$"}"#,
+            "/data",
+        ),
+        (
+            r#"{"resourceType":"Binary","contentType":"text/plain","data":"QUJDé"}"#,
+            "/data",
+        ),
     ];
     for (input, pointer) in cases {
         let e = from_json(input.as_bytes()).unwrap_err();

@@ -23,6 +23,12 @@ fn every_example_round_trips_through_xml() {
         let bytes = std::fs::read(f).expect("read");
         let Ok(r) = from_json(&bytes) else { continue };
         count += 1;
+        if !xml::xml_representable(&r) {
+            bad.push(format!(
+                "{}: a Narrative.div is not a well-formed XHTML div",
+                f.display()
+            ));
+        }
         let x = xml::to_xml(&r);
         match xml::from_xml(&x) {
             Ok(back) => {
@@ -62,6 +68,18 @@ fn xml_errors_and_escapes() {
         "{x}"
     );
     assert_eq!(xml::from_xml(&x).unwrap(), r);
+    assert!(xml::is_xhtml_div(
+        r#"<div xmlns="http://www.w3.org/1999/xhtml"><p>a &amp; b</p><br/></div>"#
+    ));
+    for not_div in [
+        "<div\"}der",
+        "<p>x</p>",
+        "<div>x</div>trailing",
+        "text",
+        "<div><b></div>",
+    ] {
+        assert!(!xml::is_xhtml_div(not_div), "{not_div}");
+    }
     for bad in [
         r#"<Patient xmlns="http://hl7.org/fhir"><colour value="red"/></Patient>"#,
         r#"<Patient xmlns="http://hl7.org/fhir"><active value="yes"/></Patient>"#,

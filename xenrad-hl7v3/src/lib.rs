@@ -4,7 +4,7 @@
 //! Layers (one module each):
 //! - [`xml`]: the strict XML pass — well-formedness, every attribute parsed, prefixes resolved,
 //!   DOCTYPE rejected, [`Limits`] — building a borrowed document arena.
-//! - [`header`]: the transmission wrapper ([`Header`]) from either the fast [`header()`] pass
+//! - [`header`](mod@header): the transmission wrapper ([`Header`]) from either the fast [`header()`] pass
 //!   (stops at the control act, does not read the payload) or a strict [`Message`].
 //! - [`message`]: SOAP 1.2 unwrapping, the control act wrapper and generic payload access.
 //! - [`types`]: borrowed data-type views (II, CD family, PN, AD, TEL, TS, IVL_TS).

@@ -128,6 +128,7 @@ fn limits_enforced() {
         max_attributes: 2,
         max_bytes: 100,
         max_nodes: 5,
+        max_namespaces: 2,
     };
     let ok = "<a><a><a/></a></a>";
     assert!(strict_with(ok.as_bytes(), &limits).is_ok());
@@ -137,6 +138,26 @@ fn limits_enforced() {
     assert_eq!(e.kind, ErrorKind::Limit("input size"));
     let e = strict_with(b"<r><a/><a/><a/><a/><a/></r>", &limits).unwrap_err();
     assert_eq!(e.kind, ErrorKind::Limit("node count"));
+    // Namespaces: distinct URIs per document and declarations in scope are both bounded.
+    assert!(strict_with(b"<r xmlns:a='1'><x xmlns:b='2'/></r>", &limits).is_ok());
+    let e = strict_with(
+        b"<r xmlns:a='1'><x xmlns:b='2'/><y xmlns:c='3'/></r>",
+        &limits,
+    )
+    .unwrap_err();
+    assert_eq!(e.kind, ErrorKind::Limit("distinct namespaces"));
+    let e = strict_with(
+        b"<r xmlns:a='1'><x xmlns:b='1'><y xmlns:c='1'/></x></r>",
+        &limits,
+    )
+    .unwrap_err();
+    assert_eq!(e.kind, ErrorKind::Limit("namespace declarations in scope"));
+    let mut many = String::new();
+    for i in 0..100 {
+        write!(many, "<e{i} xmlns:p{i}='urn:{i}'/>").unwrap();
+    }
+    let e = strict(format!("<r>{many}</r>").as_bytes()).unwrap_err();
+    assert_eq!(e.kind, ErrorKind::Limit("distinct namespaces"));
 }
 
 #[test]

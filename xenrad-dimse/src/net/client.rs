@@ -1,6 +1,6 @@
 //! SCU side: one association, C-ECHO, C-STORE, N-CREATE and N-SET requests.
 
-use super::write_chunks;
+use super::{Stream, write_chunks};
 use crate::assoc::policy::{IMPLEMENTATION_CLASS_UID, IMPLEMENTATION_VERSION_NAME};
 use crate::assoc::{Association, Event, Negotiated, Timeouts};
 use crate::dimse::{Assembler, Command, DimseEvent, field};
@@ -63,7 +63,7 @@ pub struct Response {
 /// An established association as requestor.
 #[derive(Debug)]
 pub struct ScuAssociation {
-    stream: TcpStream,
+    stream: Stream,
     assoc: Association,
     asm: Assembler,
     neg: Negotiated,
@@ -79,6 +79,25 @@ impl ScuAssociation {
     ) -> Result<Self, ClientError> {
         let stream = TcpStream::connect(addr).await?;
         stream.set_nodelay(true)?;
+        Self::negotiate(Stream::Plain(stream), cfg).await
+    }
+
+    /// Connects with DICOM TLS (PS3.15 B.1), then negotiates.
+    #[cfg(feature = "tls")]
+    pub async fn connect_tls(
+        addr: impl ToSocketAddrs,
+        cfg: &ClientConfig,
+        connector: &tokio_rustls::TlsConnector,
+        server_name: tokio_rustls::rustls::pki_types::ServerName<'static>,
+    ) -> Result<Self, ClientError> {
+        let tcp = TcpStream::connect(addr).await?;
+        tcp.set_nodelay(true)?;
+        let tls = connector.connect(server_name, tcp).await?;
+        Self::negotiate(Stream::ClientTls(Box::new(tls)), cfg).await
+    }
+
+    /// Negotiates an association on an established [`Stream`].
+    pub async fn negotiate(stream: Stream, cfg: &ClientConfig) -> Result<Self, ClientError> {
         let pcs: Vec<PresentationContextRq<'_>> = cfg
             .contexts
             .iter()
@@ -166,7 +185,7 @@ impl ScuAssociation {
                 r = self.stream.read_buf(self.assoc.buffer_mut()) => match r {
                     Ok(0) | Err(_) => self.assoc.handle_transport_closed(),
                     Ok(_) => {
-                        super::quickack(&self.stream);
+                        super::quickack(self.stream.tcp());
                         self.assoc.process(Instant::now());
                     }
                 },

@@ -12,7 +12,90 @@ pub use server::{Server, serve, serve_connection};
 
 use bytes::{Buf, Bytes};
 use std::io::IoSlice;
-use tokio::io::AsyncWriteExt;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
+use tokio::net::TcpStream;
+
+/// A connection the adapter runs on: plain TCP, or TLS over TCP (feature `tls`).
+#[derive(Debug)]
+pub enum Stream {
+    /// Plain TCP.
+    Plain(TcpStream),
+    /// TLS, server side.
+    #[cfg(feature = "tls")]
+    ServerTls(Box<tokio_rustls::server::TlsStream<TcpStream>>),
+    /// TLS, client side.
+    #[cfg(feature = "tls")]
+    ClientTls(Box<tokio_rustls::client::TlsStream<TcpStream>>),
+}
+
+impl Stream {
+    /// The underlying TCP socket.
+    pub fn tcp(&self) -> &TcpStream {
+        match self {
+            Stream::Plain(s) => s,
+            #[cfg(feature = "tls")]
+            Stream::ServerTls(s) => s.get_ref().0,
+            #[cfg(feature = "tls")]
+            Stream::ClientTls(s) => s.get_ref().0,
+        }
+    }
+}
+
+macro_rules! delegate {
+    ($self:ident, $s:ident => $e:expr) => {
+        match $self.get_mut() {
+            Stream::Plain($s) => $e,
+            #[cfg(feature = "tls")]
+            Stream::ServerTls($s) => $e,
+            #[cfg(feature = "tls")]
+            Stream::ClientTls($s) => $e,
+        }
+    };
+}
+
+impl AsyncRead for Stream {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        delegate!(self, s => Pin::new(s).poll_read(cx, buf))
+    }
+}
+
+impl AsyncWrite for Stream {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        delegate!(self, s => Pin::new(s).poll_write(cx, buf))
+    }
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        delegate!(self, s => Pin::new(s).poll_write_vectored(cx, bufs))
+    }
+    fn is_write_vectored(&self) -> bool {
+        match self {
+            Stream::Plain(s) => s.is_write_vectored(),
+            #[cfg(feature = "tls")]
+            Stream::ServerTls(s) => s.is_write_vectored(),
+            #[cfg(feature = "tls")]
+            Stream::ClientTls(s) => s.is_write_vectored(),
+        }
+    }
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        delegate!(self, s => Pin::new(s).poll_flush(cx))
+    }
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        delegate!(self, s => Pin::new(s).poll_shutdown(cx))
+    }
+}
 
 /// Writes all chunks in order with vectored writes, then clears `chunks`.
 pub(crate) async fn write_chunks<W: tokio::io::AsyncWrite + Unpin>(
@@ -45,7 +128,8 @@ pub(crate) async fn write_chunks<W: tokio::io::AsyncWrite + Unpin>(
         }
     }
     chunks.clear();
-    Ok(())
+    // TLS buffers records: push them out (a no-op for plain TCP).
+    w.flush().await
 }
 
 /// Runs blocking work (file writes, fsync) without stalling other tasks on a multi-thread

@@ -1,6 +1,6 @@
 //! The storage SCP server: accept loop, association limit, graceful shutdown.
 
-use super::{blocking, write_chunks};
+use super::{Stream, blocking, write_chunks};
 use crate::pdu::{AssociateRj, encode};
 use crate::scp::{Completed, Handler, ScpConfig, ScpSession};
 use std::future::Future;
@@ -20,6 +20,8 @@ pub struct Server {
     cfg: Arc<ScpConfig>,
     handler: Arc<dyn Handler>,
     log: Option<LogFn>,
+    #[cfg(feature = "tls")]
+    tls: Option<tokio_rustls::TlsAcceptor>,
 }
 
 impl std::fmt::Debug for Server {
@@ -37,7 +39,18 @@ impl Server {
             cfg: Arc::new(cfg),
             handler,
             log: None,
+            #[cfg(feature = "tls")]
+            tls: None,
         }
+    }
+
+    /// Serves DICOM TLS (PS3.15 B.1): every accepted connection does the TLS handshake
+    /// (bounded by ARTIM) before the association starts.
+    #[cfg(feature = "tls")]
+    #[must_use]
+    pub fn with_tls(mut self, acceptor: tokio_rustls::TlsAcceptor) -> Self {
+        self.tls = Some(acceptor);
+        self
     }
 
     /// Calls `f` for every answered message and association event (e.g. to log them).
@@ -80,9 +93,22 @@ impl Server {
         Ok(())
     }
 
-    /// Serves one association on an accepted connection until it is released or aborted.
-    pub async fn connection(&self, mut stream: TcpStream) -> std::io::Result<()> {
-        stream.set_nodelay(true)?;
+    /// Serves one association on an accepted connection until it is released or aborted
+    /// (after the TLS handshake when [`Server::with_tls`] was set).
+    pub async fn connection(&self, tcp: TcpStream) -> std::io::Result<()> {
+        tcp.set_nodelay(true)?;
+        #[cfg(feature = "tls")]
+        if let Some(acceptor) = &self.tls {
+            let tls = tokio::time::timeout(self.cfg.timeouts.artim, acceptor.accept(tcp))
+                .await
+                .map_err(|_| std::io::Error::from(std::io::ErrorKind::TimedOut))??;
+            return self.stream(Stream::ServerTls(Box::new(tls))).await;
+        }
+        self.stream(Stream::Plain(tcp)).await
+    }
+
+    /// Serves one association on an established [`Stream`].
+    pub async fn stream(&self, mut stream: Stream) -> std::io::Result<()> {
         let mut s = ScpSession::new(self.cfg.clone(), self.handler.clone(), Instant::now());
         let mut chunks = Vec::new();
         let durable = self.cfg.fsync == crate::store::FsyncPolicy::Durable;
@@ -111,7 +137,7 @@ impl Server {
                 r = stream.read_buf(s.association().buffer_mut()) => match r {
                     Ok(0) | Err(_) => s.handle_transport_closed(Instant::now()),
                     Ok(_) => {
-                        super::quickack(&stream);
+                        super::quickack(stream.tcp());
                         // fsync can block for milliseconds: move it off the async worker.
                         // Page-cache writes alone are short enough to run inline.
                         if durable {

@@ -431,7 +431,12 @@ fn check_fields(msg: &Message<'_>, opts: &ValidationOptions, out: &mut Vec<Probl
                         message: format!("{v:?}: {why}"),
                     });
                 }
-                let chars = v.chars().count();
+                // A value no longer in bytes than the limit cannot exceed it in characters.
+                let chars = if v.len() <= def.max_len {
+                    v.len()
+                } else {
+                    v.chars().count()
+                };
                 if def.max_len > 0 && chars > def.max_len {
                     out.push(Problem {
                         location: l.clone(),

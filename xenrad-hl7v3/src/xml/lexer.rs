@@ -64,14 +64,29 @@ fn find_tag_stop(hay: &[u8]) -> Option<usize> {
     }
 }
 
+/// Byte classes for names: bit 0 = NameStartChar, bit 1 = NameChar (ASCII rules of XML 1.0
+/// §2.3; every non-ASCII byte is accepted as both).
+static NAME_CLASS: [u8; 256] = {
+    let mut t = [0u8; 256];
+    let mut i = 0;
+    while i < 256 {
+        let b = i as u8;
+        let start = b.is_ascii_alphabetic() || b == b'_' || b == b':' || b >= 0x80;
+        let name = start || b.is_ascii_digit() || b == b'-' || b == b'.';
+        t[i] = (start as u8) | ((name as u8) << 1);
+        i += 1;
+    }
+    t
+};
+
 #[inline]
 fn is_name_start(b: u8) -> bool {
-    b.is_ascii_alphabetic() || b == b'_' || b == b':' || b >= 0x80
+    NAME_CLASS[b as usize] & 1 != 0
 }
 
 #[inline]
 fn is_name_char(b: u8) -> bool {
-    is_name_start(b) || b.is_ascii_digit() || b == b'-' || b == b'.'
+    NAME_CLASS[b as usize] & 2 != 0
 }
 
 #[inline]

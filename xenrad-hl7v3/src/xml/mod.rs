@@ -61,6 +61,8 @@ struct NsDecl<'a> {
     prefix: &'a str,
     uri: u16,
     prev: u32,
+    /// Length of the scope chain ending here.
+    depth: u32,
 }
 
 /// A parsed, well-formed, namespace-resolved XML document borrowing its input.

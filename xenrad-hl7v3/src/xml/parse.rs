@@ -19,6 +19,9 @@ pub struct Limits {
     pub max_attributes: usize,
     /// Most element and text nodes in one document.
     pub max_nodes: usize,
+    /// Most distinct namespace URIs in one document, and most namespace declarations in scope
+    /// at once (keeps prefix resolution linear in the input size).
+    pub max_namespaces: usize,
 }
 
 impl Default for Limits {
@@ -28,6 +31,7 @@ impl Default for Limits {
             max_depth: 256,
             max_attributes: 256,
             max_nodes: 2_000_000,
+            max_namespaces: 64,
         }
     }
 }
@@ -300,7 +304,8 @@ impl<'a> Builder<'a> {
         if let Some(i) = self.doc.uris.iter().position(|u| *u == uri) {
             return Ok(i as u16);
         }
-        if self.doc.uris.len() >= usize::from(u16::MAX) {
+        // Index 0 is "no namespace".
+        if self.doc.uris.len() > self.limits.max_namespaces.min(usize::from(u16::MAX) - 1) {
             return Err(ErrorKind::Limit("distinct namespaces"));
         }
         self.doc.uris.push(uri);
@@ -366,10 +371,19 @@ impl<'a> Builder<'a> {
                     ));
                 }
                 let uri = self.intern(uri).map_err(|k| self.err(voff, k))?;
+                let in_scope = if self.scope == NONE {
+                    1
+                } else {
+                    self.doc.decls[self.scope as usize].depth + 1
+                };
+                if in_scope as usize > self.limits.max_namespaces {
+                    return Err(self.err(voff, ErrorKind::Limit("namespace declarations in scope")));
+                }
                 self.doc.decls.push(NsDecl {
                     prefix,
                     uri,
                     prev: self.scope,
+                    depth: in_scope,
                 });
                 self.scope = (self.doc.decls.len() - 1) as u32;
             } else {
@@ -453,7 +467,7 @@ impl<'a> Builder<'a> {
 }
 
 fn split_qname(q: &str) -> (&str, &str) {
-    match memchr::memchr(b':', q.as_bytes()) {
+    match q.bytes().position(|c| c == b':') {
         Some(p) => (&q[..p], &q[p + 1..]),
         None => ("", q),
     }
@@ -485,15 +499,9 @@ fn find_control(b: &[u8]) -> Option<usize> {
 
 /// Namespaces in XML §3: a QName has at most one colon, not at either end.
 fn check_qname(q: &str) -> Result<(), String> {
-    match memchr::memchr(b':', q.as_bytes()) {
+    match q.bytes().position(|c| c == b':') {
         None => Ok(()),
-        Some(p)
-            if p > 0
-                && p + 1 < q.len()
-                && memchr::memchr(b':', &q.as_bytes()[p + 1..]).is_none() =>
-        {
-            Ok(())
-        }
+        Some(p) if p > 0 && p + 1 < q.len() && !q.as_bytes()[p + 1..].contains(&b':') => Ok(()),
         Some(_) => Err(format!("{q:?} is not a valid qualified name")),
     }
 }
