@@ -6,3 +6,8 @@
 
 pub mod cli;
 pub mod gateway;
+
+/// The README's code examples, compiled and run as doc tests.
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+pub struct ReadmeDoctests;
