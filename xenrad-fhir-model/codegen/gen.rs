@@ -63,14 +63,17 @@ const PRIMS: &[(&str, &str)] = &[
     ("xhtml", "Xhtml"),
 ];
 
-fn collect_codes(contains: &Value, out: &mut BTreeSet<String>) {
+fn collect_codes(contains: &Value, out: &mut BTreeSet<String>, systems: &mut BTreeSet<String>) {
     for c in contains.as_array().into_iter().flatten() {
         if let Some(code) = c["code"].as_str()
             && c["abstract"].as_bool() != Some(true)
         {
             out.insert(code.to_owned());
+            if let Some(s) = c["system"].as_str() {
+                systems.insert(s.to_owned());
+            }
         }
-        collect_codes(&c["contains"], out);
+        collect_codes(&c["contains"], out, systems);
     }
 }
 
@@ -86,13 +89,13 @@ pub fn generate(dir: &Path) -> String {
     let vs_bundle = load(dir, "Bundle-valueset-expansions.json");
 
     // value-set expansions (enumerable required bindings)
-    let mut expansions: HashMap<String, BTreeSet<String>> = HashMap::new();
+    let mut expansions: HashMap<String, (BTreeSet<String>, BTreeSet<String>)> = HashMap::new();
     for vs in entries(&vs_bundle) {
         if let (Some(url), Some(exp)) = (vs["url"].as_str(), vs.get("expansion")) {
-            let mut codes = BTreeSet::new();
-            collect_codes(&exp["contains"], &mut codes);
+            let (mut codes, mut systems) = (BTreeSet::new(), BTreeSet::new());
+            collect_codes(&exp["contains"], &mut codes, &mut systems);
             if !codes.is_empty() {
-                expansions.insert(url.to_owned(), codes);
+                expansions.insert(url.to_owned(), (codes, systems));
             }
         }
     }
@@ -185,7 +188,12 @@ pub fn generate(dir: &Path) -> String {
                 .filter(|b| b.get("strength").and_then(Value::as_str) == Some("required"))
                 .and_then(|b| b.get("valueSet").and_then(Value::as_str))
                 .map(|u| u.split('|').next().unwrap_or(u).to_owned())
-                .filter(|u| expansions.contains_key(u) && tys.iter().all(|t| t == "code"));
+                .filter(|u| {
+                    expansions.contains_key(u)
+                        && tys
+                            .iter()
+                            .all(|t| matches!(t.as_str(), "code" | "Coding" | "CodeableConcept"))
+                });
             types[owner].elems.push(Elem {
                 name: ename,
                 min: el["min"].as_u64().unwrap_or(0),
@@ -224,13 +232,15 @@ pub fn generate(dir: &Path) -> String {
     let mut vs_sorted: Vec<(&String, &usize)> = bindings.iter().collect();
     vs_sorted.sort_by_key(|(_, i)| **i);
     for (url, i) in &vs_sorted {
-        let codes = &expansions[*url];
+        let (codes, systems) = &expansions[*url];
         let list: Vec<String> = codes.iter().map(|c| lit(c)).collect();
+        let sys: Vec<String> = systems.iter().map(|c| lit(c)).collect();
         let _ = writeln!(
             o,
-            "static VS{i}: ValueSetDef = ValueSetDef {{ url: {}, codes: &[{}] }};",
+            "static VS{i}: ValueSetDef = ValueSetDef {{ url: {}, codes: &[{}], systems: &[{}] }};",
             lit(url),
-            list.join(", ")
+            list.join(", "),
+            sys.join(", ")
         );
     }
     o.push('\n');

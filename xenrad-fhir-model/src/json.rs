@@ -447,6 +447,36 @@ impl<'a> Lexer<'a> {
         Ok(v)
     }
 
+    /// Skips one JSON value (validating it) without building anything.
+    pub fn skip(&mut self, depth: u32) -> Result<(), SyntaxError> {
+        match self.peek() {
+            Some(b'"') => self.string().map(drop),
+            Some(open @ (b'{' | b'[')) => {
+                if depth == 0 {
+                    return Err(self.err("nesting too deep"));
+                }
+                self.pos += 1;
+                let close = if open == b'{' { b'}' } else { b']' };
+                if self.empty_close(close) {
+                    return Ok(());
+                }
+                loop {
+                    if open == b'{' {
+                        self.string()?;
+                        self.expect(b':', "expected ':'")?;
+                    }
+                    self.skip(depth - 1)?;
+                    if !self.next_or_close(close)? {
+                        return Ok(());
+                    }
+                }
+            }
+            Some(b'-' | b'0'..=b'9') => self.number().map(drop),
+            Some(_) => self.literal().map(drop),
+            None => Err(self.err("unexpected end of input")),
+        }
+    }
+
     /// Reads any JSON value into a generic tree.
     pub fn any(&mut self, depth: u32) -> Result<Json<'a>, SyntaxError> {
         match self.peek() {

@@ -175,7 +175,7 @@ impl<'a> Reader<'a, '_> {
                 return rt;
             }
             self.lx
-                .any(self.opts.max_depth)
+                .skip(self.opts.max_depth)
                 .map_err(|e| self.syntax(e))?;
             if !self.lx.next_or_close(b'}').map_err(|e| self.syntax(e))? {
                 return Err(self.error(ErrorKind::MissingResourceType));

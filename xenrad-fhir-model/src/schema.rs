@@ -202,12 +202,20 @@ pub struct ValueSetDef {
     pub url: &'static str,
     /// The codes, sorted.
     pub codes: &'static [&'static str],
+    /// The code systems the codes come from, sorted.
+    pub systems: &'static [&'static str],
 }
 
 impl ValueSetDef {
     /// Whether `code` is in the value set.
     pub fn contains(&self, code: &str) -> bool {
         self.codes.binary_search(&code).is_ok()
+    }
+
+    /// Whether a coding (`system` optional) is in the value set. Approximate when the value set
+    /// spans several systems: the system must be one of them and the code one of the codes.
+    pub fn contains_coding(&self, system: Option<&str>, code: &str) -> bool {
+        system.is_none_or(|s| self.systems.binary_search(&s).is_ok()) && self.contains(code)
     }
 }
 

@@ -547,3 +547,45 @@ fn parse_value(
         ),
     })
 }
+
+impl SearchQuery {
+    /// The paging state for a response: `base` is the type's search URL without query
+    /// (`http://host/fhir/Patient`), `query` the request's query string (its `_count`/`_offset`
+    /// are dropped and re-added per link), `_count` defaults to `default_count` and is capped at
+    /// `max_count`.
+    ///
+    /// ```
+    /// use xenrad_fhir_model::{ResourceType, search::parse_query};
+    /// let qs = "name=smith&_count=500&_offset=20";
+    /// let q = parse_query(ResourceType::Patient, qs).unwrap();
+    /// let p = q.paging("http://h/fhir/Patient", qs, 20, 100, Some(250));
+    /// assert_eq!((p.offset, p.count), (20, 100));
+    /// assert_eq!(p.base, "http://h/fhir/Patient?name=smith");
+    /// ```
+    pub fn paging(
+        &self,
+        base: &str,
+        query: &str,
+        default_count: usize,
+        max_count: usize,
+        total: Option<usize>,
+    ) -> crate::bundle::Paging {
+        let kept: Vec<&str> = query
+            .strip_prefix('?')
+            .unwrap_or(query)
+            .split('&')
+            .filter(|p| !p.is_empty() && !p.starts_with("_count=") && !p.starts_with("_offset="))
+            .collect();
+        let base = if kept.is_empty() {
+            base.to_owned()
+        } else {
+            format!("{base}?{}", kept.join("&"))
+        };
+        crate::bundle::Paging {
+            base,
+            offset: self.offset.unwrap_or(0),
+            count: self.count.unwrap_or(default_count).min(max_count),
+            total,
+        }
+    }
+}

@@ -112,7 +112,12 @@ fn node(
                         node(oo, root, el, path, depth + 1);
                     }
                 }
-                Value::Complex(c) => node(oo, root, c, path, depth + 1),
+                Value::Complex(c) => {
+                    if let Some(vs) = e.binding {
+                        check_concept(oo, root, vs, c, path);
+                    }
+                    node(oo, root, c, path, depth + 1);
+                }
                 Value::Resource(r) => {
                     node(oo, r.resource_type, &r.node, path, depth + 1);
                 }
@@ -130,6 +135,38 @@ fn node(
             Some((path, Some(root))),
         );
         path.truncate(len);
+    }
+}
+
+/// Required binding on a `Coding` (its code) or `CodeableConcept` (at least one of its codings;
+/// text-only concepts are not checked).
+fn check_concept(
+    oo: &mut OperationOutcome,
+    root: ResourceType,
+    vs: &crate::schema::ValueSetDef,
+    c: &Node<'_>,
+    path: &str,
+) {
+    let ok_coding = |n: &Node<'_>| {
+        n.str("code")
+            .is_none_or(|code| vs.contains_coding(n.str("system"), code))
+    };
+    let ok = match c.type_id.name() {
+        "Coding" => ok_coding(c),
+        "CodeableConcept" => {
+            let codings: Vec<&Node<'_>> =
+                c.get("coding").iter().filter_map(Value::as_node).collect();
+            codings.is_empty() || codings.iter().any(|n| ok_coding(n))
+        }
+        _ => true,
+    };
+    if !ok {
+        oo.push(
+            Severity::Error,
+            "code-invalid",
+            format!("no coding from the required value set {}", vs.url),
+            Some((path, Some(root))),
+        );
     }
 }
 

@@ -27,6 +27,16 @@ pub enum Command {
         /// Input file, or `-` for standard input.
         file: PathBuf,
     },
+    /// Converts a JSON resource to FHIR XML (exit 1 with the OperationOutcome on error).
+    ToXml {
+        /// Input file, or `-` for standard input.
+        file: PathBuf,
+    },
+    /// Converts a FHIR XML resource to JSON (exit 1 with the OperationOutcome on error).
+    FromXml {
+        /// Input file, or `-` for standard input.
+        file: PathBuf,
+    },
     /// Parses a search query string for a resource type and prints the typed parameters, or the
     /// OperationOutcome (exit 1).
     Search {
@@ -90,6 +100,32 @@ pub fn run(cmd: Command) -> CliResult {
             } else {
                 println!("{}", xenrad_fhir_model::to_json_pretty(&oo.to_resource()));
                 Ok(ExitCode::SUCCESS)
+            }
+        }
+        Command::ToXml { file } => {
+            let data = read_input(&file)?;
+            match xenrad_fhir_model::from_json(&data) {
+                Ok(r) if xenrad_fhir_model::xml::xml_representable(&r) => {
+                    println!("{}", xenrad_fhir_model::xml::to_xml(&r));
+                    Ok(ExitCode::SUCCESS)
+                }
+                Ok(_) => Ok(outcome_exit(&OperationOutcome::single(
+                    xenrad_fhir_model::outcome::Severity::Error,
+                    "value",
+                    "a Narrative.div is not a well-formed XHTML div: no XML form",
+                ))),
+                Err(e) => Ok(outcome_exit(&OperationOutcome::from_error(&e, None))),
+            }
+        }
+        Command::FromXml { file } => {
+            let data = read_input(&file)?;
+            let text = String::from_utf8(data)?;
+            match xenrad_fhir_model::xml::from_xml(&text) {
+                Ok(r) => {
+                    println!("{}", xenrad_fhir_model::to_json(&r));
+                    Ok(ExitCode::SUCCESS)
+                }
+                Err(e) => Ok(outcome_exit(&OperationOutcome::from_error(&e, None))),
             }
         }
         Command::Search {

@@ -3,218 +3,228 @@
 #![allow(clippy::unreadable_literal, clippy::too_many_lines)]
 use crate::schema::{ElementDef as E, PrimKind, SearchParamDef, SearchParamType as S, TypeDef, TypeId, TypeKind, ValueSetDef};
 
-static VS0: ValueSetDef = ValueSetDef { url: "http://hl7.org/fhir/ValueSet/address-use", codes: &["billing", "home", "old", "temp", "work"] };
-static VS1: ValueSetDef = ValueSetDef { url: "http://hl7.org/fhir/ValueSet/address-type", codes: &["both", "physical", "postal"] };
-static VS2: ValueSetDef = ValueSetDef { url: "http://hl7.org/fhir/ValueSet/quantity-comparator", codes: &["<", "<=", ">", ">="] };
-static VS3: ValueSetDef = ValueSetDef { url: "http://hl7.org/fhir/ValueSet/contact-point-system", codes: &["email", "fax", "other", "pager", "phone", "sms", "url"] };
-static VS4: ValueSetDef = ValueSetDef { url: "http://hl7.org/fhir/ValueSet/contact-point-use", codes: &["home", "mobile", "old", "temp", "work"] };
-static VS5: ValueSetDef = ValueSetDef { url: "http://hl7.org/fhir/ValueSet/contributor-type", codes: &["author", "editor", "endorser", "reviewer"] };
-static VS6: ValueSetDef = ValueSetDef { url: "http://hl7.org/fhir/ValueSet/all-types", codes: &["Account", "ActivityDefinition", "Address", "AdverseEvent", "Age", "AllergyIntolerance", "Annotation", "Any", "Appointment", "AppointmentResponse", "Attachment", "AuditEvent", "BackboneElement", "Basic", "Binary", "BiologicallyDerivedProduct", "BodyStructure", "Bundle", "CapabilityStatement", "CarePlan", "CareTeam", "CatalogEntry", "ChargeItem", "ChargeItemDefinition", "Claim", "ClaimResponse", "ClinicalImpression", "CodeSystem", "CodeableConcept", "Coding", "Communication", "CommunicationRequest", "CompartmentDefinition", "Composition", "ConceptMap", "Condition", "Consent", "ContactDetail", "ContactPoint", "Contract", "Contributor", "Count", "Coverage", "CoverageEligibilityRequest", "CoverageEligibilityResponse", "DataRequirement", "DetectedIssue", "Device", "DeviceDefinition", "DeviceMetric", "DeviceRequest", "DeviceUseStatement", "DiagnosticReport", "Distance", "DocumentManifest", "DocumentReference", "DomainResource", "Dosage", "Duration", "EffectEvidenceSynthesis", "Element", "ElementDefinition", "Encounter", "Endpoint", "EnrollmentRequest", "EnrollmentResponse", "EpisodeOfCare", "EventDefinition", "Evidence", "EvidenceVariable", "ExampleScenario", "ExplanationOfBenefit", "Expression", "Extension", "FamilyMemberHistory", "Flag", "Goal", "GraphDefinition", "Group", "GuidanceResponse", "HealthcareService", "HumanName", "Identifier", "ImagingStudy", "Immunization", "ImmunizationEvaluation", "ImmunizationRecommendation", "ImplementationGuide", "InsurancePlan", "Invoice", "Library", "Linkage", "List", "Location", "MarketingStatus", "Measure", "MeasureReport", "Media", "Medication", "MedicationAdministration", "MedicationDispense", "MedicationKnowledge", "MedicationRequest", "MedicationStatement", "MedicinalProduct", "MedicinalProductAuthorization", "MedicinalProductContraindication", "MedicinalProductIndication", "MedicinalProductIngredient", "MedicinalProductInteraction", "MedicinalProductManufactured", "MedicinalProductPackaged", "MedicinalProductPharmaceutical", "MedicinalProductUndesirableEffect", "MessageDefinition", "MessageHeader", "Meta", "MolecularSequence", "Money", "MoneyQuantity", "NamingSystem", "Narrative", "NutritionOrder", "Observation", "ObservationDefinition", "OperationDefinition", "OperationOutcome", "Organization", "OrganizationAffiliation", "ParameterDefinition", "Parameters", "Patient", "PaymentNotice", "PaymentReconciliation", "Period", "Person", "PlanDefinition", "Population", "Practitioner", "PractitionerRole", "Procedure", "ProdCharacteristic", "ProductShelfLife", "Provenance", "Quantity", "Questionnaire", "QuestionnaireResponse", "Range", "Ratio", "Reference", "RelatedArtifact", "RelatedPerson", "RequestGroup", "ResearchDefinition", "ResearchElementDefinition", "ResearchStudy", "ResearchSubject", "Resource", "RiskAssessment", "RiskEvidenceSynthesis", "SampledData", "Schedule", "SearchParameter", "ServiceRequest", "Signature", "SimpleQuantity", "Slot", "Specimen", "SpecimenDefinition", "StructureDefinition", "StructureMap", "Subscription", "Substance", "SubstanceAmount", "SubstanceNucleicAcid", "SubstancePolymer", "SubstanceProtein", "SubstanceReferenceInformation", "SubstanceSourceMaterial", "SubstanceSpecification", "SupplyDelivery", "SupplyRequest", "Task", "TerminologyCapabilities", "TestReport", "TestScript", "Timing", "TriggerDefinition", "Type", "UsageContext", "ValueSet", "VerificationResult", "VisionPrescription", "base64Binary", "boolean", "canonical", "code", "date", "dateTime", "decimal", "id", "instant", "integer", "markdown", "oid", "positiveInt", "string", "time", "unsignedInt", "uri", "url", "uuid", "xhtml"] };
-static VS7: ValueSetDef = ValueSetDef { url: "http://hl7.org/fhir/ValueSet/sort-direction", codes: &["ascending", "descending"] };
-static VS8: ValueSetDef = ValueSetDef { url: "http://hl7.org/fhir/ValueSet/property-representation", codes: &["cdaText", "typeAttr", "xhtml", "xmlAttr", "xmlText"] };
-static VS9: ValueSetDef = ValueSetDef { url: "http://hl7.org/fhir/ValueSet/resource-slicing-rules", codes: &["closed", "open", "openAtEnd"] };
-static VS10: ValueSetDef = ValueSetDef { url: "http://hl7.org/fhir/ValueSet/discriminator-type", codes: &["exists", "pattern", "profile", "type", "value"] };
-static VS11: ValueSetDef = ValueSetDef { url: "http://hl7.org/fhir/ValueSet/resource-aggregation-mode", codes: &["bundled", "contained", "referenced"] };
-static VS12: ValueSetDef = ValueSetDef { url: "http://hl7.org/fhir/ValueSet/reference-version-rules", codes: &["either", "independent", "specific"] };
-static VS13: ValueSetDef = ValueSetDef { url: "http://hl7.org/fhir/ValueSet/constraint-severity", codes: &["error", "warning"] };
-static VS14: ValueSetDef = ValueSetDef { url: "http://hl7.org/fhir/ValueSet/binding-strength", codes: &["example", "extensible", "preferred", "required"] };
-static VS15: ValueSetDef = ValueSetDef { url: "http://hl7.org/fhir/ValueSet/name-use", codes: &["anonymous", "maiden", "nickname", "official", "old", "temp", "usual"] };
-static VS16: ValueSetDef = ValueSetDef { url: "http://hl7.org/fhir/ValueSet/identifier-use", codes: &["official", "old", "secondary", "temp", "usual"] };
-static VS17: ValueSetDef = ValueSetDef { url: "http://hl7.org/fhir/ValueSet/currencies", codes: &["AED", "AFN", "ALL", "AMD", "ANG", "AOA", "ARS", "AUD", "AWG", "AZN", "BAM", "BBD", "BDT", "BGN", "BHD", "BIF", "BMD", "BND", "BOB", "BOV", "BRL", "BSD", "BTN", "BWP", "BYN", "BZD", "CAD", "CDF", "CHE", "CHF", "CHW", "CLF", "CLP", "CNY", "COP", "COU", "CRC", "CUC", "CUP", "CVE", "CZK", "DJF", "DKK", "DOP", "DZD", "EGP", "ERN", "ETB", "EUR", "FJD", "FKP", "GBP", "GEL", "GGP", "GHS", "GIP", "GMD", "GNF", "GTQ", "GYD", "HKD", "HNL", "HRK", "HTG", "HUF", "IDR", "ILS", "IMP", "INR", "IQD", "IRR", "ISK", "JEP", "JMD", "JOD", "JPY", "KES", "KGS", "KHR", "KMF", "KPW", "KRW", "KWD", "KYD", "KZT", "LAK", "LBP", "LKR", "LRD", "LSL", "LYD", "MAD", "MDL", "MGA", "MKD", "MMK", "MNT", "MOP", "MRU", "MUR", "MVR", "MWK", "MXN", "MXV", "MYR", "MZN", "NAD", "NGN", "NIO", "NOK", "NPR", "NZD", "OMR", "PAB", "PEN", "PGK", "PHP", "PKR", "PLN", "PYG", "QAR", "RON", "RSD", "RUB", "RWF", "SAR", "SBD", "SCR", "SDG", "SEK", "SGD", "SHP", "SLL", "SOS", "SRD", "SSP", "STN", "SVC", "SYP", "SZL", "THB", "TJS", "TMT", "TND", "TOP", "TRY", "TTD", "TVD", "TWD", "TZS", "UAH", "UGX", "USD", "USN", "UYI", "UYU", "UZS", "VEF", "VND", "VUV", "WST", "XAF", "XAG", "XAU", "XBA", "XBB", "XBC", "XBD", "XCD", "XDR", "XOF", "XPD", "XPF", "XPT", "XSU", "XTS", "XUA", "XXX", "YER", "ZAR", "ZMW", "ZWL"] };
-static VS18: ValueSetDef = ValueSetDef { url: "http://hl7.org/fhir/ValueSet/narrative-status", codes: &["additional", "empty", "extensions", "generated"] };
-static VS19: ValueSetDef = ValueSetDef { url: "http://hl7.org/fhir/ValueSet/operation-parameter-use", codes: &["in", "out"] };
-static VS20: ValueSetDef = ValueSetDef { url: "http://hl7.org/fhir/ValueSet/related-artifact-type", codes: &["citation", "composed-of", "depends-on", "derived-from", "documentation", "justification", "predecessor", "successor"] };
-static VS21: ValueSetDef = ValueSetDef { url: "http://hl7.org/fhir/ValueSet/units-of-time", codes: &["a", "d", "h", "min", "mo", "s", "wk"] };
-static VS22: ValueSetDef = ValueSetDef { url: "http://hl7.org/fhir/ValueSet/days-of-week", codes: &["fri", "mon", "sat", "sun", "thu", "tue", "wed"] };
-static VS23: ValueSetDef = ValueSetDef { url: "http://hl7.org/fhir/ValueSet/event-timing", codes: &["AC", "ACD", "ACM", "ACV", "AFT", "AFT.early", "AFT.late", "C", "CD", "CM", "CV", "EVE", "EVE.early", "EVE.late", "HS", "MORN", "MORN.early", "MORN.late", "NIGHT", "NOON", "PC", "PCD", "PCM", "PCV", "PHS", "WAKE"] };
-static VS24: ValueSetDef = ValueSetDef { url: "http://hl7.org/fhir/ValueSet/trigger-type", codes: &["data-access-ended", "data-accessed", "data-added", "data-changed", "data-modified", "data-removed", "named-event", "periodic"] };
-static VS25: ValueSetDef = ValueSetDef { url: "http://hl7.org/fhir/ValueSet/account-status", codes: &["active", "entered-in-error", "inactive", "on-hold", "unknown"] };
-static VS26: ValueSetDef = ValueSetDef { url: "http://hl7.org/fhir/ValueSet/publication-status", codes: &["active", "draft", "retired", "unknown"] };
-static VS27: ValueSetDef = ValueSetDef { url: "http://hl7.org/fhir/ValueSet/request-resource-types", codes: &["Appointment", "AppointmentResponse", "CarePlan", "Claim", "CommunicationRequest", "Contract", "DeviceRequest", "EnrollmentRequest", "ImmunizationRecommendation", "MedicationRequest", "NutritionOrder", "ServiceRequest", "SupplyRequest", "Task", "VisionPrescription"] };
-static VS28: ValueSetDef = ValueSetDef { url: "http://hl7.org/fhir/ValueSet/request-intent", codes: &["directive", "filler-order", "instance-order", "option", "order", "original-order", "plan", "proposal", "reflex-order"] };
-static VS29: ValueSetDef = ValueSetDef { url: "http://hl7.org/fhir/ValueSet/request-priority", codes: &["asap", "routine", "stat", "urgent"] };
-static VS30: ValueSetDef = ValueSetDef { url: "http://hl7.org/fhir/ValueSet/action-participant-type", codes: &["device", "patient", "practitioner", "related-person"] };
-static VS31: ValueSetDef = ValueSetDef { url: "http://hl7.org/fhir/ValueSet/adverse-event-actuality", codes: &["actual", "potential"] };
-static VS32: ValueSetDef = ValueSetDef { url: "http://hl7.org/fhir/ValueSet/allergy-intolerance-type", codes: &["allergy", "intolerance"] };
-static VS33: ValueSetDef = ValueSetDef { url: "http://hl7.org/fhir/ValueSet/allergy-intolerance-category", codes: &["biologic", "environment", "food", "medication"] };
-static VS34: ValueSetDef = ValueSetDef { url: "http://hl7.org/fhir/ValueSet/allergy-intolerance-criticality", codes: &["high", "low", "unable-to-assess"] };
-static VS35: ValueSetDef = ValueSetDef { url: "http://hl7.org/fhir/ValueSet/reaction-event-severity", codes: &["mild", "moderate", "severe"] };
-static VS36: ValueSetDef = ValueSetDef { url: "http://hl7.org/fhir/ValueSet/appointmentstatus", codes: &["arrived", "booked", "cancelled", "checked-in", "entered-in-error", "fulfilled", "noshow", "pending", "proposed", "waitlist"] };
-static VS37: ValueSetDef = ValueSetDef { url: "http://hl7.org/fhir/ValueSet/participantrequired", codes: &["information-only", "optional", "required"] };
-static VS38: ValueSetDef = ValueSetDef { url: "http://hl7.org/fhir/ValueSet/participationstatus", codes: &["accepted", "declined", "needs-action", "tentative"] };
-static VS39: ValueSetDef = ValueSetDef { url: "http://hl7.org/fhir/ValueSet/audit-event-action", codes: &["C", "D", "E", "R", "U"] };
-static VS40: ValueSetDef = ValueSetDef { url: "http://hl7.org/fhir/ValueSet/audit-event-outcome", codes: &["0", "12", "4", "8"] };
-static VS41: ValueSetDef = ValueSetDef { url: "http://hl7.org/fhir/ValueSet/network-type", codes: &["1", "2", "3", "4", "5"] };
-static VS42: ValueSetDef = ValueSetDef { url: "http://hl7.org/fhir/ValueSet/product-category", codes: &["biologicalAgent", "cells", "fluid", "organ", "tissue"] };
-static VS43: ValueSetDef = ValueSetDef { url: "http://hl7.org/fhir/ValueSet/product-status", codes: &["available", "unavailable"] };
-static VS44: ValueSetDef = ValueSetDef { url: "http://hl7.org/fhir/ValueSet/product-storage-scale", codes: &["celsius", "farenheit", "kelvin"] };
-static VS45: ValueSetDef = ValueSetDef { url: "http://hl7.org/fhir/ValueSet/bundle-type", codes: &["batch", "batch-response", "collection", "document", "history", "message", "searchset", "transaction", "transaction-response"] };
-static VS46: ValueSetDef = ValueSetDef { url: "http://hl7.org/fhir/ValueSet/search-entry-mode", codes: &["include", "match", "outcome"] };
-static VS47: ValueSetDef = ValueSetDef { url: "http://hl7.org/fhir/ValueSet/http-verb", codes: &["DELETE", "GET", "HEAD", "PATCH", "POST", "PUT"] };
-static VS48: ValueSetDef = ValueSetDef { url: "http://hl7.org/fhir/ValueSet/capability-statement-kind", codes: &["capability", "instance", "requirements"] };
-static VS49: ValueSetDef = ValueSetDef { url: "http://hl7.org/fhir/ValueSet/FHIR-version", codes: &["0.0.80", "0.0.81", "0.0.82", "0.01", "0.05", "0.06", "0.11", "0.4.0", "0.5.0", "1.0.0", "1.0.1", "1.0.2", "1.1.0", "1.4.0", "1.6.0", "1.8.0", "3.0.0", "3.0.1", "3.3.0", "3.5.0", "4.0.0", "4.0.1"] };
-static VS50: ValueSetDef = ValueSetDef { url: "http://hl7.org/fhir/ValueSet/restful-capability-mode", codes: &["client", "server"] };
-static VS51: ValueSetDef = ValueSetDef { url: "http://hl7.org/fhir/ValueSet/resource-types", codes: &["Account", "ActivityDefinition", "AdverseEvent", "AllergyIntolerance", "Appointment", "AppointmentResponse", "AuditEvent", "Basic", "Binary", "BiologicallyDerivedProduct", "BodyStructure", "Bundle", "CapabilityStatement", "CarePlan", "CareTeam", "CatalogEntry", "ChargeItem", "ChargeItemDefinition", "Claim", "ClaimResponse", "ClinicalImpression", "CodeSystem", "Communication", "CommunicationRequest", "CompartmentDefinition", "Composition", "ConceptMap", "Condition", "Consent", "Contract", "Coverage", "CoverageEligibilityRequest", "CoverageEligibilityResponse", "DetectedIssue", "Device", "DeviceDefinition", "DeviceMetric", "DeviceRequest", "DeviceUseStatement", "DiagnosticReport", "DocumentManifest", "DocumentReference", "DomainResource", "EffectEvidenceSynthesis", "Encounter", "Endpoint", "EnrollmentRequest", "EnrollmentResponse", "EpisodeOfCare", "EventDefinition", "Evidence", "EvidenceVariable", "ExampleScenario", "ExplanationOfBenefit", "FamilyMemberHistory", "Flag", "Goal", "GraphDefinition", "Group", "GuidanceResponse", "HealthcareService", "ImagingStudy", "Immunization", "ImmunizationEvaluation", "ImmunizationRecommendation", "ImplementationGuide", "InsurancePlan", "Invoice", "Library", "Linkage", "List", "Location", "Measure", "MeasureReport", "Media", "Medication", "MedicationAdministration", "MedicationDispense", "MedicationKnowledge", "MedicationRequest", "MedicationStatement", "MedicinalProduct", "MedicinalProductAuthorization", "MedicinalProductContraindication", "MedicinalProductIndication", "MedicinalProductIngredient", "MedicinalProductInteraction", "MedicinalProductManufactured", "MedicinalProductPackaged", "MedicinalProductPharmaceutical", "MedicinalProductUndesirableEffect", "MessageDefinition", "MessageHeader", "MolecularSequence", "NamingSystem", "NutritionOrder", "Observation", "ObservationDefinition", "OperationDefinition", "OperationOutcome", "Organization", "OrganizationAffiliation", "Parameters", "Patient", "PaymentNotice", "PaymentReconciliation", "Person", "PlanDefinition", "Practitioner", "PractitionerRole", "Procedure", "Provenance", "Questionnaire", "QuestionnaireResponse", "RelatedPerson", "RequestGroup", "ResearchDefinition", "ResearchElementDefinition", "ResearchStudy", "ResearchSubject", "Resource", "RiskAssessment", "RiskEvidenceSynthesis", "Schedule", "SearchParameter", "ServiceRequest", "Slot", "Specimen", "SpecimenDefinition", "StructureDefinition", "StructureMap", "Subscription", "Substance", "SubstanceNucleicAcid", "SubstancePolymer", "SubstanceProtein", "SubstanceReferenceInformation", "SubstanceSourceMaterial", "SubstanceSpecification", "SupplyDelivery", "SupplyRequest", "Task", "TerminologyCapabilities", "TestReport", "TestScript", "ValueSet", "VerificationResult", "VisionPrescription"] };
-static VS52: ValueSetDef = ValueSetDef { url: "http://hl7.org/fhir/ValueSet/versioning-policy", codes: &["no-version", "versioned", "versioned-update"] };
-static VS53: ValueSetDef = ValueSetDef { url: "http://hl7.org/fhir/ValueSet/conditional-read-status", codes: &["full-support", "modified-since", "not-match", "not-supported"] };
-static VS54: ValueSetDef = ValueSetDef { url: "http://hl7.org/fhir/ValueSet/conditional-delete-status", codes: &["multiple", "not-supported", "single"] };
-static VS55: ValueSetDef = ValueSetDef { url: "http://hl7.org/fhir/ValueSet/reference-handling-policy", codes: &["enforced", "literal", "local", "logical", "resolves"] };
-static VS56: ValueSetDef = ValueSetDef { url: "http://hl7.org/fhir/ValueSet/type-restful-interaction", codes: &["create", "delete", "history-instance", "history-type", "patch", "read", "search-type", "update", "vread"] };
-static VS57: ValueSetDef = ValueSetDef { url: "http://hl7.org/fhir/ValueSet/search-param-type", codes: &["composite", "date", "number", "quantity", "reference", "special", "string", "token", "uri"] };
-static VS58: ValueSetDef = ValueSetDef { url: "http://hl7.org/fhir/ValueSet/system-restful-interaction", codes: &["batch", "history-system", "search-system", "transaction"] };
-static VS59: ValueSetDef = ValueSetDef { url: "http://hl7.org/fhir/ValueSet/event-capability-mode", codes: &["receiver", "sender"] };
-static VS60: ValueSetDef = ValueSetDef { url: "http://hl7.org/fhir/ValueSet/document-mode", codes: &["consumer", "producer"] };
-static VS61: ValueSetDef = ValueSetDef { url: "http://hl7.org/fhir/ValueSet/request-status", codes: &["active", "completed", "draft", "entered-in-error", "on-hold", "revoked", "unknown"] };
-static VS62: ValueSetDef = ValueSetDef { url: "http://hl7.org/fhir/ValueSet/care-plan-intent", codes: &["option", "order", "plan", "proposal"] };
-static VS63: ValueSetDef = ValueSetDef { url: "http://hl7.org/fhir/ValueSet/care-plan-activity-kind", codes: &["Appointment", "CommunicationRequest", "DeviceRequest", "MedicationRequest", "NutritionOrder", "ServiceRequest", "Task", "VisionPrescription"] };
-static VS64: ValueSetDef = ValueSetDef { url: "http://hl7.org/fhir/ValueSet/care-plan-activity-status", codes: &["cancelled", "completed", "entered-in-error", "in-progress", "not-started", "on-hold", "scheduled", "stopped", "unknown"] };
-static VS65: ValueSetDef = ValueSetDef { url: "http://hl7.org/fhir/ValueSet/care-team-status", codes: &["active", "entered-in-error", "inactive", "proposed", "suspended"] };
-static VS66: ValueSetDef = ValueSetDef { url: "http://hl7.org/fhir/ValueSet/relation-type", codes: &["is-replaced-by", "triggers"] };
-static VS67: ValueSetDef = ValueSetDef { url: "http://hl7.org/fhir/ValueSet/chargeitem-status", codes: &["aborted", "billable", "billed", "entered-in-error", "not-billable", "planned", "unknown"] };
-static VS68: ValueSetDef = ValueSetDef { url: "http://hl7.org/fhir/ValueSet/invoice-priceComponentType", codes: &["base", "deduction", "discount", "informational", "surcharge", "tax"] };
-static VS69: ValueSetDef = ValueSetDef { url: "http://hl7.org/fhir/ValueSet/fm-status", codes: &["active", "cancelled", "draft", "entered-in-error"] };
-static VS70: ValueSetDef = ValueSetDef { url: "http://hl7.org/fhir/ValueSet/claim-use", codes: &["claim", "preauthorization", "predetermination"] };
-static VS71: ValueSetDef = ValueSetDef { url: "http://hl7.org/fhir/ValueSet/remittance-outcome", codes: &["complete", "error", "partial", "queued"] };
-static VS72: ValueSetDef = ValueSetDef { url: "http://hl7.org/fhir/ValueSet/note-type", codes: &["display", "print", "printoper"] };
-static VS73: ValueSetDef = ValueSetDef { url: "http://hl7.org/fhir/ValueSet/clinicalimpression-status", codes: &["completed", "entered-in-error", "in-progress"] };
-static VS74: ValueSetDef = ValueSetDef { url: "http://hl7.org/fhir/ValueSet/codesystem-hierarchy-meaning", codes: &["classified-with", "grouped-by", "is-a", "part-of"] };
-static VS75: ValueSetDef = ValueSetDef { url: "http://hl7.org/fhir/ValueSet/codesystem-content-mode", codes: &["complete", "example", "fragment", "not-present", "supplement"] };
-static VS76: ValueSetDef = ValueSetDef { url: "http://hl7.org/fhir/ValueSet/filter-operator", codes: &["=", "descendent-of", "exists", "generalizes", "in", "is-a", "is-not-a", "not-in", "regex"] };
-static VS77: ValueSetDef = ValueSetDef { url: "http://hl7.org/fhir/ValueSet/concept-property-type", codes: &["Coding", "boolean", "code", "dateTime", "decimal", "integer", "string"] };
-static VS78: ValueSetDef = ValueSetDef { url: "http://hl7.org/fhir/ValueSet/event-status", codes: &["completed", "entered-in-error", "in-progress", "not-done", "on-hold", "preparation", "stopped", "unknown"] };
-static VS79: ValueSetDef = ValueSetDef { url: "http://hl7.org/fhir/ValueSet/compartment-type", codes: &["Device", "Encounter", "Patient", "Practitioner", "RelatedPerson"] };
-static VS80: ValueSetDef = ValueSetDef { url: "http://hl7.org/fhir/ValueSet/composition-status", codes: &["amended", "entered-in-error", "final", "preliminary"] };
-static VS81: ValueSetDef = ValueSetDef { url: "http://terminology.hl7.org/ValueSet/v3-ConfidentialityClassification", codes: &["L", "M", "N", "R", "U", "V"] };
-static VS82: ValueSetDef = ValueSetDef { url: "http://hl7.org/fhir/ValueSet/composition-attestation-mode", codes: &["legal", "official", "personal", "professional"] };
-static VS83: ValueSetDef = ValueSetDef { url: "http://hl7.org/fhir/ValueSet/document-relationship-type", codes: &["appends", "replaces", "signs", "transforms"] };
-static VS84: ValueSetDef = ValueSetDef { url: "http://hl7.org/fhir/ValueSet/list-mode", codes: &["changes", "snapshot", "working"] };
-static VS85: ValueSetDef = ValueSetDef { url: "http://hl7.org/fhir/ValueSet/concept-map-equivalence", codes: &["disjoint", "equal", "equivalent", "inexact", "narrower", "relatedto", "specializes", "subsumes", "unmatched", "wider"] };
-static VS86: ValueSetDef = ValueSetDef { url: "http://hl7.org/fhir/ValueSet/conceptmap-unmapped-mode", codes: &["fixed", "other-map", "provided"] };
-static VS87: ValueSetDef = ValueSetDef { url: "http://hl7.org/fhir/ValueSet/consent-state-codes", codes: &["active", "draft", "entered-in-error", "inactive", "proposed", "rejected"] };
-static VS88: ValueSetDef = ValueSetDef { url: "http://hl7.org/fhir/ValueSet/consent-provision-type", codes: &["deny", "permit"] };
-static VS89: ValueSetDef = ValueSetDef { url: "http://hl7.org/fhir/ValueSet/consent-data-meaning", codes: &["authoredby", "dependents", "instance", "related"] };
-static VS90: ValueSetDef = ValueSetDef { url: "http://hl7.org/fhir/ValueSet/contract-status", codes: &["amended", "appended", "cancelled", "disputed", "entered-in-error", "executable", "executed", "negotiable", "offered", "policy", "rejected", "renewed", "resolved", "revoked", "terminated"] };
-static VS91: ValueSetDef = ValueSetDef { url: "http://hl7.org/fhir/ValueSet/contract-publicationstatus", codes: &["amended", "appended", "cancelled", "disputed", "entered-in-error", "executable", "executed", "negotiable", "offered", "policy", "rejected", "renewed", "resolved", "revoked", "terminated"] };
-static VS92: ValueSetDef = ValueSetDef { url: "http://hl7.org/fhir/ValueSet/eligibilityrequest-purpose", codes: &["auth-requirements", "benefits", "discovery", "validation"] };
-static VS93: ValueSetDef = ValueSetDef { url: "http://hl7.org/fhir/ValueSet/eligibilityresponse-purpose", codes: &["auth-requirements", "benefits", "discovery", "validation"] };
-static VS94: ValueSetDef = ValueSetDef { url: "http://hl7.org/fhir/ValueSet/observation-status", codes: &["amended", "cancelled", "corrected", "entered-in-error", "final", "preliminary", "registered", "unknown"] };
-static VS95: ValueSetDef = ValueSetDef { url: "http://hl7.org/fhir/ValueSet/detectedissue-severity", codes: &["high", "low", "moderate"] };
-static VS96: ValueSetDef = ValueSetDef { url: "http://hl7.org/fhir/ValueSet/device-status", codes: &["active", "entered-in-error", "inactive", "unknown"] };
-static VS97: ValueSetDef = ValueSetDef { url: "http://hl7.org/fhir/ValueSet/udi-entry-type", codes: &["barcode", "card", "manual", "rfid", "self-reported", "unknown"] };
-static VS98: ValueSetDef = ValueSetDef { url: "http://hl7.org/fhir/ValueSet/device-nametype", codes: &["manufacturer-name", "model-name", "other", "patient-reported-name", "udi-label-name", "user-friendly-name"] };
-static VS99: ValueSetDef = ValueSetDef { url: "http://hl7.org/fhir/ValueSet/metric-operational-status", codes: &["entered-in-error", "off", "on", "standby"] };
-static VS100: ValueSetDef = ValueSetDef { url: "http://hl7.org/fhir/ValueSet/metric-color", codes: &["black", "blue", "cyan", "green", "magenta", "red", "white", "yellow"] };
-static VS101: ValueSetDef = ValueSetDef { url: "http://hl7.org/fhir/ValueSet/metric-category", codes: &["calculation", "measurement", "setting", "unspecified"] };
-static VS102: ValueSetDef = ValueSetDef { url: "http://hl7.org/fhir/ValueSet/metric-calibration-type", codes: &["gain", "offset", "two-point", "unspecified"] };
-static VS103: ValueSetDef = ValueSetDef { url: "http://hl7.org/fhir/ValueSet/metric-calibration-state", codes: &["calibrated", "calibration-required", "not-calibrated", "unspecified"] };
-static VS104: ValueSetDef = ValueSetDef { url: "http://hl7.org/fhir/ValueSet/device-statement-status", codes: &["active", "completed", "entered-in-error", "intended", "on-hold", "stopped"] };
-static VS105: ValueSetDef = ValueSetDef { url: "http://hl7.org/fhir/ValueSet/diagnostic-report-status", codes: &["amended", "appended", "cancelled", "corrected", "entered-in-error", "final", "partial", "preliminary", "registered", "unknown"] };
-static VS106: ValueSetDef = ValueSetDef { url: "http://hl7.org/fhir/ValueSet/document-reference-status", codes: &["current", "entered-in-error", "superseded"] };
-static VS107: ValueSetDef = ValueSetDef { url: "http://hl7.org/fhir/ValueSet/exposure-state", codes: &["exposure", "exposure-alternative"] };
-static VS108: ValueSetDef = ValueSetDef { url: "http://hl7.org/fhir/ValueSet/encounter-status", codes: &["arrived", "cancelled", "entered-in-error", "finished", "in-progress", "onleave", "planned", "triaged", "unknown"] };
-static VS109: ValueSetDef = ValueSetDef { url: "http://hl7.org/fhir/ValueSet/encounter-location-status", codes: &["active", "completed", "planned", "reserved"] };
-static VS110: ValueSetDef = ValueSetDef { url: "http://hl7.org/fhir/ValueSet/endpoint-status", codes: &["active", "entered-in-error", "error", "off", "suspended", "test"] };
-static VS111: ValueSetDef = ValueSetDef { url: "http://hl7.org/fhir/ValueSet/episode-of-care-status", codes: &["active", "cancelled", "entered-in-error", "finished", "onhold", "planned", "waitlist"] };
-static VS112: ValueSetDef = ValueSetDef { url: "http://hl7.org/fhir/ValueSet/variable-type", codes: &["continuous", "descriptive", "dichotomous"] };
-static VS113: ValueSetDef = ValueSetDef { url: "http://hl7.org/fhir/ValueSet/group-measure", codes: &["mean", "mean-of-mean", "mean-of-median", "median", "median-of-mean", "median-of-median"] };
-static VS114: ValueSetDef = ValueSetDef { url: "http://hl7.org/fhir/ValueSet/examplescenario-actor-type", codes: &["entity", "person"] };
-static VS115: ValueSetDef = ValueSetDef { url: "http://hl7.org/fhir/ValueSet/explanationofbenefit-status", codes: &["active", "cancelled", "draft", "entered-in-error"] };
-static VS116: ValueSetDef = ValueSetDef { url: "http://hl7.org/fhir/ValueSet/history-status", codes: &["completed", "entered-in-error", "health-unknown", "partial"] };
-static VS117: ValueSetDef = ValueSetDef { url: "http://hl7.org/fhir/ValueSet/flag-status", codes: &["active", "entered-in-error", "inactive"] };
-static VS118: ValueSetDef = ValueSetDef { url: "http://hl7.org/fhir/ValueSet/goal-status", codes: &["accepted", "active", "cancelled", "completed", "entered-in-error", "on-hold", "planned", "proposed", "rejected"] };
-static VS119: ValueSetDef = ValueSetDef { url: "http://hl7.org/fhir/ValueSet/graph-compartment-use", codes: &["condition", "requirement"] };
-static VS120: ValueSetDef = ValueSetDef { url: "http://hl7.org/fhir/ValueSet/graph-compartment-rule", codes: &["custom", "different", "identical", "matching"] };
-static VS121: ValueSetDef = ValueSetDef { url: "http://hl7.org/fhir/ValueSet/group-type", codes: &["animal", "device", "medication", "person", "practitioner", "substance"] };
-static VS122: ValueSetDef = ValueSetDef { url: "http://hl7.org/fhir/ValueSet/guidance-response-status", codes: &["data-requested", "data-required", "entered-in-error", "failure", "in-progress", "success"] };
-static VS123: ValueSetDef = ValueSetDef { url: "http://hl7.org/fhir/ValueSet/imagingstudy-status", codes: &["available", "cancelled", "entered-in-error", "registered", "unknown"] };
-static VS124: ValueSetDef = ValueSetDef { url: "http://hl7.org/fhir/ValueSet/immunization-status", codes: &["completed", "entered-in-error", "not-done"] };
-static VS125: ValueSetDef = ValueSetDef { url: "http://hl7.org/fhir/ValueSet/immunization-evaluation-status", codes: &["completed", "entered-in-error"] };
-static VS126: ValueSetDef = ValueSetDef { url: "http://hl7.org/fhir/ValueSet/spdx-license", codes: &["0BSD", "AAL", "ADSL", "AFL-1.1", "AFL-1.2", "AFL-2.0", "AFL-2.1", "AFL-3.0", "AGPL-1.0-only", "AGPL-1.0-or-later", "AGPL-3.0-only", "AGPL-3.0-or-later", "AMDPLPA", "AML", "AMPAS", "ANTLR-PD", "APAFML", "APL-1.0", "APSL-1.0", "APSL-1.1", "APSL-1.2", "APSL-2.0", "Abstyles", "Adobe-2006", "Adobe-Glyph", "Afmparse", "Aladdin", "Apache-1.0", "Apache-1.1", "Apache-2.0", "Artistic-1.0", "Artistic-1.0-Perl", "Artistic-1.0-cl8", "Artistic-2.0", "BSD-1-Clause", "BSD-2-Clause", "BSD-2-Clause-FreeBSD", "BSD-2-Clause-NetBSD", "BSD-2-Clause-Patent", "BSD-3-Clause", "BSD-3-Clause-Attribution", "BSD-3-Clause-Clear", "BSD-3-Clause-LBNL", "BSD-3-Clause-No-Nuclear-License", "BSD-3-Clause-No-Nuclear-License-2014", "BSD-3-Clause-No-Nuclear-Warranty", "BSD-4-Clause", "BSD-4-Clause-UC", "BSD-Protection", "BSD-Source-Code", "BSL-1.0", "Bahyph", "Barr", "Beerware", "BitTorrent-1.0", "BitTorrent-1.1", "Borceux", "CATOSL-1.1", "CC-BY-1.0", "CC-BY-2.0", "CC-BY-2.5", "CC-BY-3.0", "CC-BY-4.0", "CC-BY-NC-1.0", "CC-BY-NC-2.0", "CC-BY-NC-2.5", "CC-BY-NC-3.0", "CC-BY-NC-4.0", "CC-BY-NC-ND-1.0", "CC-BY-NC-ND-2.0", "CC-BY-NC-ND-2.5", "CC-BY-NC-ND-3.0", "CC-BY-NC-ND-4.0", "CC-BY-NC-SA-1.0", "CC-BY-NC-SA-2.0", "CC-BY-NC-SA-2.5", "CC-BY-NC-SA-3.0", "CC-BY-NC-SA-4.0", "CC-BY-ND-1.0", "CC-BY-ND-2.0", "CC-BY-ND-2.5", "CC-BY-ND-3.0", "CC-BY-ND-4.0", "CC-BY-SA-1.0", "CC-BY-SA-2.0", "CC-BY-SA-2.5", "CC-BY-SA-3.0", "CC-BY-SA-4.0", "CC0-1.0", "CDDL-1.0", "CDDL-1.1", "CDLA-Permissive-1.0", "CDLA-Sharing-1.0", "CECILL-1.0", "CECILL-1.1", "CECILL-2.0", "CECILL-2.1", "CECILL-B", "CECILL-C", "CNRI-Jython", "CNRI-Python", "CNRI-Python-GPL-Compatible", "CPAL-1.0", "CPL-1.0", "CPOL-1.02", "CUA-OPL-1.0", "Caldera", "ClArtistic", "Condor-1.1", "Crossword", "CrystalStacker", "Cube", "D-FSL-1.0", "DOC", "DSDP", "Dotseqn", "ECL-1.0", "ECL-2.0", "EFL-1.0", "EFL-2.0", "EPL-1.0", "EPL-2.0", "EUDatagrid", "EUPL-1.0", "EUPL-1.1", "EUPL-1.2", "Entessa", "ErlPL-1.1", "Eurosym", "FSFAP", "FSFUL", "FSFULLR", "FTL", "Fair", "Frameworx-1.0", "FreeImage", "GFDL-1.1-only", "GFDL-1.1-or-later", "GFDL-1.2-only", "GFDL-1.2-or-later", "GFDL-1.3-only", "GFDL-1.3-or-later", "GL2PS", "GPL-1.0-only", "GPL-1.0-or-later", "GPL-2.0-only", "GPL-2.0-or-later", "GPL-3.0-only", "GPL-3.0-or-later", "Giftware", "Glide", "Glulxe", "HPND", "HaskellReport", "IBM-pibs", "ICU", "IJG", "IPA", "IPL-1.0", "ISC", "ImageMagick", "Imlib2", "Info-ZIP", "Intel", "Intel-ACPI", "Interbase-1.0", "JSON", "JasPer-2.0", "LAL-1.2", "LAL-1.3", "LGPL-2.0-only", "LGPL-2.0-or-later", "LGPL-2.1-only", "LGPL-2.1-or-later", "LGPL-3.0-only", "LGPL-3.0-or-later", "LGPLLR", "LPL-1.0", "LPL-1.02", "LPPL-1.0", "LPPL-1.1", "LPPL-1.2", "LPPL-1.3a", "LPPL-1.3c", "Latex2e", "Leptonica", "LiLiQ-P-1.1", "LiLiQ-R-1.1", "LiLiQ-Rplus-1.1", "Libpng", "Linux-OpenIB", "MIT", "MIT-0", "MIT-CMU", "MIT-advertising", "MIT-enna", "MIT-feh", "MITNFA", "MPL-1.0", "MPL-1.1", "MPL-2.0", "MPL-2.0-no-copyleft-exception", "MS-PL", "MS-RL", "MTLL", "MakeIndex", "MirOS", "Motosoto", "Multics", "Mup", "NASA-1.3", "NBPL-1.0", "NCSA", "NGPL", "NLOD-1.0", "NLPL", "NOSL", "NPL-1.0", "NPL-1.1", "NPOSL-3.0", "NRL", "NTP", "Naumen", "Net-SNMP", "NetCDF", "Newsletr", "Nokia", "Noweb", "OCCT-PL", "OCLC-2.0", "ODbL-1.0", "OFL-1.0", "OFL-1.1", "OGTSL", "OLDAP-1.1", "OLDAP-1.2", "OLDAP-1.3", "OLDAP-1.4", "OLDAP-2.0", "OLDAP-2.0.1", "OLDAP-2.1", "OLDAP-2.2", "OLDAP-2.2.1", "OLDAP-2.2.2", "OLDAP-2.3", "OLDAP-2.4", "OLDAP-2.5", "OLDAP-2.6", "OLDAP-2.7", "OLDAP-2.8", "OML", "OPL-1.0", "OSET-PL-2.1", "OSL-1.0", "OSL-1.1", "OSL-2.0", "OSL-2.1", "OSL-3.0", "OpenSSL", "PDDL-1.0", "PHP-3.0", "PHP-3.01", "Plexus", "PostgreSQL", "Python-2.0", "QPL-1.0", "Qhull", "RHeCos-1.1", "RPL-1.1", "RPL-1.5", "RPSL-1.0", "RSA-MD", "RSCPL", "Rdisc", "Ruby", "SAX-PD", "SCEA", "SGI-B-1.0", "SGI-B-1.1", "SGI-B-2.0", "SISSL", "SISSL-1.2", "SMLNJ", "SMPPL", "SNIA", "SPL-1.0", "SWL", "Saxpath", "Sendmail", "SimPL-2.0", "Sleepycat", "Spencer-86", "Spencer-94", "Spencer-99", "SugarCRM-1.1.3", "TCL", "TCP-wrappers", "TMate", "TORQUE-1.1", "TOSL", "UPL-1.0", "Unicode-DFS-2015", "Unicode-DFS-2016", "Unicode-TOU", "Unlicense", "VOSTROM", "VSL-1.0", "Vim", "W3C", "W3C-19980720", "W3C-20150513", "WTFPL", "Watcom-1.0", "Wsuipa", "X11", "XFree86-1.1", "XSkat", "Xerox", "Xnet", "YPL-1.0", "YPL-1.1", "ZPL-1.1", "ZPL-2.0", "ZPL-2.1", "Zed", "Zend-2.0", "Zimbra-1.3", "Zimbra-1.4", "Zlib", "bzip2-1.0.5", "bzip2-1.0.6", "curl", "diffmark", "dvipdfm", "eGenix", "gSOAP-1.3b", "gnuplot", "iMatix", "libtiff", "mpich2", "not-open-source", "psfrag", "psutils", "xinetd", "xpp", "zlib-acknowledgement"] };
-static VS127: ValueSetDef = ValueSetDef { url: "http://hl7.org/fhir/ValueSet/guide-page-generation", codes: &["generated", "html", "markdown", "xml"] };
-static VS128: ValueSetDef = ValueSetDef { url: "http://hl7.org/fhir/ValueSet/guide-parameter-code", codes: &["apply", "expansion-parameter", "generate-json", "generate-turtle", "generate-xml", "html-template", "path-pages", "path-resource", "path-tx-cache", "rule-broken-links"] };
-static VS129: ValueSetDef = ValueSetDef { url: "http://hl7.org/fhir/ValueSet/invoice-status", codes: &["balanced", "cancelled", "draft", "entered-in-error", "issued"] };
-static VS130: ValueSetDef = ValueSetDef { url: "http://hl7.org/fhir/ValueSet/linkage-type", codes: &["alternate", "historical", "source"] };
-static VS131: ValueSetDef = ValueSetDef { url: "http://hl7.org/fhir/ValueSet/list-status", codes: &["current", "entered-in-error", "retired"] };
-static VS132: ValueSetDef = ValueSetDef { url: "http://hl7.org/fhir/ValueSet/location-status", codes: &["active", "inactive", "suspended"] };
-static VS133: ValueSetDef = ValueSetDef { url: "http://hl7.org/fhir/ValueSet/location-mode", codes: &["instance", "kind"] };
-static VS134: ValueSetDef = ValueSetDef { url: "http://hl7.org/fhir/ValueSet/measure-report-status", codes: &["complete", "error", "pending"] };
-static VS135: ValueSetDef = ValueSetDef { url: "http://hl7.org/fhir/ValueSet/measure-report-type", codes: &["data-collection", "individual", "subject-list", "summary"] };
-static VS136: ValueSetDef = ValueSetDef { url: "http://hl7.org/fhir/ValueSet/medication-status", codes: &["active", "entered-in-error", "inactive"] };
-static VS137: ValueSetDef = ValueSetDef { url: "http://hl7.org/fhir/ValueSet/medication-admin-status", codes: &["completed", "entered-in-error", "in-progress", "not-done", "on-hold", "stopped", "unknown"] };
-static VS138: ValueSetDef = ValueSetDef { url: "http://hl7.org/fhir/ValueSet/medicationdispense-status", codes: &["cancelled", "completed", "declined", "entered-in-error", "in-progress", "on-hold", "preparation", "stopped", "unknown"] };
-static VS139: ValueSetDef = ValueSetDef { url: "http://hl7.org/fhir/ValueSet/medicationknowledge-status", codes: &["active", "entered-in-error", "inactive"] };
-static VS140: ValueSetDef = ValueSetDef { url: "http://hl7.org/fhir/ValueSet/medicationrequest-status", codes: &["active", "cancelled", "completed", "draft", "entered-in-error", "on-hold", "stopped", "unknown"] };
-static VS141: ValueSetDef = ValueSetDef { url: "http://hl7.org/fhir/ValueSet/medicationrequest-intent", codes: &["filler-order", "instance-order", "option", "order", "original-order", "plan", "proposal", "reflex-order"] };
-static VS142: ValueSetDef = ValueSetDef { url: "http://hl7.org/fhir/ValueSet/medication-statement-status", codes: &["active", "completed", "entered-in-error", "intended", "not-taken", "on-hold", "stopped", "unknown"] };
-static VS143: ValueSetDef = ValueSetDef { url: "http://hl7.org/fhir/ValueSet/message-significance-category", codes: &["consequence", "currency", "notification"] };
-static VS144: ValueSetDef = ValueSetDef { url: "http://hl7.org/fhir/ValueSet/messageheader-response-request", codes: &["always", "never", "on-error", "on-success"] };
-static VS145: ValueSetDef = ValueSetDef { url: "http://hl7.org/fhir/ValueSet/response-code", codes: &["fatal-error", "ok", "transient-error"] };
-static VS146: ValueSetDef = ValueSetDef { url: "http://hl7.org/fhir/ValueSet/sequence-type", codes: &["aa", "dna", "rna"] };
-static VS147: ValueSetDef = ValueSetDef { url: "http://hl7.org/fhir/ValueSet/orientation-type", codes: &["antisense", "sense"] };
-static VS148: ValueSetDef = ValueSetDef { url: "http://hl7.org/fhir/ValueSet/strand-type", codes: &["crick", "watson"] };
-static VS149: ValueSetDef = ValueSetDef { url: "http://hl7.org/fhir/ValueSet/quality-type", codes: &["indel", "snp", "unknown"] };
-static VS150: ValueSetDef = ValueSetDef { url: "http://hl7.org/fhir/ValueSet/repository-type", codes: &["directlink", "login", "oauth", "openapi", "other"] };
-static VS151: ValueSetDef = ValueSetDef { url: "http://hl7.org/fhir/ValueSet/namingsystem-type", codes: &["codesystem", "identifier", "root"] };
-static VS152: ValueSetDef = ValueSetDef { url: "http://hl7.org/fhir/ValueSet/namingsystem-identifier-type", codes: &["oid", "other", "uri", "uuid"] };
-static VS153: ValueSetDef = ValueSetDef { url: "http://hl7.org/fhir/ValueSet/permitted-data-type", codes: &["CodeableConcept", "Period", "Quantity", "Range", "Ratio", "SampledData", "boolean", "dateTime", "integer", "string", "time"] };
-static VS154: ValueSetDef = ValueSetDef { url: "http://hl7.org/fhir/ValueSet/observation-range-category", codes: &["absolute", "critical", "reference"] };
-static VS155: ValueSetDef = ValueSetDef { url: "http://hl7.org/fhir/ValueSet/administrative-gender", codes: &["female", "male", "other", "unknown"] };
-static VS156: ValueSetDef = ValueSetDef { url: "http://hl7.org/fhir/ValueSet/operation-kind", codes: &["operation", "query"] };
-static VS157: ValueSetDef = ValueSetDef { url: "http://hl7.org/fhir/ValueSet/issue-severity", codes: &["error", "fatal", "information", "warning"] };
-static VS158: ValueSetDef = ValueSetDef { url: "http://hl7.org/fhir/ValueSet/issue-type", codes: &["business-rule", "code-invalid", "conflict", "deleted", "duplicate", "exception", "expired", "extension", "forbidden", "incomplete", "informational", "invalid", "invariant", "lock-error", "login", "multiple-matches", "no-store", "not-found", "not-supported", "processing", "required", "security", "structure", "suppressed", "throttled", "timeout", "too-costly", "too-long", "transient", "unknown", "value"] };
-static VS159: ValueSetDef = ValueSetDef { url: "http://hl7.org/fhir/ValueSet/link-type", codes: &["refer", "replaced-by", "replaces", "seealso"] };
-static VS160: ValueSetDef = ValueSetDef { url: "http://hl7.org/fhir/ValueSet/identity-assuranceLevel", codes: &["level1", "level2", "level3", "level4"] };
-static VS161: ValueSetDef = ValueSetDef { url: "http://hl7.org/fhir/ValueSet/action-grouping-behavior", codes: &["logical-group", "sentence-group", "visual-group"] };
-static VS162: ValueSetDef = ValueSetDef { url: "http://hl7.org/fhir/ValueSet/action-selection-behavior", codes: &["all", "all-or-none", "any", "at-most-one", "exactly-one", "one-or-more"] };
-static VS163: ValueSetDef = ValueSetDef { url: "http://hl7.org/fhir/ValueSet/action-required-behavior", codes: &["could", "must", "must-unless-documented"] };
-static VS164: ValueSetDef = ValueSetDef { url: "http://hl7.org/fhir/ValueSet/action-precheck-behavior", codes: &["no", "yes"] };
-static VS165: ValueSetDef = ValueSetDef { url: "http://hl7.org/fhir/ValueSet/action-cardinality-behavior", codes: &["multiple", "single"] };
-static VS166: ValueSetDef = ValueSetDef { url: "http://hl7.org/fhir/ValueSet/action-condition-kind", codes: &["applicability", "start", "stop"] };
-static VS167: ValueSetDef = ValueSetDef { url: "http://hl7.org/fhir/ValueSet/action-relationship-type", codes: &["after", "after-end", "after-start", "before", "before-end", "before-start", "concurrent", "concurrent-with-end", "concurrent-with-start"] };
-static VS168: ValueSetDef = ValueSetDef { url: "http://hl7.org/fhir/ValueSet/provenance-entity-role", codes: &["derivation", "quotation", "removal", "revision", "source"] };
-static VS169: ValueSetDef = ValueSetDef { url: "http://hl7.org/fhir/ValueSet/item-type", codes: &["attachment", "boolean", "choice", "date", "dateTime", "decimal", "display", "group", "integer", "open-choice", "quantity", "reference", "string", "text", "time", "url"] };
-static VS170: ValueSetDef = ValueSetDef { url: "http://hl7.org/fhir/ValueSet/questionnaire-enable-behavior", codes: &["all", "any"] };
-static VS171: ValueSetDef = ValueSetDef { url: "http://hl7.org/fhir/ValueSet/questionnaire-enable-operator", codes: &["!=", "<", "<=", "=", ">", ">=", "exists"] };
-static VS172: ValueSetDef = ValueSetDef { url: "http://hl7.org/fhir/ValueSet/questionnaire-answers-status", codes: &["amended", "completed", "entered-in-error", "in-progress", "stopped"] };
-static VS173: ValueSetDef = ValueSetDef { url: "http://hl7.org/fhir/ValueSet/research-element-type", codes: &["exposure", "outcome", "population"] };
-static VS174: ValueSetDef = ValueSetDef { url: "http://hl7.org/fhir/ValueSet/research-study-status", codes: &["active", "administratively-completed", "approved", "closed-to-accrual", "closed-to-accrual-and-intervention", "completed", "disapproved", "in-review", "temporarily-closed-to-accrual", "temporarily-closed-to-accrual-and-intervention", "withdrawn"] };
-static VS175: ValueSetDef = ValueSetDef { url: "http://hl7.org/fhir/ValueSet/research-subject-status", codes: &["candidate", "eligible", "follow-up", "ineligible", "not-registered", "off-study", "on-study", "on-study-intervention", "on-study-observation", "pending-on-study", "potential-candidate", "screening", "withdrawn"] };
-static VS176: ValueSetDef = ValueSetDef { url: "http://hl7.org/fhir/ValueSet/search-xpath-usage", codes: &["distance", "nearby", "normal", "other", "phonetic"] };
-static VS177: ValueSetDef = ValueSetDef { url: "http://hl7.org/fhir/ValueSet/search-comparator", codes: &["ap", "eb", "eq", "ge", "gt", "le", "lt", "ne", "sa"] };
-static VS178: ValueSetDef = ValueSetDef { url: "http://hl7.org/fhir/ValueSet/search-modifier-code", codes: &["above", "below", "contains", "exact", "identifier", "in", "missing", "not", "not-in", "ofType", "text", "type"] };
-static VS179: ValueSetDef = ValueSetDef { url: "http://hl7.org/fhir/ValueSet/slotstatus", codes: &["busy", "busy-tentative", "busy-unavailable", "entered-in-error", "free"] };
-static VS180: ValueSetDef = ValueSetDef { url: "http://hl7.org/fhir/ValueSet/specimen-status", codes: &["available", "entered-in-error", "unavailable", "unsatisfactory"] };
-static VS181: ValueSetDef = ValueSetDef { url: "http://hl7.org/fhir/ValueSet/specimen-contained-preference", codes: &["alternate", "preferred"] };
-static VS182: ValueSetDef = ValueSetDef { url: "http://hl7.org/fhir/ValueSet/structure-definition-kind", codes: &["complex-type", "logical", "primitive-type", "resource"] };
-static VS183: ValueSetDef = ValueSetDef { url: "http://hl7.org/fhir/ValueSet/type-derivation-rule", codes: &["constraint", "specialization"] };
-static VS184: ValueSetDef = ValueSetDef { url: "http://hl7.org/fhir/ValueSet/extension-context-type", codes: &["element", "extension", "fhirpath"] };
-static VS185: ValueSetDef = ValueSetDef { url: "http://hl7.org/fhir/ValueSet/map-model-mode", codes: &["produced", "queried", "source", "target"] };
-static VS186: ValueSetDef = ValueSetDef { url: "http://hl7.org/fhir/ValueSet/map-group-type-mode", codes: &["none", "type-and-types", "types"] };
-static VS187: ValueSetDef = ValueSetDef { url: "http://hl7.org/fhir/ValueSet/map-input-mode", codes: &["source", "target"] };
-static VS188: ValueSetDef = ValueSetDef { url: "http://hl7.org/fhir/ValueSet/map-source-list-mode", codes: &["first", "last", "not_first", "not_last", "only_one"] };
-static VS189: ValueSetDef = ValueSetDef { url: "http://hl7.org/fhir/ValueSet/map-context-type", codes: &["type", "variable"] };
-static VS190: ValueSetDef = ValueSetDef { url: "http://hl7.org/fhir/ValueSet/map-target-list-mode", codes: &["collate", "first", "last", "share"] };
-static VS191: ValueSetDef = ValueSetDef { url: "http://hl7.org/fhir/ValueSet/map-transform", codes: &["append", "c", "cast", "cc", "copy", "cp", "create", "dateOp", "escape", "evaluate", "id", "pointer", "qty", "reference", "translate", "truncate", "uuid"] };
-static VS192: ValueSetDef = ValueSetDef { url: "http://hl7.org/fhir/ValueSet/subscription-status", codes: &["active", "error", "off", "requested"] };
-static VS193: ValueSetDef = ValueSetDef { url: "http://hl7.org/fhir/ValueSet/subscription-channel-type", codes: &["email", "message", "rest-hook", "sms", "websocket"] };
-static VS194: ValueSetDef = ValueSetDef { url: "http://hl7.org/fhir/ValueSet/substance-status", codes: &["active", "entered-in-error", "inactive"] };
-static VS195: ValueSetDef = ValueSetDef { url: "http://hl7.org/fhir/ValueSet/supplydelivery-status", codes: &["abandoned", "completed", "entered-in-error", "in-progress"] };
-static VS196: ValueSetDef = ValueSetDef { url: "http://hl7.org/fhir/ValueSet/supplyrequest-status", codes: &["active", "cancelled", "completed", "draft", "entered-in-error", "suspended", "unknown"] };
-static VS197: ValueSetDef = ValueSetDef { url: "http://hl7.org/fhir/ValueSet/task-status", codes: &["accepted", "cancelled", "completed", "draft", "entered-in-error", "failed", "in-progress", "on-hold", "ready", "received", "rejected", "requested"] };
-static VS198: ValueSetDef = ValueSetDef { url: "http://hl7.org/fhir/ValueSet/task-intent", codes: &["filler-order", "instance-order", "option", "order", "original-order", "plan", "proposal", "reflex-order", "unknown"] };
-static VS199: ValueSetDef = ValueSetDef { url: "http://hl7.org/fhir/ValueSet/code-search-support", codes: &["all", "explicit"] };
-static VS200: ValueSetDef = ValueSetDef { url: "http://hl7.org/fhir/ValueSet/report-status-codes", codes: &["completed", "entered-in-error", "in-progress", "stopped", "waiting"] };
-static VS201: ValueSetDef = ValueSetDef { url: "http://hl7.org/fhir/ValueSet/report-result-codes", codes: &["fail", "pass", "pending"] };
-static VS202: ValueSetDef = ValueSetDef { url: "http://hl7.org/fhir/ValueSet/report-participant-type", codes: &["client", "server", "test-engine"] };
-static VS203: ValueSetDef = ValueSetDef { url: "http://hl7.org/fhir/ValueSet/report-action-result-codes", codes: &["error", "fail", "pass", "skip", "warning"] };
-static VS204: ValueSetDef = ValueSetDef { url: "http://hl7.org/fhir/ValueSet/defined-types", codes: &["Account", "ActivityDefinition", "Address", "AdverseEvent", "Age", "AllergyIntolerance", "Annotation", "Appointment", "AppointmentResponse", "Attachment", "AuditEvent", "BackboneElement", "Basic", "Binary", "BiologicallyDerivedProduct", "BodyStructure", "Bundle", "CapabilityStatement", "CarePlan", "CareTeam", "CatalogEntry", "ChargeItem", "ChargeItemDefinition", "Claim", "ClaimResponse", "ClinicalImpression", "CodeSystem", "CodeableConcept", "Coding", "Communication", "CommunicationRequest", "CompartmentDefinition", "Composition", "ConceptMap", "Condition", "Consent", "ContactDetail", "ContactPoint", "Contract", "Contributor", "Count", "Coverage", "CoverageEligibilityRequest", "CoverageEligibilityResponse", "DataRequirement", "DetectedIssue", "Device", "DeviceDefinition", "DeviceMetric", "DeviceRequest", "DeviceUseStatement", "DiagnosticReport", "Distance", "DocumentManifest", "DocumentReference", "DomainResource", "Dosage", "Duration", "EffectEvidenceSynthesis", "Element", "ElementDefinition", "Encounter", "Endpoint", "EnrollmentRequest", "EnrollmentResponse", "EpisodeOfCare", "EventDefinition", "Evidence", "EvidenceVariable", "ExampleScenario", "ExplanationOfBenefit", "Expression", "Extension", "FamilyMemberHistory", "Flag", "Goal", "GraphDefinition", "Group", "GuidanceResponse", "HealthcareService", "HumanName", "Identifier", "ImagingStudy", "Immunization", "ImmunizationEvaluation", "ImmunizationRecommendation", "ImplementationGuide", "InsurancePlan", "Invoice", "Library", "Linkage", "List", "Location", "MarketingStatus", "Measure", "MeasureReport", "Media", "Medication", "MedicationAdministration", "MedicationDispense", "MedicationKnowledge", "MedicationRequest", "MedicationStatement", "MedicinalProduct", "MedicinalProductAuthorization", "MedicinalProductContraindication", "MedicinalProductIndication", "MedicinalProductIngredient", "MedicinalProductInteraction", "MedicinalProductManufactured", "MedicinalProductPackaged", "MedicinalProductPharmaceutical", "MedicinalProductUndesirableEffect", "MessageDefinition", "MessageHeader", "Meta", "MolecularSequence", "Money", "MoneyQuantity", "NamingSystem", "Narrative", "NutritionOrder", "Observation", "ObservationDefinition", "OperationDefinition", "OperationOutcome", "Organization", "OrganizationAffiliation", "ParameterDefinition", "Parameters", "Patient", "PaymentNotice", "PaymentReconciliation", "Period", "Person", "PlanDefinition", "Population", "Practitioner", "PractitionerRole", "Procedure", "ProdCharacteristic", "ProductShelfLife", "Provenance", "Quantity", "Questionnaire", "QuestionnaireResponse", "Range", "Ratio", "Reference", "RelatedArtifact", "RelatedPerson", "RequestGroup", "ResearchDefinition", "ResearchElementDefinition", "ResearchStudy", "ResearchSubject", "Resource", "RiskAssessment", "RiskEvidenceSynthesis", "SampledData", "Schedule", "SearchParameter", "ServiceRequest", "Signature", "SimpleQuantity", "Slot", "Specimen", "SpecimenDefinition", "StructureDefinition", "StructureMap", "Subscription", "Substance", "SubstanceAmount", "SubstanceNucleicAcid", "SubstancePolymer", "SubstanceProtein", "SubstanceReferenceInformation", "SubstanceSourceMaterial", "SubstanceSpecification", "SupplyDelivery", "SupplyRequest", "Task", "TerminologyCapabilities", "TestReport", "TestScript", "Timing", "TriggerDefinition", "UsageContext", "ValueSet", "VerificationResult", "VisionPrescription", "base64Binary", "boolean", "canonical", "code", "date", "dateTime", "decimal", "id", "instant", "integer", "markdown", "oid", "positiveInt", "string", "time", "unsignedInt", "uri", "url", "uuid", "xhtml"] };
-static VS205: ValueSetDef = ValueSetDef { url: "http://hl7.org/fhir/ValueSet/http-operations", codes: &["delete", "get", "head", "options", "patch", "post", "put"] };
-static VS206: ValueSetDef = ValueSetDef { url: "http://hl7.org/fhir/ValueSet/assert-direction-codes", codes: &["request", "response"] };
-static VS207: ValueSetDef = ValueSetDef { url: "http://hl7.org/fhir/ValueSet/assert-operator-codes", codes: &["contains", "empty", "equals", "eval", "greaterThan", "in", "lessThan", "notContains", "notEmpty", "notEquals", "notIn"] };
-static VS208: ValueSetDef = ValueSetDef { url: "http://hl7.org/fhir/ValueSet/assert-response-code-types", codes: &["bad", "conflict", "created", "forbidden", "gone", "methodNotAllowed", "noContent", "notFound", "notModified", "okay", "preconditionFailed", "unprocessable"] };
-static VS209: ValueSetDef = ValueSetDef { url: "http://hl7.org/fhir/ValueSet/verificationresult-status", codes: &["attested", "in-process", "req-revalid", "reval-fail", "val-fail", "validated"] };
-static VS210: ValueSetDef = ValueSetDef { url: "http://hl7.org/fhir/ValueSet/vision-eye-codes", codes: &["left", "right"] };
-static VS211: ValueSetDef = ValueSetDef { url: "http://hl7.org/fhir/ValueSet/vision-base-codes", codes: &["down", "in", "out", "up"] };
+static VS0: ValueSetDef = ValueSetDef { url: "http://hl7.org/fhir/ValueSet/address-use", codes: &["billing", "home", "old", "temp", "work"], systems: &["http://hl7.org/fhir/address-use"] };
+static VS1: ValueSetDef = ValueSetDef { url: "http://hl7.org/fhir/ValueSet/address-type", codes: &["both", "physical", "postal"], systems: &["http://hl7.org/fhir/address-type"] };
+static VS2: ValueSetDef = ValueSetDef { url: "http://hl7.org/fhir/ValueSet/quantity-comparator", codes: &["<", "<=", ">", ">="], systems: &["http://hl7.org/fhir/quantity-comparator"] };
+static VS3: ValueSetDef = ValueSetDef { url: "http://hl7.org/fhir/ValueSet/contact-point-system", codes: &["email", "fax", "other", "pager", "phone", "sms", "url"], systems: &["http://hl7.org/fhir/contact-point-system"] };
+static VS4: ValueSetDef = ValueSetDef { url: "http://hl7.org/fhir/ValueSet/contact-point-use", codes: &["home", "mobile", "old", "temp", "work"], systems: &["http://hl7.org/fhir/contact-point-use"] };
+static VS5: ValueSetDef = ValueSetDef { url: "http://hl7.org/fhir/ValueSet/contributor-type", codes: &["author", "editor", "endorser", "reviewer"], systems: &["http://hl7.org/fhir/contributor-type"] };
+static VS6: ValueSetDef = ValueSetDef { url: "http://hl7.org/fhir/ValueSet/all-types", codes: &["Account", "ActivityDefinition", "Address", "AdverseEvent", "Age", "AllergyIntolerance", "Annotation", "Any", "Appointment", "AppointmentResponse", "Attachment", "AuditEvent", "BackboneElement", "Basic", "Binary", "BiologicallyDerivedProduct", "BodyStructure", "Bundle", "CapabilityStatement", "CarePlan", "CareTeam", "CatalogEntry", "ChargeItem", "ChargeItemDefinition", "Claim", "ClaimResponse", "ClinicalImpression", "CodeSystem", "CodeableConcept", "Coding", "Communication", "CommunicationRequest", "CompartmentDefinition", "Composition", "ConceptMap", "Condition", "Consent", "ContactDetail", "ContactPoint", "Contract", "Contributor", "Count", "Coverage", "CoverageEligibilityRequest", "CoverageEligibilityResponse", "DataRequirement", "DetectedIssue", "Device", "DeviceDefinition", "DeviceMetric", "DeviceRequest", "DeviceUseStatement", "DiagnosticReport", "Distance", "DocumentManifest", "DocumentReference", "DomainResource", "Dosage", "Duration", "EffectEvidenceSynthesis", "Element", "ElementDefinition", "Encounter", "Endpoint", "EnrollmentRequest", "EnrollmentResponse", "EpisodeOfCare", "EventDefinition", "Evidence", "EvidenceVariable", "ExampleScenario", "ExplanationOfBenefit", "Expression", "Extension", "FamilyMemberHistory", "Flag", "Goal", "GraphDefinition", "Group", "GuidanceResponse", "HealthcareService", "HumanName", "Identifier", "ImagingStudy", "Immunization", "ImmunizationEvaluation", "ImmunizationRecommendation", "ImplementationGuide", "InsurancePlan", "Invoice", "Library", "Linkage", "List", "Location", "MarketingStatus", "Measure", "MeasureReport", "Media", "Medication", "MedicationAdministration", "MedicationDispense", "MedicationKnowledge", "MedicationRequest", "MedicationStatement", "MedicinalProduct", "MedicinalProductAuthorization", "MedicinalProductContraindication", "MedicinalProductIndication", "MedicinalProductIngredient", "MedicinalProductInteraction", "MedicinalProductManufactured", "MedicinalProductPackaged", "MedicinalProductPharmaceutical", "MedicinalProductUndesirableEffect", "MessageDefinition", "MessageHeader", "Meta", "MolecularSequence", "Money", "MoneyQuantity", "NamingSystem", "Narrative", "NutritionOrder", "Observation", "ObservationDefinition", "OperationDefinition", "OperationOutcome", "Organization", "OrganizationAffiliation", "ParameterDefinition", "Parameters", "Patient", "PaymentNotice", "PaymentReconciliation", "Period", "Person", "PlanDefinition", "Population", "Practitioner", "PractitionerRole", "Procedure", "ProdCharacteristic", "ProductShelfLife", "Provenance", "Quantity", "Questionnaire", "QuestionnaireResponse", "Range", "Ratio", "Reference", "RelatedArtifact", "RelatedPerson", "RequestGroup", "ResearchDefinition", "ResearchElementDefinition", "ResearchStudy", "ResearchSubject", "Resource", "RiskAssessment", "RiskEvidenceSynthesis", "SampledData", "Schedule", "SearchParameter", "ServiceRequest", "Signature", "SimpleQuantity", "Slot", "Specimen", "SpecimenDefinition", "StructureDefinition", "StructureMap", "Subscription", "Substance", "SubstanceAmount", "SubstanceNucleicAcid", "SubstancePolymer", "SubstanceProtein", "SubstanceReferenceInformation", "SubstanceSourceMaterial", "SubstanceSpecification", "SupplyDelivery", "SupplyRequest", "Task", "TerminologyCapabilities", "TestReport", "TestScript", "Timing", "TriggerDefinition", "Type", "UsageContext", "ValueSet", "VerificationResult", "VisionPrescription", "base64Binary", "boolean", "canonical", "code", "date", "dateTime", "decimal", "id", "instant", "integer", "markdown", "oid", "positiveInt", "string", "time", "unsignedInt", "uri", "url", "uuid", "xhtml"], systems: &["http://hl7.org/fhir/abstract-types", "http://hl7.org/fhir/data-types", "http://hl7.org/fhir/resource-types"] };
+static VS7: ValueSetDef = ValueSetDef { url: "http://hl7.org/fhir/ValueSet/sort-direction", codes: &["ascending", "descending"], systems: &["http://hl7.org/fhir/sort-direction"] };
+static VS8: ValueSetDef = ValueSetDef { url: "http://hl7.org/fhir/ValueSet/property-representation", codes: &["cdaText", "typeAttr", "xhtml", "xmlAttr", "xmlText"], systems: &["http://hl7.org/fhir/property-representation"] };
+static VS9: ValueSetDef = ValueSetDef { url: "http://hl7.org/fhir/ValueSet/resource-slicing-rules", codes: &["closed", "open", "openAtEnd"], systems: &["http://hl7.org/fhir/resource-slicing-rules"] };
+static VS10: ValueSetDef = ValueSetDef { url: "http://hl7.org/fhir/ValueSet/discriminator-type", codes: &["exists", "pattern", "profile", "type", "value"], systems: &["http://hl7.org/fhir/discriminator-type"] };
+static VS11: ValueSetDef = ValueSetDef { url: "http://hl7.org/fhir/ValueSet/resource-aggregation-mode", codes: &["bundled", "contained", "referenced"], systems: &["http://hl7.org/fhir/resource-aggregation-mode"] };
+static VS12: ValueSetDef = ValueSetDef { url: "http://hl7.org/fhir/ValueSet/reference-version-rules", codes: &["either", "independent", "specific"], systems: &["http://hl7.org/fhir/reference-version-rules"] };
+static VS13: ValueSetDef = ValueSetDef { url: "http://hl7.org/fhir/ValueSet/constraint-severity", codes: &["error", "warning"], systems: &["http://hl7.org/fhir/constraint-severity"] };
+static VS14: ValueSetDef = ValueSetDef { url: "http://hl7.org/fhir/ValueSet/binding-strength", codes: &["example", "extensible", "preferred", "required"], systems: &["http://hl7.org/fhir/binding-strength"] };
+static VS15: ValueSetDef = ValueSetDef { url: "http://hl7.org/fhir/ValueSet/name-use", codes: &["anonymous", "maiden", "nickname", "official", "old", "temp", "usual"], systems: &["http://hl7.org/fhir/name-use"] };
+static VS16: ValueSetDef = ValueSetDef { url: "http://hl7.org/fhir/ValueSet/identifier-use", codes: &["official", "old", "secondary", "temp", "usual"], systems: &["http://hl7.org/fhir/identifier-use"] };
+static VS17: ValueSetDef = ValueSetDef { url: "http://hl7.org/fhir/ValueSet/currencies", codes: &["AED", "AFN", "ALL", "AMD", "ANG", "AOA", "ARS", "AUD", "AWG", "AZN", "BAM", "BBD", "BDT", "BGN", "BHD", "BIF", "BMD", "BND", "BOB", "BOV", "BRL", "BSD", "BTN", "BWP", "BYN", "BZD", "CAD", "CDF", "CHE", "CHF", "CHW", "CLF", "CLP", "CNY", "COP", "COU", "CRC", "CUC", "CUP", "CVE", "CZK", "DJF", "DKK", "DOP", "DZD", "EGP", "ERN", "ETB", "EUR", "FJD", "FKP", "GBP", "GEL", "GGP", "GHS", "GIP", "GMD", "GNF", "GTQ", "GYD", "HKD", "HNL", "HRK", "HTG", "HUF", "IDR", "ILS", "IMP", "INR", "IQD", "IRR", "ISK", "JEP", "JMD", "JOD", "JPY", "KES", "KGS", "KHR", "KMF", "KPW", "KRW", "KWD", "KYD", "KZT", "LAK", "LBP", "LKR", "LRD", "LSL", "LYD", "MAD", "MDL", "MGA", "MKD", "MMK", "MNT", "MOP", "MRU", "MUR", "MVR", "MWK", "MXN", "MXV", "MYR", "MZN", "NAD", "NGN", "NIO", "NOK", "NPR", "NZD", "OMR", "PAB", "PEN", "PGK", "PHP", "PKR", "PLN", "PYG", "QAR", "RON", "RSD", "RUB", "RWF", "SAR", "SBD", "SCR", "SDG", "SEK", "SGD", "SHP", "SLL", "SOS", "SRD", "SSP", "STN", "SVC", "SYP", "SZL", "THB", "TJS", "TMT", "TND", "TOP", "TRY", "TTD", "TVD", "TWD", "TZS", "UAH", "UGX", "USD", "USN", "UYI", "UYU", "UZS", "VEF", "VND", "VUV", "WST", "XAF", "XAG", "XAU", "XBA", "XBB", "XBC", "XBD", "XCD", "XDR", "XOF", "XPD", "XPF", "XPT", "XSU", "XTS", "XUA", "XXX", "YER", "ZAR", "ZMW", "ZWL"], systems: &["urn:iso:std:iso:4217"] };
+static VS18: ValueSetDef = ValueSetDef { url: "http://hl7.org/fhir/ValueSet/narrative-status", codes: &["additional", "empty", "extensions", "generated"], systems: &["http://hl7.org/fhir/narrative-status"] };
+static VS19: ValueSetDef = ValueSetDef { url: "http://hl7.org/fhir/ValueSet/operation-parameter-use", codes: &["in", "out"], systems: &["http://hl7.org/fhir/operation-parameter-use"] };
+static VS20: ValueSetDef = ValueSetDef { url: "http://hl7.org/fhir/ValueSet/related-artifact-type", codes: &["citation", "composed-of", "depends-on", "derived-from", "documentation", "justification", "predecessor", "successor"], systems: &["http://hl7.org/fhir/related-artifact-type"] };
+static VS21: ValueSetDef = ValueSetDef { url: "http://hl7.org/fhir/ValueSet/units-of-time", codes: &["a", "d", "h", "min", "mo", "s", "wk"], systems: &["http://unitsofmeasure.org"] };
+static VS22: ValueSetDef = ValueSetDef { url: "http://hl7.org/fhir/ValueSet/days-of-week", codes: &["fri", "mon", "sat", "sun", "thu", "tue", "wed"], systems: &["http://hl7.org/fhir/days-of-week"] };
+static VS23: ValueSetDef = ValueSetDef { url: "http://hl7.org/fhir/ValueSet/event-timing", codes: &["AC", "ACD", "ACM", "ACV", "AFT", "AFT.early", "AFT.late", "C", "CD", "CM", "CV", "EVE", "EVE.early", "EVE.late", "HS", "MORN", "MORN.early", "MORN.late", "NIGHT", "NOON", "PC", "PCD", "PCM", "PCV", "PHS", "WAKE"], systems: &["http://hl7.org/fhir/event-timing", "http://terminology.hl7.org/CodeSystem/v3-TimingEvent"] };
+static VS24: ValueSetDef = ValueSetDef { url: "http://hl7.org/fhir/ValueSet/trigger-type", codes: &["data-access-ended", "data-accessed", "data-added", "data-changed", "data-modified", "data-removed", "named-event", "periodic"], systems: &["http://hl7.org/fhir/trigger-type"] };
+static VS25: ValueSetDef = ValueSetDef { url: "http://hl7.org/fhir/ValueSet/account-status", codes: &["active", "entered-in-error", "inactive", "on-hold", "unknown"], systems: &["http://hl7.org/fhir/account-status"] };
+static VS26: ValueSetDef = ValueSetDef { url: "http://hl7.org/fhir/ValueSet/publication-status", codes: &["active", "draft", "retired", "unknown"], systems: &["http://hl7.org/fhir/publication-status"] };
+static VS27: ValueSetDef = ValueSetDef { url: "http://hl7.org/fhir/ValueSet/request-resource-types", codes: &["Appointment", "AppointmentResponse", "CarePlan", "Claim", "CommunicationRequest", "Contract", "DeviceRequest", "EnrollmentRequest", "ImmunizationRecommendation", "MedicationRequest", "NutritionOrder", "ServiceRequest", "SupplyRequest", "Task", "VisionPrescription"], systems: &["http://hl7.org/fhir/request-resource-types"] };
+static VS28: ValueSetDef = ValueSetDef { url: "http://hl7.org/fhir/ValueSet/request-intent", codes: &["directive", "filler-order", "instance-order", "option", "order", "original-order", "plan", "proposal", "reflex-order"], systems: &["http://hl7.org/fhir/request-intent"] };
+static VS29: ValueSetDef = ValueSetDef { url: "http://hl7.org/fhir/ValueSet/request-priority", codes: &["asap", "routine", "stat", "urgent"], systems: &["http://hl7.org/fhir/request-priority"] };
+static VS30: ValueSetDef = ValueSetDef { url: "http://hl7.org/fhir/ValueSet/action-participant-type", codes: &["device", "patient", "practitioner", "related-person"], systems: &["http://hl7.org/fhir/action-participant-type"] };
+static VS31: ValueSetDef = ValueSetDef { url: "http://hl7.org/fhir/ValueSet/adverse-event-actuality", codes: &["actual", "potential"], systems: &["http://hl7.org/fhir/adverse-event-actuality"] };
+static VS32: ValueSetDef = ValueSetDef { url: "http://hl7.org/fhir/ValueSet/adverse-event-severity", codes: &["mild", "moderate", "severe"], systems: &["http://terminology.hl7.org/CodeSystem/adverse-event-severity"] };
+static VS33: ValueSetDef = ValueSetDef { url: "http://hl7.org/fhir/ValueSet/adverse-event-outcome", codes: &["fatal", "ongoing", "recovering", "resolved", "resolvedWithSequelae", "unknown"], systems: &["http://terminology.hl7.org/CodeSystem/adverse-event-outcome"] };
+static VS34: ValueSetDef = ValueSetDef { url: "http://hl7.org/fhir/ValueSet/allergyintolerance-clinical", codes: &["active", "inactive", "resolved"], systems: &["http://terminology.hl7.org/CodeSystem/allergyintolerance-clinical"] };
+static VS35: ValueSetDef = ValueSetDef { url: "http://hl7.org/fhir/ValueSet/allergyintolerance-verification", codes: &["confirmed", "entered-in-error", "refuted", "unconfirmed"], systems: &["http://terminology.hl7.org/CodeSystem/allergyintolerance-verification"] };
+static VS36: ValueSetDef = ValueSetDef { url: "http://hl7.org/fhir/ValueSet/allergy-intolerance-type", codes: &["allergy", "intolerance"], systems: &["http://hl7.org/fhir/allergy-intolerance-type"] };
+static VS37: ValueSetDef = ValueSetDef { url: "http://hl7.org/fhir/ValueSet/allergy-intolerance-category", codes: &["biologic", "environment", "food", "medication"], systems: &["http://hl7.org/fhir/allergy-intolerance-category"] };
+static VS38: ValueSetDef = ValueSetDef { url: "http://hl7.org/fhir/ValueSet/allergy-intolerance-criticality", codes: &["high", "low", "unable-to-assess"], systems: &["http://hl7.org/fhir/allergy-intolerance-criticality"] };
+static VS39: ValueSetDef = ValueSetDef { url: "http://hl7.org/fhir/ValueSet/reaction-event-severity", codes: &["mild", "moderate", "severe"], systems: &["http://hl7.org/fhir/reaction-event-severity"] };
+static VS40: ValueSetDef = ValueSetDef { url: "http://hl7.org/fhir/ValueSet/appointmentstatus", codes: &["arrived", "booked", "cancelled", "checked-in", "entered-in-error", "fulfilled", "noshow", "pending", "proposed", "waitlist"], systems: &["http://hl7.org/fhir/appointmentstatus"] };
+static VS41: ValueSetDef = ValueSetDef { url: "http://hl7.org/fhir/ValueSet/participantrequired", codes: &["information-only", "optional", "required"], systems: &["http://hl7.org/fhir/participantrequired"] };
+static VS42: ValueSetDef = ValueSetDef { url: "http://hl7.org/fhir/ValueSet/participationstatus", codes: &["accepted", "declined", "needs-action", "tentative"], systems: &["http://hl7.org/fhir/participationstatus"] };
+static VS43: ValueSetDef = ValueSetDef { url: "http://hl7.org/fhir/ValueSet/audit-event-action", codes: &["C", "D", "E", "R", "U"], systems: &["http://hl7.org/fhir/audit-event-action"] };
+static VS44: ValueSetDef = ValueSetDef { url: "http://hl7.org/fhir/ValueSet/audit-event-outcome", codes: &["0", "12", "4", "8"], systems: &["http://hl7.org/fhir/audit-event-outcome"] };
+static VS45: ValueSetDef = ValueSetDef { url: "http://hl7.org/fhir/ValueSet/network-type", codes: &["1", "2", "3", "4", "5"], systems: &["http://hl7.org/fhir/network-type"] };
+static VS46: ValueSetDef = ValueSetDef { url: "http://hl7.org/fhir/ValueSet/product-category", codes: &["biologicalAgent", "cells", "fluid", "organ", "tissue"], systems: &["http://hl7.org/fhir/product-category"] };
+static VS47: ValueSetDef = ValueSetDef { url: "http://hl7.org/fhir/ValueSet/product-status", codes: &["available", "unavailable"], systems: &["http://hl7.org/fhir/product-status"] };
+static VS48: ValueSetDef = ValueSetDef { url: "http://hl7.org/fhir/ValueSet/product-storage-scale", codes: &["celsius", "farenheit", "kelvin"], systems: &["http://hl7.org/fhir/product-storage-scale"] };
+static VS49: ValueSetDef = ValueSetDef { url: "http://hl7.org/fhir/ValueSet/bundle-type", codes: &["batch", "batch-response", "collection", "document", "history", "message", "searchset", "transaction", "transaction-response"], systems: &["http://hl7.org/fhir/bundle-type"] };
+static VS50: ValueSetDef = ValueSetDef { url: "http://hl7.org/fhir/ValueSet/search-entry-mode", codes: &["include", "match", "outcome"], systems: &["http://hl7.org/fhir/search-entry-mode"] };
+static VS51: ValueSetDef = ValueSetDef { url: "http://hl7.org/fhir/ValueSet/http-verb", codes: &["DELETE", "GET", "HEAD", "PATCH", "POST", "PUT"], systems: &["http://hl7.org/fhir/http-verb"] };
+static VS52: ValueSetDef = ValueSetDef { url: "http://hl7.org/fhir/ValueSet/capability-statement-kind", codes: &["capability", "instance", "requirements"], systems: &["http://hl7.org/fhir/capability-statement-kind"] };
+static VS53: ValueSetDef = ValueSetDef { url: "http://hl7.org/fhir/ValueSet/FHIR-version", codes: &["0.0.80", "0.0.81", "0.0.82", "0.01", "0.05", "0.06", "0.11", "0.4.0", "0.5.0", "1.0.0", "1.0.1", "1.0.2", "1.1.0", "1.4.0", "1.6.0", "1.8.0", "3.0.0", "3.0.1", "3.3.0", "3.5.0", "4.0.0", "4.0.1"], systems: &["http://hl7.org/fhir/FHIR-version"] };
+static VS54: ValueSetDef = ValueSetDef { url: "http://hl7.org/fhir/ValueSet/restful-capability-mode", codes: &["client", "server"], systems: &["http://hl7.org/fhir/restful-capability-mode"] };
+static VS55: ValueSetDef = ValueSetDef { url: "http://hl7.org/fhir/ValueSet/resource-types", codes: &["Account", "ActivityDefinition", "AdverseEvent", "AllergyIntolerance", "Appointment", "AppointmentResponse", "AuditEvent", "Basic", "Binary", "BiologicallyDerivedProduct", "BodyStructure", "Bundle", "CapabilityStatement", "CarePlan", "CareTeam", "CatalogEntry", "ChargeItem", "ChargeItemDefinition", "Claim", "ClaimResponse", "ClinicalImpression", "CodeSystem", "Communication", "CommunicationRequest", "CompartmentDefinition", "Composition", "ConceptMap", "Condition", "Consent", "Contract", "Coverage", "CoverageEligibilityRequest", "CoverageEligibilityResponse", "DetectedIssue", "Device", "DeviceDefinition", "DeviceMetric", "DeviceRequest", "DeviceUseStatement", "DiagnosticReport", "DocumentManifest", "DocumentReference", "DomainResource", "EffectEvidenceSynthesis", "Encounter", "Endpoint", "EnrollmentRequest", "EnrollmentResponse", "EpisodeOfCare", "EventDefinition", "Evidence", "EvidenceVariable", "ExampleScenario", "ExplanationOfBenefit", "FamilyMemberHistory", "Flag", "Goal", "GraphDefinition", "Group", "GuidanceResponse", "HealthcareService", "ImagingStudy", "Immunization", "ImmunizationEvaluation", "ImmunizationRecommendation", "ImplementationGuide", "InsurancePlan", "Invoice", "Library", "Linkage", "List", "Location", "Measure", "MeasureReport", "Media", "Medication", "MedicationAdministration", "MedicationDispense", "MedicationKnowledge", "MedicationRequest", "MedicationStatement", "MedicinalProduct", "MedicinalProductAuthorization", "MedicinalProductContraindication", "MedicinalProductIndication", "MedicinalProductIngredient", "MedicinalProductInteraction", "MedicinalProductManufactured", "MedicinalProductPackaged", "MedicinalProductPharmaceutical", "MedicinalProductUndesirableEffect", "MessageDefinition", "MessageHeader", "MolecularSequence", "NamingSystem", "NutritionOrder", "Observation", "ObservationDefinition", "OperationDefinition", "OperationOutcome", "Organization", "OrganizationAffiliation", "Parameters", "Patient", "PaymentNotice", "PaymentReconciliation", "Person", "PlanDefinition", "Practitioner", "PractitionerRole", "Procedure", "Provenance", "Questionnaire", "QuestionnaireResponse", "RelatedPerson", "RequestGroup", "ResearchDefinition", "ResearchElementDefinition", "ResearchStudy", "ResearchSubject", "Resource", "RiskAssessment", "RiskEvidenceSynthesis", "Schedule", "SearchParameter", "ServiceRequest", "Slot", "Specimen", "SpecimenDefinition", "StructureDefinition", "StructureMap", "Subscription", "Substance", "SubstanceNucleicAcid", "SubstancePolymer", "SubstanceProtein", "SubstanceReferenceInformation", "SubstanceSourceMaterial", "SubstanceSpecification", "SupplyDelivery", "SupplyRequest", "Task", "TerminologyCapabilities", "TestReport", "TestScript", "ValueSet", "VerificationResult", "VisionPrescription"], systems: &["http://hl7.org/fhir/resource-types"] };
+static VS56: ValueSetDef = ValueSetDef { url: "http://hl7.org/fhir/ValueSet/versioning-policy", codes: &["no-version", "versioned", "versioned-update"], systems: &["http://hl7.org/fhir/versioning-policy"] };
+static VS57: ValueSetDef = ValueSetDef { url: "http://hl7.org/fhir/ValueSet/conditional-read-status", codes: &["full-support", "modified-since", "not-match", "not-supported"], systems: &["http://hl7.org/fhir/conditional-read-status"] };
+static VS58: ValueSetDef = ValueSetDef { url: "http://hl7.org/fhir/ValueSet/conditional-delete-status", codes: &["multiple", "not-supported", "single"], systems: &["http://hl7.org/fhir/conditional-delete-status"] };
+static VS59: ValueSetDef = ValueSetDef { url: "http://hl7.org/fhir/ValueSet/reference-handling-policy", codes: &["enforced", "literal", "local", "logical", "resolves"], systems: &["http://hl7.org/fhir/reference-handling-policy"] };
+static VS60: ValueSetDef = ValueSetDef { url: "http://hl7.org/fhir/ValueSet/type-restful-interaction", codes: &["create", "delete", "history-instance", "history-type", "patch", "read", "search-type", "update", "vread"], systems: &["http://hl7.org/fhir/restful-interaction"] };
+static VS61: ValueSetDef = ValueSetDef { url: "http://hl7.org/fhir/ValueSet/search-param-type", codes: &["composite", "date", "number", "quantity", "reference", "special", "string", "token", "uri"], systems: &["http://hl7.org/fhir/search-param-type"] };
+static VS62: ValueSetDef = ValueSetDef { url: "http://hl7.org/fhir/ValueSet/system-restful-interaction", codes: &["batch", "history-system", "search-system", "transaction"], systems: &["http://hl7.org/fhir/restful-interaction"] };
+static VS63: ValueSetDef = ValueSetDef { url: "http://hl7.org/fhir/ValueSet/event-capability-mode", codes: &["receiver", "sender"], systems: &["http://hl7.org/fhir/event-capability-mode"] };
+static VS64: ValueSetDef = ValueSetDef { url: "http://hl7.org/fhir/ValueSet/document-mode", codes: &["consumer", "producer"], systems: &["http://hl7.org/fhir/document-mode"] };
+static VS65: ValueSetDef = ValueSetDef { url: "http://hl7.org/fhir/ValueSet/request-status", codes: &["active", "completed", "draft", "entered-in-error", "on-hold", "revoked", "unknown"], systems: &["http://hl7.org/fhir/request-status"] };
+static VS66: ValueSetDef = ValueSetDef { url: "http://hl7.org/fhir/ValueSet/care-plan-intent", codes: &["option", "order", "plan", "proposal"], systems: &["http://hl7.org/fhir/request-intent"] };
+static VS67: ValueSetDef = ValueSetDef { url: "http://hl7.org/fhir/ValueSet/care-plan-activity-kind", codes: &["Appointment", "CommunicationRequest", "DeviceRequest", "MedicationRequest", "NutritionOrder", "ServiceRequest", "Task", "VisionPrescription"], systems: &["http://hl7.org/fhir/resource-types"] };
+static VS68: ValueSetDef = ValueSetDef { url: "http://hl7.org/fhir/ValueSet/care-plan-activity-status", codes: &["cancelled", "completed", "entered-in-error", "in-progress", "not-started", "on-hold", "scheduled", "stopped", "unknown"], systems: &["http://hl7.org/fhir/care-plan-activity-status"] };
+static VS69: ValueSetDef = ValueSetDef { url: "http://hl7.org/fhir/ValueSet/care-team-status", codes: &["active", "entered-in-error", "inactive", "proposed", "suspended"], systems: &["http://hl7.org/fhir/care-team-status"] };
+static VS70: ValueSetDef = ValueSetDef { url: "http://hl7.org/fhir/ValueSet/relation-type", codes: &["is-replaced-by", "triggers"], systems: &["http://hl7.org/fhir/relation-type"] };
+static VS71: ValueSetDef = ValueSetDef { url: "http://hl7.org/fhir/ValueSet/chargeitem-status", codes: &["aborted", "billable", "billed", "entered-in-error", "not-billable", "planned", "unknown"], systems: &["http://hl7.org/fhir/chargeitem-status"] };
+static VS72: ValueSetDef = ValueSetDef { url: "http://hl7.org/fhir/ValueSet/invoice-priceComponentType", codes: &["base", "deduction", "discount", "informational", "surcharge", "tax"], systems: &["http://hl7.org/fhir/invoice-priceComponentType"] };
+static VS73: ValueSetDef = ValueSetDef { url: "http://hl7.org/fhir/ValueSet/fm-status", codes: &["active", "cancelled", "draft", "entered-in-error"], systems: &["http://hl7.org/fhir/fm-status"] };
+static VS74: ValueSetDef = ValueSetDef { url: "http://hl7.org/fhir/ValueSet/claim-use", codes: &["claim", "preauthorization", "predetermination"], systems: &["http://hl7.org/fhir/claim-use"] };
+static VS75: ValueSetDef = ValueSetDef { url: "http://hl7.org/fhir/ValueSet/remittance-outcome", codes: &["complete", "error", "partial", "queued"], systems: &["http://hl7.org/fhir/remittance-outcome"] };
+static VS76: ValueSetDef = ValueSetDef { url: "http://hl7.org/fhir/ValueSet/note-type", codes: &["display", "print", "printoper"], systems: &["http://hl7.org/fhir/note-type"] };
+static VS77: ValueSetDef = ValueSetDef { url: "http://hl7.org/fhir/ValueSet/clinicalimpression-status", codes: &["completed", "entered-in-error", "in-progress"], systems: &["http://hl7.org/fhir/event-status"] };
+static VS78: ValueSetDef = ValueSetDef { url: "http://hl7.org/fhir/ValueSet/codesystem-hierarchy-meaning", codes: &["classified-with", "grouped-by", "is-a", "part-of"], systems: &["http://hl7.org/fhir/codesystem-hierarchy-meaning"] };
+static VS79: ValueSetDef = ValueSetDef { url: "http://hl7.org/fhir/ValueSet/codesystem-content-mode", codes: &["complete", "example", "fragment", "not-present", "supplement"], systems: &["http://hl7.org/fhir/codesystem-content-mode"] };
+static VS80: ValueSetDef = ValueSetDef { url: "http://hl7.org/fhir/ValueSet/filter-operator", codes: &["=", "descendent-of", "exists", "generalizes", "in", "is-a", "is-not-a", "not-in", "regex"], systems: &["http://hl7.org/fhir/filter-operator"] };
+static VS81: ValueSetDef = ValueSetDef { url: "http://hl7.org/fhir/ValueSet/concept-property-type", codes: &["Coding", "boolean", "code", "dateTime", "decimal", "integer", "string"], systems: &["http://hl7.org/fhir/concept-property-type"] };
+static VS82: ValueSetDef = ValueSetDef { url: "http://hl7.org/fhir/ValueSet/event-status", codes: &["completed", "entered-in-error", "in-progress", "not-done", "on-hold", "preparation", "stopped", "unknown"], systems: &["http://hl7.org/fhir/event-status"] };
+static VS83: ValueSetDef = ValueSetDef { url: "http://hl7.org/fhir/ValueSet/compartment-type", codes: &["Device", "Encounter", "Patient", "Practitioner", "RelatedPerson"], systems: &["http://hl7.org/fhir/compartment-type"] };
+static VS84: ValueSetDef = ValueSetDef { url: "http://hl7.org/fhir/ValueSet/composition-status", codes: &["amended", "entered-in-error", "final", "preliminary"], systems: &["http://hl7.org/fhir/composition-status"] };
+static VS85: ValueSetDef = ValueSetDef { url: "http://terminology.hl7.org/ValueSet/v3-ConfidentialityClassification", codes: &["L", "M", "N", "R", "U", "V"], systems: &["http://terminology.hl7.org/CodeSystem/v3-Confidentiality"] };
+static VS86: ValueSetDef = ValueSetDef { url: "http://hl7.org/fhir/ValueSet/composition-attestation-mode", codes: &["legal", "official", "personal", "professional"], systems: &["http://hl7.org/fhir/composition-attestation-mode"] };
+static VS87: ValueSetDef = ValueSetDef { url: "http://hl7.org/fhir/ValueSet/document-relationship-type", codes: &["appends", "replaces", "signs", "transforms"], systems: &["http://hl7.org/fhir/document-relationship-type"] };
+static VS88: ValueSetDef = ValueSetDef { url: "http://hl7.org/fhir/ValueSet/list-mode", codes: &["changes", "snapshot", "working"], systems: &["http://hl7.org/fhir/list-mode"] };
+static VS89: ValueSetDef = ValueSetDef { url: "http://hl7.org/fhir/ValueSet/concept-map-equivalence", codes: &["disjoint", "equal", "equivalent", "inexact", "narrower", "relatedto", "specializes", "subsumes", "unmatched", "wider"], systems: &["http://hl7.org/fhir/concept-map-equivalence"] };
+static VS90: ValueSetDef = ValueSetDef { url: "http://hl7.org/fhir/ValueSet/conceptmap-unmapped-mode", codes: &["fixed", "other-map", "provided"], systems: &["http://hl7.org/fhir/conceptmap-unmapped-mode"] };
+static VS91: ValueSetDef = ValueSetDef { url: "http://hl7.org/fhir/ValueSet/condition-clinical", codes: &["active", "inactive", "recurrence", "relapse", "remission", "resolved"], systems: &["http://terminology.hl7.org/CodeSystem/condition-clinical"] };
+static VS92: ValueSetDef = ValueSetDef { url: "http://hl7.org/fhir/ValueSet/condition-ver-status", codes: &["confirmed", "differential", "entered-in-error", "provisional", "refuted", "unconfirmed"], systems: &["http://terminology.hl7.org/CodeSystem/condition-ver-status"] };
+static VS93: ValueSetDef = ValueSetDef { url: "http://hl7.org/fhir/ValueSet/consent-state-codes", codes: &["active", "draft", "entered-in-error", "inactive", "proposed", "rejected"], systems: &["http://hl7.org/fhir/consent-state-codes"] };
+static VS94: ValueSetDef = ValueSetDef { url: "http://hl7.org/fhir/ValueSet/consent-provision-type", codes: &["deny", "permit"], systems: &["http://hl7.org/fhir/consent-provision-type"] };
+static VS95: ValueSetDef = ValueSetDef { url: "http://hl7.org/fhir/ValueSet/consent-data-meaning", codes: &["authoredby", "dependents", "instance", "related"], systems: &["http://hl7.org/fhir/consent-data-meaning"] };
+static VS96: ValueSetDef = ValueSetDef { url: "http://hl7.org/fhir/ValueSet/contract-status", codes: &["amended", "appended", "cancelled", "disputed", "entered-in-error", "executable", "executed", "negotiable", "offered", "policy", "rejected", "renewed", "resolved", "revoked", "terminated"], systems: &["http://hl7.org/fhir/contract-status"] };
+static VS97: ValueSetDef = ValueSetDef { url: "http://hl7.org/fhir/ValueSet/contract-publicationstatus", codes: &["amended", "appended", "cancelled", "disputed", "entered-in-error", "executable", "executed", "negotiable", "offered", "policy", "rejected", "renewed", "resolved", "revoked", "terminated"], systems: &["http://hl7.org/fhir/contract-publicationstatus"] };
+static VS98: ValueSetDef = ValueSetDef { url: "http://hl7.org/fhir/ValueSet/eligibilityrequest-purpose", codes: &["auth-requirements", "benefits", "discovery", "validation"], systems: &["http://hl7.org/fhir/eligibilityrequest-purpose"] };
+static VS99: ValueSetDef = ValueSetDef { url: "http://hl7.org/fhir/ValueSet/eligibilityresponse-purpose", codes: &["auth-requirements", "benefits", "discovery", "validation"], systems: &["http://hl7.org/fhir/eligibilityresponse-purpose"] };
+static VS100: ValueSetDef = ValueSetDef { url: "http://hl7.org/fhir/ValueSet/observation-status", codes: &["amended", "cancelled", "corrected", "entered-in-error", "final", "preliminary", "registered", "unknown"], systems: &["http://hl7.org/fhir/observation-status"] };
+static VS101: ValueSetDef = ValueSetDef { url: "http://hl7.org/fhir/ValueSet/detectedissue-severity", codes: &["high", "low", "moderate"], systems: &["http://hl7.org/fhir/detectedissue-severity"] };
+static VS102: ValueSetDef = ValueSetDef { url: "http://hl7.org/fhir/ValueSet/device-status", codes: &["active", "entered-in-error", "inactive", "unknown"], systems: &["http://hl7.org/fhir/device-status"] };
+static VS103: ValueSetDef = ValueSetDef { url: "http://hl7.org/fhir/ValueSet/udi-entry-type", codes: &["barcode", "card", "manual", "rfid", "self-reported", "unknown"], systems: &["http://hl7.org/fhir/udi-entry-type"] };
+static VS104: ValueSetDef = ValueSetDef { url: "http://hl7.org/fhir/ValueSet/device-nametype", codes: &["manufacturer-name", "model-name", "other", "patient-reported-name", "udi-label-name", "user-friendly-name"], systems: &["http://hl7.org/fhir/device-nametype"] };
+static VS105: ValueSetDef = ValueSetDef { url: "http://hl7.org/fhir/ValueSet/metric-operational-status", codes: &["entered-in-error", "off", "on", "standby"], systems: &["http://hl7.org/fhir/metric-operational-status"] };
+static VS106: ValueSetDef = ValueSetDef { url: "http://hl7.org/fhir/ValueSet/metric-color", codes: &["black", "blue", "cyan", "green", "magenta", "red", "white", "yellow"], systems: &["http://hl7.org/fhir/metric-color"] };
+static VS107: ValueSetDef = ValueSetDef { url: "http://hl7.org/fhir/ValueSet/metric-category", codes: &["calculation", "measurement", "setting", "unspecified"], systems: &["http://hl7.org/fhir/metric-category"] };
+static VS108: ValueSetDef = ValueSetDef { url: "http://hl7.org/fhir/ValueSet/metric-calibration-type", codes: &["gain", "offset", "two-point", "unspecified"], systems: &["http://hl7.org/fhir/metric-calibration-type"] };
+static VS109: ValueSetDef = ValueSetDef { url: "http://hl7.org/fhir/ValueSet/metric-calibration-state", codes: &["calibrated", "calibration-required", "not-calibrated", "unspecified"], systems: &["http://hl7.org/fhir/metric-calibration-state"] };
+static VS110: ValueSetDef = ValueSetDef { url: "http://hl7.org/fhir/ValueSet/device-statement-status", codes: &["active", "completed", "entered-in-error", "intended", "on-hold", "stopped"], systems: &["http://hl7.org/fhir/device-statement-status"] };
+static VS111: ValueSetDef = ValueSetDef { url: "http://hl7.org/fhir/ValueSet/diagnostic-report-status", codes: &["amended", "appended", "cancelled", "corrected", "entered-in-error", "final", "partial", "preliminary", "registered", "unknown"], systems: &["http://hl7.org/fhir/diagnostic-report-status"] };
+static VS112: ValueSetDef = ValueSetDef { url: "http://hl7.org/fhir/ValueSet/document-reference-status", codes: &["current", "entered-in-error", "superseded"], systems: &["http://hl7.org/fhir/document-reference-status"] };
+static VS113: ValueSetDef = ValueSetDef { url: "http://hl7.org/fhir/ValueSet/exposure-state", codes: &["exposure", "exposure-alternative"], systems: &["http://hl7.org/fhir/exposure-state"] };
+static VS114: ValueSetDef = ValueSetDef { url: "http://hl7.org/fhir/ValueSet/ucum-units", codes: &["%", "%/100{WBC}", "%{0to3Hours}", "%{Abnormal}", "%{Activity}", "%{BasalActivity}", "%{Binding}", "%{Blockade}", "%{Carboxyhemoglobin}", "%{Conversion}", "%{Cound}", "%{EosSeen}", "%{Excretion}", "%{Fat}", "%{FetalErythrocytes}", "%{HemoglobinA1C}", "%{HemoglobinSaturation}", "%{Hemoglobin}", "%{Hemolysis}", "%{HumanResponse}", "%{Index}", "%{Inhibition}", "%{Live}", "%{Negative Control}", "%{NormalControl}", "%{NormalPooledPlasma}", "%{Normal}", "%{OfLymphocytes}", "%{OfWBCs}", "%{Oxygen}", "%{Positive}", "%{Precipitate}", "%{Reactivity}", "%{SpermMotility}", "%{Tot'Cholesterol}", "%{Tot'Hgb}", "%{TotalProtein}", "%{Total}", "%{Uptake}", "%{WeightToWeight}", "%{ofAvailable}", "%{ofBacteria}", "%{response}", "%{risk}", "%{vol}", "/(12.h)", "/10*10", "/10*12", "/10*12{rbc}", "/10*6", "/10*9", "/100", "/100{WBCs}", "/100{WBC}", "/100{cells}", "/100{neutrophils}", "/100{spermatozoa}", "/L", "/U", "/[HPF]", "/[LPF]", "/[arb'U]", "/[iU]", "/a", "/cm[H2O]", "/d", "/dL", "/g", "/g{creat}", "/g{hgb}", "/g{tot'nit}", "/g{tot'prot}", "/g{wet'tis}", "/h", "/kg", "/kg{body'wt}", "/m2", "/mL", "/mg", "/min", "/mm3", "/mmol", "/mo", "/s", "/uL", "/ug", "/wk", "/{Entity}", "/{Specimen}", "/{oif}", "/{tot}", "1/d", "1/min", "10*-3{Polarization'U}", "10*-6{Immunofluorescence'U}", "10*12/L", "10*3", "10*3.U", "10*3.{RBC}", "10*3/L", "10*3/mL", "10*3/uL", "10*3{Copies}/mL", "10*4/uL", "10*5", "10*6", "10*6.U", "10*6.[iU]", "10*6.eq/mL", "10*6/L", "10*6/kg", "10*6/mL", "10*6/mm3", "10*6/uL", "10*6/{Specimen}", "10*8", "10*9/L", "10*9/mL", "10*9/uL", "10.L/(min.m2)", "10.L/min", "10.uN.s/(cm.m2)", "10.uN.s/(cm5.m2)", "10.uN.s/cm", "10.uN.s/cm2", "24.h", "A", "A/m", "Bq", "Cel", "F", "GBq", "Gy", "H", "Hz", "J", "J/L", "K", "K/W", "L", "L.s2/s", "L/(24.h)", "L/(8.h)", "L/(min.m2)", "L/L", "L/d", "L/h", "L/kg", "L/min", "L/s", "L/s/s2", "MBq", "Ms", "N", "N.cm", "N.s", "Ohm", "Pa", "St", "U", "U/(1.h)", "U/(10.g){feces}", "U/(12.h)", "U/(18.h)", "U/(2.h)", "U/(24.h)", "U/10", "U/10*10", "U/10*10{cells}", "U/10*12", "U/10*12{RBCs}", "U/10*6", "U/10*9", "U/L", "U/d", "U/dL", "U/g", "U/g{Cre}", "U/g{Hb}", "U/g{Hgb}", "U/g{creat}", "U/g{hemoglobin}", "U/g{protein}", "U/h", "U/kg/h", "U/kg{Hb}", "U/kg{hemoglobin}", "U/mL", "U/mL{RBCs}", "U/mL{RBC}", "U/min", "U/mmol{creat}", "U/mol", "U/s", "U/umol", "U{25Cel}/L", "U{37Cel}/L", "U{G}", "V", "[APL'U]", "[APL'U]/mL", "[AU]", "[BAU]", "[CFU]", "[CFU]/L", "[CFU]/mL", "[Ch]", "[GPL'U]", "[GPL'U]/mL", "[HPF]", "[IU]", "[IU]/(2.h)", "[IU]/(24.h)", "[IU]/10*9{RBCs}", "[IU]/L", "[IU]/L{37Cel}", "[IU]/d", "[IU]/dL", "[IU]/g", "[IU]/g{Hb}", "[IU]/h", "[IU]/kg", "[IU]/kg/d", "[IU]/mL", "[IU]/mg{creat}", "[IU]/min", "[LPF]", "[MPL'U]", "[MPL'U]/mL", "[arb'U]", "[arb'U]/L", "[arb'U]/mL", "[bdsk'U]", "[beth'U]", "[cin_i]", "[cup_us]", "[degF]", "[dr_av]", "[drp]", "[drp]/[HPF]", "[drp]/h", "[drp]/mL", "[drp]/min", "[drp]/s", "[fdr_us]", "[foz_br]", "[foz_us]", "[ft_i]", "[fth_i]", "[gal_br]", "[gal_us]", "[gr]", "[iU]", "[iU]/g{Hgb}", "[in_i'H2O]", "[in_i]", "[ka'U]", "[lb_av]", "[mclg'U]", "[mi_i]", "[mi_us]", "[min_us]", "[nmi_i]", "[oz_av]", "[oz_tr]", "[pH]", "[pi].rad/min", "[ppb]", "[ppm]", "[ppm]{v/v}", "[ppth]", "[pptr]", "[psi]", "[pt_br]", "[qt_br]", "[qt_us]", "[sft_i]", "[sin_i]", "[ston_av]", "[syd_i]", "[tb'U]", "[tbs_us]", "[todd'U]", "[tsp_us]", "[yd_i]", "a", "ag/{cell}", "atm", "att", "bar", "cL", "cP", "cSt", "cal", "cg", "cm", "cm2", "cm2/s", "cm3", "cm[H2O]", "cm[H2O]/(s.m)", "cm[H2O]/L/s", "cm[H2O]/s/m", "cm[Hg]", "d", "dB", "dL", "daL/min", "daL/min/m2", "deg", "deg/s", "dg", "dm", "dm2/s2", "dyn.s/(cm.m2)", "dyn.s/cm", "eV", "eq", "eq/L", "eq/mL", "eq/mmol", "eq/umol", "erg", "fL", "fL/nL", "fg", "fm", "fmol", "fmol/L", "fmol/g", "fmol/mL", "fmol/mg", "fmol/mg{cytosol_protein}", "fmol/mg{protein}", "g", "g.m", "g.m/({hb}.m2)", "g.m/{beat}", "g.m/{hb}", "g/(100.g)", "g/(12.h)", "g/(24.h)", "g/(3.d)", "g/(4.h)", "g/(48.h)", "g/(5.h)", "g/(6.h)", "g/(72.h)", "g/(8.h)", "g/(8.h){shift}", "g/(8.kg.h)", "g/(kg.h)", "g/(kg.min)", "g/L", "g/cm3", "g/d", "g/dL", "g/g", "g/g{Cre}", "g/g{creat}", "g/g{globulin}", "g/g{tissue}", "g/h", "g/h/m2", "g/kg", "g/kg/(8.h)", "g/kg/(8.h){shift}", "g/kg/d", "g/kg/h", "g/kg/min", "g/m2", "g/mL", "g/mg", "g/min", "g/mmol", "g/mmol{creat}", "g/mol", "g/mol{creat}", "g/{TotalWeight}", "g/{specimen}", "g/{total_output}", "g/{total_weight}", "g{Hb}", "g{creat}", "g{total_nit}", "g{total_prot}", "g{wet_tissue}", "h", "hL", "kBq", "kL", "kPa", "kU", "kU/L", "kU/L{class}", "kU/g", "kU/h", "kU/mL", "k[IU]/L", "k[IU]/mL", "kat", "kat/L", "kat/kg", "kcal", "kcal/(8.h)", "kcal/[oz_av]", "kcal/d", "kcal/h", "kcal/kg/(24.h)", "kg", "kg.m/s", "kg/(s.m2)", "kg/L", "kg/h", "kg/m2", "kg/m3", "kg/min", "kg/mol", "kg/s", "km", "ks", "lm", "lm.m2", "lm/m2", "m", "m/s", "m/s2", "m2", "m2/s", "m3/s", "mA", "mCi", "mL", "mL/(10.h)", "mL/(12.h)", "mL/(2.h)", "mL/(24.h)", "mL/(4.h)", "mL/(72.h)", "mL/(8.h)", "mL/(kg.min)", "mL/({h'b}.m2)", "mL/L", "mL/[sin_i]", "mL/cm[H2O]", "mL/d", "mL/dL", "mL/h", "mL/kg", "mL/kg/(8.h)", "mL/kg/d", "mL/kg/h", "mL/kg/min", "mL/m2", "mL/mbar", "mL/min", "mL/min/(173.10*-2.m2)", "mL/min/m2", "mL/min/{1.73_m2}", "mL/mm", "mL/s", "mL/{h'b}", "mPa", "mU", "mU/L", "mU/g", "mU/g{Hb}", "mU/g{Hgb}", "mU/g{protein}", "mU/mL", "mU/mL/min", "mU/mg", "mU/mg{Cre}", "mU/min", "mU/mmol{RBCs}", "mU/mmol{creatinine}", "mU/mmol{creat}", "mV", "m[IU]/L", "m[IU]/mL", "m[iU]", "mbar", "mbar.s/L", "meq", "meq/(12.h)", "meq/(2.h)", "meq/(24.h)", "meq/(8.h)", "meq/(8.h.kg)", "meq/(kg.d)", "meq/L", "meq/d", "meq/dL", "meq/g", "meq/g{Cre}", "meq/h", "meq/kg", "meq/kg/h", "meq/kg/min", "meq/m2", "meq/mL", "meq/min", "meq/{Specimen}", "mg", "mg/(10.h)", "mg/(12.h)", "mg/(18.h)", "mg/(2.h)", "mg/(24.h)", "mg/(72.h)", "mg/(8.h)", "mg/(8.h.kg)", "mg/(kg.h)", "mg/L", "mg/d", "mg/d/(173.10*-2.m2)", "mg/dL", "mg/g", "mg/g{Cre}", "mg/g{creat}", "mg/h", "mg/kg", "mg/kg/(24.h)", "mg/kg/d", "mg/kg/min", "mg/m2", "mg/m3", "mg/mL", "mg/mg", "mg/mg{cre}", "mg/min", "mg/mmol", "mg/mmol{Cre}", "mg/mmol{creat}", "mg/wk", "mg/{Hgb}/g", "mg/{Specimen}", "mg/{Tot'Volume}", "mg/{Volume}", "mg{Phenylketones}/dL", "min", "mm", "mm/h", "mm/min", "mm2", "mm3", "mm[H2O]", "mm[Hg]", "mmol", "mmol/(12.h)", "mmol/(18.h)", "mmol/(2.h)", "mmol/(24.h)", "mmol/(6.h)", "mmol/(8.h)", "mmol/(8.h.kg)", "mmol/L", "mmol/L/s", "mmol/d", "mmol/dL", "mmol/g", "mmol/g{creat}", "mmol/g{hemoglobin}", "mmol/h", "mmol/h/mg{Hb}", "mmol/h/mg{protein}", "mmol/kg", "mmol/kg/d", "mmol/kg/h", "mmol/kg/min", "mmol/kg{H2O}", "mmol/m", "mmol/m2", "mmol/min", "mmol/mmol", "mmol/mol", "mmol/mol{creat}", "mmol/s/L", "mmol/{Tot'Volume}", "mo", "mol", "mol/L", "mol/d", "mol/kg", "mol/kg/s", "mol/m3", "mol/mL", "mol/mol", "mol/mol{creat}", "mol/s", "mosm", "mosm/L", "mosm/kg", "ms", "nCi", "nL", "ng", "ng/(24.h)", "ng/(8.h)", "ng/(8.h.kg)", "ng/(kg.d)", "ng/(kg.h)", "ng/(kg.min)", "ng/10*6", "ng/L", "ng/d", "ng/dL", "ng/dL/h", "ng/g", "ng/g{Cre}", "ng/g{creat}", "ng/h", "ng/kg", "ng/kg/(8.h)", "ng/kg/h", "ng/kg/min", "ng/m2", "ng/mL", "ng/mL/h", "ng/mL{rbc}", "ng/mg", "ng/mg/h", "ng/mg{Protein}", "ng/min", "ng/s", "nkat", "nm", "nm/s/L", "nmol", "nmol/(24.h)", "nmol/L", "nmol/L/mmol{creat}", "nmol/L/s", "nmol/L{RBCs}", "nmol/d", "nmol/dL", "nmol/g", "nmol/g{Cre}", "nmol/g{creat}", "nmol/g{dry_wt}", "nmol/h/L", "nmol/h/mL", "nmol/h/mg{protein}", "nmol/m/mg{protein}", "nmol/mL", "nmol/mL/h", "nmol/mL/min", "nmol/mg", "nmol/mg/h", "nmol/min/mL", "nmol/min/mg{hemoglobin}", "nmol/min/mg{protein}", "nmol/mmol", "nmol/mmol{Cre}", "nmol/mmol{creat}", "nmol/mol", "nmol/nmol", "nmol/s", "nmol/s/L", "nmol/umol{creat}", "ns", "osm/L", "osm/kg", "pL", "pT", "pg", "pg/L", "pg/dL", "pg/mL", "pg/mg", "pg/mm", "pkat", "pm", "pmol", "pmol/L", "pmol/d", "pmol/dL", "pmol/g", "pmol/h/mL", "pmol/h/mg{protein}", "pmol/mL", "pmol/mg{protein}", "pmol/min", "pmol/min/mg{protein}", "pmol/mmol", "pmol/mmol{creat}", "pmol/mol", "pmol/umol", "pmol/umol{creat}", "ps", "s", "t", "uL", "uL/(2.h)", "uL/h", "uOhm", "uU", "uU/L", "uU/g", "uU/mL", "uV", "u[IU]", "u[IU]/L", "u[IU]/mL", "ueq", "ueq/L", "ueq/mL", "ug", "ug/(100.g)", "ug/(24.h)", "ug/(8.h)", "ug/(kg.d)", "ug/(kg.h)", "ug/L", "ug/L/(24.h)", "ug/L{DDU}", "ug/L{RBCs}", "ug/[sft_i]", "ug/d", "ug/dL", "ug/dL{RBCs}", "ug/dL{rbc}", "ug/g", "ug/g{Cre}", "ug/g{DryWeight}", "ug/g{Hb}", "ug/g{Hgb}", "ug/g{Tissue}", "ug/g{creat}", "ug/g{dry_tissue}", "ug/g{dry_wt}", "ug/g{feces}", "ug/g{hair}", "ug/g{tissue}", "ug/h", "ug/kg", "ug/kg/(8.h)", "ug/kg/d", "ug/kg/h", "ug/kg/min", "ug/m2", "ug/m3", "ug/mL", "ug/mL{FEU}", "ug/mL{class}", "ug/mL{eqv}", "ug/mg", "ug/mg{Cre}", "ug/mg{creat}", "ug/min", "ug/mmol", "ug/mmol{creat}", "ug/ng", "ug/{Specimen}", "ug/{TotalVolume}", "ug/{specimen}", "ug{FEU}/mL", "ug{T4}/dL", "ukat", "um", "um/s", "umol", "umol/(2.h)", "umol/(24.h)", "umol/(8.h)", "umol/L", "umol/L/h", "umol/L{RBCs}", "umol/L{rbc}", "umol/d", "umol/dL", "umol/dL{GF}", "umol/g", "umol/g{Cre}", "umol/g{Hb}", "umol/g{Hgb}", "umol/g{creat}", "umol/g{hemoglobin}", "umol/h", "umol/h/L", "umol/h/g", "umol/h/mg{protein}", "umol/kg", "umol/kg{feces}", "umol/m", "umol/mL", "umol/mL/min", "umol/mg", "umol/mg{Cre}", "umol/mg{creat}", "umol/min", "umol/min/L", "umol/min/g", "umol/min/g{mucosa}", "umol/min/g{protein}", "umol/min/g{prot}", "umol/mmol", "umol/mmol{creat}", "umol/mol", "umol/mol{Cre}", "umol/mol{Hb}", "umol/mol{creat}", "umol/umol", "umol/umol{creat}", "umol{BCE}/mol", "us", "wk", "{# of calculi}", "{# of donor informative markers}", "{# of fetuses}", "{# of informative markers}", "{#}", "{2 or 3 times}/d", "{3 times}/d", "{4 times}/d", "{5 times}/d", "{AHF'U}", "{APS'U}", "{ARU}", "{Absorbance'U}", "{Absorbance'U}/mL", "{ActivityCoefficient}", "{AntibodyResponse'U}", "{Applicator}", "{AspirinReaction'U}", "{Bead}", "{Beats}/min", "{Bottle}", "{Bowls}/d", "{Breaths}/min", "{CAE'U}", "{CAG_repeats}", "{CGG_repeats}", "{CGG}", "{CH100'U}", "{CPM}", "{CPM}/10*3{cell}", "{CagRepeat}", "{Cans}/wk", "{Can}", "{Capsule}", "{Cells}/mL", "{Cell}", "{CfTiter}", "{ComplementActivityEnzyme'U}", "{ComplementCH100'U}", "{ComplementCH50'U}", "{Copies}/uL", "{Counts}/min", "{Count}", "{Dalton}", "{DdTiter}", "{DeltaOpticalDensity}", "{Dilution}", "{Disintegrations}/min", "{Dose}", "{Drinks}/d", "{EIA'U}", "{EIA'U}/U", "{EIAIndex}", "{EIATiter}", "{EIA_index}", "{EIA_titer}", "{ELISA'U}", "{ERY}/uL", "{EV}", "{Each}", "{Ehrlich'U}", "{Ehrlich'U}/(2.h)", "{Ehrlich'U}/100.g", "{Ehrlich'U}/d", "{Ehrlich'U}/dL", "{Ehrlich'U}/mL", "{Elisa'U}/mL", "{ElisaIndex}", "{ElisaValue}", "{Events}", "{FIU}", "{FluorescenceIntensity'U}", "{G-PortionPhospholipids}", "{GAA_repeats}", "{GPS'U}", "{GliadinIndexValue}", "{Globules}/[HPF]", "{HA_titer}", "{HaTiter}", "{IFA_index}", "{IFA_titer}", "{INR'unit}", "{INR}", "{ISR}", "{IfaIndex}", "{IfaTiter}", "{IgAAntiphosphatidyleserine'U}", "{IgAPhospholipid'U}", "{IgGAntiphosphatidyleserine'U}", "{IgGIndex}", "{IgMAntiphosphatidyleserine'U}", "{IgMIndex}", "{ImmuneComplex'U}", "{ImmuneStatusRatio}", "{Immunity}", "{IndexValue}", "{Index_val}", "{InhaledTobaccoUseAmountYears}", "{InhaledTobaccoUsePacks}/d", "{JDF'U}", "{JDF'U}/L", "{JuvenileDiabetesFound'U}", "{KCT'U}", "{KRONU'U}/L", "{KRONU'U}/mL", "{Log_IU}", "{Log_IU}/mL", "{Log_copies}/mL", "{Log}", "{LymeIndexValue}", "{Lyme_index_value}", "{M-PortionPhospholipids}", "{M.o.M.}", "{M.o.M}", "{MPS'U}", "{MPS'U}/mL", "{Markers}", "{Molecule}/{Platelet}", "{MultOfMean}", "{NonspecificOunce}", "{Number}", "{OD_unit}", "{Once}/d", "{OpticalDensityIndex}", "{OpticalDensityRatio}", "{OpticalDensity}", "{P2Y12 Reaction Units}", "{PackYears}", "{Package}", "{Packs}/d", "{Patch}", "{Percentile}", "{Pill}", "{Pouches}/wk", "{RBC}/uL", "{RPI'U}", "{RadioactiveT3UptakeRatio}", "{RecTiter}", "{Relative'U}", "{RelativeViscosity}", "{RubellaVirus}", "{SatIndex}", "{Scoop}", "{ScoreOf}", "{StandardDeviation}", "{StandardIgA'U}", "{StandardIgG'U}", "{StandardIgM'U}", "{StdDeviation'U}", "{StimulatingIndex}", "{Streptozyme'U}", "{TIBC'U}", "{ThyroxinUptake'U}", "{Times}/wk", "{Tine'U}", "{ToxoplasmaIndexValue}", "{Vial}", "{Volume}/{Vvolume}", "{WeeksDays}", "{WhiteBloodCell}", "{absorbance}", "{activity}", "{beats}/min", "{binding_index}", "{cells}", "{cells}/[HPF]", "{cells}/uL", "{cfu}", "{cfu}/mL", "{clock time}", "{clock_time}", "{copies}", "{copies}/mL", "{copies}/ug", "{count}", "{delta_OD}", "{dilution}", "{fraction}", "{genomes}/mL", "{index_val}", "{index}", "{lgCopies}/ml", "{log_IU}/mL", "{log_copies}/mL", "{minidrp}", "{ratio}", "{shift}", "{spermatozoa}/mL", "{spray}", "{titer}"], systems: &["http://unitsofmeasure.org"] };
+static VS115: ValueSetDef = ValueSetDef { url: "http://hl7.org/fhir/ValueSet/encounter-status", codes: &["arrived", "cancelled", "entered-in-error", "finished", "in-progress", "onleave", "planned", "triaged", "unknown"], systems: &["http://hl7.org/fhir/encounter-status"] };
+static VS116: ValueSetDef = ValueSetDef { url: "http://hl7.org/fhir/ValueSet/encounter-location-status", codes: &["active", "completed", "planned", "reserved"], systems: &["http://hl7.org/fhir/encounter-location-status"] };
+static VS117: ValueSetDef = ValueSetDef { url: "http://hl7.org/fhir/ValueSet/endpoint-status", codes: &["active", "entered-in-error", "error", "off", "suspended", "test"], systems: &["http://hl7.org/fhir/endpoint-status"] };
+static VS118: ValueSetDef = ValueSetDef { url: "http://hl7.org/fhir/ValueSet/episode-of-care-status", codes: &["active", "cancelled", "entered-in-error", "finished", "onhold", "planned", "waitlist"], systems: &["http://hl7.org/fhir/episode-of-care-status"] };
+static VS119: ValueSetDef = ValueSetDef { url: "http://hl7.org/fhir/ValueSet/variable-type", codes: &["continuous", "descriptive", "dichotomous"], systems: &["http://hl7.org/fhir/variable-type"] };
+static VS120: ValueSetDef = ValueSetDef { url: "http://hl7.org/fhir/ValueSet/group-measure", codes: &["mean", "mean-of-mean", "mean-of-median", "median", "median-of-mean", "median-of-median"], systems: &["http://hl7.org/fhir/group-measure"] };
+static VS121: ValueSetDef = ValueSetDef { url: "http://hl7.org/fhir/ValueSet/examplescenario-actor-type", codes: &["entity", "person"], systems: &["http://hl7.org/fhir/examplescenario-actor-type"] };
+static VS122: ValueSetDef = ValueSetDef { url: "http://hl7.org/fhir/ValueSet/explanationofbenefit-status", codes: &["active", "cancelled", "draft", "entered-in-error"], systems: &["http://hl7.org/fhir/explanationofbenefit-status"] };
+static VS123: ValueSetDef = ValueSetDef { url: "http://hl7.org/fhir/ValueSet/history-status", codes: &["completed", "entered-in-error", "health-unknown", "partial"], systems: &["http://hl7.org/fhir/history-status"] };
+static VS124: ValueSetDef = ValueSetDef { url: "http://hl7.org/fhir/ValueSet/flag-status", codes: &["active", "entered-in-error", "inactive"], systems: &["http://hl7.org/fhir/flag-status"] };
+static VS125: ValueSetDef = ValueSetDef { url: "http://hl7.org/fhir/ValueSet/goal-status", codes: &["accepted", "active", "cancelled", "completed", "entered-in-error", "on-hold", "planned", "proposed", "rejected"], systems: &["http://hl7.org/fhir/goal-status"] };
+static VS126: ValueSetDef = ValueSetDef { url: "http://hl7.org/fhir/ValueSet/graph-compartment-use", codes: &["condition", "requirement"], systems: &["http://hl7.org/fhir/graph-compartment-use"] };
+static VS127: ValueSetDef = ValueSetDef { url: "http://hl7.org/fhir/ValueSet/graph-compartment-rule", codes: &["custom", "different", "identical", "matching"], systems: &["http://hl7.org/fhir/graph-compartment-rule"] };
+static VS128: ValueSetDef = ValueSetDef { url: "http://hl7.org/fhir/ValueSet/group-type", codes: &["animal", "device", "medication", "person", "practitioner", "substance"], systems: &["http://hl7.org/fhir/group-type"] };
+static VS129: ValueSetDef = ValueSetDef { url: "http://hl7.org/fhir/ValueSet/guidance-response-status", codes: &["data-requested", "data-required", "entered-in-error", "failure", "in-progress", "success"], systems: &["http://hl7.org/fhir/guidance-response-status"] };
+static VS130: ValueSetDef = ValueSetDef { url: "http://hl7.org/fhir/ValueSet/imagingstudy-status", codes: &["available", "cancelled", "entered-in-error", "registered", "unknown"], systems: &["http://hl7.org/fhir/imagingstudy-status"] };
+static VS131: ValueSetDef = ValueSetDef { url: "http://hl7.org/fhir/ValueSet/immunization-status", codes: &["completed", "entered-in-error", "not-done"], systems: &["http://hl7.org/fhir/event-status"] };
+static VS132: ValueSetDef = ValueSetDef { url: "http://hl7.org/fhir/ValueSet/immunization-evaluation-status", codes: &["completed", "entered-in-error"], systems: &["http://terminology.hl7.org/CodeSystem/medication-admin-status"] };
+static VS133: ValueSetDef = ValueSetDef { url: "http://hl7.org/fhir/ValueSet/spdx-license", codes: &["0BSD", "AAL", "ADSL", "AFL-1.1", "AFL-1.2", "AFL-2.0", "AFL-2.1", "AFL-3.0", "AGPL-1.0-only", "AGPL-1.0-or-later", "AGPL-3.0-only", "AGPL-3.0-or-later", "AMDPLPA", "AML", "AMPAS", "ANTLR-PD", "APAFML", "APL-1.0", "APSL-1.0", "APSL-1.1", "APSL-1.2", "APSL-2.0", "Abstyles", "Adobe-2006", "Adobe-Glyph", "Afmparse", "Aladdin", "Apache-1.0", "Apache-1.1", "Apache-2.0", "Artistic-1.0", "Artistic-1.0-Perl", "Artistic-1.0-cl8", "Artistic-2.0", "BSD-1-Clause", "BSD-2-Clause", "BSD-2-Clause-FreeBSD", "BSD-2-Clause-NetBSD", "BSD-2-Clause-Patent", "BSD-3-Clause", "BSD-3-Clause-Attribution", "BSD-3-Clause-Clear", "BSD-3-Clause-LBNL", "BSD-3-Clause-No-Nuclear-License", "BSD-3-Clause-No-Nuclear-License-2014", "BSD-3-Clause-No-Nuclear-Warranty", "BSD-4-Clause", "BSD-4-Clause-UC", "BSD-Protection", "BSD-Source-Code", "BSL-1.0", "Bahyph", "Barr", "Beerware", "BitTorrent-1.0", "BitTorrent-1.1", "Borceux", "CATOSL-1.1", "CC-BY-1.0", "CC-BY-2.0", "CC-BY-2.5", "CC-BY-3.0", "CC-BY-4.0", "CC-BY-NC-1.0", "CC-BY-NC-2.0", "CC-BY-NC-2.5", "CC-BY-NC-3.0", "CC-BY-NC-4.0", "CC-BY-NC-ND-1.0", "CC-BY-NC-ND-2.0", "CC-BY-NC-ND-2.5", "CC-BY-NC-ND-3.0", "CC-BY-NC-ND-4.0", "CC-BY-NC-SA-1.0", "CC-BY-NC-SA-2.0", "CC-BY-NC-SA-2.5", "CC-BY-NC-SA-3.0", "CC-BY-NC-SA-4.0", "CC-BY-ND-1.0", "CC-BY-ND-2.0", "CC-BY-ND-2.5", "CC-BY-ND-3.0", "CC-BY-ND-4.0", "CC-BY-SA-1.0", "CC-BY-SA-2.0", "CC-BY-SA-2.5", "CC-BY-SA-3.0", "CC-BY-SA-4.0", "CC0-1.0", "CDDL-1.0", "CDDL-1.1", "CDLA-Permissive-1.0", "CDLA-Sharing-1.0", "CECILL-1.0", "CECILL-1.1", "CECILL-2.0", "CECILL-2.1", "CECILL-B", "CECILL-C", "CNRI-Jython", "CNRI-Python", "CNRI-Python-GPL-Compatible", "CPAL-1.0", "CPL-1.0", "CPOL-1.02", "CUA-OPL-1.0", "Caldera", "ClArtistic", "Condor-1.1", "Crossword", "CrystalStacker", "Cube", "D-FSL-1.0", "DOC", "DSDP", "Dotseqn", "ECL-1.0", "ECL-2.0", "EFL-1.0", "EFL-2.0", "EPL-1.0", "EPL-2.0", "EUDatagrid", "EUPL-1.0", "EUPL-1.1", "EUPL-1.2", "Entessa", "ErlPL-1.1", "Eurosym", "FSFAP", "FSFUL", "FSFULLR", "FTL", "Fair", "Frameworx-1.0", "FreeImage", "GFDL-1.1-only", "GFDL-1.1-or-later", "GFDL-1.2-only", "GFDL-1.2-or-later", "GFDL-1.3-only", "GFDL-1.3-or-later", "GL2PS", "GPL-1.0-only", "GPL-1.0-or-later", "GPL-2.0-only", "GPL-2.0-or-later", "GPL-3.0-only", "GPL-3.0-or-later", "Giftware", "Glide", "Glulxe", "HPND", "HaskellReport", "IBM-pibs", "ICU", "IJG", "IPA", "IPL-1.0", "ISC", "ImageMagick", "Imlib2", "Info-ZIP", "Intel", "Intel-ACPI", "Interbase-1.0", "JSON", "JasPer-2.0", "LAL-1.2", "LAL-1.3", "LGPL-2.0-only", "LGPL-2.0-or-later", "LGPL-2.1-only", "LGPL-2.1-or-later", "LGPL-3.0-only", "LGPL-3.0-or-later", "LGPLLR", "LPL-1.0", "LPL-1.02", "LPPL-1.0", "LPPL-1.1", "LPPL-1.2", "LPPL-1.3a", "LPPL-1.3c", "Latex2e", "Leptonica", "LiLiQ-P-1.1", "LiLiQ-R-1.1", "LiLiQ-Rplus-1.1", "Libpng", "Linux-OpenIB", "MIT", "MIT-0", "MIT-CMU", "MIT-advertising", "MIT-enna", "MIT-feh", "MITNFA", "MPL-1.0", "MPL-1.1", "MPL-2.0", "MPL-2.0-no-copyleft-exception", "MS-PL", "MS-RL", "MTLL", "MakeIndex", "MirOS", "Motosoto", "Multics", "Mup", "NASA-1.3", "NBPL-1.0", "NCSA", "NGPL", "NLOD-1.0", "NLPL", "NOSL", "NPL-1.0", "NPL-1.1", "NPOSL-3.0", "NRL", "NTP", "Naumen", "Net-SNMP", "NetCDF", "Newsletr", "Nokia", "Noweb", "OCCT-PL", "OCLC-2.0", "ODbL-1.0", "OFL-1.0", "OFL-1.1", "OGTSL", "OLDAP-1.1", "OLDAP-1.2", "OLDAP-1.3", "OLDAP-1.4", "OLDAP-2.0", "OLDAP-2.0.1", "OLDAP-2.1", "OLDAP-2.2", "OLDAP-2.2.1", "OLDAP-2.2.2", "OLDAP-2.3", "OLDAP-2.4", "OLDAP-2.5", "OLDAP-2.6", "OLDAP-2.7", "OLDAP-2.8", "OML", "OPL-1.0", "OSET-PL-2.1", "OSL-1.0", "OSL-1.1", "OSL-2.0", "OSL-2.1", "OSL-3.0", "OpenSSL", "PDDL-1.0", "PHP-3.0", "PHP-3.01", "Plexus", "PostgreSQL", "Python-2.0", "QPL-1.0", "Qhull", "RHeCos-1.1", "RPL-1.1", "RPL-1.5", "RPSL-1.0", "RSA-MD", "RSCPL", "Rdisc", "Ruby", "SAX-PD", "SCEA", "SGI-B-1.0", "SGI-B-1.1", "SGI-B-2.0", "SISSL", "SISSL-1.2", "SMLNJ", "SMPPL", "SNIA", "SPL-1.0", "SWL", "Saxpath", "Sendmail", "SimPL-2.0", "Sleepycat", "Spencer-86", "Spencer-94", "Spencer-99", "SugarCRM-1.1.3", "TCL", "TCP-wrappers", "TMate", "TORQUE-1.1", "TOSL", "UPL-1.0", "Unicode-DFS-2015", "Unicode-DFS-2016", "Unicode-TOU", "Unlicense", "VOSTROM", "VSL-1.0", "Vim", "W3C", "W3C-19980720", "W3C-20150513", "WTFPL", "Watcom-1.0", "Wsuipa", "X11", "XFree86-1.1", "XSkat", "Xerox", "Xnet", "YPL-1.0", "YPL-1.1", "ZPL-1.1", "ZPL-2.0", "ZPL-2.1", "Zed", "Zend-2.0", "Zimbra-1.3", "Zimbra-1.4", "Zlib", "bzip2-1.0.5", "bzip2-1.0.6", "curl", "diffmark", "dvipdfm", "eGenix", "gSOAP-1.3b", "gnuplot", "iMatix", "libtiff", "mpich2", "not-open-source", "psfrag", "psutils", "xinetd", "xpp", "zlib-acknowledgement"], systems: &["http://hl7.org/fhir/spdx-license"] };
+static VS134: ValueSetDef = ValueSetDef { url: "http://hl7.org/fhir/ValueSet/guide-page-generation", codes: &["generated", "html", "markdown", "xml"], systems: &["http://hl7.org/fhir/guide-page-generation"] };
+static VS135: ValueSetDef = ValueSetDef { url: "http://hl7.org/fhir/ValueSet/guide-parameter-code", codes: &["apply", "expansion-parameter", "generate-json", "generate-turtle", "generate-xml", "html-template", "path-pages", "path-resource", "path-tx-cache", "rule-broken-links"], systems: &["http://hl7.org/fhir/guide-parameter-code"] };
+static VS136: ValueSetDef = ValueSetDef { url: "http://hl7.org/fhir/ValueSet/insuranceplan-applicability", codes: &["in-network", "other", "out-of-network"], systems: &["http://terminology.hl7.org/CodeSystem/applicability"] };
+static VS137: ValueSetDef = ValueSetDef { url: "http://hl7.org/fhir/ValueSet/invoice-status", codes: &["balanced", "cancelled", "draft", "entered-in-error", "issued"], systems: &["http://hl7.org/fhir/invoice-status"] };
+static VS138: ValueSetDef = ValueSetDef { url: "http://hl7.org/fhir/ValueSet/linkage-type", codes: &["alternate", "historical", "source"], systems: &["http://hl7.org/fhir/linkage-type"] };
+static VS139: ValueSetDef = ValueSetDef { url: "http://hl7.org/fhir/ValueSet/list-status", codes: &["current", "entered-in-error", "retired"], systems: &["http://hl7.org/fhir/list-status"] };
+static VS140: ValueSetDef = ValueSetDef { url: "http://hl7.org/fhir/ValueSet/location-status", codes: &["active", "inactive", "suspended"], systems: &["http://hl7.org/fhir/location-status"] };
+static VS141: ValueSetDef = ValueSetDef { url: "http://hl7.org/fhir/ValueSet/location-mode", codes: &["instance", "kind"], systems: &["http://hl7.org/fhir/location-mode"] };
+static VS142: ValueSetDef = ValueSetDef { url: "http://hl7.org/fhir/ValueSet/measure-improvement-notation", codes: &["decrease", "increase"], systems: &["http://terminology.hl7.org/CodeSystem/measure-improvement-notation"] };
+static VS143: ValueSetDef = ValueSetDef { url: "http://hl7.org/fhir/ValueSet/measure-report-status", codes: &["complete", "error", "pending"], systems: &["http://hl7.org/fhir/measure-report-status"] };
+static VS144: ValueSetDef = ValueSetDef { url: "http://hl7.org/fhir/ValueSet/measure-report-type", codes: &["data-collection", "individual", "subject-list", "summary"], systems: &["http://hl7.org/fhir/measure-report-type"] };
+static VS145: ValueSetDef = ValueSetDef { url: "http://hl7.org/fhir/ValueSet/medication-status", codes: &["active", "entered-in-error", "inactive"], systems: &["http://hl7.org/fhir/CodeSystem/medication-status"] };
+static VS146: ValueSetDef = ValueSetDef { url: "http://hl7.org/fhir/ValueSet/medication-admin-status", codes: &["completed", "entered-in-error", "in-progress", "not-done", "on-hold", "stopped", "unknown"], systems: &["http://terminology.hl7.org/CodeSystem/medication-admin-status"] };
+static VS147: ValueSetDef = ValueSetDef { url: "http://hl7.org/fhir/ValueSet/medicationdispense-status", codes: &["cancelled", "completed", "declined", "entered-in-error", "in-progress", "on-hold", "preparation", "stopped", "unknown"], systems: &["http://terminology.hl7.org/CodeSystem/medicationdispense-status"] };
+static VS148: ValueSetDef = ValueSetDef { url: "http://hl7.org/fhir/ValueSet/medicationknowledge-status", codes: &["active", "entered-in-error", "inactive"], systems: &["http://terminology.hl7.org/CodeSystem/medicationknowledge-status"] };
+static VS149: ValueSetDef = ValueSetDef { url: "http://hl7.org/fhir/ValueSet/medicationrequest-status", codes: &["active", "cancelled", "completed", "draft", "entered-in-error", "on-hold", "stopped", "unknown"], systems: &["http://hl7.org/fhir/CodeSystem/medicationrequest-status"] };
+static VS150: ValueSetDef = ValueSetDef { url: "http://hl7.org/fhir/ValueSet/medicationrequest-intent", codes: &["filler-order", "instance-order", "option", "order", "original-order", "plan", "proposal", "reflex-order"], systems: &["http://hl7.org/fhir/CodeSystem/medicationrequest-intent"] };
+static VS151: ValueSetDef = ValueSetDef { url: "http://hl7.org/fhir/ValueSet/medication-statement-status", codes: &["active", "completed", "entered-in-error", "intended", "not-taken", "on-hold", "stopped", "unknown"], systems: &["http://hl7.org/fhir/CodeSystem/medication-statement-status"] };
+static VS152: ValueSetDef = ValueSetDef { url: "http://hl7.org/fhir/ValueSet/message-significance-category", codes: &["consequence", "currency", "notification"], systems: &["http://hl7.org/fhir/message-significance-category"] };
+static VS153: ValueSetDef = ValueSetDef { url: "http://hl7.org/fhir/ValueSet/messageheader-response-request", codes: &["always", "never", "on-error", "on-success"], systems: &["http://hl7.org/fhir/messageheader-response-request"] };
+static VS154: ValueSetDef = ValueSetDef { url: "http://hl7.org/fhir/ValueSet/response-code", codes: &["fatal-error", "ok", "transient-error"], systems: &["http://hl7.org/fhir/response-code"] };
+static VS155: ValueSetDef = ValueSetDef { url: "http://hl7.org/fhir/ValueSet/sequence-type", codes: &["aa", "dna", "rna"], systems: &["http://hl7.org/fhir/sequence-type"] };
+static VS156: ValueSetDef = ValueSetDef { url: "http://hl7.org/fhir/ValueSet/orientation-type", codes: &["antisense", "sense"], systems: &["http://hl7.org/fhir/orientation-type"] };
+static VS157: ValueSetDef = ValueSetDef { url: "http://hl7.org/fhir/ValueSet/strand-type", codes: &["crick", "watson"], systems: &["http://hl7.org/fhir/strand-type"] };
+static VS158: ValueSetDef = ValueSetDef { url: "http://hl7.org/fhir/ValueSet/quality-type", codes: &["indel", "snp", "unknown"], systems: &["http://hl7.org/fhir/quality-type"] };
+static VS159: ValueSetDef = ValueSetDef { url: "http://hl7.org/fhir/ValueSet/repository-type", codes: &["directlink", "login", "oauth", "openapi", "other"], systems: &["http://hl7.org/fhir/repository-type"] };
+static VS160: ValueSetDef = ValueSetDef { url: "http://hl7.org/fhir/ValueSet/namingsystem-type", codes: &["codesystem", "identifier", "root"], systems: &["http://hl7.org/fhir/namingsystem-type"] };
+static VS161: ValueSetDef = ValueSetDef { url: "http://hl7.org/fhir/ValueSet/namingsystem-identifier-type", codes: &["oid", "other", "uri", "uuid"], systems: &["http://hl7.org/fhir/namingsystem-identifier-type"] };
+static VS162: ValueSetDef = ValueSetDef { url: "http://hl7.org/fhir/ValueSet/permitted-data-type", codes: &["CodeableConcept", "Period", "Quantity", "Range", "Ratio", "SampledData", "boolean", "dateTime", "integer", "string", "time"], systems: &["http://hl7.org/fhir/permitted-data-type"] };
+static VS163: ValueSetDef = ValueSetDef { url: "http://hl7.org/fhir/ValueSet/observation-range-category", codes: &["absolute", "critical", "reference"], systems: &["http://hl7.org/fhir/observation-range-category"] };
+static VS164: ValueSetDef = ValueSetDef { url: "http://hl7.org/fhir/ValueSet/administrative-gender", codes: &["female", "male", "other", "unknown"], systems: &["http://hl7.org/fhir/administrative-gender"] };
+static VS165: ValueSetDef = ValueSetDef { url: "http://hl7.org/fhir/ValueSet/operation-kind", codes: &["operation", "query"], systems: &["http://hl7.org/fhir/operation-kind"] };
+static VS166: ValueSetDef = ValueSetDef { url: "http://hl7.org/fhir/ValueSet/issue-severity", codes: &["error", "fatal", "information", "warning"], systems: &["http://hl7.org/fhir/issue-severity"] };
+static VS167: ValueSetDef = ValueSetDef { url: "http://hl7.org/fhir/ValueSet/issue-type", codes: &["business-rule", "code-invalid", "conflict", "deleted", "duplicate", "exception", "expired", "extension", "forbidden", "incomplete", "informational", "invalid", "invariant", "lock-error", "login", "multiple-matches", "no-store", "not-found", "not-supported", "processing", "required", "security", "structure", "suppressed", "throttled", "timeout", "too-costly", "too-long", "transient", "unknown", "value"], systems: &["http://hl7.org/fhir/issue-type"] };
+static VS168: ValueSetDef = ValueSetDef { url: "http://hl7.org/fhir/ValueSet/link-type", codes: &["refer", "replaced-by", "replaces", "seealso"], systems: &["http://hl7.org/fhir/link-type"] };
+static VS169: ValueSetDef = ValueSetDef { url: "http://hl7.org/fhir/ValueSet/identity-assuranceLevel", codes: &["level1", "level2", "level3", "level4"], systems: &["http://hl7.org/fhir/identity-assuranceLevel"] };
+static VS170: ValueSetDef = ValueSetDef { url: "http://hl7.org/fhir/ValueSet/action-grouping-behavior", codes: &["logical-group", "sentence-group", "visual-group"], systems: &["http://hl7.org/fhir/action-grouping-behavior"] };
+static VS171: ValueSetDef = ValueSetDef { url: "http://hl7.org/fhir/ValueSet/action-selection-behavior", codes: &["all", "all-or-none", "any", "at-most-one", "exactly-one", "one-or-more"], systems: &["http://hl7.org/fhir/action-selection-behavior"] };
+static VS172: ValueSetDef = ValueSetDef { url: "http://hl7.org/fhir/ValueSet/action-required-behavior", codes: &["could", "must", "must-unless-documented"], systems: &["http://hl7.org/fhir/action-required-behavior"] };
+static VS173: ValueSetDef = ValueSetDef { url: "http://hl7.org/fhir/ValueSet/action-precheck-behavior", codes: &["no", "yes"], systems: &["http://hl7.org/fhir/action-precheck-behavior"] };
+static VS174: ValueSetDef = ValueSetDef { url: "http://hl7.org/fhir/ValueSet/action-cardinality-behavior", codes: &["multiple", "single"], systems: &["http://hl7.org/fhir/action-cardinality-behavior"] };
+static VS175: ValueSetDef = ValueSetDef { url: "http://hl7.org/fhir/ValueSet/action-condition-kind", codes: &["applicability", "start", "stop"], systems: &["http://hl7.org/fhir/action-condition-kind"] };
+static VS176: ValueSetDef = ValueSetDef { url: "http://hl7.org/fhir/ValueSet/action-relationship-type", codes: &["after", "after-end", "after-start", "before", "before-end", "before-start", "concurrent", "concurrent-with-end", "concurrent-with-start"], systems: &["http://hl7.org/fhir/action-relationship-type"] };
+static VS177: ValueSetDef = ValueSetDef { url: "http://hl7.org/fhir/ValueSet/provenance-entity-role", codes: &["derivation", "quotation", "removal", "revision", "source"], systems: &["http://hl7.org/fhir/provenance-entity-role"] };
+static VS178: ValueSetDef = ValueSetDef { url: "http://hl7.org/fhir/ValueSet/item-type", codes: &["attachment", "boolean", "choice", "date", "dateTime", "decimal", "display", "group", "integer", "open-choice", "quantity", "reference", "string", "text", "time", "url"], systems: &["http://hl7.org/fhir/item-type"] };
+static VS179: ValueSetDef = ValueSetDef { url: "http://hl7.org/fhir/ValueSet/questionnaire-enable-behavior", codes: &["all", "any"], systems: &["http://hl7.org/fhir/questionnaire-enable-behavior"] };
+static VS180: ValueSetDef = ValueSetDef { url: "http://hl7.org/fhir/ValueSet/questionnaire-enable-operator", codes: &["!=", "<", "<=", "=", ">", ">=", "exists"], systems: &["http://hl7.org/fhir/questionnaire-enable-operator"] };
+static VS181: ValueSetDef = ValueSetDef { url: "http://hl7.org/fhir/ValueSet/questionnaire-answers-status", codes: &["amended", "completed", "entered-in-error", "in-progress", "stopped"], systems: &["http://hl7.org/fhir/questionnaire-answers-status"] };
+static VS182: ValueSetDef = ValueSetDef { url: "http://hl7.org/fhir/ValueSet/research-element-type", codes: &["exposure", "outcome", "population"], systems: &["http://hl7.org/fhir/research-element-type"] };
+static VS183: ValueSetDef = ValueSetDef { url: "http://hl7.org/fhir/ValueSet/research-study-status", codes: &["active", "administratively-completed", "approved", "closed-to-accrual", "closed-to-accrual-and-intervention", "completed", "disapproved", "in-review", "temporarily-closed-to-accrual", "temporarily-closed-to-accrual-and-intervention", "withdrawn"], systems: &["http://hl7.org/fhir/research-study-status"] };
+static VS184: ValueSetDef = ValueSetDef { url: "http://hl7.org/fhir/ValueSet/research-subject-status", codes: &["candidate", "eligible", "follow-up", "ineligible", "not-registered", "off-study", "on-study", "on-study-intervention", "on-study-observation", "pending-on-study", "potential-candidate", "screening", "withdrawn"], systems: &["http://hl7.org/fhir/research-subject-status"] };
+static VS185: ValueSetDef = ValueSetDef { url: "http://hl7.org/fhir/ValueSet/search-xpath-usage", codes: &["distance", "nearby", "normal", "other", "phonetic"], systems: &["http://hl7.org/fhir/search-xpath-usage"] };
+static VS186: ValueSetDef = ValueSetDef { url: "http://hl7.org/fhir/ValueSet/search-comparator", codes: &["ap", "eb", "eq", "ge", "gt", "le", "lt", "ne", "sa"], systems: &["http://hl7.org/fhir/search-comparator"] };
+static VS187: ValueSetDef = ValueSetDef { url: "http://hl7.org/fhir/ValueSet/search-modifier-code", codes: &["above", "below", "contains", "exact", "identifier", "in", "missing", "not", "not-in", "ofType", "text", "type"], systems: &["http://hl7.org/fhir/search-modifier-code"] };
+static VS188: ValueSetDef = ValueSetDef { url: "http://hl7.org/fhir/ValueSet/slotstatus", codes: &["busy", "busy-tentative", "busy-unavailable", "entered-in-error", "free"], systems: &["http://hl7.org/fhir/slotstatus"] };
+static VS189: ValueSetDef = ValueSetDef { url: "http://hl7.org/fhir/ValueSet/specimen-status", codes: &["available", "entered-in-error", "unavailable", "unsatisfactory"], systems: &["http://hl7.org/fhir/specimen-status"] };
+static VS190: ValueSetDef = ValueSetDef { url: "http://hl7.org/fhir/ValueSet/specimen-contained-preference", codes: &["alternate", "preferred"], systems: &["http://hl7.org/fhir/specimen-contained-preference"] };
+static VS191: ValueSetDef = ValueSetDef { url: "http://hl7.org/fhir/ValueSet/structure-definition-kind", codes: &["complex-type", "logical", "primitive-type", "resource"], systems: &["http://hl7.org/fhir/structure-definition-kind"] };
+static VS192: ValueSetDef = ValueSetDef { url: "http://hl7.org/fhir/ValueSet/type-derivation-rule", codes: &["constraint", "specialization"], systems: &["http://hl7.org/fhir/type-derivation-rule"] };
+static VS193: ValueSetDef = ValueSetDef { url: "http://hl7.org/fhir/ValueSet/extension-context-type", codes: &["element", "extension", "fhirpath"], systems: &["http://hl7.org/fhir/extension-context-type"] };
+static VS194: ValueSetDef = ValueSetDef { url: "http://hl7.org/fhir/ValueSet/map-model-mode", codes: &["produced", "queried", "source", "target"], systems: &["http://hl7.org/fhir/map-model-mode"] };
+static VS195: ValueSetDef = ValueSetDef { url: "http://hl7.org/fhir/ValueSet/map-group-type-mode", codes: &["none", "type-and-types", "types"], systems: &["http://hl7.org/fhir/map-group-type-mode"] };
+static VS196: ValueSetDef = ValueSetDef { url: "http://hl7.org/fhir/ValueSet/map-input-mode", codes: &["source", "target"], systems: &["http://hl7.org/fhir/map-input-mode"] };
+static VS197: ValueSetDef = ValueSetDef { url: "http://hl7.org/fhir/ValueSet/map-source-list-mode", codes: &["first", "last", "not_first", "not_last", "only_one"], systems: &["http://hl7.org/fhir/map-source-list-mode"] };
+static VS198: ValueSetDef = ValueSetDef { url: "http://hl7.org/fhir/ValueSet/map-context-type", codes: &["type", "variable"], systems: &["http://hl7.org/fhir/map-context-type"] };
+static VS199: ValueSetDef = ValueSetDef { url: "http://hl7.org/fhir/ValueSet/map-target-list-mode", codes: &["collate", "first", "last", "share"], systems: &["http://hl7.org/fhir/map-target-list-mode"] };
+static VS200: ValueSetDef = ValueSetDef { url: "http://hl7.org/fhir/ValueSet/map-transform", codes: &["append", "c", "cast", "cc", "copy", "cp", "create", "dateOp", "escape", "evaluate", "id", "pointer", "qty", "reference", "translate", "truncate", "uuid"], systems: &["http://hl7.org/fhir/map-transform"] };
+static VS201: ValueSetDef = ValueSetDef { url: "http://hl7.org/fhir/ValueSet/subscription-status", codes: &["active", "error", "off", "requested"], systems: &["http://hl7.org/fhir/subscription-status"] };
+static VS202: ValueSetDef = ValueSetDef { url: "http://hl7.org/fhir/ValueSet/subscription-channel-type", codes: &["email", "message", "rest-hook", "sms", "websocket"], systems: &["http://hl7.org/fhir/subscription-channel-type"] };
+static VS203: ValueSetDef = ValueSetDef { url: "http://hl7.org/fhir/ValueSet/substance-status", codes: &["active", "entered-in-error", "inactive"], systems: &["http://hl7.org/fhir/substance-status"] };
+static VS204: ValueSetDef = ValueSetDef { url: "http://hl7.org/fhir/ValueSet/supplydelivery-status", codes: &["abandoned", "completed", "entered-in-error", "in-progress"], systems: &["http://hl7.org/fhir/supplydelivery-status"] };
+static VS205: ValueSetDef = ValueSetDef { url: "http://hl7.org/fhir/ValueSet/supplydelivery-type", codes: &["device", "medication"], systems: &["http://terminology.hl7.org/CodeSystem/supply-item-type"] };
+static VS206: ValueSetDef = ValueSetDef { url: "http://hl7.org/fhir/ValueSet/supplyrequest-status", codes: &["active", "cancelled", "completed", "draft", "entered-in-error", "suspended", "unknown"], systems: &["http://hl7.org/fhir/supplyrequest-status"] };
+static VS207: ValueSetDef = ValueSetDef { url: "http://hl7.org/fhir/ValueSet/task-status", codes: &["accepted", "cancelled", "completed", "draft", "entered-in-error", "failed", "in-progress", "on-hold", "ready", "received", "rejected", "requested"], systems: &["http://hl7.org/fhir/task-status"] };
+static VS208: ValueSetDef = ValueSetDef { url: "http://hl7.org/fhir/ValueSet/task-intent", codes: &["filler-order", "instance-order", "option", "order", "original-order", "plan", "proposal", "reflex-order", "unknown"], systems: &["http://hl7.org/fhir/request-intent", "http://hl7.org/fhir/task-intent"] };
+static VS209: ValueSetDef = ValueSetDef { url: "http://hl7.org/fhir/ValueSet/code-search-support", codes: &["all", "explicit"], systems: &["http://hl7.org/fhir/code-search-support"] };
+static VS210: ValueSetDef = ValueSetDef { url: "http://hl7.org/fhir/ValueSet/report-status-codes", codes: &["completed", "entered-in-error", "in-progress", "stopped", "waiting"], systems: &["http://hl7.org/fhir/report-status-codes"] };
+static VS211: ValueSetDef = ValueSetDef { url: "http://hl7.org/fhir/ValueSet/report-result-codes", codes: &["fail", "pass", "pending"], systems: &["http://hl7.org/fhir/report-result-codes"] };
+static VS212: ValueSetDef = ValueSetDef { url: "http://hl7.org/fhir/ValueSet/report-participant-type", codes: &["client", "server", "test-engine"], systems: &["http://hl7.org/fhir/report-participant-type"] };
+static VS213: ValueSetDef = ValueSetDef { url: "http://hl7.org/fhir/ValueSet/report-action-result-codes", codes: &["error", "fail", "pass", "skip", "warning"], systems: &["http://hl7.org/fhir/report-action-result-codes"] };
+static VS214: ValueSetDef = ValueSetDef { url: "http://hl7.org/fhir/ValueSet/defined-types", codes: &["Account", "ActivityDefinition", "Address", "AdverseEvent", "Age", "AllergyIntolerance", "Annotation", "Appointment", "AppointmentResponse", "Attachment", "AuditEvent", "BackboneElement", "Basic", "Binary", "BiologicallyDerivedProduct", "BodyStructure", "Bundle", "CapabilityStatement", "CarePlan", "CareTeam", "CatalogEntry", "ChargeItem", "ChargeItemDefinition", "Claim", "ClaimResponse", "ClinicalImpression", "CodeSystem", "CodeableConcept", "Coding", "Communication", "CommunicationRequest", "CompartmentDefinition", "Composition", "ConceptMap", "Condition", "Consent", "ContactDetail", "ContactPoint", "Contract", "Contributor", "Count", "Coverage", "CoverageEligibilityRequest", "CoverageEligibilityResponse", "DataRequirement", "DetectedIssue", "Device", "DeviceDefinition", "DeviceMetric", "DeviceRequest", "DeviceUseStatement", "DiagnosticReport", "Distance", "DocumentManifest", "DocumentReference", "DomainResource", "Dosage", "Duration", "EffectEvidenceSynthesis", "Element", "ElementDefinition", "Encounter", "Endpoint", "EnrollmentRequest", "EnrollmentResponse", "EpisodeOfCare", "EventDefinition", "Evidence", "EvidenceVariable", "ExampleScenario", "ExplanationOfBenefit", "Expression", "Extension", "FamilyMemberHistory", "Flag", "Goal", "GraphDefinition", "Group", "GuidanceResponse", "HealthcareService", "HumanName", "Identifier", "ImagingStudy", "Immunization", "ImmunizationEvaluation", "ImmunizationRecommendation", "ImplementationGuide", "InsurancePlan", "Invoice", "Library", "Linkage", "List", "Location", "MarketingStatus", "Measure", "MeasureReport", "Media", "Medication", "MedicationAdministration", "MedicationDispense", "MedicationKnowledge", "MedicationRequest", "MedicationStatement", "MedicinalProduct", "MedicinalProductAuthorization", "MedicinalProductContraindication", "MedicinalProductIndication", "MedicinalProductIngredient", "MedicinalProductInteraction", "MedicinalProductManufactured", "MedicinalProductPackaged", "MedicinalProductPharmaceutical", "MedicinalProductUndesirableEffect", "MessageDefinition", "MessageHeader", "Meta", "MolecularSequence", "Money", "MoneyQuantity", "NamingSystem", "Narrative", "NutritionOrder", "Observation", "ObservationDefinition", "OperationDefinition", "OperationOutcome", "Organization", "OrganizationAffiliation", "ParameterDefinition", "Parameters", "Patient", "PaymentNotice", "PaymentReconciliation", "Period", "Person", "PlanDefinition", "Population", "Practitioner", "PractitionerRole", "Procedure", "ProdCharacteristic", "ProductShelfLife", "Provenance", "Quantity", "Questionnaire", "QuestionnaireResponse", "Range", "Ratio", "Reference", "RelatedArtifact", "RelatedPerson", "RequestGroup", "ResearchDefinition", "ResearchElementDefinition", "ResearchStudy", "ResearchSubject", "Resource", "RiskAssessment", "RiskEvidenceSynthesis", "SampledData", "Schedule", "SearchParameter", "ServiceRequest", "Signature", "SimpleQuantity", "Slot", "Specimen", "SpecimenDefinition", "StructureDefinition", "StructureMap", "Subscription", "Substance", "SubstanceAmount", "SubstanceNucleicAcid", "SubstancePolymer", "SubstanceProtein", "SubstanceReferenceInformation", "SubstanceSourceMaterial", "SubstanceSpecification", "SupplyDelivery", "SupplyRequest", "Task", "TerminologyCapabilities", "TestReport", "TestScript", "Timing", "TriggerDefinition", "UsageContext", "ValueSet", "VerificationResult", "VisionPrescription", "base64Binary", "boolean", "canonical", "code", "date", "dateTime", "decimal", "id", "instant", "integer", "markdown", "oid", "positiveInt", "string", "time", "unsignedInt", "uri", "url", "uuid", "xhtml"], systems: &["http://hl7.org/fhir/data-types", "http://hl7.org/fhir/resource-types"] };
+static VS215: ValueSetDef = ValueSetDef { url: "http://hl7.org/fhir/ValueSet/http-operations", codes: &["delete", "get", "head", "options", "patch", "post", "put"], systems: &["http://hl7.org/fhir/http-operations"] };
+static VS216: ValueSetDef = ValueSetDef { url: "http://hl7.org/fhir/ValueSet/assert-direction-codes", codes: &["request", "response"], systems: &["http://hl7.org/fhir/assert-direction-codes"] };
+static VS217: ValueSetDef = ValueSetDef { url: "http://hl7.org/fhir/ValueSet/assert-operator-codes", codes: &["contains", "empty", "equals", "eval", "greaterThan", "in", "lessThan", "notContains", "notEmpty", "notEquals", "notIn"], systems: &["http://hl7.org/fhir/assert-operator-codes"] };
+static VS218: ValueSetDef = ValueSetDef { url: "http://hl7.org/fhir/ValueSet/assert-response-code-types", codes: &["bad", "conflict", "created", "forbidden", "gone", "methodNotAllowed", "noContent", "notFound", "notModified", "okay", "preconditionFailed", "unprocessable"], systems: &["http://hl7.org/fhir/assert-response-code-types"] };
+static VS219: ValueSetDef = ValueSetDef { url: "http://hl7.org/fhir/ValueSet/verificationresult-status", codes: &["attested", "in-process", "req-revalid", "reval-fail", "val-fail", "validated"], systems: &["http://hl7.org/fhir/CodeSystem/status"] };
+static VS220: ValueSetDef = ValueSetDef { url: "http://hl7.org/fhir/ValueSet/vision-eye-codes", codes: &["left", "right"], systems: &["http://hl7.org/fhir/vision-eye-codes"] };
+static VS221: ValueSetDef = ValueSetDef { url: "http://hl7.org/fhir/ValueSet/vision-base-codes", codes: &["down", "in", "out", "up"], systems: &["http://hl7.org/fhir/vision-base-codes"] };
 
 /// Every type of the model (primitives, data types, resources, backbone elements), by [`TypeId`].
 pub static TYPES: [TypeDef; 683] = [
@@ -986,8 +996,8 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "resultingCondition", min: 0, max: u32::MAX, types: &[TypeId(65)], choice: false, plain: false, binding: None },
         E { name: "location", min: 0, max: 1, types: &[TypeId(65)], choice: false, plain: false, binding: None },
         E { name: "seriousness", min: 0, max: 1, types: &[TypeId(26)], choice: false, plain: false, binding: None },
-        E { name: "severity", min: 0, max: 1, types: &[TypeId(26)], choice: false, plain: false, binding: None },
-        E { name: "outcome", min: 0, max: 1, types: &[TypeId(26)], choice: false, plain: false, binding: None },
+        E { name: "severity", min: 0, max: 1, types: &[TypeId(26)], choice: false, plain: false, binding: Some(&VS32) },
+        E { name: "outcome", min: 0, max: 1, types: &[TypeId(26)], choice: false, plain: false, binding: Some(&VS33) },
         E { name: "recorder", min: 0, max: 1, types: &[TypeId(65)], choice: false, plain: false, binding: None },
         E { name: "contributor", min: 0, max: u32::MAX, types: &[TypeId(65)], choice: false, plain: false, binding: None },
         E { name: "suspectEntity", min: 0, max: u32::MAX, types: &[TypeId(83)], choice: false, plain: false, binding: None },
@@ -1024,11 +1034,11 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "extension", min: 0, max: u32::MAX, types: &[TypeId(50)], choice: false, plain: false, binding: None },
         E { name: "modifierExtension", min: 0, max: u32::MAX, types: &[TypeId(50)], choice: false, plain: false, binding: None },
         E { name: "identifier", min: 0, max: u32::MAX, types: &[TypeId(52)], choice: false, plain: false, binding: None },
-        E { name: "clinicalStatus", min: 0, max: 1, types: &[TypeId(26)], choice: false, plain: false, binding: None },
-        E { name: "verificationStatus", min: 0, max: 1, types: &[TypeId(26)], choice: false, plain: false, binding: None },
-        E { name: "type", min: 0, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS32) },
-        E { name: "category", min: 0, max: u32::MAX, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS33) },
-        E { name: "criticality", min: 0, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS34) },
+        E { name: "clinicalStatus", min: 0, max: 1, types: &[TypeId(26)], choice: false, plain: false, binding: Some(&VS34) },
+        E { name: "verificationStatus", min: 0, max: 1, types: &[TypeId(26)], choice: false, plain: false, binding: Some(&VS35) },
+        E { name: "type", min: 0, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS36) },
+        E { name: "category", min: 0, max: u32::MAX, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS37) },
+        E { name: "criticality", min: 0, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS38) },
         E { name: "code", min: 0, max: 1, types: &[TypeId(26)], choice: false, plain: false, binding: None },
         E { name: "patient", min: 1, max: 1, types: &[TypeId(65)], choice: false, plain: false, binding: None },
         E { name: "encounter", min: 0, max: 1, types: &[TypeId(65)], choice: false, plain: false, binding: None },
@@ -1049,7 +1059,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "manifestation", min: 1, max: u32::MAX, types: &[TypeId(26)], choice: false, plain: false, binding: None },
         E { name: "description", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: false, binding: None },
         E { name: "onset", min: 0, max: 1, types: &[TypeId(7)], choice: false, plain: false, binding: None },
-        E { name: "severity", min: 0, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS35) },
+        E { name: "severity", min: 0, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS39) },
         E { name: "exposureRoute", min: 0, max: 1, types: &[TypeId(26)], choice: false, plain: false, binding: None },
         E { name: "note", min: 0, max: u32::MAX, types: &[TypeId(24)], choice: false, plain: false, binding: None },
     ] },
@@ -1064,7 +1074,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "extension", min: 0, max: u32::MAX, types: &[TypeId(50)], choice: false, plain: false, binding: None },
         E { name: "modifierExtension", min: 0, max: u32::MAX, types: &[TypeId(50)], choice: false, plain: false, binding: None },
         E { name: "identifier", min: 0, max: u32::MAX, types: &[TypeId(52)], choice: false, plain: false, binding: None },
-        E { name: "status", min: 1, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS36) },
+        E { name: "status", min: 1, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS40) },
         E { name: "cancelationReason", min: 0, max: 1, types: &[TypeId(26)], choice: false, plain: false, binding: None },
         E { name: "serviceCategory", min: 0, max: u32::MAX, types: &[TypeId(26)], choice: false, plain: false, binding: None },
         E { name: "serviceType", min: 0, max: u32::MAX, types: &[TypeId(26)], choice: false, plain: false, binding: None },
@@ -1093,8 +1103,8 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "modifierExtension", min: 0, max: u32::MAX, types: &[TypeId(50)], choice: false, plain: false, binding: None },
         E { name: "type", min: 0, max: u32::MAX, types: &[TypeId(26)], choice: false, plain: false, binding: None },
         E { name: "actor", min: 0, max: 1, types: &[TypeId(65)], choice: false, plain: false, binding: None },
-        E { name: "required", min: 0, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS37) },
-        E { name: "status", min: 1, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS38) },
+        E { name: "required", min: 0, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS41) },
+        E { name: "status", min: 1, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS42) },
         E { name: "period", min: 0, max: 1, types: &[TypeId(58)], choice: false, plain: false, binding: None },
     ] },
     // 89
@@ -1113,7 +1123,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "end", min: 0, max: 1, types: &[TypeId(10)], choice: false, plain: false, binding: None },
         E { name: "participantType", min: 0, max: u32::MAX, types: &[TypeId(26)], choice: false, plain: false, binding: None },
         E { name: "actor", min: 0, max: 1, types: &[TypeId(65)], choice: false, plain: false, binding: None },
-        E { name: "participantStatus", min: 1, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS38) },
+        E { name: "participantStatus", min: 1, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS42) },
         E { name: "comment", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: false, binding: None },
     ] },
     // 90
@@ -1128,10 +1138,10 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "modifierExtension", min: 0, max: u32::MAX, types: &[TypeId(50)], choice: false, plain: false, binding: None },
         E { name: "type", min: 1, max: 1, types: &[TypeId(27)], choice: false, plain: false, binding: None },
         E { name: "subtype", min: 0, max: u32::MAX, types: &[TypeId(27)], choice: false, plain: false, binding: None },
-        E { name: "action", min: 0, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS39) },
+        E { name: "action", min: 0, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS43) },
         E { name: "period", min: 0, max: 1, types: &[TypeId(58)], choice: false, plain: false, binding: None },
         E { name: "recorded", min: 1, max: 1, types: &[TypeId(10)], choice: false, plain: false, binding: None },
-        E { name: "outcome", min: 0, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS40) },
+        E { name: "outcome", min: 0, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS44) },
         E { name: "outcomeDesc", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: false, binding: None },
         E { name: "purposeOfEvent", min: 0, max: u32::MAX, types: &[TypeId(26)], choice: false, plain: false, binding: None },
         E { name: "agent", min: 1, max: u32::MAX, types: &[TypeId(91)], choice: false, plain: false, binding: None },
@@ -1161,7 +1171,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "extension", min: 0, max: u32::MAX, types: &[TypeId(50)], choice: false, plain: false, binding: None },
         E { name: "modifierExtension", min: 0, max: u32::MAX, types: &[TypeId(50)], choice: false, plain: false, binding: None },
         E { name: "address", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: false, binding: None },
-        E { name: "type", min: 0, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS41) },
+        E { name: "type", min: 0, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS45) },
     ] },
     // 93
     TypeDef { name: "AuditEvent.source", kind: TypeKind::Backbone, elements: &[
@@ -1232,9 +1242,9 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "extension", min: 0, max: u32::MAX, types: &[TypeId(50)], choice: false, plain: false, binding: None },
         E { name: "modifierExtension", min: 0, max: u32::MAX, types: &[TypeId(50)], choice: false, plain: false, binding: None },
         E { name: "identifier", min: 0, max: u32::MAX, types: &[TypeId(52)], choice: false, plain: false, binding: None },
-        E { name: "productCategory", min: 0, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS42) },
+        E { name: "productCategory", min: 0, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS46) },
         E { name: "productCode", min: 0, max: 1, types: &[TypeId(26)], choice: false, plain: false, binding: None },
-        E { name: "status", min: 0, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS43) },
+        E { name: "status", min: 0, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS47) },
         E { name: "request", min: 0, max: u32::MAX, types: &[TypeId(65)], choice: false, plain: false, binding: None },
         E { name: "quantity", min: 0, max: 1, types: &[TypeId(11)], choice: false, plain: false, binding: None },
         E { name: "parent", min: 0, max: u32::MAX, types: &[TypeId(65)], choice: false, plain: false, binding: None },
@@ -1277,7 +1287,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "modifierExtension", min: 0, max: u32::MAX, types: &[TypeId(50)], choice: false, plain: false, binding: None },
         E { name: "description", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: false, binding: None },
         E { name: "temperature", min: 0, max: 1, types: &[TypeId(8)], choice: false, plain: false, binding: None },
-        E { name: "scale", min: 0, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS44) },
+        E { name: "scale", min: 0, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS48) },
         E { name: "duration", min: 0, max: 1, types: &[TypeId(58)], choice: false, plain: false, binding: None },
     ] },
     // 103
@@ -1306,7 +1316,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "implicitRules", min: 0, max: 1, types: &[TypeId(18)], choice: false, plain: false, binding: None },
         E { name: "language", min: 0, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: None },
         E { name: "identifier", min: 0, max: 1, types: &[TypeId(52)], choice: false, plain: false, binding: None },
-        E { name: "type", min: 1, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS45) },
+        E { name: "type", min: 1, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS49) },
         E { name: "timestamp", min: 0, max: 1, types: &[TypeId(10)], choice: false, plain: false, binding: None },
         E { name: "total", min: 0, max: 1, types: &[TypeId(17)], choice: false, plain: false, binding: None },
         E { name: "link", min: 0, max: u32::MAX, types: &[TypeId(105)], choice: false, plain: false, binding: None },
@@ -1338,7 +1348,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
         E { name: "extension", min: 0, max: u32::MAX, types: &[TypeId(50)], choice: false, plain: false, binding: None },
         E { name: "modifierExtension", min: 0, max: u32::MAX, types: &[TypeId(50)], choice: false, plain: false, binding: None },
-        E { name: "mode", min: 0, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS46) },
+        E { name: "mode", min: 0, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS50) },
         E { name: "score", min: 0, max: 1, types: &[TypeId(8)], choice: false, plain: false, binding: None },
     ] },
     // 108
@@ -1346,7 +1356,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
         E { name: "extension", min: 0, max: u32::MAX, types: &[TypeId(50)], choice: false, plain: false, binding: None },
         E { name: "modifierExtension", min: 0, max: u32::MAX, types: &[TypeId(50)], choice: false, plain: false, binding: None },
-        E { name: "method", min: 1, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS47) },
+        E { name: "method", min: 1, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS51) },
         E { name: "url", min: 1, max: 1, types: &[TypeId(18)], choice: false, plain: false, binding: None },
         E { name: "ifNoneMatch", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: false, binding: None },
         E { name: "ifModifiedSince", min: 0, max: 1, types: &[TypeId(10)], choice: false, plain: false, binding: None },
@@ -1388,12 +1398,12 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "jurisdiction", min: 0, max: u32::MAX, types: &[TypeId(26)], choice: false, plain: false, binding: None },
         E { name: "purpose", min: 0, max: 1, types: &[TypeId(12)], choice: false, plain: false, binding: None },
         E { name: "copyright", min: 0, max: 1, types: &[TypeId(12)], choice: false, plain: false, binding: None },
-        E { name: "kind", min: 1, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS48) },
+        E { name: "kind", min: 1, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS52) },
         E { name: "instantiates", min: 0, max: u32::MAX, types: &[TypeId(4)], choice: false, plain: false, binding: None },
         E { name: "imports", min: 0, max: u32::MAX, types: &[TypeId(4)], choice: false, plain: false, binding: None },
         E { name: "software", min: 0, max: 1, types: &[TypeId(111)], choice: false, plain: false, binding: None },
         E { name: "implementation", min: 0, max: 1, types: &[TypeId(112)], choice: false, plain: false, binding: None },
-        E { name: "fhirVersion", min: 1, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS49) },
+        E { name: "fhirVersion", min: 1, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS53) },
         E { name: "format", min: 1, max: u32::MAX, types: &[TypeId(5)], choice: false, plain: false, binding: None },
         E { name: "patchFormat", min: 0, max: u32::MAX, types: &[TypeId(5)], choice: false, plain: false, binding: None },
         E { name: "implementationGuide", min: 0, max: u32::MAX, types: &[TypeId(4)], choice: false, plain: false, binding: None },
@@ -1424,7 +1434,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
         E { name: "extension", min: 0, max: u32::MAX, types: &[TypeId(50)], choice: false, plain: false, binding: None },
         E { name: "modifierExtension", min: 0, max: u32::MAX, types: &[TypeId(50)], choice: false, plain: false, binding: None },
-        E { name: "mode", min: 1, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS50) },
+        E { name: "mode", min: 1, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS54) },
         E { name: "documentation", min: 0, max: 1, types: &[TypeId(12)], choice: false, plain: false, binding: None },
         E { name: "security", min: 0, max: 1, types: &[TypeId(114)], choice: false, plain: false, binding: None },
         E { name: "resource", min: 0, max: u32::MAX, types: &[TypeId(115)], choice: false, plain: false, binding: None },
@@ -1447,19 +1457,19 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
         E { name: "extension", min: 0, max: u32::MAX, types: &[TypeId(50)], choice: false, plain: false, binding: None },
         E { name: "modifierExtension", min: 0, max: u32::MAX, types: &[TypeId(50)], choice: false, plain: false, binding: None },
-        E { name: "type", min: 1, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS51) },
+        E { name: "type", min: 1, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS55) },
         E { name: "profile", min: 0, max: 1, types: &[TypeId(4)], choice: false, plain: false, binding: None },
         E { name: "supportedProfile", min: 0, max: u32::MAX, types: &[TypeId(4)], choice: false, plain: false, binding: None },
         E { name: "documentation", min: 0, max: 1, types: &[TypeId(12)], choice: false, plain: false, binding: None },
         E { name: "interaction", min: 0, max: u32::MAX, types: &[TypeId(116)], choice: false, plain: false, binding: None },
-        E { name: "versioning", min: 0, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS52) },
+        E { name: "versioning", min: 0, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS56) },
         E { name: "readHistory", min: 0, max: 1, types: &[TypeId(3)], choice: false, plain: false, binding: None },
         E { name: "updateCreate", min: 0, max: 1, types: &[TypeId(3)], choice: false, plain: false, binding: None },
         E { name: "conditionalCreate", min: 0, max: 1, types: &[TypeId(3)], choice: false, plain: false, binding: None },
-        E { name: "conditionalRead", min: 0, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS53) },
+        E { name: "conditionalRead", min: 0, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS57) },
         E { name: "conditionalUpdate", min: 0, max: 1, types: &[TypeId(3)], choice: false, plain: false, binding: None },
-        E { name: "conditionalDelete", min: 0, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS54) },
-        E { name: "referencePolicy", min: 0, max: u32::MAX, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS55) },
+        E { name: "conditionalDelete", min: 0, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS58) },
+        E { name: "referencePolicy", min: 0, max: u32::MAX, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS59) },
         E { name: "searchInclude", min: 0, max: u32::MAX, types: &[TypeId(15)], choice: false, plain: false, binding: None },
         E { name: "searchRevInclude", min: 0, max: u32::MAX, types: &[TypeId(15)], choice: false, plain: false, binding: None },
         E { name: "searchParam", min: 0, max: u32::MAX, types: &[TypeId(117)], choice: false, plain: false, binding: None },
@@ -1470,7 +1480,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
         E { name: "extension", min: 0, max: u32::MAX, types: &[TypeId(50)], choice: false, plain: false, binding: None },
         E { name: "modifierExtension", min: 0, max: u32::MAX, types: &[TypeId(50)], choice: false, plain: false, binding: None },
-        E { name: "code", min: 1, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS56) },
+        E { name: "code", min: 1, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS60) },
         E { name: "documentation", min: 0, max: 1, types: &[TypeId(12)], choice: false, plain: false, binding: None },
     ] },
     // 117
@@ -1480,7 +1490,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "modifierExtension", min: 0, max: u32::MAX, types: &[TypeId(50)], choice: false, plain: false, binding: None },
         E { name: "name", min: 1, max: 1, types: &[TypeId(15)], choice: false, plain: false, binding: None },
         E { name: "definition", min: 0, max: 1, types: &[TypeId(4)], choice: false, plain: false, binding: None },
-        E { name: "type", min: 1, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS57) },
+        E { name: "type", min: 1, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS61) },
         E { name: "documentation", min: 0, max: 1, types: &[TypeId(12)], choice: false, plain: false, binding: None },
     ] },
     // 118
@@ -1497,7 +1507,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
         E { name: "extension", min: 0, max: u32::MAX, types: &[TypeId(50)], choice: false, plain: false, binding: None },
         E { name: "modifierExtension", min: 0, max: u32::MAX, types: &[TypeId(50)], choice: false, plain: false, binding: None },
-        E { name: "code", min: 1, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS58) },
+        E { name: "code", min: 1, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS62) },
         E { name: "documentation", min: 0, max: 1, types: &[TypeId(12)], choice: false, plain: false, binding: None },
     ] },
     // 120
@@ -1523,7 +1533,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
         E { name: "extension", min: 0, max: u32::MAX, types: &[TypeId(50)], choice: false, plain: false, binding: None },
         E { name: "modifierExtension", min: 0, max: u32::MAX, types: &[TypeId(50)], choice: false, plain: false, binding: None },
-        E { name: "mode", min: 1, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS59) },
+        E { name: "mode", min: 1, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS63) },
         E { name: "definition", min: 1, max: 1, types: &[TypeId(4)], choice: false, plain: false, binding: None },
     ] },
     // 123
@@ -1531,7 +1541,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
         E { name: "extension", min: 0, max: u32::MAX, types: &[TypeId(50)], choice: false, plain: false, binding: None },
         E { name: "modifierExtension", min: 0, max: u32::MAX, types: &[TypeId(50)], choice: false, plain: false, binding: None },
-        E { name: "mode", min: 1, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS60) },
+        E { name: "mode", min: 1, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS64) },
         E { name: "documentation", min: 0, max: 1, types: &[TypeId(12)], choice: false, plain: false, binding: None },
         E { name: "profile", min: 1, max: 1, types: &[TypeId(4)], choice: false, plain: false, binding: None },
     ] },
@@ -1551,8 +1561,8 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "basedOn", min: 0, max: u32::MAX, types: &[TypeId(65)], choice: false, plain: false, binding: None },
         E { name: "replaces", min: 0, max: u32::MAX, types: &[TypeId(65)], choice: false, plain: false, binding: None },
         E { name: "partOf", min: 0, max: u32::MAX, types: &[TypeId(65)], choice: false, plain: false, binding: None },
-        E { name: "status", min: 1, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS61) },
-        E { name: "intent", min: 1, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS62) },
+        E { name: "status", min: 1, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS65) },
+        E { name: "intent", min: 1, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS66) },
         E { name: "category", min: 0, max: u32::MAX, types: &[TypeId(26)], choice: false, plain: false, binding: None },
         E { name: "title", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: false, binding: None },
         E { name: "description", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: false, binding: None },
@@ -1585,14 +1595,14 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
         E { name: "extension", min: 0, max: u32::MAX, types: &[TypeId(50)], choice: false, plain: false, binding: None },
         E { name: "modifierExtension", min: 0, max: u32::MAX, types: &[TypeId(50)], choice: false, plain: false, binding: None },
-        E { name: "kind", min: 0, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS63) },
+        E { name: "kind", min: 0, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS67) },
         E { name: "instantiatesCanonical", min: 0, max: u32::MAX, types: &[TypeId(4)], choice: false, plain: false, binding: None },
         E { name: "instantiatesUri", min: 0, max: u32::MAX, types: &[TypeId(18)], choice: false, plain: false, binding: None },
         E { name: "code", min: 0, max: 1, types: &[TypeId(26)], choice: false, plain: false, binding: None },
         E { name: "reasonCode", min: 0, max: u32::MAX, types: &[TypeId(26)], choice: false, plain: false, binding: None },
         E { name: "reasonReference", min: 0, max: u32::MAX, types: &[TypeId(65)], choice: false, plain: false, binding: None },
         E { name: "goal", min: 0, max: u32::MAX, types: &[TypeId(65)], choice: false, plain: false, binding: None },
-        E { name: "status", min: 1, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS64) },
+        E { name: "status", min: 1, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS68) },
         E { name: "statusReason", min: 0, max: 1, types: &[TypeId(26)], choice: false, plain: false, binding: None },
         E { name: "doNotPerform", min: 0, max: 1, types: &[TypeId(3)], choice: false, plain: false, binding: None },
         E { name: "scheduled", min: 0, max: 1, types: &[TypeId(71), TypeId(58), TypeId(15)], choice: true, plain: false, binding: None },
@@ -1614,7 +1624,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "extension", min: 0, max: u32::MAX, types: &[TypeId(50)], choice: false, plain: false, binding: None },
         E { name: "modifierExtension", min: 0, max: u32::MAX, types: &[TypeId(50)], choice: false, plain: false, binding: None },
         E { name: "identifier", min: 0, max: u32::MAX, types: &[TypeId(52)], choice: false, plain: false, binding: None },
-        E { name: "status", min: 0, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS65) },
+        E { name: "status", min: 0, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS69) },
         E { name: "category", min: 0, max: u32::MAX, types: &[TypeId(26)], choice: false, plain: false, binding: None },
         E { name: "name", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: false, binding: None },
         E { name: "subject", min: 0, max: 1, types: &[TypeId(65)], choice: false, plain: false, binding: None },
@@ -1666,7 +1676,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
         E { name: "extension", min: 0, max: u32::MAX, types: &[TypeId(50)], choice: false, plain: false, binding: None },
         E { name: "modifierExtension", min: 0, max: u32::MAX, types: &[TypeId(50)], choice: false, plain: false, binding: None },
-        E { name: "relationtype", min: 1, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS66) },
+        E { name: "relationtype", min: 1, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS70) },
         E { name: "item", min: 1, max: 1, types: &[TypeId(65)], choice: false, plain: false, binding: None },
     ] },
     // 131
@@ -1682,7 +1692,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "identifier", min: 0, max: u32::MAX, types: &[TypeId(52)], choice: false, plain: false, binding: None },
         E { name: "definitionUri", min: 0, max: u32::MAX, types: &[TypeId(18)], choice: false, plain: false, binding: None },
         E { name: "definitionCanonical", min: 0, max: u32::MAX, types: &[TypeId(4)], choice: false, plain: false, binding: None },
-        E { name: "status", min: 1, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS67) },
+        E { name: "status", min: 1, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS71) },
         E { name: "partOf", min: 0, max: u32::MAX, types: &[TypeId(65)], choice: false, plain: false, binding: None },
         E { name: "code", min: 1, max: 1, types: &[TypeId(26)], choice: false, plain: false, binding: None },
         E { name: "subject", min: 1, max: 1, types: &[TypeId(65)], choice: false, plain: false, binding: None },
@@ -1770,7 +1780,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
         E { name: "extension", min: 0, max: u32::MAX, types: &[TypeId(50)], choice: false, plain: false, binding: None },
         E { name: "modifierExtension", min: 0, max: u32::MAX, types: &[TypeId(50)], choice: false, plain: false, binding: None },
-        E { name: "type", min: 1, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS68) },
+        E { name: "type", min: 1, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS72) },
         E { name: "code", min: 0, max: 1, types: &[TypeId(26)], choice: false, plain: false, binding: None },
         E { name: "factor", min: 0, max: 1, types: &[TypeId(8)], choice: false, plain: false, binding: None },
         E { name: "amount", min: 0, max: 1, types: &[TypeId(55)], choice: false, plain: false, binding: None },
@@ -1786,10 +1796,10 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "extension", min: 0, max: u32::MAX, types: &[TypeId(50)], choice: false, plain: false, binding: None },
         E { name: "modifierExtension", min: 0, max: u32::MAX, types: &[TypeId(50)], choice: false, plain: false, binding: None },
         E { name: "identifier", min: 0, max: u32::MAX, types: &[TypeId(52)], choice: false, plain: false, binding: None },
-        E { name: "status", min: 1, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS69) },
+        E { name: "status", min: 1, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS73) },
         E { name: "type", min: 1, max: 1, types: &[TypeId(26)], choice: false, plain: false, binding: None },
         E { name: "subType", min: 0, max: 1, types: &[TypeId(26)], choice: false, plain: false, binding: None },
-        E { name: "use", min: 1, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS70) },
+        E { name: "use", min: 1, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS74) },
         E { name: "patient", min: 1, max: 1, types: &[TypeId(65)], choice: false, plain: false, binding: None },
         E { name: "billablePeriod", min: 0, max: 1, types: &[TypeId(58)], choice: false, plain: false, binding: None },
         E { name: "created", min: 1, max: 1, types: &[TypeId(7)], choice: false, plain: false, binding: None },
@@ -1970,16 +1980,16 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "extension", min: 0, max: u32::MAX, types: &[TypeId(50)], choice: false, plain: false, binding: None },
         E { name: "modifierExtension", min: 0, max: u32::MAX, types: &[TypeId(50)], choice: false, plain: false, binding: None },
         E { name: "identifier", min: 0, max: u32::MAX, types: &[TypeId(52)], choice: false, plain: false, binding: None },
-        E { name: "status", min: 1, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS69) },
+        E { name: "status", min: 1, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS73) },
         E { name: "type", min: 1, max: 1, types: &[TypeId(26)], choice: false, plain: false, binding: None },
         E { name: "subType", min: 0, max: 1, types: &[TypeId(26)], choice: false, plain: false, binding: None },
-        E { name: "use", min: 1, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS70) },
+        E { name: "use", min: 1, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS74) },
         E { name: "patient", min: 1, max: 1, types: &[TypeId(65)], choice: false, plain: false, binding: None },
         E { name: "created", min: 1, max: 1, types: &[TypeId(7)], choice: false, plain: false, binding: None },
         E { name: "insurer", min: 1, max: 1, types: &[TypeId(65)], choice: false, plain: false, binding: None },
         E { name: "requestor", min: 0, max: 1, types: &[TypeId(65)], choice: false, plain: false, binding: None },
         E { name: "request", min: 0, max: 1, types: &[TypeId(65)], choice: false, plain: false, binding: None },
-        E { name: "outcome", min: 1, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS71) },
+        E { name: "outcome", min: 1, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS75) },
         E { name: "disposition", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: false, binding: None },
         E { name: "preAuthRef", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: false, binding: None },
         E { name: "preAuthPeriod", min: 0, max: 1, types: &[TypeId(58)], choice: false, plain: false, binding: None },
@@ -2115,7 +2125,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "extension", min: 0, max: u32::MAX, types: &[TypeId(50)], choice: false, plain: false, binding: None },
         E { name: "modifierExtension", min: 0, max: u32::MAX, types: &[TypeId(50)], choice: false, plain: false, binding: None },
         E { name: "number", min: 0, max: 1, types: &[TypeId(14)], choice: false, plain: false, binding: None },
-        E { name: "type", min: 0, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS72) },
+        E { name: "type", min: 0, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS76) },
         E { name: "text", min: 1, max: 1, types: &[TypeId(15)], choice: false, plain: false, binding: None },
         E { name: "language", min: 0, max: 1, types: &[TypeId(26)], choice: false, plain: false, binding: None },
     ] },
@@ -2151,7 +2161,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "extension", min: 0, max: u32::MAX, types: &[TypeId(50)], choice: false, plain: false, binding: None },
         E { name: "modifierExtension", min: 0, max: u32::MAX, types: &[TypeId(50)], choice: false, plain: false, binding: None },
         E { name: "identifier", min: 0, max: u32::MAX, types: &[TypeId(52)], choice: false, plain: false, binding: None },
-        E { name: "status", min: 1, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS73) },
+        E { name: "status", min: 1, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS77) },
         E { name: "statusReason", min: 0, max: 1, types: &[TypeId(26)], choice: false, plain: false, binding: None },
         E { name: "code", min: 0, max: 1, types: &[TypeId(26)], choice: false, plain: false, binding: None },
         E { name: "description", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: false, binding: None },
@@ -2215,10 +2225,10 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "copyright", min: 0, max: 1, types: &[TypeId(12)], choice: false, plain: false, binding: None },
         E { name: "caseSensitive", min: 0, max: 1, types: &[TypeId(3)], choice: false, plain: false, binding: None },
         E { name: "valueSet", min: 0, max: 1, types: &[TypeId(4)], choice: false, plain: false, binding: None },
-        E { name: "hierarchyMeaning", min: 0, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS74) },
+        E { name: "hierarchyMeaning", min: 0, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS78) },
         E { name: "compositional", min: 0, max: 1, types: &[TypeId(3)], choice: false, plain: false, binding: None },
         E { name: "versionNeeded", min: 0, max: 1, types: &[TypeId(3)], choice: false, plain: false, binding: None },
-        E { name: "content", min: 1, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS75) },
+        E { name: "content", min: 1, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS79) },
         E { name: "supplements", min: 0, max: 1, types: &[TypeId(4)], choice: false, plain: false, binding: None },
         E { name: "count", min: 0, max: 1, types: &[TypeId(17)], choice: false, plain: false, binding: None },
         E { name: "filter", min: 0, max: u32::MAX, types: &[TypeId(166)], choice: false, plain: false, binding: None },
@@ -2232,7 +2242,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "modifierExtension", min: 0, max: u32::MAX, types: &[TypeId(50)], choice: false, plain: false, binding: None },
         E { name: "code", min: 1, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: None },
         E { name: "description", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: false, binding: None },
-        E { name: "operator", min: 1, max: u32::MAX, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS76) },
+        E { name: "operator", min: 1, max: u32::MAX, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS80) },
         E { name: "value", min: 1, max: 1, types: &[TypeId(15)], choice: false, plain: false, binding: None },
     ] },
     // 167
@@ -2243,7 +2253,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "code", min: 1, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: None },
         E { name: "uri", min: 0, max: 1, types: &[TypeId(18)], choice: false, plain: false, binding: None },
         E { name: "description", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: false, binding: None },
-        E { name: "type", min: 1, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS77) },
+        E { name: "type", min: 1, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS81) },
     ] },
     // 168
     TypeDef { name: "CodeSystem.concept", kind: TypeKind::Backbone, elements: &[
@@ -2290,7 +2300,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "basedOn", min: 0, max: u32::MAX, types: &[TypeId(65)], choice: false, plain: false, binding: None },
         E { name: "partOf", min: 0, max: u32::MAX, types: &[TypeId(65)], choice: false, plain: false, binding: None },
         E { name: "inResponseTo", min: 0, max: u32::MAX, types: &[TypeId(65)], choice: false, plain: false, binding: None },
-        E { name: "status", min: 1, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS78) },
+        E { name: "status", min: 1, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS82) },
         E { name: "statusReason", min: 0, max: 1, types: &[TypeId(26)], choice: false, plain: false, binding: None },
         E { name: "category", min: 0, max: u32::MAX, types: &[TypeId(26)], choice: false, plain: false, binding: None },
         E { name: "priority", min: 0, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS29) },
@@ -2329,7 +2339,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "basedOn", min: 0, max: u32::MAX, types: &[TypeId(65)], choice: false, plain: false, binding: None },
         E { name: "replaces", min: 0, max: u32::MAX, types: &[TypeId(65)], choice: false, plain: false, binding: None },
         E { name: "groupIdentifier", min: 0, max: 1, types: &[TypeId(52)], choice: false, plain: false, binding: None },
-        E { name: "status", min: 1, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS61) },
+        E { name: "status", min: 1, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS65) },
         E { name: "statusReason", min: 0, max: 1, types: &[TypeId(26)], choice: false, plain: false, binding: None },
         E { name: "category", min: 0, max: u32::MAX, types: &[TypeId(26)], choice: false, plain: false, binding: None },
         E { name: "priority", min: 0, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS29) },
@@ -2376,7 +2386,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "description", min: 0, max: 1, types: &[TypeId(12)], choice: false, plain: false, binding: None },
         E { name: "useContext", min: 0, max: u32::MAX, types: &[TypeId(74)], choice: false, plain: false, binding: None },
         E { name: "purpose", min: 0, max: 1, types: &[TypeId(12)], choice: false, plain: false, binding: None },
-        E { name: "code", min: 1, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS79) },
+        E { name: "code", min: 1, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS83) },
         E { name: "search", min: 1, max: 1, types: &[TypeId(3)], choice: false, plain: false, binding: None },
         E { name: "resource", min: 0, max: u32::MAX, types: &[TypeId(176)], choice: false, plain: false, binding: None },
     ] },
@@ -2385,7 +2395,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
         E { name: "extension", min: 0, max: u32::MAX, types: &[TypeId(50)], choice: false, plain: false, binding: None },
         E { name: "modifierExtension", min: 0, max: u32::MAX, types: &[TypeId(50)], choice: false, plain: false, binding: None },
-        E { name: "code", min: 1, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS51) },
+        E { name: "code", min: 1, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS55) },
         E { name: "param", min: 0, max: u32::MAX, types: &[TypeId(15)], choice: false, plain: false, binding: None },
         E { name: "documentation", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: false, binding: None },
     ] },
@@ -2400,7 +2410,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "extension", min: 0, max: u32::MAX, types: &[TypeId(50)], choice: false, plain: false, binding: None },
         E { name: "modifierExtension", min: 0, max: u32::MAX, types: &[TypeId(50)], choice: false, plain: false, binding: None },
         E { name: "identifier", min: 0, max: 1, types: &[TypeId(52)], choice: false, plain: false, binding: None },
-        E { name: "status", min: 1, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS80) },
+        E { name: "status", min: 1, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS84) },
         E { name: "type", min: 1, max: 1, types: &[TypeId(26)], choice: false, plain: false, binding: None },
         E { name: "category", min: 0, max: u32::MAX, types: &[TypeId(26)], choice: false, plain: false, binding: None },
         E { name: "subject", min: 0, max: 1, types: &[TypeId(65)], choice: false, plain: false, binding: None },
@@ -2408,7 +2418,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "date", min: 1, max: 1, types: &[TypeId(7)], choice: false, plain: false, binding: None },
         E { name: "author", min: 1, max: u32::MAX, types: &[TypeId(65)], choice: false, plain: false, binding: None },
         E { name: "title", min: 1, max: 1, types: &[TypeId(15)], choice: false, plain: false, binding: None },
-        E { name: "confidentiality", min: 0, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS81) },
+        E { name: "confidentiality", min: 0, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS85) },
         E { name: "attester", min: 0, max: u32::MAX, types: &[TypeId(178)], choice: false, plain: false, binding: None },
         E { name: "custodian", min: 0, max: 1, types: &[TypeId(65)], choice: false, plain: false, binding: None },
         E { name: "relatesTo", min: 0, max: u32::MAX, types: &[TypeId(179)], choice: false, plain: false, binding: None },
@@ -2420,7 +2430,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
         E { name: "extension", min: 0, max: u32::MAX, types: &[TypeId(50)], choice: false, plain: false, binding: None },
         E { name: "modifierExtension", min: 0, max: u32::MAX, types: &[TypeId(50)], choice: false, plain: false, binding: None },
-        E { name: "mode", min: 1, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS82) },
+        E { name: "mode", min: 1, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS86) },
         E { name: "time", min: 0, max: 1, types: &[TypeId(7)], choice: false, plain: false, binding: None },
         E { name: "party", min: 0, max: 1, types: &[TypeId(65)], choice: false, plain: false, binding: None },
     ] },
@@ -2429,7 +2439,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
         E { name: "extension", min: 0, max: u32::MAX, types: &[TypeId(50)], choice: false, plain: false, binding: None },
         E { name: "modifierExtension", min: 0, max: u32::MAX, types: &[TypeId(50)], choice: false, plain: false, binding: None },
-        E { name: "code", min: 1, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS83) },
+        E { name: "code", min: 1, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS87) },
         E { name: "target", min: 1, max: 1, types: &[TypeId(52), TypeId(65)], choice: true, plain: false, binding: None },
     ] },
     // 180
@@ -2451,7 +2461,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "author", min: 0, max: u32::MAX, types: &[TypeId(65)], choice: false, plain: false, binding: None },
         E { name: "focus", min: 0, max: 1, types: &[TypeId(65)], choice: false, plain: false, binding: None },
         E { name: "text", min: 0, max: 1, types: &[TypeId(56)], choice: false, plain: false, binding: None },
-        E { name: "mode", min: 0, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS84) },
+        E { name: "mode", min: 0, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS88) },
         E { name: "orderedBy", min: 0, max: 1, types: &[TypeId(26)], choice: false, plain: false, binding: None },
         E { name: "entry", min: 0, max: u32::MAX, types: &[TypeId(65)], choice: false, plain: false, binding: None },
         E { name: "emptyReason", min: 0, max: 1, types: &[TypeId(26)], choice: false, plain: false, binding: None },
@@ -2514,7 +2524,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "modifierExtension", min: 0, max: u32::MAX, types: &[TypeId(50)], choice: false, plain: false, binding: None },
         E { name: "code", min: 0, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: None },
         E { name: "display", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: false, binding: None },
-        E { name: "equivalence", min: 1, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS85) },
+        E { name: "equivalence", min: 1, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS89) },
         E { name: "comment", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: false, binding: None },
         E { name: "dependsOn", min: 0, max: u32::MAX, types: &[TypeId(186)], choice: false, plain: false, binding: None },
         E { name: "product", min: 0, max: u32::MAX, types: &[TypeId(186)], choice: false, plain: false, binding: None },
@@ -2534,7 +2544,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
         E { name: "extension", min: 0, max: u32::MAX, types: &[TypeId(50)], choice: false, plain: false, binding: None },
         E { name: "modifierExtension", min: 0, max: u32::MAX, types: &[TypeId(50)], choice: false, plain: false, binding: None },
-        E { name: "mode", min: 1, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS86) },
+        E { name: "mode", min: 1, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS90) },
         E { name: "code", min: 0, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: None },
         E { name: "display", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: false, binding: None },
         E { name: "url", min: 0, max: 1, types: &[TypeId(4)], choice: false, plain: false, binding: None },
@@ -2550,8 +2560,8 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "extension", min: 0, max: u32::MAX, types: &[TypeId(50)], choice: false, plain: false, binding: None },
         E { name: "modifierExtension", min: 0, max: u32::MAX, types: &[TypeId(50)], choice: false, plain: false, binding: None },
         E { name: "identifier", min: 0, max: u32::MAX, types: &[TypeId(52)], choice: false, plain: false, binding: None },
-        E { name: "clinicalStatus", min: 0, max: 1, types: &[TypeId(26)], choice: false, plain: false, binding: None },
-        E { name: "verificationStatus", min: 0, max: 1, types: &[TypeId(26)], choice: false, plain: false, binding: None },
+        E { name: "clinicalStatus", min: 0, max: 1, types: &[TypeId(26)], choice: false, plain: false, binding: Some(&VS91) },
+        E { name: "verificationStatus", min: 0, max: 1, types: &[TypeId(26)], choice: false, plain: false, binding: Some(&VS92) },
         E { name: "category", min: 0, max: u32::MAX, types: &[TypeId(26)], choice: false, plain: false, binding: None },
         E { name: "severity", min: 0, max: 1, types: &[TypeId(26)], choice: false, plain: false, binding: None },
         E { name: "code", min: 0, max: 1, types: &[TypeId(26)], choice: false, plain: false, binding: None },
@@ -2595,7 +2605,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "extension", min: 0, max: u32::MAX, types: &[TypeId(50)], choice: false, plain: false, binding: None },
         E { name: "modifierExtension", min: 0, max: u32::MAX, types: &[TypeId(50)], choice: false, plain: false, binding: None },
         E { name: "identifier", min: 0, max: u32::MAX, types: &[TypeId(52)], choice: false, plain: false, binding: None },
-        E { name: "status", min: 1, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS87) },
+        E { name: "status", min: 1, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS93) },
         E { name: "scope", min: 1, max: 1, types: &[TypeId(26)], choice: false, plain: false, binding: None },
         E { name: "category", min: 1, max: u32::MAX, types: &[TypeId(26)], choice: false, plain: false, binding: None },
         E { name: "patient", min: 0, max: 1, types: &[TypeId(65)], choice: false, plain: false, binding: None },
@@ -2630,7 +2640,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
         E { name: "extension", min: 0, max: u32::MAX, types: &[TypeId(50)], choice: false, plain: false, binding: None },
         E { name: "modifierExtension", min: 0, max: u32::MAX, types: &[TypeId(50)], choice: false, plain: false, binding: None },
-        E { name: "type", min: 0, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS88) },
+        E { name: "type", min: 0, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS94) },
         E { name: "period", min: 0, max: 1, types: &[TypeId(58)], choice: false, plain: false, binding: None },
         E { name: "actor", min: 0, max: u32::MAX, types: &[TypeId(195)], choice: false, plain: false, binding: None },
         E { name: "action", min: 0, max: u32::MAX, types: &[TypeId(26)], choice: false, plain: false, binding: None },
@@ -2655,7 +2665,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
         E { name: "extension", min: 0, max: u32::MAX, types: &[TypeId(50)], choice: false, plain: false, binding: None },
         E { name: "modifierExtension", min: 0, max: u32::MAX, types: &[TypeId(50)], choice: false, plain: false, binding: None },
-        E { name: "meaning", min: 1, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS89) },
+        E { name: "meaning", min: 1, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS95) },
         E { name: "reference", min: 1, max: 1, types: &[TypeId(65)], choice: false, plain: false, binding: None },
     ] },
     // 197
@@ -2671,7 +2681,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "identifier", min: 0, max: u32::MAX, types: &[TypeId(52)], choice: false, plain: false, binding: None },
         E { name: "url", min: 0, max: 1, types: &[TypeId(18)], choice: false, plain: false, binding: None },
         E { name: "version", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: false, binding: None },
-        E { name: "status", min: 0, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS90) },
+        E { name: "status", min: 0, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS96) },
         E { name: "legalState", min: 0, max: 1, types: &[TypeId(26)], choice: false, plain: false, binding: None },
         E { name: "instantiatesCanonical", min: 0, max: 1, types: &[TypeId(65)], choice: false, plain: false, binding: None },
         E { name: "instantiatesUri", min: 0, max: 1, types: &[TypeId(18)], choice: false, plain: false, binding: None },
@@ -2711,7 +2721,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "subType", min: 0, max: 1, types: &[TypeId(26)], choice: false, plain: false, binding: None },
         E { name: "publisher", min: 0, max: 1, types: &[TypeId(65)], choice: false, plain: false, binding: None },
         E { name: "publicationDate", min: 0, max: 1, types: &[TypeId(7)], choice: false, plain: false, binding: None },
-        E { name: "publicationStatus", min: 1, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS91) },
+        E { name: "publicationStatus", min: 1, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS97) },
         E { name: "copyright", min: 0, max: 1, types: &[TypeId(12)], choice: false, plain: false, binding: None },
     ] },
     // 199
@@ -2899,7 +2909,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "extension", min: 0, max: u32::MAX, types: &[TypeId(50)], choice: false, plain: false, binding: None },
         E { name: "modifierExtension", min: 0, max: u32::MAX, types: &[TypeId(50)], choice: false, plain: false, binding: None },
         E { name: "identifier", min: 0, max: u32::MAX, types: &[TypeId(52)], choice: false, plain: false, binding: None },
-        E { name: "status", min: 1, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS69) },
+        E { name: "status", min: 1, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS73) },
         E { name: "type", min: 0, max: 1, types: &[TypeId(26)], choice: false, plain: false, binding: None },
         E { name: "policyHolder", min: 0, max: 1, types: &[TypeId(65)], choice: false, plain: false, binding: None },
         E { name: "subscriber", min: 0, max: 1, types: &[TypeId(65)], choice: false, plain: false, binding: None },
@@ -2953,9 +2963,9 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "extension", min: 0, max: u32::MAX, types: &[TypeId(50)], choice: false, plain: false, binding: None },
         E { name: "modifierExtension", min: 0, max: u32::MAX, types: &[TypeId(50)], choice: false, plain: false, binding: None },
         E { name: "identifier", min: 0, max: u32::MAX, types: &[TypeId(52)], choice: false, plain: false, binding: None },
-        E { name: "status", min: 1, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS69) },
+        E { name: "status", min: 1, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS73) },
         E { name: "priority", min: 0, max: 1, types: &[TypeId(26)], choice: false, plain: false, binding: None },
-        E { name: "purpose", min: 1, max: u32::MAX, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS92) },
+        E { name: "purpose", min: 1, max: u32::MAX, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS98) },
         E { name: "patient", min: 1, max: 1, types: &[TypeId(65)], choice: false, plain: false, binding: None },
         E { name: "serviced", min: 0, max: 1, types: &[TypeId(6), TypeId(58)], choice: true, plain: false, binding: None },
         E { name: "created", min: 1, max: 1, types: &[TypeId(7)], choice: false, plain: false, binding: None },
@@ -3019,14 +3029,14 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "extension", min: 0, max: u32::MAX, types: &[TypeId(50)], choice: false, plain: false, binding: None },
         E { name: "modifierExtension", min: 0, max: u32::MAX, types: &[TypeId(50)], choice: false, plain: false, binding: None },
         E { name: "identifier", min: 0, max: u32::MAX, types: &[TypeId(52)], choice: false, plain: false, binding: None },
-        E { name: "status", min: 1, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS69) },
-        E { name: "purpose", min: 1, max: u32::MAX, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS93) },
+        E { name: "status", min: 1, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS73) },
+        E { name: "purpose", min: 1, max: u32::MAX, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS99) },
         E { name: "patient", min: 1, max: 1, types: &[TypeId(65)], choice: false, plain: false, binding: None },
         E { name: "serviced", min: 0, max: 1, types: &[TypeId(6), TypeId(58)], choice: true, plain: false, binding: None },
         E { name: "created", min: 1, max: 1, types: &[TypeId(7)], choice: false, plain: false, binding: None },
         E { name: "requestor", min: 0, max: 1, types: &[TypeId(65)], choice: false, plain: false, binding: None },
         E { name: "request", min: 1, max: 1, types: &[TypeId(65)], choice: false, plain: false, binding: None },
-        E { name: "outcome", min: 1, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS71) },
+        E { name: "outcome", min: 1, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS75) },
         E { name: "disposition", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: false, binding: None },
         E { name: "insurer", min: 1, max: 1, types: &[TypeId(65)], choice: false, plain: false, binding: None },
         E { name: "insurance", min: 0, max: u32::MAX, types: &[TypeId(223)], choice: false, plain: false, binding: None },
@@ -3091,9 +3101,9 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "extension", min: 0, max: u32::MAX, types: &[TypeId(50)], choice: false, plain: false, binding: None },
         E { name: "modifierExtension", min: 0, max: u32::MAX, types: &[TypeId(50)], choice: false, plain: false, binding: None },
         E { name: "identifier", min: 0, max: u32::MAX, types: &[TypeId(52)], choice: false, plain: false, binding: None },
-        E { name: "status", min: 1, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS94) },
+        E { name: "status", min: 1, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS100) },
         E { name: "code", min: 0, max: 1, types: &[TypeId(26)], choice: false, plain: false, binding: None },
-        E { name: "severity", min: 0, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS95) },
+        E { name: "severity", min: 0, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS101) },
         E { name: "patient", min: 0, max: 1, types: &[TypeId(65)], choice: false, plain: false, binding: None },
         E { name: "identified", min: 0, max: 1, types: &[TypeId(7), TypeId(58)], choice: true, plain: false, binding: None },
         E { name: "author", min: 0, max: 1, types: &[TypeId(65)], choice: false, plain: false, binding: None },
@@ -3133,7 +3143,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "identifier", min: 0, max: u32::MAX, types: &[TypeId(52)], choice: false, plain: false, binding: None },
         E { name: "definition", min: 0, max: 1, types: &[TypeId(65)], choice: false, plain: false, binding: None },
         E { name: "udiCarrier", min: 0, max: u32::MAX, types: &[TypeId(231)], choice: false, plain: false, binding: None },
-        E { name: "status", min: 0, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS96) },
+        E { name: "status", min: 0, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS102) },
         E { name: "statusReason", min: 0, max: u32::MAX, types: &[TypeId(26)], choice: false, plain: false, binding: None },
         E { name: "distinctIdentifier", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: false, binding: None },
         E { name: "manufacturer", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: false, binding: None },
@@ -3167,7 +3177,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "jurisdiction", min: 0, max: 1, types: &[TypeId(18)], choice: false, plain: false, binding: None },
         E { name: "carrierAIDC", min: 0, max: 1, types: &[TypeId(2)], choice: false, plain: false, binding: None },
         E { name: "carrierHRF", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: false, binding: None },
-        E { name: "entryType", min: 0, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS97) },
+        E { name: "entryType", min: 0, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS103) },
     ] },
     // 232
     TypeDef { name: "Device.deviceName", kind: TypeKind::Backbone, elements: &[
@@ -3175,7 +3185,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "extension", min: 0, max: u32::MAX, types: &[TypeId(50)], choice: false, plain: false, binding: None },
         E { name: "modifierExtension", min: 0, max: u32::MAX, types: &[TypeId(50)], choice: false, plain: false, binding: None },
         E { name: "name", min: 1, max: 1, types: &[TypeId(15)], choice: false, plain: false, binding: None },
-        E { name: "type", min: 1, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS98) },
+        E { name: "type", min: 1, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS104) },
     ] },
     // 233
     TypeDef { name: "Device.specialization", kind: TypeKind::Backbone, elements: &[
@@ -3251,7 +3261,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "extension", min: 0, max: u32::MAX, types: &[TypeId(50)], choice: false, plain: false, binding: None },
         E { name: "modifierExtension", min: 0, max: u32::MAX, types: &[TypeId(50)], choice: false, plain: false, binding: None },
         E { name: "name", min: 1, max: 1, types: &[TypeId(15)], choice: false, plain: false, binding: None },
-        E { name: "type", min: 1, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS98) },
+        E { name: "type", min: 1, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS104) },
     ] },
     // 239
     TypeDef { name: "DeviceDefinition.specialization", kind: TypeKind::Backbone, elements: &[
@@ -3302,9 +3312,9 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "unit", min: 0, max: 1, types: &[TypeId(26)], choice: false, plain: false, binding: None },
         E { name: "source", min: 0, max: 1, types: &[TypeId(65)], choice: false, plain: false, binding: None },
         E { name: "parent", min: 0, max: 1, types: &[TypeId(65)], choice: false, plain: false, binding: None },
-        E { name: "operationalStatus", min: 0, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS99) },
-        E { name: "color", min: 0, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS100) },
-        E { name: "category", min: 1, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS101) },
+        E { name: "operationalStatus", min: 0, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS105) },
+        E { name: "color", min: 0, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS106) },
+        E { name: "category", min: 1, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS107) },
         E { name: "measurementPeriod", min: 0, max: 1, types: &[TypeId(71)], choice: false, plain: false, binding: None },
         E { name: "calibration", min: 0, max: u32::MAX, types: &[TypeId(244)], choice: false, plain: false, binding: None },
     ] },
@@ -3313,8 +3323,8 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
         E { name: "extension", min: 0, max: u32::MAX, types: &[TypeId(50)], choice: false, plain: false, binding: None },
         E { name: "modifierExtension", min: 0, max: u32::MAX, types: &[TypeId(50)], choice: false, plain: false, binding: None },
-        E { name: "type", min: 0, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS102) },
-        E { name: "state", min: 0, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS103) },
+        E { name: "type", min: 0, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS108) },
+        E { name: "state", min: 0, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS109) },
         E { name: "time", min: 0, max: 1, types: &[TypeId(10)], choice: false, plain: false, binding: None },
     ] },
     // 245
@@ -3333,7 +3343,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "basedOn", min: 0, max: u32::MAX, types: &[TypeId(65)], choice: false, plain: false, binding: None },
         E { name: "priorRequest", min: 0, max: u32::MAX, types: &[TypeId(65)], choice: false, plain: false, binding: None },
         E { name: "groupIdentifier", min: 0, max: 1, types: &[TypeId(52)], choice: false, plain: false, binding: None },
-        E { name: "status", min: 0, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS61) },
+        E { name: "status", min: 0, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS65) },
         E { name: "intent", min: 1, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS28) },
         E { name: "priority", min: 0, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS29) },
         E { name: "code", min: 1, max: 1, types: &[TypeId(65), TypeId(26)], choice: true, plain: false, binding: None },
@@ -3372,7 +3382,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "modifierExtension", min: 0, max: u32::MAX, types: &[TypeId(50)], choice: false, plain: false, binding: None },
         E { name: "identifier", min: 0, max: u32::MAX, types: &[TypeId(52)], choice: false, plain: false, binding: None },
         E { name: "basedOn", min: 0, max: u32::MAX, types: &[TypeId(65)], choice: false, plain: false, binding: None },
-        E { name: "status", min: 1, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS104) },
+        E { name: "status", min: 1, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS110) },
         E { name: "subject", min: 1, max: 1, types: &[TypeId(65)], choice: false, plain: false, binding: None },
         E { name: "derivedFrom", min: 0, max: u32::MAX, types: &[TypeId(65)], choice: false, plain: false, binding: None },
         E { name: "timing", min: 0, max: 1, types: &[TypeId(71), TypeId(58), TypeId(7)], choice: true, plain: false, binding: None },
@@ -3396,7 +3406,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "modifierExtension", min: 0, max: u32::MAX, types: &[TypeId(50)], choice: false, plain: false, binding: None },
         E { name: "identifier", min: 0, max: u32::MAX, types: &[TypeId(52)], choice: false, plain: false, binding: None },
         E { name: "basedOn", min: 0, max: u32::MAX, types: &[TypeId(65)], choice: false, plain: false, binding: None },
-        E { name: "status", min: 1, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS105) },
+        E { name: "status", min: 1, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS111) },
         E { name: "category", min: 0, max: u32::MAX, types: &[TypeId(26)], choice: false, plain: false, binding: None },
         E { name: "code", min: 1, max: 1, types: &[TypeId(26)], choice: false, plain: false, binding: None },
         E { name: "subject", min: 0, max: 1, types: &[TypeId(65)], choice: false, plain: false, binding: None },
@@ -3433,7 +3443,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "modifierExtension", min: 0, max: u32::MAX, types: &[TypeId(50)], choice: false, plain: false, binding: None },
         E { name: "masterIdentifier", min: 0, max: 1, types: &[TypeId(52)], choice: false, plain: false, binding: None },
         E { name: "identifier", min: 0, max: u32::MAX, types: &[TypeId(52)], choice: false, plain: false, binding: None },
-        E { name: "status", min: 1, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS106) },
+        E { name: "status", min: 1, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS112) },
         E { name: "type", min: 0, max: 1, types: &[TypeId(26)], choice: false, plain: false, binding: None },
         E { name: "subject", min: 0, max: 1, types: &[TypeId(65)], choice: false, plain: false, binding: None },
         E { name: "created", min: 0, max: 1, types: &[TypeId(7)], choice: false, plain: false, binding: None },
@@ -3464,8 +3474,8 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "modifierExtension", min: 0, max: u32::MAX, types: &[TypeId(50)], choice: false, plain: false, binding: None },
         E { name: "masterIdentifier", min: 0, max: 1, types: &[TypeId(52)], choice: false, plain: false, binding: None },
         E { name: "identifier", min: 0, max: u32::MAX, types: &[TypeId(52)], choice: false, plain: false, binding: None },
-        E { name: "status", min: 1, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS106) },
-        E { name: "docStatus", min: 0, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS80) },
+        E { name: "status", min: 1, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS112) },
+        E { name: "docStatus", min: 0, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS84) },
         E { name: "type", min: 0, max: 1, types: &[TypeId(26)], choice: false, plain: false, binding: None },
         E { name: "category", min: 0, max: u32::MAX, types: &[TypeId(26)], choice: false, plain: false, binding: None },
         E { name: "subject", min: 0, max: 1, types: &[TypeId(65)], choice: false, plain: false, binding: None },
@@ -3484,7 +3494,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
         E { name: "extension", min: 0, max: u32::MAX, types: &[TypeId(50)], choice: false, plain: false, binding: None },
         E { name: "modifierExtension", min: 0, max: u32::MAX, types: &[TypeId(50)], choice: false, plain: false, binding: None },
-        E { name: "code", min: 1, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS83) },
+        E { name: "code", min: 1, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS87) },
         E { name: "target", min: 1, max: 1, types: &[TypeId(65)], choice: false, plain: false, binding: None },
     ] },
     // 254
@@ -3578,7 +3588,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "extension", min: 0, max: u32::MAX, types: &[TypeId(50)], choice: false, plain: false, binding: None },
         E { name: "modifierExtension", min: 0, max: u32::MAX, types: &[TypeId(50)], choice: false, plain: false, binding: None },
         E { name: "description", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: false, binding: None },
-        E { name: "exposureState", min: 0, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS107) },
+        E { name: "exposureState", min: 0, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS113) },
         E { name: "variantState", min: 0, max: 1, types: &[TypeId(26)], choice: false, plain: false, binding: None },
         E { name: "riskEvidenceSynthesis", min: 1, max: 1, types: &[TypeId(65)], choice: false, plain: false, binding: None },
     ] },
@@ -3591,7 +3601,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "type", min: 0, max: 1, types: &[TypeId(26)], choice: false, plain: false, binding: None },
         E { name: "variantState", min: 0, max: 1, types: &[TypeId(26)], choice: false, plain: false, binding: None },
         E { name: "value", min: 0, max: 1, types: &[TypeId(8)], choice: false, plain: false, binding: None },
-        E { name: "unitOfMeasure", min: 0, max: 1, types: &[TypeId(26)], choice: false, plain: false, binding: None },
+        E { name: "unitOfMeasure", min: 0, max: 1, types: &[TypeId(26)], choice: false, plain: false, binding: Some(&VS114) },
         E { name: "precisionEstimate", min: 0, max: u32::MAX, types: &[TypeId(261)], choice: false, plain: false, binding: None },
     ] },
     // 261
@@ -3633,7 +3643,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "extension", min: 0, max: u32::MAX, types: &[TypeId(50)], choice: false, plain: false, binding: None },
         E { name: "modifierExtension", min: 0, max: u32::MAX, types: &[TypeId(50)], choice: false, plain: false, binding: None },
         E { name: "identifier", min: 0, max: u32::MAX, types: &[TypeId(52)], choice: false, plain: false, binding: None },
-        E { name: "status", min: 1, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS108) },
+        E { name: "status", min: 1, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS115) },
         E { name: "statusHistory", min: 0, max: u32::MAX, types: &[TypeId(265)], choice: false, plain: false, binding: None },
         E { name: "class", min: 1, max: 1, types: &[TypeId(27)], choice: false, plain: false, binding: None },
         E { name: "classHistory", min: 0, max: u32::MAX, types: &[TypeId(266)], choice: false, plain: false, binding: None },
@@ -3661,7 +3671,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
         E { name: "extension", min: 0, max: u32::MAX, types: &[TypeId(50)], choice: false, plain: false, binding: None },
         E { name: "modifierExtension", min: 0, max: u32::MAX, types: &[TypeId(50)], choice: false, plain: false, binding: None },
-        E { name: "status", min: 1, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS108) },
+        E { name: "status", min: 1, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS115) },
         E { name: "period", min: 1, max: 1, types: &[TypeId(58)], choice: false, plain: false, binding: None },
     ] },
     // 266
@@ -3711,7 +3721,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "extension", min: 0, max: u32::MAX, types: &[TypeId(50)], choice: false, plain: false, binding: None },
         E { name: "modifierExtension", min: 0, max: u32::MAX, types: &[TypeId(50)], choice: false, plain: false, binding: None },
         E { name: "location", min: 1, max: 1, types: &[TypeId(65)], choice: false, plain: false, binding: None },
-        E { name: "status", min: 0, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS109) },
+        E { name: "status", min: 0, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS116) },
         E { name: "physicalType", min: 0, max: 1, types: &[TypeId(26)], choice: false, plain: false, binding: None },
         E { name: "period", min: 0, max: 1, types: &[TypeId(58)], choice: false, plain: false, binding: None },
     ] },
@@ -3726,7 +3736,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "extension", min: 0, max: u32::MAX, types: &[TypeId(50)], choice: false, plain: false, binding: None },
         E { name: "modifierExtension", min: 0, max: u32::MAX, types: &[TypeId(50)], choice: false, plain: false, binding: None },
         E { name: "identifier", min: 0, max: u32::MAX, types: &[TypeId(52)], choice: false, plain: false, binding: None },
-        E { name: "status", min: 1, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS110) },
+        E { name: "status", min: 1, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS117) },
         E { name: "connectionType", min: 1, max: 1, types: &[TypeId(27)], choice: false, plain: false, binding: None },
         E { name: "name", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: false, binding: None },
         E { name: "managingOrganization", min: 0, max: 1, types: &[TypeId(65)], choice: false, plain: false, binding: None },
@@ -3748,7 +3758,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "extension", min: 0, max: u32::MAX, types: &[TypeId(50)], choice: false, plain: false, binding: None },
         E { name: "modifierExtension", min: 0, max: u32::MAX, types: &[TypeId(50)], choice: false, plain: false, binding: None },
         E { name: "identifier", min: 0, max: u32::MAX, types: &[TypeId(52)], choice: false, plain: false, binding: None },
-        E { name: "status", min: 0, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS69) },
+        E { name: "status", min: 0, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS73) },
         E { name: "created", min: 0, max: 1, types: &[TypeId(7)], choice: false, plain: false, binding: None },
         E { name: "insurer", min: 0, max: 1, types: &[TypeId(65)], choice: false, plain: false, binding: None },
         E { name: "provider", min: 0, max: 1, types: &[TypeId(65)], choice: false, plain: false, binding: None },
@@ -3766,9 +3776,9 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "extension", min: 0, max: u32::MAX, types: &[TypeId(50)], choice: false, plain: false, binding: None },
         E { name: "modifierExtension", min: 0, max: u32::MAX, types: &[TypeId(50)], choice: false, plain: false, binding: None },
         E { name: "identifier", min: 0, max: u32::MAX, types: &[TypeId(52)], choice: false, plain: false, binding: None },
-        E { name: "status", min: 0, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS69) },
+        E { name: "status", min: 0, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS73) },
         E { name: "request", min: 0, max: 1, types: &[TypeId(65)], choice: false, plain: false, binding: None },
-        E { name: "outcome", min: 0, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS71) },
+        E { name: "outcome", min: 0, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS75) },
         E { name: "disposition", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: false, binding: None },
         E { name: "created", min: 0, max: 1, types: &[TypeId(7)], choice: false, plain: false, binding: None },
         E { name: "organization", min: 0, max: 1, types: &[TypeId(65)], choice: false, plain: false, binding: None },
@@ -3785,7 +3795,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "extension", min: 0, max: u32::MAX, types: &[TypeId(50)], choice: false, plain: false, binding: None },
         E { name: "modifierExtension", min: 0, max: u32::MAX, types: &[TypeId(50)], choice: false, plain: false, binding: None },
         E { name: "identifier", min: 0, max: u32::MAX, types: &[TypeId(52)], choice: false, plain: false, binding: None },
-        E { name: "status", min: 1, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS111) },
+        E { name: "status", min: 1, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS118) },
         E { name: "statusHistory", min: 0, max: u32::MAX, types: &[TypeId(275)], choice: false, plain: false, binding: None },
         E { name: "type", min: 0, max: u32::MAX, types: &[TypeId(26)], choice: false, plain: false, binding: None },
         E { name: "diagnosis", min: 0, max: u32::MAX, types: &[TypeId(276)], choice: false, plain: false, binding: None },
@@ -3802,7 +3812,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
         E { name: "extension", min: 0, max: u32::MAX, types: &[TypeId(50)], choice: false, plain: false, binding: None },
         E { name: "modifierExtension", min: 0, max: u32::MAX, types: &[TypeId(50)], choice: false, plain: false, binding: None },
-        E { name: "status", min: 1, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS111) },
+        E { name: "status", min: 1, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS118) },
         E { name: "period", min: 1, max: 1, types: &[TypeId(58)], choice: false, plain: false, binding: None },
     ] },
     // 276
@@ -3927,7 +3937,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "reviewer", min: 0, max: u32::MAX, types: &[TypeId(28)], choice: false, plain: false, binding: None },
         E { name: "endorser", min: 0, max: u32::MAX, types: &[TypeId(28)], choice: false, plain: false, binding: None },
         E { name: "relatedArtifact", min: 0, max: u32::MAX, types: &[TypeId(66)], choice: false, plain: false, binding: None },
-        E { name: "type", min: 0, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS112) },
+        E { name: "type", min: 0, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS119) },
         E { name: "characteristic", min: 1, max: u32::MAX, types: &[TypeId(280)], choice: false, plain: false, binding: None },
     ] },
     // 280
@@ -3941,7 +3951,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "exclude", min: 0, max: 1, types: &[TypeId(3)], choice: false, plain: false, binding: None },
         E { name: "participantEffective", min: 0, max: 1, types: &[TypeId(7), TypeId(58), TypeId(39), TypeId(71)], choice: true, plain: false, binding: None },
         E { name: "timeFromStart", min: 0, max: 1, types: &[TypeId(39)], choice: false, plain: false, binding: None },
-        E { name: "groupMeasure", min: 0, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS113) },
+        E { name: "groupMeasure", min: 0, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS120) },
     ] },
     // 281
     TypeDef { name: "ExampleScenario", kind: TypeKind::Resource, elements: &[
@@ -3977,7 +3987,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "extension", min: 0, max: u32::MAX, types: &[TypeId(50)], choice: false, plain: false, binding: None },
         E { name: "modifierExtension", min: 0, max: u32::MAX, types: &[TypeId(50)], choice: false, plain: false, binding: None },
         E { name: "actorId", min: 1, max: 1, types: &[TypeId(15)], choice: false, plain: false, binding: None },
-        E { name: "type", min: 1, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS114) },
+        E { name: "type", min: 1, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS121) },
         E { name: "name", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: false, binding: None },
         E { name: "description", min: 0, max: 1, types: &[TypeId(12)], choice: false, plain: false, binding: None },
     ] },
@@ -3987,7 +3997,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "extension", min: 0, max: u32::MAX, types: &[TypeId(50)], choice: false, plain: false, binding: None },
         E { name: "modifierExtension", min: 0, max: u32::MAX, types: &[TypeId(50)], choice: false, plain: false, binding: None },
         E { name: "resourceId", min: 1, max: 1, types: &[TypeId(15)], choice: false, plain: false, binding: None },
-        E { name: "resourceType", min: 1, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS51) },
+        E { name: "resourceType", min: 1, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS55) },
         E { name: "name", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: false, binding: None },
         E { name: "description", min: 0, max: 1, types: &[TypeId(12)], choice: false, plain: false, binding: None },
         E { name: "version", min: 0, max: u32::MAX, types: &[TypeId(284)], choice: false, plain: false, binding: None },
@@ -4066,10 +4076,10 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "extension", min: 0, max: u32::MAX, types: &[TypeId(50)], choice: false, plain: false, binding: None },
         E { name: "modifierExtension", min: 0, max: u32::MAX, types: &[TypeId(50)], choice: false, plain: false, binding: None },
         E { name: "identifier", min: 0, max: u32::MAX, types: &[TypeId(52)], choice: false, plain: false, binding: None },
-        E { name: "status", min: 1, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS115) },
+        E { name: "status", min: 1, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS122) },
         E { name: "type", min: 1, max: 1, types: &[TypeId(26)], choice: false, plain: false, binding: None },
         E { name: "subType", min: 0, max: 1, types: &[TypeId(26)], choice: false, plain: false, binding: None },
-        E { name: "use", min: 1, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS70) },
+        E { name: "use", min: 1, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS74) },
         E { name: "patient", min: 1, max: 1, types: &[TypeId(65)], choice: false, plain: false, binding: None },
         E { name: "billablePeriod", min: 0, max: 1, types: &[TypeId(58)], choice: false, plain: false, binding: None },
         E { name: "created", min: 1, max: 1, types: &[TypeId(7)], choice: false, plain: false, binding: None },
@@ -4087,7 +4097,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "facility", min: 0, max: 1, types: &[TypeId(65)], choice: false, plain: false, binding: None },
         E { name: "claim", min: 0, max: 1, types: &[TypeId(65)], choice: false, plain: false, binding: None },
         E { name: "claimResponse", min: 0, max: 1, types: &[TypeId(65)], choice: false, plain: false, binding: None },
-        E { name: "outcome", min: 1, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS71) },
+        E { name: "outcome", min: 1, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS75) },
         E { name: "disposition", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: false, binding: None },
         E { name: "preAuthRef", min: 0, max: u32::MAX, types: &[TypeId(15)], choice: false, plain: false, binding: None },
         E { name: "preAuthRefPeriod", min: 0, max: u32::MAX, types: &[TypeId(58)], choice: false, plain: false, binding: None },
@@ -4346,7 +4356,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "extension", min: 0, max: u32::MAX, types: &[TypeId(50)], choice: false, plain: false, binding: None },
         E { name: "modifierExtension", min: 0, max: u32::MAX, types: &[TypeId(50)], choice: false, plain: false, binding: None },
         E { name: "number", min: 0, max: 1, types: &[TypeId(14)], choice: false, plain: false, binding: None },
-        E { name: "type", min: 0, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS72) },
+        E { name: "type", min: 0, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS76) },
         E { name: "text", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: false, binding: None },
         E { name: "language", min: 0, max: 1, types: &[TypeId(26)], choice: false, plain: false, binding: None },
     ] },
@@ -4386,7 +4396,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "identifier", min: 0, max: u32::MAX, types: &[TypeId(52)], choice: false, plain: false, binding: None },
         E { name: "instantiatesCanonical", min: 0, max: u32::MAX, types: &[TypeId(4)], choice: false, plain: false, binding: None },
         E { name: "instantiatesUri", min: 0, max: u32::MAX, types: &[TypeId(18)], choice: false, plain: false, binding: None },
-        E { name: "status", min: 1, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS116) },
+        E { name: "status", min: 1, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS123) },
         E { name: "dataAbsentReason", min: 0, max: 1, types: &[TypeId(26)], choice: false, plain: false, binding: None },
         E { name: "patient", min: 1, max: 1, types: &[TypeId(65)], choice: false, plain: false, binding: None },
         E { name: "date", min: 0, max: 1, types: &[TypeId(7)], choice: false, plain: false, binding: None },
@@ -4424,7 +4434,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "extension", min: 0, max: u32::MAX, types: &[TypeId(50)], choice: false, plain: false, binding: None },
         E { name: "modifierExtension", min: 0, max: u32::MAX, types: &[TypeId(50)], choice: false, plain: false, binding: None },
         E { name: "identifier", min: 0, max: u32::MAX, types: &[TypeId(52)], choice: false, plain: false, binding: None },
-        E { name: "status", min: 1, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS117) },
+        E { name: "status", min: 1, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS124) },
         E { name: "category", min: 0, max: u32::MAX, types: &[TypeId(26)], choice: false, plain: false, binding: None },
         E { name: "code", min: 1, max: 1, types: &[TypeId(26)], choice: false, plain: false, binding: None },
         E { name: "subject", min: 1, max: 1, types: &[TypeId(65)], choice: false, plain: false, binding: None },
@@ -4443,7 +4453,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "extension", min: 0, max: u32::MAX, types: &[TypeId(50)], choice: false, plain: false, binding: None },
         E { name: "modifierExtension", min: 0, max: u32::MAX, types: &[TypeId(50)], choice: false, plain: false, binding: None },
         E { name: "identifier", min: 0, max: u32::MAX, types: &[TypeId(52)], choice: false, plain: false, binding: None },
-        E { name: "lifecycleStatus", min: 1, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS118) },
+        E { name: "lifecycleStatus", min: 1, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS125) },
         E { name: "achievementStatus", min: 0, max: 1, types: &[TypeId(26)], choice: false, plain: false, binding: None },
         E { name: "category", min: 0, max: u32::MAX, types: &[TypeId(26)], choice: false, plain: false, binding: None },
         E { name: "priority", min: 0, max: 1, types: &[TypeId(26)], choice: false, plain: false, binding: None },
@@ -4490,7 +4500,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "useContext", min: 0, max: u32::MAX, types: &[TypeId(74)], choice: false, plain: false, binding: None },
         E { name: "jurisdiction", min: 0, max: u32::MAX, types: &[TypeId(26)], choice: false, plain: false, binding: None },
         E { name: "purpose", min: 0, max: 1, types: &[TypeId(12)], choice: false, plain: false, binding: None },
-        E { name: "start", min: 1, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS51) },
+        E { name: "start", min: 1, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS55) },
         E { name: "profile", min: 0, max: 1, types: &[TypeId(4)], choice: false, plain: false, binding: None },
         E { name: "link", min: 0, max: u32::MAX, types: &[TypeId(317)], choice: false, plain: false, binding: None },
     ] },
@@ -4511,7 +4521,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
         E { name: "extension", min: 0, max: u32::MAX, types: &[TypeId(50)], choice: false, plain: false, binding: None },
         E { name: "modifierExtension", min: 0, max: u32::MAX, types: &[TypeId(50)], choice: false, plain: false, binding: None },
-        E { name: "type", min: 1, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS51) },
+        E { name: "type", min: 1, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS55) },
         E { name: "params", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: false, binding: None },
         E { name: "profile", min: 0, max: 1, types: &[TypeId(4)], choice: false, plain: false, binding: None },
         E { name: "compartment", min: 0, max: u32::MAX, types: &[TypeId(319)], choice: false, plain: false, binding: None },
@@ -4522,9 +4532,9 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
         E { name: "extension", min: 0, max: u32::MAX, types: &[TypeId(50)], choice: false, plain: false, binding: None },
         E { name: "modifierExtension", min: 0, max: u32::MAX, types: &[TypeId(50)], choice: false, plain: false, binding: None },
-        E { name: "use", min: 1, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS119) },
-        E { name: "code", min: 1, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS79) },
-        E { name: "rule", min: 1, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS120) },
+        E { name: "use", min: 1, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS126) },
+        E { name: "code", min: 1, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS83) },
+        E { name: "rule", min: 1, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS127) },
         E { name: "expression", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: false, binding: None },
         E { name: "description", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: false, binding: None },
     ] },
@@ -4540,7 +4550,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "modifierExtension", min: 0, max: u32::MAX, types: &[TypeId(50)], choice: false, plain: false, binding: None },
         E { name: "identifier", min: 0, max: u32::MAX, types: &[TypeId(52)], choice: false, plain: false, binding: None },
         E { name: "active", min: 0, max: 1, types: &[TypeId(3)], choice: false, plain: false, binding: None },
-        E { name: "type", min: 1, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS121) },
+        E { name: "type", min: 1, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS128) },
         E { name: "actual", min: 1, max: 1, types: &[TypeId(3)], choice: false, plain: false, binding: None },
         E { name: "code", min: 0, max: 1, types: &[TypeId(26)], choice: false, plain: false, binding: None },
         E { name: "name", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: false, binding: None },
@@ -4581,7 +4591,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "requestIdentifier", min: 0, max: 1, types: &[TypeId(52)], choice: false, plain: false, binding: None },
         E { name: "identifier", min: 0, max: u32::MAX, types: &[TypeId(52)], choice: false, plain: false, binding: None },
         E { name: "module", min: 1, max: 1, types: &[TypeId(18), TypeId(4), TypeId(26)], choice: true, plain: false, binding: None },
-        E { name: "status", min: 1, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS122) },
+        E { name: "status", min: 1, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS129) },
         E { name: "subject", min: 0, max: 1, types: &[TypeId(65)], choice: false, plain: false, binding: None },
         E { name: "encounter", min: 0, max: 1, types: &[TypeId(65)], choice: false, plain: false, binding: None },
         E { name: "occurrenceDateTime", min: 0, max: 1, types: &[TypeId(7)], choice: false, plain: false, binding: None },
@@ -4666,7 +4676,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "extension", min: 0, max: u32::MAX, types: &[TypeId(50)], choice: false, plain: false, binding: None },
         E { name: "modifierExtension", min: 0, max: u32::MAX, types: &[TypeId(50)], choice: false, plain: false, binding: None },
         E { name: "identifier", min: 0, max: u32::MAX, types: &[TypeId(52)], choice: false, plain: false, binding: None },
-        E { name: "status", min: 1, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS123) },
+        E { name: "status", min: 1, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS130) },
         E { name: "modality", min: 0, max: u32::MAX, types: &[TypeId(27)], choice: false, plain: false, binding: None },
         E { name: "subject", min: 1, max: 1, types: &[TypeId(65)], choice: false, plain: false, binding: None },
         E { name: "encounter", min: 0, max: 1, types: &[TypeId(65)], choice: false, plain: false, binding: None },
@@ -4733,7 +4743,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "extension", min: 0, max: u32::MAX, types: &[TypeId(50)], choice: false, plain: false, binding: None },
         E { name: "modifierExtension", min: 0, max: u32::MAX, types: &[TypeId(50)], choice: false, plain: false, binding: None },
         E { name: "identifier", min: 0, max: u32::MAX, types: &[TypeId(52)], choice: false, plain: false, binding: None },
-        E { name: "status", min: 1, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS124) },
+        E { name: "status", min: 1, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS131) },
         E { name: "statusReason", min: 0, max: 1, types: &[TypeId(26)], choice: false, plain: false, binding: None },
         E { name: "vaccineCode", min: 1, max: 1, types: &[TypeId(26)], choice: false, plain: false, binding: None },
         E { name: "patient", min: 1, max: 1, types: &[TypeId(65)], choice: false, plain: false, binding: None },
@@ -4810,7 +4820,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "extension", min: 0, max: u32::MAX, types: &[TypeId(50)], choice: false, plain: false, binding: None },
         E { name: "modifierExtension", min: 0, max: u32::MAX, types: &[TypeId(50)], choice: false, plain: false, binding: None },
         E { name: "identifier", min: 0, max: u32::MAX, types: &[TypeId(52)], choice: false, plain: false, binding: None },
-        E { name: "status", min: 1, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS125) },
+        E { name: "status", min: 1, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS132) },
         E { name: "patient", min: 1, max: 1, types: &[TypeId(65)], choice: false, plain: false, binding: None },
         E { name: "date", min: 0, max: 1, types: &[TypeId(7)], choice: false, plain: false, binding: None },
         E { name: "authority", min: 0, max: 1, types: &[TypeId(65)], choice: false, plain: false, binding: None },
@@ -4889,8 +4899,8 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "jurisdiction", min: 0, max: u32::MAX, types: &[TypeId(26)], choice: false, plain: false, binding: None },
         E { name: "copyright", min: 0, max: 1, types: &[TypeId(12)], choice: false, plain: false, binding: None },
         E { name: "packageId", min: 1, max: 1, types: &[TypeId(9)], choice: false, plain: false, binding: None },
-        E { name: "license", min: 0, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS126) },
-        E { name: "fhirVersion", min: 1, max: u32::MAX, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS49) },
+        E { name: "license", min: 0, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS133) },
+        E { name: "fhirVersion", min: 1, max: u32::MAX, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS53) },
         E { name: "dependsOn", min: 0, max: u32::MAX, types: &[TypeId(342)], choice: false, plain: false, binding: None },
         E { name: "global", min: 0, max: u32::MAX, types: &[TypeId(343)], choice: false, plain: false, binding: None },
         E { name: "definition", min: 0, max: 1, types: &[TypeId(344)], choice: false, plain: false, binding: None },
@@ -4910,7 +4920,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
         E { name: "extension", min: 0, max: u32::MAX, types: &[TypeId(50)], choice: false, plain: false, binding: None },
         E { name: "modifierExtension", min: 0, max: u32::MAX, types: &[TypeId(50)], choice: false, plain: false, binding: None },
-        E { name: "type", min: 1, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS51) },
+        E { name: "type", min: 1, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS55) },
         E { name: "profile", min: 1, max: 1, types: &[TypeId(4)], choice: false, plain: false, binding: None },
     ] },
     // 344
@@ -4938,7 +4948,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "extension", min: 0, max: u32::MAX, types: &[TypeId(50)], choice: false, plain: false, binding: None },
         E { name: "modifierExtension", min: 0, max: u32::MAX, types: &[TypeId(50)], choice: false, plain: false, binding: None },
         E { name: "reference", min: 1, max: 1, types: &[TypeId(65)], choice: false, plain: false, binding: None },
-        E { name: "fhirVersion", min: 0, max: u32::MAX, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS49) },
+        E { name: "fhirVersion", min: 0, max: u32::MAX, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS53) },
         E { name: "name", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: false, binding: None },
         E { name: "description", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: false, binding: None },
         E { name: "example", min: 0, max: 1, types: &[TypeId(3), TypeId(4)], choice: true, plain: false, binding: None },
@@ -4951,7 +4961,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "modifierExtension", min: 0, max: u32::MAX, types: &[TypeId(50)], choice: false, plain: false, binding: None },
         E { name: "name", min: 1, max: 1, types: &[TypeId(19), TypeId(65)], choice: true, plain: false, binding: None },
         E { name: "title", min: 1, max: 1, types: &[TypeId(15)], choice: false, plain: false, binding: None },
-        E { name: "generation", min: 1, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS127) },
+        E { name: "generation", min: 1, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS134) },
         E { name: "page", min: 0, max: u32::MAX, types: &[TypeId(347)], choice: false, plain: false, binding: None },
     ] },
     // 348
@@ -4959,7 +4969,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
         E { name: "extension", min: 0, max: u32::MAX, types: &[TypeId(50)], choice: false, plain: false, binding: None },
         E { name: "modifierExtension", min: 0, max: u32::MAX, types: &[TypeId(50)], choice: false, plain: false, binding: None },
-        E { name: "code", min: 1, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS128) },
+        E { name: "code", min: 1, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS135) },
         E { name: "value", min: 1, max: 1, types: &[TypeId(15)], choice: false, plain: false, binding: None },
     ] },
     // 349
@@ -5105,7 +5115,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "extension", min: 0, max: u32::MAX, types: &[TypeId(50)], choice: false, plain: false, binding: None },
         E { name: "modifierExtension", min: 0, max: u32::MAX, types: &[TypeId(50)], choice: false, plain: false, binding: None },
         E { name: "type", min: 1, max: 1, types: &[TypeId(26)], choice: false, plain: false, binding: None },
-        E { name: "applicability", min: 0, max: 1, types: &[TypeId(26)], choice: false, plain: false, binding: None },
+        E { name: "applicability", min: 0, max: 1, types: &[TypeId(26)], choice: false, plain: false, binding: Some(&VS136) },
         E { name: "qualifiers", min: 0, max: u32::MAX, types: &[TypeId(26)], choice: false, plain: false, binding: None },
         E { name: "value", min: 0, max: 1, types: &[TypeId(62)], choice: false, plain: false, binding: None },
     ] },
@@ -5120,7 +5130,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "extension", min: 0, max: u32::MAX, types: &[TypeId(50)], choice: false, plain: false, binding: None },
         E { name: "modifierExtension", min: 0, max: u32::MAX, types: &[TypeId(50)], choice: false, plain: false, binding: None },
         E { name: "identifier", min: 0, max: u32::MAX, types: &[TypeId(52)], choice: false, plain: false, binding: None },
-        E { name: "status", min: 1, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS129) },
+        E { name: "status", min: 1, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS137) },
         E { name: "cancelledReason", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: false, binding: None },
         E { name: "type", min: 0, max: 1, types: &[TypeId(26)], choice: false, plain: false, binding: None },
         E { name: "subject", min: 0, max: 1, types: &[TypeId(65)], choice: false, plain: false, binding: None },
@@ -5158,7 +5168,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
         E { name: "extension", min: 0, max: u32::MAX, types: &[TypeId(50)], choice: false, plain: false, binding: None },
         E { name: "modifierExtension", min: 0, max: u32::MAX, types: &[TypeId(50)], choice: false, plain: false, binding: None },
-        E { name: "type", min: 1, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS68) },
+        E { name: "type", min: 1, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS72) },
         E { name: "code", min: 0, max: 1, types: &[TypeId(26)], choice: false, plain: false, binding: None },
         E { name: "factor", min: 0, max: 1, types: &[TypeId(8)], choice: false, plain: false, binding: None },
         E { name: "amount", min: 0, max: 1, types: &[TypeId(55)], choice: false, plain: false, binding: None },
@@ -5224,7 +5234,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
         E { name: "extension", min: 0, max: u32::MAX, types: &[TypeId(50)], choice: false, plain: false, binding: None },
         E { name: "modifierExtension", min: 0, max: u32::MAX, types: &[TypeId(50)], choice: false, plain: false, binding: None },
-        E { name: "type", min: 1, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS130) },
+        E { name: "type", min: 1, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS138) },
         E { name: "resource", min: 1, max: 1, types: &[TypeId(65)], choice: false, plain: false, binding: None },
     ] },
     // 370
@@ -5238,8 +5248,8 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "extension", min: 0, max: u32::MAX, types: &[TypeId(50)], choice: false, plain: false, binding: None },
         E { name: "modifierExtension", min: 0, max: u32::MAX, types: &[TypeId(50)], choice: false, plain: false, binding: None },
         E { name: "identifier", min: 0, max: u32::MAX, types: &[TypeId(52)], choice: false, plain: false, binding: None },
-        E { name: "status", min: 1, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS131) },
-        E { name: "mode", min: 1, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS84) },
+        E { name: "status", min: 1, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS139) },
+        E { name: "mode", min: 1, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS88) },
         E { name: "title", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: false, binding: None },
         E { name: "code", min: 0, max: 1, types: &[TypeId(26)], choice: false, plain: false, binding: None },
         E { name: "subject", min: 0, max: 1, types: &[TypeId(65)], choice: false, plain: false, binding: None },
@@ -5272,12 +5282,12 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "extension", min: 0, max: u32::MAX, types: &[TypeId(50)], choice: false, plain: false, binding: None },
         E { name: "modifierExtension", min: 0, max: u32::MAX, types: &[TypeId(50)], choice: false, plain: false, binding: None },
         E { name: "identifier", min: 0, max: u32::MAX, types: &[TypeId(52)], choice: false, plain: false, binding: None },
-        E { name: "status", min: 0, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS132) },
+        E { name: "status", min: 0, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS140) },
         E { name: "operationalStatus", min: 0, max: 1, types: &[TypeId(27)], choice: false, plain: false, binding: None },
         E { name: "name", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: false, binding: None },
         E { name: "alias", min: 0, max: u32::MAX, types: &[TypeId(15)], choice: false, plain: false, binding: None },
         E { name: "description", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: false, binding: None },
-        E { name: "mode", min: 0, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS133) },
+        E { name: "mode", min: 0, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS141) },
         E { name: "type", min: 0, max: u32::MAX, types: &[TypeId(26)], choice: false, plain: false, binding: None },
         E { name: "telecom", min: 0, max: u32::MAX, types: &[TypeId(29)], choice: false, plain: false, binding: None },
         E { name: "address", min: 0, max: 1, types: &[TypeId(22)], choice: false, plain: false, binding: None },
@@ -5354,7 +5364,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "rateAggregation", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: false, binding: None },
         E { name: "rationale", min: 0, max: 1, types: &[TypeId(12)], choice: false, plain: false, binding: None },
         E { name: "clinicalRecommendationStatement", min: 0, max: 1, types: &[TypeId(12)], choice: false, plain: false, binding: None },
-        E { name: "improvementNotation", min: 0, max: 1, types: &[TypeId(26)], choice: false, plain: false, binding: None },
+        E { name: "improvementNotation", min: 0, max: 1, types: &[TypeId(26)], choice: false, plain: false, binding: Some(&VS142) },
         E { name: "definition", min: 0, max: u32::MAX, types: &[TypeId(12)], choice: false, plain: false, binding: None },
         E { name: "guidance", min: 0, max: 1, types: &[TypeId(12)], choice: false, plain: false, binding: None },
         E { name: "group", min: 0, max: u32::MAX, types: &[TypeId(376)], choice: false, plain: false, binding: None },
@@ -5419,14 +5429,14 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "extension", min: 0, max: u32::MAX, types: &[TypeId(50)], choice: false, plain: false, binding: None },
         E { name: "modifierExtension", min: 0, max: u32::MAX, types: &[TypeId(50)], choice: false, plain: false, binding: None },
         E { name: "identifier", min: 0, max: u32::MAX, types: &[TypeId(52)], choice: false, plain: false, binding: None },
-        E { name: "status", min: 1, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS134) },
-        E { name: "type", min: 1, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS135) },
+        E { name: "status", min: 1, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS143) },
+        E { name: "type", min: 1, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS144) },
         E { name: "measure", min: 1, max: 1, types: &[TypeId(4)], choice: false, plain: false, binding: None },
         E { name: "subject", min: 0, max: 1, types: &[TypeId(65)], choice: false, plain: false, binding: None },
         E { name: "date", min: 0, max: 1, types: &[TypeId(7)], choice: false, plain: false, binding: None },
         E { name: "reporter", min: 0, max: 1, types: &[TypeId(65)], choice: false, plain: false, binding: None },
         E { name: "period", min: 1, max: 1, types: &[TypeId(58)], choice: false, plain: false, binding: None },
-        E { name: "improvementNotation", min: 0, max: 1, types: &[TypeId(26)], choice: false, plain: false, binding: None },
+        E { name: "improvementNotation", min: 0, max: 1, types: &[TypeId(26)], choice: false, plain: false, binding: Some(&VS142) },
         E { name: "group", min: 0, max: u32::MAX, types: &[TypeId(382)], choice: false, plain: false, binding: None },
         E { name: "evaluatedResource", min: 0, max: u32::MAX, types: &[TypeId(65)], choice: false, plain: false, binding: None },
     ] },
@@ -5497,7 +5507,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "identifier", min: 0, max: u32::MAX, types: &[TypeId(52)], choice: false, plain: false, binding: None },
         E { name: "basedOn", min: 0, max: u32::MAX, types: &[TypeId(65)], choice: false, plain: false, binding: None },
         E { name: "partOf", min: 0, max: u32::MAX, types: &[TypeId(65)], choice: false, plain: false, binding: None },
-        E { name: "status", min: 1, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS78) },
+        E { name: "status", min: 1, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS82) },
         E { name: "type", min: 0, max: 1, types: &[TypeId(26)], choice: false, plain: false, binding: None },
         E { name: "modality", min: 0, max: 1, types: &[TypeId(26)], choice: false, plain: false, binding: None },
         E { name: "view", min: 0, max: 1, types: &[TypeId(26)], choice: false, plain: false, binding: None },
@@ -5529,7 +5539,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "modifierExtension", min: 0, max: u32::MAX, types: &[TypeId(50)], choice: false, plain: false, binding: None },
         E { name: "identifier", min: 0, max: u32::MAX, types: &[TypeId(52)], choice: false, plain: false, binding: None },
         E { name: "code", min: 0, max: 1, types: &[TypeId(26)], choice: false, plain: false, binding: None },
-        E { name: "status", min: 0, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS136) },
+        E { name: "status", min: 0, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS145) },
         E { name: "manufacturer", min: 0, max: 1, types: &[TypeId(65)], choice: false, plain: false, binding: None },
         E { name: "form", min: 0, max: 1, types: &[TypeId(26)], choice: false, plain: false, binding: None },
         E { name: "amount", min: 0, max: 1, types: &[TypeId(64)], choice: false, plain: false, binding: None },
@@ -5566,7 +5576,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "identifier", min: 0, max: u32::MAX, types: &[TypeId(52)], choice: false, plain: false, binding: None },
         E { name: "instantiates", min: 0, max: u32::MAX, types: &[TypeId(18)], choice: false, plain: false, binding: None },
         E { name: "partOf", min: 0, max: u32::MAX, types: &[TypeId(65)], choice: false, plain: false, binding: None },
-        E { name: "status", min: 1, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS137) },
+        E { name: "status", min: 1, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS146) },
         E { name: "statusReason", min: 0, max: u32::MAX, types: &[TypeId(26)], choice: false, plain: false, binding: None },
         E { name: "category", min: 0, max: 1, types: &[TypeId(26)], choice: false, plain: false, binding: None },
         E { name: "medication", min: 1, max: 1, types: &[TypeId(26), TypeId(65)], choice: true, plain: false, binding: None },
@@ -5615,7 +5625,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "modifierExtension", min: 0, max: u32::MAX, types: &[TypeId(50)], choice: false, plain: false, binding: None },
         E { name: "identifier", min: 0, max: u32::MAX, types: &[TypeId(52)], choice: false, plain: false, binding: None },
         E { name: "partOf", min: 0, max: u32::MAX, types: &[TypeId(65)], choice: false, plain: false, binding: None },
-        E { name: "status", min: 1, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS138) },
+        E { name: "status", min: 1, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS147) },
         E { name: "statusReason", min: 0, max: 1, types: &[TypeId(26), TypeId(65)], choice: true, plain: false, binding: None },
         E { name: "category", min: 0, max: 1, types: &[TypeId(26)], choice: false, plain: false, binding: None },
         E { name: "medication", min: 1, max: 1, types: &[TypeId(26), TypeId(65)], choice: true, plain: false, binding: None },
@@ -5667,7 +5677,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "extension", min: 0, max: u32::MAX, types: &[TypeId(50)], choice: false, plain: false, binding: None },
         E { name: "modifierExtension", min: 0, max: u32::MAX, types: &[TypeId(50)], choice: false, plain: false, binding: None },
         E { name: "code", min: 0, max: 1, types: &[TypeId(26)], choice: false, plain: false, binding: None },
-        E { name: "status", min: 0, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS139) },
+        E { name: "status", min: 0, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS148) },
         E { name: "manufacturer", min: 0, max: 1, types: &[TypeId(65)], choice: false, plain: false, binding: None },
         E { name: "doseForm", min: 0, max: 1, types: &[TypeId(26)], choice: false, plain: false, binding: None },
         E { name: "amount", min: 0, max: 1, types: &[TypeId(62)], choice: false, plain: false, binding: None },
@@ -5833,9 +5843,9 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "extension", min: 0, max: u32::MAX, types: &[TypeId(50)], choice: false, plain: false, binding: None },
         E { name: "modifierExtension", min: 0, max: u32::MAX, types: &[TypeId(50)], choice: false, plain: false, binding: None },
         E { name: "identifier", min: 0, max: u32::MAX, types: &[TypeId(52)], choice: false, plain: false, binding: None },
-        E { name: "status", min: 1, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS140) },
+        E { name: "status", min: 1, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS149) },
         E { name: "statusReason", min: 0, max: 1, types: &[TypeId(26)], choice: false, plain: false, binding: None },
-        E { name: "intent", min: 1, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS141) },
+        E { name: "intent", min: 1, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS150) },
         E { name: "category", min: 0, max: u32::MAX, types: &[TypeId(26)], choice: false, plain: false, binding: None },
         E { name: "priority", min: 0, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS29) },
         E { name: "doNotPerform", min: 0, max: 1, types: &[TypeId(3)], choice: false, plain: false, binding: None },
@@ -5907,7 +5917,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "identifier", min: 0, max: u32::MAX, types: &[TypeId(52)], choice: false, plain: false, binding: None },
         E { name: "basedOn", min: 0, max: u32::MAX, types: &[TypeId(65)], choice: false, plain: false, binding: None },
         E { name: "partOf", min: 0, max: u32::MAX, types: &[TypeId(65)], choice: false, plain: false, binding: None },
-        E { name: "status", min: 1, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS142) },
+        E { name: "status", min: 1, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS151) },
         E { name: "statusReason", min: 0, max: u32::MAX, types: &[TypeId(26)], choice: false, plain: false, binding: None },
         E { name: "category", min: 0, max: 1, types: &[TypeId(26)], choice: false, plain: false, binding: None },
         E { name: "medication", min: 1, max: 1, types: &[TypeId(26), TypeId(65)], choice: true, plain: false, binding: None },
@@ -6355,9 +6365,9 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "base", min: 0, max: 1, types: &[TypeId(4)], choice: false, plain: false, binding: None },
         E { name: "parent", min: 0, max: u32::MAX, types: &[TypeId(4)], choice: false, plain: false, binding: None },
         E { name: "event", min: 1, max: 1, types: &[TypeId(27), TypeId(18)], choice: true, plain: false, binding: None },
-        E { name: "category", min: 0, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS143) },
+        E { name: "category", min: 0, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS152) },
         E { name: "focus", min: 0, max: u32::MAX, types: &[TypeId(451)], choice: false, plain: false, binding: None },
-        E { name: "responseRequired", min: 0, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS144) },
+        E { name: "responseRequired", min: 0, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS153) },
         E { name: "allowedResponse", min: 0, max: u32::MAX, types: &[TypeId(452)], choice: false, plain: false, binding: None },
         E { name: "graph", min: 0, max: u32::MAX, types: &[TypeId(4)], choice: false, plain: false, binding: None },
     ] },
@@ -6366,7 +6376,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
         E { name: "extension", min: 0, max: u32::MAX, types: &[TypeId(50)], choice: false, plain: false, binding: None },
         E { name: "modifierExtension", min: 0, max: u32::MAX, types: &[TypeId(50)], choice: false, plain: false, binding: None },
-        E { name: "code", min: 1, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS51) },
+        E { name: "code", min: 1, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS55) },
         E { name: "profile", min: 0, max: 1, types: &[TypeId(4)], choice: false, plain: false, binding: None },
         E { name: "min", min: 1, max: 1, types: &[TypeId(17)], choice: false, plain: false, binding: None },
         E { name: "max", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: false, binding: None },
@@ -6428,7 +6438,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "extension", min: 0, max: u32::MAX, types: &[TypeId(50)], choice: false, plain: false, binding: None },
         E { name: "modifierExtension", min: 0, max: u32::MAX, types: &[TypeId(50)], choice: false, plain: false, binding: None },
         E { name: "identifier", min: 1, max: 1, types: &[TypeId(9)], choice: false, plain: false, binding: None },
-        E { name: "code", min: 1, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS145) },
+        E { name: "code", min: 1, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS154) },
         E { name: "details", min: 0, max: 1, types: &[TypeId(65)], choice: false, plain: false, binding: None },
     ] },
     // 457
@@ -6442,7 +6452,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "extension", min: 0, max: u32::MAX, types: &[TypeId(50)], choice: false, plain: false, binding: None },
         E { name: "modifierExtension", min: 0, max: u32::MAX, types: &[TypeId(50)], choice: false, plain: false, binding: None },
         E { name: "identifier", min: 0, max: u32::MAX, types: &[TypeId(52)], choice: false, plain: false, binding: None },
-        E { name: "type", min: 0, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS146) },
+        E { name: "type", min: 0, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS155) },
         E { name: "coordinateSystem", min: 1, max: 1, types: &[TypeId(11)], choice: false, plain: false, binding: None },
         E { name: "patient", min: 0, max: 1, types: &[TypeId(65)], choice: false, plain: false, binding: None },
         E { name: "specimen", min: 0, max: 1, types: &[TypeId(65)], choice: false, plain: false, binding: None },
@@ -6465,11 +6475,11 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "modifierExtension", min: 0, max: u32::MAX, types: &[TypeId(50)], choice: false, plain: false, binding: None },
         E { name: "chromosome", min: 0, max: 1, types: &[TypeId(26)], choice: false, plain: false, binding: None },
         E { name: "genomeBuild", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: false, binding: None },
-        E { name: "orientation", min: 0, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS147) },
+        E { name: "orientation", min: 0, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS156) },
         E { name: "referenceSeqId", min: 0, max: 1, types: &[TypeId(26)], choice: false, plain: false, binding: None },
         E { name: "referenceSeqPointer", min: 0, max: 1, types: &[TypeId(65)], choice: false, plain: false, binding: None },
         E { name: "referenceSeqString", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: false, binding: None },
-        E { name: "strand", min: 0, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS148) },
+        E { name: "strand", min: 0, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS157) },
         E { name: "windowStart", min: 0, max: 1, types: &[TypeId(11)], choice: false, plain: false, binding: None },
         E { name: "windowEnd", min: 0, max: 1, types: &[TypeId(11)], choice: false, plain: false, binding: None },
     ] },
@@ -6490,7 +6500,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
         E { name: "extension", min: 0, max: u32::MAX, types: &[TypeId(50)], choice: false, plain: false, binding: None },
         E { name: "modifierExtension", min: 0, max: u32::MAX, types: &[TypeId(50)], choice: false, plain: false, binding: None },
-        E { name: "type", min: 1, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS149) },
+        E { name: "type", min: 1, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS158) },
         E { name: "standardSequence", min: 0, max: 1, types: &[TypeId(26)], choice: false, plain: false, binding: None },
         E { name: "start", min: 0, max: 1, types: &[TypeId(11)], choice: false, plain: false, binding: None },
         E { name: "end", min: 0, max: 1, types: &[TypeId(11)], choice: false, plain: false, binding: None },
@@ -6524,7 +6534,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
         E { name: "extension", min: 0, max: u32::MAX, types: &[TypeId(50)], choice: false, plain: false, binding: None },
         E { name: "modifierExtension", min: 0, max: u32::MAX, types: &[TypeId(50)], choice: false, plain: false, binding: None },
-        E { name: "type", min: 1, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS150) },
+        E { name: "type", min: 1, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS159) },
         E { name: "url", min: 0, max: 1, types: &[TypeId(18)], choice: false, plain: false, binding: None },
         E { name: "name", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: false, binding: None },
         E { name: "datasetId", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: false, binding: None },
@@ -6570,7 +6580,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "modifierExtension", min: 0, max: u32::MAX, types: &[TypeId(50)], choice: false, plain: false, binding: None },
         E { name: "name", min: 1, max: 1, types: &[TypeId(15)], choice: false, plain: false, binding: None },
         E { name: "status", min: 1, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS26) },
-        E { name: "kind", min: 1, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS151) },
+        E { name: "kind", min: 1, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS160) },
         E { name: "date", min: 1, max: 1, types: &[TypeId(7)], choice: false, plain: false, binding: None },
         E { name: "publisher", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: false, binding: None },
         E { name: "contact", min: 0, max: u32::MAX, types: &[TypeId(28)], choice: false, plain: false, binding: None },
@@ -6587,7 +6597,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
         E { name: "extension", min: 0, max: u32::MAX, types: &[TypeId(50)], choice: false, plain: false, binding: None },
         E { name: "modifierExtension", min: 0, max: u32::MAX, types: &[TypeId(50)], choice: false, plain: false, binding: None },
-        E { name: "type", min: 1, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS152) },
+        E { name: "type", min: 1, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS161) },
         E { name: "value", min: 1, max: 1, types: &[TypeId(15)], choice: false, plain: false, binding: None },
         E { name: "preferred", min: 0, max: 1, types: &[TypeId(3)], choice: false, plain: false, binding: None },
         E { name: "comment", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: false, binding: None },
@@ -6607,7 +6617,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "instantiatesCanonical", min: 0, max: u32::MAX, types: &[TypeId(4)], choice: false, plain: false, binding: None },
         E { name: "instantiatesUri", min: 0, max: u32::MAX, types: &[TypeId(18)], choice: false, plain: false, binding: None },
         E { name: "instantiates", min: 0, max: u32::MAX, types: &[TypeId(18)], choice: false, plain: false, binding: None },
-        E { name: "status", min: 1, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS61) },
+        E { name: "status", min: 1, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS65) },
         E { name: "intent", min: 1, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS28) },
         E { name: "patient", min: 1, max: 1, types: &[TypeId(65)], choice: false, plain: false, binding: None },
         E { name: "encounter", min: 0, max: 1, types: &[TypeId(65)], choice: false, plain: false, binding: None },
@@ -6697,7 +6707,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "identifier", min: 0, max: u32::MAX, types: &[TypeId(52)], choice: false, plain: false, binding: None },
         E { name: "basedOn", min: 0, max: u32::MAX, types: &[TypeId(65)], choice: false, plain: false, binding: None },
         E { name: "partOf", min: 0, max: u32::MAX, types: &[TypeId(65)], choice: false, plain: false, binding: None },
-        E { name: "status", min: 1, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS94) },
+        E { name: "status", min: 1, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS100) },
         E { name: "category", min: 0, max: u32::MAX, types: &[TypeId(26)], choice: false, plain: false, binding: None },
         E { name: "code", min: 1, max: 1, types: &[TypeId(26)], choice: false, plain: false, binding: None },
         E { name: "subject", min: 0, max: 1, types: &[TypeId(65)], choice: false, plain: false, binding: None },
@@ -6755,7 +6765,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "category", min: 0, max: u32::MAX, types: &[TypeId(26)], choice: false, plain: false, binding: None },
         E { name: "code", min: 1, max: 1, types: &[TypeId(26)], choice: false, plain: false, binding: None },
         E { name: "identifier", min: 0, max: u32::MAX, types: &[TypeId(52)], choice: false, plain: false, binding: None },
-        E { name: "permittedDataType", min: 0, max: u32::MAX, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS153) },
+        E { name: "permittedDataType", min: 0, max: u32::MAX, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS162) },
         E { name: "multipleResultsAllowed", min: 0, max: 1, types: &[TypeId(3)], choice: false, plain: false, binding: None },
         E { name: "method", min: 0, max: 1, types: &[TypeId(26)], choice: false, plain: false, binding: None },
         E { name: "preferredReportName", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: false, binding: None },
@@ -6781,11 +6791,11 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
         E { name: "extension", min: 0, max: u32::MAX, types: &[TypeId(50)], choice: false, plain: false, binding: None },
         E { name: "modifierExtension", min: 0, max: u32::MAX, types: &[TypeId(50)], choice: false, plain: false, binding: None },
-        E { name: "category", min: 0, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS154) },
+        E { name: "category", min: 0, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS163) },
         E { name: "range", min: 0, max: 1, types: &[TypeId(63)], choice: false, plain: false, binding: None },
         E { name: "context", min: 0, max: 1, types: &[TypeId(26)], choice: false, plain: false, binding: None },
         E { name: "appliesTo", min: 0, max: u32::MAX, types: &[TypeId(26)], choice: false, plain: false, binding: None },
-        E { name: "gender", min: 0, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS155) },
+        E { name: "gender", min: 0, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS164) },
         E { name: "age", min: 0, max: 1, types: &[TypeId(63)], choice: false, plain: false, binding: None },
         E { name: "gestationalAge", min: 0, max: 1, types: &[TypeId(63)], choice: false, plain: false, binding: None },
         E { name: "condition", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: false, binding: None },
@@ -6805,7 +6815,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "name", min: 1, max: 1, types: &[TypeId(15)], choice: false, plain: false, binding: None },
         E { name: "title", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: false, binding: None },
         E { name: "status", min: 1, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS26) },
-        E { name: "kind", min: 1, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS156) },
+        E { name: "kind", min: 1, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS165) },
         E { name: "experimental", min: 0, max: 1, types: &[TypeId(3)], choice: false, plain: false, binding: None },
         E { name: "date", min: 0, max: 1, types: &[TypeId(7)], choice: false, plain: false, binding: None },
         E { name: "publisher", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: false, binding: None },
@@ -6818,7 +6828,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "code", min: 1, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: None },
         E { name: "comment", min: 0, max: 1, types: &[TypeId(12)], choice: false, plain: false, binding: None },
         E { name: "base", min: 0, max: 1, types: &[TypeId(4)], choice: false, plain: false, binding: None },
-        E { name: "resource", min: 0, max: u32::MAX, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS51) },
+        E { name: "resource", min: 0, max: u32::MAX, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS55) },
         E { name: "system", min: 1, max: 1, types: &[TypeId(3)], choice: false, plain: false, binding: None },
         E { name: "type", min: 1, max: 1, types: &[TypeId(3)], choice: false, plain: false, binding: None },
         E { name: "instance", min: 1, max: 1, types: &[TypeId(3)], choice: false, plain: false, binding: None },
@@ -6839,7 +6849,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "documentation", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: false, binding: None },
         E { name: "type", min: 0, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS6) },
         E { name: "targetProfile", min: 0, max: u32::MAX, types: &[TypeId(4)], choice: false, plain: false, binding: None },
-        E { name: "searchType", min: 0, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS57) },
+        E { name: "searchType", min: 0, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS61) },
         E { name: "binding", min: 0, max: 1, types: &[TypeId(483)], choice: false, plain: false, binding: None },
         E { name: "referencedFrom", min: 0, max: u32::MAX, types: &[TypeId(484)], choice: false, plain: false, binding: None },
         E { name: "part", min: 0, max: u32::MAX, types: &[TypeId(482)], choice: false, plain: false, binding: None },
@@ -6885,8 +6895,8 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
         E { name: "extension", min: 0, max: u32::MAX, types: &[TypeId(50)], choice: false, plain: false, binding: None },
         E { name: "modifierExtension", min: 0, max: u32::MAX, types: &[TypeId(50)], choice: false, plain: false, binding: None },
-        E { name: "severity", min: 1, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS157) },
-        E { name: "code", min: 1, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS158) },
+        E { name: "severity", min: 1, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS166) },
+        E { name: "code", min: 1, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS167) },
         E { name: "details", min: 0, max: 1, types: &[TypeId(26)], choice: false, plain: false, binding: None },
         E { name: "diagnostics", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: false, binding: None },
         E { name: "location", min: 0, max: u32::MAX, types: &[TypeId(15)], choice: false, plain: false, binding: None },
@@ -6978,7 +6988,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "active", min: 0, max: 1, types: &[TypeId(3)], choice: false, plain: false, binding: None },
         E { name: "name", min: 0, max: u32::MAX, types: &[TypeId(51)], choice: false, plain: false, binding: None },
         E { name: "telecom", min: 0, max: u32::MAX, types: &[TypeId(29)], choice: false, plain: false, binding: None },
-        E { name: "gender", min: 0, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS155) },
+        E { name: "gender", min: 0, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS164) },
         E { name: "birthDate", min: 0, max: 1, types: &[TypeId(6)], choice: false, plain: false, binding: None },
         E { name: "deceased", min: 0, max: 1, types: &[TypeId(3), TypeId(7)], choice: true, plain: false, binding: None },
         E { name: "address", min: 0, max: u32::MAX, types: &[TypeId(22)], choice: false, plain: false, binding: None },
@@ -7000,7 +7010,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "name", min: 0, max: 1, types: &[TypeId(51)], choice: false, plain: false, binding: None },
         E { name: "telecom", min: 0, max: u32::MAX, types: &[TypeId(29)], choice: false, plain: false, binding: None },
         E { name: "address", min: 0, max: 1, types: &[TypeId(22)], choice: false, plain: false, binding: None },
-        E { name: "gender", min: 0, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS155) },
+        E { name: "gender", min: 0, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS164) },
         E { name: "organization", min: 0, max: 1, types: &[TypeId(65)], choice: false, plain: false, binding: None },
         E { name: "period", min: 0, max: 1, types: &[TypeId(58)], choice: false, plain: false, binding: None },
     ] },
@@ -7018,7 +7028,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "extension", min: 0, max: u32::MAX, types: &[TypeId(50)], choice: false, plain: false, binding: None },
         E { name: "modifierExtension", min: 0, max: u32::MAX, types: &[TypeId(50)], choice: false, plain: false, binding: None },
         E { name: "other", min: 1, max: 1, types: &[TypeId(65)], choice: false, plain: false, binding: None },
-        E { name: "type", min: 1, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS159) },
+        E { name: "type", min: 1, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS168) },
     ] },
     // 497
     TypeDef { name: "PaymentNotice", kind: TypeKind::Resource, elements: &[
@@ -7031,7 +7041,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "extension", min: 0, max: u32::MAX, types: &[TypeId(50)], choice: false, plain: false, binding: None },
         E { name: "modifierExtension", min: 0, max: u32::MAX, types: &[TypeId(50)], choice: false, plain: false, binding: None },
         E { name: "identifier", min: 0, max: u32::MAX, types: &[TypeId(52)], choice: false, plain: false, binding: None },
-        E { name: "status", min: 1, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS69) },
+        E { name: "status", min: 1, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS73) },
         E { name: "request", min: 0, max: 1, types: &[TypeId(65)], choice: false, plain: false, binding: None },
         E { name: "response", min: 0, max: 1, types: &[TypeId(65)], choice: false, plain: false, binding: None },
         E { name: "created", min: 1, max: 1, types: &[TypeId(7)], choice: false, plain: false, binding: None },
@@ -7054,13 +7064,13 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "extension", min: 0, max: u32::MAX, types: &[TypeId(50)], choice: false, plain: false, binding: None },
         E { name: "modifierExtension", min: 0, max: u32::MAX, types: &[TypeId(50)], choice: false, plain: false, binding: None },
         E { name: "identifier", min: 0, max: u32::MAX, types: &[TypeId(52)], choice: false, plain: false, binding: None },
-        E { name: "status", min: 1, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS69) },
+        E { name: "status", min: 1, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS73) },
         E { name: "period", min: 0, max: 1, types: &[TypeId(58)], choice: false, plain: false, binding: None },
         E { name: "created", min: 1, max: 1, types: &[TypeId(7)], choice: false, plain: false, binding: None },
         E { name: "paymentIssuer", min: 0, max: 1, types: &[TypeId(65)], choice: false, plain: false, binding: None },
         E { name: "request", min: 0, max: 1, types: &[TypeId(65)], choice: false, plain: false, binding: None },
         E { name: "requestor", min: 0, max: 1, types: &[TypeId(65)], choice: false, plain: false, binding: None },
-        E { name: "outcome", min: 0, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS71) },
+        E { name: "outcome", min: 0, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS75) },
         E { name: "disposition", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: false, binding: None },
         E { name: "paymentDate", min: 1, max: 1, types: &[TypeId(6)], choice: false, plain: false, binding: None },
         E { name: "paymentAmount", min: 1, max: 1, types: &[TypeId(55)], choice: false, plain: false, binding: None },
@@ -7090,7 +7100,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
         E { name: "extension", min: 0, max: u32::MAX, types: &[TypeId(50)], choice: false, plain: false, binding: None },
         E { name: "modifierExtension", min: 0, max: u32::MAX, types: &[TypeId(50)], choice: false, plain: false, binding: None },
-        E { name: "type", min: 0, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS72) },
+        E { name: "type", min: 0, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS76) },
         E { name: "text", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: false, binding: None },
     ] },
     // 501
@@ -7106,7 +7116,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "identifier", min: 0, max: u32::MAX, types: &[TypeId(52)], choice: false, plain: false, binding: None },
         E { name: "name", min: 0, max: u32::MAX, types: &[TypeId(51)], choice: false, plain: false, binding: None },
         E { name: "telecom", min: 0, max: u32::MAX, types: &[TypeId(29)], choice: false, plain: false, binding: None },
-        E { name: "gender", min: 0, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS155) },
+        E { name: "gender", min: 0, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS164) },
         E { name: "birthDate", min: 0, max: 1, types: &[TypeId(6)], choice: false, plain: false, binding: None },
         E { name: "address", min: 0, max: u32::MAX, types: &[TypeId(22)], choice: false, plain: false, binding: None },
         E { name: "photo", min: 0, max: 1, types: &[TypeId(25)], choice: false, plain: false, binding: None },
@@ -7120,7 +7130,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "extension", min: 0, max: u32::MAX, types: &[TypeId(50)], choice: false, plain: false, binding: None },
         E { name: "modifierExtension", min: 0, max: u32::MAX, types: &[TypeId(50)], choice: false, plain: false, binding: None },
         E { name: "target", min: 1, max: 1, types: &[TypeId(65)], choice: false, plain: false, binding: None },
-        E { name: "assurance", min: 0, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS160) },
+        E { name: "assurance", min: 0, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS169) },
     ] },
     // 503
     TypeDef { name: "PlanDefinition", kind: TypeKind::Resource, elements: &[
@@ -7209,11 +7219,11 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "timing", min: 0, max: 1, types: &[TypeId(7), TypeId(23), TypeId(58), TypeId(39), TypeId(63), TypeId(71)], choice: true, plain: false, binding: None },
         E { name: "participant", min: 0, max: u32::MAX, types: &[TypeId(509)], choice: false, plain: false, binding: None },
         E { name: "type", min: 0, max: 1, types: &[TypeId(26)], choice: false, plain: false, binding: None },
-        E { name: "groupingBehavior", min: 0, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS161) },
-        E { name: "selectionBehavior", min: 0, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS162) },
-        E { name: "requiredBehavior", min: 0, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS163) },
-        E { name: "precheckBehavior", min: 0, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS164) },
-        E { name: "cardinalityBehavior", min: 0, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS165) },
+        E { name: "groupingBehavior", min: 0, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS170) },
+        E { name: "selectionBehavior", min: 0, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS171) },
+        E { name: "requiredBehavior", min: 0, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS172) },
+        E { name: "precheckBehavior", min: 0, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS173) },
+        E { name: "cardinalityBehavior", min: 0, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS174) },
         E { name: "definition", min: 0, max: 1, types: &[TypeId(4), TypeId(18)], choice: true, plain: false, binding: None },
         E { name: "transform", min: 0, max: 1, types: &[TypeId(4)], choice: false, plain: false, binding: None },
         E { name: "dynamicValue", min: 0, max: u32::MAX, types: &[TypeId(510)], choice: false, plain: false, binding: None },
@@ -7224,7 +7234,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
         E { name: "extension", min: 0, max: u32::MAX, types: &[TypeId(50)], choice: false, plain: false, binding: None },
         E { name: "modifierExtension", min: 0, max: u32::MAX, types: &[TypeId(50)], choice: false, plain: false, binding: None },
-        E { name: "kind", min: 1, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS166) },
+        E { name: "kind", min: 1, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS175) },
         E { name: "expression", min: 0, max: 1, types: &[TypeId(49)], choice: false, plain: false, binding: None },
     ] },
     // 508
@@ -7233,7 +7243,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "extension", min: 0, max: u32::MAX, types: &[TypeId(50)], choice: false, plain: false, binding: None },
         E { name: "modifierExtension", min: 0, max: u32::MAX, types: &[TypeId(50)], choice: false, plain: false, binding: None },
         E { name: "actionId", min: 1, max: 1, types: &[TypeId(9)], choice: false, plain: false, binding: None },
-        E { name: "relationship", min: 1, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS167) },
+        E { name: "relationship", min: 1, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS176) },
         E { name: "offset", min: 0, max: 1, types: &[TypeId(39), TypeId(63)], choice: true, plain: false, binding: None },
     ] },
     // 509
@@ -7267,7 +7277,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "name", min: 0, max: u32::MAX, types: &[TypeId(51)], choice: false, plain: false, binding: None },
         E { name: "telecom", min: 0, max: u32::MAX, types: &[TypeId(29)], choice: false, plain: false, binding: None },
         E { name: "address", min: 0, max: u32::MAX, types: &[TypeId(22)], choice: false, plain: false, binding: None },
-        E { name: "gender", min: 0, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS155) },
+        E { name: "gender", min: 0, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS164) },
         E { name: "birthDate", min: 0, max: 1, types: &[TypeId(6)], choice: false, plain: false, binding: None },
         E { name: "photo", min: 0, max: u32::MAX, types: &[TypeId(25)], choice: false, plain: false, binding: None },
         E { name: "qualification", min: 0, max: u32::MAX, types: &[TypeId(512)], choice: false, plain: false, binding: None },
@@ -7341,7 +7351,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "instantiatesUri", min: 0, max: u32::MAX, types: &[TypeId(18)], choice: false, plain: false, binding: None },
         E { name: "basedOn", min: 0, max: u32::MAX, types: &[TypeId(65)], choice: false, plain: false, binding: None },
         E { name: "partOf", min: 0, max: u32::MAX, types: &[TypeId(65)], choice: false, plain: false, binding: None },
-        E { name: "status", min: 1, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS78) },
+        E { name: "status", min: 1, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS82) },
         E { name: "statusReason", min: 0, max: 1, types: &[TypeId(26)], choice: false, plain: false, binding: None },
         E { name: "category", min: 0, max: 1, types: &[TypeId(26)], choice: false, plain: false, binding: None },
         E { name: "code", min: 0, max: 1, types: &[TypeId(26)], choice: false, plain: false, binding: None },
@@ -7418,7 +7428,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
         E { name: "extension", min: 0, max: u32::MAX, types: &[TypeId(50)], choice: false, plain: false, binding: None },
         E { name: "modifierExtension", min: 0, max: u32::MAX, types: &[TypeId(50)], choice: false, plain: false, binding: None },
-        E { name: "role", min: 1, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS168) },
+        E { name: "role", min: 1, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS177) },
         E { name: "what", min: 1, max: 1, types: &[TypeId(65)], choice: false, plain: false, binding: None },
         E { name: "agent", min: 0, max: u32::MAX, types: &[TypeId(520)], choice: false, plain: false, binding: None },
     ] },
@@ -7440,7 +7450,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "derivedFrom", min: 0, max: u32::MAX, types: &[TypeId(4)], choice: false, plain: false, binding: None },
         E { name: "status", min: 1, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS26) },
         E { name: "experimental", min: 0, max: 1, types: &[TypeId(3)], choice: false, plain: false, binding: None },
-        E { name: "subjectType", min: 0, max: u32::MAX, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS51) },
+        E { name: "subjectType", min: 0, max: u32::MAX, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS55) },
         E { name: "date", min: 0, max: 1, types: &[TypeId(7)], choice: false, plain: false, binding: None },
         E { name: "publisher", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: false, binding: None },
         E { name: "contact", min: 0, max: u32::MAX, types: &[TypeId(28)], choice: false, plain: false, binding: None },
@@ -7465,9 +7475,9 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "code", min: 0, max: u32::MAX, types: &[TypeId(27)], choice: false, plain: false, binding: None },
         E { name: "prefix", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: false, binding: None },
         E { name: "text", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: false, binding: None },
-        E { name: "type", min: 1, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS169) },
+        E { name: "type", min: 1, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS178) },
         E { name: "enableWhen", min: 0, max: u32::MAX, types: &[TypeId(524)], choice: false, plain: false, binding: None },
-        E { name: "enableBehavior", min: 0, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS170) },
+        E { name: "enableBehavior", min: 0, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS179) },
         E { name: "required", min: 0, max: 1, types: &[TypeId(3)], choice: false, plain: false, binding: None },
         E { name: "repeats", min: 0, max: 1, types: &[TypeId(3)], choice: false, plain: false, binding: None },
         E { name: "readOnly", min: 0, max: 1, types: &[TypeId(3)], choice: false, plain: false, binding: None },
@@ -7483,7 +7493,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "extension", min: 0, max: u32::MAX, types: &[TypeId(50)], choice: false, plain: false, binding: None },
         E { name: "modifierExtension", min: 0, max: u32::MAX, types: &[TypeId(50)], choice: false, plain: false, binding: None },
         E { name: "question", min: 1, max: 1, types: &[TypeId(15)], choice: false, plain: false, binding: None },
-        E { name: "operator", min: 1, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS171) },
+        E { name: "operator", min: 1, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS180) },
         E { name: "answer", min: 1, max: 1, types: &[TypeId(3), TypeId(8), TypeId(11), TypeId(6), TypeId(7), TypeId(16), TypeId(15), TypeId(27), TypeId(62), TypeId(65)], choice: true, plain: false, binding: None },
     ] },
     // 525
@@ -7515,7 +7525,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "basedOn", min: 0, max: u32::MAX, types: &[TypeId(65)], choice: false, plain: false, binding: None },
         E { name: "partOf", min: 0, max: u32::MAX, types: &[TypeId(65)], choice: false, plain: false, binding: None },
         E { name: "questionnaire", min: 0, max: 1, types: &[TypeId(4)], choice: false, plain: false, binding: None },
-        E { name: "status", min: 1, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS172) },
+        E { name: "status", min: 1, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS181) },
         E { name: "subject", min: 0, max: 1, types: &[TypeId(65)], choice: false, plain: false, binding: None },
         E { name: "encounter", min: 0, max: 1, types: &[TypeId(65)], choice: false, plain: false, binding: None },
         E { name: "authored", min: 0, max: 1, types: &[TypeId(7)], choice: false, plain: false, binding: None },
@@ -7558,7 +7568,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "relationship", min: 0, max: u32::MAX, types: &[TypeId(26)], choice: false, plain: false, binding: None },
         E { name: "name", min: 0, max: u32::MAX, types: &[TypeId(51)], choice: false, plain: false, binding: None },
         E { name: "telecom", min: 0, max: u32::MAX, types: &[TypeId(29)], choice: false, plain: false, binding: None },
-        E { name: "gender", min: 0, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS155) },
+        E { name: "gender", min: 0, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS164) },
         E { name: "birthDate", min: 0, max: 1, types: &[TypeId(6)], choice: false, plain: false, binding: None },
         E { name: "address", min: 0, max: u32::MAX, types: &[TypeId(22)], choice: false, plain: false, binding: None },
         E { name: "photo", min: 0, max: u32::MAX, types: &[TypeId(25)], choice: false, plain: false, binding: None },
@@ -7589,7 +7599,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "basedOn", min: 0, max: u32::MAX, types: &[TypeId(65)], choice: false, plain: false, binding: None },
         E { name: "replaces", min: 0, max: u32::MAX, types: &[TypeId(65)], choice: false, plain: false, binding: None },
         E { name: "groupIdentifier", min: 0, max: 1, types: &[TypeId(52)], choice: false, plain: false, binding: None },
-        E { name: "status", min: 1, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS61) },
+        E { name: "status", min: 1, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS65) },
         E { name: "intent", min: 1, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS28) },
         E { name: "priority", min: 0, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS29) },
         E { name: "code", min: 0, max: 1, types: &[TypeId(26)], choice: false, plain: false, binding: None },
@@ -7619,11 +7629,11 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "timing", min: 0, max: 1, types: &[TypeId(7), TypeId(23), TypeId(58), TypeId(39), TypeId(63), TypeId(71)], choice: true, plain: false, binding: None },
         E { name: "participant", min: 0, max: u32::MAX, types: &[TypeId(65)], choice: false, plain: false, binding: None },
         E { name: "type", min: 0, max: 1, types: &[TypeId(26)], choice: false, plain: false, binding: None },
-        E { name: "groupingBehavior", min: 0, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS161) },
-        E { name: "selectionBehavior", min: 0, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS162) },
-        E { name: "requiredBehavior", min: 0, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS163) },
-        E { name: "precheckBehavior", min: 0, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS164) },
-        E { name: "cardinalityBehavior", min: 0, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS165) },
+        E { name: "groupingBehavior", min: 0, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS170) },
+        E { name: "selectionBehavior", min: 0, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS171) },
+        E { name: "requiredBehavior", min: 0, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS172) },
+        E { name: "precheckBehavior", min: 0, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS173) },
+        E { name: "cardinalityBehavior", min: 0, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS174) },
         E { name: "resource", min: 0, max: 1, types: &[TypeId(65)], choice: false, plain: false, binding: None },
         E { name: "action", min: 0, max: u32::MAX, types: &[TypeId(533)], choice: false, plain: false, binding: None },
     ] },
@@ -7632,7 +7642,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
         E { name: "extension", min: 0, max: u32::MAX, types: &[TypeId(50)], choice: false, plain: false, binding: None },
         E { name: "modifierExtension", min: 0, max: u32::MAX, types: &[TypeId(50)], choice: false, plain: false, binding: None },
-        E { name: "kind", min: 1, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS166) },
+        E { name: "kind", min: 1, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS175) },
         E { name: "expression", min: 0, max: 1, types: &[TypeId(49)], choice: false, plain: false, binding: None },
     ] },
     // 535
@@ -7641,7 +7651,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "extension", min: 0, max: u32::MAX, types: &[TypeId(50)], choice: false, plain: false, binding: None },
         E { name: "modifierExtension", min: 0, max: u32::MAX, types: &[TypeId(50)], choice: false, plain: false, binding: None },
         E { name: "actionId", min: 1, max: 1, types: &[TypeId(9)], choice: false, plain: false, binding: None },
-        E { name: "relationship", min: 1, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS167) },
+        E { name: "relationship", min: 1, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS176) },
         E { name: "offset", min: 0, max: 1, types: &[TypeId(39), TypeId(63)], choice: true, plain: false, binding: None },
     ] },
     // 536
@@ -7729,8 +7739,8 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "endorser", min: 0, max: u32::MAX, types: &[TypeId(28)], choice: false, plain: false, binding: None },
         E { name: "relatedArtifact", min: 0, max: u32::MAX, types: &[TypeId(66)], choice: false, plain: false, binding: None },
         E { name: "library", min: 0, max: u32::MAX, types: &[TypeId(4)], choice: false, plain: false, binding: None },
-        E { name: "type", min: 1, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS173) },
-        E { name: "variableType", min: 0, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS112) },
+        E { name: "type", min: 1, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS182) },
+        E { name: "variableType", min: 0, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS119) },
         E { name: "characteristic", min: 1, max: u32::MAX, types: &[TypeId(538)], choice: false, plain: false, binding: None },
     ] },
     // 538
@@ -7741,15 +7751,15 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "definition", min: 1, max: 1, types: &[TypeId(26), TypeId(4), TypeId(49), TypeId(32)], choice: true, plain: false, binding: None },
         E { name: "usageContext", min: 0, max: u32::MAX, types: &[TypeId(74)], choice: false, plain: false, binding: None },
         E { name: "exclude", min: 0, max: 1, types: &[TypeId(3)], choice: false, plain: false, binding: None },
-        E { name: "unitOfMeasure", min: 0, max: 1, types: &[TypeId(26)], choice: false, plain: false, binding: None },
+        E { name: "unitOfMeasure", min: 0, max: 1, types: &[TypeId(26)], choice: false, plain: false, binding: Some(&VS114) },
         E { name: "studyEffectiveDescription", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: false, binding: None },
         E { name: "studyEffective", min: 0, max: 1, types: &[TypeId(7), TypeId(58), TypeId(39), TypeId(71)], choice: true, plain: false, binding: None },
         E { name: "studyEffectiveTimeFromStart", min: 0, max: 1, types: &[TypeId(39)], choice: false, plain: false, binding: None },
-        E { name: "studyEffectiveGroupMeasure", min: 0, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS113) },
+        E { name: "studyEffectiveGroupMeasure", min: 0, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS120) },
         E { name: "participantEffectiveDescription", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: false, binding: None },
         E { name: "participantEffective", min: 0, max: 1, types: &[TypeId(7), TypeId(58), TypeId(39), TypeId(71)], choice: true, plain: false, binding: None },
         E { name: "participantEffectiveTimeFromStart", min: 0, max: 1, types: &[TypeId(39)], choice: false, plain: false, binding: None },
-        E { name: "participantEffectiveGroupMeasure", min: 0, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS113) },
+        E { name: "participantEffectiveGroupMeasure", min: 0, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS120) },
     ] },
     // 539
     TypeDef { name: "ResearchStudy", kind: TypeKind::Resource, elements: &[
@@ -7765,7 +7775,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "title", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: false, binding: None },
         E { name: "protocol", min: 0, max: u32::MAX, types: &[TypeId(65)], choice: false, plain: false, binding: None },
         E { name: "partOf", min: 0, max: u32::MAX, types: &[TypeId(65)], choice: false, plain: false, binding: None },
-        E { name: "status", min: 1, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS174) },
+        E { name: "status", min: 1, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS183) },
         E { name: "primaryPurposeType", min: 0, max: 1, types: &[TypeId(26)], choice: false, plain: false, binding: None },
         E { name: "phase", min: 0, max: 1, types: &[TypeId(26)], choice: false, plain: false, binding: None },
         E { name: "category", min: 0, max: u32::MAX, types: &[TypeId(26)], choice: false, plain: false, binding: None },
@@ -7814,7 +7824,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "extension", min: 0, max: u32::MAX, types: &[TypeId(50)], choice: false, plain: false, binding: None },
         E { name: "modifierExtension", min: 0, max: u32::MAX, types: &[TypeId(50)], choice: false, plain: false, binding: None },
         E { name: "identifier", min: 0, max: u32::MAX, types: &[TypeId(52)], choice: false, plain: false, binding: None },
-        E { name: "status", min: 1, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS175) },
+        E { name: "status", min: 1, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS184) },
         E { name: "period", min: 0, max: 1, types: &[TypeId(58)], choice: false, plain: false, binding: None },
         E { name: "study", min: 1, max: 1, types: &[TypeId(65)], choice: false, plain: false, binding: None },
         E { name: "individual", min: 1, max: 1, types: &[TypeId(65)], choice: false, plain: false, binding: None },
@@ -7835,7 +7845,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "identifier", min: 0, max: u32::MAX, types: &[TypeId(52)], choice: false, plain: false, binding: None },
         E { name: "basedOn", min: 0, max: 1, types: &[TypeId(65)], choice: false, plain: false, binding: None },
         E { name: "parent", min: 0, max: 1, types: &[TypeId(65)], choice: false, plain: false, binding: None },
-        E { name: "status", min: 1, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS94) },
+        E { name: "status", min: 1, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS100) },
         E { name: "method", min: 0, max: 1, types: &[TypeId(26)], choice: false, plain: false, binding: None },
         E { name: "code", min: 0, max: 1, types: &[TypeId(26)], choice: false, plain: false, binding: None },
         E { name: "subject", min: 1, max: 1, types: &[TypeId(65)], choice: false, plain: false, binding: None },
@@ -7921,7 +7931,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "description", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: false, binding: None },
         E { name: "type", min: 0, max: 1, types: &[TypeId(26)], choice: false, plain: false, binding: None },
         E { name: "value", min: 0, max: 1, types: &[TypeId(8)], choice: false, plain: false, binding: None },
-        E { name: "unitOfMeasure", min: 0, max: 1, types: &[TypeId(26)], choice: false, plain: false, binding: None },
+        E { name: "unitOfMeasure", min: 0, max: 1, types: &[TypeId(26)], choice: false, plain: false, binding: Some(&VS114) },
         E { name: "denominatorCount", min: 0, max: 1, types: &[TypeId(11)], choice: false, plain: false, binding: None },
         E { name: "numeratorCount", min: 0, max: 1, types: &[TypeId(11)], choice: false, plain: false, binding: None },
         E { name: "precisionEstimate", min: 0, max: u32::MAX, types: &[TypeId(548)], choice: false, plain: false, binding: None },
@@ -7997,16 +8007,16 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "jurisdiction", min: 0, max: u32::MAX, types: &[TypeId(26)], choice: false, plain: false, binding: None },
         E { name: "purpose", min: 0, max: 1, types: &[TypeId(12)], choice: false, plain: false, binding: None },
         E { name: "code", min: 1, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: None },
-        E { name: "base", min: 1, max: u32::MAX, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS51) },
-        E { name: "type", min: 1, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS57) },
+        E { name: "base", min: 1, max: u32::MAX, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS55) },
+        E { name: "type", min: 1, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS61) },
         E { name: "expression", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: false, binding: None },
         E { name: "xpath", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: false, binding: None },
-        E { name: "xpathUsage", min: 0, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS176) },
-        E { name: "target", min: 0, max: u32::MAX, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS51) },
+        E { name: "xpathUsage", min: 0, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS185) },
+        E { name: "target", min: 0, max: u32::MAX, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS55) },
         E { name: "multipleOr", min: 0, max: 1, types: &[TypeId(3)], choice: false, plain: false, binding: None },
         E { name: "multipleAnd", min: 0, max: 1, types: &[TypeId(3)], choice: false, plain: false, binding: None },
-        E { name: "comparator", min: 0, max: u32::MAX, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS177) },
-        E { name: "modifier", min: 0, max: u32::MAX, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS178) },
+        E { name: "comparator", min: 0, max: u32::MAX, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS186) },
+        E { name: "modifier", min: 0, max: u32::MAX, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS187) },
         E { name: "chain", min: 0, max: u32::MAX, types: &[TypeId(15)], choice: false, plain: false, binding: None },
         E { name: "component", min: 0, max: u32::MAX, types: &[TypeId(553)], choice: false, plain: false, binding: None },
     ] },
@@ -8034,7 +8044,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "basedOn", min: 0, max: u32::MAX, types: &[TypeId(65)], choice: false, plain: false, binding: None },
         E { name: "replaces", min: 0, max: u32::MAX, types: &[TypeId(65)], choice: false, plain: false, binding: None },
         E { name: "requisition", min: 0, max: 1, types: &[TypeId(52)], choice: false, plain: false, binding: None },
-        E { name: "status", min: 1, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS61) },
+        E { name: "status", min: 1, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS65) },
         E { name: "intent", min: 1, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS28) },
         E { name: "category", min: 0, max: u32::MAX, types: &[TypeId(26)], choice: false, plain: false, binding: None },
         E { name: "priority", min: 0, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS29) },
@@ -8078,7 +8088,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "specialty", min: 0, max: u32::MAX, types: &[TypeId(26)], choice: false, plain: false, binding: None },
         E { name: "appointmentType", min: 0, max: 1, types: &[TypeId(26)], choice: false, plain: false, binding: None },
         E { name: "schedule", min: 1, max: 1, types: &[TypeId(65)], choice: false, plain: false, binding: None },
-        E { name: "status", min: 1, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS179) },
+        E { name: "status", min: 1, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS188) },
         E { name: "start", min: 1, max: 1, types: &[TypeId(10)], choice: false, plain: false, binding: None },
         E { name: "end", min: 1, max: 1, types: &[TypeId(10)], choice: false, plain: false, binding: None },
         E { name: "overbooked", min: 0, max: 1, types: &[TypeId(3)], choice: false, plain: false, binding: None },
@@ -8096,7 +8106,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "modifierExtension", min: 0, max: u32::MAX, types: &[TypeId(50)], choice: false, plain: false, binding: None },
         E { name: "identifier", min: 0, max: u32::MAX, types: &[TypeId(52)], choice: false, plain: false, binding: None },
         E { name: "accessionIdentifier", min: 0, max: 1, types: &[TypeId(52)], choice: false, plain: false, binding: None },
-        E { name: "status", min: 0, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS180) },
+        E { name: "status", min: 0, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS189) },
         E { name: "type", min: 0, max: 1, types: &[TypeId(26)], choice: false, plain: false, binding: None },
         E { name: "subject", min: 0, max: 1, types: &[TypeId(65)], choice: false, plain: false, binding: None },
         E { name: "receivedTime", min: 0, max: 1, types: &[TypeId(7)], choice: false, plain: false, binding: None },
@@ -8167,7 +8177,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "modifierExtension", min: 0, max: u32::MAX, types: &[TypeId(50)], choice: false, plain: false, binding: None },
         E { name: "isDerived", min: 0, max: 1, types: &[TypeId(3)], choice: false, plain: false, binding: None },
         E { name: "type", min: 0, max: 1, types: &[TypeId(26)], choice: false, plain: false, binding: None },
-        E { name: "preference", min: 1, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS181) },
+        E { name: "preference", min: 1, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS190) },
         E { name: "container", min: 0, max: 1, types: &[TypeId(562)], choice: false, plain: false, binding: None },
         E { name: "requirement", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: false, binding: None },
         E { name: "retentionTime", min: 0, max: 1, types: &[TypeId(39)], choice: false, plain: false, binding: None },
@@ -8231,15 +8241,15 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "purpose", min: 0, max: 1, types: &[TypeId(12)], choice: false, plain: false, binding: None },
         E { name: "copyright", min: 0, max: 1, types: &[TypeId(12)], choice: false, plain: false, binding: None },
         E { name: "keyword", min: 0, max: u32::MAX, types: &[TypeId(27)], choice: false, plain: false, binding: None },
-        E { name: "fhirVersion", min: 0, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS49) },
+        E { name: "fhirVersion", min: 0, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS53) },
         E { name: "mapping", min: 0, max: u32::MAX, types: &[TypeId(566)], choice: false, plain: false, binding: None },
-        E { name: "kind", min: 1, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS182) },
+        E { name: "kind", min: 1, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS191) },
         E { name: "abstract", min: 1, max: 1, types: &[TypeId(3)], choice: false, plain: false, binding: None },
         E { name: "context", min: 0, max: u32::MAX, types: &[TypeId(567)], choice: false, plain: false, binding: None },
         E { name: "contextInvariant", min: 0, max: u32::MAX, types: &[TypeId(15)], choice: false, plain: false, binding: None },
         E { name: "type", min: 1, max: 1, types: &[TypeId(18)], choice: false, plain: false, binding: None },
         E { name: "baseDefinition", min: 0, max: 1, types: &[TypeId(4)], choice: false, plain: false, binding: None },
-        E { name: "derivation", min: 0, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS183) },
+        E { name: "derivation", min: 0, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS192) },
         E { name: "snapshot", min: 0, max: 1, types: &[TypeId(568)], choice: false, plain: false, binding: None },
         E { name: "differential", min: 0, max: 1, types: &[TypeId(569)], choice: false, plain: false, binding: None },
     ] },
@@ -8258,7 +8268,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
         E { name: "extension", min: 0, max: u32::MAX, types: &[TypeId(50)], choice: false, plain: false, binding: None },
         E { name: "modifierExtension", min: 0, max: u32::MAX, types: &[TypeId(50)], choice: false, plain: false, binding: None },
-        E { name: "type", min: 1, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS184) },
+        E { name: "type", min: 1, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS193) },
         E { name: "expression", min: 1, max: 1, types: &[TypeId(15)], choice: false, plain: false, binding: None },
     ] },
     // 568
@@ -8310,7 +8320,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "extension", min: 0, max: u32::MAX, types: &[TypeId(50)], choice: false, plain: false, binding: None },
         E { name: "modifierExtension", min: 0, max: u32::MAX, types: &[TypeId(50)], choice: false, plain: false, binding: None },
         E { name: "url", min: 1, max: 1, types: &[TypeId(4)], choice: false, plain: false, binding: None },
-        E { name: "mode", min: 1, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS185) },
+        E { name: "mode", min: 1, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS194) },
         E { name: "alias", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: false, binding: None },
         E { name: "documentation", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: false, binding: None },
     ] },
@@ -8321,7 +8331,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "modifierExtension", min: 0, max: u32::MAX, types: &[TypeId(50)], choice: false, plain: false, binding: None },
         E { name: "name", min: 1, max: 1, types: &[TypeId(9)], choice: false, plain: false, binding: None },
         E { name: "extends", min: 0, max: 1, types: &[TypeId(9)], choice: false, plain: false, binding: None },
-        E { name: "typeMode", min: 1, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS186) },
+        E { name: "typeMode", min: 1, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS195) },
         E { name: "documentation", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: false, binding: None },
         E { name: "input", min: 1, max: u32::MAX, types: &[TypeId(573)], choice: false, plain: false, binding: None },
         E { name: "rule", min: 1, max: u32::MAX, types: &[TypeId(574)], choice: false, plain: false, binding: None },
@@ -8333,7 +8343,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "modifierExtension", min: 0, max: u32::MAX, types: &[TypeId(50)], choice: false, plain: false, binding: None },
         E { name: "name", min: 1, max: 1, types: &[TypeId(9)], choice: false, plain: false, binding: None },
         E { name: "type", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: false, binding: None },
-        E { name: "mode", min: 1, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS187) },
+        E { name: "mode", min: 1, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS196) },
         E { name: "documentation", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: false, binding: None },
     ] },
     // 574
@@ -8359,7 +8369,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "type", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: false, binding: None },
         E { name: "defaultValue", min: 0, max: 1, types: &[TypeId(2), TypeId(3), TypeId(4), TypeId(5), TypeId(6), TypeId(7), TypeId(8), TypeId(9), TypeId(10), TypeId(11), TypeId(12), TypeId(13), TypeId(14), TypeId(15), TypeId(16), TypeId(17), TypeId(18), TypeId(19), TypeId(20), TypeId(22), TypeId(23), TypeId(24), TypeId(25), TypeId(26), TypeId(27), TypeId(29), TypeId(31), TypeId(36), TypeId(39), TypeId(51), TypeId(52), TypeId(55), TypeId(58), TypeId(62), TypeId(63), TypeId(64), TypeId(65), TypeId(67), TypeId(68), TypeId(71), TypeId(28), TypeId(30), TypeId(32), TypeId(49), TypeId(57), TypeId(66), TypeId(73), TypeId(74), TypeId(37), TypeId(54)], choice: true, plain: false, binding: None },
         E { name: "element", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: false, binding: None },
-        E { name: "listMode", min: 0, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS188) },
+        E { name: "listMode", min: 0, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS197) },
         E { name: "variable", min: 0, max: 1, types: &[TypeId(9)], choice: false, plain: false, binding: None },
         E { name: "condition", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: false, binding: None },
         E { name: "check", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: false, binding: None },
@@ -8371,12 +8381,12 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "extension", min: 0, max: u32::MAX, types: &[TypeId(50)], choice: false, plain: false, binding: None },
         E { name: "modifierExtension", min: 0, max: u32::MAX, types: &[TypeId(50)], choice: false, plain: false, binding: None },
         E { name: "context", min: 0, max: 1, types: &[TypeId(9)], choice: false, plain: false, binding: None },
-        E { name: "contextType", min: 0, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS189) },
+        E { name: "contextType", min: 0, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS198) },
         E { name: "element", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: false, binding: None },
         E { name: "variable", min: 0, max: 1, types: &[TypeId(9)], choice: false, plain: false, binding: None },
-        E { name: "listMode", min: 0, max: u32::MAX, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS190) },
+        E { name: "listMode", min: 0, max: u32::MAX, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS199) },
         E { name: "listRuleId", min: 0, max: 1, types: &[TypeId(9)], choice: false, plain: false, binding: None },
-        E { name: "transform", min: 0, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS191) },
+        E { name: "transform", min: 0, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS200) },
         E { name: "parameter", min: 0, max: u32::MAX, types: &[TypeId(577)], choice: false, plain: false, binding: None },
     ] },
     // 577
@@ -8404,7 +8414,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "contained", min: 0, max: u32::MAX, types: &[TypeId(75)], choice: false, plain: false, binding: None },
         E { name: "extension", min: 0, max: u32::MAX, types: &[TypeId(50)], choice: false, plain: false, binding: None },
         E { name: "modifierExtension", min: 0, max: u32::MAX, types: &[TypeId(50)], choice: false, plain: false, binding: None },
-        E { name: "status", min: 1, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS192) },
+        E { name: "status", min: 1, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS201) },
         E { name: "contact", min: 0, max: u32::MAX, types: &[TypeId(29)], choice: false, plain: false, binding: None },
         E { name: "end", min: 0, max: 1, types: &[TypeId(10)], choice: false, plain: false, binding: None },
         E { name: "reason", min: 1, max: 1, types: &[TypeId(15)], choice: false, plain: false, binding: None },
@@ -8417,7 +8427,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
         E { name: "extension", min: 0, max: u32::MAX, types: &[TypeId(50)], choice: false, plain: false, binding: None },
         E { name: "modifierExtension", min: 0, max: u32::MAX, types: &[TypeId(50)], choice: false, plain: false, binding: None },
-        E { name: "type", min: 1, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS193) },
+        E { name: "type", min: 1, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS202) },
         E { name: "endpoint", min: 0, max: 1, types: &[TypeId(19)], choice: false, plain: false, binding: None },
         E { name: "payload", min: 0, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: None },
         E { name: "header", min: 0, max: u32::MAX, types: &[TypeId(15)], choice: false, plain: false, binding: None },
@@ -8433,7 +8443,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "extension", min: 0, max: u32::MAX, types: &[TypeId(50)], choice: false, plain: false, binding: None },
         E { name: "modifierExtension", min: 0, max: u32::MAX, types: &[TypeId(50)], choice: false, plain: false, binding: None },
         E { name: "identifier", min: 0, max: u32::MAX, types: &[TypeId(52)], choice: false, plain: false, binding: None },
-        E { name: "status", min: 0, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS194) },
+        E { name: "status", min: 0, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS203) },
         E { name: "category", min: 0, max: u32::MAX, types: &[TypeId(26)], choice: false, plain: false, binding: None },
         E { name: "code", min: 1, max: 1, types: &[TypeId(26)], choice: false, plain: false, binding: None },
         E { name: "description", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: false, binding: None },
@@ -8909,9 +8919,9 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "identifier", min: 0, max: u32::MAX, types: &[TypeId(52)], choice: false, plain: false, binding: None },
         E { name: "basedOn", min: 0, max: u32::MAX, types: &[TypeId(65)], choice: false, plain: false, binding: None },
         E { name: "partOf", min: 0, max: u32::MAX, types: &[TypeId(65)], choice: false, plain: false, binding: None },
-        E { name: "status", min: 0, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS195) },
+        E { name: "status", min: 0, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS204) },
         E { name: "patient", min: 0, max: 1, types: &[TypeId(65)], choice: false, plain: false, binding: None },
-        E { name: "type", min: 0, max: 1, types: &[TypeId(26)], choice: false, plain: false, binding: None },
+        E { name: "type", min: 0, max: 1, types: &[TypeId(26)], choice: false, plain: false, binding: Some(&VS205) },
         E { name: "suppliedItem", min: 0, max: 1, types: &[TypeId(621)], choice: false, plain: false, binding: None },
         E { name: "occurrence", min: 0, max: 1, types: &[TypeId(7), TypeId(58), TypeId(71)], choice: true, plain: false, binding: None },
         E { name: "supplier", min: 0, max: 1, types: &[TypeId(65)], choice: false, plain: false, binding: None },
@@ -8937,7 +8947,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "extension", min: 0, max: u32::MAX, types: &[TypeId(50)], choice: false, plain: false, binding: None },
         E { name: "modifierExtension", min: 0, max: u32::MAX, types: &[TypeId(50)], choice: false, plain: false, binding: None },
         E { name: "identifier", min: 0, max: u32::MAX, types: &[TypeId(52)], choice: false, plain: false, binding: None },
-        E { name: "status", min: 0, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS196) },
+        E { name: "status", min: 0, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS206) },
         E { name: "category", min: 0, max: 1, types: &[TypeId(26)], choice: false, plain: false, binding: None },
         E { name: "priority", min: 0, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS29) },
         E { name: "item", min: 1, max: 1, types: &[TypeId(26), TypeId(65)], choice: true, plain: false, binding: None },
@@ -8976,10 +8986,10 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "basedOn", min: 0, max: u32::MAX, types: &[TypeId(65)], choice: false, plain: false, binding: None },
         E { name: "groupIdentifier", min: 0, max: 1, types: &[TypeId(52)], choice: false, plain: false, binding: None },
         E { name: "partOf", min: 0, max: u32::MAX, types: &[TypeId(65)], choice: false, plain: false, binding: None },
-        E { name: "status", min: 1, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS197) },
+        E { name: "status", min: 1, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS207) },
         E { name: "statusReason", min: 0, max: 1, types: &[TypeId(26)], choice: false, plain: false, binding: None },
         E { name: "businessStatus", min: 0, max: 1, types: &[TypeId(26)], choice: false, plain: false, binding: None },
-        E { name: "intent", min: 1, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS198) },
+        E { name: "intent", min: 1, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS208) },
         E { name: "priority", min: 0, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS29) },
         E { name: "code", min: 0, max: 1, types: &[TypeId(26)], choice: false, plain: false, binding: None },
         E { name: "description", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: false, binding: None },
@@ -9051,13 +9061,13 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "jurisdiction", min: 0, max: u32::MAX, types: &[TypeId(26)], choice: false, plain: false, binding: None },
         E { name: "purpose", min: 0, max: 1, types: &[TypeId(12)], choice: false, plain: false, binding: None },
         E { name: "copyright", min: 0, max: 1, types: &[TypeId(12)], choice: false, plain: false, binding: None },
-        E { name: "kind", min: 1, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS48) },
+        E { name: "kind", min: 1, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS52) },
         E { name: "software", min: 0, max: 1, types: &[TypeId(629)], choice: false, plain: false, binding: None },
         E { name: "implementation", min: 0, max: 1, types: &[TypeId(630)], choice: false, plain: false, binding: None },
         E { name: "lockedDate", min: 0, max: 1, types: &[TypeId(3)], choice: false, plain: false, binding: None },
         E { name: "codeSystem", min: 0, max: u32::MAX, types: &[TypeId(631)], choice: false, plain: false, binding: None },
         E { name: "expansion", min: 0, max: 1, types: &[TypeId(634)], choice: false, plain: false, binding: None },
-        E { name: "codeSearch", min: 0, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS199) },
+        E { name: "codeSearch", min: 0, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS209) },
         E { name: "validateCode", min: 0, max: 1, types: &[TypeId(636)], choice: false, plain: false, binding: None },
         E { name: "translation", min: 0, max: 1, types: &[TypeId(637)], choice: false, plain: false, binding: None },
         E { name: "closure", min: 0, max: 1, types: &[TypeId(638)], choice: false, plain: false, binding: None },
@@ -9159,9 +9169,9 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "modifierExtension", min: 0, max: u32::MAX, types: &[TypeId(50)], choice: false, plain: false, binding: None },
         E { name: "identifier", min: 0, max: 1, types: &[TypeId(52)], choice: false, plain: false, binding: None },
         E { name: "name", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: false, binding: None },
-        E { name: "status", min: 1, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS200) },
+        E { name: "status", min: 1, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS210) },
         E { name: "testScript", min: 1, max: 1, types: &[TypeId(65)], choice: false, plain: false, binding: None },
-        E { name: "result", min: 1, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS201) },
+        E { name: "result", min: 1, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS211) },
         E { name: "score", min: 0, max: 1, types: &[TypeId(8)], choice: false, plain: false, binding: None },
         E { name: "tester", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: false, binding: None },
         E { name: "issued", min: 0, max: 1, types: &[TypeId(7)], choice: false, plain: false, binding: None },
@@ -9175,7 +9185,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
         E { name: "extension", min: 0, max: u32::MAX, types: &[TypeId(50)], choice: false, plain: false, binding: None },
         E { name: "modifierExtension", min: 0, max: u32::MAX, types: &[TypeId(50)], choice: false, plain: false, binding: None },
-        E { name: "type", min: 1, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS202) },
+        E { name: "type", min: 1, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS212) },
         E { name: "uri", min: 1, max: 1, types: &[TypeId(18)], choice: false, plain: false, binding: None },
         E { name: "display", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: false, binding: None },
     ] },
@@ -9199,7 +9209,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
         E { name: "extension", min: 0, max: u32::MAX, types: &[TypeId(50)], choice: false, plain: false, binding: None },
         E { name: "modifierExtension", min: 0, max: u32::MAX, types: &[TypeId(50)], choice: false, plain: false, binding: None },
-        E { name: "result", min: 1, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS203) },
+        E { name: "result", min: 1, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS213) },
         E { name: "message", min: 0, max: 1, types: &[TypeId(12)], choice: false, plain: false, binding: None },
         E { name: "detail", min: 0, max: 1, types: &[TypeId(18)], choice: false, plain: false, binding: None },
     ] },
@@ -9208,7 +9218,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
         E { name: "extension", min: 0, max: u32::MAX, types: &[TypeId(50)], choice: false, plain: false, binding: None },
         E { name: "modifierExtension", min: 0, max: u32::MAX, types: &[TypeId(50)], choice: false, plain: false, binding: None },
-        E { name: "result", min: 1, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS203) },
+        E { name: "result", min: 1, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS213) },
         E { name: "message", min: 0, max: 1, types: &[TypeId(12)], choice: false, plain: false, binding: None },
         E { name: "detail", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: false, binding: None },
     ] },
@@ -9367,14 +9377,14 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "extension", min: 0, max: u32::MAX, types: &[TypeId(50)], choice: false, plain: false, binding: None },
         E { name: "modifierExtension", min: 0, max: u32::MAX, types: &[TypeId(50)], choice: false, plain: false, binding: None },
         E { name: "type", min: 0, max: 1, types: &[TypeId(27)], choice: false, plain: false, binding: None },
-        E { name: "resource", min: 0, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS204) },
+        E { name: "resource", min: 0, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS214) },
         E { name: "label", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: false, binding: None },
         E { name: "description", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: false, binding: None },
         E { name: "accept", min: 0, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: None },
         E { name: "contentType", min: 0, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: None },
         E { name: "destination", min: 0, max: 1, types: &[TypeId(11)], choice: false, plain: false, binding: None },
         E { name: "encodeRequestUrl", min: 1, max: 1, types: &[TypeId(3)], choice: false, plain: false, binding: None },
-        E { name: "method", min: 0, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS205) },
+        E { name: "method", min: 0, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS215) },
         E { name: "origin", min: 0, max: 1, types: &[TypeId(11)], choice: false, plain: false, binding: None },
         E { name: "params", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: false, binding: None },
         E { name: "requestHeader", min: 0, max: u32::MAX, types: &[TypeId(660)], choice: false, plain: false, binding: None },
@@ -9399,7 +9409,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "modifierExtension", min: 0, max: u32::MAX, types: &[TypeId(50)], choice: false, plain: false, binding: None },
         E { name: "label", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: false, binding: None },
         E { name: "description", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: false, binding: None },
-        E { name: "direction", min: 0, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS206) },
+        E { name: "direction", min: 0, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS216) },
         E { name: "compareToSourceId", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: false, binding: None },
         E { name: "compareToSourceExpression", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: false, binding: None },
         E { name: "compareToSourcePath", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: false, binding: None },
@@ -9408,12 +9418,12 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "headerField", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: false, binding: None },
         E { name: "minimumId", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: false, binding: None },
         E { name: "navigationLinks", min: 0, max: 1, types: &[TypeId(3)], choice: false, plain: false, binding: None },
-        E { name: "operator", min: 0, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS207) },
+        E { name: "operator", min: 0, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS217) },
         E { name: "path", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: false, binding: None },
-        E { name: "requestMethod", min: 0, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS205) },
+        E { name: "requestMethod", min: 0, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS215) },
         E { name: "requestURL", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: false, binding: None },
-        E { name: "resource", min: 0, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS204) },
-        E { name: "response", min: 0, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS208) },
+        E { name: "resource", min: 0, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS214) },
+        E { name: "response", min: 0, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS218) },
         E { name: "responseCode", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: false, binding: None },
         E { name: "sourceId", min: 0, max: 1, types: &[TypeId(9)], choice: false, plain: false, binding: None },
         E { name: "validateProfileId", min: 0, max: 1, types: &[TypeId(9)], choice: false, plain: false, binding: None },
@@ -9525,7 +9535,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "extension", min: 0, max: u32::MAX, types: &[TypeId(50)], choice: false, plain: false, binding: None },
         E { name: "modifierExtension", min: 0, max: u32::MAX, types: &[TypeId(50)], choice: false, plain: false, binding: None },
         E { name: "property", min: 1, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: None },
-        E { name: "op", min: 1, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS76) },
+        E { name: "op", min: 1, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS80) },
         E { name: "value", min: 1, max: 1, types: &[TypeId(15)], choice: false, plain: false, binding: None },
     ] },
     // 672
@@ -9575,7 +9585,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "target", min: 0, max: u32::MAX, types: &[TypeId(65)], choice: false, plain: false, binding: None },
         E { name: "targetLocation", min: 0, max: u32::MAX, types: &[TypeId(15)], choice: false, plain: false, binding: None },
         E { name: "need", min: 0, max: 1, types: &[TypeId(26)], choice: false, plain: false, binding: None },
-        E { name: "status", min: 1, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS209) },
+        E { name: "status", min: 1, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS219) },
         E { name: "statusDate", min: 0, max: 1, types: &[TypeId(7)], choice: false, plain: false, binding: None },
         E { name: "validationType", min: 0, max: 1, types: &[TypeId(26)], choice: false, plain: false, binding: None },
         E { name: "validationProcess", min: 0, max: u32::MAX, types: &[TypeId(26)], choice: false, plain: false, binding: None },
@@ -9634,7 +9644,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "extension", min: 0, max: u32::MAX, types: &[TypeId(50)], choice: false, plain: false, binding: None },
         E { name: "modifierExtension", min: 0, max: u32::MAX, types: &[TypeId(50)], choice: false, plain: false, binding: None },
         E { name: "identifier", min: 0, max: u32::MAX, types: &[TypeId(52)], choice: false, plain: false, binding: None },
-        E { name: "status", min: 1, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS69) },
+        E { name: "status", min: 1, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS73) },
         E { name: "created", min: 1, max: 1, types: &[TypeId(7)], choice: false, plain: false, binding: None },
         E { name: "patient", min: 1, max: 1, types: &[TypeId(65)], choice: false, plain: false, binding: None },
         E { name: "encounter", min: 0, max: 1, types: &[TypeId(65)], choice: false, plain: false, binding: None },
@@ -9648,7 +9658,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "extension", min: 0, max: u32::MAX, types: &[TypeId(50)], choice: false, plain: false, binding: None },
         E { name: "modifierExtension", min: 0, max: u32::MAX, types: &[TypeId(50)], choice: false, plain: false, binding: None },
         E { name: "product", min: 1, max: 1, types: &[TypeId(26)], choice: false, plain: false, binding: None },
-        E { name: "eye", min: 1, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS210) },
+        E { name: "eye", min: 1, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS220) },
         E { name: "sphere", min: 0, max: 1, types: &[TypeId(8)], choice: false, plain: false, binding: None },
         E { name: "cylinder", min: 0, max: 1, types: &[TypeId(8)], choice: false, plain: false, binding: None },
         E { name: "axis", min: 0, max: 1, types: &[TypeId(11)], choice: false, plain: false, binding: None },
@@ -9668,7 +9678,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "extension", min: 0, max: u32::MAX, types: &[TypeId(50)], choice: false, plain: false, binding: None },
         E { name: "modifierExtension", min: 0, max: u32::MAX, types: &[TypeId(50)], choice: false, plain: false, binding: None },
         E { name: "amount", min: 1, max: 1, types: &[TypeId(8)], choice: false, plain: false, binding: None },
-        E { name: "base", min: 1, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS211) },
+        E { name: "base", min: 1, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS221) },
     ] },
     // 682
     TypeDef { name: "MetadataResource", kind: TypeKind::Complex, elements: &[
