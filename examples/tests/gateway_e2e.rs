@@ -871,7 +871,7 @@ print(hex(st.Status)); a.release()
 late = Dataset(); late.PerformedProcedureStepStatus = "DISCONTINUED"
 a = assoc()
 st, _ = a.send_n_set(late, MPPS, uid)
-print(hex(st.Status)); a.release()
+print(hex(st.Status), hex(st.get("ErrorID", 0))); a.release()
 "#;
     let out = Command::new(std::env::var("XENRAD_PYTHON").unwrap())
         .args(["-c", script, &g.dicom.port().to_string()])
@@ -886,7 +886,8 @@ print(hex(st.Status)); a.release()
     );
     let lines: Vec<&str> = text.lines().collect();
     // create, identical retry (idempotent), final N-SET, update after final state.
-    assert_eq!(lines, vec!["0x0", "0x0", "0x0", "0x110"], "{text}");
+    // The refusal carries Error ID A710 (PS3.4 F.7.2.2: may no longer be updated).
+    assert_eq!(lines, vec!["0x0", "0x0", "0x0", "0x110 0xa710"], "{text}");
     let r = curl(&[
         &g.url(
             g.mpps,

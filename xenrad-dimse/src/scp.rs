@@ -49,8 +49,15 @@ pub struct NRequest<'a> {
     pub dataset: &'a [u8],
 }
 
+/// Optional failure detail of a response command.
+#[derive(Debug, Clone, Copy, Default)]
+struct ErrorFields<'a> {
+    id: Option<u16>,
+    comment: Option<&'a str>,
+}
+
 /// The answer to an N-CREATE or N-SET.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct NResponse {
     /// DIMSE status.
     pub status: u16,
@@ -58,6 +65,10 @@ pub struct NResponse {
     pub sop_instance_uid: Option<String>,
     /// Response data set, encoded in the request's transfer syntax.
     pub dataset: Option<Vec<u8>>,
+    /// Error ID (0000,0903) for a failure status (PS3.7 C.4), e.g. 0xA710.
+    pub error_id: Option<u16>,
+    /// Error Comment (0000,0902), at most 64 characters (PS3.7 C.4).
+    pub error_comment: Option<String>,
 }
 
 impl NResponse {
@@ -65,8 +76,7 @@ impl NResponse {
     pub fn status(status: u16) -> Self {
         Self {
             status,
-            sop_instance_uid: None,
-            dataset: None,
+            ..Self::default()
         }
     }
 }
@@ -554,7 +564,11 @@ impl ScpSession {
         if let Some(i) = resp.sop_instance_uid {
             rq2.sop_instance = Some(i);
         }
-        self.respond(&rq2, resp.status, resp.dataset.map(Bytes::from));
+        let error = ErrorFields {
+            id: resp.error_id,
+            comment: resp.error_comment.as_deref(),
+        };
+        self.respond_with(&rq2, resp.status, resp.dataset.map(Bytes::from), &error);
         self.completed.push(Completed::N {
             field: rq.field,
             status: resp.status,
@@ -562,7 +576,24 @@ impl ScpSession {
     }
 
     fn respond(&mut self, rq: &RqInfo, st: u16, dataset: Option<Bytes>) {
+        self.respond_with(rq, st, dataset, &ErrorFields::default());
+    }
+
+    fn respond_with(
+        &mut self,
+        rq: &RqInfo,
+        st: u16,
+        dataset: Option<Bytes>,
+        error: &ErrorFields<'_>,
+    ) {
+        // PS3.7 C.4: Error Comment is LO (64 characters at most).
+        let comment = error.comment.map(|c| match c.char_indices().nth(64) {
+            Some((i, _)) => &c[..i],
+            None => c,
+        });
         let rsp = Command {
+            error_id: error.id,
+            error_comment: comment,
             field: rq.field | 0x8000,
             responded_to: rq.message_id,
             affected_sop_class: Some(rq.sop_class.as_str()).filter(|s| !s.is_empty()),

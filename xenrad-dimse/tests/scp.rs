@@ -41,6 +41,7 @@ impl Handler for Recorder {
             status: 0,
             sop_instance_uid: Some("1.2.3.99".into()),
             dataset: Some(r.dataset.to_vec()),
+            ..NResponse::default()
         }
     }
     fn n_set(&self, r: &NRequest<'_>) -> NResponse {

@@ -242,6 +242,8 @@ impl MppsHandler {
             status: rsp.status,
             sop_instance_uid: None,
             dataset: rsp.dataset,
+            error_id: rsp.error_id,
+            error_comment: rsp.error_comment,
         }
     }
 }

@@ -166,6 +166,8 @@ impl GatewayScp {
                     status: resp.status,
                     sop_instance_uid: assigned.then_some(uid),
                     dataset: resp.dataset,
+                    error_id: resp.error_id,
+                    error_comment: resp.error_comment,
                 }
             }
             Err(e) => {

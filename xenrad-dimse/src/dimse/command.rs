@@ -93,6 +93,8 @@ pub struct Command<'a> {
     pub status: Option<u16>,
     /// (0000,0902) Error Comment.
     pub error_comment: Option<&'a str>,
+    /// (0000,0903) Error ID (PS3.7 C.4), e.g. 0xA710 for an MPPS that may no longer be updated.
+    pub error_id: Option<u16>,
     /// (0000,1030) Move Originator Application Entity Title.
     pub move_originator_ae: Option<&'a str>,
     /// (0000,1031) Move Originator Message ID.
@@ -174,6 +176,7 @@ impl<'a> Command<'a> {
                 0x0800 => cmd.has_dataset = us(v, vstart)? != NO_DATASET,
                 0x0900 => cmd.status = Some(us(v, vstart)?),
                 0x0902 => cmd.error_comment = Some(text(v, vstart)?),
+                0x0903 => cmd.error_id = Some(us(v, vstart)?),
                 0x1000 => cmd.affected_sop_instance = Some(text(v, vstart)?),
                 0x1001 => cmd.requested_sop_instance = Some(text(v, vstart)?),
                 0x1030 => cmd.move_originator_ae = Some(text(v, vstart)?),
@@ -238,6 +241,9 @@ impl<'a> Command<'a> {
         }
         if let Some(s) = self.error_comment {
             put(0x0902, VR::LO, s.as_bytes(), b' ');
+        }
+        if let Some(id) = self.error_id {
+            put(0x0903, VR::US, &id.to_le_bytes(), 0);
         }
         if let Some(s) = self.affected_sop_instance {
             put(0x1000, VR::UI, s.as_bytes(), 0);
