@@ -6,7 +6,11 @@ use xenrad_examples::cli;
 
 /// Xenrad protocol tools.
 #[derive(Debug, Parser)]
-#[command(name = "xenrad", version, about)]
+#[command(
+    name = "xenrad",
+    version,
+    about = "Xenrad protocol tools: HL7 v2, MLLP, DICOM (DIMSE), MPPS, HL7 v3 and FHIR R4"
+)]
 struct Cli {
     #[command(subcommand)]
     protocol: Protocol,

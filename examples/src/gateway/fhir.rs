@@ -41,17 +41,16 @@ impl utoipa::Modify for ApiKeyScheme {
 
 /// Builds the surface.
 pub fn router(gw: Gateway) -> Router {
-    let state = SurfaceState {
-        name: "fhir",
-        keys: gw.keys.clone(),
-        style: ErrorStyle::Fhir,
-        open_paths: &[
+    let state = SurfaceState::of(
+        &gw,
+        "fhir",
+        ErrorStyle::Fhir,
+        &[
             "/fhir/metadata",
             "/api/documentation",
             "/api/documentation/openapi.json",
         ],
-        metrics: gw.metrics.clone(),
-    };
+    );
     let max_body = gw.config.max_body;
     let r = Router::new()
         .route("/fhir/metadata", get(metadata))
@@ -66,13 +65,26 @@ fn fhir_error(status: StatusCode, code: &str, detail: &str) -> Response {
     error_response(ErrorStyle::Fhir, status, code, detail)
 }
 
+/// A 404 OperationOutcome for a resource type this server does not serve.
+fn unserved(resource_type: &str) -> Option<Response> {
+    (!SERVED_TYPES.contains(&resource_type)).then(|| {
+        fhir_error(
+            StatusCode::NOT_FOUND,
+            "not-supported",
+            &format!("resource type {resource_type:?} is not served here"),
+        )
+    })
+}
+
 fn fhir_json(status: StatusCode, body: &Value) -> Response {
-    (
-        status,
-        [(header::CONTENT_TYPE, FHIR_JSON)],
-        body.to_string(),
-    )
-        .into_response()
+    // Written through the R4 model so members come in definition order (resourceType
+    // and id first) rather than serde_json's sorted order.
+    let text = body.to_string();
+    let ordered = match xenrad_fhir_model::from_json(text.as_bytes()) {
+        Ok(r) => xenrad_fhir_model::to_json(&r),
+        Err(_) => text.clone(),
+    };
+    (status, [(header::CONTENT_TYPE, FHIR_JSON)], ordered).into_response()
 }
 
 /// The CapabilityStatement: what this server serves (FHIR R4 §2.38 CapabilityStatement).
@@ -138,12 +150,8 @@ async fn read(
     Path((resource_type, id)): Path<(String, String)>,
     headers: HeaderMap,
 ) -> Response {
-    if !SERVED_TYPES.contains(&resource_type.as_str()) {
-        return fhir_error(
-            StatusCode::NOT_FOUND,
-            "not-supported",
-            &format!("resource type {resource_type:?} is not served here"),
-        );
+    if let Some(r) = unserved(&resource_type) {
+        return r;
     }
     let (t, i) = (resource_type.clone(), id.clone());
     let found = gw.store.read(move |c| projection::get(c, &t, &i)).await;
@@ -200,12 +208,8 @@ async fn search_type(
     RawQuery(raw): RawQuery,
     headers: HeaderMap,
 ) -> Response {
-    if !SERVED_TYPES.contains(&resource_type.as_str()) {
-        return fhir_error(
-            StatusCode::NOT_FOUND,
-            "not-supported",
-            &format!("resource type {resource_type:?} is not served here"),
-        );
+    if let Some(r) = unserved(&resource_type) {
+        return r;
     }
     let raw = raw.unwrap_or_default();
     let pairs: Vec<(String, String)> = form_pairs(&raw);

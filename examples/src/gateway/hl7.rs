@@ -4,7 +4,7 @@
 
 use super::Gateway;
 use super::fhir::ApiKeyScheme;
-use super::http::{ErrorStyle, SurfaceState, finish_surface, typed};
+use super::http::{DOC_PATHS, ErrorStyle, SurfaceState, finish_surface, typed};
 use super::ingest;
 use axum::Router;
 use axum::body::Bytes;
@@ -27,13 +27,7 @@ pub struct Hl7Api;
 
 /// Builds the surface.
 pub fn router(gw: Gateway) -> Router {
-    let state = SurfaceState {
-        name: "hl7",
-        keys: gw.keys.clone(),
-        style: ErrorStyle::Problem,
-        open_paths: &["/api/documentation", "/api/documentation/openapi.json"],
-        metrics: gw.metrics.clone(),
-    };
+    let state = SurfaceState::of(&gw, "hl7", ErrorStyle::Problem, DOC_PATHS);
     let max_body = gw.config.max_body;
     let r = Router::new()
         .route("/v2/ingest", post(v2_ingest))

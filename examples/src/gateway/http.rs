@@ -102,6 +102,27 @@ pub struct SurfaceState {
     pub metrics: Metrics,
 }
 
+impl SurfaceState {
+    /// A surface of `gw` whose open paths are the documentation (plus `extra_open`).
+    pub fn of(
+        gw: &super::Gateway,
+        name: &'static str,
+        style: ErrorStyle,
+        open_paths: &'static [&'static str],
+    ) -> Self {
+        SurfaceState {
+            name,
+            keys: gw.keys.clone(),
+            style,
+            open_paths,
+            metrics: gw.metrics.clone(),
+        }
+    }
+}
+
+/// Paths every surface serves without a key.
+pub const DOC_PATHS: &[&str] = &["/api/documentation", "/api/documentation/openapi.json"];
+
 async fn auth_and_measure(State(s): State<SurfaceState>, req: Request, next: Next) -> Response {
     let started = Instant::now();
     let route = req

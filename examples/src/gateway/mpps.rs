@@ -4,7 +4,7 @@
 
 use super::Gateway;
 use super::fhir::ApiKeyScheme;
-use super::http::{ErrorStyle, SurfaceState, finish_surface, typed};
+use super::http::{DOC_PATHS, ErrorStyle, SurfaceState, finish_surface, typed};
 use super::ingest::{self, MppsOp};
 use axum::Router;
 use axum::body::Bytes;
@@ -30,13 +30,7 @@ pub struct MppsApi;
 
 /// Builds the surface.
 pub fn router(gw: Gateway) -> Router {
-    let state = SurfaceState {
-        name: "mpps",
-        keys: gw.keys.clone(),
-        style: ErrorStyle::Problem,
-        open_paths: &["/api/documentation", "/api/documentation/openapi.json"],
-        metrics: gw.metrics.clone(),
-    };
+    let state = SurfaceState::of(&gw, "mpps", ErrorStyle::Problem, DOC_PATHS);
     let max_body = gw.config.max_body;
     let r = Router::new()
         .route("/ingest", post(seed_ingest))
