@@ -27,6 +27,7 @@ fn free_port() -> u16 {
 
 struct Gateway {
     child: Option<Child>,
+    extra: Vec<String>,
     dir: PathBuf,
     fhir: SocketAddr,
     hl7: SocketAddr,
@@ -46,6 +47,7 @@ impl Gateway {
         let a = |p: u16| SocketAddr::from(([127, 0, 0, 1], p));
         let mut g = Gateway {
             child: None,
+            extra: Vec::new(),
             dir,
             fhir: a(free_port()),
             hl7: a(free_port()),
@@ -68,6 +70,7 @@ impl Gateway {
             .args(["--max-body", "1048576"])
             .arg("--data-dir")
             .arg(&self.dir)
+            .args(&self.extra)
             .env("XENRAD_API_KEY", KEY)
             .stdout(Stdio::null())
             .stderr(Stdio::inherit())
@@ -903,4 +906,120 @@ print(hex(st.Status), hex(st.get("ErrorID", 0))); a.release()
         "/fhir/Procedure?identifier=1.2.826.0.1.3680043.2.1143.777",
     );
     assert_eq!(p["entry"][0]["resource"]["status"], "completed", "{p}");
+}
+
+#[test]
+fn tls_on_every_listener_with_real_clients() {
+    let key = rcgen::KeyPair::generate().unwrap();
+    let cert = rcgen::CertificateParams::new(vec!["localhost".into()])
+        .unwrap()
+        .self_signed(&key)
+        .unwrap();
+    let dir = std::env::temp_dir().join(format!(
+        "xenrad-e2e-tls-{}-{}",
+        std::process::id(),
+        free_port()
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (cert_path, key_path) = (dir.join("cert.pem"), dir.join("key.pem"));
+    std::fs::write(&cert_path, cert.pem()).unwrap();
+    std::fs::write(&key_path, key.serialize_pem()).unwrap();
+    let (c, k) = (
+        cert_path.display().to_string(),
+        key_path.display().to_string(),
+    );
+    let mut g = Gateway::start();
+    g.stop();
+    for surface in ["fhir", "hl7", "mpps", "mllp", "dicom"] {
+        g.extra.extend([
+            format!("--{surface}-tls-cert"),
+            c.clone(),
+            format!("--{surface}-tls-key"),
+            k.clone(),
+        ]);
+    }
+    g.spawn();
+    // HTTPS with the certificate as the only trust anchor.
+    let https = |addr: SocketAddr, path: &str| {
+        let resolve = format!("localhost:{}:127.0.0.1", addr.port());
+        let url = format!("https://localhost:{}{path}", addr.port());
+        curl(&[
+            "--cacert",
+            &c,
+            "--resolve",
+            &resolve,
+            &url,
+            "-H",
+            &key_header(),
+        ])
+    };
+    let r = https(g.fhir, "/fhir/metadata");
+    assert_eq!(r.status, 200);
+    assert_eq!(r.json()["fhirVersion"], "4.0.1");
+    assert_eq!(https(g.mpps, "/api/documentation/openapi.json").status, 200);
+    let resolve = format!("localhost:{}:127.0.0.1", g.hl7.port());
+    let r = curl(&[
+        "--cacert",
+        &c,
+        "--resolve",
+        &resolve,
+        "-X",
+        "POST",
+        &format!("https://localhost:{}/v2/ingest", g.hl7.port()),
+        "-H",
+        &key_header(),
+        "--data-binary",
+        REF_ADT,
+    ]);
+    assert_eq!(msa(&r.body).0, "AA", "{}", r.body);
+    // Plain HTTP to a TLS listener gets no HTTP answer.
+    let plain = Command::new("curl")
+        .args(["-sS", "-m", "5", &g.url(g.fhir, "/fhir/metadata")])
+        .output()
+        .unwrap();
+    assert!(!plain.status.success());
+    if peers() {
+        // MLLPS from Python's ssl module, DICOM TLS from DCMTK.
+        let script = r#"
+import socket, ssl, sys
+ctx = ssl.create_default_context(cafile=sys.argv[3])
+s = ctx.wrap_socket(socket.create_connection((sys.argv[1], int(sys.argv[2]))), server_hostname="localhost")
+s.sendall(b"\x0bMSH|^~\\&|APP|FAC|XEN|FAC|20240101120000||ADT^A08|T1|P|2.5.1\rPID|1||IDT||Tls^Tom\r\x1c\x0d")
+buf = b""
+while b"\x1c\x0d" not in buf:
+    buf += s.recv(4096)
+print([seg for seg in buf.split(b"\r") if seg.startswith(b"MSA")][0].decode())
+"#;
+        let out = Command::new(std::env::var("XENRAD_PYTHON").unwrap())
+            .args(["-c", script, "127.0.0.1", &g.mllp.port().to_string(), &c])
+            .output()
+            .unwrap();
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout).trim(),
+            "MSA|AA|T1",
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let out = Command::new("echoscu")
+            .args([
+                "+tls",
+                &k,
+                &c,
+                "+cf",
+                &c,
+                "-aec",
+                "XENRAD",
+                "127.0.0.1",
+                &g.dicom.port().to_string(),
+            ])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let _ = std::fs::remove_dir_all(dir);
 }

@@ -19,6 +19,7 @@ pub mod mpps;
 pub mod projection;
 pub mod search;
 pub mod store;
+pub mod tls;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -74,6 +75,59 @@ pub struct Config {
     /// Largest P-DATA-TF PDU we accept on the DICOM port, bytes.
     #[arg(long, default_value_t = 128 * 1024)]
     pub max_pdu: u32,
+    /// TLS certificate chain (PEM) for the FHIR surface; with `--fhir-tls-key` it serves HTTPS.
+    #[arg(long, requires = "fhir_tls_key")]
+    pub fhir_tls_cert: Option<PathBuf>,
+    /// TLS private key (PEM) for the FHIR surface.
+    #[arg(long, requires = "fhir_tls_cert")]
+    pub fhir_tls_key: Option<PathBuf>,
+    /// TLS certificate chain (PEM) for the HL7 HTTP surface.
+    #[arg(long, requires = "hl7_tls_key")]
+    pub hl7_tls_cert: Option<PathBuf>,
+    /// TLS private key (PEM) for the HL7 HTTP surface.
+    #[arg(long, requires = "hl7_tls_cert")]
+    pub hl7_tls_key: Option<PathBuf>,
+    /// TLS certificate chain (PEM) for the MPPS surface.
+    #[arg(long, requires = "mpps_tls_key")]
+    pub mpps_tls_cert: Option<PathBuf>,
+    /// TLS private key (PEM) for the MPPS surface.
+    #[arg(long, requires = "mpps_tls_cert")]
+    pub mpps_tls_key: Option<PathBuf>,
+    /// TLS certificate chain (PEM) for MLLP (MLLPS).
+    #[arg(long, requires = "mllp_tls_key")]
+    pub mllp_tls_cert: Option<PathBuf>,
+    /// TLS private key (PEM) for MLLP.
+    #[arg(long, requires = "mllp_tls_cert")]
+    pub mllp_tls_key: Option<PathBuf>,
+    /// TLS certificate chain (PEM) for the DICOM port (PS3.15 B.1 DICOM TLS).
+    #[arg(long, requires = "dicom_tls_key")]
+    pub dicom_tls_cert: Option<PathBuf>,
+    /// TLS private key (PEM) for the DICOM port.
+    #[arg(long, requires = "dicom_tls_cert")]
+    pub dicom_tls_key: Option<PathBuf>,
+}
+
+fn tls_for(
+    cert: Option<&PathBuf>,
+    key: Option<&PathBuf>,
+) -> std::io::Result<Option<tokio_rustls::TlsAcceptor>> {
+    match (cert, key) {
+        (Some(c), Some(k)) => tls::acceptor(c, k).map(Some),
+        _ => Ok(None),
+    }
+}
+
+/// Serves one HTTP surface, over TLS when it has an acceptor.
+async fn serve_surface(
+    listener: tokio::net::TcpListener,
+    router: axum::Router,
+    acceptor: Option<tokio_rustls::TlsAcceptor>,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    match acceptor {
+        Some(a) => tls::serve_https(listener, a, router, shutdown).await,
+        None => http::serve(listener, router, shutdown).await,
+    }
 }
 
 /// Everything the surfaces share.
@@ -192,23 +246,58 @@ pub async fn run(config: Config) -> Result<(), Box<dyn std::error::Error + Send 
         }
     };
 
+    let c = &gw.config;
+    let fhir_tls = tls_for(c.fhir_tls_cert.as_ref(), c.fhir_tls_key.as_ref())?;
+    let hl7_tls = tls_for(c.hl7_tls_cert.as_ref(), c.hl7_tls_key.as_ref())?;
+    let mpps_tls = tls_for(c.mpps_tls_cert.as_ref(), c.mpps_tls_key.as_ref())?;
+    let mllp_tls = tls_for(c.mllp_tls_cert.as_ref(), c.mllp_tls_key.as_ref())?;
+    let dicom_tls = tls_for(c.dicom_tls_cert.as_ref(), c.dicom_tls_key.as_ref())?;
+    let scheme = |t: &Option<tokio_rustls::TlsAcceptor>| if t.is_some() { "https" } else { "http" };
+    let (fhir_s, hl7_s, mpps_s) = (scheme(&fhir_tls), scheme(&hl7_tls), scheme(&mpps_tls));
+    let (mllp_s, dicom_s) = (
+        if mllp_tls.is_some() { " (TLS)" } else { "" },
+        if dicom_tls.is_some() { " (TLS)" } else { "" },
+    );
     let fhir_l = tokio::net::TcpListener::bind(gw.config.fhir_addr).await?;
     let hl7_l = tokio::net::TcpListener::bind(gw.config.hl7_addr).await?;
     let mpps_l = tokio::net::TcpListener::bind(gw.config.mpps_addr).await?;
     let mllp_l = tokio::net::TcpListener::bind(gw.config.mllp_addr).await?;
     let dicom_l = tokio::net::TcpListener::bind(gw.config.dicom_addr).await?;
     let mut tasks = tokio::task::JoinSet::new();
-    tasks.spawn(http::serve(fhir_l, fhir::router(gw.clone()), stopped()));
-    tasks.spawn(http::serve(hl7_l, hl7::router(gw.clone()), stopped()));
-    tasks.spawn(http::serve(mpps_l, mpps::router(gw.clone()), stopped()));
+    tasks.spawn(serve_surface(
+        fhir_l,
+        fhir::router(gw.clone()),
+        fhir_tls,
+        stopped(),
+    ));
+    tasks.spawn(serve_surface(
+        hl7_l,
+        hl7::router(gw.clone()),
+        hl7_tls,
+        stopped(),
+    ));
+    tasks.spawn(serve_surface(
+        mpps_l,
+        mpps::router(gw.clone()),
+        mpps_tls,
+        stopped(),
+    ));
     let mllp_server = mllp::server(gw.clone());
     let mllp_stop = stopped();
-    tasks.spawn(async move { mllp_server.serve(mllp_l, mllp_stop).await });
-    let dicom_server = dicom::server(gw.clone())?;
+    tasks.spawn(async move {
+        match mllp_tls {
+            Some(a) => mllp_server.serve_tls(mllp_l, a, mllp_stop).await,
+            None => mllp_server.serve(mllp_l, mllp_stop).await,
+        }
+    });
+    let mut dicom_server = dicom::server(gw.clone())?;
+    if let Some(a) = dicom_tls {
+        dicom_server = dicom_server.with_tls(a);
+    }
     let dicom_stop = stopped();
     tasks.spawn(async move { dicom_server.run(dicom_l, dicom_stop).await });
     eprintln!(
-        "xenrad-gateway: FHIR http://{}/fhir  HL7 http://{}  MPPS http://{}  MLLP {}  DICOM {} (AE {})  data {}",
+        "xenrad-gateway: FHIR {fhir_s}://{}/fhir  HL7 {hl7_s}://{}  MPPS {mpps_s}://{}  MLLP {}{mllp_s}  DICOM {}{dicom_s} (AE {})  data {}",
         gw.config.fhir_addr,
         gw.config.hl7_addr,
         gw.config.mpps_addr,
