@@ -278,6 +278,13 @@ impl Metrics {
 
     /// Records one ingest outcome (`stored`, `duplicate`, `rejected`) of a protocol.
     pub fn ingest(&self, protocol: &str, outcome: &str, bytes: usize) {
+        // One structured line per message or instance; never its content (patient data).
+        match outcome {
+            "rejected" | "failed" => {
+                tracing::warn!(target: "xenrad::ingest", protocol, outcome, bytes);
+            }
+            _ => tracing::info!(target: "xenrad::ingest", protocol, outcome, bytes),
+        }
         self.bytes.fetch_add(bytes as u64, Ordering::Relaxed);
         let mut m = self.inner.lock().expect("metrics");
         *m.ingest
