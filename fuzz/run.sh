@@ -6,6 +6,8 @@ set -euo pipefail
 cd "$(dirname "$0")"
 secs="${1:-30}"; shift || true
 triple="$(rustc -vV | sed -n 's/^host: //p')"
+# The binaries are run from fuzz/target below, whatever the caller's CARGO_TARGET_DIR says.
+export CARGO_TARGET_DIR="$PWD/target"
 export RUSTFLAGS="-Cpasses=sancov-module -Cllvm-args=-sanitizer-coverage-level=4 \
  -Cllvm-args=-sanitizer-coverage-inline-8bit-counters -Cllvm-args=-sanitizer-coverage-pc-table \
  -Cllvm-args=-sanitizer-coverage-trace-compares --cfg fuzzing -Cdebug-assertions -Coverflow-checks"

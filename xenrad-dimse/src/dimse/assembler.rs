@@ -50,6 +50,9 @@ pub struct Assembler {
     cmd: BytesMut,
     cmd_pc: Option<u8>,
     max_command: usize,
+    /// After a command over the limit: its remaining fragments are dropped up to and
+    /// including the last one, so they are never taken for the start of a new command.
+    discarding: bool,
 }
 
 impl Default for Assembler {
@@ -65,6 +68,7 @@ impl Assembler {
             cmd: BytesMut::new(),
             cmd_pc: None,
             max_command,
+            discarding: false,
         }
     }
 
@@ -87,9 +91,15 @@ impl Assembler {
                 got: pdv.pc_id,
             });
         }
+        if self.discarding {
+            // Tail of an oversized command (reported once, when the limit was crossed).
+            self.discarding = !pdv.is_last;
+            return Ok(None);
+        }
         if self.cmd.len() + pdv.data.len() > self.max_command {
             self.cmd.clear();
             self.cmd_pc = None;
+            self.discarding = !pdv.is_last;
             return Err(AssemblyError::CommandTooLarge(self.max_command));
         }
         if pdv.is_last {
@@ -108,5 +118,57 @@ impl Assembler {
         self.cmd_pc = Some(pdv.pc_id);
         self.cmd.extend_from_slice(&pdv.data);
         Ok(None)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cmd(data: &'static [u8], last: bool) -> PdvData {
+        PdvData {
+            pc_id: 1,
+            is_command: true,
+            is_last: last,
+            data: Bytes::from_static(data),
+        }
+    }
+
+    #[test]
+    fn fragments_after_an_oversized_command_are_not_a_new_command() {
+        let mut a = Assembler::new(4);
+        assert_eq!(a.push(cmd(b"abc", false)), Ok(None));
+        assert_eq!(
+            a.push(cmd(b"def", false)),
+            Err(AssemblyError::CommandTooLarge(4))
+        );
+        // The rest of that command, including its last fragment, is dropped.
+        assert_eq!(a.push(cmd(b"g", false)), Ok(None));
+        assert_eq!(a.push(cmd(b"h", true)), Ok(None));
+        // The next command is assembled normally.
+        assert_eq!(a.push(cmd(b"ij", false)), Ok(None));
+        assert_eq!(
+            a.push(cmd(b"kl", true)),
+            Ok(Some(DimseEvent::Command {
+                pc_id: 1,
+                bytes: Bytes::from_static(b"ijkl")
+            }))
+        );
+    }
+
+    #[test]
+    fn an_oversized_last_fragment_ends_the_command() {
+        let mut a = Assembler::new(2);
+        assert_eq!(
+            a.push(cmd(b"abc", true)),
+            Err(AssemblyError::CommandTooLarge(2))
+        );
+        assert_eq!(
+            a.push(cmd(b"xy", true)),
+            Ok(Some(DimseEvent::Command {
+                pc_id: 1,
+                bytes: Bytes::from_static(b"xy")
+            }))
+        );
     }
 }
