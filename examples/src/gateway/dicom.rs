@@ -185,7 +185,7 @@ fn new_uid() -> String {
         use std::io::Read;
         let _ = f.read_exact(&mut raw);
     }
-    format!("2.25.{}", u128::from_be_bytes(raw))
+    xenrad_mpps::uid::uuid_uid(u128::from_be_bytes(raw))
 }
 
 /// Builds the SCP server for the gateway's configuration.

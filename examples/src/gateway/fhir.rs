@@ -61,7 +61,7 @@ pub fn router(gw: Gateway) -> Router {
     finish_surface(r, state, doc, max_body)
 }
 
-fn fhir_error(status: StatusCode, code: &str, detail: &str) -> Response {
+fn fhir_error(status: StatusCode, code: &'static str, detail: &str) -> Response {
     error_response(ErrorStyle::Fhir, status, code, detail)
 }
 

@@ -55,17 +55,20 @@ pub enum ErrorStyle {
 }
 
 /// An error response in the surface's style.
-pub fn error_response(style: ErrorStyle, status: StatusCode, code: &str, detail: &str) -> Response {
+pub fn error_response(
+    style: ErrorStyle,
+    status: StatusCode,
+    code: &'static str,
+    detail: &str,
+) -> Response {
     match style {
         ErrorStyle::Fhir => {
-            let body = serde_json::json!({
-                "resourceType": "OperationOutcome",
-                "issue": [{"severity": "error", "code": code, "diagnostics": detail}]
-            });
+            use xenrad_fhir_model::outcome::{OperationOutcome, Severity};
+            let body = OperationOutcome::single(Severity::Error, code, detail).to_json();
             (
                 status,
                 [(header::CONTENT_TYPE, "application/fhir+json")],
-                body.to_string(),
+                body,
             )
                 .into_response()
         }
