@@ -4,8 +4,9 @@
 //! as the HTTP doors.
 
 use super::Gateway;
-use super::ingest::{self, SqlMppsStore};
+use super::ingest::{self, MppsRecords};
 use super::projection::{self, InstanceFacts, PatientFacts, fhir_date, gender_code};
+use super::store::InstanceRow;
 use dicom_dictionary_std::tags;
 use std::path::Path;
 use std::sync::Arc;
@@ -84,15 +85,20 @@ impl Handler for GatewayScp {
             );
             return status::CANNOT_UNDERSTAND;
         }
-        let (ts, path, size, ae) = (
-            inst.transfer_syntax.clone(),
-            inst.path.display().to_string(),
-            inst.dataset_len,
-            inst.calling_ae.clone(),
-        );
-        let r = self.gw.store.write_blocking(move |tx| {
-            projection::record_instance(tx, &facts, &ts, &path, size, &ae)
-        });
+        let row = InstanceRow {
+            sop_instance_uid: facts.sop_instance_uid.clone(),
+            sop_class_uid: facts.sop_class_uid.clone(),
+            study_uid: facts.study_uid.clone(),
+            series_uid: facts.series_uid.clone(),
+            transfer_syntax: inst.transfer_syntax.clone(),
+            path: inst.path.display().to_string(),
+            size: inst.dataset_len,
+            calling_ae: inst.calling_ae.clone(),
+        };
+        let r = self
+            .gw
+            .store
+            .write_blocking(move |tx| projection::record_instance(tx, &facts, &row));
         let len = usize::try_from(inst.dataset_len).unwrap_or(usize::MAX);
         match r {
             Ok(new) => {
@@ -140,7 +146,7 @@ impl GatewayScp {
         let len = data.len();
         let uid2 = uid.clone();
         let r = self.gw.store.write_blocking(move |tx| {
-            let svc = xenrad_mpps::Mpps::new(SqlMppsStore(tx));
+            let svc = xenrad_mpps::Mpps::new(MppsRecords::Write(tx));
             let resp = if create {
                 svc.n_create_dataset(&uid2, &data, ts)
             } else {

@@ -2,16 +2,18 @@
 
 use super::Gateway;
 use super::http::{ErrorStyle, SurfaceState, error_response, finish_surface};
-use super::projection;
 use super::search::{self, SERVED_TYPES};
+use super::store::{Page, StoredResource};
 use axum::Router;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use serde_json::{Value, json};
-use std::fmt::Write as _;
 use utoipa::OpenApi;
+use xenrad_fhir_model::ResourceType;
+use xenrad_fhir_model::bundle::{EntryMode, SearchSet};
+use xenrad_fhir_model::capability::CapabilityStatementBuilder;
+use xenrad_fhir_model::outcome::{OperationOutcome, Severity};
 
 const FHIR_JSON: &str = "application/fhir+json";
 
@@ -65,6 +67,10 @@ fn fhir_error(status: StatusCode, code: &'static str, detail: &str) -> Response 
     error_response(ErrorStyle::Fhir, status, code, detail)
 }
 
+fn outcome_response(status: StatusCode, oo: &OperationOutcome) -> Response {
+    fhir_text(status, oo.to_json())
+}
+
 /// A 404 OperationOutcome for a resource type this server does not serve.
 fn unserved(resource_type: &str) -> Option<Response> {
     (!SERVED_TYPES.contains(&resource_type)).then(|| {
@@ -76,65 +82,57 @@ fn unserved(resource_type: &str) -> Option<Response> {
     })
 }
 
-fn fhir_json(status: StatusCode, body: &Value) -> Response {
-    // Written through the R4 model so members come in definition order (resourceType
-    // and id first) rather than serde_json's sorted order.
-    let text = body.to_string();
-    let ordered = match xenrad_fhir_model::from_json(text.as_bytes()) {
-        Ok(r) => xenrad_fhir_model::to_json(&r),
-        Err(_) => text.clone(),
-    };
-    (status, [(header::CONTENT_TYPE, FHIR_JSON)], ordered).into_response()
+/// A FHIR JSON response whose body was written by `xenrad-fhir-model` (stored
+/// resources are the model's own serialisation, so they are served as stored).
+fn fhir_text(status: StatusCode, body: String) -> Response {
+    (status, [(header::CONTENT_TYPE, FHIR_JSON)], body).into_response()
 }
 
-/// The CapabilityStatement: what this server serves (FHIR R4 §2.38 CapabilityStatement).
-pub fn capability_statement() -> Value {
-    let resources: Vec<Value> = SERVED_TYPES
-        .iter()
-        .map(|t| {
-            let params: Vec<Value> = search::params_for(t)
-                .iter()
-                .map(|(n, k)| {
-                    json!({"name": n, "type": match k {
-                        search::ParamType::String => "string",
-                        search::ParamType::Token => "token",
-                        search::ParamType::Date => "date",
-                        search::ParamType::Reference => "reference",
-                    }})
-                })
-                .collect();
-            json!({
-                "type": t,
-                "interaction": [{"code": "read"}, {"code": "search-type"}],
-                "versioning": "versioned",
-                "readHistory": false,
-                "searchParam": params,
-            })
-        })
-        .collect();
-    json!({
-        "resourceType": "CapabilityStatement",
-        "status": "active",
-        "date": "2026-11-26",
-        "publisher": "Xenrad",
-        "kind": "instance",
-        "software": {"name": "xenrad-gateway", "version": env!("CARGO_PKG_VERSION")},
-        "implementation": {"description": "Xenrad gateway FHIR R4 surface"},
-        "fhirVersion": "4.0.1",
-        "format": ["application/fhir+json", "json"],
-        "rest": [{
-            "mode": "server",
-            "security": {"description": "Send the X-API-Key header on every request except /fhir/metadata."},
-            "resource": resources,
-        }],
-    })
+/// The CapabilityStatement (FHIR R4 §2.38): `read` and `search-type` on the served
+/// types, with exactly the search parameters the gateway executes.
+pub fn capability_statement(base_url: &str) -> Result<String, xenrad_fhir_model::Error> {
+    let mut b =
+        CapabilityStatementBuilder::new("xenrad-gateway", env!("CARGO_PKG_VERSION"), "2026-11-26")
+            .base_url(base_url);
+    for t in SERVED_TYPES {
+        let rt = ResourceType::from_name(t).expect("served types are R4 resource types");
+        let params: Vec<&'static str> = search::params_for(t).iter().map(|(n, _)| *n).collect();
+        b = b.resource(rt, &["read", "search-type"], &params)?;
+    }
+    Ok(xenrad_fhir_model::to_json(&b.build()?))
+}
+
+/// The FHIR base URL as the client addressed it.
+fn base_url(gw: &Gateway, headers: &HeaderMap) -> String {
+    let host = headers
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .map_or_else(|| gw.config.fhir_addr.to_string(), str::to_owned);
+    let scheme = if gw.config.fhir_tls_cert.is_some() {
+        "https"
+    } else {
+        "http"
+    };
+    format!("{scheme}://{host}/fhir")
 }
 
 /// CapabilityStatement (no key needed).
 #[utoipa::path(get, path = "/fhir/metadata", security(()),
     responses((status = 200, description = "The server's CapabilityStatement", content_type = "application/fhir+json")))]
-async fn metadata() -> Response {
-    fhir_json(StatusCode::OK, &capability_statement())
+async fn metadata(State(gw): State<Gateway>, headers: HeaderMap) -> Response {
+    match capability_statement(&base_url(&gw, &headers)) {
+        Ok(body) => fhir_text(StatusCode::OK, body),
+        Err(e) => fhir_error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "exception",
+            &e.to_string(),
+        ),
+    }
+}
+
+fn http_date(rfc3339: &str) -> Option<HeaderValue> {
+    let d = chrono::DateTime::parse_from_rfc3339(rfc3339).ok()?;
+    HeaderValue::from_str(&d.to_utc().format("%a, %d %b %Y %H:%M:%S GMT").to_string()).ok()
 }
 
 /// Reads one resource, with its version as ETag.
@@ -154,10 +152,11 @@ async fn read(
         return r;
     }
     let (t, i) = (resource_type.clone(), id.clone());
-    let found = gw.store.read(move |c| projection::get(c, &t, &i)).await;
+    let found = gw.store.read(move |c| c.resource(&t, &i)).await;
     match found {
-        Ok(Some((version, last_updated, body))) => {
-            let etag = format!("W/\"{version}\"");
+        Ok(Some(stored)) => {
+            // FHIR R4 §3.1.0.5 (versions, ETag) and HTTP conditional read.
+            let etag = format!("W/\"{}\"", stored.version);
             if headers
                 .get(header::IF_NONE_MATCH)
                 .and_then(|v| v.to_str().ok())
@@ -165,19 +164,11 @@ async fn read(
             {
                 return StatusCode::NOT_MODIFIED.into_response();
             }
-            let mut r = fhir_json(StatusCode::OK, &body);
+            let mut r = fhir_text(StatusCode::OK, stored.json());
             if let Ok(v) = HeaderValue::from_str(&etag) {
                 r.headers_mut().insert(header::ETAG, v);
             }
-            if let Some(v) = chrono::DateTime::parse_from_rfc3339(&last_updated)
-                .ok()
-                .and_then(|d| {
-                    HeaderValue::from_str(
-                        &d.to_utc().format("%a, %d %b %Y %H:%M:%S GMT").to_string(),
-                    )
-                    .ok()
-                })
-            {
+            if let Some(v) = http_date(&stored.last_updated) {
                 r.headers_mut().insert(header::LAST_MODIFIED, v);
             }
             r
@@ -212,17 +203,12 @@ async fn search_type(
         return r;
     }
     let raw = raw.unwrap_or_default();
-    let pairs: Vec<(String, String)> = form_pairs(&raw);
-    let query = match search::parse_query(&resource_type, &pairs) {
+    let query = match search::parse(&resource_type, &raw) {
         Ok(q) => q,
-        Err(e) => {
-            return fhir_error(
-                StatusCode::BAD_REQUEST,
-                "invalid",
-                &format!("{}: {}", e.param, e.message),
-            );
-        }
+        Err(oo) => return outcome_response(StatusCode::BAD_REQUEST, &oo),
     };
+    // FHIR R4 §3.1.1.4: unknown parameters are ignored (and reported) unless the
+    // client asks for strict handling.
     let strict = headers
         .get("prefer")
         .and_then(|v| v.to_str().ok())
@@ -235,7 +221,7 @@ async fn search_type(
         );
     }
     let (t, q) = (resource_type.clone(), query.clone());
-    let page = match gw.store.read(move |c| search::execute(c, &t, &q)).await {
+    let page = match gw.store.read(move |c| c.search(&t, &q)).await {
         Ok(p) => p,
         Err(e) => {
             return fhir_error(
@@ -245,115 +231,59 @@ async fn search_type(
             );
         }
     };
-    let host = headers
-        .get(header::HOST)
-        .and_then(|h| h.to_str().ok())
-        .unwrap_or("localhost");
-    let base = format!("http://{host}/fhir");
-    fhir_json(
-        StatusCode::OK,
-        &searchset(&base, &resource_type, &pairs, &query, &page),
-    )
-}
-
-/// Decodes `a=b&c=d` (percent and `+` decoding).
-pub fn form_pairs(raw: &str) -> Vec<(String, String)> {
-    raw.split('&')
-        .filter(|s| !s.is_empty())
-        .map(|kv| {
-            let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
-            (percent_decode(k), percent_decode(v))
-        })
-        .collect()
-}
-
-fn percent_decode(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        match b[i] {
-            b'+' => out.push(b' '),
-            b'%' if i + 2 < b.len() => {
-                match u8::from_str_radix(std::str::from_utf8(&b[i + 1..i + 3]).unwrap_or("zz"), 16)
-                {
-                    Ok(x) => {
-                        out.push(x);
-                        i += 2;
-                    }
-                    Err(_) => out.push(b'%'),
-                }
-            }
-            x => out.push(x),
-        }
-        i += 1;
+    match searchset(&base_url(&gw, &headers), &resource_type, &raw, &query, page) {
+        Ok(body) => fhir_text(StatusCode::OK, body),
+        Err(e) => fhir_error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "exception",
+            &e.to_string(),
+        ),
     }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
-fn encode_component(s: &str) -> String {
-    let mut out = String::new();
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || b"-._~:|/,".contains(&b) {
-            out.push(b as char);
-        } else {
-            let _ = write!(out, "%{b:02X}");
-        }
-    }
-    out
-}
-
-/// A searchset Bundle with `self`/`next`/`previous` links (FHIR R4 §3.1.1.6, §2.36).
+/// A searchset Bundle with paging links (FHIR R4 §3.1.1.6, Bundle §2.36), built
+/// with `xenrad_fhir_model::bundle::SearchSet`; unexecuted parameters are reported
+/// in an `outcome` entry.
 fn searchset(
     base: &str,
     resource_type: &str,
-    pairs: &[(String, String)],
+    raw_query: &str,
     q: &search::Query,
-    page: &search::Page,
-) -> Value {
-    let link_for = |offset: usize| {
-        let mut parts: Vec<String> = pairs
-            .iter()
-            .filter(|(k, _)| k != "_offset" && k != "_count")
-            .map(|(k, v)| format!("{}={}", encode_component(k), encode_component(v)))
-            .collect();
-        parts.push(format!("_count={}", q.count));
-        parts.push(format!("_offset={offset}"));
-        format!("{base}/{resource_type}?{}", parts.join("&"))
+    page: Page,
+) -> Result<String, xenrad_fhir_model::Error> {
+    let paging_state = xenrad_fhir_model::search::SearchQuery {
+        count: Some(q.count),
+        offset: Some(q.offset),
+        ..Default::default()
     };
-    let mut links = vec![json!({"relation": "self", "url": link_for(q.offset)})];
-    if q.offset + page.rows.len() < page.total && q.count > 0 {
-        links.push(json!({"relation": "next", "url": link_for(q.offset + q.count)}));
+    let paging = paging_state.paging(
+        &format!("{base}/{resource_type}"),
+        raw_query,
+        search::DEFAULT_COUNT,
+        search::MAX_COUNT,
+        Some(page.total),
+    );
+    let mut set = SearchSet::new(paging);
+    for (_, stored) in page.rows {
+        set.push(base, parse_stored(&stored)?, EntryMode::Match)?;
     }
-    if q.offset > 0 {
-        links.push(
-            json!({"relation": "previous", "url": link_for(q.offset.saturating_sub(q.count))}),
-        );
-    }
-    let mut entries: Vec<Value> = page
-        .rows
-        .iter()
-        .map(|(id, _, _, json)| {
-            let resource: Value = serde_json::from_str(json).unwrap_or(Value::Null);
-            json!({"fullUrl": format!("{base}/{resource_type}/{id}"), "resource": resource, "search": {"mode": "match"}})
-        })
-        .collect();
     if !q.unknown.is_empty() {
-        entries.push(json!({
-            "resource": {"resourceType": "OperationOutcome", "issue": [{
-                "severity": "warning", "code": "not-supported",
-                "diagnostics": format!("ignored unknown search parameters: {}", q.unknown.join(", "))
-            }]},
-            "search": {"mode": "outcome"}
-        }));
+        let oo = OperationOutcome::single(
+            Severity::Warning,
+            "not-supported",
+            format!("ignored search parameters: {}", q.unknown.join(", ")),
+        );
+        set.push(base, oo.to_resource(), EntryMode::Outcome)?;
     }
-    json!({
-        "resourceType": "Bundle",
-        "type": "searchset",
-        "total": page.total,
-        "link": links,
-        "entry": entries,
-    })
+    Ok(xenrad_fhir_model::to_json(&set.build()?))
+}
+
+/// A stored resource as a model value (for embedding in a Bundle).
+fn parse_stored(
+    stored: &StoredResource,
+) -> Result<xenrad_fhir_model::Resource<'static>, xenrad_fhir_model::Error> {
+    let json = stored.json();
+    Ok(xenrad_fhir_model::from_json(json.as_bytes())?.into_owned())
 }
 
 #[cfg(test)]
@@ -361,30 +291,18 @@ mod tests {
     use super::*;
 
     #[test]
-    fn form_decoding() {
-        assert_eq!(
-            form_pairs("name=smith&identifier=http%3A%2F%2Fx%7C1"),
-            vec![
-                ("name".to_owned(), "smith".to_owned()),
-                ("identifier".to_owned(), "http://x|1".to_owned())
-            ]
-        );
-        assert_eq!(
-            form_pairs("a=b+c&d=%zz&e=%4"),
-            vec![
-                ("a".to_owned(), "b c".to_owned()),
-                ("d".to_owned(), "%zz".to_owned()),
-                ("e".to_owned(), "%4".to_owned())
-            ]
-        );
-    }
-
-    #[test]
     fn capability_statement_is_valid_r4() {
-        let c = capability_statement();
+        let text = capability_statement("http://h/fhir").unwrap();
+        let c: serde_json::Value = serde_json::from_str(&text).unwrap();
         assert_eq!(c["fhirVersion"], "4.0.1");
         assert_eq!(c["rest"][0]["resource"][0]["type"], "Patient");
-        let text = c.to_string();
+        assert_eq!(
+            c["rest"][0]["resource"][0]["searchParam"]
+                .as_array()
+                .unwrap()
+                .len(),
+            search::params_for("Patient").len()
+        );
         let r = xenrad_fhir_model::from_json(text.as_bytes()).expect("reads strictly as R4");
         let oo = xenrad_fhir_model::validate(&r);
         assert!(!oo.has_errors(), "{}", oo.to_json());
@@ -392,33 +310,34 @@ mod tests {
 
     #[test]
     fn searchset_bundle_is_valid_r4() {
-        let q = search::parse_query("Patient", &form_pairs("name=doe&shoe=9&_count=1")).unwrap();
-        let patient = r#"{"resourceType":"Patient","id":"p1","name":[{"family":"Doe"}]}"#;
-        let page = search::Page {
+        let raw = "name=doe&shoe=9&_count=1";
+        let q = search::parse("Patient", raw).unwrap();
+        let page = Page {
             total: 3,
             rows: vec![(
                 "p1".into(),
-                1,
-                "2026-01-01T00:00:00Z".into(),
-                patient.into(),
+                StoredResource {
+                    version: 1,
+                    last_updated: "2026-01-01T00:00:00Z".into(),
+                    body: r#"{"resourceType":"Patient","id":"p1","name":[{"family":"Doe"}]}"#
+                        .into(),
+                },
             )],
         };
-        let b = searchset(
-            "http://h/fhir",
-            "Patient",
-            &form_pairs("name=doe&shoe=9&_count=1"),
-            &q,
-            &page,
+        let text = searchset("http://h/fhir", "Patient", raw, &q, page).unwrap();
+        let b: serde_json::Value = serde_json::from_str(&text).unwrap();
+        let next = b["link"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|l| l["relation"] == "next")
+            .expect("a next link");
+        assert_eq!(
+            next["url"],
+            "http://h/fhir/Patient?name=doe&shoe=9&_count=1&_offset=1"
         );
-        assert_eq!(b["link"][1]["relation"], "next");
-        assert!(
-            b["link"][1]["url"]
-                .as_str()
-                .unwrap()
-                .ends_with("_count=1&_offset=1")
-        );
+        assert_eq!(b["entry"][0]["resource"]["meta"]["versionId"], "1");
         assert_eq!(b["entry"][1]["search"]["mode"], "outcome");
-        let text = b.to_string();
         let r = xenrad_fhir_model::from_json(text.as_bytes()).expect("reads strictly as R4");
         let oo = xenrad_fhir_model::validate(&r);
         assert!(!oo.has_errors(), "{}", oo.to_json());

@@ -5,7 +5,7 @@
 
 use super::Gateway;
 use super::projection::{self, OrderFacts, PatientFacts, fhir_date, gender_code};
-use super::store::{StoreError, record_message};
+use super::store::{ReadTx, StoreError, WriteTx};
 use std::borrow::Cow;
 use xenrad_hl7v2::Message;
 
@@ -208,7 +208,7 @@ fn v2_effect(m: &Message<'_>) -> Result<V2Effect, ErrorDetail> {
     }
 }
 
-fn apply_v2(tx: &rusqlite::Transaction<'_>, effect: &V2Effect) -> Result<(), StoreError> {
+fn apply_v2(tx: &dyn WriteTx, effect: &V2Effect) -> Result<(), StoreError> {
     match effect {
         V2Effect::None => Ok(()),
         V2Effect::Patient(f) => projection::upsert_patient(tx, f).map(drop),
@@ -285,7 +285,7 @@ pub async fn v2(gw: &Gateway, body: &[u8]) -> V2Outcome {
     let r = gw
         .store
         .write(move |tx| {
-            let new = record_message(tx, "hl7v2", &sender, &control_id, &mtype, &stored)?;
+            let new = tx.record_message("hl7v2", &sender, &control_id, &mtype, &stored)?;
             if new {
                 apply_v2(tx, &effect)?;
             }
@@ -460,7 +460,7 @@ pub async fn v3(gw: &Gateway, body: &[u8]) -> V3Outcome {
     let r = gw
         .store
         .write(move |tx| {
-            let new = record_message(tx, "hl7v3", &sender, &message_id, &interaction, &stored)?;
+            let new = tx.record_message("hl7v3", &sender, &message_id, &interaction, &stored)?;
             if new {
                 for p in &patients {
                     projection::upsert_patient(tx, p)?;
@@ -519,10 +519,34 @@ pub enum MppsOp {
     RsUpdate(String),
 }
 
-/// [`xenrad_mpps::Store`] over the gateway's SQLite connection. Used only inside
-/// one writer job (or one read), so every compare-and-set is atomic and durable
-/// with the projection written in the same transaction.
-pub struct SqlMppsStore<'c>(pub &'c rusqlite::Connection);
+/// [`xenrad_mpps::Store`] over the gateway's store: a write job's transaction (so
+/// every compare-and-set is atomic and durable together with the projection written
+/// in the same transaction) or a read snapshot (loads only).
+pub enum MppsRecords<'c> {
+    /// Inside a write job.
+    Write(&'c dyn WriteTx),
+    /// On a read snapshot; inserts and updates are refused.
+    Read(&'c dyn ReadTx),
+}
+
+impl MppsRecords<'_> {
+    fn reader(&self) -> &dyn ReadTx {
+        match self {
+            MppsRecords::Write(w) => {
+                let r: &dyn ReadTx = *w;
+                r
+            }
+            MppsRecords::Read(r) => *r,
+        }
+    }
+
+    fn writer(&self) -> Result<&dyn WriteTx, xenrad_mpps::StoreError> {
+        match self {
+            MppsRecords::Write(w) => Ok(*w),
+            MppsRecords::Read(_) => Err(mpps_err("read-only snapshot")),
+        }
+    }
+}
 
 fn mpps_err(e: impl std::fmt::Display) -> xenrad_mpps::StoreError {
     xenrad_mpps::StoreError(e.to_string())
@@ -541,7 +565,7 @@ fn dataset_from(v: &serde_json::Value) -> Result<xenrad_mpps::Dataset, xenrad_mp
     xenrad_mpps::codec::dicom_json::decode(v.to_string().as_bytes(), &limits).map_err(mpps_err)
 }
 
-impl SqlMppsStore<'_> {
+impl MppsRecords<'_> {
     fn encode(r: &xenrad_mpps::Record) -> String {
         serde_json::json!({
             "attributes": dataset_json(&r.attributes),
@@ -552,19 +576,9 @@ impl SqlMppsStore<'_> {
     }
 }
 
-impl xenrad_mpps::Store for SqlMppsStore<'_> {
+impl xenrad_mpps::Store for MppsRecords<'_> {
     fn load(&self, uid: &str) -> Result<Option<xenrad_mpps::Record>, xenrad_mpps::StoreError> {
-        use rusqlite::OptionalExtension;
-        let row: Option<(i64, String)> = self
-            .0
-            .query_row(
-                "SELECT version, state FROM mpps WHERE uid = ?1",
-                [uid],
-                |r| Ok((r.get(0)?, r.get(1)?)),
-            )
-            .optional()
-            .map_err(mpps_err)?;
-        let Some((version, state)) = row else {
+        let Some((version, state)) = self.reader().mpps(uid).map_err(mpps_err)? else {
             return Ok(None);
         };
         let v: serde_json::Value = serde_json::from_str(&state).map_err(mpps_err)?;
@@ -577,7 +591,7 @@ impl xenrad_mpps::Store for SqlMppsStore<'_> {
             } else {
                 Some(dataset_from(&v["final_request"])?)
             },
-            version: u64::try_from(version).unwrap_or(0),
+            version,
         }))
     }
 
@@ -585,14 +599,15 @@ impl xenrad_mpps::Store for SqlMppsStore<'_> {
         &self,
         record: xenrad_mpps::Record,
     ) -> Result<xenrad_mpps::store::Insert, xenrad_mpps::StoreError> {
-        let n = self
-            .0
-            .execute(
-                "INSERT INTO mpps (uid, version, state, updated_at) VALUES (?1, ?2, ?3, ?4) ON CONFLICT DO NOTHING",
-                rusqlite::params![record.sop_instance_uid, i64::try_from(record.version).unwrap_or(1), Self::encode(&record), super::store::now()],
+        let inserted = self
+            .writer()?
+            .mpps_insert(
+                &record.sop_instance_uid,
+                record.version,
+                &Self::encode(&record),
             )
             .map_err(mpps_err)?;
-        if n == 1 {
+        if inserted {
             Ok(xenrad_mpps::store::Insert::Inserted)
         } else {
             let existing = self
@@ -607,20 +622,16 @@ impl xenrad_mpps::Store for SqlMppsStore<'_> {
         record: xenrad_mpps::Record,
         expected: u64,
     ) -> Result<xenrad_mpps::store::Cas, xenrad_mpps::StoreError> {
-        let n = self
-            .0
-            .execute(
-                "UPDATE mpps SET version = ?1, state = ?2, updated_at = ?3 WHERE uid = ?4 AND version = ?5",
-                rusqlite::params![
-                    i64::try_from(record.version).unwrap_or(i64::MAX),
-                    Self::encode(&record),
-                    super::store::now(),
-                    record.sop_instance_uid,
-                    i64::try_from(expected).unwrap_or(i64::MAX)
-                ],
+        let swapped = self
+            .writer()?
+            .mpps_update(
+                &record.sop_instance_uid,
+                record.version,
+                &Self::encode(&record),
+                expected,
             )
             .map_err(mpps_err)?;
-        Ok(if n == 1 {
+        Ok(if swapped {
             xenrad_mpps::store::Cas::Swapped
         } else {
             xenrad_mpps::store::Cas::Stale
@@ -656,7 +667,7 @@ fn dicom_dt(date: Option<&str>, time: Option<&str>) -> Option<String> {
 
 /// Projects a stored MPPS instance into FHIR (Procedure + ImagingStudy status).
 pub fn project_mpps_instance(
-    tx: &rusqlite::Transaction<'_>,
+    tx: &dyn WriteTx,
     uid: &str,
     inst: &xenrad_mpps::MppsInstance,
 ) -> Result<(), StoreError> {
@@ -700,7 +711,7 @@ pub async fn mpps(gw: &Gateway, op: MppsOp, body: &[u8]) -> HttpOutcome {
     let r = gw
         .store
         .write(move |tx| {
-            let svc = xenrad_mpps::Mpps::new(SqlMppsStore(tx));
+            let svc = xenrad_mpps::Mpps::new(MppsRecords::Write(tx));
             let out = match &op {
                 MppsOp::Seed => svc.ingest_seed_json(&body),
                 MppsOp::SeedCreate => svc.seed_create(&body),
@@ -761,7 +772,7 @@ pub async fn mpps(gw: &Gateway, op: MppsOp, body: &[u8]) -> HttpOutcome {
 pub async fn mpps_get(gw: &Gateway, uid: String) -> HttpOutcome {
     let r = gw
         .store
-        .read(move |c| Ok(xenrad_mpps::Mpps::new(SqlMppsStore(c)).get_dicom_json(&uid)))
+        .read(move |c| Ok(xenrad_mpps::Mpps::new(MppsRecords::Read(c)).get_dicom_json(&uid)))
         .await;
     match r {
         Ok(Ok(json)) => HttpOutcome {

@@ -7,8 +7,7 @@
 //! on the same resource) or found through the identifier index.
 
 use super::search::IndexEntry;
-use super::store::{StoreError, now};
-use rusqlite::{OptionalExtension, Transaction, params};
+use super::store::{InstanceRow, ReadTx, StoreError, StoredResource, WriteTx, now};
 use serde_json::{Map, Value, json};
 
 /// The identifier system used for DICOM UIDs (FHIR R4 ImagingStudy.identifier).
@@ -25,74 +24,53 @@ pub fn derived_id(prefix: &str, key: &str) -> String {
     format!("{prefix}-{h:016x}")
 }
 
-/// Reads a stored resource: `(version, last_updated, json)`.
+/// Reads a stored resource's content (without `meta`) as JSON, with its version.
 pub fn get(
-    tx: &rusqlite::Connection,
+    tx: &dyn ReadTx,
     resource_type: &str,
     id: &str,
-) -> Result<Option<(i64, String, Value)>, StoreError> {
-    let row: Option<(i64, String, String)> = tx
-        .query_row(
-            "SELECT version, last_updated, json FROM resources WHERE resource_type = ?1 AND id = ?2",
-            params![resource_type, id],
-            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
-        )
-        .optional()?;
-    match row {
+) -> Result<Option<(i64, Value)>, StoreError> {
+    match tx.resource(resource_type, id)? {
         None => Ok(None),
-        Some((v, lu, j)) => {
-            let value = serde_json::from_str(&j)
-                .map_err(|e| StoreError::Job(format!("stored {resource_type}/{id}: {e}")))?;
-            Ok(Some((v, lu, value)))
-        }
+        Some(r) => Ok(Some((r.version, r.value()?))),
     }
 }
 
-/// Writes a resource (new version when it changed), replacing its index rows.
-/// Returns the version now stored.
+/// Writes a resource, as a new version only when its content changed, replacing
+/// its index rows. Returns the version now stored.
+///
+/// The resource is read strictly and validated with the R4 model once
+/// ([`checked`]); the model's serialisation is what is stored and compared, so an
+/// unchanged redelivery costs one string comparison.
 pub fn put(
-    tx: &Transaction<'_>,
+    tx: &dyn WriteTx,
     resource_type: &str,
     id: &str,
     mut resource: Value,
     index: &[IndexEntry],
 ) -> Result<i64, StoreError> {
-    let previous = get(tx, resource_type, id)?;
-    if let Some((v, _, old)) = &previous
-        && strip_meta(old.clone()) == strip_meta(resource.clone())
-    {
-        return Ok(*v);
-    }
-    let version = previous.map_or(1, |(v, _, _)| v + 1);
-    let updated = now();
     if let Value::Object(o) = &mut resource {
+        o.remove("meta");
         o.insert(
             "resourceType".into(),
             Value::String(resource_type.to_owned()),
         );
         o.insert("id".into(), Value::String(id.to_owned()));
-        o.insert(
-            "meta".into(),
-            json!({"versionId": version.to_string(), "lastUpdated": updated}),
-        );
     }
-    let json = checked(resource_type, &ordered(resource).to_string())?;
-    tx.execute(
-        "INSERT INTO resources (resource_type, id, version, last_updated, json) VALUES (?1, ?2, ?3, ?4, ?5)
-         ON CONFLICT (resource_type, id) DO UPDATE SET version = excluded.version,
-             last_updated = excluded.last_updated, json = excluded.json",
-        params![resource_type, id, version, updated, json],
-    )?;
-    tx.execute(
-        "DELETE FROM search_index WHERE resource_type = ?1 AND id = ?2",
-        params![resource_type, id],
-    )?;
-    let mut stmt =
-        tx.prepare_cached("INSERT INTO search_index (resource_type, id, param, system, value) VALUES (?1, ?2, ?3, ?4, ?5)")?;
-    for e in index {
-        stmt.execute(params![resource_type, id, e.param, e.system, e.value])?;
+    let body = checked(resource_type, &resource.to_string())?;
+    let previous = tx.resource(resource_type, id)?;
+    if let Some(p) = &previous
+        && p.body == body
+    {
+        return Ok(p.version);
     }
-    Ok(version)
+    let stored = StoredResource {
+        version: previous.map_or(1, |p| p.version + 1),
+        last_updated: now(),
+        body,
+    };
+    tx.put_resource(resource_type, id, &stored, index)?;
+    Ok(stored.version)
 }
 
 /// Reads the resource with the generated R4 model (strict: unknown elements are
@@ -115,49 +93,15 @@ pub fn checked(resource_type: &str, json: &str) -> Result<String, StoreError> {
     Ok(xenrad_fhir_model::to_json(&r))
 }
 
-fn strip_meta(mut v: Value) -> Value {
-    if let Value::Object(o) = &mut v {
-        o.remove("meta");
-    }
-    v
-}
-
-/// Puts `resourceType`, `id`, `meta` first, as FHIR JSON conventionally does.
-fn ordered(v: Value) -> Value {
-    match v {
-        Value::Object(o) => {
-            let mut out = Map::new();
-            for k in ["resourceType", "id", "meta"] {
-                if let Some(x) = o.get(k) {
-                    out.insert(k.to_owned(), x.clone());
-                }
-            }
-            for (k, x) in o {
-                if !out.contains_key(&k) {
-                    out.insert(k, x);
-                }
-            }
-            Value::Object(out)
-        }
-        other => other,
-    }
-}
-
 /// Finds a resource by a token in the index.
 pub fn find_by_token(
-    tx: &rusqlite::Connection,
+    tx: &dyn ReadTx,
     resource_type: &str,
     param: &str,
     system: &str,
     value: &str,
 ) -> Result<Option<String>, StoreError> {
-    Ok(tx
-        .query_row(
-            "SELECT id FROM search_index WHERE resource_type = ?1 AND param = ?2 AND system = ?3 AND value = ?4 LIMIT 1",
-            params![resource_type, param, system, value],
-            |r| r.get(0),
-        )
-        .optional()?)
+    tx.find_by_token(resource_type, param, system, value)
 }
 
 /// A postal address: `(lines, city, state, postal code, country)`.
@@ -226,7 +170,7 @@ fn identifier_json(system: &str, value: &str) -> Value {
 }
 
 /// Creates or updates the Patient for these facts; returns its id.
-pub fn upsert_patient(tx: &Transaction<'_>, f: &PatientFacts) -> Result<String, StoreError> {
+pub fn upsert_patient(tx: &dyn WriteTx, f: &PatientFacts) -> Result<String, StoreError> {
     let Some((sys0, val0)) = f.identifiers.first() else {
         return Err(StoreError::Job("patient has no identifier".into()));
     };
@@ -239,7 +183,7 @@ pub fn upsert_patient(tx: &Transaction<'_>, f: &PatientFacts) -> Result<String, 
     }
     let id = id.unwrap_or_else(|| derived_id("pat", &format!("{sys0}|{val0}")));
     let mut p = match get(tx, "Patient", &id)? {
-        Some((_, _, v)) => v,
+        Some((_, v)) => v,
         None => json!({"resourceType": "Patient", "active": true}),
     };
     let o = p.as_object_mut().expect("object");
@@ -389,7 +333,7 @@ pub fn patient_index(p: &Value) -> Vec<IndexEntry> {
 
 /// Marks `old` as replaced by `new` (ADT^A40 merge): inactive, with a `replaced-by` link.
 pub fn merge_patient(
-    tx: &Transaction<'_>,
+    tx: &dyn WriteTx,
     old: &(String, String),
     new_id: &str,
 ) -> Result<Option<String>, StoreError> {
@@ -399,7 +343,7 @@ pub fn merge_patient(
     if old_id == new_id {
         return Ok(None);
     }
-    let Some((_, _, mut p)) = get(tx, "Patient", &old_id)? else {
+    let Some((_, mut p)) = get(tx, "Patient", &old_id)? else {
         return Ok(None);
     };
     let o = p.as_object_mut().expect("object");
@@ -429,7 +373,7 @@ pub struct OrderFacts {
 }
 
 /// Creates or updates a ServiceRequest (and its Patient); returns its id.
-pub fn upsert_service_request(tx: &Transaction<'_>, f: &OrderFacts) -> Result<String, StoreError> {
+pub fn upsert_service_request(tx: &dyn WriteTx, f: &OrderFacts) -> Result<String, StoreError> {
     let patient_id = upsert_patient(tx, &f.patient)?;
     let Some((s0, v0)) = f.identifiers.first() else {
         return Err(StoreError::Job(
@@ -499,13 +443,13 @@ fn uid_identifier(uid: &str) -> Value {
 /// Rebuilds the ImagingStudy of `study_uid` from the instances table, keeping the
 /// status/procedure fields that MPPS set.
 pub fn refresh_imaging_study(
-    tx: &Transaction<'_>,
+    tx: &dyn WriteTx,
     study_uid: &str,
     patient: Option<&PatientFacts>,
 ) -> Result<String, StoreError> {
     let id = derived_id("study", study_uid);
     let mut study = match get(tx, "ImagingStudy", &id)? {
-        Some((_, _, v)) => v,
+        Some((_, v)) => v,
         None => {
             json!({"resourceType": "ImagingStudy", "status": "available", "subject": {"display": "unknown patient"}})
         }
@@ -515,21 +459,9 @@ pub fn refresh_imaging_study(
         study["subject"] = json!({"reference": format!("Patient/{pid}")});
     }
     study["identifier"] = json!([uid_identifier(study_uid)]);
-    let mut stmt = tx.prepare_cached(
-        "SELECT series_uid, sop_instance_uid, sop_class_uid, received_at FROM instances WHERE study_uid = ?1 ORDER BY series_uid, received_at, sop_instance_uid",
-    )?;
-    let rows = stmt
-        .query_map([study_uid], |r| {
-            Ok((
-                r.get::<_, String>(0)?,
-                r.get::<_, String>(1)?,
-                r.get::<_, String>(2)?,
-                r.get::<_, String>(3)?,
-            ))
-        })?
-        .collect::<Result<Vec<_>, _>>()?;
+    let rows = tx.study_instances(study_uid)?;
     let mut series: Vec<(String, Vec<Value>)> = Vec::new();
-    for (series_uid, sop, class, _) in &rows {
+    for (series_uid, sop, class) in &rows {
         let key = if series_uid.is_empty() {
             "unknown".to_owned()
         } else {
@@ -544,21 +476,17 @@ pub fn refresh_imaging_study(
     if !rows.is_empty() {
         study["numberOfSeries"] = json!(series.len());
         study["numberOfInstances"] = json!(rows.len());
-        let modality_of = |s: &str| -> Option<String> {
-            tx.query_row(
-                "SELECT modality FROM instance_modality WHERE series_uid = ?1",
-                [s],
-                |r| r.get(0),
-            )
-            .optional()
-            .ok()
-            .flatten()
-        };
+        let mut with_modality = Vec::with_capacity(series.len());
+        for (uid, instances) in series {
+            let modality = tx.series_modality(&uid)?;
+            with_modality.push((uid, modality, instances));
+        }
         study["series"] = Value::Array(
-            series
+            with_modality
                 .into_iter()
-                .map(|(uid, instances)| {
-                    let modality = modality_of(&uid).unwrap_or_else(|| "OT".to_owned());
+                .map(|(uid, modality, instances)| {
+                    // OT (other) when no instance named its modality (PS3.3 C.7.3.1.1.1).
+                    let modality = modality.unwrap_or_else(|| "OT".to_owned());
                     json!({
                         "uid": uid,
                         "modality": {"system": "http://dicom.nema.org/resources/ontology/DCM", "code": modality},
@@ -606,36 +534,16 @@ fn study_index(study: &Value) -> Vec<IndexEntry> {
 /// Records a stored instance (idempotent on its SOP Instance UID) and refreshes
 /// its ImagingStudy. Returns `true` when the instance is new.
 pub fn record_instance(
-    tx: &Transaction<'_>,
+    tx: &dyn WriteTx,
     f: &InstanceFacts,
-    transfer_syntax: &str,
-    path: &str,
-    size: u64,
-    calling_ae: &str,
+    row: &InstanceRow,
 ) -> Result<bool, StoreError> {
-    let existed: bool = tx
-        .query_row(
-            "SELECT 1 FROM instances WHERE sop_instance_uid = ?1",
-            [&f.sop_instance_uid],
-            |_| Ok(()),
-        )
-        .optional()?
-        .is_some();
-    tx.execute(
-        "INSERT INTO instances (sop_instance_uid, sop_class_uid, study_uid, series_uid, transfer_syntax, path, size, calling_ae, received_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
-         ON CONFLICT (sop_instance_uid) DO UPDATE SET sop_class_uid = excluded.sop_class_uid, study_uid = excluded.study_uid,
-            series_uid = excluded.series_uid, transfer_syntax = excluded.transfer_syntax, path = excluded.path, size = excluded.size",
-        params![f.sop_instance_uid, f.sop_class_uid, f.study_uid, f.series_uid, transfer_syntax, path, i64::try_from(size).unwrap_or(i64::MAX), calling_ae, now()],
-    )?;
+    let new = tx.record_instance(row)?;
     if !f.modality.is_empty() && !f.series_uid.is_empty() {
-        tx.execute(
-            "INSERT INTO instance_modality (series_uid, modality) VALUES (?1, ?2) ON CONFLICT DO NOTHING",
-            params![f.series_uid, f.modality],
-        )?;
+        tx.record_series_modality(&f.series_uid, &f.modality)?;
     }
     refresh_imaging_study(tx, &f.study_uid, f.patient.as_ref())?;
-    Ok(!existed)
+    Ok(new)
 }
 
 /// What MPPS says about a procedure step.
@@ -654,7 +562,7 @@ pub struct ProcedureFacts {
 }
 
 /// Projects an MPPS state into a Procedure and the ImagingStudy's status.
-pub fn project_mpps(tx: &Transaction<'_>, f: &ProcedureFacts) -> Result<String, StoreError> {
+pub fn project_mpps(tx: &dyn WriteTx, f: &ProcedureFacts) -> Result<String, StoreError> {
     let (proc_status, study_status) = match f.status.as_str() {
         "IN PROGRESS" => ("in-progress", "registered"),
         "COMPLETED" => ("completed", "available"),
@@ -666,7 +574,7 @@ pub fn project_mpps(tx: &Transaction<'_>, f: &ProcedureFacts) -> Result<String, 
     let study_id = (!f.study_uid.is_empty()).then(|| derived_id("study", &f.study_uid));
     if let Some(sid) = &study_id {
         let mut study = match get(tx, "ImagingStudy", sid)? {
-            Some((_, _, v)) => v,
+            Some((_, v)) => v,
             None => {
                 json!({"resourceType": "ImagingStudy", "identifier": [uid_identifier(&f.study_uid)], "subject": {"display": "unknown patient"}})
             }

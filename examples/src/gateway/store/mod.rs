@@ -1,0 +1,353 @@
+//! The gateway's durable store, as a trait with an embedded SQLite implementation.
+//!
+//! Everything the gateway keeps goes through three traits:
+//! - [`ReadTx`]: the reads the surfaces and projections need (a resource, a token
+//!   lookup, a FHIR search, the instances of a study, an MPPS record);
+//! - [`WriteTx`]: the writes of one ingest (a message for de-duplication, resources
+//!   with their index rows, DICOM instances, MPPS records), all inside one unit of
+//!   work that commits atomically;
+//! - [`Backend`]: runs write jobs in durable, group-committed transactions and read
+//!   jobs on a snapshot.
+//!
+//! [`Store`] is the cheap, cloneable handle the gateway passes around; it turns
+//! closures over `&dyn WriteTx` / `&dyn ReadTx` into jobs for whichever backend it
+//! wraps. The embedded default is [`sqlite::SqliteBackend`]; its SQL is plain and
+//! portable so that a PostgreSQL backend can implement the same traits for
+//! deployments that outgrow one machine.
+//!
+//! The contract every backend must keep: a write job's `done` callback runs only
+//! after its transaction is durably committed (so an acknowledgement always follows
+//! durable storage), and a failed job rolls back only its own changes.
+
+pub mod sqlite;
+
+use super::search::{IndexEntry, Query};
+use std::sync::{Arc, Mutex};
+
+/// Store errors.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The database reported an error.
+    #[error("database: {0}")]
+    Database(String),
+    /// The writer is gone (shutdown or a crash).
+    #[error("store writer is not running")]
+    Closed,
+    /// A job failed with its own error.
+    #[error("{0}")]
+    Job(String),
+}
+
+impl From<rusqlite::Error> for StoreError {
+    fn from(e: rusqlite::Error) -> Self {
+        StoreError::Database(e.to_string())
+    }
+}
+
+/// A stored FHIR resource: its version and the model's serialisation of its content.
+///
+/// `body` is the resource as `xenrad-fhir-model` writes it (elements in
+/// specification order) *without* `meta`; [`StoredResource::json`] splices
+/// `meta.versionId`/`meta.lastUpdated` in where the specification puts them. So a
+/// write compares content with one string comparison and a read serves the stored
+/// text without parsing it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StoredResource {
+    /// `meta.versionId`, from 1.
+    pub version: i64,
+    /// `meta.lastUpdated` (RFC 3339, UTC).
+    pub last_updated: String,
+    /// The resource JSON without `meta`.
+    pub body: String,
+}
+
+impl StoredResource {
+    /// The resource JSON with its `meta`. `meta` follows `id` in every resource
+    /// (FHIR R4 §2.1 Resource: id, meta, implicitRules, language), and the model
+    /// always writes `resourceType` then `id` first.
+    pub fn json(&self) -> String {
+        let meta = format!(
+            r#","meta":{{"versionId":"{}","lastUpdated":"{}"}}"#,
+            self.version, self.last_updated
+        );
+        let mut out = String::with_capacity(self.body.len() + meta.len());
+        match id_member_end(&self.body) {
+            Some(at) => {
+                out.push_str(&self.body[..at]);
+                out.push_str(&meta);
+                out.push_str(&self.body[at..]);
+            }
+            None => out.push_str(&self.body),
+        }
+        out
+    }
+
+    /// The content as a JSON value (for projections that merge into it).
+    pub fn value(&self) -> Result<serde_json::Value, StoreError> {
+        serde_json::from_str(&self.body)
+            .map_err(|e| StoreError::Job(format!("stored resource is not JSON: {e}")))
+    }
+}
+
+/// Byte offset just after the `"id":"…"` member that follows `"resourceType":"…"`
+/// at the start of a model-written resource.
+fn id_member_end(body: &str) -> Option<usize> {
+    let rest = body.strip_prefix(r#"{"resourceType":""#)?;
+    let t = rest.find('"')?;
+    let after_type = r#"{"resourceType":""#.len() + t + 1;
+    let tail = body[after_type..].strip_prefix(r#","id":""#)?;
+    // Ids are [A-Za-z0-9\-\.]{1,64} (FHIR R4 §2.24.0.1 id), never escaped.
+    let end = tail.find('"')?;
+    Some(after_type + r#","id":""#.len() + end + 1)
+}
+
+/// One page of search results: the total and `(id, resource)` rows.
+#[derive(Debug, Default)]
+pub struct Page {
+    /// Total matches.
+    pub total: usize,
+    /// This page's resources.
+    pub rows: Vec<(String, StoredResource)>,
+}
+
+/// A stored DICOM instance, as the `instances` table keeps it.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct InstanceRow {
+    /// (0008,0018) SOP Instance UID (the de-duplication key).
+    pub sop_instance_uid: String,
+    /// (0008,0016) SOP Class UID.
+    pub sop_class_uid: String,
+    /// (0020,000D) Study Instance UID.
+    pub study_uid: String,
+    /// (0020,000E) Series Instance UID (empty when unknown).
+    pub series_uid: String,
+    /// Transfer syntax of the stored file.
+    pub transfer_syntax: String,
+    /// Path of the Part 10 file.
+    pub path: String,
+    /// Data set size in bytes.
+    pub size: u64,
+    /// Calling AE title of the sender.
+    pub calling_ae: String,
+}
+
+/// The reads a projection or a surface may make, inside a transaction or on a
+/// read snapshot.
+pub trait ReadTx {
+    /// A stored resource.
+    fn resource(&self, resource_type: &str, id: &str)
+    -> Result<Option<StoredResource>, StoreError>;
+    /// The id of a resource whose index has this token.
+    fn find_by_token(
+        &self,
+        resource_type: &str,
+        param: &str,
+        system: &str,
+        value: &str,
+    ) -> Result<Option<String>, StoreError>;
+    /// Runs a FHIR search.
+    fn search(&self, resource_type: &str, q: &Query) -> Result<Page, StoreError>;
+    /// `(series, SOP instance, SOP class)` of every instance of a study, in series
+    /// then arrival order.
+    fn study_instances(&self, study_uid: &str)
+    -> Result<Vec<(String, String, String)>, StoreError>;
+    /// The modality recorded for a series.
+    fn series_modality(&self, series_uid: &str) -> Result<Option<String>, StoreError>;
+    /// Whether an instance with this SOP Instance UID is stored.
+    fn has_instance(&self, sop_instance_uid: &str) -> Result<bool, StoreError>;
+    /// `(version, state)` of an MPPS record.
+    fn mpps(&self, uid: &str) -> Result<Option<(u64, String)>, StoreError>;
+    /// Number of stored messages of one protocol.
+    fn count_messages(&self, protocol: &str) -> Result<u64, StoreError>;
+}
+
+/// The writes of one unit of work. Everything written through one `WriteTx`
+/// commits together or not at all.
+pub trait WriteTx: ReadTx {
+    /// Records a message once: `true` when it is new, `false` for a repeat of the
+    /// same `(protocol, sender, message id)`.
+    fn record_message(
+        &self,
+        protocol: &str,
+        sender: &str,
+        message_id: &str,
+        message_type: &str,
+        body: &[u8],
+    ) -> Result<bool, StoreError>;
+    /// Writes (inserts or replaces) a resource and replaces its index rows.
+    fn put_resource(
+        &self,
+        resource_type: &str,
+        id: &str,
+        resource: &StoredResource,
+        index: &[IndexEntry],
+    ) -> Result<(), StoreError>;
+    /// Records (or refreshes) a stored instance; `true` when it was not stored yet.
+    fn record_instance(&self, row: &InstanceRow) -> Result<bool, StoreError>;
+    /// Remembers the modality of a series (first one wins).
+    fn record_series_modality(&self, series_uid: &str, modality: &str) -> Result<(), StoreError>;
+    /// Inserts a new MPPS record; `false` when one exists already.
+    fn mpps_insert(&self, uid: &str, version: u64, state: &str) -> Result<bool, StoreError>;
+    /// Replaces an MPPS record if its version is still `expected` (compare-and-set).
+    fn mpps_update(
+        &self,
+        uid: &str,
+        version: u64,
+        state: &str,
+        expected: u64,
+    ) -> Result<bool, StoreError>;
+}
+
+/// A write job; runs inside one durable transaction shared with other jobs.
+pub type WriteJob = Box<dyn FnOnce(&dyn WriteTx) -> Result<(), StoreError> + Send>;
+/// Called with the job's result once its transaction is committed (or failed).
+pub type Done = Box<dyn FnOnce(Result<(), StoreError>) + Send>;
+/// A read job.
+pub type ReadJob<'a> = &'a mut dyn FnMut(&dyn ReadTx) -> Result<(), StoreError>;
+
+/// A storage backend.
+pub trait Backend: Send + Sync + 'static {
+    /// Queues `job` for the next transaction; `done` gets its result after the
+    /// commit is durable. Jobs of one caller run in submission order.
+    fn submit(&self, job: WriteJob, done: Done) -> Result<(), StoreError>;
+    /// Runs `job` on a consistent read snapshot, blocking the calling thread.
+    fn read_blocking(&self, job: ReadJob<'_>) -> Result<(), StoreError>;
+    /// Commits what is queued, then stops accepting writes and flushes.
+    fn close(&self);
+}
+
+/// Handle to the store; cheap to clone.
+#[derive(Clone)]
+pub struct Store {
+    backend: Arc<dyn Backend>,
+}
+
+type Slot<T> = Arc<Mutex<Option<T>>>;
+
+impl Store {
+    /// Wraps a backend.
+    pub fn new(backend: Arc<dyn Backend>) -> Self {
+        Store { backend }
+    }
+
+    /// Opens the embedded default: SQLite in `dir`.
+    pub fn open(dir: &std::path::Path) -> Result<Self, StoreError> {
+        Ok(Store::new(Arc::new(sqlite::SqliteBackend::open(dir)?)))
+    }
+
+    fn job<T, F>(f: F) -> (WriteJob, Slot<T>)
+    where
+        T: Send + 'static,
+        F: FnOnce(&dyn WriteTx) -> Result<T, StoreError> + Send + 'static,
+    {
+        let slot: Slot<T> = Arc::new(Mutex::new(None));
+        let out = slot.clone();
+        let job: WriteJob = Box::new(move |tx| {
+            let v = f(tx)?;
+            *out.lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(v);
+            Ok(())
+        });
+        (job, slot)
+    }
+
+    fn take<T>(slot: &Slot<T>) -> Result<T, StoreError> {
+        slot.lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take()
+            .ok_or(StoreError::Closed)
+    }
+
+    /// Runs `f` in the next group-committed transaction and returns its value once
+    /// the transaction is durably committed. If `f` fails, only its own changes are
+    /// rolled back.
+    pub async fn write<T, F>(&self, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&dyn WriteTx) -> Result<T, StoreError> + Send + 'static,
+    {
+        let (job, slot) = Self::job(f);
+        let (done_tx, done_rx) = tokio::sync::oneshot::channel();
+        self.backend.submit(
+            job,
+            Box::new(move |r| {
+                let _ = done_tx.send(r);
+            }),
+        )?;
+        done_rx.await.map_err(|_| StoreError::Closed)??;
+        Self::take(&slot)
+    }
+
+    /// [`Store::write`] for synchronous callers (the DIMSE handler runs on a
+    /// blocking-capable thread): blocks until the transaction is committed.
+    pub fn write_blocking<T, F>(&self, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&dyn WriteTx) -> Result<T, StoreError> + Send + 'static,
+    {
+        let (job, slot) = Self::job(f);
+        let (done_tx, done_rx) = std::sync::mpsc::sync_channel(1);
+        self.backend.submit(
+            job,
+            Box::new(move |r| {
+                let _ = done_tx.send(r);
+            }),
+        )?;
+        done_rx.recv().map_err(|_| StoreError::Closed)??;
+        Self::take(&slot)
+    }
+
+    /// Runs a read-only job off the async runtime.
+    pub async fn read<T, F>(&self, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&dyn ReadTx) -> Result<T, StoreError> + Send + 'static,
+    {
+        let backend = self.backend.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut f = Some(f);
+            let mut out = None;
+            backend.read_blocking(&mut |tx| {
+                let f = f.take().ok_or(StoreError::Closed)?;
+                out = Some(f(tx)?);
+                Ok(())
+            })?;
+            out.ok_or(StoreError::Closed)
+        })
+        .await
+        .map_err(|e| StoreError::Job(e.to_string()))?
+    }
+
+    /// Commits what is queued and stops the writer.
+    pub fn close(&self) {
+        self.backend.close();
+    }
+}
+
+/// Now as an RFC 3339 timestamp (UTC), the format every table uses.
+pub fn now() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn meta_goes_after_id() {
+        let r = StoredResource {
+            version: 3,
+            last_updated: "2026-11-26T10:00:00.000Z".into(),
+            body: r#"{"resourceType":"Patient","id":"pat-1","active":true}"#.into(),
+        };
+        assert_eq!(
+            r.json(),
+            r#"{"resourceType":"Patient","id":"pat-1","meta":{"versionId":"3","lastUpdated":"2026-11-26T10:00:00.000Z"},"active":true}"#
+        );
+        let no_id = StoredResource {
+            body: r#"{"resourceType":"Patient","active":true}"#.into(),
+            ..r
+        };
+        assert_eq!(no_id.json(), no_id.body);
+    }
+}

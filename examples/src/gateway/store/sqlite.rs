@@ -1,0 +1,671 @@
+//! The gateway's durable embedded store: SQLite in WAL mode with group commit.
+//!
+//! Every write goes through one writer thread. It takes the first waiting job, then
+//! every job that queued behind it (up to [`MAX_BATCH`]), runs each inside its own
+//! savepoint of one transaction and commits once; `synchronous = FULL` makes that
+//! commit durable (the WAL is fsynced) before any caller is answered. So an
+//! acknowledgement always follows durable storage, and many concurrent ingests
+//! share one fsync instead of paying one each.
+//!
+//! Reads use a small pool of separate connections (WAL readers never block the
+//! writer). The schema is plain, portable SQL so that a PostgreSQL implementation of
+//! the same operations can follow.
+
+use super::{
+    Backend, Done, InstanceRow, Page, ReadJob, ReadTx, StoreError, StoredResource, WriteJob,
+    WriteTx, now,
+};
+use crate::gateway::search::{Criterion, IndexEntry, ParamType, Query, normalize};
+use rusqlite::{Connection, OpenFlags, OptionalExtension, ToSql, Transaction, params};
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+use xenrad_fhir_model::search::{Modifier, Prefix, SearchValue};
+
+/// Most jobs committed in one transaction.
+pub const MAX_BATCH: usize = 256;
+
+type Batch = (WriteJob, Done);
+
+/// The embedded SQLite backend (WAL, `synchronous = FULL`, one writer thread with
+/// group commit, a small pool of reader connections).
+pub struct SqliteBackend {
+    tx: Mutex<Option<mpsc::Sender<Batch>>>,
+    readers: Arc<Mutex<Vec<Connection>>>,
+    path: PathBuf,
+    writer: Mutex<Option<std::thread::JoinHandle<()>>>,
+}
+
+const SCHEMA: &str = r"
+CREATE TABLE IF NOT EXISTS messages (
+    protocol     TEXT NOT NULL,
+    sender       TEXT NOT NULL,
+    message_id   TEXT NOT NULL,
+    message_type TEXT NOT NULL,
+    received_at  TEXT NOT NULL,
+    body         BLOB NOT NULL,
+    PRIMARY KEY (protocol, sender, message_id)
+);
+CREATE TABLE IF NOT EXISTS resources (
+    resource_type TEXT NOT NULL,
+    id            TEXT NOT NULL,
+    version       INTEGER NOT NULL,
+    last_updated  TEXT NOT NULL,
+    body          TEXT NOT NULL,
+    PRIMARY KEY (resource_type, id)
+);
+CREATE TABLE IF NOT EXISTS search_index (
+    resource_type TEXT NOT NULL,
+    id            TEXT NOT NULL,
+    param         TEXT NOT NULL,
+    system        TEXT NOT NULL,
+    value         TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS search_index_lookup ON search_index (resource_type, param, value);
+CREATE INDEX IF NOT EXISTS search_index_owner ON search_index (resource_type, id);
+CREATE TABLE IF NOT EXISTS mpps (
+    uid        TEXT PRIMARY KEY,
+    version    INTEGER NOT NULL,
+    state      TEXT NOT NULL,
+    updated_at TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS instances (
+    sop_instance_uid TEXT PRIMARY KEY,
+    sop_class_uid    TEXT NOT NULL,
+    study_uid        TEXT NOT NULL,
+    series_uid       TEXT NOT NULL,
+    transfer_syntax  TEXT NOT NULL,
+    path             TEXT NOT NULL,
+    size             INTEGER NOT NULL,
+    calling_ae       TEXT NOT NULL,
+    received_at      TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS instances_study ON instances (study_uid);
+CREATE TABLE IF NOT EXISTS instance_modality (
+    series_uid TEXT PRIMARY KEY,
+    modality   TEXT NOT NULL
+);
+";
+
+fn open(path: &Path, flags: OpenFlags) -> rusqlite::Result<Connection> {
+    let conn = Connection::open_with_flags(path, flags)?;
+    conn.busy_timeout(std::time::Duration::from_secs(30))?;
+    conn.pragma_update(None, "journal_mode", "WAL")?;
+    // FULL: the WAL is fsynced at every commit, so a commit is durable when it returns.
+    conn.pragma_update(None, "synchronous", "FULL")?;
+    conn.pragma_update(None, "foreign_keys", "ON")?;
+    Ok(conn)
+}
+
+/// Schema version kept in `PRAGMA user_version`. Version 2 stores resources
+/// without `meta` (column `body`); version 1 (the first release) kept the whole
+/// resource in `json` and is migrated on open.
+const SCHEMA_VERSION: i64 = 2;
+
+fn migrate(conn: &Connection) -> Result<(), StoreError> {
+    let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+    if version >= SCHEMA_VERSION {
+        return Ok(());
+    }
+    let has_json: bool = conn
+        .prepare("SELECT 1 FROM pragma_table_info('resources') WHERE name = 'json'")?
+        .exists([])?;
+    let tx = conn.unchecked_transaction()?;
+    if has_json {
+        tx.execute_batch("ALTER TABLE resources RENAME TO resources_v1")?;
+        tx.execute_batch(SCHEMA)?;
+        let rows: Vec<(String, String, i64, String, String)> = tx
+            .prepare("SELECT resource_type, id, version, last_updated, json FROM resources_v1")?
+            .query_map([], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+            })?
+            .collect::<Result<_, _>>()?;
+        for (rt, id, version, last_updated, json) in rows {
+            let mut v: serde_json::Value = serde_json::from_str(&json)
+                .map_err(|e| StoreError::Job(format!("migrating {rt}/{id}: {e}")))?;
+            if let Some(o) = v.as_object_mut() {
+                o.remove("meta");
+            }
+            let body = crate::gateway::projection::checked(&rt, &v.to_string())?;
+            tx.execute(
+                "INSERT INTO resources (resource_type, id, version, last_updated, body) VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![rt, id, version, last_updated, body],
+            )?;
+        }
+        tx.execute_batch("DROP TABLE resources_v1")?;
+    }
+    tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
+    tx.commit()?;
+    Ok(())
+}
+
+impl SqliteBackend {
+    /// Opens (creating and migrating if needed) `xenrad.sqlite3` in `dir` and
+    /// starts the writer thread.
+    pub fn open(dir: &Path) -> Result<Self, StoreError> {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| StoreError::Job(format!("{}: {e}", dir.display())))?;
+        let path = dir.join("xenrad.sqlite3");
+        let conn = open(
+            &path,
+            OpenFlags::SQLITE_OPEN_READ_WRITE
+                | OpenFlags::SQLITE_OPEN_CREATE
+                | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )?;
+        conn.execute_batch(SCHEMA)?;
+        migrate(&conn)?;
+        let (tx, rx) = mpsc::channel::<Batch>();
+        let writer = std::thread::Builder::new()
+            .name("xenrad-store-writer".into())
+            .spawn(move || writer_loop(conn, &rx))
+            .map_err(|e| StoreError::Job(e.to_string()))?;
+        Ok(SqliteBackend {
+            tx: Mutex::new(Some(tx)),
+            readers: Arc::new(Mutex::new(Vec::new())),
+            path,
+            writer: Mutex::new(Some(writer)),
+        })
+    }
+}
+
+impl Backend for SqliteBackend {
+    fn submit(&self, job: WriteJob, done: Done) -> Result<(), StoreError> {
+        let tx = self
+            .tx
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+            .ok_or(StoreError::Closed)?;
+        tx.send((job, done)).map_err(|_| StoreError::Closed)
+    }
+
+    fn read_blocking(&self, job: ReadJob<'_>) -> Result<(), StoreError> {
+        let pooled = self
+            .readers
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .pop();
+        let conn = match pooled {
+            Some(c) => c,
+            None => open(
+                &self.path,
+                OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+            )?,
+        };
+        // One read transaction: every query of the job sees the same snapshot.
+        let r = conn
+            .unchecked_transaction()
+            .map_err(StoreError::from)
+            .and_then(|t| {
+                let r = job(&SqlTx(&t));
+                drop(t);
+                r
+            });
+        let mut pool = self
+            .readers
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if pool.len() < 8 {
+            pool.push(conn);
+        }
+        r
+    }
+
+    fn close(&self) {
+        // Dropping the sender ends the writer loop once the queued jobs are committed.
+        drop(
+            self.tx
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .take(),
+        );
+        if let Some(h) = self
+            .writer
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take()
+        {
+            let _ = h.join();
+        }
+    }
+}
+
+fn writer_loop(mut conn: Connection, rx: &mpsc::Receiver<Batch>) {
+    while let Ok(first) = rx.recv() {
+        let mut batch = vec![first];
+        while batch.len() < MAX_BATCH {
+            match rx.try_recv() {
+                Ok(b) => batch.push(b),
+                Err(_) => break,
+            }
+        }
+        let tx = match conn.transaction() {
+            Ok(t) => t,
+            Err(e) => {
+                let msg = e.to_string();
+                for (_, done) in batch {
+                    done(Err(StoreError::Database(msg.clone())));
+                }
+                continue;
+            }
+        };
+        let mut results = Vec::with_capacity(batch.len());
+        for (job, done) in batch {
+            results.push((done, run_in_savepoint(&tx, job)));
+        }
+        // synchronous = FULL: the commit returns after the WAL is fsynced, so the
+        // callbacks below (which release the acknowledgements) follow durability.
+        match tx.commit() {
+            Ok(()) => {
+                for (done, r) in results {
+                    done(r);
+                }
+            }
+            Err(e) => {
+                let msg = e.to_string();
+                for (done, _) in results {
+                    done(Err(StoreError::Database(format!("commit failed: {msg}"))));
+                }
+            }
+        }
+    }
+    let _ = conn.pragma_update(None, "wal_checkpoint", "TRUNCATE");
+}
+
+fn run_in_savepoint(tx: &Transaction<'_>, job: WriteJob) -> Result<(), StoreError> {
+    tx.execute_batch("SAVEPOINT job")?;
+    match job(&SqlTx(tx)) {
+        Ok(()) => {
+            tx.execute_batch("RELEASE job")?;
+            Ok(())
+        }
+        Err(e) => {
+            tx.execute_batch("ROLLBACK TO job; RELEASE job")?;
+            Err(e)
+        }
+    }
+}
+
+/// [`ReadTx`]/[`WriteTx`] over one SQLite connection inside a transaction.
+struct SqlTx<'c>(&'c Connection);
+
+fn to_i64(v: u64) -> i64 {
+    i64::try_from(v).unwrap_or(i64::MAX)
+}
+
+impl ReadTx for SqlTx<'_> {
+    fn resource(
+        &self,
+        resource_type: &str,
+        id: &str,
+    ) -> Result<Option<StoredResource>, StoreError> {
+        Ok(self
+            .0
+            .prepare_cached(
+                "SELECT version, last_updated, body FROM resources WHERE resource_type = ?1 AND id = ?2",
+            )?
+            .query_row(params![resource_type, id], |r| {
+                Ok(StoredResource {
+                    version: r.get(0)?,
+                    last_updated: r.get(1)?,
+                    body: r.get(2)?,
+                })
+            })
+            .optional()?)
+    }
+
+    fn find_by_token(
+        &self,
+        resource_type: &str,
+        param: &str,
+        system: &str,
+        value: &str,
+    ) -> Result<Option<String>, StoreError> {
+        Ok(self
+            .0
+            .prepare_cached(
+                "SELECT id FROM search_index WHERE resource_type = ?1 AND param = ?2 AND system = ?3 AND value = ?4 LIMIT 1",
+            )?
+            .query_row(params![resource_type, param, system, value], |r| r.get(0))
+            .optional()?)
+    }
+
+    fn search(&self, resource_type: &str, q: &Query) -> Result<Page, StoreError> {
+        search(self.0, resource_type, q)
+    }
+
+    fn study_instances(
+        &self,
+        study_uid: &str,
+    ) -> Result<Vec<(String, String, String)>, StoreError> {
+        Ok(self
+            .0
+            .prepare_cached(
+                "SELECT series_uid, sop_instance_uid, sop_class_uid FROM instances WHERE study_uid = ?1 ORDER BY series_uid, received_at, sop_instance_uid",
+            )?
+            .query_map([study_uid], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+            .collect::<Result<_, _>>()?)
+    }
+
+    fn series_modality(&self, series_uid: &str) -> Result<Option<String>, StoreError> {
+        Ok(self
+            .0
+            .prepare_cached("SELECT modality FROM instance_modality WHERE series_uid = ?1")?
+            .query_row([series_uid], |r| r.get(0))
+            .optional()?)
+    }
+
+    fn has_instance(&self, sop_instance_uid: &str) -> Result<bool, StoreError> {
+        Ok(self
+            .0
+            .prepare_cached("SELECT 1 FROM instances WHERE sop_instance_uid = ?1")?
+            .exists([sop_instance_uid])?)
+    }
+
+    fn mpps(&self, uid: &str) -> Result<Option<(u64, String)>, StoreError> {
+        Ok(self
+            .0
+            .prepare_cached("SELECT version, state FROM mpps WHERE uid = ?1")?
+            .query_row([uid], |r| {
+                Ok((u64::try_from(r.get::<_, i64>(0)?).unwrap_or(0), r.get(1)?))
+            })
+            .optional()?)
+    }
+
+    fn count_messages(&self, protocol: &str) -> Result<u64, StoreError> {
+        let n: i64 = self.0.query_row(
+            "SELECT COUNT(*) FROM messages WHERE protocol = ?1",
+            [protocol],
+            |r| r.get(0),
+        )?;
+        Ok(u64::try_from(n).unwrap_or(0))
+    }
+}
+
+impl WriteTx for SqlTx<'_> {
+    fn record_message(
+        &self,
+        protocol: &str,
+        sender: &str,
+        message_id: &str,
+        message_type: &str,
+        body: &[u8],
+    ) -> Result<bool, StoreError> {
+        let n = self.0.prepare_cached(
+            "INSERT INTO messages (protocol, sender, message_id, message_type, received_at, body)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT DO NOTHING",
+        )?
+        .execute(params![protocol, sender, message_id, message_type, now(), body])?;
+        Ok(n == 1)
+    }
+
+    fn put_resource(
+        &self,
+        resource_type: &str,
+        id: &str,
+        r: &StoredResource,
+        index: &[IndexEntry],
+    ) -> Result<(), StoreError> {
+        self.0.prepare_cached(
+            "INSERT INTO resources (resource_type, id, version, last_updated, body) VALUES (?1, ?2, ?3, ?4, ?5)
+             ON CONFLICT (resource_type, id) DO UPDATE SET version = excluded.version,
+                 last_updated = excluded.last_updated, body = excluded.body",
+        )?
+        .execute(params![resource_type, id, r.version, r.last_updated, r.body])?;
+        self.0
+            .prepare_cached("DELETE FROM search_index WHERE resource_type = ?1 AND id = ?2")?
+            .execute(params![resource_type, id])?;
+        let mut stmt = self.0.prepare_cached(
+            "INSERT INTO search_index (resource_type, id, param, system, value) VALUES (?1, ?2, ?3, ?4, ?5)",
+        )?;
+        for e in index {
+            stmt.execute(params![resource_type, id, e.param, e.system, e.value])?;
+        }
+        Ok(())
+    }
+
+    fn record_instance(&self, row: &InstanceRow) -> Result<bool, StoreError> {
+        let existed = self.has_instance(&row.sop_instance_uid)?;
+        self.0.prepare_cached(
+            "INSERT INTO instances (sop_instance_uid, sop_class_uid, study_uid, series_uid, transfer_syntax, path, size, calling_ae, received_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
+             ON CONFLICT (sop_instance_uid) DO UPDATE SET sop_class_uid = excluded.sop_class_uid, study_uid = excluded.study_uid,
+                series_uid = excluded.series_uid, transfer_syntax = excluded.transfer_syntax, path = excluded.path, size = excluded.size",
+        )?
+        .execute(params![
+            row.sop_instance_uid,
+            row.sop_class_uid,
+            row.study_uid,
+            row.series_uid,
+            row.transfer_syntax,
+            row.path,
+            to_i64(row.size),
+            row.calling_ae,
+            now()
+        ])?;
+        Ok(!existed)
+    }
+
+    fn record_series_modality(&self, series_uid: &str, modality: &str) -> Result<(), StoreError> {
+        self.0
+            .prepare_cached(
+                "INSERT INTO instance_modality (series_uid, modality) VALUES (?1, ?2) ON CONFLICT DO NOTHING",
+            )?
+            .execute(params![series_uid, modality])?;
+        Ok(())
+    }
+
+    fn mpps_insert(&self, uid: &str, version: u64, state: &str) -> Result<bool, StoreError> {
+        let n = self
+            .0
+            .prepare_cached(
+                "INSERT INTO mpps (uid, version, state, updated_at) VALUES (?1, ?2, ?3, ?4) ON CONFLICT DO NOTHING",
+            )?
+            .execute(params![uid, to_i64(version), state, now()])?;
+        Ok(n == 1)
+    }
+
+    fn mpps_update(
+        &self,
+        uid: &str,
+        version: u64,
+        state: &str,
+        expected: u64,
+    ) -> Result<bool, StoreError> {
+        let n = self
+            .0
+            .prepare_cached(
+                "UPDATE mpps SET version = ?1, state = ?2, updated_at = ?3 WHERE uid = ?4 AND version = ?5",
+            )?
+            .execute(params![to_i64(version), state, now(), uid, to_i64(expected)])?;
+        Ok(n == 1)
+    }
+}
+
+fn like_escape(s: &str) -> String {
+    s.replace('\\', "\\\\")
+        .replace('%', "\\%")
+        .replace('_', "\\_")
+}
+
+const EXISTS_HEAD: &str = "EXISTS (SELECT 1 FROM search_index s WHERE s.resource_type = r.resource_type AND s.id = r.id AND s.param = ?";
+
+/// Runs a parsed query: every criterion is one `EXISTS` over the index rows
+/// (criteria ANDed, values ORed: FHIR R4 §3.1.1.2), then one page in sort order.
+fn search(conn: &Connection, resource_type: &str, q: &Query) -> Result<Page, StoreError> {
+    let mut sql = String::from(" FROM resources r WHERE r.resource_type = ?");
+    let mut args: Vec<Box<dyn ToSql>> = vec![Box::new(resource_type.to_owned())];
+    for c in &q.criteria {
+        if c.modifier == Some(Modifier::Missing) {
+            let missing = matches!(c.values.first(), Some(SearchValue::Missing(true)));
+            if c.param == "_id" {
+                sql.push_str(if missing { " AND 0" } else { " AND 1" });
+                continue;
+            }
+            sql.push_str(if missing { " AND NOT " } else { " AND " });
+            sql.push_str(EXISTS_HEAD);
+            sql.push(')');
+            args.push(Box::new(c.param));
+            continue;
+        }
+        let not = if c.modifier == Some(Modifier::Not) {
+            "NOT "
+        } else {
+            ""
+        };
+        let mut alts = Vec::new();
+        for v in &c.values {
+            let (cond, mut a) = condition(c, v);
+            alts.push(cond);
+            args.append(&mut a);
+        }
+        let _ = write!(sql, " AND {not}({})", alts.join(" OR "));
+    }
+    let params: Vec<&dyn ToSql> = args.iter().map(AsRef::as_ref).collect();
+    let total: i64 = conn.query_row(&format!("SELECT COUNT(*){sql}"), params.as_slice(), |r| {
+        r.get(0)
+    })?;
+    let mut order = Vec::new();
+    let mut sort_args: Vec<Box<dyn ToSql>> = Vec::new();
+    for (key, desc) in &q.sort {
+        let dir = if *desc { "DESC" } else { "ASC" };
+        match key.as_str() {
+            "_lastUpdated" => order.push(format!("r.last_updated {dir}")),
+            "_id" => order.push(format!("r.id {dir}")),
+            k => {
+                order.push(format!(
+                    "(SELECT {} (s.value) FROM search_index s WHERE s.resource_type = r.resource_type AND s.id = r.id AND s.param = ?) {dir}",
+                    if *desc { "MAX" } else { "MIN" }
+                ));
+                sort_args.push(Box::new(k.to_owned()));
+            }
+        }
+    }
+    order.push("r.id ASC".to_owned());
+    let mut all: Vec<&dyn ToSql> = params.clone();
+    all.extend(sort_args.iter().map(AsRef::as_ref));
+    let limit = i64::try_from(q.count).unwrap_or(i64::MAX);
+    let offset = i64::try_from(q.offset).unwrap_or(i64::MAX);
+    all.push(&limit);
+    all.push(&offset);
+    let mut stmt = conn.prepare(&format!(
+        "SELECT r.id, r.version, r.last_updated, r.body{sql} ORDER BY {} LIMIT ? OFFSET ?",
+        order.join(", ")
+    ))?;
+    let rows = stmt
+        .query_map(all.as_slice(), |r| {
+            Ok((
+                r.get(0)?,
+                StoredResource {
+                    version: r.get(1)?,
+                    last_updated: r.get(2)?,
+                    body: r.get(3)?,
+                },
+            ))
+        })?
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(Page {
+        total: usize::try_from(total).unwrap_or(0),
+        rows,
+    })
+}
+
+type Args = Vec<Box<dyn ToSql>>;
+
+/// SQL for one alternative value of a criterion, with its arguments.
+#[allow(clippy::many_single_char_names)]
+fn condition(c: &Criterion, v: &SearchValue) -> (String, Args) {
+    let head = EXISTS_HEAD;
+    let p: Box<dyn ToSql> = Box::new(c.param);
+    if c.param == "_id" {
+        // `_id` is the row's own id, not an index row.
+        let id = match v {
+            SearchValue::Token { code, .. } => code.clone().unwrap_or_default(),
+            SearchValue::Text(t) => t.clone(),
+            _ => String::new(),
+        };
+        return ("r.id = ?".to_owned(), vec![Box::new(id)]);
+    }
+    match (c.kind, v) {
+        (ParamType::String, SearchValue::Text(t)) => match c.modifier {
+            Some(Modifier::Exact) => (
+                format!("{head} AND s.system = 'raw' AND s.value = ?)"),
+                vec![p, Box::new(t.clone())],
+            ),
+            Some(Modifier::Contains) => (
+                format!("{head} AND s.system = '' AND s.value LIKE ? ESCAPE '\\')"),
+                vec![p, Box::new(format!("%{}%", like_escape(&normalize(t))))],
+            ),
+            // FHIR R4 §3.1.1.5.4: case- and accent-insensitive, starts-with.
+            _ => (
+                format!("{head} AND s.system = '' AND s.value LIKE ? ESCAPE '\\')"),
+                vec![p, Box::new(format!("{}%", like_escape(&normalize(t))))],
+            ),
+        },
+        (ParamType::Token, SearchValue::Token { system, code }) => {
+            match (system.as_deref(), code.as_deref()) {
+                // `|code`: no system (§3.1.1.5.6).
+                (Some(""), Some(code)) => (
+                    format!("{head} AND s.system = '' AND s.value = ?)"),
+                    vec![p, Box::new(code.to_owned())],
+                ),
+                (Some(system), None) => (
+                    format!("{head} AND s.system = ?)"),
+                    vec![p, Box::new(system.to_owned())],
+                ),
+                (Some(system), Some(code)) => (
+                    format!("{head} AND s.system = ? AND s.value = ?)"),
+                    vec![p, Box::new(system.to_owned()), Box::new(code.to_owned())],
+                ),
+                (None, code) => (
+                    format!("{head} AND s.value = ?)"),
+                    vec![p, Box::new(code.unwrap_or_default().to_owned())],
+                ),
+            }
+        }
+        (ParamType::Date, SearchValue::Ordered { prefix, value, .. }) => {
+            let d = value.clone();
+            // Stored dates are ISO (YYYY[-MM[-DD]]); lexical order is date order at
+            // equal precision, and a shorter search value matches the whole period
+            // (§3.1.1.4.1 prefixes, §3.1.1.4.2 date precision).
+            let (cond, args): (&str, Args) = match prefix {
+                Prefix::Ne => ("AND s.value NOT LIKE ?", vec![Box::new(format!("{d}%"))]),
+                Prefix::Lt | Prefix::Eb => ("AND s.value < ?", vec![Box::new(d)]),
+                Prefix::Gt | Prefix::Sa => (
+                    "AND s.value > ? AND s.value NOT LIKE ?",
+                    vec![Box::new(d.clone()), Box::new(format!("{d}%"))],
+                ),
+                Prefix::Le => (
+                    "AND (s.value < ? OR s.value LIKE ?)",
+                    vec![Box::new(d.clone()), Box::new(format!("{d}%"))],
+                ),
+                Prefix::Ge => ("AND s.value >= ?", vec![Box::new(d)]),
+                Prefix::Eq | Prefix::Ap => ("AND s.value LIKE ?", vec![Box::new(format!("{d}%"))]),
+            };
+            let mut a = vec![p];
+            a.extend(args);
+            (format!("{head} {cond})"), a)
+        }
+        (
+            ParamType::Reference,
+            SearchValue::Reference {
+                resource_type: Some(t),
+                id,
+            },
+        ) => (
+            format!("{head} AND s.value = ?)"),
+            vec![p, Box::new(format!("{t}/{id}"))],
+        ),
+        (ParamType::Reference, SearchValue::Reference { id, .. }) => (
+            format!("{head} AND (s.value = ? OR s.value LIKE ? ESCAPE '\\'))"),
+            vec![
+                p,
+                Box::new(id.clone()),
+                Box::new(format!("%/{}", like_escape(id))),
+            ],
+        ),
+        // The query layer only lets through value kinds that match the parameter.
+        _ => ("0".to_owned(), Vec::new()),
+    }
+}
