@@ -1023,3 +1023,164 @@ print([seg for seg in buf.split(b"\r") if seg.startswith(b"MSA")][0].decode())
     }
     let _ = std::fs::remove_dir_all(dir);
 }
+
+/// Mutual TLS: with `--*-tls-client-ca`, a client must present a certificate issued
+/// by that CA. curl on the FHIR surface, Python `ssl` on MLLP and DCMTK `echoscu`
+/// on the DICOM port, each with and without a client certificate.
+#[test]
+fn mutual_tls_requires_a_client_certificate() {
+    let ca_key = rcgen::KeyPair::generate().unwrap();
+    let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    ca_params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, "Xenrad test CA");
+    let ca = ca_params.self_signed(&ca_key).unwrap();
+    let issuer = rcgen::Issuer::from_params(&ca_params, &ca_key);
+    let issue = |name: &str| {
+        let key = rcgen::KeyPair::generate().unwrap();
+        let mut p = rcgen::CertificateParams::new(vec![name.to_owned()]).unwrap();
+        p.distinguished_name.push(rcgen::DnType::CommonName, name);
+        (p.signed_by(&key, &issuer).unwrap(), key)
+    };
+    let (server, server_key) = issue("localhost");
+    let (client, client_key) = issue("modality-1");
+    let dir = std::env::temp_dir().join(format!(
+        "xenrad-e2e-mtls-{}-{}",
+        std::process::id(),
+        free_port()
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    let write = |name: &str, pem: String| {
+        let p = dir.join(name);
+        std::fs::write(&p, pem).unwrap();
+        p.display().to_string()
+    };
+    let ca_pem = write("ca.pem", ca.pem());
+    let srv_c = write("server.pem", server.pem());
+    let srv_k = write("server.key", server_key.serialize_pem());
+    let cli_c = write("client.pem", client.pem());
+    let cli_k = write("client.key", client_key.serialize_pem());
+    let mut g = Gateway::start();
+    g.stop();
+    for surface in ["fhir", "mllp", "dicom"] {
+        g.extra.extend([
+            format!("--{surface}-tls-cert"),
+            srv_c.clone(),
+            format!("--{surface}-tls-key"),
+            srv_k.clone(),
+            format!("--{surface}-tls-client-ca"),
+            ca_pem.clone(),
+        ]);
+    }
+    g.spawn();
+    let resolve = format!("localhost:{}:127.0.0.1", g.fhir.port());
+    let url = format!("https://localhost:{}/fhir/metadata", g.fhir.port());
+    let with_cert = curl(&[
+        "--cacert",
+        &ca_pem,
+        "--resolve",
+        &resolve,
+        "--cert",
+        &cli_c,
+        "--key",
+        &cli_k,
+        &url,
+    ]);
+    assert_eq!(with_cert.status, 200);
+    assert_eq!(with_cert.json()["fhirVersion"], "4.0.1");
+    let without = Command::new("curl")
+        .args([
+            "-sS",
+            "-m",
+            "5",
+            "--cacert",
+            &ca_pem,
+            "--resolve",
+            &resolve,
+            &url,
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        !without.status.success(),
+        "a client without a certificate was served: {}",
+        String::from_utf8_lossy(&without.stdout)
+    );
+    if peers() {
+        let script = r#"
+import socket, ssl, sys
+ctx = ssl.create_default_context(cafile=sys.argv[3])
+if len(sys.argv) > 4:
+    ctx.load_cert_chain(sys.argv[4], sys.argv[5])
+try:
+    s = ctx.wrap_socket(socket.create_connection((sys.argv[1], int(sys.argv[2]))), server_hostname="localhost")
+    s.sendall(b"\x0bMSH|^~\\&|APP|FAC|XEN|FAC|20240101120000||ADT^A08|MT1|P|2.5.1\rPID|1||IDM||Mutual^Mia\r\x1c\x0d")
+    buf = b""
+    while b"\x1c\x0d" not in buf:
+        chunk = s.recv(4096)
+        if not chunk:
+            break
+        buf += chunk
+    print([seg for seg in buf.split(b"\r") if seg.startswith(b"MSA")][0].decode())
+except (ssl.SSLError, OSError, IndexError) as e:
+    print("refused", type(e).__name__)
+"#;
+        let py = std::env::var("XENRAD_PYTHON").unwrap();
+        let port = g.mllp.port().to_string();
+        let run = |extra: &[&str]| {
+            let out = Command::new(&py)
+                .args(["-c", script, "127.0.0.1", &port, &ca_pem])
+                .args(extra)
+                .output()
+                .unwrap();
+            String::from_utf8_lossy(&out.stdout).trim().to_owned()
+        };
+        assert_eq!(run(&[&cli_c, &cli_k]), "MSA|AA|MT1");
+        assert!(
+            run(&[]).starts_with("refused"),
+            "MLLPS without a client certificate was served"
+        );
+        let echo = |key: &str, cert: &str| {
+            Command::new("echoscu")
+                .args([
+                    "+tls",
+                    key,
+                    cert,
+                    "+cf",
+                    &ca_pem,
+                    "-aec",
+                    "XENRAD",
+                    "127.0.0.1",
+                    &g.dicom.port().to_string(),
+                ])
+                .output()
+                .unwrap()
+        };
+        let ok = echo(&cli_k, &cli_c);
+        assert!(
+            ok.status.success(),
+            "{}{}",
+            String::from_utf8_lossy(&ok.stdout),
+            String::from_utf8_lossy(&ok.stderr)
+        );
+        // DCMTK without a client certificate: `-tls` is anonymous TLS (+tla).
+        let anon = Command::new("echoscu")
+            .args([
+                "+tla",
+                "+cf",
+                &ca_pem,
+                "-aec",
+                "XENRAD",
+                "127.0.0.1",
+                &g.dicom.port().to_string(),
+            ])
+            .output()
+            .unwrap();
+        assert!(
+            !anon.status.success(),
+            "DICOM TLS without a client certificate was accepted"
+        );
+    }
+    let _ = std::fs::remove_dir_all(dir);
+}

@@ -81,41 +81,67 @@ pub struct Config {
     /// TLS private key (PEM) for the FHIR surface.
     #[arg(long, requires = "fhir_tls_cert")]
     pub fhir_tls_key: Option<PathBuf>,
+    /// CA certificates (PEM) that client certificates on the FHIR surface must chain to
+    /// (mutual TLS: clients without such a certificate are refused).
+    #[arg(long, requires = "fhir_tls_cert")]
+    pub fhir_tls_client_ca: Option<PathBuf>,
     /// TLS certificate chain (PEM) for the HL7 HTTP surface.
     #[arg(long, requires = "hl7_tls_key")]
     pub hl7_tls_cert: Option<PathBuf>,
     /// TLS private key (PEM) for the HL7 HTTP surface.
     #[arg(long, requires = "hl7_tls_cert")]
     pub hl7_tls_key: Option<PathBuf>,
+    /// CA certificates (PEM) that client certificates on the HL7 HTTP surface must chain to
+    /// (mutual TLS: clients without such a certificate are refused).
+    #[arg(long, requires = "hl7_tls_cert")]
+    pub hl7_tls_client_ca: Option<PathBuf>,
     /// TLS certificate chain (PEM) for the MPPS surface.
     #[arg(long, requires = "mpps_tls_key")]
     pub mpps_tls_cert: Option<PathBuf>,
     /// TLS private key (PEM) for the MPPS surface.
     #[arg(long, requires = "mpps_tls_cert")]
     pub mpps_tls_key: Option<PathBuf>,
+    /// CA certificates (PEM) that client certificates on the MPPS surface must chain to
+    /// (mutual TLS: clients without such a certificate are refused).
+    #[arg(long, requires = "mpps_tls_cert")]
+    pub mpps_tls_client_ca: Option<PathBuf>,
     /// TLS certificate chain (PEM) for MLLP (MLLPS).
     #[arg(long, requires = "mllp_tls_key")]
     pub mllp_tls_cert: Option<PathBuf>,
     /// TLS private key (PEM) for MLLP.
     #[arg(long, requires = "mllp_tls_cert")]
     pub mllp_tls_key: Option<PathBuf>,
+    /// CA certificates (PEM) that client certificates on MLLP must chain to
+    /// (mutual TLS: clients without such a certificate are refused).
+    #[arg(long, requires = "mllp_tls_cert")]
+    pub mllp_tls_client_ca: Option<PathBuf>,
     /// TLS certificate chain (PEM) for the DICOM port (PS3.15 B.1 DICOM TLS).
     #[arg(long, requires = "dicom_tls_key")]
     pub dicom_tls_cert: Option<PathBuf>,
     /// TLS private key (PEM) for the DICOM port.
     #[arg(long, requires = "dicom_tls_cert")]
     pub dicom_tls_key: Option<PathBuf>,
+    /// CA certificates (PEM) that client certificates on the DICOM port must chain to
+    /// (mutual TLS: clients without such a certificate are refused).
+    #[arg(long, requires = "dicom_tls_cert")]
+    pub dicom_tls_client_ca: Option<PathBuf>,
 }
 
 fn tls_for(
     cert: Option<&PathBuf>,
     key: Option<&PathBuf>,
+    client_ca: Option<&PathBuf>,
+    alpn: &[&[u8]],
 ) -> std::io::Result<Option<tokio_rustls::TlsAcceptor>> {
     match (cert, key) {
-        (Some(c), Some(k)) => tls::acceptor(c, k).map(Some),
+        (Some(c), Some(k)) => tls::acceptor(c, k, client_ca.map(PathBuf::as_path), alpn).map(Some),
         _ => Ok(None),
     }
 }
+
+/// ALPN protocols offered on the HTTPS surfaces (HTTP/1.1 only). MLLP and DICOM
+/// offer none: neither protocol has an ALPN id.
+const HTTP_ALPN: &[&[u8]] = &[b"http/1.1"];
 
 /// Serves one HTTP surface, over TLS when it has an acceptor.
 async fn serve_surface(
@@ -247,11 +273,36 @@ pub async fn run(config: Config) -> Result<(), Box<dyn std::error::Error + Send 
     };
 
     let c = &gw.config;
-    let fhir_tls = tls_for(c.fhir_tls_cert.as_ref(), c.fhir_tls_key.as_ref())?;
-    let hl7_tls = tls_for(c.hl7_tls_cert.as_ref(), c.hl7_tls_key.as_ref())?;
-    let mpps_tls = tls_for(c.mpps_tls_cert.as_ref(), c.mpps_tls_key.as_ref())?;
-    let mllp_tls = tls_for(c.mllp_tls_cert.as_ref(), c.mllp_tls_key.as_ref())?;
-    let dicom_tls = tls_for(c.dicom_tls_cert.as_ref(), c.dicom_tls_key.as_ref())?;
+    let fhir_tls = tls_for(
+        c.fhir_tls_cert.as_ref(),
+        c.fhir_tls_key.as_ref(),
+        c.fhir_tls_client_ca.as_ref(),
+        HTTP_ALPN,
+    )?;
+    let hl7_tls = tls_for(
+        c.hl7_tls_cert.as_ref(),
+        c.hl7_tls_key.as_ref(),
+        c.hl7_tls_client_ca.as_ref(),
+        HTTP_ALPN,
+    )?;
+    let mpps_tls = tls_for(
+        c.mpps_tls_cert.as_ref(),
+        c.mpps_tls_key.as_ref(),
+        c.mpps_tls_client_ca.as_ref(),
+        HTTP_ALPN,
+    )?;
+    let mllp_tls = tls_for(
+        c.mllp_tls_cert.as_ref(),
+        c.mllp_tls_key.as_ref(),
+        c.mllp_tls_client_ca.as_ref(),
+        &[],
+    )?;
+    let dicom_tls = tls_for(
+        c.dicom_tls_cert.as_ref(),
+        c.dicom_tls_key.as_ref(),
+        c.dicom_tls_client_ca.as_ref(),
+        &[],
+    )?;
     let scheme = |t: &Option<tokio_rustls::TlsAcceptor>| if t.is_some() { "https" } else { "http" };
     let (fhir_s, hl7_s, mpps_s) = (scheme(&fhir_tls), scheme(&hl7_tls), scheme(&mpps_tls));
     let (mllp_s, dicom_s) = (
