@@ -669,3 +669,143 @@ fn condition(c: &Criterion, v: &SearchValue) -> (String, Args) {
         _ => ("0".to_owned(), Vec::new()),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::gateway::search;
+    use crate::gateway::store::Store;
+
+    fn temp_dir(tag: &str) -> PathBuf {
+        let d = std::env::temp_dir().join(format!(
+            "xenrad-store-{tag}-{}-{}",
+            std::process::id(),
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_nanos())
+        ));
+        std::fs::create_dir_all(&d).unwrap();
+        d
+    }
+
+    fn patient(id: &str, family: &str) -> StoredResource {
+        StoredResource {
+            version: 1,
+            last_updated: now(),
+            body: format!(
+                r#"{{"resourceType":"Patient","id":"{id}","name":[{{"family":"{family}"}}]}}"#
+            ),
+        }
+    }
+
+    #[test]
+    fn a_failed_job_rolls_back_alone_and_messages_are_deduplicated() {
+        let dir = temp_dir("batch");
+        let store = Store::open(&dir).unwrap();
+        // Many concurrent jobs share transactions; the failing ones leave nothing.
+        let handles: Vec<_> = (0..40)
+            .map(|i| {
+                let s = store.clone();
+                std::thread::spawn(move || {
+                    s.write_blocking(move |tx| {
+                        let new = tx.record_message(
+                            "hl7v2",
+                            "APP^FAC",
+                            &format!("m{i}"),
+                            "ADT^A08",
+                            b"x",
+                        )?;
+                        tx.put_resource(
+                            "Patient",
+                            &format!("p{i}"),
+                            &patient(&format!("p{i}"), "Doe"),
+                            &[search::IndexEntry::string("name", "Doe")],
+                        )?;
+                        if i % 4 == 0 {
+                            return Err(StoreError::Job("refused".into()));
+                        }
+                        Ok(new)
+                    })
+                })
+            })
+            .collect();
+        let results: Vec<_> = handles.into_iter().map(|h| h.join().unwrap()).collect();
+        assert_eq!(results.iter().filter(|r| r.is_err()).count(), 10);
+        assert!(
+            results
+                .iter()
+                .filter_map(|r| r.as_ref().ok())
+                .all(|new| *new)
+        );
+        let again = store
+            .write_blocking(|tx| tx.record_message("hl7v2", "APP^FAC", "m1", "ADT^A08", b"x"))
+            .unwrap();
+        assert!(!again, "a repeated (protocol, sender, id) is not new");
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let (count, p0, p1, page) = rt.block_on(async {
+            store
+                .read(|tx| {
+                    let q = search::parse("Patient", "name=do")
+                        .map_err(|o| StoreError::Job(o.to_json()))?;
+                    Ok((
+                        tx.count_messages("hl7v2")?,
+                        tx.resource("Patient", "p0")?,
+                        tx.resource("Patient", "p1")?,
+                        tx.search("Patient", &q)?,
+                    ))
+                })
+                .await
+                .unwrap()
+        });
+        assert_eq!(count, 30);
+        assert!(p0.is_none(), "the failed job's resource was rolled back");
+        assert_eq!(p1.unwrap().version, 1);
+        assert_eq!(page.total, 30);
+        store.close();
+        assert!(matches!(
+            store.write_blocking(|_| Ok(())),
+            Err(StoreError::Closed)
+        ));
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[test]
+    fn first_release_databases_are_migrated() {
+        let dir = temp_dir("migrate");
+        {
+            let c = Connection::open(dir.join("xenrad.sqlite3")).unwrap();
+            c.execute_batch(
+                "CREATE TABLE resources (resource_type TEXT NOT NULL, id TEXT NOT NULL, version INTEGER NOT NULL,
+                   last_updated TEXT NOT NULL, json TEXT NOT NULL, PRIMARY KEY (resource_type, id));",
+            )
+            .unwrap();
+            c.execute(
+                "INSERT INTO resources VALUES ('Patient', 'p1', 2, '2026-01-01T00:00:00.000Z', ?1)",
+                [r#"{"resourceType":"Patient","id":"p1","meta":{"versionId":"2","lastUpdated":"2026-01-01T00:00:00.000Z"},"active":true}"#],
+            )
+            .unwrap();
+        }
+        let store = Store::open(&dir).unwrap();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let p = rt
+            .block_on(store.read(|tx| tx.resource("Patient", "p1")))
+            .unwrap()
+            .expect("migrated");
+        assert_eq!(
+            p.body,
+            r#"{"resourceType":"Patient","id":"p1","active":true}"#
+        );
+        assert_eq!(
+            p.json(),
+            r#"{"resourceType":"Patient","id":"p1","meta":{"versionId":"2","lastUpdated":"2026-01-01T00:00:00.000Z"},"active":true}"#
+        );
+        store.close();
+        let _ = std::fs::remove_dir_all(dir);
+    }
+}
