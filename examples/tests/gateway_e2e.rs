@@ -28,6 +28,8 @@ fn free_port() -> u16 {
 struct Gateway {
     child: Option<Child>,
     extra: Vec<String>,
+    /// Where the gateway's stderr goes (inherited when `None`).
+    log_file: Option<PathBuf>,
     dir: PathBuf,
     fhir: SocketAddr,
     hl7: SocketAddr,
@@ -48,6 +50,7 @@ impl Gateway {
         let mut g = Gateway {
             child: None,
             extra: Vec::new(),
+            log_file: None,
             dir,
             fhir: a(free_port()),
             hl7: a(free_port()),
@@ -73,7 +76,10 @@ impl Gateway {
             .args(&self.extra)
             .env("XENRAD_API_KEY", KEY)
             .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
+            .stderr(match &self.log_file {
+                Some(f) => Stdio::from(std::fs::File::create(f).expect("log file")),
+                None => Stdio::inherit(),
+            })
             .spawn()
             .expect("start xenrad-gateway");
         self.child = Some(child);
@@ -1183,4 +1189,42 @@ except (ssl.SSLError, OSError, IndexError) as e:
         );
     }
     let _ = std::fs::remove_dir_all(dir);
+}
+
+/// `--log-format json`: one JSON object per line, one per ingested message, with
+/// protocol and outcome but no message content or patient data.
+#[test]
+fn json_logs_carry_no_patient_data() {
+    let mut g = Gateway::start();
+    g.stop();
+    let log = g.dir.with_extension("log");
+    g.log_file = Some(log.clone());
+    g.extra
+        .extend(["--log-format".to_owned(), "json".to_owned()]);
+    g.spawn();
+    let r = curl(&[
+        "-X",
+        "POST",
+        &g.url(g.hl7, "/v2/ingest"),
+        "-H",
+        &key_header(),
+        "--data-binary",
+        REF_ADT,
+    ]);
+    assert_eq!(msa(&r.body).0, "AA", "{}", r.body);
+    g.stop();
+    let text = std::fs::read_to_string(&log).unwrap();
+    let lines: Vec<Value> = text
+        .lines()
+        .filter(|l| l.starts_with('{'))
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect();
+    assert!(
+        lines.iter().any(|l| l["fields"]["protocol"] == "hl7v2"
+            && l["fields"]["outcome"] == "stored"
+            && l["level"] == "INFO"),
+        "{text}"
+    );
+    assert!(!text.contains("Doe"), "patient data in the logs: {text}");
+    let _ = std::fs::remove_file(log);
 }

@@ -4,15 +4,20 @@ use clap::Parser;
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
-    tracing_subscriber::fmt()
+    let config = xenrad_examples::gateway::Config::parse();
+    let logs = tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("XENRAD_LOG")
                 .unwrap_or_else(|_| "info".into()),
         )
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
-    let config = xenrad_examples::gateway::Config::parse();
+        .with_writer(std::io::stderr);
+    match config.log_format {
+        // One JSON object per line, for log collectors.
+        xenrad_examples::gateway::LogFormat::Json => logs.json().init(),
+        xenrad_examples::gateway::LogFormat::Text => logs
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            .init(),
+    }
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

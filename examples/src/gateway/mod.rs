@@ -25,6 +25,15 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+/// How the gateway writes its logs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
 /// Command-line and environment configuration of the gateway.
 #[derive(Debug, Clone, clap::Parser)]
 #[command(
@@ -66,6 +75,10 @@ pub struct Config {
     /// A file of accepted API keys, one per line (`#` comments; `name: key` allowed).
     #[arg(long, env = "XENRAD_API_KEY_FILE")]
     pub api_key_file: Option<PathBuf>,
+    /// Log format on stderr: `text` or `json` (one object per line). Logs never
+    /// carry message content or patient data; `XENRAD_LOG` sets the filter.
+    #[arg(long, env = "XENRAD_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
     /// Largest accepted HTTP request body, bytes.
     #[arg(long, default_value_t = 16 * 1024 * 1024)]
     pub max_body: usize,
