@@ -140,6 +140,46 @@ pub struct Config {
     pub dicom_tls_client_ca: Option<PathBuf>,
 }
 
+type TlsFiles<'a> = (
+    Option<&'a PathBuf>,
+    Option<&'a PathBuf>,
+    Option<&'a PathBuf>,
+);
+
+impl Config {
+    /// Certificate, key and client CA files of one listener.
+    fn tls_files(&self, listener: &str) -> TlsFiles<'_> {
+        match listener {
+            "fhir" => (
+                self.fhir_tls_cert.as_ref(),
+                self.fhir_tls_key.as_ref(),
+                self.fhir_tls_client_ca.as_ref(),
+            ),
+            "hl7" => (
+                self.hl7_tls_cert.as_ref(),
+                self.hl7_tls_key.as_ref(),
+                self.hl7_tls_client_ca.as_ref(),
+            ),
+            "mpps" => (
+                self.mpps_tls_cert.as_ref(),
+                self.mpps_tls_key.as_ref(),
+                self.mpps_tls_client_ca.as_ref(),
+            ),
+            "mllp" => (
+                self.mllp_tls_cert.as_ref(),
+                self.mllp_tls_key.as_ref(),
+                self.mllp_tls_client_ca.as_ref(),
+            ),
+            "dicom" => (
+                self.dicom_tls_cert.as_ref(),
+                self.dicom_tls_key.as_ref(),
+                self.dicom_tls_client_ca.as_ref(),
+            ),
+            _ => (None, None, None),
+        }
+    }
+}
+
 fn tls_for(
     cert: Option<&PathBuf>,
     key: Option<&PathBuf>,
@@ -286,36 +326,15 @@ pub async fn run(config: Config) -> Result<(), Box<dyn std::error::Error + Send 
     };
 
     let c = &gw.config;
-    let fhir_tls = tls_for(
-        c.fhir_tls_cert.as_ref(),
-        c.fhir_tls_key.as_ref(),
-        c.fhir_tls_client_ca.as_ref(),
-        HTTP_ALPN,
-    )?;
-    let hl7_tls = tls_for(
-        c.hl7_tls_cert.as_ref(),
-        c.hl7_tls_key.as_ref(),
-        c.hl7_tls_client_ca.as_ref(),
-        HTTP_ALPN,
-    )?;
-    let mpps_tls = tls_for(
-        c.mpps_tls_cert.as_ref(),
-        c.mpps_tls_key.as_ref(),
-        c.mpps_tls_client_ca.as_ref(),
-        HTTP_ALPN,
-    )?;
-    let mllp_tls = tls_for(
-        c.mllp_tls_cert.as_ref(),
-        c.mllp_tls_key.as_ref(),
-        c.mllp_tls_client_ca.as_ref(),
-        &[],
-    )?;
-    let dicom_tls = tls_for(
-        c.dicom_tls_cert.as_ref(),
-        c.dicom_tls_key.as_ref(),
-        c.dicom_tls_client_ca.as_ref(),
-        &[],
-    )?;
+    let tls = |listener: &str, alpn: &[&[u8]]| {
+        let (cert, key, ca) = c.tls_files(listener);
+        tls_for(cert, key, ca, alpn)
+    };
+    let fhir_tls = tls("fhir", HTTP_ALPN)?;
+    let hl7_tls = tls("hl7", HTTP_ALPN)?;
+    let mpps_tls = tls("mpps", HTTP_ALPN)?;
+    let mllp_tls = tls("mllp", &[])?;
+    let dicom_tls = tls("dicom", &[])?;
     let scheme = |t: &Option<tokio_rustls::TlsAcceptor>| if t.is_some() { "https" } else { "http" };
     let (fhir_s, hl7_s, mpps_s) = (scheme(&fhir_tls), scheme(&hl7_tls), scheme(&mpps_tls));
     let (mllp_s, dicom_s) = (
