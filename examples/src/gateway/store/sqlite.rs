@@ -35,6 +35,25 @@ pub struct SqliteBackend {
     readers: Arc<Mutex<Vec<Connection>>>,
     path: PathBuf,
     writer: Mutex<Option<std::thread::JoinHandle<()>>>,
+    checkpointer: Mutex<Option<(mpsc::Sender<()>, std::thread::JoinHandle<()>)>>,
+}
+
+/// How often the checkpointer copies committed WAL frames into the database.
+const CHECKPOINT_EVERY: std::time::Duration = std::time::Duration::from_millis(500);
+
+/// Runs passive checkpoints on its own connection until told to stop, so that
+/// checkpoints never run inside the writer's commit path (SQLite's automatic
+/// checkpoint runs in the committing thread and would stall every acknowledgement
+/// waiting behind it). Passive checkpoints never block the writer or readers.
+fn checkpoint_loop(conn: &Connection, stop: &mpsc::Receiver<()>) {
+    loop {
+        match stop.recv_timeout(CHECKPOINT_EVERY) {
+            Err(mpsc::RecvTimeoutError::Timeout) => {
+                let _ = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()));
+            }
+            _ => return,
+        }
+    }
 }
 
 const SCHEMA: &str = r"
@@ -95,6 +114,9 @@ fn open(path: &Path, flags: OpenFlags) -> rusqlite::Result<Connection> {
     // FULL: the WAL is fsynced at every commit, so a commit is durable when it returns.
     conn.pragma_update(None, "synchronous", "FULL")?;
     conn.pragma_update(None, "foreign_keys", "ON")?;
+    // The per-job savepoints keep statement journals; in memory they cost no file
+    // writes (they are never needed after a crash: the WAL commit is atomic).
+    conn.pragma_update(None, "temp_store", "MEMORY")?;
     Ok(conn)
 }
 
@@ -155,6 +177,17 @@ impl SqliteBackend {
         )?;
         conn.execute_batch(SCHEMA)?;
         migrate(&conn)?;
+        // Checkpoints run on their own thread (see `checkpoint_loop`).
+        conn.pragma_update(None, "wal_autocheckpoint", 0)?;
+        let cp_conn = open(
+            &path,
+            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )?;
+        let (cp_stop, cp_rx) = mpsc::channel::<()>();
+        let checkpointer = std::thread::Builder::new()
+            .name("xenrad-store-checkpoint".into())
+            .spawn(move || checkpoint_loop(&cp_conn, &cp_rx))
+            .map_err(|e| StoreError::Job(e.to_string()))?;
         let (tx, rx) = mpsc::channel::<Batch>();
         let writer = std::thread::Builder::new()
             .name("xenrad-store-writer".into())
@@ -165,6 +198,7 @@ impl SqliteBackend {
             readers: Arc::new(Mutex::new(Vec::new())),
             path,
             writer: Mutex::new(Some(writer)),
+            checkpointer: Mutex::new(Some((cp_stop, checkpointer))),
         })
     }
 }
@@ -213,6 +247,15 @@ impl Backend for SqliteBackend {
     }
 
     fn close(&self) {
+        if let Some((stop, h)) = self
+            .checkpointer
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take()
+        {
+            let _ = stop.send(());
+            let _ = h.join();
+        }
         // Dropping the sender ends the writer loop once the queued jobs are committed.
         drop(
             self.tx
