@@ -356,7 +356,15 @@ impl<S: Hl7Store> Hl7Handler<S> {
         let enhanced = parsed.is_enhanced_mode();
         let cond = parsed.accept_ack_type();
         let finish = |outcome: Outcome, disposition, key, error: Option<ErrorDetail>| {
-            let code = AckCode::for_message(&parsed, outcome);
+            // AckCode::for_message, without looking MSH-15/16 up again.
+            let code = match (enhanced, outcome) {
+                (false, Outcome::Accept) => AckCode::AA,
+                (false, Outcome::Error) => AckCode::AE,
+                (false, Outcome::Reject) => AckCode::AR,
+                (true, Outcome::Accept) => AckCode::CA,
+                (true, Outcome::Error) => AckCode::CE,
+                (true, Outcome::Reject) => AckCode::CR,
+            };
             Hl7Outcome {
                 ack: ack_with(&parsed, code, error.as_slice(), &ack_options()).into(),
                 code,

@@ -12,7 +12,9 @@
 //! - `Server::serve_tls` / `client::TlsClient` (feature `tls`): MLLPS over rustls, optional
 //!   mutual TLS;
 //! - `hl7` (feature `hl7`): a ready-made handler — parse with `xenrad-hl7v2`, store through a
-//!   `MessageStore`, ACK per MSH-15/16, duplicates acknowledged but not stored twice.
+//!   `MessageStore` or an `Hl7Store` (sees the parsed message, may refuse its content), ACK
+//!   per MSH-15/16, duplicates acknowledged but not stored twice; `Hl7Handler::process` is
+//!   the same without a transport (HTTP adapters).
 //!
 //! ```
 //! use bytes::BytesMut;

@@ -1,6 +1,14 @@
 //! MLLP listener: accepts connections and drives a caller-supplied [`Handler`] one message at
-//! a time per connection (HL7 v2.5.1 ch. 2 appendix C: the original acknowledgement protocol
-//! is stop-and-wait, so the reply to a message is written before the next frame is handled).
+//! a time per connection, in arrival order (HL7 v2.5.1 ch. 2 appendix C: the original
+//! acknowledgement protocol is stop-and-wait, so a sender that waits gets its reply before
+//! anything else happens on the connection). A sender that pipelines (several complete frames
+//! already buffered) gets its replies gathered, in order, into one write of up to
+//! [`ServerConfig::max_batched_replies`]; set it to 1 to write each reply before the next
+//! frame is handled.
+//!
+//! Per message on a stop-and-wait connection the server makes one `read` and one `write`
+//! system call; the idle/frame timer and the shutdown waiter live as long as the connection
+//! (the timer is re-armed only when a deadline moves earlier), not one per read.
 //!
 //! The server reads at most [`ServerConfig::read_chunk`] bytes at a time and does not read
 //! while the handler is busy (backpressure), so a connection holds at most
@@ -656,15 +664,14 @@ impl<H: Handler> Server<H> {
                     // A reply waits in `out` only while the next frame is already complete
                     // in the buffer (a pipelining sender): then the replies go out in one
                     // write. Otherwise, or at the batch limit, it is written now.
-                    if reply.close
+                    let write_now = reply.close
                         || pending >= cfg.max_batched_replies
                         || out.len() >= cfg.read_chunk
-                        || !dec.frame_ready(&buf)
+                        || !dec.frame_ready(&buf);
+                    if write_now
+                        && let Err(end) = self.write_replies(io, &mut out, &mut pending, info).await
                     {
-                        if let Err(end) = self.write_replies(io, &mut out, &mut pending, info).await
-                        {
-                            return end;
-                        }
+                        return end;
                     }
                     if reply.close {
                         return ConnectionEnd::HandlerClosed;

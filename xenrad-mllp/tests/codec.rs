@@ -253,3 +253,26 @@ proptest! {
         xenrad_mllp::fuzzing::decode(&input);
     }
 }
+
+#[test]
+fn frame_ready_is_a_hint_that_never_consumes() {
+    let mut dec = Decoder::default();
+    let mut buf = BytesMut::from(&b"\r\n\x0bMSH|1\x1c\r\x0bMSH|2"[..]);
+    assert!(dec.frame_ready(&buf));
+    let before = buf.clone();
+    assert!(dec.frame_ready(&buf));
+    assert_eq!(buf, before);
+    assert!(dec.decode(&mut buf).unwrap().is_some());
+    // The second frame is open: not ready, and not ready while inside it either.
+    assert!(!dec.frame_ready(&buf));
+    assert_eq!(dec.decode(&mut buf), Ok(None));
+    assert!(dec.in_frame());
+    buf.extend_from_slice(b"\x1c\r");
+    assert!(
+        !dec.frame_ready(&buf),
+        "inside an open frame the hint stays false"
+    );
+    assert!(dec.decode(&mut buf).unwrap().is_some());
+    // A lone <FS> is data, not an end.
+    assert!(!dec.frame_ready(b"\x0bA\x1cB"));
+}
