@@ -275,6 +275,19 @@ pub trait Handler: Send + Sync + 'static {
     fn closed(&self, _conn: &ConnectionInfo, _end: &ConnectionEnd) {}
 }
 
+/// A shared handler: lets one handler (and its counters) serve MLLP and other transports at
+/// once, e.g. `Server::new(Arc::clone(&h), config)` beside an HTTP route calling
+/// `h.process(...)` on an `Arc<Hl7Handler<_>>`.
+impl<H: Handler> Handler for Arc<H> {
+    fn handle(&self, msg: Bytes, conn: &ConnectionInfo) -> impl Future<Output = Reply> + Send {
+        (**self).handle(msg, conn)
+    }
+
+    fn closed(&self, conn: &ConnectionInfo, end: &ConnectionEnd) {
+        (**self).closed(conn, end);
+    }
+}
+
 /// Why a connection ended.
 #[derive(Debug)]
 pub enum ConnectionEnd {

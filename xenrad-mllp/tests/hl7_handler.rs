@@ -309,3 +309,18 @@ async fn ack_control_ids_are_unique_and_timestamps_well_formed() {
         assert!(xenrad_hl7v2::datetime::parse_dtm(&ts).is_ok(), "{ts}");
     }
 }
+
+/// One handler shared by MLLP and a transport-free caller (as an HTTP route would be):
+/// both see the same store and counters, duplicates across the two are recognised.
+#[tokio::test]
+async fn one_shared_handler_for_mllp_and_process() {
+    let h = std::sync::Arc::new(Hl7Handler::new(MemoryStore::default()));
+    let (addr, _server) = start(std::sync::Arc::clone(&h)).await;
+    let out = h.process(msg("RIS", "SH-1", "").into()).await;
+    assert_eq!(out.disposition, Disposition::Stored);
+    let mut client = Client::new(addr.to_string(), ClientConfig::default());
+    let r = client.send(&msg("RIS", "SH-1", "")).await.unwrap();
+    assert!(r.is_accept());
+    assert_eq!(h.stats().stored, 1);
+    assert_eq!(h.stats().duplicates, 1);
+}
