@@ -183,8 +183,9 @@ async fn mutual_tls_round_trip_and_refusals() {
     );
 }
 
-/// A non-Rust peer: Python's `ssl` (OpenSSL) talks MLLPS to `serve_tls` with mutual TLS.
-/// With the client certificate its messages are acknowledged in order and the handler sees
+/// A non-Rust peer: Python's `ssl` (OpenSSL) talks MLLPS to `serve_tls` with mutual TLS, once
+/// with TLS 1.3 and once capped at TLS 1.2. With the client certificate its messages are
+/// acknowledged in order and reach the handler
 /// the certificate; without one the handshake is refused and nothing reaches the handler.
 /// Needs `XENRAD_PEERS`/`XENRAD_PYTHON` from `scripts/peers.sh`; skipped without them.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -226,12 +227,13 @@ async fn python_ssl_client_with_and_without_client_certificate() {
         })
     };
     let script = format!("{}/tests/peer/tls_client.py", env!("CARGO_MANIFEST_DIR"));
-    let run = |args: Vec<String>| {
+    let run = |tls_max: &'static str, args: Vec<String>| {
         let (py, script) = (py.clone(), script.clone());
         tokio::task::spawn_blocking(move || {
             let out = std::process::Command::new(py)
                 .arg(script)
                 .args(args)
+                .env("TLS_MAX", tls_max)
                 .output()
                 .unwrap();
             assert!(
@@ -243,31 +245,39 @@ async fn python_ssl_client_with_and_without_client_certificate() {
         })
     };
 
-    let mutual = run(vec![port.clone(), ca.clone(), "5".into(), cert, key])
-        .await
-        .unwrap();
-    let lines: Vec<&str> = mutual.lines().collect();
-    assert!(lines[0].starts_with("TLS TLSv1."), "{mutual}");
-    assert_eq!(lines.len(), 6, "{mutual}");
-    for (i, line) in lines[1..].iter().enumerate() {
-        assert_eq!(*line, format!("ACK AA PYTLS-{i} PYTLS-{i}"));
+    for (tls_max, version) in [("", "TLSv1.3"), ("1.2", "TLSv1.2")] {
+        let args = vec![
+            port.clone(),
+            ca.clone(),
+            "5".into(),
+            cert.clone(),
+            key.clone(),
+        ];
+        let mutual = run(tls_max, args).await.unwrap();
+        let lines: Vec<&str> = mutual.lines().collect();
+        assert!(lines[0].starts_with(&format!("TLS {version} ")), "{mutual}");
+        assert_eq!(lines.len(), 6, "{mutual}");
+        for (i, line) in lines[1..].iter().enumerate() {
+            assert_eq!(*line, format!("ACK AA PYTLS-{i} PYTLS-{i}"));
+        }
+        let anonymous = run(tls_max, vec![port.clone(), ca.clone(), "1".into()])
+            .await
+            .unwrap();
+        println!("python ssl peer, with client certificate:\n{mutual}without:\n{anonymous}");
+        assert!(anonymous.contains("REFUSED"), "{anonymous}");
+        assert!(!anonymous.contains("ACK "), "{anonymous}");
     }
-    let anonymous = run(vec![port, ca, "1".into()]).await.unwrap();
-    println!("python ssl peer, with client certificate:\n{mutual}without:\n{anonymous}");
-    assert!(anonymous.contains("REFUSED"), "{anonymous}");
-    assert!(!anonymous.contains("ACK "), "{anonymous}");
 
     tx.send(()).unwrap();
     task.await.unwrap().unwrap();
+    // Both runs with the certificate reached the handler; neither anonymous one did.
     let seen = server.handler().seen.lock().unwrap().clone();
-    assert_eq!(
-        seen,
-        (0..5).map(|i| format!("PYTLS-{i}")).collect::<Vec<_>>()
-    );
+    let once: Vec<_> = (0..5).map(|i| format!("PYTLS-{i}")).collect();
+    assert_eq!(seen, [once.clone(), once].concat());
     let ends = server.handler().ends.lock().unwrap().clone();
     assert_eq!(
         ends.iter().filter(|e| *e == "Handshake").count(),
-        1,
+        2,
         "{ends:?}"
     );
     std::fs::remove_dir_all(&dir).ok();

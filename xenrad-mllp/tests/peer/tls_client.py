@@ -1,10 +1,12 @@
 """MLLPS peer: Python's ssl module (OpenSSL) as the client of our TLS listener.
 
 Usage: tls_client.py PORT CA_PEM COUNT [CERT_PEM KEY_PEM]
+Env: TLS_MAX=1.2 caps the protocol at TLS 1.2 (default: the best both sides offer).
 Verifies the server certificate against CA_PEM for the name "localhost", presents the client
 certificate when given, sends COUNT framed HL7 messages stop-and-wait and prints one line per
 ACK: "ACK <MSA-1> <MSA-2> <sent MSH-10>". Any TLS or socket failure prints
 "REFUSED <exception class>: <message>" and exits 0 (the caller judges)."""
+import os
 import socket
 import ssl
 import sys
@@ -35,6 +37,8 @@ def read_frame(sock, buf):
 def main():
     port, ca, count = int(sys.argv[1]), sys.argv[2], int(sys.argv[3])
     ctx = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=ca)
+    if os.environ.get("TLS_MAX") == "1.2":
+        ctx.maximum_version = ssl.TLSVersion.TLSv1_2
     if len(sys.argv) > 5:
         ctx.load_cert_chain(sys.argv[4], sys.argv[5])
     try:
