@@ -185,8 +185,8 @@ async fn mutual_tls_round_trip_and_refusals() {
 
 /// A non-Rust peer: Python's `ssl` (OpenSSL) talks MLLPS to `serve_tls` with mutual TLS, once
 /// with TLS 1.3 and once capped at TLS 1.2. With the client certificate its messages are
-/// acknowledged in order and reach the handler
-/// the certificate; without one the handshake is refused and nothing reaches the handler.
+/// acknowledged in order and reach the handler; without one the handshake is refused and
+/// nothing reaches the handler.
 /// Needs `XENRAD_PEERS`/`XENRAD_PYTHON` from `scripts/peers.sh`; skipped without them.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn python_ssl_client_with_and_without_client_certificate() {
