@@ -79,8 +79,8 @@ pub struct ServerConfig {
     pub handshake_timeout: Duration,
     /// When a sender pipelines (the next frame is already complete in the input buffer when
     /// a reply is ready), up to this many replies are gathered and written together, still
-    /// in order. A stop-and-wait sender always gets its reply at once. `1` writes every
-    /// reply on its own. Default 32.
+    /// in order. A stop-and-wait sender always gets its reply at once. `1` (or 0) writes
+    /// every reply on its own. Default 32.
     pub max_batched_replies: usize,
 }
 
@@ -633,8 +633,8 @@ impl<H: Handler> Server<H> {
         // When the current wait for input began (reset by every read).
         let mut waiting_since: Option<Instant> = None;
         let mut eof = false;
-        // One timer and one shutdown future for the whole connection: re-arming a timer and
-        // re-registering a watch waiter on every read costs more than the rest of the loop.
+        // One timer and one shutdown future for the whole connection, instead of a timer-wheel
+        // insert/remove and a watch-waiter registration on every read.
         // The timer may fire early (it is only moved earlier, never later, while waiting);
         // on firing it is checked against the real deadline and re-armed if that is later.
         let timer = tokio::time::sleep_until(far_future());
