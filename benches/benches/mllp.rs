@@ -10,6 +10,10 @@
 //!   (constant throughput = cost per MiB flat), beside `append_only`: the same reads merely
 //!   appended to a growing buffer.
 //!
+//! - `mllp/hl7_handler_1000_messages`: the listener's HL7 handler per message
+//!   (`Hl7Handler::process` with a store that keeps nothing) beside parse only and parse +
+//!   ACK with `xenrad_hl7v2::ack` defaults.
+//!
 //! Run: `cargo bench -p xenrad-benches --bench mllp -- --warm-up-time 1 --measurement-time 3`
 #![allow(missing_docs)]
 use std::hint::black_box;
@@ -203,5 +207,72 @@ fn bench_big_frame(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, bench_corpus, bench_big_frame);
+/// A store that takes everything and keeps nothing: isolates the handler's own cost.
+struct NullStore;
+
+impl xenrad_mllp::hl7::MessageStore for NullStore {
+    async fn store(
+        &self,
+        _key: &xenrad_mllp::hl7::MessageKey,
+        _msg: bytes::Bytes,
+    ) -> Result<xenrad_mllp::hl7::Stored, xenrad_mllp::hl7::StoreError> {
+        Ok(xenrad_mllp::hl7::Stored::New)
+    }
+}
+
+/// The per-message work of the listener's HL7 handler, on the first 1000 corpus messages:
+/// `Hl7Handler::process` (parse, key, store call, ACK with cached MSH-7/MSH-10) beside its
+/// parts: `parse_only`, and `parse_ack_default` = parse + `xenrad_hl7v2::ack::ack` with its
+/// default options (a clock reading formatted twice per ACK: what the handler did before).
+fn bench_handler(c: &mut Criterion) {
+    use xenrad_hl7v2::Message;
+    use xenrad_hl7v2::ack::{AckCode, ack};
+    let Some(corpus) = load_corpus() else { return };
+    let mut dec = Decoder::default();
+    let mut buf = BytesMut::from(&corpus[..]);
+    let mut msgs = Vec::new();
+    while let Some(f) = dec.decode(&mut buf).expect("valid stream") {
+        if msgs.len() == 1000 {
+            break;
+        }
+        if let xenrad_mllp::Frame::Message(m) = f {
+            msgs.push(m);
+        }
+    }
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .expect("runtime");
+    let h = xenrad_mllp::hl7::Hl7Handler::new(NullStore);
+    let mut g = c.benchmark_group("mllp/hl7_handler_1000_messages");
+    g.throughput(Throughput::Elements(msgs.len() as u64));
+    g.bench_function("process", |b| {
+        b.iter(|| {
+            rt.block_on(async {
+                for m in &msgs {
+                    let out = h.process(m.clone()).await;
+                    assert!(out.accepted());
+                    black_box(out);
+                }
+            });
+        });
+    });
+    g.bench_function("parse_only", |b| {
+        b.iter(|| {
+            for m in &msgs {
+                black_box(Message::parse(m).expect("corpus parses"));
+            }
+        });
+    });
+    g.bench_function("parse_ack_default", |b| {
+        b.iter(|| {
+            for m in &msgs {
+                let p = Message::parse(m).expect("corpus parses");
+                black_box(ack(&p, AckCode::AA, None));
+            }
+        });
+    });
+    g.finish();
+}
+
+criterion_group!(benches, bench_corpus, bench_big_frame, bench_handler);
 criterion_main!(benches);

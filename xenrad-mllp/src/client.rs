@@ -266,14 +266,21 @@ impl Client {
         let id = peek::control_id(msg)
             .filter(|id| !id.is_empty())
             .ok_or(ClientError::NoControlId)?;
-        self.out.clear();
-        Encoder::new(self.config.decoder.max_frame_size).encode(msg, &mut self.out)?;
-        let framed = self.out.split().freeze();
+        // The framing buffer is reused from message to message.
+        let mut framed = std::mem::take(&mut self.out);
+        framed.clear();
+        Encoder::new(self.config.decoder.max_frame_size).encode(msg, &mut framed)?;
+        let result = self.send_framed(id, &framed).await;
+        self.out = framed;
+        result
+    }
+
+    async fn send_framed(&mut self, id: &[u8], framed: &[u8]) -> Result<Response, ClientError> {
         let mut delay = self.config.backoff_initial;
         let mut attempt = 0;
         loop {
             attempt += 1;
-            match self.attempt(id, &framed).await {
+            match self.attempt(id, framed).await {
                 Ok(r) => {
                     self.stats.acked += 1;
                     return Ok(r);

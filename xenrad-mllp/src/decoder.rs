@@ -141,6 +141,26 @@ impl Decoder {
         !matches!(self.state, State::Idle)
     }
 
+    /// A hint for batching replies: true if, between frames, `buf` already holds a start
+    /// block followed later by an end block, so the next [`decode`](Self::decode) call
+    /// finishes a frame (or reports a broken one) without more input. Always false inside an
+    /// open frame. Scans `buf` without consuming it or changing the decoder.
+    ///
+    /// ```
+    /// use xenrad_mllp::Decoder;
+    /// let dec = Decoder::default();
+    /// assert!(dec.frame_ready(b"\x0bMSH|\x1c\r"));
+    /// assert!(!dec.frame_ready(b"\x0bMSH|\x1c"));
+    /// ```
+    pub fn frame_ready(&self, buf: &[u8]) -> bool {
+        if self.state != State::Idle {
+            return false;
+        }
+        memchr(START_BLOCK, buf).is_some_and(|i| {
+            memchr::memmem::find(&buf[i + 1..], &[END_BLOCK, CARRIAGE_RETURN]).is_some()
+        })
+    }
+
     /// Stream offset of the next byte the decoder will consume.
     pub fn position(&self) -> u64 {
         self.stats.bytes_consumed

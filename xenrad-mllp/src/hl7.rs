@@ -1,32 +1,43 @@
 //! A ready-made HL7 v2 [`Handler`]: parses each message with `xenrad-hl7v2`, stores it through a
-//! caller-supplied [`MessageStore`], and answers with an ACK built by `xenrad_hl7v2::ack`.
+//! caller-supplied store, and answers with an ACK built by `xenrad_hl7v2::ack`.
 //!
 //! Acknowledgement rules (HL7 v2.5.1 ch. 2.9):
-//! - original mode (MSH-15 and MSH-16 empty, 2.9.2): `AA` once stored, `AE` if storing failed,
-//!   `AR` for a message that does not parse or has no MSH-10;
+//! - original mode (MSH-15 and MSH-16 empty, 2.9.2): `AA` once stored, `AE` if the store
+//!   refused the content or failed, `AR` for a message that does not parse or has no MSH-10;
 //! - enhanced mode (2.9.3): commit codes `CA`/`CE`/`CR`, sent or not as MSH-15 (accept
 //!   acknowledgement type, table 0155) asks;
-//! - a commit/accept is sent only after [`MessageStore::store`] returned, so a durable store
-//!   makes the ACK a durable commit;
+//! - a commit/accept is sent only after the store returned, so a durable store makes the ACK
+//!   a durable commit;
 //! - duplicates (same sender MSH-3/MSH-4 and MSH-10) are acknowledged again without being
 //!   stored twice: deciding that is the store's job (it sees the [`MessageKey`]).
 //!
-//! With [`Hl7Handler::commit_blocks`] the handler answers with MLLP release 2 commit blocks
-//! (`<ACK>`/`<NAK>`) instead of HL7 ACK messages.
+//! Two store traits: [`MessageStore`] sees the key and the raw bytes; [`Hl7Store`] also sees
+//! the parsed [`Message`] and may refuse its content with an ERR detail
+//! ([`Hl7StoreError::Invalid`], answered `AE`/`CE`). Every `MessageStore` is an `Hl7Store`.
+//!
+//! [`Hl7Handler::process`] is the transport-free core (message in, [`Hl7Outcome`] with the
+//! ACK out) for HTTP or other adapters; the MLLP [`Handler`] impl maps it to a [`Reply`].
+//! With [`Hl7Handler::commit_blocks`] the MLLP handler answers with MLLP release 2 commit
+//! blocks (`<ACK>`/`<NAK>`) instead of HL7 ACK messages.
 
+use std::cell::RefCell;
 use std::collections::HashMap;
+use std::fmt::Write as _;
 use std::future::Future;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
-use xenrad_hl7v2::ack::{AckCode, ErrorCode, ErrorDetail, Outcome, ack, ack_unparseable};
+use xenrad_hl7v2::ack::{
+    AckCode, AckOptions, ErrorCode, ErrorDetail, Outcome, ack_unparseable, ack_with,
+};
 use xenrad_hl7v2::{AckCondition, Message};
 
 use crate::server::{ConnectionInfo, Handler, Reply};
 
 /// Identity of a message for duplicate suppression: sender (MSH-3 and MSH-4, as written) and
-/// control id (MSH-10).
+/// control id (MSH-10, surrounding white space removed).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct MessageKey {
     /// Sending application (MSH-3), raw.
@@ -106,6 +117,134 @@ impl MessageStore for MemoryStore {
     }
 }
 
+/// Why an [`Hl7Store`] did not store a message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Hl7StoreError {
+    /// The content is not acceptable to the application (e.g. a segment or field it needs is
+    /// missing or malformed): answered `AE`/`CE` with this ERR detail; not stored, and resending
+    /// the same message will not help.
+    Invalid(ErrorDetail),
+    /// Storing failed (I/O, database): answered `AE`/`CE` with this ERR detail (what the
+    /// sender sees; keep internals out of it); the sender should resend later.
+    Failed(ErrorDetail),
+}
+
+impl From<StoreError> for Hl7StoreError {
+    fn from(e: StoreError) -> Self {
+        Self::Failed(ErrorDetail::new(ErrorCode::InternalError, e.to_string()))
+    }
+}
+
+/// A store that sees the parsed message: the hook an application uses to check content,
+/// project it and store it durably and idempotently. Return only once the message is as
+/// durable as the acknowledgement you want to give: the ACK is built right after `store`
+/// returns.
+///
+/// Every [`MessageStore`] is an `Hl7Store` (it ignores the parsed message and never returns
+/// [`Hl7StoreError::Invalid`]).
+///
+/// ```
+/// use bytes::Bytes;
+/// use xenrad_hl7v2::Message;
+/// use xenrad_hl7v2::ack::{ErrorCode, ErrorDetail};
+/// use xenrad_mllp::hl7::{Hl7Store, Hl7StoreError, MessageKey, Stored};
+///
+/// /// Accepts only messages with a PID segment (and keeps nothing: an example).
+/// struct NeedsPid;
+/// impl Hl7Store for NeedsPid {
+///     async fn store(&self, msg: &Message<'_>, _key: &MessageKey, _raw: &Bytes)
+///         -> Result<Stored, Hl7StoreError> {
+///         if msg.segment("PID").is_none() {
+///             return Err(Hl7StoreError::Invalid(
+///                 ErrorDetail::new(ErrorCode::SegmentSequence, "PID segment missing")));
+///         }
+///         Ok(Stored::New)
+///     }
+/// }
+/// ```
+pub trait Hl7Store: Send + Sync + 'static {
+    /// Checks and stores `msg` (parsed from `raw`) under `key`, unless that key is already
+    /// stored ([`Stored::Duplicate`]).
+    fn store(
+        &self,
+        msg: &Message<'_>,
+        key: &MessageKey,
+        raw: &Bytes,
+    ) -> impl Future<Output = Result<Stored, Hl7StoreError>> + Send;
+}
+
+impl<T: MessageStore> Hl7Store for T {
+    async fn store(
+        &self,
+        _msg: &Message<'_>,
+        key: &MessageKey,
+        raw: &Bytes,
+    ) -> Result<Stored, Hl7StoreError> {
+        Ok(MessageStore::store(self, key, raw.clone()).await?)
+    }
+}
+
+/// What happened to one message in [`Hl7Handler::process`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Disposition {
+    /// Stored now; `AA`/`CA`.
+    Stored,
+    /// Stored earlier under the same key; acknowledged again (`AA`/`CA`), not stored twice.
+    Duplicate,
+    /// Not understood (does not parse, or MSH-10 is empty): `AR`/`CR`, not stored.
+    Rejected,
+    /// Refused by the store's content check ([`Hl7StoreError::Invalid`]): `AE`/`CE`, not stored.
+    Invalid,
+    /// The store failed ([`Hl7StoreError::Failed`]): `AE`/`CE`; the sender should resend.
+    Failed,
+}
+
+impl Disposition {
+    /// `stored`, `duplicate`, `rejected`, `invalid` or `failed` (for logs and metrics).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Stored => "stored",
+            Self::Duplicate => "duplicate",
+            Self::Rejected => "rejected",
+            Self::Invalid => "invalid",
+            Self::Failed => "failed",
+        }
+    }
+
+    /// True for [`Stored`](Self::Stored) and [`Duplicate`](Self::Duplicate): the message is
+    /// safely stored and the ACK is an accept.
+    pub fn is_accepted(self) -> bool {
+        matches!(self, Self::Stored | Self::Duplicate)
+    }
+}
+
+/// The result of [`Hl7Handler::process`]: the acknowledgement and what happened.
+#[derive(Debug, Clone)]
+pub struct Hl7Outcome {
+    /// The HL7 ACK message (unframed; always built, also when [`wanted`](Self::wanted) is
+    /// false).
+    pub ack: Bytes,
+    /// MSA-1 of [`ack`](Self::ack).
+    pub code: AckCode,
+    /// What happened to the message.
+    pub disposition: Disposition,
+    /// Whether the sender asked for this acknowledgement: always in original mode; in
+    /// enhanced mode as MSH-15 (accept acknowledgement type, table 0155) says for this
+    /// outcome. The MLLP handler sends nothing when false; an HTTP adapter answers anyway.
+    pub wanted: bool,
+    /// The message's key, when it parsed and had an MSH-10.
+    pub key: Option<MessageKey>,
+    /// The ERR detail carried by the ACK, if any.
+    pub error: Option<ErrorDetail>,
+}
+
+impl Hl7Outcome {
+    /// True if the message is stored (now or earlier) and the ACK is an accept.
+    pub fn accepted(&self) -> bool {
+        self.disposition.is_accepted()
+    }
+}
+
 /// Counters of an [`Hl7Handler`].
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Hl7Stats {
@@ -115,6 +254,8 @@ pub struct Hl7Stats {
     pub duplicates: u64,
     /// Messages rejected (unparseable, no MSH-10).
     pub rejected: u64,
+    /// Messages whose content the store refused ([`Hl7StoreError::Invalid`]).
+    pub invalid: u64,
     /// Store failures.
     pub store_errors: u64,
 }
@@ -135,10 +276,11 @@ pub struct Hl7Handler<S> {
     stored: AtomicU64,
     duplicates: AtomicU64,
     rejected: AtomicU64,
+    invalid: AtomicU64,
     store_errors: AtomicU64,
 }
 
-impl<S: MessageStore> Hl7Handler<S> {
+impl<S: Hl7Store> Hl7Handler<S> {
     /// A handler storing into `store` and answering with HL7 ACK messages.
     pub fn new(store: S) -> Self {
         Self {
@@ -147,6 +289,7 @@ impl<S: MessageStore> Hl7Handler<S> {
             stored: AtomicU64::new(0),
             duplicates: AtomicU64::new(0),
             rejected: AtomicU64::new(0),
+            invalid: AtomicU64::new(0),
             store_errors: AtomicU64::new(0),
         }
     }
@@ -171,16 +314,106 @@ impl<S: MessageStore> Hl7Handler<S> {
             stored: r(&self.stored),
             duplicates: r(&self.duplicates),
             rejected: r(&self.rejected),
+            invalid: r(&self.invalid),
             store_errors: r(&self.store_errors),
         }
     }
 
-    fn reject(&self, msg: &[u8], error: Option<&ErrorDetail>) -> Reply {
-        self.rejected.fetch_add(1, Ordering::Relaxed);
-        if self.commit_blocks {
-            Reply::commit_nak()
-        } else {
-            Reply::ack(ack_unparseable(msg, error))
+    /// Processes one HL7 v2 message without any transport: parse, check MSH-10, store through
+    /// the [`Hl7Store`], build the ACK (HL7 v2.5.1 ch. 2.9). Usable from MLLP (the
+    /// [`Handler`] impl calls it) and from HTTP or other adapters alike.
+    ///
+    /// ```
+    /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+    /// use xenrad_mllp::hl7::{Disposition, Hl7Handler, MemoryStore};
+    /// use xenrad_hl7v2::ack::AckCode;
+    ///
+    /// let h = Hl7Handler::new(MemoryStore::default());
+    /// let msg = b"MSH|^~\\&|RIS|HOSP|PACS|RAD|20240101||ORM^O01|ORD-1|P|2.5.1\r";
+    /// let out = h.process(msg.to_vec().into()).await;
+    /// assert_eq!((out.code, out.disposition), (AckCode::AA, Disposition::Stored));
+    /// let again = h.process(msg.to_vec().into()).await;
+    /// assert_eq!((again.code, again.disposition), (AckCode::AA, Disposition::Duplicate));
+    /// assert_eq!(xenrad_mllp::peek::msa(&again.ack), Some((&b"AA"[..], &b"ORD-1"[..])));
+    /// # });
+    /// ```
+    pub async fn process(&self, raw: Bytes) -> Hl7Outcome {
+        let parsed = match Message::parse(&raw) {
+            Ok(m) => m,
+            Err(e) => {
+                self.rejected.fetch_add(1, Ordering::Relaxed);
+                let detail = ErrorDetail::from_parse_error(&e);
+                return Hl7Outcome {
+                    ack: ack_unparseable(&raw, Some(&detail)).into(),
+                    code: AckCode::AR,
+                    disposition: Disposition::Rejected,
+                    wanted: true,
+                    key: None,
+                    error: Some(detail),
+                };
+            }
+        };
+        let enhanced = parsed.is_enhanced_mode();
+        let cond = parsed.accept_ack_type();
+        let finish = |outcome: Outcome, disposition, key, error: Option<ErrorDetail>| {
+            // AckCode::for_message, without looking MSH-15/16 up again.
+            let code = match (enhanced, outcome) {
+                (false, Outcome::Accept) => AckCode::AA,
+                (false, Outcome::Error) => AckCode::AE,
+                (false, Outcome::Reject) => AckCode::AR,
+                (true, Outcome::Accept) => AckCode::CA,
+                (true, Outcome::Error) => AckCode::CE,
+                (true, Outcome::Reject) => AckCode::CR,
+            };
+            Hl7Outcome {
+                ack: ack_with(&parsed, code, error.as_slice(), &ack_options()).into(),
+                code,
+                disposition,
+                wanted: wants_ack(enhanced, cond, outcome == Outcome::Accept),
+                key,
+                error,
+            }
+        };
+        // HL7 v2.5.1 ch. 2.14.9.10: MSH-10 identifies the message; without it there is
+        // nothing to acknowledge against or to de-duplicate on.
+        let Some(control_id) = parsed
+            .control_id()
+            .map(|c| c.trim().to_owned())
+            .filter(|c| !c.is_empty())
+        else {
+            self.rejected.fetch_add(1, Ordering::Relaxed);
+            let e = ErrorDetail::new(
+                ErrorCode::RequiredFieldMissing,
+                "MSH-10 (message control id) is empty",
+            );
+            return finish(Outcome::Reject, Disposition::Rejected, None, Some(e));
+        };
+        let raw_field = |f: Option<xenrad_hl7v2::Field<'_>>| {
+            f.map(|f| String::from_utf8_lossy(f.raw()).into_owned())
+                .unwrap_or_default()
+        };
+        let key = MessageKey {
+            sending_application: raw_field(parsed.sending_application()),
+            sending_facility: raw_field(parsed.sending_facility()),
+            control_id,
+        };
+        match self.store.store(&parsed, &key, &raw).await {
+            Ok(stored) => {
+                let (counter, disposition) = match stored {
+                    Stored::New => (&self.stored, Disposition::Stored),
+                    Stored::Duplicate => (&self.duplicates, Disposition::Duplicate),
+                };
+                counter.fetch_add(1, Ordering::Relaxed);
+                finish(Outcome::Accept, disposition, Some(key), None)
+            }
+            Err(Hl7StoreError::Invalid(e)) => {
+                self.invalid.fetch_add(1, Ordering::Relaxed);
+                finish(Outcome::Error, Disposition::Invalid, Some(key), Some(e))
+            }
+            Err(Hl7StoreError::Failed(e)) => {
+                self.store_errors.fetch_add(1, Ordering::Relaxed);
+                finish(Outcome::Error, Disposition::Failed, Some(key), Some(e))
+            }
         }
     }
 }
@@ -199,69 +432,49 @@ fn wants_ack(enhanced: bool, cond: Option<AckCondition>, success: bool) -> bool 
     }
 }
 
-impl<S: MessageStore> Handler for Hl7Handler<S> {
+/// ACK MSH-7 and MSH-10 without formatting a clock reading per message: the local time
+/// `YYYYMMDDHHMMSS+ZZZZ` (HL7 DTM, second precision) is formatted once per second per thread,
+/// and MSH-10 is that second followed by a 6-digit process-wide sequence number (20
+/// characters, unique unless a million ACKs are built within one second).
+fn ack_options() -> AckOptions {
+    static SEQ: AtomicU64 = AtomicU64::new(0);
+    thread_local! {
+        static STAMP: RefCell<(u64, String)> = const { RefCell::new((u64::MAX, String::new())) };
+    }
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let timestamp = STAMP.with_borrow_mut(|(sec, stamp)| {
+        if *sec != now {
+            *sec = now;
+            *stamp = chrono::Local::now().format("%Y%m%d%H%M%S%z").to_string();
+        }
+        stamp.clone()
+    });
+    let n = SEQ.fetch_add(1, Ordering::Relaxed) % 1_000_000;
+    let mut control_id = String::with_capacity(20);
+    control_id.push_str(timestamp.get(..14).unwrap_or(&timestamp));
+    let _ = write!(control_id, "{n:06}");
+    AckOptions {
+        timestamp: Some(timestamp),
+        control_id: Some(control_id),
+    }
+}
+
+impl<S: Hl7Store> Handler for Hl7Handler<S> {
     async fn handle(&self, msg: Bytes, _conn: &ConnectionInfo) -> Reply {
-        // Everything needed after the store call is computed first, so no borrow of the
-        // parsed message is held across the await.
-        let (key, enhanced, cond, accept) = {
-            let parsed = match Message::parse(&msg) {
-                Ok(m) => m,
-                Err(e) => return self.reject(&msg, Some(&ErrorDetail::from_parse_error(&e))),
+        let out = self.process(msg).await;
+        if self.commit_blocks {
+            return if out.accepted() {
+                Reply::commit_ack()
+            } else {
+                Reply::commit_nak()
             };
-            let Some(control_id) = parsed.control_id().filter(|c| !c.is_empty()) else {
-                let e = ErrorDetail::new(ErrorCode::RequiredFieldMissing, "MSH-10 is empty");
-                return self.reject(&msg, Some(&e));
-            };
-            let raw = |f: Option<xenrad_hl7v2::Field<'_>>| {
-                f.map(|f| String::from_utf8_lossy(f.raw()).into_owned())
-                    .unwrap_or_default()
-            };
-            let key = MessageKey {
-                sending_application: raw(parsed.sending_application()),
-                sending_facility: raw(parsed.sending_facility()),
-                control_id: control_id.into_owned(),
-            };
-            let enhanced = parsed.is_enhanced_mode();
-            let accept = (!self.commit_blocks).then(|| {
-                ack(
-                    &parsed,
-                    AckCode::for_message(&parsed, Outcome::Accept),
-                    None,
-                )
-            });
-            (key, enhanced, parsed.accept_ack_type(), accept)
-        };
-        match self.store.store(&key, msg.clone()).await {
-            Ok(stored) => {
-                let counter = match stored {
-                    Stored::New => &self.stored,
-                    Stored::Duplicate => &self.duplicates,
-                };
-                counter.fetch_add(1, Ordering::Relaxed);
-                match accept {
-                    None => Reply::commit_ack(),
-                    Some(a) if wants_ack(enhanced, cond, true) => Reply::ack(a),
-                    Some(_) => Reply::none(),
-                }
-            }
-            Err(e) => {
-                self.store_errors.fetch_add(1, Ordering::Relaxed);
-                if self.commit_blocks {
-                    return Reply::commit_nak();
-                }
-                if !wants_ack(enhanced, cond, false) {
-                    return Reply::none();
-                }
-                let detail = ErrorDetail::new(ErrorCode::InternalError, e.to_string());
-                match Message::parse(&msg) {
-                    Ok(parsed) => Reply::ack(ack(
-                        &parsed,
-                        AckCode::for_message(&parsed, Outcome::Error),
-                        Some(&detail),
-                    )),
-                    Err(_) => Reply::ack(ack_unparseable(&msg, Some(&detail))),
-                }
-            }
+        }
+        if out.wanted {
+            Reply::ack(out.ack)
+        } else {
+            Reply::none()
         }
     }
 }

@@ -12,7 +12,9 @@
 //! - `Server::serve_tls` / `client::TlsClient` (feature `tls`): MLLPS over rustls, optional
 //!   mutual TLS;
 //! - `hl7` (feature `hl7`): a ready-made handler — parse with `xenrad-hl7v2`, store through a
-//!   `MessageStore`, ACK per MSH-15/16, duplicates acknowledged but not stored twice.
+//!   `MessageStore` or an `Hl7Store` (sees the parsed message, may refuse its content), ACK
+//!   per MSH-15/16, duplicates acknowledged but not stored twice; `Hl7Handler::process` is
+//!   the same without a transport (HTTP adapters).
 //!
 //! ```
 //! use bytes::BytesMut;
@@ -74,11 +76,17 @@ pub mod fuzzing {
         let mut events = Vec::new();
         let mut drain = |dec: &mut Decoder, buf: &mut BytesMut, eof: bool| {
             loop {
+                // The batching hint must never promise a frame that needs more input.
+                let ready = dec.frame_ready(buf);
                 let r = if eof {
                     dec.decode_eof(buf)
                 } else {
                     dec.decode(buf)
                 };
+                assert!(
+                    !(ready && r == Ok(None)),
+                    "frame_ready was true but decode needs more input"
+                );
                 match r {
                     Ok(Some(f)) => events.push(Event::Frame(f)),
                     Ok(None) => break,
@@ -102,7 +110,8 @@ pub mod fuzzing {
 
     /// Fuzz entry point `decode`: the first byte picks the limits and the read size; the
     /// rest is the stream. Checks that the result is independent of how the stream is
-    /// split, that every byte is accounted for, and that every payload re-frames to itself.
+    /// split, that every byte is accounted for, that every payload re-frames to itself, and
+    /// that [`Decoder::frame_ready`] never promises a frame that needs more input.
     pub fn decode(data: &[u8]) {
         let Some((&ctl, data)) = data.split_first() else {
             return;

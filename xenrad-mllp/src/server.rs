@@ -1,6 +1,14 @@
 //! MLLP listener: accepts connections and drives a caller-supplied [`Handler`] one message at
-//! a time per connection (HL7 v2.5.1 ch. 2 appendix C: the original acknowledgement protocol
-//! is stop-and-wait, so the reply to a message is written before the next frame is handled).
+//! a time per connection, in arrival order (HL7 v2.5.1 ch. 2 appendix C: the original
+//! acknowledgement protocol is stop-and-wait, so a sender that waits gets its reply before
+//! anything else happens on the connection). A sender that pipelines (several complete frames
+//! already buffered) gets its replies gathered, in order, into one write of up to
+//! [`ServerConfig::max_batched_replies`]; set it to 1 to write each reply before the next
+//! frame is handled.
+//!
+//! Per message on a stop-and-wait connection the server makes one `read` and one `write`
+//! system call; the idle/frame timer and the shutdown waiter live as long as the connection
+//! (the timer is re-armed only when a deadline moves earlier), not one per read.
 //!
 //! The server reads at most [`ServerConfig::read_chunk`] bytes at a time and does not read
 //! while the handler is busy (backpressure), so a connection holds at most
@@ -40,7 +48,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 use tokio::task::JoinSet;
-use tokio::time::{Instant, timeout_at};
+use tokio::time::Instant;
 
 use crate::{DecodeError, Decoder, DecoderConfig, Encoder, Frame};
 
@@ -69,6 +77,11 @@ pub struct ServerConfig {
     pub read_chunk: usize,
     /// Time allowed for a TLS handshake (`serve_tls`, feature `tls`). Default 10 s.
     pub handshake_timeout: Duration,
+    /// When a sender pipelines (the next frame is already complete in the input buffer when
+    /// a reply is ready), up to this many replies are gathered and written together, still
+    /// in order. A stop-and-wait sender always gets its reply at once. `1` (or 0) writes
+    /// every reply on its own. Default 32.
+    pub max_batched_replies: usize,
 }
 
 impl Default for ServerConfig {
@@ -84,6 +97,7 @@ impl Default for ServerConfig {
             max_connections_per_ip: 64,
             read_chunk: 64 * 1024,
             handshake_timeout: Duration::from_secs(10),
+            max_batched_replies: 32,
         }
     }
 }
@@ -259,6 +273,19 @@ pub trait Handler: Send + Sync + 'static {
 
     /// Called when a connection ends, with the reason. The default does nothing.
     fn closed(&self, _conn: &ConnectionInfo, _end: &ConnectionEnd) {}
+}
+
+/// A shared handler: lets one handler (and its counters) serve MLLP and other transports at
+/// once, e.g. `Server::new(Arc::clone(&h), config)` beside an HTTP route calling
+/// `h.process(...)` on an `Arc<Hl7Handler<_>>`.
+impl<H: Handler> Handler for Arc<H> {
+    fn handle(&self, msg: Bytes, conn: &ConnectionInfo) -> impl Future<Output = Reply> + Send {
+        (**self).handle(msg, conn)
+    }
+
+    fn closed(&self, conn: &ConnectionInfo, end: &ConnectionEnd) {
+        (**self).closed(conn, end);
+    }
 }
 
 /// Why a connection ended.
@@ -599,12 +626,34 @@ impl<H: Handler> Server<H> {
         let mut dec = Decoder::new(cfg.decoder);
         let enc = Encoder::new(usize::MAX);
         let mut buf = BytesMut::with_capacity(cfg.read_chunk.min(16 * 1024));
+        // Replies not yet written, and how many.
         let mut out = BytesMut::new();
+        let mut pending = 0usize;
         let mut frame_deadline: Option<Instant> = None;
+        // When the current wait for input began (reset by every read).
+        let mut waiting_since: Option<Instant> = None;
         let mut eof = false;
+        // One timer and one shutdown future for the whole connection, instead of a timer-wheel
+        // insert/remove and a watch-waiter registration on every read.
+        // The timer may fire early (it is only moved earlier, never later, while waiting);
+        // on firing it is checked against the real deadline and re-armed if that is later.
+        let timer = tokio::time::sleep_until(far_future());
+        tokio::pin!(timer);
+        let mut stopping = *stop.borrow_and_update();
+        let stop_signal = async {
+            loop {
+                if stop.changed().await.is_err() {
+                    // The server dropped its sender: no shutdown will come.
+                    std::future::pending::<()>().await;
+                }
+                if *stop.borrow() {
+                    return;
+                }
+            }
+        };
+        tokio::pin!(stop_signal);
         loop {
-            // Hand every complete frame to the handler, in order, replying to each before
-            // looking at the next.
+            // Hand every complete frame to the handler, in order.
             let decoded = if eof {
                 dec.decode_eof(&mut buf)
             } else {
@@ -619,31 +668,23 @@ impl<H: Handler> Server<H> {
                 Ok(Some(Frame::Message(msg))) => {
                     let reply = self.handler.handle(msg, info).await;
                     if let Some(frame) = &reply.frame {
-                        out.clear();
                         if let Err(e) = enc.encode_frame(frame, &mut out) {
                             counters.errors.fetch_add(1, Ordering::Relaxed);
                             return ConnectionEnd::BadReply(e);
                         }
-                        match tokio::time::timeout(cfg.write_timeout, async {
-                            io.write_all(&out).await?;
-                            // TLS streams buffer records: push them out now.
-                            io.flush().await
-                        })
-                        .await
-                        {
-                            Err(_) => {
-                                counters.errors.fetch_add(1, Ordering::Relaxed);
-                                return ConnectionEnd::WriteTimeout;
-                            }
-                            Ok(Err(e)) => {
-                                counters.errors.fetch_add(1, Ordering::Relaxed);
-                                return ConnectionEnd::Io(e);
-                            }
-                            Ok(Ok(())) => {
-                                ConnectionCounters::add(&counters.bytes_out, out.len() as u64);
-                                ConnectionCounters::add(&counters.replies, 1);
-                            }
-                        }
+                        pending += 1;
+                    }
+                    // A reply waits in `out` only while the next frame is already complete
+                    // in the buffer (a pipelining sender): then the replies go out in one
+                    // write. Otherwise, or at the batch limit, it is written now.
+                    let write_now = reply.close
+                        || pending >= cfg.max_batched_replies
+                        || out.len() >= cfg.read_chunk
+                        || !dec.frame_ready(&buf);
+                    if write_now
+                        && let Err(end) = self.write_replies(io, &mut out, &mut pending, info).await
+                    {
+                        return end;
                     }
                     if reply.close {
                         return ConnectionEnd::HandlerClosed;
@@ -653,41 +694,109 @@ impl<H: Handler> Server<H> {
                 // Commit blocks sent to a receiver are not part of the exchange it drives;
                 // they are counted as frames and otherwise ignored.
                 Ok(Some(Frame::CommitAck | Frame::CommitNak)) => continue,
-                Ok(None) if eof => return ConnectionEnd::PeerClosed,
                 Ok(None) => {}
                 Err(DecodeError::Interrupted { .. }) => {
                     // The partial frame is lost; the sender will time out and resend it.
                     ConnectionCounters::add(&counters.errors, 1);
                     continue;
                 }
-                Err(e) => return ConnectionEnd::Framing(e),
+                Err(e) => {
+                    // Replies to the frames before the bad one still go out.
+                    let _ = self.write_replies(io, &mut out, &mut pending, info).await;
+                    return ConnectionEnd::Framing(e);
+                }
             }
-            // Need more input.
-            let now = Instant::now();
-            let deadline = if dec.in_frame() {
+            // Need more input: every reply is out before waiting.
+            if let Err(end) = self.write_replies(io, &mut out, &mut pending, info).await {
+                return end;
+            }
+            if eof {
+                return ConnectionEnd::PeerClosed;
+            }
+            if stopping && !dec.in_frame() {
+                return ConnectionEnd::Shutdown;
+            }
+            let now = *waiting_since.get_or_insert_with(Instant::now);
+            let due = if dec.in_frame() {
                 *frame_deadline
                     .get_or_insert_with(|| cfg.frame_timeout.map_or(far_future(), |t| now + t))
             } else {
                 frame_deadline = None;
                 cfg.idle_timeout.map_or(far_future(), |t| now + t)
             };
-            if *stop.borrow() && !dec.in_frame() {
-                return ConnectionEnd::Shutdown;
+            if timer.deadline() > due {
+                timer.as_mut().reset(due);
             }
             buf.reserve(cfg.read_chunk);
             let read = {
                 let mut limited = (&mut buf).limit(cfg.read_chunk);
                 tokio::select! {
-                    r = timeout_at(deadline, io.read_buf(&mut limited)) => r,
-                    _ = stop.changed(), if !dec.in_frame() => return ConnectionEnd::Shutdown,
+                    r = io.read_buf(&mut limited) => r,
+                    () = &mut timer => {
+                        if Instant::now() < due {
+                            // Armed for an earlier deadline that has since moved on.
+                            timer.as_mut().reset(due);
+                            continue;
+                        }
+                        timer.as_mut().reset(far_future());
+                        return if dec.in_frame() {
+                            ConnectionEnd::FrameTimeout
+                        } else {
+                            ConnectionEnd::IdleTimeout
+                        };
+                    }
+                    () = &mut stop_signal, if !stopping => {
+                        // Finish the frame in hand first (checked at the top of the wait).
+                        stopping = true;
+                        continue;
+                    }
                 }
             };
+            waiting_since = None;
             match read {
-                Err(_) if dec.in_frame() => return ConnectionEnd::FrameTimeout,
-                Err(_) => return ConnectionEnd::IdleTimeout,
-                Ok(Err(e)) => return ConnectionEnd::Io(e),
-                Ok(Ok(0)) => eof = true,
-                Ok(Ok(n)) => ConnectionCounters::add(&counters.bytes_in, n as u64),
+                Err(e) => return ConnectionEnd::Io(e),
+                Ok(0) => eof = true,
+                Ok(n) => ConnectionCounters::add(&counters.bytes_in, n as u64),
+            }
+        }
+    }
+
+    /// Writes the replies gathered in `out` (one write, then a flush for TLS streams).
+    async fn write_replies<S>(
+        &self,
+        io: &mut S,
+        out: &mut BytesMut,
+        pending: &mut usize,
+        info: &ConnectionInfo,
+    ) -> Result<(), ConnectionEnd>
+    where
+        S: AsyncWrite + Unpin + Send,
+    {
+        if out.is_empty() {
+            return Ok(());
+        }
+        let counters = &info.counters;
+        let written = tokio::time::timeout(self.config.write_timeout, async {
+            io.write_all(out).await?;
+            // TLS streams buffer records: push them out now.
+            io.flush().await
+        })
+        .await;
+        match written {
+            Err(_) => {
+                counters.errors.fetch_add(1, Ordering::Relaxed);
+                Err(ConnectionEnd::WriteTimeout)
+            }
+            Ok(Err(e)) => {
+                counters.errors.fetch_add(1, Ordering::Relaxed);
+                Err(ConnectionEnd::Io(e))
+            }
+            Ok(Ok(())) => {
+                ConnectionCounters::add(&counters.bytes_out, out.len() as u64);
+                ConnectionCounters::add(&counters.replies, *pending as u64);
+                out.clear();
+                *pending = 0;
+                Ok(())
             }
         }
     }

@@ -253,3 +253,72 @@ proptest! {
         xenrad_mllp::fuzzing::decode(&input);
     }
 }
+
+#[test]
+fn frame_ready_is_a_hint_that_never_consumes() {
+    let mut dec = Decoder::default();
+    let mut buf = BytesMut::from(&b"\r\n\x0bMSH|1\x1c\r\x0bMSH|2"[..]);
+    assert!(dec.frame_ready(&buf));
+    let before = buf.clone();
+    assert!(dec.frame_ready(&buf));
+    assert_eq!(buf, before);
+    assert!(dec.decode(&mut buf).unwrap().is_some());
+    // The second frame is open: not ready, and not ready while inside it either.
+    assert!(!dec.frame_ready(&buf));
+    assert_eq!(dec.decode(&mut buf), Ok(None));
+    assert!(dec.in_frame());
+    buf.extend_from_slice(b"\x1c\r");
+    assert!(
+        !dec.frame_ready(&buf),
+        "inside an open frame the hint stays false"
+    );
+    assert!(dec.decode(&mut buf).unwrap().is_some());
+    // A lone <FS> is data, not an end.
+    assert!(!dec.frame_ready(b"\x0bA\x1cB"));
+}
+
+/// The straightforward `peek` implementation (byte-wise splits), kept as the reference the
+/// memchr-based one must agree with.
+mod peek_reference {
+    fn segments(msg: &[u8]) -> impl Iterator<Item = &[u8]> {
+        msg.split(|&b| b == b'\r' || b == b'\n')
+            .filter(|s| !s.is_empty())
+    }
+    fn sep(msg: &[u8]) -> Option<u8> {
+        let msh = segments(msg).next()?;
+        (msh.len() >= 4 && msh.starts_with(b"MSH")).then(|| msh[3])
+    }
+    pub fn control_id(msg: &[u8]) -> Option<&[u8]> {
+        let sep = sep(msg)?;
+        segments(msg).next()?.split(|&b| b == sep).nth(9)
+    }
+    pub fn sender(msg: &[u8]) -> Option<(&[u8], &[u8])> {
+        let sep = sep(msg)?;
+        let mut it = segments(msg).next()?.split(|&b| b == sep).skip(2);
+        Some((it.next()?, it.next().unwrap_or_default()))
+    }
+    pub fn msa(msg: &[u8]) -> Option<(&[u8], &[u8])> {
+        let sep = sep(msg)?;
+        let seg = segments(msg).find(|s| s.starts_with(b"MSA") && s.get(3) == Some(&sep))?;
+        let f = |n| seg.split(|&b| b == sep).nth(n);
+        Some((f(1)?, f(2).unwrap_or_default()))
+    }
+}
+
+proptest! {
+    #[test]
+    fn peek_agrees_with_the_reference(
+        prefix in prop::sample::select(vec!["", "MSH|", "MSH^", "\r\nMSH|", "MSA|", "\n", "MSH|^~\\&|A|B|C|D|2024||ADT|"]),
+        body in prop::collection::vec(
+            prop::sample::select(vec!["|", "|", "|", "|", "^", "ID7", "", "\r", "\n", "\rMSA|", "\rMSA^", "AA", "MSH|"]),
+            0..40),
+    ) {
+        let mut msg = prefix.as_bytes().to_vec();
+        for t in &body {
+            msg.extend_from_slice(t.as_bytes());
+        }
+        prop_assert_eq!(xenrad_mllp::peek::control_id(&msg), peek_reference::control_id(&msg));
+        prop_assert_eq!(xenrad_mllp::peek::sender(&msg), peek_reference::sender(&msg));
+        prop_assert_eq!(xenrad_mllp::peek::msa(&msg), peek_reference::msa(&msg));
+    }
+}

@@ -7,8 +7,13 @@ use std::net::SocketAddr;
 use bytes::{Bytes, BytesMut};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
+use xenrad_hl7v2::Message;
+use xenrad_hl7v2::ack::{AckCode, ErrorCode, ErrorDetail};
 use xenrad_mllp::client::{Client, ClientConfig, Response};
-use xenrad_mllp::hl7::{Hl7Handler, MemoryStore, MessageKey, MessageStore, StoreError, Stored};
+use xenrad_mllp::hl7::{
+    Disposition, Hl7Handler, Hl7Store, Hl7StoreError, MemoryStore, MessageKey, MessageStore,
+    StoreError, Stored,
+};
 use xenrad_mllp::server::{Handler, Server, ServerConfig};
 use xenrad_mllp::{Decoder, Encoder, Frame, peek};
 
@@ -147,4 +152,175 @@ async fn release2_commit_blocks_mode() {
         client.send(&msg("RIS", "R2-2", "")).await.unwrap(),
         Response::CommitNak
     );
+}
+
+/// An application store: needs a PID segment, refuses control id `FAIL` as a storage failure,
+/// de-duplicates on the key, and records the message type it saw in the parsed message.
+#[derive(Default)]
+struct AppStore {
+    seen: std::sync::Mutex<Vec<(MessageKey, String)>>,
+}
+
+impl Hl7Store for AppStore {
+    async fn store(
+        &self,
+        msg: &Message<'_>,
+        key: &MessageKey,
+        _raw: &Bytes,
+    ) -> Result<Stored, Hl7StoreError> {
+        if msg.segment("PID").is_none() {
+            return Err(Hl7StoreError::Invalid(ErrorDetail::new(
+                ErrorCode::SegmentSequence,
+                "PID segment missing",
+            )));
+        }
+        // Something awaited while the parsed message is borrowed.
+        tokio::task::yield_now().await;
+        if key.control_id == "FAIL" {
+            return Err(Hl7StoreError::Failed(ErrorDetail::new(
+                ErrorCode::InternalError,
+                "could not store the message; retry later",
+            )));
+        }
+        let mtype = msg.message_type().map(|t| t.code.into_owned()).unwrap();
+        let mut seen = self.seen.lock().unwrap();
+        if seen.iter().any(|(k, _)| k == key) {
+            return Ok(Stored::Duplicate);
+        }
+        seen.push((key.clone(), mtype));
+        Ok(Stored::New)
+    }
+}
+
+fn err_text(ack: &[u8]) -> Option<String> {
+    let m = Message::parse(ack).unwrap();
+    m.get("ERR-3-1")
+        .map(|c| format!("{c} {}", m.get("ERR-8").unwrap_or_default()))
+}
+
+#[tokio::test]
+async fn process_reports_every_disposition_with_its_ack() {
+    let h = Hl7Handler::new(AppStore::default());
+    // Stored, then the same key (with white space around MSH-10) is a duplicate.
+    let out = h.process(msg("RIS", "P-1", "").into()).await;
+    assert_eq!(
+        (out.code, out.disposition),
+        (AckCode::AA, Disposition::Stored)
+    );
+    assert!(out.accepted() && out.wanted && out.error.is_none());
+    assert_eq!(peek::msa(&out.ack), Some((&b"AA"[..], &b"P-1"[..])));
+    assert_eq!(out.key.as_ref().unwrap().control_id, "P-1");
+    let out = h.process(msg("RIS", " P-1 ", "").into()).await;
+    assert_eq!(out.disposition, Disposition::Duplicate);
+    assert_eq!(out.code, AckCode::AA);
+    assert_eq!(h.store().seen.lock().unwrap()[0].1, "ORM");
+
+    // Content refused by the store: AE with the store's ERR, in enhanced mode CE.
+    let no_pid = b"MSH|^~\\&|RIS|FAC|X|Y|20240101||ORM^O01|P-2|P|2.5.1\r".to_vec();
+    let out = h.process(no_pid.into()).await;
+    assert_eq!(
+        (out.code, out.disposition),
+        (AckCode::AE, Disposition::Invalid)
+    );
+    assert!(!out.accepted());
+    assert_eq!(
+        err_text(&out.ack).as_deref(),
+        Some("100 PID segment missing")
+    );
+    let no_pid_enh = b"MSH|^~\\&|RIS|FAC|X|Y|20240101||ORM^O01|P-3|P|2.5.1|||AL|NE\r".to_vec();
+    let out = h.process(no_pid_enh.into()).await;
+    assert_eq!(
+        (out.code, out.disposition),
+        (AckCode::CE, Disposition::Invalid)
+    );
+
+    // Store failure: AE with the store's own (safe) text.
+    let out = h.process(msg("RIS", "FAIL", "").into()).await;
+    assert_eq!(
+        (out.code, out.disposition),
+        (AckCode::AE, Disposition::Failed)
+    );
+    assert_eq!(
+        err_text(&out.ack).as_deref(),
+        Some("207 could not store the message; retry later")
+    );
+
+    // Not HL7, and no MSH-10: AR, no key.
+    let out = h.process(Bytes::from_static(b"not hl7")).await;
+    assert_eq!(
+        (out.code, out.disposition),
+        (AckCode::AR, Disposition::Rejected)
+    );
+    assert!(out.key.is_none() && out.error.is_some());
+    let out = h.process(msg("RIS", "", "AL").into()).await;
+    assert_eq!(
+        (out.code, out.disposition),
+        (AckCode::CR, Disposition::Rejected)
+    );
+
+    // Enhanced mode with MSH-15 = NE: the ACK is built but not wanted.
+    let out = h.process(msg("RIS", "P-4", "NE").into()).await;
+    assert_eq!(
+        (out.code, out.disposition),
+        (AckCode::CA, Disposition::Stored)
+    );
+    assert!(!out.wanted);
+
+    let s = h.stats();
+    assert_eq!(
+        (
+            s.stored,
+            s.duplicates,
+            s.invalid,
+            s.store_errors,
+            s.rejected
+        ),
+        (2, 1, 2, 1, 2)
+    );
+}
+
+#[tokio::test]
+async fn hl7_store_refusal_reaches_the_mllp_client_as_ae() {
+    let (addr, server) = start(Hl7Handler::new(AppStore::default())).await;
+    let mut client = Client::new(addr.to_string(), ClientConfig::default());
+    let r = client
+        .send(b"MSH|^~\\&|RIS|FAC|X|Y|20240101||ORM^O01|M-1|P|2.5.1\r")
+        .await
+        .unwrap();
+    assert_eq!(r.code(), Some(&b"AE"[..]));
+    let Response::Ack(ack) = r else { panic!() };
+    assert_eq!(err_text(&ack).as_deref(), Some("100 PID segment missing"));
+    let r = client.send(&msg("RIS", "M-2", "")).await.unwrap();
+    assert!(r.is_accept());
+    assert_eq!(server.handler().stats().invalid, 1);
+}
+
+#[tokio::test]
+async fn ack_control_ids_are_unique_and_timestamps_well_formed() {
+    let h = Hl7Handler::new(MemoryStore::default());
+    let mut ids = std::collections::HashSet::new();
+    for i in 0..200 {
+        let out = h.process(msg("RIS", &format!("U-{i}"), "").into()).await;
+        let m = Message::parse(&out.ack).unwrap();
+        let id = m.get("MSH-10").unwrap().into_owned();
+        assert_eq!(id.len(), 20);
+        assert!(ids.insert(id));
+        let ts = m.get("MSH-7").unwrap();
+        assert!(xenrad_hl7v2::datetime::parse_dtm(&ts).is_ok(), "{ts}");
+    }
+}
+
+/// One handler shared by MLLP and a transport-free caller (as an HTTP route would be):
+/// both see the same store and counters, duplicates across the two are recognised.
+#[tokio::test]
+async fn one_shared_handler_for_mllp_and_process() {
+    let h = std::sync::Arc::new(Hl7Handler::new(MemoryStore::default()));
+    let (addr, _server) = start(std::sync::Arc::clone(&h)).await;
+    let out = h.process(msg("RIS", "SH-1", "").into()).await;
+    assert_eq!(out.disposition, Disposition::Stored);
+    let mut client = Client::new(addr.to_string(), ClientConfig::default());
+    let r = client.send(&msg("RIS", "SH-1", "")).await.unwrap();
+    assert!(r.is_accept());
+    assert_eq!(h.stats().stored, 1);
+    assert_eq!(h.stats().duplicates, 1);
 }

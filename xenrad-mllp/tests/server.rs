@@ -131,6 +131,51 @@ async fn pipelined_frames_with_garbage_are_acked_in_order() {
     assert_eq!(c.errors, 0);
 }
 
+/// Pipelined frames: replies are gathered into few writes but stay in order and complete,
+/// including those before a frame whose handler closes the connection and before a broken
+/// frame; with `max_batched_replies = 1` the result on the wire is the same.
+#[tokio::test]
+async fn batched_replies_keep_order_up_to_close_and_framing_errors() {
+    for batch in [32, 1] {
+        let srv = start(ServerConfig {
+            max_batched_replies: batch,
+            decoder: DecoderConfig::default().max_frame_size(4096),
+            ..ServerConfig::default()
+        })
+        .await;
+        // Ten frames, CLOSE, five more that must not be handled.
+        let mut s = TcpStream::connect(srv.addr).await.unwrap();
+        let mut wire = Vec::new();
+        for i in 0..10 {
+            wire.extend_from_slice(&framed(&format!("B{i}")));
+        }
+        wire.extend_from_slice(&framed("CLOSE"));
+        for i in 10..15 {
+            wire.extend_from_slice(&framed(&format!("B{i}")));
+        }
+        s.write_all(&wire).await.unwrap();
+        let ids: Vec<_> = read_frames(&mut s, 16).await.iter().map(msa2).collect();
+        let mut want: Vec<_> = (0..10).map(|i| format!("B{i}")).collect();
+        want.push("CLOSE".into());
+        assert_eq!(ids, want, "batch {batch}");
+        assert!(closed_by_peer(&mut s).await);
+
+        // Ten frames, then one over the limit: the ten replies still arrive, then the close.
+        let mut s = TcpStream::connect(srv.addr).await.unwrap();
+        let mut wire = Vec::new();
+        for i in 0..10 {
+            wire.extend_from_slice(&framed(&format!("C{i}")));
+        }
+        wire.push(0x0b);
+        wire.extend(std::iter::repeat_n(b'x', 5000));
+        s.write_all(&wire).await.unwrap();
+        let ids: Vec<_> = read_frames(&mut s, 11).await.iter().map(msa2).collect();
+        assert_eq!(ids, (0..10).map(|i| format!("C{i}")).collect::<Vec<_>>());
+        assert!(closed_by_peer(&mut s).await);
+        srv.stop().await;
+    }
+}
+
 #[tokio::test]
 async fn byte_by_byte_split_reads() {
     let srv = start(ServerConfig::default()).await;

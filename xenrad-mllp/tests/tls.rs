@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::{Recorder, message};
-use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
+use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_rustls::rustls::pki_types::{
@@ -24,27 +24,40 @@ struct Pki {
     ca: CertificateDer<'static>,
     server: (CertificateDer<'static>, PrivateKeyDer<'static>),
     client: (CertificateDer<'static>, PrivateKeyDer<'static>),
+    /// PEM of the CA certificate, and of the client certificate and key (for non-Rust peers).
+    ca_pem: String,
+    client_pem: (String, String),
 }
 
 fn pki() -> Pki {
     let ca_key = KeyPair::generate().unwrap();
     let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
     ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    // Distinct subject names: OpenSSL takes a leaf whose subject equals its issuer for a
+    // self-signed certificate (rustls does not look at names).
+    ca_params
+        .distinguished_name
+        .push(DnType::CommonName, "Xenrad test CA");
     let ca = ca_params.self_signed(&ca_key).unwrap();
     let issuer = Issuer::new(ca_params, ca_key);
     let leaf = |names: Vec<String>| {
         let key = KeyPair::generate().unwrap();
-        let cert = CertificateParams::new(names)
-            .unwrap()
-            .signed_by(&key, &issuer)
-            .unwrap();
+        let mut params = CertificateParams::new(names.clone()).unwrap();
+        params
+            .distinguished_name
+            .push(DnType::CommonName, names[0].as_str());
+        let cert = params.signed_by(&key, &issuer).unwrap();
         let der = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der()));
-        (cert.der().clone(), der)
+        ((cert.der().clone(), der), (cert.pem(), key.serialize_pem()))
     };
+    let (server, _) = leaf(vec!["localhost".into()]);
+    let (client, client_pem) = leaf(vec!["modality.example".into()]);
     Pki {
         ca: ca.der().clone(),
-        server: leaf(vec!["localhost".into()]),
-        client: leaf(vec!["modality.example".into()]),
+        server,
+        client,
+        ca_pem: ca.pem(),
+        client_pem,
     }
 }
 
@@ -168,4 +181,104 @@ async fn mutual_tls_round_trip_and_refusals() {
         2,
         "{ends:?}"
     );
+}
+
+/// A non-Rust peer: Python's `ssl` (OpenSSL) talks MLLPS to `serve_tls` with mutual TLS, once
+/// with TLS 1.3 and once capped at TLS 1.2. With the client certificate its messages are
+/// acknowledged in order and reach the handler; without one the handshake is refused and
+/// nothing reaches the handler.
+/// Needs `XENRAD_PEERS`/`XENRAD_PYTHON` from `scripts/peers.sh`; skipped without them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn python_ssl_client_with_and_without_client_certificate() {
+    if std::env::var_os("XENRAD_PEERS").is_none() {
+        println!("skipped: XENRAD_PEERS is unset (run `eval \"$(scripts/peers.sh)\"`)");
+        return;
+    }
+    let py = std::env::var("XENRAD_PYTHON").expect("XENRAD_PEERS is set, so XENRAD_PYTHON must be");
+    let pki = pki();
+    let dir = std::env::temp_dir().join(format!("xenrad-mllp-tls-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = |name: &str, text: &str| {
+        let p = dir.join(name);
+        std::fs::write(&p, text).unwrap();
+        p.to_string_lossy().into_owned()
+    };
+    let ca = file("ca.pem", &pki.ca_pem);
+    let cert = file("client.pem", &pki.client_pem.0);
+    let key = file("client.key", &pki.client_pem.1);
+
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port().to_string();
+    let config = ServerConfig {
+        handshake_timeout: Duration::from_secs(5),
+        ..ServerConfig::default()
+    };
+    let server = Server::new(Recorder::default(), config);
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let task = {
+        let server = server.clone();
+        let acceptor = acceptor(&pki);
+        tokio::spawn(async move {
+            server
+                .serve_tls(listener, acceptor, async {
+                    rx.await.ok();
+                })
+                .await
+        })
+    };
+    let script = format!("{}/tests/peer/tls_client.py", env!("CARGO_MANIFEST_DIR"));
+    let run = |tls_max: &'static str, args: Vec<String>| {
+        let (py, script) = (py.clone(), script.clone());
+        tokio::task::spawn_blocking(move || {
+            let out = std::process::Command::new(py)
+                .arg(script)
+                .args(args)
+                .env("TLS_MAX", tls_max)
+                .output()
+                .unwrap();
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            String::from_utf8(out.stdout).unwrap()
+        })
+    };
+
+    for (tls_max, version) in [("", "TLSv1.3"), ("1.2", "TLSv1.2")] {
+        let args = vec![
+            port.clone(),
+            ca.clone(),
+            "5".into(),
+            cert.clone(),
+            key.clone(),
+        ];
+        let mutual = run(tls_max, args).await.unwrap();
+        let lines: Vec<&str> = mutual.lines().collect();
+        assert!(lines[0].starts_with(&format!("TLS {version} ")), "{mutual}");
+        assert_eq!(lines.len(), 6, "{mutual}");
+        for (i, line) in lines[1..].iter().enumerate() {
+            assert_eq!(*line, format!("ACK AA PYTLS-{i} PYTLS-{i}"));
+        }
+        let anonymous = run(tls_max, vec![port.clone(), ca.clone(), "1".into()])
+            .await
+            .unwrap();
+        println!("python ssl peer, with client certificate:\n{mutual}without:\n{anonymous}");
+        assert!(anonymous.contains("REFUSED"), "{anonymous}");
+        assert!(!anonymous.contains("ACK "), "{anonymous}");
+    }
+
+    tx.send(()).unwrap();
+    task.await.unwrap().unwrap();
+    // Both runs with the certificate reached the handler; neither anonymous one did.
+    let seen = server.handler().seen.lock().unwrap().clone();
+    let once: Vec<_> = (0..5).map(|i| format!("PYTLS-{i}")).collect();
+    assert_eq!(seen, [once.clone(), once].concat());
+    let ends = server.handler().ends.lock().unwrap().clone();
+    assert_eq!(
+        ends.iter().filter(|e| *e == "Handshake").count(),
+        2,
+        "{ends:?}"
+    );
+    std::fs::remove_dir_all(&dir).ok();
 }

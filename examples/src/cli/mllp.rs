@@ -282,10 +282,13 @@ struct KeyStore {
 
 impl MessageStore for KeyStore {
     async fn store(&self, key: &MessageKey, _msg: Bytes) -> Result<Stored, StoreError> {
-        Ok(if self.seen.lock().expect("lock").insert(key.clone()) {
-            Stored::New
-        } else {
+        let mut seen = self.seen.lock().expect("lock");
+        // Look up first: a duplicate costs no copy of the key.
+        Ok(if seen.contains(key) {
             Stored::Duplicate
+        } else {
+            seen.insert(key.clone());
+            Stored::New
         })
     }
 }
@@ -298,20 +301,21 @@ struct Verbose<H> {
 
 impl<H: Handler> Handler for Verbose<H> {
     async fn handle(&self, msg: Bytes, conn: &ConnectionInfo) -> Reply {
+        if !self.verbose {
+            return self.inner.handle(msg, conn).await;
+        }
         let (id, len) = (show(peek::control_id(&msg).unwrap_or_default()), msg.len());
         let reply = self.inner.handle(msg, conn).await;
-        if self.verbose {
-            let answer = match reply.frame() {
-                Some(Frame::Message(a)) => show(peek::msa(a).map(|m| m.0).unwrap_or_default()),
-                Some(Frame::CommitAck) => "ACK(R2)".to_owned(),
-                Some(Frame::CommitNak) => "NAK(R2)".to_owned(),
-                None => "-".to_owned(),
-            };
-            println!(
-                "conn={} peer={} id={id} bytes={len} ack={answer}",
-                conn.id, conn.peer
-            );
-        }
+        let answer = match reply.frame() {
+            Some(Frame::Message(a)) => show(peek::msa(a).map(|m| m.0).unwrap_or_default()),
+            Some(Frame::CommitAck) => "ACK(R2)".to_owned(),
+            Some(Frame::CommitNak) => "NAK(R2)".to_owned(),
+            None => "-".to_owned(),
+        };
+        println!(
+            "conn={} peer={} id={id} bytes={len} ack={answer}",
+            conn.id, conn.peer
+        );
         reply
     }
 
