@@ -52,7 +52,7 @@ pub fn router(gw: Gateway) -> Router {
         (status = 413, description = "Body larger than the configured limit"),
         (status = 503, description = "Could not store: ACK with AE (retry later)", content_type = "application/hl7-v2")))]
 async fn v2_ingest(State(gw): State<Gateway>, headers: HeaderMap, body: Bytes) -> Response {
-    let out = ingest::v2(&gw, &body).await;
+    let out = ingest::v2(&gw, body).await;
     let ct = match headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()) {
         Some(a) if a.contains("text/plain") && !a.contains("application/hl7-v2") => {
             "text/plain; charset=utf-8"

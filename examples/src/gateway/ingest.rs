@@ -5,21 +5,84 @@
 
 use super::Gateway;
 use super::projection::{self, OrderFacts, PatientFacts, fhir_date, gender_code};
-use super::store::{ReadTx, StoreError, WriteTx};
+use super::store::{ReadTx, Store, StoreError, WriteTx};
+use bytes::Bytes;
 use std::borrow::Cow;
 use xenrad_hl7v2::Message;
-
-use xenrad_hl7v2::ack::{AckCode, ErrorCode, ErrorDetail, Outcome, ack, ack_unparseable};
+use xenrad_hl7v2::ack::{AckCode, ErrorCode, ErrorDetail};
+use xenrad_mllp::hl7::{Disposition, Hl7Handler, Hl7Store, Hl7StoreError, MessageKey, Stored};
 
 /// Result of one HL7 v2 ingest.
 #[derive(Debug)]
 pub struct V2Outcome {
-    /// The ACK message to send back.
-    pub ack: Vec<u8>,
+    /// The ACK message (always built, even when MSH-15 asks for none).
+    pub ack: Bytes,
     /// MSA-1 of that ACK.
     pub code: AckCode,
+    /// Whether the sender asked for this acknowledgement (MSH-15, table 0155);
+    /// MLLP sends nothing when it did not, HTTP always answers.
+    pub wanted: bool,
     /// The HTTP status the HTTP surface answers with.
     pub http_status: u16,
+}
+
+/// The gateway's HL7 v2 semantics, shared by `POST /v2/ingest` and MLLP :3000:
+/// `xenrad-mllp`'s [`Hl7Handler`] (parse, MSH-10, ACK/NAK in original or enhanced
+/// mode, duplicate answers) over [`V2Store`].
+pub type V2Handler = Hl7Handler<V2Store>;
+
+/// [`Hl7Store`] that checks what a message means for the FHIR projection (an ADT
+/// without a patient identifier is refused with AE and an ERR naming the field),
+/// then stores the message and its projection in one durable transaction,
+/// de-duplicated on (sender, MSH-10).
+pub struct V2Store {
+    store: Store,
+}
+
+impl V2Store {
+    /// Over the gateway's store.
+    pub fn new(store: Store) -> Self {
+        V2Store { store }
+    }
+}
+
+impl Hl7Store for V2Store {
+    async fn store(
+        &self,
+        msg: &Message<'_>,
+        key: &MessageKey,
+        raw: &Bytes,
+    ) -> Result<Stored, Hl7StoreError> {
+        let effect = v2_effect(msg).map_err(Hl7StoreError::Invalid)?;
+        let sender = format!("{}^{}", key.sending_application, key.sending_facility);
+        let control_id = key.control_id.clone();
+        let mtype = msg
+            .message_type()
+            .map(|t| format!("{}^{}", t.code, t.trigger_event))
+            .unwrap_or_default();
+        let raw = raw.clone();
+        let r = self
+            .store
+            .write(move |tx| {
+                let new = tx.record_message("hl7v2", &sender, &control_id, &mtype, &raw)?;
+                if new {
+                    apply_v2(tx, &effect)?;
+                }
+                Ok(new)
+            })
+            .await;
+        match r {
+            Ok(true) => Ok(Stored::New),
+            Ok(false) => Ok(Stored::Duplicate),
+            Err(e) => {
+                tracing::error!(error = %e, "hl7v2 store failed");
+                Err(Hl7StoreError::Failed(ErrorDetail::new(
+                    ErrorCode::InternalError,
+                    "could not store the message; retry later",
+                )))
+            }
+        }
+    }
 }
 
 /// What an HL7 v2 message changes, extracted (owned) before the store job runs.
@@ -224,100 +287,23 @@ fn apply_v2(tx: &dyn WriteTx, effect: &V2Effect) -> Result<(), StoreError> {
 ///
 /// The ACK is AA/CA only after the commit; a repeated (sender, MSH-10) is answered
 /// AA/CA again without storing anything; a message that cannot be understood gets
-/// AR (or AE for content errors) with an ERR segment and is not stored.
-pub async fn v2(gw: &Gateway, body: &[u8]) -> V2Outcome {
-    let msg = match Message::parse(body) {
-        Ok(m) => m,
-        Err(e) => {
-            gw.metrics.ingest("hl7v2", "rejected", body.len());
-            let d = ErrorDetail::from_parse_error(&e);
-            return V2Outcome {
-                ack: ack_unparseable(body, Some(&d)),
-                code: AckCode::AR,
-                http_status: 400,
-            };
-        }
+/// AR/CR, one whose content cannot be projected AE/CE, each with an ERR segment,
+/// and nothing is stored.
+pub async fn v2(gw: &Gateway, body: Bytes) -> V2Outcome {
+    let len = body.len();
+    let out = gw.hl7v2.process(body).await;
+    let (label, http_status) = match out.disposition {
+        Disposition::Stored => ("stored", 200),
+        Disposition::Duplicate => ("duplicate", 200),
+        Disposition::Rejected | Disposition::Invalid => ("rejected", 400),
+        Disposition::Failed => ("failed", 503),
     };
-    let reject = |code: Outcome, d: ErrorDetail, status: u16| {
-        let c = AckCode::for_message(&msg, code);
-        V2Outcome {
-            ack: ack(&msg, c, Some(&d)),
-            code: c,
-            http_status: status,
-        }
-    };
-    let Some(control_id) = msg
-        .control_id()
-        .map(|c| c.trim().to_owned())
-        .filter(|c| !c.is_empty())
-    else {
-        gw.metrics.ingest("hl7v2", "rejected", body.len());
-        return reject(
-            Outcome::Reject,
-            ErrorDetail::new(
-                ErrorCode::RequiredFieldMissing,
-                "MSH-10 (message control id) is empty",
-            ),
-            400,
-        );
-    };
-    let effect = match v2_effect(&msg) {
-        Ok(e) => e,
-        Err(d) => {
-            gw.metrics.ingest("hl7v2", "rejected", body.len());
-            return reject(Outcome::Error, d, 400);
-        }
-    };
-    let sender = format!(
-        "{}^{}",
-        msg.sending_application()
-            .map(|f| f.text().into_owned())
-            .unwrap_or_default(),
-        msg.sending_facility()
-            .map(|f| f.text().into_owned())
-            .unwrap_or_default()
-    );
-    let mtype = msg
-        .message_type()
-        .map(|t| format!("{}^{}", t.code, t.trigger_event))
-        .unwrap_or_default();
-    let stored = body.to_vec();
-    let r = gw
-        .store
-        .write(move |tx| {
-            let new = tx.record_message("hl7v2", &sender, &control_id, &mtype, &stored)?;
-            if new {
-                apply_v2(tx, &effect)?;
-            }
-            Ok(new)
-        })
-        .await;
-    match r {
-        Ok(new) => {
-            gw.metrics.ingest(
-                "hl7v2",
-                if new { "stored" } else { "duplicate" },
-                body.len(),
-            );
-            let c = AckCode::for_message(&msg, Outcome::Accept);
-            V2Outcome {
-                ack: ack(&msg, c, None),
-                code: c,
-                http_status: 200,
-            }
-        }
-        Err(e) => {
-            gw.metrics.ingest("hl7v2", "failed", body.len());
-            tracing::error!(error = %e, "hl7v2 store failed");
-            reject(
-                Outcome::Error,
-                ErrorDetail::new(
-                    ErrorCode::InternalError,
-                    "could not store the message; retry later",
-                ),
-                503,
-            )
-        }
+    gw.metrics.ingest("hl7v2", label, len);
+    V2Outcome {
+        ack: out.ack,
+        code: out.code,
+        wanted: out.wanted,
+        http_status,
     }
 }
 

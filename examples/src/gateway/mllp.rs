@@ -15,8 +15,13 @@ pub struct IngestHandler {
 
 impl Handler for IngestHandler {
     async fn handle(&self, msg: Bytes, _conn: &ConnectionInfo) -> Reply {
-        let out = ingest::v2(&self.gw, &msg).await;
-        Reply::ack(out.ack)
+        let out = ingest::v2(&self.gw, msg).await;
+        // Enhanced mode (HL7 v2.5.1 ch. 2.9.3): MSH-15 may ask for no accept ACK.
+        if out.wanted {
+            Reply::ack(out.ack)
+        } else {
+            Reply::none()
+        }
     }
 }
 

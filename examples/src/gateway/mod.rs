@@ -220,6 +220,8 @@ pub struct Gateway {
     pub keys: http::ApiKeys,
     /// Configuration.
     pub config: Arc<Config>,
+    /// HL7 v2 message semantics (HTTP and MLLP share it and its counters).
+    pub hl7v2: Arc<ingest::V2Handler>,
 }
 
 /// Reads the keys from the flag/env and the key file; when there are none, loads or
@@ -316,6 +318,7 @@ pub async fn run(config: Config) -> Result<(), Box<dyn std::error::Error + Send 
         metrics: http::Metrics::default(),
         keys,
         config: Arc::new(config),
+        hl7v2: Arc::new(ingest::V2Handler::new(ingest::V2Store::new(store.clone()))),
     };
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let stopped = move || {
