@@ -148,15 +148,17 @@ fn shared(path: &str) -> Option<PathBuf> {
 }
 
 /// Every message of the generated v2.5.1 radiology corpus matches its structure. The only
-/// findings are the generator's `N` in PID-29 (a TS, Patient Death Date and Time; the death
-/// indicator is PID-30), which the validator must catch.
+/// findings are two slips of the corpus generator, which the validator must catch: `N` in
+/// PID-29 (a TS, Patient Death Date and Time; the death indicator is PID-30), and the result
+/// status `F` one field early, in OBR-24 (Diagnostic Serv Sect ID, HL7 table 0074; the result
+/// status is OBR-25).
 #[test]
 fn generated_corpus_is_valid() {
     let Some(p) = shared("corpus/hl7v2/generated/hl7v2_gen_n10000_seed42.mllp") else {
         return;
     };
     let data = std::fs::read(p).unwrap();
-    let (mut n, mut pid29) = (0, 0);
+    let (mut n, mut pid29, mut obr24) = (0, 0, 0);
     for frame in data.split(|&b| b == 0x1c) {
         let frame = frame.strip_prefix(b"\r").unwrap_or(frame);
         let frame = frame.strip_prefix(b"\x0b").unwrap_or(frame);
@@ -167,20 +169,23 @@ fn generated_corpus_is_valid() {
         let r = validate(&m);
         assert!(r.structure.is_some());
         for p in &r.problems {
-            assert_eq!(
-                p.location.to_string(),
-                "PID-29",
-                "{:?}: {p}",
-                m.control_id()
-            );
-            assert!(p.message.starts_with("\"N\": not a valid DTM"), "{p}");
-            pid29 += 1;
+            match p.location.to_string().as_str() {
+                "PID-29" => {
+                    assert!(p.message.starts_with("\"N\": not a valid DTM"), "{p}");
+                    pid29 += 1;
+                }
+                "OBR-24" => {
+                    assert_eq!(p.message, "\"F\" is not in HL7 table 0074", "{p}");
+                    obr24 += 1;
+                }
+                other => panic!("{:?}: unexpected {other}: {p}", m.control_id()),
+            }
         }
         n += 1;
     }
     assert_eq!(n, 10_000);
-    println!("{pid29} messages with 'N' in PID-29");
-    assert!(pid29 > 0);
+    println!("{pid29} messages with 'N' in PID-29, {obr24} with 'F' in OBR-24");
+    assert!(pid29 > 0 && obr24 > 0);
 }
 
 /// The corpus' v2.5.1 sample files of supported types: print the findings, never panic.

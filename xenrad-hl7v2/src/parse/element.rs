@@ -72,7 +72,7 @@ pub(crate) fn nth_part(raw: &[u8], delim: Option<u8>, n: usize) -> Option<&[u8]>
 
 /// The prefix of `raw` before the first of the given delimiters.
 #[inline]
-fn first_leaf(raw: &[u8], a: Option<u8>, b: Option<u8>, c: Option<u8>) -> &[u8] {
+pub(crate) fn first_leaf(raw: &[u8], a: Option<u8>, b: Option<u8>, c: Option<u8>) -> &[u8] {
     find3(raw, a, b, c).map_or(raw, |i| &raw[..i])
 }
 

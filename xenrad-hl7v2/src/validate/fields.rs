@@ -1,187 +1,89 @@
-//! Field definitions checked by the validator: usage (R/O), repeatability, data type of the
-//! checked component and its table (HL7 v2.5.1 segment definitions in ch. 2, 3, 4, 7, 10).
-
-use super::tables::{
-    T0001, T0004, T0007, T0008, T0038, T0076, T0085, T0103, T0104, T0119, T0123, T0125, T0155,
-    T0200, T0203, T0211, T0357, T0516, Table,
-};
+//! Field rules checked by the validator: usage (R/O), repetition, data type, maximum length and
+//! table of every field of the segments the supported structures use, and of the components
+//! of their composite data types. The rules are generated (`generated.rs`, from
+//! `tools/gen_v251_defs.py`) from the HL7 v2.5.1 segment definitions of ch. 2 (2.15), 3 (3.4),
+//! 4 (4.5), 6 (6.5), 7 (7.4) and 10 (10.6), the data types of 2.A and the tables of Appendix A.
 
 /// Data types checked (HL7 v2.5.1 section 2.A).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Dt {
-    /// Any text (length only).
+    /// Any text: ST, TX, FT, varies, and composites nested below a component (length only).
     Text,
-    /// DTM / TS (first component).
+    /// DTM (2.A.22).
     Dtm,
-    /// DT.
+    /// TS (2.A.77): its first component is a DTM.
+    Ts,
+    /// DT (2.A.21).
     Date,
-    /// NM.
+    /// TM (2.A.75).
+    Time,
+    /// NM (2.A.47).
     Num,
-    /// SI: non-negative integer.
+    /// SI (2.A.69): a non-negative integer.
     Si,
-    /// ID / IS: coded value, checked against the table.
-    Code,
+    /// ID (2.A.35): an HL7-defined coded value.
+    Id,
+    /// IS (2.A.36): a user-defined coded value.
+    Is,
+    /// A composite type whose components are checked one by one.
+    Composite,
 }
 
-/// One checked field (or component of a field).
-pub(crate) struct FieldDef {
-    pub(crate) segment: &'static str,
-    pub(crate) field: usize,
-    /// Component checked (1 = first component, also for primitive fields).
-    pub(crate) component: usize,
+/// One component of a composite data type.
+#[derive(Debug)]
+pub(crate) struct CompRule {
     pub(crate) dt: Dt,
-    /// Usage R: must be valued (checked for component 1 defs only).
-    pub(crate) required: bool,
-    pub(crate) repeating: bool,
-    pub(crate) table: Option<&'static Table>,
-    /// Maximum length in characters of the checked value (0 = unchecked).
-    pub(crate) max_len: usize,
+    /// Enforced table number (0 = none).
+    pub(crate) table: u16,
+    /// Maximum length in characters (0 = unchecked).
+    pub(crate) max_len: u16,
 }
 
-const fn f(
-    segment: &'static str,
-    field: usize,
-    component: usize,
-    dt: Dt,
-    required: bool,
-    repeating: bool,
-) -> FieldDef {
-    FieldDef {
-        segment,
-        field,
-        component,
-        dt,
-        required,
-        repeating,
-        table: None,
-        max_len: 0,
+impl CompRule {
+    /// True if a value of this component can be wrong.
+    pub(crate) const fn checks(&self) -> bool {
+        !matches!(self.dt, Dt::Text | Dt::Id | Dt::Is) || self.table != 0 || self.max_len != 0
     }
 }
 
-const fn t(mut d: FieldDef, table: &'static Table, max_len: usize) -> FieldDef {
-    d.table = Some(table);
-    d.max_len = max_len;
-    d
+/// One field of a segment definition.
+#[derive(Debug)]
+pub(crate) struct FieldRule {
+    pub(crate) dt: Dt,
+    /// Minimum repetitions: 1 for usage R.
+    pub(crate) min: u16,
+    /// Maximum repetitions ([`super::generated::UNBOUNDED`] if unbounded; 0 for withdrawn fields).
+    pub(crate) max: u16,
+    /// Enforced table number (0 = none).
+    pub(crate) table: u16,
+    /// Maximum length in characters of a primitive value (0 = unchecked).
+    pub(crate) max_len: u16,
+    /// Component rules of a composite type.
+    pub(crate) comps: &'static [CompRule],
 }
 
-const fn len(mut d: FieldDef, max_len: usize) -> FieldDef {
-    d.max_len = max_len;
-    d
-}
-
-use Dt::{Code, Dtm, Num, Si, Text};
-
-/// The checked fields.
-pub(crate) const FIELDS: &[FieldDef] = &[
-    // MSH (2.15.9)
-    f("MSH", 1, 1, Text, true, false),
-    f("MSH", 2, 1, Text, true, false),
-    f("MSH", 7, 1, Dtm, true, false),
-    t(f("MSH", 9, 1, Code, true, false), &T0076, 3),
-    len(f("MSH", 9, 2, Text, false, false), 3),
-    len(f("MSH", 10, 1, Text, true, false), 20),
-    t(f("MSH", 11, 1, Code, true, false), &T0103, 1),
-    t(f("MSH", 12, 1, Code, true, false), &T0104, 5),
-    len(f("MSH", 13, 1, Num, false, false), 15),
-    t(f("MSH", 15, 1, Code, false, false), &T0155, 2),
-    t(f("MSH", 16, 1, Code, false, false), &T0155, 2),
-    t(f("MSH", 18, 1, Code, false, true), &T0211, 16),
-    // EVN (3.4.1)
-    f("EVN", 2, 1, Dtm, true, false),
-    f("EVN", 3, 1, Dtm, false, false),
-    f("EVN", 6, 1, Dtm, false, false),
-    // PID (3.4.2)
-    len(f("PID", 1, 1, Si, false, false), 4),
-    f("PID", 3, 1, Text, true, true),
-    t(f("PID", 3, 5, Code, false, true), &T0203, 5),
-    f("PID", 5, 1, Text, true, true),
-    t(f("PID", 5, 7, Code, false, true), &T0200, 1),
-    f("PID", 7, 1, Dtm, false, false),
-    t(f("PID", 8, 1, Code, false, false), &T0001, 1),
-    f("PID", 29, 1, Dtm, false, false),
-    // PV1 (3.4.3)
-    len(f("PV1", 1, 1, Si, false, false), 4),
-    t(f("PV1", 2, 1, Code, true, false), &T0004, 1),
-    t(f("PV1", 4, 1, Code, false, false), &T0007, 2),
-    f("PV1", 44, 1, Dtm, false, false),
-    f("PV1", 45, 1, Dtm, false, true),
-    // ORC (4.5.1)
-    t(f("ORC", 1, 1, Code, true, false), &T0119, 2),
-    t(f("ORC", 5, 1, Code, false, false), &T0038, 2),
-    f("ORC", 9, 1, Dtm, false, false),
-    // OBR (4.5.3 / 7.4.1)
-    len(f("OBR", 1, 1, Si, false, false), 4),
-    f("OBR", 4, 1, Text, true, false),
-    f("OBR", 6, 1, Dtm, false, false),
-    f("OBR", 7, 1, Dtm, false, false),
-    f("OBR", 8, 1, Dtm, false, false),
-    f("OBR", 14, 1, Dtm, false, false),
-    f("OBR", 22, 1, Dtm, false, false),
-    t(f("OBR", 25, 1, Code, false, false), &T0123, 1),
-    // OBX (7.4.2)
-    len(f("OBX", 1, 1, Si, false, false), 4),
-    t(f("OBX", 2, 1, Code, false, false), &T0125, 3),
-    f("OBX", 3, 1, Text, true, false),
-    t(f("OBX", 11, 1, Code, true, false), &T0085, 1),
-    f("OBX", 14, 1, Dtm, false, false),
-    f("OBX", 19, 1, Dtm, false, false),
-    // NTE (2.15.10)
-    len(f("NTE", 1, 1, Si, false, false), 4),
-    // MSA (2.15.8) and ERR (2.15.5)
-    t(f("MSA", 1, 1, Code, true, false), &T0008, 2),
-    len(f("MSA", 2, 1, Text, true, false), 20),
-    t(f("ERR", 3, 1, Code, true, false), &T0357, 3),
-    t(f("ERR", 4, 1, Code, true, false), &T0516, 1),
-    // SCH (10.6.2), AIS (10.6.4), IPC (4.5.6)
-    f("SCH", 11, 4, Dtm, false, false),
-    len(f("AIS", 1, 1, Si, true, false), 4),
-    f("AIS", 4, 1, Dtm, false, false),
-    f("IPC", 1, 1, Text, true, false),
-    f("IPC", 2, 1, Text, true, false),
-    f("IPC", 3, 1, Text, true, false),
-    f("IPC", 4, 1, Text, true, false),
-    f("IPC", 5, 1, Text, false, false),
-    f("DG1", 1, 1, Si, true, false),
-    f("AL1", 1, 1, Si, true, false),
-    f("NK1", 1, 1, Si, true, false),
-    f("PR1", 1, 1, Si, true, false),
-    f("IN1", 1, 1, Si, true, false),
-    f("GT1", 1, 1, Si, true, false),
-    f("SPM", 1, 1, Si, false, false),
-    f("SFT", 1, 1, Text, true, false),
-    f("RGS", 1, 1, Si, true, false),
-];
-
-/// The definitions of one segment ID (FIELDS lists each segment's definitions contiguously).
-pub(crate) fn for_segment(name: &str) -> &'static [FieldDef] {
-    static INDEX: std::sync::OnceLock<Vec<(&'static str, usize, usize)>> =
-        std::sync::OnceLock::new();
-    let index = INDEX.get_or_init(|| {
-        let mut v: Vec<(&'static str, usize, usize)> = Vec::new();
-        for (i, d) in FIELDS.iter().enumerate() {
-            match v.last_mut() {
-                Some(last) if last.0 == d.segment => last.2 = i + 1,
-                _ => v.push((d.segment, i, i + 1)),
-            }
+impl FieldRule {
+    /// True if the value (not only its presence and repetitions) has to be looked at.
+    pub(crate) fn checks_value(&self) -> bool {
+        match self.dt {
+            Dt::Composite => self.comps.iter().any(CompRule::checks),
+            Dt::Text | Dt::Id | Dt::Is => self.table != 0 || self.max_len != 0,
+            _ => true,
         }
-        v
-    });
-    index
-        .iter()
-        .find(|(n, _, _)| *n == name)
-        .map_or(&[], |&(_, a, b)| &FIELDS[a..b])
+    }
 }
 
 /// Checks a value against a data type; `None` if fine, else the reason.
 pub(crate) fn check_type(dt: Dt, v: &str) -> Option<&'static str> {
     match dt {
-        Dt::Text | Dt::Code => None,
-        Dt::Dtm => crate::datetime::parse_dtm(v)
+        Dt::Text | Dt::Id | Dt::Is | Dt::Composite => None,
+        Dt::Dtm | Dt::Ts => crate::datetime::parse_dtm(v)
             .err()
             .map(|_| "not a valid DTM/TS date/time"),
         Dt::Date => crate::datetime::parse_dt(v)
             .err()
             .map(|_| "not a valid DT date"),
+        Dt::Time => (!is_tm(v)).then_some("not a valid TM time"),
         Dt::Num => (!is_nm(v)).then_some("not a valid NM number"),
         Dt::Si => (v.is_empty() || !v.bytes().all(|b| b.is_ascii_digit()))
             .then_some("not a valid SI (non-negative integer)"),
@@ -202,4 +104,77 @@ pub(crate) fn is_nm(v: &str) -> bool {
         }
     }
     digits > 0 && dots <= 1
+}
+
+/// TM: `HH[MM[SS[.S[S[S[S]]]]]][+/-ZZZZ]` (HL7 v2.5.1 section 2.A.75).
+pub(crate) fn is_tm(v: &str) -> bool {
+    let (time, zone) = match v.find(['+', '-']) {
+        Some(i) => (&v[..i], Some(&v[i + 1..])),
+        None => (v, None),
+    };
+    if zone.is_some_and(|z| z.len() != 4 || !z.bytes().all(|b| b.is_ascii_digit())) {
+        return false;
+    }
+    let (hms, frac) = match time.split_once('.') {
+        Some((h, f)) => (h, Some(f)),
+        None => (time, None),
+    };
+    let two = |i: usize, max: u8| {
+        hms.get(i..i + 2)
+            .and_then(|s| s.parse::<u8>().ok())
+            .is_some_and(|n| n <= max && hms.as_bytes()[i].is_ascii_digit())
+    };
+    let shape = match hms.len() {
+        2 => two(0, 23),
+        4 => two(0, 23) && two(2, 59),
+        6 => two(0, 23) && two(2, 59) && two(4, 59),
+        _ => false,
+    };
+    shape
+        && frac.is_none_or(|f| {
+            hms.len() == 6 && (1..=4).contains(&f.len()) && f.bytes().all(|b| b.is_ascii_digit())
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tm_syntax() {
+        for ok in [
+            "23",
+            "2359",
+            "235959",
+            "235959.1234",
+            "0800+0100",
+            "120000.5-0500",
+        ] {
+            assert!(is_tm(ok), "{ok}");
+        }
+        for bad in [
+            "",
+            "24",
+            "2360",
+            "12345",
+            "1200.5",
+            "120000.12345",
+            "12+01",
+            "ab",
+            "+1",
+        ] {
+            assert!(!is_tm(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn generated_rules_are_consistent() {
+        let pid = super::super::generated::segment("PID").expect("PID");
+        assert_eq!(pid.len(), 39);
+        assert_eq!(pid[2].min, 1, "PID-3 is required");
+        assert_eq!(pid[7].table, 1, "PID-8 uses table 0001");
+        let t = super::super::generated::table(76);
+        assert!(t.windows(2).all(|w| w[0] < w[1]), "tables are sorted");
+        assert!(t.binary_search(&"ORU").is_ok());
+    }
 }

@@ -5,10 +5,12 @@
 //! the first.
 
 mod fields;
+#[rustfmt::skip]
+mod generated;
 mod structures;
-mod tables;
 
 use crate::ack::{ErrorCode, ErrorDetail, ErrorLocation, Severity};
+use crate::parse::element;
 use crate::parse::message::Message;
 use structures::{Kind, Node};
 
@@ -366,103 +368,185 @@ impl Counts {
     }
 }
 
+/// Where a field check reports: segment occurrence and field number.
+struct At<'m> {
+    name: &'m str,
+    seq: usize,
+    field: usize,
+}
+
+impl At<'_> {
+    fn loc(&self, rep: Option<usize>, comp: Option<usize>) -> ErrorLocation {
+        ErrorLocation {
+            field: Some(self.field),
+            field_rep: rep,
+            component: comp,
+            ..loc(self.name, self.seq)
+        }
+    }
+}
+
+/// Fields of every segment against the generated v2.5.1 rules, in one pass over each
+/// segment's bytes (no field views are built for the many fields without a value check).
 fn check_fields(msg: &Message<'_>, opts: &ValidationOptions, out: &mut Vec<Problem>) {
     let mut counts = Counts::default();
     for seg in msg.segments() {
         let name = seg.name();
         let seq = counts.next(name);
-        let defs = fields::for_segment(name);
-        if defs.is_empty() && name != "OBX" {
+        let Some(rules) = generated::segment(name) else {
             continue;
+        };
+        let ctx = seg.ctx;
+        let sep = ctx.delims.field;
+        let raw = seg.raw();
+        // MSH-1 is the separator itself and MSH-2 the encoding characters (2.15.9.1-2): both
+        // present by construction of a parsed message; the other fields follow MSH-2.
+        let msh = name == "MSH";
+        let (skip, body) = if msh {
+            (2, raw.get(4..))
+        } else {
+            (0, raw.get(name.len() + 1..))
+        };
+        let mut parts = body.map(|b| element::Split::new(b, Some(sep)));
+        if msh && let Some(p) = parts.as_mut() {
+            p.next(); // MSH-2: the encoding characters, not a checked value
         }
-        // Split the segment once; definitions index into it.
-        let all: smallvec::SmallVec<[crate::Field<'_>; 64]> = seg.fields().collect();
-        for def in defs {
-            let at = |rep: Option<usize>, comp: Option<usize>| ErrorLocation {
-                field: Some(def.field),
-                field_rep: rep,
-                component: comp,
-                ..loc(name, seq)
+        for (i, rule) in rules.iter().enumerate().skip(skip) {
+            let field = parts.as_mut().and_then(Iterator::next).unwrap_or_default();
+            let at = At {
+                name,
+                seq,
+                field: i + 1,
             };
-            let field = all.get(def.field - 1).copied().filter(|f| !f.is_empty());
-            let Some(field) = field else {
-                if def.required && def.component == 1 {
+            if field.is_empty() {
+                if rule.min > 0 {
                     out.push(Problem {
-                        location: at(None, None),
+                        location: at.loc(None, None),
                         code: ErrorCode::RequiredFieldMissing,
                         severity: Severity::Error,
-                        message: format!("{name}-{} is required", def.field),
+                        message: format!("{name}-{} is required", i + 1),
                     });
                 }
                 continue;
-            };
-            let reps = if def.repeating || def.field <= 2 {
-                1
-            } else {
-                field.repetitions().count()
-            };
-            if reps > 1 && def.component == 1 {
-                out.push(Problem {
-                    location: at(Some(2), None),
-                    code: ErrorCode::DataType,
-                    severity: Severity::Error,
-                    message: format!(
-                        "{name}-{} does not repeat but has {reps} repetitions",
-                        def.field
-                    ),
-                });
             }
-            for (ri, rep) in field.repetitions().enumerate() {
-                let Some(comp) = rep.component(def.component) else {
-                    continue;
-                };
-                // TS: the value is component 1 (DTM); the checked component is already that.
-                let v = comp.text();
-                let v = v.as_ref();
-                if v.is_empty() || v == "\"\"" {
-                    continue;
-                }
-                let l = at(Some(ri + 1), (def.component > 1).then_some(def.component));
-                if let Some(why) = fields::check_type(def.dt, v) {
-                    out.push(Problem {
-                        location: l.clone(),
-                        code: ErrorCode::DataType,
-                        severity: Severity::Error,
-                        message: format!("{v:?}: {why}"),
-                    });
-                }
-                // A value no longer in bytes than the limit cannot exceed it in characters.
-                let chars = if v.len() <= def.max_len {
-                    v.len()
-                } else {
-                    v.chars().count()
-                };
-                if def.max_len > 0 && chars > def.max_len {
-                    out.push(Problem {
-                        location: l.clone(),
-                        code: ErrorCode::DataType,
-                        severity: Severity::Error,
-                        message: format!(
-                            "{v:?} is {chars} characters, more than the {} allowed",
-                            def.max_len
-                        ),
-                    });
-                }
-                if opts.check_tables
-                    && let Some(t) = def.table
-                    && !t.values.iter().any(|x| short_eq(x, v))
-                {
-                    out.push(Problem {
-                        location: l,
-                        code: ErrorCode::TableValueNotFound,
-                        severity: Severity::Error,
-                        message: format!("{v:?} is not in HL7 table {}", t.id),
-                    });
-                }
-            }
+            check_field(rule, field, &at, &ctx, opts, out);
         }
         if name == "OBX" {
             check_obx5(&seg, seq, out);
+        }
+    }
+}
+
+/// Repetitions, then the value (primitive) or the checked components (composite) of each.
+fn check_field(
+    rule: &fields::FieldRule,
+    field: &[u8],
+    at: &At<'_>,
+    ctx: &element::Ctx,
+    opts: &ValidationOptions,
+    out: &mut Vec<Problem>,
+) {
+    let d = &ctx.delims;
+    if rule.max != generated::UNBOUNDED
+        && let Some(rd) = d.repetition
+    {
+        let reps = 1 + field.iter().filter(|&&b| b == rd).count();
+        if reps > usize::from(rule.max.max(1)) {
+            out.push(Problem {
+                location: at.loc(Some(2), None),
+                code: ErrorCode::DataType,
+                severity: Severity::Error,
+                message: format!(
+                    "{}-{} does not repeat but has {reps} repetitions",
+                    at.name, at.field
+                ),
+            });
+        }
+    }
+    if !rule.checks_value() {
+        return;
+    }
+    for (ri, rep) in element::Split::new(field, d.repetition).enumerate() {
+        if rule.dt == fields::Dt::Composite {
+            let mut comps = element::Split::new(rep, d.component);
+            for (ci, c) in rule.comps.iter().enumerate() {
+                let Some(craw) = comps.next() else { break };
+                if c.checks() {
+                    let leaf = element::first_leaf(craw, d.subcomponent, None, None);
+                    let value = Value {
+                        dt: c.dt,
+                        table: c.table,
+                        max_len: c.max_len,
+                    };
+                    value.check(leaf, at, Some(ri + 1), Some(ci + 1), ctx, opts, out);
+                }
+            }
+        } else {
+            // A primitive's value is its first component (TS: the DTM).
+            let leaf = element::first_leaf(rep, d.component, d.subcomponent, None);
+            let value = Value {
+                dt: rule.dt,
+                table: rule.table,
+                max_len: rule.max_len,
+            };
+            value.check(leaf, at, Some(ri + 1), None, ctx, opts, out);
+        }
+    }
+}
+
+/// What one value is checked against.
+struct Value {
+    dt: fields::Dt,
+    table: u16,
+    max_len: u16,
+}
+
+impl Value {
+    #[allow(clippy::too_many_arguments)]
+    fn check(
+        &self,
+        raw: &[u8],
+        at: &At<'_>,
+        rep: Option<usize>,
+        comp: Option<usize>,
+        ctx: &element::Ctx,
+        opts: &ValidationOptions,
+        out: &mut Vec<Problem>,
+    ) {
+        // Empty, or the explicit null `""` (2.5.3): nothing to check.
+        if raw.is_empty() || raw == b"\"\"" {
+            return;
+        }
+        let v = crate::escape::decode(raw, &ctx.delims, ctx.encoding, ctx.policy);
+        let v = v.as_ref();
+        let problem = |code, message| Problem {
+            location: at.loc(rep, comp),
+            code,
+            severity: Severity::Error,
+            message,
+        };
+        if let Some(why) = fields::check_type(self.dt, v) {
+            out.push(problem(ErrorCode::DataType, format!("{v:?}: {why}")));
+        }
+        // A value no longer in bytes than the limit cannot exceed it in characters.
+        let max = usize::from(self.max_len);
+        if max > 0 && v.len() > max {
+            let chars = v.chars().count();
+            if chars > max {
+                out.push(problem(
+                    ErrorCode::DataType,
+                    format!("{v:?} is {chars} characters, more than the {max} allowed"),
+                ));
+            }
+        }
+        if opts.check_tables
+            && self.table != 0
+            && generated::table(self.table).binary_search(&v).is_err()
+        {
+            out.push(problem(
+                ErrorCode::TableValueNotFound,
+                format!("{v:?} is not in HL7 table {:04}", self.table),
+            ));
         }
     }
 }
@@ -473,6 +557,7 @@ fn check_obx5(seg: &crate::Segment<'_>, seq: usize, out: &mut Vec<Problem>) {
     let dt = match vt.as_ref() {
         "NM" => fields::Dt::Num,
         "DT" => fields::Dt::Date,
+        "TM" => fields::Dt::Time,
         "DTM" | "TS" => fields::Dt::Dtm,
         _ => return,
     };
