@@ -29,6 +29,14 @@ pub(crate) enum Dt {
     Composite,
 }
 
+impl Dt {
+    /// True if values of this type have a syntax to check.
+    #[inline]
+    pub(crate) const fn has_syntax(self) -> bool {
+        !matches!(self, Dt::Text | Dt::Id | Dt::Is | Dt::Composite)
+    }
+}
+
 /// One component of a composite data type.
 #[derive(Debug)]
 pub(crate) struct CompRule {
@@ -66,15 +74,21 @@ impl FieldRule {
     /// True if the value (not only its presence and repetitions) has to be looked at.
     pub(crate) fn checks_value(&self) -> bool {
         match self.dt {
-            Dt::Composite => self.comps.iter().any(CompRule::checks),
+            // The generator leaves out the trailing components nothing checks.
+            Dt::Composite => !self.comps.is_empty(),
             Dt::Text | Dt::Id | Dt::Is => self.table != 0 || self.max_len != 0,
             _ => true,
         }
     }
 }
 
-/// Checks a value against a data type; `None` if fine, else the reason.
-pub(crate) fn check_type(dt: Dt, v: &str) -> Option<&'static str> {
+/// Checks a value (text bytes) against a data type; `None` if fine, else the reason.
+pub(crate) fn check_type(dt: Dt, v: &[u8]) -> Option<&'static str> {
+    // The checked syntaxes are ASCII: anything else is wrong for them.
+    let v = match dt {
+        Dt::Text | Dt::Id | Dt::Is | Dt::Composite => return None,
+        _ => std::str::from_utf8(v).unwrap_or("\u{fffd}"),
+    };
     match dt {
         Dt::Text | Dt::Id | Dt::Is | Dt::Composite => None,
         Dt::Dtm | Dt::Ts => crate::datetime::parse_dtm(v)

@@ -116,11 +116,15 @@ impl Report {
 struct SegInfo<'m> {
     name: &'m str,
     seq: usize,
+    /// This segment's bit in the structure's first-set masks (0: not in the structure).
+    bit: u64,
 }
 
+/// The segments of a message (inline: most messages have fewer than 32).
+type SegInfos<'m> = smallvec::SmallVec<[SegInfo<'m>; 32]>;
+
 struct Matcher<'m, 'o> {
-    segs: Vec<SegInfo<'m>>,
-    known_keys: &'static [u64],
+    segs: SegInfos<'m>,
     opts: &'o ValidationOptions,
     pos: usize,
     problems: Vec<Problem>,
@@ -140,7 +144,7 @@ impl Matcher<'_, '_> {
     /// Skips segments the grammar does not know (reported per policy).
     fn skip_extra(&mut self) {
         while let Some(s) = self.segs.get(self.pos) {
-            if self.known_keys.binary_search(&key(s.name)).is_ok() {
+            if s.bit != 0 {
                 return;
             }
             let z = s.name.starts_with('Z');
@@ -164,10 +168,6 @@ impl Matcher<'_, '_> {
             }
             self.pos += 1;
         }
-    }
-
-    fn current(&self) -> Option<&str> {
-        self.segs.get(self.pos).map(|s| s.name)
     }
 
     fn missing(&mut self, what: &str) {
@@ -201,8 +201,10 @@ impl Matcher<'_, '_> {
                 if count > 0 && !node.repeating {
                     break;
                 }
-                let Some(name) = self.current() else { break };
-                if !node.starts_with(name) {
+                let Some(bit) = self.segs.get(self.pos).map(|s| s.bit) else {
+                    break;
+                };
+                if node.first & bit == 0 {
                     break;
                 }
                 match &node.kind {
@@ -245,13 +247,14 @@ pub fn validate_with(msg: &Message<'_>, opts: &ValidationOptions) -> Report {
     let mut report = Report::default();
     // Segment occurrences (ERL sequence numbers).
     let mut counts = Counts::default();
-    let segs: Vec<SegInfo<'_>> = msg
+    let segs: SegInfos<'_> = msg
         .segments()
         .map(|s| {
             let name = s.name();
             SegInfo {
                 name,
                 seq: counts.next(name),
+                bit: 0,
             }
         })
         .collect();
@@ -270,10 +273,16 @@ pub fn validate_with(msg: &Message<'_>, opts: &ValidationOptions) -> Report {
     });
     report.structure = structure;
     if let Some(st) = structure.and_then(structures::get) {
+        let mut segs = segs;
+        for s in &mut segs {
+            s.bit = st
+                .known_keys
+                .binary_search(&key(s.name))
+                .map_or(0, |i| 1 << i);
+        }
         let grammar = st.nodes.as_slice();
         let mut m = Matcher {
             segs,
-            known_keys: &st.known_keys,
             opts,
             pos: 0,
             problems: Vec::new(),
@@ -323,7 +332,7 @@ pub fn validate_with(msg: &Message<'_>, opts: &ValidationOptions) -> Report {
     if report.problems.len() > 1 {
         report
             .problems
-            .sort_by_key(|p| (seg_order(msg, &p.location), p.location.field.unwrap_or(0)));
+            .sort_by_cached_key(|p| (seg_order(msg, &p.location), p.location.field.unwrap_or(0)));
     }
     report
 }
@@ -341,6 +350,25 @@ pub(crate) fn short_eq(a: &str, b: &str) -> bool {
     a.len() == b.len() && a.bytes().zip(b.bytes()).all(|(x, y)| x == y)
 }
 
+/// True if `v` is one of the sorted `values` (a binary search with an inlined byte compare:
+/// the values are a few bytes long, shorter than a call to memcmp).
+fn in_table(values: &[&str], v: &[u8]) -> bool {
+    values
+        .binary_search_by(|x| {
+            let (a, b) = (x.as_bytes(), v);
+            let n = a.len().min(b.len());
+            let mut i = 0;
+            while i < n {
+                if a[i] != b[i] {
+                    return a[i].cmp(&b[i]);
+                }
+                i += 1;
+            }
+            a.len().cmp(&b.len())
+        })
+        .is_ok()
+}
+
 /// A segment ID as an integer (IDs are at most a few bytes; longer ones only need to differ).
 pub(crate) fn key(name: &str) -> u64 {
     let b = name.as_bytes();
@@ -351,9 +379,10 @@ pub(crate) fn key(name: &str) -> u64 {
     k
 }
 
-/// Per-ID occurrence counter (a few distinct IDs per message: a linear list beats hashing).
+/// Per-ID occurrence counter (a few distinct IDs per message: a linear list on the stack
+/// beats hashing and allocating).
 #[derive(Default)]
-struct Counts(Vec<(u64, usize)>);
+struct Counts(smallvec::SmallVec<[(u64, usize); 24]>);
 
 impl Counts {
     fn next(&mut self, name: &str) -> usize {
@@ -365,6 +394,42 @@ impl Counts {
             self.0.push((k, 1));
             1
         }
+    }
+}
+
+/// The repetition, component and subcomponent delimiters as a byte-class table: the field scan
+/// tests one byte with one load instead of three compares.
+struct Classes {
+    delims: Option<crate::Delimiters>,
+    table: [bool; 256],
+}
+
+impl Default for Classes {
+    fn default() -> Self {
+        Self {
+            delims: None,
+            table: [false; 256],
+        }
+    }
+}
+
+impl Classes {
+    fn new(d: crate::Delimiters) -> Self {
+        let mut table = [false; 256];
+        for b in [d.repetition, d.component, d.subcomponent]
+            .into_iter()
+            .flatten()
+        {
+            table[usize::from(b)] = true;
+        }
+        Self {
+            delims: Some(d),
+            table,
+        }
+    }
+    #[inline]
+    fn is_delimiter(&self, b: u8) -> bool {
+        self.table[usize::from(b)]
     }
 }
 
@@ -390,6 +455,7 @@ impl At<'_> {
 /// segment's bytes (no field views are built for the many fields without a value check).
 fn check_fields(msg: &Message<'_>, opts: &ValidationOptions, out: &mut Vec<Problem>) {
     let mut counts = Counts::default();
+    let mut classes = Classes::default();
     for seg in msg.segments() {
         let name = seg.name();
         let seq = counts.next(name);
@@ -397,11 +463,14 @@ fn check_fields(msg: &Message<'_>, opts: &ValidationOptions, out: &mut Vec<Probl
             continue;
         };
         let ctx = seg.ctx;
+        if classes.delims != Some(ctx.delims) {
+            classes = Classes::new(ctx.delims);
+        }
         let sep = ctx.delims.field;
         let raw = seg.raw();
         // MSH-1 is the separator itself and MSH-2 the encoding characters (2.15.9.1-2): both
         // present by construction of a parsed message; the other fields follow MSH-2.
-        let msh = name == "MSH";
+        let msh = short_eq(name, "MSH");
         let (skip, body) = if msh {
             (2, raw.get(4..))
         } else {
@@ -429,7 +498,7 @@ fn check_fields(msg: &Message<'_>, opts: &ValidationOptions, out: &mut Vec<Probl
                 }
                 continue;
             }
-            check_field(rule, field, &at, &ctx, opts, out);
+            check_field(rule, field, &classes, &at, &ctx, opts, out);
         }
         if name == "OBX" {
             check_obx5(&seg, seq, out);
@@ -437,60 +506,90 @@ fn check_fields(msg: &Message<'_>, opts: &ValidationOptions, out: &mut Vec<Probl
     }
 }
 
-/// Repetitions, then the value (primitive) or the checked components (composite) of each.
+/// Repetitions, then the value (primitive) or the checked components (composite) of each, in
+/// one left-to-right scan of the field's bytes.
 fn check_field(
     rule: &fields::FieldRule,
     field: &[u8],
+    classes: &Classes,
     at: &At<'_>,
     ctx: &element::Ctx,
     opts: &ValidationOptions,
     out: &mut Vec<Problem>,
 ) {
     let d = &ctx.delims;
-    if rule.max != generated::UNBOUNDED
-        && let Some(rd) = d.repetition
-    {
-        let reps = 1 + field.iter().filter(|&&b| b == rd).count();
-        if reps > usize::from(rule.max.max(1)) {
-            out.push(Problem {
-                location: at.loc(Some(2), None),
-                code: ErrorCode::DataType,
-                severity: Severity::Error,
-                message: format!(
-                    "{}-{} does not repeat but has {reps} repetitions",
-                    at.name, at.field
-                ),
-            });
-        }
-    }
-    if !rule.checks_value() {
-        return;
-    }
-    for (ri, rep) in element::Split::new(field, d.repetition).enumerate() {
-        if rule.dt == fields::Dt::Composite {
-            let mut comps = element::Split::new(rep, d.component);
-            for (ci, c) in rule.comps.iter().enumerate() {
-                let Some(craw) = comps.next() else { break };
-                if c.checks() {
-                    let leaf = element::first_leaf(craw, d.subcomponent, None, None);
+    // Absent delimiters become 256, which no byte equals.
+    let code = |x: Option<u8>| x.map_or(256u16, u16::from);
+    let (rd, cd) = (code(d.repetition), code(d.component));
+    let reps = if rule.checks_value() {
+        let composite = rule.dt == fields::Dt::Composite;
+        // Components after the last checked one are skipped to the next repetition.
+        let last = if composite { rule.comps.len() } else { 1 };
+        let (mut r, mut c, mut s) = (1, 1, 1);
+        let mut start = 0;
+        let mut i = 0;
+        loop {
+            while i < field.len() && !classes.is_delimiter(field[i]) {
+                i += 1;
+            }
+            let b = field.get(i).map_or(257, |&b| u16::from(b));
+            // The leaf field[start..i] at repetition r, component c, subcomponent s.
+            if s == 1 {
+                let leaf = &field[start..i];
+                if composite {
+                    if let Some(cr) = rule.comps.get(c - 1).filter(|cr| cr.checks()) {
+                        let value = Value {
+                            dt: cr.dt,
+                            table: cr.table,
+                            max_len: cr.max_len,
+                        };
+                        value.check(leaf, at, Some(r), Some(c), ctx, opts, out);
+                    }
+                } else if c == 1 {
+                    // A primitive's value is its first component (TS: the DTM).
                     let value = Value {
-                        dt: c.dt,
-                        table: c.table,
-                        max_len: c.max_len,
+                        dt: rule.dt,
+                        table: rule.table,
+                        max_len: rule.max_len,
                     };
-                    value.check(leaf, at, Some(ri + 1), Some(ci + 1), ctx, opts, out);
+                    value.check(leaf, at, Some(r), None, ctx, opts, out);
                 }
             }
-        } else {
-            // A primitive's value is its first component (TS: the DTM).
-            let leaf = element::first_leaf(rep, d.component, d.subcomponent, None);
-            let value = Value {
-                dt: rule.dt,
-                table: rule.table,
-                max_len: rule.max_len,
-            };
-            value.check(leaf, at, Some(ri + 1), None, ctx, opts, out);
+            if b == 257 {
+                break r;
+            } else if b == rd {
+                (r, c, s) = (r + 1, 1, 1);
+            } else if b == cd {
+                (c, s) = (c + 1, 1);
+                if c > last {
+                    let Some(next) = d.repetition.and_then(|x| element::find(x, &field[i..]))
+                    else {
+                        break r;
+                    };
+                    i += next;
+                    (r, c, s) = (r + 1, 1, 1);
+                }
+            } else {
+                s += 1;
+            }
+            i += 1;
+            start = i;
         }
+    } else if rule.max != generated::UNBOUNDED {
+        1 + field.iter().filter(|&&b| u16::from(b) == rd).count()
+    } else {
+        return;
+    };
+    if rule.max != generated::UNBOUNDED && reps > usize::from(rule.max.max(1)) {
+        out.push(Problem {
+            location: at.loc(Some(2), None),
+            code: ErrorCode::DataType,
+            severity: Severity::Error,
+            message: format!(
+                "{}-{} does not repeat but has {reps} repetitions",
+                at.name, at.field
+            ),
+        });
     }
 }
 
@@ -517,35 +616,47 @@ impl Value {
         if raw.is_empty() || raw == b"\"\"" {
             return;
         }
-        let v = crate::escape::decode(raw, &ctx.delims, ctx.encoding, ctx.policy);
-        let v = v.as_ref();
+        // Plain ASCII without escapes (nearly every checked value) is the same text in every
+        // supported charset: checked as bytes, decoded only to word a problem.
+        let esc = ctx.delims.escape.map_or(256u16, u16::from);
+        let plain = raw.iter().all(|&b| b < 0x80 && u16::from(b) != esc);
+        let decoded;
+        let v: &[u8] = if plain {
+            raw
+        } else {
+            decoded = crate::escape::decode(raw, &ctx.delims, ctx.encoding, ctx.policy);
+            decoded.as_bytes()
+        };
+        let text = || String::from_utf8_lossy(v);
         let problem = |code, message| Problem {
             location: at.loc(rep, comp),
             code,
             severity: Severity::Error,
             message,
         };
-        if let Some(why) = fields::check_type(self.dt, v) {
-            out.push(problem(ErrorCode::DataType, format!("{v:?}: {why}")));
+        if self.dt.has_syntax()
+            && let Some(why) = fields::check_type(self.dt, v)
+        {
+            out.push(problem(ErrorCode::DataType, format!("{:?}: {why}", text())));
         }
         // A value no longer in bytes than the limit cannot exceed it in characters.
         let max = usize::from(self.max_len);
         if max > 0 && v.len() > max {
-            let chars = v.chars().count();
+            let chars = text().chars().count();
             if chars > max {
                 out.push(problem(
                     ErrorCode::DataType,
-                    format!("{v:?} is {chars} characters, more than the {max} allowed"),
+                    format!(
+                        "{:?} is {chars} characters, more than the {max} allowed",
+                        text()
+                    ),
                 ));
             }
         }
-        if opts.check_tables
-            && self.table != 0
-            && generated::table(self.table).binary_search(&v).is_err()
-        {
+        if opts.check_tables && self.table != 0 && !in_table(generated::table(self.table), v) {
             out.push(problem(
                 ErrorCode::TableValueNotFound,
-                format!("{v:?} is not in HL7 table {:04}", self.table),
+                format!("{:?} is not in HL7 table {:04}", text(), self.table),
             ));
         }
     }
@@ -567,7 +678,7 @@ fn check_obx5(seg: &crate::Segment<'_>, seq: usize, out: &mut Vec<Problem>) {
         if v.is_empty() || v == "\"\"" {
             continue;
         }
-        if let Some(why) = fields::check_type(dt, &v) {
+        if let Some(why) = fields::check_type(dt, v.as_bytes()) {
             out.push(Problem {
                 location: ErrorLocation {
                     field: Some(5),
