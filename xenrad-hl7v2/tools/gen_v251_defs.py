@@ -160,13 +160,26 @@ def main():
     for seg in SEGMENT_IDS:
         w("        b\"%s\" => &%s,\n" % (seg, seg))
     w("        _ => return None,\n    })\n}\n\n")
-    w("/// The values of an enforced table (sorted, for binary search).\n")
-    w("pub(crate) fn table(id: u16) -> &'static [&'static str] {\n")
+    w("/// The values of an enforced table, each packed by `fields::pack` (bytes from the most\n")
+    w("/// significant end, length in the lowest byte), sorted for binary search.\n")
+    w("pub(crate) fn table(id: u16) -> &'static [u128] {\n")
     w("    match id {\n")
     for tid in sorted(used_tables):
         vals = sorted(set(TABLES["HL7" + tid][1]) | set(EXTRA_VALUES.get(tid, [])))
-        w("        %d => &[%s],\n" % (int(tid), ", ".join('"%s"' % v.replace("\\", "\\\\").replace('"', '\\"') for v in vals)))
+        keys = sorted(pack(v) for v in vals)
+        w("        // Table %s: %s\n" % (tid, " ".join(vals)))
+        w("        %d => &[%s],\n" % (int(tid), ", ".join("0x%x" % k for k in keys)))
     w("        _ => &[],\n    }\n}\n")
+
+
+def pack(value):
+    """Mirrors fields::pack: up to 15 bytes from the most significant end, length last."""
+    b = value.encode("utf-8")
+    assert len(b) <= 15, value
+    k = len(b)
+    for i, c in enumerate(b):
+        k |= c << (8 * (15 - i))
+    return k
 
 
 main()

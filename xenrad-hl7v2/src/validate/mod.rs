@@ -350,23 +350,15 @@ pub(crate) fn short_eq(a: &str, b: &str) -> bool {
     a.len() == b.len() && a.bytes().zip(b.bytes()).all(|(x, y)| x == y)
 }
 
-/// True if `v` is one of the sorted `values` (a binary search with an inlined byte compare:
-/// the values are a few bytes long, shorter than a call to memcmp).
-fn in_table(values: &[&str], v: &[u8]) -> bool {
-    values
-        .binary_search_by(|x| {
-            let (a, b) = (x.as_bytes(), v);
-            let n = a.len().min(b.len());
-            let mut i = 0;
-            while i < n {
-                if a[i] != b[i] {
-                    return a[i].cmp(&b[i]);
-                }
-                i += 1;
-            }
-            a.len().cmp(&b.len())
-        })
-        .is_ok()
+/// True if `v` is one of the values of a table (packed and sorted by the generator).
+fn in_table(values: &[u128], v: &[u8]) -> bool {
+    fields::pack(v).is_some_and(|k| {
+        if values.len() <= 16 {
+            values.contains(&k)
+        } else {
+            values.binary_search(&k).is_ok()
+        }
+    })
 }
 
 /// A segment ID as an integer (IDs are at most a few bytes; longer ones only need to differ).
@@ -476,21 +468,21 @@ fn check_fields(msg: &Message<'_>, opts: &ValidationOptions, out: &mut Vec<Probl
         } else {
             (0, raw.get(name.len() + 1..))
         };
-        let mut parts = body.map(|b| element::Split::new(b, Some(sep)));
-        if msh && let Some(p) = parts.as_mut() {
-            p.next(); // MSH-2: the encoding characters, not a checked value
+        let mut body = body.unwrap_or_default();
+        let mut more = raw.len() > name.len();
+        if msh {
+            // MSH-2: the encoding characters, not a checked value.
+            next_field(&mut body, &mut more, sep);
         }
         for (i, rule) in rules.iter().enumerate().skip(skip) {
-            let field = parts.as_mut().and_then(Iterator::next).unwrap_or_default();
-            let at = At {
-                name,
-                seq,
-                field: i + 1,
-            };
+            let field = next_field(&mut body, &mut more, sep);
             if field.is_empty() {
                 if rule.min > 0 {
                     out.push(Problem {
-                        location: at.loc(None, None),
+                        location: ErrorLocation {
+                            field: Some(i + 1),
+                            ..loc(name, seq)
+                        },
                         code: ErrorCode::RequiredFieldMissing,
                         severity: Severity::Error,
                         message: format!("{name}-{} is required", i + 1),
@@ -498,11 +490,43 @@ fn check_fields(msg: &Message<'_>, opts: &ValidationOptions, out: &mut Vec<Probl
                 }
                 continue;
             }
+            if rule.max == generated::UNBOUNDED && !rule.checks_value() {
+                continue;
+            }
+            let at = At {
+                name,
+                seq,
+                field: i + 1,
+            };
             check_field(rule, field, &classes, &at, &ctx, opts, out);
         }
         if name == "OBX" {
             check_obx5(&seg, seq, out);
         }
+    }
+}
+
+/// The next field of a segment body (empty once the body is used up). Fields are short: a byte
+/// loop over the first 32 bytes finds most separators before memchr would have set up.
+#[inline]
+fn next_field<'a>(body: &mut &'a [u8], more: &mut bool, sep: u8) -> &'a [u8] {
+    if !*more {
+        return &[];
+    }
+    let b = *body;
+    let head = b.len().min(32);
+    let at = match b[..head].iter().position(|&c| c == sep) {
+        Some(i) => Some(i),
+        None if b.len() > head => memchr::memchr(sep, &b[head..]).map(|i| head + i),
+        None => None,
+    };
+    if let Some(i) = at {
+        *body = &b[i + 1..];
+        &b[..i]
+    } else {
+        *more = false;
+        *body = &[];
+        b
     }
 }
 
