@@ -272,8 +272,8 @@ pub fn validate_with(msg: &Message<'_>, opts: &ValidationOptions) -> Report {
         }
     });
     report.structure = structure;
+    let mut segs = segs;
     if let Some(st) = structure.and_then(structures::get) {
-        let mut segs = segs;
         for s in &mut segs {
             s.bit = st
                 .known_keys
@@ -282,7 +282,7 @@ pub fn validate_with(msg: &Message<'_>, opts: &ValidationOptions) -> Report {
         }
         let grammar = st.nodes.as_slice();
         let mut m = Matcher {
-            segs,
+            segs: std::mem::take(&mut segs),
             opts,
             pos: 0,
             problems: Vec::new(),
@@ -308,6 +308,7 @@ pub fn validate_with(msg: &Message<'_>, opts: &ValidationOptions) -> Report {
             m.seq(grammar.get(1..).unwrap_or_default());
         }
         report.problems.extend(m.problems);
+        segs = m.segs;
     } else {
         let name = mt.as_ref().map_or_else(String::new, |t| {
             format!("{}^{}^{}", t.code, t.trigger_event, t.structure)
@@ -328,20 +329,20 @@ pub fn validate_with(msg: &Message<'_>, opts: &ValidationOptions) -> Report {
             ),
         });
     }
-    check_fields(msg, opts, &mut report.problems);
+    check_fields(msg, &segs, opts, &mut report.problems);
     if report.problems.len() > 1 {
         report
             .problems
-            .sort_by_cached_key(|p| (seg_order(msg, &p.location), p.location.field.unwrap_or(0)));
+            .sort_by_cached_key(|p| (seg_order(&segs, &p.location), p.location.field.unwrap_or(0)));
     }
     report
 }
 
-fn seg_order(msg: &Message<'_>, l: &ErrorLocation) -> usize {
-    msg.segments()
-        .filter(|s| s.name() == l.segment)
-        .nth(l.sequence.saturating_sub(1))
-        .map_or(usize::MAX, |s| s.index())
+/// Position of a problem's segment in the message (`usize::MAX` if it names none).
+fn seg_order(segs: &[SegInfo<'_>], l: &ErrorLocation) -> usize {
+    segs.iter()
+        .position(|s| s.seq == l.sequence && short_eq(s.name, &l.segment))
+        .unwrap_or(usize::MAX)
 }
 
 /// Equality for the short codes compared here, inlined (no memcmp call).
@@ -445,12 +446,15 @@ impl At<'_> {
 
 /// Fields of every segment against the generated v2.5.1 rules, in one pass over each
 /// segment's bytes (no field views are built for the many fields without a value check).
-fn check_fields(msg: &Message<'_>, opts: &ValidationOptions, out: &mut Vec<Problem>) {
-    let mut counts = Counts::default();
+fn check_fields(
+    msg: &Message<'_>,
+    segs: &[SegInfo<'_>],
+    opts: &ValidationOptions,
+    out: &mut Vec<Problem>,
+) {
     let mut classes = Classes::default();
-    for seg in msg.segments() {
-        let name = seg.name();
-        let seq = counts.next(name);
+    for (seg, info) in msg.segments().zip(segs) {
+        let (name, seq) = (info.name, info.seq);
         let Some(rules) = generated::segment(name) else {
             continue;
         };
