@@ -1,6 +1,6 @@
-//! `src/validate/generated.rs` is reproducible: running `tools/gen_v251_defs.py` against the
-//! HL7 v2.5.1 definitions of the hl7apy package (installed by `scripts/peers.sh`) gives the
-//! committed file byte for byte.
+//! `src/validate/v251.tsv` (the validator's v2.5.1 field rules) is reproducible: running
+//! `tools/gen_v251_defs.py` against the HL7 v2.5.1 definitions of the hl7apy package
+//! (installed by `scripts/peers.sh`) gives the committed file byte for byte.
 
 use std::path::Path;
 use std::process::Command;
@@ -23,10 +23,10 @@ fn regenerating_the_v251_rules_gives_no_diff() {
         "generator failed: {}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let committed = std::fs::read(root.join("src/validate/generated.rs")).unwrap();
+    let committed = std::fs::read(root.join("src/validate/v251.tsv")).unwrap();
     assert!(
         out.stdout == committed,
-        "src/validate/generated.rs differs from the generator's output; regenerate with \
-         `python3 tools/gen_v251_defs.py > src/validate/generated.rs` (rustfmt skips the file)"
+        "src/validate/v251.tsv differs from the generator's output; regenerate with \
+         `python3 tools/gen_v251_defs.py > src/validate/v251.tsv`"
     );
 }

@@ -1,7 +1,7 @@
 //! Field rules checked by the validator: usage (R/O), repetition, data type, maximum length and
 //! table of every field of the segments the supported structures use, and of the components
-//! of their composite data types. The rules are generated (`generated.rs`, from
-//! `tools/gen_v251_defs.py`) from the HL7 v2.5.1 segment definitions of ch. 2 (2.15), 3 (3.4),
+//! of their composite data types. The rules are generated (the data table `v251.tsv`,
+//! from `tools/gen_v251_defs.py`, read by `defs.rs`) from the HL7 v2.5.1 segment definitions of ch. 2 (2.15), 3 (3.4),
 //! 4 (4.5), 6 (6.5), 7 (7.4) and 10 (10.6), the data types of 2.A and the tables of Appendix A.
 
 /// Data types checked (HL7 v2.5.1 section 2.A).
@@ -38,11 +38,13 @@ impl Dt {
 }
 
 /// One component of a composite data type.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub(crate) struct CompRule {
     pub(crate) dt: Dt,
     /// Enforced table number (0 = none).
     pub(crate) table: u16,
+    /// Where its values are in [`super::defs::Defs`] ([`super::defs::NO_TABLE`] = none).
+    pub(crate) slot: u16,
     /// Maximum length in characters (0 = unchecked).
     pub(crate) max_len: u16,
 }
@@ -60,14 +62,16 @@ pub(crate) struct FieldRule {
     pub(crate) dt: Dt,
     /// Minimum repetitions: 1 for usage R.
     pub(crate) min: u16,
-    /// Maximum repetitions ([`super::generated::UNBOUNDED`] if unbounded; 0 for withdrawn fields).
+    /// Maximum repetitions ([`super::defs::UNBOUNDED`] if unbounded; 0 for withdrawn fields).
     pub(crate) max: u16,
     /// Enforced table number (0 = none).
     pub(crate) table: u16,
+    /// Where its values are in [`super::defs::Defs`] ([`super::defs::NO_TABLE`] = none).
+    pub(crate) slot: u16,
     /// Maximum length in characters of a primitive value (0 = unchecked).
     pub(crate) max_len: u16,
-    /// Component rules of a composite type.
-    pub(crate) comps: &'static [CompRule],
+    /// Component rules of a composite type (the trailing ones nothing checks left out).
+    pub(crate) comps: Vec<CompRule>,
 }
 
 impl FieldRule {
@@ -314,15 +318,19 @@ mod tests {
 
     #[test]
     fn generated_rules_are_consistent() {
-        let pid = super::super::generated::segment("PID").expect("PID");
+        let defs = super::super::defs::defs();
+        let pid = defs.segment("PID").expect("PID");
         assert_eq!(pid.len(), 39);
         assert_eq!(pid[2].min, 1, "PID-3 is required");
+        assert_eq!(pid[2].comps[4].table, 203, "PID-3-5 uses table 0203");
         assert_eq!(pid[7].table, 1, "PID-8 uses table 0001");
-        let t = super::super::generated::table(76);
+        let msh = defs.segment("MSH").expect("MSH");
+        let t = defs.values(msh[8].comps[0].slot);
         assert!(t.windows(2).all(|w| w[0] < w[1]), "tables are sorted");
         assert!(t.binary_search(&pack(b"ORU").unwrap()).is_ok());
         assert!(t.binary_search(&pack(b"OR").unwrap()).is_err());
-        let t211 = super::super::generated::table(211);
+        let t211 = defs.values(msh[17].slot);
         assert!(t211.binary_search(&pack(b"UNICODE UTF-8").unwrap()).is_ok());
+        assert!(defs.segment("ZDS").is_none());
     }
 }

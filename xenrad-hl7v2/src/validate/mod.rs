@@ -4,9 +4,8 @@
 //! values against the common tables. Every problem is reported with its location, not only
 //! the first.
 
+mod defs;
 mod fields;
-#[rustfmt::skip]
-mod generated;
 mod structures;
 
 use crate::ack::{ErrorCode, ErrorDetail, ErrorLocation, Severity};
@@ -455,7 +454,7 @@ fn check_fields(
     let mut classes = Classes::default();
     for (seg, info) in msg.segments().zip(segs) {
         let (name, seq) = (info.name, info.seq);
-        let Some(rules) = generated::segment(name) else {
+        let Some(rules) = defs::defs().segment(name) else {
             continue;
         };
         let ctx = seg.ctx;
@@ -494,7 +493,7 @@ fn check_fields(
                 }
                 continue;
             }
-            if rule.max == generated::UNBOUNDED && !rule.checks_value() {
+            if rule.max == defs::UNBOUNDED && !rule.checks_value() {
                 continue;
             }
             let at = At {
@@ -569,6 +568,7 @@ fn check_field(
                         let value = Value {
                             dt: cr.dt,
                             table: cr.table,
+                            slot: cr.slot,
                             max_len: cr.max_len,
                         };
                         value.check(leaf, at, Some(r), Some(c), ctx, opts, out);
@@ -578,6 +578,7 @@ fn check_field(
                     let value = Value {
                         dt: rule.dt,
                         table: rule.table,
+                        slot: rule.slot,
                         max_len: rule.max_len,
                     };
                     value.check(leaf, at, Some(r), None, ctx, opts, out);
@@ -603,12 +604,12 @@ fn check_field(
             i += 1;
             start = i;
         }
-    } else if rule.max != generated::UNBOUNDED {
+    } else if rule.max != defs::UNBOUNDED {
         1 + field.iter().filter(|&&b| u16::from(b) == rd).count()
     } else {
         return;
     };
-    if rule.max != generated::UNBOUNDED && reps > usize::from(rule.max.max(1)) {
+    if rule.max != defs::UNBOUNDED && reps > usize::from(rule.max.max(1)) {
         out.push(Problem {
             location: at.loc(Some(2), None),
             code: ErrorCode::DataType,
@@ -625,6 +626,7 @@ fn check_field(
 struct Value {
     dt: fields::Dt,
     table: u16,
+    slot: u16,
     max_len: u16,
 }
 
@@ -681,7 +683,10 @@ impl Value {
                 ));
             }
         }
-        if opts.check_tables && self.table != 0 && !in_table(generated::table(self.table), v) {
+        if opts.check_tables
+            && self.slot != defs::NO_TABLE
+            && !in_table(defs::defs().values(self.slot), v)
+        {
             out.push(problem(
                 ErrorCode::TableValueNotFound,
                 format!("{:?} is not in HL7 table {:04}", text(), self.table),
