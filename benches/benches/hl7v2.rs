@@ -21,37 +21,23 @@
 use std::hint::black_box;
 
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
+use xenrad_benches::{deframe, load_hl7v2_corpus};
 use xenrad_hl7v2::encode::owned::OwnedMessage;
-use xenrad_hl7v2::{Message, ParseOptions, Parser, Path};
+use xenrad_hl7v2::{Message, ParseOptions, Parser, Path, SubComponent};
 
-const CORPUS: &str = concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/../../shared/corpus/hl7v2/generated/hl7v2_gen_n10000_seed42.mllp"
-);
-
-fn load_corpus() -> Option<Vec<u8>> {
-    match std::fs::read(CORPUS) {
-        Ok(d) => Some(d),
-        Err(e) => {
-            assert!(
-                std::env::var_os("CI").is_none(),
-                "bench corpus {CORPUS} missing: {e}"
-            );
-            eprintln!("skipped corpus benches: {CORPUS}: {e}");
-            None
+/// Sum of `f` over every subcomponent (leaf) of a message.
+fn sum_leaves(msg: &Message<'_>, f: impl Fn(&SubComponent<'_>) -> usize) -> usize {
+    let mut n = 0;
+    for seg in msg.segments() {
+        for fld in seg.fields() {
+            for r in fld.repetitions() {
+                for c in r.components() {
+                    n += c.subcomponents().map(|s| f(&s)).sum::<usize>();
+                }
+            }
         }
     }
-}
-
-/// Strips MLLP framing: `<VT> message <FS><CR>` → message slices.
-fn deframe(data: &[u8]) -> Vec<&[u8]> {
-    data.split(|&b| b == 0x1c)
-        .map(|f| {
-            let f = f.strip_prefix(b"\r").unwrap_or(f);
-            f.strip_prefix(b"\x0b").unwrap_or(f)
-        })
-        .filter(|f| !f.is_empty())
-        .collect()
+    n
 }
 
 fn big_message(size: usize) -> Vec<u8> {
@@ -66,7 +52,9 @@ PID|1||1^^^H^MR||DOE^JOHN\rOBR|1|||PDF^Report\rOBX|1|ED|PDF^Report||^AP^PDF^Base
 }
 
 fn bench(c: &mut Criterion) {
-    let Some(data) = load_corpus() else { return };
+    let Some(data) = load_hl7v2_corpus() else {
+        return;
+    };
     let msgs = deframe(&data);
     assert_eq!(msgs.len(), 10_000);
     let total: usize = msgs.iter().map(|m| m.len()).sum();
@@ -203,22 +191,9 @@ fn bench(c: &mut Criterion) {
     g.bench_function("xenrad_subcomponents", |b| {
         let mut parser = Parser::new(ParseOptions::default());
         b.iter(|| {
-            let mut n = 0;
-            for m in &msgs {
-                let msg = parser.parse(black_box(m)).unwrap();
-                for seg in msg.segments() {
-                    for f in seg.fields() {
-                        for r in f.repetitions() {
-                            for c in r.components() {
-                                for s in c.subcomponents() {
-                                    n += s.raw().len();
-                                }
-                            }
-                        }
-                    }
-                }
-            }
-            n
+            msgs.iter()
+                .map(|m| sum_leaves(&parser.parse(black_box(m)).unwrap(), |s| s.raw().len()))
+                .sum::<usize>()
         });
     });
     g.bench_function("hl7_v2_components", |b| {
@@ -265,22 +240,9 @@ fn bench(c: &mut Criterion) {
     g.bench_function("xenrad_every_leaf", |b| {
         let mut parser = Parser::new(ParseOptions::default());
         b.iter(|| {
-            let mut n = 0;
-            for m in &msgs {
-                let msg = parser.parse(black_box(m)).unwrap();
-                for seg in msg.segments() {
-                    for f in seg.fields() {
-                        for r in f.repetitions() {
-                            for c in r.components() {
-                                for s in c.subcomponents() {
-                                    n += s.text().len();
-                                }
-                            }
-                        }
-                    }
-                }
-            }
-            n
+            msgs.iter()
+                .map(|m| sum_leaves(&parser.parse(black_box(m)).unwrap(), |s| s.text().len()))
+                .sum::<usize>()
         });
     });
     g.bench_function("mllp_unescape_first_rep_per_field", |b| {

@@ -129,10 +129,10 @@ pub(crate) fn is_dtm(b: &[u8]) -> bool {
     let main = match b.iter().position(|&c| c == b'+' || c == b'-') {
         Some(i) => {
             let z = &b[i + 1..];
-            if z.len() != 4 || !num(&z[..2]).is_some_and(|h| h <= 23) {
+            if z.len() != 4 || num(&z[..2]).is_none_or(|h| h > 23) {
                 return false;
             }
-            if !num(&z[2..]).is_some_and(|m| m <= 59) {
+            if num(&z[2..]).is_none_or(|m| m > 59) {
                 return false;
             }
             &b[..i]

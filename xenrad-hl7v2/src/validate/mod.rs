@@ -544,36 +544,36 @@ fn check_field(
     opts: &ValidationOptions,
     out: &mut Vec<Problem>,
 ) {
-    let d = &ctx.delims;
+    let delims = &ctx.delims;
     // Absent delimiters become 256, which no byte equals.
     let code = |x: Option<u8>| x.map_or(256u16, u16::from);
-    let (rd, cd) = (code(d.repetition), code(d.component));
+    let (rd, cd) = (code(delims.repetition), code(delims.component));
     let reps = if rule.checks_value() {
         let composite = rule.dt == fields::Dt::Composite;
         // Components after the last checked one are skipped to the next repetition.
         let last = if composite { rule.comps.len() } else { 1 };
-        let (mut r, mut c, mut s) = (1, 1, 1);
+        let (mut rep, mut comp, mut sub) = (1, 1, 1);
         let mut start = 0;
         let mut i = 0;
         loop {
             while i < field.len() && !classes.is_delimiter(field[i]) {
                 i += 1;
             }
-            let b = field.get(i).map_or(257, |&b| u16::from(b));
-            // The leaf field[start..i] at repetition r, component c, subcomponent s.
-            if s == 1 {
+            let byte = field.get(i).map_or(257, |&b| u16::from(b));
+            // The leaf field[start..i] at repetition rep, component comp, subcomponent sub.
+            if sub == 1 {
                 let leaf = &field[start..i];
                 if composite {
-                    if let Some(cr) = rule.comps.get(c - 1).filter(|cr| cr.checks()) {
+                    if let Some(cr) = rule.comps.get(comp - 1).filter(|cr| cr.checks()) {
                         let value = Value {
                             dt: cr.dt,
                             table: cr.table,
                             slot: cr.slot,
                             max_len: cr.max_len,
                         };
-                        value.check(leaf, at, Some(r), Some(c), ctx, opts, out);
+                        value.check(leaf, at, Some(rep), Some(comp), ctx, opts, out);
                     }
-                } else if c == 1 {
+                } else if comp == 1 {
                     // A primitive's value is its first component (TS: the DTM).
                     let value = Value {
                         dt: rule.dt,
@@ -581,25 +581,27 @@ fn check_field(
                         slot: rule.slot,
                         max_len: rule.max_len,
                     };
-                    value.check(leaf, at, Some(r), None, ctx, opts, out);
+                    value.check(leaf, at, Some(rep), None, ctx, opts, out);
                 }
             }
-            if b == 257 {
-                break r;
-            } else if b == rd {
-                (r, c, s) = (r + 1, 1, 1);
-            } else if b == cd {
-                (c, s) = (c + 1, 1);
-                if c > last {
-                    let Some(next) = d.repetition.and_then(|x| element::find(x, &field[i..]))
+            if byte == 257 {
+                break rep;
+            } else if byte == rd {
+                (rep, comp, sub) = (rep + 1, 1, 1);
+            } else if byte == cd {
+                (comp, sub) = (comp + 1, 1);
+                if comp > last {
+                    let Some(next) = delims
+                        .repetition
+                        .and_then(|x| element::find(x, &field[i..]))
                     else {
-                        break r;
+                        break rep;
                     };
                     i += next;
-                    (r, c, s) = (r + 1, 1, 1);
+                    (rep, comp, sub) = (rep + 1, 1, 1);
                 }
             } else {
-                s += 1;
+                sub += 1;
             }
             i += 1;
             start = i;
