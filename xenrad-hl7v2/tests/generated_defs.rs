@@ -2,17 +2,16 @@
 //! `tools/gen_v251_defs.py` against the HL7 v2.5.1 definitions of the hl7apy package
 //! (installed by `scripts/peers.sh`) gives the committed file byte for byte.
 
+mod common;
+
 use std::path::Path;
 use std::process::Command;
 
 #[test]
 fn regenerating_the_v251_rules_gives_no_diff() {
-    if std::env::var_os("XENRAD_PEERS").is_none() {
-        println!("skipped: XENRAD_PEERS unset (run `eval \"$(scripts/peers.sh)\"` first)");
+    let Some(python) = common::peer_python() else {
         return;
-    }
-    let python =
-        std::env::var("XENRAD_PYTHON").expect("XENRAD_PYTHON must be set with XENRAD_PEERS");
+    };
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let out = Command::new(python)
         .arg(root.join("tools/gen_v251_defs.py"))
