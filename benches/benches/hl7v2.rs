@@ -12,7 +12,9 @@
 //! - `hl7v2/decode_text`: decoded text of every leaf (escapes + MSH-18 charset); mllp's
 //!   `Field::unescape` only decodes the first repetition of each field.
 //! - `hl7v2/encode`: serialise (xenrad `OwnedMessage::encode_into`, mllp `to_er7`).
-//! - `hl7v2/validate`: parse + v2.5.1 structure/field/table validation (xenrad only).
+//! - `hl7v2/validate`: parse + v2.5.1 structure/field/table validation (xenrad only: no
+//!   crates.io HL7 crate validates; `benches/hl7v2/validate_peers.sh` runs this group and the
+//!   Python peer validator hl7apy back to back and prints the ratio).
 //! - `hl7v2/large_obx_4mib`: one ORU with a 4 MiB base64 OBX-5, parse + read OBX-5-5
 //!   (`xenrad_parse_only`: the segment index alone).
 //!
