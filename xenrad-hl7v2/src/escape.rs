@@ -75,9 +75,26 @@ pub fn decode<'a>(
 ) -> Cow<'a, str> {
     match d.escape {
         Some(e) if crate::parse::element::find(e, raw).is_some() => {
-            Cow::Owned(decode_escaped(raw, e, d, enc, policy))
+            Cow::Owned(decode_escaped(raw, e, d, enc, policy).0)
         }
         _ => charset::decode(raw, enc),
+    }
+}
+
+/// Like [`decode`] but `None` if some bytes are not valid in the character set they are in
+/// (the message charset, or the one a character-set escape switched to).
+pub fn decode_strict<'a>(
+    raw: &'a [u8],
+    d: &Delimiters,
+    enc: &'static Encoding,
+    policy: EscapePolicy,
+) -> Option<Cow<'a, str>> {
+    match d.escape {
+        Some(e) if crate::parse::element::find(e, raw).is_some() => {
+            let (text, errors) = decode_escaped(raw, e, d, enc, policy);
+            (!errors).then_some(Cow::Owned(text))
+        }
+        _ => charset::decode_strict(raw, enc),
     }
 }
 
@@ -138,8 +155,9 @@ fn designation(body: &[u8]) -> Option<Set> {
     })
 }
 
-/// Appends `run`, in character set `set`, to `out` as text.
-fn decode_run(run: &[u8], set: Set, enc: &'static Encoding, out: &mut String) {
+/// Appends `run`, in character set `set`, to `out` as text; true if some bytes were not valid
+/// in that set (they became U+FFFD).
+fn decode_run(run: &[u8], set: Set, enc: &'static Encoding, out: &mut String) -> bool {
     let gr = |b: u8| {
         if (0x21..=0x7e).contains(&b) {
             b | 0x80
@@ -148,26 +166,30 @@ fn decode_run(run: &[u8], set: Set, enc: &'static Encoding, out: &mut String) {
         }
     };
     match set {
-        Set::Message => out.push_str(&charset::decode(run, enc)),
-        Set::Ascii => out.extend(run.iter().map(|&b| {
-            if b.is_ascii() {
-                char::from(b)
-            } else {
-                '\u{fffd}'
-            }
-        })),
-        Set::Bytes(e) => out.push_str(&e.decode_without_bom_handling(run).0),
-        Set::Iso2022Jp(esc) => {
-            let bytes = [esc, run].concat();
-            out.push_str(
-                &encoding_rs::ISO_2022_JP
-                    .decode_without_bom_handling(&bytes)
-                    .0,
-            );
+        Set::Message if enc == encoding_rs::UTF_8 => {
+            let text = String::from_utf8_lossy(run);
+            let errors = matches!(text, Cow::Owned(_));
+            append(out, (text, errors))
         }
+        Set::Message => append(out, enc.decode_without_bom_handling(run)),
+        Set::Ascii => {
+            out.extend(run.iter().map(|&b| {
+                if b.is_ascii() {
+                    char::from(b)
+                } else {
+                    '\u{fffd}'
+                }
+            }));
+            !run.is_ascii()
+        }
+        Set::Bytes(e) => append(out, e.decode_without_bom_handling(run)),
+        Set::Iso2022Jp(esc) => append(
+            out,
+            encoding_rs::ISO_2022_JP.decode_without_bom_handling(&[esc, run].concat()),
+        ),
         Set::High(e) => {
             let bytes: Vec<u8> = run.iter().map(|&b| gr(b)).collect();
-            out.push_str(&e.decode_without_bom_handling(&bytes).0);
+            append(out, e.decode_without_bom_handling(&bytes))
         }
         Set::Jis0212 => {
             let mut bytes = Vec::with_capacity(run.len() * 3 / 2 + 1);
@@ -176,19 +198,27 @@ fn decode_run(run: &[u8], set: Set, enc: &'static Encoding, out: &mut String) {
                 bytes.extend_from_slice(&[0x8f, gr(p[0]), gr(p[1])]);
             }
             bytes.extend_from_slice(pairs.remainder());
-            out.push_str(&encoding_rs::EUC_JP.decode_without_bom_handling(&bytes).0);
+            append(out, encoding_rs::EUC_JP.decode_without_bom_handling(&bytes))
         }
     }
 }
 
-/// Escapes resolved into runs of bytes, each decoded in its character set.
+/// Appends a decoder's output to `out`, passing on its had-errors flag.
+fn append(out: &mut String, (text, errors): (Cow<'_, str>, bool)) -> bool {
+    out.push_str(&text);
+    errors
+}
+
+/// Escapes resolved into runs of bytes, each decoded in its character set; the flag is true
+/// if some bytes were not valid in their set.
 fn decode_escaped(
     raw: &[u8],
     esc: u8,
     d: &Delimiters,
     enc: &'static Encoding,
     policy: EscapePolicy,
-) -> String {
+) -> (String, bool) {
+    let mut errors = false;
     let mut out = String::with_capacity(raw.len());
     let mut run = Vec::with_capacity(raw.len());
     let mut set = Set::Message;
@@ -212,15 +242,15 @@ fn decode_escaped(
             && matches!(body.first(), Some(b'C' | b'M'))
             && let Some(new) = designation(body)
         {
-            decode_run(&run, set, enc, &mut out);
+            errors |= decode_run(&run, set, enc, &mut out);
             run.clear();
             set = new;
             continue;
         }
         decode_one(body, whole, d, policy, &mut run);
     }
-    decode_run(&run, set, enc, &mut out);
-    out
+    errors |= decode_run(&run, set, enc, &mut out);
+    (out, errors)
 }
 
 /// Decodes escapes only, returning bytes still in the message charset; character-set escapes
@@ -428,6 +458,11 @@ mod tests {
         decode(raw, &Delimiters::STANDARD, encoding_rs::UTF_8, policy).into_owned()
     }
 
+    fn strict(raw: &[u8]) -> Option<Cow<'_, str>> {
+        let p = EscapePolicy::default();
+        decode_strict(raw, &Delimiters::STANDARD, encoding_rs::UTF_8, p)
+    }
+
     #[test]
     fn charset_escapes_applied() {
         use CharsetEscapes::{Apply, Preserve};
@@ -470,6 +505,11 @@ mod tests {
         assert_eq!(with(Apply, br"a\C2D5A\b"), r"a\C2D5A\b");
         // Each value starts in the message charset.
         assert_eq!(with(Apply, "é".as_bytes()), "é");
+        // Strict decoding: valid in the switched set, invalid where the bytes do not fit it.
+        assert_eq!(strict(br"\M2442\;3ED").as_deref(), Some("山田"));
+        assert_eq!(strict(b"\\C2842\\\xe9"), None);
+        assert_eq!(strict(b"\\C2D41\\\xe9").as_deref(), Some("é"));
+        assert_eq!(strict(b"\\F\\\xff"), None);
     }
 
     #[test]

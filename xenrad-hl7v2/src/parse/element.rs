@@ -282,16 +282,18 @@ impl<'a> SubComponent<'a> {
             self.ctx.policy,
         )
     }
-    /// Like [`text`](Self::text) but `None` if the bytes are not valid in the message charset.
+    /// Like [`text`](Self::text) but `None` if the bytes are not valid in their charset (the
+    /// message charset, or the one a `\C..\`/`\M..\` escape switched to).
     pub fn try_text(&self) -> Option<Cow<'a, str>> {
         if self.verbatim {
             return crate::charset::decode_strict(self.raw, self.ctx.encoding);
         }
-        match escape::unescape_bytes(self.raw, &self.ctx.delims, self.ctx.policy) {
-            Cow::Borrowed(b) => crate::charset::decode_strict(b, self.ctx.encoding),
-            Cow::Owned(v) => crate::charset::decode_strict(&v, self.ctx.encoding)
-                .map(|c| Cow::Owned(c.into_owned())),
-        }
+        escape::decode_strict(
+            self.raw,
+            &self.ctx.delims,
+            self.ctx.encoding,
+            self.ctx.policy,
+        )
     }
 }
 
