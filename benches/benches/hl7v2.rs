@@ -12,7 +12,9 @@
 //! - `hl7v2/decode_text`: decoded text of every leaf (escapes + MSH-18 charset); mllp's
 //!   `Field::unescape` only decodes the first repetition of each field.
 //! - `hl7v2/encode`: serialise (xenrad `OwnedMessage::encode_into`, mllp `to_er7`).
-//! - `hl7v2/validate`: parse + v2.5.1 structure/field/table validation (xenrad only).
+//! - `hl7v2/validate`: parse + v2.5.1 structure/field/table validation (xenrad only: no
+//!   crates.io HL7 crate validates; `benches/hl7v2/validate_peers.sh` runs this group and the
+//!   Python peer validator hl7apy back to back and prints the ratio).
 //! - `hl7v2/large_obx_4mib`: one ORU with a 4 MiB base64 OBX-5, parse + read OBX-5-5
 //!   (`xenrad_parse_only`: the segment index alone).
 //!
@@ -21,37 +23,23 @@
 use std::hint::black_box;
 
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
+use xenrad_benches::{deframe, load_hl7v2_corpus};
 use xenrad_hl7v2::encode::owned::OwnedMessage;
-use xenrad_hl7v2::{Message, ParseOptions, Parser, Path};
+use xenrad_hl7v2::{Message, ParseOptions, Parser, Path, SubComponent};
 
-const CORPUS: &str = concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/../../shared/corpus/hl7v2/generated/hl7v2_gen_n10000_seed42.mllp"
-);
-
-fn load_corpus() -> Option<Vec<u8>> {
-    match std::fs::read(CORPUS) {
-        Ok(d) => Some(d),
-        Err(e) => {
-            assert!(
-                std::env::var_os("CI").is_none(),
-                "bench corpus {CORPUS} missing: {e}"
-            );
-            eprintln!("skipped corpus benches: {CORPUS}: {e}");
-            None
+/// Sum of `f` over every subcomponent (leaf) of a message.
+fn sum_leaves(msg: &Message<'_>, f: impl Fn(&SubComponent<'_>) -> usize) -> usize {
+    let mut n = 0;
+    for seg in msg.segments() {
+        for fld in seg.fields() {
+            for r in fld.repetitions() {
+                for c in r.components() {
+                    n += c.subcomponents().map(|s| f(&s)).sum::<usize>();
+                }
+            }
         }
     }
-}
-
-/// Strips MLLP framing: `<VT> message <FS><CR>` → message slices.
-fn deframe(data: &[u8]) -> Vec<&[u8]> {
-    data.split(|&b| b == 0x1c)
-        .map(|f| {
-            let f = f.strip_prefix(b"\r").unwrap_or(f);
-            f.strip_prefix(b"\x0b").unwrap_or(f)
-        })
-        .filter(|f| !f.is_empty())
-        .collect()
+    n
 }
 
 fn big_message(size: usize) -> Vec<u8> {
@@ -66,7 +54,9 @@ PID|1||1^^^H^MR||DOE^JOHN\rOBR|1|||PDF^Report\rOBX|1|ED|PDF^Report||^AP^PDF^Base
 }
 
 fn bench(c: &mut Criterion) {
-    let Some(data) = load_corpus() else { return };
+    let Some(data) = load_hl7v2_corpus() else {
+        return;
+    };
     let msgs = deframe(&data);
     assert_eq!(msgs.len(), 10_000);
     let total: usize = msgs.iter().map(|m| m.len()).sum();
@@ -153,21 +143,15 @@ fn bench(c: &mut Criterion) {
             let mut n = 0;
             for m in &msgs {
                 let msg = hl7_v2::Hl7Message::parse(black_box(m)).unwrap();
-                let pid = msg.segment("PID");
-                n += pid
-                    .and_then(|s| s.field(3))
-                    .and_then(|f| f.component(1).map(str::len))
-                    .unwrap_or(0);
-                n += pid
-                    .and_then(|s| s.field(5))
-                    .and_then(|f| f.component(1).map(str::len))
-                    .unwrap_or(0);
+                // SEG-f-1 (the peer has no path syntax).
+                let first = |seg, f| {
+                    msg.segment(seg)
+                        .and_then(|s| s.field(f))
+                        .and_then(|f| f.component(1).map(str::len))
+                        .unwrap_or(0)
+                };
+                n += first("PID", 3) + first("PID", 5) + first("OBR", 4);
                 n += msg.message_control_id().map_or(0, str::len);
-                n += msg
-                    .segment("OBR")
-                    .and_then(|s| s.field(4))
-                    .and_then(|f| f.component(1).map(str::len))
-                    .unwrap_or(0);
             }
             n
         });
@@ -177,21 +161,13 @@ fn bench(c: &mut Criterion) {
             let mut n = 0;
             for s in &strs {
                 let msg = mllp::Message::parse(black_box(s)).unwrap();
-                let pid = msg.segment("PID");
-                n += pid
-                    .and_then(|s| s.field(3))
-                    .and_then(|f| f.component(1))
-                    .map_or(0, str::len);
-                n += pid
-                    .and_then(|s| s.field(5))
-                    .and_then(|f| f.component(1))
-                    .map_or(0, str::len);
+                let first = |seg: &str| {
+                    msg.field(seg)
+                        .and_then(|f| f.component(1))
+                        .map_or(0, str::len)
+                };
+                n += first("PID-3") + first("PID-5") + first("OBR-4");
                 n += msg.field("MSH-10").map_or(0, |f| f.value().len());
-                n += msg
-                    .segment("OBR")
-                    .and_then(|s| s.field(4))
-                    .and_then(|f| f.component(1))
-                    .map_or(0, str::len);
             }
             n
         });
@@ -203,22 +179,9 @@ fn bench(c: &mut Criterion) {
     g.bench_function("xenrad_subcomponents", |b| {
         let mut parser = Parser::new(ParseOptions::default());
         b.iter(|| {
-            let mut n = 0;
-            for m in &msgs {
-                let msg = parser.parse(black_box(m)).unwrap();
-                for seg in msg.segments() {
-                    for f in seg.fields() {
-                        for r in f.repetitions() {
-                            for c in r.components() {
-                                for s in c.subcomponents() {
-                                    n += s.raw().len();
-                                }
-                            }
-                        }
-                    }
-                }
-            }
-            n
+            msgs.iter()
+                .map(|m| sum_leaves(&parser.parse(black_box(m)).unwrap(), |s| s.raw().len()))
+                .sum::<usize>()
         });
     });
     g.bench_function("hl7_v2_components", |b| {
@@ -265,22 +228,9 @@ fn bench(c: &mut Criterion) {
     g.bench_function("xenrad_every_leaf", |b| {
         let mut parser = Parser::new(ParseOptions::default());
         b.iter(|| {
-            let mut n = 0;
-            for m in &msgs {
-                let msg = parser.parse(black_box(m)).unwrap();
-                for seg in msg.segments() {
-                    for f in seg.fields() {
-                        for r in f.repetitions() {
-                            for c in r.components() {
-                                for s in c.subcomponents() {
-                                    n += s.text().len();
-                                }
-                            }
-                        }
-                    }
-                }
-            }
-            n
+            msgs.iter()
+                .map(|m| sum_leaves(&parser.parse(black_box(m)).unwrap(), |s| s.text().len()))
+                .sum::<usize>()
         });
     });
     g.bench_function("mllp_unescape_first_rep_per_field", |b| {

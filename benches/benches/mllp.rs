@@ -23,25 +23,6 @@ use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_mai
 use xenrad_mllp::{Decoder, DecoderConfig};
 
 const READ: usize = 64 * 1024;
-const CORPUS: &str = concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/../../shared/corpus/hl7v2/generated/hl7v2_gen_n10000_seed42.mllp"
-);
-
-fn load_corpus() -> Option<Vec<u8>> {
-    match std::fs::read(CORPUS) {
-        Ok(d) => Some(d),
-        Err(e) => {
-            assert!(
-                std::env::var_os("CI").is_none(),
-                "bench corpus {CORPUS} missing: {e}"
-            );
-            eprintln!("skipped corpus benches: {CORPUS}: {e}");
-            None
-        }
-    }
-}
-
 /// One frame holding an HL7 ORU with a base64 body of about `size` bytes (no framing bytes).
 fn big_frame(size: usize) -> Vec<u8> {
     const B64: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
@@ -121,7 +102,9 @@ fn check(what: &str, data: &[u8], frames: usize, max: usize) {
 }
 
 fn bench_corpus(c: &mut Criterion) {
-    let Some(corpus) = load_corpus() else { return };
+    let Some(corpus) = xenrad_benches::load_hl7v2_corpus() else {
+        return;
+    };
     let frames = memchr::memmem::find_iter(&corpus, b"\x1c\r").count();
     check(
         "the 10k corpus in 64 KiB reads",

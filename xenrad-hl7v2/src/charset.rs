@@ -4,11 +4,12 @@
 //! Policy:
 //! - Empty MSH-18 means the options' default (UTF-8, a superset of the standard's ASCII default).
 //! - Only the first repetition of MSH-18 selects the charset; alternates are for `\C..\`/`\M..\`
-//!   escapes, which are preserved, not interpreted.
+//!   escapes, which switch the set of the text that follows (see [`crate::escape`]).
 //! - `8859/1` maps to encoding_rs's `windows-1252` (the WHATWG mapping of ISO-8859-1): the two
 //!   differ only in the C1 range 0x80-0x9F, which 8859/1 leaves as controls.
-//! - Multi-byte sets whose bytes can collide with the delimiters (ISO-2022 JIS variants, UTF-16)
-//!   are not supported: the message is split byte-wise, which would be wrong for them.
+//! - As the message charset, multi-byte sets whose bytes can collide with the delimiters
+//!   (ISO-2022 JIS variants, UTF-16) are not supported: the message is split byte-wise, which
+//!   would be wrong for them.
 
 use encoding_rs::Encoding;
 

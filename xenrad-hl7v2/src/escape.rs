@@ -7,7 +7,20 @@
 //!   `\H\ \N\` are kept verbatim by default ([`Formatting::Preserve`], what HAPI does), or mapped
 //!   to plain text ([`Formatting::PlainText`]: `\.br\`, `\.sp\`, `\.ce\` → line feed, the rest
 //!   removed).
-//! - `\Z..\` (locally defined) and `\C..\ \M..\` (charset switches) are always kept verbatim.
+//! - `\Cxxyy\` and `\Mxxyy[zz]\` (HL7 v2.5.1 ch. 2, 2.7: escape sequences supporting multiple
+//!   character sets; `xx yy zz` are the hex bytes of an ISO 2022 designation after ESC) switch
+//!   the character set of the text that follows, up to the next switch or the end of the value
+//!   (each value starts in the MSH-18 charset), by default ([`CharsetEscapes::Apply`], what
+//!   HAPI does not do but the standard asks); [`CharsetEscapes::Preserve`] keeps them verbatim.
+//!   Designations applied (decoded with encoding_rs): `ESC ( B` ASCII, `ESC ( J` / `ESC ( I`
+//!   JIS X 0201 Roman / katakana (ISO-IR 14/13), `ESC ) I` katakana in G1, `ESC $ B` /
+//!   `ESC $ @` JIS X 0208 (ISO-IR 87), `ESC $ ( D` JIS X 0212 (ISO-IR 159), `ESC $ ) C` /
+//!   `ESC $ ( C` KS X 1001 (ISO-IR 149) in G1 / G0, `ESC $ ) A` / `ESC $ A` GB 2312 (ISO-IR 58)
+//!   in G1 / G0, and the ISO 8859 sets in G1 (`ESC - A` 8859-1 ... `ESC - M` 8859-9,
+//!   `ESC - T` Thai). An unknown designation is kept verbatim. Double-byte text in a 7-bit
+//!   set can contain delimiter bytes: such a message is split wrongly before any decoding,
+//!   which the standard leaves to the sender to avoid.
+//! - `\Z..\` (locally defined) is always kept verbatim.
 //! - A malformed sequence (no closing escape, odd or non-hex `\X\` payload, unknown letter) is
 //!   kept verbatim: never dropped, never a panic.
 
@@ -26,14 +39,34 @@ pub enum Formatting {
     PlainText,
 }
 
+/// What to do with the character-set escapes `\Cxxyy\` and `\Mxxyyzz\` when decoding text.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum CharsetEscapes {
+    /// Switch the character set of the text that follows (default).
+    #[default]
+    Apply,
+    /// Keep the escapes verbatim and decode everything in the MSH-18 charset.
+    Preserve,
+}
+
 /// Escape decoding policy.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct EscapePolicy {
     /// Handling of formatting commands and highlighting.
     pub formatting: Formatting,
+    /// Handling of the character-set escapes.
+    pub charsets: CharsetEscapes,
 }
 
 /// Decodes escapes in `raw` and then the charset; borrows when there is nothing to decode.
+///
+/// ```
+/// use xenrad_hl7v2::{Delimiters, escape::{decode, EscapePolicy}};
+/// // JIS X 0208 (`ESC $ B`) for the family name, back to ASCII (`ESC ( B`) after it.
+/// let raw = br"\M2442\;3ED\C2842\ Taro";
+/// let text = decode(raw, &Delimiters::STANDARD, encoding_rs::UTF_8, EscapePolicy::default());
+/// assert_eq!(text, "山田 Taro");
+/// ```
 pub fn decode<'a>(
     raw: &'a [u8],
     d: &Delimiters,
@@ -42,14 +75,186 @@ pub fn decode<'a>(
 ) -> Cow<'a, str> {
     match d.escape {
         Some(e) if crate::parse::element::find(e, raw).is_some() => {
-            let bytes = unescape_bytes(raw, d, policy);
-            Cow::Owned(charset::decode(&bytes, enc).into_owned())
+            Cow::Owned(decode_escaped(raw, e, d, enc, policy).0)
         }
         _ => charset::decode(raw, enc),
     }
 }
 
-/// Decodes escapes only, returning bytes still in the message charset.
+/// Like [`decode`] but `None` if some bytes are not valid in the character set they are in
+/// (the message charset, or the one a character-set escape switched to).
+pub fn decode_strict<'a>(
+    raw: &'a [u8],
+    d: &Delimiters,
+    enc: &'static Encoding,
+    policy: EscapePolicy,
+) -> Option<Cow<'a, str>> {
+    match d.escape {
+        Some(e) if crate::parse::element::find(e, raw).is_some() => {
+            let (text, errors) = decode_escaped(raw, e, d, enc, policy);
+            (!errors).then_some(Cow::Owned(text))
+        }
+        _ => charset::decode_strict(raw, enc),
+    }
+}
+
+/// The character set of a stretch of text between character-set escapes.
+#[derive(Clone, Copy)]
+enum Set {
+    /// The message charset (MSH-18).
+    Message,
+    /// US-ASCII: other bytes become U+FFFD.
+    Ascii,
+    /// Bytes decoded as they are by an ASCII-compatible charset (8-bit sets in G1/GR).
+    Bytes(&'static Encoding),
+    /// A set the ISO-2022-JP decoder handles, entered with this escape sequence.
+    Iso2022Jp(&'static [u8]),
+    /// A 94×94 set in G0 (7-bit): each byte is moved to GR, then decoded as the EUC form.
+    High(&'static Encoding),
+    /// JIS X 0212 in G0: byte pairs decoded as EUC-JP code set 3 (`0x8F` prefix).
+    Jis0212,
+}
+
+/// The set an ISO 2022 designation (the hex after `C`/`M`) names; `None` if unsupported.
+fn designation(body: &[u8]) -> Option<Set> {
+    let (kind, hex) = body.split_first()?;
+    if !matches!(hex.len(), 4 | 6) || !hex.iter().all(u8::is_ascii_hexdigit) {
+        return None;
+    }
+    let mut seq = [0u8; 3];
+    for (b, pair) in seq.iter_mut().zip(hex.chunks_exact(2)) {
+        *b = (hex_val(pair[0]) << 4) | hex_val(pair[1]);
+    }
+    let seq = &seq[..hex.len() / 2];
+    Some(match (kind, seq) {
+        (b'C', b"(B") => Set::Ascii,
+        (b'C', b"(J") => Set::Iso2022Jp(b"\x1b(J"),
+        (b'C', b"(I") => Set::Iso2022Jp(b"\x1b(I"),
+        (b'C', b")I") => Set::Bytes(encoding_rs::SHIFT_JIS),
+        (b'C', [b'-', f]) => Set::Bytes(match f {
+            b'A' => encoding_rs::WINDOWS_1252,
+            b'B' => encoding_rs::ISO_8859_2,
+            b'C' => encoding_rs::ISO_8859_3,
+            b'D' => encoding_rs::ISO_8859_4,
+            b'L' => encoding_rs::ISO_8859_5,
+            b'G' => encoding_rs::ISO_8859_6,
+            b'F' => encoding_rs::ISO_8859_7,
+            b'H' => encoding_rs::ISO_8859_8,
+            b'M' => encoding_rs::WINDOWS_1254,
+            b'T' => encoding_rs::WINDOWS_874,
+            _ => return None,
+        }),
+        (b'M', b"$B") => Set::Iso2022Jp(b"\x1b$B"),
+        (b'M', b"$@") => Set::Iso2022Jp(b"\x1b$@"),
+        (b'M', b"$(D") => Set::Jis0212,
+        (b'M', b"$)C") => Set::Bytes(encoding_rs::EUC_KR),
+        (b'M', b"$(C") => Set::High(encoding_rs::EUC_KR),
+        (b'M', b"$)A") => Set::Bytes(encoding_rs::GB18030),
+        (b'M', b"$A") => Set::High(encoding_rs::GB18030),
+        _ => return None,
+    })
+}
+
+/// Appends `run`, in character set `set`, to `out` as text; true if some bytes were not valid
+/// in that set (they became U+FFFD).
+fn decode_run(run: &[u8], set: Set, enc: &'static Encoding, out: &mut String) -> bool {
+    let gr = |b: u8| {
+        if (0x21..=0x7e).contains(&b) {
+            b | 0x80
+        } else {
+            b
+        }
+    };
+    match set {
+        Set::Message if enc == encoding_rs::UTF_8 => {
+            let text = String::from_utf8_lossy(run);
+            let errors = matches!(text, Cow::Owned(_));
+            append(out, (text, errors))
+        }
+        Set::Message => append(out, enc.decode_without_bom_handling(run)),
+        Set::Ascii => {
+            out.extend(run.iter().map(|&b| {
+                if b.is_ascii() {
+                    char::from(b)
+                } else {
+                    '\u{fffd}'
+                }
+            }));
+            !run.is_ascii()
+        }
+        Set::Bytes(e) => append(out, e.decode_without_bom_handling(run)),
+        Set::Iso2022Jp(esc) => append(
+            out,
+            encoding_rs::ISO_2022_JP.decode_without_bom_handling(&[esc, run].concat()),
+        ),
+        Set::High(e) => {
+            let bytes: Vec<u8> = run.iter().map(|&b| gr(b)).collect();
+            append(out, e.decode_without_bom_handling(&bytes))
+        }
+        Set::Jis0212 => {
+            let mut bytes = Vec::with_capacity(run.len() * 3 / 2 + 1);
+            let mut pairs = run.chunks_exact(2);
+            for p in &mut pairs {
+                bytes.extend_from_slice(&[0x8f, gr(p[0]), gr(p[1])]);
+            }
+            bytes.extend_from_slice(pairs.remainder());
+            append(out, encoding_rs::EUC_JP.decode_without_bom_handling(&bytes))
+        }
+    }
+}
+
+/// Appends a decoder's output to `out`, passing on its had-errors flag.
+fn append(out: &mut String, (text, errors): (Cow<'_, str>, bool)) -> bool {
+    out.push_str(&text);
+    errors
+}
+
+/// Escapes resolved into runs of bytes, each decoded in its character set; the flag is true
+/// if some bytes were not valid in their set.
+fn decode_escaped(
+    raw: &[u8],
+    esc: u8,
+    d: &Delimiters,
+    enc: &'static Encoding,
+    policy: EscapePolicy,
+) -> (String, bool) {
+    let mut errors = false;
+    let mut out = String::with_capacity(raw.len());
+    let mut run = Vec::with_capacity(raw.len());
+    let mut set = Set::Message;
+    let mut i = 0;
+    while i < raw.len() {
+        let next = memchr::memchr(esc, &raw[i..]).map_or(raw.len(), |n| i + n);
+        run.extend_from_slice(&raw[i..next]);
+        i = next;
+        if i == raw.len() {
+            break;
+        }
+        let Some(len) = memchr::memchr(esc, &raw[i + 1..]) else {
+            // Unterminated: keep the rest verbatim.
+            run.extend_from_slice(&raw[i..]);
+            break;
+        };
+        let body = &raw[i + 1..i + 1 + len];
+        let whole = &raw[i..i + len + 2];
+        i += len + 2;
+        if policy.charsets == CharsetEscapes::Apply
+            && matches!(body.first(), Some(b'C' | b'M'))
+            && let Some(new) = designation(body)
+        {
+            errors |= decode_run(&run, set, enc, &mut out);
+            run.clear();
+            set = new;
+            continue;
+        }
+        decode_one(body, whole, d, policy, &mut run);
+    }
+    errors |= decode_run(&run, set, enc, &mut out);
+    (out, errors)
+}
+
+/// Decodes escapes only, returning bytes still in the message charset; character-set escapes
+/// (`\C..\ \M..\`) stay verbatim here, since the bytes around them are in different sets.
 pub fn unescape_bytes<'a>(raw: &'a [u8], d: &Delimiters, policy: EscapePolicy) -> Cow<'a, [u8]> {
     let Some(esc) = d.escape else {
         return Cow::Borrowed(raw);
@@ -226,6 +431,7 @@ mod tests {
         assert_eq!(dec(br"a\.br\b\H\c\N\"), r"a\.br\b\H\c\N\");
         let plain = EscapePolicy {
             formatting: Formatting::PlainText,
+            ..EscapePolicy::default()
         };
         let out = decode(
             br"a\.br\b\H\c\N\\.sp2\d",
@@ -241,7 +447,69 @@ mod tests {
         assert_eq!(dec(br"a\X0\b"), r"a\X0\b");
         assert_eq!(dec(br"a\Q\b"), r"a\Q\b");
         assert_eq!(dec(br"tail\F"), r"tail\F");
-        assert_eq!(dec(br"\Zfoo\ \C2842\ \M2442\"), r"\Zfoo\ \C2842\ \M2442\");
+        assert_eq!(dec(br"\Zfoo\ \C2899\ \M24\"), r"\Zfoo\ \C2899\ \M24\");
+    }
+
+    fn with(charsets: CharsetEscapes, raw: &[u8]) -> String {
+        let policy = EscapePolicy {
+            charsets,
+            ..EscapePolicy::default()
+        };
+        decode(raw, &Delimiters::STANDARD, encoding_rs::UTF_8, policy).into_owned()
+    }
+
+    fn strict(raw: &[u8]) -> Option<Cow<'_, str>> {
+        let p = EscapePolicy::default();
+        decode_strict(raw, &Delimiters::STANDARD, encoding_rs::UTF_8, p)
+    }
+
+    #[test]
+    fn charset_escapes_applied() {
+        use CharsetEscapes::{Apply, Preserve};
+        // JIS X 0208 (ISO-IR 87) then ASCII; a delimiter escape inside the ASCII run.
+        assert_eq!(with(Apply, br"\M2442\;3ED\C2842\^\S\TARO"), "山田^^TARO");
+        assert_eq!(
+            with(Preserve, br"\M2442\;3ED\C2842\"),
+            r"\M2442\;3ED\C2842\"
+        );
+        // JIS X 0201 katakana (ISO-IR 13) in G0 and in G1.
+        assert_eq!(with(Apply, br"\C2849\1"), "ｱ");
+        assert_eq!(with(Apply, b"\\C2949\\\xb1"), "ｱ");
+        // KS X 1001 (ISO-IR 149) in G1: EUC-KR bytes; in G0: the same 7-bit.
+        let (kr, _, _) = encoding_rs::EUC_KR.encode("홍길동");
+        let g1 = [&br"\M242943\"[..], &kr].concat();
+        assert_eq!(with(Apply, &g1), "홍길동");
+        let g0: Vec<u8> = br"\M242843\"
+            .iter()
+            .copied()
+            .chain(kr.iter().map(|b| b & 0x7f))
+            .collect();
+        assert_eq!(with(Apply, &g0), "홍길동");
+        // GB 2312 (ISO-IR 58) in G0 and G1.
+        let (gb, _, _) = encoding_rs::GB18030.encode("中文");
+        let g0: Vec<u8> = br"\M2441\"
+            .iter()
+            .copied()
+            .chain(gb.iter().map(|b| b & 0x7f))
+            .collect();
+        assert_eq!(with(Apply, &g0), "中文");
+        assert_eq!(with(Apply, &[&br"\M242941\"[..], &gb].concat()), "中文");
+        // JIS X 0212 (ISO-IR 159): EUC-JP code set 3.
+        let expect = encoding_rs::EUC_JP
+            .decode_without_bom_handling(&[0x8f, 0xb0, 0xa1])
+            .0;
+        assert!(!expect.contains('\u{fffd}'));
+        assert_eq!(with(Apply, br"\M242844\0!"), expect);
+        // ISO 8859-7 (Greek) in G1 inside a UTF-8 message; unknown sets stay verbatim.
+        assert_eq!(with(Apply, b"\\C2D46\\\xe1\xe2"), "αβ");
+        assert_eq!(with(Apply, br"a\C2D5A\b"), r"a\C2D5A\b");
+        // Each value starts in the message charset.
+        assert_eq!(with(Apply, "é".as_bytes()), "é");
+        // Strict decoding: valid in the switched set, invalid where the bytes do not fit it.
+        assert_eq!(strict(br"\M2442\;3ED").as_deref(), Some("山田"));
+        assert_eq!(strict(b"\\C2842\\\xe9"), None);
+        assert_eq!(strict(b"\\C2D41\\\xe9").as_deref(), Some("é"));
+        assert_eq!(strict(b"\\F\\\xff"), None);
     }
 
     #[test]

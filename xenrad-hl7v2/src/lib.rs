@@ -122,19 +122,20 @@ pub mod fuzzing {
         }
     }
 
-    /// Decodes `data` as field text under both escape policies, and checks that escaping
+    /// Decodes `data` as field text under every escape policy, and checks that escaping
     /// any UTF-8 text then decoding it gives the text back.
     pub fn escape(data: &[u8]) {
-        use crate::escape::{EscapePolicy, Formatting, decode, escape};
+        use crate::escape::{CharsetEscapes, EscapePolicy, Formatting, decode, escape};
         let d = crate::Delimiters::STANDARD;
         for formatting in [Formatting::Preserve, Formatting::PlainText] {
-            let _ = decode(data, &d, encoding_rs::UTF_8, EscapePolicy { formatting });
-            let _ = decode(
-                data,
-                &d,
-                encoding_rs::WINDOWS_1252,
-                EscapePolicy { formatting },
-            );
+            for charsets in [CharsetEscapes::Apply, CharsetEscapes::Preserve] {
+                let policy = EscapePolicy {
+                    formatting,
+                    charsets,
+                };
+                let _ = decode(data, &d, encoding_rs::UTF_8, policy);
+                let _ = decode(data, &d, encoding_rs::WINDOWS_1252, policy);
+            }
         }
         if let Ok(text) = std::str::from_utf8(data) {
             let esc = escape(text.as_bytes(), &d);

@@ -321,3 +321,25 @@ ZDS|1.2.840.99999.3.1^PACS^Application^DICOM\r";
     assert_eq!(m.study_instance_uid().as_deref(), Some("1.2.3.4"));
     assert_eq!(m.accession_number().as_deref(), Some("ACC9"));
 }
+
+/// Character-set escapes (HL7 v2.5.1 ch. 2, 2.7): a Japanese name with MSH-18 listing the
+/// ISO 2022 sets the message switches to, read through a path; `Preserve` keeps the escapes.
+#[test]
+fn charset_switching_escapes() {
+    use xenrad_hl7v2::escape::{CharsetEscapes, EscapePolicy};
+    let raw = b"MSH|^~\\&|A|B|C|D|2024||ADT^A08|1|P|2.5.1|||||JPN|ISO IR6~ISO IR87\r\
+PID|1||1^^^H^MR||\\M2442\\;3ED\\C2842\\^\\M2442\\B@O:\\C2842\\~YAMADA^TARO\r";
+    let m = Message::parse(raw).unwrap();
+    assert_eq!(m.get("PID-5-1").as_deref(), Some("山田"));
+    assert_eq!(m.get("PID-5-2").as_deref(), Some("太郎"));
+    assert_eq!(m.get("PID-5(2)-1").as_deref(), Some("YAMADA"));
+    let opts = ParseOptions {
+        escapes: EscapePolicy {
+            charsets: CharsetEscapes::Preserve,
+            ..EscapePolicy::default()
+        },
+        ..ParseOptions::default()
+    };
+    let m = Message::parse_with(raw, &opts).unwrap();
+    assert_eq!(m.get("PID-5-1").as_deref(), Some("\\M2442\\;3ED\\C2842\\"));
+}

@@ -1,25 +1,9 @@
 //! Table-driven conformance over the shared HL7 v2 corpus (`../shared/corpus/hl7v2/MANIFEST.tsv`).
 
-use std::path::PathBuf;
-use xenrad_hl7v2::{Message, ParseOptions, batch};
+mod common;
 
-fn corpus_dir() -> Option<PathBuf> {
-    let dir = PathBuf::from(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../shared/corpus/hl7v2"
-    ));
-    if dir.join("MANIFEST.tsv").is_file() {
-        Some(dir)
-    } else if std::env::var_os("CI").is_some() {
-        panic!(
-            "shared corpus missing at {} (required in CI)",
-            dir.display()
-        );
-    } else {
-        println!("skipped: shared corpus not found at {}", dir.display());
-        None
-    }
-}
+use common::corpus_dir;
+use xenrad_hl7v2::{Message, ParseOptions, batch};
 
 /// One manifest row.
 struct Row {

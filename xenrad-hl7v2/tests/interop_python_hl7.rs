@@ -13,9 +13,11 @@
 //! last value; such leaves are skipped too.
 
 use std::fmt::Write as _;
-use std::path::PathBuf;
 use std::process::{Command, Stdio};
-use xenrad_hl7v2::{Message, ParseOptions, batch};
+
+mod common;
+
+use common::for_each_corpus_message;
 
 const SCRIPT: &str = r#"
 import sys, hl7
@@ -79,44 +81,25 @@ struct Query {
 
 #[test]
 fn leaf_values_equal_python_hl7() {
-    if std::env::var_os("XENRAD_PEERS").is_none() {
-        println!("skipped: XENRAD_PEERS unset (run `eval \"$(scripts/peers.sh)\"` first)");
+    let Some(python) = common::peer_python() else {
         return;
-    }
-    let python =
-        std::env::var("XENRAD_PYTHON").expect("XENRAD_PYTHON must be set with XENRAD_PEERS");
-    let dir = PathBuf::from(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../shared/corpus/hl7v2"
-    ));
-    assert!(
-        dir.join("MANIFEST.tsv").is_file(),
-        "shared corpus missing at {}",
-        dir.display()
-    );
-    let manifest = std::fs::read_to_string(dir.join("MANIFEST.tsv")).unwrap();
+    };
+    let dir = common::corpus_dir().expect("the shared corpus is required with XENRAD_PEERS");
 
     let mut input = String::new();
     let mut queries: Vec<Query> = Vec::new();
     let (mut messages, mut skipped_leaves) = (0usize, 0usize);
-    for line in manifest.lines().skip(1) {
-        let cols: Vec<&str> = line.split('\t').collect();
-        if !matches!(cols[3], "ok" | "envelope" | "semantic") {
-            continue;
-        }
-        let data = std::fs::read(dir.join(cols[0])).unwrap();
-        let Ok(b) = batch::split(&data, &ParseOptions::default()) else {
-            continue;
-        };
-        for m in b.messages() {
-            let Ok(msg) = Message::parse(m) else { continue };
+    for_each_corpus_message(
+        &dir,
+        |cols| matches!(cols[3], "ok" | "envelope" | "semantic"),
+        |file, _, msg| {
             let mut text = Vec::new();
             for seg in msg.segments() {
                 text.extend_from_slice(seg.raw());
                 text.push(b'\r');
             }
             if std::str::from_utf8(&text).is_err() {
-                continue;
+                return;
             }
             messages += 1;
             let idx = messages;
@@ -152,7 +135,7 @@ fn leaf_values_equal_python_hl7() {
                                 let path = [fi + 1, ri + 1, ci + 1, si + 1];
                                 let label = format!(
                                     "{} {name}({sn})-{}({})-{}-{}",
-                                    cols[0],
+                                    file,
                                     fi + 1,
                                     ri + 1,
                                     ci + 1,
@@ -172,8 +155,8 @@ fn leaf_values_equal_python_hl7() {
                     }
                 }
             }
-        }
-    }
+        },
+    );
 
     let mut child = Command::new(&python)
         .args(["-c", SCRIPT])

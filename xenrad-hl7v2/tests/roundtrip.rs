@@ -1,28 +1,12 @@
 //! The encoder is the exact inverse of the parser: on every corpus message and on generated
 //! messages (proptest), parse → owned → encode gives the input bytes back.
 
-use proptest::prelude::*;
-use std::path::PathBuf;
-use xenrad_hl7v2::encode::owned::OwnedMessage;
-use xenrad_hl7v2::{Message, ParseOptions, batch};
+mod common;
 
-fn corpus_dir() -> Option<PathBuf> {
-    let dir = PathBuf::from(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../shared/corpus/hl7v2"
-    ));
-    if dir.join("MANIFEST.tsv").is_file() {
-        Some(dir)
-    } else if std::env::var_os("CI").is_some() {
-        panic!(
-            "shared corpus missing at {} (required in CI)",
-            dir.display()
-        );
-    } else {
-        println!("skipped: shared corpus not found at {}", dir.display());
-        None
-    }
-}
+use common::{corpus_dir, for_each_corpus_message};
+use proptest::prelude::*;
+use xenrad_hl7v2::Message;
+use xenrad_hl7v2::encode::owned::OwnedMessage;
 
 /// The bytes the parser keeps: the message from its MSH through its last terminator,
 /// without lenient-mode junk (blank lines, stray framing bytes) between segments.
@@ -44,18 +28,13 @@ fn canonical(msg: &Message<'_>) -> Vec<u8> {
 #[test]
 fn corpus_messages_round_trip() {
     let Some(dir) = corpus_dir() else { return };
-    let manifest = std::fs::read_to_string(dir.join("MANIFEST.tsv")).unwrap();
     let (mut exact, mut mixed) = (0, 0);
-    for line in manifest.lines().skip(1) {
-        let path = line.split('\t').next().unwrap();
-        let data = std::fs::read(dir.join(path)).unwrap();
-        let Ok(b) = batch::split(&data, &ParseOptions::default()) else {
-            continue;
-        };
-        for m in b.messages() {
-            let Ok(msg) = Message::parse(m) else { continue };
-            let canon = canonical(&msg);
-            let owned = OwnedMessage::from(&msg);
+    for_each_corpus_message(
+        &dir,
+        |_| true,
+        |path, m, msg| {
+            let canon = canonical(msg);
+            let owned = OwnedMessage::from(msg);
             // Byte-exact when every terminator but the last is the same.
             let terms: Vec<&[u8]> = msg
                 .segments()
@@ -97,8 +76,8 @@ fn corpus_messages_round_trip() {
                 owned,
                 "{path}"
             );
-        }
-    }
+        },
+    );
     println!("{exact} messages byte-exact, {mixed} equal up to mixed terminators");
     assert!(exact > 300);
 }

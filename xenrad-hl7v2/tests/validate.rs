@@ -1,9 +1,11 @@
 //! Structure and content validation.
 
-use std::path::PathBuf;
+mod common;
+
+use common::{for_each_corpus_message, shared};
+use xenrad_hl7v2::Message;
 use xenrad_hl7v2::ack::{ErrorCode, Severity};
 use xenrad_hl7v2::validate::{ExtraSegments, ValidationOptions, validate, validate_with};
-use xenrad_hl7v2::{Message, ParseOptions, batch};
 
 const ORM: &str = "MSH|^~\\&|RIS|RAD|PACS|IMG|20240907224144||ORM^O01^ORM_O01|MSG1|P|2.5.1\r\
 PID|1||98847494^^^HOSP^MR||DOE^JOHN^^^^^L||20050702|F\r\
@@ -135,28 +137,18 @@ fn ack_and_unknown_types() {
     assert_eq!(r.problems[0].code, ErrorCode::UnsupportedMessageType);
 }
 
-fn shared(path: &str) -> Option<PathBuf> {
-    let p = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/")).join(path);
-    if p.exists() {
-        Some(p)
-    } else if std::env::var_os("CI").is_some() {
-        panic!("{} missing (required in CI)", p.display());
-    } else {
-        println!("skipped: {} not found", p.display());
-        None
-    }
-}
-
 /// Every message of the generated v2.5.1 radiology corpus matches its structure. The only
-/// findings are the generator's `N` in PID-29 (a TS, Patient Death Date and Time; the death
-/// indicator is PID-30), which the validator must catch.
+/// findings are two slips of the corpus generator, which the validator must catch: `N` in
+/// PID-29 (a TS, Patient Death Date and Time; the death indicator is PID-30), and the result
+/// status `F` one field early, in OBR-24 (Diagnostic Serv Sect ID, HL7 table 0074; the result
+/// status is OBR-25).
 #[test]
 fn generated_corpus_is_valid() {
     let Some(p) = shared("corpus/hl7v2/generated/hl7v2_gen_n10000_seed42.mllp") else {
         return;
     };
     let data = std::fs::read(p).unwrap();
-    let (mut n, mut pid29) = (0, 0);
+    let (mut n, mut pid29, mut obr24) = (0, 0, 0);
     for frame in data.split(|&b| b == 0x1c) {
         let frame = frame.strip_prefix(b"\r").unwrap_or(frame);
         let frame = frame.strip_prefix(b"\x0b").unwrap_or(frame);
@@ -167,39 +159,37 @@ fn generated_corpus_is_valid() {
         let r = validate(&m);
         assert!(r.structure.is_some());
         for p in &r.problems {
-            assert_eq!(
-                p.location.to_string(),
-                "PID-29",
-                "{:?}: {p}",
-                m.control_id()
-            );
-            assert!(p.message.starts_with("\"N\": not a valid DTM"), "{p}");
-            pid29 += 1;
+            match p.location.to_string().as_str() {
+                "PID-29" => {
+                    assert!(p.message.starts_with("\"N\": not a valid DTM"), "{p}");
+                    pid29 += 1;
+                }
+                "OBR-24" => {
+                    assert_eq!(p.message, "\"F\" is not in HL7 table 0074", "{p}");
+                    obr24 += 1;
+                }
+                other => panic!("{:?}: unexpected {other}: {p}", m.control_id()),
+            }
         }
         n += 1;
     }
     assert_eq!(n, 10_000);
-    println!("{pid29} messages with 'N' in PID-29");
-    assert!(pid29 > 0);
+    println!("{pid29} messages with 'N' in PID-29, {obr24} with 'F' in OBR-24");
+    assert!(pid29 > 0 && obr24 > 0);
 }
 
 /// The corpus' v2.5.1 sample files of supported types: print the findings, never panic.
 #[test]
 fn shared_corpus_findings() {
-    let Some(dir) = shared("corpus/hl7v2") else {
+    let Some(dir) = common::corpus_dir() else {
         return;
     };
-    let manifest = std::fs::read_to_string(dir.join("MANIFEST.tsv")).unwrap();
     let mut checked = 0;
-    for line in manifest.lines().skip(1) {
-        let path = line.split('\t').next().unwrap();
-        let data = std::fs::read(dir.join(path)).unwrap();
-        let Ok(b) = batch::split(&data, &ParseOptions::default()) else {
-            continue;
-        };
-        for m in b.messages() {
-            let Ok(msg) = Message::parse(m) else { continue };
-            let r = validate(&msg);
+    for_each_corpus_message(
+        &dir,
+        |_| true,
+        |path, _, msg| {
+            let r = validate(msg);
             if let Some(structure) = r.structure {
                 checked += 1;
                 println!("{path}: {structure} {} problems", r.problems.len());
@@ -207,7 +197,7 @@ fn shared_corpus_findings() {
                     println!("    {p}");
                 }
             }
-        }
-    }
+        },
+    );
     assert!(checked > 50);
 }

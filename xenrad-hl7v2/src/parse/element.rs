@@ -72,7 +72,7 @@ pub(crate) fn nth_part(raw: &[u8], delim: Option<u8>, n: usize) -> Option<&[u8]>
 
 /// The prefix of `raw` before the first of the given delimiters.
 #[inline]
-fn first_leaf(raw: &[u8], a: Option<u8>, b: Option<u8>, c: Option<u8>) -> &[u8] {
+pub(crate) fn first_leaf(raw: &[u8], a: Option<u8>, b: Option<u8>, c: Option<u8>) -> &[u8] {
     find3(raw, a, b, c).map_or(raw, |i| &raw[..i])
 }
 
@@ -153,140 +153,110 @@ macro_rules! common {
     };
 }
 
-/// One field of a segment.
-#[derive(Clone, Copy, Debug)]
-pub struct Field<'a> {
-    pub(crate) raw: &'a [u8],
-    pub(crate) ctx: Ctx,
-    /// MSH-1 and MSH-2 are taken literally: no splitting, no escapes.
-    pub(crate) verbatim: bool,
+/// A level of the field hierarchy (field, repetition, component) whose parts are split on one
+/// delimiter: the view type, its parts' iterator and 1-based accessor, and its `text()` (the
+/// first leaf below it, found by stopping at any lower delimiter). MSH-1 and MSH-2 are taken
+/// literally (`verbatim`): no splitting, no escapes.
+macro_rules! level {
+    (
+        $(#[$doc:meta])* $t:ident => $part:ident on $delim:ident,
+        $(#[$iter_doc:meta])* fn $iter:ident,
+        $(#[$nth_doc:meta])* fn $nth:ident,
+        $(#[$text_doc:meta])* text stops at [$($stop:ident),+]
+    ) => {
+        $(#[$doc])*
+        #[derive(Clone, Copy, Debug)]
+        pub struct $t<'a> {
+            pub(crate) raw: &'a [u8],
+            pub(crate) ctx: Ctx,
+            pub(crate) verbatim: bool,
+        }
+        common!($t);
+
+        impl<'a> $t<'a> {
+            fn part_delim(&self) -> Option<u8> {
+                if self.verbatim {
+                    None
+                } else {
+                    self.ctx.delims.$delim
+                }
+            }
+            $(#[$iter_doc])*
+            pub fn $iter(&self) -> impl Iterator<Item = $part<'a>> + use<'a> {
+                let (ctx, verbatim) = (self.ctx, self.verbatim);
+                Split::new(self.raw, self.part_delim()).map(move |raw| $part {
+                    raw,
+                    ctx,
+                    verbatim,
+                })
+            }
+            $(#[$nth_doc])*
+            pub fn $nth(&self, n: usize) -> Option<$part<'a>> {
+                let raw = nth_part(self.raw, self.part_delim(), n.checked_sub(1)?)?;
+                Some($part {
+                    raw,
+                    ctx: self.ctx,
+                    verbatim: self.verbatim,
+                })
+            }
+            $(#[$text_doc])*
+            pub fn text(&self) -> Cow<'a, str> {
+                if self.verbatim {
+                    return self.raw_text();
+                }
+                let d = self.ctx.delims;
+                let stops = [$(d.$stop),+];
+                let leaf = first_leaf(
+                    self.raw,
+                    stops[0],
+                    stops.get(1).copied().flatten(),
+                    stops.get(2).copied().flatten(),
+                );
+                escape::decode(leaf, &d, self.ctx.encoding, self.ctx.policy)
+            }
+        }
+    };
 }
-common!(Field);
+
+level! {
+    /// One field of a segment.
+    Field => Repetition on repetition,
+    /// Iterates over the repetitions (at least one, possibly empty).
+    fn repetitions,
+    /// The `n`-th repetition, 1-based.
+    fn repetition,
+    /// Decoded text of the first repetition's first component's first subcomponent
+    /// (what HAPI's Terser returns for a field path).
+    text stops at [repetition, component, subcomponent]
+}
 
 impl<'a> Field<'a> {
-    fn delim(&self, d: Option<u8>) -> Option<u8> {
-        if self.verbatim { None } else { d }
-    }
-    /// Iterates over the repetitions (at least one, possibly empty).
-    pub fn repetitions(&self) -> impl Iterator<Item = Repetition<'a>> + use<'a> {
-        let (ctx, verbatim) = (self.ctx, self.verbatim);
-        Split::new(self.raw, self.delim(ctx.delims.repetition)).map(move |raw| Repetition {
-            raw,
-            ctx,
-            verbatim,
-        })
-    }
-    /// The `n`-th repetition, 1-based.
-    pub fn repetition(&self, n: usize) -> Option<Repetition<'a>> {
-        let raw = nth_part(
-            self.raw,
-            self.delim(self.ctx.delims.repetition),
-            n.checked_sub(1)?,
-        )?;
-        Some(Repetition {
-            raw,
-            ctx: self.ctx,
-            verbatim: self.verbatim,
-        })
-    }
     /// Component `n` (1-based) of the first repetition.
     pub fn component(&self, n: usize) -> Option<Component<'a>> {
         self.repetition(1)?.component(n)
     }
-    /// Decoded text of the first repetition's first component's first subcomponent
-    /// (what HAPI's Terser returns for a field path).
-    pub fn text(&self) -> Cow<'a, str> {
-        if self.verbatim {
-            return self.raw_text();
-        }
-        let d = self.ctx.delims;
-        let leaf = first_leaf(self.raw, d.repetition, d.component, d.subcomponent);
-        escape::decode(leaf, &d, self.ctx.encoding, self.ctx.policy)
-    }
 }
 
-/// One repetition of a field.
-#[derive(Clone, Copy, Debug)]
-pub struct Repetition<'a> {
-    pub(crate) raw: &'a [u8],
-    pub(crate) ctx: Ctx,
-    pub(crate) verbatim: bool,
-}
-common!(Repetition);
-
-impl<'a> Repetition<'a> {
-    fn delim(&self) -> Option<u8> {
-        if self.verbatim {
-            None
-        } else {
-            self.ctx.delims.component
-        }
-    }
+level! {
+    /// One repetition of a field.
+    Repetition => Component on component,
     /// Iterates over the components.
-    pub fn components(&self) -> impl Iterator<Item = Component<'a>> + use<'a> {
-        let (ctx, verbatim) = (self.ctx, self.verbatim);
-        Split::new(self.raw, self.delim()).map(move |raw| Component { raw, ctx, verbatim })
-    }
+    fn components,
     /// Component `n`, 1-based.
-    pub fn component(&self, n: usize) -> Option<Component<'a>> {
-        let raw = nth_part(self.raw, self.delim(), n.checked_sub(1)?)?;
-        Some(Component {
-            raw,
-            ctx: self.ctx,
-            verbatim: self.verbatim,
-        })
-    }
+    fn component,
     /// Decoded text of the first component's first subcomponent.
-    pub fn text(&self) -> Cow<'a, str> {
-        if self.verbatim {
-            return self.raw_text();
-        }
-        let d = self.ctx.delims;
-        let leaf = first_leaf(self.raw, d.component, d.subcomponent, None);
-        escape::decode(leaf, &d, self.ctx.encoding, self.ctx.policy)
-    }
+    text stops at [component, subcomponent]
 }
 
-/// One component of a repetition.
-#[derive(Clone, Copy, Debug)]
-pub struct Component<'a> {
-    pub(crate) raw: &'a [u8],
-    pub(crate) ctx: Ctx,
-    pub(crate) verbatim: bool,
-}
-common!(Component);
-
-impl<'a> Component<'a> {
-    fn delim(&self) -> Option<u8> {
-        if self.verbatim {
-            None
-        } else {
-            self.ctx.delims.subcomponent
-        }
-    }
+level! {
+    /// One component of a repetition.
+    Component => SubComponent on subcomponent,
     /// Iterates over the subcomponents.
-    pub fn subcomponents(&self) -> impl Iterator<Item = SubComponent<'a>> + use<'a> {
-        let (ctx, verbatim) = (self.ctx, self.verbatim);
-        Split::new(self.raw, self.delim()).map(move |raw| SubComponent { raw, ctx, verbatim })
-    }
+    fn subcomponents,
     /// Subcomponent `n`, 1-based.
-    pub fn subcomponent(&self, n: usize) -> Option<SubComponent<'a>> {
-        let raw = nth_part(self.raw, self.delim(), n.checked_sub(1)?)?;
-        Some(SubComponent {
-            raw,
-            ctx: self.ctx,
-            verbatim: self.verbatim,
-        })
-    }
+    fn subcomponent,
     /// Decoded text of the first subcomponent.
-    pub fn text(&self) -> Cow<'a, str> {
-        if self.verbatim {
-            return self.raw_text();
-        }
-        let d = self.ctx.delims;
-        let leaf = first_leaf(self.raw, d.subcomponent, None, None);
-        escape::decode(leaf, &d, self.ctx.encoding, self.ctx.policy)
-    }
+    text stops at [subcomponent]
 }
 
 /// One subcomponent: a leaf value.
@@ -312,16 +282,18 @@ impl<'a> SubComponent<'a> {
             self.ctx.policy,
         )
     }
-    /// Like [`text`](Self::text) but `None` if the bytes are not valid in the message charset.
+    /// Like [`text`](Self::text) but `None` if the bytes are not valid in their charset (the
+    /// message charset, or the one a `\C..\`/`\M..\` escape switched to).
     pub fn try_text(&self) -> Option<Cow<'a, str>> {
         if self.verbatim {
             return crate::charset::decode_strict(self.raw, self.ctx.encoding);
         }
-        match escape::unescape_bytes(self.raw, &self.ctx.delims, self.ctx.policy) {
-            Cow::Borrowed(b) => crate::charset::decode_strict(b, self.ctx.encoding),
-            Cow::Owned(v) => crate::charset::decode_strict(&v, self.ctx.encoding)
-                .map(|c| Cow::Owned(c.into_owned())),
-        }
+        escape::decode_strict(
+            self.raw,
+            &self.ctx.delims,
+            self.ctx.encoding,
+            self.ctx.policy,
+        )
     }
 }
 

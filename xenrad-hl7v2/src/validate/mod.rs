@@ -4,11 +4,12 @@
 //! values against the common tables. Every problem is reported with its location, not only
 //! the first.
 
+mod defs;
 mod fields;
 mod structures;
-mod tables;
 
 use crate::ack::{ErrorCode, ErrorDetail, ErrorLocation, Severity};
+use crate::parse::element;
 use crate::parse::message::Message;
 use structures::{Kind, Node};
 
@@ -114,11 +115,15 @@ impl Report {
 struct SegInfo<'m> {
     name: &'m str,
     seq: usize,
+    /// This segment's bit in the structure's first-set masks (0: not in the structure).
+    bit: u64,
 }
 
+/// The segments of a message (inline: most messages have fewer than 32).
+type SegInfos<'m> = smallvec::SmallVec<[SegInfo<'m>; 32]>;
+
 struct Matcher<'m, 'o> {
-    segs: Vec<SegInfo<'m>>,
-    known_keys: &'static [u64],
+    segs: SegInfos<'m>,
     opts: &'o ValidationOptions,
     pos: usize,
     problems: Vec<Problem>,
@@ -138,7 +143,7 @@ impl Matcher<'_, '_> {
     /// Skips segments the grammar does not know (reported per policy).
     fn skip_extra(&mut self) {
         while let Some(s) = self.segs.get(self.pos) {
-            if self.known_keys.binary_search(&key(s.name)).is_ok() {
+            if s.bit != 0 {
                 return;
             }
             let z = s.name.starts_with('Z');
@@ -162,10 +167,6 @@ impl Matcher<'_, '_> {
             }
             self.pos += 1;
         }
-    }
-
-    fn current(&self) -> Option<&str> {
-        self.segs.get(self.pos).map(|s| s.name)
     }
 
     fn missing(&mut self, what: &str) {
@@ -199,8 +200,10 @@ impl Matcher<'_, '_> {
                 if count > 0 && !node.repeating {
                     break;
                 }
-                let Some(name) = self.current() else { break };
-                if !node.starts_with(name) {
+                let Some(bit) = self.segs.get(self.pos).map(|s| s.bit) else {
+                    break;
+                };
+                if node.first & bit == 0 {
                     break;
                 }
                 match &node.kind {
@@ -243,13 +246,14 @@ pub fn validate_with(msg: &Message<'_>, opts: &ValidationOptions) -> Report {
     let mut report = Report::default();
     // Segment occurrences (ERL sequence numbers).
     let mut counts = Counts::default();
-    let segs: Vec<SegInfo<'_>> = msg
+    let segs: SegInfos<'_> = msg
         .segments()
         .map(|s| {
             let name = s.name();
             SegInfo {
                 name,
                 seq: counts.next(name),
+                bit: 0,
             }
         })
         .collect();
@@ -267,11 +271,17 @@ pub fn validate_with(msg: &Message<'_>, opts: &ValidationOptions) -> Report {
         }
     });
     report.structure = structure;
+    let mut segs = segs;
     if let Some(st) = structure.and_then(structures::get) {
+        for s in &mut segs {
+            s.bit = st
+                .known_keys
+                .binary_search(&key(s.name))
+                .map_or(0, |i| 1 << i);
+        }
         let grammar = st.nodes.as_slice();
         let mut m = Matcher {
-            segs,
-            known_keys: &st.known_keys,
+            segs: std::mem::take(&mut segs),
             opts,
             pos: 0,
             problems: Vec::new(),
@@ -297,6 +307,7 @@ pub fn validate_with(msg: &Message<'_>, opts: &ValidationOptions) -> Report {
             m.seq(grammar.get(1..).unwrap_or_default());
         }
         report.problems.extend(m.problems);
+        segs = m.segs;
     } else {
         let name = mt.as_ref().map_or_else(String::new, |t| {
             format!("{}^{}^{}", t.code, t.trigger_event, t.structure)
@@ -317,26 +328,37 @@ pub fn validate_with(msg: &Message<'_>, opts: &ValidationOptions) -> Report {
             ),
         });
     }
-    check_fields(msg, opts, &mut report.problems);
+    check_fields(msg, &segs, opts, &mut report.problems);
     if report.problems.len() > 1 {
         report
             .problems
-            .sort_by_key(|p| (seg_order(msg, &p.location), p.location.field.unwrap_or(0)));
+            .sort_by_cached_key(|p| (seg_order(&segs, &p.location), p.location.field.unwrap_or(0)));
     }
     report
 }
 
-fn seg_order(msg: &Message<'_>, l: &ErrorLocation) -> usize {
-    msg.segments()
-        .filter(|s| s.name() == l.segment)
-        .nth(l.sequence.saturating_sub(1))
-        .map_or(usize::MAX, |s| s.index())
+/// Position of a problem's segment in the message (`usize::MAX` if it names none).
+fn seg_order(segs: &[SegInfo<'_>], l: &ErrorLocation) -> usize {
+    segs.iter()
+        .position(|s| s.seq == l.sequence && short_eq(s.name, &l.segment))
+        .unwrap_or(usize::MAX)
 }
 
 /// Equality for the short codes compared here, inlined (no memcmp call).
 #[inline]
 pub(crate) fn short_eq(a: &str, b: &str) -> bool {
     a.len() == b.len() && a.bytes().zip(b.bytes()).all(|(x, y)| x == y)
+}
+
+/// True if `v` is one of the values of a table (packed and sorted by the generator).
+fn in_table(values: &[u128], v: &[u8]) -> bool {
+    fields::pack(v).is_some_and(|k| {
+        if values.len() <= 16 {
+            values.contains(&k)
+        } else {
+            values.binary_search(&k).is_ok()
+        }
+    })
 }
 
 /// A segment ID as an integer (IDs are at most a few bytes; longer ones only need to differ).
@@ -349,9 +371,10 @@ pub(crate) fn key(name: &str) -> u64 {
     k
 }
 
-/// Per-ID occurrence counter (a few distinct IDs per message: a linear list beats hashing).
+/// Per-ID occurrence counter (a few distinct IDs per message: a linear list on the stack
+/// beats hashing and allocating).
 #[derive(Default)]
-struct Counts(Vec<(u64, usize)>);
+struct Counts(smallvec::SmallVec<[(u64, usize); 24]>);
 
 impl Counts {
     fn next(&mut self, name: &str) -> usize {
@@ -366,103 +389,310 @@ impl Counts {
     }
 }
 
-fn check_fields(msg: &Message<'_>, opts: &ValidationOptions, out: &mut Vec<Problem>) {
-    let mut counts = Counts::default();
-    for seg in msg.segments() {
-        let name = seg.name();
-        let seq = counts.next(name);
-        let defs = fields::for_segment(name);
-        if defs.is_empty() && name != "OBX" {
-            continue;
+/// The repetition, component and subcomponent delimiters as a byte-class table: the field scan
+/// tests one byte with one load instead of three compares.
+struct Classes {
+    delims: Option<crate::Delimiters>,
+    table: [bool; 256],
+}
+
+impl Default for Classes {
+    fn default() -> Self {
+        Self {
+            delims: None,
+            table: [false; 256],
         }
-        // Split the segment once; definitions index into it.
-        let all: smallvec::SmallVec<[crate::Field<'_>; 64]> = seg.fields().collect();
-        for def in defs {
-            let at = |rep: Option<usize>, comp: Option<usize>| ErrorLocation {
-                field: Some(def.field),
-                field_rep: rep,
-                component: comp,
-                ..loc(name, seq)
-            };
-            let field = all.get(def.field - 1).copied().filter(|f| !f.is_empty());
-            let Some(field) = field else {
-                if def.required && def.component == 1 {
+    }
+}
+
+impl Classes {
+    fn new(d: crate::Delimiters) -> Self {
+        let mut table = [false; 256];
+        for b in [d.repetition, d.component, d.subcomponent]
+            .into_iter()
+            .flatten()
+        {
+            table[usize::from(b)] = true;
+        }
+        Self {
+            delims: Some(d),
+            table,
+        }
+    }
+    #[inline]
+    fn is_delimiter(&self, b: u8) -> bool {
+        self.table[usize::from(b)]
+    }
+}
+
+/// Where a field check reports: segment occurrence and field number.
+struct At<'m> {
+    name: &'m str,
+    seq: usize,
+    field: usize,
+}
+
+impl At<'_> {
+    fn loc(&self, rep: Option<usize>, comp: Option<usize>) -> ErrorLocation {
+        ErrorLocation {
+            field: Some(self.field),
+            field_rep: rep,
+            component: comp,
+            ..loc(self.name, self.seq)
+        }
+    }
+}
+
+/// Fields of every segment against the generated v2.5.1 rules, in one pass over each
+/// segment's bytes (no field views are built for the many fields without a value check).
+fn check_fields(
+    msg: &Message<'_>,
+    segs: &[SegInfo<'_>],
+    opts: &ValidationOptions,
+    out: &mut Vec<Problem>,
+) {
+    let mut classes = Classes::default();
+    for (seg, info) in msg.segments().zip(segs) {
+        let (name, seq) = (info.name, info.seq);
+        let Some(rules) = defs::defs().segment(name) else {
+            continue;
+        };
+        let ctx = seg.ctx;
+        if classes.delims != Some(ctx.delims) {
+            classes = Classes::new(ctx.delims);
+        }
+        let sep = ctx.delims.field;
+        let raw = seg.raw();
+        // MSH-1 is the separator itself and MSH-2 the encoding characters (2.15.9.1-2): both
+        // present by construction of a parsed message; the other fields follow MSH-2.
+        let msh = short_eq(name, "MSH");
+        let (skip, body) = if msh {
+            (2, raw.get(4..))
+        } else {
+            (0, raw.get(name.len() + 1..))
+        };
+        let mut body = body.unwrap_or_default();
+        let mut more = raw.len() > name.len();
+        if msh {
+            // MSH-2: the encoding characters, not a checked value.
+            next_field(&mut body, &mut more, sep);
+        }
+        for (i, rule) in rules.iter().enumerate().skip(skip) {
+            let field = next_field(&mut body, &mut more, sep);
+            if field.is_empty() {
+                if rule.min > 0 {
                     out.push(Problem {
-                        location: at(None, None),
+                        location: ErrorLocation {
+                            field: Some(i + 1),
+                            ..loc(name, seq)
+                        },
                         code: ErrorCode::RequiredFieldMissing,
                         severity: Severity::Error,
-                        message: format!("{name}-{} is required", def.field),
+                        message: format!("{name}-{} is required", i + 1),
                     });
                 }
                 continue;
-            };
-            let reps = if def.repeating || def.field <= 2 {
-                1
-            } else {
-                field.repetitions().count()
-            };
-            if reps > 1 && def.component == 1 {
-                out.push(Problem {
-                    location: at(Some(2), None),
-                    code: ErrorCode::DataType,
-                    severity: Severity::Error,
-                    message: format!(
-                        "{name}-{} does not repeat but has {reps} repetitions",
-                        def.field
-                    ),
-                });
             }
-            for (ri, rep) in field.repetitions().enumerate() {
-                let Some(comp) = rep.component(def.component) else {
-                    continue;
-                };
-                // TS: the value is component 1 (DTM); the checked component is already that.
-                let v = comp.text();
-                let v = v.as_ref();
-                if v.is_empty() || v == "\"\"" {
-                    continue;
-                }
-                let l = at(Some(ri + 1), (def.component > 1).then_some(def.component));
-                if let Some(why) = fields::check_type(def.dt, v) {
-                    out.push(Problem {
-                        location: l.clone(),
-                        code: ErrorCode::DataType,
-                        severity: Severity::Error,
-                        message: format!("{v:?}: {why}"),
-                    });
-                }
-                // A value no longer in bytes than the limit cannot exceed it in characters.
-                let chars = if v.len() <= def.max_len {
-                    v.len()
-                } else {
-                    v.chars().count()
-                };
-                if def.max_len > 0 && chars > def.max_len {
-                    out.push(Problem {
-                        location: l.clone(),
-                        code: ErrorCode::DataType,
-                        severity: Severity::Error,
-                        message: format!(
-                            "{v:?} is {chars} characters, more than the {} allowed",
-                            def.max_len
-                        ),
-                    });
-                }
-                if opts.check_tables
-                    && let Some(t) = def.table
-                    && !t.values.iter().any(|x| short_eq(x, v))
-                {
-                    out.push(Problem {
-                        location: l,
-                        code: ErrorCode::TableValueNotFound,
-                        severity: Severity::Error,
-                        message: format!("{v:?} is not in HL7 table {}", t.id),
-                    });
-                }
+            if rule.max == defs::UNBOUNDED && !rule.checks_value() {
+                continue;
             }
+            let at = At {
+                name,
+                seq,
+                field: i + 1,
+            };
+            check_field(rule, field, &classes, &at, &ctx, opts, out);
         }
         if name == "OBX" {
             check_obx5(&seg, seq, out);
+        }
+    }
+}
+
+/// The next field of a segment body (empty once the body is used up). Fields are short: a byte
+/// loop over the first 32 bytes finds most separators before memchr would have set up.
+#[inline]
+fn next_field<'a>(body: &mut &'a [u8], more: &mut bool, sep: u8) -> &'a [u8] {
+    if !*more {
+        return &[];
+    }
+    let b = *body;
+    let head = b.len().min(32);
+    let at = match b[..head].iter().position(|&c| c == sep) {
+        Some(i) => Some(i),
+        None if b.len() > head => memchr::memchr(sep, &b[head..]).map(|i| head + i),
+        None => None,
+    };
+    if let Some(i) = at {
+        *body = &b[i + 1..];
+        &b[..i]
+    } else {
+        *more = false;
+        *body = &[];
+        b
+    }
+}
+
+/// Repetitions, then the value (primitive) or the checked components (composite) of each, in
+/// one left-to-right scan of the field's bytes.
+fn check_field(
+    rule: &fields::FieldRule,
+    field: &[u8],
+    classes: &Classes,
+    at: &At<'_>,
+    ctx: &element::Ctx,
+    opts: &ValidationOptions,
+    out: &mut Vec<Problem>,
+) {
+    let delims = &ctx.delims;
+    // Absent delimiters become 256, which no byte equals.
+    let code = |x: Option<u8>| x.map_or(256u16, u16::from);
+    let (rd, cd) = (code(delims.repetition), code(delims.component));
+    let reps = if rule.checks_value() {
+        let composite = rule.dt == fields::Dt::Composite;
+        // Components after the last checked one are skipped to the next repetition.
+        let last = if composite { rule.comps.len() } else { 1 };
+        let (mut rep, mut comp, mut sub) = (1, 1, 1);
+        let mut start = 0;
+        let mut i = 0;
+        loop {
+            while i < field.len() && !classes.is_delimiter(field[i]) {
+                i += 1;
+            }
+            let byte = field.get(i).map_or(257, |&b| u16::from(b));
+            // The leaf field[start..i] at repetition rep, component comp, subcomponent sub.
+            if sub == 1 {
+                let leaf = &field[start..i];
+                if composite {
+                    if let Some(cr) = rule.comps.get(comp - 1).filter(|cr| cr.checks()) {
+                        let value = Value {
+                            dt: cr.dt,
+                            table: cr.table,
+                            slot: cr.slot,
+                            max_len: cr.max_len,
+                        };
+                        value.check(leaf, at, Some(rep), Some(comp), ctx, opts, out);
+                    }
+                } else if comp == 1 {
+                    // A primitive's value is its first component (TS: the DTM).
+                    let value = Value {
+                        dt: rule.dt,
+                        table: rule.table,
+                        slot: rule.slot,
+                        max_len: rule.max_len,
+                    };
+                    value.check(leaf, at, Some(rep), None, ctx, opts, out);
+                }
+            }
+            if byte == 257 {
+                break rep;
+            } else if byte == rd {
+                (rep, comp, sub) = (rep + 1, 1, 1);
+            } else if byte == cd {
+                (comp, sub) = (comp + 1, 1);
+                if comp > last {
+                    let Some(next) = delims
+                        .repetition
+                        .and_then(|x| element::find(x, &field[i..]))
+                    else {
+                        break rep;
+                    };
+                    i += next;
+                    (rep, comp, sub) = (rep + 1, 1, 1);
+                }
+            } else {
+                sub += 1;
+            }
+            i += 1;
+            start = i;
+        }
+    } else if rule.max != defs::UNBOUNDED {
+        1 + field.iter().filter(|&&b| u16::from(b) == rd).count()
+    } else {
+        return;
+    };
+    if rule.max != defs::UNBOUNDED && reps > usize::from(rule.max.max(1)) {
+        out.push(Problem {
+            location: at.loc(Some(2), None),
+            code: ErrorCode::DataType,
+            severity: Severity::Error,
+            message: format!(
+                "{}-{} does not repeat but has {reps} repetitions",
+                at.name, at.field
+            ),
+        });
+    }
+}
+
+/// What one value is checked against.
+struct Value {
+    dt: fields::Dt,
+    table: u16,
+    slot: u16,
+    max_len: u16,
+}
+
+impl Value {
+    #[allow(clippy::too_many_arguments)]
+    fn check(
+        &self,
+        raw: &[u8],
+        at: &At<'_>,
+        rep: Option<usize>,
+        comp: Option<usize>,
+        ctx: &element::Ctx,
+        opts: &ValidationOptions,
+        out: &mut Vec<Problem>,
+    ) {
+        // Empty, or the explicit null `""` (2.5.3): nothing to check.
+        if raw.is_empty() || raw == b"\"\"" {
+            return;
+        }
+        // Plain ASCII without escapes (nearly every checked value) is the same text in every
+        // supported charset: checked as bytes, decoded only to word a problem.
+        let esc = ctx.delims.escape.map_or(256u16, u16::from);
+        let plain = raw.iter().all(|&b| b < 0x80 && u16::from(b) != esc);
+        let decoded;
+        let v: &[u8] = if plain {
+            raw
+        } else {
+            decoded = crate::escape::decode(raw, &ctx.delims, ctx.encoding, ctx.policy);
+            decoded.as_bytes()
+        };
+        let text = || String::from_utf8_lossy(v);
+        let problem = |code, message| Problem {
+            location: at.loc(rep, comp),
+            code,
+            severity: Severity::Error,
+            message,
+        };
+        if self.dt.has_syntax()
+            && let Some(why) = fields::check_type(self.dt, v)
+        {
+            out.push(problem(ErrorCode::DataType, format!("{:?}: {why}", text())));
+        }
+        // A value no longer in bytes than the limit cannot exceed it in characters.
+        let max = usize::from(self.max_len);
+        if max > 0 && v.len() > max {
+            let chars = text().chars().count();
+            if chars > max {
+                out.push(problem(
+                    ErrorCode::DataType,
+                    format!(
+                        "{:?} is {chars} characters, more than the {max} allowed",
+                        text()
+                    ),
+                ));
+            }
+        }
+        if opts.check_tables
+            && self.slot != defs::NO_TABLE
+            && !in_table(defs::defs().values(self.slot), v)
+        {
+            out.push(problem(
+                ErrorCode::TableValueNotFound,
+                format!("{:?} is not in HL7 table {:04}", text(), self.table),
+            ));
         }
     }
 }
@@ -473,6 +703,7 @@ fn check_obx5(seg: &crate::Segment<'_>, seq: usize, out: &mut Vec<Problem>) {
     let dt = match vt.as_ref() {
         "NM" => fields::Dt::Num,
         "DT" => fields::Dt::Date,
+        "TM" => fields::Dt::Time,
         "DTM" | "TS" => fields::Dt::Dtm,
         _ => return,
     };
@@ -482,7 +713,7 @@ fn check_obx5(seg: &crate::Segment<'_>, seq: usize, out: &mut Vec<Problem>) {
         if v.is_empty() || v == "\"\"" {
             continue;
         }
-        if let Some(why) = fields::check_type(dt, &v) {
+        if let Some(why) = fields::check_type(dt, v.as_bytes()) {
             out.push(Problem {
                 location: ErrorLocation {
                     field: Some(5),

@@ -21,26 +21,34 @@ pub(crate) struct Node {
     pub(crate) kind: Kind,
     pub(crate) optional: bool,
     pub(crate) repeating: bool,
+    /// The segments that can start this node, as bits over the structure's `known_keys`
+    /// (filled in once the grammar is parsed).
+    pub(crate) first: u64,
 }
 
 impl Node {
-    /// True if `name` can start this node.
-    pub(crate) fn starts_with(&self, name: &str) -> bool {
-        match &self.kind {
-            Kind::Seg(s) => super::short_eq(s, name),
-            Kind::Choice(c) => c.iter().any(|s| super::short_eq(s, name)),
+    /// Computes [`Node::first`] of this node and its children from the sorted segment keys.
+    fn fill_first(&mut self, keys: &[u64]) {
+        let bit = |name: &str| {
+            keys.binary_search(&super::key(name))
+                .map_or(0, |i| 1u64 << i)
+        };
+        self.first = match &mut self.kind {
+            Kind::Seg(s) => bit(s),
+            Kind::Choice(c) => c.iter().fold(0, |m, s| m | bit(s)),
             Kind::Group(children) => {
-                for c in children {
-                    if c.starts_with(name) {
-                        return true;
-                    }
-                    if !c.optional {
-                        return false;
+                let mut m = 0;
+                let mut open = true;
+                for c in children.iter_mut() {
+                    c.fill_first(keys);
+                    if open {
+                        m |= c.first;
+                        open = c.optional;
                     }
                 }
-                false
+                m
             }
-        }
+        };
     }
     /// Human-readable name (first segment of a group).
     pub(crate) fn label(&self) -> String {
@@ -87,11 +95,13 @@ fn parse_seq(tokens: &[&'static str], i: &mut usize, close: Option<&str>) -> Vec
                 ),
                 optional: false,
                 repeating: false,
+                first: 0,
             },
             _ => Node {
                 kind: Kind::Seg(t),
                 optional: false,
                 repeating: false,
+                first: 0,
             },
         };
         out.push(node);
@@ -111,6 +121,7 @@ fn wrap(mut inner: Vec<Node>, optional: bool, repeating: bool) -> Node {
             kind: Kind::Group(inner),
             optional,
             repeating,
+            first: 0,
         }
     }
 }
@@ -179,7 +190,7 @@ pub(crate) fn get(name: &str) -> Option<&'static Structure> {
         STRUCTURES
             .iter()
             .map(|(n, g)| {
-                let nodes = grammar(g);
+                let mut nodes = grammar(g);
                 let mut known = Vec::new();
                 for node in &nodes {
                     node.collect_names(&mut known);
@@ -187,6 +198,10 @@ pub(crate) fn get(name: &str) -> Option<&'static Structure> {
                 let mut known_keys: Vec<u64> = known.iter().map(|k| super::key(k)).collect();
                 known_keys.sort_unstable();
                 known_keys.dedup();
+                assert!(known_keys.len() <= 64, "{n}: first sets are 64-bit masks");
+                for node in &mut nodes {
+                    node.fill_first(&known_keys);
+                }
                 (*n, Structure { nodes, known_keys })
             })
             .collect()
