@@ -210,7 +210,9 @@ impl xenrad_mllp::hl7::MessageStore for NullStore {
 fn bench_handler(c: &mut Criterion) {
     use xenrad_hl7v2::Message;
     use xenrad_hl7v2::ack::{AckCode, ack};
-    let Some(corpus) = load_corpus() else { return };
+    let Some(corpus) = xenrad_benches::load_hl7v2_corpus() else {
+        return;
+    };
     let mut dec = Decoder::default();
     let mut buf = BytesMut::from(&corpus[..]);
     let mut msgs = Vec::new();
