@@ -473,12 +473,16 @@ pub fn ack_with(
     errors: &[ErrorDetail],
     options: &AckOptions,
 ) -> Vec<u8> {
-    let msh = msg.msh();
-    let raw = |n: usize| msh.field(n).map_or(&b""[..], |f| one_line(f.raw()));
-    let trigger = msh
-        .field(9)
-        .and_then(|f| f.component(2))
-        .map_or(&b""[..], |c| one_line(c.raw()));
+    // One pass over MSH (fields 1..=18) instead of a scan from the start per field.
+    let mut fields: [&[u8]; 19] = [b""; 19];
+    let mut trigger: &[u8] = b"";
+    for (i, f) in msg.msh().fields().enumerate().take(18) {
+        fields[i + 1] = one_line(f.raw());
+        if i + 1 == 9 {
+            trigger = f.component(2).map_or(&b""[..], |c| one_line(c.raw()));
+        }
+    }
+    let raw = |n: usize| fields[n];
     let h = Header {
         sep: msg.delimiters().field,
         enc_chars: raw(2),
