@@ -8,8 +8,8 @@ use std::borrow::Cow;
 
 use crate::error::{ErrorKind, V3Error};
 use crate::types::Ii;
-use crate::xml::Element;
-use crate::xml::lexer::{AttrIter, Lexer, Token};
+use crate::xml::lexer::{Lexer, Token, TokenSource};
+use crate::xml::{Element, Tokenizer};
 
 /// The transmission wrapper fields used for routing, de-duplication and acknowledgement.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -96,15 +96,14 @@ impl<'a> Header<'a> {
     }
 }
 
-fn attr<'a>(
+fn attr<'a, T: TokenSource<'a>>(
     src: &'a str,
     attrs: &'a str,
     attrs_offset: usize,
     name: &str,
 ) -> Result<Option<Cow<'a, str>>, V3Error> {
-    for a in AttrIter::new(attrs, attrs_offset) {
-        let (key, value, voff) =
-            a.map_err(|(p, m)| V3Error::at(src.as_bytes(), p, ErrorKind::Syntax(m)))?;
+    for a in T::attributes(attrs, attrs_offset) {
+        let (key, value, voff) = a.map_err(|(p, k)| V3Error::at(src.as_bytes(), p, k))?;
         if key == name {
             if let Err((p, what)) = crate::xml::escape::check_attr_value(value) {
                 return Err(V3Error::at(
@@ -119,12 +118,12 @@ fn attr<'a>(
     Ok(None)
 }
 
-fn ii<'a>(src: &'a str, attrs: &'a str, at: usize) -> Result<Ii<'a>, V3Error> {
+fn ii<'a, T: TokenSource<'a>>(src: &'a str, attrs: &'a str, at: usize) -> Result<Ii<'a>, V3Error> {
     Ok(Ii {
-        root: attr(src, attrs, at, "root")?,
-        extension: attr(src, attrs, at, "extension")?,
-        assigning_authority_name: attr(src, attrs, at, "assigningAuthorityName")?,
-        null_flavor: attr(src, attrs, at, "nullFlavor")?,
+        root: attr::<T>(src, attrs, at, "root")?,
+        extension: attr::<T>(src, attrs, at, "extension")?,
+        assigning_authority_name: attr::<T>(src, attrs, at, "assigningAuthorityName")?,
+        null_flavor: attr::<T>(src, attrs, at, "nullFlavor")?,
     })
 }
 
@@ -142,6 +141,18 @@ fn local(qname: &str) -> &str {
 /// assert_eq!(h.dedup_key(), (Some("1.2"), Some("7"), Some("1.3")));
 /// ```
 pub fn header(input: &[u8]) -> Result<Header<'_>, V3Error> {
+    header_using(input, Tokenizer::default())
+}
+
+/// The fast header pass on the given tokenizer (see [`header()`]).
+pub fn header_using(input: &[u8], tokenizer: Tokenizer) -> Result<Header<'_>, V3Error> {
+    match tokenizer {
+        Tokenizer::QuickXml => header_on::<crate::xml::qx::QxLexer<'_>>(input),
+        Tokenizer::Handwritten => header_on::<Lexer<'_>>(input),
+    }
+}
+
+fn header_on<'a, T: TokenSource<'a>>(input: &'a [u8]) -> Result<Header<'a>, V3Error> {
     // Validate UTF-8 only as far as the scan needs: up to the control act plus some slack.
     // If the scan cannot finish inside that prefix, validate and scan the whole input.
     if input.len() > PREFIX_SLACK
@@ -158,14 +169,14 @@ pub fn header(input: &[u8]) -> Result<Header<'_>, V3Error> {
             Err(_) => None,
         };
         if let Some(prefix) = valid
-            && let Ok((h, true)) = scan(input, prefix)
+            && let Ok((h, true)) = scan::<T>(input, prefix)
         {
             return Ok(h);
         }
     }
     let src = std::str::from_utf8(input)
         .map_err(|e| V3Error::at(input, e.valid_up_to(), ErrorKind::Utf8))?;
-    scan(input, src).map(|(h, _)| h)
+    scan::<T>(input, src).map(|(h, _)| h)
 }
 
 /// Bytes validated past the start of the control act before the scan is expected to stop.
@@ -173,9 +184,12 @@ const PREFIX_SLACK: usize = 512;
 
 /// Scans `src` (a UTF-8 prefix of `input`, or all of it); the flag says the scan stopped on a
 /// definite condition (control act code or end of the message element) rather than end of input.
-fn scan<'a>(input: &'a [u8], src: &'a str) -> Result<(Header<'a>, bool), V3Error> {
+fn scan<'a, T: TokenSource<'a>>(
+    input: &'a [u8],
+    src: &'a str,
+) -> Result<(Header<'a>, bool), V3Error> {
     let body = usize::from(src.starts_with('\u{FEFF}')) * 3;
-    let mut lx = Lexer::new(src, body);
+    let mut lx = T::new(src, body);
     let mut h = Header::default();
     // Local names of open elements relative to the message root (index 0 = root); deeper levels are not tracked.
     let mut path: [&str; 4] = [""; 4];
@@ -183,7 +197,7 @@ fn scan<'a>(input: &'a [u8], src: &'a str) -> Result<(Header<'a>, bool), V3Error
     let mut root_depth: Option<usize> = None; // document depth of the message root
     let mut in_body = false;
     let mut wsa: Option<bool> = None; // Some(true) = inside MessageID, Some(false) = inside Action
-    let syntax = |(p, m): (usize, String)| V3Error::at(input, p, ErrorKind::Syntax(m));
+    let syntax = |(p, k): (usize, ErrorKind)| V3Error::at(input, p, k);
     while let Some((before, tok)) = lx.next_token().map_err(syntax)? {
         match tok {
             Token::Doctype => return Err(V3Error::at(input, before, ErrorKind::Doctype)),
@@ -234,14 +248,14 @@ fn scan<'a>(input: &'a [u8], src: &'a str) -> Result<(Header<'a>, bool), V3Error
                 }
                 let in_ca = matches!(path[1], "controlActProcess" | "controlActEvent");
                 match (rel, name) {
-                    (1, "id") if h.message_id.is_none() => h.message_id = Some(ii(src, attrs, at)?),
-                    (1, "creationTime") => h.creation_time = attr(src, attrs, at, "value")?,
-                    (1, "interactionId") => h.interaction_id = Some(ii(src, attrs, at)?),
-                    (1, "processingCode") => h.processing_code = attr(src, attrs, at, "code")?,
+                    (1, "id") if h.message_id.is_none() => h.message_id = Some(ii::<T>(src, attrs, at)?),
+                    (1, "creationTime") => h.creation_time = attr::<T>(src, attrs, at, "value")?,
+                    (1, "interactionId") => h.interaction_id = Some(ii::<T>(src, attrs, at)?),
+                    (1, "processingCode") => h.processing_code = attr::<T>(src, attrs, at, "code")?,
                     (1, "processingModeCode") => {
-                        h.processing_mode_code = attr(src, attrs, at, "code")?;
+                        h.processing_mode_code = attr::<T>(src, attrs, at, "code")?;
                     }
-                    (1, "acceptAckCode") => h.accept_ack_code = attr(src, attrs, at, "code")?,
+                    (1, "acceptAckCode") => h.accept_ack_code = attr::<T>(src, attrs, at, "code")?,
                     (1, "controlActProcess" | "controlActEvent") => {
                         h.control_act = Some(name);
                         if empty {
@@ -249,31 +263,31 @@ fn scan<'a>(input: &'a [u8], src: &'a str) -> Result<(Header<'a>, bool), V3Error
                         }
                     }
                     (2, "code") if in_ca => {
-                        h.trigger_event = attr(src, attrs, at, "code")?;
+                        h.trigger_event = attr::<T>(src, attrs, at, "code")?;
                         return Ok((h, true));
                     }
                     (2, _) if in_ca => return Ok((h, true)),
                     (2, "typeCode")
                         if path[1] == "acknowledgement" && h.ack_type_code.is_none() =>
                     {
-                        h.ack_type_code = attr(src, attrs, at, "code")?;
+                        h.ack_type_code = attr::<T>(src, attrs, at, "code")?;
                     }
                     (3, "id")
                         if path[1] == "receiver" && path[2] == "device" && h.receiver.is_none() =>
                     {
-                        h.receiver = Some(ii(src, attrs, at)?);
+                        h.receiver = Some(ii::<T>(src, attrs, at)?);
                     }
                     (3, "id")
                         if path[1] == "sender" && path[2] == "device" && h.sender.is_none() =>
                     {
-                        h.sender = Some(ii(src, attrs, at)?);
+                        h.sender = Some(ii::<T>(src, attrs, at)?);
                     }
                     (3, "id")
                         if path[1] == "acknowledgement"
                             && path[2] == "targetMessage"
                             && h.ack_target.is_none() =>
                     {
-                        h.ack_target = Some(ii(src, attrs, at)?);
+                        h.ack_target = Some(ii::<T>(src, attrs, at)?);
                     }
                     _ => {}
                 }

@@ -40,9 +40,9 @@ pub mod xml;
 
 pub use encode::ack::{AckBuilder, AckDetail, AckKind, Outcome, accept_ack};
 pub use error::{ErrorKind, V3Error};
-pub use header::{Header, header};
+pub use header::{Header, header, header_using};
 pub use message::{HL7_NS, Message, strict, strict_with};
-pub use xml::{Document, Element, Limits};
+pub use xml::{Document, Element, Limits, Tokenizer};
 
 /// The README's example, compiled and run as a doctest.
 #[doc = include_str!("../README.md")]

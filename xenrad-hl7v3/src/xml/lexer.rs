@@ -4,8 +4,29 @@
 //! reports a DOCTYPE as its own token so callers can reject it. Entity references in text and
 //! attribute values are checked by the caller ([`super::escape`]).
 
-/// A lexical error: byte offset and message.
-pub(crate) type LexError = (usize, String);
+use crate::error::ErrorKind;
+
+/// A lexical error: byte offset and what went wrong.
+pub(crate) type LexError = (usize, ErrorKind);
+
+/// A syntax error at `at`.
+pub(crate) fn syntax(at: usize, msg: impl Into<String>) -> LexError {
+    (at, ErrorKind::Syntax(msg.into()))
+}
+
+/// A source of [`Token`]s over one input, and the attribute iterator that goes with it.
+pub(crate) trait TokenSource<'a> {
+    /// Whether the source itself checks that each end tag matches its start tag.
+    const CHECKS_END_NAMES: bool;
+    /// Iterator over a start tag's attributes: (name, raw value, document offset of the value).
+    type Attrs: Iterator<Item = Result<(&'a str, &'a str, usize), LexError>>;
+    /// Starts at byte `pos` of `src`.
+    fn new(src: &'a str, pos: usize) -> Self;
+    /// The next token and its start offset, or `None` at the end of input.
+    fn next_token(&mut self) -> Result<Option<(usize, Token<'a>)>, LexError>;
+    /// The attributes of a start tag's raw attribute region starting at document offset `base`.
+    fn attributes(raw: &'a str, base: usize) -> Self::Attrs;
+}
 
 /// One token; all strings borrow the input.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -110,17 +131,13 @@ pub(crate) fn name_len(s: &[u8]) -> usize {
 }
 
 impl<'a> Lexer<'a> {
-    /// Starts at byte `pos` of `src`.
-    pub(crate) fn new(src: &'a str, pos: usize) -> Self {
-        Lexer { src, pos }
-    }
 
     fn err<T>(at: usize, msg: impl Into<String>) -> Result<T, LexError> {
-        Err((at, msg.into()))
+        Err(syntax(at, msg))
     }
 
     /// The next token and its start offset, or `None` at the end of input.
-    pub(crate) fn next_token(&mut self) -> Result<Option<(usize, Token<'a>)>, LexError> {
+    fn next_token_impl(&mut self) -> Result<Option<(usize, Token<'a>)>, LexError> {
         let src = self.src;
         let b = src.as_bytes();
         let start = self.pos;
@@ -243,6 +260,24 @@ impl<'a> Lexer<'a> {
     }
 }
 
+impl<'a> TokenSource<'a> for Lexer<'a> {
+    const CHECKS_END_NAMES: bool = false;
+    type Attrs = AttrIter<'a>;
+
+    fn new(src: &'a str, pos: usize) -> Self {
+        Lexer { src, pos }
+    }
+
+    #[inline]
+    fn next_token(&mut self) -> Result<Option<(usize, Token<'a>)>, LexError> {
+        self.next_token_impl()
+    }
+
+    fn attributes(raw: &'a str, base: usize) -> AttrIter<'a> {
+        AttrIter::new(raw, base)
+    }
+}
+
 /// Iterates the attributes of a start tag's raw attribute region strictly (§3.1):
 /// whitespace before each, `Name Eq AttValue`, quotes `"` or `'`.
 pub(crate) struct AttrIter<'a> {
@@ -274,12 +309,12 @@ impl<'a> Iterator for AttrIter<'a> {
         let at = self.base + self.pos;
         if self.pos == ws_start {
             self.pos = b.len();
-            return Some(Err((at, "expected whitespace before an attribute".into())));
+            return Some(Err(syntax(at, "expected whitespace before an attribute")));
         }
         let n = name_len(&b[self.pos..]);
         if n == 0 {
             self.pos = b.len();
-            return Some(Err((at, "expected an attribute name".into())));
+            return Some(Err(syntax(at, "expected an attribute name")));
         }
         let name = &self.raw[self.pos..self.pos + n];
         let mut i = self.pos + n;
@@ -288,7 +323,7 @@ impl<'a> Iterator for AttrIter<'a> {
         }
         if b.get(i) != Some(&b'=') {
             self.pos = b.len();
-            return Some(Err((
+            return Some(Err(syntax(
                 self.base + i,
                 format!("expected '=' after attribute {name}"),
             )));
@@ -299,14 +334,14 @@ impl<'a> Iterator for AttrIter<'a> {
         }
         let Some(&q @ (b'"' | b'\'')) = b.get(i) else {
             self.pos = b.len();
-            return Some(Err((
+            return Some(Err(syntax(
                 self.base + i,
                 format!("expected a quoted value for attribute {name}"),
             )));
         };
         let Some(len) = find_byte(q, &b[i + 1..]) else {
             self.pos = b.len();
-            return Some(Err((self.base + i, "unterminated attribute value".into())));
+            return Some(Err(syntax(self.base + i, "unterminated attribute value")));
         };
         let value = &self.raw[i + 1..i + 1 + len];
         self.pos = i + 1 + len + 1;

@@ -4,9 +4,16 @@
 
 use std::borrow::Cow;
 
-use super::lexer::{AttrIter, Lexer, Token, is_ws};
-use super::{AttrData, Document, Element, Kind, NONE, NodeData, NsDecl, XML_NS, escape};
+use smallvec::SmallVec;
+
+use super::lexer::{AttrIter, Lexer, Token, TokenSource, is_ws};
+use super::qx::QxLexer;
+use super::{AttrData, Document, Element, Kind, NONE, NodeData, NsDecl, Tokenizer, XML_NS, escape};
 use crate::error::{ErrorKind, V3Error};
+
+/// Up to this many attributes on one element, duplicates are found by a linear scan per
+/// attribute; above it, by sorting the names once (n log n instead of n²).
+const FEW_ATTRIBUTES: usize = 8;
 
 /// Explicit bounds on what the strict pass accepts.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -36,19 +43,27 @@ impl Default for Limits {
     }
 }
 
-struct Builder<'a> {
+struct Builder<'a, 'l> {
     src: &'a str,
-    limits: Limits,
+    limits: &'l Limits,
     doc: Document<'a>,
-    /// Open elements (node indices).
-    stack: Vec<u32>,
+    /// Innermost open element (`NONE` outside the root); the open elements are its ancestors.
+    cur: u32,
+    /// Number of open elements.
+    depth: usize,
     /// Current namespace scope head.
     scope: u32,
     /// Last text node while it could be extended (comments and PIs end a run).
     open_text: u32,
+    /// Names (and value offsets) of the current start tag's attributes, for duplicate checks.
+    names: SmallVec<[(&'a str, usize); 16]>,
 }
 
-pub(crate) fn parse<'a>(input: &'a [u8], limits: &Limits) -> Result<Document<'a>, V3Error> {
+pub(crate) fn parse<'a>(
+    input: &'a [u8],
+    limits: &Limits,
+    tokenizer: Tokenizer,
+) -> Result<Document<'a>, V3Error> {
     if input.len() > limits.max_bytes {
         return Err(V3Error::at(
             input,
@@ -65,33 +80,37 @@ pub(crate) fn parse<'a>(input: &'a [u8], limits: &Limits) -> Result<Document<'a>
     // Capacity from a cheap upper bound: every element starts with '<'.
     let lt = memchr::memchr_iter(b'<', input).count();
     let eq = memchr::memchr_iter(b'=', input).count();
-    let xmlns = memchr::memmem::find_iter(input, b"xmlns").count();
     let mut b = Builder {
         src,
-        limits: limits.clone(),
+        limits,
         doc: Document {
             src,
             nodes: Vec::with_capacity((lt * 2).min(limits.max_nodes) + 1),
             attrs: Vec::with_capacity(eq.min(limits.max_nodes)),
-            decls: Vec::with_capacity(xmlns),
-            uris: Vec::with_capacity(xmlns + 2),
+            decls: SmallVec::new(),
+            uris: SmallVec::new(),
             root: NONE,
         },
-        stack: Vec::with_capacity(64),
+        cur: NONE,
+        depth: 0,
         scope: NONE,
         open_text: NONE,
+        names: SmallVec::new(),
     };
     b.doc.uris.push(Cow::Borrowed(""));
-    b.run(body_start)?;
+    match tokenizer {
+        Tokenizer::QuickXml => b.run::<QxLexer<'a>>(body_start)?,
+        Tokenizer::Handwritten => b.run::<Lexer<'a>>(body_start)?,
+    }
     Ok(b.doc)
 }
 
-impl<'a> Builder<'a> {
+impl<'a> Builder<'a, '_> {
     fn err(&self, offset: usize, kind: ErrorKind) -> V3Error {
         V3Error::at(self.src.as_bytes(), offset, kind)
     }
 
-    fn run(&mut self, body_start: usize) -> Result<(), V3Error> {
+    fn run<T: TokenSource<'a>>(&mut self, body_start: usize) -> Result<(), V3Error> {
         let src = self.src;
         // XML 1.0 §2.2: no C0 control characters other than tab, LF, CR anywhere.
         if let Some(p) = find_control(src.as_bytes()) {
@@ -101,13 +120,13 @@ impl<'a> Builder<'a> {
                 ErrorKind::Syntax(format!("control character U+{c:04X} not allowed")),
             ));
         }
-        let mut lx = Lexer::new(src, body_start);
+        let mut lx = T::new(src, body_start);
         let mut seen_root = false;
         loop {
             let (before, tok) = match lx.next_token() {
                 Ok(Some(t)) => t,
                 Ok(None) => break,
-                Err((at, msg)) => return Err(self.err(at, ErrorKind::Syntax(msg))),
+                Err((at, kind)) => return Err(self.err(at, kind)),
             };
             match tok {
                 Token::Decl(body) => self.decl(before, body, before + 5)?,
@@ -119,7 +138,7 @@ impl<'a> Builder<'a> {
                     attrs_offset,
                     empty,
                 } => {
-                    if self.stack.is_empty() {
+                    if self.cur == NONE {
                         if seen_root {
                             return Err(self.err(
                                 before,
@@ -128,34 +147,36 @@ impl<'a> Builder<'a> {
                         }
                         seen_root = true;
                     }
-                    self.start(before, qname, attrs, attrs_offset, empty)?;
+                    self.start::<T>(before, qname, attrs, attrs_offset, empty)?;
                 }
                 Token::End(qname) => {
-                    let Some(idx) = self.stack.pop() else {
+                    let idx = self.cur;
+                    if idx == NONE {
                         return Err(self.err(
                             before,
                             ErrorKind::Syntax(format!("end tag </{qname}> without a start tag")),
                         ));
-                    };
-                    let open = Element {
-                        doc: &self.doc,
-                        idx,
                     }
-                    .qname();
-                    if open != qname {
-                        return Err(self.err(
-                            before,
-                            ErrorKind::Syntax(format!("expected </{open}>, found </{qname}>")),
-                        ));
+                    if !T::CHECKS_END_NAMES {
+                        let open = Element {
+                            doc: &self.doc,
+                            idx,
+                        }
+                        .qname();
+                        if open != qname {
+                            return Err(self.err(
+                                before,
+                                ErrorKind::Syntax(format!("expected </{open}>, found </{qname}>")),
+                            ));
+                        }
                     }
-                    self.scope = match self.stack.last() {
-                        Some(&p) => self.doc.nodes[p as usize].scope,
-                        None => NONE,
-                    };
+                    self.cur = self.doc.nodes[idx as usize].parent;
+                    self.depth -= 1;
+                    self.scope = self.parent_scope();
                     self.open_text = NONE;
                 }
                 Token::Text(t) => {
-                    if self.stack.is_empty() {
+                    if self.cur == NONE {
                         if let Some(p) = t.bytes().position(|b| !is_ws(b)) {
                             return Err(self.err(
                                 before + p,
@@ -167,7 +188,7 @@ impl<'a> Builder<'a> {
                     }
                 }
                 Token::CData(c) => {
-                    if self.stack.is_empty() {
+                    if self.cur == NONE {
                         return Err(self.err(
                             before,
                             ErrorKind::Syntax("CDATA outside the root element".into()),
@@ -178,10 +199,10 @@ impl<'a> Builder<'a> {
                 }
             }
         }
-        if let Some(&open) = self.stack.last() {
+        if self.cur != NONE {
             let name = Element {
                 doc: &self.doc,
-                idx: open,
+                idx: self.cur,
             }
             .qname();
             return Err(self.err(
@@ -199,7 +220,7 @@ impl<'a> Builder<'a> {
     fn decl(&self, at: usize, body: &'a str, body_offset: usize) -> Result<(), V3Error> {
         let mut seen = 0;
         for a in AttrIter::new(body.trim_end(), body_offset) {
-            let (name, value, voff) = a.map_err(|(p, m)| self.err(p, ErrorKind::Syntax(m)))?;
+            let (name, value, voff) = a.map_err(|(p, k)| self.err(p, k))?;
             match (seen, name) {
                 (0, "version")
                     if value.starts_with("1.")
@@ -273,7 +294,7 @@ impl<'a> Builder<'a> {
             return Err(self.err(offset, ErrorKind::Limit("node count")));
         }
         let idx = self.doc.nodes.len() as u32;
-        let parent = self.stack.last().copied().unwrap_or(NONE);
+        let parent = self.cur;
         self.doc.nodes.push(NodeData {
             kind,
             name,
@@ -312,7 +333,15 @@ impl<'a> Builder<'a> {
         Ok((self.doc.uris.len() - 1) as u16)
     }
 
-    fn start(
+    fn parent_scope(&self) -> u32 {
+        if self.cur == NONE {
+            NONE
+        } else {
+            self.doc.nodes[self.cur as usize].scope
+        }
+    }
+
+    fn start<T: TokenSource<'a>>(
         &mut self,
         offset: usize,
         qname: &'a str,
@@ -320,18 +349,17 @@ impl<'a> Builder<'a> {
         raw_offset: usize,
         empty: bool,
     ) -> Result<(), V3Error> {
-        if self.stack.len() >= self.limits.max_depth {
+        if self.depth >= self.limits.max_depth {
             return Err(self.err(offset, ErrorKind::Limit("element depth")));
         }
         self.open_text = NONE;
         check_qname(qname).map_err(|m| self.err(offset + 1, ErrorKind::Syntax(m)))?;
         let attr_start = self.doc.attrs.len();
-        let decl_start = self.doc.decls.len();
-        let mut count = 0usize;
-        for a in AttrIter::new(raw, raw_offset) {
-            let (key, value, voff) = a.map_err(|(p, m)| self.err(p, ErrorKind::Syntax(m)))?;
-            count += 1;
-            if count > self.limits.max_attributes {
+        self.names.clear();
+        let mut prefixed = 0usize;
+        for a in T::attributes(raw, raw_offset) {
+            let (key, value, voff) = a.map_err(|(p, k)| self.err(p, k))?;
+            if self.names.len() >= self.limits.max_attributes {
                 return Err(self.err(offset, ErrorKind::Limit("attributes per element")));
             }
             check_qname(key).map_err(|m| self.err(voff, ErrorKind::Syntax(m)))?;
@@ -343,19 +371,13 @@ impl<'a> Builder<'a> {
                 };
                 return Err(self.err(voff + p, kind));
             }
-            // Duplicate attribute names (XML 1.0 §3.1 "Unique Att Spec").
-            let dup = self.doc.attrs[attr_start..].iter().any(|x| x.qname == key)
-                || self.doc.decls[decl_start..].iter().any(|d| {
-                    if d.prefix.is_empty() {
-                        key == "xmlns"
-                    } else {
-                        key.strip_prefix("xmlns:") == Some(d.prefix)
-                    }
-                });
-            if dup {
+            // Duplicate attribute names (XML 1.0 §3.1 "Unique Att Spec"), namespace
+            // declarations included: a linear scan while the tag has few attributes.
+            if self.names.len() < FEW_ATTRIBUTES && self.names.iter().any(|&(k, _)| k == key) {
                 return Err(self.err(voff, ErrorKind::DuplicateAttribute(key.to_owned())));
             }
-            if key == "xmlns" || key.starts_with("xmlns:") {
+            self.names.push((key, voff));
+            if key.starts_with("xmlns") && (key.len() == 5 || key.as_bytes()[5] == b':') {
                 let prefix = key.get(6..).unwrap_or("");
                 let uri = escape::unescape(value, true);
                 if key.len() > 5 && uri.is_empty() {
@@ -387,6 +409,7 @@ impl<'a> Builder<'a> {
                 });
                 self.scope = (self.doc.decls.len() - 1) as u32;
             } else {
+                prefixed += usize::from(key.as_bytes().contains(&b':'));
                 self.doc.attrs.push(AttrData {
                     ns: 0,
                     prefix_len: 0,
@@ -395,35 +418,37 @@ impl<'a> Builder<'a> {
                 });
             }
         }
+        if self.names.len() > FEW_ATTRIBUTES {
+            // Many attributes: sort the names once and compare neighbours (n log n).
+            self.names.sort_unstable();
+            if let Some(w) = self.names.windows(2).find(|w| w[0].0 == w[1].0) {
+                let (key, voff) = w[1];
+                return Err(self.err(voff, ErrorKind::DuplicateAttribute(key.to_owned())));
+            }
+        }
         // Resolve the element prefix (Namespaces §6.2) and attribute prefixes (§6.3).
         let (prefix, local) = split_qname(qname);
         let ns = self
             .lookup(prefix)
             .ok_or_else(|| self.err(offset, ErrorKind::UnboundPrefix(prefix.to_owned())))?;
-        for i in attr_start..self.doc.attrs.len() {
-            let key = self.doc.attrs[i].qname;
-            let (p, _) = split_qname(key);
-            if !p.is_empty() {
-                let ans = self
-                    .lookup(p)
-                    .filter(|&n| n != 0)
-                    .ok_or_else(|| self.err(offset, ErrorKind::UnboundPrefix(p.to_owned())))?;
-                let a = &mut self.doc.attrs[i];
-                a.ns = ans;
-                a.prefix_len = p.len() as u16;
-                // Namespaces §6.3: no two attributes with the same expanded name.
-                let local = &key[p.len() + 1..];
-                let clash = self.doc.attrs[attr_start..i].iter().any(|x| {
-                    x.ns == ans
-                        && &x.qname[if x.prefix_len == 0 {
-                            0
-                        } else {
-                            x.prefix_len as usize + 1
-                        }..] == local
-                });
-                if clash {
-                    return Err(self.err(offset, ErrorKind::DuplicateAttribute(key.to_owned())));
+        if prefixed > 0 {
+            for i in attr_start..self.doc.attrs.len() {
+                let key = self.doc.attrs[i].qname;
+                let (p, _) = split_qname(key);
+                if !p.is_empty() {
+                    let ans = self
+                        .lookup(p)
+                        .filter(|&n| n != 0)
+                        .ok_or_else(|| self.err(offset, ErrorKind::UnboundPrefix(p.to_owned())))?;
+                    let a = &mut self.doc.attrs[i];
+                    a.ns = ans;
+                    a.prefix_len = p.len() as u16;
                 }
+            }
+            // Namespaces §6.3: no two attributes with the same expanded name. Only prefixed
+            // attributes can clash (unprefixed ones are in no namespace and have distinct names).
+            if prefixed > 1 {
+                self.check_expanded_names(offset, attr_start, prefixed)?;
             }
         }
         let idx = self.push_node(offset, Kind::Element, local, ns)?;
@@ -438,14 +463,48 @@ impl<'a> Builder<'a> {
             self.doc.root = idx;
         }
         if empty {
-            self.scope = match self.stack.last() {
-                Some(&p) => self.doc.nodes[p as usize].scope,
-                None => NONE,
-            };
+            self.scope = self.parent_scope();
         } else {
-            self.stack.push(idx);
+            self.cur = idx;
+            self.depth += 1;
         }
         Ok(())
+    }
+
+    /// Namespaces §6.3 for the prefixed attributes of the element whose attributes start at
+    /// `attr_start`: linear per attribute when there are few, sorted (n log n) otherwise.
+    fn check_expanded_names(
+        &mut self,
+        offset: usize,
+        attr_start: usize,
+        prefixed: usize,
+    ) -> Result<(), V3Error> {
+        let expanded = |a: &AttrData<'a>| (a.ns, &a.qname[a.prefix_len as usize + 1..]);
+        let attrs = &self.doc.attrs[attr_start..];
+        let clash = if prefixed <= FEW_ATTRIBUTES {
+            attrs.iter().enumerate().find_map(|(i, a)| {
+                (a.prefix_len > 0
+                    && attrs[..i]
+                        .iter()
+                        .any(|x| x.prefix_len > 0 && expanded(x) == expanded(a)))
+                .then_some(a.qname)
+            })
+        } else {
+            let mut keys: SmallVec<[((u16, &str), usize); 16]> = attrs
+                .iter()
+                .enumerate()
+                .filter(|(_, a)| a.prefix_len > 0)
+                .map(|(i, a)| (expanded(a), i))
+                .collect();
+            keys.sort_unstable();
+            keys.windows(2)
+                .find(|w| w[0].0 == w[1].0)
+                .map(|w| attrs[w[0].1.max(w[1].1)].qname)
+        };
+        match clash {
+            Some(key) => Err(self.err(offset, ErrorKind::DuplicateAttribute(key.to_owned()))),
+            None => Ok(()),
+        }
     }
 
     /// Namespace index bound to `prefix` in the current scope (0 = no namespace).

@@ -1,0 +1,261 @@
+//! The tokenizer on quick-xml: its borrowed [`quick_xml::Reader`] over `&[u8]` (plain events,
+//! no `NsReader`) turned into the crate's [`Token`]s, plus the checks quick-xml leaves to its
+//! caller so the strict pass stays as strict as with the hand-written [`super::lexer::Lexer`]:
+//!
+//! - quick-xml is configured with `check_end_names` and `check_comments` (XML 1.0 §3, §2.5),
+//!   no dangling `&` (§4.1), no unmatched end tags, no trimming;
+//! - names of elements, attributes and PI targets are checked here (§2.3; quick-xml takes any
+//!   run of non-whitespace), as is the whitespace required before each attribute (§3.1);
+//! - a `<!DOCTYPE` is reported as soon as it is seen, before quick-xml would scan the DTD;
+//! - quick-xml splits character data at references; the pieces are joined back into one run so
+//!   text nodes borrow the input exactly as with the hand-written tokenizer;
+//! - every offset is a byte offset into the whole input (quick-xml reads after any BOM).
+
+use quick_xml::Reader;
+use quick_xml::errors::{Error as QxError, IllFormedError, SyntaxError};
+use quick_xml::events::Event;
+use quick_xml::events::attributes::{AttrError, Attributes};
+
+use super::lexer::{LexError, Token, TokenSource, is_ws, name_len, syntax};
+use crate::error::ErrorKind;
+
+/// Byte offset of `part` (a slice borrowed from `whole`) within `whole`.
+#[inline]
+fn offset_in(whole: &str, part: &str) -> usize {
+    (part.as_ptr() as usize).wrapping_sub(whole.as_ptr() as usize)
+}
+
+#[inline]
+fn is_name(s: &str) -> bool {
+    !s.is_empty() && name_len(s.as_bytes()) == s.len()
+}
+
+/// quick-xml's reader as a [`TokenSource`].
+pub(crate) struct QxLexer<'a> {
+    src: &'a str,
+    /// Offset in `src` where the reader's input starts (after a BOM).
+    base: usize,
+    reader: Reader<&'a [u8]>,
+    /// An event read ahead while joining a run of text, with its start offset.
+    pending: Option<(usize, Event<'a>)>,
+}
+
+impl<'a> QxLexer<'a> {
+    /// Starts at byte `pos` of `src`.
+    fn start(src: &'a str, pos: usize) -> Self {
+        let mut reader = Reader::from_str(&src[pos..]);
+        let c = reader.config_mut();
+        c.check_end_names = true;
+        c.check_comments = true;
+        c.allow_dangling_amp = false;
+        c.allow_unmatched_ends = false;
+        c.expand_empty_elements = false;
+        c.trim_text(false);
+        c.trim_markup_names_in_closing_tags = true;
+        QxLexer {
+            src,
+            base: pos,
+            reader,
+            pending: None,
+        }
+    }
+
+    /// The next event and the offset where it starts.
+    fn read(&mut self) -> Result<(usize, Event<'a>), LexError> {
+        let at = self.base + self.reader.buffer_position() as usize;
+        let b = self.src.as_bytes();
+        // Reject a DTD before quick-xml scans it (entities are never declared or expanded).
+        if b.get(at) == Some(&b'<')
+            && b.get(at + 1) == Some(&b'!')
+            && b[at + 2..].starts_with(b"DOCTYPE")
+        {
+            return Ok((at, Event::DocType(quick_xml::events::BytesText::new(""))));
+        }
+        match self.reader.read_event() {
+            Ok(e) => Ok((at, e)),
+            Err(e) => {
+                let pos = self.base + self.reader.error_position() as usize;
+                Err(self.map_error(&e, pos))
+            }
+        }
+    }
+
+    fn map_error(&self, e: &QxError, pos: usize) -> LexError {
+        let msg = match e {
+            QxError::IllFormed(IllFormedError::MismatchedEndTag { expected, found }) => {
+                format!("expected </{expected}>, found </{found}>")
+            }
+            QxError::IllFormed(IllFormedError::UnmatchedEndTag(name)) => {
+                format!("end tag </{name}> without a start tag")
+            }
+            QxError::IllFormed(IllFormedError::DoubleHyphenInComment) => {
+                "'--' inside a comment".to_owned()
+            }
+            QxError::IllFormed(IllFormedError::UnclosedReference) => {
+                let rest = self.src.get(pos + 1..).unwrap_or("");
+                let what: String = rest.chars().take_while(|&c| c != '<').take(16).collect();
+                return (pos, ErrorKind::UndefinedEntity(what));
+            }
+            QxError::Syntax(s) => match s {
+                SyntaxError::InvalidBangMarkup => "unexpected '<!'".to_owned(),
+                SyntaxError::UnclosedPI => "unterminated processing instruction".to_owned(),
+                SyntaxError::UnclosedXmlDecl => "unterminated XML declaration".to_owned(),
+                SyntaxError::UnclosedComment => "unterminated comment".to_owned(),
+                SyntaxError::UnclosedDoctype => "unterminated DOCTYPE".to_owned(),
+                SyntaxError::UnclosedCData => "unterminated CDATA section".to_owned(),
+                SyntaxError::UnclosedTag => "unterminated tag".to_owned(),
+                SyntaxError::UnclosedSingleQuotedAttributeValue
+                | SyntaxError::UnclosedDoubleQuotedAttributeValue => {
+                    "unterminated attribute value".to_owned()
+                }
+            },
+            other => other.to_string(),
+        };
+        (pos, ErrorKind::Syntax(msg))
+    }
+
+    /// Joins the text and reference events starting with the one at `start` into one run.
+    fn text_run(&mut self, start: usize) -> Result<(usize, Token<'a>), LexError> {
+        loop {
+            let (at, e) = self.read()?;
+            if !matches!(e, Event::Text(_) | Event::GeneralRef(_)) {
+                self.pending = Some((at, e));
+                return Ok((start, Token::Text(&self.src[start..at])));
+            }
+        }
+    }
+}
+
+impl<'a> TokenSource<'a> for QxLexer<'a> {
+    const CHECKS_END_NAMES: bool = true;
+    type Attrs = QxAttrs<'a>;
+
+    fn new(src: &'a str, pos: usize) -> Self {
+        Self::start(src, pos)
+    }
+
+    fn next_token(&mut self) -> Result<Option<(usize, Token<'a>)>, LexError> {
+        let (at, e) = match self.pending.take() {
+            Some(p) => p,
+            None => self.read()?,
+        };
+        let end = self.base + self.reader.buffer_position() as usize;
+        let empty = matches!(e, Event::Empty(_));
+        let tok = match e {
+            Event::Eof => {
+                self.pending = Some((at, Event::Eof));
+                return Ok(None);
+            }
+            Event::Text(_) | Event::GeneralRef(_) => return self.text_run(at).map(Some),
+            Event::Start(s) | Event::Empty(s) => {
+                let qname = s.name().into_inner();
+                let qoff = offset_in(self.src, qname);
+                let qname = &self.src[qoff..qoff + qname.len()];
+                if !is_name(qname) {
+                    return Err(syntax(at, "expected an element name after '<'"));
+                }
+                let attrs_offset = qoff + qname.len();
+                let attrs_end = if empty { end - 2 } else { end - 1 };
+                Token::Start {
+                    qname,
+                    attrs: &self.src[attrs_offset..attrs_end],
+                    attrs_offset,
+                    empty,
+                }
+            }
+            Event::End(e) => {
+                let name = e.name().into_inner();
+                let off = offset_in(self.src, name);
+                Token::End(&self.src[off..off + name.len()])
+            }
+            Event::CData(_) => {
+                // Content between `<![CDATA[` and `]]>`.
+                Token::CData(&self.src[at + 9..end - 3])
+            }
+            Event::Comment(_) => Token::Misc,
+            Event::Decl(_) => {
+                if at != self.base {
+                    return Err(syntax(at, "XML declaration not at the start of the document"));
+                }
+                Token::Decl(&self.src[at + 5..end - 2])
+            }
+            Event::PI(pi) => {
+                let target = pi.target();
+                if target.eq_ignore_ascii_case("xml") {
+                    return Err(syntax(at, "XML declaration not at the start of the document"));
+                }
+                if !is_name(target) {
+                    return Err(syntax(at, "expected a processing instruction target"));
+                }
+                Token::Misc
+            }
+            Event::DocType(_) => Token::Doctype,
+        };
+        Ok(Some((at, tok)))
+    }
+
+    fn attributes(raw: &'a str, base: usize) -> QxAttrs<'a> {
+        let mut inner = Attributes::new(raw, 0);
+        inner.with_checks(false);
+        QxAttrs {
+            raw,
+            base,
+            inner,
+            done: false,
+        }
+    }
+}
+
+/// quick-xml's attribute iterator (duplicate checks are the caller's), with the name and
+/// whitespace rules of XML 1.0 §3.1 added; yields (name, raw value, document offset of the value).
+pub(crate) struct QxAttrs<'a> {
+    raw: &'a str,
+    base: usize,
+    inner: Attributes<'a>,
+    done: bool,
+}
+
+impl<'a> Iterator for QxAttrs<'a> {
+    type Item = Result<(&'a str, &'a str, usize), LexError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.done {
+            return None;
+        }
+        let item = match self.inner.next()? {
+            Ok(a) => {
+                let key = a.key.into_inner();
+                let koff = offset_in(self.raw, key);
+                let value = match a.value {
+                    std::borrow::Cow::Borrowed(v) => v,
+                    // Never happens for a borrowed input; fall back to an empty value.
+                    std::borrow::Cow::Owned(_) => "",
+                };
+                let voff = offset_in(self.raw, value);
+                if koff == 0 || !is_ws(self.raw.as_bytes()[koff - 1]) {
+                    Err(syntax(
+                        self.base + koff,
+                        "expected whitespace before an attribute",
+                    ))
+                } else if !is_name(key) {
+                    Err(syntax(self.base + koff, "expected an attribute name"))
+                } else {
+                    Ok((key, value, self.base + voff))
+                }
+            }
+            Err(e) => {
+                let (pos, msg) = match e {
+                    AttrError::ExpectedEq(p) => (p, "expected '=' after an attribute name"),
+                    AttrError::ExpectedValue(p) | AttrError::UnquotedValue(p) => {
+                        (p, "expected a quoted attribute value")
+                    }
+                    AttrError::ExpectedQuote(p, _) => (p, "unterminated attribute value"),
+                    AttrError::Duplicated(p, _) => (p, "duplicate attribute"),
+                };
+                Err(syntax(self.base + pos, msg))
+            }
+        };
+        self.done = item.is_err();
+        Some(item)
+    }
+}
