@@ -353,7 +353,8 @@ impl<'a> Builder<'a, '_> {
             return Err(self.err(offset, ErrorKind::Limit("element depth")));
         }
         self.open_text = NONE;
-        check_qname(qname).map_err(|m| self.err(offset + 1, ErrorKind::Syntax(m)))?;
+        let (prefix, local) =
+            check_qname(qname).map_err(|m| self.err(offset + 1, ErrorKind::Syntax(m)))?;
         let attr_start = self.doc.attrs.len();
         self.names.clear();
         let mut prefixed = 0usize;
@@ -362,7 +363,8 @@ impl<'a> Builder<'a, '_> {
             if self.names.len() >= self.limits.max_attributes {
                 return Err(self.err(offset, ErrorKind::Limit("attributes per element")));
             }
-            check_qname(key).map_err(|m| self.err(voff, ErrorKind::Syntax(m)))?;
+            let (aprefix, _) =
+                check_qname(key).map_err(|m| self.err(voff, ErrorKind::Syntax(m)))?;
             if let Err((p, what)) = escape::check_attr_value(value) {
                 let kind = if what == "<" {
                     ErrorKind::Syntax(format!("'<' in the value of attribute {key:?}"))
@@ -409,10 +411,10 @@ impl<'a> Builder<'a, '_> {
                 });
                 self.scope = (self.doc.decls.len() - 1) as u32;
             } else {
-                prefixed += usize::from(key.as_bytes().contains(&b':'));
+                prefixed += usize::from(!aprefix.is_empty());
                 self.doc.attrs.push(AttrData {
                     ns: 0,
-                    prefix_len: 0,
+                    prefix_len: aprefix.len() as u16,
                     qname: key,
                     raw: value,
                 });
@@ -427,22 +429,19 @@ impl<'a> Builder<'a, '_> {
             }
         }
         // Resolve the element prefix (Namespaces §6.2) and attribute prefixes (§6.3).
-        let (prefix, local) = split_qname(qname);
         let ns = self
             .lookup(prefix)
             .ok_or_else(|| self.err(offset, ErrorKind::UnboundPrefix(prefix.to_owned())))?;
         if prefixed > 0 {
             for i in attr_start..self.doc.attrs.len() {
-                let key = self.doc.attrs[i].qname;
-                let (p, _) = split_qname(key);
-                if !p.is_empty() {
+                let a = &self.doc.attrs[i];
+                if a.prefix_len > 0 {
+                    let p = &a.qname[..a.prefix_len as usize];
                     let ans = self
                         .lookup(p)
                         .filter(|&n| n != 0)
                         .ok_or_else(|| self.err(offset, ErrorKind::UnboundPrefix(p.to_owned())))?;
-                    let a = &mut self.doc.attrs[i];
-                    a.ns = ans;
-                    a.prefix_len = p.len() as u16;
+                    self.doc.attrs[i].ns = ans;
                 }
             }
             // Namespaces §6.3: no two attributes with the same expanded name. Only prefixed
@@ -525,13 +524,6 @@ impl<'a> Builder<'a, '_> {
     }
 }
 
-fn split_qname(q: &str) -> (&str, &str) {
-    match q.bytes().position(|c| c == b':') {
-        Some(p) => (&q[..p], &q[p + 1..]),
-        None => ("", q),
-    }
-}
-
 /// First C0 control character other than tab, LF, CR (XML 1.0 §2.2), eight bytes at a time.
 fn find_control(b: &[u8]) -> Option<usize> {
     const LO: u64 = 0x0101_0101_0101_0101;
@@ -556,11 +548,13 @@ fn find_control(b: &[u8]) -> Option<usize> {
         .map(|p| at + p)
 }
 
-/// Namespaces in XML §3: a QName has at most one colon, not at either end.
-fn check_qname(q: &str) -> Result<(), String> {
+/// Namespaces in XML §3: a QName has at most one colon, not at either end. Returns (prefix, local).
+fn check_qname(q: &str) -> Result<(&str, &str), String> {
     match q.bytes().position(|c| c == b':') {
-        None => Ok(()),
-        Some(p) if p > 0 && p + 1 < q.len() && !q.as_bytes()[p + 1..].contains(&b':') => Ok(()),
+        None => Ok(("", q)),
+        Some(p) if p > 0 && p + 1 < q.len() && !q.as_bytes()[p + 1..].contains(&b':') => {
+            Ok((&q[..p], &q[p + 1..]))
+        }
         Some(_) => Err(format!("{q:?} is not a valid qualified name")),
     }
 }
