@@ -8,7 +8,7 @@ use std::borrow::Cow;
 
 use crate::error::{ErrorKind, V3Error};
 use crate::types::Ii;
-use crate::xml::lexer::{Lexer, Token, TokenSource};
+use crate::xml::lexer::{AttrStep, Lexer, Token, TokenSource};
 use crate::xml::{Element, Tokenizer};
 
 /// The transmission wrapper fields used for routing, de-duplication and acknowledgement.
@@ -96,65 +96,78 @@ impl<'a> Header<'a> {
     }
 }
 
-/// Reads the attributes `names` of one start tag in a single pass over its attribute region
-/// (first occurrence wins; the values are checked and decoded).
+/// Reads the attributes `names` of the current start tag in one pass over them (first
+/// occurrence wins; values checked and decoded); returns them and whether the tag was empty.
 fn attrs<'a, T: TokenSource<'a>, const N: usize>(
-    src: &'a str,
-    attrs: &'a str,
-    attrs_offset: usize,
+    input: &'a [u8],
+    lx: &mut T,
     names: [&str; N],
-) -> Result<[Option<Cow<'a, str>>; N], V3Error> {
+) -> Result<([Option<Cow<'a, str>>; N], bool), V3Error> {
     let mut out = [const { None }; N];
-    for a in T::attributes(attrs, attrs_offset) {
-        let (key, value, voff) = a.map_err(|(p, k)| V3Error::at(src.as_bytes(), p, k))?;
-        let Some(i) = names.iter().position(|&n| n == key) else {
-            continue;
-        };
-        if out[i].is_some() {
-            continue;
+    loop {
+        match lx.next_attr() {
+            Ok(AttrStep::End { empty }) => return Ok((out, empty)),
+            Ok(AttrStep::Attr(a)) => {
+                if let Some(i) = names.iter().position(|&n| n == a.name)
+                    && out[i].is_none()
+                {
+                    out[i] = Some(if a.plain {
+                        Cow::Borrowed(a.value)
+                    } else {
+                        crate::xml::escape::unescape(a.value, true)
+                    });
+                }
+            }
+            Err((p, k)) => return Err(V3Error::at(input, p, k)),
         }
-        if let Err((p, what)) = crate::xml::escape::check_attr_value(value) {
-            return Err(V3Error::at(
-                src.as_bytes(),
-                voff + p,
-                ErrorKind::UndefinedEntity(what),
-            ));
-        }
-        out[i] = Some(crate::xml::escape::unescape(value, true));
     }
-    Ok(out)
 }
 
-fn attr<'a, T: TokenSource<'a>>(
-    src: &'a str,
-    raw: &'a str,
-    attrs_offset: usize,
-    name: &str,
-) -> Result<Option<Cow<'a, str>>, V3Error> {
-    let [v] = attrs::<T, 1>(src, raw, attrs_offset, [name])?;
-    Ok(v)
+/// What the header pass reads from a start tag.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Read {
+    /// Nothing (attributes skipped unchecked).
+    Skip,
+    /// One attribute into a header field.
+    Code(&'static str, Field),
+    /// An II into a header field.
+    Ii(Field),
 }
 
-fn ii<'a, T: TokenSource<'a>>(src: &'a str, raw: &'a str, at: usize) -> Result<Ii<'a>, V3Error> {
-    let [root, extension, assigning_authority_name, null_flavor] = attrs::<T, 4>(
-        src,
-        raw,
-        at,
-        ["root", "extension", "assigningAuthorityName", "nullFlavor"],
-    )?;
-    Ok(Ii {
-        root,
-        extension,
-        assigning_authority_name,
-        null_flavor,
-    })
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Field {
+    MessageId,
+    CreationTime,
+    InteractionId,
+    Processing,
+    ProcessingMode,
+    AcceptAck,
+    AckType,
+    Receiver,
+    Sender,
+    AckTarget,
+    Trigger,
 }
 
-fn local(qname: &str) -> &str {
-    // Names are short: a forward byte scan beats `rsplit_once`'s reverse memchr set-up.
-    match qname.bytes().position(|b| b == b':') {
-        Some(p) => &qname[p + 1..],
-        None => qname,
+impl<'a> Header<'a> {
+    fn set_code(&mut self, f: Field, v: Option<Cow<'a, str>>) {
+        match f {
+            Field::CreationTime => self.creation_time = v,
+            Field::Processing => self.processing_code = v,
+            Field::ProcessingMode => self.processing_mode_code = v,
+            Field::AcceptAck => self.accept_ack_code = v,
+            Field::AckType => self.ack_type_code = v,
+            _ => self.trigger_event = v,
+        }
+    }
+    fn set_ii(&mut self, f: Field, v: Ii<'a>) {
+        match f {
+            Field::MessageId => self.message_id = Some(v),
+            Field::InteractionId => self.interaction_id = Some(v),
+            Field::Receiver => self.receiver = Some(v),
+            Field::Sender => self.sender = Some(v),
+            _ => self.ack_target = Some(v),
+        }
     }
 }
 
@@ -228,18 +241,18 @@ fn scan<'a, T: TokenSource<'a>>(
     while let Some((before, tok)) = lx.next_token().map_err(syntax)? {
         match tok {
             Token::Doctype => return Err(V3Error::at(input, before, ErrorKind::Doctype)),
-            Token::Start {
-                qname,
-                attrs,
-                attrs_offset: at,
-                empty,
-            } => {
-                let name = local(qname);
+            Token::Start { qname, prefix_len } => {
+                let name = if prefix_len == 0 {
+                    qname
+                } else {
+                    &qname[prefix_len + 1..]
+                };
                 let this_depth = depth;
-                if !empty {
-                    depth += 1;
-                }
                 let Some(rd) = root_depth else {
+                    let empty = lx.skip_attrs().map_err(syntax)?;
+                    if !empty {
+                        depth += 1;
+                    }
                     // Not yet inside the message: SOAP envelope handling.
                     if this_depth == 0 && name == "Envelope" {
                         h.soap = true;
@@ -274,49 +287,76 @@ fn scan<'a, T: TokenSource<'a>>(
                     path[rel] = name;
                 }
                 let in_ca = matches!(path[1], "controlActProcess" | "controlActEvent");
-                match (rel, name) {
-                    (1, "id") if h.message_id.is_none() => h.message_id = Some(ii::<T>(src, attrs, at)?),
-                    (1, "creationTime") => h.creation_time = attr::<T>(src, attrs, at, "value")?,
-                    (1, "interactionId") => h.interaction_id = Some(ii::<T>(src, attrs, at)?),
-                    (1, "processingCode") => h.processing_code = attr::<T>(src, attrs, at, "code")?,
-                    (1, "processingModeCode") => {
-                        h.processing_mode_code = attr::<T>(src, attrs, at, "code")?;
-                    }
-                    (1, "acceptAckCode") => h.accept_ack_code = attr::<T>(src, attrs, at, "code")?,
+                let read = match (rel, name) {
+                    (1, "id") if h.message_id.is_none() => Read::Ii(Field::MessageId),
+                    (1, "creationTime") => Read::Code("value", Field::CreationTime),
+                    (1, "interactionId") => Read::Ii(Field::InteractionId),
+                    (1, "processingCode") => Read::Code("code", Field::Processing),
+                    (1, "processingModeCode") => Read::Code("code", Field::ProcessingMode),
+                    (1, "acceptAckCode") => Read::Code("code", Field::AcceptAck),
                     (1, "controlActProcess" | "controlActEvent") => {
                         h.control_act = Some(name);
-                        if empty {
-                            return Ok((h, true));
-                        }
+                        Read::Skip
                     }
-                    (2, "code") if in_ca => {
-                        h.trigger_event = attr::<T>(src, attrs, at, "code")?;
-                        return Ok((h, true));
-                    }
+                    (2, "code") if in_ca => Read::Code("code", Field::Trigger),
                     (2, _) if in_ca => return Ok((h, true)),
                     (2, "typeCode")
                         if path[1] == "acknowledgement" && h.ack_type_code.is_none() =>
                     {
-                        h.ack_type_code = attr::<T>(src, attrs, at, "code")?;
+                        Read::Code("code", Field::AckType)
                     }
                     (3, "id")
                         if path[1] == "receiver" && path[2] == "device" && h.receiver.is_none() =>
                     {
-                        h.receiver = Some(ii::<T>(src, attrs, at)?);
+                        Read::Ii(Field::Receiver)
                     }
                     (3, "id")
                         if path[1] == "sender" && path[2] == "device" && h.sender.is_none() =>
                     {
-                        h.sender = Some(ii::<T>(src, attrs, at)?);
+                        Read::Ii(Field::Sender)
                     }
                     (3, "id")
                         if path[1] == "acknowledgement"
                             && path[2] == "targetMessage"
                             && h.ack_target.is_none() =>
                     {
-                        h.ack_target = Some(ii::<T>(src, attrs, at)?);
+                        Read::Ii(Field::AckTarget)
                     }
-                    _ => {}
+                    _ => Read::Skip,
+                };
+                let empty = match read {
+                    Read::Skip => lx.skip_attrs().map_err(syntax)?,
+                    Read::Code(attr, field) => {
+                        let ([v], empty) = attrs(input, &mut lx, [attr])?;
+                        h.set_code(field, v);
+                        empty
+                    }
+                    Read::Ii(field) => {
+                        let ([root, extension, assigning_authority_name, null_flavor], empty) =
+                            attrs(
+                                input,
+                                &mut lx,
+                                ["root", "extension", "assigningAuthorityName", "nullFlavor"],
+                            )?;
+                        h.set_ii(
+                            field,
+                            Ii {
+                                root,
+                                extension,
+                                assigning_authority_name,
+                                null_flavor,
+                            },
+                        );
+                        empty
+                    }
+                };
+                if read == Read::Code("code", Field::Trigger) {
+                    return Ok((h, true));
+                }
+                if !empty {
+                    depth += 1;
+                } else if rel == 1 && h.control_act == Some(name) {
+                    return Ok((h, true));
                 }
             }
             Token::End(_) => {
@@ -326,7 +366,7 @@ fn scan<'a, T: TokenSource<'a>>(
                     return Ok((h, true));
                 }
             }
-            Token::Text(t) => {
+            Token::Text(t, _) => {
                 if let Some(is_id) = wsa {
                     let v = Some(Cow::Borrowed(t.trim()));
                     if is_id {

@@ -14,18 +14,59 @@ pub(crate) fn syntax(at: usize, msg: impl Into<String>) -> LexError {
     (at, ErrorKind::Syntax(msg.into()))
 }
 
-/// A source of [`Token`]s over one input, and the attribute iterator that goes with it.
+/// One attribute of a start tag, checked: a Name that is a valid QName, a quoted value with
+/// no `<` and only valid references (XML 1.0 §3.1, §4.1; Namespaces §3).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct RawAttr<'a> {
+    /// Qualified name as written.
+    pub name: &'a str,
+    /// Length of the prefix (0 = unprefixed).
+    pub prefix_len: usize,
+    /// Raw value (references undecoded).
+    pub value: &'a str,
+    /// Document offset of the value.
+    pub voff: usize,
+    /// The value has no reference and no tab/CR/LF: its normalised value is the raw value.
+    pub plain: bool,
+}
+
+/// The next step through a start tag's attributes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum AttrStep<'a> {
+    /// An attribute.
+    Attr(RawAttr<'a>),
+    /// The end of the tag; `empty` for `/>`.
+    End {
+        /// Self-closing tag.
+        empty: bool,
+    },
+}
+
+/// A source of [`Token`]s over one input. After a [`Token::Start`] the caller reads the tag's
+/// attributes with [`TokenSource::next_attr`] up to [`AttrStep::End`], or skips them with
+/// [`TokenSource::skip_attrs`], before asking for the next token.
 pub(crate) trait TokenSource<'a> {
     /// Whether the source itself checks that each end tag matches its start tag.
     const CHECKS_END_NAMES: bool;
-    /// Iterator over a start tag's attributes: (name, raw value, document offset of the value).
-    type Attrs: Iterator<Item = Result<(&'a str, &'a str, usize), LexError>>;
     /// Starts at byte `pos` of `src`.
     fn new(src: &'a str, pos: usize) -> Self;
     /// The next token and its start offset, or `None` at the end of input.
     fn next_token(&mut self) -> Result<Option<(usize, Token<'a>)>, LexError>;
-    /// The attributes of a start tag's raw attribute region starting at document offset `base`.
-    fn attributes(raw: &'a str, base: usize) -> Self::Attrs;
+    /// The next attribute of the current start tag (checked), or its end.
+    fn next_attr(&mut self) -> Result<AttrStep<'a>, LexError>;
+    /// Skips the rest of the current start tag without checking its attributes; returns
+    /// whether it was self-closing.
+    fn skip_attrs(&mut self) -> Result<bool, LexError>;
+}
+
+/// Namespaces in XML §3: a QName has at most one colon, not at either end. Returns the prefix
+/// length (0 = none).
+pub(crate) fn qname_prefix(q: &str) -> Result<usize, String> {
+    match q.bytes().position(|c| c == b':') {
+        None => Ok(0),
+        Some(p) if p > 0 && p + 1 < q.len() && !q.as_bytes()[p + 1..].contains(&b':') => Ok(p),
+        Some(_) => Err(format!("{q:?} is not a valid qualified name")),
+    }
 }
 
 /// One token; all strings borrow the input.
@@ -33,17 +74,13 @@ pub(crate) trait TokenSource<'a> {
 pub(crate) enum Token<'a> {
     /// `<?xml …?>` at the very start: its pseudo-attributes region.
     Decl(&'a str),
-    /// A start tag: qualified name, raw attribute region, self-closing flag.
-    Start {
-        qname: &'a str,
-        attrs: &'a str,
-        attrs_offset: usize,
-        empty: bool,
-    },
+    /// A start tag's qualified name (a valid QName) and prefix length; the attributes follow.
+    Start { qname: &'a str, prefix_len: usize },
     /// An end tag's qualified name.
     End(&'a str),
-    /// Character data up to the next `<` (references undecoded).
-    Text(&'a str),
+    /// Character data up to the next `<` (references undecoded); the flag is `false` when the
+    /// run is known to hold no `&`, CR or `]`.
+    Text(&'a str, bool),
     /// CDATA section content.
     CData(&'a str),
     /// A comment or processing instruction (skipped by callers).
@@ -52,10 +89,58 @@ pub(crate) enum Token<'a> {
     Doctype,
 }
 
-/// The tokenizer state: input and position.
+/// The tokenizer state: input and position (inside a start tag: just after the name or the
+/// last attribute read).
 pub(crate) struct Lexer<'a> {
     src: &'a str,
     pos: usize,
+    /// The current start tag: its `<` offset and name.
+    tag: (usize, &'a str),
+}
+
+/// Bytes that end a short scan of character data or flag it: bit 0 = `<`, bit 1 = `&`, CR, `]`.
+static TEXT_CLASS: [u8; 256] = {
+    let mut t = [0u8; 256];
+    t[b'<' as usize] = 1;
+    t[b'&' as usize] = 2;
+    t[b'\r' as usize] = 2;
+    t[b']' as usize] = 2;
+    t
+};
+
+/// Bytes that matter inside an attribute value: 1 = `"`, 2 = `'`, 4 = `<`, 8 = `&`,
+/// 16 = tab/LF/CR (normalised to spaces, §3.3.3).
+static VALUE_CLASS: [u8; 256] = {
+    let mut t = [0u8; 256];
+    t[b'"' as usize] = 1;
+    t[b'\'' as usize] = 2;
+    t[b'<' as usize] = 4;
+    t[b'&' as usize] = 8;
+    t[b'\t' as usize] = 16;
+    t[b'\n' as usize] = 16;
+    t[b'\r' as usize] = 16;
+    t
+};
+
+/// Length of a Name at the start of `s` and the position of its only colon (0 = none), or the
+/// error message when it is not a valid QName.
+#[inline]
+fn scan_qname(s: &[u8]) -> (usize, Result<usize, &'static str>) {
+    let n = name_len(s);
+    let mut colons = 0u32;
+    let mut at = 0;
+    for (i, &c) in s[..n].iter().enumerate() {
+        if c == b':' {
+            colons += 1;
+            at = i;
+        }
+    }
+    let prefix = match colons {
+        0 => Ok(0),
+        1 if at > 0 && at + 1 < n => Ok(at),
+        _ => Err("is not a valid qualified name"),
+    };
+    (n, prefix)
 }
 
 /// Short distances dominate in markup (indentation, attribute values): scan a few bytes
@@ -145,9 +230,26 @@ impl<'a> Lexer<'a> {
             return Ok(None);
         }
         if b[start] != b'<' {
-            let end = find_byte(b'<', &b[start..]).map_or(b.len(), |p| start + p);
-            self.pos = end;
-            return Ok(Some((start, Token::Text(&src[start..end]))));
+            // Short runs (indentation, most values): one pass finds the end and the flags.
+            let lim = (start + 64).min(b.len());
+            let mut i = start;
+            let mut flags = 0u8;
+            while i < lim {
+                let c = TEXT_CLASS[b[i] as usize];
+                if c & 1 != 0 {
+                    break;
+                }
+                flags |= c;
+                i += 1;
+            }
+            let special = if i == lim && i < b.len() {
+                i = memchr::memchr(b'<', &b[i..]).map_or(b.len(), |p| i + p);
+                true
+            } else {
+                flags != 0
+            };
+            self.pos = i;
+            return Ok(Some((start, Token::Text(&src[start..i], special))));
         }
         let rest = &b[start + 1..];
         match rest.first() {
@@ -221,51 +323,85 @@ impl<'a> Lexer<'a> {
         Ok(Some((start, Token::Misc)))
     }
 
-    #[allow(clippy::many_single_char_names)]
     fn start_tag(&mut self, start: usize) -> Result<Option<(usize, Token<'a>)>, LexError> {
         let src = self.src;
         let b = src.as_bytes();
-        let n = name_len(&b[start + 1..]);
+        let (n, prefix) = scan_qname(&b[start + 1..]);
         if n == 0 {
             return Self::err(start, "expected an element name after '<'");
         }
         let qname = &src[start + 1..start + 1 + n];
-        let attrs_offset = start + 1 + n;
-        // Find the closing '>' outside quoted values.
-        let mut i = attrs_offset;
+        let prefix_len = prefix.map_err(|m| syntax(start + 1, format!("{qname:?} {m}")))?;
+        self.pos = start + 1 + n;
+        self.tag = (start, qname);
+        Ok(Some((start, Token::Start { qname, prefix_len })))
+    }
+
+    fn unterminated<T>(&self) -> Result<T, LexError> {
+        Self::err(self.tag.0, format!("unterminated start tag <{}", self.tag.1))
+    }
+
+    /// An attribute value starting after its opening quote `q` at `vstart`: one pass finds the
+    /// closing quote, rejects `<`, checks references and notes whether normalisation applies.
+    fn value(&self, name: &str, q: u8, vstart: usize) -> Result<(usize, bool), LexError> {
+        let b = self.src.as_bytes();
+        let stop = (if q == b'"' { 1 } else { 2 }) | 4 | 8 | 16;
+        let mut i = vstart;
+        let mut plain = true;
         loop {
-            let Some(p) = find_tag_stop(&b[i..]) else {
-                return Self::err(start, format!("unterminated start tag <{qname}"));
-            };
-            let at = i + p;
-            if b[at] == b'>' {
-                let empty = at > attrs_offset && b[at - 1] == b'/';
-                let attrs_end = if empty { at - 1 } else { at };
-                self.pos = at + 1;
-                return Ok(Some((
-                    start,
-                    Token::Start {
-                        qname,
-                        attrs: &src[attrs_offset..attrs_end],
-                        attrs_offset,
-                        empty,
-                    },
-                )));
+            // A short byte loop first; long runs without markup go to memchr.
+            let lim = (i + 64).min(b.len());
+            while i < lim && VALUE_CLASS[b[i] as usize] & stop == 0 {
+                i += 1;
             }
-            let Some(q) = find_byte(b[at], &b[at + 1..]) else {
-                return Self::err(at, "unterminated attribute value");
-            };
-            i = at + 1 + q + 1;
+            if i == lim {
+                if i >= b.len() {
+                    return Self::err(vstart - 1, "unterminated attribute value");
+                }
+                plain = false;
+                match memchr::memchr3(q, b'<', b'&', &b[i..]) {
+                    Some(p) => i += p,
+                    None => return Self::err(vstart - 1, "unterminated attribute value"),
+                }
+            }
+            match b[i] {
+                c if c == q => return Ok((i, plain)),
+                b'<' => {
+                    return Err(syntax(i, format!("'<' in the value of attribute {name:?}")));
+                }
+                b'&' => {
+                    plain = false;
+                    let rest = &self.src[i + 1..];
+                    let end = rest.bytes().take(40).position(|c| c == b';');
+                    match end {
+                        Some(e) if super::escape::resolve_ref(&rest[..e]).is_some() => {
+                            i += e + 2;
+                        }
+                        Some(e) => return Err((i, ErrorKind::UndefinedEntity(rest[..e].into()))),
+                        None => {
+                            let what = rest.chars().take(16).collect();
+                            return Err((i, ErrorKind::UndefinedEntity(what)));
+                        }
+                    }
+                }
+                _ => {
+                    plain = false;
+                    i += 1;
+                }
+            }
         }
     }
 }
 
 impl<'a> TokenSource<'a> for Lexer<'a> {
     const CHECKS_END_NAMES: bool = false;
-    type Attrs = AttrIter<'a>;
 
     fn new(src: &'a str, pos: usize) -> Self {
-        Lexer { src, pos }
+        Lexer {
+            src,
+            pos,
+            tag: (0, ""),
+        }
     }
 
     #[inline]
@@ -273,8 +409,82 @@ impl<'a> TokenSource<'a> for Lexer<'a> {
         self.next_token_impl()
     }
 
-    fn attributes(raw: &'a str, base: usize) -> AttrIter<'a> {
-        AttrIter::new(raw, base)
+    fn next_attr(&mut self) -> Result<AttrStep<'a>, LexError> {
+        let src = self.src;
+        let b = src.as_bytes();
+        let ws_start = self.pos;
+        let mut i = ws_start;
+        while i < b.len() && is_ws(b[i]) {
+            i += 1;
+        }
+        match b.get(i) {
+            None => return self.unterminated(),
+            Some(b'>') => {
+                self.pos = i + 1;
+                return Ok(AttrStep::End { empty: false });
+            }
+            Some(b'/') => {
+                if b.get(i + 1) == Some(&b'>') {
+                    self.pos = i + 2;
+                    return Ok(AttrStep::End { empty: true });
+                }
+                return Self::err(i, "expected '>' after '/'");
+            }
+            Some(_) => {}
+        }
+        if i == ws_start {
+            return Self::err(i, "expected whitespace before an attribute");
+        }
+        let (n, prefix) = scan_qname(&b[i..]);
+        if n == 0 {
+            return Self::err(i, "expected an attribute name");
+        }
+        let name = &src[i..i + n];
+        let prefix_len = prefix.map_err(|m| syntax(i, format!("{name:?} {m}")))?;
+        i += n;
+        while i < b.len() && is_ws(b[i]) {
+            i += 1;
+        }
+        if b.get(i) != Some(&b'=') {
+            return Self::err(i, format!("expected '=' after attribute {name}"));
+        }
+        i += 1;
+        while i < b.len() && is_ws(b[i]) {
+            i += 1;
+        }
+        let Some(&q @ (b'"' | b'\'')) = b.get(i) else {
+            return Self::err(i, format!("expected a quoted value for attribute {name}"));
+        };
+        let (end, plain) = self.value(name, q, i + 1)?;
+        self.pos = end + 1;
+        Ok(AttrStep::Attr(RawAttr {
+            name,
+            prefix_len,
+            value: &src[i + 1..end],
+            voff: i + 1,
+            plain,
+        }))
+    }
+
+    fn skip_attrs(&mut self) -> Result<bool, LexError> {
+        let b = self.src.as_bytes();
+        let name_end = self.pos;
+        // Find the closing '>' outside quoted values.
+        let mut i = name_end;
+        loop {
+            let Some(p) = find_tag_stop(&b[i..]) else {
+                return self.unterminated();
+            };
+            let at = i + p;
+            if b[at] == b'>' {
+                self.pos = at + 1;
+                return Ok(at > name_end && b[at - 1] == b'/');
+            }
+            let Some(q) = find_byte(b[at], &b[at + 1..]) else {
+                return Self::err(at, "unterminated attribute value");
+            };
+            i = at + 1 + q + 1;
+        }
     }
 }
 
@@ -354,42 +564,52 @@ impl<'a> Iterator for AttrIter<'a> {
 mod tests {
     use super::*;
 
+    /// Tokens, with each start tag's attributes read (checked) right after it.
     fn tokens(s: &str) -> Result<Vec<Token<'_>>, LexError> {
         let mut l = Lexer::new(s, 0);
         let mut v = Vec::new();
         while let Some((_, t)) = l.next_token()? {
             v.push(t);
+            if let Token::Start { .. } = t {
+                while let AttrStep::Attr(_) = l.next_attr()? {}
+            }
         }
         Ok(v)
+    }
+
+    fn attrs(s: &str) -> Result<(Vec<RawAttr<'_>>, bool), LexError> {
+        let mut l = Lexer::new(s, 0);
+        let Some((_, Token::Start { .. })) = l.next_token()? else {
+            panic!("not a start tag: {s}");
+        };
+        let mut v = Vec::new();
+        loop {
+            match l.next_attr()? {
+                AttrStep::Attr(a) => v.push(a),
+                AttrStep::End { empty } => return Ok((v, empty)),
+            }
+        }
     }
 
     #[test]
     fn tokenizes() {
         let t = tokens(
-            "<?xml version='1.0'?><a x='>'  y = \"2\"><!--c--><?p d?>t&amp;<![CDATA[<]]></a ><b/>",
+            "<?xml version='1.0'?><a x='>'  y = \"2\"><!--c--><?p d?>t&amp;<![CDATA[<]]></a ><b/><c>d</c>",
         )
         .unwrap();
         assert_eq!(t[0], Token::Decl(" version='1.0'"));
-        assert!(matches!(
+        assert_eq!(
             t[1],
             Token::Start {
                 qname: "a",
-                empty: false,
-                ..
+                prefix_len: 0
             }
-        ));
-        assert_eq!(t[4], Token::Text("t&amp;"));
+        );
+        assert_eq!(t[4], Token::Text("t&amp;", true));
         assert_eq!(t[5], Token::CData("<"));
         assert_eq!(t[6], Token::End("a"));
-        assert!(matches!(
-            t[7],
-            Token::Start {
-                qname: "b",
-                attrs: "",
-                empty: true,
-                ..
-            }
-        ));
+        assert_eq!(t[8], Token::Start { qname: "c", prefix_len: 0 });
+        assert_eq!(t[9], Token::Text("d", false));
         for bad in [
             "<a x='1>",
             "<!-- a -- b -->",
@@ -401,6 +621,8 @@ mod tests {
             "<!ELEMENT>",
             "<?xml?><a/>",
             "<a/><?xml version='1.0'?>",
+            "<a:b:c/>",
+            "<a/ >",
         ] {
             assert!(tokens(bad).is_err() || bad == "<?xml?><a/>", "{bad}");
         }
@@ -408,12 +630,37 @@ mod tests {
 
     #[test]
     fn attributes() {
+        let (v, empty) = attrs("<r a='1' p:b = \"x&amp;y\"/>").unwrap();
+        assert!(empty);
+        assert_eq!(
+            (v[0].name, v[0].value, v[0].voff, v[0].plain),
+            ("a", "1", 6, true)
+        );
+        assert_eq!(
+            (v[1].name, v[1].prefix_len, v[1].value, v[1].plain),
+            ("p:b", 1, "x&amp;y", false)
+        );
+        let long = format!("<r a='{}\t'>", "x".repeat(100));
+        let (v, empty) = attrs(&long).unwrap();
+        assert!(!empty && !v[0].plain && v[0].value.len() == 101);
+        for bad in [
+            "<r a>",
+            "<r a=1>",
+            "<r a='1'b='2'>",
+            "<r ='1'>",
+            "<r a='1",
+            "<r a='<'>",
+            "<r a='&x;'>",
+            "<r a='& '>",
+            "<r :a='1'>",
+            "<r a='1'/ >",
+        ] {
+            assert!(attrs(bad).is_err(), "{bad}");
+        }
+        // The declaration's pseudo-attributes still use `AttrIter`.
         let v: Vec<_> = AttrIter::new(" a='1' b = \"x y\"", 10)
             .collect::<Result<_, _>>()
             .unwrap();
         assert_eq!(v, [("a", "1", 14), ("b", "x y", 22)]);
-        for bad in [" a", " a=1", " a='1'b='2'", " ='1'", " a='1"] {
-            assert!(AttrIter::new(bad, 0).any(|r| r.is_err()), "{bad}");
-        }
     }
 }

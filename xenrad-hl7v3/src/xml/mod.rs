@@ -56,6 +56,8 @@ struct NodeData<'a> {
 struct AttrData<'a> {
     ns: u16,
     prefix_len: u16,
+    /// No reference and no tab/CR/LF: the normalised value is the raw value.
+    plain: bool,
     qname: &'a str,
     raw: &'a str,
 }
@@ -251,7 +253,11 @@ impl<'a> Attr<'_, 'a> {
     }
     /// Normalised value with references decoded (borrowed unless it had any).
     pub fn value(&self) -> Cow<'a, str> {
-        escape::unescape(self.data.raw, true)
+        if self.data.plain {
+            Cow::Borrowed(self.data.raw)
+        } else {
+            escape::unescape(self.data.raw, true)
+        }
     }
     fn prefix_offset(&self) -> usize {
         if self.data.prefix_len == 0 {
@@ -326,18 +332,27 @@ impl<'d, 'a> Element<'d, 'a> {
             .map(move |data| Attr { doc, data })
     }
 
-    /// Raw value of the unprefixed attribute `local` (references undecoded).
-    pub fn attr_raw(&self, local: &str) -> Option<&'a str> {
+    fn attr_data(&self, local: &str) -> Option<&'d AttrData<'a>> {
         let d = self.data();
         self.doc.attrs[d.attr_start as usize..d.attr_end as usize]
             .iter()
             .find(|a| a.prefix_len == 0 && a.qname == local)
-            .map(|a| a.raw)
+    }
+
+    /// Raw value of the unprefixed attribute `local` (references undecoded).
+    pub fn attr_raw(&self, local: &str) -> Option<&'a str> {
+        self.attr_data(local).map(|a| a.raw)
     }
 
     /// Decoded value of the unprefixed attribute `local`.
     pub fn attr(&self, local: &str) -> Option<Cow<'a, str>> {
-        self.attr_raw(local).map(|r| escape::unescape(r, true))
+        self.attr_data(local).map(|a| {
+            if a.plain {
+                Cow::Borrowed(a.raw)
+            } else {
+                escape::unescape(a.raw, true)
+            }
+        })
     }
 
     /// Decoded value of the attribute `{ns}local`.

@@ -6,7 +6,7 @@ use std::borrow::Cow;
 
 use smallvec::SmallVec;
 
-use super::lexer::{AttrIter, Lexer, Token, TokenSource, is_ws};
+use super::lexer::{AttrIter, AttrStep, Lexer, Token, TokenSource, is_ws};
 use super::qx::QxLexer;
 use super::{AttrData, Document, Element, Kind, NONE, NodeData, NsDecl, Tokenizer, XML_NS, escape};
 use crate::error::{ErrorKind, V3Error};
@@ -132,12 +132,7 @@ impl<'a> Builder<'a, '_> {
                 Token::Decl(body) => self.decl(before, body, before + 5)?,
                 Token::Doctype => return Err(self.err(before, ErrorKind::Doctype)),
                 Token::Misc => self.open_text = NONE,
-                Token::Start {
-                    qname,
-                    attrs,
-                    attrs_offset,
-                    empty,
-                } => {
+                Token::Start { qname, prefix_len } => {
                     if self.cur == NONE {
                         if seen_root {
                             return Err(self.err(
@@ -147,7 +142,7 @@ impl<'a> Builder<'a, '_> {
                         }
                         seen_root = true;
                     }
-                    self.start::<T>(before, qname, attrs, attrs_offset, empty)?;
+                    self.start(&mut lx, before, qname, prefix_len)?;
                 }
                 Token::End(qname) => {
                     let idx = self.cur;
@@ -175,7 +170,7 @@ impl<'a> Builder<'a, '_> {
                     self.scope = self.parent_scope();
                     self.open_text = NONE;
                 }
-                Token::Text(t) => {
+                Token::Text(t, special) => {
                     if self.cur == NONE {
                         if let Some(p) = t.bytes().position(|b| !is_ws(b)) {
                             return Err(self.err(
@@ -183,8 +178,10 @@ impl<'a> Builder<'a, '_> {
                                 ErrorKind::Syntax("text outside the root element".into()),
                             ));
                         }
-                    } else {
+                    } else if special {
                         self.text(before, t)?;
+                    } else {
+                        self.push_node(before, Kind::Text, t, 0)?;
                     }
                 }
                 Token::CData(c) => {
@@ -343,35 +340,32 @@ impl<'a> Builder<'a, '_> {
 
     fn start<T: TokenSource<'a>>(
         &mut self,
+        lx: &mut T,
         offset: usize,
         qname: &'a str,
-        raw: &'a str,
-        raw_offset: usize,
-        empty: bool,
+        prefix_len: usize,
     ) -> Result<(), V3Error> {
         if self.depth >= self.limits.max_depth {
             return Err(self.err(offset, ErrorKind::Limit("element depth")));
         }
         self.open_text = NONE;
-        let (prefix, local) =
-            check_qname(qname).map_err(|m| self.err(offset + 1, ErrorKind::Syntax(m)))?;
+        let (prefix, local) = if prefix_len == 0 {
+            ("", qname)
+        } else {
+            (&qname[..prefix_len], &qname[prefix_len + 1..])
+        };
         let attr_start = self.doc.attrs.len();
         self.names.clear();
         let mut prefixed = 0usize;
-        for a in T::attributes(raw, raw_offset) {
-            let (key, value, voff) = a.map_err(|(p, k)| self.err(p, k))?;
+        let empty = loop {
+            let a = match lx.next_attr() {
+                Ok(AttrStep::Attr(a)) => a,
+                Ok(AttrStep::End { empty }) => break empty,
+                Err((p, k)) => return Err(self.err(p, k)),
+            };
+            let (key, value, voff) = (a.name, a.value, a.voff);
             if self.names.len() >= self.limits.max_attributes {
                 return Err(self.err(offset, ErrorKind::Limit("attributes per element")));
-            }
-            let (aprefix, _) =
-                check_qname(key).map_err(|m| self.err(voff, ErrorKind::Syntax(m)))?;
-            if let Err((p, what)) = escape::check_attr_value(value) {
-                let kind = if what == "<" {
-                    ErrorKind::Syntax(format!("'<' in the value of attribute {key:?}"))
-                } else {
-                    ErrorKind::UndefinedEntity(what)
-                };
-                return Err(self.err(voff + p, kind));
             }
             // Duplicate attribute names (XML 1.0 §3.1 "Unique Att Spec"), namespace
             // declarations included: a linear scan while the tag has few attributes.
@@ -381,7 +375,11 @@ impl<'a> Builder<'a, '_> {
             self.names.push((key, voff));
             if key.starts_with("xmlns") && (key.len() == 5 || key.as_bytes()[5] == b':') {
                 let prefix = key.get(6..).unwrap_or("");
-                let uri = escape::unescape(value, true);
+                let uri = if a.plain {
+                    Cow::Borrowed(value)
+                } else {
+                    escape::unescape(value, true)
+                };
                 if key.len() > 5 && uri.is_empty() {
                     return Err(self.err(
                         voff,
@@ -411,15 +409,16 @@ impl<'a> Builder<'a, '_> {
                 });
                 self.scope = (self.doc.decls.len() - 1) as u32;
             } else {
-                prefixed += usize::from(!aprefix.is_empty());
+                prefixed += usize::from(a.prefix_len > 0);
                 self.doc.attrs.push(AttrData {
                     ns: 0,
-                    prefix_len: aprefix.len() as u16,
+                    prefix_len: a.prefix_len as u16,
+                    plain: a.plain,
                     qname: key,
                     raw: value,
                 });
             }
-        }
+        };
         if self.names.len() > FEW_ATTRIBUTES {
             // Many attributes: sort the names once and compare neighbours (n log n).
             self.names.sort_unstable();
@@ -546,17 +545,6 @@ fn find_control(b: &[u8]) -> Option<usize> {
         .iter()
         .position(|&c| bad(c))
         .map(|p| at + p)
-}
-
-/// Namespaces in XML §3: a QName has at most one colon, not at either end. Returns (prefix, local).
-fn check_qname(q: &str) -> Result<(&str, &str), String> {
-    match q.bytes().position(|c| c == b':') {
-        None => Ok(("", q)),
-        Some(p) if p > 0 && p + 1 < q.len() && !q.as_bytes()[p + 1..].contains(&b':') => {
-            Ok((&q[..p], &q[p + 1..]))
-        }
-        Some(_) => Err(format!("{q:?} is not a valid qualified name")),
-    }
 }
 
 #[cfg(test)]

@@ -16,7 +16,9 @@ use quick_xml::errors::{Error as QxError, IllFormedError, SyntaxError};
 use quick_xml::events::Event;
 use quick_xml::events::attributes::{AttrError, Attributes};
 
-use super::lexer::{LexError, Token, TokenSource, is_ws, name_len, syntax};
+use super::lexer::{
+    AttrStep, LexError, RawAttr, Token, TokenSource, is_ws, name_len, qname_prefix, syntax,
+};
 use crate::error::ErrorKind;
 
 /// Byte offset of `part` (a slice borrowed from `whole`) within `whole`.
@@ -38,6 +40,9 @@ pub(crate) struct QxLexer<'a> {
     reader: Reader<&'a [u8]>,
     /// An event read ahead while joining a run of text, with its start offset.
     pending: Option<(usize, Event<'a>)>,
+    /// The attributes of the current start tag, and whether it is self-closing.
+    attrs: Option<QxAttrs<'a>>,
+    empty: bool,
 }
 
 impl<'a> QxLexer<'a> {
@@ -57,6 +62,8 @@ impl<'a> QxLexer<'a> {
             base: pos,
             reader,
             pending: None,
+            attrs: None,
+            empty: false,
         }
     }
 
@@ -120,7 +127,7 @@ impl<'a> QxLexer<'a> {
             let (at, e) = self.read()?;
             if !matches!(e, Event::Text(_) | Event::GeneralRef(_)) {
                 self.pending = Some((at, e));
-                return Ok((start, Token::Text(&self.src[start..at])));
+                return Ok((start, Token::Text(&self.src[start..at], true)));
             }
         }
     }
@@ -128,7 +135,6 @@ impl<'a> QxLexer<'a> {
 
 impl<'a> TokenSource<'a> for QxLexer<'a> {
     const CHECKS_END_NAMES: bool = true;
-    type Attrs = QxAttrs<'a>;
 
     fn new(src: &'a str, pos: usize) -> Self {
         Self::start(src, pos)
@@ -154,14 +160,20 @@ impl<'a> TokenSource<'a> for QxLexer<'a> {
                 if !is_name(qname) {
                     return Err(syntax(at, "expected an element name after '<'"));
                 }
+                let prefix_len =
+                    qname_prefix(qname).map_err(|m| syntax(at + 1, m))?;
                 let attrs_offset = qoff + qname.len();
                 let attrs_end = if empty { end - 2 } else { end - 1 };
-                Token::Start {
-                    qname,
-                    attrs: &self.src[attrs_offset..attrs_end],
-                    attrs_offset,
-                    empty,
-                }
+                let mut inner = Attributes::new(&self.src[attrs_offset..attrs_end], 0);
+                inner.with_checks(false);
+                self.attrs = Some(QxAttrs {
+                    raw: &self.src[attrs_offset..attrs_end],
+                    base: attrs_offset,
+                    inner,
+                    done: false,
+                });
+                self.empty = empty;
+                Token::Start { qname, prefix_len }
             }
             Event::End(e) => {
                 let name = e.name().into_inner();
@@ -194,15 +206,40 @@ impl<'a> TokenSource<'a> for QxLexer<'a> {
         Ok(Some((at, tok)))
     }
 
-    fn attributes(raw: &'a str, base: usize) -> QxAttrs<'a> {
-        let mut inner = Attributes::new(raw, 0);
-        inner.with_checks(false);
-        QxAttrs {
-            raw,
-            base,
-            inner,
-            done: false,
+    fn next_attr(&mut self) -> Result<AttrStep<'a>, LexError> {
+        let next = match self.attrs.as_mut() {
+            Some(it) => it.next(),
+            None => None,
+        };
+        let Some(item) = next else {
+            self.attrs = None;
+            return Ok(AttrStep::End { empty: self.empty });
+        };
+        let (name, value, voff) = item?;
+        let prefix_len = qname_prefix(name).map_err(|m| syntax(voff, m))?;
+        if let Err((p, what)) = super::escape::check_attr_value(value) {
+            let kind = if what == "<" {
+                ErrorKind::Syntax(format!("'<' in the value of attribute {name:?}"))
+            } else {
+                ErrorKind::UndefinedEntity(what)
+            };
+            return Err((voff + p, kind));
         }
+        let plain = !value
+            .bytes()
+            .any(|c| matches!(c, b'&' | b'\t' | b'\n' | b'\r'));
+        Ok(AttrStep::Attr(RawAttr {
+            name,
+            prefix_len,
+            value,
+            voff,
+            plain,
+        }))
+    }
+
+    fn skip_attrs(&mut self) -> Result<bool, LexError> {
+        self.attrs = None;
+        Ok(self.empty)
     }
 }
 
