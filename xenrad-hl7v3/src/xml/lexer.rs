@@ -123,22 +123,35 @@ static VALUE_CLASS: [u8; 256] = {
 };
 
 /// Length of a Name at the start of `s` and the position of its only colon (0 = none), or the
-/// error message when it is not a valid QName.
+/// error message when it is not a valid QName (Namespaces in XML §3). One pass: the colon is
+/// located only in names that have one.
 #[inline]
 fn scan_qname(s: &[u8]) -> (usize, Result<usize, &'static str>) {
-    let n = name_len(s);
-    let mut colons = 0u32;
-    let mut at = 0;
-    for (i, &c) in s[..n].iter().enumerate() {
-        if c == b':' {
-            colons += 1;
-            at = i;
-        }
+    let Some(&first) = s.first() else {
+        return (0, Ok(0));
+    };
+    let mut seen = NAME_CLASS[first as usize];
+    if seen & 1 == 0 {
+        return (0, Ok(0));
     }
-    let prefix = match colons {
-        0 => Ok(0),
-        1 if at > 0 && at + 1 < n => Ok(at),
-        _ => Err("is not a valid qualified name"),
+    let mut n = 1;
+    while n < s.len() {
+        let c = NAME_CLASS[s[n] as usize];
+        if c & 2 == 0 {
+            break;
+        }
+        seen |= c;
+        n += 1;
+    }
+    if seen & 4 == 0 {
+        return (n, Ok(0));
+    }
+    let name = &s[..n];
+    let at = name.iter().position(|&c| c == b':').unwrap_or(0);
+    let prefix = if at > 0 && at + 1 < n && !name[at + 1..].contains(&b':') {
+        Ok(at)
+    } else {
+        Err("is not a valid qualified name")
     };
     (n, prefix)
 }
@@ -171,7 +184,7 @@ fn find_tag_stop(hay: &[u8]) -> Option<usize> {
 }
 
 /// Byte classes for names: bit 0 = NameStartChar, bit 1 = NameChar (ASCII rules of XML 1.0
-/// §2.3; every non-ASCII byte is accepted as both).
+/// §2.3; every non-ASCII byte is accepted as both), bit 2 = the colon.
 static NAME_CLASS: [u8; 256] = {
     let mut t = [0u8; 256];
     let mut i = 0;
@@ -179,7 +192,7 @@ static NAME_CLASS: [u8; 256] = {
         let b = i as u8;
         let start = b.is_ascii_alphabetic() || b == b'_' || b == b':' || b >= 0x80;
         let name = start || b.is_ascii_digit() || b == b'-' || b == b'.';
-        t[i] = (start as u8) | ((name as u8) << 1);
+        t[i] = (start as u8) | ((name as u8) << 1) | (((b == b':') as u8) << 2);
         i += 1;
     }
     t
