@@ -48,6 +48,8 @@ pub(crate) enum AttrStep<'a> {
 pub(crate) trait TokenSource<'a> {
     /// Whether the source itself checks that each end tag matches its start tag.
     const CHECKS_END_NAMES: bool;
+    /// Whether the source rejects C0 control characters (XML 1.0 §2.2) wherever they occur.
+    const CHECKS_CONTROLS: bool;
     /// Starts at byte `pos` of `src`.
     fn new(src: &'a str, pos: usize) -> Self;
     /// The next token and its start offset, or `None` at the end of input.
@@ -98,9 +100,17 @@ pub(crate) struct Lexer<'a> {
     tag: (usize, &'a str),
 }
 
-/// Bytes that end a short scan of character data or flag it: bit 0 = `<`, bit 1 = `&`, CR, `]`.
+/// Bytes that end a short scan of character data or flag it: bit 0 = `<`, bit 1 = `&`, CR, `]`,
+/// bit 2 = a C0 control character other than tab, LF, CR.
 static TEXT_CLASS: [u8; 256] = {
     let mut t = [0u8; 256];
+    let mut i = 0;
+    while i < 0x20 {
+        if !matches!(i, 0x09 | 0x0A | 0x0D) {
+            t[i] = 4;
+        }
+        i += 1;
+    }
     t[b'<' as usize] = 1;
     t[b'&' as usize] = 2;
     t[b'\r' as usize] = 2;
@@ -109,9 +119,14 @@ static TEXT_CLASS: [u8; 256] = {
 };
 
 /// Bytes that matter inside an attribute value: 1 = `"`, 2 = `'`, 4 = `<`, 8 = `&`,
-/// 16 = tab/LF/CR (normalised to spaces, §3.3.3).
+/// 16 = tab/LF/CR (normalised to spaces, §3.3.3), 32 = other C0 control characters.
 static VALUE_CLASS: [u8; 256] = {
     let mut t = [0u8; 256];
+    let mut i = 0;
+    while i < 0x20 {
+        t[i] = 32;
+        i += 1;
+    }
     t[b'"' as usize] = 1;
     t[b'\'' as usize] = 2;
     t[b'<' as usize] = 4;
@@ -154,6 +169,46 @@ fn scan_qname(s: &[u8]) -> (usize, Result<usize, &'static str>) {
         Err("is not a valid qualified name")
     };
     (n, prefix)
+}
+
+/// First C0 control character other than tab, LF, CR (XML 1.0 §2.2), sixteen bytes at a time.
+pub(crate) fn find_control(b: &[u8]) -> Option<usize> {
+    const LO: u64 = 0x0101_0101_0101_0101;
+    const HI: u64 = 0x8080_8080_8080_8080;
+    // Has a byte below 0x20 (bytes >= 0x80 are excluded by `!x`).
+    let low = |x: u64| x.wrapping_sub(0x20 * LO) & !x & HI;
+    let bad = |c: u8| c < 0x20 && !is_ws(c);
+    let mut chunks = b.chunks_exact(16);
+    let mut at = 0;
+    for c in &mut chunks {
+        let x = u64::from_le_bytes(c[..8].try_into().unwrap_or([0; 8]));
+        let y = u64::from_le_bytes(c[8..].try_into().unwrap_or([0; 8]));
+        if low(x) | low(y) != 0
+            && let Some(p) = c.iter().position(|&c| bad(c))
+        {
+            return Some(at + p);
+        }
+        at += 16;
+    }
+    chunks
+        .remainder()
+        .iter()
+        .position(|&c| bad(c))
+        .map(|p| at + p)
+}
+
+/// The error for a C0 control character at `at` (XML 1.0 §2.2 Char).
+fn control_error(at: usize, c: u8) -> LexError {
+    syntax(at, format!("control character U+{c:04X} not allowed"))
+}
+
+/// Checks a span the tokenizer skipped with a SIMD search for C0 control characters.
+#[inline]
+fn check_span(b: &[u8], from: usize, to: usize) -> Result<(), LexError> {
+    match find_control(&b[from..to]) {
+        Some(p) => Err(control_error(from + p, b[from + p])),
+        None => Ok(()),
+    }
 }
 
 /// Short distances dominate in markup (indentation, attribute values): scan a few bytes
@@ -249,14 +304,21 @@ impl<'a> Lexer<'a> {
             let mut flags = 0u8;
             while i < lim {
                 let c = TEXT_CLASS[b[i] as usize];
-                if c & 1 != 0 {
-                    break;
+                if c != 0 {
+                    if c & 1 != 0 {
+                        break;
+                    }
+                    if c & 4 != 0 {
+                        return Err(control_error(i, b[i]));
+                    }
+                    flags |= c;
                 }
-                flags |= c;
                 i += 1;
             }
             let special = if i == lim && i < b.len() {
+                let from = i;
                 i = memchr::memchr(b'<', &b[i..]).map_or(b.len(), |p| i + p);
+                check_span(b, from, i)?;
                 true
             } else {
                 flags != 0
@@ -292,6 +354,7 @@ impl<'a> Lexer<'a> {
                     if b.get(body + p + 2) != Some(&b'>') {
                         return Self::err(body + p, "'--' inside a comment");
                     }
+                    check_span(b, body, body + p)?;
                     self.pos = body + p + 3;
                     Ok(Some((start, Token::Misc)))
                 } else if rest.starts_with(b"![CDATA[") {
@@ -299,6 +362,7 @@ impl<'a> Lexer<'a> {
                     let Some(p) = memchr::memmem::find(&b[body..], b"]]>") else {
                         return Self::err(start, "unterminated CDATA section");
                     };
+                    check_span(b, body, body + p)?;
                     self.pos = body + p + 3;
                     Ok(Some((start, Token::CData(&src[body..body + p]))))
                 } else if rest.starts_with(b"!DOCTYPE") {
@@ -325,6 +389,7 @@ impl<'a> Lexer<'a> {
         if p > 0 && !is_ws(b[start + 2 + n]) {
             return Self::err(start + 2 + n, "expected whitespace after the PI target");
         }
+        check_span(b, start + 2 + n, end)?;
         self.pos = end + 2;
         if target.eq_ignore_ascii_case("xml") {
             if (start != 0 && !(start == 3 && self.src.starts_with('\u{FEFF}'))) || target != "xml"
@@ -358,7 +423,7 @@ impl<'a> Lexer<'a> {
     /// closing quote, rejects `<`, checks references and notes whether normalisation applies.
     fn value(&self, name: &str, q: u8, vstart: usize) -> Result<(usize, bool), LexError> {
         let b = self.src.as_bytes();
-        let stop = (if q == b'"' { 1 } else { 2 }) | 4 | 8 | 16;
+        let stop = (if q == b'"' { 1 } else { 2 }) | 4 | 8 | 16 | 32;
         let mut i = vstart;
         let mut plain = true;
         loop {
@@ -373,7 +438,10 @@ impl<'a> Lexer<'a> {
                 }
                 plain = false;
                 match memchr::memchr3(q, b'<', b'&', &b[i..]) {
-                    Some(p) => i += p,
+                    Some(p) => {
+                        check_span(b, i, i + p)?;
+                        i += p;
+                    }
                     None => return Self::err(vstart - 1, "unterminated attribute value"),
                 }
             }
@@ -397,6 +465,9 @@ impl<'a> Lexer<'a> {
                         }
                     }
                 }
+                c if VALUE_CLASS[c as usize] & 32 != 0 && !is_ws(c) => {
+                    return Err(control_error(i, c));
+                }
                 _ => {
                     plain = false;
                     i += 1;
@@ -408,6 +479,7 @@ impl<'a> Lexer<'a> {
 
 impl<'a> TokenSource<'a> for Lexer<'a> {
     const CHECKS_END_NAMES: bool = false;
+    const CHECKS_CONTROLS: bool = true;
 
     fn new(src: &'a str, pos: usize) -> Self {
         Lexer {

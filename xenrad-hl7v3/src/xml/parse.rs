@@ -6,7 +6,7 @@ use std::borrow::Cow;
 
 use smallvec::SmallVec;
 
-use super::lexer::{AttrIter, AttrStep, Lexer, Token, TokenSource, is_ws};
+use super::lexer::{AttrIter, AttrStep, Lexer, Token, TokenSource, find_control, is_ws};
 use super::qx::QxLexer;
 use super::{AttrData, Document, Element, Kind, NONE, NodeData, NsDecl, Tokenizer, XML_NS, escape};
 use crate::error::{ErrorKind, V3Error};
@@ -112,8 +112,11 @@ impl<'a> Builder<'a, '_> {
 
     fn run<T: TokenSource<'a>>(&mut self, body_start: usize) -> Result<(), V3Error> {
         let src = self.src;
-        // XML 1.0 §2.2: no C0 control characters other than tab, LF, CR anywhere.
-        if let Some(p) = find_control(src.as_bytes()) {
+        // XML 1.0 §2.2: no C0 control characters other than tab, LF, CR anywhere (the
+        // hand-written tokenizer checks every byte it passes; quick-xml does not).
+        if !T::CHECKS_CONTROLS
+            && let Some(p) = find_control(src.as_bytes())
+        {
             let c = src.as_bytes()[p];
             return Err(self.err(
                 p,
@@ -523,35 +526,9 @@ impl<'a> Builder<'a, '_> {
     }
 }
 
-/// First C0 control character other than tab, LF, CR (XML 1.0 §2.2), sixteen bytes at a time.
-fn find_control(b: &[u8]) -> Option<usize> {
-    const LO: u64 = 0x0101_0101_0101_0101;
-    const HI: u64 = 0x8080_8080_8080_8080;
-    // Has a byte below 0x20 (bytes >= 0x80 are excluded by `!x`).
-    let low = |x: u64| x.wrapping_sub(0x20 * LO) & !x & HI;
-    let bad = |c: u8| c < 0x20 && !is_ws(c);
-    let mut chunks = b.chunks_exact(16);
-    let mut at = 0;
-    for c in &mut chunks {
-        let x = u64::from_le_bytes(c[..8].try_into().unwrap_or([0; 8]));
-        let y = u64::from_le_bytes(c[8..].try_into().unwrap_or([0; 8]));
-        if low(x) | low(y) != 0
-            && let Some(p) = c.iter().position(|&c| bad(c))
-        {
-            return Some(at + p);
-        }
-        at += 16;
-    }
-    chunks
-        .remainder()
-        .iter()
-        .position(|&c| bad(c))
-        .map(|p| at + p)
-}
-
 #[cfg(test)]
 mod tests {
-    use super::find_control;
+    use super::super::lexer::find_control;
 
     #[test]
     fn control_characters() {

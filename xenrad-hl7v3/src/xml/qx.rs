@@ -135,6 +135,7 @@ impl<'a> QxLexer<'a> {
 
 impl<'a> TokenSource<'a> for QxLexer<'a> {
     const CHECKS_END_NAMES: bool = true;
+    const CHECKS_CONTROLS: bool = false;
 
     fn new(src: &'a str, pos: usize) -> Self {
         Self::start(src, pos)
