@@ -12,7 +12,10 @@ use xenrad_hl7v3::types::AddrPartKind;
 use xenrad_hl7v3::xml::{Document, Limits};
 
 fn public_corpus() -> Vec<Vec<u8>> {
-    let dir = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/corpus/hl7v3"));
+    let dir = Path::new(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../shared/corpus/hl7v3"
+    ));
     let mut out = Vec::new();
     let mut stack = vec![dir.to_path_buf()];
     while let Some(d) = stack.pop() {
@@ -56,7 +59,9 @@ fn typed(bytes: &[u8], t: Tokenizer) -> usize {
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     let [_, corpus, pass, tok, rounds] = &args[..] else {
-        eprintln!("usage: hl7v3_work <public|generated> <header|strict|typed|roxmltree> <hw|qx|none> <rounds>");
+        eprintln!(
+            "usage: hl7v3_work <public|generated> <header|strict|typed|roxmltree> <hw|qx|none> <rounds>"
+        );
         std::process::exit(2);
     };
     let corpus: Vec<Vec<u8>> = match corpus.as_str() {

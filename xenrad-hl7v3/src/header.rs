@@ -96,13 +96,16 @@ impl<'a> Header<'a> {
     }
 }
 
+/// Decoded attribute values by position, and whether the tag was self-closing.
+type Values<'a, const N: usize> = ([Option<Cow<'a, str>>; N], bool);
+
 /// Reads the attributes `names` of the current start tag in one pass over them (first
 /// occurrence wins; values checked and decoded); returns them and whether the tag was empty.
 fn attrs<'a, T: TokenSource<'a>, const N: usize>(
     input: &'a [u8],
     lx: &mut T,
     names: [&str; N],
-) -> Result<([Option<Cow<'a, str>>; N], bool), V3Error> {
+) -> Result<Values<'a, N>, V3Error> {
     let mut out = [const { None }; N];
     loop {
         match lx.next_attr() {

@@ -311,7 +311,10 @@ fn query_messages_round_trip() {
             continue;
         }
         let before = QueryMessage::from_message(&m);
-        let q = before.query.as_ref().expect("query messages echo queryByParameter");
+        let q = before
+            .query
+            .as_ref()
+            .expect("query messages echo queryByParameter");
         with_params += usize::from(
             !q.names.is_empty()
                 || !q.patient_identifiers.is_empty()
@@ -338,8 +341,14 @@ fn query_messages_round_trip() {
         assert!(done.get(i).copied().unwrap_or(0) >= 3, "{i}: {done:?}");
     }
     assert!(with_params >= 15, "{with_params} queries with parameters");
-    assert!(with_patients >= 10, "{with_patients} responses with patients");
-    assert!(with_acks >= 10, "{with_acks} responses with acknowledgement and queryAck");
+    assert!(
+        with_patients >= 10,
+        "{with_patients} responses with patients"
+    );
+    assert!(
+        with_acks >= 10,
+        "{with_acks} responses with acknowledgement and queryAck"
+    );
 }
 
 /// The PDQ sample query's parameters, read through the view and kept by the record.
@@ -359,7 +368,11 @@ fn pdq_query_parameters() {
     assert_eq!(name.given().collect::<Vec<_>>(), ["MARY", "Annemarie"]);
     assert_eq!(name.family().collect::<Vec<_>>(), ["Wurm", "Heidi"]);
     assert_eq!(
-        q.addresses().next().unwrap().get(AddrPartKind::City).as_deref(),
+        q.addresses()
+            .next()
+            .unwrap()
+            .get(AddrPartKind::City)
+            .as_deref(),
         Some("Some City")
     );
     let rec = QueryMessage::from_message(&m).query.unwrap();
@@ -391,14 +404,24 @@ fn canadian_client_registry_views() {
     assert_eq!(ps.len(), 1);
     let p = ps[0];
     assert_eq!(p.element().local_name(), "identifiedEntity");
-    assert_eq!(p.ids().next().unwrap().extension.as_deref(), Some("444114567"));
+    assert_eq!(
+        p.ids().next().unwrap().extension.as_deref(),
+        Some("444114567")
+    );
     let name = p.names().next().unwrap();
     assert_eq!(name.family().collect::<Vec<_>>(), ["Nuclear"]);
     assert_eq!(name.given().collect::<Vec<_>>(), ["Nancy", "D."]);
     assert_eq!(p.gender().unwrap().code().as_deref(), Some("F"));
-    assert_eq!(p.birth_time().unwrap().date().unwrap().to_string(), "1990-12-05");
     assert_eq!(
-        p.addresses().next().unwrap().get(AddrPartKind::City).as_deref(),
+        p.birth_time().unwrap().date().unwrap().to_string(),
+        "1990-12-05"
+    );
+    assert_eq!(
+        p.addresses()
+            .next()
+            .unwrap()
+            .get(AddrPartKind::City)
+            .as_deref(),
         Some("Ann Arbor")
     );
     assert_eq!(p.other_ids().count(), 2);

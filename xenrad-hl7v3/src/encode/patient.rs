@@ -128,10 +128,7 @@ pub(crate) fn open_transmission(w: &mut XmlWriter, t: &Transmission<'_>) {
             w.empty(name, &[("code", Some(c))]);
         }
     }
-    for (role, tc, id) in [
-        ("receiver", "RCV", t.receiver),
-        ("sender", "SND", t.sender),
-    ] {
+    for (role, tc, id) in [("receiver", "RCV", t.receiver), ("sender", "SND", t.sender)] {
         w.open(role, &[("typeCode", Some(tc))]);
         w.open(
             "device",

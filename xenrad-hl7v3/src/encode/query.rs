@@ -207,7 +207,9 @@ fn write_query(w: &mut XmlWriter, q: &QueryRecord) {
     w.open("parameterList", &[]);
     // PIX (PRPA_MT201307UV02.ParameterList): dataSource*, patientIdentifier.
     for id in &q.data_sources {
-        parameter(w, "dataSource", "DataSource.id", |w| w.ii("value", id));
+        parameter(w, "dataSource", "DataSource.id", |w| {
+            w.ii("value", id);
+        });
     }
     if let Some(g) = &q.gender {
         parameter(
@@ -218,12 +220,19 @@ fn write_query(w: &mut XmlWriter, q: &QueryRecord) {
         );
     }
     if let Some(b) = &q.birth_time {
-        parameter(w, "livingSubjectBirthTime", "LivingSubject.birthTime", |w| {
-            w.empty("value", &[("value", Some(b))]);
-        });
+        parameter(
+            w,
+            "livingSubjectBirthTime",
+            "LivingSubject.birthTime",
+            |w| {
+                w.empty("value", &[("value", Some(b))]);
+            },
+        );
     }
     for id in &q.living_subject_ids {
-        parameter(w, "livingSubjectId", "LivingSubject.id", |w| w.ii("value", id));
+        parameter(w, "livingSubjectId", "LivingSubject.id", |w| {
+            w.ii("value", id);
+        });
     }
     for n in &q.names {
         parameter(w, "livingSubjectName", "LivingSubject.name", |w| {
@@ -235,7 +244,9 @@ fn write_query(w: &mut XmlWriter, q: &QueryRecord) {
             w,
             "otherIDsScopingOrganization",
             "OtherIDs.scopingOrganization.id",
-            |w| w.ii("value", id),
+            |w| {
+                w.ii("value", id);
+            },
         );
     }
     for a in &q.addresses {
@@ -244,7 +255,9 @@ fn write_query(w: &mut XmlWriter, q: &QueryRecord) {
         });
     }
     for id in &q.patient_identifiers {
-        parameter(w, "patientIdentifier", "Patient.id", |w| w.ii("value", id));
+        parameter(w, "patientIdentifier", "Patient.id", |w| {
+            w.ii("value", id);
+        });
     }
     w.close("parameterList");
     w.close("queryByParameter");

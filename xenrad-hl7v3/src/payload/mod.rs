@@ -27,9 +27,9 @@ impl<'a> Message<'a> {
         };
         ca.subjects()
             .filter_map(|s| {
-                let reg = s
-                    .children()
-                    .find(|c| matches!(c.local_name(), "registrationEvent" | "registrationRequest"))?;
+                let reg = s.children().find(|c| {
+                    matches!(c.local_name(), "registrationEvent" | "registrationRequest")
+                })?;
                 reg.children()
                     .filter(|c| matches!(c.local_name(), "subject1" | "subject"))
                     .find_map(|c| {

@@ -68,7 +68,8 @@ impl<'d, 'a> QueryByParameter<'d, 'a> {
     }
     /// PDQ `livingSubjectName/value`, CA `personName/value`.
     pub fn names(&self) -> impl Iterator<Item = Pn<'d, 'a>> + use<'d, 'a> {
-        self.values(&["livingSubjectName", "personName"]).map(Pn::new)
+        self.values(&["livingSubjectName", "personName"])
+            .map(Pn::new)
     }
     /// PDQ `livingSubjectAdministrativeGender/value`, CA `administrativeGender/value`.
     pub fn gender(&self) -> Option<Coded<'d, 'a>> {

@@ -284,7 +284,6 @@ pub(crate) fn name_len(s: &[u8]) -> usize {
 }
 
 impl<'a> Lexer<'a> {
-
     fn err<T>(at: usize, msg: impl Into<String>) -> Result<T, LexError> {
         Err(syntax(at, msg))
     }
@@ -416,7 +415,10 @@ impl<'a> Lexer<'a> {
     }
 
     fn unterminated<T>(&self) -> Result<T, LexError> {
-        Self::err(self.tag.0, format!("unterminated start tag <{}", self.tag.1))
+        Self::err(
+            self.tag.0,
+            format!("unterminated start tag <{}", self.tag.1),
+        )
     }
 
     /// An attribute value starting after its opening quote `q` at `vstart`: one pass finds the
@@ -693,7 +695,13 @@ mod tests {
         assert_eq!(t[4], Token::Text("t&amp;", true));
         assert_eq!(t[5], Token::CData("<"));
         assert_eq!(t[6], Token::End("a"));
-        assert_eq!(t[8], Token::Start { qname: "c", prefix_len: 0 });
+        assert_eq!(
+            t[8],
+            Token::Start {
+                qname: "c",
+                prefix_len: 0
+            }
+        );
         assert_eq!(t[9], Token::Text("d", false));
         for bad in [
             "<a x='1>",

@@ -161,8 +161,7 @@ impl<'a> TokenSource<'a> for QxLexer<'a> {
                 if !is_name(qname) {
                     return Err(syntax(at, "expected an element name after '<'"));
                 }
-                let prefix_len =
-                    qname_prefix(qname).map_err(|m| syntax(at + 1, m))?;
+                let prefix_len = qname_prefix(qname).map_err(|m| syntax(at + 1, m))?;
                 let attrs_offset = qoff + qname.len();
                 let attrs_end = if empty { end - 2 } else { end - 1 };
                 let mut inner = Attributes::new(&self.src[attrs_offset..attrs_end], 0);
@@ -188,14 +187,20 @@ impl<'a> TokenSource<'a> for QxLexer<'a> {
             Event::Comment(_) => Token::Misc,
             Event::Decl(_) => {
                 if at != self.base {
-                    return Err(syntax(at, "XML declaration not at the start of the document"));
+                    return Err(syntax(
+                        at,
+                        "XML declaration not at the start of the document",
+                    ));
                 }
                 Token::Decl(&self.src[at + 5..end - 2])
             }
             Event::PI(pi) => {
                 let target = pi.target();
                 if target.eq_ignore_ascii_case("xml") {
-                    return Err(syntax(at, "XML declaration not at the start of the document"));
+                    return Err(syntax(
+                        at,
+                        "XML declaration not at the start of the document",
+                    ));
                 }
                 if !is_name(target) {
                     return Err(syntax(at, "expected a processing instruction target"));
