@@ -297,9 +297,16 @@ impl<'a> Lexer<'a> {
             return Ok(None);
         }
         if b[start] != b'<' {
-            // Short runs (indentation, most values): one pass finds the end and the flags.
-            let lim = (start + 64).min(b.len());
+            // Indentation (a newline and spaces) eight bytes at a time.
             let mut i = start;
+            if b[i] == b'\n' {
+                i += 1;
+                while i + 8 <= b.len() && b[i..i + 8] == *b"        " {
+                    i += 8;
+                }
+            }
+            // Short runs (indentation, most values): one pass finds the end and the flags.
+            let lim = (i + 64).min(b.len());
             let mut flags = 0u8;
             while i < lim {
                 let c = TEXT_CLASS[b[i] as usize];
