@@ -52,12 +52,24 @@ pub struct ReadmeDoctests;
 /// Fuzzing entry points shared by `fuzz/` targets and corpus-replay tests.
 #[doc(hidden)]
 pub mod fuzzing {
-    /// Fuzz entry point `strict`: the fast header pass, the strict pass, every typed view on
-    /// every element, patient views and records, and ack encoding, on arbitrary bytes.
-    /// Must never panic; an ack we encode must itself pass the strict pass.
+    /// Fuzz entry point `strict`: the fast header pass, the strict pass on both tokenizers
+    /// (which must agree on the verdict), every typed view on every element, patient and query
+    /// views and records, and ack encoding, on arbitrary bytes. Must never panic; an ack we
+    /// encode must itself pass the strict pass.
     pub fn strict(data: &[u8]) {
+        use crate::xml::{Document, Limits, Tokenizer};
         let _ = crate::header(data);
-        let Ok(msg) = crate::strict(data) else { return };
+        let _ = crate::header_using(data, Tokenizer::QuickXml);
+        let qx = Document::parse_using(data, &Limits::default(), Tokenizer::QuickXml);
+        let verdict = crate::strict(data);
+        assert_eq!(
+            qx.is_err(),
+            verdict.is_err(),
+            "tokenizers disagree: quick-xml {:?} / hand-written {:?}",
+            qx.err(),
+            verdict.as_ref().err()
+        );
+        let Ok(msg) = verdict else { return };
         let h = msg.header();
         for p in msg.patients() {
             let _ = p.to_record();
@@ -84,6 +96,7 @@ pub mod fuzzing {
             );
         }
         let _ = (msg.query_ack(), msg.query_continuation());
+        let _ = crate::encode::query::QueryMessage::from_message(&msg).encode();
         crate::payload::touch_all(msg.document().root());
         let detail = crate::AckDetail::error("x");
         let ack = crate::AckBuilder::new(h, crate::Outcome::Error)
