@@ -21,10 +21,38 @@ use super::lexer::{
 };
 use crate::error::ErrorKind;
 
-/// Byte offset of `part` (a slice borrowed from `whole`) within `whole`.
+/// Byte offset of `part` within `whole`, when `part` is a slice of `whole` (quick-xml's events
+/// over a `&[u8]` borrow the input; anything else is reported, never sliced).
 #[inline]
 fn offset_in(whole: &str, part: &str) -> usize {
-    (part.as_ptr() as usize).wrapping_sub(whole.as_ptr() as usize)
+    let off = (part.as_ptr() as usize).wrapping_sub(whole.as_ptr() as usize);
+    if off
+        .checked_add(part.len())
+        .is_some_and(|end| end <= whole.len())
+    {
+        off
+    } else {
+        usize::MAX
+    }
+}
+
+/// The slice of `src` that `part` borrows, or an error at `at`.
+fn borrowed<'a>(src: &'a str, part: &str, at: usize) -> Result<(usize, &'a str), LexError> {
+    match offset_in(src, part) {
+        usize::MAX => Err(syntax(
+            at,
+            "quick-xml returned an event that does not borrow the input",
+        )),
+        off => src
+            .get(off..off + part.len())
+            .map(|s| (off, s))
+            .ok_or_else(|| {
+                syntax(
+                    at,
+                    "quick-xml returned an event that does not borrow the input",
+                )
+            }),
+    }
 }
 
 #[inline]
@@ -155,9 +183,7 @@ impl<'a> TokenSource<'a> for QxLexer<'a> {
             }
             Event::Text(_) | Event::GeneralRef(_) => return self.text_run(at).map(Some),
             Event::Start(s) | Event::Empty(s) => {
-                let qname = s.name().into_inner();
-                let qoff = offset_in(self.src, qname);
-                let qname = &self.src[qoff..qoff + qname.len()];
+                let (qoff, qname) = borrowed(self.src, s.name().into_inner(), at)?;
                 if !is_name(qname) {
                     return Err(syntax(at, "expected an element name after '<'"));
                 }
@@ -175,11 +201,7 @@ impl<'a> TokenSource<'a> for QxLexer<'a> {
                 self.empty = empty;
                 Token::Start { qname, prefix_len }
             }
-            Event::End(e) => {
-                let name = e.name().into_inner();
-                let off = offset_in(self.src, name);
-                Token::End(&self.src[off..off + name.len()])
-            }
+            Event::End(e) => Token::End(borrowed(self.src, e.name().into_inner(), at)?.1),
             Event::CData(_) => {
                 // Content between `<![CDATA[` and `]]>`.
                 Token::CData(&self.src[at + 9..end - 3])
@@ -271,11 +293,16 @@ impl<'a> Iterator for QxAttrs<'a> {
                 let koff = offset_in(self.raw, key);
                 let value = match a.value {
                     std::borrow::Cow::Borrowed(v) => v,
-                    // Never happens for a borrowed input; fall back to an empty value.
+                    // Never happens for a borrowed input; reported below.
                     std::borrow::Cow::Owned(_) => "",
                 };
                 let voff = offset_in(self.raw, value);
-                if koff == 0 || !is_ws(self.raw.as_bytes()[koff - 1]) {
+                if koff == usize::MAX || voff == usize::MAX {
+                    Err(syntax(
+                        self.base,
+                        "quick-xml returned an attribute that does not borrow the input",
+                    ))
+                } else if koff == 0 || !is_ws(self.raw.as_bytes()[koff - 1]) {
                     Err(syntax(
                         self.base + koff,
                         "expected whitespace before an attribute",
