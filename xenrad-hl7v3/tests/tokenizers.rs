@@ -147,6 +147,8 @@ fn same_verdicts_on_rule_samples() {
         "<r a='0123456789012345678901234567890123456789012345678901234567890123456789\t'/>",
         "<r>\u{0}</r>",
         "\u{FEFF}<?xml version='1.0'?><r/>",
+        "\u{FEFF}\u{FEFF}<r/>",
+        "\u{FEFF}\u{FEFF}\u{FEFF}<?xml version='1.0'?><r><x/></r>",
         "<r/ >",
         "<r x='1'/ >",
         "<r\n  x = '1'\n/>",

@@ -63,7 +63,9 @@ fn is_name(s: &str) -> bool {
 /// quick-xml's reader as a [`TokenSource`].
 pub(crate) struct QxLexer<'a> {
     src: &'a str,
-    /// Offset in `src` where the reader's input starts (after a BOM).
+    /// Offset in `src` where the document starts (after the BOM the caller skipped).
+    start: usize,
+    /// Offset in `src` where the reader's input starts.
     base: usize,
     reader: Reader<&'a [u8]>,
     /// An event read ahead while joining a run of text, with its start offset.
@@ -76,7 +78,16 @@ pub(crate) struct QxLexer<'a> {
 impl<'a> QxLexer<'a> {
     /// Starts at byte `pos` of `src`.
     fn start(src: &'a str, pos: usize) -> Self {
-        let mut reader = Reader::from_str(&src[pos..]);
+        // quick-xml drops a byte order mark at the start of its input without counting it in
+        // its positions; a second BOM (after the one the caller skipped) is character data
+        // here, so it is handed over as text and the reader starts after it.
+        let mut skip = pos;
+        while src[skip..].starts_with('\u{FEFF}') {
+            skip += 3;
+        }
+        let pending =
+            (skip > pos).then(|| (pos, Event::Text(quick_xml::events::BytesText::new(""))));
+        let mut reader = Reader::from_str(&src[skip..]);
         let c = reader.config_mut();
         c.check_end_names = true;
         c.check_comments = true;
@@ -87,9 +98,10 @@ impl<'a> QxLexer<'a> {
         c.trim_markup_names_in_closing_tags = true;
         QxLexer {
             src,
-            base: pos,
+            start: pos,
+            base: skip,
             reader,
-            pending: None,
+            pending,
             attrs: None,
             empty: false,
         }
@@ -208,7 +220,7 @@ impl<'a> TokenSource<'a> for QxLexer<'a> {
             }
             Event::Comment(_) => Token::Misc,
             Event::Decl(_) => {
-                if at != self.base {
+                if at != self.start {
                     return Err(syntax(
                         at,
                         "XML declaration not at the start of the document",
