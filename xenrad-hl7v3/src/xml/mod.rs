@@ -42,7 +42,6 @@ struct NodeData<'a> {
     prefix_len: u16,
     parent: u32,
     first_child: u32,
-    last_child: u32,
     next_sibling: u32,
     attr_start: u32,
     attr_end: u32,

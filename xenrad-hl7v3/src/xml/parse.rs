@@ -49,8 +49,14 @@ struct Builder<'a, 'l> {
     doc: Document<'a>,
     /// Innermost open element (`NONE` outside the root); the open elements are its ancestors.
     cur: u32,
+    /// Last child of `cur` so far (`NONE` before its first child): siblings are linked
+    /// without a per-node last-child field, since children are only ever appended to `cur`.
+    last: u32,
     /// Number of open elements.
     depth: usize,
+    /// The default namespace resolved for one scope head (scope chains never change once
+    /// built, so the pair stays true); most elements share their parent's scope.
+    default_ns: Option<(u32, u16)>,
     /// Current namespace scope head.
     scope: u32,
     /// Last text node while it could be extended (comments and PIs end a run).
@@ -92,7 +98,9 @@ pub(crate) fn parse<'a>(
             root: NONE,
         },
         cur: NONE,
+        last: NONE,
         depth: 0,
+        default_ns: None,
         scope: NONE,
         open_text: NONE,
         names: SmallVec::new(),
@@ -169,6 +177,7 @@ impl<'a> Builder<'a, '_> {
                         }
                     }
                     self.cur = self.doc.nodes[idx as usize].parent;
+                    self.last = idx;
                     self.depth -= 1;
                     self.scope = self.parent_scope();
                     self.open_text = NONE;
@@ -302,7 +311,6 @@ impl<'a> Builder<'a, '_> {
             prefix_len: 0,
             parent,
             first_child: NONE,
-            last_child: NONE,
             next_sibling: NONE,
             attr_start: 0,
             attr_end: 0,
@@ -310,14 +318,13 @@ impl<'a> Builder<'a, '_> {
             offset: offset as u32,
         });
         if parent != NONE {
-            let last = self.doc.nodes[parent as usize].last_child;
-            if last == NONE {
+            if self.last == NONE {
                 self.doc.nodes[parent as usize].first_child = idx;
             } else {
-                self.doc.nodes[last as usize].next_sibling = idx;
+                self.doc.nodes[self.last as usize].next_sibling = idx;
             }
-            self.doc.nodes[parent as usize].last_child = idx;
         }
+        self.last = idx;
         Ok(idx)
     }
 
@@ -467,6 +474,7 @@ impl<'a> Builder<'a, '_> {
             self.scope = self.parent_scope();
         } else {
             self.cur = idx;
+            self.last = NONE;
             self.depth += 1;
         }
         Ok(())
@@ -510,9 +518,24 @@ impl<'a> Builder<'a, '_> {
 
     /// Namespace index bound to `prefix` in the current scope (0 = no namespace).
     fn lookup(&mut self, prefix: &str) -> Option<u16> {
+        if prefix.is_empty() {
+            if let Some((scope, ns)) = self.default_ns
+                && scope == self.scope
+            {
+                return Some(ns);
+            }
+            let ns = self.lookup_chain("").unwrap_or(0);
+            self.default_ns = Some((self.scope, ns));
+            return Some(ns);
+        }
         if prefix.len() == 3 && prefix == "xml" {
             return self.intern(Cow::Borrowed(XML_NS)).ok();
         }
+        self.lookup_chain(prefix)
+    }
+
+    /// Walks the scope chain for `prefix`.
+    fn lookup_chain(&self, prefix: &str) -> Option<u16> {
         let mut cur = self.scope;
         while cur != NONE {
             let d = &self.doc.decls[cur as usize];
