@@ -3,13 +3,16 @@
 //!
 //! Layers (one module each):
 //! - [`xml`]: the strict XML pass — well-formedness, every attribute parsed, prefixes resolved,
-//!   DOCTYPE rejected, [`Limits`] — building a borrowed document arena.
+//!   DOCTYPE rejected, [`Limits`] — building a borrowed document arena, on the crate's own
+//!   tokenizer or quick-xml's ([`Tokenizer`]).
 //! - [`header`](mod@header): the transmission wrapper ([`Header`]) from either the fast [`header()`] pass
 //!   (stops at the control act, does not read the payload) or a strict [`Message`].
 //! - [`message`]: SOAP 1.2 unwrapping, the control act wrapper and generic payload access.
 //! - [`types`]: borrowed data-type views (II, CD family, PN, AD, TEL, TS, IVL_TS).
-//! - [`payload`]: interaction payload views (PRPA patient registry messages).
-//! - [`encode`]: MCCI_IN000002UV01 accept acks and PRPA patient message encoders.
+//! - [`payload`]: interaction payload views (PRPA patient registry messages, PDQ/PIX queries,
+//!   the Canadian client registry).
+//! - [`encode`]: MCCI_IN000002UV01 accept acks, PRPA patient message encoders and PDQ/PIX query
+//!   and response encoders.
 //!
 //! ```
 //! let xml = br#"<PRPA_IN201301UV02 xmlns="urn:hl7-org:v3" ITSVersion="XML_1.0">
