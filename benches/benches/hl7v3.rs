@@ -1,6 +1,7 @@
-//! xenrad-hl7v3 benches: header pass, strict pass, strict + typed extraction, and roxmltree
-//! parsing the same bytes in the same run, on the public corpus (`../shared/corpus/hl7v3`,
-//! 287 well-formed files) and on a deterministic generated PRPA_IN201301UV02 corpus (2,000 messages).
+//! xenrad-hl7v3 benches: header pass, strict pass, strict + typed extraction — each on both
+//! tokenizers (`hw` = hand-written, `qx` = quick-xml's `Reader`) — and roxmltree parsing the same
+//! bytes in the same run, on the public corpus (`../shared/corpus/hl7v3`, 287 well-formed files)
+//! and on a deterministic generated PRPA_IN201301UV02 corpus (2,000 messages).
 //!
 //! `cargo bench -p xenrad-benches --bench hl7v3 -- --warm-up-time 1 --measurement-time 3`
 #![allow(missing_docs)]
@@ -8,7 +9,9 @@ use std::hint::black_box;
 use std::path::Path;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use xenrad_hl7v3::Tokenizer;
 use xenrad_hl7v3::types::AddrPartKind;
+use xenrad_hl7v3::xml::{Document, Limits};
 
 fn public_corpus() -> Vec<Vec<u8>> {
     let dir = Path::new(concat!(
@@ -37,8 +40,9 @@ fn public_corpus() -> Vec<Vec<u8>> {
 
 /// Strict pass + the typed extraction the gateway does (header, patient ids, names, gender,
 /// birth time, city).
-fn strict_typed(bytes: &[u8]) -> usize {
-    let m = xenrad_hl7v3::strict(bytes).unwrap();
+fn strict_typed(bytes: &[u8], t: Tokenizer) -> usize {
+    let doc = Document::parse_using(bytes, &Limits::default(), t).unwrap();
+    let m = xenrad_hl7v3::Message::from_document(doc).unwrap();
     let h = m.header();
     let mut n =
         h.interaction.len() + usize::from(h.message_id.is_some()) + usize::from(h.sender.is_some());
@@ -66,39 +70,42 @@ fn run(c: &mut Criterion, name: &str, corpus: &[Vec<u8>]) {
     let bytes: u64 = corpus.iter().map(|m| m.len() as u64).sum();
     let mut g = c.benchmark_group(format!("hl7v3/{name}"));
     g.throughput(Throughput::Bytes(bytes));
-    g.bench_function("header_pass", |b| {
-        b.iter(|| {
-            corpus
-                .iter()
-                .map(|m| {
-                    xenrad_hl7v3::header(black_box(m))
-                        .unwrap()
-                        .interaction
-                        .len()
-                })
-                .sum::<usize>()
+    let limits = Limits::default();
+    for (tag, t) in [("hw", Tokenizer::Handwritten), ("qx", Tokenizer::QuickXml)] {
+        g.bench_function(format!("header_pass_{tag}"), |b| {
+            b.iter(|| {
+                corpus
+                    .iter()
+                    .map(|m| {
+                        xenrad_hl7v3::header_using(black_box(m), t)
+                            .unwrap()
+                            .interaction
+                            .len()
+                    })
+                    .sum::<usize>()
+            });
         });
-    });
-    g.bench_function("strict_pass", |b| {
-        b.iter(|| {
-            corpus
-                .iter()
-                .map(|m| {
-                    xenrad_hl7v3::Document::parse(black_box(m))
-                        .unwrap()
-                        .node_count()
-                })
-                .sum::<usize>()
+        g.bench_function(format!("strict_pass_{tag}"), |b| {
+            b.iter(|| {
+                corpus
+                    .iter()
+                    .map(|m| {
+                        Document::parse_using(black_box(m), &limits, t)
+                            .unwrap()
+                            .node_count()
+                    })
+                    .sum::<usize>()
+            });
         });
-    });
-    g.bench_function("strict_typed", |b| {
-        b.iter(|| {
-            corpus
-                .iter()
-                .map(|m| strict_typed(black_box(m)))
-                .sum::<usize>()
+        g.bench_function(format!("strict_typed_{tag}"), |b| {
+            b.iter(|| {
+                corpus
+                    .iter()
+                    .map(|m| strict_typed(black_box(m), t))
+                    .sum::<usize>()
+            });
         });
-    });
+    }
     g.bench_function("roxmltree", |b| {
         b.iter(|| {
             corpus

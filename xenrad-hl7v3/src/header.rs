@@ -8,8 +8,8 @@ use std::borrow::Cow;
 
 use crate::error::{ErrorKind, V3Error};
 use crate::types::Ii;
-use crate::xml::Element;
-use crate::xml::lexer::{AttrIter, Lexer, Token};
+use crate::xml::lexer::{AttrStep, Lexer, Token, TokenSource};
+use crate::xml::{Element, Tokenizer};
 
 /// The transmission wrapper fields used for routing, de-duplication and acknowledgement.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -96,40 +96,82 @@ impl<'a> Header<'a> {
     }
 }
 
-fn attr<'a>(
-    src: &'a str,
-    attrs: &'a str,
-    attrs_offset: usize,
-    name: &str,
-) -> Result<Option<Cow<'a, str>>, V3Error> {
-    for a in AttrIter::new(attrs, attrs_offset) {
-        let (key, value, voff) =
-            a.map_err(|(p, m)| V3Error::at(src.as_bytes(), p, ErrorKind::Syntax(m)))?;
-        if key == name {
-            if let Err((p, what)) = crate::xml::escape::check_attr_value(value) {
-                return Err(V3Error::at(
-                    src.as_bytes(),
-                    voff + p,
-                    ErrorKind::UndefinedEntity(what),
-                ));
+/// Decoded attribute values by position, and whether the tag was self-closing.
+type Values<'a, const N: usize> = ([Option<Cow<'a, str>>; N], bool);
+
+/// Reads the attributes `names` of the current start tag in one pass over them (first
+/// occurrence wins; values checked and decoded); returns them and whether the tag was empty.
+fn attrs<'a, T: TokenSource<'a>, const N: usize>(
+    input: &'a [u8],
+    lx: &mut T,
+    names: [&str; N],
+) -> Result<Values<'a, N>, V3Error> {
+    let mut out = [const { None }; N];
+    loop {
+        match lx.next_attr() {
+            Ok(AttrStep::End { empty }) => return Ok((out, empty)),
+            Ok(AttrStep::Attr(a)) => {
+                if let Some(i) = names.iter().position(|&n| n == a.name)
+                    && out[i].is_none()
+                {
+                    out[i] = Some(if a.plain {
+                        Cow::Borrowed(a.value)
+                    } else {
+                        crate::xml::escape::unescape(a.value, true)
+                    });
+                }
             }
-            return Ok(Some(crate::xml::escape::unescape(value, true)));
+            Err((p, k)) => return Err(V3Error::at(input, p, k)),
         }
     }
-    Ok(None)
 }
 
-fn ii<'a>(src: &'a str, attrs: &'a str, at: usize) -> Result<Ii<'a>, V3Error> {
-    Ok(Ii {
-        root: attr(src, attrs, at, "root")?,
-        extension: attr(src, attrs, at, "extension")?,
-        assigning_authority_name: attr(src, attrs, at, "assigningAuthorityName")?,
-        null_flavor: attr(src, attrs, at, "nullFlavor")?,
-    })
+/// What the header pass reads from a start tag.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Read {
+    /// Nothing (attributes skipped unchecked).
+    Skip,
+    /// One attribute into a header field.
+    Code(&'static str, Field),
+    /// An II into a header field.
+    Ii(Field),
 }
 
-fn local(qname: &str) -> &str {
-    qname.rsplit_once(':').map_or(qname, |(_, l)| l)
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Field {
+    MessageId,
+    CreationTime,
+    InteractionId,
+    Processing,
+    ProcessingMode,
+    AcceptAck,
+    AckType,
+    Receiver,
+    Sender,
+    AckTarget,
+    Trigger,
+}
+
+impl<'a> Header<'a> {
+    fn set_code(&mut self, f: Field, v: Option<Cow<'a, str>>) {
+        match f {
+            Field::CreationTime => self.creation_time = v,
+            Field::Processing => self.processing_code = v,
+            Field::ProcessingMode => self.processing_mode_code = v,
+            Field::AcceptAck => self.accept_ack_code = v,
+            Field::AckType => self.ack_type_code = v,
+            _ => self.trigger_event = v,
+        }
+    }
+    fn set_ii(&mut self, f: Field, v: Ii<'a>) {
+        match f {
+            Field::MessageId => self.message_id = Some(v),
+            Field::InteractionId => self.interaction_id = Some(v),
+            Field::Receiver => self.receiver = Some(v),
+            Field::Sender => self.sender = Some(v),
+            _ => self.ack_target = Some(v),
+        }
+    }
 }
 
 /// The fast header pass: reads the transmission wrapper (and a SOAP envelope's WS-Addressing
@@ -142,6 +184,18 @@ fn local(qname: &str) -> &str {
 /// assert_eq!(h.dedup_key(), (Some("1.2"), Some("7"), Some("1.3")));
 /// ```
 pub fn header(input: &[u8]) -> Result<Header<'_>, V3Error> {
+    header_using(input, Tokenizer::default())
+}
+
+/// The fast header pass on the given tokenizer (see [`header()`]).
+pub fn header_using(input: &[u8], tokenizer: Tokenizer) -> Result<Header<'_>, V3Error> {
+    match tokenizer {
+        Tokenizer::QuickXml => header_on::<crate::xml::qx::QxLexer<'_>>(input),
+        Tokenizer::Handwritten => header_on::<Lexer<'_>>(input),
+    }
+}
+
+fn header_on<'a, T: TokenSource<'a>>(input: &'a [u8]) -> Result<Header<'a>, V3Error> {
     // Validate UTF-8 only as far as the scan needs: up to the control act plus some slack.
     // If the scan cannot finish inside that prefix, validate and scan the whole input.
     if input.len() > PREFIX_SLACK
@@ -158,14 +212,14 @@ pub fn header(input: &[u8]) -> Result<Header<'_>, V3Error> {
             Err(_) => None,
         };
         if let Some(prefix) = valid
-            && let Ok((h, true)) = scan(input, prefix)
+            && let Ok((h, true)) = scan::<T>(input, prefix)
         {
             return Ok(h);
         }
     }
     let src = std::str::from_utf8(input)
         .map_err(|e| V3Error::at(input, e.valid_up_to(), ErrorKind::Utf8))?;
-    scan(input, src).map(|(h, _)| h)
+    scan::<T>(input, src).map(|(h, _)| h)
 }
 
 /// Bytes validated past the start of the control act before the scan is expected to stop.
@@ -173,9 +227,12 @@ const PREFIX_SLACK: usize = 512;
 
 /// Scans `src` (a UTF-8 prefix of `input`, or all of it); the flag says the scan stopped on a
 /// definite condition (control act code or end of the message element) rather than end of input.
-fn scan<'a>(input: &'a [u8], src: &'a str) -> Result<(Header<'a>, bool), V3Error> {
+fn scan<'a, T: TokenSource<'a>>(
+    input: &'a [u8],
+    src: &'a str,
+) -> Result<(Header<'a>, bool), V3Error> {
     let body = usize::from(src.starts_with('\u{FEFF}')) * 3;
-    let mut lx = Lexer::new(src, body);
+    let mut lx = T::new(src, body);
     let mut h = Header::default();
     // Local names of open elements relative to the message root (index 0 = root); deeper levels are not tracked.
     let mut path: [&str; 4] = [""; 4];
@@ -183,22 +240,22 @@ fn scan<'a>(input: &'a [u8], src: &'a str) -> Result<(Header<'a>, bool), V3Error
     let mut root_depth: Option<usize> = None; // document depth of the message root
     let mut in_body = false;
     let mut wsa: Option<bool> = None; // Some(true) = inside MessageID, Some(false) = inside Action
-    let syntax = |(p, m): (usize, String)| V3Error::at(input, p, ErrorKind::Syntax(m));
+    let syntax = |(p, k): (usize, ErrorKind)| V3Error::at(input, p, k);
     while let Some((before, tok)) = lx.next_token().map_err(syntax)? {
         match tok {
             Token::Doctype => return Err(V3Error::at(input, before, ErrorKind::Doctype)),
-            Token::Start {
-                qname,
-                attrs,
-                attrs_offset: at,
-                empty,
-            } => {
-                let name = local(qname);
+            Token::Start { qname, prefix_len } => {
+                let name = if prefix_len == 0 {
+                    qname
+                } else {
+                    &qname[prefix_len + 1..]
+                };
                 let this_depth = depth;
-                if !empty {
-                    depth += 1;
-                }
                 let Some(rd) = root_depth else {
+                    let empty = lx.skip_attrs().map_err(syntax)?;
+                    if !empty {
+                        depth += 1;
+                    }
                     // Not yet inside the message: SOAP envelope handling.
                     if this_depth == 0 && name == "Envelope" {
                         h.soap = true;
@@ -233,49 +290,76 @@ fn scan<'a>(input: &'a [u8], src: &'a str) -> Result<(Header<'a>, bool), V3Error
                     path[rel] = name;
                 }
                 let in_ca = matches!(path[1], "controlActProcess" | "controlActEvent");
-                match (rel, name) {
-                    (1, "id") if h.message_id.is_none() => h.message_id = Some(ii(src, attrs, at)?),
-                    (1, "creationTime") => h.creation_time = attr(src, attrs, at, "value")?,
-                    (1, "interactionId") => h.interaction_id = Some(ii(src, attrs, at)?),
-                    (1, "processingCode") => h.processing_code = attr(src, attrs, at, "code")?,
-                    (1, "processingModeCode") => {
-                        h.processing_mode_code = attr(src, attrs, at, "code")?;
-                    }
-                    (1, "acceptAckCode") => h.accept_ack_code = attr(src, attrs, at, "code")?,
+                let read = match (rel, name) {
+                    (1, "id") if h.message_id.is_none() => Read::Ii(Field::MessageId),
+                    (1, "creationTime") => Read::Code("value", Field::CreationTime),
+                    (1, "interactionId") => Read::Ii(Field::InteractionId),
+                    (1, "processingCode") => Read::Code("code", Field::Processing),
+                    (1, "processingModeCode") => Read::Code("code", Field::ProcessingMode),
+                    (1, "acceptAckCode") => Read::Code("code", Field::AcceptAck),
                     (1, "controlActProcess" | "controlActEvent") => {
                         h.control_act = Some(name);
-                        if empty {
-                            return Ok((h, true));
-                        }
+                        Read::Skip
                     }
-                    (2, "code") if in_ca => {
-                        h.trigger_event = attr(src, attrs, at, "code")?;
-                        return Ok((h, true));
-                    }
+                    (2, "code") if in_ca => Read::Code("code", Field::Trigger),
                     (2, _) if in_ca => return Ok((h, true)),
                     (2, "typeCode")
                         if path[1] == "acknowledgement" && h.ack_type_code.is_none() =>
                     {
-                        h.ack_type_code = attr(src, attrs, at, "code")?;
+                        Read::Code("code", Field::AckType)
                     }
                     (3, "id")
                         if path[1] == "receiver" && path[2] == "device" && h.receiver.is_none() =>
                     {
-                        h.receiver = Some(ii(src, attrs, at)?);
+                        Read::Ii(Field::Receiver)
                     }
                     (3, "id")
                         if path[1] == "sender" && path[2] == "device" && h.sender.is_none() =>
                     {
-                        h.sender = Some(ii(src, attrs, at)?);
+                        Read::Ii(Field::Sender)
                     }
                     (3, "id")
                         if path[1] == "acknowledgement"
                             && path[2] == "targetMessage"
                             && h.ack_target.is_none() =>
                     {
-                        h.ack_target = Some(ii(src, attrs, at)?);
+                        Read::Ii(Field::AckTarget)
                     }
-                    _ => {}
+                    _ => Read::Skip,
+                };
+                let empty = match read {
+                    Read::Skip => lx.skip_attrs().map_err(syntax)?,
+                    Read::Code(attr, field) => {
+                        let ([v], empty) = attrs(input, &mut lx, [attr])?;
+                        h.set_code(field, v);
+                        empty
+                    }
+                    Read::Ii(field) => {
+                        let ([root, extension, assigning_authority_name, null_flavor], empty) =
+                            attrs(
+                                input,
+                                &mut lx,
+                                ["root", "extension", "assigningAuthorityName", "nullFlavor"],
+                            )?;
+                        h.set_ii(
+                            field,
+                            Ii {
+                                root,
+                                extension,
+                                assigning_authority_name,
+                                null_flavor,
+                            },
+                        );
+                        empty
+                    }
+                };
+                if read == Read::Code("code", Field::Trigger) {
+                    return Ok((h, true));
+                }
+                if !empty {
+                    depth += 1;
+                } else if rel == 1 && h.control_act == Some(name) {
+                    return Ok((h, true));
                 }
             }
             Token::End(_) => {
@@ -285,7 +369,7 @@ fn scan<'a>(input: &'a [u8], src: &'a str) -> Result<(Header<'a>, bool), V3Error
                     return Ok((h, true));
                 }
             }
-            Token::Text(t) => {
+            Token::Text(t, _) => {
                 if let Some(is_id) = wsa {
                     let v = Some(Cow::Borrowed(t.trim()));
                     if is_id {

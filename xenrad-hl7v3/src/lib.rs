@@ -3,13 +3,16 @@
 //!
 //! Layers (one module each):
 //! - [`xml`]: the strict XML pass — well-formedness, every attribute parsed, prefixes resolved,
-//!   DOCTYPE rejected, [`Limits`] — building a borrowed document arena.
+//!   DOCTYPE rejected, [`Limits`] — building a borrowed document arena, on the crate's own
+//!   tokenizer or quick-xml's ([`Tokenizer`]).
 //! - [`header`](mod@header): the transmission wrapper ([`Header`]) from either the fast [`header()`] pass
 //!   (stops at the control act, does not read the payload) or a strict [`Message`].
 //! - [`message`]: SOAP 1.2 unwrapping, the control act wrapper and generic payload access.
 //! - [`types`]: borrowed data-type views (II, CD family, PN, AD, TEL, TS, IVL_TS).
-//! - [`payload`]: interaction payload views (PRPA patient registry messages).
-//! - [`encode`]: MCCI_IN000002UV01 accept acks and PRPA patient message encoders.
+//! - [`payload`]: interaction payload views (PRPA patient registry messages, PDQ/PIX queries,
+//!   the Canadian client registry).
+//! - [`encode`]: MCCI_IN000002UV01 accept acks, PRPA patient message encoders and PDQ/PIX query
+//!   and response encoders.
 //!
 //! ```
 //! let xml = br#"<PRPA_IN201301UV02 xmlns="urn:hl7-org:v3" ITSVersion="XML_1.0">
@@ -40,9 +43,9 @@ pub mod xml;
 
 pub use encode::ack::{AckBuilder, AckDetail, AckKind, Outcome, accept_ack};
 pub use error::{ErrorKind, V3Error};
-pub use header::{Header, header};
+pub use header::{Header, header, header_using};
 pub use message::{HL7_NS, Message, strict, strict_with};
-pub use xml::{Document, Element, Limits};
+pub use xml::{Document, Element, Limits, Tokenizer};
 
 /// The README's example, compiled and run as a doctest.
 #[doc = include_str!("../README.md")]
@@ -52,12 +55,24 @@ pub struct ReadmeDoctests;
 /// Fuzzing entry points shared by `fuzz/` targets and corpus-replay tests.
 #[doc(hidden)]
 pub mod fuzzing {
-    /// Fuzz entry point `strict`: the fast header pass, the strict pass, every typed view on
-    /// every element, patient views and records, and ack encoding, on arbitrary bytes.
-    /// Must never panic; an ack we encode must itself pass the strict pass.
+    /// Fuzz entry point `strict`: the fast header pass, the strict pass on both tokenizers
+    /// (which must agree on the verdict), every typed view on every element, patient and query
+    /// views and records, and ack encoding, on arbitrary bytes. Must never panic; an ack we
+    /// encode must itself pass the strict pass.
     pub fn strict(data: &[u8]) {
+        use crate::xml::{Document, Limits, Tokenizer};
         let _ = crate::header(data);
-        let Ok(msg) = crate::strict(data) else { return };
+        let _ = crate::header_using(data, Tokenizer::QuickXml);
+        let qx = Document::parse_using(data, &Limits::default(), Tokenizer::QuickXml);
+        let verdict = crate::strict(data);
+        assert_eq!(
+            qx.is_err(),
+            verdict.is_err(),
+            "tokenizers disagree: quick-xml {:?} / hand-written {:?}",
+            qx.err(),
+            verdict.as_ref().err()
+        );
+        let Ok(msg) = verdict else { return };
         let h = msg.header();
         for p in msg.patients() {
             let _ = p.to_record();
@@ -84,6 +99,7 @@ pub mod fuzzing {
             );
         }
         let _ = (msg.query_ack(), msg.query_continuation());
+        let _ = crate::encode::query::QueryMessage::from_message(&msg).encode();
         crate::payload::touch_all(msg.document().root());
         let detail = crate::AckDetail::error("x");
         let ack = crate::AckBuilder::new(h, crate::Outcome::Error)

@@ -288,3 +288,162 @@ fn pdq_query_continuation_and_pix_query_views() {
     assert_eq!(m.query_ack().unwrap().response_code.as_deref(), Some("OK"));
     assert!(m.patients()[0].ids().count() >= 1);
 }
+
+/// PDQ/PIX queries and responses (PRPA_IN201305/201306/201309/201310UV02) of the corpus, SOAP
+/// envelopes included: view → owned record → encode → strict parse → record is equal.
+#[test]
+fn query_messages_round_trip() {
+    use xenrad_hl7v3::encode::query::QueryMessage;
+    let Some(dir) = common::corpus_dir() else {
+        return;
+    };
+    let (good, _) = common::corpus_files(&dir);
+    let mut done = std::collections::BTreeMap::<String, usize>::new();
+    let (mut with_params, mut with_patients, mut with_acks) = (0, 0, 0);
+    for p in good {
+        let bytes = std::fs::read(&p).unwrap();
+        let m = strict(&bytes).unwrap();
+        let interaction = m.header().interaction;
+        if !matches!(
+            interaction,
+            "PRPA_IN201305UV02" | "PRPA_IN201306UV02" | "PRPA_IN201309UV02" | "PRPA_IN201310UV02"
+        ) {
+            continue;
+        }
+        let before = QueryMessage::from_message(&m);
+        let q = before
+            .query
+            .as_ref()
+            .expect("query messages echo queryByParameter");
+        with_params += usize::from(
+            !q.names.is_empty()
+                || !q.patient_identifiers.is_empty()
+                || !q.living_subject_ids.is_empty(),
+        );
+        with_patients += usize::from(!before.patients.is_empty());
+        with_acks += usize::from(before.query_ack.is_some() && before.ack_type_code.is_some());
+        let encoded = before.encode();
+        let again = strict(encoded.as_bytes())
+            .unwrap_or_else(|e| panic!("{}: {e}\n{encoded}", p.display()));
+        assert_eq!(again.header().interaction, interaction);
+        let after = QueryMessage::from_message(&again);
+        assert_eq!(before, after, "{}", p.display());
+        assert_eq!(encoded, after.encode(), "encoding is deterministic");
+        *done.entry(interaction.to_owned()).or_default() += 1;
+    }
+    println!("round-tripped: {done:?}");
+    for i in [
+        "PRPA_IN201305UV02",
+        "PRPA_IN201306UV02",
+        "PRPA_IN201309UV02",
+        "PRPA_IN201310UV02",
+    ] {
+        assert!(done.get(i).copied().unwrap_or(0) >= 3, "{i}: {done:?}");
+    }
+    assert!(with_params >= 15, "{with_params} queries with parameters");
+    assert!(
+        with_patients >= 10,
+        "{with_patients} responses with patients"
+    );
+    assert!(
+        with_acks >= 10,
+        "{with_acks} responses with acknowledgement and queryAck"
+    );
+}
+
+/// The PDQ sample query's parameters, read through the view and kept by the record.
+#[test]
+fn pdq_query_parameters() {
+    use xenrad_hl7v3::encode::query::QueryMessage;
+    let Some(bytes) = read("ipf/translation__pdq__v3__PDQ_Maximal_Query.xml") else {
+        return;
+    };
+    let m = strict(&bytes).unwrap();
+    let q = m.query().unwrap();
+    assert_eq!(q.minimum_degree_match().as_deref(), Some("75"));
+    assert_eq!(q.response_priority_code().as_deref(), Some("I"));
+    assert_eq!(q.gender().unwrap().code().as_deref(), Some("F"));
+    assert_eq!(q.birth_time().unwrap().value.as_deref(), Some("19400101"));
+    let name = q.names().next().unwrap();
+    assert_eq!(name.given().collect::<Vec<_>>(), ["MARY", "Annemarie"]);
+    assert_eq!(name.family().collect::<Vec<_>>(), ["Wurm", "Heidi"]);
+    assert_eq!(
+        q.addresses()
+            .next()
+            .unwrap()
+            .get(AddrPartKind::City)
+            .as_deref(),
+        Some("Some City")
+    );
+    let rec = QueryMessage::from_message(&m).query.unwrap();
+    assert_eq!(rec.other_ids_scoping_organizations.len(), 1);
+    assert_eq!(rec.names[0].family().collect::<Vec<_>>(), ["Wurm", "Heidi"]);
+}
+
+/// Canadian client registry (pan-Canadian R02.04.02): `identifiedEntity/identifiedPerson`
+/// payloads and `personName`/`personBirthtime`/`clientIDBus` query parameters.
+#[test]
+fn canadian_client_registry_views() {
+    let Some(dir) = common::corpus_dir() else {
+        return;
+    };
+    let ca = dir.join("infoway-ca-r020402");
+    let load = |prefix: &str| {
+        let (good, _) = common::corpus_files(&ca);
+        let p = good
+            .into_iter()
+            .find(|p| p.file_name().unwrap().to_string_lossy().starts_with(prefix))
+            .unwrap();
+        std::fs::read(p).unwrap()
+    };
+    // New person added (PRPA_IN101201CA): registrationRequest/subject/identifiedEntity.
+    let bytes = load("CR 01.07");
+    let m = strict(&bytes).unwrap();
+    assert_eq!(m.header().interaction, "PRPA_IN101201CA");
+    let ps = m.patients();
+    assert_eq!(ps.len(), 1);
+    let p = ps[0];
+    assert_eq!(p.element().local_name(), "identifiedEntity");
+    assert_eq!(
+        p.ids().next().unwrap().extension.as_deref(),
+        Some("444114567")
+    );
+    let name = p.names().next().unwrap();
+    assert_eq!(name.family().collect::<Vec<_>>(), ["Nuclear"]);
+    assert_eq!(name.given().collect::<Vec<_>>(), ["Nancy", "D."]);
+    assert_eq!(p.gender().unwrap().code().as_deref(), Some("F"));
+    assert_eq!(
+        p.birth_time().unwrap().date().unwrap().to_string(),
+        "1990-12-05"
+    );
+    assert_eq!(
+        p.addresses()
+            .next()
+            .unwrap()
+            .get(AddrPartKind::City)
+            .as_deref(),
+        Some("Ann Arbor")
+    );
+    assert_eq!(p.other_ids().count(), 2);
+    let rec = p.to_record();
+    assert_eq!(rec.other_ids[1].extension.as_deref(), Some("ABCDE"));
+    // Query responses (registrationEvent/subject/identifiedEntity) and their queries.
+    let mut responses = 0;
+    for prefix in ["CR 01.02", "CR 01.04", "CR 01.06", "CR 01.15"] {
+        let bytes = load(prefix);
+        let m = strict(&bytes).unwrap();
+        let ps = m.patients();
+        assert!(!ps.is_empty(), "{prefix}");
+        assert!(ps.iter().all(|p| p.ids().count() >= 1), "{prefix}");
+        responses += usize::from(m.query_ack().is_some());
+    }
+    assert_eq!(responses, 3);
+    let bytes = load("CR 01.01");
+    let m = strict(&bytes).unwrap();
+    let q = m.query().unwrap();
+    assert!(q.names().next().unwrap().family().count() >= 1);
+    assert!(q.birth_time().unwrap().value.is_some());
+    let bytes = load("CR 01.05");
+    let m = strict(&bytes).unwrap();
+    assert!(m.query().unwrap().living_subject_ids().count() >= 1);
+}

@@ -177,3 +177,31 @@ fn mixed_content_and_positions() {
         .collect();
     assert_eq!(texts, ["Dr. ", "<given>", " & ", "<family>"]);
 }
+
+#[test]
+fn many_attributes_checked_for_duplicates() {
+    let limits = Limits {
+        max_attributes: 20_000,
+        ..Limits::default()
+    };
+    let mut tag = String::from("<r xmlns:p='urn:p' xmlns:q='urn:p'");
+    for i in 0..5000 {
+        write!(tag, " a{i}='{i}' p:b{i}='{i}'").unwrap();
+    }
+    let ok = format!("{tag}/>");
+    let m = strict_with(ok.as_bytes(), &limits).unwrap();
+    assert_eq!(m.root().attributes().count(), 10_000);
+    // A repeated name far from its first occurrence (sorted check, above 8 attributes).
+    let dup = format!("{tag} a17='x'/>");
+    let e = strict_with(dup.as_bytes(), &limits).unwrap_err();
+    assert_eq!(e.kind, ErrorKind::DuplicateAttribute("a17".into()));
+    // The same expanded name through two prefixes bound to one namespace.
+    let clash = format!("{tag} q:b4999='x'/>");
+    let e = strict_with(clash.as_bytes(), &limits).unwrap_err();
+    assert_eq!(e.kind, ErrorKind::DuplicateAttribute("q:b4999".into()));
+    // Repeated namespace declarations are duplicates too.
+    assert!(matches!(
+        err("<r xmlns='u' a='1' b='2' c='3' d='4' e='5' f='6' g='7' h='8' i='9' xmlns='v'/>").kind,
+        ErrorKind::DuplicateAttribute(_)
+    ));
+}

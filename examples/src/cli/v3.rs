@@ -113,6 +113,40 @@ fn summary(bytes: &[u8]) -> Result<Value, xenrad_hl7v3::V3Error> {
     if !patients.is_empty() {
         m.insert("patients".into(), Value::Array(patients));
     }
+    // PDQ/PIX queries (and the query echoed in their responses).
+    if let Some(q) = msg.query() {
+        let r = q.to_record();
+        let ids = |v: &[Ii<'static>]| v.iter().map(|i| ii(Some(i))).collect::<Vec<_>>();
+        m.insert(
+            "query".into(),
+            json!({
+                "query_id": ii(r.query_id.as_ref()),
+                "status": r.status_code,
+                "names": r.names.iter().map(|n| json!({
+                    "given": n.given().collect::<Vec<_>>(),
+                    "family": n.family().collect::<Vec<_>>(),
+                })).collect::<Vec<_>>(),
+                "gender": r.gender,
+                "birth_time": r.birth_time,
+                "patient_ids": ids(&r.living_subject_ids),
+                "patient_identifiers": ids(&r.patient_identifiers),
+                "data_sources": ids(&r.data_sources),
+                "other_ids_scoping_organizations": ids(&r.other_ids_scoping_organizations),
+            }),
+        );
+    }
+    if let Some(a) = msg.query_ack() {
+        m.insert(
+            "query_ack".into(),
+            json!({
+                "query_id": ii(a.query_id.as_ref()),
+                "response_code": a.response_code,
+                "total": a.total,
+                "current": a.current,
+                "remaining": a.remaining,
+            }),
+        );
+    }
     Ok(Value::Object(m))
 }
 
@@ -192,6 +226,42 @@ mod tests {
             p["addresses"].as_array().unwrap().len(),
             rec.addresses.len()
         );
+    }
+
+    #[test]
+    fn json_summary_of_a_pix_query_built_with_the_encoder() {
+        use xenrad_hl7v3::encode::query::QueryMessage;
+        use xenrad_hl7v3::payload::QueryRecord;
+        use xenrad_hl7v3::types::Ii;
+        let id = |r: &str, e: Option<&str>| Ii {
+            root: Some(r.to_owned().into()),
+            extension: e.map(|e| e.to_owned().into()),
+            ..Ii::default()
+        };
+        let q = QueryMessage {
+            interaction: "PRPA_IN201309UV02".into(),
+            message_id: id("1.2.3", Some("q9")),
+            creation_time: "20240102030405".into(),
+            receiver: id("1.9", None),
+            sender: id("1.8", None),
+            query: Some(QueryRecord {
+                query_id: Some(id("1.2.3.4", Some("77"))),
+                status_code: Some("new".into()),
+                patient_identifiers: vec![id("1.2.840.1", Some("P1"))],
+                data_sources: vec![id("2.16.840.1.113883.4.1", None)],
+                ..QueryRecord::default()
+            }),
+            ..QueryMessage::default()
+        };
+        let v = summary(q.encode().as_bytes()).unwrap();
+        assert_eq!(v["trigger_event"], "PRPA_TE201309UV02");
+        assert_eq!(v["query"]["query_id"]["extension"], "77");
+        assert_eq!(v["query"]["patient_identifiers"][0]["extension"], "P1");
+        assert_eq!(
+            v["query"]["data_sources"][0]["root"],
+            "2.16.840.1.113883.4.1"
+        );
+        assert!(v.get("query_ack").is_none());
     }
 
     #[test]

@@ -1,7 +1,9 @@
-//! Layer 5: encoders — MCCI_IN000002UV01 accept acks ([`ack`]) and PRPA patient messages ([`patient`]).
+//! Layer 5: encoders — MCCI_IN000002UV01 accept acks ([`ack`]), PRPA patient messages
+//! ([`patient`]) and PDQ/PIX queries and responses ([`query`]).
 
 pub mod ack;
 pub mod patient;
+pub mod query;
 
 use crate::types::Ii;
 use crate::xml::escape::escape_into;

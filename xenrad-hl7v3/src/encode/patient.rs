@@ -6,7 +6,7 @@ use std::borrow::Cow;
 
 use super::XmlWriter;
 use crate::Message;
-use crate::payload::PatientRecord;
+use crate::payload::{AddressRecord, NameRecord, PatientRecord};
 use crate::types::{AddrPartKind, Ii, NamePartKind};
 
 /// An owned patient registry message.
@@ -61,94 +61,167 @@ impl PatientMessage {
     pub fn encode(&self) -> String {
         let mut w = XmlWriter::new();
         let root = self.interaction.as_str();
-        w.open(
-            root,
-            &[
-                ("xmlns", Some(crate::HL7_NS)),
-                ("ITSVersion", Some("XML_1.0")),
-            ],
-        );
-        w.ii("id", &self.message_id);
-        w.empty("creationTime", &[("value", Some(&self.creation_time))]);
-        w.empty(
-            "interactionId",
-            &[
-                ("root", Some("2.16.840.1.113883.1.6")),
-                ("extension", Some(root)),
-            ],
-        );
-        for (name, code) in [
-            ("processingCode", &self.processing_code),
-            ("processingModeCode", &self.processing_mode_code),
-            ("acceptAckCode", &self.accept_ack_code),
-        ] {
-            if let Some(c) = code {
-                w.empty(name, &[("code", Some(c))]);
-            }
-        }
-        for (role, tc, id) in [
-            ("receiver", "RCV", &self.receiver),
-            ("sender", "SND", &self.sender),
-        ] {
-            w.open(role, &[("typeCode", Some(tc))]);
-            w.open(
-                "device",
-                &[
-                    ("classCode", Some("DEV")),
-                    ("determinerCode", Some("INSTANCE")),
+        open_transmission(
+            &mut w,
+            &Transmission {
+                interaction: root,
+                message_id: &self.message_id,
+                creation_time: &self.creation_time,
+                codes: [
+                    self.processing_code.as_deref(),
+                    self.processing_mode_code.as_deref(),
+                    self.accept_ack_code.as_deref(),
                 ],
-            );
-            w.ii("id", id);
-            w.close("device");
-            w.close(role);
-        }
-        w.open(
-            "controlActProcess",
-            &[("classCode", Some("CACT")), ("moodCode", Some("EVN"))],
-        );
-        let trigger = root.replacen("_IN", "_TE", 1);
-        w.empty(
-            "code",
-            &[
-                ("code", Some(&trigger)),
-                ("codeSystem", Some("2.16.840.1.113883.1.6")),
-            ],
+                receiver: &self.receiver,
+                sender: &self.sender,
+                acknowledgement: None,
+            },
         );
         for p in &self.patients {
-            w.open("subject", &[("typeCode", Some("SUBJ"))]);
-            w.open(
-                "registrationEvent",
-                &[("classCode", Some("REG")), ("moodCode", Some("EVN"))],
-            );
-            w.empty("id", &[("nullFlavor", Some("NA"))]);
-            w.empty("statusCode", &[("code", Some("active"))]);
-            w.open("subject1", &[("typeCode", Some("SBJ"))]);
-            write_patient(&mut w, p);
-            w.close("subject1");
-            if !p.replaced_ids.is_empty() {
-                w.open("replacementOf", &[("typeCode", Some("RPLC"))]);
-                w.open(
-                    "priorRegistration",
-                    &[("classCode", Some("REG")), ("moodCode", Some("EVN"))],
-                );
-                w.empty("statusCode", &[("code", Some("obsolete"))]);
-                w.open("subject1", &[("typeCode", Some("SBJ"))]);
-                w.open("priorRegisteredRole", &[("classCode", Some("PAT"))]);
-                for id in &p.replaced_ids {
-                    w.ii("id", id);
-                }
-                w.close("priorRegisteredRole");
-                w.close("subject1");
-                w.close("priorRegistration");
-                w.close("replacementOf");
-            }
-            w.close("registrationEvent");
-            w.close("subject");
+            write_subject(&mut w, p);
         }
         w.close("controlActProcess");
         w.close(root);
         w.finish()
     }
+}
+
+/// The transmission wrapper of an encoded message (MCCI_MT000100UV01 / MCCI_MT000300UV01).
+pub(crate) struct Transmission<'r> {
+    pub interaction: &'r str,
+    pub message_id: &'r Ii<'static>,
+    pub creation_time: &'r str,
+    /// processingCode, processingModeCode, acceptAckCode.
+    pub codes: [Option<&'r str>; 3],
+    pub receiver: &'r Ii<'static>,
+    pub sender: &'r Ii<'static>,
+    /// Responses: `acknowledgement` type code and target message id.
+    pub acknowledgement: Option<(&'r str, &'r Ii<'static>)>,
+}
+
+/// Writes the transmission wrapper and opens `controlActProcess` with its trigger event code
+/// (the interaction id with `_IN` replaced by `_TE`); the caller closes both.
+pub(crate) fn open_transmission(w: &mut XmlWriter, t: &Transmission<'_>) {
+    let root = t.interaction;
+    w.open(
+        root,
+        &[
+            ("xmlns", Some(crate::HL7_NS)),
+            ("xmlns:xsi", Some(crate::xml::XSI_NS)),
+            ("ITSVersion", Some("XML_1.0")),
+        ],
+    );
+    w.ii("id", t.message_id);
+    w.empty("creationTime", &[("value", Some(t.creation_time))]);
+    w.empty(
+        "interactionId",
+        &[
+            ("root", Some("2.16.840.1.113883.1.6")),
+            ("extension", Some(root)),
+        ],
+    );
+    for (name, code) in ["processingCode", "processingModeCode", "acceptAckCode"]
+        .into_iter()
+        .zip(t.codes)
+    {
+        if let Some(c) = code {
+            w.empty(name, &[("code", Some(c))]);
+        }
+    }
+    for (role, tc, id) in [("receiver", "RCV", t.receiver), ("sender", "SND", t.sender)] {
+        w.open(role, &[("typeCode", Some(tc))]);
+        w.open(
+            "device",
+            &[
+                ("classCode", Some("DEV")),
+                ("determinerCode", Some("INSTANCE")),
+            ],
+        );
+        w.ii("id", id);
+        w.close("device");
+        w.close(role);
+    }
+    if let Some((code, target)) = t.acknowledgement {
+        w.open("acknowledgement", &[]);
+        w.empty("typeCode", &[("code", Some(code))]);
+        w.open("targetMessage", &[]);
+        w.ii("id", target);
+        w.close("targetMessage");
+        w.close("acknowledgement");
+    }
+    w.open(
+        "controlActProcess",
+        &[("classCode", Some("CACT")), ("moodCode", Some("EVN"))],
+    );
+    let trigger = root.replacen("_IN", "_TE", 1);
+    w.empty(
+        "code",
+        &[
+            ("code", Some(&trigger)),
+            ("codeSystem", Some("2.16.840.1.113883.1.6")),
+        ],
+    );
+}
+
+/// Writes one `subject/registrationEvent` with the patient (and, for a merge, the
+/// `replacementOf/priorRegistration` carrying the obsolete ids).
+pub(crate) fn write_subject(w: &mut XmlWriter, p: &PatientRecord) {
+    w.open("subject", &[("typeCode", Some("SUBJ"))]);
+    w.open(
+        "registrationEvent",
+        &[("classCode", Some("REG")), ("moodCode", Some("EVN"))],
+    );
+    w.empty("id", &[("nullFlavor", Some("NA"))]);
+    w.empty("statusCode", &[("code", Some("active"))]);
+    w.open("subject1", &[("typeCode", Some("SBJ"))]);
+    write_patient(w, p);
+    w.close("subject1");
+    if !p.replaced_ids.is_empty() {
+        w.open("replacementOf", &[("typeCode", Some("RPLC"))]);
+        w.open(
+            "priorRegistration",
+            &[("classCode", Some("REG")), ("moodCode", Some("EVN"))],
+        );
+        w.empty("statusCode", &[("code", Some("obsolete"))]);
+        w.open("subject1", &[("typeCode", Some("SBJ"))]);
+        w.open("priorRegisteredRole", &[("classCode", Some("PAT"))]);
+        for id in &p.replaced_ids {
+            w.ii("id", id);
+        }
+        w.close("priorRegisteredRole");
+        w.close("subject1");
+        w.close("priorRegistration");
+        w.close("replacementOf");
+    }
+    w.close("registrationEvent");
+    w.close("subject");
+}
+
+/// Writes a name (`use`, parts in order; unstructured text as its own run).
+pub(crate) fn write_name(w: &mut XmlWriter, tag: &str, n: &NameRecord) {
+    w.open(tag, &[("use", n.use_.as_deref())]);
+    for (k, v) in &n.parts {
+        if *k == NamePartKind::Text {
+            // Unstructured text would be re-trimmed; write it as its own text run.
+            w.text_raw(v);
+        } else {
+            w.text_element(k.tag(), &[], v);
+        }
+    }
+    w.close(tag);
+}
+
+/// Writes an address (`use`, typed parts in order; unstructured text as its own run).
+pub(crate) fn write_addr(w: &mut XmlWriter, tag: &str, a: &AddressRecord) {
+    w.open(tag, &[("use", a.use_.as_deref())]);
+    for (k, v) in &a.parts {
+        if *k == AddrPartKind::Text {
+            w.text_raw(v);
+        } else {
+            w.text_element(k.tag(), &[], v);
+        }
+    }
+    w.close(tag);
 }
 
 fn write_patient(w: &mut XmlWriter, p: &PatientRecord) {
@@ -167,16 +240,7 @@ fn write_patient(w: &mut XmlWriter, p: &PatientRecord) {
         ],
     );
     for n in &p.names {
-        w.open("name", &[("use", n.use_.as_deref())]);
-        for (k, v) in &n.parts {
-            if *k == NamePartKind::Text {
-                // Unstructured text would be re-trimmed; write it as its own text run.
-                w.text_raw(v);
-            } else {
-                w.text_element(k.tag(), &[], v);
-            }
-        }
-        w.close("name");
+        write_name(w, "name", n);
     }
     for t in &p.telecoms {
         w.empty(
@@ -197,15 +261,7 @@ fn write_patient(w: &mut XmlWriter, p: &PatientRecord) {
         w.empty("birthTime", &[("value", Some(b))]);
     }
     for a in &p.addresses {
-        w.open("addr", &[("use", a.use_.as_deref())]);
-        for (k, v) in &a.parts {
-            if *k == AddrPartKind::Text {
-                w.text_raw(v);
-            } else {
-                w.text_element(k.tag(), &[], v);
-            }
-        }
-        w.close("addr");
+        write_addr(w, "addr", a);
     }
     for id in &p.other_ids {
         w.open("asOtherIDs", &[("classCode", Some("PAT"))]);

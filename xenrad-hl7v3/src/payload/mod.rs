@@ -3,15 +3,18 @@
 //! Patient registry messages (PRPA_IN201301UV02 add, 201302 revise, 201303 deactivate, 201304
 //! merge; 201306 PDQ response, 201310 PIX response) share the path
 //! `controlActProcess/subject/registrationEvent/subject1/patient` (PRPA_MT201301UV02 …
-//! PRPA_MT201310UV02); [`crate::Message::patients`] returns one [`Patient`] per subject.
-//! Queries (201305, 201309, QUQI_IN000003UV01) are reached through
-//! [`crate::message::ControlAct::query_by_parameter`]; everything else through generic [`Element`] access.
+//! PRPA_MT201310UV02); the Canadian client registry (PRPA_IN101201CA add, 101204CA revise,
+//! 101004CA duplicates resolved, 101102/101104/101106CA query responses) uses
+//! `controlActEvent/subject/registrationEvent|registrationRequest/subject/identifiedEntity`.
+//! [`crate::Message::patients`] returns one [`Patient`] per subject of either shape.
+//! Queries (201305, 201309, the CA 1011xx queries, QUQI_IN000003UV01) are reached through
+//! [`crate::Message::query`]; everything else through generic [`Element`] access.
 
 mod patient;
 mod query;
 
 pub use patient::{AddressRecord, NameRecord, Patient, PatientRecord, TelRecord};
-pub use query::{QueryAck, QueryByParameter, QueryContinuation};
+pub use query::{QueryAck, QueryByParameter, QueryContinuation, QueryRecord};
 
 use crate::Message;
 use crate::xml::Element;
@@ -23,7 +26,17 @@ impl<'a> Message<'a> {
             return Vec::new();
         };
         ca.subjects()
-            .filter_map(|s| s.path(&["registrationEvent", "subject1", "patient"]))
+            .filter_map(|s| {
+                let reg = s.children().find(|c| {
+                    matches!(c.local_name(), "registrationEvent" | "registrationRequest")
+                })?;
+                reg.children()
+                    .filter(|c| matches!(c.local_name(), "subject1" | "subject"))
+                    .find_map(|c| {
+                        c.children()
+                            .find(|p| matches!(p.local_name(), "patient" | "identifiedEntity"))
+                    })
+            })
             .map(Patient::new)
             .collect()
     }

@@ -5,7 +5,8 @@ use std::borrow::Cow;
 use crate::types::{Ad, AddrPartKind, Coded, Ii, NamePartKind, Pn, Tel, Ts};
 use crate::xml::Element;
 
-/// A borrowed view of `patient` (role) with its `patientPerson`.
+/// A borrowed view of `patient` (role) with its `patientPerson`, or of the Canadian client
+/// registry's `identifiedEntity` with its `identifiedPerson` (PRPA_MT101001CA … 101104CA).
 #[derive(Debug, Clone, Copy)]
 pub struct Patient<'d, 'a> {
     elem: Element<'d, 'a>,
@@ -95,13 +96,7 @@ impl<'d, 'a> Patient<'d, 'a> {
         PatientRecord {
             ids: self.ids().map(Ii::into_owned).collect(),
             status_code: s(self.status_code()),
-            names: self
-                .names()
-                .map(|n| NameRecord {
-                    use_: s(n.use_()),
-                    parts: n.parts().map(|p| (p.kind, p.value.into_owned())).collect(),
-                })
-                .collect(),
+            names: self.names().map(|n| NameRecord::from_view(&n)).collect(),
             telecoms: self
                 .telecoms()
                 .map(|t| TelRecord {
@@ -113,14 +108,7 @@ impl<'d, 'a> Patient<'d, 'a> {
             birth_time: self.birth_time().and_then(|t| t.value).map(Cow::into_owned),
             addresses: self
                 .addresses()
-                .map(|a| AddressRecord {
-                    use_: s(a.use_()),
-                    parts: a
-                        .parts()
-                        .filter(|p| p.kind != AddrPartKind::Other)
-                        .map(|p| (p.kind, p.value.into_owned()))
-                        .collect(),
-                })
+                .map(|a| AddressRecord::from_view(&a))
                 .collect(),
             other_ids: self.other_ids().map(Ii::into_owned).collect(),
             replaced_ids: self.replaced_ids().map(Ii::into_owned).collect(),
@@ -138,6 +126,13 @@ pub struct NameRecord {
 }
 
 impl NameRecord {
+    /// Copies a PN view (`use` and parts in order).
+    pub fn from_view(n: &Pn<'_, '_>) -> Self {
+        NameRecord {
+            use_: n.use_().map(Cow::into_owned),
+            parts: n.parts().map(|p| (p.kind, p.value.into_owned())).collect(),
+        }
+    }
     /// Given names.
     pub fn given(&self) -> impl Iterator<Item = &str> {
         self.parts
@@ -161,6 +156,20 @@ pub struct AddressRecord {
     pub use_: Option<String>,
     /// Parts in order.
     pub parts: Vec<(AddrPartKind, String)>,
+}
+
+impl AddressRecord {
+    /// Copies an AD view (`use` and the typed parts in order).
+    pub fn from_view(a: &Ad<'_, '_>) -> Self {
+        AddressRecord {
+            use_: a.use_().map(Cow::into_owned),
+            parts: a
+                .parts()
+                .filter(|p| p.kind != AddrPartKind::Other)
+                .map(|p| (p.kind, p.value.into_owned()))
+                .collect(),
+        }
+    }
 }
 
 /// An owned telecom address.

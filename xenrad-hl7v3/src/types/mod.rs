@@ -85,14 +85,23 @@ pub struct Ii<'a> {
 }
 
 impl<'a> Ii<'a> {
-    /// Reads an II from its element.
+    /// Reads an II from its element (one pass over the attributes; unprefixed names only).
     pub fn from_element(e: &Element<'_, 'a>) -> Self {
-        Ii {
-            root: e.attr("root"),
-            extension: e.attr("extension"),
-            assigning_authority_name: e.attr("assigningAuthorityName"),
-            null_flavor: null_flavor(e),
+        let mut ii = Ii::default();
+        for a in e.attributes() {
+            // A prefixed name never equals one of these (its qualified name has a colon).
+            let slot = match a.qname() {
+                "root" => &mut ii.root,
+                "extension" => &mut ii.extension,
+                "assigningAuthorityName" => &mut ii.assigning_authority_name,
+                "nullFlavor" => &mut ii.null_flavor,
+                _ => continue,
+            };
+            if slot.is_none() {
+                *slot = Some(a.value());
+            }
         }
+        ii
     }
     /// The kind of the root, if there is one.
     pub fn root_kind(&self) -> Option<RootKind> {

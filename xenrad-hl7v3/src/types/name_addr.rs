@@ -90,17 +90,20 @@ impl<'d, 'a> Pn<'d, 'a> {
             }),
         })
     }
+    /// Values of the parts of one element kind, in order (only those parts are read).
+    fn of(&self, tag: &'static str) -> impl Iterator<Item = Cow<'a, str>> + use<'d, 'a> {
+        self.elem
+            .children()
+            .filter(move |e| e.local_name() == tag)
+            .map(|e| e.text())
+    }
     /// Given names in order.
     pub fn given(&self) -> impl Iterator<Item = Cow<'a, str>> + use<'d, 'a> {
-        self.parts()
-            .filter(|p| p.kind == NamePartKind::Given)
-            .map(|p| p.value)
+        self.of("given")
     }
     /// Family names in order.
     pub fn family(&self) -> impl Iterator<Item = Cow<'a, str>> + use<'d, 'a> {
-        self.parts()
-            .filter(|p| p.kind == NamePartKind::Family)
-            .map(|p| p.value)
+        self.of("family")
     }
 }
 
@@ -218,6 +221,16 @@ impl<'d, 'a> Ad<'d, 'a> {
     }
     /// First part of a kind.
     pub fn get(&self, kind: AddrPartKind) -> Option<Cow<'a, str>> {
-        self.parts().find(|p| p.kind == kind).map(|p| p.value)
+        match kind {
+            // Typed parts: look at the child elements only.
+            AddrPartKind::Text | AddrPartKind::Other => {
+                self.parts().find(|p| p.kind == kind).map(|p| p.value)
+            }
+            _ => self
+                .elem
+                .children()
+                .find(|e| e.local_name() == kind.tag())
+                .map(|e| e.text()),
+        }
     }
 }

@@ -1,15 +1,19 @@
 //! Layer 1: a strict, borrowed XML 1.0 + Namespaces document.
 //!
-//! [`Document::parse`] runs an allocation-free borrowed tokenizer over the input and builds a compact
-//! arena (one `Vec` of nodes, one of attributes, one of namespace declarations) whose strings
-//! borrow the input. Every attribute is parsed and checked, every element and attribute prefix
+//! [`Document::parse`] runs a borrowed tokenizer over the input ([`Tokenizer`]: quick-xml's
+//! `Reader` or the crate's own) and builds a compact arena (one `Vec` of nodes, one of
+//! attributes, small inline vectors of namespace declarations and URIs) whose strings borrow
+//! the input. Every attribute is parsed and checked, every element and attribute prefix
 //! is resolved, a DOCTYPE is rejected, and [`Limits`] bound size, depth and counts.
 
 pub mod escape;
 pub(crate) mod lexer;
 mod parse;
+pub(crate) mod qx;
 
 use std::borrow::Cow;
+
+use smallvec::SmallVec;
 
 pub use parse::Limits;
 
@@ -38,7 +42,6 @@ struct NodeData<'a> {
     prefix_len: u16,
     parent: u32,
     first_child: u32,
-    last_child: u32,
     next_sibling: u32,
     attr_start: u32,
     attr_end: u32,
@@ -52,6 +55,8 @@ struct NodeData<'a> {
 struct AttrData<'a> {
     ns: u16,
     prefix_len: u16,
+    /// No reference and no tab/CR/LF: the normalised value is the raw value.
+    plain: bool,
     qname: &'a str,
     raw: &'a str,
 }
@@ -71,9 +76,22 @@ pub struct Document<'a> {
     src: &'a str,
     nodes: Vec<NodeData<'a>>,
     attrs: Vec<AttrData<'a>>,
-    decls: Vec<NsDecl<'a>>,
-    uris: Vec<Cow<'a, str>>,
+    decls: SmallVec<[NsDecl<'a>; 8]>,
+    uris: SmallVec<[Cow<'a, str>; 8]>,
     root: u32,
+}
+
+/// Which tokenizer the strict pass and the header pass run on. Both give the same documents,
+/// the same verdicts and the same error kinds (positions of syntax errors may differ by a few
+/// bytes); they differ in speed and heap allocations (see the crate README).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Tokenizer {
+    /// quick-xml's borrowed `Reader` over `&[u8]` (plain events), with the name, attribute,
+    /// reference and prefix checks added by this crate.
+    QuickXml,
+    /// The crate's own allocation-free tokenizer (`xml/lexer.rs`).
+    #[default]
+    Handwritten,
 }
 
 impl<'a> Document<'a> {
@@ -84,12 +102,29 @@ impl<'a> Document<'a> {
     /// assert_eq!(doc.root().child("b").unwrap().attr("x").as_deref(), Some("1"));
     /// ```
     pub fn parse(input: &'a [u8]) -> Result<Self, crate::V3Error> {
-        parse::parse(input, &Limits::default())
+        parse::parse(input, &Limits::default(), Tokenizer::default())
     }
 
     /// Parses `input` strictly with explicit limits.
     pub fn parse_with(input: &'a [u8], limits: &Limits) -> Result<Self, crate::V3Error> {
-        parse::parse(input, limits)
+        parse::parse(input, limits, Tokenizer::default())
+    }
+
+    /// Parses `input` strictly with explicit limits on the given tokenizer.
+    ///
+    /// ```
+    /// use xenrad_hl7v3::xml::{Document, Limits, Tokenizer};
+    /// let xml = br#"<a xmlns="urn:hl7-org:v3"><b x="1"/></a>"#;
+    /// let q = Document::parse_using(xml, &Limits::default(), Tokenizer::QuickXml).unwrap();
+    /// let h = Document::parse_using(xml, &Limits::default(), Tokenizer::Handwritten).unwrap();
+    /// assert_eq!(q.node_count(), h.node_count());
+    /// ```
+    pub fn parse_using(
+        input: &'a [u8],
+        limits: &Limits,
+        tokenizer: Tokenizer,
+    ) -> Result<Self, crate::V3Error> {
+        parse::parse(input, limits, tokenizer)
     }
 
     /// The document element.
@@ -217,7 +252,11 @@ impl<'a> Attr<'_, 'a> {
     }
     /// Normalised value with references decoded (borrowed unless it had any).
     pub fn value(&self) -> Cow<'a, str> {
-        escape::unescape(self.data.raw, true)
+        if self.data.plain {
+            Cow::Borrowed(self.data.raw)
+        } else {
+            escape::unescape(self.data.raw, true)
+        }
     }
     fn prefix_offset(&self) -> usize {
         if self.data.prefix_len == 0 {
@@ -292,18 +331,27 @@ impl<'d, 'a> Element<'d, 'a> {
             .map(move |data| Attr { doc, data })
     }
 
-    /// Raw value of the unprefixed attribute `local` (references undecoded).
-    pub fn attr_raw(&self, local: &str) -> Option<&'a str> {
+    fn attr_data(&self, local: &str) -> Option<&'d AttrData<'a>> {
         let d = self.data();
         self.doc.attrs[d.attr_start as usize..d.attr_end as usize]
             .iter()
             .find(|a| a.prefix_len == 0 && a.qname == local)
-            .map(|a| a.raw)
+    }
+
+    /// Raw value of the unprefixed attribute `local` (references undecoded).
+    pub fn attr_raw(&self, local: &str) -> Option<&'a str> {
+        self.attr_data(local).map(|a| a.raw)
     }
 
     /// Decoded value of the unprefixed attribute `local`.
     pub fn attr(&self, local: &str) -> Option<Cow<'a, str>> {
-        self.attr_raw(local).map(|r| escape::unescape(r, true))
+        self.attr_data(local).map(|a| {
+            if a.plain {
+                Cow::Borrowed(a.raw)
+            } else {
+                escape::unescape(a.raw, true)
+            }
+        })
     }
 
     /// Decoded value of the attribute `{ns}local`.

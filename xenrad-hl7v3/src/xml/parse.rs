@@ -4,9 +4,16 @@
 
 use std::borrow::Cow;
 
-use super::lexer::{AttrIter, Lexer, Token, is_ws};
-use super::{AttrData, Document, Element, Kind, NONE, NodeData, NsDecl, XML_NS, escape};
+use smallvec::SmallVec;
+
+use super::lexer::{AttrIter, AttrStep, Lexer, Token, TokenSource, find_control, is_ws};
+use super::qx::QxLexer;
+use super::{AttrData, Document, Element, Kind, NONE, NodeData, NsDecl, Tokenizer, XML_NS, escape};
 use crate::error::{ErrorKind, V3Error};
+
+/// Up to this many attributes on one element, duplicates are found by a linear scan per
+/// attribute; above it, by sorting the names once (n log n instead of n²).
+const FEW_ATTRIBUTES: usize = 8;
 
 /// Explicit bounds on what the strict pass accepts.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -36,19 +43,33 @@ impl Default for Limits {
     }
 }
 
-struct Builder<'a> {
+struct Builder<'a, 'l> {
     src: &'a str,
-    limits: Limits,
+    limits: &'l Limits,
     doc: Document<'a>,
-    /// Open elements (node indices).
-    stack: Vec<u32>,
+    /// Innermost open element (`NONE` outside the root); the open elements are its ancestors.
+    cur: u32,
+    /// Last child of `cur` so far (`NONE` before its first child): siblings are linked
+    /// without a per-node last-child field, since children are only ever appended to `cur`.
+    last: u32,
+    /// Number of open elements.
+    depth: usize,
+    /// The default namespace resolved for one scope head (scope chains never change once
+    /// built, so the pair stays true); most elements share their parent's scope.
+    default_ns: Option<(u32, u16)>,
     /// Current namespace scope head.
     scope: u32,
     /// Last text node while it could be extended (comments and PIs end a run).
     open_text: u32,
+    /// Names (and value offsets) of the current start tag's attributes, for duplicate checks.
+    names: SmallVec<[(&'a str, usize); 16]>,
 }
 
-pub(crate) fn parse<'a>(input: &'a [u8], limits: &Limits) -> Result<Document<'a>, V3Error> {
+pub(crate) fn parse<'a>(
+    input: &'a [u8],
+    limits: &Limits,
+    tokenizer: Tokenizer,
+) -> Result<Document<'a>, V3Error> {
     if input.len() > limits.max_bytes {
         return Err(V3Error::at(
             input,
@@ -65,61 +86,65 @@ pub(crate) fn parse<'a>(input: &'a [u8], limits: &Limits) -> Result<Document<'a>
     // Capacity from a cheap upper bound: every element starts with '<'.
     let lt = memchr::memchr_iter(b'<', input).count();
     let eq = memchr::memchr_iter(b'=', input).count();
-    let xmlns = memchr::memmem::find_iter(input, b"xmlns").count();
     let mut b = Builder {
         src,
-        limits: limits.clone(),
+        limits,
         doc: Document {
             src,
             nodes: Vec::with_capacity((lt * 2).min(limits.max_nodes) + 1),
             attrs: Vec::with_capacity(eq.min(limits.max_nodes)),
-            decls: Vec::with_capacity(xmlns),
-            uris: Vec::with_capacity(xmlns + 2),
+            decls: SmallVec::new(),
+            uris: SmallVec::new(),
             root: NONE,
         },
-        stack: Vec::with_capacity(64),
+        cur: NONE,
+        last: NONE,
+        depth: 0,
+        default_ns: None,
         scope: NONE,
         open_text: NONE,
+        names: SmallVec::new(),
     };
     b.doc.uris.push(Cow::Borrowed(""));
-    b.run(body_start)?;
+    match tokenizer {
+        Tokenizer::QuickXml => b.run::<QxLexer<'a>>(body_start)?,
+        Tokenizer::Handwritten => b.run::<Lexer<'a>>(body_start)?,
+    }
     Ok(b.doc)
 }
 
-impl<'a> Builder<'a> {
+impl<'a> Builder<'a, '_> {
     fn err(&self, offset: usize, kind: ErrorKind) -> V3Error {
         V3Error::at(self.src.as_bytes(), offset, kind)
     }
 
-    fn run(&mut self, body_start: usize) -> Result<(), V3Error> {
+    fn run<T: TokenSource<'a>>(&mut self, body_start: usize) -> Result<(), V3Error> {
         let src = self.src;
-        // XML 1.0 §2.2: no C0 control characters other than tab, LF, CR anywhere.
-        if let Some(p) = find_control(src.as_bytes()) {
+        // XML 1.0 §2.2: no C0 control characters other than tab, LF, CR anywhere (the
+        // hand-written tokenizer checks every byte it passes; quick-xml does not).
+        if !T::CHECKS_CONTROLS
+            && let Some(p) = find_control(src.as_bytes())
+        {
             let c = src.as_bytes()[p];
             return Err(self.err(
                 p,
                 ErrorKind::Syntax(format!("control character U+{c:04X} not allowed")),
             ));
         }
-        let mut lx = Lexer::new(src, body_start);
+        let mut lx = T::new(src, body_start);
         let mut seen_root = false;
         loop {
             let (before, tok) = match lx.next_token() {
                 Ok(Some(t)) => t,
                 Ok(None) => break,
-                Err((at, msg)) => return Err(self.err(at, ErrorKind::Syntax(msg))),
+                Err((at, kind)) => return Err(self.err(at, kind)),
             };
             match tok {
                 Token::Decl(body) => self.decl(before, body, before + 5)?,
                 Token::Doctype => return Err(self.err(before, ErrorKind::Doctype)),
                 Token::Misc => self.open_text = NONE,
-                Token::Start {
-                    qname,
-                    attrs,
-                    attrs_offset,
-                    empty,
-                } => {
-                    if self.stack.is_empty() {
+                Token::Start { qname, prefix_len } => {
+                    if self.cur == NONE {
                         if seen_root {
                             return Err(self.err(
                                 before,
@@ -128,46 +153,51 @@ impl<'a> Builder<'a> {
                         }
                         seen_root = true;
                     }
-                    self.start(before, qname, attrs, attrs_offset, empty)?;
+                    self.start(&mut lx, before, qname, prefix_len)?;
                 }
                 Token::End(qname) => {
-                    let Some(idx) = self.stack.pop() else {
+                    let idx = self.cur;
+                    if idx == NONE {
                         return Err(self.err(
                             before,
                             ErrorKind::Syntax(format!("end tag </{qname}> without a start tag")),
                         ));
-                    };
-                    let open = Element {
-                        doc: &self.doc,
-                        idx,
                     }
-                    .qname();
-                    if open != qname {
-                        return Err(self.err(
-                            before,
-                            ErrorKind::Syntax(format!("expected </{open}>, found </{qname}>")),
-                        ));
+                    if !T::CHECKS_END_NAMES {
+                        let open = Element {
+                            doc: &self.doc,
+                            idx,
+                        }
+                        .qname();
+                        if open != qname {
+                            return Err(self.err(
+                                before,
+                                ErrorKind::Syntax(format!("expected </{open}>, found </{qname}>")),
+                            ));
+                        }
                     }
-                    self.scope = match self.stack.last() {
-                        Some(&p) => self.doc.nodes[p as usize].scope,
-                        None => NONE,
-                    };
+                    self.cur = self.doc.nodes[idx as usize].parent;
+                    self.last = idx;
+                    self.depth -= 1;
+                    self.scope = self.parent_scope();
                     self.open_text = NONE;
                 }
-                Token::Text(t) => {
-                    if self.stack.is_empty() {
+                Token::Text(t, special) => {
+                    if self.cur == NONE {
                         if let Some(p) = t.bytes().position(|b| !is_ws(b)) {
                             return Err(self.err(
                                 before + p,
                                 ErrorKind::Syntax("text outside the root element".into()),
                             ));
                         }
-                    } else {
+                    } else if special {
                         self.text(before, t)?;
+                    } else {
+                        self.push_node(before, Kind::Text, t, 0)?;
                     }
                 }
                 Token::CData(c) => {
-                    if self.stack.is_empty() {
+                    if self.cur == NONE {
                         return Err(self.err(
                             before,
                             ErrorKind::Syntax("CDATA outside the root element".into()),
@@ -178,10 +208,10 @@ impl<'a> Builder<'a> {
                 }
             }
         }
-        if let Some(&open) = self.stack.last() {
+        if self.cur != NONE {
             let name = Element {
                 doc: &self.doc,
-                idx: open,
+                idx: self.cur,
             }
             .qname();
             return Err(self.err(
@@ -199,7 +229,7 @@ impl<'a> Builder<'a> {
     fn decl(&self, at: usize, body: &'a str, body_offset: usize) -> Result<(), V3Error> {
         let mut seen = 0;
         for a in AttrIter::new(body.trim_end(), body_offset) {
-            let (name, value, voff) = a.map_err(|(p, m)| self.err(p, ErrorKind::Syntax(m)))?;
+            let (name, value, voff) = a.map_err(|(p, k)| self.err(p, k))?;
             match (seen, name) {
                 (0, "version")
                     if value.starts_with("1.")
@@ -273,7 +303,7 @@ impl<'a> Builder<'a> {
             return Err(self.err(offset, ErrorKind::Limit("node count")));
         }
         let idx = self.doc.nodes.len() as u32;
-        let parent = self.stack.last().copied().unwrap_or(NONE);
+        let parent = self.cur;
         self.doc.nodes.push(NodeData {
             kind,
             name,
@@ -281,7 +311,6 @@ impl<'a> Builder<'a> {
             prefix_len: 0,
             parent,
             first_child: NONE,
-            last_child: NONE,
             next_sibling: NONE,
             attr_start: 0,
             attr_end: 0,
@@ -289,14 +318,13 @@ impl<'a> Builder<'a> {
             offset: offset as u32,
         });
         if parent != NONE {
-            let last = self.doc.nodes[parent as usize].last_child;
-            if last == NONE {
+            if self.last == NONE {
                 self.doc.nodes[parent as usize].first_child = idx;
             } else {
-                self.doc.nodes[last as usize].next_sibling = idx;
+                self.doc.nodes[self.last as usize].next_sibling = idx;
             }
-            self.doc.nodes[parent as usize].last_child = idx;
         }
+        self.last = idx;
         Ok(idx)
     }
 
@@ -312,52 +340,56 @@ impl<'a> Builder<'a> {
         Ok((self.doc.uris.len() - 1) as u16)
     }
 
-    fn start(
+    fn parent_scope(&self) -> u32 {
+        if self.cur == NONE {
+            NONE
+        } else {
+            self.doc.nodes[self.cur as usize].scope
+        }
+    }
+
+    fn start<T: TokenSource<'a>>(
         &mut self,
+        lx: &mut T,
         offset: usize,
         qname: &'a str,
-        raw: &'a str,
-        raw_offset: usize,
-        empty: bool,
+        prefix_len: usize,
     ) -> Result<(), V3Error> {
-        if self.stack.len() >= self.limits.max_depth {
+        if self.depth >= self.limits.max_depth {
             return Err(self.err(offset, ErrorKind::Limit("element depth")));
         }
         self.open_text = NONE;
-        check_qname(qname).map_err(|m| self.err(offset + 1, ErrorKind::Syntax(m)))?;
+        let (prefix, local) = if prefix_len == 0 {
+            ("", qname)
+        } else {
+            (&qname[..prefix_len], &qname[prefix_len + 1..])
+        };
         let attr_start = self.doc.attrs.len();
-        let decl_start = self.doc.decls.len();
-        let mut count = 0usize;
-        for a in AttrIter::new(raw, raw_offset) {
-            let (key, value, voff) = a.map_err(|(p, m)| self.err(p, ErrorKind::Syntax(m)))?;
-            count += 1;
-            if count > self.limits.max_attributes {
+        self.names.clear();
+        let mut prefixed = 0usize;
+        let empty = loop {
+            let a = match lx.next_attr() {
+                Ok(AttrStep::Attr(a)) => a,
+                Ok(AttrStep::End { empty }) => break empty,
+                Err((p, k)) => return Err(self.err(p, k)),
+            };
+            let (key, value, voff) = (a.name, a.value, a.voff);
+            if self.names.len() >= self.limits.max_attributes {
                 return Err(self.err(offset, ErrorKind::Limit("attributes per element")));
             }
-            check_qname(key).map_err(|m| self.err(voff, ErrorKind::Syntax(m)))?;
-            if let Err((p, what)) = escape::check_attr_value(value) {
-                let kind = if what == "<" {
-                    ErrorKind::Syntax(format!("'<' in the value of attribute {key:?}"))
-                } else {
-                    ErrorKind::UndefinedEntity(what)
-                };
-                return Err(self.err(voff + p, kind));
-            }
-            // Duplicate attribute names (XML 1.0 §3.1 "Unique Att Spec").
-            let dup = self.doc.attrs[attr_start..].iter().any(|x| x.qname == key)
-                || self.doc.decls[decl_start..].iter().any(|d| {
-                    if d.prefix.is_empty() {
-                        key == "xmlns"
-                    } else {
-                        key.strip_prefix("xmlns:") == Some(d.prefix)
-                    }
-                });
-            if dup {
+            // Duplicate attribute names (XML 1.0 §3.1 "Unique Att Spec"), namespace
+            // declarations included: a linear scan while the tag has few attributes.
+            if self.names.len() < FEW_ATTRIBUTES && self.names.iter().any(|&(k, _)| k == key) {
                 return Err(self.err(voff, ErrorKind::DuplicateAttribute(key.to_owned())));
             }
-            if key == "xmlns" || key.starts_with("xmlns:") {
+            self.names.push((key, voff));
+            if key.starts_with("xmlns") && (key.len() == 5 || key.as_bytes()[5] == b':') {
                 let prefix = key.get(6..).unwrap_or("");
-                let uri = escape::unescape(value, true);
+                let uri = if a.plain {
+                    Cow::Borrowed(value)
+                } else {
+                    escape::unescape(value, true)
+                };
                 if key.len() > 5 && uri.is_empty() {
                     return Err(self.err(
                         voff,
@@ -387,43 +419,44 @@ impl<'a> Builder<'a> {
                 });
                 self.scope = (self.doc.decls.len() - 1) as u32;
             } else {
+                prefixed += usize::from(a.prefix_len > 0);
                 self.doc.attrs.push(AttrData {
                     ns: 0,
-                    prefix_len: 0,
+                    prefix_len: a.prefix_len as u16,
+                    plain: a.plain,
                     qname: key,
                     raw: value,
                 });
             }
+        };
+        if self.names.len() > FEW_ATTRIBUTES {
+            // Many attributes: sort the names once and compare neighbours (n log n).
+            self.names.sort_unstable();
+            if let Some(w) = self.names.windows(2).find(|w| w[0].0 == w[1].0) {
+                let (key, voff) = w[1];
+                return Err(self.err(voff, ErrorKind::DuplicateAttribute(key.to_owned())));
+            }
         }
         // Resolve the element prefix (Namespaces §6.2) and attribute prefixes (§6.3).
-        let (prefix, local) = split_qname(qname);
         let ns = self
             .lookup(prefix)
             .ok_or_else(|| self.err(offset, ErrorKind::UnboundPrefix(prefix.to_owned())))?;
-        for i in attr_start..self.doc.attrs.len() {
-            let key = self.doc.attrs[i].qname;
-            let (p, _) = split_qname(key);
-            if !p.is_empty() {
-                let ans = self
-                    .lookup(p)
-                    .filter(|&n| n != 0)
-                    .ok_or_else(|| self.err(offset, ErrorKind::UnboundPrefix(p.to_owned())))?;
-                let a = &mut self.doc.attrs[i];
-                a.ns = ans;
-                a.prefix_len = p.len() as u16;
-                // Namespaces §6.3: no two attributes with the same expanded name.
-                let local = &key[p.len() + 1..];
-                let clash = self.doc.attrs[attr_start..i].iter().any(|x| {
-                    x.ns == ans
-                        && &x.qname[if x.prefix_len == 0 {
-                            0
-                        } else {
-                            x.prefix_len as usize + 1
-                        }..] == local
-                });
-                if clash {
-                    return Err(self.err(offset, ErrorKind::DuplicateAttribute(key.to_owned())));
+        if prefixed > 0 {
+            for i in attr_start..self.doc.attrs.len() {
+                let a = &self.doc.attrs[i];
+                if a.prefix_len > 0 {
+                    let p = &a.qname[..a.prefix_len as usize];
+                    let ans = self
+                        .lookup(p)
+                        .filter(|&n| n != 0)
+                        .ok_or_else(|| self.err(offset, ErrorKind::UnboundPrefix(p.to_owned())))?;
+                    self.doc.attrs[i].ns = ans;
                 }
+            }
+            // Namespaces §6.3: no two attributes with the same expanded name. Only prefixed
+            // attributes can clash (unprefixed ones are in no namespace and have distinct names).
+            if prefixed > 1 {
+                self.check_expanded_names(offset, attr_start, prefixed)?;
             }
         }
         let idx = self.push_node(offset, Kind::Element, local, ns)?;
@@ -438,21 +471,71 @@ impl<'a> Builder<'a> {
             self.doc.root = idx;
         }
         if empty {
-            self.scope = match self.stack.last() {
-                Some(&p) => self.doc.nodes[p as usize].scope,
-                None => NONE,
-            };
+            self.scope = self.parent_scope();
         } else {
-            self.stack.push(idx);
+            self.cur = idx;
+            self.last = NONE;
+            self.depth += 1;
         }
         Ok(())
     }
 
+    /// Namespaces §6.3 for the prefixed attributes of the element whose attributes start at
+    /// `attr_start`: linear per attribute when there are few, sorted (n log n) otherwise.
+    fn check_expanded_names(
+        &mut self,
+        offset: usize,
+        attr_start: usize,
+        prefixed: usize,
+    ) -> Result<(), V3Error> {
+        let expanded = |a: &AttrData<'a>| (a.ns, &a.qname[a.prefix_len as usize + 1..]);
+        let attrs = &self.doc.attrs[attr_start..];
+        let clash = if prefixed <= FEW_ATTRIBUTES {
+            attrs.iter().enumerate().find_map(|(i, a)| {
+                (a.prefix_len > 0
+                    && attrs[..i]
+                        .iter()
+                        .any(|x| x.prefix_len > 0 && expanded(x) == expanded(a)))
+                .then_some(a.qname)
+            })
+        } else {
+            let mut keys: SmallVec<[((u16, &str), usize); 16]> = attrs
+                .iter()
+                .enumerate()
+                .filter(|(_, a)| a.prefix_len > 0)
+                .map(|(i, a)| (expanded(a), i))
+                .collect();
+            keys.sort_unstable();
+            keys.windows(2)
+                .find(|w| w[0].0 == w[1].0)
+                .map(|w| attrs[w[0].1.max(w[1].1)].qname)
+        };
+        match clash {
+            Some(key) => Err(self.err(offset, ErrorKind::DuplicateAttribute(key.to_owned()))),
+            None => Ok(()),
+        }
+    }
+
     /// Namespace index bound to `prefix` in the current scope (0 = no namespace).
     fn lookup(&mut self, prefix: &str) -> Option<u16> {
+        if prefix.is_empty() {
+            if let Some((scope, ns)) = self.default_ns
+                && scope == self.scope
+            {
+                return Some(ns);
+            }
+            let ns = self.lookup_chain("").unwrap_or(0);
+            self.default_ns = Some((self.scope, ns));
+            return Some(ns);
+        }
         if prefix.len() == 3 && prefix == "xml" {
             return self.intern(Cow::Borrowed(XML_NS)).ok();
         }
+        self.lookup_chain(prefix)
+    }
+
+    /// Walks the scope chain for `prefix`.
+    fn lookup_chain(&self, prefix: &str) -> Option<u16> {
         let mut cur = self.scope;
         while cur != NONE {
             let d = &self.doc.decls[cur as usize];
@@ -466,49 +549,9 @@ impl<'a> Builder<'a> {
     }
 }
 
-fn split_qname(q: &str) -> (&str, &str) {
-    match q.bytes().position(|c| c == b':') {
-        Some(p) => (&q[..p], &q[p + 1..]),
-        None => ("", q),
-    }
-}
-
-/// First C0 control character other than tab, LF, CR (XML 1.0 §2.2), eight bytes at a time.
-fn find_control(b: &[u8]) -> Option<usize> {
-    const LO: u64 = 0x0101_0101_0101_0101;
-    const HI: u64 = 0x8080_8080_8080_8080;
-    let bad = |c: u8| c < 0x20 && !is_ws(c);
-    let mut chunks = b.chunks_exact(8);
-    let mut at = 0;
-    for c in &mut chunks {
-        let x = u64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]);
-        // Has a byte below 0x20 (bytes >= 0x80 are excluded by `!x`).
-        if x.wrapping_sub(0x20 * LO) & !x & HI != 0
-            && let Some(p) = c.iter().position(|&c| bad(c))
-        {
-            return Some(at + p);
-        }
-        at += 8;
-    }
-    chunks
-        .remainder()
-        .iter()
-        .position(|&c| bad(c))
-        .map(|p| at + p)
-}
-
-/// Namespaces in XML §3: a QName has at most one colon, not at either end.
-fn check_qname(q: &str) -> Result<(), String> {
-    match q.bytes().position(|c| c == b':') {
-        None => Ok(()),
-        Some(p) if p > 0 && p + 1 < q.len() && !q.as_bytes()[p + 1..].contains(&b':') => Ok(()),
-        Some(_) => Err(format!("{q:?} is not a valid qualified name")),
-    }
-}
-
 #[cfg(test)]
 mod tests {
-    use super::find_control;
+    use super::super::lexer::find_control;
 
     #[test]
     fn control_characters() {
