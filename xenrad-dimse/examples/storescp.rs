@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use xenrad_dimse::net::Server;
 use xenrad_dimse::scp::{Completed, ScpConfig, StoreOnly};
-use xenrad_dimse::store::FsyncPolicy;
+use xenrad_dimse::store::{FileSink, FsyncPolicy};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut args = std::env::args().skip(1);
@@ -35,7 +35,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     policy.max_pdu = max_pdu;
     cfg.policy = Arc::new(policy);
     if !fsync {
-        cfg.fsync = FsyncPolicy::None;
+        cfg.sink = Arc::new(FileSink::new(&out).with_fsync(FsyncPolicy::None));
     }
     let rt = tokio::runtime::Runtime::new()?;
     rt.block_on(async move {

@@ -11,7 +11,7 @@ use bytes::Bytes;
 use xenrad_dimse::assoc::policy::{sop, ts};
 use xenrad_dimse::net::{ClientConfig, ScuAssociation, Server};
 use xenrad_dimse::scp::{Completed, ScpConfig, StoreOnly};
-use xenrad_dimse::store::{FsyncPolicy, parse_part10};
+use xenrad_dimse::store::{FileSink, FsyncPolicy, parse_part10};
 
 use super::CliResult;
 
@@ -127,7 +127,7 @@ async fn scp(
     cfg.policy = Arc::new(policy);
     cfg.max_associations = max_associations;
     if no_fsync {
-        cfg.fsync = FsyncPolicy::None;
+        cfg.sink = Arc::new(FileSink::new(&out).with_fsync(FsyncPolicy::None));
     }
     let listener = tokio::net::TcpListener::bind(("0.0.0.0", port)).await?;
     eprintln!("xenrad dicom scp: listening on {}", listener.local_addr()?);
