@@ -178,7 +178,7 @@ const PEEK_LIMIT: usize = 64 * 1024;
 /// What the peek at the data set start found.
 #[derive(Debug, Clone)]
 enum Peeked {
-    Found(InstanceHeader),
+    Found(Box<InstanceHeader>),
     Unsupported,
     Invalid,
 }
@@ -193,12 +193,12 @@ struct HeaderPeek {
 }
 
 impl HeaderPeek {
-    fn conclude(&mut self, o: PeekOutcome<'_>, final_: bool) {
+    fn conclude(&mut self, o: &PeekOutcome<'_>, final_: bool) {
         self.result = match o {
-            PeekOutcome::Done(h) => Some(Peeked::Found(InstanceHeader::from_peeked(&h))),
+            PeekOutcome::Done(h) => Some(Peeked::Found(Box::new(InstanceHeader::from_peeked(h)))),
             PeekOutcome::NeedMore(h) if final_ => {
                 // Too far in without reaching (0020,0013): keep what was found.
-                Some(Peeked::Found(InstanceHeader::from_peeked(&h)))
+                Some(Peeked::Found(Box::new(InstanceHeader::from_peeked(h))))
             }
             PeekOutcome::NeedMore(_) => None,
             PeekOutcome::Unsupported => Some(Peeked::Unsupported),
@@ -213,7 +213,7 @@ impl HeaderPeek {
         }
         if self.buf.is_empty() {
             let o = peek_header(data, ts, false);
-            self.conclude(o, data.len() >= PEEK_LIMIT);
+            self.conclude(&o, data.len() >= PEEK_LIMIT);
             if self.result.is_none() {
                 self.buf.extend_from_slice(data);
             }
@@ -222,7 +222,7 @@ impl HeaderPeek {
             self.buf.extend_from_slice(&data[..data.len().min(room)]);
             let buf = std::mem::take(&mut self.buf);
             let o = peek_header(&buf, ts, false);
-            self.conclude(o, buf.len() >= PEEK_LIMIT);
+            self.conclude(&o, buf.len() >= PEEK_LIMIT);
             self.buf = buf;
         }
         if self.result.is_some() {
@@ -234,7 +234,7 @@ impl HeaderPeek {
         if self.result.is_none() {
             let buf = std::mem::take(&mut self.buf);
             let o = peek_header(&buf, ts, true);
-            self.conclude(o, true);
+            self.conclude(&o, true);
         }
         self.result.take().unwrap_or(Peeked::Unsupported)
     }
@@ -606,7 +606,7 @@ impl ScpSession {
             None => st,
             Some(w) => {
                 let header = match peeked {
-                    Peeked::Found(h) => Some(h),
+                    Peeked::Found(h) => Some(*h),
                     Peeked::Unsupported => None,
                     Peeked::Invalid => {
                         // PS3.4 B.2.3: a data set that cannot be parsed → 0xC000.

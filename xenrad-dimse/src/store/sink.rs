@@ -94,7 +94,10 @@ impl MemorySink {
 
     /// Takes the committed instances out of the sink (freeing their space).
     pub fn take(&self) -> Vec<MemoryInstance> {
-        let mut g = self.inner.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut g = self
+            .inner
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         g.0 = 0;
         std::mem::take(&mut g.1)
     }
@@ -135,7 +138,10 @@ impl InstanceSink for MemoryInstanceSink {
         Ok(())
     }
     fn commit(self: Box<Self>) -> io::Result<PathBuf> {
-        let mut g = self.inner.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut g = self
+            .inner
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         if g.0 + self.inst.dataset.len() > self.max_total {
             return Err(io::ErrorKind::OutOfMemory.into());
         }
