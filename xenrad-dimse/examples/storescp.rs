@@ -1,6 +1,6 @@
 //! A standalone storage SCP on the tokio adapter (the same server `xenrad dicom scp` runs).
 //!
-//! `cargo run --release -p xenrad-dimse --features tokio --example storescp -- --port 11112 --out DIR [--aet XENRAD] [--max-pdu N] [--no-fsync] [--quiet]`
+//! `cargo run --release -p xenrad-dimse --features tokio --example storescp -- --port 11112 --out DIR [--aet XENRAD] [--max-pdu N] [--no-fsync] [--writeback BYTES] [--quiet]`
 use std::sync::Arc;
 use xenrad_dimse::net::Server;
 use xenrad_dimse::scp::{Completed, ScpConfig, StoreOnly};
@@ -16,6 +16,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         true,
         false,
     );
+    let mut writeback = None;
     while let Some(a) = args.next() {
         match a.as_str() {
             "--port" => port = args.next().ok_or("--port N")?.parse()?,
@@ -24,6 +25,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             "--max-pdu" => max_pdu = args.next().ok_or("--max-pdu N")?.parse()?,
             "--no-fsync" => fsync = false,
             "--quiet" => quiet = true,
+            "--writeback" => writeback = Some(args.next().ok_or("--writeback BYTES")?.parse()?),
             other => return Err(format!("unknown argument {other}").into()),
         }
     }
@@ -34,9 +36,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     policy.ae_title = aet;
     policy.max_pdu = max_pdu;
     cfg.policy = Arc::new(policy);
+    let mut sink = FileSink::new(&out);
     if !fsync {
-        cfg.sink = Arc::new(FileSink::new(&out).with_fsync(FsyncPolicy::None));
+        sink = sink.with_fsync(FsyncPolicy::None);
     }
+    if let Some(w) = writeback {
+        sink = sink.with_writeback_every(w);
+    }
+    cfg.sink = Arc::new(sink);
     let rt = tokio::runtime::Runtime::new()?;
     rt.block_on(async move {
         let listener = tokio::net::TcpListener::bind(("0.0.0.0", port)).await?;

@@ -84,6 +84,7 @@ impl DirSync {
             g.running = true;
             let start = g.next;
             drop(g);
+            // Opened each time (cheap): a directory replaced while serving is still synced.
             let r = File::open(dir).and_then(|d| d.sync_all());
             g = self.state.lock().unwrap_or_else(PoisonError::into_inner);
             g.running = false;
