@@ -422,8 +422,20 @@ ae = AE(ae_title='PYNET')
 ae.add_requested_context(Verification)
 ae.add_requested_context(CTImageStorage)
 ae.add_requested_context(ModalityPerformedProcedureStep)
-assoc = ae.associate('127.0.0.1', port, ae_title='XENRAD', max_pdu=8192)
+from pynetdicom.pdu_primitives import SOPClassExtendedNegotiation, UserIdentityNegotiation
+ext = SOPClassExtendedNegotiation()
+ext.sop_class_uid = CTImageStorage
+ext.service_class_application_information = b'\x02\x00\x00\x00\x00\x00'
+who = UserIdentityNegotiation()
+who.user_identity_type = 1
+who.primary_field = b'tech'
+who.positive_response_requested = True
+assoc = ae.associate('127.0.0.1', port, ae_title='XENRAD', max_pdu=8192, ext_neg=[ext, who])
 assert assoc.is_established, 'not established'
+# PS3.7 D.3.3.5 / PS3.4 B.3.1: storage level 2, signature level 2, no coercion.
+got = dict(assoc.acceptor.sop_class_extended)
+assert got == {CTImageStorage: b'\x02\x00\x02\x00\x00\x00'}, got
+assert assoc.acceptor.user_identity is not None, 'no user identity response'
 for i in range(3):
     st = assoc.send_c_echo()
     assert st.Status == 0, st
