@@ -288,10 +288,11 @@ fn release_collision_is_answered() {
     req.handle_input(&sent(&mut acc), now);
     req.release();
     assert_eq!(sent(&mut req), release_rq());
-    // The peer's A-RELEASE-RQ crosses ours: we answer it, then its RP closes us.
+    // The peer's A-RELEASE-RQ crosses ours (AR-8 → Sta9): as requestor we answer it at
+    // once (AR-9 → Sta11), then its RP closes us (AR-3).
     req.handle_input(&release_rq(), now);
     assert_eq!(sent(&mut req), vec![0x06, 0, 0, 0, 0, 4, 0, 0, 0, 0]);
-    assert_eq!(req.state(), State::Sta7);
+    assert_eq!(req.state(), State::Sta11);
     req.handle_input(&[0x06, 0, 0, 0, 0, 4, 0, 0, 0, 0], now);
     assert!(req.is_closed());
 }
