@@ -444,3 +444,32 @@ fn file_sink_commits_concurrently_with_a_shared_directory_fsync() {
     assert!(names.iter().all(|n| n.ends_with(".dcm")), "{names:?}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn peek_never_panics_on_mutated_headers() {
+    // Deterministic xorshift mutations of a valid header (bytes flipped, lengths broken,
+    // delimiters moved), in both VR encodings, each as a prefix and as a whole data set.
+    let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+    let mut next = || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x
+    };
+    for (explicit, ts) in [(true, ELE), (false, ILE), (true, "1.2.840.10008.1.2.2")] {
+        let base = header_dataset(explicit, "1.2.3.4", 64);
+        for _ in 0..3000 {
+            let mut d = base.clone();
+            for _ in 0..=(next() % 4) {
+                let i = (next() as usize) % d.len();
+                d[i] = next() as u8;
+            }
+            let cut = (next() as usize) % (d.len() + 1);
+            for complete in [false, true] {
+                if let PeekOutcome::Done(h) = peek_header(&d[..cut], ts, complete) {
+                    let _ = InstanceHeader::from_peeked(&h);
+                }
+            }
+        }
+    }
+}

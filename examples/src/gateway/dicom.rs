@@ -19,9 +19,9 @@ pub struct GatewayScp {
     gw: Gateway,
 }
 
-/// The header of an instance whose transfer syntax the SCP does not scan (deflated): read
-/// from the stored file up to the pixel data. Every other instance comes with
-/// [`StoredInstance::header`], scanned from the data set as it streamed in.
+/// The header of an instance read from the stored file up to the pixel data, for the rare
+/// instance whose facts did not come with [`StoredInstance::header`] (scanned from the data
+/// set as it streamed in): a deflated transfer syntax, or a header longer than 64 KiB.
 fn read_header_from_file(path: &Path) -> Option<InstanceHeader> {
     let obj = dicom_object::OpenFileOptions::new()
         .read_until(tags::PIXEL_DATA)
@@ -58,8 +58,10 @@ fn read_facts(inst: &StoredInstance) -> InstanceFacts {
     };
     let file_header;
     let h = match &inst.header {
-        Some(h) => h,
-        None => match read_header_from_file(&inst.path) {
+        Some(h) if h.study_instance_uid.is_some() => h,
+        // Not scanned (deflated), or the Study Instance UID lies beyond the first 64 KiB
+        // the SCP looks at: read the stored file once.
+        _ => match read_header_from_file(&inst.path) {
             Some(h) => {
                 file_header = h;
                 &file_header
