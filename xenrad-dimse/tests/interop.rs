@@ -211,6 +211,7 @@ print('OK', n)
 
 /// Appends `path \t keyword \t value` lines (value `-` when absent) for pydicom to check.
 fn header_facts(out: &mut String, src: &Path, h: &xenrad_dimse::store::InstanceHeader) {
+    use std::fmt::Write as _;
     let fields: [(&str, &Option<String>); 16] = [
         ("SOPClassUID", &h.sop_class_uid),
         ("SOPInstanceUID", &h.sop_instance_uid),
@@ -233,14 +234,14 @@ fn header_facts(out: &mut String, src: &Path, h: &xenrad_dimse::store::InstanceH
         let v = v
             .as_deref()
             .map_or_else(|| "-".to_string(), |v| v.replace(['\t', '\n'], " "));
-        out.push_str(&format!("{}\t{k}\t{v}\n", src.display()));
+        let _ = writeln!(out, "{}\t{k}\t{v}", src.display());
     }
 }
 
 /// Checks `header_facts` lines against pydicom's raw top-level values (decoded per (0008,0005)
 /// for the default repertoire, ISO_IR 100 and ISO_IR 192; values pydicom cannot decode that
 /// way are not compared).
-const FACTS_PY: &str = r#"
+const FACTS_PY: &str = r"
 import sys
 from pydicom import dcmread
 from pydicom.datadict import tag_for_keyword
@@ -273,7 +274,7 @@ print(f'header facts: {n} values compared with pydicom ({present} present), {len
 for b in bad:
     print(b)
 sys.exit(1 if bad else 0)
-"#;
+";
 
 fn compare(py: &str, src: &Path, dst: &Path, ts: &str) -> Result<(), String> {
     let (ok, out) = run(Proc::new(py)
