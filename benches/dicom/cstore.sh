@@ -9,9 +9,10 @@
 #   xenrad-nofsync  the same with --no-fsync (page cache only, like the others)
 #   dcmtk           storescp as shipped
 #   dcmtk-tuned     TCP_NODELAY=1 storescp +B -pdu 131072
-#   dicom-rs        dicom-storescp, when installed
-# and, with --parallel P, P concurrent storescu senders (CT set split P ways) into xenrad and
-# into DCMTK storescp --fork (tuned). Receiver CPU-s (utime+stime, children included) and peak
+#   dicom-rs        dicom-storescp, when installed (e.g. `cargo install dicom-storescp`)
+# and, with --parallel P, P concurrent storescu senders (CT set split P ways) into xenrad, into
+# DCMTK storescp --fork (tuned) and, when installed, `dicom-storescp -n` (a task per
+# association). Receiver CPU-s (utime+stime, children included) and peak
 # RSS (VmHWM) come from /proc. Prints medians and ratios; raw rows go to $WORK/results.tsv.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/../.." && pwd)"
@@ -59,6 +60,7 @@ start_receiver() { # name outdir -> RPID
     dcmtk-tuned) TCP_NODELAY=1 storescp +B -pdu 131072 -od "$out" "$port" >/dev/null 2>&1 & ;;
     dcmtk-fork) TCP_NODELAY=1 storescp --fork +B -pdu 131072 -od "$out" "$port" >/dev/null 2>&1 & ;;
     dicom-rs) dicom-storescp -p "$port" -o "$out" >/dev/null 2>&1 & ;;
+    dicom-rs-async) dicom-storescp -n -p "$port" -o "$out" >/dev/null 2>&1 & ;;
   esac
   RPID=$!
   for _ in $(seq 200); do
@@ -108,6 +110,9 @@ for run in $(seq "$runs"); do
     measure "ct-x$parallel" xenrad "$run" "${dirs[@]}"
     measure "ct-x$parallel" xenrad-nofsync "$run" "${dirs[@]}"
     measure "ct-x$parallel" dcmtk-fork "$run" "${dirs[@]}"
+    if command -v dicom-storescp >/dev/null 2>&1; then
+      measure "ct-x$parallel" dicom-rs-async "$run" "${dirs[@]}"
+    fi
   fi
 done
 

@@ -1,10 +1,10 @@
 //! A standalone storage SCP on the tokio adapter (the same server `xenrad dicom scp` runs).
 //!
-//! `cargo run --release -p xenrad-dimse --features tokio --example storescp -- --port 11112 --out DIR [--aet XENRAD] [--max-pdu N] [--no-fsync] [--quiet]`
+//! `cargo run --release -p xenrad-dimse --features tokio --example storescp -- --port 11112 --out DIR [--aet XENRAD] [--max-pdu N] [--no-fsync] [--writeback BYTES] [--threads N] [--quiet]`
 use std::sync::Arc;
 use xenrad_dimse::net::Server;
 use xenrad_dimse::scp::{Completed, ScpConfig, StoreOnly};
-use xenrad_dimse::store::FsyncPolicy;
+use xenrad_dimse::store::{FileSink, FsyncPolicy};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut args = std::env::args().skip(1);
@@ -16,6 +16,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         true,
         false,
     );
+    let mut writeback = None;
+    let mut threads = None;
     while let Some(a) = args.next() {
         match a.as_str() {
             "--port" => port = args.next().ok_or("--port N")?.parse()?,
@@ -24,6 +26,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             "--max-pdu" => max_pdu = args.next().ok_or("--max-pdu N")?.parse()?,
             "--no-fsync" => fsync = false,
             "--quiet" => quiet = true,
+            "--threads" => threads = Some(args.next().ok_or("--threads N")?.parse()?),
+            "--writeback" => writeback = Some(args.next().ok_or("--writeback BYTES")?.parse()?),
             other => return Err(format!("unknown argument {other}").into()),
         }
     }
@@ -34,10 +38,20 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     policy.ae_title = aet;
     policy.max_pdu = max_pdu;
     cfg.policy = Arc::new(policy);
+    let mut sink = FileSink::new(&out);
     if !fsync {
-        cfg.fsync = FsyncPolicy::None;
+        sink = sink.with_fsync(FsyncPolicy::None);
     }
-    let rt = tokio::runtime::Runtime::new()?;
+    if let Some(w) = writeback {
+        sink = sink.with_writeback_every(w);
+    }
+    cfg.sink = Arc::new(sink);
+    let mut rt = tokio::runtime::Builder::new_multi_thread();
+    rt.enable_all();
+    if let Some(n) = threads {
+        rt.worker_threads(n);
+    }
+    let rt = rt.build()?;
     rt.block_on(async move {
         let listener = tokio::net::TcpListener::bind(("0.0.0.0", port)).await?;
         Server::new(cfg, Arc::new(StoreOnly))

@@ -5,9 +5,12 @@
 //!
 //! Layers, bottom up:
 //! - [`pdu`]: zero-copy PDU codec and the incremental [`pdu::reader::PduReader`].
-//! - [`assoc`]: acceptor policy (negotiation) and the association state machine.
+//! - [`assoc`]: acceptor policy (negotiation) and the PS3.8 §9.2 association state machine
+//!   (Sta1–Sta13, table-driven: [`assoc::action`]).
 //! - [`dimse`]: command sets, message assembly from PDVs, message fragmentation.
-//! - [`store`]: Part 10 File Meta and the streaming, durable instance writer.
+//! - [`store`]: Part 10 File Meta, the zero-copy header peek, the [`store::StorageSink`]
+//!   trait instances stream into, and (feature `fs`, default) its durable file adapter
+//!   [`store::FileSink`].
 //! - `net` (feature `tokio`): TCP server and client over the layers above.
 #![cfg_attr(docsrs, feature(doc_cfg))]
 #![allow(clippy::many_single_char_names)]

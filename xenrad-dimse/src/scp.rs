@@ -1,15 +1,20 @@
 //! The service-class provider for one association: C-ECHO, streaming C-STORE, N-CREATE and
 //! N-SET plumbing, on top of [`Association`] and [`Assembler`].
 //!
-//! This is transport-free: bytes and time in, bytes out. Storage goes through
-//! [`InstanceWriter`] (blocking file I/O, called from here; the tokio adapter runs it on a
-//! blocking-capable thread). What happens after an instance is durably stored, and the
-//! N-CREATE/N-SET semantics, are the caller's [`Handler`].
+//! This is transport-free: bytes and time in, bytes out. Storage goes through the
+//! configured [`StorageSink`] (the file adapter [`crate::store::FileSink`] is behind feature
+//! `fs`; the tokio adapter runs the session on a blocking-capable thread when the sink says
+//! it may block). The first bytes of every data set are scanned in place
+//! ([`crate::store::peek_header`], at most 64 KiB kept) for the header facts handed to the
+//! [`Handler`] in [`StoredInstance::header`]. What happens after an instance is durably
+//! stored, and the N-CREATE/N-SET semantics, are the caller's [`Handler`].
 
 use crate::assoc::policy::{IMPLEMENTATION_CLASS_UID, IMPLEMENTATION_VERSION_NAME, sop};
 use crate::assoc::{AcceptorPolicy, Association, Event, Negotiated, Timeouts};
 use crate::dimse::{Assembler, Command, DimseEvent, field, status};
-use crate::store::{FileMeta, FsyncPolicy, InstanceWriter};
+use crate::store::{
+    FileMeta, InstanceHeader, InstanceSink, InstanceStart, PeekOutcome, StorageSink, peek_header,
+};
 use bytes::{Bytes, BytesMut};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -24,9 +29,13 @@ pub struct StoredInstance {
     pub sop_instance_uid: String,
     /// (0020,000D) peeked from the data set, when it was found.
     pub study_instance_uid: Option<String>,
+    /// Header facts scanned from the first bytes of the data set (SOP, study, series,
+    /// patient, …, everything up to (0020,0013)); `None` when the transfer syntax is not
+    /// scanned (deflated). Facts beyond the first 64 KiB of the data set are missing.
+    pub header: Option<InstanceHeader>,
     /// Negotiated transfer syntax (the stored file's).
     pub transfer_syntax: String,
-    /// Final path of the Part 10 file.
+    /// Where the sink put it: the Part 10 file's final path for the file sink.
     pub path: PathBuf,
     /// Calling AE title of the association.
     pub calling_ae: String,
@@ -84,8 +93,8 @@ impl NResponse {
 /// What the embedding application does with DIMSE operations.
 ///
 /// The methods are synchronous and run on the association's task (inside
-/// `tokio::task::block_in_place` when fsync is on): keep them short, e.g. record the event or
-/// send it on a channel, and do slow work elsewhere.
+/// `tokio::task::block_in_place` when the sink may block, e.g. fsync on): keep them short,
+/// e.g. record the event or send it on a channel, and do slow work elsewhere.
 pub trait Handler: Send + Sync + 'static {
     /// Called after an instance is durably stored, before it is acknowledged; the returned
     /// status goes into the C-STORE-RSP.
@@ -111,14 +120,13 @@ pub struct StoreOnly;
 impl Handler for StoreOnly {}
 
 /// Configuration of the SCP.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct ScpConfig {
     /// Negotiation policy (AE title, SOP classes, transfer syntaxes, max PDU).
     pub policy: Arc<AcceptorPolicy>,
-    /// Directory where instances are stored.
-    pub storage_dir: PathBuf,
-    /// Durability before acknowledging.
-    pub fsync: FsyncPolicy,
+    /// Where instances go (durability is the sink's: a C-STORE is acknowledged only after
+    /// its commit returned).
+    pub sink: Arc<dyn StorageSink>,
     /// Timers.
     pub timeouts: Timeouts,
     /// Largest N-CREATE/N-SET data set accepted in memory.
@@ -130,18 +138,105 @@ pub struct ScpConfig {
 }
 
 impl ScpConfig {
-    /// Defaults for a storage directory: AE `XENRAD`, all storage SOP classes, MPPS, 128 KiB
-    /// PDUs, durable fsync, 64 associations.
+    /// Defaults for a storage directory (feature `fs`): a durable [`crate::store::FileSink`]
+    /// into `storage_dir`, and the defaults of [`ScpConfig::with_sink`].
+    #[cfg(feature = "fs")]
     pub fn new(storage_dir: impl Into<PathBuf>) -> Self {
+        Self::with_sink(Arc::new(crate::store::FileSink::new(storage_dir)))
+    }
+
+    /// Defaults for a sink: AE `XENRAD`, all storage SOP classes, MPPS, 128 KiB PDUs, 64
+    /// associations.
+    pub fn with_sink(sink: Arc<dyn StorageSink>) -> Self {
         Self {
             policy: Arc::new(AcceptorPolicy::default()),
-            storage_dir: storage_dir.into(),
-            fsync: FsyncPolicy::Durable,
+            sink,
             timeouts: Timeouts::default(),
             max_n_dataset: 16 << 20,
             max_command: 64 << 10,
             max_associations: 64,
         }
+    }
+}
+
+impl std::fmt::Debug for ScpConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ScpConfig")
+            .field("policy", &self.policy)
+            .field("timeouts", &self.timeouts)
+            .field("max_n_dataset", &self.max_n_dataset)
+            .field("max_command", &self.max_command)
+            .field("max_associations", &self.max_associations)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Bytes of the data set start kept for the header peek when the first fragment is not
+/// enough.
+const PEEK_LIMIT: usize = 64 * 1024;
+
+/// What the peek at the data set start found.
+#[derive(Debug, Clone)]
+enum Peeked {
+    Found(Box<InstanceHeader>),
+    Unsupported,
+    Invalid,
+}
+
+/// The header peek of one C-STORE data set: in place on the first fragment, or over at
+/// most [`PEEK_LIMIT`] bytes kept from the first fragments.
+#[derive(Debug, Default)]
+struct HeaderPeek {
+    buf: Vec<u8>,
+    result: Option<Peeked>,
+    len: u64,
+}
+
+impl HeaderPeek {
+    fn conclude(&mut self, o: &PeekOutcome<'_>, final_: bool) {
+        self.result = match o {
+            PeekOutcome::Done(h) => Some(Peeked::Found(Box::new(InstanceHeader::from_peeked(h)))),
+            PeekOutcome::NeedMore(h) if final_ => {
+                // Too far in without reaching (0020,0013): keep what was found.
+                Some(Peeked::Found(Box::new(InstanceHeader::from_peeked(h))))
+            }
+            PeekOutcome::NeedMore(_) => None,
+            PeekOutcome::Unsupported => Some(Peeked::Unsupported),
+            PeekOutcome::Invalid(_) => Some(Peeked::Invalid),
+        };
+    }
+
+    fn feed(&mut self, data: &[u8], ts: &str) {
+        self.len += data.len() as u64;
+        if self.result.is_some() {
+            return;
+        }
+        if self.buf.is_empty() {
+            let o = peek_header(data, ts, false);
+            self.conclude(&o, data.len() >= PEEK_LIMIT);
+            if self.result.is_none() {
+                self.buf.extend_from_slice(data);
+            }
+        } else {
+            let room = PEEK_LIMIT.saturating_sub(self.buf.len());
+            self.buf.extend_from_slice(&data[..data.len().min(room)]);
+            let buf = std::mem::take(&mut self.buf);
+            let o = peek_header(&buf, ts, false);
+            self.conclude(&o, buf.len() >= PEEK_LIMIT);
+            self.buf = buf;
+        }
+        if self.result.is_some() {
+            self.buf = Vec::new();
+        }
+    }
+
+    fn finish(&mut self, ts: &str) -> Peeked {
+        if self.result.is_none() {
+            let buf = std::mem::take(&mut self.buf);
+            let o = peek_header(&buf, ts, true);
+            self.conclude(&o, true);
+        }
+        self.result.take().unwrap_or(Peeked::Unsupported)
     }
 }
 
@@ -180,12 +275,13 @@ struct RqInfo {
 
 enum Pending {
     Idle,
-    /// C-STORE receiving into a writer (None after a failure: drain and answer `status`).
+    /// C-STORE receiving into the sink (None after a failure: drain and answer `status`).
     Store {
         rq: RqInfo,
-        writer: Option<InstanceWriter>,
+        sink: Option<Box<dyn InstanceSink>>,
         status: u16,
         ts: String,
+        peek: HeaderPeek,
     },
     /// N-CREATE/N-SET collecting its data set.
     N {
@@ -304,11 +400,10 @@ impl ScpSession {
     }
 
     fn reset_pending(&mut self) {
-        if let Pending::Store {
-            writer: Some(w), ..
-        } = std::mem::replace(&mut self.pending, Pending::Idle)
+        if let Pending::Store { sink: Some(w), .. } =
+            std::mem::replace(&mut self.pending, Pending::Idle)
         {
-            w.abandon();
+            w.abort();
         }
     }
 
@@ -375,17 +470,21 @@ impl ScpSession {
             }
             field::C_STORE_RQ if cmd.has_dataset => {
                 // PS3.4 B.2.3: the SOP class must match the negotiated context.
-                let (writer, st) = match (&rq.sop_instance, rq.sop_class == abs) {
+                let (sink, st) = match (&rq.sop_instance, rq.sop_class == abs) {
                     (Some(inst), true) => {
-                        let meta = FileMeta {
-                            sop_class_uid: &rq.sop_class,
-                            sop_instance_uid: inst,
-                            transfer_syntax: &ts,
-                            implementation_class_uid: IMPLEMENTATION_CLASS_UID,
-                            implementation_version_name: IMPLEMENTATION_VERSION_NAME,
-                            source_ae: self.neg.as_ref().map(|n| n.calling_ae.as_str()),
+                        let start = InstanceStart {
+                            meta: FileMeta {
+                                sop_class_uid: &rq.sop_class,
+                                sop_instance_uid: inst,
+                                transfer_syntax: &ts,
+                                implementation_class_uid: IMPLEMENTATION_CLASS_UID,
+                                implementation_version_name: IMPLEMENTATION_VERSION_NAME,
+                                source_ae: self.neg.as_ref().map(|n| n.calling_ae.as_str()),
+                            },
+                            message_id: rq.message_id,
                         };
-                        match InstanceWriter::create(&self.cfg.storage_dir, &meta) {
+                        // PS3.4 B.2.3: a storage failure → 0xA700 (out of resources).
+                        match self.cfg.sink.begin(&start) {
                             Ok(w) => (Some(w), status::SUCCESS),
                             Err(_) => (None, status::OUT_OF_RESOURCES),
                         }
@@ -395,9 +494,10 @@ impl ScpSession {
                 };
                 self.pending = Pending::Store {
                     rq,
-                    writer,
+                    sink,
                     status: st,
                     ts,
+                    peek: HeaderPeek::default(),
                 };
             }
             field::N_CREATE_RQ | field::N_SET_RQ if cmd.has_dataset => {
@@ -435,16 +535,21 @@ impl ScpSession {
         }
         match &mut self.pending {
             Pending::Store {
-                writer, status: st, ..
+                sink,
+                status: st,
+                ts,
+                peek,
+                ..
             } => {
-                if let Some(w) = writer
-                    && w.write(data).is_err()
-                {
-                    // PS3.4 B.2.3: storage failure → out of resources, keep draining.
-                    if let Some(w) = writer.take() {
-                        w.abandon();
+                if let Some(w) = sink {
+                    peek.feed(data, ts);
+                    if w.write(data).is_err() {
+                        // PS3.4 B.2.3: storage failure → out of resources, keep draining.
+                        if let Some(w) = sink.take() {
+                            w.abort();
+                        }
+                        *st = status::OUT_OF_RESOURCES;
                     }
-                    *st = status::OUT_OF_RESOURCES;
                 }
             }
             Pending::N { buf, too_big, .. } => {
@@ -460,10 +565,14 @@ impl ScpSession {
             match std::mem::replace(&mut self.pending, Pending::Idle) {
                 Pending::Store {
                     rq,
-                    writer,
+                    sink,
                     status: st,
                     ts,
-                } => self.finish_store(&rq, writer, st, &ts),
+                    mut peek,
+                } => {
+                    let peeked = peek.finish(&ts);
+                    self.finish_store(&rq, sink, st, &ts, peeked, peek.len);
+                }
                 Pending::N {
                     rq,
                     buf,
@@ -482,52 +591,78 @@ impl ScpSession {
         }
     }
 
-    fn finish_store(&mut self, rq: &RqInfo, writer: Option<InstanceWriter>, st: u16, ts: &str) {
+    fn finish_store(
+        &mut self,
+        rq: &RqInfo,
+        sink: Option<Box<dyn InstanceSink>>,
+        st: u16,
+        ts: &str,
+        peeked: Peeked,
+        len: u64,
+    ) {
         let inst = rq.sop_instance.clone().unwrap_or_default();
         let mut stored = None;
-        let st = match writer {
+        let st = match sink {
             None => st,
-            Some(mut w) => match w.uids() {
-                // PS3.4 B.2.3: a data set that cannot be parsed → 0xC000.
-                Err(_) => {
-                    w.abandon();
-                    status::CANNOT_UNDERSTAND
-                }
-                Ok(u) if u.sop_instance_uid.as_deref().is_some_and(|d| d != inst) => {
-                    w.abandon();
-                    status::DATASET_MISMATCH
-                }
-                Ok(u) => {
-                    let len = w.written();
-                    if len == 0 {
-                        w.abandon();
-                        status::CANNOT_UNDERSTAND
-                    } else {
-                        match w.finish(self.cfg.fsync) {
-                            Ok(path) => {
-                                let si = StoredInstance {
-                                    sop_class_uid: rq.sop_class.clone(),
-                                    sop_instance_uid: inst.clone(),
-                                    study_instance_uid: u.study_instance_uid,
-                                    transfer_syntax: ts.to_string(),
-                                    path,
-                                    calling_ae: self
-                                        .neg
-                                        .as_ref()
-                                        .map(|n| n.calling_ae.clone())
-                                        .unwrap_or_default(),
-                                    dataset_len: len,
-                                };
-                                let s = self.handler.on_stored(&si);
-                                stored = Some(Box::new(si));
-                                s
-                            }
-                            Err(_) => status::OUT_OF_RESOURCES,
-                        }
+            Some(w) => {
+                let header = match peeked {
+                    Peeked::Found(h) => Some(*h),
+                    Peeked::Unsupported => None,
+                    Peeked::Invalid => {
+                        // PS3.4 B.2.3: a data set that cannot be parsed → 0xC000.
+                        w.abort();
+                        return self.store_answered(rq, status::CANNOT_UNDERSTAND, inst, None);
                     }
+                };
+                if len == 0 {
+                    w.abort();
+                    return self.store_answered(rq, status::CANNOT_UNDERSTAND, inst, None);
                 }
-            },
+                if header
+                    .as_ref()
+                    .and_then(|h| h.sop_instance_uid.as_deref())
+                    .is_some_and(|d| d != inst)
+                {
+                    w.abort();
+                    return self.store_answered(rq, status::DATASET_MISMATCH, inst, None);
+                }
+                // Never acknowledged before the sink says the instance is durable.
+                match w.commit() {
+                    Ok(path) => {
+                        let si = StoredInstance {
+                            sop_class_uid: rq.sop_class.clone(),
+                            sop_instance_uid: inst.clone(),
+                            study_instance_uid: header
+                                .as_ref()
+                                .and_then(|h| h.study_instance_uid.clone()),
+                            header,
+                            transfer_syntax: ts.to_string(),
+                            path,
+                            calling_ae: self
+                                .neg
+                                .as_ref()
+                                .map(|n| n.calling_ae.clone())
+                                .unwrap_or_default(),
+                            dataset_len: len,
+                        };
+                        let s = self.handler.on_stored(&si);
+                        stored = Some(Box::new(si));
+                        s
+                    }
+                    Err(_) => status::OUT_OF_RESOURCES,
+                }
+            }
         };
+        self.store_answered(rq, st, inst, stored);
+    }
+
+    fn store_answered(
+        &mut self,
+        rq: &RqInfo,
+        st: u16,
+        inst: String,
+        stored: Option<Box<StoredInstance>>,
+    ) {
         self.respond(rq, st, None);
         self.completed.push(Completed::Store {
             status: st,

@@ -20,6 +20,53 @@ fn main() {
     println!("test command_decode_allocates_nothing ... ok");
     pdata_stream_allocations_per_pdu();
     println!("test pdata_stream_allocations_per_pdu ... ok");
+    peek_header_allocates_nothing();
+    println!("test peek_header_allocates_nothing ... ok");
+}
+
+fn peek_header_allocates_nothing() {
+    use xenrad_dimse::store::{PeekOutcome, peek_header};
+    // (0008,0016), (0008,0018), an undefined-length sequence with one item, (0010,0020),
+    // (0020,000D), (0020,0013), then pixel data: Explicit VR Little Endian.
+    let mut d = Vec::new();
+    let mut put = |g: u16, e: u16, vr: &[u8; 2], v: &[u8]| {
+        d.extend_from_slice(&g.to_le_bytes());
+        d.extend_from_slice(&e.to_le_bytes());
+        d.extend_from_slice(vr);
+        if vr == b"SQ" || vr == b"OW" {
+            d.extend_from_slice(&[0, 0]);
+            d.extend_from_slice(&(v.len() as u32).to_le_bytes());
+        } else {
+            d.extend_from_slice(&(v.len() as u16).to_le_bytes());
+        }
+        d.extend_from_slice(v);
+    };
+    put(0x0008, 0x0016, b"UI", b"1.2.840.10008.5.1.4.1.1.2\0");
+    put(0x0008, 0x0018, b"UI", b"1.2.3.4.5.6\0");
+    let mut sq = Vec::new();
+    sq.extend_from_slice(&[0xFE, 0xFF, 0x00, 0xE0, 8, 0, 0, 0]);
+    sq.extend_from_slice(&[0x08, 0x00, 0x50, 0x11, b'U', b'I', 0, 0]);
+    put(0x0008, 0x1140, b"SQ", &sq);
+    put(0x0010, 0x0020, b"LO", b"PID1");
+    put(0x0020, 0x000D, b"UI", b"1.2.3.9\0");
+    put(0x0020, 0x0013, b"IS", b"7 ");
+    put(0x7FE0, 0x0010, b"OW", &[0; 64]);
+    let region = Region::new(GLOBAL);
+    for _ in 0..1000 {
+        let PeekOutcome::Done(h) =
+            peek_header(std::hint::black_box(&d), "1.2.840.10008.1.2.1", false)
+        else {
+            panic!("not done")
+        };
+        assert_eq!(h.patient_id, Some(&b"PID1"[..]));
+        assert_eq!(h.instance_number, Some(&b"7"[..]));
+    }
+    let s = region.change();
+    println!(
+        "  peek_header: {} allocations for 1000 scans",
+        s.allocations
+    );
+    assert_eq!(s.allocations, 0);
 }
 
 fn store_rq() -> Vec<u8> {

@@ -288,10 +288,111 @@ fn release_collision_is_answered() {
     req.handle_input(&sent(&mut acc), now);
     req.release();
     assert_eq!(sent(&mut req), release_rq());
-    // The peer's A-RELEASE-RQ crosses ours: we answer it, then its RP closes us.
+    // The peer's A-RELEASE-RQ crosses ours (AR-8 → Sta9): as requestor we answer it at
+    // once (AR-9 → Sta11), then its RP closes us (AR-3).
     req.handle_input(&release_rq(), now);
     assert_eq!(sent(&mut req), vec![0x06, 0, 0, 0, 0, 4, 0, 0, 0, 0]);
-    assert_eq!(req.state(), State::Sta7);
+    assert_eq!(req.state(), State::Sta11);
     req.handle_input(&[0x06, 0, 0, 0, 0, 4, 0, 0, 0, 0], now);
     assert!(req.is_closed());
+}
+
+#[test]
+fn sop_class_extended_negotiation_is_answered_for_accepted_classes_only() {
+    use xenrad_dimse::assoc::policy::STORAGE_EXTENDED_INFO;
+    use xenrad_dimse::pdu::{
+        AssociateRq, PresentationContextRq, SopClassExtended, UserInformation, encode,
+    };
+    const MR: &str = "1.2.840.10008.5.1.4.1.1.4";
+    let rq = AssociateRq {
+        protocol_version: 1,
+        called_ae: "XENRAD",
+        calling_ae: "SCU",
+        application_context: "1.2.840.10008.3.1.1.1",
+        presentation_contexts: vec![
+            PresentationContextRq {
+                id: 1,
+                abstract_syntax: VERIFICATION,
+                transfer_syntaxes: vec![ILE],
+            },
+            PresentationContextRq {
+                id: 3,
+                abstract_syntax: CT,
+                transfer_syntaxes: vec![ILE],
+            },
+            PresentationContextRq {
+                id: 5,
+                abstract_syntax: "1.2.3.999",
+                transfer_syntaxes: vec![ILE],
+            },
+        ],
+        user: UserInformation {
+            max_pdu_length: Some(16384),
+            sop_class_extended: vec![
+                // Storage, accepted: answered with our level of support.
+                SopClassExtended {
+                    sop_class_uid: CT,
+                    info: &[2, 0, 0, 0, 0, 0],
+                },
+                // Not proposed as a context: not answered.
+                SopClassExtended {
+                    sop_class_uid: MR,
+                    info: &[2],
+                },
+                // Rejected context: not answered.
+                SopClassExtended {
+                    sop_class_uid: "1.2.3.999",
+                    info: &[1],
+                },
+                // Accepted, but no answer configured for Verification.
+                SopClassExtended {
+                    sop_class_uid: VERIFICATION,
+                    info: &[1],
+                },
+            ],
+            ..UserInformation::default()
+        },
+    };
+    let mut bytes = Vec::new();
+    encode::associate_rq(&mut bytes, &rq);
+    for (policy, expect) in [
+        (
+            AcceptorPolicy::default(),
+            vec![(CT, STORAGE_EXTENDED_INFO.to_vec())],
+        ),
+        (
+            AcceptorPolicy {
+                storage_extended_info: None,
+                extended_info: vec![(VERIFICATION.into(), vec![7, 7])],
+                ..AcceptorPolicy::default()
+            },
+            vec![(VERIFICATION, vec![7, 7])],
+        ),
+    ] {
+        let (mut a, now) = acceptor(policy);
+        a.handle_input(&bytes, now);
+        let out = sent(&mut a);
+        let Pdu::AssociateAc(ac) = Pdu::parse(&out).unwrap() else {
+            panic!("expected AC")
+        };
+        let got: Vec<(&str, Vec<u8>)> = ac
+            .user
+            .sop_class_extended
+            .iter()
+            .map(|e| (e.sop_class_uid, e.info.to_vec()))
+            .collect();
+        assert_eq!(got, expect);
+        // No user identity was requested: none is answered.
+        assert_eq!(ac.user.user_identity_ac, None);
+        let ev = events(&mut a);
+        let Event::Established(n) = &ev[0] else {
+            panic!("{ev:?}")
+        };
+        let neg: Vec<(&str, Vec<u8>)> = n
+            .extended
+            .iter()
+            .map(|(c, i)| (c.as_str(), i.clone()))
+            .collect();
+        assert_eq!(neg, expect);
+    }
 }

@@ -209,6 +209,73 @@ if errs:
 print('OK', n)
 ";
 
+/// Appends `path \t keyword \t value` lines (value `-` when absent) for pydicom to check.
+fn header_facts(out: &mut String, src: &Path, h: &xenrad_dimse::store::InstanceHeader) {
+    use std::fmt::Write as _;
+    let fields: [(&str, &Option<String>); 16] = [
+        ("SOPClassUID", &h.sop_class_uid),
+        ("SOPInstanceUID", &h.sop_instance_uid),
+        ("StudyDate", &h.study_date),
+        ("StudyTime", &h.study_time),
+        ("AccessionNumber", &h.accession_number),
+        ("Modality", &h.modality),
+        ("StudyDescription", &h.study_description),
+        ("PatientName", &h.patient_name),
+        ("PatientID", &h.patient_id),
+        ("IssuerOfPatientID", &h.issuer_of_patient_id),
+        ("PatientBirthDate", &h.patient_birth_date),
+        ("PatientSex", &h.patient_sex),
+        ("StudyInstanceUID", &h.study_instance_uid),
+        ("SeriesInstanceUID", &h.series_instance_uid),
+        ("SeriesNumber", &h.series_number),
+        ("InstanceNumber", &h.instance_number),
+    ];
+    for (k, v) in fields {
+        let v = v
+            .as_deref()
+            .map_or_else(|| "-".to_string(), |v| v.replace(['\t', '\n'], " "));
+        let _ = writeln!(out, "{}\t{k}\t{v}", src.display());
+    }
+}
+
+/// Checks `header_facts` lines against pydicom's raw top-level values (decoded per (0008,0005)
+/// for the default repertoire, ISO_IR 100 and ISO_IR 192; values pydicom cannot decode that
+/// way are not compared).
+const FACTS_PY: &str = r"
+import sys
+from pydicom import dcmread
+from pydicom.datadict import tag_for_keyword
+bad, n, present, cache = [], 0, 0, {}
+for line in open(sys.argv[1], encoding='utf-8'):
+    path, kw, got = line.rstrip('\n').split('\t')
+    if path not in cache:
+        cache[path] = dcmread(path, stop_before_pixels=True)
+    ds = cache[path]
+    cs = ds.get_item(0x00080005)
+    cs = (cs.value if isinstance(cs.value, bytes) else str(cs.value).encode()) if cs is not None else b''
+    cs = cs.strip(b' \0').upper()
+    el = ds.get_item(tag_for_keyword(kw))
+    raw = el.value if el is not None else None
+    if raw is not None and not isinstance(raw, bytes):
+        raw = None if el.VR == 'SQ' else str(raw).encode()
+    want = '-'
+    if raw is not None:
+        raw = raw.rstrip(b'\0 ').lstrip(b' ')
+        if raw:
+            want = raw.decode('latin-1') if cs == b'ISO_IR 100' else raw.decode('utf-8', 'replace')
+            want = want.replace('\t', ' ').replace('\n', ' ')
+    if cs not in (b'', b'ISO_IR 100', b'ISO_IR 192', b'ISO_IR 6') and '\ufffd' in want + got:
+        continue
+    n += 1
+    present += want != '-'
+    if want != got:
+        bad.append(f'{path} {kw}: scanned {got!r}, pydicom {want!r}')
+print(f'header facts: {n} values compared with pydicom ({present} present), {len(bad)} differ')
+for b in bad:
+    print(b)
+sys.exit(1 if bad else 0)
+";
+
 fn compare(py: &str, src: &Path, dst: &Path, ts: &str) -> Result<(), String> {
     let (ok, out) = run(Proc::new(py)
         .arg("-c")
@@ -232,6 +299,7 @@ fn dcmtk_storescu_pydicom_files_with_4k_pdu_equal_their_source() {
         .collect();
     files.sort();
     let (mut sent, mut failures, mut skipped) = (0, Vec::new(), Vec::new());
+    let mut facts = String::new();
     for f in &files {
         let bytes = std::fs::read(f).unwrap();
         let Some(meta) = parse_part10(&bytes) else {
@@ -274,7 +342,16 @@ fn dcmtk_storescu_pydicom_files_with_4k_pdu_equal_their_source() {
         if let Err(e) = compare(&p.python, f, &last.path, &last.transfer_syntax) {
             failures.push(e);
         }
+        if let Some(h) = &last.header {
+            header_facts(&mut facts, f, h);
+        }
     }
+    // The header facts scanned while streaming equal pydicom's reading of the source file.
+    let list = srv.dir.join("facts.tsv");
+    std::fs::write(&list, &facts).unwrap();
+    let (ok, out) = run(Proc::new(&p.python).arg("-c").arg(FACTS_PY).arg(&list));
+    assert!(ok, "header facts differ from pydicom:\n{out}");
+    println!("{}", out.trim());
     println!(
         "stored and compared {sent} files; skipped {}:",
         skipped.len()
@@ -422,8 +499,20 @@ ae = AE(ae_title='PYNET')
 ae.add_requested_context(Verification)
 ae.add_requested_context(CTImageStorage)
 ae.add_requested_context(ModalityPerformedProcedureStep)
-assoc = ae.associate('127.0.0.1', port, ae_title='XENRAD', max_pdu=8192)
+from pynetdicom.pdu_primitives import SOPClassExtendedNegotiation, UserIdentityNegotiation
+ext = SOPClassExtendedNegotiation()
+ext.sop_class_uid = CTImageStorage
+ext.service_class_application_information = b'\x02\x00\x00\x00\x00\x00'
+who = UserIdentityNegotiation()
+who.user_identity_type = 1
+who.primary_field = b'tech'
+who.positive_response_requested = True
+assoc = ae.associate('127.0.0.1', port, ae_title='XENRAD', max_pdu=8192, ext_neg=[ext, who])
 assert assoc.is_established, 'not established'
+# PS3.7 D.3.3.5 / PS3.4 B.3.1: storage level 2, signature level 2, no coercion.
+got = dict(assoc.acceptor.sop_class_extended)
+assert got == {CTImageStorage: b'\x02\x00\x02\x00\x00\x00'}, got
+assert assoc.acceptor.user_identity is not None, 'no user identity response'
 for i in range(3):
     st = assoc.send_c_echo()
     assert st.Status == 0, st

@@ -11,9 +11,149 @@ use bytes::Bytes;
 use xenrad_dimse::assoc::policy::{sop, ts};
 use xenrad_dimse::net::{ClientConfig, ScuAssociation, Server};
 use xenrad_dimse::scp::{Completed, ScpConfig, StoreOnly};
-use xenrad_dimse::store::{FsyncPolicy, parse_part10};
+use xenrad_dimse::store::{FileSink, FsyncPolicy, parse_part10};
 
 use super::CliResult;
+
+/// DICOM TLS options (PS3.15 B.1), shared by `scp`, `echo` and `store`.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct TlsArgs {
+    /// Use DICOM TLS (implied by any other --tls-* option).
+    #[arg(long)]
+    pub tls: bool,
+    /// Our certificate chain (PEM): the SCP's certificate, or the SCU's client certificate.
+    #[arg(long, requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// The private key (PEM) of --tls-cert.
+    #[arg(long, requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+    /// CA certificates (PEM) trusted for the peer: the SCU verifies the SCP against them
+    /// (required with TLS); the SCP then requires client certificates issued by them.
+    #[arg(long)]
+    pub tls_ca: Option<PathBuf>,
+    /// Name to verify in the SCP's certificate (SCU; default: the host of HOST:PORT).
+    #[arg(long)]
+    pub tls_server_name: Option<String>,
+}
+
+impl TlsArgs {
+    fn enabled(&self) -> bool {
+        self.tls || self.tls_cert.is_some() || self.tls_ca.is_some()
+    }
+}
+
+mod tls {
+    use super::TlsArgs;
+    use std::io::{Error, ErrorKind};
+    use std::path::Path;
+    use std::sync::Arc;
+    use tokio_rustls::rustls::{
+        self, RootCertStore,
+        pki_types::{CertificateDer, PrivateKeyDer, pem::PemObject},
+        server::WebPkiClientVerifier,
+    };
+
+    fn bad(what: &Path, e: &dyn std::fmt::Display) -> Error {
+        Error::new(ErrorKind::InvalidInput, format!("{}: {e}", what.display()))
+    }
+
+    fn certs(path: &Path) -> std::io::Result<Vec<CertificateDer<'static>>> {
+        let v: Vec<_> = CertificateDer::pem_file_iter(path)
+            .map_err(|e| bad(path, &e))?
+            .collect::<Result<_, _>>()
+            .map_err(|e| bad(path, &e))?;
+        if v.is_empty() {
+            return Err(bad(path, &"no certificate in the file"));
+        }
+        Ok(v)
+    }
+
+    fn roots(path: &Path) -> std::io::Result<Arc<RootCertStore>> {
+        let mut r = RootCertStore::empty();
+        for c in certs(path)? {
+            r.add(c).map_err(|e| bad(path, &e))?;
+        }
+        Ok(Arc::new(r))
+    }
+
+    fn provider() -> Arc<rustls::crypto::CryptoProvider> {
+        Arc::new(rustls::crypto::ring::default_provider())
+    }
+
+    /// The SCP's acceptor: our certificate; client certificates required when a CA is given.
+    pub fn acceptor(t: &TlsArgs) -> std::io::Result<tokio_rustls::TlsAcceptor> {
+        let (Some(cert), Some(key)) = (&t.tls_cert, &t.tls_key) else {
+            return Err(Error::new(
+                ErrorKind::InvalidInput,
+                "the SCP needs --tls-cert and --tls-key for TLS",
+            ));
+        };
+        let chain = certs(cert)?;
+        let key_der = PrivateKeyDer::from_pem_file(key).map_err(|e| bad(key, &e))?;
+        let builder = rustls::ServerConfig::builder_with_provider(provider())
+            .with_safe_default_protocol_versions()
+            .map_err(|e| bad(cert, &e))?;
+        let builder = match &t.tls_ca {
+            Some(ca) => {
+                let v = WebPkiClientVerifier::builder_with_provider(roots(ca)?, provider())
+                    .build()
+                    .map_err(|e| bad(ca, &e))?;
+                builder.with_client_cert_verifier(v)
+            }
+            None => builder.with_no_client_auth(),
+        };
+        let cfg = builder
+            .with_single_cert(chain, key_der)
+            .map_err(|e| bad(key, &e))?;
+        Ok(tokio_rustls::TlsAcceptor::from(Arc::new(cfg)))
+    }
+
+    /// The SCU's connector: the SCP verified against --tls-ca; our client certificate if given.
+    pub fn connector(t: &TlsArgs) -> std::io::Result<tokio_rustls::TlsConnector> {
+        let Some(ca) = &t.tls_ca else {
+            return Err(Error::new(
+                ErrorKind::InvalidInput,
+                "the SCU needs --tls-ca to verify the SCP's certificate",
+            ));
+        };
+        let builder = rustls::ClientConfig::builder_with_provider(provider())
+            .with_safe_default_protocol_versions()
+            .map_err(|e| bad(ca, &e))?
+            .with_root_certificates(roots(ca)?);
+        let cfg = match (&t.tls_cert, &t.tls_key) {
+            (Some(cert), Some(key)) => builder
+                .with_client_auth_cert(
+                    certs(cert)?,
+                    PrivateKeyDer::from_pem_file(key).map_err(|e| bad(key, &e))?,
+                )
+                .map_err(|e| bad(key, &e))?,
+            _ => builder.with_no_client_auth(),
+        };
+        Ok(tokio_rustls::TlsConnector::from(Arc::new(cfg)))
+    }
+}
+
+/// Connects to `addr` in the clear or with DICOM TLS per `t`.
+async fn connect(
+    addr: &str,
+    cfg: &ClientConfig,
+    t: &TlsArgs,
+) -> Result<ScuAssociation, Box<dyn std::error::Error + Send + Sync>> {
+    if !t.enabled() {
+        return Ok(ScuAssociation::connect(addr, cfg).await?);
+    }
+    let connector = tls::connector(t)?;
+    let host = t.tls_server_name.clone().unwrap_or_else(|| {
+        addr.rsplit_once(':')
+            .map_or(addr, |(h, _)| h)
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .to_string()
+    });
+    let name = tokio_rustls::rustls::pki_types::ServerName::try_from(host)
+        .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
+    Ok(ScuAssociation::connect_tls(addr, cfg, &connector, name).await?)
+}
 
 /// Subcommands of `xenrad dicom`.
 #[derive(Debug, clap::Subcommand)]
@@ -42,6 +182,9 @@ pub enum Command {
         /// Only log association errors and failures.
         #[arg(long, short)]
         quiet: bool,
+        /// DICOM TLS.
+        #[command(flatten)]
+        tls: TlsArgs,
     },
     /// Sends C-ECHO requests on one association.
     Echo {
@@ -56,6 +199,9 @@ pub enum Command {
         /// Number of C-ECHO requests.
         #[arg(long, default_value_t = 1)]
         repeat: u32,
+        /// DICOM TLS.
+        #[command(flatten)]
+        tls: TlsArgs,
     },
     /// Sends Part 10 files (directories are walked) with C-STORE on one association,
     /// proposing each file's transfer syntax plus the uncompressed ones.
@@ -74,6 +220,9 @@ pub enum Command {
         /// Our maximum PDU length.
         #[arg(long, default_value_t = 128 * 1024)]
         max_pdu: u32,
+        /// DICOM TLS.
+        #[command(flatten)]
+        tls: TlsArgs,
     },
 }
 
@@ -92,24 +241,40 @@ pub fn run(cmd: Command) -> CliResult {
                 max_associations,
                 no_fsync,
                 quiet,
-            } => scp(port, out, aet, max_pdu, max_associations, no_fsync, quiet).await,
+                tls,
+            } => {
+                scp(
+                    port,
+                    out,
+                    aet,
+                    max_pdu,
+                    max_associations,
+                    no_fsync,
+                    quiet,
+                    &tls,
+                )
+                .await
+            }
             Command::Echo {
                 addr,
                 aet,
                 called_aet,
                 repeat,
-            } => echo(&addr, aet, called_aet, repeat).await,
+                tls,
+            } => echo(&addr, aet, called_aet, repeat, &tls).await,
             Command::Store {
                 addr,
                 paths,
                 aet,
                 called_aet,
                 max_pdu,
-            } => store(&addr, &paths, aet, called_aet, max_pdu).await,
+                tls,
+            } => store(&addr, &paths, aet, called_aet, max_pdu, &tls).await,
         }
     })
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn scp(
     port: u16,
     out: PathBuf,
@@ -118,6 +283,7 @@ async fn scp(
     max_associations: usize,
     no_fsync: bool,
     quiet: bool,
+    tls_args: &TlsArgs,
 ) -> CliResult {
     std::fs::create_dir_all(&out)?;
     let mut cfg = ScpConfig::new(&out);
@@ -127,11 +293,23 @@ async fn scp(
     cfg.policy = Arc::new(policy);
     cfg.max_associations = max_associations;
     if no_fsync {
-        cfg.fsync = FsyncPolicy::None;
+        cfg.sink = Arc::new(FileSink::new(&out).with_fsync(FsyncPolicy::None));
     }
     let listener = tokio::net::TcpListener::bind(("0.0.0.0", port)).await?;
     eprintln!("xenrad dicom scp: listening on {}", listener.local_addr()?);
-    let server = Server::new(cfg, Arc::new(StoreOnly)).with_log(move |c| match c {
+    let mut server = Server::new(cfg, Arc::new(StoreOnly));
+    if tls_args.enabled() {
+        server = server.with_tls(tls::acceptor(tls_args)?);
+        eprintln!(
+            "xenrad dicom scp: DICOM TLS{}",
+            if tls_args.tls_ca.is_some() {
+                ", client certificates required"
+            } else {
+                ""
+            }
+        );
+    }
+    let server = server.with_log(move |c| match c {
         Completed::Store {
             status,
             sop_instance_uid,
@@ -164,7 +342,7 @@ async fn scp(
     Ok(ExitCode::SUCCESS)
 }
 
-async fn echo(addr: &str, aet: String, called: String, repeat: u32) -> CliResult {
+async fn echo(addr: &str, aet: String, called: String, repeat: u32, tls: &TlsArgs) -> CliResult {
     let cfg = ClientConfig {
         calling_ae: aet,
         called_ae: called,
@@ -172,7 +350,7 @@ async fn echo(addr: &str, aet: String, called: String, repeat: u32) -> CliResult
         max_pdu: 16384,
         timeouts: xenrad_dimse::assoc::Timeouts::default(),
     };
-    let mut a = ScuAssociation::connect(addr, &cfg).await?;
+    let mut a = connect(addr, &cfg, tls).await?;
     let mut failed = 0;
     for i in 0..repeat {
         let t = Instant::now();
@@ -247,6 +425,7 @@ async fn store(
     aet: String,
     called: String,
     max_pdu: u32,
+    tls: &TlsArgs,
 ) -> CliResult {
     let mut files = Vec::new();
     collect(paths, &mut files)?;
@@ -287,7 +466,7 @@ async fn store(
         max_pdu,
         timeouts: xenrad_dimse::assoc::Timeouts::default(),
     };
-    let mut a = ScuAssociation::connect(addr, &cfg).await?;
+    let mut a = connect(addr, &cfg, tls).await?;
     let tty = std::io::stderr().is_terminal();
     let (mut ok, mut bad, mut bytes) = (0usize, 0usize, 0u64);
     let start = Instant::now();

@@ -12,6 +12,7 @@ use std::path::Path;
 use std::sync::Arc;
 use xenrad_dimse::dimse::status;
 use xenrad_dimse::scp::{Handler, NRequest, NResponse, ScpConfig, StoredInstance};
+use xenrad_dimse::store::InstanceHeader;
 use xenrad_mpps::{MPPS_SOP_CLASS_UID, TransferSyntaxKind};
 
 /// The gateway's DIMSE handler.
@@ -19,20 +20,14 @@ pub struct GatewayScp {
     gw: Gateway,
 }
 
-/// What the header of a stored instance says (read up to the pixel data).
-fn read_facts(path: &Path, inst: &StoredInstance) -> InstanceFacts {
-    let mut f = InstanceFacts {
-        sop_class_uid: inst.sop_class_uid.clone(),
-        sop_instance_uid: inst.sop_instance_uid.clone(),
-        study_uid: inst.study_instance_uid.clone().unwrap_or_default(),
-        ..InstanceFacts::default()
-    };
-    let Ok(obj) = dicom_object::OpenFileOptions::new()
+/// The header of an instance read from the stored file up to the pixel data, for the rare
+/// instance whose facts did not come with [`StoredInstance::header`] (scanned from the data
+/// set as it streamed in): a deflated transfer syntax, or a header longer than 64 KiB.
+fn read_header_from_file(path: &Path) -> Option<InstanceHeader> {
+    let obj = dicom_object::OpenFileOptions::new()
         .read_until(tags::PIXEL_DATA)
         .open_file(path)
-    else {
-        return f;
-    };
+        .ok()?;
     let text = |tag| -> Option<String> {
         obj.element_opt(tag)
             .ok()
@@ -41,14 +36,53 @@ fn read_facts(path: &Path, inst: &StoredInstance) -> InstanceFacts {
             .map(|s| s.trim_end_matches(['\0', ' ']).trim().to_owned())
             .filter(|s| !s.is_empty())
     };
+    Some(InstanceHeader {
+        study_instance_uid: text(tags::STUDY_INSTANCE_UID),
+        series_instance_uid: text(tags::SERIES_INSTANCE_UID),
+        modality: text(tags::MODALITY),
+        patient_id: text(tags::PATIENT_ID),
+        issuer_of_patient_id: text(tags::ISSUER_OF_PATIENT_ID),
+        patient_name: text(tags::PATIENT_NAME),
+        patient_birth_date: text(tags::PATIENT_BIRTH_DATE),
+        patient_sex: text(tags::PATIENT_SEX),
+        ..InstanceHeader::default()
+    })
+}
+
+/// What the header of a stored instance says.
+fn read_facts(inst: &StoredInstance) -> InstanceFacts {
+    let mut f = InstanceFacts {
+        sop_class_uid: inst.sop_class_uid.clone(),
+        sop_instance_uid: inst.sop_instance_uid.clone(),
+        study_uid: inst.study_instance_uid.clone().unwrap_or_default(),
+        ..InstanceFacts::default()
+    };
+    let file_header;
+    let h = match &inst.header {
+        Some(h) if h.study_instance_uid.is_some() => h,
+        // Not scanned (deflated), or the Study Instance UID lies beyond the first 64 KiB
+        // the SCP looks at: read the stored file once.
+        _ => match read_header_from_file(&inst.path) {
+            Some(h) => {
+                file_header = h;
+                &file_header
+            }
+            None => return f,
+        },
+    };
+    let text = |v: &Option<String>| -> Option<String> {
+        v.as_deref()
+            .map(|s| s.trim_end_matches(['\0', ' ']).trim().to_owned())
+            .filter(|s| !s.is_empty())
+    };
     if f.study_uid.is_empty() {
-        f.study_uid = text(tags::STUDY_INSTANCE_UID).unwrap_or_default();
+        f.study_uid = text(&h.study_instance_uid).unwrap_or_default();
     }
-    f.series_uid = text(tags::SERIES_INSTANCE_UID).unwrap_or_default();
-    f.modality = text(tags::MODALITY).unwrap_or_default();
-    if let Some(pid) = text(tags::PATIENT_ID) {
-        let issuer = text(tags::ISSUER_OF_PATIENT_ID).unwrap_or_default();
-        let name = text(tags::PATIENT_NAME).unwrap_or_default();
+    f.series_uid = text(&h.series_instance_uid).unwrap_or_default();
+    f.modality = text(&h.modality).unwrap_or_default();
+    if let Some(pid) = text(&h.patient_id) {
+        let issuer = text(&h.issuer_of_patient_id).unwrap_or_default();
+        let name = text(&h.patient_name).unwrap_or_default();
         // PN: components separated by ^ within the first (alphabetic) group (PS3.5 §6.2.1).
         let alpha = name.split('=').next().unwrap_or_default();
         let mut parts = alpha.split('^').map(str::trim);
@@ -62,8 +96,8 @@ fn read_facts(path: &Path, inst: &StoredInstance) -> InstanceFacts {
             identifiers: vec![(issuer, pid)],
             family,
             given,
-            birth_date: text(tags::PATIENT_BIRTH_DATE).and_then(|d| fhir_date(&d)),
-            gender: text(tags::PATIENT_SEX).and_then(|g| gender_code(&g)),
+            birth_date: text(&h.patient_birth_date).and_then(|d| fhir_date(&d)),
+            gender: text(&h.patient_sex).and_then(|g| gender_code(&g)),
             addresses: Vec::new(),
             source: "DICOM C-STORE".to_owned(),
         });
@@ -75,7 +109,7 @@ impl Handler for GatewayScp {
     /// Indexes the instance (idempotent on its SOP Instance UID) and refreshes its
     /// ImagingStudy before the C-STORE-RSP goes out; a store failure answers 0xA700.
     fn on_stored(&self, inst: &StoredInstance) -> u16 {
-        let facts = read_facts(&inst.path, inst);
+        let facts = read_facts(inst);
         if facts.study_uid.is_empty() {
             // Nothing to file it under: the dataset has no Study Instance UID.
             self.gw.metrics.ingest(

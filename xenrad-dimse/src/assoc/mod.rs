@@ -3,5 +3,5 @@
 pub mod machine;
 pub mod policy;
 
-pub use machine::{Association, Event, PdvData, State, Timeouts};
+pub use machine::{Action, Association, Event, PdvData, State, Timeouts, UlEvent, action};
 pub use policy::{AcceptedContext, AcceptorPolicy, Negotiated};

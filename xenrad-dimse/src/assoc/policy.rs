@@ -2,8 +2,13 @@
 
 use crate::pdu::{
     AssociateAc, AssociateRj, AssociateRq, DICOM_APPLICATION_CONTEXT, PcResult,
-    PresentationContextAc, RoleSelection, UserInformation,
+    PresentationContextAc, RoleSelection, SopClassExtended, UserInformation,
 };
+
+/// The Storage SCP's answer to SOP Class Extended Negotiation (PS3.4 B.3.1, table B.3-2):
+/// level of support 2 (full: every attribute stored, bit-preserving), digital signature
+/// level 2 (signatures kept), element coercion 0 (none).
+pub const STORAGE_EXTENDED_INFO: [u8; 6] = [2, 0, 2, 0, 0, 0];
 
 /// Transfer syntax UIDs used throughout the crate (PS3.5 §10 and annex A).
 pub mod ts {
@@ -71,6 +76,13 @@ pub struct AcceptorPolicy {
     pub max_pdu: u32,
     /// Accept SCP/SCU role selection items (we accept the requestor as SCU, never as SCP).
     pub answer_role_selection: bool,
+    /// SOP Class Extended Negotiation answer (PS3.7 D.3.3.5) for storage SOP classes the
+    /// requestor sent a sub-item for; `None`: no answer (the requestor then assumes no
+    /// extended behaviour). Default [`STORAGE_EXTENDED_INFO`].
+    pub storage_extended_info: Option<Vec<u8>>,
+    /// SOP Class Extended Negotiation answers for specific SOP classes (checked before
+    /// `storage_extended_info`), as (SOP class UID, service-class application information).
+    pub extended_info: Vec<(String, Vec<u8>)>,
 }
 
 impl Default for AcceptorPolicy {
@@ -87,6 +99,8 @@ impl Default for AcceptorPolicy {
                 .collect(),
             max_pdu: 128 * 1024,
             answer_role_selection: true,
+            storage_extended_info: Some(STORAGE_EXTENDED_INFO.to_vec()),
+            extended_info: Vec::new(),
         }
     }
 }
@@ -121,6 +135,11 @@ pub struct Negotiated {
     pub peer_implementation_version_name: Option<String>,
     /// The user identity primary field, if the peer sent one.
     pub user_identity: Option<Vec<u8>>,
+    /// The user identity type (PS3.7 D.3.3.7: 1 username, 2 username+passcode, 3 Kerberos,
+    /// 4 SAML, 5 JWT), if the peer sent one.
+    pub user_identity_type: Option<u8>,
+    /// SOP Class Extended Negotiation answers we sent, as (SOP class UID, information).
+    pub extended: Vec<(String, Vec<u8>)>,
 }
 
 impl Negotiated {
@@ -137,6 +156,17 @@ impl Negotiated {
 }
 
 impl AcceptorPolicy {
+    /// Our SOP Class Extended Negotiation answer for an accepted SOP class, if any.
+    pub fn extended_answer(&self, sop_class_uid: &str) -> Option<&[u8]> {
+        if let Some((_, info)) = self.extended_info.iter().find(|(c, _)| c == sop_class_uid) {
+            return Some(info);
+        }
+        if sop_class_uid.starts_with(sop::STORAGE_PREFIX) {
+            return self.storage_extended_info.as_deref();
+        }
+        None
+    }
+
     fn accepts_abstract(&self, uid: &str) -> bool {
         uid == sop::VERIFICATION
             || (self.accept_all_storage && uid.starts_with(sop::STORAGE_PREFIX))
@@ -191,7 +221,9 @@ impl AcceptorPolicy {
                 .implementation_version_name
                 .map(str::to_string),
             user_identity: rq.user.user_identity_rq.map(|u| u.primary.to_vec()),
+            user_identity_type: rq.user.user_identity_rq.map(|u| u.identity_type),
             contexts: Vec::new(),
+            extended: Vec::new(),
         };
         let mut pcs = Vec::with_capacity(rq.presentation_contexts.len());
         for pc in &rq.presentation_contexts {
@@ -250,6 +282,29 @@ impl AcceptorPolicy {
                         scp_role: false,
                     });
                 }
+            }
+        }
+        // PS3.7 D.3.3.5: SOP Class Extended Negotiation is answered only for sub-items the
+        // requestor sent, for SOP classes we accepted, and only when we have an answer.
+        for e in &rq.user.sop_class_extended {
+            if !neg
+                .contexts
+                .iter()
+                .any(|c| c.abstract_syntax == e.sop_class_uid)
+                || user
+                    .sop_class_extended
+                    .iter()
+                    .any(|x| x.sop_class_uid == e.sop_class_uid)
+            {
+                continue;
+            }
+            if let Some(info) = self.extended_answer(e.sop_class_uid) {
+                user.sop_class_extended.push(SopClassExtended {
+                    sop_class_uid: e.sop_class_uid,
+                    info,
+                });
+                neg.extended
+                    .push((e.sop_class_uid.to_string(), info.to_vec()));
             }
         }
         // PS3.7 D.3.3.7: a positive response when asked (empty server response for 1/2).

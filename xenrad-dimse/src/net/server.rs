@@ -111,7 +111,7 @@ impl Server {
     pub async fn stream(&self, mut stream: Stream) -> std::io::Result<()> {
         let mut s = ScpSession::new(self.cfg.clone(), self.handler.clone(), Instant::now());
         let mut chunks = Vec::new();
-        let durable = self.cfg.fsync == crate::store::FsyncPolicy::Durable;
+        let durable = self.cfg.sink.may_block();
         loop {
             s.poll_transmit(&mut chunks);
             if !chunks.is_empty()
@@ -138,8 +138,8 @@ impl Server {
                     Ok(0) | Err(_) => s.handle_transport_closed(Instant::now()),
                     Ok(_) => {
                         super::quickack(stream.tcp());
-                        // fsync can block for milliseconds: move it off the async worker.
-                        // Page-cache writes alone are short enough to run inline.
+                        // A sink that may block (fsync: milliseconds) runs off the async
+                        // worker; page-cache writes alone are short enough to run inline.
                         if durable {
                             blocking(|| s.process(Instant::now()));
                         } else {
