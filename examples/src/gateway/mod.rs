@@ -287,30 +287,33 @@ fn generated_key(dir: &Path) -> std::io::Result<String> {
     Ok(key)
 }
 
-/// A future that resolves on Ctrl-C or SIGTERM.
-pub async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
+/// A future that resolves on Ctrl-C or SIGTERM. The handlers are installed when this
+/// function is called (not when the future is first polled), so a signal that
+/// arrives while the listeners are still starting is not lost. Needs a runtime.
+pub fn shutdown_signal() -> std::io::Result<impl std::future::Future<Output = ()> + Send> {
     #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut int = signal(SignalKind::interrupt())?;
+        let mut term = signal(SignalKind::terminate())?;
+        Ok(async move {
+            tokio::select! {
+                _ = int.recv() => {},
+                _ = term.recv() => {},
             }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
+        })
+    }
     #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => {},
-        () = term => {},
+    {
+        Ok(async {
+            let _ = tokio::signal::ctrl_c().await;
+        })
     }
 }
 
 /// Binds every surface, serves until Ctrl-C/SIGTERM, then drains and flushes.
 pub async fn run(config: Config) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+    let stop_signal = shutdown_signal()?;
     let keys = load_keys(&config)?;
     let store = store::Store::open(&config.data_dir)?;
     let gw = Gateway {
@@ -394,7 +397,7 @@ pub async fn run(config: Config) -> Result<(), Box<dyn std::error::Error + Send 
     );
 
     tokio::select! {
-        () = shutdown_signal() => eprintln!("xenrad-gateway: shutting down"),
+        () = stop_signal => eprintln!("xenrad-gateway: shutting down"),
         Some(r) = tasks.join_next() => {
             eprintln!("xenrad-gateway: a listener stopped: {r:?}");
         }
