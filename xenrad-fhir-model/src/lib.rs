@@ -10,6 +10,8 @@
 //! - [`to_json`] writes it back in specification order; the model is lossless.
 //! - [`Resource::new`]/[`Node::add_str`]/[`Node::add_node`] build owned resources, checked
 //!   against the definitions; [`builders`] has typed helpers for the radiology resources.
+//! - [`typed`] has a typed, borrowed view of every resource, data type and backbone element
+//!   (`typed::Patient`, choice elements as enums such as `typed::ObservationValue`).
 //! - [`validate()`] checks cardinality and required bindings and returns an [`OperationOutcome`](outcome).
 //! - [`xml::to_xml`]/[`xml::from_xml`] read and write FHIR's XML format for the same model.
 //! - [`search`] parses search query strings over the 1,375 generated SearchParameters;
@@ -30,6 +32,7 @@ pub mod outcome;
 mod read;
 pub mod schema;
 pub mod search;
+pub mod typed;
 pub mod validate;
 mod write;
 pub mod xml;

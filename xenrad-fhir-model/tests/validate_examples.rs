@@ -7,18 +7,10 @@ use std::collections::BTreeMap;
 
 #[test]
 fn validate_official_examples() {
-    let Some(dir) = common::package_dir() else {
+    let files = common::example_files();
+    if files.is_empty() {
         return;
-    };
-    let mut files: Vec<_> = std::fs::read_dir(&dir)
-        .expect("package dir")
-        .map(|e| e.expect("entry").path())
-        .filter(|p| {
-            p.extension().is_some_and(|e| e == "json")
-                && p.file_name().is_some_and(|n| n != "package.json")
-        })
-        .collect();
-    files.sort();
+    }
     let mut by_code: BTreeMap<(String, &'static str), usize> = BTreeMap::new();
     let mut samples: BTreeMap<&'static str, Vec<String>> = BTreeMap::new();
     for f in &files {

@@ -40,3 +40,29 @@ pub fn package_dir() -> Option<PathBuf> {
     }
     Some(out.join("package"))
 }
+
+/// The example files of the unpacked package (`*.json` except `package.json` and dot files),
+/// sorted by name; empty (after printing why) when the package is unavailable.
+pub fn example_files() -> Vec<PathBuf> {
+    let Some(dir) = package_dir() else {
+        return Vec::new();
+    };
+    let mut files: Vec<_> = std::fs::read_dir(&dir)
+        .expect("package dir")
+        .map(|e| e.expect("entry").path())
+        .filter(|p| p.extension().is_some_and(|e| e == "json"))
+        .filter(|p| {
+            p.file_name()
+                .is_some_and(|n| n != "package.json" && !n.to_string_lossy().starts_with('.'))
+        })
+        .collect();
+    files.sort();
+    files
+}
+
+/// The file name of a path, for messages.
+pub fn file_name(p: &std::path::Path) -> String {
+    p.file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default()
+}
