@@ -145,10 +145,12 @@ pub struct Many<'a, T> {
 
 impl<T> Clone for Many<'_, T> {
     fn clone(&self) -> Self {
-        *self
+        Many {
+            values: self.values,
+            _t: PhantomData,
+        }
     }
 }
-impl<T> Copy for Many<'_, T> {}
 
 impl<'a, T: FromValue<'a>> Many<'a, T> {
     /// Views a slice of values.
