@@ -314,7 +314,15 @@ pub fn generate(dir: &Path) -> String {
                 e.plain
             );
         }
-        o.push_str("    ] },\n");
+        // elements whose cardinality a reader must check: required ones and bounded repeats
+        let checked: Vec<String> = t
+            .elems
+            .iter()
+            .enumerate()
+            .filter(|(_, e)| e.min > 0 || (e.max != "1" && e.max != "*"))
+            .map(|(i, _)| i.to_string())
+            .collect();
+        let _ = writeln!(o, "    ], checked: &[{}] }},", checked.join(", "));
     }
     o.push_str("];\n\n");
 

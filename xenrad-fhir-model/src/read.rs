@@ -81,6 +81,7 @@ pub fn from_json_with<'a>(
         opts,
         path: Vec::new(),
         issues: Vec::new(),
+        nulls: 0,
     };
     let res = r.resource(opts.max_depth)?;
     r.lx.end().map_err(|e| r.syntax(e))?;
@@ -101,6 +102,8 @@ struct Reader<'a, 'o> {
     opts: &'o ReadOptions,
     path: Vec<Seg<'a>>,
     issues: Vec<Error>,
+    /// `null`s read in primitive arrays so far (nodes re-check for empty primitives only then).
+    nulls: usize,
 }
 
 impl<'a> Reader<'a, '_> {
@@ -193,6 +196,9 @@ impl<'a> Reader<'a, '_> {
         let def = ty.def();
         let mut node = Node::new(ty);
         node.fields = self.field_pool.pop().unwrap_or_default();
+        // where to start looking up the next member (the element after the last one found)
+        let mut hint = 0usize;
+        let nulls_before = self.nulls;
         if !self.lx.empty_close(b'}') {
             loop {
                 let key = self.lx.string().map_err(|e| self.syntax(e))?;
@@ -206,9 +212,10 @@ impl<'a> Reader<'a, '_> {
                         Some(n) => (true, n),
                         None => (false, &*key),
                     };
-                    let found = def.element_for_json(name);
+                    let found = def.element_for_json_from(name, hint);
                     self.path.push(Seg::Key(key.clone()));
                     if let Some((idx, t)) = found {
+                        hint = idx as usize + 1;
                         let e = &def.elements[idx as usize];
                         if sibling {
                             if e.plain || t.prim().is_none() {
@@ -246,14 +253,20 @@ impl<'a> Reader<'a, '_> {
         let fields = scratch.drain(..).collect();
         node.fields = fields;
         self.field_pool.push(scratch);
-        self.finish(&node)?;
+        self.finish(&node, nulls_before)?;
         Ok(node)
     }
 
     /// Post-checks of a node: primitives with neither value nor extension, cardinality.
-    fn finish(&mut self, node: &Node<'a>) -> Result<(), Error> {
+    fn finish(&mut self, node: &Node<'a>, nulls_before: usize) -> Result<(), Error> {
         let def = node.type_id.def();
-        for f in &node.fields {
+        // only arrays with `null`s (here or in a descendant) can leave an empty primitive
+        let fields = if self.nulls > nulls_before {
+            &node.fields[..]
+        } else {
+            &[]
+        };
+        for f in fields {
             for (i, v) in f.values.iter().enumerate() {
                 if let Value::Primitive(p) = v
                     && p.value.is_none()
@@ -271,19 +284,14 @@ impl<'a> Reader<'a, '_> {
             }
         }
         if self.opts.check_cardinality {
-            let mut fi = node.fields.iter().peekable();
-            for (i, e) in def.elements.iter().enumerate() {
-                let mut n = 0;
-                while let Some(f) = fi.peek() {
-                    if (f.index as usize) < i {
-                        fi.next();
-                    } else {
-                        if f.index as usize == i {
-                            n = f.values.len();
-                        }
-                        break;
-                    }
-                }
+            for &i in def.checked {
+                let e = &def.elements[i as usize];
+                let n = node
+                    .fields
+                    .iter()
+                    .find(|f| f.index >= i)
+                    .filter(|f| f.index == i)
+                    .map_or(0, |f| f.values.len());
                 if n < e.min as usize || n > e.max as usize {
                     self.path.push(Seg::Key(Cow::Borrowed(e.name)));
                     let err = self.error(ErrorKind::Cardinality {
@@ -298,8 +306,18 @@ impl<'a> Reader<'a, '_> {
         Ok(())
     }
 
+    /// The position of element `idx` among the fields read so far: members usually come in
+    /// specification order, so one comparison with the last field mostly answers it.
+    #[inline]
+    fn find_field(node: &Node<'a>, idx: u16) -> Option<usize> {
+        if node.fields.last().is_none_or(|f| f.index < idx) {
+            return None;
+        }
+        node.fields.iter().rposition(|f| f.index == idx)
+    }
+
     fn slot<'n>(node: &'n mut Node<'a>, idx: u16) -> (&'n mut Field<'a>, bool) {
-        if let Some(p) = node.fields.iter().rposition(|f| f.index == idx) {
+        if let Some(p) = Self::find_field(node, idx) {
             (&mut node.fields[p], false)
         } else {
             node.fields.push(Field {
@@ -319,7 +337,7 @@ impl<'a> Reader<'a, '_> {
         plain: bool,
         depth: u32,
     ) -> Result<(), Error> {
-        let existing = node.fields.iter().rposition(|f| f.index == idx);
+        let existing = Self::find_field(node, idx);
         if let Some(p) = existing {
             // only a `_name` sibling may have come first, for the same type
             let f = &node.fields[p];
@@ -350,6 +368,7 @@ impl<'a> Reader<'a, '_> {
                 self.path.push(Seg::Index(items.len()));
                 if t.prim().is_some() && self.lx.peek() == Some(b'n') {
                     self.lx.literal().map_err(|e| self.syntax(e))?;
+                    self.nulls += 1;
                     items.push(Value::Primitive(Primitive {
                         type_id: t,
                         value: None,
@@ -402,7 +421,7 @@ impl<'a> Reader<'a, '_> {
         depth: u32,
     ) -> Result<(), Error> {
         let element_t = TypeId::by_name("Element").expect("Element type");
-        let existing = node.fields.iter().rposition(|f| f.index == idx);
+        let existing = Self::find_field(node, idx);
         if let Some(p) = existing {
             let dup = node.fields[p].values.iter().any(|v| match v {
                 Value::Primitive(pr) => pr.element.is_some() || pr.type_id != t,
@@ -577,6 +596,17 @@ pub fn check_primitive(k: PrimKind, v: &PrimValue<'_>) -> Result<(), &'static st
             if s.is_empty() => {
                 return Err("empty string");
             }
+        PrimKind::Code if s.is_ascii() => {
+            // [^\s]+(\s[^\s]+)* on bytes (char::is_whitespace's ASCII set: \t \n \x0b \x0c \r ' ')
+            let b = s.as_bytes();
+            let ws = |c: u8| matches!(c, b' ' | b'\t' | b'\n' | 0x0b | 0x0c | b'\r');
+            if b.is_empty() || ws(b[0]) || ws(b[b.len() - 1]) {
+                return Err("code with leading/trailing whitespace or empty");
+            }
+            if b.windows(2).any(|w| ws(w[1]) && (ws(w[0]) || w[1] == 0x0b || w[1] == 0x0c)) {
+                return Err("code with invalid whitespace");
+            }
+        }
         PrimKind::Code => {
             // [^\s]+(\s[^\s]+)*
             if s.is_empty()

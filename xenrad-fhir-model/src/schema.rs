@@ -118,26 +118,49 @@ pub struct TypeDef {
     pub kind: TypeKind,
     /// Child elements, in the order of the StructureDefinition (= JSON output order).
     pub elements: &'static [ElementDef],
+    /// Indexes of the elements whose cardinality needs checking after reading (`min > 0`, or a
+    /// maximum other than 1 and `*`); the others cannot be violated by a reader that rejects
+    /// duplicate members and arrays for single-valued elements.
+    pub checked: &'static [u16],
 }
 
 impl TypeDef {
     /// Finds an element by JSON member name; for choice elements (`value[x]`) also returns the
     /// chosen type (`valueQuantity` → (`value`, `Quantity`)).
     pub fn element_for_json(&self, key: &str) -> Option<(u16, TypeId)> {
-        for (i, e) in self.elements.iter().enumerate() {
-            if e.choice {
-                if let Some(suffix) = key.strip_prefix(e.name) {
-                    for &t in e.types {
-                        if choice_suffix_eq(t.name(), suffix) {
-                            return Some((i as u16, t));
-                        }
-                    }
-                }
-            } else if e.name == key {
-                return Some((i as u16, e.types[0]));
-            }
+        self.element_for_json_from(key, 0)
+    }
+
+    /// [`element_for_json`](Self::element_for_json) starting the search at element `start` and
+    /// wrapping around: members usually come in specification order, so a reader passing the
+    /// element after the previous match finds most members at the first try.
+    #[inline]
+    pub fn element_for_json_from(&self, key: &str, start: usize) -> Option<(u16, TypeId)> {
+        let n = self.elements.len();
+        let start = if start < n { start } else { 0 };
+        (start..n)
+            .chain(0..start)
+            .find_map(|i| Self::matches(i, &self.elements[i], key))
+    }
+
+    #[inline]
+    fn matches(i: usize, e: &ElementDef, key: &str) -> Option<(u16, TypeId)> {
+        let (n, k) = (e.name.as_bytes(), key.as_bytes());
+        // first byte before any length-dependent compare: most candidates fail here
+        if n.first() != k.first() {
+            return None;
         }
-        None
+        if e.choice {
+            let suffix = key.strip_prefix(e.name)?;
+            e.types
+                .iter()
+                .find(|t| choice_suffix_eq(t.name(), suffix))
+                .map(|&t| (i as u16, t))
+        } else if e.name.len() == key.len() && e.name == key {
+            Some((i as u16, e.types[0]))
+        } else {
+            None
+        }
     }
 
     /// Finds an element by its (base) name.
@@ -282,8 +305,11 @@ impl ResourceType {
 
     /// Parses a `resourceType` name.
     pub fn from_name(name: &str) -> Option<ResourceType> {
-        let t = TypeId::by_name(name)?;
-        RESOURCE_TYPES.iter().find(|r| r.2 == t).map(|r| r.0)
+        // RESOURCE_TYPES is sorted by name (checked by a test)
+        RESOURCE_TYPES
+            .binary_search_by(|r| r.1.cmp(name))
+            .ok()
+            .map(|i| RESOURCE_TYPES[i].0)
     }
 
     /// The descriptor type of this resource.
@@ -302,5 +328,19 @@ impl std::str::FromStr for ResourceType {
     type Err = ();
     fn from_str(s: &str) -> Result<Self, ()> {
         ResourceType::from_name(s).ok_or(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn resource_types_are_sorted_by_name() {
+        assert!(RESOURCE_TYPES.is_sorted_by(|a, b| a.1 < b.1));
+        for r in ResourceType::all() {
+            assert_eq!(ResourceType::from_name(r.as_str()), Some(r));
+        }
+        assert_eq!(ResourceType::from_name("HumanName"), None);
     }
 }

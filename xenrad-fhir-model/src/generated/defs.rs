@@ -232,73 +232,73 @@ pub static TYPES: [TypeDef; 683] = [
     TypeDef { name: "Element", kind: TypeKind::Complex, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
         E { name: "extension", min: 0, max: u32::MAX, types: &[TypeId(50)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[] },
     // 1
     TypeDef { name: "BackboneElement", kind: TypeKind::Complex, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
         E { name: "extension", min: 0, max: u32::MAX, types: &[TypeId(50)], choice: false, plain: false, binding: None },
         E { name: "modifierExtension", min: 0, max: u32::MAX, types: &[TypeId(50)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[] },
     // 2
     TypeDef { name: "base64Binary", kind: TypeKind::Primitive(PrimKind::Base64Binary), elements: &[
-    ] },
+    ], checked: &[] },
     // 3
     TypeDef { name: "boolean", kind: TypeKind::Primitive(PrimKind::Boolean), elements: &[
-    ] },
+    ], checked: &[] },
     // 4
     TypeDef { name: "canonical", kind: TypeKind::Primitive(PrimKind::Canonical), elements: &[
-    ] },
+    ], checked: &[] },
     // 5
     TypeDef { name: "code", kind: TypeKind::Primitive(PrimKind::Code), elements: &[
-    ] },
+    ], checked: &[] },
     // 6
     TypeDef { name: "date", kind: TypeKind::Primitive(PrimKind::Date), elements: &[
-    ] },
+    ], checked: &[] },
     // 7
     TypeDef { name: "dateTime", kind: TypeKind::Primitive(PrimKind::DateTime), elements: &[
-    ] },
+    ], checked: &[] },
     // 8
     TypeDef { name: "decimal", kind: TypeKind::Primitive(PrimKind::Decimal), elements: &[
-    ] },
+    ], checked: &[] },
     // 9
     TypeDef { name: "id", kind: TypeKind::Primitive(PrimKind::Id), elements: &[
-    ] },
+    ], checked: &[] },
     // 10
     TypeDef { name: "instant", kind: TypeKind::Primitive(PrimKind::Instant), elements: &[
-    ] },
+    ], checked: &[] },
     // 11
     TypeDef { name: "integer", kind: TypeKind::Primitive(PrimKind::Integer), elements: &[
-    ] },
+    ], checked: &[] },
     // 12
     TypeDef { name: "markdown", kind: TypeKind::Primitive(PrimKind::Markdown), elements: &[
-    ] },
+    ], checked: &[] },
     // 13
     TypeDef { name: "oid", kind: TypeKind::Primitive(PrimKind::Oid), elements: &[
-    ] },
+    ], checked: &[] },
     // 14
     TypeDef { name: "positiveInt", kind: TypeKind::Primitive(PrimKind::PositiveInt), elements: &[
-    ] },
+    ], checked: &[] },
     // 15
     TypeDef { name: "string", kind: TypeKind::Primitive(PrimKind::String), elements: &[
-    ] },
+    ], checked: &[] },
     // 16
     TypeDef { name: "time", kind: TypeKind::Primitive(PrimKind::Time), elements: &[
-    ] },
+    ], checked: &[] },
     // 17
     TypeDef { name: "unsignedInt", kind: TypeKind::Primitive(PrimKind::UnsignedInt), elements: &[
-    ] },
+    ], checked: &[] },
     // 18
     TypeDef { name: "uri", kind: TypeKind::Primitive(PrimKind::Uri), elements: &[
-    ] },
+    ], checked: &[] },
     // 19
     TypeDef { name: "url", kind: TypeKind::Primitive(PrimKind::Url), elements: &[
-    ] },
+    ], checked: &[] },
     // 20
     TypeDef { name: "uuid", kind: TypeKind::Primitive(PrimKind::Uuid), elements: &[
-    ] },
+    ], checked: &[] },
     // 21
     TypeDef { name: "xhtml", kind: TypeKind::Primitive(PrimKind::Xhtml), elements: &[
-    ] },
+    ], checked: &[] },
     // 22
     TypeDef { name: "Address", kind: TypeKind::Complex, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
@@ -313,7 +313,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "postalCode", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: false, binding: None },
         E { name: "country", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: false, binding: None },
         E { name: "period", min: 0, max: 1, types: &[TypeId(58)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[] },
     // 23
     TypeDef { name: "Age", kind: TypeKind::Complex, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
@@ -323,7 +323,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "unit", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: false, binding: None },
         E { name: "system", min: 0, max: 1, types: &[TypeId(18)], choice: false, plain: false, binding: None },
         E { name: "code", min: 0, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[] },
     // 24
     TypeDef { name: "Annotation", kind: TypeKind::Complex, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
@@ -331,7 +331,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "author", min: 0, max: 1, types: &[TypeId(65), TypeId(15)], choice: true, plain: false, binding: None },
         E { name: "time", min: 0, max: 1, types: &[TypeId(7)], choice: false, plain: false, binding: None },
         E { name: "text", min: 1, max: 1, types: &[TypeId(12)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[4] },
     // 25
     TypeDef { name: "Attachment", kind: TypeKind::Complex, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
@@ -344,14 +344,14 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "hash", min: 0, max: 1, types: &[TypeId(2)], choice: false, plain: false, binding: None },
         E { name: "title", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: false, binding: None },
         E { name: "creation", min: 0, max: 1, types: &[TypeId(7)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[] },
     // 26
     TypeDef { name: "CodeableConcept", kind: TypeKind::Complex, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
         E { name: "extension", min: 0, max: u32::MAX, types: &[TypeId(50)], choice: false, plain: false, binding: None },
         E { name: "coding", min: 0, max: u32::MAX, types: &[TypeId(27)], choice: false, plain: false, binding: None },
         E { name: "text", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[] },
     // 27
     TypeDef { name: "Coding", kind: TypeKind::Complex, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
@@ -361,14 +361,14 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "code", min: 0, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: None },
         E { name: "display", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: false, binding: None },
         E { name: "userSelected", min: 0, max: 1, types: &[TypeId(3)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[] },
     // 28
     TypeDef { name: "ContactDetail", kind: TypeKind::Complex, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
         E { name: "extension", min: 0, max: u32::MAX, types: &[TypeId(50)], choice: false, plain: false, binding: None },
         E { name: "name", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: false, binding: None },
         E { name: "telecom", min: 0, max: u32::MAX, types: &[TypeId(29)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[] },
     // 29
     TypeDef { name: "ContactPoint", kind: TypeKind::Complex, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
@@ -378,7 +378,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "use", min: 0, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS4) },
         E { name: "rank", min: 0, max: 1, types: &[TypeId(14)], choice: false, plain: false, binding: None },
         E { name: "period", min: 0, max: 1, types: &[TypeId(58)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[] },
     // 30
     TypeDef { name: "Contributor", kind: TypeKind::Complex, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
@@ -386,7 +386,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "type", min: 1, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS5) },
         E { name: "name", min: 1, max: 1, types: &[TypeId(15)], choice: false, plain: false, binding: None },
         E { name: "contact", min: 0, max: u32::MAX, types: &[TypeId(28)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[2, 3] },
     // 31
     TypeDef { name: "Count", kind: TypeKind::Complex, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
@@ -396,7 +396,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "unit", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: false, binding: None },
         E { name: "system", min: 0, max: 1, types: &[TypeId(18)], choice: false, plain: false, binding: None },
         E { name: "code", min: 0, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[] },
     // 32
     TypeDef { name: "DataRequirement", kind: TypeKind::Complex, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
@@ -409,7 +409,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "dateFilter", min: 0, max: u32::MAX, types: &[TypeId(34)], choice: false, plain: false, binding: None },
         E { name: "limit", min: 0, max: 1, types: &[TypeId(14)], choice: false, plain: false, binding: None },
         E { name: "sort", min: 0, max: u32::MAX, types: &[TypeId(35)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[2] },
     // 33
     TypeDef { name: "DataRequirement.codeFilter", kind: TypeKind::Backbone, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
@@ -418,7 +418,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "searchParam", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: false, binding: None },
         E { name: "valueSet", min: 0, max: 1, types: &[TypeId(4)], choice: false, plain: false, binding: None },
         E { name: "code", min: 0, max: u32::MAX, types: &[TypeId(27)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[] },
     // 34
     TypeDef { name: "DataRequirement.dateFilter", kind: TypeKind::Backbone, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
@@ -426,14 +426,14 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "path", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: false, binding: None },
         E { name: "searchParam", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: false, binding: None },
         E { name: "value", min: 0, max: 1, types: &[TypeId(7), TypeId(58), TypeId(39)], choice: true, plain: false, binding: None },
-    ] },
+    ], checked: &[] },
     // 35
     TypeDef { name: "DataRequirement.sort", kind: TypeKind::Backbone, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
         E { name: "extension", min: 0, max: u32::MAX, types: &[TypeId(50)], choice: false, plain: false, binding: None },
         E { name: "path", min: 1, max: 1, types: &[TypeId(15)], choice: false, plain: false, binding: None },
         E { name: "direction", min: 1, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS7) },
-    ] },
+    ], checked: &[2, 3] },
     // 36
     TypeDef { name: "Distance", kind: TypeKind::Complex, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
@@ -443,7 +443,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "unit", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: false, binding: None },
         E { name: "system", min: 0, max: 1, types: &[TypeId(18)], choice: false, plain: false, binding: None },
         E { name: "code", min: 0, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[] },
     // 37
     TypeDef { name: "Dosage", kind: TypeKind::Complex, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
@@ -462,7 +462,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "maxDosePerPeriod", min: 0, max: 1, types: &[TypeId(64)], choice: false, plain: false, binding: None },
         E { name: "maxDosePerAdministration", min: 0, max: 1, types: &[TypeId(62)], choice: false, plain: false, binding: None },
         E { name: "maxDosePerLifetime", min: 0, max: 1, types: &[TypeId(62)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[] },
     // 38
     TypeDef { name: "Dosage.doseAndRate", kind: TypeKind::Backbone, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
@@ -470,7 +470,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "type", min: 0, max: 1, types: &[TypeId(26)], choice: false, plain: false, binding: None },
         E { name: "dose", min: 0, max: 1, types: &[TypeId(63), TypeId(62)], choice: true, plain: false, binding: None },
         E { name: "rate", min: 0, max: 1, types: &[TypeId(64), TypeId(63), TypeId(62)], choice: true, plain: false, binding: None },
-    ] },
+    ], checked: &[] },
     // 39
     TypeDef { name: "Duration", kind: TypeKind::Complex, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
@@ -480,7 +480,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "unit", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: false, binding: None },
         E { name: "system", min: 0, max: 1, types: &[TypeId(18)], choice: false, plain: false, binding: None },
         E { name: "code", min: 0, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[] },
     // 40
     TypeDef { name: "ElementDefinition", kind: TypeKind::Complex, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
@@ -520,7 +520,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "isSummary", min: 0, max: 1, types: &[TypeId(3)], choice: false, plain: false, binding: None },
         E { name: "binding", min: 0, max: 1, types: &[TypeId(47)], choice: false, plain: false, binding: None },
         E { name: "mapping", min: 0, max: u32::MAX, types: &[TypeId(48)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[3] },
     // 41
     TypeDef { name: "ElementDefinition.slicing", kind: TypeKind::Backbone, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
@@ -529,14 +529,14 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "description", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: false, binding: None },
         E { name: "ordered", min: 0, max: 1, types: &[TypeId(3)], choice: false, plain: false, binding: None },
         E { name: "rules", min: 1, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS9) },
-    ] },
+    ], checked: &[5] },
     // 42
     TypeDef { name: "ElementDefinition.slicing.discriminator", kind: TypeKind::Backbone, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
         E { name: "extension", min: 0, max: u32::MAX, types: &[TypeId(50)], choice: false, plain: false, binding: None },
         E { name: "type", min: 1, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS10) },
         E { name: "path", min: 1, max: 1, types: &[TypeId(15)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[2, 3] },
     // 43
     TypeDef { name: "ElementDefinition.base", kind: TypeKind::Backbone, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
@@ -544,7 +544,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "path", min: 1, max: 1, types: &[TypeId(15)], choice: false, plain: false, binding: None },
         E { name: "min", min: 1, max: 1, types: &[TypeId(17)], choice: false, plain: false, binding: None },
         E { name: "max", min: 1, max: 1, types: &[TypeId(15)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[2, 3, 4] },
     // 44
     TypeDef { name: "ElementDefinition.type", kind: TypeKind::Backbone, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
@@ -554,14 +554,14 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "targetProfile", min: 0, max: u32::MAX, types: &[TypeId(4)], choice: false, plain: false, binding: None },
         E { name: "aggregation", min: 0, max: u32::MAX, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS11) },
         E { name: "versioning", min: 0, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS12) },
-    ] },
+    ], checked: &[2] },
     // 45
     TypeDef { name: "ElementDefinition.example", kind: TypeKind::Backbone, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
         E { name: "extension", min: 0, max: u32::MAX, types: &[TypeId(50)], choice: false, plain: false, binding: None },
         E { name: "label", min: 1, max: 1, types: &[TypeId(15)], choice: false, plain: false, binding: None },
         E { name: "value", min: 1, max: 1, types: &[TypeId(2), TypeId(3), TypeId(4), TypeId(5), TypeId(6), TypeId(7), TypeId(8), TypeId(9), TypeId(10), TypeId(11), TypeId(12), TypeId(13), TypeId(14), TypeId(15), TypeId(16), TypeId(17), TypeId(18), TypeId(19), TypeId(20), TypeId(22), TypeId(23), TypeId(24), TypeId(25), TypeId(26), TypeId(27), TypeId(29), TypeId(31), TypeId(36), TypeId(39), TypeId(51), TypeId(52), TypeId(55), TypeId(58), TypeId(62), TypeId(63), TypeId(64), TypeId(65), TypeId(67), TypeId(68), TypeId(71), TypeId(28), TypeId(30), TypeId(32), TypeId(49), TypeId(57), TypeId(66), TypeId(73), TypeId(74), TypeId(37), TypeId(54)], choice: true, plain: false, binding: None },
-    ] },
+    ], checked: &[2, 3] },
     // 46
     TypeDef { name: "ElementDefinition.constraint", kind: TypeKind::Backbone, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
@@ -573,7 +573,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "expression", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: false, binding: None },
         E { name: "xpath", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: false, binding: None },
         E { name: "source", min: 0, max: 1, types: &[TypeId(4)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[2, 4, 5] },
     // 47
     TypeDef { name: "ElementDefinition.binding", kind: TypeKind::Backbone, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
@@ -581,7 +581,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "strength", min: 1, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS14) },
         E { name: "description", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: false, binding: None },
         E { name: "valueSet", min: 0, max: 1, types: &[TypeId(4)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[2] },
     // 48
     TypeDef { name: "ElementDefinition.mapping", kind: TypeKind::Backbone, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
@@ -590,7 +590,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "language", min: 0, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: None },
         E { name: "map", min: 1, max: 1, types: &[TypeId(15)], choice: false, plain: false, binding: None },
         E { name: "comment", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[2, 4] },
     // 49
     TypeDef { name: "Expression", kind: TypeKind::Complex, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
@@ -600,14 +600,14 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "language", min: 1, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: None },
         E { name: "expression", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: false, binding: None },
         E { name: "reference", min: 0, max: 1, types: &[TypeId(18)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[4] },
     // 50
     TypeDef { name: "Extension", kind: TypeKind::Complex, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
         E { name: "extension", min: 0, max: u32::MAX, types: &[TypeId(50)], choice: false, plain: false, binding: None },
         E { name: "url", min: 1, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
         E { name: "value", min: 0, max: 1, types: &[TypeId(2), TypeId(3), TypeId(4), TypeId(5), TypeId(6), TypeId(7), TypeId(8), TypeId(9), TypeId(10), TypeId(11), TypeId(12), TypeId(13), TypeId(14), TypeId(15), TypeId(16), TypeId(17), TypeId(18), TypeId(19), TypeId(20), TypeId(22), TypeId(23), TypeId(24), TypeId(25), TypeId(26), TypeId(27), TypeId(29), TypeId(31), TypeId(36), TypeId(39), TypeId(51), TypeId(52), TypeId(55), TypeId(58), TypeId(62), TypeId(63), TypeId(64), TypeId(65), TypeId(67), TypeId(68), TypeId(71), TypeId(28), TypeId(30), TypeId(32), TypeId(49), TypeId(57), TypeId(66), TypeId(73), TypeId(74), TypeId(37), TypeId(54)], choice: true, plain: false, binding: None },
-    ] },
+    ], checked: &[2] },
     // 51
     TypeDef { name: "HumanName", kind: TypeKind::Complex, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
@@ -619,7 +619,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "prefix", min: 0, max: u32::MAX, types: &[TypeId(15)], choice: false, plain: false, binding: None },
         E { name: "suffix", min: 0, max: u32::MAX, types: &[TypeId(15)], choice: false, plain: false, binding: None },
         E { name: "period", min: 0, max: 1, types: &[TypeId(58)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[] },
     // 52
     TypeDef { name: "Identifier", kind: TypeKind::Complex, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
@@ -630,7 +630,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "value", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: false, binding: None },
         E { name: "period", min: 0, max: 1, types: &[TypeId(58)], choice: false, plain: false, binding: None },
         E { name: "assigner", min: 0, max: 1, types: &[TypeId(65)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[] },
     // 53
     TypeDef { name: "MarketingStatus", kind: TypeKind::Complex, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
@@ -641,7 +641,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "status", min: 1, max: 1, types: &[TypeId(26)], choice: false, plain: false, binding: None },
         E { name: "dateRange", min: 1, max: 1, types: &[TypeId(58)], choice: false, plain: false, binding: None },
         E { name: "restoreDate", min: 0, max: 1, types: &[TypeId(7)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[3, 5, 6] },
     // 54
     TypeDef { name: "Meta", kind: TypeKind::Complex, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
@@ -652,21 +652,21 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "profile", min: 0, max: u32::MAX, types: &[TypeId(4)], choice: false, plain: false, binding: None },
         E { name: "security", min: 0, max: u32::MAX, types: &[TypeId(27)], choice: false, plain: false, binding: None },
         E { name: "tag", min: 0, max: u32::MAX, types: &[TypeId(27)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[] },
     // 55
     TypeDef { name: "Money", kind: TypeKind::Complex, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
         E { name: "extension", min: 0, max: u32::MAX, types: &[TypeId(50)], choice: false, plain: false, binding: None },
         E { name: "value", min: 0, max: 1, types: &[TypeId(8)], choice: false, plain: false, binding: None },
         E { name: "currency", min: 0, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS17) },
-    ] },
+    ], checked: &[] },
     // 56
     TypeDef { name: "Narrative", kind: TypeKind::Complex, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
         E { name: "extension", min: 0, max: u32::MAX, types: &[TypeId(50)], choice: false, plain: false, binding: None },
         E { name: "status", min: 1, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS18) },
         E { name: "div", min: 1, max: 1, types: &[TypeId(21)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[2, 3] },
     // 57
     TypeDef { name: "ParameterDefinition", kind: TypeKind::Complex, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
@@ -678,14 +678,14 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "documentation", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: false, binding: None },
         E { name: "type", min: 1, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS6) },
         E { name: "profile", min: 0, max: 1, types: &[TypeId(4)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[3, 7] },
     // 58
     TypeDef { name: "Period", kind: TypeKind::Complex, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
         E { name: "extension", min: 0, max: u32::MAX, types: &[TypeId(50)], choice: false, plain: false, binding: None },
         E { name: "start", min: 0, max: 1, types: &[TypeId(7)], choice: false, plain: false, binding: None },
         E { name: "end", min: 0, max: 1, types: &[TypeId(7)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[] },
     // 59
     TypeDef { name: "Population", kind: TypeKind::Complex, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
@@ -695,7 +695,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "gender", min: 0, max: 1, types: &[TypeId(26)], choice: false, plain: false, binding: None },
         E { name: "race", min: 0, max: 1, types: &[TypeId(26)], choice: false, plain: false, binding: None },
         E { name: "physiologicalCondition", min: 0, max: 1, types: &[TypeId(26)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[] },
     // 60
     TypeDef { name: "ProdCharacteristic", kind: TypeKind::Complex, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
@@ -712,7 +712,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "imprint", min: 0, max: u32::MAX, types: &[TypeId(15)], choice: false, plain: false, binding: None },
         E { name: "image", min: 0, max: u32::MAX, types: &[TypeId(25)], choice: false, plain: false, binding: None },
         E { name: "scoring", min: 0, max: 1, types: &[TypeId(26)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[] },
     // 61
     TypeDef { name: "ProductShelfLife", kind: TypeKind::Complex, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
@@ -722,7 +722,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "type", min: 1, max: 1, types: &[TypeId(26)], choice: false, plain: false, binding: None },
         E { name: "period", min: 1, max: 1, types: &[TypeId(62)], choice: false, plain: false, binding: None },
         E { name: "specialPrecautionsForStorage", min: 0, max: u32::MAX, types: &[TypeId(26)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[4, 5] },
     // 62
     TypeDef { name: "Quantity", kind: TypeKind::Complex, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
@@ -732,21 +732,21 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "unit", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: false, binding: None },
         E { name: "system", min: 0, max: 1, types: &[TypeId(18)], choice: false, plain: false, binding: None },
         E { name: "code", min: 0, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[] },
     // 63
     TypeDef { name: "Range", kind: TypeKind::Complex, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
         E { name: "extension", min: 0, max: u32::MAX, types: &[TypeId(50)], choice: false, plain: false, binding: None },
         E { name: "low", min: 0, max: 1, types: &[TypeId(62)], choice: false, plain: false, binding: None },
         E { name: "high", min: 0, max: 1, types: &[TypeId(62)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[] },
     // 64
     TypeDef { name: "Ratio", kind: TypeKind::Complex, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
         E { name: "extension", min: 0, max: u32::MAX, types: &[TypeId(50)], choice: false, plain: false, binding: None },
         E { name: "numerator", min: 0, max: 1, types: &[TypeId(62)], choice: false, plain: false, binding: None },
         E { name: "denominator", min: 0, max: 1, types: &[TypeId(62)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[] },
     // 65
     TypeDef { name: "Reference", kind: TypeKind::Complex, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
@@ -755,7 +755,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "type", min: 0, max: 1, types: &[TypeId(18)], choice: false, plain: false, binding: None },
         E { name: "identifier", min: 0, max: 1, types: &[TypeId(52)], choice: false, plain: false, binding: None },
         E { name: "display", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[] },
     // 66
     TypeDef { name: "RelatedArtifact", kind: TypeKind::Complex, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
@@ -767,7 +767,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "url", min: 0, max: 1, types: &[TypeId(19)], choice: false, plain: false, binding: None },
         E { name: "document", min: 0, max: 1, types: &[TypeId(25)], choice: false, plain: false, binding: None },
         E { name: "resource", min: 0, max: 1, types: &[TypeId(4)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[2] },
     // 67
     TypeDef { name: "SampledData", kind: TypeKind::Complex, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
@@ -779,7 +779,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "upperLimit", min: 0, max: 1, types: &[TypeId(8)], choice: false, plain: false, binding: None },
         E { name: "dimensions", min: 1, max: 1, types: &[TypeId(14)], choice: false, plain: false, binding: None },
         E { name: "data", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[2, 3, 7] },
     // 68
     TypeDef { name: "Signature", kind: TypeKind::Complex, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
@@ -791,7 +791,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "targetFormat", min: 0, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: None },
         E { name: "sigFormat", min: 0, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: None },
         E { name: "data", min: 0, max: 1, types: &[TypeId(2)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[2, 3, 4] },
     // 69
     TypeDef { name: "SubstanceAmount", kind: TypeKind::Complex, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
@@ -801,14 +801,14 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "amountType", min: 0, max: 1, types: &[TypeId(26)], choice: false, plain: false, binding: None },
         E { name: "amountText", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: false, binding: None },
         E { name: "referenceRange", min: 0, max: 1, types: &[TypeId(70)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[] },
     // 70
     TypeDef { name: "SubstanceAmount.referenceRange", kind: TypeKind::Backbone, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
         E { name: "extension", min: 0, max: u32::MAX, types: &[TypeId(50)], choice: false, plain: false, binding: None },
         E { name: "lowLimit", min: 0, max: 1, types: &[TypeId(62)], choice: false, plain: false, binding: None },
         E { name: "highLimit", min: 0, max: 1, types: &[TypeId(62)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[] },
     // 71
     TypeDef { name: "Timing", kind: TypeKind::Complex, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
@@ -817,7 +817,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "event", min: 0, max: u32::MAX, types: &[TypeId(7)], choice: false, plain: false, binding: None },
         E { name: "repeat", min: 0, max: 1, types: &[TypeId(72)], choice: false, plain: false, binding: None },
         E { name: "code", min: 0, max: 1, types: &[TypeId(26)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[] },
     // 72
     TypeDef { name: "Timing.repeat", kind: TypeKind::Backbone, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
@@ -837,7 +837,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "timeOfDay", min: 0, max: u32::MAX, types: &[TypeId(16)], choice: false, plain: false, binding: None },
         E { name: "when", min: 0, max: u32::MAX, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS23) },
         E { name: "offset", min: 0, max: 1, types: &[TypeId(17)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[] },
     // 73
     TypeDef { name: "TriggerDefinition", kind: TypeKind::Complex, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
@@ -847,21 +847,21 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "timing", min: 0, max: 1, types: &[TypeId(71), TypeId(65), TypeId(6), TypeId(7)], choice: true, plain: false, binding: None },
         E { name: "data", min: 0, max: u32::MAX, types: &[TypeId(32)], choice: false, plain: false, binding: None },
         E { name: "condition", min: 0, max: 1, types: &[TypeId(49)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[2] },
     // 74
     TypeDef { name: "UsageContext", kind: TypeKind::Complex, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
         E { name: "extension", min: 0, max: u32::MAX, types: &[TypeId(50)], choice: false, plain: false, binding: None },
         E { name: "code", min: 1, max: 1, types: &[TypeId(27)], choice: false, plain: false, binding: None },
         E { name: "value", min: 1, max: 1, types: &[TypeId(26), TypeId(62), TypeId(63), TypeId(65)], choice: true, plain: false, binding: None },
-    ] },
+    ], checked: &[2, 3] },
     // 75
     TypeDef { name: "Resource", kind: TypeKind::AbstractResource, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(9)], choice: false, plain: false, binding: None },
         E { name: "meta", min: 0, max: 1, types: &[TypeId(54)], choice: false, plain: false, binding: None },
         E { name: "implicitRules", min: 0, max: 1, types: &[TypeId(18)], choice: false, plain: false, binding: None },
         E { name: "language", min: 0, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[] },
     // 76
     TypeDef { name: "Account", kind: TypeKind::Resource, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(9)], choice: false, plain: false, binding: None },
@@ -883,7 +883,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "description", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: false, binding: None },
         E { name: "guarantor", min: 0, max: u32::MAX, types: &[TypeId(78)], choice: false, plain: false, binding: None },
         E { name: "partOf", min: 0, max: 1, types: &[TypeId(65)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[9] },
     // 77
     TypeDef { name: "Account.coverage", kind: TypeKind::Backbone, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
@@ -891,7 +891,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "modifierExtension", min: 0, max: u32::MAX, types: &[TypeId(50)], choice: false, plain: false, binding: None },
         E { name: "coverage", min: 1, max: 1, types: &[TypeId(65)], choice: false, plain: false, binding: None },
         E { name: "priority", min: 0, max: 1, types: &[TypeId(14)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[3] },
     // 78
     TypeDef { name: "Account.guarantor", kind: TypeKind::Backbone, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
@@ -900,7 +900,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "party", min: 1, max: 1, types: &[TypeId(65)], choice: false, plain: false, binding: None },
         E { name: "onHold", min: 0, max: 1, types: &[TypeId(3)], choice: false, plain: false, binding: None },
         E { name: "period", min: 0, max: 1, types: &[TypeId(58)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[3] },
     // 79
     TypeDef { name: "ActivityDefinition", kind: TypeKind::Resource, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(9)], choice: false, plain: false, binding: None },
@@ -957,7 +957,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "observationResultRequirement", min: 0, max: u32::MAX, types: &[TypeId(65)], choice: false, plain: false, binding: None },
         E { name: "transform", min: 0, max: 1, types: &[TypeId(4)], choice: false, plain: false, binding: None },
         E { name: "dynamicValue", min: 0, max: u32::MAX, types: &[TypeId(81)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[14] },
     // 80
     TypeDef { name: "ActivityDefinition.participant", kind: TypeKind::Backbone, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
@@ -965,7 +965,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "modifierExtension", min: 0, max: u32::MAX, types: &[TypeId(50)], choice: false, plain: false, binding: None },
         E { name: "type", min: 1, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS30) },
         E { name: "role", min: 0, max: 1, types: &[TypeId(26)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[3] },
     // 81
     TypeDef { name: "ActivityDefinition.dynamicValue", kind: TypeKind::Backbone, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
@@ -973,7 +973,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "modifierExtension", min: 0, max: u32::MAX, types: &[TypeId(50)], choice: false, plain: false, binding: None },
         E { name: "path", min: 1, max: 1, types: &[TypeId(15)], choice: false, plain: false, binding: None },
         E { name: "expression", min: 1, max: 1, types: &[TypeId(49)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[3, 4] },
     // 82
     TypeDef { name: "AdverseEvent", kind: TypeKind::Resource, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(9)], choice: false, plain: false, binding: None },
@@ -1004,7 +1004,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "subjectMedicalHistory", min: 0, max: u32::MAX, types: &[TypeId(65)], choice: false, plain: false, binding: None },
         E { name: "referenceDocument", min: 0, max: u32::MAX, types: &[TypeId(65)], choice: false, plain: false, binding: None },
         E { name: "study", min: 0, max: u32::MAX, types: &[TypeId(65)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[9, 12] },
     // 83
     TypeDef { name: "AdverseEvent.suspectEntity", kind: TypeKind::Backbone, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
@@ -1012,7 +1012,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "modifierExtension", min: 0, max: u32::MAX, types: &[TypeId(50)], choice: false, plain: false, binding: None },
         E { name: "instance", min: 1, max: 1, types: &[TypeId(65)], choice: false, plain: false, binding: None },
         E { name: "causality", min: 0, max: u32::MAX, types: &[TypeId(84)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[3] },
     // 84
     TypeDef { name: "AdverseEvent.suspectEntity.causality", kind: TypeKind::Backbone, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
@@ -1022,7 +1022,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "productRelatedness", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: false, binding: None },
         E { name: "author", min: 0, max: 1, types: &[TypeId(65)], choice: false, plain: false, binding: None },
         E { name: "method", min: 0, max: 1, types: &[TypeId(26)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[] },
     // 85
     TypeDef { name: "AllergyIntolerance", kind: TypeKind::Resource, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(9)], choice: false, plain: false, binding: None },
@@ -1049,7 +1049,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "lastOccurrence", min: 0, max: 1, types: &[TypeId(7)], choice: false, plain: false, binding: None },
         E { name: "note", min: 0, max: u32::MAX, types: &[TypeId(24)], choice: false, plain: false, binding: None },
         E { name: "reaction", min: 0, max: u32::MAX, types: &[TypeId(86)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[15] },
     // 86
     TypeDef { name: "AllergyIntolerance.reaction", kind: TypeKind::Backbone, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
@@ -1062,7 +1062,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "severity", min: 0, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS39) },
         E { name: "exposureRoute", min: 0, max: 1, types: &[TypeId(26)], choice: false, plain: false, binding: None },
         E { name: "note", min: 0, max: u32::MAX, types: &[TypeId(24)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[4] },
     // 87
     TypeDef { name: "Appointment", kind: TypeKind::Resource, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(9)], choice: false, plain: false, binding: None },
@@ -1095,7 +1095,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "basedOn", min: 0, max: u32::MAX, types: &[TypeId(65)], choice: false, plain: false, binding: None },
         E { name: "participant", min: 1, max: u32::MAX, types: &[TypeId(88)], choice: false, plain: false, binding: None },
         E { name: "requestedPeriod", min: 0, max: u32::MAX, types: &[TypeId(58)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[9, 28] },
     // 88
     TypeDef { name: "Appointment.participant", kind: TypeKind::Backbone, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
@@ -1106,7 +1106,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "required", min: 0, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS41) },
         E { name: "status", min: 1, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS42) },
         E { name: "period", min: 0, max: 1, types: &[TypeId(58)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[6] },
     // 89
     TypeDef { name: "AppointmentResponse", kind: TypeKind::Resource, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(9)], choice: false, plain: false, binding: None },
@@ -1125,7 +1125,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "actor", min: 0, max: 1, types: &[TypeId(65)], choice: false, plain: false, binding: None },
         E { name: "participantStatus", min: 1, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS42) },
         E { name: "comment", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[9, 14] },
     // 90
     TypeDef { name: "AuditEvent", kind: TypeKind::Resource, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(9)], choice: false, plain: false, binding: None },
@@ -1147,7 +1147,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "agent", min: 1, max: u32::MAX, types: &[TypeId(91)], choice: false, plain: false, binding: None },
         E { name: "source", min: 1, max: 1, types: &[TypeId(93)], choice: false, plain: false, binding: None },
         E { name: "entity", min: 0, max: u32::MAX, types: &[TypeId(94)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[8, 12, 16, 17] },
     // 91
     TypeDef { name: "AuditEvent.agent", kind: TypeKind::Backbone, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
@@ -1164,7 +1164,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "media", min: 0, max: 1, types: &[TypeId(27)], choice: false, plain: false, binding: None },
         E { name: "network", min: 0, max: 1, types: &[TypeId(92)], choice: false, plain: false, binding: None },
         E { name: "purposeOfUse", min: 0, max: u32::MAX, types: &[TypeId(26)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[8] },
     // 92
     TypeDef { name: "AuditEvent.agent.network", kind: TypeKind::Backbone, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
@@ -1172,7 +1172,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "modifierExtension", min: 0, max: u32::MAX, types: &[TypeId(50)], choice: false, plain: false, binding: None },
         E { name: "address", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: false, binding: None },
         E { name: "type", min: 0, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS45) },
-    ] },
+    ], checked: &[] },
     // 93
     TypeDef { name: "AuditEvent.source", kind: TypeKind::Backbone, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
@@ -1181,7 +1181,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "site", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: false, binding: None },
         E { name: "observer", min: 1, max: 1, types: &[TypeId(65)], choice: false, plain: false, binding: None },
         E { name: "type", min: 0, max: u32::MAX, types: &[TypeId(27)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[4] },
     // 94
     TypeDef { name: "AuditEvent.entity", kind: TypeKind::Backbone, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
@@ -1196,7 +1196,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "description", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: false, binding: None },
         E { name: "query", min: 0, max: 1, types: &[TypeId(2)], choice: false, plain: false, binding: None },
         E { name: "detail", min: 0, max: u32::MAX, types: &[TypeId(95)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[] },
     // 95
     TypeDef { name: "AuditEvent.entity.detail", kind: TypeKind::Backbone, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
@@ -1204,7 +1204,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "modifierExtension", min: 0, max: u32::MAX, types: &[TypeId(50)], choice: false, plain: false, binding: None },
         E { name: "type", min: 1, max: 1, types: &[TypeId(15)], choice: false, plain: false, binding: None },
         E { name: "value", min: 1, max: 1, types: &[TypeId(15), TypeId(2)], choice: true, plain: false, binding: None },
-    ] },
+    ], checked: &[3, 4] },
     // 96
     TypeDef { name: "Basic", kind: TypeKind::Resource, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(9)], choice: false, plain: false, binding: None },
@@ -1220,7 +1220,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "subject", min: 0, max: 1, types: &[TypeId(65)], choice: false, plain: false, binding: None },
         E { name: "created", min: 0, max: 1, types: &[TypeId(6)], choice: false, plain: false, binding: None },
         E { name: "author", min: 0, max: 1, types: &[TypeId(65)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[9] },
     // 97
     TypeDef { name: "Binary", kind: TypeKind::Resource, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(9)], choice: false, plain: false, binding: None },
@@ -1230,7 +1230,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "contentType", min: 1, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: None },
         E { name: "securityContext", min: 0, max: 1, types: &[TypeId(65)], choice: false, plain: false, binding: None },
         E { name: "data", min: 0, max: 1, types: &[TypeId(2)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[4] },
     // 98
     TypeDef { name: "BiologicallyDerivedProduct", kind: TypeKind::Resource, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(9)], choice: false, plain: false, binding: None },
@@ -1252,7 +1252,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "processing", min: 0, max: u32::MAX, types: &[TypeId(100)], choice: false, plain: false, binding: None },
         E { name: "manipulation", min: 0, max: 1, types: &[TypeId(101)], choice: false, plain: false, binding: None },
         E { name: "storage", min: 0, max: u32::MAX, types: &[TypeId(102)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[] },
     // 99
     TypeDef { name: "BiologicallyDerivedProduct.collection", kind: TypeKind::Backbone, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
@@ -1261,7 +1261,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "collector", min: 0, max: 1, types: &[TypeId(65)], choice: false, plain: false, binding: None },
         E { name: "source", min: 0, max: 1, types: &[TypeId(65)], choice: false, plain: false, binding: None },
         E { name: "collected", min: 0, max: 1, types: &[TypeId(7), TypeId(58)], choice: true, plain: false, binding: None },
-    ] },
+    ], checked: &[] },
     // 100
     TypeDef { name: "BiologicallyDerivedProduct.processing", kind: TypeKind::Backbone, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
@@ -1271,7 +1271,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "procedure", min: 0, max: 1, types: &[TypeId(26)], choice: false, plain: false, binding: None },
         E { name: "additive", min: 0, max: 1, types: &[TypeId(65)], choice: false, plain: false, binding: None },
         E { name: "time", min: 0, max: 1, types: &[TypeId(7), TypeId(58)], choice: true, plain: false, binding: None },
-    ] },
+    ], checked: &[] },
     // 101
     TypeDef { name: "BiologicallyDerivedProduct.manipulation", kind: TypeKind::Backbone, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
@@ -1279,7 +1279,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "modifierExtension", min: 0, max: u32::MAX, types: &[TypeId(50)], choice: false, plain: false, binding: None },
         E { name: "description", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: false, binding: None },
         E { name: "time", min: 0, max: 1, types: &[TypeId(7), TypeId(58)], choice: true, plain: false, binding: None },
-    ] },
+    ], checked: &[] },
     // 102
     TypeDef { name: "BiologicallyDerivedProduct.storage", kind: TypeKind::Backbone, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
@@ -1289,7 +1289,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "temperature", min: 0, max: 1, types: &[TypeId(8)], choice: false, plain: false, binding: None },
         E { name: "scale", min: 0, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS48) },
         E { name: "duration", min: 0, max: 1, types: &[TypeId(58)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[] },
     // 103
     TypeDef { name: "BodyStructure", kind: TypeKind::Resource, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(9)], choice: false, plain: false, binding: None },
@@ -1308,7 +1308,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "description", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: false, binding: None },
         E { name: "image", min: 0, max: u32::MAX, types: &[TypeId(25)], choice: false, plain: false, binding: None },
         E { name: "patient", min: 1, max: 1, types: &[TypeId(65)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[15] },
     // 104
     TypeDef { name: "Bundle", kind: TypeKind::Resource, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(9)], choice: false, plain: false, binding: None },
@@ -1322,7 +1322,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "link", min: 0, max: u32::MAX, types: &[TypeId(105)], choice: false, plain: false, binding: None },
         E { name: "entry", min: 0, max: u32::MAX, types: &[TypeId(106)], choice: false, plain: false, binding: None },
         E { name: "signature", min: 0, max: 1, types: &[TypeId(68)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[5] },
     // 105
     TypeDef { name: "Bundle.link", kind: TypeKind::Backbone, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
@@ -1330,7 +1330,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "modifierExtension", min: 0, max: u32::MAX, types: &[TypeId(50)], choice: false, plain: false, binding: None },
         E { name: "relation", min: 1, max: 1, types: &[TypeId(15)], choice: false, plain: false, binding: None },
         E { name: "url", min: 1, max: 1, types: &[TypeId(18)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[3, 4] },
     // 106
     TypeDef { name: "Bundle.entry", kind: TypeKind::Backbone, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
@@ -1342,7 +1342,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "search", min: 0, max: 1, types: &[TypeId(107)], choice: false, plain: false, binding: None },
         E { name: "request", min: 0, max: 1, types: &[TypeId(108)], choice: false, plain: false, binding: None },
         E { name: "response", min: 0, max: 1, types: &[TypeId(109)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[] },
     // 107
     TypeDef { name: "Bundle.entry.search", kind: TypeKind::Backbone, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
@@ -1350,7 +1350,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "modifierExtension", min: 0, max: u32::MAX, types: &[TypeId(50)], choice: false, plain: false, binding: None },
         E { name: "mode", min: 0, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS50) },
         E { name: "score", min: 0, max: 1, types: &[TypeId(8)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[] },
     // 108
     TypeDef { name: "Bundle.entry.request", kind: TypeKind::Backbone, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
@@ -1362,7 +1362,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "ifModifiedSince", min: 0, max: 1, types: &[TypeId(10)], choice: false, plain: false, binding: None },
         E { name: "ifMatch", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: false, binding: None },
         E { name: "ifNoneExist", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[3, 4] },
     // 109
     TypeDef { name: "Bundle.entry.response", kind: TypeKind::Backbone, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
@@ -1373,7 +1373,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "etag", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: false, binding: None },
         E { name: "lastModified", min: 0, max: 1, types: &[TypeId(10)], choice: false, plain: false, binding: None },
         E { name: "outcome", min: 0, max: 1, types: &[TypeId(75)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[3] },
     // 110
     TypeDef { name: "CapabilityStatement", kind: TypeKind::Resource, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(9)], choice: false, plain: false, binding: None },
@@ -1410,7 +1410,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "rest", min: 0, max: u32::MAX, types: &[TypeId(113)], choice: false, plain: false, binding: None },
         E { name: "messaging", min: 0, max: u32::MAX, types: &[TypeId(120)], choice: false, plain: false, binding: None },
         E { name: "document", min: 0, max: u32::MAX, types: &[TypeId(123)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[12, 14, 22, 27, 28] },
     // 111
     TypeDef { name: "CapabilityStatement.software", kind: TypeKind::Backbone, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
@@ -1419,7 +1419,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "name", min: 1, max: 1, types: &[TypeId(15)], choice: false, plain: false, binding: None },
         E { name: "version", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: false, binding: None },
         E { name: "releaseDate", min: 0, max: 1, types: &[TypeId(7)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[3] },
     // 112
     TypeDef { name: "CapabilityStatement.implementation", kind: TypeKind::Backbone, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
@@ -1428,7 +1428,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "description", min: 1, max: 1, types: &[TypeId(15)], choice: false, plain: false, binding: None },
         E { name: "url", min: 0, max: 1, types: &[TypeId(19)], choice: false, plain: false, binding: None },
         E { name: "custodian", min: 0, max: 1, types: &[TypeId(65)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[3] },
     // 113
     TypeDef { name: "CapabilityStatement.rest", kind: TypeKind::Backbone, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
@@ -1442,7 +1442,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "searchParam", min: 0, max: u32::MAX, types: &[TypeId(117)], choice: false, plain: false, binding: None },
         E { name: "operation", min: 0, max: u32::MAX, types: &[TypeId(118)], choice: false, plain: false, binding: None },
         E { name: "compartment", min: 0, max: u32::MAX, types: &[TypeId(4)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[3] },
     // 114
     TypeDef { name: "CapabilityStatement.rest.security", kind: TypeKind::Backbone, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
@@ -1451,7 +1451,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "cors", min: 0, max: 1, types: &[TypeId(3)], choice: false, plain: false, binding: None },
         E { name: "service", min: 0, max: u32::MAX, types: &[TypeId(26)], choice: false, plain: false, binding: None },
         E { name: "description", min: 0, max: 1, types: &[TypeId(12)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[] },
     // 115
     TypeDef { name: "CapabilityStatement.rest.resource", kind: TypeKind::Backbone, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
@@ -1474,7 +1474,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "searchRevInclude", min: 0, max: u32::MAX, types: &[TypeId(15)], choice: false, plain: false, binding: None },
         E { name: "searchParam", min: 0, max: u32::MAX, types: &[TypeId(117)], choice: false, plain: false, binding: None },
         E { name: "operation", min: 0, max: u32::MAX, types: &[TypeId(118)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[3] },
     // 116
     TypeDef { name: "CapabilityStatement.rest.resource.interaction", kind: TypeKind::Backbone, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
@@ -1482,7 +1482,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "modifierExtension", min: 0, max: u32::MAX, types: &[TypeId(50)], choice: false, plain: false, binding: None },
         E { name: "code", min: 1, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS60) },
         E { name: "documentation", min: 0, max: 1, types: &[TypeId(12)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[3] },
     // 117
     TypeDef { name: "CapabilityStatement.rest.resource.searchParam", kind: TypeKind::Backbone, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
@@ -1492,7 +1492,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "definition", min: 0, max: 1, types: &[TypeId(4)], choice: false, plain: false, binding: None },
         E { name: "type", min: 1, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS61) },
         E { name: "documentation", min: 0, max: 1, types: &[TypeId(12)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[3, 5] },
     // 118
     TypeDef { name: "CapabilityStatement.rest.resource.operation", kind: TypeKind::Backbone, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
@@ -1501,7 +1501,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "name", min: 1, max: 1, types: &[TypeId(15)], choice: false, plain: false, binding: None },
         E { name: "definition", min: 1, max: 1, types: &[TypeId(4)], choice: false, plain: false, binding: None },
         E { name: "documentation", min: 0, max: 1, types: &[TypeId(12)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[3, 4] },
     // 119
     TypeDef { name: "CapabilityStatement.rest.interaction", kind: TypeKind::Backbone, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
@@ -1509,7 +1509,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "modifierExtension", min: 0, max: u32::MAX, types: &[TypeId(50)], choice: false, plain: false, binding: None },
         E { name: "code", min: 1, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS62) },
         E { name: "documentation", min: 0, max: 1, types: &[TypeId(12)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[3] },
     // 120
     TypeDef { name: "CapabilityStatement.messaging", kind: TypeKind::Backbone, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
@@ -1519,7 +1519,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "reliableCache", min: 0, max: 1, types: &[TypeId(17)], choice: false, plain: false, binding: None },
         E { name: "documentation", min: 0, max: 1, types: &[TypeId(12)], choice: false, plain: false, binding: None },
         E { name: "supportedMessage", min: 0, max: u32::MAX, types: &[TypeId(122)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[] },
     // 121
     TypeDef { name: "CapabilityStatement.messaging.endpoint", kind: TypeKind::Backbone, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
@@ -1527,7 +1527,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "modifierExtension", min: 0, max: u32::MAX, types: &[TypeId(50)], choice: false, plain: false, binding: None },
         E { name: "protocol", min: 1, max: 1, types: &[TypeId(27)], choice: false, plain: false, binding: None },
         E { name: "address", min: 1, max: 1, types: &[TypeId(19)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[3, 4] },
     // 122
     TypeDef { name: "CapabilityStatement.messaging.supportedMessage", kind: TypeKind::Backbone, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
@@ -1535,7 +1535,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "modifierExtension", min: 0, max: u32::MAX, types: &[TypeId(50)], choice: false, plain: false, binding: None },
         E { name: "mode", min: 1, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS63) },
         E { name: "definition", min: 1, max: 1, types: &[TypeId(4)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[3, 4] },
     // 123
     TypeDef { name: "CapabilityStatement.document", kind: TypeKind::Backbone, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
@@ -1544,7 +1544,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "mode", min: 1, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS64) },
         E { name: "documentation", min: 0, max: 1, types: &[TypeId(12)], choice: false, plain: false, binding: None },
         E { name: "profile", min: 1, max: 1, types: &[TypeId(4)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[3, 5] },
     // 124
     TypeDef { name: "CarePlan", kind: TypeKind::Resource, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(9)], choice: false, plain: false, binding: None },
@@ -1578,7 +1578,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "goal", min: 0, max: u32::MAX, types: &[TypeId(65)], choice: false, plain: false, binding: None },
         E { name: "activity", min: 0, max: u32::MAX, types: &[TypeId(125)], choice: false, plain: false, binding: None },
         E { name: "note", min: 0, max: u32::MAX, types: &[TypeId(24)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[14, 15, 19] },
     // 125
     TypeDef { name: "CarePlan.activity", kind: TypeKind::Backbone, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
@@ -1589,7 +1589,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "progress", min: 0, max: u32::MAX, types: &[TypeId(24)], choice: false, plain: false, binding: None },
         E { name: "reference", min: 0, max: 1, types: &[TypeId(65)], choice: false, plain: false, binding: None },
         E { name: "detail", min: 0, max: 1, types: &[TypeId(126)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[] },
     // 126
     TypeDef { name: "CarePlan.activity.detail", kind: TypeKind::Backbone, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
@@ -1612,7 +1612,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "dailyAmount", min: 0, max: 1, types: &[TypeId(62)], choice: false, plain: false, binding: None },
         E { name: "quantity", min: 0, max: 1, types: &[TypeId(62)], choice: false, plain: false, binding: None },
         E { name: "description", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[10] },
     // 127
     TypeDef { name: "CareTeam", kind: TypeKind::Resource, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(9)], choice: false, plain: false, binding: None },
@@ -1636,7 +1636,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "managingOrganization", min: 0, max: u32::MAX, types: &[TypeId(65)], choice: false, plain: false, binding: None },
         E { name: "telecom", min: 0, max: u32::MAX, types: &[TypeId(29)], choice: false, plain: false, binding: None },
         E { name: "note", min: 0, max: u32::MAX, types: &[TypeId(24)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[] },
     // 128
     TypeDef { name: "CareTeam.participant", kind: TypeKind::Backbone, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
@@ -1646,7 +1646,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "member", min: 0, max: 1, types: &[TypeId(65)], choice: false, plain: false, binding: None },
         E { name: "onBehalfOf", min: 0, max: 1, types: &[TypeId(65)], choice: false, plain: false, binding: None },
         E { name: "period", min: 0, max: 1, types: &[TypeId(58)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[] },
     // 129
     TypeDef { name: "CatalogEntry", kind: TypeKind::Resource, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(9)], choice: false, plain: false, binding: None },
@@ -1670,7 +1670,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "additionalCharacteristic", min: 0, max: u32::MAX, types: &[TypeId(26)], choice: false, plain: false, binding: None },
         E { name: "additionalClassification", min: 0, max: u32::MAX, types: &[TypeId(26)], choice: false, plain: false, binding: None },
         E { name: "relatedEntry", min: 0, max: u32::MAX, types: &[TypeId(130)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[10, 11] },
     // 130
     TypeDef { name: "CatalogEntry.relatedEntry", kind: TypeKind::Backbone, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
@@ -1678,7 +1678,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "modifierExtension", min: 0, max: u32::MAX, types: &[TypeId(50)], choice: false, plain: false, binding: None },
         E { name: "relationtype", min: 1, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS70) },
         E { name: "item", min: 1, max: 1, types: &[TypeId(65)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[3, 4] },
     // 131
     TypeDef { name: "ChargeItem", kind: TypeKind::Resource, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(9)], choice: false, plain: false, binding: None },
@@ -1715,7 +1715,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "account", min: 0, max: u32::MAX, types: &[TypeId(65)], choice: false, plain: false, binding: None },
         E { name: "note", min: 0, max: u32::MAX, types: &[TypeId(24)], choice: false, plain: false, binding: None },
         E { name: "supportingInformation", min: 0, max: u32::MAX, types: &[TypeId(65)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[11, 13, 14] },
     // 132
     TypeDef { name: "ChargeItem.performer", kind: TypeKind::Backbone, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
@@ -1723,7 +1723,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "modifierExtension", min: 0, max: u32::MAX, types: &[TypeId(50)], choice: false, plain: false, binding: None },
         E { name: "function", min: 0, max: 1, types: &[TypeId(26)], choice: false, plain: false, binding: None },
         E { name: "actor", min: 1, max: 1, types: &[TypeId(65)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[4] },
     // 133
     TypeDef { name: "ChargeItemDefinition", kind: TypeKind::Resource, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(9)], choice: false, plain: false, binding: None },
@@ -1757,7 +1757,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "instance", min: 0, max: u32::MAX, types: &[TypeId(65)], choice: false, plain: false, binding: None },
         E { name: "applicability", min: 0, max: u32::MAX, types: &[TypeId(134)], choice: false, plain: false, binding: None },
         E { name: "propertyGroup", min: 0, max: u32::MAX, types: &[TypeId(135)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[8, 15] },
     // 134
     TypeDef { name: "ChargeItemDefinition.applicability", kind: TypeKind::Backbone, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
@@ -1766,7 +1766,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "description", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: false, binding: None },
         E { name: "language", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: false, binding: None },
         E { name: "expression", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[] },
     // 135
     TypeDef { name: "ChargeItemDefinition.propertyGroup", kind: TypeKind::Backbone, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
@@ -1774,7 +1774,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "modifierExtension", min: 0, max: u32::MAX, types: &[TypeId(50)], choice: false, plain: false, binding: None },
         E { name: "applicability", min: 0, max: u32::MAX, types: &[TypeId(134)], choice: false, plain: false, binding: None },
         E { name: "priceComponent", min: 0, max: u32::MAX, types: &[TypeId(136)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[] },
     // 136
     TypeDef { name: "ChargeItemDefinition.propertyGroup.priceComponent", kind: TypeKind::Backbone, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
@@ -1784,7 +1784,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "code", min: 0, max: 1, types: &[TypeId(26)], choice: false, plain: false, binding: None },
         E { name: "factor", min: 0, max: 1, types: &[TypeId(8)], choice: false, plain: false, binding: None },
         E { name: "amount", min: 0, max: 1, types: &[TypeId(55)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[3] },
     // 137
     TypeDef { name: "Claim", kind: TypeKind::Resource, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(9)], choice: false, plain: false, binding: None },
@@ -1822,7 +1822,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "accident", min: 0, max: 1, types: &[TypeId(145)], choice: false, plain: false, binding: None },
         E { name: "item", min: 0, max: u32::MAX, types: &[TypeId(146)], choice: false, plain: false, binding: None },
         E { name: "total", min: 0, max: 1, types: &[TypeId(55)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[9, 10, 12, 13, 15, 18, 19, 31] },
     // 138
     TypeDef { name: "Claim.related", kind: TypeKind::Backbone, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
@@ -1831,7 +1831,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "claim", min: 0, max: 1, types: &[TypeId(65)], choice: false, plain: false, binding: None },
         E { name: "relationship", min: 0, max: 1, types: &[TypeId(26)], choice: false, plain: false, binding: None },
         E { name: "reference", min: 0, max: 1, types: &[TypeId(52)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[] },
     // 139
     TypeDef { name: "Claim.payee", kind: TypeKind::Backbone, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
@@ -1839,7 +1839,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "modifierExtension", min: 0, max: u32::MAX, types: &[TypeId(50)], choice: false, plain: false, binding: None },
         E { name: "type", min: 1, max: 1, types: &[TypeId(26)], choice: false, plain: false, binding: None },
         E { name: "party", min: 0, max: 1, types: &[TypeId(65)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[3] },
     // 140
     TypeDef { name: "Claim.careTeam", kind: TypeKind::Backbone, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
@@ -1850,7 +1850,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "responsible", min: 0, max: 1, types: &[TypeId(3)], choice: false, plain: false, binding: None },
         E { name: "role", min: 0, max: 1, types: &[TypeId(26)], choice: false, plain: false, binding: None },
         E { name: "qualification", min: 0, max: 1, types: &[TypeId(26)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[3, 4] },
     // 141
     TypeDef { name: "Claim.supportingInfo", kind: TypeKind::Backbone, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
@@ -1862,7 +1862,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "timing", min: 0, max: 1, types: &[TypeId(6), TypeId(58)], choice: true, plain: false, binding: None },
         E { name: "value", min: 0, max: 1, types: &[TypeId(3), TypeId(15), TypeId(62), TypeId(25), TypeId(65)], choice: true, plain: false, binding: None },
         E { name: "reason", min: 0, max: 1, types: &[TypeId(26)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[3, 4] },
     // 142
     TypeDef { name: "Claim.diagnosis", kind: TypeKind::Backbone, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
@@ -1873,7 +1873,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "type", min: 0, max: u32::MAX, types: &[TypeId(26)], choice: false, plain: false, binding: None },
         E { name: "onAdmission", min: 0, max: 1, types: &[TypeId(26)], choice: false, plain: false, binding: None },
         E { name: "packageCode", min: 0, max: 1, types: &[TypeId(26)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[3, 4] },
     // 143
     TypeDef { name: "Claim.procedure", kind: TypeKind::Backbone, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
@@ -1884,7 +1884,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "date", min: 0, max: 1, types: &[TypeId(7)], choice: false, plain: false, binding: None },
         E { name: "procedure", min: 1, max: 1, types: &[TypeId(26), TypeId(65)], choice: true, plain: false, binding: None },
         E { name: "udi", min: 0, max: u32::MAX, types: &[TypeId(65)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[3, 6] },
     // 144
     TypeDef { name: "Claim.insurance", kind: TypeKind::Backbone, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
@@ -1897,7 +1897,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "businessArrangement", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: false, binding: None },
         E { name: "preAuthRef", min: 0, max: u32::MAX, types: &[TypeId(15)], choice: false, plain: false, binding: None },
         E { name: "claimResponse", min: 0, max: 1, types: &[TypeId(65)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[3, 4, 6] },
     // 145
     TypeDef { name: "Claim.accident", kind: TypeKind::Backbone, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
@@ -1906,7 +1906,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "date", min: 1, max: 1, types: &[TypeId(6)], choice: false, plain: false, binding: None },
         E { name: "type", min: 0, max: 1, types: &[TypeId(26)], choice: false, plain: false, binding: None },
         E { name: "location", min: 0, max: 1, types: &[TypeId(22), TypeId(65)], choice: true, plain: false, binding: None },
-    ] },
+    ], checked: &[3] },
     // 146
     TypeDef { name: "Claim.item", kind: TypeKind::Backbone, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
@@ -1933,7 +1933,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "subSite", min: 0, max: u32::MAX, types: &[TypeId(26)], choice: false, plain: false, binding: None },
         E { name: "encounter", min: 0, max: u32::MAX, types: &[TypeId(65)], choice: false, plain: false, binding: None },
         E { name: "detail", min: 0, max: u32::MAX, types: &[TypeId(147)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[3, 10] },
     // 147
     TypeDef { name: "Claim.item.detail", kind: TypeKind::Backbone, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
@@ -1951,7 +1951,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "net", min: 0, max: 1, types: &[TypeId(55)], choice: false, plain: false, binding: None },
         E { name: "udi", min: 0, max: u32::MAX, types: &[TypeId(65)], choice: false, plain: false, binding: None },
         E { name: "subDetail", min: 0, max: u32::MAX, types: &[TypeId(148)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[3, 6] },
     // 148
     TypeDef { name: "Claim.item.detail.subDetail", kind: TypeKind::Backbone, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
@@ -1968,7 +1968,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "factor", min: 0, max: 1, types: &[TypeId(8)], choice: false, plain: false, binding: None },
         E { name: "net", min: 0, max: 1, types: &[TypeId(55)], choice: false, plain: false, binding: None },
         E { name: "udi", min: 0, max: u32::MAX, types: &[TypeId(65)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[3, 6] },
     // 149
     TypeDef { name: "ClaimResponse", kind: TypeKind::Resource, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(9)], choice: false, plain: false, binding: None },
@@ -2006,7 +2006,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "communicationRequest", min: 0, max: u32::MAX, types: &[TypeId(65)], choice: false, plain: false, binding: None },
         E { name: "insurance", min: 0, max: u32::MAX, types: &[TypeId(160)], choice: false, plain: false, binding: None },
         E { name: "error", min: 0, max: u32::MAX, types: &[TypeId(161)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[9, 10, 12, 13, 14, 15, 18] },
     // 150
     TypeDef { name: "ClaimResponse.item", kind: TypeKind::Backbone, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
@@ -2016,7 +2016,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "noteNumber", min: 0, max: u32::MAX, types: &[TypeId(14)], choice: false, plain: false, binding: None },
         E { name: "adjudication", min: 1, max: u32::MAX, types: &[TypeId(151)], choice: false, plain: false, binding: None },
         E { name: "detail", min: 0, max: u32::MAX, types: &[TypeId(152)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[3, 5] },
     // 151
     TypeDef { name: "ClaimResponse.item.adjudication", kind: TypeKind::Backbone, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
@@ -2026,7 +2026,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "reason", min: 0, max: 1, types: &[TypeId(26)], choice: false, plain: false, binding: None },
         E { name: "amount", min: 0, max: 1, types: &[TypeId(55)], choice: false, plain: false, binding: None },
         E { name: "value", min: 0, max: 1, types: &[TypeId(8)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[3] },
     // 152
     TypeDef { name: "ClaimResponse.item.detail", kind: TypeKind::Backbone, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
@@ -2036,7 +2036,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "noteNumber", min: 0, max: u32::MAX, types: &[TypeId(14)], choice: false, plain: false, binding: None },
         E { name: "adjudication", min: 1, max: u32::MAX, types: &[TypeId(151)], choice: false, plain: false, binding: None },
         E { name: "subDetail", min: 0, max: u32::MAX, types: &[TypeId(153)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[3, 5] },
     // 153
     TypeDef { name: "ClaimResponse.item.detail.subDetail", kind: TypeKind::Backbone, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
@@ -2045,7 +2045,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "subDetailSequence", min: 1, max: 1, types: &[TypeId(14)], choice: false, plain: false, binding: None },
         E { name: "noteNumber", min: 0, max: u32::MAX, types: &[TypeId(14)], choice: false, plain: false, binding: None },
         E { name: "adjudication", min: 0, max: u32::MAX, types: &[TypeId(151)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[3] },
     // 154
     TypeDef { name: "ClaimResponse.addItem", kind: TypeKind::Backbone, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
@@ -2069,7 +2069,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "noteNumber", min: 0, max: u32::MAX, types: &[TypeId(14)], choice: false, plain: false, binding: None },
         E { name: "adjudication", min: 1, max: u32::MAX, types: &[TypeId(151)], choice: false, plain: false, binding: None },
         E { name: "detail", min: 0, max: u32::MAX, types: &[TypeId(155)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[7, 19] },
     // 155
     TypeDef { name: "ClaimResponse.addItem.detail", kind: TypeKind::Backbone, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
@@ -2084,7 +2084,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "noteNumber", min: 0, max: u32::MAX, types: &[TypeId(14)], choice: false, plain: false, binding: None },
         E { name: "adjudication", min: 1, max: u32::MAX, types: &[TypeId(151)], choice: false, plain: false, binding: None },
         E { name: "subDetail", min: 0, max: u32::MAX, types: &[TypeId(156)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[3, 10] },
     // 156
     TypeDef { name: "ClaimResponse.addItem.detail.subDetail", kind: TypeKind::Backbone, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
@@ -2098,7 +2098,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "net", min: 0, max: 1, types: &[TypeId(55)], choice: false, plain: false, binding: None },
         E { name: "noteNumber", min: 0, max: u32::MAX, types: &[TypeId(14)], choice: false, plain: false, binding: None },
         E { name: "adjudication", min: 1, max: u32::MAX, types: &[TypeId(151)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[3, 10] },
     // 157
     TypeDef { name: "ClaimResponse.total", kind: TypeKind::Backbone, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
@@ -2106,7 +2106,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "modifierExtension", min: 0, max: u32::MAX, types: &[TypeId(50)], choice: false, plain: false, binding: None },
         E { name: "category", min: 1, max: 1, types: &[TypeId(26)], choice: false, plain: false, binding: None },
         E { name: "amount", min: 1, max: 1, types: &[TypeId(55)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[3, 4] },
     // 158
     TypeDef { name: "ClaimResponse.payment", kind: TypeKind::Backbone, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
@@ -2118,7 +2118,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "date", min: 0, max: 1, types: &[TypeId(6)], choice: false, plain: false, binding: None },
         E { name: "amount", min: 1, max: 1, types: &[TypeId(55)], choice: false, plain: false, binding: None },
         E { name: "identifier", min: 0, max: 1, types: &[TypeId(52)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[3, 7] },
     // 159
     TypeDef { name: "ClaimResponse.processNote", kind: TypeKind::Backbone, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
@@ -2128,7 +2128,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "type", min: 0, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS76) },
         E { name: "text", min: 1, max: 1, types: &[TypeId(15)], choice: false, plain: false, binding: None },
         E { name: "language", min: 0, max: 1, types: &[TypeId(26)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[5] },
     // 160
     TypeDef { name: "ClaimResponse.insurance", kind: TypeKind::Backbone, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
@@ -2139,7 +2139,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "coverage", min: 1, max: 1, types: &[TypeId(65)], choice: false, plain: false, binding: None },
         E { name: "businessArrangement", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: false, binding: None },
         E { name: "claimResponse", min: 0, max: 1, types: &[TypeId(65)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[3, 4, 5] },
     // 161
     TypeDef { name: "ClaimResponse.error", kind: TypeKind::Backbone, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
@@ -2149,7 +2149,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "detailSequence", min: 0, max: 1, types: &[TypeId(14)], choice: false, plain: false, binding: None },
         E { name: "subDetailSequence", min: 0, max: 1, types: &[TypeId(14)], choice: false, plain: false, binding: None },
         E { name: "code", min: 1, max: 1, types: &[TypeId(26)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[6] },
     // 162
     TypeDef { name: "ClinicalImpression", kind: TypeKind::Resource, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(9)], choice: false, plain: false, binding: None },
@@ -2180,7 +2180,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "prognosisReference", min: 0, max: u32::MAX, types: &[TypeId(65)], choice: false, plain: false, binding: None },
         E { name: "supportingInfo", min: 0, max: u32::MAX, types: &[TypeId(65)], choice: false, plain: false, binding: None },
         E { name: "note", min: 0, max: u32::MAX, types: &[TypeId(24)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[9, 13] },
     // 163
     TypeDef { name: "ClinicalImpression.investigation", kind: TypeKind::Backbone, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
@@ -2188,7 +2188,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "modifierExtension", min: 0, max: u32::MAX, types: &[TypeId(50)], choice: false, plain: false, binding: None },
         E { name: "code", min: 1, max: 1, types: &[TypeId(26)], choice: false, plain: false, binding: None },
         E { name: "item", min: 0, max: u32::MAX, types: &[TypeId(65)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[3] },
     // 164
     TypeDef { name: "ClinicalImpression.finding", kind: TypeKind::Backbone, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
@@ -2197,7 +2197,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "itemCodeableConcept", min: 0, max: 1, types: &[TypeId(26)], choice: false, plain: false, binding: None },
         E { name: "itemReference", min: 0, max: 1, types: &[TypeId(65)], choice: false, plain: false, binding: None },
         E { name: "basis", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[] },
     // 165
     TypeDef { name: "CodeSystem", kind: TypeKind::Resource, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(9)], choice: false, plain: false, binding: None },
@@ -2234,7 +2234,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "filter", min: 0, max: u32::MAX, types: &[TypeId(166)], choice: false, plain: false, binding: None },
         E { name: "property", min: 0, max: u32::MAX, types: &[TypeId(167)], choice: false, plain: false, binding: None },
         E { name: "concept", min: 0, max: u32::MAX, types: &[TypeId(168)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[13, 28] },
     // 166
     TypeDef { name: "CodeSystem.filter", kind: TypeKind::Backbone, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
@@ -2244,7 +2244,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "description", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: false, binding: None },
         E { name: "operator", min: 1, max: u32::MAX, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS80) },
         E { name: "value", min: 1, max: 1, types: &[TypeId(15)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[3, 5, 6] },
     // 167
     TypeDef { name: "CodeSystem.property", kind: TypeKind::Backbone, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
@@ -2254,7 +2254,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "uri", min: 0, max: 1, types: &[TypeId(18)], choice: false, plain: false, binding: None },
         E { name: "description", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: false, binding: None },
         E { name: "type", min: 1, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS81) },
-    ] },
+    ], checked: &[3, 6] },
     // 168
     TypeDef { name: "CodeSystem.concept", kind: TypeKind::Backbone, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
@@ -2266,7 +2266,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "designation", min: 0, max: u32::MAX, types: &[TypeId(169)], choice: false, plain: false, binding: None },
         E { name: "property", min: 0, max: u32::MAX, types: &[TypeId(170)], choice: false, plain: false, binding: None },
         E { name: "concept", min: 0, max: u32::MAX, types: &[TypeId(168)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[3] },
     // 169
     TypeDef { name: "CodeSystem.concept.designation", kind: TypeKind::Backbone, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
@@ -2275,7 +2275,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "language", min: 0, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: None },
         E { name: "use", min: 0, max: 1, types: &[TypeId(27)], choice: false, plain: false, binding: None },
         E { name: "value", min: 1, max: 1, types: &[TypeId(15)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[5] },
     // 170
     TypeDef { name: "CodeSystem.concept.property", kind: TypeKind::Backbone, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
@@ -2283,7 +2283,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "modifierExtension", min: 0, max: u32::MAX, types: &[TypeId(50)], choice: false, plain: false, binding: None },
         E { name: "code", min: 1, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: None },
         E { name: "value", min: 1, max: 1, types: &[TypeId(5), TypeId(27), TypeId(15), TypeId(11), TypeId(3), TypeId(7), TypeId(8)], choice: true, plain: false, binding: None },
-    ] },
+    ], checked: &[3, 4] },
     // 171
     TypeDef { name: "Communication", kind: TypeKind::Resource, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(9)], choice: false, plain: false, binding: None },
@@ -2317,14 +2317,14 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "reasonReference", min: 0, max: u32::MAX, types: &[TypeId(65)], choice: false, plain: false, binding: None },
         E { name: "payload", min: 0, max: u32::MAX, types: &[TypeId(172)], choice: false, plain: false, binding: None },
         E { name: "note", min: 0, max: u32::MAX, types: &[TypeId(24)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[14] },
     // 172
     TypeDef { name: "Communication.payload", kind: TypeKind::Backbone, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
         E { name: "extension", min: 0, max: u32::MAX, types: &[TypeId(50)], choice: false, plain: false, binding: None },
         E { name: "modifierExtension", min: 0, max: u32::MAX, types: &[TypeId(50)], choice: false, plain: false, binding: None },
         E { name: "content", min: 1, max: 1, types: &[TypeId(15), TypeId(25), TypeId(65)], choice: true, plain: false, binding: None },
-    ] },
+    ], checked: &[3] },
     // 173
     TypeDef { name: "CommunicationRequest", kind: TypeKind::Resource, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(9)], choice: false, plain: false, binding: None },
@@ -2357,14 +2357,14 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "reasonCode", min: 0, max: u32::MAX, types: &[TypeId(26)], choice: false, plain: false, binding: None },
         E { name: "reasonReference", min: 0, max: u32::MAX, types: &[TypeId(65)], choice: false, plain: false, binding: None },
         E { name: "note", min: 0, max: u32::MAX, types: &[TypeId(24)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[12] },
     // 174
     TypeDef { name: "CommunicationRequest.payload", kind: TypeKind::Backbone, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
         E { name: "extension", min: 0, max: u32::MAX, types: &[TypeId(50)], choice: false, plain: false, binding: None },
         E { name: "modifierExtension", min: 0, max: u32::MAX, types: &[TypeId(50)], choice: false, plain: false, binding: None },
         E { name: "content", min: 1, max: 1, types: &[TypeId(15), TypeId(25), TypeId(65)], choice: true, plain: false, binding: None },
-    ] },
+    ], checked: &[3] },
     // 175
     TypeDef { name: "CompartmentDefinition", kind: TypeKind::Resource, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(9)], choice: false, plain: false, binding: None },
@@ -2389,7 +2389,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "code", min: 1, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS83) },
         E { name: "search", min: 1, max: 1, types: &[TypeId(3)], choice: false, plain: false, binding: None },
         E { name: "resource", min: 0, max: u32::MAX, types: &[TypeId(176)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[8, 10, 11, 19, 20] },
     // 176
     TypeDef { name: "CompartmentDefinition.resource", kind: TypeKind::Backbone, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
@@ -2398,7 +2398,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "code", min: 1, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS55) },
         E { name: "param", min: 0, max: u32::MAX, types: &[TypeId(15)], choice: false, plain: false, binding: None },
         E { name: "documentation", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[3] },
     // 177
     TypeDef { name: "Composition", kind: TypeKind::Resource, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(9)], choice: false, plain: false, binding: None },
@@ -2424,7 +2424,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "relatesTo", min: 0, max: u32::MAX, types: &[TypeId(179)], choice: false, plain: false, binding: None },
         E { name: "event", min: 0, max: u32::MAX, types: &[TypeId(180)], choice: false, plain: false, binding: None },
         E { name: "section", min: 0, max: u32::MAX, types: &[TypeId(181)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[9, 10, 14, 15, 16] },
     // 178
     TypeDef { name: "Composition.attester", kind: TypeKind::Backbone, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
@@ -2433,7 +2433,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "mode", min: 1, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS86) },
         E { name: "time", min: 0, max: 1, types: &[TypeId(7)], choice: false, plain: false, binding: None },
         E { name: "party", min: 0, max: 1, types: &[TypeId(65)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[3] },
     // 179
     TypeDef { name: "Composition.relatesTo", kind: TypeKind::Backbone, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
@@ -2441,7 +2441,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "modifierExtension", min: 0, max: u32::MAX, types: &[TypeId(50)], choice: false, plain: false, binding: None },
         E { name: "code", min: 1, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS87) },
         E { name: "target", min: 1, max: 1, types: &[TypeId(52), TypeId(65)], choice: true, plain: false, binding: None },
-    ] },
+    ], checked: &[3, 4] },
     // 180
     TypeDef { name: "Composition.event", kind: TypeKind::Backbone, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
@@ -2450,7 +2450,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "code", min: 0, max: u32::MAX, types: &[TypeId(26)], choice: false, plain: false, binding: None },
         E { name: "period", min: 0, max: 1, types: &[TypeId(58)], choice: false, plain: false, binding: None },
         E { name: "detail", min: 0, max: u32::MAX, types: &[TypeId(65)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[] },
     // 181
     TypeDef { name: "Composition.section", kind: TypeKind::Backbone, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
@@ -2466,7 +2466,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "entry", min: 0, max: u32::MAX, types: &[TypeId(65)], choice: false, plain: false, binding: None },
         E { name: "emptyReason", min: 0, max: 1, types: &[TypeId(26)], choice: false, plain: false, binding: None },
         E { name: "section", min: 0, max: u32::MAX, types: &[TypeId(181)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[] },
     // 182
     TypeDef { name: "ConceptMap", kind: TypeKind::Resource, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(9)], choice: false, plain: false, binding: None },
@@ -2495,7 +2495,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "source", min: 0, max: 1, types: &[TypeId(18), TypeId(4)], choice: true, plain: false, binding: None },
         E { name: "target", min: 0, max: 1, types: &[TypeId(18), TypeId(4)], choice: true, plain: false, binding: None },
         E { name: "group", min: 0, max: u32::MAX, types: &[TypeId(183)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[13] },
     // 183
     TypeDef { name: "ConceptMap.group", kind: TypeKind::Backbone, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
@@ -2507,7 +2507,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "targetVersion", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: false, binding: None },
         E { name: "element", min: 1, max: u32::MAX, types: &[TypeId(184)], choice: false, plain: false, binding: None },
         E { name: "unmapped", min: 0, max: 1, types: &[TypeId(187)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[7] },
     // 184
     TypeDef { name: "ConceptMap.group.element", kind: TypeKind::Backbone, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
@@ -2516,7 +2516,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "code", min: 0, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: None },
         E { name: "display", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: false, binding: None },
         E { name: "target", min: 0, max: u32::MAX, types: &[TypeId(185)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[] },
     // 185
     TypeDef { name: "ConceptMap.group.element.target", kind: TypeKind::Backbone, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
@@ -2528,7 +2528,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "comment", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: false, binding: None },
         E { name: "dependsOn", min: 0, max: u32::MAX, types: &[TypeId(186)], choice: false, plain: false, binding: None },
         E { name: "product", min: 0, max: u32::MAX, types: &[TypeId(186)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[5] },
     // 186
     TypeDef { name: "ConceptMap.group.element.target.dependsOn", kind: TypeKind::Backbone, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
@@ -2538,7 +2538,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "system", min: 0, max: 1, types: &[TypeId(4)], choice: false, plain: false, binding: None },
         E { name: "value", min: 1, max: 1, types: &[TypeId(15)], choice: false, plain: false, binding: None },
         E { name: "display", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[3, 5] },
     // 187
     TypeDef { name: "ConceptMap.group.unmapped", kind: TypeKind::Backbone, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
@@ -2548,7 +2548,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "code", min: 0, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: None },
         E { name: "display", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: false, binding: None },
         E { name: "url", min: 0, max: 1, types: &[TypeId(4)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[3] },
     // 188
     TypeDef { name: "Condition", kind: TypeKind::Resource, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(9)], choice: false, plain: false, binding: None },
@@ -2576,7 +2576,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "stage", min: 0, max: u32::MAX, types: &[TypeId(189)], choice: false, plain: false, binding: None },
         E { name: "evidence", min: 0, max: u32::MAX, types: &[TypeId(190)], choice: false, plain: false, binding: None },
         E { name: "note", min: 0, max: u32::MAX, types: &[TypeId(24)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[15] },
     // 189
     TypeDef { name: "Condition.stage", kind: TypeKind::Backbone, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
@@ -2585,7 +2585,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "summary", min: 0, max: 1, types: &[TypeId(26)], choice: false, plain: false, binding: None },
         E { name: "assessment", min: 0, max: u32::MAX, types: &[TypeId(65)], choice: false, plain: false, binding: None },
         E { name: "type", min: 0, max: 1, types: &[TypeId(26)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[] },
     // 190
     TypeDef { name: "Condition.evidence", kind: TypeKind::Backbone, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
@@ -2593,7 +2593,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "modifierExtension", min: 0, max: u32::MAX, types: &[TypeId(50)], choice: false, plain: false, binding: None },
         E { name: "code", min: 0, max: u32::MAX, types: &[TypeId(26)], choice: false, plain: false, binding: None },
         E { name: "detail", min: 0, max: u32::MAX, types: &[TypeId(65)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[] },
     // 191
     TypeDef { name: "Consent", kind: TypeKind::Resource, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(9)], choice: false, plain: false, binding: None },
@@ -2617,7 +2617,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "policyRule", min: 0, max: 1, types: &[TypeId(26)], choice: false, plain: false, binding: None },
         E { name: "verification", min: 0, max: u32::MAX, types: &[TypeId(193)], choice: false, plain: false, binding: None },
         E { name: "provision", min: 0, max: 1, types: &[TypeId(194)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[9, 10, 11] },
     // 192
     TypeDef { name: "Consent.policy", kind: TypeKind::Backbone, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
@@ -2625,7 +2625,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "modifierExtension", min: 0, max: u32::MAX, types: &[TypeId(50)], choice: false, plain: false, binding: None },
         E { name: "authority", min: 0, max: 1, types: &[TypeId(18)], choice: false, plain: false, binding: None },
         E { name: "uri", min: 0, max: 1, types: &[TypeId(18)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[] },
     // 193
     TypeDef { name: "Consent.verification", kind: TypeKind::Backbone, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
@@ -2634,7 +2634,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "verified", min: 1, max: 1, types: &[TypeId(3)], choice: false, plain: false, binding: None },
         E { name: "verifiedWith", min: 0, max: 1, types: &[TypeId(65)], choice: false, plain: false, binding: None },
         E { name: "verificationDate", min: 0, max: 1, types: &[TypeId(7)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[3] },
     // 194
     TypeDef { name: "Consent.provision", kind: TypeKind::Backbone, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
@@ -2651,7 +2651,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "dataPeriod", min: 0, max: 1, types: &[TypeId(58)], choice: false, plain: false, binding: None },
         E { name: "data", min: 0, max: u32::MAX, types: &[TypeId(196)], choice: false, plain: false, binding: None },
         E { name: "provision", min: 0, max: u32::MAX, types: &[TypeId(194)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[] },
     // 195
     TypeDef { name: "Consent.provision.actor", kind: TypeKind::Backbone, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
@@ -2659,7 +2659,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "modifierExtension", min: 0, max: u32::MAX, types: &[TypeId(50)], choice: false, plain: false, binding: None },
         E { name: "role", min: 1, max: 1, types: &[TypeId(26)], choice: false, plain: false, binding: None },
         E { name: "reference", min: 1, max: 1, types: &[TypeId(65)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[3, 4] },
     // 196
     TypeDef { name: "Consent.provision.data", kind: TypeKind::Backbone, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
@@ -2667,7 +2667,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "modifierExtension", min: 0, max: u32::MAX, types: &[TypeId(50)], choice: false, plain: false, binding: None },
         E { name: "meaning", min: 1, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS95) },
         E { name: "reference", min: 1, max: 1, types: &[TypeId(65)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[3, 4] },
     // 197
     TypeDef { name: "Contract", kind: TypeKind::Resource, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(9)], choice: false, plain: false, binding: None },
@@ -2711,7 +2711,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "legal", min: 0, max: u32::MAX, types: &[TypeId(211)], choice: false, plain: false, binding: None },
         E { name: "rule", min: 0, max: u32::MAX, types: &[TypeId(212)], choice: false, plain: false, binding: None },
         E { name: "legallyBinding", min: 0, max: 1, types: &[TypeId(25), TypeId(65)], choice: true, plain: false, binding: None },
-    ] },
+    ], checked: &[] },
     // 198
     TypeDef { name: "Contract.contentDefinition", kind: TypeKind::Backbone, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
@@ -2723,7 +2723,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "publicationDate", min: 0, max: 1, types: &[TypeId(7)], choice: false, plain: false, binding: None },
         E { name: "publicationStatus", min: 1, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS97) },
         E { name: "copyright", min: 0, max: 1, types: &[TypeId(12)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[3, 7] },
     // 199
     TypeDef { name: "Contract.term", kind: TypeKind::Backbone, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
@@ -2741,7 +2741,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "asset", min: 0, max: u32::MAX, types: &[TypeId(204)], choice: false, plain: false, binding: None },
         E { name: "action", min: 0, max: u32::MAX, types: &[TypeId(207)], choice: false, plain: false, binding: None },
         E { name: "group", min: 0, max: u32::MAX, types: &[TypeId(199)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[11] },
     // 200
     TypeDef { name: "Contract.term.securityLabel", kind: TypeKind::Backbone, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
@@ -2751,7 +2751,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "classification", min: 1, max: 1, types: &[TypeId(27)], choice: false, plain: false, binding: None },
         E { name: "category", min: 0, max: u32::MAX, types: &[TypeId(27)], choice: false, plain: false, binding: None },
         E { name: "control", min: 0, max: u32::MAX, types: &[TypeId(27)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[4] },
     // 201
     TypeDef { name: "Contract.term.offer", kind: TypeKind::Backbone, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
@@ -2767,7 +2767,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "text", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: false, binding: None },
         E { name: "linkId", min: 0, max: u32::MAX, types: &[TypeId(15)], choice: false, plain: false, binding: None },
         E { name: "securityLabelNumber", min: 0, max: u32::MAX, types: &[TypeId(17)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[] },
     // 202
     TypeDef { name: "Contract.term.offer.party", kind: TypeKind::Backbone, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
@@ -2775,14 +2775,14 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "modifierExtension", min: 0, max: u32::MAX, types: &[TypeId(50)], choice: false, plain: false, binding: None },
         E { name: "reference", min: 1, max: u32::MAX, types: &[TypeId(65)], choice: false, plain: false, binding: None },
         E { name: "role", min: 1, max: 1, types: &[TypeId(26)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[3, 4] },
     // 203
     TypeDef { name: "Contract.term.offer.answer", kind: TypeKind::Backbone, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
         E { name: "extension", min: 0, max: u32::MAX, types: &[TypeId(50)], choice: false, plain: false, binding: None },
         E { name: "modifierExtension", min: 0, max: u32::MAX, types: &[TypeId(50)], choice: false, plain: false, binding: None },
         E { name: "value", min: 1, max: 1, types: &[TypeId(3), TypeId(8), TypeId(11), TypeId(6), TypeId(7), TypeId(16), TypeId(15), TypeId(18), TypeId(25), TypeId(27), TypeId(62), TypeId(65)], choice: true, plain: false, binding: None },
-    ] },
+    ], checked: &[3] },
     // 204
     TypeDef { name: "Contract.term.asset", kind: TypeKind::Backbone, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
@@ -2803,7 +2803,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "answer", min: 0, max: u32::MAX, types: &[TypeId(203)], choice: false, plain: false, binding: None },
         E { name: "securityLabelNumber", min: 0, max: u32::MAX, types: &[TypeId(17)], choice: false, plain: false, binding: None },
         E { name: "valuedItem", min: 0, max: u32::MAX, types: &[TypeId(206)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[] },
     // 205
     TypeDef { name: "Contract.term.asset.context", kind: TypeKind::Backbone, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
@@ -2812,7 +2812,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "reference", min: 0, max: 1, types: &[TypeId(65)], choice: false, plain: false, binding: None },
         E { name: "code", min: 0, max: u32::MAX, types: &[TypeId(26)], choice: false, plain: false, binding: None },
         E { name: "text", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[] },
     // 206
     TypeDef { name: "Contract.term.asset.valuedItem", kind: TypeKind::Backbone, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
@@ -2832,7 +2832,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "recipient", min: 0, max: 1, types: &[TypeId(65)], choice: false, plain: false, binding: None },
         E { name: "linkId", min: 0, max: u32::MAX, types: &[TypeId(15)], choice: false, plain: false, binding: None },
         E { name: "securityLabelNumber", min: 0, max: u32::MAX, types: &[TypeId(17)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[] },
     // 207
     TypeDef { name: "Contract.term.action", kind: TypeKind::Backbone, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
@@ -2859,7 +2859,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "reasonLinkId", min: 0, max: u32::MAX, types: &[TypeId(15)], choice: false, plain: false, binding: None },
         E { name: "note", min: 0, max: u32::MAX, types: &[TypeId(24)], choice: false, plain: false, binding: None },
         E { name: "securityLabelNumber", min: 0, max: u32::MAX, types: &[TypeId(17)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[4, 6, 8] },
     // 208
     TypeDef { name: "Contract.term.action.subject", kind: TypeKind::Backbone, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
@@ -2867,7 +2867,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "modifierExtension", min: 0, max: u32::MAX, types: &[TypeId(50)], choice: false, plain: false, binding: None },
         E { name: "reference", min: 1, max: u32::MAX, types: &[TypeId(65)], choice: false, plain: false, binding: None },
         E { name: "role", min: 0, max: 1, types: &[TypeId(26)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[3] },
     // 209
     TypeDef { name: "Contract.signer", kind: TypeKind::Backbone, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
@@ -2876,28 +2876,28 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "type", min: 1, max: 1, types: &[TypeId(27)], choice: false, plain: false, binding: None },
         E { name: "party", min: 1, max: 1, types: &[TypeId(65)], choice: false, plain: false, binding: None },
         E { name: "signature", min: 1, max: u32::MAX, types: &[TypeId(68)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[3, 4, 5] },
     // 210
     TypeDef { name: "Contract.friendly", kind: TypeKind::Backbone, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
         E { name: "extension", min: 0, max: u32::MAX, types: &[TypeId(50)], choice: false, plain: false, binding: None },
         E { name: "modifierExtension", min: 0, max: u32::MAX, types: &[TypeId(50)], choice: false, plain: false, binding: None },
         E { name: "content", min: 1, max: 1, types: &[TypeId(25), TypeId(65)], choice: true, plain: false, binding: None },
-    ] },
+    ], checked: &[3] },
     // 211
     TypeDef { name: "Contract.legal", kind: TypeKind::Backbone, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
         E { name: "extension", min: 0, max: u32::MAX, types: &[TypeId(50)], choice: false, plain: false, binding: None },
         E { name: "modifierExtension", min: 0, max: u32::MAX, types: &[TypeId(50)], choice: false, plain: false, binding: None },
         E { name: "content", min: 1, max: 1, types: &[TypeId(25), TypeId(65)], choice: true, plain: false, binding: None },
-    ] },
+    ], checked: &[3] },
     // 212
     TypeDef { name: "Contract.rule", kind: TypeKind::Backbone, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
         E { name: "extension", min: 0, max: u32::MAX, types: &[TypeId(50)], choice: false, plain: false, binding: None },
         E { name: "modifierExtension", min: 0, max: u32::MAX, types: &[TypeId(50)], choice: false, plain: false, binding: None },
         E { name: "content", min: 1, max: 1, types: &[TypeId(25), TypeId(65)], choice: true, plain: false, binding: None },
-    ] },
+    ], checked: &[3] },
     // 213
     TypeDef { name: "Coverage", kind: TypeKind::Resource, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(9)], choice: false, plain: false, binding: None },
@@ -2925,7 +2925,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "costToBeneficiary", min: 0, max: u32::MAX, types: &[TypeId(215)], choice: false, plain: false, binding: None },
         E { name: "subrogation", min: 0, max: 1, types: &[TypeId(3)], choice: false, plain: false, binding: None },
         E { name: "contract", min: 0, max: u32::MAX, types: &[TypeId(65)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[9, 14, 18] },
     // 214
     TypeDef { name: "Coverage.class", kind: TypeKind::Backbone, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
@@ -2934,7 +2934,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "type", min: 1, max: 1, types: &[TypeId(26)], choice: false, plain: false, binding: None },
         E { name: "value", min: 1, max: 1, types: &[TypeId(15)], choice: false, plain: false, binding: None },
         E { name: "name", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[3, 4] },
     // 215
     TypeDef { name: "Coverage.costToBeneficiary", kind: TypeKind::Backbone, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
@@ -2943,7 +2943,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "type", min: 0, max: 1, types: &[TypeId(26)], choice: false, plain: false, binding: None },
         E { name: "value", min: 1, max: 1, types: &[TypeId(62), TypeId(55)], choice: true, plain: false, binding: None },
         E { name: "exception", min: 0, max: u32::MAX, types: &[TypeId(216)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[4] },
     // 216
     TypeDef { name: "Coverage.costToBeneficiary.exception", kind: TypeKind::Backbone, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
@@ -2951,7 +2951,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "modifierExtension", min: 0, max: u32::MAX, types: &[TypeId(50)], choice: false, plain: false, binding: None },
         E { name: "type", min: 1, max: 1, types: &[TypeId(26)], choice: false, plain: false, binding: None },
         E { name: "period", min: 0, max: 1, types: &[TypeId(58)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[3] },
     // 217
     TypeDef { name: "CoverageEligibilityRequest", kind: TypeKind::Resource, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(9)], choice: false, plain: false, binding: None },
@@ -2976,7 +2976,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "supportingInfo", min: 0, max: u32::MAX, types: &[TypeId(218)], choice: false, plain: false, binding: None },
         E { name: "insurance", min: 0, max: u32::MAX, types: &[TypeId(219)], choice: false, plain: false, binding: None },
         E { name: "item", min: 0, max: u32::MAX, types: &[TypeId(220)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[9, 11, 12, 14, 17] },
     // 218
     TypeDef { name: "CoverageEligibilityRequest.supportingInfo", kind: TypeKind::Backbone, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
@@ -2985,7 +2985,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "sequence", min: 1, max: 1, types: &[TypeId(14)], choice: false, plain: false, binding: None },
         E { name: "information", min: 1, max: 1, types: &[TypeId(65)], choice: false, plain: false, binding: None },
         E { name: "appliesToAll", min: 0, max: 1, types: &[TypeId(3)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[3, 4] },
     // 219
     TypeDef { name: "CoverageEligibilityRequest.insurance", kind: TypeKind::Backbone, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
@@ -2994,7 +2994,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "focal", min: 0, max: 1, types: &[TypeId(3)], choice: false, plain: false, binding: None },
         E { name: "coverage", min: 1, max: 1, types: &[TypeId(65)], choice: false, plain: false, binding: None },
         E { name: "businessArrangement", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[4] },
     // 220
     TypeDef { name: "CoverageEligibilityRequest.item", kind: TypeKind::Backbone, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
@@ -3010,14 +3010,14 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "facility", min: 0, max: 1, types: &[TypeId(65)], choice: false, plain: false, binding: None },
         E { name: "diagnosis", min: 0, max: u32::MAX, types: &[TypeId(221)], choice: false, plain: false, binding: None },
         E { name: "detail", min: 0, max: u32::MAX, types: &[TypeId(65)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[] },
     // 221
     TypeDef { name: "CoverageEligibilityRequest.item.diagnosis", kind: TypeKind::Backbone, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
         E { name: "extension", min: 0, max: u32::MAX, types: &[TypeId(50)], choice: false, plain: false, binding: None },
         E { name: "modifierExtension", min: 0, max: u32::MAX, types: &[TypeId(50)], choice: false, plain: false, binding: None },
         E { name: "diagnosis", min: 0, max: 1, types: &[TypeId(26), TypeId(65)], choice: true, plain: false, binding: None },
-    ] },
+    ], checked: &[] },
     // 222
     TypeDef { name: "CoverageEligibilityResponse", kind: TypeKind::Resource, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(9)], choice: false, plain: false, binding: None },
@@ -3043,7 +3043,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "preAuthRef", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: false, binding: None },
         E { name: "form", min: 0, max: 1, types: &[TypeId(26)], choice: false, plain: false, binding: None },
         E { name: "error", min: 0, max: u32::MAX, types: &[TypeId(226)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[9, 10, 11, 13, 15, 16, 18] },
     // 223
     TypeDef { name: "CoverageEligibilityResponse.insurance", kind: TypeKind::Backbone, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
@@ -3053,7 +3053,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "inforce", min: 0, max: 1, types: &[TypeId(3)], choice: false, plain: false, binding: None },
         E { name: "benefitPeriod", min: 0, max: 1, types: &[TypeId(58)], choice: false, plain: false, binding: None },
         E { name: "item", min: 0, max: u32::MAX, types: &[TypeId(224)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[3] },
     // 224
     TypeDef { name: "CoverageEligibilityResponse.insurance.item", kind: TypeKind::Backbone, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
@@ -3073,7 +3073,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "authorizationRequired", min: 0, max: 1, types: &[TypeId(3)], choice: false, plain: false, binding: None },
         E { name: "authorizationSupporting", min: 0, max: u32::MAX, types: &[TypeId(26)], choice: false, plain: false, binding: None },
         E { name: "authorizationUrl", min: 0, max: 1, types: &[TypeId(18)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[] },
     // 225
     TypeDef { name: "CoverageEligibilityResponse.insurance.item.benefit", kind: TypeKind::Backbone, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
@@ -3082,14 +3082,14 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "type", min: 1, max: 1, types: &[TypeId(26)], choice: false, plain: false, binding: None },
         E { name: "allowed", min: 0, max: 1, types: &[TypeId(17), TypeId(15), TypeId(55)], choice: true, plain: false, binding: None },
         E { name: "used", min: 0, max: 1, types: &[TypeId(17), TypeId(15), TypeId(55)], choice: true, plain: false, binding: None },
-    ] },
+    ], checked: &[3] },
     // 226
     TypeDef { name: "CoverageEligibilityResponse.error", kind: TypeKind::Backbone, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
         E { name: "extension", min: 0, max: u32::MAX, types: &[TypeId(50)], choice: false, plain: false, binding: None },
         E { name: "modifierExtension", min: 0, max: u32::MAX, types: &[TypeId(50)], choice: false, plain: false, binding: None },
         E { name: "code", min: 1, max: 1, types: &[TypeId(26)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[3] },
     // 227
     TypeDef { name: "DetectedIssue", kind: TypeKind::Resource, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(9)], choice: false, plain: false, binding: None },
@@ -3112,7 +3112,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "detail", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: false, binding: None },
         E { name: "reference", min: 0, max: 1, types: &[TypeId(18)], choice: false, plain: false, binding: None },
         E { name: "mitigation", min: 0, max: u32::MAX, types: &[TypeId(229)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[9] },
     // 228
     TypeDef { name: "DetectedIssue.evidence", kind: TypeKind::Backbone, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
@@ -3120,7 +3120,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "modifierExtension", min: 0, max: u32::MAX, types: &[TypeId(50)], choice: false, plain: false, binding: None },
         E { name: "code", min: 0, max: u32::MAX, types: &[TypeId(26)], choice: false, plain: false, binding: None },
         E { name: "detail", min: 0, max: u32::MAX, types: &[TypeId(65)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[] },
     // 229
     TypeDef { name: "DetectedIssue.mitigation", kind: TypeKind::Backbone, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
@@ -3129,7 +3129,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "action", min: 1, max: 1, types: &[TypeId(26)], choice: false, plain: false, binding: None },
         E { name: "date", min: 0, max: 1, types: &[TypeId(7)], choice: false, plain: false, binding: None },
         E { name: "author", min: 0, max: 1, types: &[TypeId(65)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[3] },
     // 230
     TypeDef { name: "Device", kind: TypeKind::Resource, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(9)], choice: false, plain: false, binding: None },
@@ -3166,7 +3166,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "note", min: 0, max: u32::MAX, types: &[TypeId(24)], choice: false, plain: false, binding: None },
         E { name: "safety", min: 0, max: u32::MAX, types: &[TypeId(26)], choice: false, plain: false, binding: None },
         E { name: "parent", min: 0, max: 1, types: &[TypeId(65)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[] },
     // 231
     TypeDef { name: "Device.udiCarrier", kind: TypeKind::Backbone, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
@@ -3178,7 +3178,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "carrierAIDC", min: 0, max: 1, types: &[TypeId(2)], choice: false, plain: false, binding: None },
         E { name: "carrierHRF", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: false, binding: None },
         E { name: "entryType", min: 0, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS103) },
-    ] },
+    ], checked: &[] },
     // 232
     TypeDef { name: "Device.deviceName", kind: TypeKind::Backbone, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
@@ -3186,7 +3186,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "modifierExtension", min: 0, max: u32::MAX, types: &[TypeId(50)], choice: false, plain: false, binding: None },
         E { name: "name", min: 1, max: 1, types: &[TypeId(15)], choice: false, plain: false, binding: None },
         E { name: "type", min: 1, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS104) },
-    ] },
+    ], checked: &[3, 4] },
     // 233
     TypeDef { name: "Device.specialization", kind: TypeKind::Backbone, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
@@ -3194,7 +3194,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "modifierExtension", min: 0, max: u32::MAX, types: &[TypeId(50)], choice: false, plain: false, binding: None },
         E { name: "systemType", min: 1, max: 1, types: &[TypeId(26)], choice: false, plain: false, binding: None },
         E { name: "version", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[3] },
     // 234
     TypeDef { name: "Device.version", kind: TypeKind::Backbone, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
@@ -3203,7 +3203,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "type", min: 0, max: 1, types: &[TypeId(26)], choice: false, plain: false, binding: None },
         E { name: "component", min: 0, max: 1, types: &[TypeId(52)], choice: false, plain: false, binding: None },
         E { name: "value", min: 1, max: 1, types: &[TypeId(15)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[5] },
     // 235
     TypeDef { name: "Device.property", kind: TypeKind::Backbone, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
@@ -3212,7 +3212,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "type", min: 1, max: 1, types: &[TypeId(26)], choice: false, plain: false, binding: None },
         E { name: "valueQuantity", min: 0, max: u32::MAX, types: &[TypeId(62)], choice: false, plain: false, binding: None },
         E { name: "valueCode", min: 0, max: u32::MAX, types: &[TypeId(26)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[3] },
     // 236
     TypeDef { name: "DeviceDefinition", kind: TypeKind::Resource, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(9)], choice: false, plain: false, binding: None },
@@ -3245,7 +3245,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "quantity", min: 0, max: 1, types: &[TypeId(62)], choice: false, plain: false, binding: None },
         E { name: "parentDevice", min: 0, max: 1, types: &[TypeId(65)], choice: false, plain: false, binding: None },
         E { name: "material", min: 0, max: u32::MAX, types: &[TypeId(242)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[] },
     // 237
     TypeDef { name: "DeviceDefinition.udiDeviceIdentifier", kind: TypeKind::Backbone, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
@@ -3254,7 +3254,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "deviceIdentifier", min: 1, max: 1, types: &[TypeId(15)], choice: false, plain: false, binding: None },
         E { name: "issuer", min: 1, max: 1, types: &[TypeId(18)], choice: false, plain: false, binding: None },
         E { name: "jurisdiction", min: 1, max: 1, types: &[TypeId(18)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[3, 4, 5] },
     // 238
     TypeDef { name: "DeviceDefinition.deviceName", kind: TypeKind::Backbone, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
@@ -3262,7 +3262,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "modifierExtension", min: 0, max: u32::MAX, types: &[TypeId(50)], choice: false, plain: false, binding: None },
         E { name: "name", min: 1, max: 1, types: &[TypeId(15)], choice: false, plain: false, binding: None },
         E { name: "type", min: 1, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS104) },
-    ] },
+    ], checked: &[3, 4] },
     // 239
     TypeDef { name: "DeviceDefinition.specialization", kind: TypeKind::Backbone, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
@@ -3270,7 +3270,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "modifierExtension", min: 0, max: u32::MAX, types: &[TypeId(50)], choice: false, plain: false, binding: None },
         E { name: "systemType", min: 1, max: 1, types: &[TypeId(15)], choice: false, plain: false, binding: None },
         E { name: "version", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[3] },
     // 240
     TypeDef { name: "DeviceDefinition.capability", kind: TypeKind::Backbone, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
@@ -3278,7 +3278,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "modifierExtension", min: 0, max: u32::MAX, types: &[TypeId(50)], choice: false, plain: false, binding: None },
         E { name: "type", min: 1, max: 1, types: &[TypeId(26)], choice: false, plain: false, binding: None },
         E { name: "description", min: 0, max: u32::MAX, types: &[TypeId(26)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[3] },
     // 241
     TypeDef { name: "DeviceDefinition.property", kind: TypeKind::Backbone, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
@@ -3287,7 +3287,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "type", min: 1, max: 1, types: &[TypeId(26)], choice: false, plain: false, binding: None },
         E { name: "valueQuantity", min: 0, max: u32::MAX, types: &[TypeId(62)], choice: false, plain: false, binding: None },
         E { name: "valueCode", min: 0, max: u32::MAX, types: &[TypeId(26)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[3] },
     // 242
     TypeDef { name: "DeviceDefinition.material", kind: TypeKind::Backbone, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
@@ -3296,7 +3296,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "substance", min: 1, max: 1, types: &[TypeId(26)], choice: false, plain: false, binding: None },
         E { name: "alternate", min: 0, max: 1, types: &[TypeId(3)], choice: false, plain: false, binding: None },
         E { name: "allergenicIndicator", min: 0, max: 1, types: &[TypeId(3)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[3] },
     // 243
     TypeDef { name: "DeviceMetric", kind: TypeKind::Resource, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(9)], choice: false, plain: false, binding: None },
@@ -3317,7 +3317,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "category", min: 1, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS107) },
         E { name: "measurementPeriod", min: 0, max: 1, types: &[TypeId(71)], choice: false, plain: false, binding: None },
         E { name: "calibration", min: 0, max: u32::MAX, types: &[TypeId(244)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[9, 15] },
     // 244
     TypeDef { name: "DeviceMetric.calibration", kind: TypeKind::Backbone, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
@@ -3326,7 +3326,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "type", min: 0, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS108) },
         E { name: "state", min: 0, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS109) },
         E { name: "time", min: 0, max: 1, types: &[TypeId(10)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[] },
     // 245
     TypeDef { name: "DeviceRequest", kind: TypeKind::Resource, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(9)], choice: false, plain: false, binding: None },
@@ -3361,7 +3361,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "supportingInfo", min: 0, max: u32::MAX, types: &[TypeId(65)], choice: false, plain: false, binding: None },
         E { name: "note", min: 0, max: u32::MAX, types: &[TypeId(24)], choice: false, plain: false, binding: None },
         E { name: "relevantHistory", min: 0, max: u32::MAX, types: &[TypeId(65)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[15, 17, 19] },
     // 246
     TypeDef { name: "DeviceRequest.parameter", kind: TypeKind::Backbone, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
@@ -3369,7 +3369,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "modifierExtension", min: 0, max: u32::MAX, types: &[TypeId(50)], choice: false, plain: false, binding: None },
         E { name: "code", min: 0, max: 1, types: &[TypeId(26)], choice: false, plain: false, binding: None },
         E { name: "value", min: 0, max: 1, types: &[TypeId(26), TypeId(62), TypeId(63), TypeId(3)], choice: true, plain: false, binding: None },
-    ] },
+    ], checked: &[] },
     // 247
     TypeDef { name: "DeviceUseStatement", kind: TypeKind::Resource, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(9)], choice: false, plain: false, binding: None },
@@ -3393,7 +3393,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "reasonReference", min: 0, max: u32::MAX, types: &[TypeId(65)], choice: false, plain: false, binding: None },
         E { name: "bodySite", min: 0, max: 1, types: &[TypeId(26)], choice: false, plain: false, binding: None },
         E { name: "note", min: 0, max: u32::MAX, types: &[TypeId(24)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[10, 11, 16] },
     // 248
     TypeDef { name: "DiagnosticReport", kind: TypeKind::Resource, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(9)], choice: false, plain: false, binding: None },
@@ -3422,7 +3422,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "conclusion", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: false, binding: None },
         E { name: "conclusionCode", min: 0, max: u32::MAX, types: &[TypeId(26)], choice: false, plain: false, binding: None },
         E { name: "presentedForm", min: 0, max: u32::MAX, types: &[TypeId(25)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[10, 12] },
     // 249
     TypeDef { name: "DiagnosticReport.media", kind: TypeKind::Backbone, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
@@ -3430,7 +3430,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "modifierExtension", min: 0, max: u32::MAX, types: &[TypeId(50)], choice: false, plain: false, binding: None },
         E { name: "comment", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: false, binding: None },
         E { name: "link", min: 1, max: 1, types: &[TypeId(65)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[4] },
     // 250
     TypeDef { name: "DocumentManifest", kind: TypeKind::Resource, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(9)], choice: false, plain: false, binding: None },
@@ -3453,7 +3453,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "description", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: false, binding: None },
         E { name: "content", min: 1, max: u32::MAX, types: &[TypeId(65)], choice: false, plain: false, binding: None },
         E { name: "related", min: 0, max: u32::MAX, types: &[TypeId(251)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[10, 18] },
     // 251
     TypeDef { name: "DocumentManifest.related", kind: TypeKind::Backbone, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
@@ -3461,7 +3461,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "modifierExtension", min: 0, max: u32::MAX, types: &[TypeId(50)], choice: false, plain: false, binding: None },
         E { name: "identifier", min: 0, max: 1, types: &[TypeId(52)], choice: false, plain: false, binding: None },
         E { name: "ref", min: 0, max: 1, types: &[TypeId(65)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[] },
     // 252
     TypeDef { name: "DocumentReference", kind: TypeKind::Resource, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(9)], choice: false, plain: false, binding: None },
@@ -3488,7 +3488,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "securityLabel", min: 0, max: u32::MAX, types: &[TypeId(26)], choice: false, plain: false, binding: None },
         E { name: "content", min: 1, max: u32::MAX, types: &[TypeId(254)], choice: false, plain: false, binding: None },
         E { name: "context", min: 0, max: 1, types: &[TypeId(255)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[10, 22] },
     // 253
     TypeDef { name: "DocumentReference.relatesTo", kind: TypeKind::Backbone, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
@@ -3496,7 +3496,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "modifierExtension", min: 0, max: u32::MAX, types: &[TypeId(50)], choice: false, plain: false, binding: None },
         E { name: "code", min: 1, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS87) },
         E { name: "target", min: 1, max: 1, types: &[TypeId(65)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[3, 4] },
     // 254
     TypeDef { name: "DocumentReference.content", kind: TypeKind::Backbone, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
@@ -3504,7 +3504,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "modifierExtension", min: 0, max: u32::MAX, types: &[TypeId(50)], choice: false, plain: false, binding: None },
         E { name: "attachment", min: 1, max: 1, types: &[TypeId(25)], choice: false, plain: false, binding: None },
         E { name: "format", min: 0, max: 1, types: &[TypeId(27)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[3] },
     // 255
     TypeDef { name: "DocumentReference.context", kind: TypeKind::Backbone, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
@@ -3517,7 +3517,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "practiceSetting", min: 0, max: 1, types: &[TypeId(26)], choice: false, plain: false, binding: None },
         E { name: "sourcePatientInfo", min: 0, max: 1, types: &[TypeId(65)], choice: false, plain: false, binding: None },
         E { name: "related", min: 0, max: u32::MAX, types: &[TypeId(65)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[] },
     // 256
     TypeDef { name: "DomainResource", kind: TypeKind::AbstractResource, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(9)], choice: false, plain: false, binding: None },
@@ -3528,7 +3528,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "contained", min: 0, max: u32::MAX, types: &[TypeId(75)], choice: false, plain: false, binding: None },
         E { name: "extension", min: 0, max: u32::MAX, types: &[TypeId(50)], choice: false, plain: false, binding: None },
         E { name: "modifierExtension", min: 0, max: u32::MAX, types: &[TypeId(50)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[] },
     // 257
     TypeDef { name: "EffectEvidenceSynthesis", kind: TypeKind::Resource, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(9)], choice: false, plain: false, binding: None },
@@ -3572,7 +3572,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "resultsByExposure", min: 0, max: u32::MAX, types: &[TypeId(259)], choice: false, plain: false, binding: None },
         E { name: "effectEstimate", min: 0, max: u32::MAX, types: &[TypeId(260)], choice: false, plain: false, binding: None },
         E { name: "certainty", min: 0, max: u32::MAX, types: &[TypeId(262)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[13, 33, 34, 35, 36] },
     // 258
     TypeDef { name: "EffectEvidenceSynthesis.sampleSize", kind: TypeKind::Backbone, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
@@ -3581,7 +3581,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "description", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: false, binding: None },
         E { name: "numberOfStudies", min: 0, max: 1, types: &[TypeId(11)], choice: false, plain: false, binding: None },
         E { name: "numberOfParticipants", min: 0, max: 1, types: &[TypeId(11)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[] },
     // 259
     TypeDef { name: "EffectEvidenceSynthesis.resultsByExposure", kind: TypeKind::Backbone, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
@@ -3591,7 +3591,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "exposureState", min: 0, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS113) },
         E { name: "variantState", min: 0, max: 1, types: &[TypeId(26)], choice: false, plain: false, binding: None },
         E { name: "riskEvidenceSynthesis", min: 1, max: 1, types: &[TypeId(65)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[6] },
     // 260
     TypeDef { name: "EffectEvidenceSynthesis.effectEstimate", kind: TypeKind::Backbone, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
@@ -3603,7 +3603,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "value", min: 0, max: 1, types: &[TypeId(8)], choice: false, plain: false, binding: None },
         E { name: "unitOfMeasure", min: 0, max: 1, types: &[TypeId(26)], choice: false, plain: false, binding: Some(&VS114) },
         E { name: "precisionEstimate", min: 0, max: u32::MAX, types: &[TypeId(261)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[] },
     // 261
     TypeDef { name: "EffectEvidenceSynthesis.effectEstimate.precisionEstimate", kind: TypeKind::Backbone, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
@@ -3613,7 +3613,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "level", min: 0, max: 1, types: &[TypeId(8)], choice: false, plain: false, binding: None },
         E { name: "from", min: 0, max: 1, types: &[TypeId(8)], choice: false, plain: false, binding: None },
         E { name: "to", min: 0, max: 1, types: &[TypeId(8)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[] },
     // 262
     TypeDef { name: "EffectEvidenceSynthesis.certainty", kind: TypeKind::Backbone, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
@@ -3622,7 +3622,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "rating", min: 0, max: u32::MAX, types: &[TypeId(26)], choice: false, plain: false, binding: None },
         E { name: "note", min: 0, max: u32::MAX, types: &[TypeId(24)], choice: false, plain: false, binding: None },
         E { name: "certaintySubcomponent", min: 0, max: u32::MAX, types: &[TypeId(263)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[] },
     // 263
     TypeDef { name: "EffectEvidenceSynthesis.certainty.certaintySubcomponent", kind: TypeKind::Backbone, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
@@ -3631,7 +3631,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "type", min: 0, max: 1, types: &[TypeId(26)], choice: false, plain: false, binding: None },
         E { name: "rating", min: 0, max: u32::MAX, types: &[TypeId(26)], choice: false, plain: false, binding: None },
         E { name: "note", min: 0, max: u32::MAX, types: &[TypeId(24)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[] },
     // 264
     TypeDef { name: "Encounter", kind: TypeKind::Resource, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(9)], choice: false, plain: false, binding: None },
@@ -3665,7 +3665,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "location", min: 0, max: u32::MAX, types: &[TypeId(270)], choice: false, plain: false, binding: None },
         E { name: "serviceProvider", min: 0, max: 1, types: &[TypeId(65)], choice: false, plain: false, binding: None },
         E { name: "partOf", min: 0, max: 1, types: &[TypeId(65)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[9, 11] },
     // 265
     TypeDef { name: "Encounter.statusHistory", kind: TypeKind::Backbone, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
@@ -3673,7 +3673,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "modifierExtension", min: 0, max: u32::MAX, types: &[TypeId(50)], choice: false, plain: false, binding: None },
         E { name: "status", min: 1, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS115) },
         E { name: "period", min: 1, max: 1, types: &[TypeId(58)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[3, 4] },
     // 266
     TypeDef { name: "Encounter.classHistory", kind: TypeKind::Backbone, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
@@ -3681,7 +3681,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "modifierExtension", min: 0, max: u32::MAX, types: &[TypeId(50)], choice: false, plain: false, binding: None },
         E { name: "class", min: 1, max: 1, types: &[TypeId(27)], choice: false, plain: false, binding: None },
         E { name: "period", min: 1, max: 1, types: &[TypeId(58)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[3, 4] },
     // 267
     TypeDef { name: "Encounter.participant", kind: TypeKind::Backbone, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
@@ -3690,7 +3690,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "type", min: 0, max: u32::MAX, types: &[TypeId(26)], choice: false, plain: false, binding: None },
         E { name: "period", min: 0, max: 1, types: &[TypeId(58)], choice: false, plain: false, binding: None },
         E { name: "individual", min: 0, max: 1, types: &[TypeId(65)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[] },
     // 268
     TypeDef { name: "Encounter.diagnosis", kind: TypeKind::Backbone, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
@@ -3699,7 +3699,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "condition", min: 1, max: 1, types: &[TypeId(65)], choice: false, plain: false, binding: None },
         E { name: "use", min: 0, max: 1, types: &[TypeId(26)], choice: false, plain: false, binding: None },
         E { name: "rank", min: 0, max: 1, types: &[TypeId(14)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[3] },
     // 269
     TypeDef { name: "Encounter.hospitalization", kind: TypeKind::Backbone, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
@@ -3714,7 +3714,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "specialArrangement", min: 0, max: u32::MAX, types: &[TypeId(26)], choice: false, plain: false, binding: None },
         E { name: "destination", min: 0, max: 1, types: &[TypeId(65)], choice: false, plain: false, binding: None },
         E { name: "dischargeDisposition", min: 0, max: 1, types: &[TypeId(26)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[] },
     // 270
     TypeDef { name: "Encounter.location", kind: TypeKind::Backbone, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
@@ -3724,7 +3724,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "status", min: 0, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS116) },
         E { name: "physicalType", min: 0, max: 1, types: &[TypeId(26)], choice: false, plain: false, binding: None },
         E { name: "period", min: 0, max: 1, types: &[TypeId(58)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[3] },
     // 271
     TypeDef { name: "Endpoint", kind: TypeKind::Resource, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(9)], choice: false, plain: false, binding: None },
@@ -3746,7 +3746,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "payloadMimeType", min: 0, max: u32::MAX, types: &[TypeId(5)], choice: false, plain: false, binding: None },
         E { name: "address", min: 1, max: 1, types: &[TypeId(19)], choice: false, plain: false, binding: None },
         E { name: "header", min: 0, max: u32::MAX, types: &[TypeId(15)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[9, 10, 15, 17] },
     // 272
     TypeDef { name: "EnrollmentRequest", kind: TypeKind::Resource, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(9)], choice: false, plain: false, binding: None },
@@ -3764,7 +3764,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "provider", min: 0, max: 1, types: &[TypeId(65)], choice: false, plain: false, binding: None },
         E { name: "candidate", min: 0, max: 1, types: &[TypeId(65)], choice: false, plain: false, binding: None },
         E { name: "coverage", min: 0, max: 1, types: &[TypeId(65)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[] },
     // 273
     TypeDef { name: "EnrollmentResponse", kind: TypeKind::Resource, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(9)], choice: false, plain: false, binding: None },
@@ -3783,7 +3783,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "created", min: 0, max: 1, types: &[TypeId(7)], choice: false, plain: false, binding: None },
         E { name: "organization", min: 0, max: 1, types: &[TypeId(65)], choice: false, plain: false, binding: None },
         E { name: "requestProvider", min: 0, max: 1, types: &[TypeId(65)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[] },
     // 274
     TypeDef { name: "EpisodeOfCare", kind: TypeKind::Resource, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(9)], choice: false, plain: false, binding: None },
@@ -3806,7 +3806,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "careManager", min: 0, max: 1, types: &[TypeId(65)], choice: false, plain: false, binding: None },
         E { name: "team", min: 0, max: u32::MAX, types: &[TypeId(65)], choice: false, plain: false, binding: None },
         E { name: "account", min: 0, max: u32::MAX, types: &[TypeId(65)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[9, 13] },
     // 275
     TypeDef { name: "EpisodeOfCare.statusHistory", kind: TypeKind::Backbone, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
@@ -3814,7 +3814,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "modifierExtension", min: 0, max: u32::MAX, types: &[TypeId(50)], choice: false, plain: false, binding: None },
         E { name: "status", min: 1, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS118) },
         E { name: "period", min: 1, max: 1, types: &[TypeId(58)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[3, 4] },
     // 276
     TypeDef { name: "EpisodeOfCare.diagnosis", kind: TypeKind::Backbone, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
@@ -3823,7 +3823,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "condition", min: 1, max: 1, types: &[TypeId(65)], choice: false, plain: false, binding: None },
         E { name: "role", min: 0, max: 1, types: &[TypeId(26)], choice: false, plain: false, binding: None },
         E { name: "rank", min: 0, max: 1, types: &[TypeId(14)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[3] },
     // 277
     TypeDef { name: "EventDefinition", kind: TypeKind::Resource, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(9)], choice: false, plain: false, binding: None },
@@ -3862,7 +3862,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "endorser", min: 0, max: u32::MAX, types: &[TypeId(28)], choice: false, plain: false, binding: None },
         E { name: "relatedArtifact", min: 0, max: u32::MAX, types: &[TypeId(66)], choice: false, plain: false, binding: None },
         E { name: "trigger", min: 1, max: u32::MAX, types: &[TypeId(73)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[14, 35] },
     // 278
     TypeDef { name: "Evidence", kind: TypeKind::Resource, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(9)], choice: false, plain: false, binding: None },
@@ -3901,7 +3901,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "exposureBackground", min: 1, max: 1, types: &[TypeId(65)], choice: false, plain: false, binding: None },
         E { name: "exposureVariant", min: 0, max: u32::MAX, types: &[TypeId(65)], choice: false, plain: false, binding: None },
         E { name: "outcome", min: 0, max: u32::MAX, types: &[TypeId(65)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[15, 33] },
     // 279
     TypeDef { name: "EvidenceVariable", kind: TypeKind::Resource, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(9)], choice: false, plain: false, binding: None },
@@ -3939,7 +3939,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "relatedArtifact", min: 0, max: u32::MAX, types: &[TypeId(66)], choice: false, plain: false, binding: None },
         E { name: "type", min: 0, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS119) },
         E { name: "characteristic", min: 1, max: u32::MAX, types: &[TypeId(280)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[15, 34] },
     // 280
     TypeDef { name: "EvidenceVariable.characteristic", kind: TypeKind::Backbone, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
@@ -3952,7 +3952,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "participantEffective", min: 0, max: 1, types: &[TypeId(7), TypeId(58), TypeId(39), TypeId(71)], choice: true, plain: false, binding: None },
         E { name: "timeFromStart", min: 0, max: 1, types: &[TypeId(39)], choice: false, plain: false, binding: None },
         E { name: "groupMeasure", min: 0, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS120) },
-    ] },
+    ], checked: &[4] },
     // 281
     TypeDef { name: "ExampleScenario", kind: TypeKind::Resource, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(9)], choice: false, plain: false, binding: None },
@@ -3980,7 +3980,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "instance", min: 0, max: u32::MAX, types: &[TypeId(283)], choice: false, plain: false, binding: None },
         E { name: "process", min: 0, max: u32::MAX, types: &[TypeId(286)], choice: false, plain: false, binding: None },
         E { name: "workflow", min: 0, max: u32::MAX, types: &[TypeId(4)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[12] },
     // 282
     TypeDef { name: "ExampleScenario.actor", kind: TypeKind::Backbone, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
@@ -3990,7 +3990,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "type", min: 1, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS121) },
         E { name: "name", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: false, binding: None },
         E { name: "description", min: 0, max: 1, types: &[TypeId(12)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[3, 4] },
     // 283
     TypeDef { name: "ExampleScenario.instance", kind: TypeKind::Backbone, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
@@ -4002,7 +4002,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "description", min: 0, max: 1, types: &[TypeId(12)], choice: false, plain: false, binding: None },
         E { name: "version", min: 0, max: u32::MAX, types: &[TypeId(284)], choice: false, plain: false, binding: None },
         E { name: "containedInstance", min: 0, max: u32::MAX, types: &[TypeId(285)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[3, 4] },
     // 284
     TypeDef { name: "ExampleScenario.instance.version", kind: TypeKind::Backbone, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
@@ -4010,7 +4010,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "modifierExtension", min: 0, max: u32::MAX, types: &[TypeId(50)], choice: false, plain: false, binding: None },
         E { name: "versionId", min: 1, max: 1, types: &[TypeId(15)], choice: false, plain: false, binding: None },
         E { name: "description", min: 1, max: 1, types: &[TypeId(12)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[3, 4] },
     // 285
     TypeDef { name: "ExampleScenario.instance.containedInstance", kind: TypeKind::Backbone, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
@@ -4018,7 +4018,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "modifierExtension", min: 0, max: u32::MAX, types: &[TypeId(50)], choice: false, plain: false, binding: None },
         E { name: "resourceId", min: 1, max: 1, types: &[TypeId(15)], choice: false, plain: false, binding: None },
         E { name: "versionId", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[3] },
     // 286
     TypeDef { name: "ExampleScenario.process", kind: TypeKind::Backbone, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
@@ -4029,7 +4029,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "preConditions", min: 0, max: 1, types: &[TypeId(12)], choice: false, plain: false, binding: None },
         E { name: "postConditions", min: 0, max: 1, types: &[TypeId(12)], choice: false, plain: false, binding: None },
         E { name: "step", min: 0, max: u32::MAX, types: &[TypeId(287)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[3] },
     // 287
     TypeDef { name: "ExampleScenario.process.step", kind: TypeKind::Backbone, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
@@ -4039,7 +4039,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "pause", min: 0, max: 1, types: &[TypeId(3)], choice: false, plain: false, binding: None },
         E { name: "operation", min: 0, max: 1, types: &[TypeId(288)], choice: false, plain: false, binding: None },
         E { name: "alternative", min: 0, max: u32::MAX, types: &[TypeId(289)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[] },
     // 288
     TypeDef { name: "ExampleScenario.process.step.operation", kind: TypeKind::Backbone, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
@@ -4055,7 +4055,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "receiverActive", min: 0, max: 1, types: &[TypeId(3)], choice: false, plain: false, binding: None },
         E { name: "request", min: 0, max: 1, types: &[TypeId(285)], choice: false, plain: false, binding: None },
         E { name: "response", min: 0, max: 1, types: &[TypeId(285)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[3] },
     // 289
     TypeDef { name: "ExampleScenario.process.step.alternative", kind: TypeKind::Backbone, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
@@ -4064,7 +4064,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "title", min: 1, max: 1, types: &[TypeId(15)], choice: false, plain: false, binding: None },
         E { name: "description", min: 0, max: 1, types: &[TypeId(12)], choice: false, plain: false, binding: None },
         E { name: "step", min: 0, max: u32::MAX, types: &[TypeId(287)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[3] },
     // 290
     TypeDef { name: "ExplanationOfBenefit", kind: TypeKind::Resource, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(9)], choice: false, plain: false, binding: None },
@@ -4118,7 +4118,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "processNote", min: 0, max: u32::MAX, types: &[TypeId(308)], choice: false, plain: false, binding: None },
         E { name: "benefitPeriod", min: 0, max: 1, types: &[TypeId(58)], choice: false, plain: false, binding: None },
         E { name: "benefitBalance", min: 0, max: u32::MAX, types: &[TypeId(309)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[9, 10, 12, 13, 15, 17, 18, 30, 39] },
     // 291
     TypeDef { name: "ExplanationOfBenefit.related", kind: TypeKind::Backbone, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
@@ -4127,7 +4127,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "claim", min: 0, max: 1, types: &[TypeId(65)], choice: false, plain: false, binding: None },
         E { name: "relationship", min: 0, max: 1, types: &[TypeId(26)], choice: false, plain: false, binding: None },
         E { name: "reference", min: 0, max: 1, types: &[TypeId(52)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[] },
     // 292
     TypeDef { name: "ExplanationOfBenefit.payee", kind: TypeKind::Backbone, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
@@ -4135,7 +4135,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "modifierExtension", min: 0, max: u32::MAX, types: &[TypeId(50)], choice: false, plain: false, binding: None },
         E { name: "type", min: 0, max: 1, types: &[TypeId(26)], choice: false, plain: false, binding: None },
         E { name: "party", min: 0, max: 1, types: &[TypeId(65)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[] },
     // 293
     TypeDef { name: "ExplanationOfBenefit.careTeam", kind: TypeKind::Backbone, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
@@ -4146,7 +4146,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "responsible", min: 0, max: 1, types: &[TypeId(3)], choice: false, plain: false, binding: None },
         E { name: "role", min: 0, max: 1, types: &[TypeId(26)], choice: false, plain: false, binding: None },
         E { name: "qualification", min: 0, max: 1, types: &[TypeId(26)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[3, 4] },
     // 294
     TypeDef { name: "ExplanationOfBenefit.supportingInfo", kind: TypeKind::Backbone, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
@@ -4158,7 +4158,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "timing", min: 0, max: 1, types: &[TypeId(6), TypeId(58)], choice: true, plain: false, binding: None },
         E { name: "value", min: 0, max: 1, types: &[TypeId(3), TypeId(15), TypeId(62), TypeId(25), TypeId(65)], choice: true, plain: false, binding: None },
         E { name: "reason", min: 0, max: 1, types: &[TypeId(27)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[3, 4] },
     // 295
     TypeDef { name: "ExplanationOfBenefit.diagnosis", kind: TypeKind::Backbone, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
@@ -4169,7 +4169,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "type", min: 0, max: u32::MAX, types: &[TypeId(26)], choice: false, plain: false, binding: None },
         E { name: "onAdmission", min: 0, max: 1, types: &[TypeId(26)], choice: false, plain: false, binding: None },
         E { name: "packageCode", min: 0, max: 1, types: &[TypeId(26)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[3, 4] },
     // 296
     TypeDef { name: "ExplanationOfBenefit.procedure", kind: TypeKind::Backbone, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
@@ -4180,7 +4180,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "date", min: 0, max: 1, types: &[TypeId(7)], choice: false, plain: false, binding: None },
         E { name: "procedure", min: 1, max: 1, types: &[TypeId(26), TypeId(65)], choice: true, plain: false, binding: None },
         E { name: "udi", min: 0, max: u32::MAX, types: &[TypeId(65)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[3, 6] },
     // 297
     TypeDef { name: "ExplanationOfBenefit.insurance", kind: TypeKind::Backbone, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
@@ -4189,7 +4189,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "focal", min: 1, max: 1, types: &[TypeId(3)], choice: false, plain: false, binding: None },
         E { name: "coverage", min: 1, max: 1, types: &[TypeId(65)], choice: false, plain: false, binding: None },
         E { name: "preAuthRef", min: 0, max: u32::MAX, types: &[TypeId(15)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[3, 4] },
     // 298
     TypeDef { name: "ExplanationOfBenefit.accident", kind: TypeKind::Backbone, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
@@ -4198,7 +4198,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "date", min: 0, max: 1, types: &[TypeId(6)], choice: false, plain: false, binding: None },
         E { name: "type", min: 0, max: 1, types: &[TypeId(26)], choice: false, plain: false, binding: None },
         E { name: "location", min: 0, max: 1, types: &[TypeId(22), TypeId(65)], choice: true, plain: false, binding: None },
-    ] },
+    ], checked: &[] },
     // 299
     TypeDef { name: "ExplanationOfBenefit.item", kind: TypeKind::Backbone, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
@@ -4227,7 +4227,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "noteNumber", min: 0, max: u32::MAX, types: &[TypeId(14)], choice: false, plain: false, binding: None },
         E { name: "adjudication", min: 0, max: u32::MAX, types: &[TypeId(300)], choice: false, plain: false, binding: None },
         E { name: "detail", min: 0, max: u32::MAX, types: &[TypeId(301)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[3, 10] },
     // 300
     TypeDef { name: "ExplanationOfBenefit.item.adjudication", kind: TypeKind::Backbone, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
@@ -4237,7 +4237,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "reason", min: 0, max: 1, types: &[TypeId(26)], choice: false, plain: false, binding: None },
         E { name: "amount", min: 0, max: 1, types: &[TypeId(55)], choice: false, plain: false, binding: None },
         E { name: "value", min: 0, max: 1, types: &[TypeId(8)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[3] },
     // 301
     TypeDef { name: "ExplanationOfBenefit.item.detail", kind: TypeKind::Backbone, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
@@ -4257,7 +4257,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "noteNumber", min: 0, max: u32::MAX, types: &[TypeId(14)], choice: false, plain: false, binding: None },
         E { name: "adjudication", min: 0, max: u32::MAX, types: &[TypeId(300)], choice: false, plain: false, binding: None },
         E { name: "subDetail", min: 0, max: u32::MAX, types: &[TypeId(302)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[3, 6] },
     // 302
     TypeDef { name: "ExplanationOfBenefit.item.detail.subDetail", kind: TypeKind::Backbone, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
@@ -4276,7 +4276,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "udi", min: 0, max: u32::MAX, types: &[TypeId(65)], choice: false, plain: false, binding: None },
         E { name: "noteNumber", min: 0, max: u32::MAX, types: &[TypeId(14)], choice: false, plain: false, binding: None },
         E { name: "adjudication", min: 0, max: u32::MAX, types: &[TypeId(300)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[3, 6] },
     // 303
     TypeDef { name: "ExplanationOfBenefit.addItem", kind: TypeKind::Backbone, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
@@ -4300,7 +4300,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "noteNumber", min: 0, max: u32::MAX, types: &[TypeId(14)], choice: false, plain: false, binding: None },
         E { name: "adjudication", min: 0, max: u32::MAX, types: &[TypeId(300)], choice: false, plain: false, binding: None },
         E { name: "detail", min: 0, max: u32::MAX, types: &[TypeId(304)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[7] },
     // 304
     TypeDef { name: "ExplanationOfBenefit.addItem.detail", kind: TypeKind::Backbone, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
@@ -4315,7 +4315,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "noteNumber", min: 0, max: u32::MAX, types: &[TypeId(14)], choice: false, plain: false, binding: None },
         E { name: "adjudication", min: 0, max: u32::MAX, types: &[TypeId(300)], choice: false, plain: false, binding: None },
         E { name: "subDetail", min: 0, max: u32::MAX, types: &[TypeId(305)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[3] },
     // 305
     TypeDef { name: "ExplanationOfBenefit.addItem.detail.subDetail", kind: TypeKind::Backbone, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
@@ -4329,7 +4329,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "net", min: 0, max: 1, types: &[TypeId(55)], choice: false, plain: false, binding: None },
         E { name: "noteNumber", min: 0, max: u32::MAX, types: &[TypeId(14)], choice: false, plain: false, binding: None },
         E { name: "adjudication", min: 0, max: u32::MAX, types: &[TypeId(300)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[3] },
     // 306
     TypeDef { name: "ExplanationOfBenefit.total", kind: TypeKind::Backbone, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
@@ -4337,7 +4337,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "modifierExtension", min: 0, max: u32::MAX, types: &[TypeId(50)], choice: false, plain: false, binding: None },
         E { name: "category", min: 1, max: 1, types: &[TypeId(26)], choice: false, plain: false, binding: None },
         E { name: "amount", min: 1, max: 1, types: &[TypeId(55)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[3, 4] },
     // 307
     TypeDef { name: "ExplanationOfBenefit.payment", kind: TypeKind::Backbone, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
@@ -4349,7 +4349,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "date", min: 0, max: 1, types: &[TypeId(6)], choice: false, plain: false, binding: None },
         E { name: "amount", min: 0, max: 1, types: &[TypeId(55)], choice: false, plain: false, binding: None },
         E { name: "identifier", min: 0, max: 1, types: &[TypeId(52)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[] },
     // 308
     TypeDef { name: "ExplanationOfBenefit.processNote", kind: TypeKind::Backbone, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
@@ -4359,7 +4359,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "type", min: 0, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS76) },
         E { name: "text", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: false, binding: None },
         E { name: "language", min: 0, max: 1, types: &[TypeId(26)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[] },
     // 309
     TypeDef { name: "ExplanationOfBenefit.benefitBalance", kind: TypeKind::Backbone, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
@@ -4373,7 +4373,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "unit", min: 0, max: 1, types: &[TypeId(26)], choice: false, plain: false, binding: None },
         E { name: "term", min: 0, max: 1, types: &[TypeId(26)], choice: false, plain: false, binding: None },
         E { name: "financial", min: 0, max: u32::MAX, types: &[TypeId(310)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[3] },
     // 310
     TypeDef { name: "ExplanationOfBenefit.benefitBalance.financial", kind: TypeKind::Backbone, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
@@ -4382,7 +4382,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "type", min: 1, max: 1, types: &[TypeId(26)], choice: false, plain: false, binding: None },
         E { name: "allowed", min: 0, max: 1, types: &[TypeId(17), TypeId(15), TypeId(55)], choice: true, plain: false, binding: None },
         E { name: "used", min: 0, max: 1, types: &[TypeId(17), TypeId(55)], choice: true, plain: false, binding: None },
-    ] },
+    ], checked: &[3] },
     // 311
     TypeDef { name: "FamilyMemberHistory", kind: TypeKind::Resource, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(9)], choice: false, plain: false, binding: None },
@@ -4411,7 +4411,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "reasonReference", min: 0, max: u32::MAX, types: &[TypeId(65)], choice: false, plain: false, binding: None },
         E { name: "note", min: 0, max: u32::MAX, types: &[TypeId(24)], choice: false, plain: false, binding: None },
         E { name: "condition", min: 0, max: u32::MAX, types: &[TypeId(312)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[11, 13, 16] },
     // 312
     TypeDef { name: "FamilyMemberHistory.condition", kind: TypeKind::Backbone, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
@@ -4422,7 +4422,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "contributedToDeath", min: 0, max: 1, types: &[TypeId(3)], choice: false, plain: false, binding: None },
         E { name: "onset", min: 0, max: 1, types: &[TypeId(23), TypeId(63), TypeId(58), TypeId(15)], choice: true, plain: false, binding: None },
         E { name: "note", min: 0, max: u32::MAX, types: &[TypeId(24)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[3] },
     // 313
     TypeDef { name: "Flag", kind: TypeKind::Resource, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(9)], choice: false, plain: false, binding: None },
@@ -4441,7 +4441,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "period", min: 0, max: 1, types: &[TypeId(58)], choice: false, plain: false, binding: None },
         E { name: "encounter", min: 0, max: 1, types: &[TypeId(65)], choice: false, plain: false, binding: None },
         E { name: "author", min: 0, max: 1, types: &[TypeId(65)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[9, 11, 12] },
     // 314
     TypeDef { name: "Goal", kind: TypeKind::Resource, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(9)], choice: false, plain: false, binding: None },
@@ -4468,7 +4468,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "note", min: 0, max: u32::MAX, types: &[TypeId(24)], choice: false, plain: false, binding: None },
         E { name: "outcomeCode", min: 0, max: u32::MAX, types: &[TypeId(26)], choice: false, plain: false, binding: None },
         E { name: "outcomeReference", min: 0, max: u32::MAX, types: &[TypeId(65)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[9, 13, 14] },
     // 315
     TypeDef { name: "Goal.target", kind: TypeKind::Backbone, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
@@ -4477,7 +4477,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "measure", min: 0, max: 1, types: &[TypeId(26)], choice: false, plain: false, binding: None },
         E { name: "detail", min: 0, max: 1, types: &[TypeId(62), TypeId(63), TypeId(26), TypeId(15), TypeId(3), TypeId(11), TypeId(64)], choice: true, plain: false, binding: None },
         E { name: "due", min: 0, max: 1, types: &[TypeId(6), TypeId(39)], choice: true, plain: false, binding: None },
-    ] },
+    ], checked: &[] },
     // 316
     TypeDef { name: "GraphDefinition", kind: TypeKind::Resource, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(9)], choice: false, plain: false, binding: None },
@@ -4503,7 +4503,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "start", min: 1, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS55) },
         E { name: "profile", min: 0, max: 1, types: &[TypeId(4)], choice: false, plain: false, binding: None },
         E { name: "link", min: 0, max: u32::MAX, types: &[TypeId(317)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[10, 11, 20] },
     // 317
     TypeDef { name: "GraphDefinition.link", kind: TypeKind::Backbone, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
@@ -4515,7 +4515,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "max", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: false, binding: None },
         E { name: "description", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: false, binding: None },
         E { name: "target", min: 0, max: u32::MAX, types: &[TypeId(318)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[] },
     // 318
     TypeDef { name: "GraphDefinition.link.target", kind: TypeKind::Backbone, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
@@ -4526,7 +4526,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "profile", min: 0, max: 1, types: &[TypeId(4)], choice: false, plain: false, binding: None },
         E { name: "compartment", min: 0, max: u32::MAX, types: &[TypeId(319)], choice: false, plain: false, binding: None },
         E { name: "link", min: 0, max: u32::MAX, types: &[TypeId(317)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[3] },
     // 319
     TypeDef { name: "GraphDefinition.link.target.compartment", kind: TypeKind::Backbone, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
@@ -4537,7 +4537,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "rule", min: 1, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS127) },
         E { name: "expression", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: false, binding: None },
         E { name: "description", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[3, 4, 5] },
     // 320
     TypeDef { name: "Group", kind: TypeKind::Resource, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(9)], choice: false, plain: false, binding: None },
@@ -4558,7 +4558,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "managingEntity", min: 0, max: 1, types: &[TypeId(65)], choice: false, plain: false, binding: None },
         E { name: "characteristic", min: 0, max: u32::MAX, types: &[TypeId(321)], choice: false, plain: false, binding: None },
         E { name: "member", min: 0, max: u32::MAX, types: &[TypeId(322)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[10, 11] },
     // 321
     TypeDef { name: "Group.characteristic", kind: TypeKind::Backbone, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
@@ -4568,7 +4568,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "value", min: 1, max: 1, types: &[TypeId(26), TypeId(3), TypeId(62), TypeId(63), TypeId(65)], choice: true, plain: false, binding: None },
         E { name: "exclude", min: 1, max: 1, types: &[TypeId(3)], choice: false, plain: false, binding: None },
         E { name: "period", min: 0, max: 1, types: &[TypeId(58)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[3, 4, 5] },
     // 322
     TypeDef { name: "Group.member", kind: TypeKind::Backbone, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
@@ -4577,7 +4577,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "entity", min: 1, max: 1, types: &[TypeId(65)], choice: false, plain: false, binding: None },
         E { name: "period", min: 0, max: 1, types: &[TypeId(58)], choice: false, plain: false, binding: None },
         E { name: "inactive", min: 0, max: 1, types: &[TypeId(3)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[3] },
     // 323
     TypeDef { name: "GuidanceResponse", kind: TypeKind::Resource, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(9)], choice: false, plain: false, binding: None },
@@ -4603,7 +4603,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "outputParameters", min: 0, max: 1, types: &[TypeId(65)], choice: false, plain: false, binding: None },
         E { name: "result", min: 0, max: 1, types: &[TypeId(65)], choice: false, plain: false, binding: None },
         E { name: "dataRequirement", min: 0, max: u32::MAX, types: &[TypeId(32)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[10, 11] },
     // 324
     TypeDef { name: "HealthcareService", kind: TypeKind::Resource, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(9)], choice: false, plain: false, binding: None },
@@ -4638,7 +4638,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "notAvailable", min: 0, max: u32::MAX, types: &[TypeId(327)], choice: false, plain: false, binding: None },
         E { name: "availabilityExceptions", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: false, binding: None },
         E { name: "endpoint", min: 0, max: u32::MAX, types: &[TypeId(65)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[] },
     // 325
     TypeDef { name: "HealthcareService.eligibility", kind: TypeKind::Backbone, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
@@ -4646,7 +4646,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "modifierExtension", min: 0, max: u32::MAX, types: &[TypeId(50)], choice: false, plain: false, binding: None },
         E { name: "code", min: 0, max: 1, types: &[TypeId(26)], choice: false, plain: false, binding: None },
         E { name: "comment", min: 0, max: 1, types: &[TypeId(12)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[] },
     // 326
     TypeDef { name: "HealthcareService.availableTime", kind: TypeKind::Backbone, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
@@ -4656,7 +4656,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "allDay", min: 0, max: 1, types: &[TypeId(3)], choice: false, plain: false, binding: None },
         E { name: "availableStartTime", min: 0, max: 1, types: &[TypeId(16)], choice: false, plain: false, binding: None },
         E { name: "availableEndTime", min: 0, max: 1, types: &[TypeId(16)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[] },
     // 327
     TypeDef { name: "HealthcareService.notAvailable", kind: TypeKind::Backbone, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
@@ -4664,7 +4664,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "modifierExtension", min: 0, max: u32::MAX, types: &[TypeId(50)], choice: false, plain: false, binding: None },
         E { name: "description", min: 1, max: 1, types: &[TypeId(15)], choice: false, plain: false, binding: None },
         E { name: "during", min: 0, max: 1, types: &[TypeId(58)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[3] },
     // 328
     TypeDef { name: "ImagingStudy", kind: TypeKind::Resource, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(9)], choice: false, plain: false, binding: None },
@@ -4695,7 +4695,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "note", min: 0, max: u32::MAX, types: &[TypeId(24)], choice: false, plain: false, binding: None },
         E { name: "description", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: false, binding: None },
         E { name: "series", min: 0, max: u32::MAX, types: &[TypeId(329)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[9, 11] },
     // 329
     TypeDef { name: "ImagingStudy.series", kind: TypeKind::Backbone, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
@@ -4713,7 +4713,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "started", min: 0, max: 1, types: &[TypeId(7)], choice: false, plain: false, binding: None },
         E { name: "performer", min: 0, max: u32::MAX, types: &[TypeId(330)], choice: false, plain: false, binding: None },
         E { name: "instance", min: 0, max: u32::MAX, types: &[TypeId(331)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[3, 5] },
     // 330
     TypeDef { name: "ImagingStudy.series.performer", kind: TypeKind::Backbone, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
@@ -4721,7 +4721,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "modifierExtension", min: 0, max: u32::MAX, types: &[TypeId(50)], choice: false, plain: false, binding: None },
         E { name: "function", min: 0, max: 1, types: &[TypeId(26)], choice: false, plain: false, binding: None },
         E { name: "actor", min: 1, max: 1, types: &[TypeId(65)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[4] },
     // 331
     TypeDef { name: "ImagingStudy.series.instance", kind: TypeKind::Backbone, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
@@ -4731,7 +4731,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "sopClass", min: 1, max: 1, types: &[TypeId(27)], choice: false, plain: false, binding: None },
         E { name: "number", min: 0, max: 1, types: &[TypeId(17)], choice: false, plain: false, binding: None },
         E { name: "title", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[3, 4] },
     // 332
     TypeDef { name: "Immunization", kind: TypeKind::Resource, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(9)], choice: false, plain: false, binding: None },
@@ -4770,7 +4770,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "fundingSource", min: 0, max: 1, types: &[TypeId(26)], choice: false, plain: false, binding: None },
         E { name: "reaction", min: 0, max: u32::MAX, types: &[TypeId(335)], choice: false, plain: false, binding: None },
         E { name: "protocolApplied", min: 0, max: u32::MAX, types: &[TypeId(336)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[9, 11, 12, 14] },
     // 333
     TypeDef { name: "Immunization.performer", kind: TypeKind::Backbone, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
@@ -4778,7 +4778,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "modifierExtension", min: 0, max: u32::MAX, types: &[TypeId(50)], choice: false, plain: false, binding: None },
         E { name: "function", min: 0, max: 1, types: &[TypeId(26)], choice: false, plain: false, binding: None },
         E { name: "actor", min: 1, max: 1, types: &[TypeId(65)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[4] },
     // 334
     TypeDef { name: "Immunization.education", kind: TypeKind::Backbone, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
@@ -4788,7 +4788,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "reference", min: 0, max: 1, types: &[TypeId(18)], choice: false, plain: false, binding: None },
         E { name: "publicationDate", min: 0, max: 1, types: &[TypeId(7)], choice: false, plain: false, binding: None },
         E { name: "presentationDate", min: 0, max: 1, types: &[TypeId(7)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[] },
     // 335
     TypeDef { name: "Immunization.reaction", kind: TypeKind::Backbone, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
@@ -4797,7 +4797,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "date", min: 0, max: 1, types: &[TypeId(7)], choice: false, plain: false, binding: None },
         E { name: "detail", min: 0, max: 1, types: &[TypeId(65)], choice: false, plain: false, binding: None },
         E { name: "reported", min: 0, max: 1, types: &[TypeId(3)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[] },
     // 336
     TypeDef { name: "Immunization.protocolApplied", kind: TypeKind::Backbone, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
@@ -4808,7 +4808,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "targetDisease", min: 0, max: u32::MAX, types: &[TypeId(26)], choice: false, plain: false, binding: None },
         E { name: "doseNumber", min: 1, max: 1, types: &[TypeId(14), TypeId(15)], choice: true, plain: false, binding: None },
         E { name: "seriesDoses", min: 0, max: 1, types: &[TypeId(14), TypeId(15)], choice: true, plain: false, binding: None },
-    ] },
+    ], checked: &[6] },
     // 337
     TypeDef { name: "ImmunizationEvaluation", kind: TypeKind::Resource, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(9)], choice: false, plain: false, binding: None },
@@ -4832,7 +4832,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "series", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: false, binding: None },
         E { name: "doseNumber", min: 0, max: 1, types: &[TypeId(14), TypeId(15)], choice: true, plain: false, binding: None },
         E { name: "seriesDoses", min: 0, max: 1, types: &[TypeId(14), TypeId(15)], choice: true, plain: false, binding: None },
-    ] },
+    ], checked: &[9, 10, 13, 14, 15] },
     // 338
     TypeDef { name: "ImmunizationRecommendation", kind: TypeKind::Resource, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(9)], choice: false, plain: false, binding: None },
@@ -4848,7 +4848,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "date", min: 1, max: 1, types: &[TypeId(7)], choice: false, plain: false, binding: None },
         E { name: "authority", min: 0, max: 1, types: &[TypeId(65)], choice: false, plain: false, binding: None },
         E { name: "recommendation", min: 1, max: u32::MAX, types: &[TypeId(339)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[9, 10, 12] },
     // 339
     TypeDef { name: "ImmunizationRecommendation.recommendation", kind: TypeKind::Backbone, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
@@ -4866,7 +4866,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "seriesDoses", min: 0, max: 1, types: &[TypeId(14), TypeId(15)], choice: true, plain: false, binding: None },
         E { name: "supportingImmunization", min: 0, max: u32::MAX, types: &[TypeId(65)], choice: false, plain: false, binding: None },
         E { name: "supportingPatientInformation", min: 0, max: u32::MAX, types: &[TypeId(65)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[6] },
     // 340
     TypeDef { name: "ImmunizationRecommendation.recommendation.dateCriterion", kind: TypeKind::Backbone, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
@@ -4874,7 +4874,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "modifierExtension", min: 0, max: u32::MAX, types: &[TypeId(50)], choice: false, plain: false, binding: None },
         E { name: "code", min: 1, max: 1, types: &[TypeId(26)], choice: false, plain: false, binding: None },
         E { name: "value", min: 1, max: 1, types: &[TypeId(7)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[3, 4] },
     // 341
     TypeDef { name: "ImplementationGuide", kind: TypeKind::Resource, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(9)], choice: false, plain: false, binding: None },
@@ -4905,7 +4905,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "global", min: 0, max: u32::MAX, types: &[TypeId(343)], choice: false, plain: false, binding: None },
         E { name: "definition", min: 0, max: 1, types: &[TypeId(344)], choice: false, plain: false, binding: None },
         E { name: "manifest", min: 0, max: 1, types: &[TypeId(350)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[8, 10, 12, 21, 23] },
     // 342
     TypeDef { name: "ImplementationGuide.dependsOn", kind: TypeKind::Backbone, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
@@ -4914,7 +4914,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "uri", min: 1, max: 1, types: &[TypeId(4)], choice: false, plain: false, binding: None },
         E { name: "packageId", min: 0, max: 1, types: &[TypeId(9)], choice: false, plain: false, binding: None },
         E { name: "version", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[3] },
     // 343
     TypeDef { name: "ImplementationGuide.global", kind: TypeKind::Backbone, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
@@ -4922,7 +4922,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "modifierExtension", min: 0, max: u32::MAX, types: &[TypeId(50)], choice: false, plain: false, binding: None },
         E { name: "type", min: 1, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS55) },
         E { name: "profile", min: 1, max: 1, types: &[TypeId(4)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[3, 4] },
     // 344
     TypeDef { name: "ImplementationGuide.definition", kind: TypeKind::Backbone, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
@@ -4933,7 +4933,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "page", min: 0, max: 1, types: &[TypeId(347)], choice: false, plain: false, binding: None },
         E { name: "parameter", min: 0, max: u32::MAX, types: &[TypeId(348)], choice: false, plain: false, binding: None },
         E { name: "template", min: 0, max: u32::MAX, types: &[TypeId(349)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[4] },
     // 345
     TypeDef { name: "ImplementationGuide.definition.grouping", kind: TypeKind::Backbone, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
@@ -4941,7 +4941,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "modifierExtension", min: 0, max: u32::MAX, types: &[TypeId(50)], choice: false, plain: false, binding: None },
         E { name: "name", min: 1, max: 1, types: &[TypeId(15)], choice: false, plain: false, binding: None },
         E { name: "description", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[3] },
     // 346
     TypeDef { name: "ImplementationGuide.definition.resource", kind: TypeKind::Backbone, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
@@ -4953,7 +4953,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "description", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: false, binding: None },
         E { name: "example", min: 0, max: 1, types: &[TypeId(3), TypeId(4)], choice: true, plain: false, binding: None },
         E { name: "groupingId", min: 0, max: 1, types: &[TypeId(9)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[3] },
     // 347
     TypeDef { name: "ImplementationGuide.definition.page", kind: TypeKind::Backbone, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
@@ -4963,7 +4963,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "title", min: 1, max: 1, types: &[TypeId(15)], choice: false, plain: false, binding: None },
         E { name: "generation", min: 1, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS134) },
         E { name: "page", min: 0, max: u32::MAX, types: &[TypeId(347)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[3, 4, 5] },
     // 348
     TypeDef { name: "ImplementationGuide.definition.parameter", kind: TypeKind::Backbone, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
@@ -4971,7 +4971,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "modifierExtension", min: 0, max: u32::MAX, types: &[TypeId(50)], choice: false, plain: false, binding: None },
         E { name: "code", min: 1, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS135) },
         E { name: "value", min: 1, max: 1, types: &[TypeId(15)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[3, 4] },
     // 349
     TypeDef { name: "ImplementationGuide.definition.template", kind: TypeKind::Backbone, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
@@ -4980,7 +4980,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "code", min: 1, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: None },
         E { name: "source", min: 1, max: 1, types: &[TypeId(15)], choice: false, plain: false, binding: None },
         E { name: "scope", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[3, 4] },
     // 350
     TypeDef { name: "ImplementationGuide.manifest", kind: TypeKind::Backbone, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
@@ -4991,7 +4991,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "page", min: 0, max: u32::MAX, types: &[TypeId(352)], choice: false, plain: false, binding: None },
         E { name: "image", min: 0, max: u32::MAX, types: &[TypeId(15)], choice: false, plain: false, binding: None },
         E { name: "other", min: 0, max: u32::MAX, types: &[TypeId(15)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[4] },
     // 351
     TypeDef { name: "ImplementationGuide.manifest.resource", kind: TypeKind::Backbone, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
@@ -5000,7 +5000,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "reference", min: 1, max: 1, types: &[TypeId(65)], choice: false, plain: false, binding: None },
         E { name: "example", min: 0, max: 1, types: &[TypeId(3), TypeId(4)], choice: true, plain: false, binding: None },
         E { name: "relativePath", min: 0, max: 1, types: &[TypeId(19)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[3] },
     // 352
     TypeDef { name: "ImplementationGuide.manifest.page", kind: TypeKind::Backbone, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
@@ -5009,7 +5009,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "name", min: 1, max: 1, types: &[TypeId(15)], choice: false, plain: false, binding: None },
         E { name: "title", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: false, binding: None },
         E { name: "anchor", min: 0, max: u32::MAX, types: &[TypeId(15)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[3] },
     // 353
     TypeDef { name: "InsurancePlan", kind: TypeKind::Resource, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(9)], choice: false, plain: false, binding: None },
@@ -5034,7 +5034,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "network", min: 0, max: u32::MAX, types: &[TypeId(65)], choice: false, plain: false, binding: None },
         E { name: "coverage", min: 0, max: u32::MAX, types: &[TypeId(355)], choice: false, plain: false, binding: None },
         E { name: "plan", min: 0, max: u32::MAX, types: &[TypeId(358)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[] },
     // 354
     TypeDef { name: "InsurancePlan.contact", kind: TypeKind::Backbone, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
@@ -5044,7 +5044,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "name", min: 0, max: 1, types: &[TypeId(51)], choice: false, plain: false, binding: None },
         E { name: "telecom", min: 0, max: u32::MAX, types: &[TypeId(29)], choice: false, plain: false, binding: None },
         E { name: "address", min: 0, max: 1, types: &[TypeId(22)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[] },
     // 355
     TypeDef { name: "InsurancePlan.coverage", kind: TypeKind::Backbone, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
@@ -5053,7 +5053,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "type", min: 1, max: 1, types: &[TypeId(26)], choice: false, plain: false, binding: None },
         E { name: "network", min: 0, max: u32::MAX, types: &[TypeId(65)], choice: false, plain: false, binding: None },
         E { name: "benefit", min: 1, max: u32::MAX, types: &[TypeId(356)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[3, 5] },
     // 356
     TypeDef { name: "InsurancePlan.coverage.benefit", kind: TypeKind::Backbone, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
@@ -5062,7 +5062,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "type", min: 1, max: 1, types: &[TypeId(26)], choice: false, plain: false, binding: None },
         E { name: "requirement", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: false, binding: None },
         E { name: "limit", min: 0, max: u32::MAX, types: &[TypeId(357)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[3] },
     // 357
     TypeDef { name: "InsurancePlan.coverage.benefit.limit", kind: TypeKind::Backbone, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
@@ -5070,7 +5070,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "modifierExtension", min: 0, max: u32::MAX, types: &[TypeId(50)], choice: false, plain: false, binding: None },
         E { name: "value", min: 0, max: 1, types: &[TypeId(62)], choice: false, plain: false, binding: None },
         E { name: "code", min: 0, max: 1, types: &[TypeId(26)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[] },
     // 358
     TypeDef { name: "InsurancePlan.plan", kind: TypeKind::Backbone, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
@@ -5082,7 +5082,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "network", min: 0, max: u32::MAX, types: &[TypeId(65)], choice: false, plain: false, binding: None },
         E { name: "generalCost", min: 0, max: u32::MAX, types: &[TypeId(359)], choice: false, plain: false, binding: None },
         E { name: "specificCost", min: 0, max: u32::MAX, types: &[TypeId(360)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[] },
     // 359
     TypeDef { name: "InsurancePlan.plan.generalCost", kind: TypeKind::Backbone, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
@@ -5092,7 +5092,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "groupSize", min: 0, max: 1, types: &[TypeId(14)], choice: false, plain: false, binding: None },
         E { name: "cost", min: 0, max: 1, types: &[TypeId(55)], choice: false, plain: false, binding: None },
         E { name: "comment", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[] },
     // 360
     TypeDef { name: "InsurancePlan.plan.specificCost", kind: TypeKind::Backbone, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
@@ -5100,7 +5100,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "modifierExtension", min: 0, max: u32::MAX, types: &[TypeId(50)], choice: false, plain: false, binding: None },
         E { name: "category", min: 1, max: 1, types: &[TypeId(26)], choice: false, plain: false, binding: None },
         E { name: "benefit", min: 0, max: u32::MAX, types: &[TypeId(361)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[3] },
     // 361
     TypeDef { name: "InsurancePlan.plan.specificCost.benefit", kind: TypeKind::Backbone, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
@@ -5108,7 +5108,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "modifierExtension", min: 0, max: u32::MAX, types: &[TypeId(50)], choice: false, plain: false, binding: None },
         E { name: "type", min: 1, max: 1, types: &[TypeId(26)], choice: false, plain: false, binding: None },
         E { name: "cost", min: 0, max: u32::MAX, types: &[TypeId(362)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[3] },
     // 362
     TypeDef { name: "InsurancePlan.plan.specificCost.benefit.cost", kind: TypeKind::Backbone, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
@@ -5118,7 +5118,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "applicability", min: 0, max: 1, types: &[TypeId(26)], choice: false, plain: false, binding: Some(&VS136) },
         E { name: "qualifiers", min: 0, max: u32::MAX, types: &[TypeId(26)], choice: false, plain: false, binding: None },
         E { name: "value", min: 0, max: 1, types: &[TypeId(62)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[3] },
     // 363
     TypeDef { name: "Invoice", kind: TypeKind::Resource, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(9)], choice: false, plain: false, binding: None },
@@ -5145,7 +5145,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "totalGross", min: 0, max: 1, types: &[TypeId(55)], choice: false, plain: false, binding: None },
         E { name: "paymentTerms", min: 0, max: 1, types: &[TypeId(12)], choice: false, plain: false, binding: None },
         E { name: "note", min: 0, max: u32::MAX, types: &[TypeId(24)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[9] },
     // 364
     TypeDef { name: "Invoice.participant", kind: TypeKind::Backbone, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
@@ -5153,7 +5153,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "modifierExtension", min: 0, max: u32::MAX, types: &[TypeId(50)], choice: false, plain: false, binding: None },
         E { name: "role", min: 0, max: 1, types: &[TypeId(26)], choice: false, plain: false, binding: None },
         E { name: "actor", min: 1, max: 1, types: &[TypeId(65)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[4] },
     // 365
     TypeDef { name: "Invoice.lineItem", kind: TypeKind::Backbone, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
@@ -5162,7 +5162,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "sequence", min: 0, max: 1, types: &[TypeId(14)], choice: false, plain: false, binding: None },
         E { name: "chargeItem", min: 1, max: 1, types: &[TypeId(65), TypeId(26)], choice: true, plain: false, binding: None },
         E { name: "priceComponent", min: 0, max: u32::MAX, types: &[TypeId(366)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[4] },
     // 366
     TypeDef { name: "Invoice.lineItem.priceComponent", kind: TypeKind::Backbone, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
@@ -5172,7 +5172,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "code", min: 0, max: 1, types: &[TypeId(26)], choice: false, plain: false, binding: None },
         E { name: "factor", min: 0, max: 1, types: &[TypeId(8)], choice: false, plain: false, binding: None },
         E { name: "amount", min: 0, max: 1, types: &[TypeId(55)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[3] },
     // 367
     TypeDef { name: "Library", kind: TypeKind::Resource, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(9)], choice: false, plain: false, binding: None },
@@ -5214,7 +5214,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "parameter", min: 0, max: u32::MAX, types: &[TypeId(57)], choice: false, plain: false, binding: None },
         E { name: "dataRequirement", min: 0, max: u32::MAX, types: &[TypeId(32)], choice: false, plain: false, binding: None },
         E { name: "content", min: 0, max: u32::MAX, types: &[TypeId(25)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[14, 16] },
     // 368
     TypeDef { name: "Linkage", kind: TypeKind::Resource, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(9)], choice: false, plain: false, binding: None },
@@ -5228,7 +5228,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "active", min: 0, max: 1, types: &[TypeId(3)], choice: false, plain: false, binding: None },
         E { name: "author", min: 0, max: 1, types: &[TypeId(65)], choice: false, plain: false, binding: None },
         E { name: "item", min: 1, max: u32::MAX, types: &[TypeId(369)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[10] },
     // 369
     TypeDef { name: "Linkage.item", kind: TypeKind::Backbone, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
@@ -5236,7 +5236,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "modifierExtension", min: 0, max: u32::MAX, types: &[TypeId(50)], choice: false, plain: false, binding: None },
         E { name: "type", min: 1, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS138) },
         E { name: "resource", min: 1, max: 1, types: &[TypeId(65)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[3, 4] },
     // 370
     TypeDef { name: "List", kind: TypeKind::Resource, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(9)], choice: false, plain: false, binding: None },
@@ -5260,7 +5260,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "note", min: 0, max: u32::MAX, types: &[TypeId(24)], choice: false, plain: false, binding: None },
         E { name: "entry", min: 0, max: u32::MAX, types: &[TypeId(371)], choice: false, plain: false, binding: None },
         E { name: "emptyReason", min: 0, max: 1, types: &[TypeId(26)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[9, 10] },
     // 371
     TypeDef { name: "List.entry", kind: TypeKind::Backbone, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
@@ -5270,7 +5270,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "deleted", min: 0, max: 1, types: &[TypeId(3)], choice: false, plain: false, binding: None },
         E { name: "date", min: 0, max: 1, types: &[TypeId(7)], choice: false, plain: false, binding: None },
         E { name: "item", min: 1, max: 1, types: &[TypeId(65)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[6] },
     // 372
     TypeDef { name: "Location", kind: TypeKind::Resource, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(9)], choice: false, plain: false, binding: None },
@@ -5298,7 +5298,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "hoursOfOperation", min: 0, max: u32::MAX, types: &[TypeId(374)], choice: false, plain: false, binding: None },
         E { name: "availabilityExceptions", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: false, binding: None },
         E { name: "endpoint", min: 0, max: u32::MAX, types: &[TypeId(65)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[] },
     // 373
     TypeDef { name: "Location.position", kind: TypeKind::Backbone, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
@@ -5307,7 +5307,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "longitude", min: 1, max: 1, types: &[TypeId(8)], choice: false, plain: false, binding: None },
         E { name: "latitude", min: 1, max: 1, types: &[TypeId(8)], choice: false, plain: false, binding: None },
         E { name: "altitude", min: 0, max: 1, types: &[TypeId(8)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[3, 4] },
     // 374
     TypeDef { name: "Location.hoursOfOperation", kind: TypeKind::Backbone, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
@@ -5317,7 +5317,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "allDay", min: 0, max: 1, types: &[TypeId(3)], choice: false, plain: false, binding: None },
         E { name: "openingTime", min: 0, max: 1, types: &[TypeId(16)], choice: false, plain: false, binding: None },
         E { name: "closingTime", min: 0, max: 1, types: &[TypeId(16)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[] },
     // 375
     TypeDef { name: "Measure", kind: TypeKind::Resource, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(9)], choice: false, plain: false, binding: None },
@@ -5369,7 +5369,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "guidance", min: 0, max: 1, types: &[TypeId(12)], choice: false, plain: false, binding: None },
         E { name: "group", min: 0, max: u32::MAX, types: &[TypeId(376)], choice: false, plain: false, binding: None },
         E { name: "supplementalData", min: 0, max: u32::MAX, types: &[TypeId(380)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[14] },
     // 376
     TypeDef { name: "Measure.group", kind: TypeKind::Backbone, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
@@ -5379,7 +5379,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "description", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: false, binding: None },
         E { name: "population", min: 0, max: u32::MAX, types: &[TypeId(377)], choice: false, plain: false, binding: None },
         E { name: "stratifier", min: 0, max: u32::MAX, types: &[TypeId(378)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[] },
     // 377
     TypeDef { name: "Measure.group.population", kind: TypeKind::Backbone, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
@@ -5388,7 +5388,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "code", min: 0, max: 1, types: &[TypeId(26)], choice: false, plain: false, binding: None },
         E { name: "description", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: false, binding: None },
         E { name: "criteria", min: 1, max: 1, types: &[TypeId(49)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[5] },
     // 378
     TypeDef { name: "Measure.group.stratifier", kind: TypeKind::Backbone, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
@@ -5398,7 +5398,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "description", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: false, binding: None },
         E { name: "criteria", min: 0, max: 1, types: &[TypeId(49)], choice: false, plain: false, binding: None },
         E { name: "component", min: 0, max: u32::MAX, types: &[TypeId(379)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[] },
     // 379
     TypeDef { name: "Measure.group.stratifier.component", kind: TypeKind::Backbone, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
@@ -5407,7 +5407,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "code", min: 0, max: 1, types: &[TypeId(26)], choice: false, plain: false, binding: None },
         E { name: "description", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: false, binding: None },
         E { name: "criteria", min: 1, max: 1, types: &[TypeId(49)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[5] },
     // 380
     TypeDef { name: "Measure.supplementalData", kind: TypeKind::Backbone, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
@@ -5417,7 +5417,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "usage", min: 0, max: u32::MAX, types: &[TypeId(26)], choice: false, plain: false, binding: None },
         E { name: "description", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: false, binding: None },
         E { name: "criteria", min: 1, max: 1, types: &[TypeId(49)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[6] },
     // 381
     TypeDef { name: "MeasureReport", kind: TypeKind::Resource, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(9)], choice: false, plain: false, binding: None },
@@ -5439,7 +5439,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "improvementNotation", min: 0, max: 1, types: &[TypeId(26)], choice: false, plain: false, binding: Some(&VS142) },
         E { name: "group", min: 0, max: u32::MAX, types: &[TypeId(382)], choice: false, plain: false, binding: None },
         E { name: "evaluatedResource", min: 0, max: u32::MAX, types: &[TypeId(65)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[9, 10, 11, 15] },
     // 382
     TypeDef { name: "MeasureReport.group", kind: TypeKind::Backbone, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
@@ -5449,7 +5449,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "population", min: 0, max: u32::MAX, types: &[TypeId(383)], choice: false, plain: false, binding: None },
         E { name: "measureScore", min: 0, max: 1, types: &[TypeId(62)], choice: false, plain: false, binding: None },
         E { name: "stratifier", min: 0, max: u32::MAX, types: &[TypeId(384)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[] },
     // 383
     TypeDef { name: "MeasureReport.group.population", kind: TypeKind::Backbone, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
@@ -5458,7 +5458,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "code", min: 0, max: 1, types: &[TypeId(26)], choice: false, plain: false, binding: None },
         E { name: "count", min: 0, max: 1, types: &[TypeId(11)], choice: false, plain: false, binding: None },
         E { name: "subjectResults", min: 0, max: 1, types: &[TypeId(65)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[] },
     // 384
     TypeDef { name: "MeasureReport.group.stratifier", kind: TypeKind::Backbone, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
@@ -5466,7 +5466,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "modifierExtension", min: 0, max: u32::MAX, types: &[TypeId(50)], choice: false, plain: false, binding: None },
         E { name: "code", min: 0, max: u32::MAX, types: &[TypeId(26)], choice: false, plain: false, binding: None },
         E { name: "stratum", min: 0, max: u32::MAX, types: &[TypeId(385)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[] },
     // 385
     TypeDef { name: "MeasureReport.group.stratifier.stratum", kind: TypeKind::Backbone, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
@@ -5476,7 +5476,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "component", min: 0, max: u32::MAX, types: &[TypeId(386)], choice: false, plain: false, binding: None },
         E { name: "population", min: 0, max: u32::MAX, types: &[TypeId(387)], choice: false, plain: false, binding: None },
         E { name: "measureScore", min: 0, max: 1, types: &[TypeId(62)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[] },
     // 386
     TypeDef { name: "MeasureReport.group.stratifier.stratum.component", kind: TypeKind::Backbone, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
@@ -5484,7 +5484,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "modifierExtension", min: 0, max: u32::MAX, types: &[TypeId(50)], choice: false, plain: false, binding: None },
         E { name: "code", min: 1, max: 1, types: &[TypeId(26)], choice: false, plain: false, binding: None },
         E { name: "value", min: 1, max: 1, types: &[TypeId(26)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[3, 4] },
     // 387
     TypeDef { name: "MeasureReport.group.stratifier.stratum.population", kind: TypeKind::Backbone, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
@@ -5493,7 +5493,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "code", min: 0, max: 1, types: &[TypeId(26)], choice: false, plain: false, binding: None },
         E { name: "count", min: 0, max: 1, types: &[TypeId(11)], choice: false, plain: false, binding: None },
         E { name: "subjectResults", min: 0, max: 1, types: &[TypeId(65)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[] },
     // 388
     TypeDef { name: "Media", kind: TypeKind::Resource, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(9)], choice: false, plain: false, binding: None },
@@ -5526,7 +5526,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "duration", min: 0, max: 1, types: &[TypeId(8)], choice: false, plain: false, binding: None },
         E { name: "content", min: 1, max: 1, types: &[TypeId(25)], choice: false, plain: false, binding: None },
         E { name: "note", min: 0, max: u32::MAX, types: &[TypeId(24)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[11, 28] },
     // 389
     TypeDef { name: "Medication", kind: TypeKind::Resource, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(9)], choice: false, plain: false, binding: None },
@@ -5545,7 +5545,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "amount", min: 0, max: 1, types: &[TypeId(64)], choice: false, plain: false, binding: None },
         E { name: "ingredient", min: 0, max: u32::MAX, types: &[TypeId(390)], choice: false, plain: false, binding: None },
         E { name: "batch", min: 0, max: 1, types: &[TypeId(391)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[] },
     // 390
     TypeDef { name: "Medication.ingredient", kind: TypeKind::Backbone, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
@@ -5554,7 +5554,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "item", min: 1, max: 1, types: &[TypeId(26), TypeId(65)], choice: true, plain: false, binding: None },
         E { name: "isActive", min: 0, max: 1, types: &[TypeId(3)], choice: false, plain: false, binding: None },
         E { name: "strength", min: 0, max: 1, types: &[TypeId(64)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[3] },
     // 391
     TypeDef { name: "Medication.batch", kind: TypeKind::Backbone, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
@@ -5562,7 +5562,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "modifierExtension", min: 0, max: u32::MAX, types: &[TypeId(50)], choice: false, plain: false, binding: None },
         E { name: "lotNumber", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: false, binding: None },
         E { name: "expirationDate", min: 0, max: 1, types: &[TypeId(7)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[] },
     // 392
     TypeDef { name: "MedicationAdministration", kind: TypeKind::Resource, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(9)], choice: false, plain: false, binding: None },
@@ -5592,7 +5592,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "note", min: 0, max: u32::MAX, types: &[TypeId(24)], choice: false, plain: false, binding: None },
         E { name: "dosage", min: 0, max: 1, types: &[TypeId(394)], choice: false, plain: false, binding: None },
         E { name: "eventHistory", min: 0, max: u32::MAX, types: &[TypeId(65)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[11, 14, 15, 18] },
     // 393
     TypeDef { name: "MedicationAdministration.performer", kind: TypeKind::Backbone, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
@@ -5600,7 +5600,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "modifierExtension", min: 0, max: u32::MAX, types: &[TypeId(50)], choice: false, plain: false, binding: None },
         E { name: "function", min: 0, max: 1, types: &[TypeId(26)], choice: false, plain: false, binding: None },
         E { name: "actor", min: 1, max: 1, types: &[TypeId(65)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[4] },
     // 394
     TypeDef { name: "MedicationAdministration.dosage", kind: TypeKind::Backbone, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
@@ -5612,7 +5612,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "method", min: 0, max: 1, types: &[TypeId(26)], choice: false, plain: false, binding: None },
         E { name: "dose", min: 0, max: 1, types: &[TypeId(62)], choice: false, plain: false, binding: None },
         E { name: "rate", min: 0, max: 1, types: &[TypeId(64), TypeId(62)], choice: true, plain: false, binding: None },
-    ] },
+    ], checked: &[] },
     // 395
     TypeDef { name: "MedicationDispense", kind: TypeKind::Resource, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(9)], choice: false, plain: false, binding: None },
@@ -5647,7 +5647,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "substitution", min: 0, max: 1, types: &[TypeId(397)], choice: false, plain: false, binding: None },
         E { name: "detectedIssue", min: 0, max: u32::MAX, types: &[TypeId(65)], choice: false, plain: false, binding: None },
         E { name: "eventHistory", min: 0, max: u32::MAX, types: &[TypeId(65)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[10, 13] },
     // 396
     TypeDef { name: "MedicationDispense.performer", kind: TypeKind::Backbone, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
@@ -5655,7 +5655,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "modifierExtension", min: 0, max: u32::MAX, types: &[TypeId(50)], choice: false, plain: false, binding: None },
         E { name: "function", min: 0, max: 1, types: &[TypeId(26)], choice: false, plain: false, binding: None },
         E { name: "actor", min: 1, max: 1, types: &[TypeId(65)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[4] },
     // 397
     TypeDef { name: "MedicationDispense.substitution", kind: TypeKind::Backbone, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
@@ -5665,7 +5665,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "type", min: 0, max: 1, types: &[TypeId(26)], choice: false, plain: false, binding: None },
         E { name: "reason", min: 0, max: u32::MAX, types: &[TypeId(26)], choice: false, plain: false, binding: None },
         E { name: "responsibleParty", min: 0, max: u32::MAX, types: &[TypeId(65)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[3] },
     // 398
     TypeDef { name: "MedicationKnowledge", kind: TypeKind::Resource, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(9)], choice: false, plain: false, binding: None },
@@ -5698,7 +5698,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "contraindication", min: 0, max: u32::MAX, types: &[TypeId(65)], choice: false, plain: false, binding: None },
         E { name: "regulatory", min: 0, max: u32::MAX, types: &[TypeId(410)], choice: false, plain: false, binding: None },
         E { name: "kinetics", min: 0, max: u32::MAX, types: &[TypeId(414)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[] },
     // 399
     TypeDef { name: "MedicationKnowledge.relatedMedicationKnowledge", kind: TypeKind::Backbone, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
@@ -5706,7 +5706,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "modifierExtension", min: 0, max: u32::MAX, types: &[TypeId(50)], choice: false, plain: false, binding: None },
         E { name: "type", min: 1, max: 1, types: &[TypeId(26)], choice: false, plain: false, binding: None },
         E { name: "reference", min: 1, max: u32::MAX, types: &[TypeId(65)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[3, 4] },
     // 400
     TypeDef { name: "MedicationKnowledge.monograph", kind: TypeKind::Backbone, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
@@ -5714,7 +5714,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "modifierExtension", min: 0, max: u32::MAX, types: &[TypeId(50)], choice: false, plain: false, binding: None },
         E { name: "type", min: 0, max: 1, types: &[TypeId(26)], choice: false, plain: false, binding: None },
         E { name: "source", min: 0, max: 1, types: &[TypeId(65)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[] },
     // 401
     TypeDef { name: "MedicationKnowledge.ingredient", kind: TypeKind::Backbone, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
@@ -5723,7 +5723,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "item", min: 1, max: 1, types: &[TypeId(26), TypeId(65)], choice: true, plain: false, binding: None },
         E { name: "isActive", min: 0, max: 1, types: &[TypeId(3)], choice: false, plain: false, binding: None },
         E { name: "strength", min: 0, max: 1, types: &[TypeId(64)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[3] },
     // 402
     TypeDef { name: "MedicationKnowledge.cost", kind: TypeKind::Backbone, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
@@ -5732,7 +5732,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "type", min: 1, max: 1, types: &[TypeId(26)], choice: false, plain: false, binding: None },
         E { name: "source", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: false, binding: None },
         E { name: "cost", min: 1, max: 1, types: &[TypeId(55)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[3, 5] },
     // 403
     TypeDef { name: "MedicationKnowledge.monitoringProgram", kind: TypeKind::Backbone, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
@@ -5740,7 +5740,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "modifierExtension", min: 0, max: u32::MAX, types: &[TypeId(50)], choice: false, plain: false, binding: None },
         E { name: "type", min: 0, max: 1, types: &[TypeId(26)], choice: false, plain: false, binding: None },
         E { name: "name", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[] },
     // 404
     TypeDef { name: "MedicationKnowledge.administrationGuidelines", kind: TypeKind::Backbone, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
@@ -5749,7 +5749,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "dosage", min: 0, max: u32::MAX, types: &[TypeId(405)], choice: false, plain: false, binding: None },
         E { name: "indication", min: 0, max: 1, types: &[TypeId(26), TypeId(65)], choice: true, plain: false, binding: None },
         E { name: "patientCharacteristics", min: 0, max: u32::MAX, types: &[TypeId(406)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[] },
     // 405
     TypeDef { name: "MedicationKnowledge.administrationGuidelines.dosage", kind: TypeKind::Backbone, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
@@ -5757,7 +5757,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "modifierExtension", min: 0, max: u32::MAX, types: &[TypeId(50)], choice: false, plain: false, binding: None },
         E { name: "type", min: 1, max: 1, types: &[TypeId(26)], choice: false, plain: false, binding: None },
         E { name: "dosage", min: 1, max: u32::MAX, types: &[TypeId(37)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[3, 4] },
     // 406
     TypeDef { name: "MedicationKnowledge.administrationGuidelines.patientCharacteristics", kind: TypeKind::Backbone, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
@@ -5765,7 +5765,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "modifierExtension", min: 0, max: u32::MAX, types: &[TypeId(50)], choice: false, plain: false, binding: None },
         E { name: "characteristic", min: 1, max: 1, types: &[TypeId(26), TypeId(62)], choice: true, plain: false, binding: None },
         E { name: "value", min: 0, max: u32::MAX, types: &[TypeId(15)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[3] },
     // 407
     TypeDef { name: "MedicationKnowledge.medicineClassification", kind: TypeKind::Backbone, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
@@ -5773,7 +5773,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "modifierExtension", min: 0, max: u32::MAX, types: &[TypeId(50)], choice: false, plain: false, binding: None },
         E { name: "type", min: 1, max: 1, types: &[TypeId(26)], choice: false, plain: false, binding: None },
         E { name: "classification", min: 0, max: u32::MAX, types: &[TypeId(26)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[3] },
     // 408
     TypeDef { name: "MedicationKnowledge.packaging", kind: TypeKind::Backbone, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
@@ -5781,7 +5781,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "modifierExtension", min: 0, max: u32::MAX, types: &[TypeId(50)], choice: false, plain: false, binding: None },
         E { name: "type", min: 0, max: 1, types: &[TypeId(26)], choice: false, plain: false, binding: None },
         E { name: "quantity", min: 0, max: 1, types: &[TypeId(62)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[] },
     // 409
     TypeDef { name: "MedicationKnowledge.drugCharacteristic", kind: TypeKind::Backbone, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
@@ -5789,7 +5789,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "modifierExtension", min: 0, max: u32::MAX, types: &[TypeId(50)], choice: false, plain: false, binding: None },
         E { name: "type", min: 0, max: 1, types: &[TypeId(26)], choice: false, plain: false, binding: None },
         E { name: "value", min: 0, max: 1, types: &[TypeId(26), TypeId(15), TypeId(62), TypeId(2)], choice: true, plain: false, binding: None },
-    ] },
+    ], checked: &[] },
     // 410
     TypeDef { name: "MedicationKnowledge.regulatory", kind: TypeKind::Backbone, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
@@ -5799,7 +5799,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "substitution", min: 0, max: u32::MAX, types: &[TypeId(411)], choice: false, plain: false, binding: None },
         E { name: "schedule", min: 0, max: u32::MAX, types: &[TypeId(412)], choice: false, plain: false, binding: None },
         E { name: "maxDispense", min: 0, max: 1, types: &[TypeId(413)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[3] },
     // 411
     TypeDef { name: "MedicationKnowledge.regulatory.substitution", kind: TypeKind::Backbone, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
@@ -5807,14 +5807,14 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "modifierExtension", min: 0, max: u32::MAX, types: &[TypeId(50)], choice: false, plain: false, binding: None },
         E { name: "type", min: 1, max: 1, types: &[TypeId(26)], choice: false, plain: false, binding: None },
         E { name: "allowed", min: 1, max: 1, types: &[TypeId(3)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[3, 4] },
     // 412
     TypeDef { name: "MedicationKnowledge.regulatory.schedule", kind: TypeKind::Backbone, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
         E { name: "extension", min: 0, max: u32::MAX, types: &[TypeId(50)], choice: false, plain: false, binding: None },
         E { name: "modifierExtension", min: 0, max: u32::MAX, types: &[TypeId(50)], choice: false, plain: false, binding: None },
         E { name: "schedule", min: 1, max: 1, types: &[TypeId(26)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[3] },
     // 413
     TypeDef { name: "MedicationKnowledge.regulatory.maxDispense", kind: TypeKind::Backbone, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
@@ -5822,7 +5822,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "modifierExtension", min: 0, max: u32::MAX, types: &[TypeId(50)], choice: false, plain: false, binding: None },
         E { name: "quantity", min: 1, max: 1, types: &[TypeId(62)], choice: false, plain: false, binding: None },
         E { name: "period", min: 0, max: 1, types: &[TypeId(39)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[3] },
     // 414
     TypeDef { name: "MedicationKnowledge.kinetics", kind: TypeKind::Backbone, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
@@ -5831,7 +5831,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "areaUnderCurve", min: 0, max: u32::MAX, types: &[TypeId(62)], choice: false, plain: false, binding: None },
         E { name: "lethalDose50", min: 0, max: u32::MAX, types: &[TypeId(62)], choice: false, plain: false, binding: None },
         E { name: "halfLifePeriod", min: 0, max: 1, types: &[TypeId(39)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[] },
     // 415
     TypeDef { name: "MedicationRequest", kind: TypeKind::Resource, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(9)], choice: false, plain: false, binding: None },
@@ -5874,7 +5874,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "priorPrescription", min: 0, max: 1, types: &[TypeId(65)], choice: false, plain: false, binding: None },
         E { name: "detectedIssue", min: 0, max: u32::MAX, types: &[TypeId(65)], choice: false, plain: false, binding: None },
         E { name: "eventHistory", min: 0, max: u32::MAX, types: &[TypeId(65)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[9, 11, 16, 17] },
     // 416
     TypeDef { name: "MedicationRequest.dispenseRequest", kind: TypeKind::Backbone, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
@@ -5887,7 +5887,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "quantity", min: 0, max: 1, types: &[TypeId(62)], choice: false, plain: false, binding: None },
         E { name: "expectedSupplyDuration", min: 0, max: 1, types: &[TypeId(39)], choice: false, plain: false, binding: None },
         E { name: "performer", min: 0, max: 1, types: &[TypeId(65)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[] },
     // 417
     TypeDef { name: "MedicationRequest.dispenseRequest.initialFill", kind: TypeKind::Backbone, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
@@ -5895,7 +5895,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "modifierExtension", min: 0, max: u32::MAX, types: &[TypeId(50)], choice: false, plain: false, binding: None },
         E { name: "quantity", min: 0, max: 1, types: &[TypeId(62)], choice: false, plain: false, binding: None },
         E { name: "duration", min: 0, max: 1, types: &[TypeId(39)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[] },
     // 418
     TypeDef { name: "MedicationRequest.substitution", kind: TypeKind::Backbone, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
@@ -5903,7 +5903,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "modifierExtension", min: 0, max: u32::MAX, types: &[TypeId(50)], choice: false, plain: false, binding: None },
         E { name: "allowed", min: 1, max: 1, types: &[TypeId(3), TypeId(26)], choice: true, plain: false, binding: None },
         E { name: "reason", min: 0, max: 1, types: &[TypeId(26)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[3] },
     // 419
     TypeDef { name: "MedicationStatement", kind: TypeKind::Resource, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(9)], choice: false, plain: false, binding: None },
@@ -5931,7 +5931,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "reasonReference", min: 0, max: u32::MAX, types: &[TypeId(65)], choice: false, plain: false, binding: None },
         E { name: "note", min: 0, max: u32::MAX, types: &[TypeId(24)], choice: false, plain: false, binding: None },
         E { name: "dosage", min: 0, max: u32::MAX, types: &[TypeId(37)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[11, 14, 15] },
     // 420
     TypeDef { name: "MedicinalProduct", kind: TypeKind::Resource, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(9)], choice: false, plain: false, binding: None },
@@ -5962,7 +5962,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "crossReference", min: 0, max: u32::MAX, types: &[TypeId(52)], choice: false, plain: false, binding: None },
         E { name: "manufacturingBusinessOperation", min: 0, max: u32::MAX, types: &[TypeId(424)], choice: false, plain: false, binding: None },
         E { name: "specialDesignation", min: 0, max: u32::MAX, types: &[TypeId(425)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[24] },
     // 421
     TypeDef { name: "MedicinalProduct.name", kind: TypeKind::Backbone, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
@@ -5971,7 +5971,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "productName", min: 1, max: 1, types: &[TypeId(15)], choice: false, plain: false, binding: None },
         E { name: "namePart", min: 0, max: u32::MAX, types: &[TypeId(422)], choice: false, plain: false, binding: None },
         E { name: "countryLanguage", min: 0, max: u32::MAX, types: &[TypeId(423)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[3] },
     // 422
     TypeDef { name: "MedicinalProduct.name.namePart", kind: TypeKind::Backbone, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
@@ -5979,7 +5979,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "modifierExtension", min: 0, max: u32::MAX, types: &[TypeId(50)], choice: false, plain: false, binding: None },
         E { name: "part", min: 1, max: 1, types: &[TypeId(15)], choice: false, plain: false, binding: None },
         E { name: "type", min: 1, max: 1, types: &[TypeId(27)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[3, 4] },
     // 423
     TypeDef { name: "MedicinalProduct.name.countryLanguage", kind: TypeKind::Backbone, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
@@ -5988,7 +5988,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "country", min: 1, max: 1, types: &[TypeId(26)], choice: false, plain: false, binding: None },
         E { name: "jurisdiction", min: 0, max: 1, types: &[TypeId(26)], choice: false, plain: false, binding: None },
         E { name: "language", min: 1, max: 1, types: &[TypeId(26)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[3, 5] },
     // 424
     TypeDef { name: "MedicinalProduct.manufacturingBusinessOperation", kind: TypeKind::Backbone, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
@@ -6000,7 +6000,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "confidentialityIndicator", min: 0, max: 1, types: &[TypeId(26)], choice: false, plain: false, binding: None },
         E { name: "manufacturer", min: 0, max: u32::MAX, types: &[TypeId(65)], choice: false, plain: false, binding: None },
         E { name: "regulator", min: 0, max: 1, types: &[TypeId(65)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[] },
     // 425
     TypeDef { name: "MedicinalProduct.specialDesignation", kind: TypeKind::Backbone, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
@@ -6013,7 +6013,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "status", min: 0, max: 1, types: &[TypeId(26)], choice: false, plain: false, binding: None },
         E { name: "date", min: 0, max: 1, types: &[TypeId(7)], choice: false, plain: false, binding: None },
         E { name: "species", min: 0, max: 1, types: &[TypeId(26)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[] },
     // 426
     TypeDef { name: "MedicinalProductAuthorization", kind: TypeKind::Resource, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(9)], choice: false, plain: false, binding: None },
@@ -6040,7 +6040,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "holder", min: 0, max: 1, types: &[TypeId(65)], choice: false, plain: false, binding: None },
         E { name: "regulator", min: 0, max: 1, types: &[TypeId(65)], choice: false, plain: false, binding: None },
         E { name: "procedure", min: 0, max: 1, types: &[TypeId(428)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[] },
     // 427
     TypeDef { name: "MedicinalProductAuthorization.jurisdictionalAuthorization", kind: TypeKind::Backbone, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
@@ -6051,7 +6051,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "jurisdiction", min: 0, max: u32::MAX, types: &[TypeId(26)], choice: false, plain: false, binding: None },
         E { name: "legalStatusOfSupply", min: 0, max: 1, types: &[TypeId(26)], choice: false, plain: false, binding: None },
         E { name: "validityPeriod", min: 0, max: 1, types: &[TypeId(58)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[] },
     // 428
     TypeDef { name: "MedicinalProductAuthorization.procedure", kind: TypeKind::Backbone, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
@@ -6061,7 +6061,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "type", min: 1, max: 1, types: &[TypeId(26)], choice: false, plain: false, binding: None },
         E { name: "date", min: 0, max: 1, types: &[TypeId(58), TypeId(7)], choice: true, plain: false, binding: None },
         E { name: "application", min: 0, max: u32::MAX, types: &[TypeId(428)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[4] },
     // 429
     TypeDef { name: "MedicinalProductContraindication", kind: TypeKind::Resource, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(9)], choice: false, plain: false, binding: None },
@@ -6079,7 +6079,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "therapeuticIndication", min: 0, max: u32::MAX, types: &[TypeId(65)], choice: false, plain: false, binding: None },
         E { name: "otherTherapy", min: 0, max: u32::MAX, types: &[TypeId(430)], choice: false, plain: false, binding: None },
         E { name: "population", min: 0, max: u32::MAX, types: &[TypeId(59)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[] },
     // 430
     TypeDef { name: "MedicinalProductContraindication.otherTherapy", kind: TypeKind::Backbone, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
@@ -6087,7 +6087,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "modifierExtension", min: 0, max: u32::MAX, types: &[TypeId(50)], choice: false, plain: false, binding: None },
         E { name: "therapyRelationshipType", min: 1, max: 1, types: &[TypeId(26)], choice: false, plain: false, binding: None },
         E { name: "medication", min: 1, max: 1, types: &[TypeId(26), TypeId(65)], choice: true, plain: false, binding: None },
-    ] },
+    ], checked: &[3, 4] },
     // 431
     TypeDef { name: "MedicinalProductIndication", kind: TypeKind::Resource, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(9)], choice: false, plain: false, binding: None },
@@ -6107,7 +6107,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "otherTherapy", min: 0, max: u32::MAX, types: &[TypeId(432)], choice: false, plain: false, binding: None },
         E { name: "undesirableEffect", min: 0, max: u32::MAX, types: &[TypeId(65)], choice: false, plain: false, binding: None },
         E { name: "population", min: 0, max: u32::MAX, types: &[TypeId(59)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[] },
     // 432
     TypeDef { name: "MedicinalProductIndication.otherTherapy", kind: TypeKind::Backbone, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
@@ -6115,7 +6115,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "modifierExtension", min: 0, max: u32::MAX, types: &[TypeId(50)], choice: false, plain: false, binding: None },
         E { name: "therapyRelationshipType", min: 1, max: 1, types: &[TypeId(26)], choice: false, plain: false, binding: None },
         E { name: "medication", min: 1, max: 1, types: &[TypeId(26), TypeId(65)], choice: true, plain: false, binding: None },
-    ] },
+    ], checked: &[3, 4] },
     // 433
     TypeDef { name: "MedicinalProductIngredient", kind: TypeKind::Resource, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(9)], choice: false, plain: false, binding: None },
@@ -6132,7 +6132,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "manufacturer", min: 0, max: u32::MAX, types: &[TypeId(65)], choice: false, plain: false, binding: None },
         E { name: "specifiedSubstance", min: 0, max: u32::MAX, types: &[TypeId(434)], choice: false, plain: false, binding: None },
         E { name: "substance", min: 0, max: 1, types: &[TypeId(437)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[9] },
     // 434
     TypeDef { name: "MedicinalProductIngredient.specifiedSubstance", kind: TypeKind::Backbone, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
@@ -6142,7 +6142,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "group", min: 1, max: 1, types: &[TypeId(26)], choice: false, plain: false, binding: None },
         E { name: "confidentiality", min: 0, max: 1, types: &[TypeId(26)], choice: false, plain: false, binding: None },
         E { name: "strength", min: 0, max: u32::MAX, types: &[TypeId(435)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[3, 4] },
     // 435
     TypeDef { name: "MedicinalProductIngredient.specifiedSubstance.strength", kind: TypeKind::Backbone, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
@@ -6155,7 +6155,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "measurementPoint", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: false, binding: None },
         E { name: "country", min: 0, max: u32::MAX, types: &[TypeId(26)], choice: false, plain: false, binding: None },
         E { name: "referenceStrength", min: 0, max: u32::MAX, types: &[TypeId(436)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[3] },
     // 436
     TypeDef { name: "MedicinalProductIngredient.specifiedSubstance.strength.referenceStrength", kind: TypeKind::Backbone, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
@@ -6166,7 +6166,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "strengthLowLimit", min: 0, max: 1, types: &[TypeId(64)], choice: false, plain: false, binding: None },
         E { name: "measurementPoint", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: false, binding: None },
         E { name: "country", min: 0, max: u32::MAX, types: &[TypeId(26)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[4] },
     // 437
     TypeDef { name: "MedicinalProductIngredient.substance", kind: TypeKind::Backbone, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
@@ -6174,7 +6174,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "modifierExtension", min: 0, max: u32::MAX, types: &[TypeId(50)], choice: false, plain: false, binding: None },
         E { name: "code", min: 1, max: 1, types: &[TypeId(26)], choice: false, plain: false, binding: None },
         E { name: "strength", min: 0, max: u32::MAX, types: &[TypeId(435)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[3] },
     // 438
     TypeDef { name: "MedicinalProductInteraction", kind: TypeKind::Resource, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(9)], choice: false, plain: false, binding: None },
@@ -6192,14 +6192,14 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "effect", min: 0, max: 1, types: &[TypeId(26)], choice: false, plain: false, binding: None },
         E { name: "incidence", min: 0, max: 1, types: &[TypeId(26)], choice: false, plain: false, binding: None },
         E { name: "management", min: 0, max: 1, types: &[TypeId(26)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[] },
     // 439
     TypeDef { name: "MedicinalProductInteraction.interactant", kind: TypeKind::Backbone, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
         E { name: "extension", min: 0, max: u32::MAX, types: &[TypeId(50)], choice: false, plain: false, binding: None },
         E { name: "modifierExtension", min: 0, max: u32::MAX, types: &[TypeId(50)], choice: false, plain: false, binding: None },
         E { name: "item", min: 1, max: 1, types: &[TypeId(65), TypeId(26)], choice: true, plain: false, binding: None },
-    ] },
+    ], checked: &[3] },
     // 440
     TypeDef { name: "MedicinalProductManufactured", kind: TypeKind::Resource, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(9)], choice: false, plain: false, binding: None },
@@ -6217,7 +6217,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "ingredient", min: 0, max: u32::MAX, types: &[TypeId(65)], choice: false, plain: false, binding: None },
         E { name: "physicalCharacteristics", min: 0, max: 1, types: &[TypeId(60)], choice: false, plain: false, binding: None },
         E { name: "otherCharacteristics", min: 0, max: u32::MAX, types: &[TypeId(26)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[8, 10] },
     // 441
     TypeDef { name: "MedicinalProductPackaged", kind: TypeKind::Resource, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(9)], choice: false, plain: false, binding: None },
@@ -6237,7 +6237,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "manufacturer", min: 0, max: u32::MAX, types: &[TypeId(65)], choice: false, plain: false, binding: None },
         E { name: "batchIdentifier", min: 0, max: u32::MAX, types: &[TypeId(442)], choice: false, plain: false, binding: None },
         E { name: "packageItem", min: 1, max: u32::MAX, types: &[TypeId(443)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[16] },
     // 442
     TypeDef { name: "MedicinalProductPackaged.batchIdentifier", kind: TypeKind::Backbone, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
@@ -6245,7 +6245,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "modifierExtension", min: 0, max: u32::MAX, types: &[TypeId(50)], choice: false, plain: false, binding: None },
         E { name: "outerPackaging", min: 1, max: 1, types: &[TypeId(52)], choice: false, plain: false, binding: None },
         E { name: "immediatePackaging", min: 0, max: 1, types: &[TypeId(52)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[3] },
     // 443
     TypeDef { name: "MedicinalProductPackaged.packageItem", kind: TypeKind::Backbone, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
@@ -6263,7 +6263,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "otherCharacteristics", min: 0, max: u32::MAX, types: &[TypeId(26)], choice: false, plain: false, binding: None },
         E { name: "shelfLifeStorage", min: 0, max: u32::MAX, types: &[TypeId(61)], choice: false, plain: false, binding: None },
         E { name: "manufacturer", min: 0, max: u32::MAX, types: &[TypeId(65)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[4, 5] },
     // 444
     TypeDef { name: "MedicinalProductPharmaceutical", kind: TypeKind::Resource, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(9)], choice: false, plain: false, binding: None },
@@ -6281,7 +6281,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "device", min: 0, max: u32::MAX, types: &[TypeId(65)], choice: false, plain: false, binding: None },
         E { name: "characteristics", min: 0, max: u32::MAX, types: &[TypeId(445)], choice: false, plain: false, binding: None },
         E { name: "routeOfAdministration", min: 1, max: u32::MAX, types: &[TypeId(446)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[9, 14] },
     // 445
     TypeDef { name: "MedicinalProductPharmaceutical.characteristics", kind: TypeKind::Backbone, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
@@ -6289,7 +6289,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "modifierExtension", min: 0, max: u32::MAX, types: &[TypeId(50)], choice: false, plain: false, binding: None },
         E { name: "code", min: 1, max: 1, types: &[TypeId(26)], choice: false, plain: false, binding: None },
         E { name: "status", min: 0, max: 1, types: &[TypeId(26)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[3] },
     // 446
     TypeDef { name: "MedicinalProductPharmaceutical.routeOfAdministration", kind: TypeKind::Backbone, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
@@ -6302,7 +6302,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "maxDosePerTreatmentPeriod", min: 0, max: 1, types: &[TypeId(64)], choice: false, plain: false, binding: None },
         E { name: "maxTreatmentPeriod", min: 0, max: 1, types: &[TypeId(39)], choice: false, plain: false, binding: None },
         E { name: "targetSpecies", min: 0, max: u32::MAX, types: &[TypeId(447)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[3] },
     // 447
     TypeDef { name: "MedicinalProductPharmaceutical.routeOfAdministration.targetSpecies", kind: TypeKind::Backbone, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
@@ -6310,7 +6310,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "modifierExtension", min: 0, max: u32::MAX, types: &[TypeId(50)], choice: false, plain: false, binding: None },
         E { name: "code", min: 1, max: 1, types: &[TypeId(26)], choice: false, plain: false, binding: None },
         E { name: "withdrawalPeriod", min: 0, max: u32::MAX, types: &[TypeId(448)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[3] },
     // 448
     TypeDef { name: "MedicinalProductPharmaceutical.routeOfAdministration.targetSpecies.withdrawalPeriod", kind: TypeKind::Backbone, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
@@ -6319,7 +6319,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "tissue", min: 1, max: 1, types: &[TypeId(26)], choice: false, plain: false, binding: None },
         E { name: "value", min: 1, max: 1, types: &[TypeId(62)], choice: false, plain: false, binding: None },
         E { name: "supportingInformation", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[3, 4] },
     // 449
     TypeDef { name: "MedicinalProductUndesirableEffect", kind: TypeKind::Resource, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(9)], choice: false, plain: false, binding: None },
@@ -6335,7 +6335,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "classification", min: 0, max: 1, types: &[TypeId(26)], choice: false, plain: false, binding: None },
         E { name: "frequencyOfOccurrence", min: 0, max: 1, types: &[TypeId(26)], choice: false, plain: false, binding: None },
         E { name: "population", min: 0, max: u32::MAX, types: &[TypeId(59)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[] },
     // 450
     TypeDef { name: "MessageDefinition", kind: TypeKind::Resource, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(9)], choice: false, plain: false, binding: None },
@@ -6370,7 +6370,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "responseRequired", min: 0, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS153) },
         E { name: "allowedResponse", min: 0, max: u32::MAX, types: &[TypeId(452)], choice: false, plain: false, binding: None },
         E { name: "graph", min: 0, max: u32::MAX, types: &[TypeId(4)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[14, 16, 26] },
     // 451
     TypeDef { name: "MessageDefinition.focus", kind: TypeKind::Backbone, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
@@ -6380,7 +6380,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "profile", min: 0, max: 1, types: &[TypeId(4)], choice: false, plain: false, binding: None },
         E { name: "min", min: 1, max: 1, types: &[TypeId(17)], choice: false, plain: false, binding: None },
         E { name: "max", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[3, 5] },
     // 452
     TypeDef { name: "MessageDefinition.allowedResponse", kind: TypeKind::Backbone, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
@@ -6388,7 +6388,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "modifierExtension", min: 0, max: u32::MAX, types: &[TypeId(50)], choice: false, plain: false, binding: None },
         E { name: "message", min: 1, max: 1, types: &[TypeId(4)], choice: false, plain: false, binding: None },
         E { name: "situation", min: 0, max: 1, types: &[TypeId(12)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[3] },
     // 453
     TypeDef { name: "MessageHeader", kind: TypeKind::Resource, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(9)], choice: false, plain: false, binding: None },
@@ -6410,7 +6410,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "response", min: 0, max: 1, types: &[TypeId(456)], choice: false, plain: false, binding: None },
         E { name: "focus", min: 0, max: u32::MAX, types: &[TypeId(65)], choice: false, plain: false, binding: None },
         E { name: "definition", min: 0, max: 1, types: &[TypeId(4)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[8, 13] },
     // 454
     TypeDef { name: "MessageHeader.destination", kind: TypeKind::Backbone, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
@@ -6420,7 +6420,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "target", min: 0, max: 1, types: &[TypeId(65)], choice: false, plain: false, binding: None },
         E { name: "endpoint", min: 1, max: 1, types: &[TypeId(19)], choice: false, plain: false, binding: None },
         E { name: "receiver", min: 0, max: 1, types: &[TypeId(65)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[5] },
     // 455
     TypeDef { name: "MessageHeader.source", kind: TypeKind::Backbone, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
@@ -6431,7 +6431,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "version", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: false, binding: None },
         E { name: "contact", min: 0, max: 1, types: &[TypeId(29)], choice: false, plain: false, binding: None },
         E { name: "endpoint", min: 1, max: 1, types: &[TypeId(19)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[7] },
     // 456
     TypeDef { name: "MessageHeader.response", kind: TypeKind::Backbone, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
@@ -6440,7 +6440,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "identifier", min: 1, max: 1, types: &[TypeId(9)], choice: false, plain: false, binding: None },
         E { name: "code", min: 1, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS154) },
         E { name: "details", min: 0, max: 1, types: &[TypeId(65)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[3, 4] },
     // 457
     TypeDef { name: "MolecularSequence", kind: TypeKind::Resource, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(9)], choice: false, plain: false, binding: None },
@@ -6467,7 +6467,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "repository", min: 0, max: u32::MAX, types: &[TypeId(462)], choice: false, plain: false, binding: None },
         E { name: "pointer", min: 0, max: u32::MAX, types: &[TypeId(65)], choice: false, plain: false, binding: None },
         E { name: "structureVariant", min: 0, max: u32::MAX, types: &[TypeId(463)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[10] },
     // 458
     TypeDef { name: "MolecularSequence.referenceSeq", kind: TypeKind::Backbone, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
@@ -6482,7 +6482,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "strand", min: 0, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS157) },
         E { name: "windowStart", min: 0, max: 1, types: &[TypeId(11)], choice: false, plain: false, binding: None },
         E { name: "windowEnd", min: 0, max: 1, types: &[TypeId(11)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[] },
     // 459
     TypeDef { name: "MolecularSequence.variant", kind: TypeKind::Backbone, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
@@ -6494,7 +6494,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "referenceAllele", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: false, binding: None },
         E { name: "cigar", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: false, binding: None },
         E { name: "variantPointer", min: 0, max: 1, types: &[TypeId(65)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[] },
     // 460
     TypeDef { name: "MolecularSequence.quality", kind: TypeKind::Backbone, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
@@ -6515,7 +6515,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "recall", min: 0, max: 1, types: &[TypeId(8)], choice: false, plain: false, binding: None },
         E { name: "fScore", min: 0, max: 1, types: &[TypeId(8)], choice: false, plain: false, binding: None },
         E { name: "roc", min: 0, max: 1, types: &[TypeId(461)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[3] },
     // 461
     TypeDef { name: "MolecularSequence.quality.roc", kind: TypeKind::Backbone, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
@@ -6528,7 +6528,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "precision", min: 0, max: u32::MAX, types: &[TypeId(8)], choice: false, plain: false, binding: None },
         E { name: "sensitivity", min: 0, max: u32::MAX, types: &[TypeId(8)], choice: false, plain: false, binding: None },
         E { name: "fMeasure", min: 0, max: u32::MAX, types: &[TypeId(8)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[] },
     // 462
     TypeDef { name: "MolecularSequence.repository", kind: TypeKind::Backbone, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
@@ -6540,7 +6540,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "datasetId", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: false, binding: None },
         E { name: "variantsetId", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: false, binding: None },
         E { name: "readsetId", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[3] },
     // 463
     TypeDef { name: "MolecularSequence.structureVariant", kind: TypeKind::Backbone, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
@@ -6551,7 +6551,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "length", min: 0, max: 1, types: &[TypeId(11)], choice: false, plain: false, binding: None },
         E { name: "outer", min: 0, max: 1, types: &[TypeId(464)], choice: false, plain: false, binding: None },
         E { name: "inner", min: 0, max: 1, types: &[TypeId(465)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[] },
     // 464
     TypeDef { name: "MolecularSequence.structureVariant.outer", kind: TypeKind::Backbone, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
@@ -6559,7 +6559,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "modifierExtension", min: 0, max: u32::MAX, types: &[TypeId(50)], choice: false, plain: false, binding: None },
         E { name: "start", min: 0, max: 1, types: &[TypeId(11)], choice: false, plain: false, binding: None },
         E { name: "end", min: 0, max: 1, types: &[TypeId(11)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[] },
     // 465
     TypeDef { name: "MolecularSequence.structureVariant.inner", kind: TypeKind::Backbone, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
@@ -6567,7 +6567,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "modifierExtension", min: 0, max: u32::MAX, types: &[TypeId(50)], choice: false, plain: false, binding: None },
         E { name: "start", min: 0, max: 1, types: &[TypeId(11)], choice: false, plain: false, binding: None },
         E { name: "end", min: 0, max: 1, types: &[TypeId(11)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[] },
     // 466
     TypeDef { name: "NamingSystem", kind: TypeKind::Resource, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(9)], choice: false, plain: false, binding: None },
@@ -6591,7 +6591,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "jurisdiction", min: 0, max: u32::MAX, types: &[TypeId(26)], choice: false, plain: false, binding: None },
         E { name: "usage", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: false, binding: None },
         E { name: "uniqueId", min: 1, max: u32::MAX, types: &[TypeId(467)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[8, 9, 10, 11, 20] },
     // 467
     TypeDef { name: "NamingSystem.uniqueId", kind: TypeKind::Backbone, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
@@ -6602,7 +6602,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "preferred", min: 0, max: 1, types: &[TypeId(3)], choice: false, plain: false, binding: None },
         E { name: "comment", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: false, binding: None },
         E { name: "period", min: 0, max: 1, types: &[TypeId(58)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[3, 4] },
     // 468
     TypeDef { name: "NutritionOrder", kind: TypeKind::Resource, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(9)], choice: false, plain: false, binding: None },
@@ -6630,7 +6630,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "supplement", min: 0, max: u32::MAX, types: &[TypeId(472)], choice: false, plain: false, binding: None },
         E { name: "enteralFormula", min: 0, max: 1, types: &[TypeId(473)], choice: false, plain: false, binding: None },
         E { name: "note", min: 0, max: u32::MAX, types: &[TypeId(24)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[12, 13, 14, 16] },
     // 469
     TypeDef { name: "NutritionOrder.oralDiet", kind: TypeKind::Backbone, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
@@ -6642,7 +6642,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "texture", min: 0, max: u32::MAX, types: &[TypeId(471)], choice: false, plain: false, binding: None },
         E { name: "fluidConsistencyType", min: 0, max: u32::MAX, types: &[TypeId(26)], choice: false, plain: false, binding: None },
         E { name: "instruction", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[] },
     // 470
     TypeDef { name: "NutritionOrder.oralDiet.nutrient", kind: TypeKind::Backbone, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
@@ -6650,7 +6650,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "modifierExtension", min: 0, max: u32::MAX, types: &[TypeId(50)], choice: false, plain: false, binding: None },
         E { name: "modifier", min: 0, max: 1, types: &[TypeId(26)], choice: false, plain: false, binding: None },
         E { name: "amount", min: 0, max: 1, types: &[TypeId(62)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[] },
     // 471
     TypeDef { name: "NutritionOrder.oralDiet.texture", kind: TypeKind::Backbone, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
@@ -6658,7 +6658,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "modifierExtension", min: 0, max: u32::MAX, types: &[TypeId(50)], choice: false, plain: false, binding: None },
         E { name: "modifier", min: 0, max: 1, types: &[TypeId(26)], choice: false, plain: false, binding: None },
         E { name: "foodType", min: 0, max: 1, types: &[TypeId(26)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[] },
     // 472
     TypeDef { name: "NutritionOrder.supplement", kind: TypeKind::Backbone, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
@@ -6669,7 +6669,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "schedule", min: 0, max: u32::MAX, types: &[TypeId(71)], choice: false, plain: false, binding: None },
         E { name: "quantity", min: 0, max: 1, types: &[TypeId(62)], choice: false, plain: false, binding: None },
         E { name: "instruction", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[] },
     // 473
     TypeDef { name: "NutritionOrder.enteralFormula", kind: TypeKind::Backbone, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
@@ -6684,7 +6684,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "administration", min: 0, max: u32::MAX, types: &[TypeId(474)], choice: false, plain: false, binding: None },
         E { name: "maxVolumeToDeliver", min: 0, max: 1, types: &[TypeId(62)], choice: false, plain: false, binding: None },
         E { name: "administrationInstruction", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[] },
     // 474
     TypeDef { name: "NutritionOrder.enteralFormula.administration", kind: TypeKind::Backbone, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
@@ -6693,7 +6693,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "schedule", min: 0, max: 1, types: &[TypeId(71)], choice: false, plain: false, binding: None },
         E { name: "quantity", min: 0, max: 1, types: &[TypeId(62)], choice: false, plain: false, binding: None },
         E { name: "rate", min: 0, max: 1, types: &[TypeId(62), TypeId(64)], choice: true, plain: false, binding: None },
-    ] },
+    ], checked: &[] },
     // 475
     TypeDef { name: "Observation", kind: TypeKind::Resource, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(9)], choice: false, plain: false, binding: None },
@@ -6728,7 +6728,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "hasMember", min: 0, max: u32::MAX, types: &[TypeId(65)], choice: false, plain: false, binding: None },
         E { name: "derivedFrom", min: 0, max: u32::MAX, types: &[TypeId(65)], choice: false, plain: false, binding: None },
         E { name: "component", min: 0, max: u32::MAX, types: &[TypeId(477)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[11, 13] },
     // 476
     TypeDef { name: "Observation.referenceRange", kind: TypeKind::Backbone, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
@@ -6740,7 +6740,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "appliesTo", min: 0, max: u32::MAX, types: &[TypeId(26)], choice: false, plain: false, binding: None },
         E { name: "age", min: 0, max: 1, types: &[TypeId(63)], choice: false, plain: false, binding: None },
         E { name: "text", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[] },
     // 477
     TypeDef { name: "Observation.component", kind: TypeKind::Backbone, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
@@ -6751,7 +6751,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "dataAbsentReason", min: 0, max: 1, types: &[TypeId(26)], choice: false, plain: false, binding: None },
         E { name: "interpretation", min: 0, max: u32::MAX, types: &[TypeId(26)], choice: false, plain: false, binding: None },
         E { name: "referenceRange", min: 0, max: u32::MAX, types: &[TypeId(476)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[3] },
     // 478
     TypeDef { name: "ObservationDefinition", kind: TypeKind::Resource, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(9)], choice: false, plain: false, binding: None },
@@ -6775,7 +6775,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "normalCodedValueSet", min: 0, max: 1, types: &[TypeId(65)], choice: false, plain: false, binding: None },
         E { name: "abnormalCodedValueSet", min: 0, max: 1, types: &[TypeId(65)], choice: false, plain: false, binding: None },
         E { name: "criticalCodedValueSet", min: 0, max: 1, types: &[TypeId(65)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[9] },
     // 479
     TypeDef { name: "ObservationDefinition.quantitativeDetails", kind: TypeKind::Backbone, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
@@ -6785,7 +6785,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "unit", min: 0, max: 1, types: &[TypeId(26)], choice: false, plain: false, binding: None },
         E { name: "conversionFactor", min: 0, max: 1, types: &[TypeId(8)], choice: false, plain: false, binding: None },
         E { name: "decimalPrecision", min: 0, max: 1, types: &[TypeId(11)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[] },
     // 480
     TypeDef { name: "ObservationDefinition.qualifiedInterval", kind: TypeKind::Backbone, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
@@ -6799,7 +6799,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "age", min: 0, max: 1, types: &[TypeId(63)], choice: false, plain: false, binding: None },
         E { name: "gestationalAge", min: 0, max: 1, types: &[TypeId(63)], choice: false, plain: false, binding: None },
         E { name: "condition", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[] },
     // 481
     TypeDef { name: "OperationDefinition", kind: TypeKind::Resource, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(9)], choice: false, plain: false, binding: None },
@@ -6836,7 +6836,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "outputProfile", min: 0, max: 1, types: &[TypeId(4)], choice: false, plain: false, binding: None },
         E { name: "parameter", min: 0, max: u32::MAX, types: &[TypeId(482)], choice: false, plain: false, binding: None },
         E { name: "overload", min: 0, max: u32::MAX, types: &[TypeId(485)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[10, 12, 13, 23, 27, 28, 29] },
     // 482
     TypeDef { name: "OperationDefinition.parameter", kind: TypeKind::Backbone, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
@@ -6853,7 +6853,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "binding", min: 0, max: 1, types: &[TypeId(483)], choice: false, plain: false, binding: None },
         E { name: "referencedFrom", min: 0, max: u32::MAX, types: &[TypeId(484)], choice: false, plain: false, binding: None },
         E { name: "part", min: 0, max: u32::MAX, types: &[TypeId(482)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[3, 4, 5, 6] },
     // 483
     TypeDef { name: "OperationDefinition.parameter.binding", kind: TypeKind::Backbone, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
@@ -6861,7 +6861,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "modifierExtension", min: 0, max: u32::MAX, types: &[TypeId(50)], choice: false, plain: false, binding: None },
         E { name: "strength", min: 1, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS14) },
         E { name: "valueSet", min: 1, max: 1, types: &[TypeId(4)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[3, 4] },
     // 484
     TypeDef { name: "OperationDefinition.parameter.referencedFrom", kind: TypeKind::Backbone, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
@@ -6869,7 +6869,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "modifierExtension", min: 0, max: u32::MAX, types: &[TypeId(50)], choice: false, plain: false, binding: None },
         E { name: "source", min: 1, max: 1, types: &[TypeId(15)], choice: false, plain: false, binding: None },
         E { name: "sourceId", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[3] },
     // 485
     TypeDef { name: "OperationDefinition.overload", kind: TypeKind::Backbone, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
@@ -6877,7 +6877,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "modifierExtension", min: 0, max: u32::MAX, types: &[TypeId(50)], choice: false, plain: false, binding: None },
         E { name: "parameterName", min: 0, max: u32::MAX, types: &[TypeId(15)], choice: false, plain: false, binding: None },
         E { name: "comment", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[] },
     // 486
     TypeDef { name: "OperationOutcome", kind: TypeKind::Resource, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(9)], choice: false, plain: false, binding: None },
@@ -6889,7 +6889,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "extension", min: 0, max: u32::MAX, types: &[TypeId(50)], choice: false, plain: false, binding: None },
         E { name: "modifierExtension", min: 0, max: u32::MAX, types: &[TypeId(50)], choice: false, plain: false, binding: None },
         E { name: "issue", min: 1, max: u32::MAX, types: &[TypeId(487)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[8] },
     // 487
     TypeDef { name: "OperationOutcome.issue", kind: TypeKind::Backbone, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
@@ -6901,7 +6901,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "diagnostics", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: false, binding: None },
         E { name: "location", min: 0, max: u32::MAX, types: &[TypeId(15)], choice: false, plain: false, binding: None },
         E { name: "expression", min: 0, max: u32::MAX, types: &[TypeId(15)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[3, 4] },
     // 488
     TypeDef { name: "Organization", kind: TypeKind::Resource, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(9)], choice: false, plain: false, binding: None },
@@ -6922,7 +6922,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "partOf", min: 0, max: 1, types: &[TypeId(65)], choice: false, plain: false, binding: None },
         E { name: "contact", min: 0, max: u32::MAX, types: &[TypeId(489)], choice: false, plain: false, binding: None },
         E { name: "endpoint", min: 0, max: u32::MAX, types: &[TypeId(65)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[] },
     // 489
     TypeDef { name: "Organization.contact", kind: TypeKind::Backbone, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
@@ -6932,7 +6932,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "name", min: 0, max: 1, types: &[TypeId(51)], choice: false, plain: false, binding: None },
         E { name: "telecom", min: 0, max: u32::MAX, types: &[TypeId(29)], choice: false, plain: false, binding: None },
         E { name: "address", min: 0, max: 1, types: &[TypeId(22)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[] },
     // 490
     TypeDef { name: "OrganizationAffiliation", kind: TypeKind::Resource, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(9)], choice: false, plain: false, binding: None },
@@ -6955,7 +6955,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "healthcareService", min: 0, max: u32::MAX, types: &[TypeId(65)], choice: false, plain: false, binding: None },
         E { name: "telecom", min: 0, max: u32::MAX, types: &[TypeId(29)], choice: false, plain: false, binding: None },
         E { name: "endpoint", min: 0, max: u32::MAX, types: &[TypeId(65)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[] },
     // 491
     TypeDef { name: "Parameters", kind: TypeKind::Resource, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(9)], choice: false, plain: false, binding: None },
@@ -6963,7 +6963,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "implicitRules", min: 0, max: 1, types: &[TypeId(18)], choice: false, plain: false, binding: None },
         E { name: "language", min: 0, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: None },
         E { name: "parameter", min: 0, max: u32::MAX, types: &[TypeId(492)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[] },
     // 492
     TypeDef { name: "Parameters.parameter", kind: TypeKind::Backbone, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
@@ -6973,7 +6973,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "value", min: 0, max: 1, types: &[TypeId(2), TypeId(3), TypeId(4), TypeId(5), TypeId(6), TypeId(7), TypeId(8), TypeId(9), TypeId(10), TypeId(11), TypeId(12), TypeId(13), TypeId(14), TypeId(15), TypeId(16), TypeId(17), TypeId(18), TypeId(19), TypeId(20), TypeId(22), TypeId(23), TypeId(24), TypeId(25), TypeId(26), TypeId(27), TypeId(29), TypeId(31), TypeId(36), TypeId(39), TypeId(51), TypeId(52), TypeId(55), TypeId(58), TypeId(62), TypeId(63), TypeId(64), TypeId(65), TypeId(67), TypeId(68), TypeId(71), TypeId(28), TypeId(30), TypeId(32), TypeId(49), TypeId(57), TypeId(66), TypeId(73), TypeId(74), TypeId(37), TypeId(54)], choice: true, plain: false, binding: None },
         E { name: "resource", min: 0, max: 1, types: &[TypeId(75)], choice: false, plain: false, binding: None },
         E { name: "part", min: 0, max: u32::MAX, types: &[TypeId(492)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[3] },
     // 493
     TypeDef { name: "Patient", kind: TypeKind::Resource, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(9)], choice: false, plain: false, binding: None },
@@ -7000,7 +7000,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "generalPractitioner", min: 0, max: u32::MAX, types: &[TypeId(65)], choice: false, plain: false, binding: None },
         E { name: "managingOrganization", min: 0, max: 1, types: &[TypeId(65)], choice: false, plain: false, binding: None },
         E { name: "link", min: 0, max: u32::MAX, types: &[TypeId(496)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[] },
     // 494
     TypeDef { name: "Patient.contact", kind: TypeKind::Backbone, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
@@ -7013,7 +7013,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "gender", min: 0, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS164) },
         E { name: "organization", min: 0, max: 1, types: &[TypeId(65)], choice: false, plain: false, binding: None },
         E { name: "period", min: 0, max: 1, types: &[TypeId(58)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[] },
     // 495
     TypeDef { name: "Patient.communication", kind: TypeKind::Backbone, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
@@ -7021,7 +7021,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "modifierExtension", min: 0, max: u32::MAX, types: &[TypeId(50)], choice: false, plain: false, binding: None },
         E { name: "language", min: 1, max: 1, types: &[TypeId(26)], choice: false, plain: false, binding: None },
         E { name: "preferred", min: 0, max: 1, types: &[TypeId(3)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[3] },
     // 496
     TypeDef { name: "Patient.link", kind: TypeKind::Backbone, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
@@ -7029,7 +7029,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "modifierExtension", min: 0, max: u32::MAX, types: &[TypeId(50)], choice: false, plain: false, binding: None },
         E { name: "other", min: 1, max: 1, types: &[TypeId(65)], choice: false, plain: false, binding: None },
         E { name: "type", min: 1, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS168) },
-    ] },
+    ], checked: &[3, 4] },
     // 497
     TypeDef { name: "PaymentNotice", kind: TypeKind::Resource, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(9)], choice: false, plain: false, binding: None },
@@ -7052,7 +7052,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "recipient", min: 1, max: 1, types: &[TypeId(65)], choice: false, plain: false, binding: None },
         E { name: "amount", min: 1, max: 1, types: &[TypeId(55)], choice: false, plain: false, binding: None },
         E { name: "paymentStatus", min: 0, max: 1, types: &[TypeId(26)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[9, 12, 14, 17, 18] },
     // 498
     TypeDef { name: "PaymentReconciliation", kind: TypeKind::Resource, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(9)], choice: false, plain: false, binding: None },
@@ -7078,7 +7078,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "detail", min: 0, max: u32::MAX, types: &[TypeId(499)], choice: false, plain: false, binding: None },
         E { name: "formCode", min: 0, max: 1, types: &[TypeId(26)], choice: false, plain: false, binding: None },
         E { name: "processNote", min: 0, max: u32::MAX, types: &[TypeId(500)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[9, 11, 17, 18] },
     // 499
     TypeDef { name: "PaymentReconciliation.detail", kind: TypeKind::Backbone, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
@@ -7094,7 +7094,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "responsible", min: 0, max: 1, types: &[TypeId(65)], choice: false, plain: false, binding: None },
         E { name: "payee", min: 0, max: 1, types: &[TypeId(65)], choice: false, plain: false, binding: None },
         E { name: "amount", min: 0, max: 1, types: &[TypeId(55)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[5] },
     // 500
     TypeDef { name: "PaymentReconciliation.processNote", kind: TypeKind::Backbone, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
@@ -7102,7 +7102,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "modifierExtension", min: 0, max: u32::MAX, types: &[TypeId(50)], choice: false, plain: false, binding: None },
         E { name: "type", min: 0, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS76) },
         E { name: "text", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[] },
     // 501
     TypeDef { name: "Person", kind: TypeKind::Resource, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(9)], choice: false, plain: false, binding: None },
@@ -7123,7 +7123,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "managingOrganization", min: 0, max: 1, types: &[TypeId(65)], choice: false, plain: false, binding: None },
         E { name: "active", min: 0, max: 1, types: &[TypeId(3)], choice: false, plain: false, binding: None },
         E { name: "link", min: 0, max: u32::MAX, types: &[TypeId(502)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[] },
     // 502
     TypeDef { name: "Person.link", kind: TypeKind::Backbone, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
@@ -7131,7 +7131,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "modifierExtension", min: 0, max: u32::MAX, types: &[TypeId(50)], choice: false, plain: false, binding: None },
         E { name: "target", min: 1, max: 1, types: &[TypeId(65)], choice: false, plain: false, binding: None },
         E { name: "assurance", min: 0, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS169) },
-    ] },
+    ], checked: &[3] },
     // 503
     TypeDef { name: "PlanDefinition", kind: TypeKind::Resource, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(9)], choice: false, plain: false, binding: None },
@@ -7173,7 +7173,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "library", min: 0, max: u32::MAX, types: &[TypeId(4)], choice: false, plain: false, binding: None },
         E { name: "goal", min: 0, max: u32::MAX, types: &[TypeId(504)], choice: false, plain: false, binding: None },
         E { name: "action", min: 0, max: u32::MAX, types: &[TypeId(506)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[15] },
     // 504
     TypeDef { name: "PlanDefinition.goal", kind: TypeKind::Backbone, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
@@ -7186,7 +7186,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "addresses", min: 0, max: u32::MAX, types: &[TypeId(26)], choice: false, plain: false, binding: None },
         E { name: "documentation", min: 0, max: u32::MAX, types: &[TypeId(66)], choice: false, plain: false, binding: None },
         E { name: "target", min: 0, max: u32::MAX, types: &[TypeId(505)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[4] },
     // 505
     TypeDef { name: "PlanDefinition.goal.target", kind: TypeKind::Backbone, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
@@ -7195,7 +7195,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "measure", min: 0, max: 1, types: &[TypeId(26)], choice: false, plain: false, binding: None },
         E { name: "detail", min: 0, max: 1, types: &[TypeId(62), TypeId(63), TypeId(26)], choice: true, plain: false, binding: None },
         E { name: "due", min: 0, max: 1, types: &[TypeId(39)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[] },
     // 506
     TypeDef { name: "PlanDefinition.action", kind: TypeKind::Backbone, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
@@ -7228,7 +7228,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "transform", min: 0, max: 1, types: &[TypeId(4)], choice: false, plain: false, binding: None },
         E { name: "dynamicValue", min: 0, max: u32::MAX, types: &[TypeId(510)], choice: false, plain: false, binding: None },
         E { name: "action", min: 0, max: u32::MAX, types: &[TypeId(506)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[] },
     // 507
     TypeDef { name: "PlanDefinition.action.condition", kind: TypeKind::Backbone, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
@@ -7236,7 +7236,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "modifierExtension", min: 0, max: u32::MAX, types: &[TypeId(50)], choice: false, plain: false, binding: None },
         E { name: "kind", min: 1, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS175) },
         E { name: "expression", min: 0, max: 1, types: &[TypeId(49)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[3] },
     // 508
     TypeDef { name: "PlanDefinition.action.relatedAction", kind: TypeKind::Backbone, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
@@ -7245,7 +7245,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "actionId", min: 1, max: 1, types: &[TypeId(9)], choice: false, plain: false, binding: None },
         E { name: "relationship", min: 1, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS176) },
         E { name: "offset", min: 0, max: 1, types: &[TypeId(39), TypeId(63)], choice: true, plain: false, binding: None },
-    ] },
+    ], checked: &[3, 4] },
     // 509
     TypeDef { name: "PlanDefinition.action.participant", kind: TypeKind::Backbone, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
@@ -7253,7 +7253,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "modifierExtension", min: 0, max: u32::MAX, types: &[TypeId(50)], choice: false, plain: false, binding: None },
         E { name: "type", min: 1, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS30) },
         E { name: "role", min: 0, max: 1, types: &[TypeId(26)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[3] },
     // 510
     TypeDef { name: "PlanDefinition.action.dynamicValue", kind: TypeKind::Backbone, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
@@ -7261,7 +7261,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "modifierExtension", min: 0, max: u32::MAX, types: &[TypeId(50)], choice: false, plain: false, binding: None },
         E { name: "path", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: false, binding: None },
         E { name: "expression", min: 0, max: 1, types: &[TypeId(49)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[] },
     // 511
     TypeDef { name: "Practitioner", kind: TypeKind::Resource, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(9)], choice: false, plain: false, binding: None },
@@ -7282,7 +7282,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "photo", min: 0, max: u32::MAX, types: &[TypeId(25)], choice: false, plain: false, binding: None },
         E { name: "qualification", min: 0, max: u32::MAX, types: &[TypeId(512)], choice: false, plain: false, binding: None },
         E { name: "communication", min: 0, max: u32::MAX, types: &[TypeId(26)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[] },
     // 512
     TypeDef { name: "Practitioner.qualification", kind: TypeKind::Backbone, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
@@ -7292,7 +7292,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "code", min: 1, max: 1, types: &[TypeId(26)], choice: false, plain: false, binding: None },
         E { name: "period", min: 0, max: 1, types: &[TypeId(58)], choice: false, plain: false, binding: None },
         E { name: "issuer", min: 0, max: 1, types: &[TypeId(65)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[4] },
     // 513
     TypeDef { name: "PractitionerRole", kind: TypeKind::Resource, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(9)], choice: false, plain: false, binding: None },
@@ -7317,7 +7317,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "notAvailable", min: 0, max: u32::MAX, types: &[TypeId(515)], choice: false, plain: false, binding: None },
         E { name: "availabilityExceptions", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: false, binding: None },
         E { name: "endpoint", min: 0, max: u32::MAX, types: &[TypeId(65)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[] },
     // 514
     TypeDef { name: "PractitionerRole.availableTime", kind: TypeKind::Backbone, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
@@ -7327,7 +7327,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "allDay", min: 0, max: 1, types: &[TypeId(3)], choice: false, plain: false, binding: None },
         E { name: "availableStartTime", min: 0, max: 1, types: &[TypeId(16)], choice: false, plain: false, binding: None },
         E { name: "availableEndTime", min: 0, max: 1, types: &[TypeId(16)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[] },
     // 515
     TypeDef { name: "PractitionerRole.notAvailable", kind: TypeKind::Backbone, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
@@ -7335,7 +7335,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "modifierExtension", min: 0, max: u32::MAX, types: &[TypeId(50)], choice: false, plain: false, binding: None },
         E { name: "description", min: 1, max: 1, types: &[TypeId(15)], choice: false, plain: false, binding: None },
         E { name: "during", min: 0, max: 1, types: &[TypeId(58)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[3] },
     // 516
     TypeDef { name: "Procedure", kind: TypeKind::Resource, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(9)], choice: false, plain: false, binding: None },
@@ -7374,7 +7374,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "focalDevice", min: 0, max: u32::MAX, types: &[TypeId(518)], choice: false, plain: false, binding: None },
         E { name: "usedReference", min: 0, max: u32::MAX, types: &[TypeId(65)], choice: false, plain: false, binding: None },
         E { name: "usedCode", min: 0, max: u32::MAX, types: &[TypeId(26)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[13, 17] },
     // 517
     TypeDef { name: "Procedure.performer", kind: TypeKind::Backbone, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
@@ -7383,7 +7383,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "function", min: 0, max: 1, types: &[TypeId(26)], choice: false, plain: false, binding: None },
         E { name: "actor", min: 1, max: 1, types: &[TypeId(65)], choice: false, plain: false, binding: None },
         E { name: "onBehalfOf", min: 0, max: 1, types: &[TypeId(65)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[4] },
     // 518
     TypeDef { name: "Procedure.focalDevice", kind: TypeKind::Backbone, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
@@ -7391,7 +7391,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "modifierExtension", min: 0, max: u32::MAX, types: &[TypeId(50)], choice: false, plain: false, binding: None },
         E { name: "action", min: 0, max: 1, types: &[TypeId(26)], choice: false, plain: false, binding: None },
         E { name: "manipulated", min: 1, max: 1, types: &[TypeId(65)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[4] },
     // 519
     TypeDef { name: "Provenance", kind: TypeKind::Resource, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(9)], choice: false, plain: false, binding: None },
@@ -7412,7 +7412,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "agent", min: 1, max: u32::MAX, types: &[TypeId(520)], choice: false, plain: false, binding: None },
         E { name: "entity", min: 0, max: u32::MAX, types: &[TypeId(521)], choice: false, plain: false, binding: None },
         E { name: "signature", min: 0, max: u32::MAX, types: &[TypeId(68)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[8, 10, 15] },
     // 520
     TypeDef { name: "Provenance.agent", kind: TypeKind::Backbone, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
@@ -7422,7 +7422,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "role", min: 0, max: u32::MAX, types: &[TypeId(26)], choice: false, plain: false, binding: None },
         E { name: "who", min: 1, max: 1, types: &[TypeId(65)], choice: false, plain: false, binding: None },
         E { name: "onBehalfOf", min: 0, max: 1, types: &[TypeId(65)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[5] },
     // 521
     TypeDef { name: "Provenance.entity", kind: TypeKind::Backbone, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
@@ -7431,7 +7431,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "role", min: 1, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS177) },
         E { name: "what", min: 1, max: 1, types: &[TypeId(65)], choice: false, plain: false, binding: None },
         E { name: "agent", min: 0, max: u32::MAX, types: &[TypeId(520)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[3, 4] },
     // 522
     TypeDef { name: "Questionnaire", kind: TypeKind::Resource, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(9)], choice: false, plain: false, binding: None },
@@ -7464,7 +7464,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "effectivePeriod", min: 0, max: 1, types: &[TypeId(58)], choice: false, plain: false, binding: None },
         E { name: "code", min: 0, max: u32::MAX, types: &[TypeId(27)], choice: false, plain: false, binding: None },
         E { name: "item", min: 0, max: u32::MAX, types: &[TypeId(523)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[14] },
     // 523
     TypeDef { name: "Questionnaire.item", kind: TypeKind::Backbone, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
@@ -7486,7 +7486,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "answerOption", min: 0, max: u32::MAX, types: &[TypeId(525)], choice: false, plain: false, binding: None },
         E { name: "initial", min: 0, max: u32::MAX, types: &[TypeId(526)], choice: false, plain: false, binding: None },
         E { name: "item", min: 0, max: u32::MAX, types: &[TypeId(523)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[3, 8] },
     // 524
     TypeDef { name: "Questionnaire.item.enableWhen", kind: TypeKind::Backbone, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
@@ -7495,7 +7495,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "question", min: 1, max: 1, types: &[TypeId(15)], choice: false, plain: false, binding: None },
         E { name: "operator", min: 1, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS180) },
         E { name: "answer", min: 1, max: 1, types: &[TypeId(3), TypeId(8), TypeId(11), TypeId(6), TypeId(7), TypeId(16), TypeId(15), TypeId(27), TypeId(62), TypeId(65)], choice: true, plain: false, binding: None },
-    ] },
+    ], checked: &[3, 4, 5] },
     // 525
     TypeDef { name: "Questionnaire.item.answerOption", kind: TypeKind::Backbone, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
@@ -7503,14 +7503,14 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "modifierExtension", min: 0, max: u32::MAX, types: &[TypeId(50)], choice: false, plain: false, binding: None },
         E { name: "value", min: 1, max: 1, types: &[TypeId(11), TypeId(6), TypeId(16), TypeId(15), TypeId(27), TypeId(65)], choice: true, plain: false, binding: None },
         E { name: "initialSelected", min: 0, max: 1, types: &[TypeId(3)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[3] },
     // 526
     TypeDef { name: "Questionnaire.item.initial", kind: TypeKind::Backbone, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
         E { name: "extension", min: 0, max: u32::MAX, types: &[TypeId(50)], choice: false, plain: false, binding: None },
         E { name: "modifierExtension", min: 0, max: u32::MAX, types: &[TypeId(50)], choice: false, plain: false, binding: None },
         E { name: "value", min: 1, max: 1, types: &[TypeId(3), TypeId(8), TypeId(11), TypeId(6), TypeId(7), TypeId(16), TypeId(15), TypeId(18), TypeId(25), TypeId(27), TypeId(62), TypeId(65)], choice: true, plain: false, binding: None },
-    ] },
+    ], checked: &[3] },
     // 527
     TypeDef { name: "QuestionnaireResponse", kind: TypeKind::Resource, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(9)], choice: false, plain: false, binding: None },
@@ -7532,7 +7532,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "author", min: 0, max: 1, types: &[TypeId(65)], choice: false, plain: false, binding: None },
         E { name: "source", min: 0, max: 1, types: &[TypeId(65)], choice: false, plain: false, binding: None },
         E { name: "item", min: 0, max: u32::MAX, types: &[TypeId(528)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[12] },
     // 528
     TypeDef { name: "QuestionnaireResponse.item", kind: TypeKind::Backbone, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
@@ -7543,7 +7543,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "text", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: false, binding: None },
         E { name: "answer", min: 0, max: u32::MAX, types: &[TypeId(529)], choice: false, plain: false, binding: None },
         E { name: "item", min: 0, max: u32::MAX, types: &[TypeId(528)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[3] },
     // 529
     TypeDef { name: "QuestionnaireResponse.item.answer", kind: TypeKind::Backbone, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
@@ -7551,7 +7551,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "modifierExtension", min: 0, max: u32::MAX, types: &[TypeId(50)], choice: false, plain: false, binding: None },
         E { name: "value", min: 0, max: 1, types: &[TypeId(3), TypeId(8), TypeId(11), TypeId(6), TypeId(7), TypeId(16), TypeId(15), TypeId(18), TypeId(25), TypeId(27), TypeId(62), TypeId(65)], choice: true, plain: false, binding: None },
         E { name: "item", min: 0, max: u32::MAX, types: &[TypeId(528)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[] },
     // 530
     TypeDef { name: "RelatedPerson", kind: TypeKind::Resource, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(9)], choice: false, plain: false, binding: None },
@@ -7574,7 +7574,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "photo", min: 0, max: u32::MAX, types: &[TypeId(25)], choice: false, plain: false, binding: None },
         E { name: "period", min: 0, max: 1, types: &[TypeId(58)], choice: false, plain: false, binding: None },
         E { name: "communication", min: 0, max: u32::MAX, types: &[TypeId(531)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[10] },
     // 531
     TypeDef { name: "RelatedPerson.communication", kind: TypeKind::Backbone, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
@@ -7582,7 +7582,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "modifierExtension", min: 0, max: u32::MAX, types: &[TypeId(50)], choice: false, plain: false, binding: None },
         E { name: "language", min: 1, max: 1, types: &[TypeId(26)], choice: false, plain: false, binding: None },
         E { name: "preferred", min: 0, max: 1, types: &[TypeId(3)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[3] },
     // 532
     TypeDef { name: "RequestGroup", kind: TypeKind::Resource, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(9)], choice: false, plain: false, binding: None },
@@ -7611,7 +7611,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "reasonReference", min: 0, max: u32::MAX, types: &[TypeId(65)], choice: false, plain: false, binding: None },
         E { name: "note", min: 0, max: u32::MAX, types: &[TypeId(24)], choice: false, plain: false, binding: None },
         E { name: "action", min: 0, max: u32::MAX, types: &[TypeId(533)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[14, 15] },
     // 533
     TypeDef { name: "RequestGroup.action", kind: TypeKind::Backbone, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
@@ -7636,7 +7636,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "cardinalityBehavior", min: 0, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS174) },
         E { name: "resource", min: 0, max: 1, types: &[TypeId(65)], choice: false, plain: false, binding: None },
         E { name: "action", min: 0, max: u32::MAX, types: &[TypeId(533)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[] },
     // 534
     TypeDef { name: "RequestGroup.action.condition", kind: TypeKind::Backbone, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
@@ -7644,7 +7644,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "modifierExtension", min: 0, max: u32::MAX, types: &[TypeId(50)], choice: false, plain: false, binding: None },
         E { name: "kind", min: 1, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS175) },
         E { name: "expression", min: 0, max: 1, types: &[TypeId(49)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[3] },
     // 535
     TypeDef { name: "RequestGroup.action.relatedAction", kind: TypeKind::Backbone, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
@@ -7653,7 +7653,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "actionId", min: 1, max: 1, types: &[TypeId(9)], choice: false, plain: false, binding: None },
         E { name: "relationship", min: 1, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS176) },
         E { name: "offset", min: 0, max: 1, types: &[TypeId(39), TypeId(63)], choice: true, plain: false, binding: None },
-    ] },
+    ], checked: &[3, 4] },
     // 536
     TypeDef { name: "ResearchDefinition", kind: TypeKind::Resource, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(9)], choice: false, plain: false, binding: None },
@@ -7698,7 +7698,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "exposure", min: 0, max: 1, types: &[TypeId(65)], choice: false, plain: false, binding: None },
         E { name: "exposureAlternative", min: 0, max: 1, types: &[TypeId(65)], choice: false, plain: false, binding: None },
         E { name: "outcome", min: 0, max: 1, types: &[TypeId(65)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[15, 38] },
     // 537
     TypeDef { name: "ResearchElementDefinition", kind: TypeKind::Resource, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(9)], choice: false, plain: false, binding: None },
@@ -7742,7 +7742,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "type", min: 1, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS182) },
         E { name: "variableType", min: 0, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS119) },
         E { name: "characteristic", min: 1, max: u32::MAX, types: &[TypeId(538)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[15, 38, 40] },
     // 538
     TypeDef { name: "ResearchElementDefinition.characteristic", kind: TypeKind::Backbone, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
@@ -7760,7 +7760,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "participantEffective", min: 0, max: 1, types: &[TypeId(7), TypeId(58), TypeId(39), TypeId(71)], choice: true, plain: false, binding: None },
         E { name: "participantEffectiveTimeFromStart", min: 0, max: 1, types: &[TypeId(39)], choice: false, plain: false, binding: None },
         E { name: "participantEffectiveGroupMeasure", min: 0, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS120) },
-    ] },
+    ], checked: &[3] },
     // 539
     TypeDef { name: "ResearchStudy", kind: TypeKind::Resource, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(9)], choice: false, plain: false, binding: None },
@@ -7795,7 +7795,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "note", min: 0, max: u32::MAX, types: &[TypeId(24)], choice: false, plain: false, binding: None },
         E { name: "arm", min: 0, max: u32::MAX, types: &[TypeId(540)], choice: false, plain: false, binding: None },
         E { name: "objective", min: 0, max: u32::MAX, types: &[TypeId(541)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[12] },
     // 540
     TypeDef { name: "ResearchStudy.arm", kind: TypeKind::Backbone, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
@@ -7804,7 +7804,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "name", min: 1, max: 1, types: &[TypeId(15)], choice: false, plain: false, binding: None },
         E { name: "type", min: 0, max: 1, types: &[TypeId(26)], choice: false, plain: false, binding: None },
         E { name: "description", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[3] },
     // 541
     TypeDef { name: "ResearchStudy.objective", kind: TypeKind::Backbone, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
@@ -7812,7 +7812,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "modifierExtension", min: 0, max: u32::MAX, types: &[TypeId(50)], choice: false, plain: false, binding: None },
         E { name: "name", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: false, binding: None },
         E { name: "type", min: 0, max: 1, types: &[TypeId(26)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[] },
     // 542
     TypeDef { name: "ResearchSubject", kind: TypeKind::Resource, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(9)], choice: false, plain: false, binding: None },
@@ -7831,7 +7831,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "assignedArm", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: false, binding: None },
         E { name: "actualArm", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: false, binding: None },
         E { name: "consent", min: 0, max: 1, types: &[TypeId(65)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[9, 11, 12] },
     // 543
     TypeDef { name: "RiskAssessment", kind: TypeKind::Resource, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(9)], choice: false, plain: false, binding: None },
@@ -7859,7 +7859,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "prediction", min: 0, max: u32::MAX, types: &[TypeId(544)], choice: false, plain: false, binding: None },
         E { name: "mitigation", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: false, binding: None },
         E { name: "note", min: 0, max: u32::MAX, types: &[TypeId(24)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[11, 14] },
     // 544
     TypeDef { name: "RiskAssessment.prediction", kind: TypeKind::Backbone, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
@@ -7871,7 +7871,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "relativeRisk", min: 0, max: 1, types: &[TypeId(8)], choice: false, plain: false, binding: None },
         E { name: "when", min: 0, max: 1, types: &[TypeId(58), TypeId(63)], choice: true, plain: false, binding: None },
         E { name: "rationale", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[] },
     // 545
     TypeDef { name: "RiskEvidenceSynthesis", kind: TypeKind::Resource, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(9)], choice: false, plain: false, binding: None },
@@ -7913,7 +7913,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "sampleSize", min: 0, max: 1, types: &[TypeId(546)], choice: false, plain: false, binding: None },
         E { name: "riskEstimate", min: 0, max: 1, types: &[TypeId(547)], choice: false, plain: false, binding: None },
         E { name: "certainty", min: 0, max: u32::MAX, types: &[TypeId(549)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[13, 33, 35] },
     // 546
     TypeDef { name: "RiskEvidenceSynthesis.sampleSize", kind: TypeKind::Backbone, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
@@ -7922,7 +7922,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "description", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: false, binding: None },
         E { name: "numberOfStudies", min: 0, max: 1, types: &[TypeId(11)], choice: false, plain: false, binding: None },
         E { name: "numberOfParticipants", min: 0, max: 1, types: &[TypeId(11)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[] },
     // 547
     TypeDef { name: "RiskEvidenceSynthesis.riskEstimate", kind: TypeKind::Backbone, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
@@ -7935,7 +7935,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "denominatorCount", min: 0, max: 1, types: &[TypeId(11)], choice: false, plain: false, binding: None },
         E { name: "numeratorCount", min: 0, max: 1, types: &[TypeId(11)], choice: false, plain: false, binding: None },
         E { name: "precisionEstimate", min: 0, max: u32::MAX, types: &[TypeId(548)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[] },
     // 548
     TypeDef { name: "RiskEvidenceSynthesis.riskEstimate.precisionEstimate", kind: TypeKind::Backbone, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
@@ -7945,7 +7945,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "level", min: 0, max: 1, types: &[TypeId(8)], choice: false, plain: false, binding: None },
         E { name: "from", min: 0, max: 1, types: &[TypeId(8)], choice: false, plain: false, binding: None },
         E { name: "to", min: 0, max: 1, types: &[TypeId(8)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[] },
     // 549
     TypeDef { name: "RiskEvidenceSynthesis.certainty", kind: TypeKind::Backbone, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
@@ -7954,7 +7954,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "rating", min: 0, max: u32::MAX, types: &[TypeId(26)], choice: false, plain: false, binding: None },
         E { name: "note", min: 0, max: u32::MAX, types: &[TypeId(24)], choice: false, plain: false, binding: None },
         E { name: "certaintySubcomponent", min: 0, max: u32::MAX, types: &[TypeId(550)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[] },
     // 550
     TypeDef { name: "RiskEvidenceSynthesis.certainty.certaintySubcomponent", kind: TypeKind::Backbone, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
@@ -7963,7 +7963,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "type", min: 0, max: 1, types: &[TypeId(26)], choice: false, plain: false, binding: None },
         E { name: "rating", min: 0, max: u32::MAX, types: &[TypeId(26)], choice: false, plain: false, binding: None },
         E { name: "note", min: 0, max: u32::MAX, types: &[TypeId(24)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[] },
     // 551
     TypeDef { name: "Schedule", kind: TypeKind::Resource, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(9)], choice: false, plain: false, binding: None },
@@ -7982,7 +7982,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "actor", min: 1, max: u32::MAX, types: &[TypeId(65)], choice: false, plain: false, binding: None },
         E { name: "planningHorizon", min: 0, max: 1, types: &[TypeId(58)], choice: false, plain: false, binding: None },
         E { name: "comment", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[13] },
     // 552
     TypeDef { name: "SearchParameter", kind: TypeKind::Resource, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(9)], choice: false, plain: false, binding: None },
@@ -8019,7 +8019,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "modifier", min: 0, max: u32::MAX, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS187) },
         E { name: "chain", min: 0, max: u32::MAX, types: &[TypeId(15)], choice: false, plain: false, binding: None },
         E { name: "component", min: 0, max: u32::MAX, types: &[TypeId(553)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[8, 10, 12, 17, 21, 22, 23] },
     // 553
     TypeDef { name: "SearchParameter.component", kind: TypeKind::Backbone, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
@@ -8027,7 +8027,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "modifierExtension", min: 0, max: u32::MAX, types: &[TypeId(50)], choice: false, plain: false, binding: None },
         E { name: "definition", min: 1, max: 1, types: &[TypeId(4)], choice: false, plain: false, binding: None },
         E { name: "expression", min: 1, max: 1, types: &[TypeId(15)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[3, 4] },
     // 554
     TypeDef { name: "ServiceRequest", kind: TypeKind::Resource, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(9)], choice: false, plain: false, binding: None },
@@ -8071,7 +8071,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "note", min: 0, max: u32::MAX, types: &[TypeId(24)], choice: false, plain: false, binding: None },
         E { name: "patientInstruction", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: false, binding: None },
         E { name: "relevantHistory", min: 0, max: u32::MAX, types: &[TypeId(65)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[14, 15, 22] },
     // 555
     TypeDef { name: "Slot", kind: TypeKind::Resource, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(9)], choice: false, plain: false, binding: None },
@@ -8093,7 +8093,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "end", min: 1, max: 1, types: &[TypeId(10)], choice: false, plain: false, binding: None },
         E { name: "overbooked", min: 0, max: 1, types: &[TypeId(3)], choice: false, plain: false, binding: None },
         E { name: "comment", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[13, 14, 15, 16] },
     // 556
     TypeDef { name: "Specimen", kind: TypeKind::Resource, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(9)], choice: false, plain: false, binding: None },
@@ -8117,7 +8117,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "container", min: 0, max: u32::MAX, types: &[TypeId(559)], choice: false, plain: false, binding: None },
         E { name: "condition", min: 0, max: u32::MAX, types: &[TypeId(26)], choice: false, plain: false, binding: None },
         E { name: "note", min: 0, max: u32::MAX, types: &[TypeId(24)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[] },
     // 557
     TypeDef { name: "Specimen.collection", kind: TypeKind::Backbone, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
@@ -8130,7 +8130,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "method", min: 0, max: 1, types: &[TypeId(26)], choice: false, plain: false, binding: None },
         E { name: "bodySite", min: 0, max: 1, types: &[TypeId(26)], choice: false, plain: false, binding: None },
         E { name: "fastingStatus", min: 0, max: 1, types: &[TypeId(26), TypeId(39)], choice: true, plain: false, binding: None },
-    ] },
+    ], checked: &[] },
     // 558
     TypeDef { name: "Specimen.processing", kind: TypeKind::Backbone, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
@@ -8140,7 +8140,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "procedure", min: 0, max: 1, types: &[TypeId(26)], choice: false, plain: false, binding: None },
         E { name: "additive", min: 0, max: u32::MAX, types: &[TypeId(65)], choice: false, plain: false, binding: None },
         E { name: "time", min: 0, max: 1, types: &[TypeId(7), TypeId(58)], choice: true, plain: false, binding: None },
-    ] },
+    ], checked: &[] },
     // 559
     TypeDef { name: "Specimen.container", kind: TypeKind::Backbone, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
@@ -8152,7 +8152,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "capacity", min: 0, max: 1, types: &[TypeId(62)], choice: false, plain: false, binding: None },
         E { name: "specimenQuantity", min: 0, max: 1, types: &[TypeId(62)], choice: false, plain: false, binding: None },
         E { name: "additive", min: 0, max: 1, types: &[TypeId(26), TypeId(65)], choice: true, plain: false, binding: None },
-    ] },
+    ], checked: &[] },
     // 560
     TypeDef { name: "SpecimenDefinition", kind: TypeKind::Resource, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(9)], choice: false, plain: false, binding: None },
@@ -8169,7 +8169,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "timeAspect", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: false, binding: None },
         E { name: "collection", min: 0, max: u32::MAX, types: &[TypeId(26)], choice: false, plain: false, binding: None },
         E { name: "typeTested", min: 0, max: u32::MAX, types: &[TypeId(561)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[] },
     // 561
     TypeDef { name: "SpecimenDefinition.typeTested", kind: TypeKind::Backbone, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
@@ -8183,7 +8183,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "retentionTime", min: 0, max: 1, types: &[TypeId(39)], choice: false, plain: false, binding: None },
         E { name: "rejectionCriterion", min: 0, max: u32::MAX, types: &[TypeId(26)], choice: false, plain: false, binding: None },
         E { name: "handling", min: 0, max: u32::MAX, types: &[TypeId(564)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[5] },
     // 562
     TypeDef { name: "SpecimenDefinition.typeTested.container", kind: TypeKind::Backbone, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
@@ -8197,14 +8197,14 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "minimumVolume", min: 0, max: 1, types: &[TypeId(62), TypeId(15)], choice: true, plain: false, binding: None },
         E { name: "additive", min: 0, max: u32::MAX, types: &[TypeId(563)], choice: false, plain: false, binding: None },
         E { name: "preparation", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[] },
     // 563
     TypeDef { name: "SpecimenDefinition.typeTested.container.additive", kind: TypeKind::Backbone, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
         E { name: "extension", min: 0, max: u32::MAX, types: &[TypeId(50)], choice: false, plain: false, binding: None },
         E { name: "modifierExtension", min: 0, max: u32::MAX, types: &[TypeId(50)], choice: false, plain: false, binding: None },
         E { name: "additive", min: 1, max: 1, types: &[TypeId(26), TypeId(65)], choice: true, plain: false, binding: None },
-    ] },
+    ], checked: &[3] },
     // 564
     TypeDef { name: "SpecimenDefinition.typeTested.handling", kind: TypeKind::Backbone, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
@@ -8214,7 +8214,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "temperatureRange", min: 0, max: 1, types: &[TypeId(63)], choice: false, plain: false, binding: None },
         E { name: "maxDuration", min: 0, max: 1, types: &[TypeId(39)], choice: false, plain: false, binding: None },
         E { name: "instruction", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[] },
     // 565
     TypeDef { name: "StructureDefinition", kind: TypeKind::Resource, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(9)], choice: false, plain: false, binding: None },
@@ -8252,7 +8252,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "derivation", min: 0, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS192) },
         E { name: "snapshot", min: 0, max: 1, types: &[TypeId(568)], choice: false, plain: false, binding: None },
         E { name: "differential", min: 0, max: 1, types: &[TypeId(569)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[8, 11, 13, 26, 27, 30] },
     // 566
     TypeDef { name: "StructureDefinition.mapping", kind: TypeKind::Backbone, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
@@ -8262,7 +8262,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "uri", min: 0, max: 1, types: &[TypeId(18)], choice: false, plain: false, binding: None },
         E { name: "name", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: false, binding: None },
         E { name: "comment", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[3] },
     // 567
     TypeDef { name: "StructureDefinition.context", kind: TypeKind::Backbone, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
@@ -8270,21 +8270,21 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "modifierExtension", min: 0, max: u32::MAX, types: &[TypeId(50)], choice: false, plain: false, binding: None },
         E { name: "type", min: 1, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS193) },
         E { name: "expression", min: 1, max: 1, types: &[TypeId(15)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[3, 4] },
     // 568
     TypeDef { name: "StructureDefinition.snapshot", kind: TypeKind::Backbone, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
         E { name: "extension", min: 0, max: u32::MAX, types: &[TypeId(50)], choice: false, plain: false, binding: None },
         E { name: "modifierExtension", min: 0, max: u32::MAX, types: &[TypeId(50)], choice: false, plain: false, binding: None },
         E { name: "element", min: 1, max: u32::MAX, types: &[TypeId(40)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[3] },
     // 569
     TypeDef { name: "StructureDefinition.differential", kind: TypeKind::Backbone, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
         E { name: "extension", min: 0, max: u32::MAX, types: &[TypeId(50)], choice: false, plain: false, binding: None },
         E { name: "modifierExtension", min: 0, max: u32::MAX, types: &[TypeId(50)], choice: false, plain: false, binding: None },
         E { name: "element", min: 1, max: u32::MAX, types: &[TypeId(40)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[3] },
     // 570
     TypeDef { name: "StructureMap", kind: TypeKind::Resource, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(9)], choice: false, plain: false, binding: None },
@@ -8313,7 +8313,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "structure", min: 0, max: u32::MAX, types: &[TypeId(571)], choice: false, plain: false, binding: None },
         E { name: "import", min: 0, max: u32::MAX, types: &[TypeId(4)], choice: false, plain: false, binding: None },
         E { name: "group", min: 1, max: u32::MAX, types: &[TypeId(572)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[8, 11, 13, 25] },
     // 571
     TypeDef { name: "StructureMap.structure", kind: TypeKind::Backbone, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
@@ -8323,7 +8323,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "mode", min: 1, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS194) },
         E { name: "alias", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: false, binding: None },
         E { name: "documentation", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[3, 4] },
     // 572
     TypeDef { name: "StructureMap.group", kind: TypeKind::Backbone, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
@@ -8335,7 +8335,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "documentation", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: false, binding: None },
         E { name: "input", min: 1, max: u32::MAX, types: &[TypeId(573)], choice: false, plain: false, binding: None },
         E { name: "rule", min: 1, max: u32::MAX, types: &[TypeId(574)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[3, 5, 7, 8] },
     // 573
     TypeDef { name: "StructureMap.group.input", kind: TypeKind::Backbone, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
@@ -8345,7 +8345,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "type", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: false, binding: None },
         E { name: "mode", min: 1, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS196) },
         E { name: "documentation", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[3, 5] },
     // 574
     TypeDef { name: "StructureMap.group.rule", kind: TypeKind::Backbone, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
@@ -8357,7 +8357,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "rule", min: 0, max: u32::MAX, types: &[TypeId(574)], choice: false, plain: false, binding: None },
         E { name: "dependent", min: 0, max: u32::MAX, types: &[TypeId(578)], choice: false, plain: false, binding: None },
         E { name: "documentation", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[3, 4] },
     // 575
     TypeDef { name: "StructureMap.group.rule.source", kind: TypeKind::Backbone, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
@@ -8374,7 +8374,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "condition", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: false, binding: None },
         E { name: "check", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: false, binding: None },
         E { name: "logMessage", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[3] },
     // 576
     TypeDef { name: "StructureMap.group.rule.target", kind: TypeKind::Backbone, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
@@ -8388,14 +8388,14 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "listRuleId", min: 0, max: 1, types: &[TypeId(9)], choice: false, plain: false, binding: None },
         E { name: "transform", min: 0, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS200) },
         E { name: "parameter", min: 0, max: u32::MAX, types: &[TypeId(577)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[] },
     // 577
     TypeDef { name: "StructureMap.group.rule.target.parameter", kind: TypeKind::Backbone, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
         E { name: "extension", min: 0, max: u32::MAX, types: &[TypeId(50)], choice: false, plain: false, binding: None },
         E { name: "modifierExtension", min: 0, max: u32::MAX, types: &[TypeId(50)], choice: false, plain: false, binding: None },
         E { name: "value", min: 1, max: 1, types: &[TypeId(9), TypeId(15), TypeId(3), TypeId(11), TypeId(8)], choice: true, plain: false, binding: None },
-    ] },
+    ], checked: &[3] },
     // 578
     TypeDef { name: "StructureMap.group.rule.dependent", kind: TypeKind::Backbone, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
@@ -8403,7 +8403,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "modifierExtension", min: 0, max: u32::MAX, types: &[TypeId(50)], choice: false, plain: false, binding: None },
         E { name: "name", min: 1, max: 1, types: &[TypeId(9)], choice: false, plain: false, binding: None },
         E { name: "variable", min: 1, max: u32::MAX, types: &[TypeId(15)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[3, 4] },
     // 579
     TypeDef { name: "Subscription", kind: TypeKind::Resource, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(9)], choice: false, plain: false, binding: None },
@@ -8421,7 +8421,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "criteria", min: 1, max: 1, types: &[TypeId(15)], choice: false, plain: false, binding: None },
         E { name: "error", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: false, binding: None },
         E { name: "channel", min: 1, max: 1, types: &[TypeId(580)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[8, 11, 12, 14] },
     // 580
     TypeDef { name: "Subscription.channel", kind: TypeKind::Backbone, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
@@ -8431,7 +8431,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "endpoint", min: 0, max: 1, types: &[TypeId(19)], choice: false, plain: false, binding: None },
         E { name: "payload", min: 0, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: None },
         E { name: "header", min: 0, max: u32::MAX, types: &[TypeId(15)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[3] },
     // 581
     TypeDef { name: "Substance", kind: TypeKind::Resource, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(9)], choice: false, plain: false, binding: None },
@@ -8449,7 +8449,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "description", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: false, binding: None },
         E { name: "instance", min: 0, max: u32::MAX, types: &[TypeId(582)], choice: false, plain: false, binding: None },
         E { name: "ingredient", min: 0, max: u32::MAX, types: &[TypeId(583)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[11] },
     // 582
     TypeDef { name: "Substance.instance", kind: TypeKind::Backbone, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
@@ -8458,7 +8458,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "identifier", min: 0, max: 1, types: &[TypeId(52)], choice: false, plain: false, binding: None },
         E { name: "expiry", min: 0, max: 1, types: &[TypeId(7)], choice: false, plain: false, binding: None },
         E { name: "quantity", min: 0, max: 1, types: &[TypeId(62)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[] },
     // 583
     TypeDef { name: "Substance.ingredient", kind: TypeKind::Backbone, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
@@ -8466,7 +8466,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "modifierExtension", min: 0, max: u32::MAX, types: &[TypeId(50)], choice: false, plain: false, binding: None },
         E { name: "quantity", min: 0, max: 1, types: &[TypeId(64)], choice: false, plain: false, binding: None },
         E { name: "substance", min: 1, max: 1, types: &[TypeId(26), TypeId(65)], choice: true, plain: false, binding: None },
-    ] },
+    ], checked: &[4] },
     // 584
     TypeDef { name: "SubstanceNucleicAcid", kind: TypeKind::Resource, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(9)], choice: false, plain: false, binding: None },
@@ -8482,7 +8482,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "areaOfHybridisation", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: false, binding: None },
         E { name: "oligoNucleotideType", min: 0, max: 1, types: &[TypeId(26)], choice: false, plain: false, binding: None },
         E { name: "subunit", min: 0, max: u32::MAX, types: &[TypeId(585)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[] },
     // 585
     TypeDef { name: "SubstanceNucleicAcid.subunit", kind: TypeKind::Backbone, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
@@ -8496,7 +8496,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "threePrime", min: 0, max: 1, types: &[TypeId(26)], choice: false, plain: false, binding: None },
         E { name: "linkage", min: 0, max: u32::MAX, types: &[TypeId(586)], choice: false, plain: false, binding: None },
         E { name: "sugar", min: 0, max: u32::MAX, types: &[TypeId(587)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[] },
     // 586
     TypeDef { name: "SubstanceNucleicAcid.subunit.linkage", kind: TypeKind::Backbone, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
@@ -8506,7 +8506,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "identifier", min: 0, max: 1, types: &[TypeId(52)], choice: false, plain: false, binding: None },
         E { name: "name", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: false, binding: None },
         E { name: "residueSite", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[] },
     // 587
     TypeDef { name: "SubstanceNucleicAcid.subunit.sugar", kind: TypeKind::Backbone, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
@@ -8515,7 +8515,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "identifier", min: 0, max: 1, types: &[TypeId(52)], choice: false, plain: false, binding: None },
         E { name: "name", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: false, binding: None },
         E { name: "residueSite", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[] },
     // 588
     TypeDef { name: "SubstancePolymer", kind: TypeKind::Resource, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(9)], choice: false, plain: false, binding: None },
@@ -8532,7 +8532,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "modification", min: 0, max: u32::MAX, types: &[TypeId(15)], choice: false, plain: false, binding: None },
         E { name: "monomerSet", min: 0, max: u32::MAX, types: &[TypeId(589)], choice: false, plain: false, binding: None },
         E { name: "repeat", min: 0, max: u32::MAX, types: &[TypeId(591)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[] },
     // 589
     TypeDef { name: "SubstancePolymer.monomerSet", kind: TypeKind::Backbone, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
@@ -8540,7 +8540,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "modifierExtension", min: 0, max: u32::MAX, types: &[TypeId(50)], choice: false, plain: false, binding: None },
         E { name: "ratioType", min: 0, max: 1, types: &[TypeId(26)], choice: false, plain: false, binding: None },
         E { name: "startingMaterial", min: 0, max: u32::MAX, types: &[TypeId(590)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[] },
     // 590
     TypeDef { name: "SubstancePolymer.monomerSet.startingMaterial", kind: TypeKind::Backbone, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
@@ -8550,7 +8550,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "type", min: 0, max: 1, types: &[TypeId(26)], choice: false, plain: false, binding: None },
         E { name: "isDefining", min: 0, max: 1, types: &[TypeId(3)], choice: false, plain: false, binding: None },
         E { name: "amount", min: 0, max: 1, types: &[TypeId(69)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[] },
     // 591
     TypeDef { name: "SubstancePolymer.repeat", kind: TypeKind::Backbone, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
@@ -8560,7 +8560,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "averageMolecularFormula", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: false, binding: None },
         E { name: "repeatUnitAmountType", min: 0, max: 1, types: &[TypeId(26)], choice: false, plain: false, binding: None },
         E { name: "repeatUnit", min: 0, max: u32::MAX, types: &[TypeId(592)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[] },
     // 592
     TypeDef { name: "SubstancePolymer.repeat.repeatUnit", kind: TypeKind::Backbone, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
@@ -8571,7 +8571,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "amount", min: 0, max: 1, types: &[TypeId(69)], choice: false, plain: false, binding: None },
         E { name: "degreeOfPolymerisation", min: 0, max: u32::MAX, types: &[TypeId(593)], choice: false, plain: false, binding: None },
         E { name: "structuralRepresentation", min: 0, max: u32::MAX, types: &[TypeId(594)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[] },
     // 593
     TypeDef { name: "SubstancePolymer.repeat.repeatUnit.degreeOfPolymerisation", kind: TypeKind::Backbone, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
@@ -8579,7 +8579,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "modifierExtension", min: 0, max: u32::MAX, types: &[TypeId(50)], choice: false, plain: false, binding: None },
         E { name: "degree", min: 0, max: 1, types: &[TypeId(26)], choice: false, plain: false, binding: None },
         E { name: "amount", min: 0, max: 1, types: &[TypeId(69)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[] },
     // 594
     TypeDef { name: "SubstancePolymer.repeat.repeatUnit.structuralRepresentation", kind: TypeKind::Backbone, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
@@ -8588,7 +8588,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "type", min: 0, max: 1, types: &[TypeId(26)], choice: false, plain: false, binding: None },
         E { name: "representation", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: false, binding: None },
         E { name: "attachment", min: 0, max: 1, types: &[TypeId(25)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[] },
     // 595
     TypeDef { name: "SubstanceProtein", kind: TypeKind::Resource, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(9)], choice: false, plain: false, binding: None },
@@ -8603,7 +8603,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "numberOfSubunits", min: 0, max: 1, types: &[TypeId(11)], choice: false, plain: false, binding: None },
         E { name: "disulfideLinkage", min: 0, max: u32::MAX, types: &[TypeId(15)], choice: false, plain: false, binding: None },
         E { name: "subunit", min: 0, max: u32::MAX, types: &[TypeId(596)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[] },
     // 596
     TypeDef { name: "SubstanceProtein.subunit", kind: TypeKind::Backbone, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
@@ -8617,7 +8617,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "nTerminalModification", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: false, binding: None },
         E { name: "cTerminalModificationId", min: 0, max: 1, types: &[TypeId(52)], choice: false, plain: false, binding: None },
         E { name: "cTerminalModification", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[] },
     // 597
     TypeDef { name: "SubstanceReferenceInformation", kind: TypeKind::Resource, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(9)], choice: false, plain: false, binding: None },
@@ -8633,7 +8633,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "geneElement", min: 0, max: u32::MAX, types: &[TypeId(599)], choice: false, plain: false, binding: None },
         E { name: "classification", min: 0, max: u32::MAX, types: &[TypeId(600)], choice: false, plain: false, binding: None },
         E { name: "target", min: 0, max: u32::MAX, types: &[TypeId(601)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[] },
     // 598
     TypeDef { name: "SubstanceReferenceInformation.gene", kind: TypeKind::Backbone, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
@@ -8642,7 +8642,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "geneSequenceOrigin", min: 0, max: 1, types: &[TypeId(26)], choice: false, plain: false, binding: None },
         E { name: "gene", min: 0, max: 1, types: &[TypeId(26)], choice: false, plain: false, binding: None },
         E { name: "source", min: 0, max: u32::MAX, types: &[TypeId(65)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[] },
     // 599
     TypeDef { name: "SubstanceReferenceInformation.geneElement", kind: TypeKind::Backbone, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
@@ -8651,7 +8651,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "type", min: 0, max: 1, types: &[TypeId(26)], choice: false, plain: false, binding: None },
         E { name: "element", min: 0, max: 1, types: &[TypeId(52)], choice: false, plain: false, binding: None },
         E { name: "source", min: 0, max: u32::MAX, types: &[TypeId(65)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[] },
     // 600
     TypeDef { name: "SubstanceReferenceInformation.classification", kind: TypeKind::Backbone, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
@@ -8661,7 +8661,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "classification", min: 0, max: 1, types: &[TypeId(26)], choice: false, plain: false, binding: None },
         E { name: "subtype", min: 0, max: u32::MAX, types: &[TypeId(26)], choice: false, plain: false, binding: None },
         E { name: "source", min: 0, max: u32::MAX, types: &[TypeId(65)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[] },
     // 601
     TypeDef { name: "SubstanceReferenceInformation.target", kind: TypeKind::Backbone, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
@@ -8675,7 +8675,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "amount", min: 0, max: 1, types: &[TypeId(62), TypeId(63), TypeId(15)], choice: true, plain: false, binding: None },
         E { name: "amountType", min: 0, max: 1, types: &[TypeId(26)], choice: false, plain: false, binding: None },
         E { name: "source", min: 0, max: u32::MAX, types: &[TypeId(65)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[] },
     // 602
     TypeDef { name: "SubstanceSourceMaterial", kind: TypeKind::Resource, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(9)], choice: false, plain: false, binding: None },
@@ -8699,7 +8699,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "fractionDescription", min: 0, max: u32::MAX, types: &[TypeId(603)], choice: false, plain: false, binding: None },
         E { name: "organism", min: 0, max: 1, types: &[TypeId(604)], choice: false, plain: false, binding: None },
         E { name: "partDescription", min: 0, max: u32::MAX, types: &[TypeId(608)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[] },
     // 603
     TypeDef { name: "SubstanceSourceMaterial.fractionDescription", kind: TypeKind::Backbone, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
@@ -8707,7 +8707,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "modifierExtension", min: 0, max: u32::MAX, types: &[TypeId(50)], choice: false, plain: false, binding: None },
         E { name: "fraction", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: false, binding: None },
         E { name: "materialType", min: 0, max: 1, types: &[TypeId(26)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[] },
     // 604
     TypeDef { name: "SubstanceSourceMaterial.organism", kind: TypeKind::Backbone, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
@@ -8721,7 +8721,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "author", min: 0, max: u32::MAX, types: &[TypeId(605)], choice: false, plain: false, binding: None },
         E { name: "hybrid", min: 0, max: 1, types: &[TypeId(606)], choice: false, plain: false, binding: None },
         E { name: "organismGeneral", min: 0, max: 1, types: &[TypeId(607)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[] },
     // 605
     TypeDef { name: "SubstanceSourceMaterial.organism.author", kind: TypeKind::Backbone, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
@@ -8729,7 +8729,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "modifierExtension", min: 0, max: u32::MAX, types: &[TypeId(50)], choice: false, plain: false, binding: None },
         E { name: "authorType", min: 0, max: 1, types: &[TypeId(26)], choice: false, plain: false, binding: None },
         E { name: "authorDescription", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[] },
     // 606
     TypeDef { name: "SubstanceSourceMaterial.organism.hybrid", kind: TypeKind::Backbone, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
@@ -8740,7 +8740,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "paternalOrganismId", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: false, binding: None },
         E { name: "paternalOrganismName", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: false, binding: None },
         E { name: "hybridType", min: 0, max: 1, types: &[TypeId(26)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[] },
     // 607
     TypeDef { name: "SubstanceSourceMaterial.organism.organismGeneral", kind: TypeKind::Backbone, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
@@ -8750,7 +8750,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "phylum", min: 0, max: 1, types: &[TypeId(26)], choice: false, plain: false, binding: None },
         E { name: "class", min: 0, max: 1, types: &[TypeId(26)], choice: false, plain: false, binding: None },
         E { name: "order", min: 0, max: 1, types: &[TypeId(26)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[] },
     // 608
     TypeDef { name: "SubstanceSourceMaterial.partDescription", kind: TypeKind::Backbone, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
@@ -8758,7 +8758,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "modifierExtension", min: 0, max: u32::MAX, types: &[TypeId(50)], choice: false, plain: false, binding: None },
         E { name: "part", min: 0, max: 1, types: &[TypeId(26)], choice: false, plain: false, binding: None },
         E { name: "partLocation", min: 0, max: 1, types: &[TypeId(26)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[] },
     // 609
     TypeDef { name: "SubstanceSpecification", kind: TypeKind::Resource, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(9)], choice: false, plain: false, binding: None },
@@ -8788,7 +8788,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "polymer", min: 0, max: 1, types: &[TypeId(65)], choice: false, plain: false, binding: None },
         E { name: "protein", min: 0, max: 1, types: &[TypeId(65)], choice: false, plain: false, binding: None },
         E { name: "sourceMaterial", min: 0, max: 1, types: &[TypeId(65)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[] },
     // 610
     TypeDef { name: "SubstanceSpecification.moiety", kind: TypeKind::Backbone, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
@@ -8801,7 +8801,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "opticalActivity", min: 0, max: 1, types: &[TypeId(26)], choice: false, plain: false, binding: None },
         E { name: "molecularFormula", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: false, binding: None },
         E { name: "amount", min: 0, max: 1, types: &[TypeId(62), TypeId(15)], choice: true, plain: false, binding: None },
-    ] },
+    ], checked: &[] },
     // 611
     TypeDef { name: "SubstanceSpecification.property", kind: TypeKind::Backbone, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
@@ -8812,7 +8812,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "parameters", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: false, binding: None },
         E { name: "definingSubstance", min: 0, max: 1, types: &[TypeId(65), TypeId(26)], choice: true, plain: false, binding: None },
         E { name: "amount", min: 0, max: 1, types: &[TypeId(62), TypeId(15)], choice: true, plain: false, binding: None },
-    ] },
+    ], checked: &[] },
     // 612
     TypeDef { name: "SubstanceSpecification.structure", kind: TypeKind::Backbone, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
@@ -8826,7 +8826,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "molecularWeight", min: 0, max: 1, types: &[TypeId(614)], choice: false, plain: false, binding: None },
         E { name: "source", min: 0, max: u32::MAX, types: &[TypeId(65)], choice: false, plain: false, binding: None },
         E { name: "representation", min: 0, max: u32::MAX, types: &[TypeId(615)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[] },
     // 613
     TypeDef { name: "SubstanceSpecification.structure.isotope", kind: TypeKind::Backbone, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
@@ -8837,7 +8837,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "substitution", min: 0, max: 1, types: &[TypeId(26)], choice: false, plain: false, binding: None },
         E { name: "halfLife", min: 0, max: 1, types: &[TypeId(62)], choice: false, plain: false, binding: None },
         E { name: "molecularWeight", min: 0, max: 1, types: &[TypeId(614)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[] },
     // 614
     TypeDef { name: "SubstanceSpecification.structure.isotope.molecularWeight", kind: TypeKind::Backbone, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
@@ -8846,7 +8846,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "method", min: 0, max: 1, types: &[TypeId(26)], choice: false, plain: false, binding: None },
         E { name: "type", min: 0, max: 1, types: &[TypeId(26)], choice: false, plain: false, binding: None },
         E { name: "amount", min: 0, max: 1, types: &[TypeId(62)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[] },
     // 615
     TypeDef { name: "SubstanceSpecification.structure.representation", kind: TypeKind::Backbone, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
@@ -8855,7 +8855,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "type", min: 0, max: 1, types: &[TypeId(26)], choice: false, plain: false, binding: None },
         E { name: "representation", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: false, binding: None },
         E { name: "attachment", min: 0, max: 1, types: &[TypeId(25)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[] },
     // 616
     TypeDef { name: "SubstanceSpecification.code", kind: TypeKind::Backbone, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
@@ -8866,7 +8866,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "statusDate", min: 0, max: 1, types: &[TypeId(7)], choice: false, plain: false, binding: None },
         E { name: "comment", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: false, binding: None },
         E { name: "source", min: 0, max: u32::MAX, types: &[TypeId(65)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[] },
     // 617
     TypeDef { name: "SubstanceSpecification.name", kind: TypeKind::Backbone, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
@@ -8883,7 +8883,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "translation", min: 0, max: u32::MAX, types: &[TypeId(617)], choice: false, plain: false, binding: None },
         E { name: "official", min: 0, max: u32::MAX, types: &[TypeId(618)], choice: false, plain: false, binding: None },
         E { name: "source", min: 0, max: u32::MAX, types: &[TypeId(65)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[3] },
     // 618
     TypeDef { name: "SubstanceSpecification.name.official", kind: TypeKind::Backbone, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
@@ -8892,7 +8892,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "authority", min: 0, max: 1, types: &[TypeId(26)], choice: false, plain: false, binding: None },
         E { name: "status", min: 0, max: 1, types: &[TypeId(26)], choice: false, plain: false, binding: None },
         E { name: "date", min: 0, max: 1, types: &[TypeId(7)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[] },
     // 619
     TypeDef { name: "SubstanceSpecification.relationship", kind: TypeKind::Backbone, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
@@ -8905,7 +8905,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "amountRatioLowLimit", min: 0, max: 1, types: &[TypeId(64)], choice: false, plain: false, binding: None },
         E { name: "amountType", min: 0, max: 1, types: &[TypeId(26)], choice: false, plain: false, binding: None },
         E { name: "source", min: 0, max: u32::MAX, types: &[TypeId(65)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[] },
     // 620
     TypeDef { name: "SupplyDelivery", kind: TypeKind::Resource, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(9)], choice: false, plain: false, binding: None },
@@ -8927,7 +8927,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "supplier", min: 0, max: 1, types: &[TypeId(65)], choice: false, plain: false, binding: None },
         E { name: "destination", min: 0, max: 1, types: &[TypeId(65)], choice: false, plain: false, binding: None },
         E { name: "receiver", min: 0, max: u32::MAX, types: &[TypeId(65)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[] },
     // 621
     TypeDef { name: "SupplyDelivery.suppliedItem", kind: TypeKind::Backbone, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
@@ -8935,7 +8935,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "modifierExtension", min: 0, max: u32::MAX, types: &[TypeId(50)], choice: false, plain: false, binding: None },
         E { name: "quantity", min: 0, max: 1, types: &[TypeId(62)], choice: false, plain: false, binding: None },
         E { name: "item", min: 0, max: 1, types: &[TypeId(26), TypeId(65)], choice: true, plain: false, binding: None },
-    ] },
+    ], checked: &[] },
     // 622
     TypeDef { name: "SupplyRequest", kind: TypeKind::Resource, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(9)], choice: false, plain: false, binding: None },
@@ -8961,7 +8961,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "reasonReference", min: 0, max: u32::MAX, types: &[TypeId(65)], choice: false, plain: false, binding: None },
         E { name: "deliverFrom", min: 0, max: 1, types: &[TypeId(65)], choice: false, plain: false, binding: None },
         E { name: "deliverTo", min: 0, max: 1, types: &[TypeId(65)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[12, 13] },
     // 623
     TypeDef { name: "SupplyRequest.parameter", kind: TypeKind::Backbone, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
@@ -8969,7 +8969,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "modifierExtension", min: 0, max: u32::MAX, types: &[TypeId(50)], choice: false, plain: false, binding: None },
         E { name: "code", min: 0, max: 1, types: &[TypeId(26)], choice: false, plain: false, binding: None },
         E { name: "value", min: 0, max: 1, types: &[TypeId(26), TypeId(62), TypeId(63), TypeId(3)], choice: true, plain: false, binding: None },
-    ] },
+    ], checked: &[] },
     // 624
     TypeDef { name: "Task", kind: TypeKind::Resource, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(9)], choice: false, plain: false, binding: None },
@@ -9011,7 +9011,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "restriction", min: 0, max: 1, types: &[TypeId(625)], choice: false, plain: false, binding: None },
         E { name: "input", min: 0, max: u32::MAX, types: &[TypeId(626)], choice: false, plain: false, binding: None },
         E { name: "output", min: 0, max: u32::MAX, types: &[TypeId(627)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[14, 17] },
     // 625
     TypeDef { name: "Task.restriction", kind: TypeKind::Backbone, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
@@ -9020,7 +9020,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "repetitions", min: 0, max: 1, types: &[TypeId(14)], choice: false, plain: false, binding: None },
         E { name: "period", min: 0, max: 1, types: &[TypeId(58)], choice: false, plain: false, binding: None },
         E { name: "recipient", min: 0, max: u32::MAX, types: &[TypeId(65)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[] },
     // 626
     TypeDef { name: "Task.input", kind: TypeKind::Backbone, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
@@ -9028,7 +9028,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "modifierExtension", min: 0, max: u32::MAX, types: &[TypeId(50)], choice: false, plain: false, binding: None },
         E { name: "type", min: 1, max: 1, types: &[TypeId(26)], choice: false, plain: false, binding: None },
         E { name: "value", min: 1, max: 1, types: &[TypeId(2), TypeId(3), TypeId(4), TypeId(5), TypeId(6), TypeId(7), TypeId(8), TypeId(9), TypeId(10), TypeId(11), TypeId(12), TypeId(13), TypeId(14), TypeId(15), TypeId(16), TypeId(17), TypeId(18), TypeId(19), TypeId(20), TypeId(22), TypeId(23), TypeId(24), TypeId(25), TypeId(26), TypeId(27), TypeId(29), TypeId(31), TypeId(36), TypeId(39), TypeId(51), TypeId(52), TypeId(55), TypeId(58), TypeId(62), TypeId(63), TypeId(64), TypeId(65), TypeId(67), TypeId(68), TypeId(71), TypeId(28), TypeId(30), TypeId(32), TypeId(49), TypeId(57), TypeId(66), TypeId(73), TypeId(74), TypeId(37), TypeId(54)], choice: true, plain: false, binding: None },
-    ] },
+    ], checked: &[3, 4] },
     // 627
     TypeDef { name: "Task.output", kind: TypeKind::Backbone, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
@@ -9036,7 +9036,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "modifierExtension", min: 0, max: u32::MAX, types: &[TypeId(50)], choice: false, plain: false, binding: None },
         E { name: "type", min: 1, max: 1, types: &[TypeId(26)], choice: false, plain: false, binding: None },
         E { name: "value", min: 1, max: 1, types: &[TypeId(2), TypeId(3), TypeId(4), TypeId(5), TypeId(6), TypeId(7), TypeId(8), TypeId(9), TypeId(10), TypeId(11), TypeId(12), TypeId(13), TypeId(14), TypeId(15), TypeId(16), TypeId(17), TypeId(18), TypeId(19), TypeId(20), TypeId(22), TypeId(23), TypeId(24), TypeId(25), TypeId(26), TypeId(27), TypeId(29), TypeId(31), TypeId(36), TypeId(39), TypeId(51), TypeId(52), TypeId(55), TypeId(58), TypeId(62), TypeId(63), TypeId(64), TypeId(65), TypeId(67), TypeId(68), TypeId(71), TypeId(28), TypeId(30), TypeId(32), TypeId(49), TypeId(57), TypeId(66), TypeId(73), TypeId(74), TypeId(37), TypeId(54)], choice: true, plain: false, binding: None },
-    ] },
+    ], checked: &[3, 4] },
     // 628
     TypeDef { name: "TerminologyCapabilities", kind: TypeKind::Resource, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(9)], choice: false, plain: false, binding: None },
@@ -9071,7 +9071,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "validateCode", min: 0, max: 1, types: &[TypeId(636)], choice: false, plain: false, binding: None },
         E { name: "translation", min: 0, max: 1, types: &[TypeId(637)], choice: false, plain: false, binding: None },
         E { name: "closure", min: 0, max: 1, types: &[TypeId(638)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[12, 14, 22] },
     // 629
     TypeDef { name: "TerminologyCapabilities.software", kind: TypeKind::Backbone, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
@@ -9079,7 +9079,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "modifierExtension", min: 0, max: u32::MAX, types: &[TypeId(50)], choice: false, plain: false, binding: None },
         E { name: "name", min: 1, max: 1, types: &[TypeId(15)], choice: false, plain: false, binding: None },
         E { name: "version", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[3] },
     // 630
     TypeDef { name: "TerminologyCapabilities.implementation", kind: TypeKind::Backbone, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
@@ -9087,7 +9087,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "modifierExtension", min: 0, max: u32::MAX, types: &[TypeId(50)], choice: false, plain: false, binding: None },
         E { name: "description", min: 1, max: 1, types: &[TypeId(15)], choice: false, plain: false, binding: None },
         E { name: "url", min: 0, max: 1, types: &[TypeId(19)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[3] },
     // 631
     TypeDef { name: "TerminologyCapabilities.codeSystem", kind: TypeKind::Backbone, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
@@ -9096,7 +9096,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "uri", min: 0, max: 1, types: &[TypeId(4)], choice: false, plain: false, binding: None },
         E { name: "version", min: 0, max: u32::MAX, types: &[TypeId(632)], choice: false, plain: false, binding: None },
         E { name: "subsumption", min: 0, max: 1, types: &[TypeId(3)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[] },
     // 632
     TypeDef { name: "TerminologyCapabilities.codeSystem.version", kind: TypeKind::Backbone, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
@@ -9108,7 +9108,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "language", min: 0, max: u32::MAX, types: &[TypeId(5)], choice: false, plain: false, binding: None },
         E { name: "filter", min: 0, max: u32::MAX, types: &[TypeId(633)], choice: false, plain: false, binding: None },
         E { name: "property", min: 0, max: u32::MAX, types: &[TypeId(5)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[] },
     // 633
     TypeDef { name: "TerminologyCapabilities.codeSystem.version.filter", kind: TypeKind::Backbone, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
@@ -9116,7 +9116,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "modifierExtension", min: 0, max: u32::MAX, types: &[TypeId(50)], choice: false, plain: false, binding: None },
         E { name: "code", min: 1, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: None },
         E { name: "op", min: 1, max: u32::MAX, types: &[TypeId(5)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[3, 4] },
     // 634
     TypeDef { name: "TerminologyCapabilities.expansion", kind: TypeKind::Backbone, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
@@ -9127,7 +9127,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "incomplete", min: 0, max: 1, types: &[TypeId(3)], choice: false, plain: false, binding: None },
         E { name: "parameter", min: 0, max: u32::MAX, types: &[TypeId(635)], choice: false, plain: false, binding: None },
         E { name: "textFilter", min: 0, max: 1, types: &[TypeId(12)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[] },
     // 635
     TypeDef { name: "TerminologyCapabilities.expansion.parameter", kind: TypeKind::Backbone, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
@@ -9135,28 +9135,28 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "modifierExtension", min: 0, max: u32::MAX, types: &[TypeId(50)], choice: false, plain: false, binding: None },
         E { name: "name", min: 1, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: None },
         E { name: "documentation", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[3] },
     // 636
     TypeDef { name: "TerminologyCapabilities.validateCode", kind: TypeKind::Backbone, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
         E { name: "extension", min: 0, max: u32::MAX, types: &[TypeId(50)], choice: false, plain: false, binding: None },
         E { name: "modifierExtension", min: 0, max: u32::MAX, types: &[TypeId(50)], choice: false, plain: false, binding: None },
         E { name: "translations", min: 1, max: 1, types: &[TypeId(3)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[3] },
     // 637
     TypeDef { name: "TerminologyCapabilities.translation", kind: TypeKind::Backbone, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
         E { name: "extension", min: 0, max: u32::MAX, types: &[TypeId(50)], choice: false, plain: false, binding: None },
         E { name: "modifierExtension", min: 0, max: u32::MAX, types: &[TypeId(50)], choice: false, plain: false, binding: None },
         E { name: "needsMap", min: 1, max: 1, types: &[TypeId(3)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[3] },
     // 638
     TypeDef { name: "TerminologyCapabilities.closure", kind: TypeKind::Backbone, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
         E { name: "extension", min: 0, max: u32::MAX, types: &[TypeId(50)], choice: false, plain: false, binding: None },
         E { name: "modifierExtension", min: 0, max: u32::MAX, types: &[TypeId(50)], choice: false, plain: false, binding: None },
         E { name: "translation", min: 0, max: 1, types: &[TypeId(3)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[] },
     // 639
     TypeDef { name: "TestReport", kind: TypeKind::Resource, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(9)], choice: false, plain: false, binding: None },
@@ -9179,7 +9179,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "setup", min: 0, max: 1, types: &[TypeId(641)], choice: false, plain: false, binding: None },
         E { name: "test", min: 0, max: u32::MAX, types: &[TypeId(645)], choice: false, plain: false, binding: None },
         E { name: "teardown", min: 0, max: 1, types: &[TypeId(647)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[10, 11, 12] },
     // 640
     TypeDef { name: "TestReport.participant", kind: TypeKind::Backbone, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
@@ -9188,14 +9188,14 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "type", min: 1, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS212) },
         E { name: "uri", min: 1, max: 1, types: &[TypeId(18)], choice: false, plain: false, binding: None },
         E { name: "display", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[3, 4] },
     // 641
     TypeDef { name: "TestReport.setup", kind: TypeKind::Backbone, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
         E { name: "extension", min: 0, max: u32::MAX, types: &[TypeId(50)], choice: false, plain: false, binding: None },
         E { name: "modifierExtension", min: 0, max: u32::MAX, types: &[TypeId(50)], choice: false, plain: false, binding: None },
         E { name: "action", min: 1, max: u32::MAX, types: &[TypeId(642)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[3] },
     // 642
     TypeDef { name: "TestReport.setup.action", kind: TypeKind::Backbone, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
@@ -9203,7 +9203,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "modifierExtension", min: 0, max: u32::MAX, types: &[TypeId(50)], choice: false, plain: false, binding: None },
         E { name: "operation", min: 0, max: 1, types: &[TypeId(643)], choice: false, plain: false, binding: None },
         E { name: "assert", min: 0, max: 1, types: &[TypeId(644)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[] },
     // 643
     TypeDef { name: "TestReport.setup.action.operation", kind: TypeKind::Backbone, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
@@ -9212,7 +9212,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "result", min: 1, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS213) },
         E { name: "message", min: 0, max: 1, types: &[TypeId(12)], choice: false, plain: false, binding: None },
         E { name: "detail", min: 0, max: 1, types: &[TypeId(18)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[3] },
     // 644
     TypeDef { name: "TestReport.setup.action.assert", kind: TypeKind::Backbone, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
@@ -9221,7 +9221,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "result", min: 1, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS213) },
         E { name: "message", min: 0, max: 1, types: &[TypeId(12)], choice: false, plain: false, binding: None },
         E { name: "detail", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[3] },
     // 645
     TypeDef { name: "TestReport.test", kind: TypeKind::Backbone, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
@@ -9230,7 +9230,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "name", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: false, binding: None },
         E { name: "description", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: false, binding: None },
         E { name: "action", min: 1, max: u32::MAX, types: &[TypeId(646)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[5] },
     // 646
     TypeDef { name: "TestReport.test.action", kind: TypeKind::Backbone, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
@@ -9238,21 +9238,21 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "modifierExtension", min: 0, max: u32::MAX, types: &[TypeId(50)], choice: false, plain: false, binding: None },
         E { name: "operation", min: 0, max: 1, types: &[TypeId(643)], choice: false, plain: false, binding: None },
         E { name: "assert", min: 0, max: 1, types: &[TypeId(644)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[] },
     // 647
     TypeDef { name: "TestReport.teardown", kind: TypeKind::Backbone, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
         E { name: "extension", min: 0, max: u32::MAX, types: &[TypeId(50)], choice: false, plain: false, binding: None },
         E { name: "modifierExtension", min: 0, max: u32::MAX, types: &[TypeId(50)], choice: false, plain: false, binding: None },
         E { name: "action", min: 1, max: u32::MAX, types: &[TypeId(648)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[3] },
     // 648
     TypeDef { name: "TestReport.teardown.action", kind: TypeKind::Backbone, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
         E { name: "extension", min: 0, max: u32::MAX, types: &[TypeId(50)], choice: false, plain: false, binding: None },
         E { name: "modifierExtension", min: 0, max: u32::MAX, types: &[TypeId(50)], choice: false, plain: false, binding: None },
         E { name: "operation", min: 1, max: 1, types: &[TypeId(643)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[3] },
     // 649
     TypeDef { name: "TestScript", kind: TypeKind::Resource, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(9)], choice: false, plain: false, binding: None },
@@ -9287,7 +9287,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "setup", min: 0, max: 1, types: &[TypeId(657)], choice: false, plain: false, binding: None },
         E { name: "test", min: 0, max: u32::MAX, types: &[TypeId(662)], choice: false, plain: false, binding: None },
         E { name: "teardown", min: 0, max: 1, types: &[TypeId(664)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[8, 11, 13] },
     // 650
     TypeDef { name: "TestScript.origin", kind: TypeKind::Backbone, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
@@ -9295,7 +9295,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "modifierExtension", min: 0, max: u32::MAX, types: &[TypeId(50)], choice: false, plain: false, binding: None },
         E { name: "index", min: 1, max: 1, types: &[TypeId(11)], choice: false, plain: false, binding: None },
         E { name: "profile", min: 1, max: 1, types: &[TypeId(27)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[3, 4] },
     // 651
     TypeDef { name: "TestScript.destination", kind: TypeKind::Backbone, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
@@ -9303,7 +9303,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "modifierExtension", min: 0, max: u32::MAX, types: &[TypeId(50)], choice: false, plain: false, binding: None },
         E { name: "index", min: 1, max: 1, types: &[TypeId(11)], choice: false, plain: false, binding: None },
         E { name: "profile", min: 1, max: 1, types: &[TypeId(27)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[3, 4] },
     // 652
     TypeDef { name: "TestScript.metadata", kind: TypeKind::Backbone, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
@@ -9311,7 +9311,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "modifierExtension", min: 0, max: u32::MAX, types: &[TypeId(50)], choice: false, plain: false, binding: None },
         E { name: "link", min: 0, max: u32::MAX, types: &[TypeId(653)], choice: false, plain: false, binding: None },
         E { name: "capability", min: 1, max: u32::MAX, types: &[TypeId(654)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[4] },
     // 653
     TypeDef { name: "TestScript.metadata.link", kind: TypeKind::Backbone, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
@@ -9319,7 +9319,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "modifierExtension", min: 0, max: u32::MAX, types: &[TypeId(50)], choice: false, plain: false, binding: None },
         E { name: "url", min: 1, max: 1, types: &[TypeId(18)], choice: false, plain: false, binding: None },
         E { name: "description", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[3] },
     // 654
     TypeDef { name: "TestScript.metadata.capability", kind: TypeKind::Backbone, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
@@ -9332,7 +9332,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "destination", min: 0, max: 1, types: &[TypeId(11)], choice: false, plain: false, binding: None },
         E { name: "link", min: 0, max: u32::MAX, types: &[TypeId(18)], choice: false, plain: false, binding: None },
         E { name: "capabilities", min: 1, max: 1, types: &[TypeId(4)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[3, 4, 9] },
     // 655
     TypeDef { name: "TestScript.fixture", kind: TypeKind::Backbone, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
@@ -9341,7 +9341,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "autocreate", min: 1, max: 1, types: &[TypeId(3)], choice: false, plain: false, binding: None },
         E { name: "autodelete", min: 1, max: 1, types: &[TypeId(3)], choice: false, plain: false, binding: None },
         E { name: "resource", min: 0, max: 1, types: &[TypeId(65)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[3, 4] },
     // 656
     TypeDef { name: "TestScript.variable", kind: TypeKind::Backbone, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
@@ -9355,14 +9355,14 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "hint", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: false, binding: None },
         E { name: "path", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: false, binding: None },
         E { name: "sourceId", min: 0, max: 1, types: &[TypeId(9)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[3] },
     // 657
     TypeDef { name: "TestScript.setup", kind: TypeKind::Backbone, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
         E { name: "extension", min: 0, max: u32::MAX, types: &[TypeId(50)], choice: false, plain: false, binding: None },
         E { name: "modifierExtension", min: 0, max: u32::MAX, types: &[TypeId(50)], choice: false, plain: false, binding: None },
         E { name: "action", min: 1, max: u32::MAX, types: &[TypeId(658)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[3] },
     // 658
     TypeDef { name: "TestScript.setup.action", kind: TypeKind::Backbone, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
@@ -9370,7 +9370,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "modifierExtension", min: 0, max: u32::MAX, types: &[TypeId(50)], choice: false, plain: false, binding: None },
         E { name: "operation", min: 0, max: 1, types: &[TypeId(659)], choice: false, plain: false, binding: None },
         E { name: "assert", min: 0, max: 1, types: &[TypeId(661)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[] },
     // 659
     TypeDef { name: "TestScript.setup.action.operation", kind: TypeKind::Backbone, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
@@ -9393,7 +9393,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "sourceId", min: 0, max: 1, types: &[TypeId(9)], choice: false, plain: false, binding: None },
         E { name: "targetId", min: 0, max: 1, types: &[TypeId(9)], choice: false, plain: false, binding: None },
         E { name: "url", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[10] },
     // 660
     TypeDef { name: "TestScript.setup.action.operation.requestHeader", kind: TypeKind::Backbone, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
@@ -9401,7 +9401,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "modifierExtension", min: 0, max: u32::MAX, types: &[TypeId(50)], choice: false, plain: false, binding: None },
         E { name: "field", min: 1, max: 1, types: &[TypeId(15)], choice: false, plain: false, binding: None },
         E { name: "value", min: 1, max: 1, types: &[TypeId(15)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[3, 4] },
     // 661
     TypeDef { name: "TestScript.setup.action.assert", kind: TypeKind::Backbone, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
@@ -9429,7 +9429,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "validateProfileId", min: 0, max: 1, types: &[TypeId(9)], choice: false, plain: false, binding: None },
         E { name: "value", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: false, binding: None },
         E { name: "warningOnly", min: 1, max: 1, types: &[TypeId(3)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[24] },
     // 662
     TypeDef { name: "TestScript.test", kind: TypeKind::Backbone, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
@@ -9438,7 +9438,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "name", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: false, binding: None },
         E { name: "description", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: false, binding: None },
         E { name: "action", min: 1, max: u32::MAX, types: &[TypeId(663)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[5] },
     // 663
     TypeDef { name: "TestScript.test.action", kind: TypeKind::Backbone, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
@@ -9446,21 +9446,21 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "modifierExtension", min: 0, max: u32::MAX, types: &[TypeId(50)], choice: false, plain: false, binding: None },
         E { name: "operation", min: 0, max: 1, types: &[TypeId(659)], choice: false, plain: false, binding: None },
         E { name: "assert", min: 0, max: 1, types: &[TypeId(661)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[] },
     // 664
     TypeDef { name: "TestScript.teardown", kind: TypeKind::Backbone, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
         E { name: "extension", min: 0, max: u32::MAX, types: &[TypeId(50)], choice: false, plain: false, binding: None },
         E { name: "modifierExtension", min: 0, max: u32::MAX, types: &[TypeId(50)], choice: false, plain: false, binding: None },
         E { name: "action", min: 1, max: u32::MAX, types: &[TypeId(665)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[3] },
     // 665
     TypeDef { name: "TestScript.teardown.action", kind: TypeKind::Backbone, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
         E { name: "extension", min: 0, max: u32::MAX, types: &[TypeId(50)], choice: false, plain: false, binding: None },
         E { name: "modifierExtension", min: 0, max: u32::MAX, types: &[TypeId(50)], choice: false, plain: false, binding: None },
         E { name: "operation", min: 1, max: 1, types: &[TypeId(659)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[3] },
     // 666
     TypeDef { name: "ValueSet", kind: TypeKind::Resource, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(9)], choice: false, plain: false, binding: None },
@@ -9489,7 +9489,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "copyright", min: 0, max: 1, types: &[TypeId(12)], choice: false, plain: false, binding: None },
         E { name: "compose", min: 0, max: 1, types: &[TypeId(667)], choice: false, plain: false, binding: None },
         E { name: "expansion", min: 0, max: 1, types: &[TypeId(672)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[13] },
     // 667
     TypeDef { name: "ValueSet.compose", kind: TypeKind::Backbone, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
@@ -9499,7 +9499,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "inactive", min: 0, max: 1, types: &[TypeId(3)], choice: false, plain: false, binding: None },
         E { name: "include", min: 1, max: u32::MAX, types: &[TypeId(668)], choice: false, plain: false, binding: None },
         E { name: "exclude", min: 0, max: u32::MAX, types: &[TypeId(668)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[5] },
     // 668
     TypeDef { name: "ValueSet.compose.include", kind: TypeKind::Backbone, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
@@ -9510,7 +9510,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "concept", min: 0, max: u32::MAX, types: &[TypeId(669)], choice: false, plain: false, binding: None },
         E { name: "filter", min: 0, max: u32::MAX, types: &[TypeId(671)], choice: false, plain: false, binding: None },
         E { name: "valueSet", min: 0, max: u32::MAX, types: &[TypeId(4)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[] },
     // 669
     TypeDef { name: "ValueSet.compose.include.concept", kind: TypeKind::Backbone, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
@@ -9519,7 +9519,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "code", min: 1, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: None },
         E { name: "display", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: false, binding: None },
         E { name: "designation", min: 0, max: u32::MAX, types: &[TypeId(670)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[3] },
     // 670
     TypeDef { name: "ValueSet.compose.include.concept.designation", kind: TypeKind::Backbone, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
@@ -9528,7 +9528,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "language", min: 0, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: None },
         E { name: "use", min: 0, max: 1, types: &[TypeId(27)], choice: false, plain: false, binding: None },
         E { name: "value", min: 1, max: 1, types: &[TypeId(15)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[5] },
     // 671
     TypeDef { name: "ValueSet.compose.include.filter", kind: TypeKind::Backbone, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
@@ -9537,7 +9537,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "property", min: 1, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: None },
         E { name: "op", min: 1, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS80) },
         E { name: "value", min: 1, max: 1, types: &[TypeId(15)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[3, 4, 5] },
     // 672
     TypeDef { name: "ValueSet.expansion", kind: TypeKind::Backbone, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
@@ -9549,7 +9549,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "offset", min: 0, max: 1, types: &[TypeId(11)], choice: false, plain: false, binding: None },
         E { name: "parameter", min: 0, max: u32::MAX, types: &[TypeId(673)], choice: false, plain: false, binding: None },
         E { name: "contains", min: 0, max: u32::MAX, types: &[TypeId(674)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[4] },
     // 673
     TypeDef { name: "ValueSet.expansion.parameter", kind: TypeKind::Backbone, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
@@ -9557,7 +9557,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "modifierExtension", min: 0, max: u32::MAX, types: &[TypeId(50)], choice: false, plain: false, binding: None },
         E { name: "name", min: 1, max: 1, types: &[TypeId(15)], choice: false, plain: false, binding: None },
         E { name: "value", min: 0, max: 1, types: &[TypeId(15), TypeId(3), TypeId(11), TypeId(8), TypeId(18), TypeId(5), TypeId(7)], choice: true, plain: false, binding: None },
-    ] },
+    ], checked: &[3] },
     // 674
     TypeDef { name: "ValueSet.expansion.contains", kind: TypeKind::Backbone, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
@@ -9571,7 +9571,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "display", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: false, binding: None },
         E { name: "designation", min: 0, max: u32::MAX, types: &[TypeId(670)], choice: false, plain: false, binding: None },
         E { name: "contains", min: 0, max: u32::MAX, types: &[TypeId(674)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[] },
     // 675
     TypeDef { name: "VerificationResult", kind: TypeKind::Resource, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(9)], choice: false, plain: false, binding: None },
@@ -9596,7 +9596,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "primarySource", min: 0, max: u32::MAX, types: &[TypeId(676)], choice: false, plain: false, binding: None },
         E { name: "attestation", min: 0, max: 1, types: &[TypeId(677)], choice: false, plain: false, binding: None },
         E { name: "validator", min: 0, max: u32::MAX, types: &[TypeId(678)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[11] },
     // 676
     TypeDef { name: "VerificationResult.primarySource", kind: TypeKind::Backbone, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
@@ -9609,7 +9609,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "validationDate", min: 0, max: 1, types: &[TypeId(7)], choice: false, plain: false, binding: None },
         E { name: "canPushUpdates", min: 0, max: 1, types: &[TypeId(26)], choice: false, plain: false, binding: None },
         E { name: "pushTypeAvailable", min: 0, max: u32::MAX, types: &[TypeId(26)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[] },
     // 677
     TypeDef { name: "VerificationResult.attestation", kind: TypeKind::Backbone, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
@@ -9623,7 +9623,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "proxyIdentityCertificate", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: false, binding: None },
         E { name: "proxySignature", min: 0, max: 1, types: &[TypeId(68)], choice: false, plain: false, binding: None },
         E { name: "sourceSignature", min: 0, max: 1, types: &[TypeId(68)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[] },
     // 678
     TypeDef { name: "VerificationResult.validator", kind: TypeKind::Backbone, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
@@ -9632,7 +9632,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "organization", min: 1, max: 1, types: &[TypeId(65)], choice: false, plain: false, binding: None },
         E { name: "identityCertificate", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: false, binding: None },
         E { name: "attestationSignature", min: 0, max: 1, types: &[TypeId(68)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[3] },
     // 679
     TypeDef { name: "VisionPrescription", kind: TypeKind::Resource, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(9)], choice: false, plain: false, binding: None },
@@ -9651,7 +9651,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "dateWritten", min: 1, max: 1, types: &[TypeId(7)], choice: false, plain: false, binding: None },
         E { name: "prescriber", min: 1, max: 1, types: &[TypeId(65)], choice: false, plain: false, binding: None },
         E { name: "lensSpecification", min: 1, max: u32::MAX, types: &[TypeId(680)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[9, 10, 11, 13, 14, 15] },
     // 680
     TypeDef { name: "VisionPrescription.lensSpecification", kind: TypeKind::Backbone, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
@@ -9671,7 +9671,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "color", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: false, binding: None },
         E { name: "brand", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: false, binding: None },
         E { name: "note", min: 0, max: u32::MAX, types: &[TypeId(24)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[3, 4] },
     // 681
     TypeDef { name: "VisionPrescription.lensSpecification.prism", kind: TypeKind::Backbone, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
@@ -9679,7 +9679,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "modifierExtension", min: 0, max: u32::MAX, types: &[TypeId(50)], choice: false, plain: false, binding: None },
         E { name: "amount", min: 1, max: 1, types: &[TypeId(8)], choice: false, plain: false, binding: None },
         E { name: "base", min: 1, max: 1, types: &[TypeId(5)], choice: false, plain: false, binding: Some(&VS221) },
-    ] },
+    ], checked: &[3, 4] },
     // 682
     TypeDef { name: "MetadataResource", kind: TypeKind::Complex, elements: &[
         E { name: "id", min: 0, max: 1, types: &[TypeId(15)], choice: false, plain: true, binding: None },
@@ -9702,7 +9702,7 @@ pub static TYPES: [TypeDef; 683] = [
         E { name: "description", min: 0, max: 1, types: &[TypeId(12)], choice: false, plain: false, binding: None },
         E { name: "useContext", min: 0, max: u32::MAX, types: &[TypeId(74)], choice: false, plain: false, binding: None },
         E { name: "jurisdiction", min: 0, max: u32::MAX, types: &[TypeId(26)], choice: false, plain: false, binding: None },
-    ] },
+    ], checked: &[12] },
 ];
 
 /// Type names sorted for binary search, with their [`TypeId`].
