@@ -16,7 +16,8 @@
 //! - [`xml::to_xml`]/[`xml::from_xml`] read and write FHIR's XML format for the same model.
 //! - [`search`] parses search query strings over the 1,375 generated SearchParameters;
 //!   [`outcome`], [`bundle`] and [`capability`] build OperationOutcome, searchset Bundles and
-//!   CapabilityStatements for a FHIR server.
+//!   CapabilityStatements for a FHIR server; [`index`] evaluates the parameters' FHIRPath
+//!   expressions on a resource to extract its search index values.
 //!
 //! Layers (one module each): `generated` (tables) → [`schema`] (descriptor types) → [`json`]
 //! (borrowed lexer) → [`model`] → `read`/`write` → [`validate`](mod@validate) → gateway helpers.
@@ -26,6 +27,7 @@ pub mod bundle;
 pub mod capability;
 mod error;
 pub mod generated;
+pub mod index;
 pub mod json;
 pub mod model;
 pub mod outcome;
