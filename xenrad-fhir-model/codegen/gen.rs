@@ -46,7 +46,7 @@ struct Ty {
 struct Collected {
     types: Vec<Ty>,
     resources: Vec<String>,
-    expansions: HashMap<String, (BTreeSet<String>, BTreeSet<String>)>,
+    expansions: HashMap<String, Expansion>,
 }
 
 const PRIMS: &[(&str, &str)] = &[
@@ -72,19 +72,35 @@ const PRIMS: &[(&str, &str)] = &[
     ("xhtml", "Xhtml"),
 ];
 
-fn collect_codes(contains: &Value, out: &mut BTreeSet<String>, systems: &mut BTreeSet<String>) {
+fn collect_codes(contains: &Value, exp: &mut Expansion) {
     for c in contains.as_array().into_iter().flatten() {
         if let Some(code) = c["code"].as_str()
             && c["abstract"].as_bool() != Some(true)
         {
-            out.insert(code.to_owned());
+            exp.codes.insert(code.to_owned());
             if let Some(s) = c["system"].as_str() {
-                systems.insert(s.to_owned());
+                exp.systems.insert(s.to_owned());
+                exp.pairs.insert((s.to_owned(), code.to_owned()));
             }
         }
-        collect_codes(&c["contains"], out, systems);
+        collect_codes(&c["contains"], exp);
     }
 }
+
+/// What a required binding's value set allows: enumerated codes (from the package's expansion)
+/// or a syntax rule for a grammar-defined system.
+#[derive(Default)]
+struct Expansion {
+    codes: BTreeSet<String>,
+    systems: BTreeSet<String>,
+    /// (system, code)
+    pairs: BTreeSet<(String, String)>,
+    /// `CodeRule` variant for value sets that include a whole grammar-defined system.
+    rule: Option<&'static str>,
+}
+
+/// Systems defined by a grammar rather than a list, with the `CodeRule` that checks them.
+const GRAMMAR_SYSTEMS: &[(&str, &str)] = &[("urn:ietf:bcp:13", "MimeType")];
 
 fn lit(s: &str) -> String {
     format!("{s:?}")
@@ -97,14 +113,50 @@ fn collect(dir: &Path) -> Collected {
     let vs_bundle = load(dir, "Bundle-valueset-expansions.json");
 
     // value-set expansions (enumerable required bindings)
-    let mut expansions: HashMap<String, (BTreeSet<String>, BTreeSet<String>)> = HashMap::new();
+    let mut expansions: HashMap<String, Expansion> = HashMap::new();
     for vs in entries(&vs_bundle) {
         if let (Some(url), Some(exp)) = (vs["url"].as_str(), vs.get("expansion")) {
-            let (mut codes, mut systems) = (BTreeSet::new(), BTreeSet::new());
-            collect_codes(&exp["contains"], &mut codes, &mut systems);
-            if !codes.is_empty() {
-                expansions.insert(url.to_owned(), (codes, systems));
+            let mut e = Expansion::default();
+            collect_codes(&exp["contains"], &mut e);
+            if !e.codes.is_empty() {
+                expansions.insert(url.to_owned(), e);
             }
+        }
+    }
+    // value sets without an expansion that include a whole grammar-defined system (BCP 13 MIME
+    // types): checked by syntax
+    for vs in entries(&load(dir, "Bundle-valuesets.json")) {
+        let Some(url) = vs["url"].as_str() else {
+            continue;
+        };
+        let includes = vs["compose"]["include"].as_array();
+        let rules: Vec<Option<&'static str>> = includes
+            .into_iter()
+            .flatten()
+            .map(|i| {
+                let whole = i.get("concept").is_none() && i.get("filter").is_none();
+                GRAMMAR_SYSTEMS
+                    .iter()
+                    .find(|g| whole && i["system"].as_str() == Some(g.0))
+                    .map(|g| g.1)
+            })
+            .collect();
+        if !expansions.contains_key(url)
+            && rules.len() == 1
+            && let Some(rule) = rules[0]
+        {
+            let mut e = Expansion {
+                rule: Some(rule),
+                ..Expansion::default()
+            };
+            e.systems.insert(
+                GRAMMAR_SYSTEMS
+                    .iter()
+                    .find(|g| g.1 == rule)
+                    .map(|g| g.0.to_owned())
+                    .unwrap_or_default(),
+            );
+            expansions.insert(url.to_owned(), e);
         }
     }
 
@@ -250,21 +302,42 @@ pub fn generate(dir: &Path) -> String {
         "// Regenerate: XENRAD_FHIR_REGEN=1 cargo test -p xenrad-fhir-model --test codegen\n",
     );
     o.push_str("#![allow(clippy::unreadable_literal, clippy::too_many_lines)]\n");
-    o.push_str("use crate::schema::{ElementDef as E, PrimKind, SearchParamDef, SearchParamType as S, TypeDef, TypeId, TypeKind, ValueSetDef};\n\n");
+    o.push_str("use crate::schema::{CodeRule, ElementDef as E, PrimKind, SearchParamDef, SearchParamType as S, TypeDef, TypeId, TypeKind, ValueSetDef};\n\n");
 
     // value sets
     let mut vs_sorted: Vec<(&String, &usize)> = bindings.iter().collect();
     vs_sorted.sort_by_key(|(_, i)| **i);
     for (url, i) in &vs_sorted {
-        let (codes, systems) = &expansions[*url];
-        let list: Vec<String> = codes.iter().map(|c| lit(c)).collect();
-        let sys: Vec<String> = systems.iter().map(|c| lit(c)).collect();
+        let e = &expansions[*url];
+        let list: Vec<String> = e.codes.iter().map(|c| lit(c)).collect();
+        let sys: Vec<String> = e.systems.iter().map(|c| lit(c)).collect();
+        // exact (system, code) pairs only where several systems share the value set
+        let by_system: Vec<String> = if e.systems.len() > 1 {
+            e.systems
+                .iter()
+                .map(|s| {
+                    let codes: Vec<String> = e
+                        .pairs
+                        .iter()
+                        .filter(|p| &p.0 == s)
+                        .map(|p| lit(&p.1))
+                        .collect();
+                    format!("({}, &[{}])", lit(s), codes.join(", "))
+                })
+                .collect()
+        } else {
+            Vec::new()
+        };
+        let rule = e
+            .rule
+            .map_or("None".to_owned(), |r| format!("Some(CodeRule::{r})"));
         let _ = writeln!(
             o,
-            "static VS{i}: ValueSetDef = ValueSetDef {{ url: {}, codes: &[{}], systems: &[{}] }};",
+            "static VS{i}: ValueSetDef = ValueSetDef {{ url: {}, codes: &[{}], systems: &[{}], by_system: &[{}], rule: {rule} }};",
             lit(url),
             list.join(", "),
-            sys.join(", ")
+            sys.join(", "),
+            by_system.join(", ")
         );
     }
     o.push('\n');

@@ -218,27 +218,85 @@ impl ElementDef {
     }
 }
 
-/// An enumerable value set (codes taken from the package's expansions).
+/// The value set of a required binding: enumerated (codes taken from the package's expansions)
+/// or, for a whole grammar-defined system such as BCP 13 MIME types, checked by syntax.
 #[derive(Debug)]
 pub struct ValueSetDef {
     /// Canonical URL.
     pub url: &'static str,
-    /// The codes, sorted.
+    /// The codes, sorted (empty when `rule` is set).
     pub codes: &'static [&'static str],
     /// The code systems the codes come from, sorted.
     pub systems: &'static [&'static str],
+    /// For value sets spanning several systems: each system with its codes (sorted), so a
+    /// coding is checked as an exact (system, code) pair.
+    pub by_system: &'static [(&'static str, &'static [&'static str])],
+    /// A syntax rule instead of a list.
+    pub rule: Option<CodeRule>,
+}
+
+/// Code systems defined by a grammar rather than a list.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CodeRule {
+    /// BCP 13 / RFC 6838 §4.2 media types: `type/subtype` with optional `; parameter=value`s.
+    MimeType,
+}
+
+impl CodeRule {
+    /// Whether `code` follows the rule.
+    pub fn check(self, code: &str) -> bool {
+        match self {
+            // `xml`, `json` and `ttl` stand for FHIR's own formats where a format is expected
+            // (R4 CapabilityStatement.format, bound to the same value set)
+            CodeRule::MimeType => matches!(code, "xml" | "json" | "ttl") || is_mime_type(code),
+        }
+    }
+}
+
+/// RFC 6838 §4.2 `restricted-name "/" restricted-name`, then optional parameters.
+fn is_mime_type(s: &str) -> bool {
+    fn restricted_name(n: &str) -> bool {
+        let b = n.as_bytes();
+        !b.is_empty()
+            && b.len() <= 127
+            && b[0].is_ascii_alphanumeric()
+            && b[1..]
+                .iter()
+                .all(|&c| c.is_ascii_alphanumeric() || b"!#$&-^_.+".contains(&c))
+    }
+    let mut parts = s.split(';');
+    let media = parts.next().unwrap_or("");
+    let ok_media = media
+        .split_once('/')
+        .is_some_and(|(t, st)| restricted_name(t) && restricted_name(st));
+    ok_media
+        && parts.all(|p| {
+            p.trim()
+                .split_once('=')
+                .is_some_and(|(k, v)| restricted_name(k.trim()) && !v.trim().is_empty())
+        })
 }
 
 impl ValueSetDef {
     /// Whether `code` is in the value set.
     pub fn contains(&self, code: &str) -> bool {
-        self.codes.binary_search(&code).is_ok()
+        match self.rule {
+            Some(rule) => rule.check(code),
+            None => self.codes.binary_search(&code).is_ok(),
+        }
     }
 
-    /// Whether a coding (`system` optional) is in the value set. Approximate when the value set
-    /// spans several systems: the system must be one of them and the code one of the codes.
+    /// Whether a coding (`system` optional) is in the value set: the exact (system, code) pair
+    /// when a system is given, the code alone otherwise.
     pub fn contains_coding(&self, system: Option<&str>, code: &str) -> bool {
-        system.is_none_or(|s| self.systems.binary_search(&s).is_ok()) && self.contains(code)
+        match (system, self.by_system.is_empty()) {
+            (Some(s), false) => self
+                .by_system
+                .binary_search_by(|(n, _)| (*n).cmp(s))
+                .is_ok_and(|i| self.by_system[i].1.binary_search(&code).is_ok()),
+            (Some(s), true) => self.systems.binary_search(&s).is_ok() && self.contains(code),
+            (None, _) => self.contains(code),
+        }
     }
 }
 
@@ -334,6 +392,16 @@ impl std::str::FromStr for ResourceType {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn mime_types() {
+        for ok in ["application/pdf", "text/plain; charset=UTF-8", "application/fhir+json", "image/svg+xml", "json"] {
+            assert!(CodeRule::MimeType.check(ok), "{ok}");
+        }
+        for bad in ["pdf", "application/", "/pdf", "text/plain;", "text/pl ain", "application/pdf; x"] {
+            assert!(!CodeRule::MimeType.check(bad), "{bad}");
+        }
+    }
 
     #[test]
     fn resource_types_are_sorted_by_name() {
