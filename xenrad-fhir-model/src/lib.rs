@@ -51,7 +51,7 @@ pub use write::{to_json, to_json_pretty, write_node, write_resource};
 #[doc(hidden)]
 pub mod fuzzing {
     /// Reads any bytes as a resource in strict and lenient mode; whatever reads must write back
-    /// and read again to the same model, and validate without panicking.
+    /// and read again to the same model, and validate, view and index without panicking.
     pub fn json(data: &[u8]) {
         for opts in [
             crate::ReadOptions::default(),
@@ -66,6 +66,9 @@ pub mod fuzzing {
                 let again = crate::from_json_with(out.as_bytes(), &opts).map(|(r, _)| r);
                 assert_eq!(again.as_ref(), Ok(&r), "re-read differs: {out}");
                 let _ = crate::validate(&r);
+                // typed views and search indexing see any model without panicking
+                let _ = r.view().kind();
+                let _ = crate::index::index(&r);
                 if issues.is_empty() && crate::xml::xml_representable(&r) {
                     // XML carries the same model (unknown members have no XML form)
                     let xml = crate::xml::to_xml(&r);
