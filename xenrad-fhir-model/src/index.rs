@@ -97,8 +97,14 @@ fn parse_path(s: &str) -> Result<PathExpr, Unsupported> {
     let s = strip_parens(s);
     // `A.exists() and A != false`
     if let Some((left, right)) = s.split_once(" and ") {
-        let p = left.trim().strip_suffix(".exists()").ok_or_else(unsupported)?;
-        let q = right.trim().strip_suffix("!= false").ok_or_else(unsupported)?;
+        let p = left
+            .trim()
+            .strip_suffix(".exists()")
+            .ok_or_else(unsupported)?;
+        let q = right
+            .trim()
+            .strip_suffix("!= false")
+            .ok_or_else(unsupported)?;
         if p.trim() != q.trim() {
             return Err(unsupported());
         }
@@ -210,8 +216,7 @@ enum Item<'a> {
 impl<'a> Item<'a> {
     fn node(self) -> Option<&'a Node<'a>> {
         match self {
-            Item::Root(n) => Some(n),
-            Item::Value(Value::Complex(n)) => Some(n),
+            Item::Root(n) | Item::Value(Value::Complex(n)) => Some(n),
             Item::Value(Value::Resource(r)) => Some(&r.node),
             Item::Value(Value::Primitive(_)) => None,
         }
@@ -333,7 +338,7 @@ pub struct DateRange {
 
 fn days_in_month(y: u32, m: u32) -> u32 {
     match m {
-        2 if (y % 4 == 0 && y % 100 != 0) || y % 400 == 0 => 29,
+        2 if (y.is_multiple_of(4) && !y.is_multiple_of(100)) || y.is_multiple_of(400) => 29,
         2 => 28,
         4 | 6 | 9 | 11 => 30,
         _ => 31,
@@ -474,33 +479,26 @@ fn push_token<'a>(v: &'a Value<'a>, out: &mut Vec<IndexValue<'a>>) {
         return;
     };
     match n.type_id.name() {
-        "Coding" => {
-            if let Some(code) = n.str("code") {
-                out.push(IndexValue::Token {
-                    system: n.str("system"),
-                    code,
-                });
-            }
-        }
         "CodeableConcept" => {
             for c in n.get("coding") {
                 push_token(c, out);
             }
         }
-        "Identifier" => {
-            if let Some(code) = n.str("value") {
+        // (element holding the code, element holding its system)
+        name => {
+            let (code, system) = match name {
+                "Coding" => ("code", Some("system")),
+                "Identifier" => ("value", Some("system")),
+                "ContactPoint" => ("value", None),
+                _ => return,
+            };
+            if let Some(code) = n.str(code) {
                 out.push(IndexValue::Token {
-                    system: n.str("system"),
+                    system: system.and_then(|s| n.str(s)),
                     code,
                 });
             }
         }
-        "ContactPoint" => {
-            if let Some(code) = n.str("value") {
-                out.push(IndexValue::Token { system: None, code });
-            }
-        }
-        _ => {}
     }
 }
 
@@ -511,10 +509,20 @@ fn push_value<'a>(kind: SearchParamType, v: &'a Value<'a>, out: &mut Vec<IndexVa
         SearchParamType::String => match v.as_node() {
             None => out.extend(text(v).map(IndexValue::String)),
             Some(n) => match n.type_id.name() {
-                "HumanName" => push_strings(n, &["text", "family", "given", "prefix", "suffix"], out),
+                "HumanName" => {
+                    push_strings(n, &["text", "family", "given", "prefix", "suffix"], out);
+                }
                 "Address" => push_strings(
                     n,
-                    &["text", "line", "city", "district", "state", "postalCode", "country"],
+                    &[
+                        "text",
+                        "line",
+                        "city",
+                        "district",
+                        "state",
+                        "postalCode",
+                        "country",
+                    ],
                     out,
                 ),
                 _ => {}
@@ -577,9 +585,9 @@ pub fn extract<'a>(
         let values = eval_path(p, r);
         if p.exists_not_false {
             // true when present and not `false` (e.g. Patient.deceased[x])
-            let truthy = values
-                .iter()
-                .any(|v| !matches!(v, Value::Primitive(pr) if pr.value == Some(PrimValue::Bool(false))));
+            let truthy = values.iter().any(
+                |v| !matches!(v, Value::Primitive(pr) if pr.value == Some(PrimValue::Bool(false))),
+            );
             out.push(IndexValue::Token {
                 system: None,
                 code: if truthy { "true" } else { "false" },
@@ -634,7 +642,10 @@ mod tests {
         let e = Expression::parse("(Patient.deceased as dateTime)", ResourceType::Patient).unwrap();
         assert_eq!(
             e.paths[0].steps,
-            [Step::Child("deceased".into()), Step::OfType("dateTime".into())]
+            [
+                Step::Child("deceased".into()),
+                Step::OfType("dateTime".into())
+            ]
         );
         let e = Expression::parse(
             "Patient.deceased.exists() and Patient.deceased != false",

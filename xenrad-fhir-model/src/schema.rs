@@ -395,10 +395,23 @@ mod tests {
 
     #[test]
     fn mime_types() {
-        for ok in ["application/pdf", "text/plain; charset=UTF-8", "application/fhir+json", "image/svg+xml", "json"] {
+        for ok in [
+            "application/pdf",
+            "text/plain; charset=UTF-8",
+            "application/fhir+json",
+            "image/svg+xml",
+            "json",
+        ] {
             assert!(CodeRule::MimeType.check(ok), "{ok}");
         }
-        for bad in ["pdf", "application/", "/pdf", "text/plain;", "text/pl ain", "application/pdf; x"] {
+        for bad in [
+            "pdf",
+            "application/",
+            "/pdf",
+            "text/plain;",
+            "text/pl ain",
+            "application/pdf; x",
+        ] {
             assert!(!CodeRule::MimeType.check(bad), "{bad}");
         }
     }

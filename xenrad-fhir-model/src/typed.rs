@@ -36,9 +36,9 @@
 //! # Ok::<(), xenrad_fhir_model::Error>(())
 //! ```
 
+use crate::generated::ResourceType;
 use crate::model::{Node, PrimValue, Primitive, Resource, Value};
 use crate::schema::TypeId;
-use crate::generated::ResourceType;
 use std::marker::PhantomData;
 
 #[rustfmt::skip]
@@ -286,10 +286,7 @@ impl<'a, K> FromValue<'a> for Prim<'a, K> {
     #[inline]
     fn from_value(v: &'a Value<'a>) -> Option<Self> {
         match v {
-            Value::Primitive(p) => Some(Prim {
-                p,
-                _k: PhantomData,
-            }),
+            Value::Primitive(p) => Some(Prim { p, _k: PhantomData }),
             _ => None,
         }
     }
@@ -334,8 +331,21 @@ macro_rules! text_value {
     )*};
 }
 text_value!(
-    Base64Binary, Canonical, Code, Date, DateTime, Id, Instant, Markdown, Oid, String, Time, Uri,
-    Url, Uuid, Xhtml
+    Base64Binary,
+    Canonical,
+    Code,
+    Date,
+    DateTime,
+    Id,
+    Instant,
+    Markdown,
+    Oid,
+    String,
+    Time,
+    Uri,
+    Url,
+    Uuid,
+    Xhtml
 );
 
 impl Prim<'_, prim::Boolean> {

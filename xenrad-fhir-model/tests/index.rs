@@ -159,7 +159,10 @@ fn dates_references_and_booleans() {
     );
     // `where(resolve() is Practitioner)` follows the contained reference
     assert_eq!(strings(&values(&r, "practitioner")), ["#pr"]);
-    assert_eq!(strings(&values(&r, "participant")), ["#pr", "RelatedPerson/r1"]);
+    assert_eq!(
+        strings(&values(&r, "participant")),
+        ["#pr", "RelatedPerson/r1"]
+    );
     let IndexValue::Date(d) = &values(&r, "date")[0] else {
         panic!()
     };
@@ -168,7 +171,11 @@ fn dates_references_and_booleans() {
     assert_eq!(d.precision, DatePrecision::Time);
     assert!(matches!(
         values(&r, "length")[..],
-        [IndexValue::Quantity { value: "90.0", code: Some("min"), .. }]
+        [IndexValue::Quantity {
+            value: "90.0",
+            code: Some("min"),
+            ..
+        }]
     ));
 
     let p = from_json(br#"{"resourceType":"Patient","deceasedDateTime":"2015-02-14T13:42:00+10:00","active":true}"#).unwrap();

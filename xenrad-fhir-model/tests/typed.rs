@@ -4,6 +4,7 @@
 //! accessors agree with `serde_json`.
 
 mod common;
+#[rustfmt::skip]
 #[path = "typed/walk.rs"]
 mod walk;
 
@@ -39,7 +40,10 @@ fn every_view_accessor_reaches_every_value() {
         walk::walk_any(r.view(), &mut walked);
         let generic = count_node(&r.node);
         if walked != generic {
-            bad.push(format!("{}: walked {walked}, model {generic}", common::file_name(f)));
+            bad.push(format!(
+                "{}: walked {walked}, model {generic}",
+                common::file_name(f)
+            ));
         }
         resources += 1;
         values += generic;
@@ -70,7 +74,11 @@ fn variant(v: ObservationValue<'_>, json: &J) -> String {
             "Quantity"
         }
         ObservationValue::CodeableConcept(c) => {
-            assert_eq!(c.coding().len(), json.get("coding").map_or(0, |a| a.as_array().unwrap().len()));
+            assert_eq!(
+                c.coding().len(),
+                json.get("coding")
+                    .map_or(0, |a| a.as_array().unwrap().len())
+            );
             "CodeableConcept"
         }
         ObservationValue::String(s) => {
@@ -133,13 +141,9 @@ fn every_observation_value_decodes_to_its_variant() {
         assert_eq!(obs.component().len(), jc.len(), "{name}");
         for (c, j) in obs.component().zip(&jc) {
             let expected = json_value_suffix(j.as_object().unwrap());
-            let got = c.value().map(|v| {
-                format!("{v:?}")
-                    .split('(')
-                    .next()
-                    .unwrap()
-                    .to_owned()
-            });
+            let got = c
+                .value()
+                .map(|v| format!("{v:?}").split('(').next().unwrap().to_owned());
             assert_eq!(got, expected, "{name} component");
             components += 1;
         }
@@ -182,7 +186,9 @@ fn radiology_accessors_agree_with_serde_json() {
                     }
                 }
                 assert_eq!(
-                    s.subject().and_then(|r| r.reference()).and_then(|r| r.value()),
+                    s.subject()
+                        .and_then(|r| r.reference())
+                        .and_then(|r| r.value()),
                     json["subject"]["reference"].as_str()
                 );
             }
