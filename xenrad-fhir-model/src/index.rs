@@ -3,10 +3,12 @@
 //! date range with precision, reference, quantity, number, uri), so a server can index resources
 //! without hand-written extraction (R4 §3.1.1.4 <https://hl7.org/fhir/R4/search.html#ptypes>).
 //!
-//! The FHIRPath subset is the one the R4 parameters of the radiology resources use: paths,
-//! `|` unions (alternatives for other resource types are skipped), `(path as type)`,
-//! `.as(type)`/`.ofType(type)`, `.where(resolve() is Type)`, `.where(element='literal')`, and
-//! `path.exists() and path != false`. Anything else is reported as [`Unsupported`].
+//! The FHIRPath subset is the one the R4 SearchParameters use (all 2,500 non-composite,
+//! non-special (resource type, parameter) expressions of the 146 resources are within it): paths,
+//! `|` unions (alternatives for other resource types are skipped), `(path as type)` with further
+//! steps, `.as(type)`/`.ofType(type)`, `[i]`, `.where(resolve() is Type)`,
+//! `.where(element='literal')`, and `path.exists() and path != false`. Anything else is reported
+//! as [`Unsupported`].
 //!
 //! ```
 //! use xenrad_fhir_model::index::{IndexValue, extract};
@@ -42,6 +44,8 @@ enum Step {
     ResolveIs(String),
     /// `where(child='literal')`.
     WhereEq(String, String),
+    /// `[i]`: the i-th item of the collection so far.
+    Index(usize),
 }
 
 /// One `|` alternative: a path from a base type, optionally tested with `exists() and != false`.
@@ -92,6 +96,25 @@ fn is_name(s: &str) -> bool {
     !s.is_empty() && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
 }
 
+/// The index of the `)` matching the `(` at `open`.
+fn matching_paren(s: &str, open: usize) -> Option<usize> {
+    let (mut depth, mut quoted) = (0i32, false);
+    for (i, c) in s[open..].char_indices() {
+        match c {
+            '\'' => quoted = !quoted,
+            '(' if !quoted => depth += 1,
+            ')' if !quoted => {
+                depth -= 1;
+                if depth == 0 {
+                    return Some(open + i);
+                }
+            }
+            _ => {}
+        }
+    }
+    None
+}
+
 fn parse_path(s: &str) -> Result<PathExpr, Unsupported> {
     let unsupported = || Unsupported(s.to_owned());
     let s = strip_parens(s);
@@ -112,6 +135,17 @@ fn parse_path(s: &str) -> Result<PathExpr, Unsupported> {
         path.exists_not_false = true;
         return Ok(path);
     }
+    // `(inner).steps`
+    if s.starts_with('(') {
+        let close = matching_paren(s, 0).ok_or_else(unsupported)?;
+        let mut path = parse_path(&s[1..close])?;
+        let rest = s[close + 1..].trim();
+        if !rest.is_empty() {
+            let rest = rest.strip_prefix('.').ok_or_else(unsupported)?;
+            parse_steps(rest, &mut path.steps).map_err(|()| unsupported())?;
+        }
+        return Ok(path);
+    }
     // `path as Type`
     if let Some((p, t)) = s.rsplit_once(" as ") {
         let mut path = parse_path(p)?;
@@ -122,22 +156,43 @@ fn parse_path(s: &str) -> Result<PathExpr, Unsupported> {
         path.steps.push(Step::OfType(t.to_owned()));
         return Ok(path);
     }
-    let parts = split_top(s, '.');
-    let base = parts[0].trim();
+    let (base, rest) = s.split_once('.').unwrap_or((s, ""));
+    let base = base.trim();
     if !is_name(base) {
         return Err(unsupported());
     }
     let mut steps = Vec::new();
-    for part in &parts[1..] {
+    if !rest.is_empty() {
+        parse_steps(rest, &mut steps).map_err(|()| unsupported())?;
+    }
+    Ok(PathExpr {
+        base: base.to_owned(),
+        steps,
+        exists_not_false: false,
+    })
+}
+
+/// Parses `a.b[0].where(…).as(T)` steps.
+fn parse_steps(s: &str, steps: &mut Vec<Step>) -> Result<(), ()> {
+    for part in split_top(s, '.') {
         let part = part.trim();
         if is_name(part) {
             steps.push(Step::Child(part.to_owned()));
             continue;
         }
+        // `name[i]`
+        if let Some((name, i)) = part.strip_suffix(']').and_then(|p| p.split_once('[')) {
+            if !is_name(name) {
+                return Err(());
+            }
+            steps.push(Step::Child(name.to_owned()));
+            steps.push(Step::Index(i.trim().parse().map_err(|_| ())?));
+            continue;
+        }
         let (func, arg) = part
             .strip_suffix(')')
             .and_then(|p| p.split_once('('))
-            .ok_or_else(unsupported)?;
+            .ok_or(())?;
         let arg = arg.trim();
         match func {
             "as" | "ofType" if is_name(arg) => steps.push(Step::OfType(arg.to_owned())),
@@ -145,7 +200,7 @@ fn parse_path(s: &str) -> Result<PathExpr, Unsupported> {
                 if let Some(t) = arg.strip_prefix("resolve() is ") {
                     let t = t.trim().trim_start_matches("FHIR.");
                     if !is_name(t) {
-                        return Err(unsupported());
+                        return Err(());
                     }
                     steps.push(Step::ResolveIs(t.to_owned()));
                 } else if let Some((child, lit)) = arg.split_once('=') {
@@ -153,23 +208,19 @@ fn parse_path(s: &str) -> Result<PathExpr, Unsupported> {
                     let lit = lit
                         .strip_prefix('\'')
                         .and_then(|l| l.strip_suffix('\''))
-                        .ok_or_else(unsupported)?;
+                        .ok_or(())?;
                     if !is_name(child) {
-                        return Err(unsupported());
+                        return Err(());
                     }
                     steps.push(Step::WhereEq(child.to_owned(), lit.to_owned()));
                 } else {
-                    return Err(unsupported());
+                    return Err(());
                 }
             }
-            _ => return Err(unsupported()),
+            _ => return Err(()),
         }
     }
-    Ok(PathExpr {
-        base: base.to_owned(),
-        steps,
-        exists_not_false: false,
-    })
+    Ok(())
 }
 
 impl Expression {
@@ -226,6 +277,10 @@ impl<'a> Item<'a> {
 fn eval_path<'a>(p: &PathExpr, r: &'a Resource<'a>) -> Vec<&'a Value<'a>> {
     let mut items = vec![Item::Root(&r.node)];
     for step in &p.steps {
+        if let Step::Index(i) = step {
+            items = items.get(*i).copied().into_iter().collect();
+            continue;
+        }
         let mut next = Vec::new();
         for it in items {
             match step {
@@ -248,6 +303,7 @@ fn eval_path<'a>(p: &PathExpr, r: &'a Resource<'a>) -> Vec<&'a Value<'a>> {
                         next.push(it);
                     }
                 }
+                Step::Index(_) => {}
                 Step::WhereEq(child, lit) => {
                     if it
                         .node()
@@ -659,6 +715,42 @@ mod tests {
             Some(("Patient", "1"))
         );
         assert_eq!(literal_reference("urn:uuid:1234"), None);
+    }
+
+    #[test]
+    fn every_generated_expression_is_in_the_subset() {
+        let mut n = 0;
+        for rt in ResourceType::all() {
+            for p in search_params(rt).filter(|p| {
+                !p.expression.is_empty()
+                    && !matches!(
+                        p.kind,
+                        SearchParamType::Composite | SearchParamType::Special
+                    )
+            }) {
+                n += 1;
+                if let Err(e) = Expression::parse(p.expression, rt) {
+                    panic!("{rt} {}: {e}", p.code);
+                }
+            }
+        }
+        // (resource type, parameter) pairs of all 146 resources
+        assert_eq!(n, 2500);
+        let e = Expression::parse(
+            "(Observation.value as string) | (Observation.value as CodeableConcept).text",
+            ResourceType::Observation,
+        )
+        .unwrap();
+        assert_eq!(
+            e.paths[1].steps,
+            [
+                Step::Child("value".into()),
+                Step::OfType("CodeableConcept".into()),
+                Step::Child("text".into())
+            ]
+        );
+        let e = Expression::parse("Bundle.entry[0].resource", ResourceType::Bundle).unwrap();
+        assert_eq!(e.paths[0].steps[1], Step::Index(0));
     }
 
     #[test]

@@ -188,3 +188,42 @@ fn dates_references_and_booleans() {
     let p = from_json(br#"{"resourceType":"Patient"}"#).unwrap();
     assert_eq!(strings(&values(&p, "deceased")), ["false"]);
 }
+
+#[test]
+fn every_example_indexes_without_unsupported_expressions() {
+    let files = common::example_files();
+    let (mut resources, mut vals) = (0, 0);
+    let mut by_kind = std::collections::BTreeMap::<String, usize>::new();
+    for f in &files {
+        let bytes = std::fs::read(f).expect("read");
+        let Ok(r) = from_json(&bytes) else { continue };
+        let (found, unsupported) = index(&r);
+        assert!(
+            unsupported.is_empty(),
+            "{}: {unsupported:?}",
+            common::file_name(f)
+        );
+        resources += 1;
+        for (p, v) in &found {
+            vals += v.len();
+            *by_kind.entry(format!("{:?}", p.kind)).or_default() += v.len();
+        }
+    }
+    if files.is_empty() {
+        return;
+    }
+    println!("{resources} resources, {vals} index values: {by_kind:?}");
+    assert_eq!(resources, 5291);
+    // every parameter type with a value extraction occurs in the examples
+    for k in [
+        "Token",
+        "String",
+        "Date",
+        "Reference",
+        "Quantity",
+        "Number",
+        "Uri",
+    ] {
+        assert!(by_kind.get(k).is_some_and(|&n| n > 0), "{k}: {by_kind:?}");
+    }
+}
