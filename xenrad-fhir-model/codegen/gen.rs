@@ -588,17 +588,29 @@ fn method_name(element: &str) -> String {
     }
 }
 
-/// Markdown-safe one-line text for a doc comment.
+/// Markdown-safe one-line text for a doc comment (URLs made autolinks).
 fn doc_text(s: &str) -> String {
+    let escape = |w: &str| {
+        w.replace('\\', "\\\\")
+            .replace('`', "'")
+            .replace('[', "\\[")
+            .replace(']', "\\]")
+            .replace('<', "&lt;")
+            .replace('>', "&gt;")
+    };
     s.split_whitespace()
+        .map(|w| {
+            let lead = w.len() - w.trim_start_matches('(').len();
+            let body = &w[lead..];
+            if body.starts_with("http://") || body.starts_with("https://") {
+                let url = body.trim_end_matches([')', ',', '.', ';']);
+                format!("{}<{url}>{}", &w[..lead], escape(&body[url.len()..]))
+            } else {
+                escape(w)
+            }
+        })
         .collect::<Vec<_>>()
         .join(" ")
-        .replace('\\', "\\\\")
-        .replace('`', "'")
-        .replace('[', "\\[")
-        .replace(']', "\\]")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
 }
 
 /// Rust type of one value of type `t` (`plain` = a plain JSON string without `_` sibling).
@@ -740,7 +752,7 @@ pub fn generate_views(dir: &Path) -> String {
     }
 
     // resource dispatch
-    o.push_str("/// Any resource, by type: [`AnyResource::new`] dispatches on `resourceType` (read once, while parsing).\n");
+    o.push_str("/// Any resource, by type ([`AnyResource::kind`]; the type comes from `resourceType`, read once while parsing).\n");
     o.push_str("#[derive(Debug, Clone, Copy)]\npub enum AnyResourceKind<'a> {\n");
     for r in &resources {
         let _ = writeln!(o, "    /// `{r}`\n    {r}({r}<'a>),");

@@ -6,7 +6,7 @@ use crate::generated::{
     RESOURCE_TYPES, ResourceType, SEARCH_BY_BASE, SEARCH_PARAMS, TYPE_NAMES, TYPES,
 };
 
-/// Index of a type in [`TYPES`](crate::generated::TYPES).
+/// Index of a type in [`crate::generated::TYPES`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct TypeId(pub u16);
 

@@ -4209,7 +4209,7 @@ impl<'a> BundleLink<'a> {
     /// `Bundle.link.modifierExtension` (0..*): Extensions that cannot be ignored even if unrecognized
     #[inline]
     pub fn modifier_extension(&self) -> Many<'a, Extension<'a>> { many(self.0, 2) }
-    /// `Bundle.link.relation` (1..1): See http://www.iana.org/assignments/link-relations/link-relations.xhtml#link-relations-1
+    /// `Bundle.link.relation` (1..1): See <http://www.iana.org/assignments/link-relations/link-relations.xhtml#link-relations-1>
     #[inline]
     pub fn relation(&self) -> Option<Prim<'a, prim::String>> { one(self.0, 3) }
     /// `Bundle.link.url` (1..1): Reference details for the link
@@ -4551,7 +4551,7 @@ impl<'a> CapabilityStatementRestSecurity<'a> {
     /// `CapabilityStatement.rest.security.modifierExtension` (0..*): Extensions that cannot be ignored even if unrecognized
     #[inline]
     pub fn modifier_extension(&self) -> Many<'a, Extension<'a>> { many(self.0, 2) }
-    /// `CapabilityStatement.rest.security.cors` (0..1): Adds CORS Headers (http://enable-cors.org/)
+    /// `CapabilityStatement.rest.security.cors` (0..1): Adds CORS Headers (<http://enable-cors.org/>)
     #[inline]
     pub fn cors(&self) -> Option<Prim<'a, prim::Boolean>> { one(self.0, 3) }
     /// `CapabilityStatement.rest.security.service` (0..*): OAuth | SMART-on-FHIR | NTLM | Basic | Kerberos | Certificates
@@ -32066,7 +32066,7 @@ impl<'a> MetadataResource<'a> {
     pub fn jurisdiction(&self) -> Many<'a, CodeableConcept<'a>> { many(self.0, 19) }
 }
 
-/// Any resource, by type: [`AnyResource::new`] dispatches on `resourceType` (read once, while parsing).
+/// Any resource, by type ([`AnyResource::kind`]; the type comes from `resourceType`, read once while parsing).
 #[derive(Debug, Clone, Copy)]
 pub enum AnyResourceKind<'a> {
     /// `Account`
