@@ -9,24 +9,10 @@ mod common;
 mod walk;
 
 use serde_json::Value as J;
+use xenrad_fhir_model::from_json;
 use xenrad_fhir_model::typed::{
     AnyResourceKind, ImagingStudy, Observation, ObservationValue, Patient, ResourceView,
 };
-use xenrad_fhir_model::{Node, Value, from_json};
-
-/// Values in a generic node, counted as the walk counts them (primitives' `_name` siblings and
-/// contained resources included).
-fn count_node(n: &Node<'_>) -> usize {
-    n.fields
-        .iter()
-        .flat_map(|f| f.values.iter())
-        .map(|v| match v {
-            Value::Primitive(p) => 1 + p.element.as_deref().map_or(0, |e| 1 + count_node(e)),
-            Value::Complex(n) => 1 + count_node(n),
-            Value::Resource(r) => 1 + count_node(&r.node),
-        })
-        .sum()
-}
 
 #[test]
 fn every_view_accessor_reaches_every_value() {
@@ -38,7 +24,7 @@ fn every_view_accessor_reaches_every_value() {
         let Ok(r) = from_json(&bytes) else { continue };
         let mut walked = 0;
         walk::walk_any(r.view(), &mut walked);
-        let generic = count_node(&r.node);
+        let generic = common::count_values(&r.node);
         if walked != generic {
             bad.push(format!(
                 "{}: walked {walked}, model {generic}",

@@ -66,3 +66,18 @@ pub fn file_name(p: &std::path::Path) -> String {
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default()
 }
+
+/// Values in a generic node, counted as the generated view walk (`tests/typed/walk.rs`) counts
+/// them: primitives' `_name` siblings and contained resources included.
+pub fn count_values(n: &xenrad_fhir_model::Node<'_>) -> usize {
+    use xenrad_fhir_model::Value;
+    n.fields
+        .iter()
+        .flat_map(|f| f.values.iter())
+        .map(|v| match v {
+            Value::Primitive(p) => 1 + p.element.as_deref().map_or(0, |e| 1 + count_values(e)),
+            Value::Complex(n) => 1 + count_values(n),
+            Value::Resource(r) => 1 + count_values(&r.node),
+        })
+        .sum()
+}
