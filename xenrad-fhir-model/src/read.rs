@@ -82,6 +82,7 @@ pub fn from_json_with<'a>(
         path: Vec::new(),
         issues: Vec::new(),
         nulls: 0,
+        top: -1,
     };
     let res = r.resource(opts.max_depth)?;
     r.lx.end().map_err(|e| r.syntax(e))?;
@@ -104,6 +105,8 @@ struct Reader<'a, 'o> {
     issues: Vec<Error>,
     /// `null`s read in primitive arrays so far (nodes re-check for empty primitives only then).
     nulls: usize,
+    /// The highest element index among the fields of the node being read (-1: none yet).
+    top: i32,
 }
 
 impl<'a> Reader<'a, '_> {
@@ -199,6 +202,8 @@ impl<'a> Reader<'a, '_> {
         // where to start looking up the next member (the element after the last one found)
         let mut hint = 0usize;
         let nulls_before = self.nulls;
+        // the highest element index among this node's fields (nodes nest: saved, then restored)
+        let outer_top = std::mem::replace(&mut self.top, -1);
         if !self.lx.empty_close(b'}') {
             loop {
                 let key = self.lx.string().map_err(|e| self.syntax(e))?;
@@ -253,6 +258,7 @@ impl<'a> Reader<'a, '_> {
         let fields = scratch.drain(..).collect();
         node.fields = fields;
         self.field_pool.push(scratch);
+        self.top = outer_top;
         self.finish(&node, nulls_before)?;
         Ok(node)
     }
@@ -307,19 +313,21 @@ impl<'a> Reader<'a, '_> {
     }
 
     /// The position of element `idx` among the fields read so far: members usually come in
-    /// specification order, so one comparison with the last field mostly answers it.
+    /// specification order, so an element above every one read yet (`self.top`) is known to be
+    /// new without a search.
     #[inline]
-    fn find_field(node: &Node<'a>, idx: u16) -> Option<usize> {
-        if node.fields.last().is_none_or(|f| f.index < idx) {
+    fn find_field(&self, node: &Node<'a>, idx: u16) -> Option<usize> {
+        if i32::from(idx) > self.top {
             return None;
         }
         node.fields.iter().rposition(|f| f.index == idx)
     }
 
-    fn slot<'n>(node: &'n mut Node<'a>, idx: u16) -> (&'n mut Field<'a>, bool) {
-        if let Some(p) = Self::find_field(node, idx) {
+    fn slot<'n>(&mut self, node: &'n mut Node<'a>, idx: u16) -> (&'n mut Field<'a>, bool) {
+        if let Some(p) = self.find_field(node, idx) {
             (&mut node.fields[p], false)
         } else {
+            self.top = self.top.max(i32::from(idx));
             node.fields.push(Field {
                 index: idx,
                 values: Values::new(),
@@ -337,7 +345,7 @@ impl<'a> Reader<'a, '_> {
         plain: bool,
         depth: u32,
     ) -> Result<(), Error> {
-        let existing = Self::find_field(node, idx);
+        let existing = self.find_field(node, idx);
         if let Some(p) = existing {
             // only a `_name` sibling may have come first, for the same type
             let f = &node.fields[p];
@@ -382,7 +390,7 @@ impl<'a> Reader<'a, '_> {
                     break;
                 }
             }
-            let (field, fresh) = Self::slot(node, idx);
+            let (field, fresh) = self.slot(node, idx);
             if fresh {
                 field.values = Values::from_drain(&mut items);
             } else {
@@ -400,7 +408,7 @@ impl<'a> Reader<'a, '_> {
             self.value_pool.push(items);
         } else {
             let v = self.value(t, plain, depth)?;
-            let (field, fresh) = Self::slot(node, idx);
+            let (field, fresh) = self.slot(node, idx);
             if fresh {
                 field.values.push(v);
             } else if let (Some(Value::Primitive(p)), Value::Primitive(v)) =
@@ -421,7 +429,7 @@ impl<'a> Reader<'a, '_> {
         depth: u32,
     ) -> Result<(), Error> {
         let element_t = TypeId::by_name("Element").expect("Element type");
-        let existing = Self::find_field(node, idx);
+        let existing = self.find_field(node, idx);
         if let Some(p) = existing {
             let dup = node.fields[p].values.iter().any(|v| match v {
                 Value::Primitive(pr) => pr.element.is_some() || pr.type_id != t,
@@ -464,7 +472,7 @@ impl<'a> Reader<'a, '_> {
         } else {
             items.push(Some(self.object(element_t, depth)?));
         }
-        let (field, fresh) = Self::slot(node, idx);
+        let (field, fresh) = self.slot(node, idx);
         if fresh {
             field.values = items
                 .into_iter()

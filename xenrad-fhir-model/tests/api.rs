@@ -98,6 +98,15 @@ fn structural_errors_have_pointers() {
             r#"{"resourceType":"Observation","status":"final","code":{},"valueQuantity":{},"valueString":"x"}"#,
             "/valueString",
         ),
+        // a duplicate after members out of specification order (a fuzz finding)
+        (
+            r#"{"resourceType":"Observation","status":"final","code":{"text":"x"},"identifier":[{"value":"1"}],"status":"final"}"#,
+            "/status",
+        ),
+        (
+            r#"{"resourceType":"Patient","name":[{"given":["a"],"family":"b","_given":[{"id":"1"}],"given":["c"]}]}"#,
+            "/name/0/given",
+        ),
         (
             r#"{"resourceType":"Patient","multipleBirthInteger":1.5}"#,
             "/multipleBirthInteger",
