@@ -32,12 +32,21 @@ struct Elem {
     choice: bool,
     plain: bool,
     binding: Option<String>,
+    short: String,
 }
 
 struct Ty {
     name: String,
     kind: String,
     elems: Vec<Elem>,
+}
+
+/// The types of the package (in table order), the concrete resource names, and the value-set
+/// expansions (url -> codes, systems).
+struct Collected {
+    types: Vec<Ty>,
+    resources: Vec<String>,
+    expansions: HashMap<String, Expansion>,
 }
 
 const PRIMS: &[(&str, &str)] = &[
@@ -63,40 +72,91 @@ const PRIMS: &[(&str, &str)] = &[
     ("xhtml", "Xhtml"),
 ];
 
-fn collect_codes(contains: &Value, out: &mut BTreeSet<String>, systems: &mut BTreeSet<String>) {
+fn collect_codes(contains: &Value, exp: &mut Expansion) {
     for c in contains.as_array().into_iter().flatten() {
         if let Some(code) = c["code"].as_str()
             && c["abstract"].as_bool() != Some(true)
         {
-            out.insert(code.to_owned());
+            exp.codes.insert(code.to_owned());
             if let Some(s) = c["system"].as_str() {
-                systems.insert(s.to_owned());
+                exp.systems.insert(s.to_owned());
+                exp.pairs.insert((s.to_owned(), code.to_owned()));
             }
         }
-        collect_codes(&c["contains"], out, systems);
+        collect_codes(&c["contains"], exp);
     }
 }
+
+/// What a required binding's value set allows: enumerated codes (from the package's expansion)
+/// or a syntax rule for a grammar-defined system.
+#[derive(Default)]
+struct Expansion {
+    codes: BTreeSet<String>,
+    systems: BTreeSet<String>,
+    /// (system, code)
+    pairs: BTreeSet<(String, String)>,
+    /// `CodeRule` variant for value sets that include a whole grammar-defined system.
+    rule: Option<&'static str>,
+}
+
+/// Systems defined by a grammar rather than a list, with the `CodeRule` that checks them.
+const GRAMMAR_SYSTEMS: &[(&str, &str)] = &[("urn:ietf:bcp:13", "MimeType")];
 
 fn lit(s: &str) -> String {
     format!("{s:?}")
 }
 
-/// Generates the text of `src/generated/defs.rs` from an unpacked package directory.
-pub fn generate(dir: &Path) -> String {
+/// Reads the StructureDefinitions and value-set expansions of an unpacked package directory.
+fn collect(dir: &Path) -> Collected {
     let types_bundle = load(dir, "Bundle-types.json");
     let res_bundle = load(dir, "Bundle-resources.json");
-    let sp_bundle = load(dir, "Bundle-searchParams.json");
     let vs_bundle = load(dir, "Bundle-valueset-expansions.json");
 
     // value-set expansions (enumerable required bindings)
-    let mut expansions: HashMap<String, (BTreeSet<String>, BTreeSet<String>)> = HashMap::new();
+    let mut expansions: HashMap<String, Expansion> = HashMap::new();
     for vs in entries(&vs_bundle) {
         if let (Some(url), Some(exp)) = (vs["url"].as_str(), vs.get("expansion")) {
-            let (mut codes, mut systems) = (BTreeSet::new(), BTreeSet::new());
-            collect_codes(&exp["contains"], &mut codes, &mut systems);
-            if !codes.is_empty() {
-                expansions.insert(url.to_owned(), (codes, systems));
+            let mut e = Expansion::default();
+            collect_codes(&exp["contains"], &mut e);
+            if !e.codes.is_empty() {
+                expansions.insert(url.to_owned(), e);
             }
+        }
+    }
+    // value sets without an expansion that include a whole grammar-defined system (BCP 13 MIME
+    // types): checked by syntax
+    for vs in entries(&load(dir, "Bundle-valuesets.json")) {
+        let Some(url) = vs["url"].as_str() else {
+            continue;
+        };
+        let includes = vs["compose"]["include"].as_array();
+        let rules: Vec<Option<&'static str>> = includes
+            .into_iter()
+            .flatten()
+            .map(|i| {
+                let whole = i.get("concept").is_none() && i.get("filter").is_none();
+                GRAMMAR_SYSTEMS
+                    .iter()
+                    .find(|g| whole && i["system"].as_str() == Some(g.0))
+                    .map(|g| g.1)
+            })
+            .collect();
+        if !expansions.contains_key(url)
+            && rules.len() == 1
+            && let Some(rule) = rules[0]
+        {
+            let mut e = Expansion {
+                rule: Some(rule),
+                ..Expansion::default()
+            };
+            e.systems.insert(
+                GRAMMAR_SYSTEMS
+                    .iter()
+                    .find(|g| g.1 == rule)
+                    .map(|g| g.0.to_owned())
+                    .unwrap_or_default(),
+            );
+            expansions.insert(url.to_owned(), e);
         }
     }
 
@@ -202,14 +262,35 @@ pub fn generate(dir: &Path) -> String {
                 choice,
                 plain,
                 binding,
+                short: el["short"].as_str().unwrap_or("").to_owned(),
             });
         }
     }
-    let index: HashMap<&str, usize> = types
+    Collected {
+        types,
+        resources,
+        expansions,
+    }
+}
+
+/// Type name → position in the type table.
+fn type_index(types: &[Ty]) -> HashMap<&str, usize> {
+    types
         .iter()
         .enumerate()
         .map(|(i, t)| (t.name.as_str(), i))
-        .collect();
+        .collect()
+}
+
+/// Generates the text of `src/generated/defs.rs` from an unpacked package directory.
+pub fn generate(dir: &Path) -> String {
+    let Collected {
+        types,
+        resources,
+        expansions,
+    } = collect(dir);
+    let sp_bundle = load(dir, "Bundle-searchParams.json");
+    let index = type_index(&types);
     let mut bindings: BTreeMap<String, usize> = BTreeMap::new();
     for t in &types {
         for e in &t.elems {
@@ -226,21 +307,42 @@ pub fn generate(dir: &Path) -> String {
         "// Regenerate: XENRAD_FHIR_REGEN=1 cargo test -p xenrad-fhir-model --test codegen\n",
     );
     o.push_str("#![allow(clippy::unreadable_literal, clippy::too_many_lines)]\n");
-    o.push_str("use crate::schema::{ElementDef as E, PrimKind, SearchParamDef, SearchParamType as S, TypeDef, TypeId, TypeKind, ValueSetDef};\n\n");
+    o.push_str("use crate::schema::{CodeRule, ElementDef as E, PrimKind, SearchParamDef, SearchParamType as S, TypeDef, TypeId, TypeKind, ValueSetDef};\n\n");
 
     // value sets
     let mut vs_sorted: Vec<(&String, &usize)> = bindings.iter().collect();
     vs_sorted.sort_by_key(|(_, i)| **i);
     for (url, i) in &vs_sorted {
-        let (codes, systems) = &expansions[*url];
-        let list: Vec<String> = codes.iter().map(|c| lit(c)).collect();
-        let sys: Vec<String> = systems.iter().map(|c| lit(c)).collect();
+        let e = &expansions[*url];
+        let list: Vec<String> = e.codes.iter().map(|c| lit(c)).collect();
+        let sys: Vec<String> = e.systems.iter().map(|c| lit(c)).collect();
+        // exact (system, code) pairs only where several systems share the value set
+        let by_system: Vec<String> = if e.systems.len() > 1 {
+            e.systems
+                .iter()
+                .map(|s| {
+                    let codes: Vec<String> = e
+                        .pairs
+                        .iter()
+                        .filter(|p| &p.0 == s)
+                        .map(|p| lit(&p.1))
+                        .collect();
+                    format!("({}, &[{}])", lit(s), codes.join(", "))
+                })
+                .collect()
+        } else {
+            Vec::new()
+        };
+        let rule = e
+            .rule
+            .map_or("None".to_owned(), |r| format!("Some(CodeRule::{r})"));
         let _ = writeln!(
             o,
-            "static VS{i}: ValueSetDef = ValueSetDef {{ url: {}, codes: &[{}], systems: &[{}] }};",
+            "static VS{i}: ValueSetDef = ValueSetDef {{ url: {}, codes: &[{}], systems: &[{}], by_system: &[{}], rule: {rule} }};",
             lit(url),
             list.join(", "),
-            sys.join(", ")
+            sys.join(", "),
+            by_system.join(", ")
         );
     }
     o.push('\n');
@@ -290,7 +392,15 @@ pub fn generate(dir: &Path) -> String {
                 e.plain
             );
         }
-        o.push_str("    ] },\n");
+        // elements whose cardinality a reader must check: required ones and bounded repeats
+        let checked: Vec<String> = t
+            .elems
+            .iter()
+            .enumerate()
+            .filter(|(_, e)| e.min > 0 || (e.max != "1" && e.max != "*"))
+            .map(|(i, _)| i.to_string())
+            .collect();
+        let _ = writeln!(o, "    ], checked: &[{}] }},", checked.join(", "));
     }
     o.push_str("];\n\n");
 
@@ -421,5 +531,304 @@ pub fn generate(dir: &Path) -> String {
         let _ = writeln!(o, "    ({}, &[{}]),", lit(b), l.join(", "));
     }
     o.push_str("];\n");
+    o
+}
+
+// ---------------------------------------------------------------------------------------------
+// Typed views: one zero-cost struct per complex type, backbone element and resource over the
+// generic `Node`, one enum per choice element, and `AnyResource` for resource dispatch.
+
+const KEYWORDS: &[&str] = &[
+    "abstract", "as", "async", "await", "become", "box", "break", "const", "continue", "do", "dyn",
+    "else", "enum", "extern", "false", "final", "fn", "for", "gen", "if", "impl", "in", "let",
+    "loop", "macro", "match", "mod", "move", "mut", "override", "priv", "pub", "ref", "return",
+    "static", "struct", "trait", "true", "try", "type", "typeof", "unsafe", "unsized", "use",
+    "virtual", "where", "while", "yield",
+];
+
+/// Names the hand-written `typed` module defines; generated names must not take them.
+const RESERVED: &[&str] = &[
+    "Prim",
+    "Many",
+    "FromValue",
+    "View",
+    "ResourceView",
+    "AnyResource",
+];
+
+/// `Patient.contact` → `PatientContact`; `dateTime` → `DateTime`.
+fn struct_name(type_name: &str) -> String {
+    type_name.split('.').map(upper_first).collect()
+}
+
+fn upper_first(s: &str) -> String {
+    let mut c = s.chars();
+    c.next()
+        .map(|f| f.to_ascii_uppercase().to_string() + c.as_str())
+        .unwrap_or_default()
+}
+
+/// `birthDate` → `birth_date`; keywords become raw identifiers (`r#type`).
+fn method_name(element: &str) -> String {
+    let mut out = String::new();
+    for (i, ch) in element.chars().enumerate() {
+        if ch.is_ascii_uppercase() {
+            if i > 0 {
+                out.push('_');
+            }
+            out.push(ch.to_ascii_lowercase());
+        } else {
+            out.push(ch);
+        }
+    }
+    if KEYWORDS.contains(&out.as_str()) {
+        format!("r#{out}")
+    } else {
+        out
+    }
+}
+
+/// Markdown-safe one-line text for a doc comment (URLs made autolinks).
+fn doc_text(s: &str) -> String {
+    let escape = |w: &str| {
+        w.replace('\\', "\\\\")
+            .replace('`', "'")
+            .replace('[', "\\[")
+            .replace(']', "\\]")
+            .replace('<', "&lt;")
+            .replace('>', "&gt;")
+    };
+    s.split_whitespace()
+        .map(|w| {
+            let lead = w.len() - w.trim_start_matches('(').len();
+            let body = &w[lead..];
+            if body.starts_with("http://") || body.starts_with("https://") {
+                let url = body.trim_end_matches([')', ',', '.', ';']);
+                format!("{}<{url}>{}", &w[..lead], escape(&body[url.len()..]))
+            } else {
+                escape(w)
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// Rust type of one value of type `t` (`plain` = a plain JSON string without `_` sibling).
+fn view_type(types: &[Ty], index: &HashMap<&str, usize>, t: &str, plain: bool) -> String {
+    if plain {
+        return "&'a str".into();
+    }
+    let ty = &types[index[t]];
+    if let Some(p) = PRIMS.iter().find(|p| p.0 == t) {
+        format!("Prim<'a, prim::{}>", p.1)
+    } else if ty.kind == "AbstractResource" {
+        "AnyResource<'a>".into()
+    } else {
+        format!("{}<'a>", struct_name(t))
+    }
+}
+
+fn has_view(t: &Ty) -> bool {
+    matches!(t.kind.as_str(), "Complex" | "Resource" | "Backbone")
+}
+
+/// The view name of a choice element's enum (`Observation.value[x]` → `ObservationValue`).
+fn choice_name(owner: &str, element: &str) -> String {
+    struct_name(owner) + &upper_first(element)
+}
+
+/// Checks that generated Rust names are unique and do not shadow the hand-written ones.
+fn check_names(types: &[Ty]) {
+    let mut seen: BTreeSet<String> = RESERVED.iter().map(|s| (*s).to_owned()).collect();
+    for t in types.iter().filter(|t| has_view(t)) {
+        assert!(seen.insert(struct_name(&t.name)), "name clash: {}", t.name);
+        for e in t.elems.iter().filter(|e| e.choice) {
+            let n = choice_name(&t.name, &e.name);
+            assert!(seen.insert(n.clone()), "name clash: {n}");
+        }
+    }
+}
+
+/// Generates `src/generated/views.rs`: the typed, borrowed views of every type.
+pub fn generate_views(dir: &Path) -> String {
+    let Collected {
+        types, resources, ..
+    } = collect(dir);
+    check_names(&types);
+    let index = type_index(&types);
+    let mut o = String::new();
+    o.push_str("// @generated by xenrad-fhir-model/codegen/gen.rs from hl7.fhir.r4.examples-4.0.1 -- do not edit.\n");
+    o.push_str(
+        "// Regenerate: XENRAD_FHIR_REGEN=1 cargo test -p xenrad-fhir-model --test codegen\n",
+    );
+    o.push_str("#![allow(clippy::must_use_candidate, clippy::too_many_lines, clippy::doc_markdown, clippy::match_same_arms, clippy::enum_variant_names, clippy::large_enum_variant)]\n");
+    o.push_str("use super::{AnyResource, FromValue, Many, Prim, many, one, prim};\n");
+    o.push_str("use crate::generated::ResourceType;\n\n");
+
+    for (ti, t) in types.iter().enumerate().filter(|(_, t)| has_view(t)) {
+        let sn = struct_name(&t.name);
+        let what = match t.kind.as_str() {
+            "Resource" => "resource",
+            "Backbone" => "backbone element",
+            _ => "data type",
+        };
+        let _ = writeln!(
+            o,
+            "/// `{}` ({what}): a borrowed view of a [`Node`](crate::Node) of this type.",
+            t.name
+        );
+        let _ = writeln!(
+            o,
+            "#[derive(Debug, Clone, Copy)]\npub struct {sn}<'a>(pub(crate) &'a crate::Node<'a>);"
+        );
+        if t.kind == "Resource" {
+            let _ = writeln!(o, "super::resource_view!({sn}, {ti});");
+        } else {
+            let _ = writeln!(o, "super::view!({sn}, {ti});");
+        }
+        let _ = writeln!(o, "impl<'a> {sn}<'a> {{");
+        for (ei, e) in t.elems.iter().enumerate() {
+            let ty = if e.choice {
+                choice_name(&t.name, &e.name) + "<'a>"
+            } else {
+                view_type(&types, &index, &e.types[0], e.plain)
+            };
+            let max = if e.max == "*" { "*" } else { e.max.as_str() };
+            let suffix = if e.choice { "[x]" } else { "" };
+            let _ = writeln!(
+                o,
+                "    /// `{}.{}{suffix}` ({}..{max}): {}",
+                t.name,
+                e.name,
+                e.min,
+                doc_text(&e.short)
+            );
+            let m = method_name(&e.name);
+            if e.max == "1" || e.max == "0" {
+                let _ = writeln!(
+                    o,
+                    "    #[inline]\n    pub fn {m}(&self) -> Option<{ty}> {{ one(self.0, {ei}) }}"
+                );
+            } else {
+                let _ = writeln!(
+                    o,
+                    "    #[inline]\n    pub fn {m}(&self) -> Many<'a, {ty}> {{ many(self.0, {ei}) }}"
+                );
+            }
+        }
+        o.push_str("}\n");
+        for e in t.elems.iter().filter(|e| e.choice) {
+            let en = choice_name(&t.name, &e.name);
+            let _ = writeln!(
+                o,
+                "/// `{}.{}[x]`: the value of the choice element, by type.",
+                t.name, e.name
+            );
+            let _ = writeln!(o, "#[derive(Debug, Clone, Copy)]\npub enum {en}<'a> {{");
+            for ty in &e.types {
+                let _ = writeln!(
+                    o,
+                    "    /// `{}{}`\n    {}({}),",
+                    e.name,
+                    upper_first(ty),
+                    upper_first(ty),
+                    view_type(&types, &index, ty, false)
+                );
+            }
+            o.push_str("}\n");
+            let _ = writeln!(o, "impl<'a> FromValue<'a> for {en}<'a> {{");
+            o.push_str("    #[inline]\n    fn from_value(v: &'a crate::Value<'a>) -> Option<Self> {\n        Some(match v.type_id().0 {\n");
+            for ty in &e.types {
+                let _ = writeln!(
+                    o,
+                    "            {} => Self::{}(FromValue::from_value(v)?),",
+                    index[ty.as_str()],
+                    upper_first(ty)
+                );
+            }
+            o.push_str("            _ => return None,\n        })\n    }\n}\n");
+        }
+        o.push('\n');
+    }
+
+    // resource dispatch
+    o.push_str("/// Any resource, by type ([`AnyResource::kind`]; the type comes from `resourceType`, read once while parsing).\n");
+    o.push_str("#[derive(Debug, Clone, Copy)]\npub enum AnyResourceKind<'a> {\n");
+    for r in &resources {
+        let _ = writeln!(o, "    /// `{r}`\n    {r}({r}<'a>),");
+    }
+    o.push_str("}\n\n");
+    o.push_str("impl<'a> AnyResource<'a> {\n    /// The typed view of this resource.\n    #[inline]\n    pub fn kind(&self) -> AnyResourceKind<'a> {\n        let n = &self.0.node;\n        match self.0.resource_type {\n");
+    for r in &resources {
+        let _ = writeln!(
+            o,
+            "            ResourceType::{r} => AnyResourceKind::{r}({r}(n)),"
+        );
+    }
+    o.push_str("        }\n    }\n}\n");
+    o
+}
+
+/// Generates `tests/typed/walk.rs`: a walk through every accessor of every view, counting the
+/// values it reaches (the test compares the count with the generic model's).
+pub fn generate_walk(dir: &Path) -> String {
+    let Collected {
+        types, resources, ..
+    } = collect(dir);
+    let index = type_index(&types);
+    let mut o = String::new();
+    o.push_str("// @generated by xenrad-fhir-model/codegen/gen.rs from hl7.fhir.r4.examples-4.0.1 -- do not edit.\n");
+    o.push_str("// Calls every accessor of every typed view; counts the values reached.\n");
+    o.push_str("#![allow(non_snake_case, dead_code, clippy::all, clippy::pedantic)]\n");
+    o.push_str("use xenrad_fhir_model::typed::*;\n\n");
+    // how to walk one value of type `t` bound to `x`
+    let walk_one = |t: &str, plain: bool| -> String {
+        if plain {
+            return "*c += 1; let _: &str = x;".into();
+        }
+        let ty = &types[index[t]];
+        if PRIMS.iter().any(|p| p.0 == t) {
+            "walk_prim(x, c);".into()
+        } else if ty.kind == "AbstractResource" {
+            "*c += 1; walk_any(x, c);".into()
+        } else {
+            format!("*c += 1; walk_{}(x, c);", struct_name(t))
+        }
+    };
+    o.push_str("fn walk_prim<K>(x: Prim<'_, K>, c: &mut usize) {\n    *c += 1;\n    let _ = x.text();\n    if let Some(e) = x.element() {\n        *c += 1;\n        walk_Element(e, c);\n    }\n}\n\n");
+    o.push_str("/// Walks any resource (not counted itself).\npub fn walk_any(r: AnyResource<'_>, c: &mut usize) {\n    match r.kind() {\n");
+    for r in &resources {
+        let _ = writeln!(o, "        AnyResourceKind::{r}(v) => walk_{r}(v, c),");
+    }
+    o.push_str("    }\n}\n\n");
+    for t in types.iter().filter(|t| has_view(t)) {
+        let sn = struct_name(&t.name);
+        let _ = writeln!(o, "fn walk_{sn}(v: {sn}<'_>, c: &mut usize) {{");
+        for e in &t.elems {
+            let m = method_name(&e.name);
+            let body = if e.choice {
+                let en = choice_name(&t.name, &e.name);
+                let mut s = String::from("match x {");
+                for ty in &e.types {
+                    let _ = write!(
+                        s,
+                        " {en}::{}(x) => {{ {} }}",
+                        upper_first(ty),
+                        walk_one(ty, false)
+                    );
+                }
+                s.push_str(" }");
+                s
+            } else {
+                walk_one(&e.types[0], e.plain)
+            };
+            if e.max == "1" || e.max == "0" {
+                let _ = writeln!(o, "    if let Some(x) = v.{m}() {{ {body} }}");
+            } else {
+                let _ = writeln!(o, "    for x in v.{m}() {{ {body} }}");
+            }
+        }
+        o.push_str("}\n\n");
+    }
     o
 }

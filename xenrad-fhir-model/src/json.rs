@@ -177,6 +177,10 @@ fn escape_free_run(s: &[u8]) -> usize {
 #[derive(Debug)]
 pub struct Lexer<'a> {
     src: &'a [u8],
+    /// The whole input as text when it is valid UTF-8 (checked once, up front), so strings are
+    /// sliced from it without validating each one; `None` falls back to per-string checks that
+    /// report where the bad bytes are.
+    text: Option<&'a str>,
     /// Current byte offset.
     pub pos: usize,
 }
@@ -184,7 +188,11 @@ pub struct Lexer<'a> {
 impl<'a> Lexer<'a> {
     /// Starts at offset 0.
     pub fn new(src: &'a [u8]) -> Self {
-        Lexer { src, pos: 0 }
+        Lexer {
+            src,
+            text: std::str::from_utf8(src).ok(),
+            pos: 0,
+        }
     }
 
     /// An error at the current position.
@@ -271,10 +279,14 @@ impl<'a> Lexer<'a> {
                     return Err(self.err("unterminated string"));
                 }
                 Some(b'"') => {
-                    let s = std::str::from_utf8(&src[start..i]).map_err(|e| SyntaxError {
-                        offset: start + e.valid_up_to(),
-                        message: "invalid UTF-8 in string",
-                    })?;
+                    // both ends are ASCII quotes, hence char boundaries of `text`
+                    let s = match self.text.and_then(|t| t.get(start..i)) {
+                        Some(s) => s,
+                        None => std::str::from_utf8(&src[start..i]).map_err(|e| SyntaxError {
+                            offset: start + e.valid_up_to(),
+                            message: "invalid UTF-8 in string",
+                        })?,
+                    };
                     self.pos = i + 1;
                     return Ok(Cow::Borrowed(s));
                 }
@@ -371,6 +383,41 @@ impl<'a> Lexer<'a> {
                 }
             }
         }
+    }
+
+    /// Fast path for strings made only of bytes that `alphabet` accepts in 64-byte chunks (such
+    /// bytes must exclude `"`, `\\` and control bytes): finds the closing quote and returns the
+    /// body in one pass. Returns `None`, consuming nothing, when the string has any other byte
+    /// (the caller then uses [`Lexer::string`]).
+    pub fn base64_string(&mut self, alphabet: impl Fn(&[u8]) -> bool) -> Option<&'a str> {
+        if self.peek() != Some(b'"') {
+            return None;
+        }
+        let start = self.pos + 1;
+        let src = self.src;
+        let mut i = start;
+        while let Some(c) = src.get(i..i + 64) {
+            if !alphabet(c) {
+                break;
+            }
+            i += 64;
+        }
+        // the last (partial) chunk, byte by byte, up to the quote
+        while let Some(&b) = src.get(i) {
+            if b == b'"' {
+                let s = match self.text {
+                    Some(t) => t.get(start..i)?,
+                    None => std::str::from_utf8(&src[start..i]).ok()?,
+                };
+                self.pos = i + 1;
+                return Some(s);
+            }
+            if !alphabet(std::slice::from_ref(&b)) {
+                return None;
+            }
+            i += 1;
+        }
+        None
     }
 
     /// Reads a number token and returns its exact text and whether it is an integer.
@@ -528,15 +575,32 @@ impl<'a> Lexer<'a> {
 
 /// Length of the leading run of bytes that need no attention inside a string: up to the next
 /// `"` or `\\` (found with memchr), or the first control byte before it.
-#[allow(clippy::needless_bitwise_bool)] // branch-free on purpose
 #[inline]
 fn plain_run(s: &[u8]) -> usize {
+    // most FHIR strings are short: a byte loop over the head beats setting up a SIMD search
+    const HEAD: usize = 24;
+    let head = s.len().min(HEAD);
+    if let Some(i) = s[..head]
+        .iter()
+        .position(|&b| b == b'"' || b == b'\\' || b < 0x20)
+    {
+        return i;
+    }
+    if head == s.len() {
+        return head;
+    }
+    head + long_plain_run(&s[head..])
+}
+
+/// [`plain_run`] for long strings: memchr for the delimiters, then a vectorised control-byte check.
+fn long_plain_run(s: &[u8]) -> usize {
     let end = memchr::memchr2(b'"', b'\\', s).unwrap_or(s.len());
     let seg = &s[..end];
-    // branch-free scan that the compiler vectorises; rare control bytes take the slow path
+    // the minimum byte of each chunk (vectorised as pminub) finds control bytes in one cheap pass;
+    // rare control bytes take the slow path
     if seg
-        .chunks(32)
-        .all(|c| c.iter().fold(true, |ok, &b| ok & (b >= 0x20)))
+        .chunks(64)
+        .all(|c| c.iter().copied().fold(u8::MAX, u8::min) >= 0x20)
     {
         end
     } else {

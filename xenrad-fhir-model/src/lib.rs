@@ -10,11 +10,14 @@
 //! - [`to_json`] writes it back in specification order; the model is lossless.
 //! - [`Resource::new`]/[`Node::add_str`]/[`Node::add_node`] build owned resources, checked
 //!   against the definitions; [`builders`] has typed helpers for the radiology resources.
+//! - [`typed`] has a typed, borrowed view of every resource, data type and backbone element
+//!   (`typed::Patient`, choice elements as enums such as `typed::ObservationValue`).
 //! - [`validate()`] checks cardinality and required bindings and returns an [`OperationOutcome`](outcome).
 //! - [`xml::to_xml`]/[`xml::from_xml`] read and write FHIR's XML format for the same model.
 //! - [`search`] parses search query strings over the 1,375 generated SearchParameters;
 //!   [`outcome`], [`bundle`] and [`capability`] build OperationOutcome, searchset Bundles and
-//!   CapabilityStatements for a FHIR server.
+//!   CapabilityStatements for a FHIR server; [`index`] evaluates the parameters' FHIRPath
+//!   expressions on a resource to extract its search index values.
 //!
 //! Layers (one module each): `generated` (tables) → [`schema`] (descriptor types) → [`json`]
 //! (borrowed lexer) → [`model`] → `read`/`write` → [`validate`](mod@validate) → gateway helpers.
@@ -24,12 +27,14 @@ pub mod bundle;
 pub mod capability;
 mod error;
 pub mod generated;
+pub mod index;
 pub mod json;
 pub mod model;
 pub mod outcome;
 mod read;
 pub mod schema;
 pub mod search;
+pub mod typed;
 pub mod validate;
 mod write;
 pub mod xml;
@@ -46,7 +51,7 @@ pub use write::{to_json, to_json_pretty, write_node, write_resource};
 #[doc(hidden)]
 pub mod fuzzing {
     /// Reads any bytes as a resource in strict and lenient mode; whatever reads must write back
-    /// and read again to the same model, and validate without panicking.
+    /// and read again to the same model, and validate, view and index without panicking.
     pub fn json(data: &[u8]) {
         for opts in [
             crate::ReadOptions::default(),
@@ -61,6 +66,9 @@ pub mod fuzzing {
                 let again = crate::from_json_with(out.as_bytes(), &opts).map(|(r, _)| r);
                 assert_eq!(again.as_ref(), Ok(&r), "re-read differs: {out}");
                 let _ = crate::validate(&r);
+                // typed views and search indexing see any model without panicking
+                let _ = r.view().kind();
+                let _ = crate::index::index(&r);
                 if issues.is_empty() && crate::xml::xml_representable(&r) {
                     // XML carries the same model (unknown members have no XML form)
                     let xml = crate::xml::to_xml(&r);

@@ -81,6 +81,8 @@ pub fn from_json_with<'a>(
         opts,
         path: Vec::new(),
         issues: Vec::new(),
+        nulls: 0,
+        top: -1,
     };
     let res = r.resource(opts.max_depth)?;
     r.lx.end().map_err(|e| r.syntax(e))?;
@@ -101,6 +103,10 @@ struct Reader<'a, 'o> {
     opts: &'o ReadOptions,
     path: Vec<Seg<'a>>,
     issues: Vec<Error>,
+    /// `null`s read in primitive arrays so far (nodes re-check for empty primitives only then).
+    nulls: usize,
+    /// The highest element index among the fields of the node being read (-1: none yet).
+    top: i32,
 }
 
 impl<'a> Reader<'a, '_> {
@@ -193,6 +199,11 @@ impl<'a> Reader<'a, '_> {
         let def = ty.def();
         let mut node = Node::new(ty);
         node.fields = self.field_pool.pop().unwrap_or_default();
+        // where to start looking up the next member (the element after the last one found)
+        let mut hint = 0usize;
+        let nulls_before = self.nulls;
+        // the highest element index among this node's fields (nodes nest: saved, then restored)
+        let outer_top = std::mem::replace(&mut self.top, -1);
         if !self.lx.empty_close(b'}') {
             loop {
                 let key = self.lx.string().map_err(|e| self.syntax(e))?;
@@ -206,9 +217,10 @@ impl<'a> Reader<'a, '_> {
                         Some(n) => (true, n),
                         None => (false, &*key),
                     };
-                    let found = def.element_for_json(name);
+                    let found = def.element_for_json_from(name, hint);
                     self.path.push(Seg::Key(key.clone()));
                     if let Some((idx, t)) = found {
+                        hint = idx as usize + 1;
                         let e = &def.elements[idx as usize];
                         if sibling {
                             if e.plain || t.prim().is_none() {
@@ -246,14 +258,21 @@ impl<'a> Reader<'a, '_> {
         let fields = scratch.drain(..).collect();
         node.fields = fields;
         self.field_pool.push(scratch);
-        self.finish(&node)?;
+        self.top = outer_top;
+        self.finish(&node, nulls_before)?;
         Ok(node)
     }
 
     /// Post-checks of a node: primitives with neither value nor extension, cardinality.
-    fn finish(&mut self, node: &Node<'a>) -> Result<(), Error> {
+    fn finish(&mut self, node: &Node<'a>, nulls_before: usize) -> Result<(), Error> {
         let def = node.type_id.def();
-        for f in &node.fields {
+        // only arrays with `null`s (here or in a descendant) can leave an empty primitive
+        let fields = if self.nulls > nulls_before {
+            &node.fields[..]
+        } else {
+            &[]
+        };
+        for f in fields {
             for (i, v) in f.values.iter().enumerate() {
                 if let Value::Primitive(p) = v
                     && p.value.is_none()
@@ -271,19 +290,14 @@ impl<'a> Reader<'a, '_> {
             }
         }
         if self.opts.check_cardinality {
-            let mut fi = node.fields.iter().peekable();
-            for (i, e) in def.elements.iter().enumerate() {
-                let mut n = 0;
-                while let Some(f) = fi.peek() {
-                    if (f.index as usize) < i {
-                        fi.next();
-                    } else {
-                        if f.index as usize == i {
-                            n = f.values.len();
-                        }
-                        break;
-                    }
-                }
+            for &i in def.checked {
+                let e = &def.elements[i as usize];
+                let n = node
+                    .fields
+                    .iter()
+                    .find(|f| f.index >= i)
+                    .filter(|f| f.index == i)
+                    .map_or(0, |f| f.values.len());
                 if n < e.min as usize || n > e.max as usize {
                     self.path.push(Seg::Key(Cow::Borrowed(e.name)));
                     let err = self.error(ErrorKind::Cardinality {
@@ -298,10 +312,22 @@ impl<'a> Reader<'a, '_> {
         Ok(())
     }
 
-    fn slot<'n>(node: &'n mut Node<'a>, idx: u16) -> (&'n mut Field<'a>, bool) {
-        if let Some(p) = node.fields.iter().rposition(|f| f.index == idx) {
+    /// The position of element `idx` among the fields read so far: members usually come in
+    /// specification order, so an element above every one read yet (`self.top`) is known to be
+    /// new without a search.
+    #[inline]
+    fn find_field(&self, node: &Node<'a>, idx: u16) -> Option<usize> {
+        if i32::from(idx) > self.top {
+            return None;
+        }
+        node.fields.iter().rposition(|f| f.index == idx)
+    }
+
+    fn slot<'n>(&mut self, node: &'n mut Node<'a>, idx: u16) -> (&'n mut Field<'a>, bool) {
+        if let Some(p) = self.find_field(node, idx) {
             (&mut node.fields[p], false)
         } else {
+            self.top = self.top.max(i32::from(idx));
             node.fields.push(Field {
                 index: idx,
                 values: Values::new(),
@@ -319,7 +345,7 @@ impl<'a> Reader<'a, '_> {
         plain: bool,
         depth: u32,
     ) -> Result<(), Error> {
-        let existing = node.fields.iter().rposition(|f| f.index == idx);
+        let existing = self.find_field(node, idx);
         if let Some(p) = existing {
             // only a `_name` sibling may have come first, for the same type
             let f = &node.fields[p];
@@ -350,6 +376,7 @@ impl<'a> Reader<'a, '_> {
                 self.path.push(Seg::Index(items.len()));
                 if t.prim().is_some() && self.lx.peek() == Some(b'n') {
                     self.lx.literal().map_err(|e| self.syntax(e))?;
+                    self.nulls += 1;
                     items.push(Value::Primitive(Primitive {
                         type_id: t,
                         value: None,
@@ -363,7 +390,7 @@ impl<'a> Reader<'a, '_> {
                     break;
                 }
             }
-            let (field, fresh) = Self::slot(node, idx);
+            let (field, fresh) = self.slot(node, idx);
             if fresh {
                 field.values = Values::from_drain(&mut items);
             } else {
@@ -381,7 +408,7 @@ impl<'a> Reader<'a, '_> {
             self.value_pool.push(items);
         } else {
             let v = self.value(t, plain, depth)?;
-            let (field, fresh) = Self::slot(node, idx);
+            let (field, fresh) = self.slot(node, idx);
             if fresh {
                 field.values.push(v);
             } else if let (Some(Value::Primitive(p)), Value::Primitive(v)) =
@@ -402,7 +429,7 @@ impl<'a> Reader<'a, '_> {
         depth: u32,
     ) -> Result<(), Error> {
         let element_t = TypeId::by_name("Element").expect("Element type");
-        let existing = node.fields.iter().rposition(|f| f.index == idx);
+        let existing = self.find_field(node, idx);
         if let Some(p) = existing {
             let dup = node.fields[p].values.iter().any(|v| match v {
                 Value::Primitive(pr) => pr.element.is_some() || pr.type_id != t,
@@ -445,7 +472,7 @@ impl<'a> Reader<'a, '_> {
         } else {
             items.push(Some(self.object(element_t, depth)?));
         }
-        let (field, fresh) = Self::slot(node, idx);
+        let (field, fresh) = self.slot(node, idx);
         if fresh {
             field.values = items
                 .into_iter()
@@ -487,6 +514,17 @@ impl<'a> Reader<'a, '_> {
 
     fn value(&mut self, t: TypeId, plain: bool, depth: u32) -> Result<Value<'a>, Error> {
         match t.def().kind {
+            // attachments: one fused pass finds the end of the string and checks the alphabet
+            TypeKind::Primitive(PrimKind::Base64Binary)
+                if self.lx.peek() == Some(b'"')
+                    && let Some(s) = self.lx.base64_string(is_base64_alphabet) =>
+            {
+                Ok(Value::Primitive(Primitive {
+                    type_id: t,
+                    value: Some(PrimValue::String(Cow::Borrowed(s))),
+                    element: None,
+                }))
+            }
             TypeKind::Primitive(k) => {
                 let v = self.primitive(k)?;
                 if plain {
@@ -577,6 +615,17 @@ pub fn check_primitive(k: PrimKind, v: &PrimValue<'_>) -> Result<(), &'static st
             if s.is_empty() => {
                 return Err("empty string");
             }
+        PrimKind::Code if s.is_ascii() => {
+            // [^\s]+(\s[^\s]+)* on bytes (char::is_whitespace's ASCII set: \t \n \x0b \x0c \r ' ')
+            let b = s.as_bytes();
+            let ws = |c: u8| matches!(c, b' ' | b'\t' | b'\n' | 0x0b | 0x0c | b'\r');
+            if b.is_empty() || ws(b[0]) || ws(b[b.len() - 1]) {
+                return Err("code with leading/trailing whitespace or empty");
+            }
+            if b.windows(2).any(|w| ws(w[1]) && (ws(w[0]) || w[1] == 0x0b || w[1] == 0x0c)) {
+                return Err("code with invalid whitespace");
+            }
+        }
         PrimKind::Code => {
             // [^\s]+(\s[^\s]+)*
             if s.is_empty()
@@ -635,25 +684,44 @@ pub fn check_primitive(k: PrimKind, v: &PrimValue<'_>) -> Result<(), &'static st
 }
 
 /// Whether every byte is allowed in base64Binary (RFC 4648 alphabet, padding, whitespace);
-/// branch-free per chunk so the compiler vectorises it (attachments are the bulk of many documents).
-#[allow(clippy::needless_bitwise_bool)] // branch-free on purpose
+/// branch-free per chunk so the compiler vectorises it.
 fn is_base64(b: &[u8]) -> bool {
-    b.chunks(64).all(|c| {
-        let mut bad = 0u8;
-        for &x in c {
-            let letter = u8::from((x | 0x20).wrapping_sub(b'a') < 26);
-            let digit = u8::from(x.wrapping_sub(b'0') < 10);
-            let other = u8::from(x == b'+')
-                | u8::from(x == b'/')
-                | u8::from(x == b'=')
-                | u8::from(x == b' ')
-                | u8::from(x == b'\r')
-                | u8::from(x == b'\n')
-                | u8::from(x == b'\t');
-            bad |= 1 ^ (letter | digit | other);
-        }
-        bad == 0
-    })
+    b.chunks(64)
+        .all(|c| is_base64_alphabet(c) || chunk_with_whitespace_is_base64(c))
+}
+
+/// Whether every byte is a letter, digit, `+`, `/`, `=` or space: base64 as it appears in JSON,
+/// where the other whitespace would be escaped (attachments are 80% of the bytes of the
+/// radiology examples).
+#[allow(clippy::needless_bitwise_bool)] // branch-free on purpose
+fn is_base64_alphabet(c: &[u8]) -> bool {
+    let mut bad = 0u8;
+    for &x in c {
+        let letter = u8::from((x | 0x20).wrapping_sub(b'a') < 26);
+        // `/` and the digits are 0x2F..=0x39
+        let slash_digit = u8::from(x.wrapping_sub(b'/') < 11);
+        let other = u8::from(x == b'+') | u8::from(x == b'=') | u8::from(x == b' ');
+        bad |= 1 ^ (letter | slash_digit | other);
+    }
+    bad == 0
+}
+
+/// The full base64Binary alphabet test, whitespace included.
+#[allow(clippy::needless_bitwise_bool)] // branch-free on purpose
+fn chunk_with_whitespace_is_base64(c: &[u8]) -> bool {
+    let mut bad = 0u8;
+    for &x in c {
+        let letter = u8::from((x | 0x20).wrapping_sub(b'a') < 26);
+        let slash_digit = u8::from(x.wrapping_sub(b'/') < 11);
+        let other = u8::from(x == b'+')
+            | u8::from(x == b'=')
+            | u8::from(x == b' ')
+            | u8::from(x == b'\r')
+            | u8::from(x == b'\n')
+            | u8::from(x == b'\t');
+        bad |= 1 ^ (letter | slash_digit | other);
+    }
+    bad == 0
 }
 
 fn digits(s: &[u8], n: usize) -> Option<u32> {

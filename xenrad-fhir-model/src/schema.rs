@@ -6,7 +6,7 @@ use crate::generated::{
     RESOURCE_TYPES, ResourceType, SEARCH_BY_BASE, SEARCH_PARAMS, TYPE_NAMES, TYPES,
 };
 
-/// Index of a type in [`TYPES`](crate::generated::TYPES).
+/// Index of a type in [`crate::generated::TYPES`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct TypeId(pub u16);
 
@@ -118,26 +118,49 @@ pub struct TypeDef {
     pub kind: TypeKind,
     /// Child elements, in the order of the StructureDefinition (= JSON output order).
     pub elements: &'static [ElementDef],
+    /// Indexes of the elements whose cardinality needs checking after reading (`min > 0`, or a
+    /// maximum other than 1 and `*`); the others cannot be violated by a reader that rejects
+    /// duplicate members and arrays for single-valued elements.
+    pub checked: &'static [u16],
 }
 
 impl TypeDef {
     /// Finds an element by JSON member name; for choice elements (`value[x]`) also returns the
     /// chosen type (`valueQuantity` → (`value`, `Quantity`)).
     pub fn element_for_json(&self, key: &str) -> Option<(u16, TypeId)> {
-        for (i, e) in self.elements.iter().enumerate() {
-            if e.choice {
-                if let Some(suffix) = key.strip_prefix(e.name) {
-                    for &t in e.types {
-                        if choice_suffix_eq(t.name(), suffix) {
-                            return Some((i as u16, t));
-                        }
-                    }
-                }
-            } else if e.name == key {
-                return Some((i as u16, e.types[0]));
-            }
+        self.element_for_json_from(key, 0)
+    }
+
+    /// [`element_for_json`](Self::element_for_json) starting the search at element `start` and
+    /// wrapping around: members usually come in specification order, so a reader passing the
+    /// element after the previous match finds most members at the first try.
+    #[inline]
+    pub fn element_for_json_from(&self, key: &str, start: usize) -> Option<(u16, TypeId)> {
+        let n = self.elements.len();
+        let start = if start < n { start } else { 0 };
+        (start..n)
+            .chain(0..start)
+            .find_map(|i| Self::matches(i, &self.elements[i], key))
+    }
+
+    #[inline]
+    fn matches(i: usize, e: &ElementDef, key: &str) -> Option<(u16, TypeId)> {
+        let (n, k) = (e.name.as_bytes(), key.as_bytes());
+        // first byte before any length-dependent compare: most candidates fail here
+        if n.first() != k.first() {
+            return None;
         }
-        None
+        if e.choice {
+            let suffix = key.strip_prefix(e.name)?;
+            e.types
+                .iter()
+                .find(|t| choice_suffix_eq(t.name(), suffix))
+                .map(|&t| (i as u16, t))
+        } else if e.name.len() == key.len() && e.name == key {
+            Some((i as u16, e.types[0]))
+        } else {
+            None
+        }
     }
 
     /// Finds an element by its (base) name.
@@ -195,27 +218,85 @@ impl ElementDef {
     }
 }
 
-/// An enumerable value set (codes taken from the package's expansions).
+/// The value set of a required binding: enumerated (codes taken from the package's expansions)
+/// or, for a whole grammar-defined system such as BCP 13 MIME types, checked by syntax.
 #[derive(Debug)]
 pub struct ValueSetDef {
     /// Canonical URL.
     pub url: &'static str,
-    /// The codes, sorted.
+    /// The codes, sorted (empty when `rule` is set).
     pub codes: &'static [&'static str],
     /// The code systems the codes come from, sorted.
     pub systems: &'static [&'static str],
+    /// For value sets spanning several systems: each system with its codes (sorted), so a
+    /// coding is checked as an exact (system, code) pair.
+    pub by_system: &'static [(&'static str, &'static [&'static str])],
+    /// A syntax rule instead of a list.
+    pub rule: Option<CodeRule>,
+}
+
+/// Code systems defined by a grammar rather than a list.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CodeRule {
+    /// BCP 13 / RFC 6838 §4.2 media types: `type/subtype` with optional `; parameter=value`s.
+    MimeType,
+}
+
+impl CodeRule {
+    /// Whether `code` follows the rule.
+    pub fn check(self, code: &str) -> bool {
+        match self {
+            // `xml`, `json` and `ttl` stand for FHIR's own formats where a format is expected
+            // (R4 CapabilityStatement.format, bound to the same value set)
+            CodeRule::MimeType => matches!(code, "xml" | "json" | "ttl") || is_mime_type(code),
+        }
+    }
+}
+
+/// RFC 6838 §4.2 `restricted-name "/" restricted-name`, then optional parameters.
+fn is_mime_type(s: &str) -> bool {
+    fn restricted_name(n: &str) -> bool {
+        let b = n.as_bytes();
+        !b.is_empty()
+            && b.len() <= 127
+            && b[0].is_ascii_alphanumeric()
+            && b[1..]
+                .iter()
+                .all(|&c| c.is_ascii_alphanumeric() || b"!#$&-^_.+".contains(&c))
+    }
+    let mut parts = s.split(';');
+    let media = parts.next().unwrap_or("");
+    let ok_media = media
+        .split_once('/')
+        .is_some_and(|(t, st)| restricted_name(t) && restricted_name(st));
+    ok_media
+        && parts.all(|p| {
+            p.trim()
+                .split_once('=')
+                .is_some_and(|(k, v)| restricted_name(k.trim()) && !v.trim().is_empty())
+        })
 }
 
 impl ValueSetDef {
     /// Whether `code` is in the value set.
     pub fn contains(&self, code: &str) -> bool {
-        self.codes.binary_search(&code).is_ok()
+        match self.rule {
+            Some(rule) => rule.check(code),
+            None => self.codes.binary_search(&code).is_ok(),
+        }
     }
 
-    /// Whether a coding (`system` optional) is in the value set. Approximate when the value set
-    /// spans several systems: the system must be one of them and the code one of the codes.
+    /// Whether a coding (`system` optional) is in the value set: the exact (system, code) pair
+    /// when a system is given, the code alone otherwise.
     pub fn contains_coding(&self, system: Option<&str>, code: &str) -> bool {
-        system.is_none_or(|s| self.systems.binary_search(&s).is_ok()) && self.contains(code)
+        match (system, self.by_system.is_empty()) {
+            (Some(s), false) => self
+                .by_system
+                .binary_search_by(|(n, _)| (*n).cmp(s))
+                .is_ok_and(|i| self.by_system[i].1.binary_search(&code).is_ok()),
+            (Some(s), true) => self.systems.binary_search(&s).is_ok() && self.contains(code),
+            (None, _) => self.contains(code),
+        }
     }
 }
 
@@ -282,8 +363,11 @@ impl ResourceType {
 
     /// Parses a `resourceType` name.
     pub fn from_name(name: &str) -> Option<ResourceType> {
-        let t = TypeId::by_name(name)?;
-        RESOURCE_TYPES.iter().find(|r| r.2 == t).map(|r| r.0)
+        // RESOURCE_TYPES is sorted by name (checked by a test)
+        RESOURCE_TYPES
+            .binary_search_by(|r| r.1.cmp(name))
+            .ok()
+            .map(|i| RESOURCE_TYPES[i].0)
     }
 
     /// The descriptor type of this resource.
@@ -302,5 +386,42 @@ impl std::str::FromStr for ResourceType {
     type Err = ();
     fn from_str(s: &str) -> Result<Self, ()> {
         ResourceType::from_name(s).ok_or(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mime_types() {
+        for ok in [
+            "application/pdf",
+            "text/plain; charset=UTF-8",
+            "application/fhir+json",
+            "image/svg+xml",
+            "json",
+        ] {
+            assert!(CodeRule::MimeType.check(ok), "{ok}");
+        }
+        for bad in [
+            "pdf",
+            "application/",
+            "/pdf",
+            "text/plain;",
+            "text/pl ain",
+            "application/pdf; x",
+        ] {
+            assert!(!CodeRule::MimeType.check(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn resource_types_are_sorted_by_name() {
+        assert!(RESOURCE_TYPES.is_sorted_by(|a, b| a.1 < b.1));
+        for r in ResourceType::all() {
+            assert_eq!(ResourceType::from_name(r.as_str()), Some(r));
+        }
+        assert_eq!(ResourceType::from_name("HumanName"), None);
     }
 }

@@ -32,18 +32,10 @@ fn count<T>(f: impl FnOnce() -> T) -> (usize, T) {
 
 #[test]
 fn borrowed_reader_allocates_less_than_serde_json_value() {
-    let Some(dir) = common::package_dir() else {
+    let files = common::example_files();
+    if files.is_empty() {
         return;
-    };
-    let mut files: Vec<_> = std::fs::read_dir(&dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| {
-            p.extension().is_some_and(|e| e == "json")
-                && p.file_name().is_some_and(|n| n != "package.json")
-        })
-        .collect();
-    files.sort();
+    }
     let (mut ours_all, mut serde_all, mut n_all) = (0usize, 0usize, 0usize);
     let (mut ours_rad, mut serde_rad, mut n_rad) = (0usize, 0usize, 0usize);
     let mut worse = Vec::new();

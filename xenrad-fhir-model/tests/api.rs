@@ -98,6 +98,15 @@ fn structural_errors_have_pointers() {
             r#"{"resourceType":"Observation","status":"final","code":{},"valueQuantity":{},"valueString":"x"}"#,
             "/valueString",
         ),
+        // a duplicate after members out of specification order (a fuzz finding)
+        (
+            r#"{"resourceType":"Observation","status":"final","code":{"text":"x"},"identifier":[{"value":"1"}],"status":"final"}"#,
+            "/status",
+        ),
+        (
+            r#"{"resourceType":"Patient","name":[{"given":["a"],"family":"b","_given":[{"id":"1"}],"given":["c"]}]}"#,
+            "/name/0/given",
+        ),
         (
             r#"{"resourceType":"Patient","multipleBirthInteger":1.5}"#,
             "/multipleBirthInteger",
@@ -445,5 +454,31 @@ fn search_query_parsing() {
     ] {
         let oo = parse_query(ResourceType::Patient, bad).unwrap_err();
         assert!(oo.has_errors(), "{bad}");
+    }
+}
+
+#[test]
+fn base64_fast_path_and_fallback() {
+    let long = "QUJD".repeat(40);
+    for (data, ok) in [
+        (format!("{long} {long}"), true),   // fast path (spaces allowed)
+        (format!("{long}\\n{long}"), true), // escaped newline: generic path
+        (format!("{long}!{long}"), false),
+        (format!("{long}\\u0041{long}"), true),
+        (format!("{long}\\\"{long}"), false),
+    ] {
+        let json =
+            format!(r#"{{"resourceType":"Binary","contentType":"text/plain","data":"{data}"}}"#);
+        let r = from_json(json.as_bytes());
+        assert_eq!(r.is_ok(), ok, "{data}: {r:?}");
+        if let Ok(r) = r {
+            let out = to_json(&r);
+            assert_eq!(from_json(out.as_bytes()).as_ref(), Ok(&r), "{data}");
+            if !data.contains('\\') {
+                assert_eq!(out, json, "{data}");
+            }
+        } else {
+            assert_eq!(r.unwrap_err().pointer, "/data");
+        }
     }
 }

@@ -88,19 +88,10 @@ const KNOWN_INVALID: &[(&str, &str, &str)] = &[
 
 #[test]
 fn official_examples() {
-    let Some(dir) = common::package_dir() else {
+    let files = common::example_files();
+    if files.is_empty() {
         return;
-    };
-    let mut files: Vec<_> = std::fs::read_dir(&dir)
-        .expect("package dir")
-        .map(|e| e.expect("entry").path())
-        .filter(|p| p.extension().is_some_and(|e| e == "json"))
-        .filter(|p| {
-            p.file_name()
-                .is_some_and(|n| n != "package.json" && !n.to_string_lossy().starts_with('.'))
-        })
-        .collect();
-    files.sort();
+    }
     let mut failed = Vec::new();
     let mut roundtrip_bad = Vec::new();
     let mut ok = 0;

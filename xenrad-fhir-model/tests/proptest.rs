@@ -1,7 +1,12 @@
 //! Property tests over generated resources: random instances of any of the 146 resource types,
 //! built from the descriptor tables (every element kind: choice types, primitive extensions,
 //! arrays, contained resources, escapes, decimals), must write to JSON that reads back to the same
-//! model, and writing is a fixed point.
+//! model, and writing is a fixed point; the typed views reach every value of them.
+
+mod common;
+#[rustfmt::skip]
+#[path = "typed/walk.rs"]
+mod walk;
 
 use proptest::prelude::*;
 use xenrad_fhir_model::schema::{TypeId, TypeKind};
@@ -163,6 +168,9 @@ proptest! {
         let back = from_json(text.as_bytes()).map_err(|e| TestCaseError::fail(format!("{e}\n{text}")))?;
         prop_assert_eq!(&back, &r);
         prop_assert_eq!(to_json(&back), text);
+        let mut walked = 0;
+        walk::walk_any(r.view(), &mut walked);
+        prop_assert_eq!(walked, common::count_values(&r.node));
     }
 
     #[test]

@@ -7,18 +7,10 @@ use std::collections::BTreeMap;
 
 #[test]
 fn validate_official_examples() {
-    let Some(dir) = common::package_dir() else {
+    let files = common::example_files();
+    if files.is_empty() {
         return;
-    };
-    let mut files: Vec<_> = std::fs::read_dir(&dir)
-        .expect("package dir")
-        .map(|e| e.expect("entry").path())
-        .filter(|p| {
-            p.extension().is_some_and(|e| e == "json")
-                && p.file_name().is_some_and(|n| n != "package.json")
-        })
-        .collect();
-    files.sort();
+    }
     let mut by_code: BTreeMap<(String, &'static str), usize> = BTreeMap::new();
     let mut samples: BTreeMap<&'static str, Vec<String>> = BTreeMap::new();
     for f in &files {
@@ -67,5 +59,46 @@ fn required_bindings_on_codeable_concepts() {
     assert_eq!(
         oo.issues[0].expression,
         vec!["AllergyIntolerance.clinicalStatus".to_owned()]
+    );
+}
+
+/// The value set bound (required) somewhere in the model under `url`.
+fn bound_value_set(url: &str) -> &'static xenrad_fhir_model::schema::ValueSetDef {
+    xenrad_fhir_model::generated::TYPES
+        .iter()
+        .flat_map(|t| t.elements.iter())
+        .find_map(|e| e.binding.filter(|b| b.url == url))
+        .unwrap_or_else(|| panic!("{url} is bound"))
+}
+
+#[test]
+fn codings_are_checked_as_exact_system_code_pairs() {
+    let vs = bound_value_set("http://hl7.org/fhir/ValueSet/all-types");
+    assert!(vs.contains_coding(Some("http://hl7.org/fhir/resource-types"), "Patient"));
+    assert!(vs.contains_coding(Some("http://hl7.org/fhir/data-types"), "HumanName"));
+    // both codes are in the value set, but not from that system
+    assert!(!vs.contains_coding(Some("http://hl7.org/fhir/data-types"), "Patient"));
+    assert!(!vs.contains_coding(Some("http://hl7.org/fhir/resource-types"), "HumanName"));
+    assert!(vs.contains_coding(None, "Patient"));
+}
+
+#[test]
+fn mime_types_are_checked_by_syntax() {
+    let make = |ct: &str| {
+        format!(
+            r#"{{"resourceType":"DocumentReference","status":"current","content":[{{"attachment":{{"contentType":"{ct}"}}}}]}}"#
+        )
+    };
+    let ok = make("application/pdf");
+    let ok = xenrad_fhir_model::from_json(ok.as_bytes()).unwrap();
+    assert!(!xenrad_fhir_model::validate(&ok).has_errors());
+    let bad = make("pdf");
+    let bad = xenrad_fhir_model::from_json(bad.as_bytes()).unwrap();
+    let oo = xenrad_fhir_model::validate(&bad);
+    assert_eq!(oo.issues.len(), 1, "{oo:?}");
+    assert_eq!(oo.issues[0].code, "code-invalid");
+    assert_eq!(
+        oo.issues[0].location,
+        vec!["/content/0/attachment/contentType".to_owned()]
     );
 }

@@ -6,18 +6,10 @@ use xenrad_fhir_model::{from_json, json, to_json, xml};
 
 #[test]
 fn every_example_round_trips_through_xml() {
-    let Some(dir) = common::package_dir() else {
+    let files = common::example_files();
+    if files.is_empty() {
         return;
-    };
-    let mut files: Vec<_> = std::fs::read_dir(&dir)
-        .expect("package dir")
-        .map(|e| e.expect("entry").path())
-        .filter(|p| {
-            p.extension().is_some_and(|e| e == "json")
-                && p.file_name().is_some_and(|n| n != "package.json")
-        })
-        .collect();
-    files.sort();
+    }
     let (mut count, mut bad) = (0, Vec::new());
     for f in &files {
         let bytes = std::fs::read(f).expect("read");

@@ -45,6 +45,13 @@ pub enum Command {
         /// Query string, e.g. `name=smith&birthdate=ge1980-01-01`.
         query: String,
     },
+    /// Reads a resource and prints the values its search parameters index (the parameters'
+    /// FHIRPath expressions evaluated on it), one `code (type) = value` line each; exit 1 with
+    /// the OperationOutcome when it does not read.
+    Index {
+        /// Input file, or `-` for standard input.
+        file: PathBuf,
+    },
 }
 
 fn outcome_exit(oo: &OperationOutcome) -> ExitCode {
@@ -159,6 +166,24 @@ pub fn run(cmd: Command) -> CliResult {
                     Ok(ExitCode::SUCCESS)
                 }
                 Err(oo) => Ok(outcome_exit(&oo)),
+            }
+        }
+        Command::Index { file } => {
+            let data = read_input(&file)?;
+            match xenrad_fhir_model::from_json(&data) {
+                Ok(r) => {
+                    let (found, unsupported) = xenrad_fhir_model::index::index(&r);
+                    for (p, values) in &found {
+                        for v in values {
+                            println!("{} ({:?}) = {v:?}", p.code, p.kind);
+                        }
+                    }
+                    for u in &unsupported {
+                        eprintln!("warning: {u}");
+                    }
+                    Ok(ExitCode::SUCCESS)
+                }
+                Err(e) => Ok(outcome_exit(&OperationOutcome::from_error(&e, None))),
             }
         }
     }

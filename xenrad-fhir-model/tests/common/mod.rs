@@ -40,3 +40,44 @@ pub fn package_dir() -> Option<PathBuf> {
     }
     Some(out.join("package"))
 }
+
+/// The example files of the unpacked package (`*.json` except `package.json` and dot files),
+/// sorted by name; empty (after printing why) when the package is unavailable.
+pub fn example_files() -> Vec<PathBuf> {
+    let Some(dir) = package_dir() else {
+        return Vec::new();
+    };
+    let mut files: Vec<_> = std::fs::read_dir(&dir)
+        .expect("package dir")
+        .map(|e| e.expect("entry").path())
+        .filter(|p| p.extension().is_some_and(|e| e == "json"))
+        .filter(|p| {
+            p.file_name()
+                .is_some_and(|n| n != "package.json" && !n.to_string_lossy().starts_with('.'))
+        })
+        .collect();
+    files.sort();
+    files
+}
+
+/// The file name of a path, for messages.
+pub fn file_name(p: &std::path::Path) -> String {
+    p.file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default()
+}
+
+/// Values in a generic node, counted as the generated view walk (`tests/typed/walk.rs`) counts
+/// them: primitives' `_name` siblings and contained resources included.
+pub fn count_values(n: &xenrad_fhir_model::Node<'_>) -> usize {
+    use xenrad_fhir_model::Value;
+    n.fields
+        .iter()
+        .flat_map(|f| f.values.iter())
+        .map(|v| match v {
+            Value::Primitive(p) => 1 + p.element.as_deref().map_or(0, |e| 1 + count_values(e)),
+            Value::Complex(n) => 1 + count_values(n),
+            Value::Resource(r) => 1 + count_values(&r.node),
+        })
+        .sum()
+}
