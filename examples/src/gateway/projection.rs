@@ -6,9 +6,10 @@
 //! rows. Resource ids are derived from business identifiers (so a redelivery lands
 //! on the same resource) or found through the identifier index.
 
-use super::search::IndexEntry;
+use super::search::{self, IndexEntry};
 use super::store::{InstanceRow, ReadTx, StoreError, StoredResource, WriteTx, now};
 use serde_json::{Map, Value, json};
+use xenrad_fhir_model::index::IndexValue;
 
 /// The identifier system used for DICOM UIDs (FHIR R4 ImagingStudy.identifier).
 pub const DICOM_UID_SYSTEM: &str = "urn:dicom:uid";
@@ -47,7 +48,6 @@ pub fn put(
     resource_type: &str,
     id: &str,
     mut resource: Value,
-    index: &[IndexEntry],
 ) -> Result<i64, StoreError> {
     if let Value::Object(o) = &mut resource {
         o.remove("meta");
@@ -57,7 +57,7 @@ pub fn put(
         );
         o.insert("id".into(), Value::String(id.to_owned()));
     }
-    let body = checked(resource_type, &resource.to_string())?;
+    let (body, index) = checked_indexed(resource_type, &resource.to_string())?;
     let previous = tx.resource(resource_type, id)?;
     if let Some(p) = &previous
         && p.body == body
@@ -69,7 +69,7 @@ pub fn put(
         last_updated: now(),
         body,
     };
-    tx.put_resource(resource_type, id, &stored, index)?;
+    tx.put_resource(resource_type, id, &stored, &index)?;
     Ok(stored.version)
 }
 
@@ -78,6 +78,13 @@ pub fn put(
 /// own serialisation (elements in specification order). A projection that would
 /// store an invalid resource fails its ingest instead.
 pub fn checked(resource_type: &str, json: &str) -> Result<String, StoreError> {
+    checked_indexed(resource_type, json).map(|(body, _)| body)
+}
+
+fn read_checked<'a>(
+    resource_type: &str,
+    json: &'a str,
+) -> Result<xenrad_fhir_model::Resource<'a>, StoreError> {
     let r = xenrad_fhir_model::from_json(json.as_bytes()).map_err(|e| {
         StoreError::Job(format!(
             "projected {resource_type} is not valid FHIR R4: {e}"
@@ -90,7 +97,68 @@ pub fn checked(resource_type: &str, json: &str) -> Result<String, StoreError> {
             oo.to_json()
         )));
     }
-    Ok(xenrad_fhir_model::to_json(&r))
+    Ok(r)
+}
+
+/// [`checked`], plus the search index rows of the parameters the gateway serves,
+/// extracted from the same parsed resource by `xenrad_fhir_model::index` (the R4
+/// SearchParameters' FHIRPath expressions), so no projection indexes by hand.
+pub fn checked_indexed(
+    resource_type: &str,
+    json: &str,
+) -> Result<(String, Vec<IndexEntry>), StoreError> {
+    let r = read_checked(resource_type, json)?;
+    let mut index = Vec::new();
+    for (param, _) in search::params_for(resource_type) {
+        // `_id` is the row's own id.
+        if *param == "_id" {
+            continue;
+        }
+        let Some(def) = xenrad_fhir_model::schema::search_param(r.resource_type, param) else {
+            continue;
+        };
+        let values = xenrad_fhir_model::index::extract(&r, def)
+            .map_err(|e| StoreError::Job(format!("indexing {resource_type}.{param}: {}", e.0)))?;
+        for v in values {
+            push_index(&mut index, param, &v);
+        }
+    }
+    Ok((xenrad_fhir_model::to_json(&r), index))
+}
+
+/// The index rows of one extracted value (see `store::sqlite` for how each kind is
+/// matched).
+fn push_index(out: &mut Vec<IndexEntry>, param: &'static str, v: &IndexValue<'_>) {
+    use xenrad_fhir_model::index::DatePrecision;
+    match v {
+        IndexValue::Token { system, code } => {
+            out.push(IndexEntry::token(param, system.unwrap_or_default(), code));
+            // DICOM UIDs are identifiers `urn:oid:<uid>`; also findable by the bare UID.
+            if let Some(bare) = code.strip_prefix("urn:oid:") {
+                out.push(IndexEntry::token(param, "", bare));
+            }
+        }
+        IndexValue::String(s) => {
+            out.push(IndexEntry::string(param, s));
+            out.push(IndexEntry::raw(param, s));
+        }
+        // Dates are kept as ISO text at their own precision; the SQL compares them
+        // lexically and a shorter search value matches the whole period.
+        IndexValue::Date(range) => {
+            if let Some(low) = &range.low {
+                let n = match range.precision {
+                    DatePrecision::Year => 4,
+                    DatePrecision::Month => 7,
+                    DatePrecision::Day => 10,
+                    DatePrecision::Time => low.len(),
+                };
+                out.push(IndexEntry::plain(param, low.get(..n).unwrap_or(low)));
+            }
+        }
+        IndexValue::Reference { reference, .. } => out.push(IndexEntry::plain(param, reference)),
+        IndexValue::Uri(u) | IndexValue::Number(u) => out.push(IndexEntry::plain(param, u)),
+        IndexValue::Quantity { value, .. } => out.push(IndexEntry::plain(param, value)),
+    }
 }
 
 /// Finds a resource by a token in the index.
@@ -258,77 +326,8 @@ pub fn upsert_patient(tx: &dyn WriteTx, f: &PatientFacts) -> Result<String, Stor
             .collect();
         o.insert("address".into(), Value::Array(addrs));
     }
-    let index = patient_index(&p);
-    put(tx, "Patient", &id, p, &index)?;
+    put(tx, "Patient", &id, p)?;
     Ok(id)
-}
-
-/// Search index rows of a Patient resource.
-pub fn patient_index(p: &Value) -> Vec<IndexEntry> {
-    let mut ix = Vec::new();
-    for i in p
-        .get("identifier")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-    {
-        ix.push(IndexEntry::token(
-            "identifier",
-            i.get("system").and_then(Value::as_str).unwrap_or_default(),
-            i.get("value").and_then(Value::as_str).unwrap_or_default(),
-        ));
-    }
-    for n in p
-        .get("name")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-    {
-        if let Some(f) = n.get("family").and_then(Value::as_str) {
-            for e in [
-                IndexEntry::string("family", f),
-                IndexEntry::string("name", f),
-                IndexEntry::raw("family", f),
-                IndexEntry::raw("name", f),
-            ] {
-                ix.push(e);
-            }
-        }
-        for g in n
-            .get("given")
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-            .filter_map(Value::as_str)
-        {
-            for e in [
-                IndexEntry::string("given", g),
-                IndexEntry::string("name", g),
-                IndexEntry::raw("given", g),
-                IndexEntry::raw("name", g),
-            ] {
-                ix.push(e);
-            }
-        }
-    }
-    if let Some(b) = p.get("birthDate").and_then(Value::as_str) {
-        ix.push(IndexEntry::plain("birthdate", b));
-    }
-    if let Some(g) = p.get("gender").and_then(Value::as_str) {
-        ix.push(IndexEntry::token(
-            "gender",
-            "http://hl7.org/fhir/administrative-gender",
-            g,
-        ));
-    }
-    if let Some(a) = p.get("active").and_then(Value::as_bool) {
-        ix.push(IndexEntry::token(
-            "active",
-            "",
-            if a { "true" } else { "false" },
-        ));
-    }
-    ix
 }
 
 /// Marks `old` as replaced by `new` (ADT^A40 merge): inactive, with a `replaced-by` link.
@@ -352,8 +351,7 @@ pub fn merge_patient(
         "link".into(),
         json!([{"other": {"reference": format!("Patient/{new_id}")}, "type": "replaced-by"}]),
     );
-    let index = patient_index(&p);
-    put(tx, "Patient", &old_id, p, &index)?;
+    put(tx, "Patient", &old_id, p)?;
     Ok(Some(old_id))
 }
 
@@ -406,16 +404,7 @@ pub fn upsert_service_request(tx: &dyn WriteTx, f: &OrderFacts) -> Result<String
     if let Some(o) = &f.occurrence {
         sr["occurrenceDateTime"] = json!(o);
     }
-    let mut index: Vec<IndexEntry> = f
-        .identifiers
-        .iter()
-        .map(|(s, v)| IndexEntry::token("identifier", s, v))
-        .collect();
-    let subject = format!("Patient/{patient_id}");
-    index.push(IndexEntry::plain("subject", &subject));
-    index.push(IndexEntry::plain("patient", &subject));
-    index.push(IndexEntry::token("status", "", f.status));
-    put(tx, "ServiceRequest", &id, sr, &index)?;
+    put(tx, "ServiceRequest", &id, sr)?;
     Ok(id)
 }
 
@@ -497,38 +486,8 @@ pub fn refresh_imaging_study(
                 .collect(),
         );
     }
-    let index = study_index(&study);
-    put(tx, "ImagingStudy", &id, study, &index)?;
+    put(tx, "ImagingStudy", &id, study)?;
     Ok(id)
-}
-
-fn study_index(study: &Value) -> Vec<IndexEntry> {
-    let mut ix = Vec::new();
-    for i in study
-        .get("identifier")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-    {
-        let v = i.get("value").and_then(Value::as_str).unwrap_or_default();
-        ix.push(IndexEntry::token(
-            "identifier",
-            i.get("system").and_then(Value::as_str).unwrap_or_default(),
-            v,
-        ));
-        // Also findable by the bare UID.
-        if let Some(bare) = v.strip_prefix("urn:oid:") {
-            ix.push(IndexEntry::token("identifier", "", bare));
-        }
-    }
-    if let Some(r) = study.pointer("/subject/reference").and_then(Value::as_str) {
-        ix.push(IndexEntry::plain("subject", r));
-        ix.push(IndexEntry::plain("patient", r));
-    }
-    if let Some(s) = study.get("status").and_then(Value::as_str) {
-        ix.push(IndexEntry::token("status", "", s));
-    }
-    ix
 }
 
 /// Records a stored instance (idempotent on its SOP Instance UID) and refreshes
@@ -582,8 +541,7 @@ pub fn project_mpps(tx: &dyn WriteTx, f: &ProcedureFacts) -> Result<String, Stor
         study["status"] = json!(study_status);
         study["procedureReference"] = json!({"reference": format!("Procedure/{id}")});
         subject = study["subject"].clone();
-        let index = study_index(&study);
-        put(tx, "ImagingStudy", sid, study, &index)?;
+        put(tx, "ImagingStudy", sid, study)?;
     }
     let mut p = json!({
         "resourceType": "Procedure",
@@ -602,20 +560,7 @@ pub fn project_mpps(tx: &dyn WriteTx, f: &ProcedureFacts) -> Result<String, Stor
         }
         p["performedPeriod"] = Value::Object(period);
     }
-    let mut index = vec![
-        IndexEntry::token(
-            "identifier",
-            DICOM_UID_SYSTEM,
-            &format!("urn:oid:{}", f.mpps_uid),
-        ),
-        IndexEntry::token("identifier", "", &f.mpps_uid),
-        IndexEntry::token("status", "", proc_status),
-    ];
-    if let Some(r) = p.pointer("/subject/reference").and_then(Value::as_str) {
-        index.push(IndexEntry::plain("subject", r));
-        index.push(IndexEntry::plain("patient", r));
-    }
-    put(tx, "Procedure", &id, p, &index)?;
+    put(tx, "Procedure", &id, p)?;
     Ok(id)
 }
 
