@@ -6,60 +6,17 @@
 //! `cargo bench -p xenrad-benches --bench hl7v3 -- --warm-up-time 1 --measurement-time 3`
 #![allow(missing_docs)]
 use std::hint::black_box;
-use std::path::Path;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use xenrad_hl7v3::Tokenizer;
-use xenrad_hl7v3::types::AddrPartKind;
 use xenrad_hl7v3::xml::{Document, Limits};
 
 fn public_corpus() -> Vec<Vec<u8>> {
-    let dir = Path::new(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../shared/corpus/hl7v3"
-    ));
-    let mut out = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        let Ok(rd) = std::fs::read_dir(&d) else {
-            continue;
-        };
-        for e in rd {
-            let p = e.unwrap().path();
-            if p.is_dir() {
-                if p.file_name().is_some_and(|n| n != "malformed") {
-                    stack.push(p);
-                }
-            } else if p.extension().is_some_and(|x| x == "xml") {
-                out.push(std::fs::read(&p).unwrap());
-            }
-        }
-    }
-    out
+    xenrad_benches::load_hl7v3_corpus()
 }
 
-/// Strict pass + the typed extraction the gateway does (header, patient ids, names, gender,
-/// birth time, city).
 fn strict_typed(bytes: &[u8], t: Tokenizer) -> usize {
-    let doc = Document::parse_using(bytes, &Limits::default(), t).unwrap();
-    let m = xenrad_hl7v3::Message::from_document(doc).unwrap();
-    let h = m.header();
-    let mut n =
-        h.interaction.len() + usize::from(h.message_id.is_some()) + usize::from(h.sender.is_some());
-    for p in m.patients() {
-        n += p.ids().filter(|i| i.extension.is_some()).count();
-        for name in p.names() {
-            n += name.given().map(|g| g.len()).sum::<usize>()
-                + name.family().map(|f| f.len()).sum::<usize>();
-        }
-        n += p.gender().and_then(|g| g.code()).map_or(0, |c| c.len());
-        n += p.birth_time().and_then(|t| t.date()).map_or(0, |_| 1);
-        n += p
-            .addresses()
-            .filter_map(|a| a.get(AddrPartKind::City))
-            .count();
-    }
-    n
+    xenrad_benches::hl7v3_strict_typed(bytes, t)
 }
 
 fn run(c: &mut Criterion, name: &str, corpus: &[Vec<u8>]) {
