@@ -4,7 +4,7 @@
 
 use std::borrow::Cow;
 
-use crate::encode::patient::PatientMessage;
+use crate::encode::patient::{PatientMessage, TransmissionRecord};
 use crate::payload::{AddressRecord, NameRecord, PatientRecord, TelRecord};
 use crate::types::{AddrPartKind, Ii, NamePartKind};
 
@@ -141,21 +141,23 @@ pub fn message(seed: u64, i: usize) -> PatientMessage {
         replaced_ids: Vec::new(),
     };
     PatientMessage {
-        interaction: "PRPA_IN201301UV02".to_owned(),
-        message_id: ii("2.16.840.1.113883.19.1", format!("MSG{i:08}")),
-        creation_time: format!(
-            "2024{:02}{:02}{:02}{:02}{:02}",
-            1 + r.below(12),
-            1 + r.below(28),
-            r.below(24),
-            r.below(60),
-            r.below(60)
-        ),
-        processing_code: Some("P".to_owned()),
-        processing_mode_code: Some("T".to_owned()),
-        accept_ack_code: Some("AL".to_owned()),
-        receiver: ii("2.16.840.1.113883.19.2", "PIXMGR".to_owned()),
-        sender: ii("2.16.840.1.113883.19.3", format!("SRC{}", r.below(16))),
+        transmission: TransmissionRecord {
+            interaction: "PRPA_IN201301UV02".to_owned(),
+            message_id: ii("2.16.840.1.113883.19.1", format!("MSG{i:08}")),
+            creation_time: format!(
+                "2024{:02}{:02}{:02}{:02}{:02}",
+                1 + r.below(12),
+                1 + r.below(28),
+                r.below(24),
+                r.below(60),
+                r.below(60)
+            ),
+            processing_code: Some("P".to_owned()),
+            processing_mode_code: Some("T".to_owned()),
+            accept_ack_code: Some("AL".to_owned()),
+            receiver: ii("2.16.840.1.113883.19.2", "PIXMGR".to_owned()),
+            sender: ii("2.16.840.1.113883.19.3", format!("SRC{}", r.below(16))),
+        },
         patients: vec![patient],
     }
 }

@@ -4,7 +4,7 @@
 use std::borrow::Cow;
 
 use proptest::prelude::*;
-use xenrad_hl7v3::encode::patient::PatientMessage;
+use xenrad_hl7v3::encode::patient::{PatientMessage, TransmissionRecord};
 use xenrad_hl7v3::payload::{AddressRecord, NameRecord, PatientRecord, TelRecord};
 use xenrad_hl7v3::types::{AddrPartKind, Ii, NamePartKind};
 
@@ -88,6 +88,7 @@ proptest! {
         let mut p = p;
         p.replaced_ids = merge;
         let msg = PatientMessage {
+            transmission: TransmissionRecord {
             interaction: "PRPA_IN201304UV02".into(),
             message_id: id,
             creation_time: "20240101".into(),
@@ -96,6 +97,7 @@ proptest! {
             accept_ack_code: Some("AL".into()),
             receiver: Ii { root: Some("1.2".into()), ..Ii::default() },
             sender: Ii { root: Some("1.3".into()), ..Ii::default() },
+            },
             patients: vec![p],
         };
         let xml = msg.encode();
@@ -109,7 +111,7 @@ proptest! {
     #[test]
     fn encoder_never_emits_ill_formed_xml(s in any::<String>()) {
         let rec = PatientRecord { names: vec![NameRecord { use_: Some(s.clone()), parts: vec![(NamePartKind::Family, s)] }], ..PatientRecord::default() };
-        let msg = PatientMessage { interaction: "PRPA_IN201301UV02".into(), patients: vec![rec], ..PatientMessage::default() };
+        let msg = PatientMessage { transmission: TransmissionRecord { interaction: "PRPA_IN201301UV02".into(), ..TransmissionRecord::default() }, patients: vec![rec] };
         let xml = msg.encode();
         prop_assert!(xenrad_hl7v3::strict(xml.as_bytes()).is_ok(), "{}", xml);
     }

@@ -239,11 +239,14 @@ mod tests {
             ..Ii::default()
         };
         let q = QueryMessage {
-            interaction: "PRPA_IN201309UV02".into(),
-            message_id: id("1.2.3", Some("q9")),
-            creation_time: "20240102030405".into(),
-            receiver: id("1.9", None),
-            sender: id("1.8", None),
+            transmission: xenrad_hl7v3::encode::patient::TransmissionRecord {
+                interaction: "PRPA_IN201309UV02".into(),
+                message_id: id("1.2.3", Some("q9")),
+                creation_time: "20240102030405".into(),
+                receiver: id("1.9", None),
+                sender: id("1.8", None),
+                ..Default::default()
+            },
             query: Some(QueryRecord {
                 query_id: Some(id("1.2.3.4", Some("77"))),
                 status_code: Some("new".into()),

@@ -9,9 +9,10 @@ use crate::Message;
 use crate::payload::{AddressRecord, NameRecord, PatientRecord};
 use crate::types::{AddrPartKind, Ii, NamePartKind};
 
-/// An owned patient registry message.
+/// The owned transmission wrapper of a message (MCCI_MT000100UV01 / MCCI_MT000300UV01):
+/// what [`PatientMessage`] and [`QueryMessage`](super::query::QueryMessage) share.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct PatientMessage {
+pub struct TransmissionRecord {
     /// Interaction, e.g. `PRPA_IN201301UV02`.
     pub interaction: String,
     /// Message id.
@@ -28,27 +29,40 @@ pub struct PatientMessage {
     pub receiver: Ii<'static>,
     /// Sender device id.
     pub sender: Ii<'static>,
-    /// Patients (one `subject` each).
-    pub patients: Vec<PatientRecord>,
 }
 
-fn owned(s: Option<Cow<'_, str>>) -> Option<String> {
-    s.map(Cow::into_owned)
+impl TransmissionRecord {
+    /// Copies the transmission wrapper of a strictly parsed message.
+    pub fn from_message(m: &Message<'_>) -> Self {
+        let h = m.header();
+        let owned = |s: Option<&Cow<'_, str>>| s.map(|c| c.clone().into_owned());
+        TransmissionRecord {
+            interaction: h.interaction.to_owned(),
+            message_id: h.message_id.clone().unwrap_or_default().into_owned(),
+            creation_time: h.creation_time.as_deref().unwrap_or_default().to_owned(),
+            processing_code: owned(h.processing_code.as_ref()),
+            processing_mode_code: owned(h.processing_mode_code.as_ref()),
+            accept_ack_code: owned(h.accept_ack_code.as_ref()),
+            receiver: h.receiver.clone().unwrap_or_default().into_owned(),
+            sender: h.sender.clone().unwrap_or_default().into_owned(),
+        }
+    }
+}
+
+/// An owned patient registry message.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct PatientMessage {
+    /// The transmission wrapper.
+    pub transmission: TransmissionRecord,
+    /// Patients (one `subject` each).
+    pub patients: Vec<PatientRecord>,
 }
 
 impl PatientMessage {
     /// Copies a strictly parsed patient message.
     pub fn from_message(m: &Message<'_>) -> Self {
-        let h = m.header();
         PatientMessage {
-            interaction: h.interaction.to_owned(),
-            message_id: h.message_id.clone().unwrap_or_default().into_owned(),
-            creation_time: h.creation_time.as_deref().unwrap_or_default().to_owned(),
-            processing_code: owned(h.processing_code.clone()),
-            processing_mode_code: owned(h.processing_mode_code.clone()),
-            accept_ack_code: owned(h.accept_ack_code.clone()),
-            receiver: h.receiver.clone().unwrap_or_default().into_owned(),
-            sender: h.sender.clone().unwrap_or_default().into_owned(),
+            transmission: TransmissionRecord::from_message(m),
             patients: m
                 .patients()
                 .iter()
@@ -60,23 +74,8 @@ impl PatientMessage {
     /// Encodes the message as HL7 v3 XML.
     pub fn encode(&self) -> String {
         let mut w = XmlWriter::new();
-        let root = self.interaction.as_str();
-        open_transmission(
-            &mut w,
-            &Transmission {
-                interaction: root,
-                message_id: &self.message_id,
-                creation_time: &self.creation_time,
-                codes: [
-                    self.processing_code.as_deref(),
-                    self.processing_mode_code.as_deref(),
-                    self.accept_ack_code.as_deref(),
-                ],
-                receiver: &self.receiver,
-                sender: &self.sender,
-                acknowledgement: None,
-            },
-        );
+        let root = self.transmission.interaction.as_str();
+        open_transmission(&mut w, &self.transmission, None);
         for p in &self.patients {
             write_subject(&mut w, p);
         }
@@ -86,23 +85,14 @@ impl PatientMessage {
     }
 }
 
-/// The transmission wrapper of an encoded message (MCCI_MT000100UV01 / MCCI_MT000300UV01).
-pub(crate) struct Transmission<'r> {
-    pub interaction: &'r str,
-    pub message_id: &'r Ii<'static>,
-    pub creation_time: &'r str,
-    /// processingCode, processingModeCode, acceptAckCode.
-    pub codes: [Option<&'r str>; 3],
-    pub receiver: &'r Ii<'static>,
-    pub sender: &'r Ii<'static>,
-    /// Responses: `acknowledgement` type code and target message id.
-    pub acknowledgement: Option<(&'r str, &'r Ii<'static>)>,
-}
-
 /// Writes the transmission wrapper and opens `controlActProcess` with its trigger event code
 /// (the interaction id with `_IN` replaced by `_TE`); the caller closes both.
-pub(crate) fn open_transmission(w: &mut XmlWriter, t: &Transmission<'_>) {
-    let root = t.interaction;
+pub(crate) fn open_transmission(
+    w: &mut XmlWriter,
+    t: &TransmissionRecord,
+    acknowledgement: Option<(&str, &Ii<'static>)>,
+) {
+    let root = t.interaction.as_str();
     w.open(
         root,
         &[
@@ -111,8 +101,8 @@ pub(crate) fn open_transmission(w: &mut XmlWriter, t: &Transmission<'_>) {
             ("ITSVersion", Some("XML_1.0")),
         ],
     );
-    w.ii("id", t.message_id);
-    w.empty("creationTime", &[("value", Some(t.creation_time))]);
+    w.ii("id", &t.message_id);
+    w.empty("creationTime", &[("value", Some(t.creation_time.as_str()))]);
     w.empty(
         "interactionId",
         &[
@@ -122,13 +112,20 @@ pub(crate) fn open_transmission(w: &mut XmlWriter, t: &Transmission<'_>) {
     );
     for (name, code) in ["processingCode", "processingModeCode", "acceptAckCode"]
         .into_iter()
-        .zip(t.codes)
+        .zip([
+            t.processing_code.as_deref(),
+            t.processing_mode_code.as_deref(),
+            t.accept_ack_code.as_deref(),
+        ])
     {
         if let Some(c) = code {
             w.empty(name, &[("code", Some(c))]);
         }
     }
-    for (role, tc, id) in [("receiver", "RCV", t.receiver), ("sender", "SND", t.sender)] {
+    for (role, tc, id) in [
+        ("receiver", "RCV", &t.receiver),
+        ("sender", "SND", &t.sender),
+    ] {
         w.open(role, &[("typeCode", Some(tc))]);
         w.open(
             "device",
@@ -141,7 +138,7 @@ pub(crate) fn open_transmission(w: &mut XmlWriter, t: &Transmission<'_>) {
         w.close("device");
         w.close(role);
     }
-    if let Some((code, target)) = t.acknowledgement {
+    if let Some((code, target)) = acknowledgement {
         w.open("acknowledgement", &[]);
         w.empty("typeCode", &[("code", Some(code))]);
         w.open("targetMessage", &[]);

@@ -4,7 +4,7 @@
 //! identity on the fields the records carry.
 //!
 //! ```
-//! use xenrad_hl7v3::encode::query::QueryMessage;
+//! use xenrad_hl7v3::encode::{patient::TransmissionRecord, query::QueryMessage};
 //! use xenrad_hl7v3::payload::QueryRecord;
 //! use xenrad_hl7v3::types::Ii;
 //!
@@ -14,13 +14,16 @@
 //!     ..Ii::default()
 //! };
 //! let query = QueryMessage {
-//!     interaction: "PRPA_IN201309UV02".into(),
-//!     message_id: id("1.2.3", Some("q1")),
-//!     creation_time: "20240102030405".into(),
-//!     processing_code: Some("P".into()),
-//!     accept_ack_code: Some("AL".into()),
-//!     receiver: id("1.9", None),
-//!     sender: id("1.8", None),
+//!     transmission: TransmissionRecord {
+//!         interaction: "PRPA_IN201309UV02".into(),
+//!         message_id: id("1.2.3", Some("q1")),
+//!         creation_time: "20240102030405".into(),
+//!         processing_code: Some("P".into()),
+//!         accept_ack_code: Some("AL".into()),
+//!         receiver: id("1.9", None),
+//!         sender: id("1.8", None),
+//!         ..TransmissionRecord::default()
+//!     },
 //!     query: Some(QueryRecord {
 //!         query_id: Some(id("1.2.3.4", Some("77"))),
 //!         status_code: Some("new".into()),
@@ -36,10 +39,10 @@
 //! assert_eq!(parsed.query().unwrap().patient_ids().next().unwrap().extension.as_deref(), Some("P1"));
 //! ```
 
-use std::borrow::Cow;
-
 use super::XmlWriter;
-use super::patient::{Transmission, open_transmission, write_addr, write_name, write_subject};
+use super::patient::{
+    TransmissionRecord, open_transmission, write_addr, write_name, write_subject,
+};
 use crate::Message;
 use crate::payload::{PatientRecord, QueryAck, QueryRecord};
 use crate::types::Ii;
@@ -48,22 +51,8 @@ use crate::types::Ii;
 /// (PRPA_IN201306UV02, PRPA_IN201310UV02).
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct QueryMessage {
-    /// Interaction, e.g. `PRPA_IN201305UV02`.
-    pub interaction: String,
-    /// Message id.
-    pub message_id: Ii<'static>,
-    /// `creationTime/@value`.
-    pub creation_time: String,
-    /// `processingCode` (omitted when `None`).
-    pub processing_code: Option<String>,
-    /// `processingModeCode` (omitted when `None`).
-    pub processing_mode_code: Option<String>,
-    /// `acceptAckCode` (omitted when `None`).
-    pub accept_ack_code: Option<String>,
-    /// Receiver device id.
-    pub receiver: Ii<'static>,
-    /// Sender device id.
-    pub sender: Ii<'static>,
+    /// The transmission wrapper.
+    pub transmission: TransmissionRecord,
     /// Responses: `acknowledgement/typeCode/@code` (AA, AE, AR).
     pub ack_type_code: Option<String>,
     /// Responses: `acknowledgement/targetMessage/id` (the query's message id).
@@ -76,23 +65,12 @@ pub struct QueryMessage {
     pub query: Option<QueryRecord>,
 }
 
-fn owned(s: Option<&Cow<'_, str>>) -> Option<String> {
-    s.map(|c| c.clone().into_owned())
-}
-
 impl QueryMessage {
     /// Copies a strictly parsed query or query response.
     pub fn from_message(m: &Message<'_>) -> Self {
         let h = m.header();
         QueryMessage {
-            interaction: h.interaction.to_owned(),
-            message_id: h.message_id.clone().unwrap_or_default().into_owned(),
-            creation_time: h.creation_time.as_deref().unwrap_or_default().to_owned(),
-            processing_code: owned(h.processing_code.as_ref()),
-            processing_mode_code: owned(h.processing_mode_code.as_ref()),
-            accept_ack_code: owned(h.accept_ack_code.as_ref()),
-            receiver: h.receiver.clone().unwrap_or_default().into_owned(),
-            sender: h.sender.clone().unwrap_or_default().into_owned(),
+            transmission: TransmissionRecord::from_message(m),
             // An acknowledgement is written with both parts; read it back the same way.
             ack_type_code: h
                 .ack_type_code
@@ -117,27 +95,12 @@ impl QueryMessage {
     /// Encodes the message as HL7 v3 XML (control act wrapper QUQI_MT021001UV01 / QUQI_MT120000UV01).
     pub fn encode(&self) -> String {
         let mut w = XmlWriter::new();
-        let root = self.interaction.as_str();
+        let root = self.transmission.interaction.as_str();
         let acknowledgement = match (&self.ack_type_code, &self.ack_target) {
             (Some(code), Some(target)) => Some((code.as_str(), target)),
             _ => None,
         };
-        open_transmission(
-            &mut w,
-            &Transmission {
-                interaction: root,
-                message_id: &self.message_id,
-                creation_time: &self.creation_time,
-                codes: [
-                    self.processing_code.as_deref(),
-                    self.processing_mode_code.as_deref(),
-                    self.accept_ack_code.as_deref(),
-                ],
-                receiver: &self.receiver,
-                sender: &self.sender,
-                acknowledgement,
-            },
-        );
+        open_transmission(&mut w, &self.transmission, acknowledgement);
         for p in &self.patients {
             write_subject(&mut w, p);
         }
