@@ -217,14 +217,11 @@ fn header_on<'a, T: TokenSource<'a>>(input: &'a [u8]) -> Result<Header<'a>, V3Er
             return Ok(h);
         }
     }
-    let src = match simdutf8::basic::from_utf8(input) {
-        Ok(s) => s,
-        Err(_) => {
-            let at = std::str::from_utf8(input)
-                .err()
-                .map_or(0, |e| e.valid_up_to());
-            return Err(V3Error::at(input, at, ErrorKind::Utf8));
-        }
+    let Ok(src) = simdutf8::basic::from_utf8(input) else {
+        let at = std::str::from_utf8(input)
+            .err()
+            .map_or(0, |e| e.valid_up_to());
+        return Err(V3Error::at(input, at, ErrorKind::Utf8));
     };
     scan::<T>(input, src).map(|(h, _)| h)
 }

@@ -79,14 +79,11 @@ pub(crate) fn parse<'a>(
     }
     // UTF-8 check of the whole document with SIMD (simdutf8); the error position comes
     // from std's validator, on the error path only.
-    let src = match simdutf8::basic::from_utf8(input) {
-        Ok(s) => s,
-        Err(_) => {
-            let at = std::str::from_utf8(input)
-                .err()
-                .map_or(0, |e| e.valid_up_to());
-            return Err(V3Error::at(input, at, ErrorKind::Utf8));
-        }
+    let Ok(src) = simdutf8::basic::from_utf8(input) else {
+        let at = std::str::from_utf8(input)
+            .err()
+            .map_or(0, |e| e.valid_up_to());
+        return Err(V3Error::at(input, at, ErrorKind::Utf8));
     };
     // Skip a UTF-8 byte order mark; offsets stay relative to `input`.
     let body_start = if src.starts_with('\u{FEFF}') { 3 } else { 0 };
