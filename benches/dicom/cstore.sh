@@ -5,7 +5,8 @@
 #
 # Generates a deterministic set (gen_set.py: 400 CT-like 512x512x16-bit instances, 2 x 84 MB
 # multi-frame), then for each of N interleaved runs sends every set into each receiver:
-#   xenrad          `xenrad dicom scp` with its defaults (durable: fsync before each response)
+#   xenrad          our SCP with its defaults (durable: journal record fdatasync'ed before each response)
+#   xenrad-perfile  the same with --fsync-per-file (fdatasync, rename, directory fsync per instance)
 #   xenrad-nofsync  the same with --no-fsync (page cache only, like the others)
 #   dcmtk           storescp as shipped
 #   dcmtk-tuned     TCP_NODELAY=1 storescp +B -pdu 131072
@@ -43,8 +44,8 @@ if ((parallel > 1)); then
   done
 fi
 
-receivers=(xenrad xenrad-nofsync dcmtk dcmtk-tuned)
-command -v dicom-storescp >/dev/null 2>&1 && receivers+=(dicom-rs)
+receivers=(${RECEIVERS:-xenrad xenrad-perfile xenrad-nofsync dcmtk dcmtk-tuned})
+[ -z "${RECEIVERS:-}" ] && command -v dicom-storescp >/dev/null 2>&1 && receivers+=(dicom-rs)
 port=11300
 clk=$(getconf CLK_TCK)
 results="$work/results.tsv"
@@ -56,6 +57,7 @@ start_receiver() { # name outdir -> RPID
   case "$name" in
     xenrad) "$xenrad" --port "$port" --out "$out" --quiet >/dev/null 2>&1 & ;;
     xenrad-nofsync) "$xenrad" --port "$port" --out "$out" --quiet --no-fsync >/dev/null 2>&1 & ;;
+    xenrad-perfile) "$xenrad" --port "$port" --out "$out" --quiet --fsync-per-file >/dev/null 2>&1 & ;;
     dcmtk) storescp -od "$out" "$port" >/dev/null 2>&1 & ;;
     dcmtk-tuned) TCP_NODELAY=1 storescp +B -pdu 131072 -od "$out" "$port" >/dev/null 2>&1 & ;;
     dcmtk-fork) TCP_NODELAY=1 storescp --fork +B -pdu 131072 -od "$out" "$port" >/dev/null 2>&1 & ;;
@@ -93,7 +95,7 @@ measure() { # set receiver run senders...
   c1=$(proc_cpu "$RPID")
   rss=$(awk '/VmHWM/ {print $2}' "/proc/$RPID/status")
   kill "$RPID" 2>/dev/null || true; wait "$RPID" 2>/dev/null || true
-  n=$(find "$out" -type f ! -name '.*' | wc -l)
+  n=$(find "$out" -name '.*' -prune -o -type f -print | wc -l)
   bytes=$(find -L "$@" -name '*.dcm' -printf '%s\n' | awk '{s += $1} END {print s}')
   ((failed)) && echo "cstore: storescu reported failures ($set/$name)" >&2
   printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$set" "$name" "$run" \

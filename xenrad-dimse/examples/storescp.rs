@@ -1,6 +1,6 @@
 //! A standalone storage SCP on the tokio adapter (the same server `xenrad dicom scp` runs).
 //!
-//! `cargo run --release -p xenrad-dimse --features tokio --example storescp -- --port 11112 --out DIR [--aet XENRAD] [--max-pdu N] [--no-fsync] [--writeback BYTES] [--threads N] [--quiet]`
+//! `cargo run --release -p xenrad-dimse --features tokio --example storescp -- --port 11112 --out DIR [--aet XENRAD] [--max-pdu N] [--no-fsync | --fsync-per-file] [--writeback BYTES] [--threads N] [--quiet]`
 use std::sync::Arc;
 use xenrad_dimse::net::Server;
 use xenrad_dimse::scp::{Completed, ScpConfig, StoreOnly};
@@ -13,7 +13,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         None,
         "XENRAD".to_string(),
         128 * 1024u32,
-        true,
+        FsyncPolicy::Journal,
         false,
     );
     let mut writeback = None;
@@ -24,7 +24,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             "--out" => out = Some(args.next().ok_or("--out DIR")?),
             "--aet" => aet = args.next().ok_or("--aet AE")?,
             "--max-pdu" => max_pdu = args.next().ok_or("--max-pdu N")?.parse()?,
-            "--no-fsync" => fsync = false,
+            "--no-fsync" => fsync = FsyncPolicy::None,
+            "--fsync-per-file" => fsync = FsyncPolicy::Durable,
             "--quiet" => quiet = true,
             "--threads" => threads = Some(args.next().ok_or("--threads N")?.parse()?),
             "--writeback" => writeback = Some(args.next().ok_or("--writeback BYTES")?.parse()?),
@@ -38,10 +39,19 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     policy.ae_title = aet;
     policy.max_pdu = max_pdu;
     cfg.policy = Arc::new(policy);
-    let mut sink = FileSink::new(&out);
-    if !fsync {
-        sink = sink.with_fsync(FsyncPolicy::None);
-    }
+    let mut sink = if fsync == FsyncPolicy::Journal {
+        let mut o = xenrad_dimse::store::journal::JournalOptions::default();
+        if let Some(v) = std::env::var("XENRAD_LANE_MB").ok().and_then(|v| v.parse::<u64>().ok()) { o.lane_capacity = v << 20; }
+        if let Some(v) = std::env::var("XENRAD_CKPT_MB").ok().and_then(|v| v.parse::<u64>().ok()) { o.checkpoint_at = v << 20; }
+        let (sink, recovery) = FileSink::open_with(&out, o)?;
+        if !recovery.files.is_empty() && !quiet {
+            println!("journal: {} instance(s) written back", recovery.files.len());
+        }
+        sink
+    } else {
+        FileSink::new(&out)
+    };
+    sink = sink.with_fsync(fsync);
     if let Some(w) = writeback {
         sink = sink.with_writeback_every(w);
     }

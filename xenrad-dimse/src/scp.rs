@@ -306,6 +306,20 @@ pub struct ScpSession {
     neg: Option<Negotiated>,
     pending: Pending,
     completed: Vec<Completed>,
+    /// Leave commits to [`ScpSession::commit_ready`] (see [`ScpSession::set_defer_commits`]).
+    defer_commits: bool,
+    /// A C-STORE whose data set is complete, waiting for its commit.
+    ready: Option<ReadyStore>,
+}
+
+/// A received C-STORE waiting for the sink's commit (deferred commits).
+struct ReadyStore {
+    rq: RqInfo,
+    sink: Option<Box<dyn InstanceSink>>,
+    status: u16,
+    ts: String,
+    peeked: Peeked,
+    len: u64,
 }
 
 impl std::fmt::Debug for ScpSession {
@@ -327,7 +341,33 @@ impl ScpSession {
             neg: None,
             pending: Pending::Idle,
             completed: Vec::new(),
+            defer_commits: false,
+            ready: None,
         }
+    }
+
+    /// With `true`, processing stops when a C-STORE's data set is complete, before the
+    /// sink's commit (which may block for an fsync): [`ScpSession::has_ready_commit`] then
+    /// says so and [`ScpSession::commit_ready`] commits, answers and goes on processing. A
+    /// transport adapter thus runs only the commit off its async workers, while the
+    /// streaming writes (page cache) stay inline. Default `false`: commits run inside
+    /// `process`.
+    pub fn set_defer_commits(&mut self, defer: bool) {
+        self.defer_commits = defer;
+    }
+
+    /// True when a complete C-STORE waits for [`ScpSession::commit_ready`].
+    pub fn has_ready_commit(&self) -> bool {
+        self.ready.is_some()
+    }
+
+    /// Commits the waiting C-STORE (the sink's `commit`: may block), queues its response,
+    /// and processes what was received after it (stopping at the next complete C-STORE).
+    pub fn commit_ready(&mut self, now: Instant) {
+        if let Some(r) = self.ready.take() {
+            self.finish_store(&r.rq, r.sink, r.status, &r.ts, r.peeked, r.len);
+        }
+        self.drain_events(now);
     }
 
     /// The underlying association (state, timers, receive buffer).
@@ -375,7 +415,10 @@ impl ScpSession {
     }
 
     fn drain_events(&mut self, now: Instant) {
-        while let Some(ev) = self.assoc.poll_event() {
+        // A deferred commit must answer before anything received after it is processed.
+        while self.ready.is_none()
+            && let Some(ev) = self.assoc.poll_event()
+        {
             match ev {
                 Event::Data(pdv) => match self.asm.push(pdv) {
                     Ok(Some(m)) => self.on_message(m, now),
@@ -400,6 +443,9 @@ impl ScpSession {
     }
 
     fn reset_pending(&mut self) {
+        if let Some(ReadyStore { sink: Some(w), .. }) = self.ready.take() {
+            w.abort();
+        }
         if let Pending::Store { sink: Some(w), .. } =
             std::mem::replace(&mut self.pending, Pending::Idle)
         {
@@ -571,7 +617,18 @@ impl ScpSession {
                     mut peek,
                 } => {
                     let peeked = peek.finish(&ts);
-                    self.finish_store(&rq, sink, st, &ts, peeked, peek.len);
+                    if self.defer_commits && sink.is_some() {
+                        self.ready = Some(ReadyStore {
+                            rq,
+                            sink,
+                            status: st,
+                            ts,
+                            peeked,
+                            len: peek.len,
+                        });
+                    } else {
+                        self.finish_store(&rq, sink, st, &ts, peeked, peek.len);
+                    }
                 }
                 Pending::N {
                     rq,

@@ -4,26 +4,40 @@
 //! `<dir>/<SOP Instance UID>.dcm` (a duplicate SOP Instance UID replaces the old file
 //! atomically).
 //!
-//! Durability ([`FsyncPolicy::Durable`], the default) before `commit` returns:
-//! `fdatasync(tmp)` → `rename(tmp, final)` → `fsync(dir)`. The directory fsync is shared:
-//! when several associations commit at once, one fsync that started after all their renames
-//! serves them all (group commit). While a large instance streams in, its written pages are
-//! handed to the kernel's writeback early (`posix_fadvise(DONTNEED)` every
-//! [`FileSink::writeback_every`] bytes, Linux), so the final `fdatasync` has little left to do.
+//! Durability before `commit` returns, by [`FsyncPolicy`]:
+//! - [`FsyncPolicy::Journal`] (the default, Linux): the bytes are also streamed into a lane of
+//!   the storage directory's write-ahead [`journal`](crate::store::journal); commit makes the
+//!   record durable with one `fdatasync` of the lane and renames the file into place, which a
+//!   background checkpoint makes durable later (recovery replays the journal after a crash).
+//!   An instance larger than [`FileSink::journal_max_instance`], or one that finds no free
+//!   lane, is stored as with `Durable` and followed by a checkpoint.
+//! - [`FsyncPolicy::Durable`]: `fdatasync(tmp)` → `rename(tmp, final)` → `fsync(dir)`. The
+//!   directory fsync is shared: when several associations commit at once, one fsync that
+//!   started after all their renames serves them all (group commit).
+//! - [`FsyncPolicy::None`]: page cache only.
+//!
+//! While an instance stored per file streams in, its written pages are handed to the
+//! kernel's writeback early (`posix_fadvise(DONTNEED)` every [`FileSink::writeback_every`]
+//! bytes, Linux), so the final `fdatasync` has little left to do.
 
+#[cfg(target_os = "linux")]
+use super::journal::{Journal, JournalOptions, JournalWriter, Recovery};
 use super::meta::encode_file_meta;
 use super::sink::{InstanceSink, InstanceStart, StorageSink};
 use std::fs::{self, File};
 use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Condvar, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 
 /// When data is forced to disk before a C-STORE is acknowledged.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum FsyncPolicy {
-    /// fdatasync the file before the rename and fsync the directory after it (default).
+    /// Durable through the write-ahead journal: one `fdatasync` of a preallocated lane per
+    /// instance (default; on other systems than Linux the same as `Durable`).
     #[default]
+    Journal,
+    /// fdatasync the file before the rename and fsync the directory after it.
     Durable,
     /// Rely on the page cache (faster; an OS crash can lose acknowledged instances).
     None,
@@ -50,51 +64,28 @@ pub fn file_name_for(uid: &str) -> String {
     s
 }
 
-/// Group commit of directory fsyncs: a caller whose rename is done waits for an fsync of
-/// the directory that *started* after its rename; one running fsync serves every caller
-/// that arrived before it started.
+/// The journal of a sink, opened at the first instance unless [`FileSink::open`] opened it.
 #[derive(Debug, Default)]
-struct DirSync {
-    state: Mutex<DirSyncState>,
-    cv: Condvar,
+struct JournalSlot {
+    #[cfg(target_os = "linux")]
+    opts: JournalOptions,
+    #[cfg(target_os = "linux")]
+    cell: OnceLock<Journal>,
+    init: Mutex<()>,
 }
 
-#[derive(Debug, Default)]
-struct DirSyncState {
-    /// Next ticket to hand out (tickets are taken after the rename).
-    next: u64,
-    /// Every ticket below this is covered by a completed fsync.
-    covered: u64,
-    running: bool,
-}
-
-impl DirSync {
-    fn sync(&self, dir: &Path) -> io::Result<()> {
-        let mut g = self.state.lock().unwrap_or_else(PoisonError::into_inner);
-        let ticket = g.next;
-        g.next += 1;
-        loop {
-            if g.covered > ticket {
-                return Ok(());
-            }
-            if g.running {
-                g = self.cv.wait(g).unwrap_or_else(PoisonError::into_inner);
-                continue;
-            }
-            g.running = true;
-            let start = g.next;
-            drop(g);
-            // Opened each time (cheap): a directory replaced while serving is still synced.
-            let r = File::open(dir).and_then(|d| d.sync_all());
-            g = self.state.lock().unwrap_or_else(PoisonError::into_inner);
-            g.running = false;
-            if r.is_ok() {
-                g.covered = g.covered.max(start);
-            }
-            self.cv.notify_all();
-            // On failure the waiters try again themselves; this caller reports it.
-            return r;
+#[cfg(target_os = "linux")]
+impl JournalSlot {
+    fn get(&self, dir: &Path) -> io::Result<&Journal> {
+        if let Some(j) = self.cell.get() {
+            return Ok(j);
         }
+        let _g = self.init.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(j) = self.cell.get() {
+            return Ok(j);
+        }
+        let (j, _) = Journal::open(dir, self.opts)?;
+        Ok(self.cell.get_or_init(|| j))
     }
 }
 
@@ -114,20 +105,66 @@ pub struct FileSink {
     fsync: FsyncPolicy,
     buffer: usize,
     writeback_every: u64,
-    dirsync: Arc<DirSync>,
+    journal_max_instance: u64,
+    dirsync: Arc<super::group::GroupRun>,
+    journal: Arc<JournalSlot>,
 }
 
 impl FileSink {
-    /// A durable sink into `dir` (which must exist), 64 KiB write buffer, early writeback
-    /// every 1 MiB.
+    /// A sink into `dir` (which must exist) with the journal policy (the journal is opened,
+    /// and a crashed run's journal replayed, when the first instance arrives; see
+    /// [`FileSink::open`]), 64 KiB write buffer, early writeback every 1 MiB, instances up
+    /// to 16 MiB journaled.
     pub fn new(dir: impl Into<PathBuf>) -> Self {
         Self {
             dir: Arc::from(dir.into()),
-            fsync: FsyncPolicy::Durable,
+            fsync: FsyncPolicy::Journal,
             buffer: 64 * 1024,
             writeback_every: 1 << 20,
+            journal_max_instance: 16 << 20,
             dirsync: Arc::default(),
+            journal: Arc::default(),
         }
+    }
+
+    /// [`FileSink::new`], opening the journal now: what a crash left in it is written back
+    /// before this returns (reported in [`Recovery`]). Fails when the directory is not
+    /// usable or another process has its journal open.
+    #[cfg(target_os = "linux")]
+    pub fn open(dir: impl Into<PathBuf>) -> io::Result<(Self, Recovery)> {
+        Self::open_with(dir, JournalOptions::default())
+    }
+
+    /// [`FileSink::open`] with journal sizes of your choice.
+    #[cfg(target_os = "linux")]
+    pub fn open_with(dir: impl Into<PathBuf>, opts: JournalOptions) -> io::Result<(Self, Recovery)> {
+        let mut sink = Self::new(dir);
+        let (j, recovery) = Journal::open(&sink.dir, opts)?;
+        sink.journal = Arc::new(JournalSlot {
+            opts,
+            cell: OnceLock::from(j),
+            init: Mutex::new(()),
+        });
+        Ok((sink, recovery))
+    }
+
+    /// The journal (opened now if it was not yet), e.g. for its counters.
+    #[cfg(target_os = "linux")]
+    pub fn journal(&self) -> io::Result<Journal> {
+        self.journal.get(&self.dir).cloned()
+    }
+
+    /// Instances larger than this are stored per file rather than journaled (default 16 MiB;
+    /// a lane must also have room for them).
+    #[must_use]
+    pub fn with_journal_max_instance(mut self, bytes: u64) -> Self {
+        self.journal_max_instance = bytes;
+        self
+    }
+
+    /// See [`FileSink::with_journal_max_instance`].
+    pub fn journal_max_instance(&self) -> u64 {
+        self.journal_max_instance
     }
 
     /// Sets the fsync policy.
@@ -173,18 +210,18 @@ impl StorageSink for FileSink {
         FileInstance::create(self, start).map(|f| Box::new(f) as Box<dyn InstanceSink>)
     }
     fn may_block(&self) -> bool {
-        self.fsync == FsyncPolicy::Durable
+        self.fsync != FsyncPolicy::None
     }
 }
 
 /// One instance being written by [`FileSink`].
 #[derive(Debug)]
 struct FileInstance {
-    dir: Arc<Path>,
-    dirsync: Arc<DirSync>,
-    fsync: FsyncPolicy,
-    writeback_every: u64,
+    sink: FileSink,
     out: BufWriter<File>,
+    /// The journal record being streamed (journal policy, until the instance outgrows it).
+    #[cfg(target_os = "linux")]
+    journal: Option<JournalWriter>,
     tmp: PathBuf,
     dest: PathBuf,
     /// Bytes written to the file (after the buffer) and the offset up to which writeback
@@ -208,23 +245,51 @@ impl FileInstance {
             let _ = fs::remove_file(&tmp);
             return Err(e);
         }
-        let dest = sink.dir.join(file_name_for(start.meta.sop_instance_uid));
+        let name = file_name_for(start.meta.sop_instance_uid);
+        #[cfg(target_os = "linux")]
+        let journal = match sink.fsync {
+            FsyncPolicy::Journal => {
+                let j = sink.journal.get(&sink.dir).and_then(|j| {
+                    let mut w = j.begin(&name);
+                    if let Some(w) = &mut w {
+                        w.append(&meta)?;
+                    }
+                    Ok(w)
+                });
+                match j {
+                    Ok(w) => w,
+                    Err(e) => {
+                        drop(out.into_parts());
+                        let _ = fs::remove_file(&tmp);
+                        return Err(e);
+                    }
+                }
+            }
+            _ => None,
+        };
         Ok(Self {
-            dir: sink.dir.clone(),
-            dirsync: sink.dirsync.clone(),
-            fsync: sink.fsync,
-            writeback_every: sink.writeback_every,
+            sink: sink.clone(),
+            dest: sink.dir.join(name),
             out,
+            #[cfg(target_os = "linux")]
+            journal,
             tmp,
-            dest,
             flushed_mark: 0,
             written,
         })
     }
 
+    /// True while the instance goes through the journal.
+    fn journaled(&self) -> bool {
+        #[cfg(target_os = "linux")]
+        return self.journal.is_some();
+        #[cfg(not(target_os = "linux"))]
+        false
+    }
+
     fn start_writeback(&mut self) {
-        let every = self.writeback_every;
-        if every == 0 || self.fsync != FsyncPolicy::Durable {
+        let every = self.sink.writeback_every;
+        if every == 0 || self.sink.fsync == FsyncPolicy::None || self.journaled() {
             return;
         }
         // Only what left the buffer is in the page cache.
@@ -252,31 +317,57 @@ impl InstanceSink for FileInstance {
     fn write(&mut self, chunk: &[u8]) -> io::Result<()> {
         self.out.write_all(chunk)?;
         self.written += chunk.len() as u64;
+        #[cfg(target_os = "linux")]
+        if let Some(j) = &mut self.journal
+            && (self.written > self.sink.journal_max_instance || j.append(chunk).is_err())
+        {
+            // Too large for the journal (or its lane is full): stored per file from here on.
+            self.journal = None;
+        }
         self.start_writeback();
         Ok(())
     }
 
     fn commit(self: Box<Self>) -> io::Result<PathBuf> {
         let Self {
-            dir,
-            dirsync,
-            fsync,
+            sink,
             out,
             tmp,
             dest,
+            #[cfg(target_os = "linux")]
+            journal,
             ..
         } = *self;
-        let durable = fsync == FsyncPolicy::Durable;
         let res = (|| {
             let file = out.into_inner().map_err(io::IntoInnerError::into_error)?;
-            if durable {
-                file.sync_data()?;
+            #[cfg(target_os = "linux")]
+            if let Some(j) = journal {
+                // Durable once the record is; the renamed file is synced by a checkpoint.
+                let committed = j.commit()?;
+                drop(file);
+                fs::rename(&tmp, &dest)?;
+                drop(committed);
+                return Ok(dest);
             }
+            if sink.fsync == FsyncPolicy::None {
+                drop(file);
+                fs::rename(&tmp, &dest)?;
+                return Ok(dest);
+            }
+            file.sync_data()?;
             drop(file);
             fs::rename(&tmp, &dest)?;
-            if durable {
-                dirsync.sync(&dir)?;
+            #[cfg(target_os = "linux")]
+            if sink.fsync == FsyncPolicy::Journal {
+                // The checkpoint's syncfs makes the directory entry durable, and it retires
+                // any older journaled copy of this name, which recovery would otherwise
+                // replay over this file.
+                sink.journal.get(&sink.dir)?.checkpoint()?;
+                return Ok(dest);
             }
+            let dir = &sink.dir;
+            sink.dirsync
+                .run(|| File::open(dir).and_then(|d| d.sync_all()))?;
             Ok(dest)
         })();
         if res.is_err() {

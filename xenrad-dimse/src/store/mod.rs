@@ -1,10 +1,14 @@
 //! Part 10 storage: File Meta Information built from the C-STORE command, a zero-copy peek
 //! at the first bytes of the data set for its header facts, and the [`StorageSink`] trait
-//! the SCP streams instances into. The file adapter ([`FileSink`]: temp file + fdatasync +
-//! atomic rename + directory fsync) is behind feature `fs`.
+//! the SCP streams instances into. The file adapter ([`FileSink`]: temp file + atomic rename,
+//! made durable through the write-ahead [`journal`] or per file) is behind feature `fs`.
 
 #[cfg(feature = "fs")]
 pub mod fs;
+#[cfg(feature = "fs")]
+mod group;
+#[cfg(all(feature = "fs", target_os = "linux"))]
+pub mod journal;
 pub mod meta;
 pub mod peek;
 pub mod sink;
