@@ -1,6 +1,6 @@
 //! A standalone storage SCP on the tokio adapter (the same server `xenrad dicom scp` runs).
 //!
-//! `cargo run --release -p xenrad-dimse --features tokio --example storescp -- --port 11112 --out DIR [--aet XENRAD] [--max-pdu N] [--no-fsync | --fsync-per-file] [--writeback BYTES] [--threads N] [--quiet]`
+//! `cargo run --release -p xenrad-dimse --features tokio --example storescp -- --port 11112 --out DIR [--aet XENRAD] [--max-pdu N] [--no-fsync | --fsync-per-file | --journal-mb MIB_PER_LANE] [--writeback BYTES] [--threads N] [--quiet]`
 use std::sync::Arc;
 use xenrad_dimse::net::Server;
 use xenrad_dimse::scp::{Completed, ScpConfig, StoreOnly};
@@ -18,6 +18,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     );
     let mut writeback = None;
     let mut threads = None;
+    let mut journal_mb: Option<u64> = None;
     while let Some(a) = args.next() {
         match a.as_str() {
             "--port" => port = args.next().ok_or("--port N")?.parse()?,
@@ -27,6 +28,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             "--no-fsync" => fsync = FsyncPolicy::None,
             "--fsync-per-file" => fsync = FsyncPolicy::Durable,
             "--quiet" => quiet = true,
+            "--journal-mb" => journal_mb = Some(args.next().ok_or("--journal-mb MiB")?.parse()?),
             "--threads" => threads = Some(args.next().ok_or("--threads N")?.parse()?),
             "--writeback" => writeback = Some(args.next().ok_or("--writeback BYTES")?.parse()?),
             other => return Err(format!("unknown argument {other}").into()),
@@ -41,8 +43,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     cfg.policy = Arc::new(policy);
     let mut sink = if fsync == FsyncPolicy::Journal {
         let mut o = xenrad_dimse::store::journal::JournalOptions::default();
-        if let Some(v) = std::env::var("XENRAD_LANE_MB").ok().and_then(|v| v.parse::<u64>().ok()) { o.lane_capacity = v << 20; }
-        if let Some(v) = std::env::var("XENRAD_CKPT_MB").ok().and_then(|v| v.parse::<u64>().ok()) { o.checkpoint_at = v << 20; }
+        if let Some(mb) = journal_mb {
+            o.lane_capacity = mb << 20;
+            o.checkpoint_at = o.lane_capacity / 4 * 3;
+        }
         let (sink, recovery) = FileSink::open_with(&out, o)?;
         if !recovery.files.is_empty() && !quiet {
             println!("journal: {} instance(s) written back", recovery.files.len());

@@ -114,14 +114,14 @@ impl FileSink {
     /// A sink into `dir` (which must exist) with the journal policy (the journal is opened,
     /// and a crashed run's journal replayed, when the first instance arrives; see
     /// [`FileSink::open`]), 64 KiB write buffer, early writeback every 1 MiB, instances up
-    /// to 16 MiB journaled.
+    /// to 4 MiB journaled.
     pub fn new(dir: impl Into<PathBuf>) -> Self {
         Self {
             dir: Arc::from(dir.into()),
             fsync: FsyncPolicy::Journal,
             buffer: 64 * 1024,
             writeback_every: 1 << 20,
-            journal_max_instance: 16 << 20,
+            journal_max_instance: 4 << 20,
             dirsync: Arc::default(),
             journal: Arc::default(),
         }
@@ -154,8 +154,9 @@ impl FileSink {
         self.journal.get(&self.dir).cloned()
     }
 
-    /// Instances larger than this are stored per file rather than journaled (default 16 MiB;
-    /// a lane must also have room for them).
+    /// Instances larger than this are stored per file rather than journaled (default 4 MiB,
+    /// where the per-file metadata writes stop mattering next to the data; a lane must also
+    /// have room for them).
     #[must_use]
     pub fn with_journal_max_instance(mut self, bytes: u64) -> Self {
         self.journal_max_instance = bytes;
@@ -359,11 +360,15 @@ impl InstanceSink for FileInstance {
             fs::rename(&tmp, &dest)?;
             #[cfg(target_os = "linux")]
             if sink.fsync == FsyncPolicy::Journal {
-                // The checkpoint's syncfs makes the directory entry durable, and it retires
-                // any older journaled copy of this name, which recovery would otherwise
-                // replay over this file.
-                sink.journal.get(&sink.dir)?.checkpoint()?;
-                return Ok(dest);
+                let j = sink.journal.get(&sink.dir)?;
+                if let Some(name) = dest.file_name().and_then(|n| n.to_str())
+                    && j.holds(name)
+                {
+                    // An older journaled copy of this name would be replayed over this
+                    // file after a crash: retire it (the checkpoint's syncfs also makes
+                    // the directory entry durable).
+                    return j.checkpoint().map(|()| dest);
+                }
             }
             let dir = &sink.dir;
             sink.dirsync
