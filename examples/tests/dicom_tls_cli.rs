@@ -111,7 +111,15 @@ fn dicom_cli_tls_with_client_certificates() {
     let out = dir.join("out");
     let port = free_port();
     let _scp = Scp(Command::new(env!("CARGO_BIN_EXE_xenrad"))
-        .args(["dicom", "scp", "--port", &port.to_string(), "--out"])
+        .args([
+            "dicom",
+            "scp",
+            "--journal-mb",
+            "4",
+            "--port",
+            &port.to_string(),
+            "--out",
+        ])
         .arg(&out)
         .args([
             "--tls-cert",

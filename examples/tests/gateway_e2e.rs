@@ -71,6 +71,7 @@ impl Gateway {
             .args(["--dicom-addr", &self.dicom.to_string()])
             .args(["--ae-title", "XENRAD"])
             .args(["--max-body", "1048576"])
+            .args(["--dicom-journal-mb", "4"])
             .arg("--data-dir")
             .arg(&self.dir)
             .args(&self.extra)

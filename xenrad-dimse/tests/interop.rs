@@ -104,7 +104,9 @@ fn start_server(name: &str) -> TestServer {
             .unwrap();
         rt.block_on(async move {
             let listener = tokio::net::TcpListener::from_std(std_listener).unwrap();
-            let server = Server::new(ScpConfig::new(d), h);
+            let sink = xenrad_dimse::store::FileSink::new(&d)
+                .with_journal_options(xenrad_dimse::store::journal::JournalOptions::small());
+            let server = Server::new(ScpConfig::with_sink(Arc::new(sink)), h);
             server
                 .run(listener, async {
                     let _ = rx.await;

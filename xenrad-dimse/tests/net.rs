@@ -6,7 +6,7 @@ mod common;
 use common::*;
 use std::sync::Arc;
 use xenrad_dimse::net::{ClientConfig, ClientError, ScuAssociation, Server};
-use xenrad_dimse::scp::{ScpConfig, StoreOnly};
+use xenrad_dimse::scp::StoreOnly;
 
 fn client(contexts: Vec<(String, Vec<String>)>) -> ClientConfig {
     ClientConfig {
@@ -23,7 +23,7 @@ async fn echo_store_limit_and_shutdown() {
     let dir = std::env::temp_dir().join(format!("xenrad-dimse-net-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
-    let mut cfg = ScpConfig::new(&dir);
+    let mut cfg = common::small_journal_config(&dir);
     cfg.max_associations = 1;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();

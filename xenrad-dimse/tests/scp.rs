@@ -10,7 +10,7 @@ use std::time::Instant;
 use xenrad_dimse::assoc::Event;
 use xenrad_dimse::dimse::{Assembler, Command, DimseEvent, field, status};
 use xenrad_dimse::pdu::{Pdu, encode, reader::PduReader};
-use xenrad_dimse::scp::{Handler, NRequest, NResponse, ScpConfig, ScpSession, StoredInstance};
+use xenrad_dimse::scp::{Handler, NRequest, NResponse, ScpSession, StoredInstance};
 use xenrad_dimse::store::parse_part10;
 
 fn tempdir(name: &str) -> PathBuf {
@@ -84,7 +84,7 @@ impl Peer {
     fn with_dir(dir: &Path) -> Self {
         let now = Instant::now();
         let h = Arc::new(Recorder::default());
-        let mut s = ScpSession::new(Arc::new(ScpConfig::new(dir)), h.clone(), now);
+        let mut s = ScpSession::new(Arc::new(common::small_journal_config(dir)), h.clone(), now);
         s.handle_input(
             &associate_rq(
                 &[
@@ -186,6 +186,16 @@ fn store_rq<'a>(id: u16, class: &'a str, inst: &'a str) -> Command<'a> {
     }
 }
 
+/// What the storage directory holds besides the write-ahead journal's own directory
+/// (stored files, and any temporary file left behind).
+fn entries(dir: &Path) -> Vec<PathBuf> {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| !p.ends_with(".xenrad-journal"))
+        .collect()
+}
+
 #[test]
 fn echo_answers_each_message_id() {
     let mut p = Peer::new("echo");
@@ -255,10 +265,7 @@ fn store_writes_part10_with_meta_from_the_command() {
     let gl = u32::from_le_bytes(file[140..144].try_into().unwrap()) as usize;
     assert_eq!(144 + gl, meta.dataset_offset);
     // No temporary file is left behind.
-    let names: Vec<_> = std::fs::read_dir(&p.dir)
-        .unwrap()
-        .map(|e| e.unwrap().file_name())
-        .collect();
+    let names = entries(&p.dir);
     assert_eq!(names.len(), 1, "{names:?}");
 }
 
@@ -275,10 +282,7 @@ fn duplicate_instance_replaces_atomically_and_succeeds() {
         p.send(&message(3, &store_rq(2, CT, "1.2.5"), Some(&b), 4096))[0].status,
         0
     );
-    let files: Vec<_> = std::fs::read_dir(&p.dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .collect();
+    let files = entries(&p.dir);
     assert_eq!(files.len(), 1);
     let f = std::fs::read(&files[0]).unwrap();
     assert!(f.ends_with(&b));
@@ -292,7 +296,7 @@ fn wrong_sop_class_is_0122_and_association_stays_usable() {
     let r = p.send(&message(3, &store_rq(1, MR, "1.2.6"), Some(&ds), 4096));
     assert_eq!(r[0].status, status::SOP_CLASS_NOT_SUPPORTED);
     assert_eq!(p.send(&message(1, &echo(2), None, 4096))[0].status, 0);
-    assert!(std::fs::read_dir(&p.dir).unwrap().next().is_none());
+    assert!(entries(&p.dir).is_empty());
 }
 
 #[test]
@@ -315,7 +319,7 @@ fn unreadable_dataset_is_c000_and_mismatched_uid_a900() {
     let ds = dataset_ele(CT, "1.2.8.1", "1.2.9", 10);
     let r = p.send(&message(3, &store_rq(2, CT, "1.2.8.2"), Some(&ds), 4096));
     assert_eq!(r[0].status, status::DATASET_MISMATCH);
-    assert!(std::fs::read_dir(&p.dir).unwrap().next().is_none());
+    assert!(entries(&p.dir).is_empty());
     assert_eq!(p.send(&message(1, &echo(3), None, 4096))[0].status, 0);
 }
 

@@ -398,6 +398,7 @@ fn file_sink_commits_concurrently_with_a_shared_directory_fsync() {
     // Writeback every 4 KiB so the early-writeback path runs too.
     let sink = Arc::new(
         FileSink::new(&dir)
+            .with_fsync(xenrad_dimse::store::FsyncPolicy::Durable)
             .with_buffer(4096)
             .with_writeback_every(4096),
     );

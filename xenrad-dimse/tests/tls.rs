@@ -11,7 +11,7 @@ use tokio_rustls::rustls::pki_types::{
 use tokio_rustls::rustls::{self, RootCertStore};
 use tokio_rustls::{TlsAcceptor, TlsConnector};
 use xenrad_dimse::net::{ClientConfig, ScuAssociation, Server};
-use xenrad_dimse::scp::{ScpConfig, StoreOnly};
+use xenrad_dimse::scp::StoreOnly;
 
 struct Pki {
     cert_pem: String,
@@ -68,7 +68,8 @@ async fn tls_echo_store_and_dcmtk_echoscu() {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let server = Server::new(ScpConfig::new(&dir), Arc::new(StoreOnly)).with_tls(acceptor(&p));
+    let server =
+        Server::new(common::small_journal_config(&dir), Arc::new(StoreOnly)).with_tls(acceptor(&p));
     let task = tokio::spawn(async move {
         server
             .run(listener, async {

@@ -157,7 +157,9 @@ fn pynetdicom_n_create_n_set_across_associations() {
             .unwrap();
         rt.block_on(async move {
             let listener = tokio::net::TcpListener::from_std(listener).unwrap();
-            let server = Server::new(ScpConfig::new(d), h);
+            let sink = xenrad_dimse::store::FileSink::new(&d)
+                .with_journal_options(xenrad_dimse::store::journal::JournalOptions::small());
+            let server = Server::new(ScpConfig::with_sink(Arc::new(sink)), h);
             server
                 .run(listener, async {
                     let _ = stopped.await;

@@ -11,6 +11,7 @@ use bytes::Bytes;
 use xenrad_dimse::assoc::policy::{sop, ts};
 use xenrad_dimse::net::{ClientConfig, ScuAssociation, Server};
 use xenrad_dimse::scp::{Completed, ScpConfig, StoreOnly};
+use xenrad_dimse::store::journal::JournalOptions;
 use xenrad_dimse::store::{FileSink, FsyncPolicy, parse_part10};
 
 use super::CliResult;
@@ -177,8 +178,15 @@ pub enum Command {
         #[arg(long, default_value_t = 64)]
         max_associations: usize,
         /// Skip fsync before acknowledging (faster, not crash-safe).
-        #[arg(long)]
+        #[arg(long, conflicts_with = "fsync_per_file")]
         no_fsync: bool,
+        /// Make each instance durable on its own (fdatasync, rename, directory fsync)
+        /// instead of through the write-ahead journal.
+        #[arg(long)]
+        fsync_per_file: bool,
+        /// Size of each of the journal's four lanes, MiB (`DIR/.xenrad-journal`).
+        #[arg(long, default_value_t = 128)]
+        journal_mb: u64,
         /// Only log association errors and failures.
         #[arg(long, short)]
         quiet: bool,
@@ -240,16 +248,23 @@ pub fn run(cmd: Command) -> CliResult {
                 max_pdu,
                 max_associations,
                 no_fsync,
+                fsync_per_file,
+                journal_mb,
                 quiet,
                 tls,
             } => {
+                let policy = match (no_fsync, fsync_per_file) {
+                    (true, _) => FsyncPolicy::None,
+                    (_, true) => FsyncPolicy::Durable,
+                    _ => FsyncPolicy::Journal,
+                };
                 scp(
                     port,
                     out,
                     aet,
                     max_pdu,
                     max_associations,
-                    no_fsync,
+                    (policy, journal_mb),
                     quiet,
                     &tls,
                 )
@@ -281,20 +296,33 @@ async fn scp(
     aet: String,
     max_pdu: u32,
     max_associations: usize,
-    no_fsync: bool,
+    (fsync, journal_mb): (FsyncPolicy, u64),
     quiet: bool,
     tls_args: &TlsArgs,
 ) -> CliResult {
     std::fs::create_dir_all(&out)?;
-    let mut cfg = ScpConfig::new(&out);
+    let sink = if fsync == FsyncPolicy::Journal {
+        // Opening the journal replays what a crash left in it before the port opens.
+        let mut opts = JournalOptions::default();
+        opts.lane_capacity = journal_mb.max(1) << 20;
+        opts.checkpoint_at = opts.lane_capacity / 4 * 3;
+        let (sink, recovery) = FileSink::open_with(&out, opts)?;
+        if !recovery.files.is_empty() {
+            eprintln!(
+                "xenrad dicom scp: journal: {} instance(s) written back after an unclean stop",
+                recovery.files.len()
+            );
+        }
+        sink
+    } else {
+        FileSink::new(&out).with_fsync(fsync)
+    };
+    let mut cfg = ScpConfig::with_sink(Arc::new(sink));
     let mut policy = (*cfg.policy).clone();
     policy.ae_title = aet;
     policy.max_pdu = max_pdu;
     cfg.policy = Arc::new(policy);
     cfg.max_associations = max_associations;
-    if no_fsync {
-        cfg.sink = Arc::new(FileSink::new(&out).with_fsync(FsyncPolicy::None));
-    }
     let listener = tokio::net::TcpListener::bind(("0.0.0.0", port)).await?;
     eprintln!("xenrad dicom scp: listening on {}", listener.local_addr()?);
     let mut server = Server::new(cfg, Arc::new(StoreOnly));

@@ -259,7 +259,10 @@ impl Handler for MppsHandler {
 
 async fn scp(port: u16, aet: String, out: PathBuf, policy: DuplicatePolicy) -> CliResult {
     std::fs::create_dir_all(&out)?;
-    let mut cfg = ScpConfig::new(&out);
+    // An MPPS SCP stores no instances: a small journal for a stray C-STORE.
+    let sink = xenrad_dimse::store::FileSink::new(&out)
+        .with_journal_options(xenrad_dimse::store::journal::JournalOptions::small());
+    let mut cfg = ScpConfig::with_sink(Arc::new(sink));
     let mut p = (*cfg.policy).clone();
     p.ae_title = aet;
     cfg.policy = Arc::new(p);

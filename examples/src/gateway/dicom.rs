@@ -232,7 +232,19 @@ fn new_uid() -> String {
 pub fn server(gw: Gateway) -> std::io::Result<xenrad_dimse::net::Server> {
     let dir = gw.config.data_dir.join("dicom");
     std::fs::create_dir_all(&dir)?;
-    let mut cfg = ScpConfig::new(dir);
+    // Opening the journal replays what a crash left in it before the port opens.
+    let mut opts = xenrad_dimse::store::journal::JournalOptions::default();
+    opts.lane_capacity = gw.config.dicom_journal_mb.max(1) << 20;
+    opts.checkpoint_at = opts.lane_capacity / 4 * 3;
+    let (sink, recovery) = xenrad_dimse::store::FileSink::open_with(&dir, opts)?;
+    if !recovery.files.is_empty() {
+        tracing::warn!(
+            protocol = "dicom",
+            replayed = recovery.files.len(),
+            "DICOM journal: instances written back after an unclean stop"
+        );
+    }
+    let mut cfg = ScpConfig::with_sink(Arc::new(sink));
     let mut policy = (*cfg.policy).clone();
     policy.ae_title.clone_from(&gw.config.ae_title);
     policy.max_pdu = gw.config.max_pdu;

@@ -88,6 +88,11 @@ pub struct Config {
     /// Largest P-DATA-TF PDU we accept on the DICOM port, bytes.
     #[arg(long, default_value_t = 128 * 1024)]
     pub max_pdu: u32,
+    /// Size of each lane of the DICOM write-ahead journal, MiB (four are created at first
+    /// start in `<data-dir>/dicom/.xenrad-journal`; a C-STORE is acknowledged once its
+    /// record there is durable).
+    #[arg(long, env = "XENRAD_DICOM_JOURNAL_MB", default_value_t = 128)]
+    pub dicom_journal_mb: u64,
     /// TLS certificate chain (PEM) for the FHIR surface; with `--fhir-tls-key` it serves HTTPS.
     #[arg(long, requires = "fhir_tls_key")]
     pub fhir_tls_cert: Option<PathBuf>,

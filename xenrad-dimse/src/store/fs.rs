@@ -22,6 +22,8 @@
 
 #[cfg(target_os = "linux")]
 use super::journal::{Journal, JournalOptions, JournalWriter, Recovery};
+/// Name prefix of temporary files (`<prefix><pid>-<n>.part`).
+const TEMP_PREFIX: &str = ".xenrad-";
 use super::meta::encode_file_meta;
 use super::sink::{InstanceSink, InstanceStart, StorageSink};
 use std::fs::{self, File};
@@ -137,7 +139,10 @@ impl FileSink {
 
     /// [`FileSink::open`] with journal sizes of your choice.
     #[cfg(target_os = "linux")]
-    pub fn open_with(dir: impl Into<PathBuf>, opts: JournalOptions) -> io::Result<(Self, Recovery)> {
+    pub fn open_with(
+        dir: impl Into<PathBuf>,
+        opts: JournalOptions,
+    ) -> io::Result<(Self, Recovery)> {
         let mut sink = Self::new(dir);
         let (j, recovery) = Journal::open(&sink.dir, opts)?;
         sink.journal = Arc::new(JournalSlot {
@@ -146,6 +151,21 @@ impl FileSink {
             init: Mutex::new(()),
         });
         Ok((sink, recovery))
+    }
+
+    /// Journal sizes for a journal this sink opens itself (at its first instance); no
+    /// effect once it is open.
+    #[cfg(target_os = "linux")]
+    #[must_use]
+    pub fn with_journal_options(mut self, opts: JournalOptions) -> Self {
+        if self.journal.cell.get().is_none() {
+            self.journal = Arc::new(JournalSlot {
+                opts,
+                cell: OnceLock::new(),
+                init: Mutex::new(()),
+            });
+        }
+        self
     }
 
     /// The journal (opened now if it was not yet), e.g. for its counters.
@@ -233,41 +253,32 @@ struct FileInstance {
 
 impl FileInstance {
     fn create(sink: &FileSink, start: &InstanceStart<'_>) -> io::Result<Self> {
+        let name = file_name_for(start.meta.sop_instance_uid);
+        let meta = encode_file_meta(&start.meta);
+        // The journal first: opening it (at the first instance) clears stray temp files.
+        #[cfg(target_os = "linux")]
+        let journal = match sink.fsync {
+            FsyncPolicy::Journal => {
+                let mut w = sink.journal.get(&sink.dir)?.begin(&name);
+                if let Some(w) = &mut w {
+                    w.append(&meta)?;
+                }
+                w
+            }
+            _ => None,
+        };
         let n = COUNTER.fetch_add(1, Ordering::Relaxed);
         let tmp = sink
             .dir
-            .join(format!(".xenrad-{}-{n}.part", std::process::id()));
+            .join(format!("{TEMP_PREFIX}{}-{n}.part", std::process::id()));
         let file = File::create(&tmp)?;
         let mut out = BufWriter::with_capacity(sink.buffer, file);
-        let meta = encode_file_meta(&start.meta);
         let written = meta.len() as u64;
         if let Err(e) = out.write_all(&meta) {
             drop(out.into_parts());
             let _ = fs::remove_file(&tmp);
             return Err(e);
         }
-        let name = file_name_for(start.meta.sop_instance_uid);
-        #[cfg(target_os = "linux")]
-        let journal = match sink.fsync {
-            FsyncPolicy::Journal => {
-                let j = sink.journal.get(&sink.dir).and_then(|j| {
-                    let mut w = j.begin(&name);
-                    if let Some(w) = &mut w {
-                        w.append(&meta)?;
-                    }
-                    Ok(w)
-                });
-                match j {
-                    Ok(w) => w,
-                    Err(e) => {
-                        drop(out.into_parts());
-                        let _ = fs::remove_file(&tmp);
-                        return Err(e);
-                    }
-                }
-            }
-            _ => None,
-        };
         Ok(Self {
             sink: sink.clone(),
             dest: sink.dir.join(name),

@@ -37,12 +37,12 @@
 //! [`crate::store::FileSink`]) is followed by a synchronous [`Journal::checkpoint`], so an
 //! older journaled copy of the same name can never be replayed over it.
 
+use super::group::GroupRun;
 use std::fs::{self, File, OpenOptions};
 use std::io;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use super::group::GroupRun;
 use std::sync::{Arc, Condvar, Mutex, PoisonError, Weak};
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -117,7 +117,7 @@ impl Stage {
     }
 }
 /// Name prefix of the temporary files of [`crate::store::FileSink`] and of recovery.
-pub(crate) const TEMP_PREFIX: &str = ".xenrad-";
+const TEMP_PREFIX: &str = ".xenrad-";
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
@@ -313,7 +313,7 @@ fn decode_super(b: &[u8]) -> Option<(u64, u64, Mark)> {
         pos: u64_at(32),
         seq: u64_at(40),
     };
-    (capacity >= BLOCK && capacity % BLOCK == 0 && head.pos % BLOCK == 0)
+    (capacity >= BLOCK && capacity.is_multiple_of(BLOCK) && head.pos.is_multiple_of(BLOCK))
         .then_some((capacity, u64_at(24), head))
 }
 
@@ -373,7 +373,10 @@ fn name_ok(name: &str) -> bool {
         && !name.contains(['/', '\0'])
 }
 
+/// What the checkpoint thread is asked to do (independent flags under one condition
+/// variable).
 #[derive(Debug, Default)]
+#[allow(clippy::struct_excessive_bools)]
 struct Control {
     /// Lanes free to take (indices into `Shared::lanes`).
     idle: Vec<usize>,
@@ -463,7 +466,11 @@ impl Journal {
         let dir = fs::canonicalize(dir)?;
         let mut open = lock(&OPEN);
         open.retain(|(_, w)| w.strong_count() > 0);
-        if let Some(h) = open.iter().find(|(d, _)| *d == dir).and_then(|(_, w)| w.upgrade()) {
+        if let Some(h) = open
+            .iter()
+            .find(|(d, _)| *d == dir)
+            .and_then(|(_, w)| w.upgrade())
+        {
             return Ok((Journal(h), Recovery::default()));
         }
         let (shared, recovery) = Shared::open(dir.clone(), opts)?;
@@ -496,19 +503,17 @@ impl Journal {
             let lanes = lock(&s.lanes);
             let best = c.idle.iter().enumerate().min_by_key(|&(_, &i)| {
                 let l = &lanes[i];
-                lock(&l.committed).pos - l.head.load(Ordering::Acquire)
+                lock(&l.committed).pos.saturating_sub(l.head.load(Ordering::Acquire))
             });
             let best = best.map(|(k, _)| k);
             drop(lanes);
-            match best.map(|k| c.idle.swap_remove(k)) {
-                Some(i) => i,
-                None => {
-                    c.want_lane = true;
-                    drop(c);
-                    s.cv.notify_all();
-                    return None;
-                }
-            }
+            let Some(i) = best.map(|k| c.idle.swap_remove(k)) else {
+                c.want_lane = true;
+                drop(c);
+                s.cv.notify_all();
+                return None;
+            };
+            i
         };
         let lane = lock(&s.lanes)[idx].clone();
         let start = lock(&lane.committed);
@@ -518,7 +523,8 @@ impl Journal {
             s.release(idx, true);
             return None;
         }
-        let stage = lock(&lane.stage).take().unwrap_or_else(Stage::new);
+        let mut stage = lock(&lane.stage).take().unwrap_or_else(Stage::new);
+        stage.len = 0;
         Some(JournalWriter {
             shared: s.clone(),
             idx: Some(idx),
@@ -591,13 +597,16 @@ impl Shared {
             .truncate(false)
             .write(true)
             .open(jdir.join("LOCK"))?;
-        rustix::fs::flock(&lock_file, rustix::fs::FlockOperation::NonBlockingLockExclusive)
-            .map_err(|_| {
-                io::Error::new(
-                    io::ErrorKind::WouldBlock,
-                    format!("{} is in use by another process", jdir.display()),
-                )
-            })?;
+        rustix::fs::flock(
+            &lock_file,
+            rustix::fs::FlockOperation::NonBlockingLockExclusive,
+        )
+        .map_err(|_| {
+            io::Error::new(
+                io::ErrorKind::WouldBlock,
+                format!("{} is in use by another process", jdir.display()),
+            )
+        })?;
         let mut lanes = Vec::new();
         let mut names: Vec<(usize, PathBuf)> = Vec::new();
         for e in fs::read_dir(&jdir)? {
@@ -646,7 +655,8 @@ impl Shared {
         };
         recovery.removed_temp_files = shared.remove_temp_files()?;
         recovery.files = shared.replay(found)?;
-        while lock(&shared.lanes).len() < shared.opts.initial_lanes.clamp(1, shared.opts.max_lanes) {
+        while lock(&shared.lanes).len() < shared.opts.initial_lanes.clamp(1, shared.opts.max_lanes)
+        {
             shared.add_lane()?;
         }
         // Everything replayed (and everything the crashed process renamed) is made durable,
@@ -663,7 +673,14 @@ impl Shared {
             let e = e?;
             let name = e.file_name();
             let Some(name) = name.to_str() else { continue };
-            if name.starts_with(TEMP_PREFIX) && name.ends_with(".part") {
+            // Ours are `.xenrad-<pid>-<n>.part` (or `.xenrad-recover-…`): this process's
+            // own are in use, a dead process's are not.
+            let own = format!("{TEMP_PREFIX}{}-", std::process::id());
+            let temp = name
+                .strip_prefix(TEMP_PREFIX)
+                .and_then(|n| n.strip_suffix(".part"))
+                .is_some();
+            if temp && !name.starts_with(&own) {
                 fs::remove_file(e.path())?;
                 n += 1;
             }
@@ -683,7 +700,9 @@ impl Shared {
                 continue; // a later record of this name was replayed
             }
             let lane = &lanes[r.lane];
-            let tmp = self.dir.join(format!("{TEMP_PREFIX}recover-{}.part", r.global_seq));
+            let tmp = self
+                .dir
+                .join(format!("{TEMP_PREFIX}recover-{}.part", r.global_seq));
             let out = File::create(&tmp)?;
             let mut off = 0u64;
             while off < r.len {
@@ -781,6 +800,9 @@ impl Shared {
                         .unwrap_or_else(PoisonError::into_inner)
                         .0;
                 }
+                if c.crashed {
+                    return;
+                }
                 let idle = c
                     .last_commit
                     .is_none_or(|t| t.elapsed() >= self.opts.checkpoint_every);
@@ -790,10 +812,11 @@ impl Shared {
                 c.want_lane = false;
                 (run, add, c.shutdown)
             };
-            if add && lock(&self.lanes).len() < self.opts.max_lanes {
-                if let Ok(i) = self.add_lane() {
-                    self.release(i, false);
-                }
+            if add
+                && lock(&self.lanes).len() < self.opts.max_lanes
+                && let Ok(i) = self.add_lane()
+            {
+                self.release(i, false);
             }
             if run && !self.failed.load(Ordering::Relaxed) && self.checkpoint().is_err() {
                 // Retried at the next wake-up; commits go on while lanes have room.
@@ -850,10 +873,10 @@ fn scan_lane(lane: &Lane, idx: usize) -> io::Result<Vec<Found>> {
             break;
         }
         lane.read_ring(mark.pos, &mut hdr)?;
-        let Some((h, name)) = Header::decode(&hdr) else { break };
-        if h.lane_seq != mark.seq
-            || mark.pos + h.record_len() > head + lane.capacity
-        {
+        let Some((h, name)) = Header::decode(&hdr) else {
+            break;
+        };
+        if h.lane_seq != mark.seq || mark.pos + h.record_len() > head + lane.capacity {
             break;
         }
         let Some(name) = std::str::from_utf8(name).ok().filter(|n| name_ok(n)) else {
@@ -978,7 +1001,9 @@ impl JournalWriter {
         }
         if self.shared.failed.load(Ordering::Relaxed) {
             self.give_back();
-            return Err(io::Error::other("journal failed earlier; reopen to recover"));
+            return Err(io::Error::other(
+                "journal failed earlier; reopen to recover",
+            ));
         }
         self.flush_stage()?;
         let s = self.shared.clone();
@@ -1032,7 +1057,9 @@ impl JournalWriter {
     }
 
     fn give_back(&mut self) {
-        if let Some(stage) = self.stage.take() {
+        if let Some(mut stage) = self.stage.take() {
+            // Nothing staged may leak into the lane's next record.
+            stage.len = 0;
             *lock(&self.lane.stage) = Some(stage);
         }
         if let Some(idx) = self.idx.take() {
@@ -1071,7 +1098,8 @@ impl Drop for Committed {
         *lock(&self.lane.committed) = self.end;
         if let Some(idx) = self.idx.take() {
             let used = self.end.pos - self.lane.head.load(Ordering::Acquire);
-            self.shared.release(idx, used >= self.shared.opts.checkpoint_at);
+            self.shared
+                .release(idx, used >= self.shared.opts.checkpoint_at);
         }
     }
 }

@@ -89,3 +89,11 @@ pub fn release_rq() -> Vec<u8> {
     encode::release_rq(&mut b);
     b
 }
+
+/// An SCP configuration storing into `dir` through a small journal (the default journal
+/// preallocates 4 x 128 MiB, too much for a test).
+pub fn small_journal_config(dir: &std::path::Path) -> xenrad_dimse::scp::ScpConfig {
+    let sink = xenrad_dimse::store::FileSink::new(dir)
+        .with_journal_options(xenrad_dimse::store::journal::JournalOptions::small());
+    xenrad_dimse::scp::ScpConfig::with_sink(std::sync::Arc::new(sink))
+}
