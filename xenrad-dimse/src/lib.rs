@@ -88,6 +88,16 @@ pub mod fuzzing {
         }
     }
 
+    /// Fuzz entry point `journal`: the input is a journal lane file as recovery finds it
+    /// after a crash (superblock slots, then records); recovery's scan of it never panics,
+    /// and what it accepts is consecutive, inside the ring, with sane names.
+    #[cfg(all(feature = "fs", target_os = "linux"))]
+    pub fn journal(data: &[u8]) {
+        for (name, _) in crate::store::journal::scan_lane_image(data) {
+            assert!(!name.is_empty() && !name.contains('/') && !name.starts_with('.'));
+        }
+    }
+
     /// Fuzz entry point `assoc`: the input is a byte stream from a peer, fed in chunks to an
     /// acceptor; every PDV goes through the assembler and every command through the decoder,
     /// and timers are fired at the end. Never panics.

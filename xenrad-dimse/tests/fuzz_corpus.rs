@@ -24,6 +24,40 @@ fn dimse_command_corpus() {
     replay("dimse_command", xenrad_dimse::fuzzing::command);
 }
 
+#[cfg(target_os = "linux")]
+#[test]
+fn dimse_journal_corpus() {
+    replay("dimse_journal", xenrad_dimse::fuzzing::journal);
+}
+
+/// The journal seeds: lane images that recovery reads back as written.
+#[cfg(target_os = "linux")]
+#[test]
+fn journal_seeds_scan_as_written() {
+    use xenrad_dimse::store::journal::{lane_image, scan_lane_image};
+    let big = vec![7u8; 5000];
+    let img = lane_image(32768, &[("1.2.3.dcm", b"DICM"), ("1.2.4.dcm", &big)]);
+    assert_eq!(
+        scan_lane_image(&img),
+        vec![
+            ("1.2.3.dcm".to_string(), 4),
+            ("1.2.4.dcm".to_string(), 5000)
+        ]
+    );
+    // A flipped payload byte ends the scan at that record.
+    let mut torn = img.clone();
+    torn[4096 + 8192 + 4096 + 10] ^= 1;
+    assert_eq!(scan_lane_image(&torn), vec![("1.2.3.dcm".to_string(), 4)]);
+    // The seeds committed under fuzz/corpus/dimse_journal are these images.
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz/corpus/dimse_journal");
+    if std::env::var_os("XENRAD_WRITE_SEEDS").is_some() {
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("two_records"), &img).unwrap();
+        std::fs::write(dir.join("torn_second"), &torn).unwrap();
+        std::fs::write(dir.join("empty_ring"), lane_image(8192, &[])).unwrap();
+    }
+}
+
 #[test]
 fn dimse_assoc_corpus() {
     replay("dimse_assoc", xenrad_dimse::fuzzing::assoc);
