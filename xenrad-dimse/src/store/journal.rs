@@ -75,7 +75,11 @@ const MAX_NAME: usize = BLOCK as usize - HEADER_LEN;
 /// cache, one write-back + flush 0.27–0.34 ms plus the copy; streamed out in 128 KiB
 /// pieces while the data arrived, 0.6 ms (each request costs ~0.15 ms there). Where the
 /// file system refuses direct I/O (tmpfs), the lane is written through the page cache.
-const STAGE: usize = 2 << 20;
+///
+/// Its size is the header's page plus 2 MiB, [`crate::store::FileSink`]'s default journal
+/// limit: a record within the limit is never written before its commit, and the sink drops
+/// a larger one before anything of it reached the disk.
+const STAGE: usize = (2 << 20) + BLOCK as usize;
 
 /// A page-aligned staging buffer, built in safe code: a `Vec` with one page of slack, used
 /// from its first page-aligned byte (direct I/O needs aligned memory).
