@@ -113,6 +113,11 @@ impl Peer {
     }
     fn send(&mut self, bytes: &[u8]) -> Vec<Rsp> {
         self.s.handle_input(bytes, self.now);
+        self.responses()
+    }
+
+    /// The responses queued since the last call.
+    fn responses(&mut self) -> Vec<Rsp> {
         let out = self.out();
         let mut r = PduReader::new(xenrad_dimse::pdu::reader::ReaderLimits::default());
         r.push(&out);
@@ -396,4 +401,46 @@ fn unknown_operation_is_refused_and_data_before_command_aborts() {
     assert_eq!(r[0].status, 0x07, "A-ABORT expected");
     let ev: Vec<_> = std::iter::from_fn(|| p.s.association().poll_event()).collect();
     assert!(!ev.iter().any(|e| matches!(e, Event::Data(_))));
+}
+
+/// With deferred commits, processing stops before each C-STORE's commit; `commit_ready`
+/// commits, answers and goes on, so responses keep their order (PS3.7 §9.1.1: one answer per
+/// request, and what follows a C-STORE is processed after it was answered).
+#[test]
+fn deferred_commits_answer_in_order() {
+    let mut p = Peer::new("defer");
+    p.s.set_defer_commits(true);
+    let a = dataset_ele(CT, "1.2.31", "1.2.9", 10_000);
+    let b = dataset_ele(CT, "1.2.32", "1.2.9", 10_000);
+    let mut wire = message(3, &store_rq(1, CT, "1.2.31"), Some(&a), 4096);
+    wire.extend(message(3, &store_rq(2, CT, "1.2.32"), Some(&b), 4096));
+    wire.extend(message(1, &echo(3), None, 4096));
+    p.s.handle_input(&wire, p.now);
+    assert!(p.s.has_ready_commit());
+    assert!(
+        p.responses().is_empty(),
+        "nothing answered before the commit"
+    );
+    assert!(p.h.stored.lock().unwrap().is_empty());
+    p.s.commit_ready(p.now);
+    let r = p.responses();
+    assert_eq!(
+        r.iter().map(|r| r.responded_to).collect::<Vec<_>>(),
+        [Some(1)]
+    );
+    assert!(
+        p.s.has_ready_commit(),
+        "stopped again at the second C-STORE"
+    );
+    p.s.commit_ready(p.now);
+    let r = p.responses();
+    assert_eq!(
+        r.iter()
+            .map(|r| (r.responded_to, r.status))
+            .collect::<Vec<_>>(),
+        [(Some(2), 0), (Some(3), 0)]
+    );
+    assert!(!p.s.has_ready_commit());
+    assert_eq!(p.h.stored.lock().unwrap().len(), 2);
+    assert_eq!(entries(&p.dir).len(), 2);
 }
