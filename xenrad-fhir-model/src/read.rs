@@ -472,6 +472,18 @@ impl<'a> Reader<'a, '_> {
         } else {
             items.push(Some(self.object(element_t, depth)?));
         }
+        // An empty `_x` object (no id, no extension) is no element (FHIR R4 JSON §2.6.2.1:
+        // an element has a value or children). It is dropped, and counted like a null so
+        // that a primitive left with neither value nor element is reported at the object's
+        // end, as the XML reader reports `<x/>`.
+        for e in &mut items {
+            if e.as_ref()
+                .is_some_and(|n| n.fields.is_empty() && n.unknown.is_empty())
+            {
+                *e = None;
+                self.nulls += 1;
+            }
+        }
         let (field, fresh) = self.slot(node, idx);
         if fresh {
             field.values = items
