@@ -42,11 +42,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     policy.max_pdu = max_pdu;
     cfg.policy = Arc::new(policy);
     let mut sink = if fsync == FsyncPolicy::Journal {
-        let mut o = xenrad_dimse::store::journal::JournalOptions::default();
-        if let Some(mb) = journal_mb {
-            o.lane_capacity = mb << 20;
-            o.checkpoint_at = o.lane_capacity / 4 * 3;
-        }
+        let o = journal_mb.map_or_else(
+            xenrad_dimse::store::journal::JournalOptions::default,
+            xenrad_dimse::store::journal::JournalOptions::with_lane_mib,
+        );
         let (sink, recovery) = FileSink::open_with(&out, o)?;
         if !recovery.files.is_empty() && !quiet {
             println!("journal: {} instance(s) written back", recovery.files.len());

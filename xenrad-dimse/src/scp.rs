@@ -395,6 +395,10 @@ impl ScpSession {
 
     /// The transport closed.
     pub fn handle_transport_closed(&mut self, now: Instant) {
+        // A C-STORE waiting for its commit can no longer be answered: not stored.
+        if let Some(ReadyStore { sink: Some(w), .. }) = self.ready.take() {
+            w.abort();
+        }
         self.assoc.handle_transport_closed();
         self.drain_events(now);
     }

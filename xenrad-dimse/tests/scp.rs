@@ -444,3 +444,21 @@ fn deferred_commits_answer_in_order() {
     assert_eq!(p.h.stored.lock().unwrap().len(), 2);
     assert_eq!(entries(&p.dir).len(), 2);
 }
+
+/// A C-STORE waiting for its deferred commit when the transport closes is not stored, and
+/// leaves no temporary file.
+#[test]
+fn transport_closed_before_a_deferred_commit_stores_nothing() {
+    let mut p = Peer::new("defer-closed");
+    p.s.set_defer_commits(true);
+    let a = dataset_ele(CT, "1.2.41", "1.2.9", 10_000);
+    p.s.handle_input(
+        &message(3, &store_rq(1, CT, "1.2.41"), Some(&a), 4096),
+        p.now,
+    );
+    assert!(p.s.has_ready_commit());
+    p.s.handle_transport_closed(p.now);
+    assert!(!p.s.has_ready_commit());
+    assert!(p.h.stored.lock().unwrap().is_empty());
+    assert!(entries(&p.dir).is_empty(), "{:?}", entries(&p.dir));
+}

@@ -303,9 +303,7 @@ async fn scp(
     std::fs::create_dir_all(&out)?;
     let sink = if fsync == FsyncPolicy::Journal {
         // Opening the journal replays what a crash left in it before the port opens.
-        let mut opts = JournalOptions::default();
-        opts.lane_capacity = journal_mb.max(1) << 20;
-        opts.checkpoint_at = opts.lane_capacity / 4 * 3;
+        let opts = JournalOptions::with_lane_mib(journal_mb);
         let (sink, recovery) = FileSink::open_with(&out, opts)?;
         if !recovery.files.is_empty() {
             eprintln!(

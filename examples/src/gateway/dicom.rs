@@ -233,9 +233,8 @@ pub fn server(gw: Gateway) -> std::io::Result<xenrad_dimse::net::Server> {
     let dir = gw.config.data_dir.join("dicom");
     std::fs::create_dir_all(&dir)?;
     // Opening the journal replays what a crash left in it before the port opens.
-    let mut opts = xenrad_dimse::store::journal::JournalOptions::default();
-    opts.lane_capacity = gw.config.dicom_journal_mb.max(1) << 20;
-    opts.checkpoint_at = opts.lane_capacity / 4 * 3;
+    let opts =
+        xenrad_dimse::store::journal::JournalOptions::with_lane_mib(gw.config.dicom_journal_mb);
     let (sink, recovery) = xenrad_dimse::store::FileSink::open_with(&dir, opts)?;
     if !recovery.files.is_empty() {
         tracing::warn!(

@@ -10,7 +10,8 @@
 //!   record durable with one `fdatasync` of the lane and renames the file into place, which a
 //!   background checkpoint makes durable later (recovery replays the journal after a crash).
 //!   An instance larger than [`FileSink::journal_max_instance`], or one that finds no free
-//!   lane, is stored as with `Durable` and followed by a checkpoint.
+//!   lane, is stored as with `Durable`; when an older record of its name is still in the
+//!   journal, a checkpoint (which retires it) takes the place of the directory fsync.
 //! - [`FsyncPolicy::Durable`]: `fdatasync(tmp)` → `rename(tmp, final)` → `fsync(dir)`. The
 //!   directory fsync is shared: when several associations commit at once, one fsync that
 //!   started after all their renames serves them all (group commit).
@@ -22,8 +23,6 @@
 
 #[cfg(target_os = "linux")]
 use super::journal::{Journal, JournalOptions, JournalWriter, Recovery};
-/// Name prefix of temporary files (`<prefix><pid>-<n>.part`).
-const TEMP_PREFIX: &str = ".xenrad-";
 use super::meta::encode_file_meta;
 use super::sink::{InstanceSink, InstanceStart, StorageSink};
 use std::fs::{self, File};
@@ -31,6 +30,10 @@ use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
+
+/// Name prefix of temporary files: `<prefix><pid>-<n>.part` while an instance is received
+/// (the journal's recovery removes a dead process's), `<prefix>recover-<n>.part` in recovery.
+pub(crate) const TEMP_PREFIX: &str = ".xenrad-";
 
 /// When data is forced to disk before a C-STORE is acknowledged.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -73,6 +76,7 @@ struct JournalSlot {
     opts: JournalOptions,
     #[cfg(target_os = "linux")]
     cell: OnceLock<Journal>,
+    #[cfg(target_os = "linux")]
     init: Mutex<()>,
 }
 

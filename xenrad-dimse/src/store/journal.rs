@@ -124,8 +124,7 @@ impl Stage {
         page
     }
 }
-/// Name prefix of the temporary files of [`crate::store::FileSink`] and of recovery.
-const TEMP_PREFIX: &str = ".xenrad-";
+use super::fs::TEMP_PREFIX;
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
@@ -158,6 +157,23 @@ pub struct JournalOptions {
 }
 
 impl JournalOptions {
+    /// The default journal with lanes of `mib` MiB (at least 1), a checkpoint wanted at three
+    /// quarters of a lane: what `--journal-mb` / `--dicom-journal-mb` set.
+    ///
+    /// ```
+    /// use xenrad_dimse::store::journal::JournalOptions;
+    /// let o = JournalOptions::with_lane_mib(4);
+    /// assert_eq!((o.lane_capacity, o.checkpoint_at), (4 << 20, 3 << 20));
+    /// ```
+    pub fn with_lane_mib(mib: u64) -> Self {
+        let lane_capacity = mib.max(1) << 20;
+        Self {
+            lane_capacity,
+            checkpoint_at: lane_capacity / 4 * 3,
+            ..Self::default()
+        }
+    }
+
     /// A small journal (one 4 MiB lane, at most four): tests, embedded use, and sinks that
     /// see few instances.
     pub fn small() -> Self {
@@ -547,7 +563,7 @@ impl Journal {
         let head = lane.head.load(Ordering::Acquire);
         if start.pos + BLOCK >= head + lane.capacity {
             drop(start);
-            s.release(idx, true);
+            s.release(idx, Some(u64::MAX));
             return None;
         }
         let mut stage = lock(&lane.stage).take().unwrap_or_else(Stage::new);
@@ -777,10 +793,16 @@ impl Shared {
         Ok(lanes.len() - 1)
     }
 
-    fn release(&self, idx: usize, want_checkpoint: bool) {
+    /// Gives lane `idx` back; `end` is where its last record ends (or would have ended):
+    /// past `checkpoint_at` bytes of the lane in use, a checkpoint is asked for.
+    fn release(&self, idx: usize, end: Option<u64>) {
+        let want = end.is_some_and(|end| {
+            let head = lock(&self.lanes)[idx].head.load(Ordering::Acquire);
+            end.saturating_sub(head) >= self.opts.checkpoint_at
+        });
         let mut c = lock(&self.control);
         c.idle.push(idx);
-        if want_checkpoint {
+        if want {
             c.wanted = true;
             drop(c);
             self.cv.notify_all();
@@ -842,7 +864,7 @@ impl Shared {
                 && lock(&self.lanes).len() < self.opts.max_lanes
                 && let Ok(i) = self.add_lane()
             {
-                self.release(i, false);
+                self.release(i, None);
             }
             if run && !self.failed.load(Ordering::Relaxed) && self.checkpoint().is_err() {
                 // Retried at the next wake-up; commits go on while lanes have room.
@@ -1219,10 +1241,8 @@ impl JournalWriter {
             *lock(&self.lane.stage) = Some(stage);
         }
         if let Some(idx) = self.idx.take() {
-            let used = self.start.pos + BLOCK + self.len
-                - self.lane.head.load(Ordering::Acquire).min(self.start.pos);
             self.shared
-                .release(idx, used >= self.shared.opts.checkpoint_at);
+                .release(idx, Some(self.start.pos + BLOCK + self.len));
         }
     }
 }
@@ -1253,9 +1273,7 @@ impl Drop for Committed {
     fn drop(&mut self) {
         *lock(&self.lane.committed) = self.end;
         if let Some(idx) = self.idx.take() {
-            let used = self.end.pos - self.lane.head.load(Ordering::Acquire);
-            self.shared
-                .release(idx, used >= self.shared.opts.checkpoint_at);
+            self.shared.release(idx, Some(self.end.pos));
         }
     }
 }
