@@ -232,7 +232,8 @@ fn new_uid() -> String {
 pub fn server(gw: Gateway) -> std::io::Result<xenrad_dimse::net::Server> {
     let dir = gw.config.data_dir.join("dicom");
     std::fs::create_dir_all(&dir)?;
-    // Opening the journal replays what a crash left in it before the port opens.
+    // Opening the journal replays what a crash left in it before any association is
+    // served (the listener may already queue connections meanwhile).
     let opts =
         xenrad_dimse::store::journal::JournalOptions::with_lane_mib(gw.config.dicom_journal_mb);
     let (sink, recovery) = xenrad_dimse::store::FileSink::open_with(&dir, opts)?;
