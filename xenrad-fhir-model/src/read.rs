@@ -473,14 +473,17 @@ impl<'a> Reader<'a, '_> {
             items.push(Some(self.object(element_t, depth)?));
         }
         // An empty `_x` object (no id, no extension) is no element (FHIR R4 JSON §2.6.2.1:
-        // an element has a value or children). It is dropped, and counted like a null so
-        // that a primitive left with neither value nor element is reported at the object's
-        // end, as the XML reader reports `<x/>`.
+        // an element has a value or children), and a null in a `_x` array is none either.
+        // Both are counted like a null in a value array, so that a primitive left with
+        // neither value nor element is reported at the object's end, as the XML reader
+        // reports `<x/>`.
         for e in &mut items {
             if e.as_ref()
                 .is_some_and(|n| n.fields.is_empty() && n.unknown.is_empty())
             {
                 *e = None;
+            }
+            if e.is_none() {
                 self.nulls += 1;
             }
         }
