@@ -26,7 +26,7 @@ npy="${3:-2000}"
 corpus="$root/../shared/corpus/hl7v2/generated/hl7v2_gen_n10000_seed42.mllp"
 [ -f "$corpus" ] || { echo "load: corpus missing: $corpus" >&2; exit 1; }
 if [ -z "${XENRAD_BIN:-}" ]; then
-  (cd "$root" && cargo build -q --release -p xenrad-examples --bin xenrad)
+  (cd "$root" && cargo build -q --release -p xenrad-cli --bin xenrad)
   XENRAD_BIN="${CARGO_TARGET_DIR:-$root/target}/release/xenrad"
 fi
 tck=$(getconf CLK_TCK)

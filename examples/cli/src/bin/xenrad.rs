@@ -2,7 +2,7 @@
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
-use xenrad_examples::cli;
+use xenrad_cli as cli;
 
 /// Xenrad protocol tools.
 #[derive(Debug, Parser)]

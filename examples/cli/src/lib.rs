@@ -1,4 +1,8 @@
-//! Subcommands of the `xenrad` command-line tool, one module per protocol.
+//! The `xenrad` command-line tool: one subcommand module per protocol, each a thin front end
+//! over a Xenrad protocol crate (all protocol logic lives in the `xenrad-*` library crates).
+//!
+//! The gateway (`xenrad-gateway`) is its own crate in `examples/gateway`, so this tool does not
+//! compile its HTTP server, SQLite store or OpenAPI dependencies.
 
 pub mod dicom;
 pub mod fhir;
@@ -21,3 +25,8 @@ pub fn read_input(path: &std::path::Path) -> std::io::Result<Vec<u8>> {
         std::fs::read(path)
     }
 }
+
+/// The README's code examples, compiled and run as doc tests.
+#[cfg(doctest)]
+#[doc = include_str!("../../../README.md")]
+pub struct ReadmeDoctests;

@@ -318,7 +318,7 @@ fn docs_page_renders_offline_in_headless_chromium() {
 
 fn read_shared(rel: &str) -> Option<Vec<u8>> {
     let p = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../shared")
+        .join("../../../shared")
         .join(rel);
     match std::fs::read(&p) {
         Ok(b) => Some(b),
@@ -627,7 +627,7 @@ fn hl7v3_ingest_answers_mcci_and_projects_the_patient() {
     );
     for f in std::fs::read_dir(
         Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../../shared/corpus/hl7v3/ihe-iti-examples/malformed"),
+            .join("../../../shared/corpus/hl7v3/ihe-iti-examples/malformed"),
     )
     .unwrap()
     {

@@ -4,7 +4,7 @@ use clap::Parser;
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
-    let config = xenrad_examples::gateway::Config::parse();
+    let config = xenrad_gateway::Config::parse();
     let logs = tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("XENRAD_LOG")
@@ -13,8 +13,8 @@ fn main() -> ExitCode {
         .with_writer(std::io::stderr);
     match config.log_format {
         // One JSON object per line, for log collectors.
-        xenrad_examples::gateway::LogFormat::Json => logs.json().init(),
-        xenrad_examples::gateway::LogFormat::Text => logs
+        xenrad_gateway::LogFormat::Json => logs.json().init(),
+        xenrad_gateway::LogFormat::Text => logs
             .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
             .init(),
     }
@@ -28,7 +28,7 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match rt.block_on(xenrad_examples::gateway::run(config)) {
+    match rt.block_on(xenrad_gateway::run(config)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("xenrad-gateway: {e}");

@@ -15,7 +15,7 @@ use super::{
     Backend, Done, InstanceRow, Page, ReadJob, ReadTx, StoreError, StoredResource, WriteJob,
     WriteTx, now,
 };
-use crate::gateway::search::{Criterion, IndexEntry, ParamType, Query, normalize};
+use crate::search::{Criterion, IndexEntry, ParamType, Query, normalize};
 use rusqlite::{Connection, OpenFlags, OptionalExtension, ToSql, Transaction, params};
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -149,7 +149,7 @@ fn migrate(conn: &Connection) -> Result<(), StoreError> {
             if let Some(o) = v.as_object_mut() {
                 o.remove("meta");
             }
-            let body = crate::gateway::projection::checked(&rt, &v.to_string())?;
+            let body = crate::projection::checked(&rt, &v.to_string())?;
             tx.execute(
                 "INSERT INTO resources (resource_type, id, version, last_updated, body) VALUES (?1, ?2, ?3, ?4, ?5)",
                 params![rt, id, version, last_updated, body],
@@ -716,8 +716,8 @@ fn condition(c: &Criterion, v: &SearchValue) -> (String, Args) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::gateway::search;
-    use crate::gateway::store::Store;
+    use crate::search;
+    use crate::store::Store;
 
     fn temp_dir(tag: &str) -> PathBuf {
         let d = std::env::temp_dir().join(format!(
