@@ -20,19 +20,16 @@
 //! With [`Hl7Handler::commit_blocks`] the MLLP handler answers with MLLP release 2 commit
 //! blocks (`<ACK>`/`<NAK>`) instead of HL7 ACK messages.
 
-use std::cell::RefCell;
 use std::collections::HashMap;
-use std::fmt::Write as _;
 use std::future::Future;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
+use xenrad_hl7v2::Message;
 use xenrad_hl7v2::ack::{
-    AckCode, AckOptions, ErrorCode, ErrorDetail, Outcome, ack_unparseable, ack_with,
+    AckCode, AckIds, AckMode, ErrorCode, ErrorDetail, Outcome, ack_unparseable_with, ack_with,
 };
-use xenrad_hl7v2::{AckCondition, Message};
 
 use crate::server::{ConnectionInfo, Handler, Reply};
 
@@ -273,6 +270,7 @@ pub struct Hl7Stats {
 pub struct Hl7Handler<S> {
     store: S,
     commit_blocks: bool,
+    ids: AckIds,
     stored: AtomicU64,
     duplicates: AtomicU64,
     rejected: AtomicU64,
@@ -286,6 +284,7 @@ impl<S: Hl7Store> Hl7Handler<S> {
         Self {
             store,
             commit_blocks: false,
+            ids: AckIds::system(),
             stored: AtomicU64::new(0),
             duplicates: AtomicU64::new(0),
             rejected: AtomicU64::new(0),
@@ -299,6 +298,14 @@ impl<S: Hl7Store> Hl7Handler<S> {
     #[must_use]
     pub fn commit_blocks(mut self, on: bool) -> Self {
         self.commit_blocks = on;
+        self
+    }
+
+    /// Generate the ACKs' MSH-7 and MSH-10 with `ids` (e.g. on an injected clock) instead of
+    /// [`AckIds::system`] (UTC, see [`AckIds`]).
+    #[must_use]
+    pub fn ack_ids(mut self, ids: AckIds) -> Self {
+        self.ids = ids;
         self
     }
 
@@ -344,7 +351,7 @@ impl<S: Hl7Store> Hl7Handler<S> {
                 self.rejected.fetch_add(1, Ordering::Relaxed);
                 let detail = ErrorDetail::from_parse_error(&e);
                 return Hl7Outcome {
-                    ack: ack_unparseable(&raw, Some(&detail)).into(),
+                    ack: ack_unparseable_with(&raw, Some(&detail), &self.ids.next()).into(),
                     code: AckCode::AR,
                     disposition: Disposition::Rejected,
                     wanted: true,
@@ -353,23 +360,15 @@ impl<S: Hl7Store> Hl7Handler<S> {
                 };
             }
         };
-        let enhanced = parsed.is_enhanced_mode();
-        let cond = parsed.accept_ack_type();
+        // Original or enhanced mode and MSH-15, read once (HL7 v2.5.1 ch. 2.9.2, 2.9.3).
+        let mode = AckMode::of(&parsed);
         let finish = |outcome: Outcome, disposition, key, error: Option<ErrorDetail>| {
-            // AckCode::for_message, without looking MSH-15/16 up again.
-            let code = match (enhanced, outcome) {
-                (false, Outcome::Accept) => AckCode::AA,
-                (false, Outcome::Error) => AckCode::AE,
-                (false, Outcome::Reject) => AckCode::AR,
-                (true, Outcome::Accept) => AckCode::CA,
-                (true, Outcome::Error) => AckCode::CE,
-                (true, Outcome::Reject) => AckCode::CR,
-            };
+            let code = mode.code(outcome);
             Hl7Outcome {
-                ack: ack_with(&parsed, code, error.as_slice(), &ack_options()).into(),
+                ack: ack_with(&parsed, code, error.as_slice(), &self.ids.next()).into(),
                 code,
                 disposition,
-                wanted: wants_ack(enhanced, cond, outcome == Outcome::Accept),
+                wanted: mode.wants_ack(outcome),
                 key,
                 error,
             }
@@ -415,49 +414,6 @@ impl<S: Hl7Store> Hl7Handler<S> {
                 finish(Outcome::Error, Disposition::Failed, Some(key), Some(e))
             }
         }
-    }
-}
-
-/// Whether MSH-15 (enhanced mode) asks for an accept acknowledgement for this outcome
-/// (table 0155); original mode always gets one.
-fn wants_ack(enhanced: bool, cond: Option<AckCondition>, success: bool) -> bool {
-    if !enhanced {
-        return true;
-    }
-    match cond {
-        Some(AckCondition::Never) => false,
-        Some(AckCondition::Error) => !success,
-        Some(AckCondition::Successful) => success,
-        Some(AckCondition::Always) | None => true,
-    }
-}
-
-/// ACK MSH-7 and MSH-10 without formatting a clock reading per message: the local time
-/// `YYYYMMDDHHMMSS+ZZZZ` (HL7 DTM, second precision) is formatted once per second per thread,
-/// and MSH-10 is that second followed by a 6-digit process-wide sequence number (20
-/// characters, unique unless a million ACKs are built within one second).
-fn ack_options() -> AckOptions {
-    static SEQ: AtomicU64 = AtomicU64::new(0);
-    thread_local! {
-        static STAMP: RefCell<(u64, String)> = const { RefCell::new((u64::MAX, String::new())) };
-    }
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
-    let timestamp = STAMP.with_borrow_mut(|(sec, stamp)| {
-        if *sec != now {
-            *sec = now;
-            *stamp = chrono::Local::now().format("%Y%m%d%H%M%S%z").to_string();
-        }
-        stamp.clone()
-    });
-    let n = SEQ.fetch_add(1, Ordering::Relaxed) % 1_000_000;
-    let mut control_id = String::with_capacity(20);
-    control_id.push_str(timestamp.get(..14).unwrap_or(&timestamp));
-    let _ = write!(control_id, "{n:06}");
-    AckOptions {
-        timestamp: Some(timestamp),
-        control_id: Some(control_id),
     }
 }
 

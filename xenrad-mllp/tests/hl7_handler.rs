@@ -310,6 +310,23 @@ async fn ack_control_ids_are_unique_and_timestamps_well_formed() {
     }
 }
 
+/// The handler takes its ACK clock from `xenrad_hl7v2::ack::AckIds` (UTC): an injected clock
+/// gives reproducible MSH-7/MSH-10, also for the best-effort reject of unparseable input.
+#[tokio::test]
+async fn injected_clock_sets_ack_msh7_and_msh10_in_utc() {
+    use std::time::{Duration, UNIX_EPOCH};
+    use xenrad_hl7v2::ack::AckIds;
+    let clock = || UNIX_EPOCH + Duration::from_secs(1_704_067_200); // 2024-01-01T00:00:00Z
+    let h = Hl7Handler::new(MemoryStore::default()).ack_ids(AckIds::with_clock(clock));
+    for raw in [msg("RIS", "CLK-1", ""), b"MSH|^~\\&|broken".to_vec()] {
+        let out = h.process(raw.into()).await;
+        let m = Message::parse(&out.ack).unwrap();
+        assert_eq!(m.get("MSH-7").as_deref(), Some("20240101000000+0000"));
+        let id = m.get("MSH-10").unwrap().into_owned();
+        assert_eq!((id.len(), &id[..14]), (20, "20240101000000"));
+    }
+}
+
 /// One handler shared by MLLP and a transport-free caller (as an HTTP route would be):
 /// both see the same store and counters, duplicates across the two are recognised.
 #[tokio::test]
