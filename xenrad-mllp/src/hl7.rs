@@ -257,6 +257,10 @@ pub struct Hl7Stats {
     pub store_errors: u64,
 }
 
+/// A callback told about every message [`Hl7Handler::process`] handled (see
+/// [`Hl7Handler::observe`]).
+type Observer = std::sync::Arc<dyn Fn(&Hl7Outcome, usize) + Send + Sync>;
+
 /// The HL7 handler; see the [module documentation](self).
 ///
 /// ```
@@ -266,11 +270,11 @@ pub struct Hl7Stats {
 /// let server = Server::new(Hl7Handler::new(MemoryStore::default()), ServerConfig::default());
 /// assert_eq!(server.handler().stats().stored, 0);
 /// ```
-#[derive(Debug)]
 pub struct Hl7Handler<S> {
     store: S,
     commit_blocks: bool,
     ids: AckIds,
+    observer: Option<Observer>,
     stored: AtomicU64,
     duplicates: AtomicU64,
     rejected: AtomicU64,
@@ -285,6 +289,7 @@ impl<S: Hl7Store> Hl7Handler<S> {
             store,
             commit_blocks: false,
             ids: AckIds::system(),
+            observer: None,
             stored: AtomicU64::new(0),
             duplicates: AtomicU64::new(0),
             rejected: AtomicU64::new(0),
@@ -307,6 +312,22 @@ impl<S: Hl7Store> Hl7Handler<S> {
     pub fn ack_ids(mut self, ids: AckIds) -> Self {
         self.ids = ids;
         self
+    }
+
+    /// Calls `f` once for every message processed (through MLLP or [`process`](Self::process)),
+    /// with its outcome and its size in bytes, after the store returned and before the reply
+    /// is sent: the hook for metrics and logs, so that every transport sharing this handler
+    /// counts alike. `f` runs on the task processing the message; keep it short.
+    #[must_use]
+    pub fn observe(mut self, f: impl Fn(&Hl7Outcome, usize) + Send + Sync + 'static) -> Self {
+        self.observer = Some(std::sync::Arc::new(f));
+        self
+    }
+
+    /// Whether the MLLP [`Handler`] answers with release 2 commit blocks
+    /// ([`commit_blocks`](Self::commit_blocks)).
+    pub fn uses_commit_blocks(&self) -> bool {
+        self.commit_blocks
     }
 
     /// The store.
@@ -345,6 +366,15 @@ impl<S: Hl7Store> Hl7Handler<S> {
     /// # });
     /// ```
     pub async fn process(&self, raw: Bytes) -> Hl7Outcome {
+        let len = raw.len();
+        let out = self.process_unobserved(raw).await;
+        if let Some(f) = &self.observer {
+            f(&out, len);
+        }
+        out
+    }
+
+    async fn process_unobserved(&self, raw: Bytes) -> Hl7Outcome {
         let parsed = match Message::parse(&raw) {
             Ok(m) => m,
             Err(e) => {
@@ -414,6 +444,17 @@ impl<S: Hl7Store> Hl7Handler<S> {
                 finish(Outcome::Error, Disposition::Failed, Some(key), Some(e))
             }
         }
+    }
+}
+
+impl<S: std::fmt::Debug> std::fmt::Debug for Hl7Handler<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Hl7Handler")
+            .field("store", &self.store)
+            .field("commit_blocks", &self.commit_blocks)
+            .field("ids", &self.ids)
+            .field("observed", &self.observer.is_some())
+            .finish_non_exhaustive()
     }
 }
 

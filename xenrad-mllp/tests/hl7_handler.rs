@@ -327,6 +327,37 @@ async fn injected_clock_sets_ack_msh7_and_msh10_in_utc() {
     }
 }
 
+/// The observer sees every message once, whichever door it came through, with its outcome
+/// and size; commit-block mode answers the MLLP sender with `<ACK>` all the same.
+#[tokio::test]
+async fn observer_sees_every_message_from_mllp_and_process() {
+    use std::sync::{Arc, Mutex};
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let log = Arc::clone(&seen);
+    let h = Arc::new(
+        Hl7Handler::new(MemoryStore::default())
+            .commit_blocks(true)
+            .observe(move |out, len| log.lock().unwrap().push((out.disposition, len))),
+    );
+    assert!(h.uses_commit_blocks());
+    let (addr, _server) = start(Arc::clone(&h)).await;
+    let m = msg("RIS", "OBS-1", "");
+    let mut client = Client::new(addr.to_string(), ClientConfig::default());
+    assert_eq!(client.send(&m).await.unwrap(), Response::CommitAck);
+    let again = h.process(m.clone().into()).await;
+    assert_eq!(again.disposition, Disposition::Duplicate);
+    let bad = h.process(Bytes::from_static(b"not hl7")).await;
+    assert_eq!(bad.disposition, Disposition::Rejected);
+    assert_eq!(
+        *seen.lock().unwrap(),
+        vec![
+            (Disposition::Stored, m.len()),
+            (Disposition::Duplicate, m.len()),
+            (Disposition::Rejected, 7)
+        ]
+    );
+}
+
 /// One handler shared by MLLP and a transport-free caller (as an HTTP route would be):
 /// both see the same store and counters, duplicates across the two are recognised.
 #[tokio::test]

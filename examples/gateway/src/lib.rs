@@ -85,6 +85,10 @@ pub struct Config {
     /// Largest accepted MLLP frame, bytes.
     #[arg(long, default_value_t = 16 * 1024 * 1024)]
     pub max_frame: usize,
+    /// Answer MLLP senders with MLLP release 2 commit acknowledgement blocks (`<ACK>` once the
+    /// message is durably stored, `<NAK>` otherwise) instead of HL7 ACK messages.
+    #[arg(long, env = "XENRAD_MLLP_COMMIT_BLOCKS")]
+    pub mllp_commit_blocks: bool,
     /// Largest P-DATA-TF PDU we accept on the DICOM port, bytes.
     #[arg(long, default_value_t = 128 * 1024)]
     pub max_pdu: u32,
@@ -321,12 +325,13 @@ pub async fn run(config: Config) -> Result<(), Box<dyn std::error::Error + Send 
     let stop_signal = shutdown_signal()?;
     let keys = load_keys(&config)?;
     let store = store::Store::open(&config.data_dir)?;
+    let metrics = http::Metrics::default();
     let gw = Gateway {
-        store: store.clone(),
-        metrics: http::Metrics::default(),
         keys,
+        hl7v2: Arc::new(ingest::v2_handler(&store, &metrics, &config)),
         config: Arc::new(config),
-        hl7v2: Arc::new(ingest::V2Handler::new(ingest::V2Store::new(store.clone()))),
+        store: store.clone(),
+        metrics,
     };
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let stopped = move || {
@@ -376,7 +381,7 @@ pub async fn run(config: Config) -> Result<(), Box<dyn std::error::Error + Send 
         mpps_tls,
         stopped(),
     ));
-    let mllp_server = mllp::server(gw.clone());
+    let mllp_server = mllp::server(&gw);
     let mllp_stop = stopped();
     tasks.spawn(async move {
         match mllp_tls {
