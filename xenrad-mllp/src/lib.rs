@@ -46,6 +46,8 @@ pub mod client;
 pub mod codec;
 #[cfg(feature = "hl7")]
 pub mod hl7;
+#[cfg(feature = "hl7v3")]
+pub mod hl7v3;
 #[cfg(feature = "tokio")]
 pub mod server;
 

@@ -73,7 +73,7 @@ async fn v2_ingest(State(gw): State<Gateway>, headers: HeaderMap, body: Bytes) -
         (status = 401, description = "Missing or wrong X-API-Key", content_type = "application/problem+json"),
         (status = 413, description = "Body larger than the configured limit")))]
 async fn v3_ingest(State(gw): State<Gateway>, body: Bytes) -> Response {
-    let out = ingest::v3(&gw, &body).await;
+    let out = ingest::v3(&gw, body).await;
     let status = StatusCode::from_u16(out.http_status).unwrap_or(StatusCode::BAD_REQUEST);
     typed(status, "application/xml; charset=utf-8", out.ack)
 }

@@ -328,9 +328,83 @@ pub async fn v2(gw: &Gateway, body: Bytes) -> V2Outcome {
 #[derive(Debug)]
 pub struct V3Outcome {
     /// The MCCI_IN000002UV01 accept acknowledgement.
-    pub ack: String,
+    pub ack: Bytes,
     /// The HTTP status.
     pub http_status: u16,
+}
+
+/// The gateway's HL7 v3 semantics: `xenrad-mllp`'s [`V3Handler`](xenrad_mllp::hl7v3::V3Handler)
+/// (strict parse, de-duplication key, MCCI accept ack and its policy) over [`V3Store`].
+pub type V3Handler = xenrad_mllp::hl7v3::V3Handler<V3Store>;
+
+/// The gateway's HL7 v3 handler over `store`, counted in `metrics`.
+pub fn v3_handler(store: &Store, metrics: &http::Metrics) -> V3Handler {
+    let metrics = metrics.clone();
+    V3Handler::new(V3Store {
+        store: store.clone(),
+    })
+    .observe(move |out, len| metrics.ingest("hl7v3", v2_label(out.disposition), len))
+}
+
+/// [`xenrad_mllp::hl7v3::V3Store`] that stores the message, keyed on the sender device id
+/// and the message id, with the patient projection of PRPA_IN201301/201302UV02 in the
+/// same durable transaction.
+pub struct V3Store {
+    store: Store,
+}
+
+impl xenrad_mllp::hl7v3::V3Store for V3Store {
+    async fn store(
+        &self,
+        msg: &xenrad_hl7v3::Message<'_>,
+        key: &xenrad_mllp::hl7v3::V3MessageKey,
+        raw: &Bytes,
+    ) -> Result<Stored, xenrad_mllp::hl7v3::V3StoreError> {
+        let message_id = format!(
+            "{}^{}",
+            key.id_root,
+            key.id_extension.as_deref().unwrap_or_default()
+        );
+        let sender = ii_parts(key.sender_root.as_deref(), key.sender_extension.as_deref())
+            .map(|(s, v)| format!("{s}^{v}"))
+            .unwrap_or_default();
+        let h = msg.header();
+        let interaction = h.interaction.to_owned();
+        let patients: Vec<PatientFacts> = match h.interaction {
+            "PRPA_IN201301UV02" | "PRPA_IN201302UV02" => msg
+                .patients()
+                .iter()
+                .map(|p| v3_patient_facts(&p.to_record(), &format!("HL7v3 {interaction}")))
+                .filter(|f| !f.identifiers.is_empty())
+                .collect(),
+            _ => Vec::new(),
+        };
+        let stored = raw.clone();
+        let r = self
+            .store
+            .write(move |tx| {
+                let new =
+                    tx.record_message("hl7v3", &sender, &message_id, &interaction, &stored)?;
+                if new {
+                    for p in &patients {
+                        projection::upsert_patient(tx, p)?;
+                    }
+                }
+                Ok(new)
+            })
+            .await;
+        match r {
+            Ok(true) => Ok(Stored::New),
+            Ok(false) => Ok(Stored::Duplicate),
+            Err(e) => {
+                tracing::error!(error = %e, "hl7v3 store failed");
+                Err(xenrad_mllp::hl7v3::V3StoreError::Failed(
+                    xenrad_hl7v3::AckDetail::error("could not store the message; retry later")
+                        .with_code("INTERR"),
+                ))
+            }
+        }
+    }
 }
 
 /// `urn:oid:` for OIDs, `urn:uuid:` for UUIDs (HL7 v3 II.root; FHIR R4 §2.24.0.1 uri).
@@ -345,7 +419,12 @@ fn root_uri(root: &str) -> String {
 }
 
 fn ii_pair(ii: &xenrad_hl7v3::types::Ii<'_>) -> Option<(String, String)> {
-    match (ii.root.as_deref(), ii.extension.as_deref()) {
+    ii_parts(ii.root.as_deref(), ii.extension.as_deref())
+}
+
+/// (system, value) of an instance identifier's root and extension.
+fn ii_parts(root: Option<&str>, extension: Option<&str>) -> Option<(String, String)> {
+    match (root, extension) {
         (Some(r), Some(e)) if !e.is_empty() => Some((root_uri(r), e.to_owned())),
         (Some(r), _) if !r.is_empty() => Some((String::new(), root_uri(r))),
         _ => None,
@@ -400,99 +479,19 @@ fn v3_patient_facts(rec: &xenrad_hl7v3::payload::PatientRecord, source: &str) ->
     f
 }
 
-/// Ingests one HL7 v3 message: strict pass, durable idempotent store (keyed on the
-/// sender device id and the message id), patient projection for PRPA_IN201301/201302UV02,
-/// MCCI_IN000002UV01 accept ack (CA/CE/CR).
-pub async fn v3(gw: &Gateway, body: &[u8]) -> V3Outcome {
-    use xenrad_hl7v3::{AckBuilder, AckDetail, Header, Outcome as V3Outcome_};
-    let msg = match xenrad_hl7v3::strict(body) {
-        Ok(m) => m,
-        Err(e) => {
-            gw.metrics.ingest("hl7v3", "rejected", body.len());
-            // The header pass may still name the message being rejected.
-            let h = xenrad_hl7v3::header(body).unwrap_or_default();
-            let ack = AckBuilder::new(&h, V3Outcome_::Reject)
-                .detail(AckDetail::from_error(&e))
-                .build();
-            return V3Outcome {
-                ack,
-                http_status: 400,
-            };
-        }
+/// Ingests one HL7 v3 message through the gateway's [`V3Handler`]: strict pass, durable
+/// idempotent store (keyed on the sender device id and the message id), patient projection
+/// for PRPA_IN201301/201302UV02, MCCI_IN000002UV01 accept ack (CA/CE/CR).
+pub async fn v3(gw: &Gateway, body: Bytes) -> V3Outcome {
+    let out = gw.hl7v3.process(body).await;
+    let http_status = match out.disposition {
+        Disposition::Stored | Disposition::Duplicate => 200,
+        Disposition::Rejected | Disposition::Invalid => 400,
+        Disposition::Failed => 503,
     };
-    let h: &Header<'_> = msg.header();
-    let reject = |outcome, detail: AckDetail, status| V3Outcome {
-        ack: AckBuilder::new(h, outcome).detail(detail).build(),
-        http_status: status,
-    };
-    if !msg.is_hl7() {
-        gw.metrics.ingest("hl7v3", "rejected", body.len());
-        return reject(
-            V3Outcome_::Reject,
-            AckDetail::error("the root element is not in the urn:hl7-org:v3 namespace")
-                .with_code("SYN102"),
-            400,
-        );
-    }
-    let (root, ext, _) = h.dedup_key();
-    let Some(message_id) = root.map(|r| format!("{r}^{}", ext.unwrap_or_default())) else {
-        gw.metrics.ingest("hl7v3", "rejected", body.len());
-        return reject(
-            V3Outcome_::Reject,
-            AckDetail::error("the message has no id").with_code("SYN105"),
-            400,
-        );
-    };
-    let sender = h
-        .sender
-        .as_ref()
-        .and_then(ii_pair)
-        .map(|(s, v)| format!("{s}^{v}"))
-        .unwrap_or_default();
-    let interaction = h.interaction.to_owned();
-    let patients: Vec<PatientFacts> = match h.interaction {
-        "PRPA_IN201301UV02" | "PRPA_IN201302UV02" => msg
-            .patients()
-            .iter()
-            .map(|p| v3_patient_facts(&p.to_record(), &format!("HL7v3 {interaction}")))
-            .filter(|f| !f.identifiers.is_empty())
-            .collect(),
-        _ => Vec::new(),
-    };
-    let stored = body.to_vec();
-    let r = gw
-        .store
-        .write(move |tx| {
-            let new = tx.record_message("hl7v3", &sender, &message_id, &interaction, &stored)?;
-            if new {
-                for p in &patients {
-                    projection::upsert_patient(tx, p)?;
-                }
-            }
-            Ok(new)
-        })
-        .await;
-    match r {
-        Ok(new) => {
-            gw.metrics.ingest(
-                "hl7v3",
-                if new { "stored" } else { "duplicate" },
-                body.len(),
-            );
-            V3Outcome {
-                ack: AckBuilder::new(h, V3Outcome_::Accept).build(),
-                http_status: 200,
-            }
-        }
-        Err(e) => {
-            gw.metrics.ingest("hl7v3", "failed", body.len());
-            tracing::error!(error = %e, "hl7v3 store failed");
-            reject(
-                V3Outcome_::Error,
-                AckDetail::error("could not store the message; retry later").with_code("INTERR"),
-                503,
-            )
-        }
+    V3Outcome {
+        ack: out.ack,
+        http_status,
     }
 }
 

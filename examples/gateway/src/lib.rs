@@ -231,6 +231,8 @@ pub struct Gateway {
     pub config: Arc<Config>,
     /// HL7 v2 message semantics (HTTP and MLLP share it and its counters).
     pub hl7v2: Arc<ingest::V2Handler>,
+    /// HL7 v3 message semantics (`POST /v3/ingest`).
+    pub hl7v3: Arc<ingest::V3Handler>,
 }
 
 /// Reads the keys from the flag/env and the key file; when there are none, loads or
@@ -329,6 +331,7 @@ pub async fn run(config: Config) -> Result<(), Box<dyn std::error::Error + Send 
     let gw = Gateway {
         keys,
         hl7v2: Arc::new(ingest::v2_handler(&store, &metrics, &config)),
+        hl7v3: Arc::new(ingest::v3_handler(&store, &metrics)),
         config: Arc::new(config),
         store: store.clone(),
         metrics,
