@@ -84,3 +84,72 @@ async fn echo_store_limit_and_shutdown() {
     server.await.unwrap().unwrap();
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Holds every C-STORE's handler for 2 s (a slow disk or database).
+struct SlowStore;
+impl xenrad_dimse::scp::Handler for SlowStore {
+    fn on_stored(&self, _: &xenrad_dimse::scp::StoredInstance) -> u16 {
+        std::thread::sleep(std::time::Duration::from_secs(2));
+        0
+    }
+}
+
+/// Issue 15: with one association's store held for 2 s, a C-ECHO on another association is
+/// answered within 50 ms (the handler runs on the blocking pool, never on an async worker,
+/// even on a runtime with a single worker thread).
+#[tokio::test(flavor = "current_thread")]
+async fn a_held_store_does_not_stall_another_association() {
+    let dir = std::env::temp_dir().join(format!("xenrad-dimse-held-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let cfg = common::small_journal_config(&dir);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(async move {
+        Server::new(cfg, Arc::new(SlowStore))
+            .run(listener, async {
+                let _ = stop_rx.await;
+            })
+            .await
+    });
+    let contexts = vec![
+        (VERIFICATION.to_string(), vec![ILE.to_string()]),
+        (CT.to_string(), vec![ELE.to_string()]),
+    ];
+    let mut a = ScuAssociation::connect(addr, &client(contexts.clone()))
+        .await
+        .unwrap();
+    let mut b = ScuAssociation::connect(addr, &client(contexts))
+        .await
+        .unwrap();
+    let ds = bytes::Bytes::from(dataset_ele(CT, "1.2.3.88", "1.2.3.8", 50_000));
+    let started = std::time::Instant::now();
+    let store = tokio::spawn(async move {
+        let r = a.store(CT, "1.2.3.88", ELE, ds).await.unwrap();
+        (r.status, std::time::Instant::now(), a)
+    });
+    // Let the store reach its handler.
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    let mut echo_ms = Vec::new();
+    for _ in 0..5 {
+        let t = std::time::Instant::now();
+        assert_eq!(b.echo().await.unwrap().status, 0);
+        echo_ms.push(t.elapsed().as_secs_f64() * 1e3);
+    }
+    let echoes_done = std::time::Instant::now();
+    let (st, store_done, a) = store.await.unwrap();
+    assert_eq!(st, 0);
+    assert!(
+        echoes_done < store_done,
+        "the echoes were answered while the store was held"
+    );
+    assert!(store_done - started >= std::time::Duration::from_secs(2));
+    echo_ms.sort_by(f64::total_cmp);
+    assert!(echo_ms[2] < 50.0, "echo latencies {echo_ms:?} ms");
+    a.release().await.unwrap();
+    b.release().await.unwrap();
+    let _ = stop_tx.send(());
+    server.await.unwrap().unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+}

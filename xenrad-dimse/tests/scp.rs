@@ -10,7 +10,10 @@ use std::time::Instant;
 use xenrad_dimse::assoc::Event;
 use xenrad_dimse::dimse::{Assembler, Command, DimseEvent, field, status};
 use xenrad_dimse::pdu::{Pdu, encode, reader::PduReader};
-use xenrad_dimse::scp::{Handler, NRequest, NResponse, ScpSession, StoredInstance};
+use xenrad_dimse::scp::{
+    Handler, NRequest, NResponse, QueryFinal, QueryRequest, ScpEvent, ScpSession, StoredInstance,
+    answer_with,
+};
 use xenrad_dimse::store::parse_part10;
 
 fn tempdir(name: &str) -> PathBuf {
@@ -84,7 +87,7 @@ impl Peer {
     fn with_dir(dir: &Path) -> Self {
         let now = Instant::now();
         let h = Arc::new(Recorder::default());
-        let mut s = ScpSession::new(Arc::new(common::small_journal_config(dir)), h.clone(), now);
+        let mut s = ScpSession::new(Arc::new(common::small_journal_config(dir)), now);
         s.handle_input(
             &associate_rq(
                 &[
@@ -111,8 +114,10 @@ impl Peer {
         self.s.poll_transmit(&mut v);
         v.concat()
     }
+    /// Feeds `bytes` and answers every event with the recording handler.
     fn send(&mut self, bytes: &[u8]) -> Vec<Rsp> {
         self.s.handle_input(bytes, self.now);
+        answer_with(&mut self.s, &*self.h, self.now);
         self.responses()
     }
 
@@ -394,7 +399,17 @@ fn unknown_operation_is_refused_and_data_before_command_aborts() {
         Some(b"\x08\x00\x52\x00\x06\x00\x00\x00STUDY "),
         4096,
     ));
-    assert_eq!(r[0].status, status::UNRECOGNIZED_OPERATION);
+    assert_eq!(r[0].status, status::SOP_CLASS_NOT_SUPPORTED);
+    let c = Command {
+        field: 0x0110, // N-GET-RQ: not served
+        message_id: Some(2),
+        requested_sop_class: Some(CT),
+        ..Command::default()
+    };
+    assert_eq!(
+        p.send(&message(3, &c, None, 4096))[0].status,
+        status::UNRECOGNIZED_OPERATION
+    );
     let mut stray = Vec::new();
     encode::pdata_fragments(&mut stray, 3, false, b"abcd", 4096);
     let r = p.send(&stray);
@@ -403,36 +418,54 @@ fn unknown_operation_is_refused_and_data_before_command_aborts() {
     assert!(!ev.iter().any(|e| matches!(e, Event::Data(_))));
 }
 
-/// With deferred commits, processing stops before each C-STORE's commit; `commit_ready`
-/// commits, answers and goes on, so responses keep their order (PS3.7 §9.1.1: one answer per
-/// request, and what follows a C-STORE is processed after it was answered).
+/// No commit runs inside `process`: a complete C-STORE becomes an event, nothing is answered
+/// or processed after it until the application answers, so responses keep their order
+/// (PS3.7 §9.1: one answer per request, what follows a C-STORE waits for its answer).
 #[test]
-fn deferred_commits_answer_in_order() {
-    let mut p = Peer::new("defer");
-    p.s.set_defer_commits(true);
+fn store_events_answer_in_order() {
+    let mut p = Peer::new("events");
     let a = dataset_ele(CT, "1.2.31", "1.2.9", 10_000);
     let b = dataset_ele(CT, "1.2.32", "1.2.9", 10_000);
     let mut wire = message(3, &store_rq(1, CT, "1.2.31"), Some(&a), 4096);
     wire.extend(message(3, &store_rq(2, CT, "1.2.32"), Some(&b), 4096));
     wire.extend(message(1, &echo(3), None, 4096));
     p.s.handle_input(&wire, p.now);
-    assert!(p.s.has_ready_commit());
+    assert!(
+        !p.s.wants_input(),
+        "no more input while a commit is awaited"
+    );
+    let Some(ScpEvent::Store(c1)) = p.s.poll_event() else {
+        panic!("store event expected")
+    };
+    assert!(p.s.poll_event().is_none(), "the second C-STORE waits");
     assert!(
         p.responses().is_empty(),
         "nothing answered before the commit"
     );
-    assert!(p.h.stored.lock().unwrap().is_empty());
-    p.s.commit_ready(p.now);
+    assert!(
+        entries(&p.dir).iter().all(|e| e
+            .file_name()
+            .unwrap()
+            .to_string_lossy()
+            .starts_with(".xenrad-")),
+        "only temporary files before the commit: {:?}",
+        entries(&p.dir)
+    );
+    assert_eq!(c1.instance().sop_instance_uid, "1.2.31");
+    let id = c1.id();
+    let inst = c1.commit().unwrap();
+    p.s.answer_store(id, 0, Some(inst), p.now);
     let r = p.responses();
     assert_eq!(
         r.iter().map(|r| r.responded_to).collect::<Vec<_>>(),
         [Some(1)]
     );
-    assert!(
-        p.s.has_ready_commit(),
-        "stopped again at the second C-STORE"
-    );
-    p.s.commit_ready(p.now);
+    let Some(ScpEvent::Store(c2)) = p.s.poll_event() else {
+        panic!("second store event expected")
+    };
+    let id = c2.id();
+    let inst = c2.commit().unwrap();
+    p.s.answer_store(id, 0, Some(inst), p.now);
     let r = p.responses();
     assert_eq!(
         r.iter()
@@ -440,25 +473,179 @@ fn deferred_commits_answer_in_order() {
             .collect::<Vec<_>>(),
         [(Some(2), 0), (Some(3), 0)]
     );
-    assert!(!p.s.has_ready_commit());
-    assert_eq!(p.h.stored.lock().unwrap().len(), 2);
+    assert!(!p.s.is_waiting());
     assert_eq!(entries(&p.dir).len(), 2);
+    // A stale answer is ignored.
+    p.s.answer_store(id, 0, None, p.now);
+    assert!(p.responses().is_empty());
 }
 
-/// A C-STORE waiting for its deferred commit when the transport closes is not stored, and
-/// leaves no temporary file.
+/// A C-STORE whose event was not taken when the transport closes is not stored, and leaves
+/// no temporary file; one the application aborts leaves nothing either.
 #[test]
-fn transport_closed_before_a_deferred_commit_stores_nothing() {
-    let mut p = Peer::new("defer-closed");
-    p.s.set_defer_commits(true);
+fn transport_closed_before_the_commit_stores_nothing() {
+    let mut p = Peer::new("events-closed");
     let a = dataset_ele(CT, "1.2.41", "1.2.9", 10_000);
     p.s.handle_input(
         &message(3, &store_rq(1, CT, "1.2.41"), Some(&a), 4096),
         p.now,
     );
-    assert!(p.s.has_ready_commit());
     p.s.handle_transport_closed(p.now);
-    assert!(!p.s.has_ready_commit());
+    assert!(p.s.poll_event().is_none());
     assert!(p.h.stored.lock().unwrap().is_empty());
     assert!(entries(&p.dir).is_empty(), "{:?}", entries(&p.dir));
+
+    let mut p = Peer::new("events-aborted");
+    p.s.handle_input(
+        &message(3, &store_rq(1, CT, "1.2.41"), Some(&a), 4096),
+        p.now,
+    );
+    let Some(ScpEvent::Store(c)) = p.s.poll_event() else {
+        panic!("store event expected")
+    };
+    p.s.handle_transport_closed(p.now);
+    c.abort();
+    assert!(entries(&p.dir).is_empty(), "{:?}", entries(&p.dir));
+}
+
+/// Issue 15: a C-STORE whose data set is random bytes is refused with an Error Comment and
+/// leaves nothing behind (it was answered 0x0000 and stored before).
+#[test]
+fn random_bytes_data_set_is_refused_and_nothing_is_stored() {
+    let mut p = Peer::new("random");
+    // xorshift: deterministic pseudo-random bytes.
+    let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+    for seed in 0..8u64 {
+        x ^= seed.wrapping_mul(0x2545_F491_4F6C_DD1D);
+        let garbage: Vec<u8> = (0..4096)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                x as u8
+            })
+            .collect();
+        let r = p.send(&message(
+            3,
+            &store_rq(1, CT, "1.2.826.0.1.77"),
+            Some(&garbage),
+            4096,
+        ));
+        assert!(
+            r[0].status == status::CANNOT_UNDERSTAND || r[0].status == status::DATASET_MISMATCH,
+            "status {:04X}",
+            r[0].status
+        );
+    }
+    assert!(entries(&p.dir).is_empty(), "{:?}", entries(&p.dir));
+    assert!(p.h.stored.lock().unwrap().is_empty());
+    assert_eq!(p.send(&message(1, &echo(3), None, 4096))[0].status, 0);
+}
+
+/// A handler answering C-FIND with `n` matches, each a copy of the identifier.
+struct Finder(usize);
+impl Handler for Finder {
+    fn find(&self, req: &QueryRequest, emit: &mut dyn FnMut(Vec<u8>) -> bool) -> QueryFinal {
+        for _ in 0..self.0 {
+            if !emit(req.identifier.to_vec()) {
+                return xenrad_dimse::scp::QueryOutcome::cancelled();
+            }
+        }
+        QueryFinal::status(0)
+    }
+}
+
+fn find_rq(id: u16) -> Command<'static> {
+    Command {
+        field: field::C_FIND_RQ,
+        message_id: Some(id),
+        affected_sop_class: Some(STUDY_FIND),
+        priority: Some(0),
+        has_dataset: true,
+        ..Command::default()
+    }
+}
+
+const STUDY_FIND: &str = xenrad_dimse::assoc::policy::sop::STUDY_ROOT_FIND;
+const QUERY: &[u8] = b"\x08\x00\x52\x00\x06\x00\x00\x00STUDY ";
+
+fn qr_peer(name: &str) -> Peer {
+    let dir = tempdir(name);
+    let mut cfg = common::small_journal_config(&dir);
+    let mut policy = (*cfg.policy).clone();
+    policy.abstract_syntaxes.push(STUDY_FIND.into());
+    cfg.policy = Arc::new(policy);
+    let now = Instant::now();
+    let mut s = ScpSession::new(Arc::new(cfg), now);
+    s.handle_input(
+        &associate_rq(&[(1, VERIFICATION, &[ILE]), (7, STUDY_FIND, &[ILE])], 4096),
+        now,
+    );
+    let mut p = Peer {
+        s,
+        now,
+        h: Arc::new(Recorder::default()),
+        dir,
+    };
+    assert_eq!(p.out()[0], 0x02, "AC expected");
+    p
+}
+
+/// C-FIND: every match is a pending response (0xFF00) with its identifier, then the final
+/// 0x0000 without a data set (PS3.4 C.4.1.2.2, PS3.7 §9.1.2).
+#[test]
+fn find_streams_pending_matches_then_success() {
+    let mut p = qr_peer("find");
+    p.s.handle_input(&message(7, &find_rq(11), Some(QUERY), 4096), p.now);
+    answer_with(&mut p.s, &Finder(3), p.now);
+    let r = p.responses();
+    assert_eq!(
+        r.iter()
+            .map(|r| (r.field, r.status, r.responded_to, r.dataset.is_some()))
+            .collect::<Vec<_>>(),
+        [
+            (0x8020, status::PENDING, Some(11), true),
+            (0x8020, status::PENDING, Some(11), true),
+            (0x8020, status::PENDING, Some(11), true),
+            (0x8020, 0, Some(11), false),
+        ]
+    );
+    assert_eq!(r[0].dataset.as_deref(), Some(QUERY));
+}
+
+/// C-CANCEL-RQ during a C-FIND (PS3.7 §9.3.2.3): the application is told, further matches
+/// are refused, and the final status is 0xFE00; a C-ECHO sent during the query is answered
+/// after it.
+#[test]
+fn cancel_stops_a_find_with_fe00() {
+    let mut p = qr_peer("cancel");
+    p.s.handle_input(&message(7, &find_rq(12), Some(QUERY), 4096), p.now);
+    let Some(ScpEvent::Query(q)) = p.s.poll_event() else {
+        panic!("query event expected")
+    };
+    assert!(p.s.wants_input(), "a query keeps reading for its C-CANCEL");
+    assert!(p.s.query_match(q.id, QUERY));
+    let cancel = Command {
+        field: field::C_CANCEL_RQ,
+        responded_to: Some(12),
+        ..Command::default()
+    };
+    let mut wire = message(7, &cancel, None, 4096);
+    wire.extend(message(1, &echo(13), None, 4096));
+    p.s.handle_input(&wire, p.now);
+    assert!(matches!(p.s.poll_event(), Some(ScpEvent::Cancel(id)) if id == q.id));
+    assert!(p.s.is_cancelled(q.id));
+    assert!(!p.s.query_match(q.id, QUERY), "no match after the cancel");
+    p.s.query_done(q.id, xenrad_dimse::scp::QueryOutcome::cancelled(), p.now);
+    let r = p.responses();
+    assert_eq!(
+        r.iter()
+            .map(|r| (r.field, r.status, r.responded_to))
+            .collect::<Vec<_>>(),
+        [
+            (0x8020, status::PENDING, Some(12)),
+            (0x8020, status::CANCEL, Some(12)),
+            (field::C_ECHO_RSP, 0, Some(13)),
+        ]
+    );
 }

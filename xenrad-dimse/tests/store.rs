@@ -269,7 +269,7 @@ fn store_with(
 ) -> (u16, Vec<String>, Vec<StoredInstance>) {
     let now = Instant::now();
     let h = Arc::new(LogHandler(log.clone(), Mutex::default()));
-    let mut s = ScpSession::new(Arc::new(ScpConfig::with_sink(sink)), h.clone(), now);
+    let mut s = ScpSession::new(Arc::new(ScpConfig::with_sink(sink)), now);
     s.handle_input(&associate_rq(&[(3, CT, &[ELE])], 4096), now);
     let mut out = Vec::new();
     s.poll_transmit(&mut out);
@@ -287,6 +287,7 @@ fn store_with(
     let mut st = None;
     for chunk in bytes.chunks(1000) {
         s.handle_input(chunk, now);
+        xenrad_dimse::scp::answer_with(&mut s, &*h, now);
         s.poll_transmit(&mut out);
         if !out.is_empty() {
             log.lock().unwrap().push("rsp".into());

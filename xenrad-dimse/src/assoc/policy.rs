@@ -50,6 +50,24 @@ pub mod sop {
     pub const MPPS: &str = "1.2.840.10008.3.1.2.3.3";
     /// Prefix of the storage SOP classes (PS3.4 annex B.5).
     pub const STORAGE_PREFIX: &str = "1.2.840.10008.5.1.4.1.1.";
+    /// Patient Root Query/Retrieve Information Model - FIND (PS3.4 C.6.1.3).
+    pub const PATIENT_ROOT_FIND: &str = "1.2.840.10008.5.1.4.1.2.1.1";
+    /// Patient Root Query/Retrieve Information Model - MOVE.
+    pub const PATIENT_ROOT_MOVE: &str = "1.2.840.10008.5.1.4.1.2.1.2";
+    /// Patient Root Query/Retrieve Information Model - GET.
+    pub const PATIENT_ROOT_GET: &str = "1.2.840.10008.5.1.4.1.2.1.3";
+    /// Study Root Query/Retrieve Information Model - FIND (PS3.4 C.6.2.3).
+    pub const STUDY_ROOT_FIND: &str = "1.2.840.10008.5.1.4.1.2.2.1";
+    /// Study Root Query/Retrieve Information Model - MOVE.
+    pub const STUDY_ROOT_MOVE: &str = "1.2.840.10008.5.1.4.1.2.2.2";
+    /// Study Root Query/Retrieve Information Model - GET.
+    pub const STUDY_ROOT_GET: &str = "1.2.840.10008.5.1.4.1.2.2.3";
+    /// Modality Worklist Information Model - FIND (PS3.4 K.6.1.2).
+    pub const MODALITY_WORKLIST_FIND: &str = "1.2.840.10008.5.1.4.31";
+    /// Storage Commitment Push Model SOP class (PS3.4 J.3).
+    pub const STORAGE_COMMITMENT_PUSH: &str = "1.2.840.10008.1.20.1";
+    /// Well-known SOP Instance UID of Storage Commitment Push Model (PS3.4 J.3.5).
+    pub const STORAGE_COMMITMENT_PUSH_INSTANCE: &str = "1.2.840.10008.1.20.1.1";
 }
 
 /// Implementation class UID of this library (2.25 UUID-derived root).

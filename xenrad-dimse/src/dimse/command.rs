@@ -61,8 +61,22 @@ pub mod status {
     pub const OUT_OF_RESOURCES: u16 = 0xA700;
     /// Error: data set does not match SOP class (storage).
     pub const DATASET_MISMATCH: u16 = 0xA900;
-    /// Error: cannot understand (storage).
+    /// Error: cannot understand (storage); unable to process (query/retrieve, PS3.4 C.4.1.1.4).
     pub const CANNOT_UNDERSTAND: u16 = 0xC000;
+    /// Failed: identifier does not match SOP class (query/retrieve, PS3.4 C.4.1.1.4).
+    pub const IDENTIFIER_MISMATCH: u16 = 0xA900;
+    /// Refused: move destination unknown (PS3.4 C.4.2.1.5).
+    pub const MOVE_DESTINATION_UNKNOWN: u16 = 0xA801;
+    /// Refused: out of resources, unable to perform sub-operations (PS3.4 C.4.2.1.5).
+    pub const OUT_OF_RESOURCES_SUBOPS: u16 = 0xA702;
+    /// Warning: sub-operations complete, one or more failures (PS3.4 C.4.2.1.5).
+    pub const SUBOPS_WARNING: u16 = 0xB000;
+    /// Cancel: matching or sub-operations terminated by a C-CANCEL (PS3.4 C.4.1.1.4).
+    pub const CANCEL: u16 = 0xFE00;
+    /// Pending: matches are continuing (PS3.4 C.4.1.1.4).
+    pub const PENDING: u16 = 0xFF00;
+    /// Pending: matches continue, optional keys not supported (PS3.4 C.4.1.1.4).
+    pub const PENDING_WARNING: u16 = 0xFF01;
 }
 
 /// (0000,0800) value meaning "no data set" (PS3.7 E.1).
@@ -99,6 +113,20 @@ pub struct Command<'a> {
     pub move_originator_ae: Option<&'a str>,
     /// (0000,1031) Move Originator Message ID.
     pub move_originator_id: Option<u16>,
+    /// (0000,0600) Move Destination (C-MOVE-RQ).
+    pub move_destination: Option<&'a str>,
+    /// (0000,1002) Event Type ID (N-EVENT-REPORT).
+    pub event_type_id: Option<u16>,
+    /// (0000,1008) Action Type ID (N-ACTION).
+    pub action_type_id: Option<u16>,
+    /// (0000,1020) Number of Remaining Sub-operations (C-MOVE/C-GET responses).
+    pub remaining: Option<u16>,
+    /// (0000,1021) Number of Completed Sub-operations.
+    pub completed: Option<u16>,
+    /// (0000,1022) Number of Failed Sub-operations.
+    pub failed: Option<u16>,
+    /// (0000,1023) Number of Warning Sub-operations.
+    pub warning: Option<u16>,
 }
 
 /// A command set that could not be decoded, with the byte offset.
@@ -181,6 +209,13 @@ impl<'a> Command<'a> {
                 0x1001 => cmd.requested_sop_instance = Some(text(v, vstart)?),
                 0x1030 => cmd.move_originator_ae = Some(text(v, vstart)?),
                 0x1031 => cmd.move_originator_id = Some(us(v, vstart)?),
+                0x0600 => cmd.move_destination = Some(text(v, vstart)?),
+                0x1002 => cmd.event_type_id = Some(us(v, vstart)?),
+                0x1008 => cmd.action_type_id = Some(us(v, vstart)?),
+                0x1020 => cmd.remaining = Some(us(v, vstart)?),
+                0x1021 => cmd.completed = Some(us(v, vstart)?),
+                0x1022 => cmd.failed = Some(us(v, vstart)?),
+                0x1023 => cmd.warning = Some(us(v, vstart)?),
                 _ => {}
             }
             pos = vstart + len;
@@ -226,6 +261,9 @@ impl<'a> Command<'a> {
         if let Some(id) = self.responded_to {
             put(0x0120, VR::US, &id.to_le_bytes(), 0);
         }
+        if let Some(s) = self.move_destination {
+            put(0x0600, VR::AE, s.as_bytes(), b' ');
+        }
         if let Some(p) = self.priority {
             put(0x0700, VR::US, &p.to_le_bytes(), 0);
         }
@@ -250,6 +288,22 @@ impl<'a> Command<'a> {
         }
         if let Some(s) = self.requested_sop_instance {
             put(0x1001, VR::UI, s.as_bytes(), 0);
+        }
+        if let Some(id) = self.event_type_id {
+            put(0x1002, VR::US, &id.to_le_bytes(), 0);
+        }
+        if let Some(id) = self.action_type_id {
+            put(0x1008, VR::US, &id.to_le_bytes(), 0);
+        }
+        for (el, n) in [
+            (0x1020, self.remaining),
+            (0x1021, self.completed),
+            (0x1022, self.failed),
+            (0x1023, self.warning),
+        ] {
+            if let Some(n) = n {
+                put(el, VR::US, &n.to_le_bytes(), 0);
+            }
         }
         if let Some(s) = self.move_originator_ae {
             put(0x1030, VR::AE, s.as_bytes(), b' ');

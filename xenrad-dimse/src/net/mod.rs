@@ -132,15 +132,6 @@ pub(crate) async fn write_chunks<W: tokio::io::AsyncWrite + Unpin>(
     w.flush().await
 }
 
-/// Runs blocking work (file writes, fsync) without stalling other tasks on a multi-thread
-/// runtime.
-pub(crate) fn blocking<R>(f: impl FnOnce() -> R) -> R {
-    match tokio::runtime::Handle::try_current().map(|h| h.runtime_flavor()) {
-        Ok(tokio::runtime::RuntimeFlavor::MultiThread) => tokio::task::block_in_place(f),
-        _ => f(),
-    }
-}
-
 /// Re-arms TCP_QUICKACK after a read (Linux): the next ACK goes out at once instead of after
 /// the delayed-ACK timer. A sender with Nagle on (DCMTK's default) otherwise holds the last
 /// small segment of every message until that timer fires, ~40 ms per message.

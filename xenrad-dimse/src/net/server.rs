@@ -1,14 +1,19 @@
 //! The storage SCP server: accept loop, association limit, graceful shutdown.
 
-use super::{Stream, blocking, write_chunks};
+use super::{Stream, write_chunks};
 use crate::pdu::{AssociateRj, encode};
-use crate::scp::{Completed, Handler, ScpConfig, ScpSession};
+use crate::scp::{
+    Completed, Handler, NResponse, QueryFinal, QueryKind, QueryOutcome, QueryRequest, RequestId,
+    ScpConfig, ScpEvent, ScpSession, StoredInstance, n_with, store_with,
+};
 use std::future::Future;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
+use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 
 /// Callback for answered messages.
@@ -108,14 +113,58 @@ impl Server {
     }
 
     /// Serves one association on an established [`Stream`].
+    ///
+    /// The session's events are answered by the handler on tokio's blocking pool (a commit's
+    /// fsync, a database write, a query), never on the async worker, so a slow disk or a
+    /// long query stalls only its own association. While a C-STORE or N-* answer is being
+    /// made nothing more is read from this peer (TCP back-pressure bounds memory); while a
+    /// query streams, input is read for its C-CANCEL.
     pub async fn stream(&self, mut stream: Stream) -> std::io::Result<()> {
-        let mut s = ScpSession::new(self.cfg.clone(), self.handler.clone(), Instant::now());
-        // Only commits (fsync) leave the async worker; block_in_place per read cost
-        // ~0.2 ms per 0.5 MB instance in thread hand-offs.
-        s.set_defer_commits(true);
+        let mut s = ScpSession::new(self.cfg.clone(), Instant::now());
         let mut chunks = Vec::new();
-        let durable = self.cfg.sink.may_block();
+        // Answers made on the blocking pool come back here (bounded: a query producing
+        // matches faster than they are sent waits).
+        let (tx, mut rx) = mpsc::channel::<Answer>(16);
+        let mut busy = false;
+        let mut query: Option<(RequestId, Arc<AtomicBool>)> = None;
         loop {
+            while let Some(ev) = s.poll_event() {
+                match ev {
+                    ScpEvent::Store(c) => {
+                        busy = true;
+                        let (h, tx) = (self.handler.clone(), tx.clone());
+                        tokio::task::spawn_blocking(move || {
+                            let (id, st, inst) = store_with(&*h, c);
+                            let _ = tx.blocking_send(Answer::Store(id, st, inst.map(Box::new)));
+                        });
+                    }
+                    ScpEvent::N(op) => {
+                        busy = true;
+                        let (h, tx) = (self.handler.clone(), tx.clone());
+                        tokio::task::spawn_blocking(move || {
+                            let resp = n_with(&*h, &op);
+                            let _ = tx.blocking_send(Answer::N(op.id, resp));
+                        });
+                    }
+                    ScpEvent::Query(q) => {
+                        busy = true;
+                        let cancel = Arc::new(AtomicBool::new(false));
+                        query = Some((q.id, cancel.clone()));
+                        let (h, tx) = (self.handler.clone(), tx.clone());
+                        tokio::task::spawn_blocking(move || {
+                            let fin = run_query(&*h, &q, &cancel, &tx);
+                            let _ = tx.blocking_send(Answer::QueryDone(q.id, fin));
+                        });
+                    }
+                    ScpEvent::Cancel(id) => {
+                        if let Some((q, flag)) = &query
+                            && *q == id
+                        {
+                            flag.store(true, Ordering::Relaxed);
+                        }
+                    }
+                }
+            }
             s.poll_transmit(&mut chunks);
             if !chunks.is_empty()
                 && let Err(e) = write_chunks(&mut stream, &mut chunks).await
@@ -136,21 +185,42 @@ impl Server {
                     None => std::future::pending().await,
                 }
             };
+            let read = s.wants_input();
             tokio::select! {
-                r = stream.read_buf(s.association().buffer_mut()) => match r {
+                r = stream.read_buf(s.association().buffer_mut()), if read => match r {
                     Ok(0) | Err(_) => s.handle_transport_closed(Instant::now()),
                     Ok(_) => {
                         super::quickack(stream.tcp());
                         s.process(Instant::now());
-                        // A commit that may block (fsync) runs off the async worker;
-                        // page-cache writes while the data streams in are short enough to
-                        // run inline.
-                        while s.has_ready_commit() {
-                            if durable {
-                                blocking(|| s.commit_ready(Instant::now()));
-                            } else {
-                                s.commit_ready(Instant::now());
+                    }
+                },
+                Some(a) = rx.recv(), if busy => {
+                    let now = Instant::now();
+                    match a {
+                        Answer::Store(id, st, inst) => {
+                            busy = false;
+                            s.answer_store(id, st, inst.map(|b| *b), now);
+                        }
+                        Answer::N(id, resp) => {
+                            busy = false;
+                            s.answer_n(id, resp, now);
+                        }
+                        Answer::Match(id, m) => {
+                            if !s.query_match(id, &m)
+                                && let Some((_, flag)) = &query
+                            {
+                                flag.store(true, Ordering::Relaxed);
                             }
+                        }
+                        Answer::QueryDone(id, fin) => {
+                            busy = false;
+                            query = None;
+                            let fin = if s.is_cancelled(id) {
+                                QueryOutcome::cancelled()
+                            } else {
+                                fin
+                            };
+                            s.query_done(id, fin, now);
                         }
                     }
                 },
@@ -228,4 +298,32 @@ async fn reject_busy(mut stream: TcpStream) -> std::io::Result<()> {
     );
     stream.write_all(&buf).await?;
     stream.shutdown().await
+}
+
+/// An answer made on the blocking pool for the association task.
+enum Answer {
+    Store(RequestId, u16, Option<Box<StoredInstance>>),
+    N(RequestId, NResponse),
+    Match(RequestId, Vec<u8>),
+    QueryDone(RequestId, QueryFinal),
+}
+
+/// Runs a query with the handler on the blocking pool, sending each match to the
+/// association task; stops producing when the peer cancelled or the association is gone.
+fn run_query(
+    h: &dyn Handler,
+    q: &QueryRequest,
+    cancel: &AtomicBool,
+    tx: &mpsc::Sender<Answer>,
+) -> QueryFinal {
+    match q.kind {
+        QueryKind::Find => h.find(q, &mut |m| {
+            !cancel.load(Ordering::Relaxed)
+                && tx.blocking_send(Answer::Match(q.id, m)).is_ok()
+                && !cancel.load(Ordering::Relaxed)
+        }),
+        QueryKind::Move | QueryKind::Get => {
+            QueryFinal::status(crate::dimse::status::SOP_CLASS_NOT_SUPPORTED)
+        }
+    }
 }
