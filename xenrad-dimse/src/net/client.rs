@@ -58,6 +58,10 @@ pub struct Response {
     pub sop_instance_uid: Option<String>,
     /// Response data set.
     pub dataset: Option<Bytes>,
+    /// Error Comment (0000,0902), if any.
+    pub error_comment: Option<String>,
+    /// Sub-operation counts of a C-MOVE/C-GET response, if any.
+    pub counts: Option<crate::scp::SubOperations>,
 }
 
 /// An established association as requestor.
@@ -213,9 +217,15 @@ impl ScuAssociation {
     async fn request(
         &mut self,
         pc_id: u8,
-        mut cmd: Command<'_>,
+        cmd: Command<'_>,
         dataset: Option<Bytes>,
     ) -> Result<Response, ClientError> {
+        self.send_request(pc_id, cmd, dataset);
+        self.read_response().await
+    }
+
+    /// Queues a request with the next Message ID; returns that ID.
+    fn send_request(&mut self, pc_id: u8, mut cmd: Command<'_>, dataset: Option<Bytes>) -> u16 {
         let id = self.next_id;
         self.next_id = self.next_id.wrapping_add(1).max(1);
         cmd.message_id = Some(id);
@@ -225,6 +235,11 @@ impl ScuAssociation {
         if let Some(ds) = &dataset {
             self.assoc.send_pdata(pc_id, false, ds);
         }
+        id
+    }
+
+    /// Reads the next response message (command and its data set, if any).
+    async fn read_response(&mut self) -> Result<Response, ClientError> {
         let mut rsp: Option<Response> = None;
         let mut data = BytesMut::new();
         loop {
@@ -237,11 +252,21 @@ impl ScuAssociation {
                     Some(DimseEvent::Command { bytes, .. }) => {
                         let c = Command::decode(&bytes)
                             .map_err(|e| ClientError::Protocol(e.to_string()))?;
+                        let counts =
+                            (c.completed.is_some() || c.failed.is_some() || c.remaining.is_some())
+                                .then(|| crate::scp::SubOperations {
+                                    remaining: c.remaining.unwrap_or(0),
+                                    completed: c.completed.unwrap_or(0),
+                                    failed: c.failed.unwrap_or(0),
+                                    warning: c.warning.unwrap_or(0),
+                                });
                         let r = Response {
                             status: c.status.unwrap_or(0xFFFF),
                             responded_to: c.responded_to,
                             sop_instance_uid: c.affected_sop_instance.map(str::to_string),
                             dataset: None,
+                            error_comment: c.error_comment.map(str::to_string),
+                            counts,
                         };
                         if !c.has_dataset {
                             return Ok(r);
@@ -271,6 +296,50 @@ impl ScuAssociation {
                 }
                 Event::Aborted { detail, .. } => return Err(ClientError::Ended(detail)),
                 _ => {}
+            }
+        }
+    }
+
+    /// C-FIND (PS3.7 §9.1.2) of an identifier encoded in the accepted transfer syntax of
+    /// `sop_class` (see [`ScuAssociation::accepted_transfer_syntax`]): `on_match` gets each
+    /// pending response (status 0xFF00/0xFF01, identifier in `dataset`); when it returns
+    /// false a C-CANCEL-RQ is sent (PS3.7 §9.3.2.3) and the responses still in flight are
+    /// read until the final one, which is returned.
+    pub async fn find(
+        &mut self,
+        sop_class: &str,
+        identifier: Bytes,
+        mut on_match: impl FnMut(Response) -> bool,
+    ) -> Result<Response, ClientError> {
+        let pc = self.context_for(sop_class, None)?;
+        let cmd = Command {
+            field: field::C_FIND_RQ,
+            affected_sop_class: Some(sop_class),
+            priority: Some(0),
+            ..Command::default()
+        };
+        let id = self.send_request(pc, cmd, Some(identifier));
+        let mut cancelled = false;
+        loop {
+            let r = self.read_response().await?;
+            if r.responded_to != Some(id) {
+                return Err(ClientError::Protocol(format!(
+                    "response to message {:?} while {id} was outstanding",
+                    r.responded_to
+                )));
+            }
+            if r.status != 0xFF00 && r.status != 0xFF01 {
+                return Ok(r);
+            }
+            if !cancelled && !on_match(r) {
+                cancelled = true;
+                let cancel = Command {
+                    field: field::C_CANCEL_RQ,
+                    responded_to: Some(id),
+                    ..Command::default()
+                };
+                let enc = Bytes::from(cancel.encode());
+                self.assoc.send_pdata(pc, true, &enc);
             }
         }
     }
