@@ -220,19 +220,19 @@ impl ScuAssociation {
         cmd: Command<'_>,
         dataset: Option<Bytes>,
     ) -> Result<Response, ClientError> {
-        self.send_request(pc_id, cmd, dataset);
+        self.send_request(pc_id, cmd, dataset.as_ref());
         self.read_response().await
     }
 
     /// Queues a request with the next Message ID; returns that ID.
-    fn send_request(&mut self, pc_id: u8, mut cmd: Command<'_>, dataset: Option<Bytes>) -> u16 {
+    fn send_request(&mut self, pc_id: u8, mut cmd: Command<'_>, dataset: Option<&Bytes>) -> u16 {
         let id = self.next_id;
         self.next_id = self.next_id.wrapping_add(1).max(1);
         cmd.message_id = Some(id);
         cmd.has_dataset = dataset.is_some();
         let enc = Bytes::from(cmd.encode());
         self.assoc.send_pdata(pc_id, true, &enc);
-        if let Some(ds) = &dataset {
+        if let Some(ds) = dataset {
             self.assoc.send_pdata(pc_id, false, ds);
         }
         id
@@ -318,7 +318,7 @@ impl ScuAssociation {
             priority: Some(0),
             ..Command::default()
         };
-        let id = self.send_request(pc, cmd, Some(identifier));
+        let id = self.send_request(pc, cmd, Some(&identifier));
         let mut cancelled = false;
         loop {
             let r = self.read_response().await?;
