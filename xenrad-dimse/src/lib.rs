@@ -12,6 +12,8 @@
 //!   trait instances stream into, and (feature `fs`, default) its durable file adapter
 //!   [`store::FileSink`].
 //! - `net` (feature `tokio`): TCP server and client over the layers above.
+//! - [`query`] (feature `qr`, default): C-FIND identifiers and matching, the Q/R instance
+//!   index, Modality Worklist.
 #![cfg_attr(docsrs, feature(doc_cfg))]
 #![allow(clippy::many_single_char_names)]
 
@@ -20,6 +22,8 @@ pub mod dimse;
 #[cfg(feature = "tokio")]
 pub mod net;
 pub mod pdu;
+#[cfg(feature = "qr")]
+pub mod query;
 pub mod scp;
 pub mod store;
 
@@ -96,6 +100,155 @@ pub mod fuzzing {
         for (name, _) in crate::store::journal::scan_lane_image(data) {
             assert!(!name.is_empty() && !name.contains('/') && !name.starts_with('.'));
         }
+    }
+
+    /// Fuzz entry point `query`: the first byte picks the transfer syntax, information model
+    /// and options; the rest is an identifier. Decoding never panics, errors map to 0xA900 or
+    /// 0xC000 with a ≤ 64-character comment; a decoded identifier re-encodes and decodes again;
+    /// a valid query runs against a small fixed index and worklist, and every response encodes
+    /// in the transfer syntax and has a DICOM JSON form.
+    #[cfg(feature = "qr")]
+    pub fn query(data: &[u8]) {
+        use crate::query::{
+            FindOptions, FindQuery, InformationModel, InstanceRecord, decode_identifier,
+            encode_identifier, to_dicom_json,
+        };
+        let Some((&sel, rest)) = data.split_first() else {
+            return;
+        };
+        let ts = [
+            "1.2.840.10008.1.2",
+            "1.2.840.10008.1.2.1",
+            "1.2.840.10008.1.2.2",
+        ][usize::from(sel % 3)];
+        let model = [
+            InformationModel::PatientRoot,
+            InformationModel::StudyRoot,
+            InformationModel::ModalityWorklist,
+        ][usize::from(sel / 3 % 3)];
+        let opts = FindOptions {
+            max_matches: Some(20),
+            combined_date_time: sel & 0x10 != 0,
+            pn_case_insensitive: sel & 0x20 != 0,
+        };
+        let check = |e: &crate::query::QueryError| {
+            assert!(matches!(e.status(), 0xA900 | 0xC000));
+            let c = e.error_comment();
+            assert!(c.len() <= 64 && c.bytes().all(|b| (0x20..0x7F).contains(&b) && b != b'\\'));
+        };
+        let _ = InstanceRecord::from_dataset_bytes(rest, ts, "1.2.3", "1.2.3.4", "fuzz.dcm");
+        let id = match decode_identifier(rest, ts) {
+            Ok(id) => id,
+            Err(e) => return check(&e),
+        };
+        if let Ok(again) = encode_identifier(&id, ts) {
+            decode_identifier(&again, ts).expect("a re-encoded identifier decodes");
+        }
+        let _ = to_dicom_json(&id);
+        let (index, worklist) = query_fixture();
+        if let Err(e) = index.retrieve(&id, model) {
+            check(&e);
+        }
+        let q = match FindQuery::parse(id, model) {
+            Ok(q) => q,
+            Err(e) => return check(&e),
+        };
+        let responses: Vec<_> = if model == InformationModel::ModalityWorklist {
+            worklist.find(&q, &opts).collect()
+        } else {
+            index.find(&q, &opts).collect()
+        };
+        assert!(responses.len() <= 20);
+        for r in &responses {
+            encode_identifier(r, ts).expect("a response encodes");
+            to_dicom_json(r).expect("a response has a DICOM JSON form");
+        }
+    }
+
+    /// The fixed index and worklist the `query` target searches (non-ASCII names, two
+    /// patients, sequences), built once.
+    #[cfg(feature = "qr")]
+    pub fn query_fixture() -> &'static (crate::query::QueryIndex, crate::query::Worklist) {
+        use crate::query::{
+            InstanceRecord, QueryIndex, Worklist, WorklistItem, identifier_from_pairs,
+        };
+        static FIXTURE: std::sync::OnceLock<(QueryIndex, Worklist)> = std::sync::OnceLock::new();
+        FIXTURE.get_or_init(|| {
+            let mut index = QueryIndex::new();
+            let mut worklist = Worklist::new();
+            let people = [
+                ("Müller^Jörg", "P1", "19700101", "M"),
+                ("山田^太郎", "P2", "19851231", "F"),
+                ("DOE^JOHN", "P3", "", "O"),
+            ];
+            for (pi, (name, pid, birth, sex)) in people.iter().enumerate() {
+                for st in 0..2 {
+                    let study = format!("1.2.826.0.1.{pi}.{st}");
+                    let date = format!("2024010{}", pi * 2 + st + 1);
+                    for se in 0..2 {
+                        let series = format!("{study}.{se}");
+                        let modality = ["CT", "MR"][se];
+                        for i in 0..2 {
+                            let sop = format!("{series}.{i}");
+                            let id = identifier_from_pairs(&[
+                                ("PatientName", name),
+                                ("PatientID", pid),
+                                ("PatientBirthDate", birth),
+                                ("PatientSex", sex),
+                                ("StudyDate", &date),
+                                ("StudyTime", "101530.25"),
+                                ("AccessionNumber", &format!("A{pi}{st}")),
+                                ("StudyDescription", "Thorax ü"),
+                                ("StudyInstanceUID", &study),
+                                ("SeriesInstanceUID", &series),
+                                ("Modality", modality),
+                                ("SeriesNumber", &se.to_string()),
+                                ("SOPInstanceUID", &sop),
+                                ("SOPClassUID", "1.2.840.10008.5.1.4.1.1.2"),
+                                ("InstanceNumber", &i.to_string()),
+                                ("ReferencedStudySequence.ReferencedSOPInstanceUID", "1.2.9"),
+                            ])
+                            .expect("fixture identifier");
+                            let rec = InstanceRecord::from_object(
+                                id,
+                                "1.2.840.10008.1.2.1",
+                                format!("/fuzz/{sop}.dcm"),
+                            )
+                            .expect("fixture record");
+                            index.insert(rec).expect("fixture insert");
+                        }
+                    }
+                }
+                let item = identifier_from_pairs(&[
+                    ("PatientName", name),
+                    ("PatientID", pid),
+                    ("AccessionNumber", &format!("W{pi}")),
+                    ("RequestedProcedureID", "RP1"),
+                    (
+                        "ScheduledProcedureStepSequence.Modality",
+                        ["CT", "MR", "US"][pi],
+                    ),
+                    (
+                        "ScheduledProcedureStepSequence.ScheduledStationAETitle",
+                        "STATION1",
+                    ),
+                    (
+                        "ScheduledProcedureStepSequence.ScheduledProcedureStepStartDate",
+                        "20240105",
+                    ),
+                    (
+                        "ScheduledProcedureStepSequence.ScheduledProcedureStepStartTime",
+                        "0930",
+                    ),
+                ])
+                .expect("fixture item");
+                worklist.insert(WorklistItem {
+                    source: "fixture".into(),
+                    attributes: item,
+                });
+            }
+            (index, worklist)
+        })
     }
 
     /// Fuzz entry point `assoc`: the input is a byte stream from a peer, fed in chunks to an
