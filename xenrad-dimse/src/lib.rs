@@ -120,12 +120,12 @@ pub mod fuzzing {
             "1.2.840.10008.1.2",
             "1.2.840.10008.1.2.1",
             "1.2.840.10008.1.2.2",
-        ][usize::from(sel % 3)];
+        ][usize::from(sel & 3) % 3];
         let model = [
             InformationModel::PatientRoot,
             InformationModel::StudyRoot,
             InformationModel::ModalityWorklist,
-        ][usize::from(sel / 3 % 3)];
+        ][usize::from((sel >> 2) & 3) % 3];
         let opts = FindOptions {
             max_matches: Some(20),
             combined_date_time: sel & 0x10 != 0,
