@@ -214,7 +214,8 @@ fn query_seeds() {
         "1.2.840.10008.1.2.1",
         "1.2.840.10008.1.2.2",
     ];
-    let seeds: Vec<(&str, u8, Vec<(&str, &str)>)> = vec![
+    type Seed<'a> = (&'a str, u8, Vec<(&'a str, &'a str)>);
+    let seeds: Vec<Seed> = vec![
         (
             "study_root_study_wildcard_range",
             0x20 + 4 + 1,

@@ -192,6 +192,10 @@ fn time_and_datetime_range_matching() {
     assert!(dt("20060705-0500-20060706-0500", "20060706120000-0500"));
 }
 
+fn at<'a>(d: &'a str, t: &'a str) -> [(&'static str, &'a str); 2] {
+    [("StudyDate", d), ("StudyTime", t)]
+}
+
 #[test]
 fn combined_date_time_range_matching() {
     // PS3.4 C.2.2.2.5: Study Date 20060705-20060707 and Study Time 1000-1800 are 2006-07-05
@@ -204,9 +208,6 @@ fn combined_date_time_range_matching() {
         combined_date_time: true,
         ..FindOptions::default()
     };
-    fn at<'a>(d: &'a str, t: &'a str) -> [(&'static str, &'a str); 2] {
-        [("StudyDate", d), ("StudyTime", t)]
-    }
     assert!(m_opts(&q, &at("20060706", "0800"), &combined));
     assert!(!m(&q, &at("20060706", "0800")));
     assert!(!m_opts(&q, &at("20060705", "0900"), &combined));

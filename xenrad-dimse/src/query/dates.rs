@@ -66,8 +66,8 @@ pub(crate) fn parse_tm(s: &str) -> Option<(u64, u64)> {
         return None;
     }
     let h = digits(&main[..2])?;
-    let m = main.get(2..4).map(digits).unwrap_or(Some(0))?;
-    let sec = main.get(4..6).map(digits).unwrap_or(Some(0))?;
+    let m = main.get(2..4).map_or(Some(0), digits)?;
+    let sec = main.get(4..6).map_or(Some(0), digits)?;
     if h > 23 || m > 59 || sec > 60 {
         return None;
     }

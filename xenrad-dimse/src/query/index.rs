@@ -35,15 +35,20 @@ pub(crate) fn level_of(tag: Tag) -> Level {
         Tag(0x0010, 0x1010 | 0x1020 | 0x1030 | 0x2180 | 0x21B0 | 0x2000 | 0x21A0 | 0x21C0) => {
             Level::Study
         }
-        Tag(0x0010, _) => Level::Patient,
-        // Number of Patient Related Studies/Series/Instances (PS3.4 C.6.1.1.2).
-        Tag(0x0020, 0x1200 | 0x1202 | 0x1204) => Level::Patient,
-        Tag(0x0008, 0x0020 | 0x0030 | 0x0050 | 0x0051 | 0x0061 | 0x0062 | 0x0090 | 0x1030)
-        | Tag(0x0008, 0x1032 | 0x1048 | 0x1060 | 0x1080 | 0x1110 | 0x1120)
+        // Patient module, and Number of Patient Related Studies/Series/Instances (PS3.4 C.6.1.1.2).
+        Tag(0x0010, _) | Tag(0x0020, 0x1200 | 0x1202 | 0x1204) => Level::Patient,
+        Tag(
+            0x0008,
+            0x0020 | 0x0030 | 0x0050 | 0x0051 | 0x0061 | 0x0062 | 0x0090 | 0x1030 | 0x1032 | 0x1048
+            | 0x1060 | 0x1080 | 0x1110 | 0x1120,
+        )
         | Tag(0x0020, 0x000D | 0x0010 | 0x1070 | 0x1206 | 0x1208)
         | Tag(0x0032, 0x1032 | 0x1033 | 0x1060 | 0x4000) => Level::Study,
-        Tag(0x0008, 0x0021 | 0x0031 | 0x0060 | 0x0070 | 0x0080 | 0x103E | 0x1010 | 0x1040)
-        | Tag(0x0008, 0x1050 | 0x1070 | 0x1090 | 0x1111)
+        Tag(
+            0x0008,
+            0x0021 | 0x0031 | 0x0060 | 0x0070 | 0x0080 | 0x103E | 0x1010 | 0x1040 | 0x1050 | 0x1070
+            | 0x1090 | 0x1111,
+        )
         | Tag(0x0018, 0x0015 | 0x1030)
         | Tag(0x0020, 0x000E | 0x0011 | 0x0052 | 0x0060 | 0x1209)
         | Tag(0x0040, 0x0244 | 0x0245 | 0x0253 | 0x0254 | 0x0275) => Level::Series,
@@ -647,8 +652,10 @@ impl QueryIndex {
                 continue;
             }
             if let Some(e) = identifier.get(unique(l)) {
-                let vals: Vec<String> =
-                    e.to_multi_str().map(|v| v.into_owned()).unwrap_or_default();
+                let vals: Vec<String> = e
+                    .to_multi_str()
+                    .map(std::borrow::Cow::into_owned)
+                    .unwrap_or_default();
                 // A retrieve's keys are literal values: no wild cards (PS3.4 C.4.2.2.1).
                 if vals.iter().any(|v| v.contains(['*', '?'])) {
                     return Err(QueryError::mismatch("wild card in a retrieve key").tag(unique(l)));

@@ -239,6 +239,9 @@ struct Key {
     m: M,
 }
 
+/// The query level and the level of each tag: keys below the level are not matched.
+pub(crate) type Restrict = (Level, fn(Tag) -> Level);
+
 /// A compiled identifier: its keys as matchers.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Compiled {
@@ -304,7 +307,7 @@ impl Compiled {
     pub(crate) fn new(
         id: &InMemDicomObject,
         opts: &FindOptions,
-        restrict: Option<(Level, fn(Tag) -> Level)>,
+        restrict: Option<Restrict>,
     ) -> Result<Compiled, QueryError> {
         Self::compile(id, opts, restrict, 0)
     }
@@ -312,7 +315,7 @@ impl Compiled {
     fn compile(
         id: &InMemDicomObject,
         opts: &FindOptions,
-        restrict: Option<(Level, fn(Tag) -> Level)>,
+        restrict: Option<Restrict>,
         depth: usize,
     ) -> Result<Compiled, QueryError> {
         let mut c = Compiled::default();
@@ -556,6 +559,8 @@ impl Key {
                     let v = fold_str(v, self.fold);
                     pats.iter().any(|p| match p {
                         Pattern::Exact(x) => *x == v,
+                        // Exact numeric equality is the single value rule for numbers.
+                        #[allow(clippy::float_cmp)]
                         Pattern::Number(n) => v.trim().parse::<f64>().is_ok_and(|x| x == *n),
                         Pattern::Glob(toks) => {
                             let chars: Vec<char> = v.chars().collect();
