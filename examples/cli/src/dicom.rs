@@ -10,7 +10,7 @@ use std::time::Instant;
 use bytes::Bytes;
 use xenrad_dimse::assoc::policy::{sop, ts};
 use xenrad_dimse::net::{ClientConfig, ScuAssociation, Server};
-use xenrad_dimse::scp::{Completed, ScpConfig, StoreOnly};
+use xenrad_dimse::scp::{Completed, ScpConfig};
 use xenrad_dimse::store::journal::JournalOptions;
 use xenrad_dimse::store::{FileSink, FsyncPolicy, parse_part10};
 
@@ -135,7 +135,7 @@ mod tls {
 }
 
 /// Connects to `addr` in the clear or with DICOM TLS per `t`.
-async fn connect(
+pub(crate) async fn connect(
     addr: &str,
     cfg: &ClientConfig,
     t: &TlsArgs,
@@ -190,9 +190,32 @@ pub enum Command {
         /// Only log association errors and failures.
         #[arg(long, short)]
         quiet: bool,
+        /// Answer C-FIND (Patient Root and Study Root, every level) over everything stored
+        /// in --out: indexed at start and as instances arrive.
+        #[arg(long)]
+        qr: bool,
+        /// Serve Modality Worklist C-FIND from the DICOM JSON (*.json) or Part 10 (*.wl,
+        /// *.dcm) files in this folder, as DCMTK's wlmscpfs does.
+        #[arg(long)]
+        worklist: Option<PathBuf>,
+        /// Most matches one C-FIND returns (then 0xA700).
+        #[arg(long)]
+        max_matches: Option<usize>,
         /// DICOM TLS.
         #[command(flatten)]
         tls: TlsArgs,
+    },
+    /// C-FIND SCU: prints each match as one DICOM JSON object per line (PS3.18 F.2).
+    Find {
+        /// Peer, information model, level and keys.
+        #[command(flatten)]
+        query: crate::dicom_query::QueryArgs,
+        /// Query the Modality Worklist Information Model (PS3.4 K.6) instead.
+        #[arg(long)]
+        worklist: bool,
+        /// Send C-CANCEL after this many matches (PS3.7 9.3.2.3).
+        #[arg(long)]
+        cancel_after: Option<usize>,
     },
     /// Sends C-ECHO requests on one association.
     Echo {
@@ -251,8 +274,17 @@ pub fn run(cmd: Command) -> CliResult {
                 fsync_per_file,
                 journal_mb,
                 quiet,
+                qr,
+                worklist,
+                max_matches,
                 tls,
             } => {
+                let query = Arc::new(crate::dicom_query::QueryServices::open(
+                    &out,
+                    qr,
+                    worklist.as_ref(),
+                    max_matches,
+                )?);
                 let policy = match (no_fsync, fsync_per_file) {
                     (true, _) => FsyncPolicy::None,
                     (_, true) => FsyncPolicy::Durable,
@@ -266,10 +298,16 @@ pub fn run(cmd: Command) -> CliResult {
                     max_associations,
                     (policy, journal_mb),
                     quiet,
+                    query,
                     &tls,
                 )
                 .await
             }
+            Command::Find {
+                query,
+                worklist,
+                cancel_after,
+            } => crate::dicom_query::find(&query, worklist, cancel_after).await,
             Command::Echo {
                 addr,
                 aet,
@@ -298,6 +336,7 @@ async fn scp(
     max_associations: usize,
     (fsync, journal_mb): (FsyncPolicy, u64),
     quiet: bool,
+    query: Arc<crate::dicom_query::QueryServices>,
     tls_args: &TlsArgs,
 ) -> CliResult {
     std::fs::create_dir_all(&out)?;
@@ -319,11 +358,13 @@ async fn scp(
     let mut policy = (*cfg.policy).clone();
     policy.ae_title = aet;
     policy.max_pdu = max_pdu;
+    policy.abstract_syntaxes.extend(query.sop_classes());
     cfg.policy = Arc::new(policy);
     cfg.max_associations = max_associations;
     let listener = tokio::net::TcpListener::bind(("0.0.0.0", port)).await?;
     eprintln!("xenrad dicom scp: listening on {}", listener.local_addr()?);
-    let mut server = Server::new(cfg, Arc::new(StoreOnly));
+    let handler = crate::dicom_query::ScpHandler { query };
+    let mut server = Server::new(cfg, Arc::new(handler));
     if tls_args.enabled() {
         server = server.with_tls(tls::acceptor(tls_args)?);
         eprintln!(

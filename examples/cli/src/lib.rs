@@ -5,6 +5,7 @@
 //! compile its HTTP server, SQLite store or OpenAPI dependencies.
 
 pub mod dicom;
+pub mod dicom_query;
 pub mod fhir;
 pub mod hl7;
 pub mod mllp;
