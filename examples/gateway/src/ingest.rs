@@ -554,47 +554,16 @@ fn mpps_err(e: impl std::fmt::Display) -> xenrad_mpps::StoreError {
     xenrad_mpps::StoreError(e.to_string())
 }
 
-fn dataset_json(ds: &xenrad_mpps::Dataset) -> serde_json::Value {
-    serde_json::from_slice(&xenrad_mpps::codec::dicom_json::encode_dataset(ds))
-        .unwrap_or(serde_json::Value::Null)
-}
-
-fn dataset_from(v: &serde_json::Value) -> Result<xenrad_mpps::Dataset, xenrad_mpps::StoreError> {
-    let limits = xenrad_mpps::Limits {
-        max_bytes: usize::MAX,
-        ..xenrad_mpps::Limits::default()
-    };
-    xenrad_mpps::codec::dicom_json::decode(v.to_string().as_bytes(), &limits).map_err(mpps_err)
-}
-
-impl MppsRecords<'_> {
-    fn encode(r: &xenrad_mpps::Record) -> String {
-        serde_json::json!({
-            "attributes": dataset_json(&r.attributes),
-            "create_request": dataset_json(&r.create_request),
-            "final_request": r.final_request.as_ref().map(dataset_json),
-        })
-        .to_string()
-    }
-}
-
 impl xenrad_mpps::Store for MppsRecords<'_> {
     fn load(&self, uid: &str) -> Result<Option<xenrad_mpps::Record>, xenrad_mpps::StoreError> {
         let Some((version, state)) = self.reader().mpps(uid).map_err(mpps_err)? else {
             return Ok(None);
         };
-        let v: serde_json::Value = serde_json::from_str(&state).map_err(mpps_err)?;
-        Ok(Some(xenrad_mpps::Record {
-            sop_instance_uid: uid.to_owned(),
-            attributes: dataset_from(&v["attributes"])?,
-            create_request: dataset_from(&v["create_request"])?,
-            final_request: if v["final_request"].is_null() {
-                None
-            } else {
-                Some(dataset_from(&v["final_request"])?)
-            },
-            version,
-        }))
+        // Read back under the limits its requests passed (`Mpps::new` applies the defaults).
+        let limits = xenrad_mpps::Limits::default();
+        xenrad_mpps::codec::record::decode(state.as_bytes(), uid, version, &limits)
+            .map(Some)
+            .map_err(mpps_err)
     }
 
     fn insert_new(
@@ -606,7 +575,7 @@ impl xenrad_mpps::Store for MppsRecords<'_> {
             .mpps_insert(
                 &record.sop_instance_uid,
                 record.version,
-                &Self::encode(&record),
+                &xenrad_mpps::codec::record::encode(&record),
             )
             .map_err(mpps_err)?;
         if inserted {
@@ -629,7 +598,7 @@ impl xenrad_mpps::Store for MppsRecords<'_> {
             .mpps_update(
                 &record.sop_instance_uid,
                 record.version,
-                &Self::encode(&record),
+                &xenrad_mpps::codec::record::encode(&record),
                 expected,
             )
             .map_err(mpps_err)?;

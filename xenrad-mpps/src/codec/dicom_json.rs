@@ -54,7 +54,7 @@ pub fn decode(body: &[u8], limits: &Limits) -> Result<Dataset, MppsError> {
 /// A JSON tree that borrows strings from the body (copies only where an escape forces one); much
 /// lighter than `serde_json::Value` (no per-key `String`, no `BTreeMap`), member order kept.
 #[derive(Debug)]
-enum J<'a> {
+pub(crate) enum J<'a> {
     Null,
     Bool,
     /// A number in serde_json's canonical text form.
@@ -65,16 +65,16 @@ enum J<'a> {
 }
 
 #[derive(Debug, Default)]
-struct Obj<'a>(Vec<(Cow<'a, str>, J<'a>)>);
+pub(crate) struct Obj<'a>(Vec<(Cow<'a, str>, J<'a>)>);
 
 impl<'a> Obj<'a> {
-    fn get(&self, key: &str) -> Option<&J<'a>> {
+    pub(crate) fn get(&self, key: &str) -> Option<&J<'a>> {
         self.0.iter().find(|(k, _)| k == key).map(|(_, v)| v)
     }
     fn contains_key(&self, key: &str) -> bool {
         self.get(key).is_some()
     }
-    fn keys(&self) -> impl Iterator<Item = &Cow<'a, str>> {
+    pub(crate) fn keys(&self) -> impl Iterator<Item = &Cow<'a, str>> {
         self.0.iter().map(|(k, _)| k)
     }
     fn has_duplicate_keys(&self) -> bool {
@@ -187,7 +187,7 @@ fn parse_tag(key: &str) -> Option<Tag> {
     Some(Tag(g, e))
 }
 
-fn decode_dataset(
+pub(crate) fn decode_dataset(
     v: &J<'_>,
     limits: &Limits,
     depth: usize,
@@ -405,7 +405,7 @@ fn push_json_str(out: &mut String, s: &str) {
     out.push_str(&serde_json::to_string(s).unwrap_or_default());
 }
 
-fn write_dataset(out: &mut String, ds: &Dataset) {
+pub(crate) fn write_dataset(out: &mut String, ds: &Dataset) {
     out.push('{');
     for (i, (tag, el)) in ds.iter().enumerate() {
         if i > 0 {

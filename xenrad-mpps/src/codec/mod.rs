@@ -1,8 +1,10 @@
 //! The three wire formats mapped onto the same attribute list ([`crate::dataset::Dataset`]):
-//! the seed's simple JSON, DICOM JSON (PS3.18 Annex F.2) and the DIMSE dataset (PS3.5 §7).
+//! the seed's simple JSON, DICOM JSON (PS3.18 Annex F.2) and the DIMSE dataset (PS3.5 §7);
+//! plus [`record`], the storage form of a [`crate::Record`].
 
 pub mod dicom_json;
 pub mod dimse;
+pub mod record;
 pub mod seed;
 
 /// Size and nesting limits applied by the decoders (explicit and configurable).
