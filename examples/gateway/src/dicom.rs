@@ -173,7 +173,13 @@ impl GatewayScp {
             .map(|u| u.trim_end_matches('\0').to_owned())
         {
             Some(u) if !u.is_empty() => (u, false),
-            _ if create => (new_uid(), true),
+            _ if create => match new_uid() {
+                Ok(u) => (u, true),
+                Err(e) => {
+                    tracing::error!(error = %e, "no OS randomness for a new SOP Instance UID");
+                    return NResponse::status(status::PROCESSING_FAILURE);
+                }
+            },
             _ => return NResponse::status(status::PROCESSING_FAILURE),
         };
         let data = req.dataset.to_vec();
@@ -218,14 +224,15 @@ impl GatewayScp {
     }
 }
 
-/// A fresh UID under the UUID-derived root 2.25 (PS3.5 §B.2).
-fn new_uid() -> String {
+/// A fresh UID under the UUID-derived root 2.25 (PS3.5 §B.2) from a version 4 (random) UUID
+/// (RFC 9562 §5.4: 122 bits from the OS random source, version and variant bits set). No
+/// fallback: without OS randomness there is no UID, and the caller answers a failure.
+fn new_uid() -> Result<String, getrandom::Error> {
     let mut raw = [0u8; 16];
-    if let Ok(mut f) = std::fs::File::open("/dev/urandom") {
-        use std::io::Read;
-        let _ = f.read_exact(&mut raw);
-    }
-    xenrad_mpps::uid::uuid_uid(u128::from_be_bytes(raw))
+    getrandom::fill(&mut raw)?;
+    raw[6] = (raw[6] & 0x0f) | 0x40; // version 4
+    raw[8] = (raw[8] & 0x3f) | 0x80; // variant 10xx
+    Ok(xenrad_mpps::uid::uuid_uid(u128::from_be_bytes(raw)))
 }
 
 /// Builds the SCP server for the gateway's configuration.
@@ -253,4 +260,19 @@ pub fn server(gw: Gateway) -> std::io::Result<xenrad_dimse::net::Server> {
         cfg,
         Arc::new(GatewayScp { gw }),
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn new_uids_are_valid_distinct_v4_uuid_uids() {
+        let (a, b) = (super::new_uid().unwrap(), super::new_uid().unwrap());
+        assert_ne!(a, b);
+        for u in [a, b] {
+            assert_eq!(xenrad_mpps::uid::validate_uid(&u), Ok(()));
+            let n: u128 = u.strip_prefix("2.25.").unwrap().parse().unwrap();
+            assert_eq!((n >> 76) & 0xf, 4, "version nibble of {u}");
+            assert_eq!((n >> 62) & 0b11, 0b10, "variant bits of {u}");
+        }
+    }
 }

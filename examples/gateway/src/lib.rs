@@ -268,10 +268,7 @@ fn generated_key(dir: &Path) -> std::io::Result<String> {
     }
     std::fs::create_dir_all(dir)?;
     let mut raw = [0u8; 24];
-    {
-        use std::io::Read;
-        std::fs::File::open("/dev/urandom")?.read_exact(&mut raw)?;
-    }
+    getrandom::fill(&mut raw).map_err(std::io::Error::other)?;
     let key = raw.iter().fold(String::with_capacity(48), |mut k, b| {
         use std::fmt::Write as _;
         let _ = write!(k, "{b:02x}");
