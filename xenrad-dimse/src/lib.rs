@@ -14,6 +14,7 @@
 //! - `net` (feature `tokio`): TCP server and client over the layers above.
 //! - [`query`] (feature `qr`, default): C-FIND identifiers and matching, the Q/R instance
 //!   index, Modality Worklist.
+#![deny(missing_docs)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 #![allow(clippy::many_single_char_names)]
 
@@ -28,6 +29,7 @@ pub mod scp;
 pub mod store;
 
 /// Fuzzing entry points shared by `fuzz/` targets and corpus-replay tests.
+#[cfg(any(fuzzing, feature = "fuzzing"))]
 #[doc(hidden)]
 pub mod fuzzing {
     /// Fuzz entry point `pdu`: frames the input with a small-limit reader, parses every

@@ -1,4 +1,5 @@
 //! Replays every committed fuzz seed through the same functions the fuzz targets call.
+#![cfg(feature = "fuzzing")]
 #![allow(clippy::many_single_char_names)]
 
 fn replay(target: &str, f: fn(&[u8])) {

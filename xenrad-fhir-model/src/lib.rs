@@ -21,6 +21,8 @@
 //!
 //! Layers (one module each): `generated` (tables) → [`schema`] (descriptor types) → [`json`]
 //! (borrowed lexer) → [`model`] → `read`/`write` → [`validate`](mod@validate) → gateway helpers.
+#![cfg_attr(docsrs, feature(doc_cfg))]
+#![deny(missing_docs)]
 
 pub mod builders;
 pub mod bundle;
@@ -48,6 +50,7 @@ pub use validate::validate;
 pub use write::{to_json, to_json_pretty, write_node, write_resource};
 
 /// Fuzzing entry points shared by `fuzz/` targets and corpus-replay tests.
+#[cfg(any(fuzzing, feature = "fuzzing"))]
 #[doc(hidden)]
 pub mod fuzzing {
     /// Reads any bytes as a resource in strict and lenient mode; whatever reads must write back

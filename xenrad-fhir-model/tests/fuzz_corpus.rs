@@ -1,5 +1,6 @@
 //! Replays every seed of `fuzz/corpus/fhir_json/` through the fuzz entry point, and checks what
 //! the seeds are meant to exercise.
+#![cfg(feature = "fuzzing")]
 
 use std::path::PathBuf;
 

@@ -173,6 +173,7 @@ proptest! {
         prop_assert_eq!(walked, common::count_values(&r.node));
     }
 
+    #[cfg(feature = "fuzzing")]
     #[test]
     fn arbitrary_bytes_never_panic(data in proptest::collection::vec(any::<u8>(), 0..512)) {
         xenrad_fhir_model::fuzzing::json(&data);

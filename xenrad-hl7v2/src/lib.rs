@@ -21,6 +21,8 @@
 //! Layers: [`parse`] (scanner, index, borrowed views), [`escape`] and [`charset`] (text
 //! decoding), [`path`] (Terser paths), [`encode`] (owned model, encoder, ACKs), [`batch`]
 //! (FHS/BHS envelopes), [`validate`] (v2.5.1 structure and data type rules).
+#![cfg_attr(docsrs, feature(doc_cfg))]
+#![deny(missing_docs)]
 
 pub mod batch;
 pub mod charset;
@@ -43,6 +45,7 @@ pub use path::{Path, PathError};
 
 /// Fuzzing entry points shared by `fuzz/` targets and corpus-replay tests. Each must never
 /// panic on any input.
+#[cfg(any(fuzzing, feature = "fuzzing"))]
 #[doc(hidden)]
 pub mod fuzzing {
     use crate::{Message, ParseOptions, Terminators};

@@ -1,5 +1,6 @@
 //! Replays every committed fuzz seed and crash input through the same `fuzzing::` functions
 //! the fuzz targets call.
+#![cfg(feature = "fuzzing")]
 
 use std::path::PathBuf;
 

@@ -30,6 +30,8 @@
 //! let ack = xenrad_hl7v3::accept_ack(h, xenrad_hl7v3::Outcome::Accept, None).unwrap();
 //! assert!(xenrad_hl7v3::strict(ack.as_bytes()).unwrap().header().interaction == "MCCI_IN000002UV01");
 //! ```
+#![cfg_attr(docsrs, feature(doc_cfg))]
+#![deny(missing_docs)]
 
 pub mod encode;
 pub mod error;
@@ -53,6 +55,7 @@ pub use xml::{Document, Element, Limits, Tokenizer};
 pub struct ReadmeDoctests;
 
 /// Fuzzing entry points shared by `fuzz/` targets and corpus-replay tests.
+#[cfg(any(fuzzing, feature = "fuzzing"))]
 #[doc(hidden)]
 pub mod fuzzing {
     /// Fuzz entry point `strict`: the fast header pass, the strict pass on both tokenizers

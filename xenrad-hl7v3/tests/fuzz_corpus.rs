@@ -1,5 +1,6 @@
 //! Replays every seed of `fuzz/corpus/hl7v3_strict/` through the fuzz entry point, and checks
 //! that the strict pass accepts exactly the seeds not named `bad_*`.
+#![cfg(feature = "fuzzing")]
 
 use std::path::Path;
 

@@ -33,6 +33,8 @@
 //! }
 //! assert_eq!(ids, [b"1".to_vec(), b"2".to_vec()]);
 //! ```
+#![cfg_attr(docsrs, feature(doc_cfg))]
+#![deny(missing_docs)]
 
 pub mod decoder;
 pub mod encoder;
@@ -57,6 +59,7 @@ pub use error::{DecodeError, EncodeError};
 pub use frame::Frame;
 
 /// Fuzzing entry points shared by `fuzz/` targets and corpus-replay tests.
+#[cfg(any(fuzzing, feature = "fuzzing"))]
 #[doc(hidden)]
 pub mod fuzzing {
     use crate::{DecodeError, Decoder, DecoderConfig, DecoderStats, Encoder, Frame};

@@ -1,5 +1,7 @@
 //! Decoder and encoder behaviour: framing rules, garbage, limits, release 2 blocks, and
 //! property tests over every split point of generated streams.
+// The split-independence harness (`fuzzing::run`) is the fuzz target's: feature `fuzzing`.
+#![cfg(feature = "fuzzing")]
 
 use bytes::{Bytes, BytesMut};
 use proptest::prelude::*;

@@ -1,4 +1,5 @@
 //! Replays every committed seed of `fuzz/corpus/mllp_decode/` through the fuzz entry point.
+#![cfg(feature = "fuzzing")]
 
 use std::path::Path;
 

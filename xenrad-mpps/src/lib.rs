@@ -39,6 +39,8 @@
 //! assert_eq!(rsp.status, 0x0121);
 //! assert_eq!(rsp.offending_attribute, Some(xenrad_mpps::tags::PPS_END_DATE));
 //! ```
+#![cfg_attr(docsrs, feature(doc_cfg))]
+#![deny(missing_docs)]
 
 pub mod attributes;
 pub mod codec;
@@ -50,6 +52,7 @@ pub mod state;
 pub mod store;
 pub mod uid;
 
+#[cfg(any(fuzzing, feature = "fuzzing"))]
 #[doc(hidden)]
 pub mod fuzzing;
 

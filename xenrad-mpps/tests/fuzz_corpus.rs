@@ -1,4 +1,5 @@
 //! Replays every committed seed of `fuzz/corpus/mpps_json/` through the fuzz entry point.
+#![cfg(feature = "fuzzing")]
 
 use std::path::Path;
 
