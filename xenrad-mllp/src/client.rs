@@ -146,11 +146,12 @@ pub enum ClientError {
     #[error("connection closed before the acknowledgement")]
     Closed,
     /// Every attempt failed; holds the last failure.
-    #[error("gave up after {attempts} attempts: {last}")]
+    #[error("gave up after {attempts} attempts")]
     GaveUp {
         /// Attempts made.
         attempts: u32,
-        /// The last failure.
+        /// The last failure (also the [`source`](std::error::Error::source)).
+        #[source]
         last: Box<ClientError>,
     },
 }

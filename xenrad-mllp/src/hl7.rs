@@ -54,10 +54,48 @@ pub enum Stored {
     Duplicate,
 }
 
-/// A storage failure; the message is acknowledged with `AE`/`CE` and should be resent.
+/// A storage failure; the message is acknowledged with `AE`/`CE` and should be resent. Keeps
+/// the underlying error, if any, as its [`source`](std::error::Error::source).
+///
+/// ```
+/// use std::error::Error as _;
+/// let e = xenrad_mllp::hl7::StoreError::with_source("append", std::io::Error::other("disk full"));
+/// assert_eq!(e.to_string(), "message store: append");
+/// assert_eq!(e.source().unwrap().to_string(), "disk full");
+/// ```
 #[derive(Debug, thiserror::Error)]
-#[error("message store: {0}")]
-pub struct StoreError(pub String);
+#[error("message store: {message}")]
+pub struct StoreError {
+    message: String,
+    #[source]
+    source: Option<Box<dyn std::error::Error + Send + Sync>>,
+}
+
+impl StoreError {
+    /// A failure described by `message` alone.
+    pub fn new(message: impl Into<String>) -> Self {
+        Self {
+            message: message.into(),
+            source: None,
+        }
+    }
+
+    /// A failure described by `message`, caused by `source`.
+    pub fn with_source(
+        message: impl Into<String>,
+        source: impl std::error::Error + Send + Sync + 'static,
+    ) -> Self {
+        Self {
+            message: message.into(),
+            source: Some(Box::new(source)),
+        }
+    }
+
+    /// The message (without the cause).
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+}
 
 /// Where accepted messages go. Return only once the message is as durable as the
 /// acknowledgement you want to give: the ACK is sent right after `store` returns.

@@ -121,7 +121,7 @@ struct FailingStore;
 
 impl MessageStore for FailingStore {
     async fn store(&self, _key: &MessageKey, _msg: Bytes) -> Result<Stored, StoreError> {
-        Err(StoreError("disk full".into()))
+        Err(StoreError::new("disk full"))
     }
 }
 

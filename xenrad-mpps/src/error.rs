@@ -44,13 +44,24 @@ pub enum ErrorKind {
     Storage,
 }
 
-/// An MPPS error: kind, offending attribute (tag path) and a human-readable message.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// An MPPS error: kind, offending attribute (tag path), a human-readable message and, for
+/// [`ErrorKind::Storage`], the store's error as its [`source`](std::error::Error::source).
+#[derive(Debug, Clone)]
 pub struct MppsError {
     kind: ErrorKind,
     path: Vec<Tag>,
     message: String,
+    source: Option<crate::store::StoreError>,
 }
+
+/// Equal when kind, path and message are (the cause is not compared).
+impl PartialEq for MppsError {
+    fn eq(&self, other: &Self) -> bool {
+        (self.kind, &self.path, &self.message) == (other.kind, &other.path, &other.message)
+    }
+}
+
+impl Eq for MppsError {}
 
 impl MppsError {
     /// Builds an error of `kind` with a message.
@@ -59,6 +70,17 @@ impl MppsError {
             kind,
             path: Vec::new(),
             message: message.into(),
+            source: None,
+        }
+    }
+
+    /// A [`ErrorKind::Storage`] error caused by `e` (kept as the [`source`](std::error::Error::source)).
+    pub fn storage(e: crate::store::StoreError) -> Self {
+        Self {
+            kind: ErrorKind::Storage,
+            path: Vec::new(),
+            message: e.to_string(),
+            source: Some(e),
         }
     }
 
@@ -68,6 +90,7 @@ impl MppsError {
             kind,
             path: path.to_vec(),
             message: message.into(),
+            source: None,
         }
     }
 
@@ -147,7 +170,13 @@ impl fmt::Display for MppsError {
     }
 }
 
-impl std::error::Error for MppsError {}
+impl std::error::Error for MppsError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.source
+            .as_ref()
+            .map(|e| e as &(dyn std::error::Error + 'static))
+    }
+}
 
 #[cfg(test)]
 mod tests {

@@ -374,9 +374,8 @@ impl<S: Store> Mpps<S> {
     }
 }
 
-#[allow(clippy::needless_pass_by_value)] // used as `map_err(storage)`
 fn storage(e: crate::store::StoreError) -> MppsError {
-    MppsError::new(ErrorKind::Storage, e.to_string())
+    MppsError::storage(e)
 }
 
 fn no_such(uid: &str) -> MppsError {

@@ -24,10 +24,58 @@ pub struct Record {
     pub version: u64,
 }
 
-/// A storage failure (I/O, serialization, …) reported by a [`Store`] implementation.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("MPPS store failure: {0}")]
-pub struct StoreError(pub String);
+/// A storage failure (I/O, serialization, …) reported by a [`Store`] implementation: a message
+/// and, when there is one, the underlying error ([`std::error::Error::source`]).
+///
+/// ```
+/// use std::error::Error as _;
+/// let io = std::io::Error::other("disk full");
+/// let e = xenrad_mpps::StoreError::with_source("writing the record", io);
+/// assert_eq!(e.to_string(), "MPPS store failure: writing the record");
+/// assert_eq!(e.source().unwrap().to_string(), "disk full");
+/// ```
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("MPPS store failure: {message}")]
+pub struct StoreError {
+    message: String,
+    #[source]
+    source: Option<std::sync::Arc<dyn std::error::Error + Send + Sync>>,
+}
+
+impl StoreError {
+    /// A failure described by `message` alone.
+    pub fn new(message: impl Into<String>) -> Self {
+        Self {
+            message: message.into(),
+            source: None,
+        }
+    }
+
+    /// A failure described by `message`, caused by `source`.
+    pub fn with_source(
+        message: impl Into<String>,
+        source: impl std::error::Error + Send + Sync + 'static,
+    ) -> Self {
+        Self {
+            message: message.into(),
+            source: Some(std::sync::Arc::new(source)),
+        }
+    }
+
+    /// The message (without the cause).
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+}
+
+/// Equal when the messages are (the cause is not compared).
+impl PartialEq for StoreError {
+    fn eq(&self, other: &Self) -> bool {
+        self.message == other.message
+    }
+}
+
+impl Eq for StoreError {}
 
 /// Result of [`Store::insert_new`].
 #[derive(Debug, Clone, PartialEq)]

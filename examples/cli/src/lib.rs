@@ -27,6 +27,18 @@ pub fn read_input(path: &std::path::Path) -> std::io::Result<Vec<u8>> {
     }
 }
 
+/// An error and its causes (the `source()` chain), `: `-separated: what the tool prints.
+pub fn with_causes(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut out = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        out.push_str(": ");
+        out.push_str(&c.to_string());
+        cause = c.source();
+    }
+    out
+}
+
 /// The README's code examples, compiled and run as doc tests.
 #[cfg(doctest)]
 #[doc = include_str!("../../../README.md")]

@@ -216,7 +216,11 @@ async fn send(addr: &str, files: &[PathBuf], timeout: u64, quiet: bool) -> CliRe
             }
             Err(e) => {
                 failed += 1;
-                writeln!(stdout, "{file}#{i}\tERROR\t{id}\t{e}")?;
+                writeln!(
+                    stdout,
+                    "{file}#{i}\tERROR\t{id}\t{}",
+                    super::with_causes(&e)
+                )?;
             }
         }
         progress.tick(n + 1);
@@ -258,16 +262,17 @@ impl MessageStore for DirStore {
             f.sync_all()
         })
         .await;
+        // Not stored: forget the key so the sender's resend is stored.
+        let forget = || self.seen.lock().expect("lock").remove(key);
         match written {
             Ok(Ok(())) => Ok(Stored::New),
-            other => {
-                // Not stored: forget the key so the sender's resend is stored.
-                self.seen.lock().expect("lock").remove(key);
-                let why = match other {
-                    Ok(Err(e)) => e.to_string(),
-                    _ => "store task failed".to_owned(),
-                };
-                Err(StoreError(why))
+            Ok(Err(e)) => {
+                forget();
+                Err(StoreError::with_source("writing the message file", e))
+            }
+            Err(e) => {
+                forget();
+                Err(StoreError::with_source("store task failed", e))
             }
         }
     }

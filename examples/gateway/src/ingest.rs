@@ -545,13 +545,14 @@ impl MppsRecords<'_> {
     fn writer(&self) -> Result<&dyn WriteTx, xenrad_mpps::StoreError> {
         match self {
             MppsRecords::Write(w) => Ok(*w),
-            MppsRecords::Read(_) => Err(mpps_err("read-only snapshot")),
+            MppsRecords::Read(_) => Err(xenrad_mpps::StoreError::new("read-only snapshot")),
         }
     }
 }
 
-fn mpps_err(e: impl std::fmt::Display) -> xenrad_mpps::StoreError {
-    xenrad_mpps::StoreError(e.to_string())
+/// A store failure that keeps its cause.
+fn mpps_err(e: impl std::error::Error + Send + Sync + 'static) -> xenrad_mpps::StoreError {
+    xenrad_mpps::StoreError::with_source(e.to_string(), e)
 }
 
 impl xenrad_mpps::Store for MppsRecords<'_> {
@@ -583,7 +584,7 @@ impl xenrad_mpps::Store for MppsRecords<'_> {
         } else {
             let existing = self
                 .load(&record.sop_instance_uid)?
-                .ok_or_else(|| mpps_err("record vanished"))?;
+                .ok_or_else(|| xenrad_mpps::StoreError::new("record vanished"))?;
             Ok(xenrad_mpps::store::Insert::Exists(existing))
         }
     }

@@ -51,7 +51,7 @@ fn main() -> ExitCode {
     match result {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("xenrad: {e}");
+            eprintln!("xenrad: {}", cli::with_causes(&*e));
             ExitCode::from(2)
         }
     }

@@ -31,8 +31,20 @@ fn main() -> ExitCode {
     match rt.block_on(xenrad_gateway::run(config)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("xenrad-gateway: {e}");
+            eprintln!("xenrad-gateway: {}", with_causes(&*e));
             ExitCode::FAILURE
         }
     }
+}
+
+/// An error and its causes (`source()` chain), `: `-separated.
+fn with_causes(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut out = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        out.push_str(": ");
+        out.push_str(&c.to_string());
+        cause = c.source();
+    }
+    out
 }
