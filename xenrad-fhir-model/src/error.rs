@@ -3,6 +3,7 @@
 
 /// What went wrong.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum ErrorKind {
     /// Malformed JSON.
     #[error("JSON syntax: {0}")]

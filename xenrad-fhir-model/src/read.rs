@@ -24,6 +24,7 @@ pub enum UnknownPolicy {
 
 /// Limits and policies of the reader.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct ReadOptions {
     /// Unknown members.
     pub unknown: UnknownPolicy,

@@ -72,9 +72,10 @@ fn unknown_elements_strict_and_lenient() {
     let e = from_json(input).unwrap_err();
     assert_eq!(e.pointer, "/name/0/nickname");
     assert_eq!(e.kind, ErrorKind::UnknownElement("nickname".into()));
-    let opts = ReadOptions {
-        unknown: UnknownPolicy::Lenient,
-        ..ReadOptions::default()
+    let opts = {
+        let mut c = ReadOptions::default();
+        c.unknown = UnknownPolicy::Lenient;
+        c
     };
     let (r, issues) = from_json_with(input, &opts).unwrap();
     assert_eq!(issues.len(), 1);
@@ -148,17 +149,19 @@ fn depth_and_size_limits() {
     for _ in 0..200 {
         deep.push_str(r#"{"name":"a","part":["#);
     }
-    let opts = ReadOptions {
-        max_depth: 50,
-        ..ReadOptions::default()
+    let opts = {
+        let mut c = ReadOptions::default();
+        c.max_depth = 50;
+        c
     };
     assert_eq!(
         from_json_with(deep.as_bytes(), &opts).unwrap_err().kind,
         ErrorKind::TooDeep
     );
-    let opts = ReadOptions {
-        max_size: 10,
-        ..ReadOptions::default()
+    let opts = {
+        let mut c = ReadOptions::default();
+        c.max_size = 10;
+        c
     };
     assert_eq!(
         from_json_with(deep.as_bytes(), &opts).unwrap_err().kind,

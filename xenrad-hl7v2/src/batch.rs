@@ -52,6 +52,7 @@ impl<'a> Batch<'a> {
 
 /// Why a batch cannot be split.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum BatchError {
     /// A segment that is neither an envelope segment nor inside a message (no MSH before it).
     #[error("segment {segment:?} at byte {offset} is outside any message")]

@@ -7,6 +7,7 @@
 
 /// Why a path string is rejected.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum PathError {
     /// The segment ID is not three characters `[A-Z0-9]`.
     #[error("invalid segment ID in path {0:?}")]

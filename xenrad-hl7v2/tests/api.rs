@@ -88,9 +88,10 @@ fn charset_from_msh18() {
     let e = Message::parse(bad).unwrap_err();
     assert!(matches!(e.kind, ParseErrorKind::UnsupportedCharset(_)));
     assert_eq!(e.field, Some(18));
-    let opts = ParseOptions {
-        charset_aliases: vec![("EBCDIC".into(), encoding_rs::WINDOWS_1252)],
-        ..ParseOptions::default()
+    let opts = {
+        let mut c = ParseOptions::default();
+        c.charset_aliases = vec![("EBCDIC".into(), encoding_rs::WINDOWS_1252)];
+        c
     };
     assert!(Message::parse_with(bad, &opts).is_ok());
 }
@@ -112,9 +113,10 @@ fn terminators() {
     let m = Message::parse(lf).unwrap();
     assert_eq!(m.segment_count(), 3);
     assert_eq!(m.get("PV1-2").as_deref(), Some("O"));
-    let strict = ParseOptions {
-        terminators: Terminators::CrOnly,
-        ..ParseOptions::default()
+    let strict = {
+        let mut c = ParseOptions::default();
+        c.terminators = Terminators::CrOnly;
+        c
     };
     // With CR only, LF is data: the segment after the first LF is glued into MSH-12.
     let m =
@@ -148,17 +150,19 @@ fn errors_carry_positions() {
     assert!(e.to_string().contains("byte 17"));
     let e = Message::parse(b"MSH|^~\\&|A\rMSH|^~\\&|B\r").unwrap_err();
     assert_eq!(e.kind, ParseErrorKind::SecondMsh);
-    let small = ParseOptions {
-        max_len: 10,
-        ..ParseOptions::default()
+    let small = {
+        let mut c = ParseOptions::default();
+        c.max_len = 10;
+        c
     };
     assert!(matches!(
         Message::parse_with(ORM, &small).unwrap_err().kind,
         ParseErrorKind::TooLarge { .. }
     ));
-    let few = ParseOptions {
-        max_segments: 3,
-        ..ParseOptions::default()
+    let few = {
+        let mut c = ParseOptions::default();
+        c.max_segments = 3;
+        c
     };
     assert!(matches!(
         Message::parse_with(ORM, &few).unwrap_err().kind,
@@ -333,12 +337,13 @@ PID|1||1^^^H^MR||\\M2442\\;3ED\\C2842\\^\\M2442\\B@O:\\C2842\\~YAMADA^TARO\r";
     assert_eq!(m.get("PID-5-1").as_deref(), Some("山田"));
     assert_eq!(m.get("PID-5-2").as_deref(), Some("太郎"));
     assert_eq!(m.get("PID-5(2)-1").as_deref(), Some("YAMADA"));
-    let opts = ParseOptions {
-        escapes: EscapePolicy {
+    let opts = {
+        let mut c = ParseOptions::default();
+        c.escapes = EscapePolicy {
             charsets: CharsetEscapes::Preserve,
             ..EscapePolicy::default()
-        },
-        ..ParseOptions::default()
+        };
+        c
     };
     let m = Message::parse_with(raw, &opts).unwrap();
     assert_eq!(m.get("PID-5-1").as_deref(), Some("\\M2442\\;3ED\\C2842\\"));

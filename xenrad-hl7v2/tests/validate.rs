@@ -30,9 +30,10 @@ fn valid_orm_with_z_segment() {
     let r = validate(&m);
     assert_eq!(r.structure, Some("ORM_O01"));
     assert!(r.problems.is_empty(), "{:?}", r.problems);
-    let strict = ValidationOptions {
-        z_segments: ExtraSegments::Error,
-        ..ValidationOptions::default()
+    let strict = {
+        let mut c = ValidationOptions::default();
+        c.z_segments = ExtraSegments::Error;
+        c
     };
     let r = validate_with(&m, &strict);
     assert!(!r.is_valid());

@@ -123,12 +123,14 @@ fn structure_checked() {
 fn limits_enforced() {
     let deep = "<a>".repeat(300) + &"</a>".repeat(300);
     assert_eq!(err(&deep).kind, ErrorKind::Limit("element depth"));
-    let limits = Limits {
-        max_depth: 10,
-        max_attributes: 2,
-        max_bytes: 100,
-        max_nodes: 5,
-        max_namespaces: 2,
+    let limits = {
+        let mut c = Limits::default();
+        c.max_depth = 10;
+        c.max_attributes = 2;
+        c.max_bytes = 100;
+        c.max_nodes = 5;
+        c.max_namespaces = 2;
+        c
     };
     let ok = "<a><a><a/></a></a>";
     assert!(strict_with(ok.as_bytes(), &limits).is_ok());
@@ -180,9 +182,10 @@ fn mixed_content_and_positions() {
 
 #[test]
 fn many_attributes_checked_for_duplicates() {
-    let limits = Limits {
-        max_attributes: 20_000,
-        ..Limits::default()
+    let limits = {
+        let mut c = Limits::default();
+        c.max_attributes = 20_000;
+        c
     };
     let mut tag = String::from("<r xmlns:p='urn:p' xmlns:q='urn:p'");
     for i in 0..5000 {

@@ -27,6 +27,7 @@ use crate::{DecodeError, Decoder, DecoderConfig, EncodeError, Encoder, Frame, pe
 
 /// Client timeouts and retry policy.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct ClientConfig {
     /// Frame size limit for ACKs and outgoing messages.
     pub decoder: DecoderConfig,
@@ -126,6 +127,7 @@ impl Response {
 
 /// Why a message was not acknowledged.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum ClientError {
     /// The message has no MSH-10 to match an ACK against.
     #[error("message has no MSH-10 control id")]

@@ -27,6 +27,7 @@ pub const DEFAULT_MAX_FRAME_SIZE: usize = 16 * 1024 * 1024;
 
 /// Decoder limits and tolerances.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct DecoderConfig {
     /// Largest accepted payload in bytes (framing bytes not included). Default 16 MiB.
     pub max_frame_size: usize,

@@ -4,6 +4,7 @@
 /// A framing error found while decoding. The decoder has already resynchronised when it
 /// returns one of these: call [`Decoder::decode`](crate::Decoder::decode) again to go on.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum DecodeError {
     /// A frame grew past the configured maximum payload size. Its bytes are discarded
     /// (never buffered past the limit) up to its end block or the next start block.
@@ -39,6 +40,7 @@ pub enum DecodeError {
 
 /// A payload that cannot be framed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum EncodeError {
     /// The payload contains a start block byte `0x0B`, which would open a new frame.
     #[error("payload contains a start block byte 0x0B at offset {offset}")]

@@ -54,6 +54,7 @@ use crate::{DecodeError, Decoder, DecoderConfig, Encoder, Frame};
 
 /// Listener limits and timeouts.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct ServerConfig {
     /// Frame size limit and tolerances.
     pub decoder: DecoderConfig,
@@ -290,6 +291,7 @@ impl<H: Handler> Handler for Arc<H> {
 
 /// Why a connection ended.
 #[derive(Debug)]
+#[non_exhaustive]
 pub enum ConnectionEnd {
     /// The peer closed its side after its last complete frame.
     PeerClosed,

@@ -40,10 +40,11 @@ async fn python_peers_against_our_listener() {
     let Some(py) = python() else { return };
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
-    let config = ServerConfig {
-        decoder: DecoderConfig::default().max_frame_size(64 * 1024),
-        frame_timeout: Some(Duration::from_millis(500)),
-        ..ServerConfig::default()
+    let config = {
+        let mut c = ServerConfig::default();
+        c.decoder = DecoderConfig::default().max_frame_size(64 * 1024);
+        c.frame_timeout = Some(Duration::from_millis(500));
+        c
     };
     let server = Server::new(Recorder::default(), config);
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();

@@ -137,10 +137,11 @@ async fn pipelined_frames_with_garbage_are_acked_in_order() {
 #[tokio::test]
 async fn batched_replies_keep_order_up_to_close_and_framing_errors() {
     for batch in [32, 1] {
-        let srv = start(ServerConfig {
-            max_batched_replies: batch,
-            decoder: DecoderConfig::default().max_frame_size(4096),
-            ..ServerConfig::default()
+        let srv = start({
+            let mut c = ServerConfig::default();
+            c.max_batched_replies = batch;
+            c.decoder = DecoderConfig::default().max_frame_size(4096);
+            c
         })
         .await;
         // Ten frames, CLOSE, five more that must not be handled.
@@ -195,9 +196,10 @@ async fn byte_by_byte_split_reads() {
 
 #[tokio::test]
 async fn oversized_frame_closes_only_that_connection() {
-    let config = ServerConfig {
-        decoder: DecoderConfig::default().max_frame_size(4096),
-        ..ServerConfig::default()
+    let config = {
+        let mut c = ServerConfig::default();
+        c.decoder = DecoderConfig::default().max_frame_size(4096);
+        c
     };
     let srv = start(config).await;
     let mut good = TcpStream::connect(srv.addr).await.unwrap();
@@ -220,9 +222,10 @@ async fn oversized_frame_closes_only_that_connection() {
 
 #[tokio::test]
 async fn oversized_frame_is_counted_and_reported() {
-    let config = ServerConfig {
-        decoder: DecoderConfig::default().max_frame_size(1000),
-        ..ServerConfig::default()
+    let config = {
+        let mut c = ServerConfig::default();
+        c.decoder = DecoderConfig::default().max_frame_size(1000);
+        c
     };
     let srv = start(config).await;
     let mut bad = TcpStream::connect(srv.addr).await.unwrap();
@@ -276,10 +279,11 @@ async fn half_closed_peer_still_gets_its_acks() {
 
 #[tokio::test]
 async fn stalled_frame_times_out_and_idle_connection_is_closed() {
-    let config = ServerConfig {
-        frame_timeout: Some(Duration::from_millis(200)),
-        idle_timeout: Some(Duration::from_millis(300)),
-        ..ServerConfig::default()
+    let config = {
+        let mut c = ServerConfig::default();
+        c.frame_timeout = Some(Duration::from_millis(200));
+        c.idle_timeout = Some(Duration::from_millis(300));
+        c
     };
     let srv = start(config).await;
     let mut slow = TcpStream::connect(srv.addr).await.unwrap();
@@ -300,9 +304,10 @@ async fn stalled_frame_times_out_and_idle_connection_is_closed() {
 /// limit is never cut off, even when frames follow each other without a pause.
 #[tokio::test]
 async fn frame_deadline_restarts_for_each_frame() {
-    let config = ServerConfig {
-        frame_timeout: Some(Duration::from_millis(1500)),
-        ..ServerConfig::default()
+    let config = {
+        let mut c = ServerConfig::default();
+        c.frame_timeout = Some(Duration::from_millis(1500));
+        c
     };
     let srv = start(config).await;
     let mut s = TcpStream::connect(srv.addr).await.unwrap();
@@ -325,9 +330,10 @@ async fn frame_deadline_restarts_for_each_frame() {
 
 #[tokio::test]
 async fn per_ip_limit_refuses_extra_connections() {
-    let config = ServerConfig {
-        max_connections_per_ip: 1,
-        ..ServerConfig::default()
+    let config = {
+        let mut c = ServerConfig::default();
+        c.max_connections_per_ip = 1;
+        c
     };
     let srv = start(config).await;
     let mut first = TcpStream::connect(srv.addr).await.unwrap();
@@ -442,9 +448,10 @@ async fn client_reconnects_after_peer_drops() {
         s.write_all(&out).await.unwrap();
         let _ = read_frames(&mut s, 1).await;
     });
-    let config = ClientConfig {
-        backoff_initial: Duration::from_millis(10),
-        ..ClientConfig::default()
+    let config = {
+        let mut c = ClientConfig::default();
+        c.backoff_initial = Duration::from_millis(10);
+        c
     };
     let mut client = Client::new(addr.to_string(), config);
     let r = client.send(&message("RETRY")).await.unwrap();
@@ -474,10 +481,11 @@ async fn client_gives_up_when_nobody_listens() {
         let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
         l.local_addr().unwrap()
     };
-    let config = ClientConfig {
-        max_attempts: 2,
-        backoff_initial: Duration::from_millis(1),
-        ..ClientConfig::default()
+    let config = {
+        let mut c = ClientConfig::default();
+        c.max_attempts = 2;
+        c.backoff_initial = Duration::from_millis(1);
+        c
     };
     let mut client = Client::new(addr.to_string(), config);
     let err = client.send(&message("X")).await.unwrap_err();

@@ -107,9 +107,10 @@ async fn mutual_tls_round_trip_and_refusals() {
     let pki = pki();
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    let config = ServerConfig {
-        handshake_timeout: Duration::from_millis(500),
-        ..ServerConfig::default()
+    let config = {
+        let mut c = ServerConfig::default();
+        c.handshake_timeout = Duration::from_millis(500);
+        c
     };
     let server = Server::new(Recorder::default(), config);
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
@@ -126,13 +127,11 @@ async fn mutual_tls_round_trip_and_refusals() {
     };
 
     // With a client certificate: messages are acknowledged, the handler sees the certificate.
-    let mut client = Client::new(
-        addr.to_string(),
-        ClientConfig {
-            tls: Some(tls_client(&pki, true)),
-            ..ClientConfig::default()
-        },
-    );
+    let mut client = Client::new(addr.to_string(), {
+        let mut c = ClientConfig::default();
+        c.tls = Some(tls_client(&pki, true));
+        c
+    });
     for i in 0..20 {
         let r = client.send(&message(&format!("TLS-{i}"))).await.unwrap();
         assert_eq!(r.control_id(), Some(format!("TLS-{i}").as_bytes()));
@@ -146,15 +145,13 @@ async fn mutual_tls_round_trip_and_refusals() {
     drop(client);
 
     // Without a client certificate: the handshake is refused, nothing reaches the handler.
-    let mut anonymous = Client::new(
-        addr.to_string(),
-        ClientConfig {
-            tls: Some(tls_client(&pki, false)),
-            max_attempts: 1,
-            ack_timeout: Duration::from_secs(5),
-            ..ClientConfig::default()
-        },
-    );
+    let mut anonymous = Client::new(addr.to_string(), {
+        let mut c = ClientConfig::default();
+        c.tls = Some(tls_client(&pki, false));
+        c.max_attempts = 1;
+        c.ack_timeout = Duration::from_secs(5);
+        c
+    });
     let err = anonymous.send(&message("ANON")).await.unwrap_err();
     assert!(
         matches!(err, ClientError::Io(_) | ClientError::Closed),
@@ -209,9 +206,10 @@ async fn python_ssl_client_with_and_without_client_certificate() {
 
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port().to_string();
-    let config = ServerConfig {
-        handshake_timeout: Duration::from_secs(5),
-        ..ServerConfig::default()
+    let config = {
+        let mut c = ServerConfig::default();
+        c.handshake_timeout = Duration::from_secs(5);
+        c
     };
     let server = Server::new(Recorder::default(), config);
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();

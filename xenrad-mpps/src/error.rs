@@ -23,6 +23,7 @@ pub const ERROR_ID_NO_LONGER_UPDATABLE: u16 = 0xA710;
 
 /// What went wrong, independent of the door the request came through.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum ErrorKind {
     /// The body is not well-formed (bad JSON, truncated dataset, wrong JSON shape, over a limit).
     Malformed,

@@ -68,13 +68,14 @@ pub fn run(cmd: Command) -> CliResult {
             pretty,
         } => {
             let data = read_input(&file)?;
-            let opts = ReadOptions {
-                unknown: if lenient {
+            let opts = {
+                let mut c = ReadOptions::default();
+                c.unknown = if lenient {
                     UnknownPolicy::Lenient
                 } else {
                     UnknownPolicy::Strict
-                },
-                ..ReadOptions::default()
+                };
+                c
             };
             match xenrad_fhir_model::from_json_with(&data, &opts) {
                 Ok((r, issues)) => {
@@ -94,9 +95,10 @@ pub fn run(cmd: Command) -> CliResult {
         }
         Command::Validate { file } => {
             let data = read_input(&file)?;
-            let opts = ReadOptions {
-                check_cardinality: false,
-                ..ReadOptions::default()
+            let opts = {
+                let mut c = ReadOptions::default();
+                c.check_cardinality = false;
+                c
             };
             let oo = match xenrad_fhir_model::from_json_with(&data, &opts) {
                 Ok((r, _)) => xenrad_fhir_model::validate(&r),

@@ -184,9 +184,10 @@ async fn send(addr: &str, files: &[PathBuf], timeout: u64, quiet: bool) -> CliRe
                 .map(|(i, m)| (f.display().to_string(), i + 1, m)),
         );
     }
-    let config = ClientConfig {
-        ack_timeout: Duration::from_secs(timeout),
-        ..ClientConfig::default()
+    let config = {
+        let mut c = ClientConfig::default();
+        c.ack_timeout = Duration::from_secs(timeout);
+        c
     };
     let mut client = Client::new(addr, config);
     let mut progress = Progress::new(messages.len());
@@ -348,9 +349,10 @@ async fn listen(
     }
     let listener = tokio::net::TcpListener::bind((host, port)).await?;
     eprintln!("listening on {}", listener.local_addr()?);
-    let config = ServerConfig {
-        decoder: DecoderConfig::default().max_frame_size(max_frame),
-        ..ServerConfig::default()
+    let config = {
+        let mut c = ServerConfig::default();
+        c.decoder = DecoderConfig::default().max_frame_size(max_frame);
+        c
     };
     match store {
         Some(dir) => {

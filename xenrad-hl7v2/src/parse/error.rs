@@ -4,6 +4,7 @@ use crate::delimiters::DelimiterError;
 
 /// What went wrong while indexing a message.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum ParseErrorKind {
     /// The input is empty (or only whitespace and framing bytes).
     Empty,

@@ -26,6 +26,7 @@ pub enum UnknownCharset {
 
 /// Options for [`Message::parse_with`](crate::Message::parse_with) and [`Parser`](crate::Parser).
 #[derive(Clone, Debug)]
+#[non_exhaustive]
 pub struct ParseOptions {
     /// Segment terminators accepted.
     pub terminators: Terminators,

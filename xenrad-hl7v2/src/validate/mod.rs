@@ -28,6 +28,7 @@ pub enum ExtraSegments {
 
 /// Validation options.
 #[derive(Clone, Debug)]
+#[non_exhaustive]
 pub struct ValidationOptions {
     /// Unknown (not in the structure, non-Z) segments.
     pub unknown_segments: ExtraSegments,

@@ -17,6 +17,7 @@ const FEW_ATTRIBUTES: usize = 8;
 
 /// Explicit bounds on what the strict pass accepts.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Limits {
     /// Largest accepted input in bytes.
     pub max_bytes: usize,

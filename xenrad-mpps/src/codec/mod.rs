@@ -9,6 +9,7 @@ pub mod seed;
 
 /// Size and nesting limits applied by the decoders (explicit and configurable).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Limits {
     /// Maximum body / dataset size in bytes (default 1 MiB).
     pub max_bytes: usize,
