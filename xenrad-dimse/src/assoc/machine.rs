@@ -570,21 +570,38 @@ impl Association {
     /// peer's maximum (PS3.8 annex D.1); data is sliced, not copied. Evt9: DT-1 in Sta6,
     /// AR-7 in Sta8; returns false (and queues nothing) in any other state.
     pub fn send_pdata(&mut self, pc_id: u8, is_command: bool, data: &Bytes) -> bool {
+        self.send_pdata_part(pc_id, is_command, data, true)
+    }
+
+    /// Like [`Association::send_pdata`] for one piece of a message part that is streamed in
+    /// pieces: only the last piece (`last`) sets the last-fragment bit of its final PDV
+    /// (PS3.8 E.2), so a data set can go out as it is read without being assembled first.
+    /// An empty non-last piece queues nothing.
+    pub fn send_pdata_part(
+        &mut self,
+        pc_id: u8,
+        is_command: bool,
+        data: &Bytes,
+        last: bool,
+    ) -> bool {
         if action(self.state, UlEvent::PDataRequest).is_none() {
             return false;
+        }
+        if data.is_empty() && !last {
+            return true;
         }
         let peer_max = self.negotiated.as_ref().map_or(0, |n| n.peer_max_pdu);
         let frag = encode::max_fragment(peer_max);
         let mut pos = 0;
         loop {
             let end = (pos + frag).min(data.len());
-            let last = end == data.len();
-            let hdr = encode::pdata_header(pc_id, is_command, last, (end - pos) as u32);
+            let at_end = end == data.len();
+            let hdr = encode::pdata_header(pc_id, is_command, at_end && last, (end - pos) as u32);
             self.queue(Bytes::copy_from_slice(&hdr));
             if end > pos {
                 self.queue(data.slice(pos..end));
             }
-            if last {
+            if at_end {
                 return true;
             }
             pos = end;
@@ -860,6 +877,14 @@ impl Association {
                 .sop_class_extended
                 .iter()
                 .map(|e| (e.sop_class_uid.to_string(), e.info.to_vec()))
+                .collect(),
+            // PS3.7 D.3.3.4: the acceptor's answer decides the roles.
+            requestor_scp_roles: ac
+                .user
+                .role_selections
+                .iter()
+                .filter(|r| r.scp_role)
+                .map(|r| r.sop_class_uid.to_string())
                 .collect(),
             ..Negotiated::default()
         };

@@ -92,7 +92,10 @@ pub struct AcceptorPolicy {
     pub transfer_syntaxes: Vec<String>,
     /// Our maximum length receivable for P-DATA-TF PDUs (PS3.8 D.1).
     pub max_pdu: u32,
-    /// Accept SCP/SCU role selection items (we accept the requestor as SCU, never as SCP).
+    /// Answer SCP/SCU role selection items (PS3.7 D.3.3.4): the requestor's SCU role is
+    /// accepted as proposed; its SCP role only for storage SOP classes (so that this SCP can
+    /// send the C-STORE sub-operations of a C-GET on the same association, PS3.4 C.4.3) and
+    /// for the Storage Commitment Push Model (N-EVENT-REPORT, PS3.4 J.3.3).
     pub answer_role_selection: bool,
     /// SOP Class Extended Negotiation answer (PS3.7 D.3.3.5) for storage SOP classes the
     /// requestor sent a sub-item for; `None`: no answer (the requestor then assumes no
@@ -158,6 +161,10 @@ pub struct Negotiated {
     pub user_identity_type: Option<u8>,
     /// SOP Class Extended Negotiation answers we sent, as (SOP class UID, information).
     pub extended: Vec<(String, Vec<u8>)>,
+    /// SOP classes for which the association requestor takes the SCP role, as accepted in
+    /// SCP/SCU role selection (PS3.7 D.3.3.4): e.g. the storage SOP classes a C-GET SCU
+    /// receives its instances in.
+    pub requestor_scp_roles: Vec<String>,
 }
 
 impl Negotiated {
@@ -170,6 +177,10 @@ impl Negotiated {
         self.contexts
             .iter()
             .find(|c| c.abstract_syntax == abstract_syntax)
+    }
+    /// True when the requestor accepted the SCP role for this SOP class (PS3.7 D.3.3.4).
+    pub fn requestor_is_scp(&self, sop_class_uid: &str) -> bool {
+        self.requestor_scp_roles.iter().any(|c| c == sop_class_uid)
     }
 }
 
@@ -242,6 +253,7 @@ impl AcceptorPolicy {
             user_identity_type: rq.user.user_identity_rq.map(|u| u.identity_type),
             contexts: Vec::new(),
             extended: Vec::new(),
+            requestor_scp_roles: Vec::new(),
         };
         let mut pcs = Vec::with_capacity(rq.presentation_contexts.len());
         for pc in &rq.presentation_contexts {
@@ -294,10 +306,18 @@ impl AcceptorPolicy {
                     .iter()
                     .any(|c| c.abstract_syntax == r.sop_class_uid)
                 {
+                    // The requestor as SCP: storage (C-GET sub-operations, PS3.4 C.4.3.1)
+                    // and storage commitment (N-EVENT-REPORT to it, PS3.4 J.3.3).
+                    let scp_role = r.scp_role
+                        && (r.sop_class_uid.starts_with(sop::STORAGE_PREFIX)
+                            || r.sop_class_uid == sop::STORAGE_COMMITMENT_PUSH);
+                    if scp_role {
+                        neg.requestor_scp_roles.push(r.sop_class_uid.to_string());
+                    }
                     user.role_selections.push(RoleSelection {
                         sop_class_uid: r.sop_class_uid,
                         scu_role: r.scu_role,
-                        scp_role: false,
+                        scp_role,
                     });
                 }
             }

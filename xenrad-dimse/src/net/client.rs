@@ -5,7 +5,8 @@ use crate::assoc::policy::{IMPLEMENTATION_CLASS_UID, IMPLEMENTATION_VERSION_NAME
 use crate::assoc::{Association, Event, Negotiated, Timeouts};
 use crate::dimse::{Assembler, Command, DimseEvent, field};
 use crate::pdu::{
-    AssociateRj, AssociateRq, DICOM_APPLICATION_CONTEXT, PresentationContextRq, UserInformation,
+    AssociateRj, AssociateRq, DICOM_APPLICATION_CONTEXT, PresentationContextRq, RoleSelection,
+    UserInformation,
 };
 use bytes::{Bytes, BytesMut};
 use std::time::Instant;
@@ -45,6 +46,22 @@ pub enum ClientError {
     /// The peer sent something we cannot use.
     #[error("protocol: {0}")]
     Protocol(String),
+    /// The peer answered a request with a failure status.
+    #[error("{operation} answered with status 0x{status:04X}{}", .comment.as_deref().map(|c| format!(" ({c})")).unwrap_or_default())]
+    Status {
+        /// The request ("N-ACTION", …).
+        operation: &'static str,
+        /// The status.
+        status: u16,
+        /// The Error Comment, if any.
+        comment: Option<String>,
+    },
+    /// A local file or data set could not be used (with its context).
+    #[error("{0}")]
+    Local(String),
+    /// No answer in time.
+    #[error("timed out waiting for {0}")]
+    TimedOut(&'static str),
 }
 
 /// A response: status, and data set if one came.
@@ -62,6 +79,30 @@ pub struct Response {
     pub error_comment: Option<String>,
     /// Sub-operation counts of a C-MOVE/C-GET response, if any.
     pub counts: Option<crate::scp::SubOperations>,
+}
+
+/// Largest response data set read into memory (identifiers, failed-UID lists, reports).
+const MAX_RESPONSE_DATASET: usize = 16 << 20;
+
+/// The response fields of a decoded command.
+fn response_of(c: &Command<'_>) -> Response {
+    let counts =
+        (c.completed.is_some() || c.failed.is_some() || c.remaining.is_some()).then(|| {
+            crate::scp::SubOperations {
+                remaining: c.remaining.unwrap_or(0),
+                completed: c.completed.unwrap_or(0),
+                failed: c.failed.unwrap_or(0),
+                warning: c.warning.unwrap_or(0),
+            }
+        });
+    Response {
+        status: c.status.unwrap_or(0xFFFF),
+        responded_to: c.responded_to,
+        sop_instance_uid: c.affected_sop_instance.map(str::to_string),
+        dataset: None,
+        error_comment: c.error_comment.map(str::to_string),
+        counts,
+    }
 }
 
 /// An established association as requestor.
@@ -100,8 +141,32 @@ impl ScuAssociation {
         Self::negotiate(Stream::ClientTls(Box::new(tls)), cfg).await
     }
 
+    /// Connects and negotiates, proposing SCP/SCU role selection (PS3.7 D.3.3.4) for each
+    /// `(SOP class, scu_role, scp_role)`: e.g. the storage SOP classes of a C-GET with
+    /// `scp_role` so the peer may send the instances on this association (PS3.4 C.4.3.1).
+    /// The accepted roles are in [`Negotiated::requestor_scp_roles`].
+    pub async fn connect_with_roles(
+        addr: impl ToSocketAddrs,
+        cfg: &ClientConfig,
+        roles: &[(String, bool, bool)],
+    ) -> Result<Self, ClientError> {
+        let stream = TcpStream::connect(addr).await?;
+        stream.set_nodelay(true)?;
+        Self::negotiate_with_roles(Stream::Plain(stream), cfg, roles).await
+    }
+
     /// Negotiates an association on an established [`Stream`].
     pub async fn negotiate(stream: Stream, cfg: &ClientConfig) -> Result<Self, ClientError> {
+        Self::negotiate_with_roles(stream, cfg, &[]).await
+    }
+
+    /// Negotiates on an established [`Stream`] with SCP/SCU role selection items (see
+    /// [`ScuAssociation::connect_with_roles`]).
+    pub async fn negotiate_with_roles(
+        stream: Stream,
+        cfg: &ClientConfig,
+        roles: &[(String, bool, bool)],
+    ) -> Result<Self, ClientError> {
         let pcs: Vec<PresentationContextRq<'_>> = cfg
             .contexts
             .iter()
@@ -122,6 +187,14 @@ impl ScuAssociation {
                 max_pdu_length: Some(cfg.max_pdu),
                 implementation_class_uid: Some(IMPLEMENTATION_CLASS_UID),
                 implementation_version_name: Some(IMPLEMENTATION_VERSION_NAME),
+                role_selections: roles
+                    .iter()
+                    .map(|(c, scu, scp)| RoleSelection {
+                        sop_class_uid: c,
+                        scu_role: *scu,
+                        scp_role: *scp,
+                    })
+                    .collect(),
                 ..UserInformation::default()
             },
         };
@@ -238,55 +311,19 @@ impl ScuAssociation {
         id
     }
 
-    /// Reads the next response message (command and its data set, if any).
-    async fn read_response(&mut self) -> Result<Response, ClientError> {
-        let mut rsp: Option<Response> = None;
-        let mut data = BytesMut::new();
+    /// The next assembled DIMSE message part (a command, or a data set fragment).
+    async fn next_dimse(&mut self) -> Result<DimseEvent, ClientError> {
         loop {
             match self.next_event().await? {
-                Event::Data(pdv) => match self
-                    .asm
-                    .push(pdv)
-                    .map_err(|e| ClientError::Protocol(e.to_string()))?
-                {
-                    Some(DimseEvent::Command { bytes, .. }) => {
-                        let c = Command::decode(&bytes)
-                            .map_err(|e| ClientError::Protocol(e.to_string()))?;
-                        let counts =
-                            (c.completed.is_some() || c.failed.is_some() || c.remaining.is_some())
-                                .then(|| crate::scp::SubOperations {
-                                    remaining: c.remaining.unwrap_or(0),
-                                    completed: c.completed.unwrap_or(0),
-                                    failed: c.failed.unwrap_or(0),
-                                    warning: c.warning.unwrap_or(0),
-                                });
-                        let r = Response {
-                            status: c.status.unwrap_or(0xFFFF),
-                            responded_to: c.responded_to,
-                            sop_instance_uid: c.affected_sop_instance.map(str::to_string),
-                            dataset: None,
-                            error_comment: c.error_comment.map(str::to_string),
-                            counts,
-                        };
-                        if !c.has_dataset {
-                            return Ok(r);
-                        }
-                        rsp = Some(r);
+                Event::Data(pdv) => {
+                    if let Some(m) = self
+                        .asm
+                        .push(pdv)
+                        .map_err(|e| ClientError::Protocol(e.to_string()))?
+                    {
+                        return Ok(m);
                     }
-                    Some(DimseEvent::Data { data: d, last, .. }) => {
-                        data.extend_from_slice(&d);
-                        if last {
-                            if let Some(mut r) = rsp.take() {
-                                r.dataset = Some(data.freeze());
-                                return Ok(r);
-                            }
-                            return Err(ClientError::Protocol(
-                                "data set without a response".into(),
-                            ));
-                        }
-                    }
-                    None => {}
-                },
+                }
                 Event::Closed => return Err(ClientError::Ended("closed".into())),
                 Event::PeerAborted(a) => {
                     return Err(ClientError::Ended(format!(
@@ -296,6 +333,55 @@ impl ScuAssociation {
                 }
                 Event::Aborted { detail, .. } => return Err(ClientError::Ended(detail)),
                 _ => {}
+            }
+        }
+    }
+
+    /// Reads the data set that follows a command, at most `max` bytes.
+    async fn read_dataset(&mut self, max: usize) -> Result<Bytes, ClientError> {
+        let mut data = BytesMut::new();
+        loop {
+            match self.next_dimse().await? {
+                DimseEvent::Data { data: d, last, .. } => {
+                    if data.len() + d.len() > max {
+                        return Err(ClientError::Protocol(format!(
+                            "data set larger than {max} bytes"
+                        )));
+                    }
+                    data.extend_from_slice(&d);
+                    if last {
+                        return Ok(data.freeze());
+                    }
+                }
+                DimseEvent::Command { .. } => {
+                    return Err(ClientError::Protocol(
+                        "command while a data set was expected".into(),
+                    ));
+                }
+            }
+        }
+    }
+
+    /// Reads the next response message (command and its data set, if any).
+    async fn read_response(&mut self) -> Result<Response, ClientError> {
+        match self.next_dimse().await? {
+            DimseEvent::Command { bytes, .. } => {
+                let c =
+                    Command::decode(&bytes).map_err(|e| ClientError::Protocol(e.to_string()))?;
+                if c.is_request() {
+                    return Err(ClientError::Protocol(format!(
+                        "request 0x{:04X} while a response was expected",
+                        c.field
+                    )));
+                }
+                let mut r = response_of(&c);
+                if c.has_dataset {
+                    r.dataset = Some(self.read_dataset(MAX_RESPONSE_DATASET).await?);
+                }
+                Ok(r)
+            }
+            DimseEvent::Data { .. } => {
+                Err(ClientError::Protocol("data set without a response".into()))
             }
         }
     }
@@ -421,5 +507,451 @@ impl ScuAssociation {
                 _ => {}
             }
         }
+    }
+}
+
+/// Bytes of a Part 10 file read per piece when sending it (sliced into PDUs of the peer's
+/// maximum length): one piece per association is in memory at a time, plus the read-ahead
+/// channel's [`SEND_READ_AHEAD`] pieces.
+pub const SEND_PIECE: usize = 128 << 10;
+/// Pieces read ahead of the socket when sending a file.
+pub const SEND_READ_AHEAD: usize = 4;
+
+/// The outcome of a C-MOVE or C-GET as the SCU sees it (PS3.4 C.4.2.1.5, C.4.3.1.5).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RetrieveOutcome {
+    /// The final response (status, counts, error comment, data set).
+    pub response: Response,
+    /// The Failed SOP Instance UID List (0008,0058) of the final response, if it had one.
+    pub failed_uids: Vec<String>,
+    /// C-GET: instances received and committed to the sink, as (SOP class, SOP instance,
+    /// where the sink put it).
+    pub received: Vec<(String, String, std::path::PathBuf)>,
+}
+
+impl ScuAssociation {
+    /// C-STORE (PS3.7 §9.1.1) of a Part 10 file as it is stored: the File Meta is read with
+    /// dicom-rs and the data set bytes after it go into P-DATA unchanged, piece by piece
+    /// (never the whole instance in memory), on a context accepted for the file's SOP class
+    /// and transfer syntax. `move_originator` is the (AE title, Message ID) of the C-MOVE
+    /// this sub-operation serves (PS3.7 §9.1.1.1).
+    pub async fn store_file(
+        &mut self,
+        path: &std::path::Path,
+        move_originator: Option<(&str, u16)>,
+    ) -> Result<Response, ClientError> {
+        use crate::scp::retrieve::Part10Source;
+        let p = path.to_path_buf();
+        let src = tokio::task::spawn_blocking(move || Part10Source::open(&p))
+            .await
+            .map_err(|e| ClientError::Local(e.to_string()))?
+            .map_err(|e| ClientError::Local(e.to_string()))?;
+        let pc = self.context_for(&src.sop_class_uid, Some(&src.transfer_syntax_uid))?;
+        let (class, inst) = (src.sop_class_uid.clone(), src.sop_instance_uid.clone());
+        let cmd = Command {
+            field: field::C_STORE_RQ,
+            affected_sop_class: Some(&class),
+            affected_sop_instance: Some(&inst),
+            priority: Some(0),
+            move_originator_ae: move_originator.map(|m| m.0),
+            move_originator_id: move_originator.map(|m| m.1),
+            ..Command::default()
+        };
+        let mut cmd = cmd;
+        let id = self.next_id;
+        self.next_id = self.next_id.wrapping_add(1).max(1);
+        cmd.message_id = Some(id);
+        cmd.has_dataset = true;
+        let enc = Bytes::from(cmd.encode());
+        self.assoc.send_pdata(pc, true, &enc);
+        // The file is read on the blocking pool, a few pieces ahead of the socket.
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<std::io::Result<Bytes>>(SEND_READ_AHEAD);
+        let reader = tokio::task::spawn_blocking(move || {
+            let mut src = src;
+            loop {
+                match src.read_chunk(SEND_PIECE) {
+                    Ok(Some(c)) => {
+                        if tx.blocking_send(Ok(c)).is_err() {
+                            return;
+                        }
+                    }
+                    Ok(None) => return,
+                    Err(e) => {
+                        let _ = tx.blocking_send(Err(e));
+                        return;
+                    }
+                }
+                if src.remaining() == 0 {
+                    return;
+                }
+            }
+        });
+        let mut sent_any = false;
+        let mut prev: Option<Bytes> = None;
+        loop {
+            let next = rx.recv().await;
+            let next = match next {
+                Some(Ok(c)) => Some(c),
+                None => None,
+                Some(Err(e)) => {
+                    // The data set cannot be completed: abort rather than send a truncated
+                    // instance (PS3.8 §7.3.1: A-ABORT).
+                    self.assoc.abort(Instant::now());
+                    let _ = self.flush().await;
+                    return Err(ClientError::Local(format!("{}: {e}", path.display())));
+                }
+            };
+            if let Some(c) = prev.take() {
+                self.assoc.send_pdata_part(pc, false, &c, next.is_none());
+                sent_any = true;
+                self.flush().await?;
+            }
+            match next {
+                Some(c) => prev = Some(c),
+                None => break,
+            }
+        }
+        if !sent_any {
+            self.assoc.send_pdata_part(pc, false, &Bytes::new(), true);
+        }
+        let _ = reader.await;
+        let r = self.read_response().await?;
+        if r.responded_to != Some(id) {
+            return Err(ClientError::Protocol(format!(
+                "response to message {:?} while {id} was outstanding",
+                r.responded_to
+            )));
+        }
+        Ok(r)
+    }
+
+    /// C-MOVE (PS3.7 §9.1.4) of what `identifier` selects to `destination`: `on_pending`
+    /// gets each pending response with the sub-operation counts; when it returns false a
+    /// C-CANCEL-RQ is sent (PS3.7 §9.3.2.3). Returns the final response and its Failed SOP
+    /// Instance UID List.
+    pub async fn move_(
+        &mut self,
+        sop_class: &str,
+        destination: &str,
+        identifier: Bytes,
+        mut on_pending: impl FnMut(&Response) -> bool,
+    ) -> Result<RetrieveOutcome, ClientError> {
+        let pc = self.context_for(sop_class, None)?;
+        let ts = self.transfer_syntax_of(pc);
+        let cmd = Command {
+            field: field::C_MOVE_RQ,
+            affected_sop_class: Some(sop_class),
+            move_destination: Some(destination),
+            priority: Some(0),
+            ..Command::default()
+        };
+        let id = self.send_request(pc, cmd, Some(&identifier));
+        let mut cancelled = false;
+        loop {
+            let r = self.read_response().await?;
+            if r.responded_to != Some(id) {
+                return Err(ClientError::Protocol(format!(
+                    "response to message {:?} while {id} was outstanding",
+                    r.responded_to
+                )));
+            }
+            if r.status == 0xFF00 || r.status == 0xFF01 {
+                if !cancelled && !on_pending(&r) {
+                    cancelled = true;
+                    self.send_cancel(pc, id);
+                }
+                continue;
+            }
+            return Ok(outcome(r, &ts, Vec::new()));
+        }
+    }
+
+    /// C-GET (PS3.7 §9.1.3) of what `identifier` selects: the peer sends the instances as
+    /// C-STORE-RQs on this association (connect with [`ScuAssociation::connect_with_roles`]
+    /// proposing the SCP role for their storage SOP classes, PS3.4 C.4.3.1); each streams
+    /// into `sink` as it arrives ([`crate::store::FileSink`] writes Part 10 files), is
+    /// committed and answered with its C-STORE-RSP (0xA700 when the sink fails, PS3.4
+    /// B.2.3). `on_pending` gets each pending C-GET-RSP; false sends a C-CANCEL-RQ.
+    pub async fn get(
+        &mut self,
+        sop_class: &str,
+        identifier: Bytes,
+        sink: &dyn crate::store::StorageSink,
+        mut on_pending: impl FnMut(&Response) -> bool,
+    ) -> Result<RetrieveOutcome, ClientError> {
+        use crate::dimse::status;
+        use crate::store::{FileMeta, InstanceStart};
+        let pc = self.context_for(sop_class, None)?;
+        let ts = self.transfer_syntax_of(pc);
+        let cmd = Command {
+            field: field::C_GET_RQ,
+            affected_sop_class: Some(sop_class),
+            priority: Some(0),
+            ..Command::default()
+        };
+        let id = self.send_request(pc, cmd, Some(&identifier));
+        let mut cancelled = false;
+        let mut received = Vec::new();
+        loop {
+            let DimseEvent::Command { pc_id, bytes } = self.next_dimse().await? else {
+                return Err(ClientError::Protocol("data set without a command".into()));
+            };
+            let c = Command::decode(&bytes).map_err(|e| ClientError::Protocol(e.to_string()))?;
+            if c.field == field::C_STORE_RQ {
+                // A C-STORE sub-operation (PS3.4 C.4.3.3.1): stream it into the sink.
+                let class = c.affected_sop_class.unwrap_or("").to_string();
+                let inst = c.affected_sop_instance.unwrap_or("").to_string();
+                let ctx = self.neg.context(pc_id).map(|x| x.transfer_syntax.clone());
+                let source_ae = self.neg.called_ae.clone();
+                let mut st = status::SUCCESS;
+                let mut writer = match (&ctx, class.is_empty() || inst.is_empty()) {
+                    (Some(t), false) => {
+                        let start = InstanceStart {
+                            meta: FileMeta {
+                                sop_class_uid: &class,
+                                sop_instance_uid: &inst,
+                                transfer_syntax: t,
+                                implementation_class_uid: IMPLEMENTATION_CLASS_UID,
+                                implementation_version_name: IMPLEMENTATION_VERSION_NAME,
+                                source_ae: Some(&source_ae),
+                            },
+                            message_id: c.message_id,
+                        };
+                        match sink.begin(&start) {
+                            Ok(w) => Some(w),
+                            Err(_) => {
+                                st = status::OUT_OF_RESOURCES;
+                                None
+                            }
+                        }
+                    }
+                    (None, _) => {
+                        st = status::SOP_CLASS_NOT_SUPPORTED;
+                        None
+                    }
+                    (_, true) => {
+                        st = status::CANNOT_UNDERSTAND;
+                        None
+                    }
+                };
+                if c.has_dataset {
+                    loop {
+                        match self.next_dimse().await? {
+                            DimseEvent::Data { data, last, .. } => {
+                                if let Some(w) = writer.as_mut()
+                                    && w.write(&data).is_err()
+                                {
+                                    if let Some(w) = writer.take() {
+                                        w.abort();
+                                    }
+                                    st = status::OUT_OF_RESOURCES;
+                                }
+                                if last {
+                                    break;
+                                }
+                            }
+                            DimseEvent::Command { .. } => {
+                                if let Some(w) = writer.take() {
+                                    w.abort();
+                                }
+                                return Err(ClientError::Protocol(
+                                    "command while a C-STORE data set was expected".into(),
+                                ));
+                            }
+                        }
+                    }
+                } else {
+                    st = status::CANNOT_UNDERSTAND;
+                }
+                if let Some(w) = writer.take() {
+                    if st == status::SUCCESS {
+                        // The commit may fsync: off the async worker.
+                        match tokio::task::spawn_blocking(move || w.commit()).await {
+                            Ok(Ok(path)) => received.push((class.clone(), inst.clone(), path)),
+                            _ => st = status::OUT_OF_RESOURCES,
+                        }
+                    } else {
+                        w.abort();
+                    }
+                }
+                let rsp = Command {
+                    field: field::C_STORE_RSP,
+                    responded_to: c.message_id,
+                    affected_sop_class: Some(&class),
+                    affected_sop_instance: Some(&inst),
+                    status: Some(st),
+                    ..Command::default()
+                };
+                let enc = Bytes::from(rsp.encode());
+                self.assoc.send_pdata(pc_id, true, &enc);
+                self.flush().await?;
+                continue;
+            }
+            if c.is_request() {
+                return Err(ClientError::Protocol(format!(
+                    "request 0x{:04X} during a C-GET",
+                    c.field
+                )));
+            }
+            let mut r = response_of(&c);
+            if c.has_dataset {
+                r.dataset = Some(self.read_dataset(MAX_RESPONSE_DATASET).await?);
+            }
+            if r.responded_to != Some(id) {
+                return Err(ClientError::Protocol(format!(
+                    "response to message {:?} while {id} was outstanding",
+                    r.responded_to
+                )));
+            }
+            if r.status == 0xFF00 || r.status == 0xFF01 {
+                if !cancelled && !on_pending(&r) {
+                    cancelled = true;
+                    self.send_cancel(pc, id);
+                }
+                continue;
+            }
+            return Ok(outcome(r, &ts, received));
+        }
+    }
+
+    /// Storage Commitment Push Model as SCU (PS3.4 J.3.2, J.3.3): sends the N-ACTION-RQ
+    /// (Action Type 1, Transaction UID and Referenced SOP Sequence), then waits at most
+    /// `wait` for the SCP's N-EVENT-REPORT-RQ on this association, answers it with an
+    /// N-EVENT-REPORT-RSP and returns the committed and failed references. A report the SCP
+    /// sends on a new association is not seen here.
+    pub async fn commit(
+        &mut self,
+        req: &crate::scp::commitment::CommitmentRequest,
+        wait: std::time::Duration,
+    ) -> Result<crate::scp::commitment::CommitmentResult, ClientError> {
+        use crate::assoc::policy::sop;
+        use crate::scp::commitment::{ACTION_REQUEST_COMMITMENT, CommitmentResult};
+        let pc = self.context_for(sop::STORAGE_COMMITMENT_PUSH, None)?;
+        let ts = self.transfer_syntax_of(pc);
+        let ds = req
+            .encode(&ts)
+            .map_err(|e| ClientError::Local(e.to_string()))?;
+        let cmd = Command {
+            field: field::N_ACTION_RQ,
+            requested_sop_class: Some(sop::STORAGE_COMMITMENT_PUSH),
+            requested_sop_instance: Some(sop::STORAGE_COMMITMENT_PUSH_INSTANCE),
+            action_type_id: Some(ACTION_REQUEST_COMMITMENT),
+            ..Command::default()
+        };
+        let id = self.send_request(pc, cmd, Some(&Bytes::from(ds)));
+        let fut = async {
+            let r = self.read_response().await?;
+            if r.responded_to != Some(id) {
+                return Err(ClientError::Protocol(format!(
+                    "response to message {:?} while {id} was outstanding",
+                    r.responded_to
+                )));
+            }
+            if r.status != 0 {
+                return Err(ClientError::Status {
+                    operation: "N-ACTION",
+                    status: r.status,
+                    comment: r.error_comment,
+                });
+            }
+            loop {
+                let DimseEvent::Command { pc_id, bytes } = self.next_dimse().await? else {
+                    return Err(ClientError::Protocol("data set without a command".into()));
+                };
+                let c =
+                    Command::decode(&bytes).map_err(|e| ClientError::Protocol(e.to_string()))?;
+                if c.field != field::N_EVENT_REPORT_RQ {
+                    return Err(ClientError::Protocol(format!(
+                        "0x{:04X} while waiting for the N-EVENT-REPORT",
+                        c.field
+                    )));
+                }
+                let ds = if c.has_dataset {
+                    self.read_dataset(MAX_RESPONSE_DATASET).await?
+                } else {
+                    Bytes::new()
+                };
+                let ets = self.transfer_syntax_of(pc_id);
+                let decoded = CommitmentResult::decode(&ds, &ets);
+                // PS3.7 §10.1.1.1.8: the response echoes the event type.
+                let rsp_status = if decoded.is_ok() { 0 } else { 0x0110 };
+                let rsp = Command {
+                    field: field::N_EVENT_REPORT_RQ | 0x8000,
+                    responded_to: c.message_id,
+                    affected_sop_class: c.affected_sop_class,
+                    affected_sop_instance: c.affected_sop_instance,
+                    event_type_id: c.event_type_id,
+                    status: Some(rsp_status),
+                    ..Command::default()
+                };
+                let enc = Bytes::from(rsp.encode());
+                self.assoc.send_pdata(pc_id, true, &enc);
+                self.flush().await?;
+                let result = decoded.map_err(|e| ClientError::Protocol(e.to_string()))?;
+                if result.transaction_uid == req.transaction_uid {
+                    return Ok(result);
+                }
+                // A report of another transaction: answered, keep waiting.
+            }
+        };
+        tokio::time::timeout(wait, fut)
+            .await
+            .map_err(|_| ClientError::TimedOut("the N-EVENT-REPORT"))?
+    }
+
+    /// Sends a Storage Commitment result as N-EVENT-REPORT-RQ (PS3.4 J.3.3; the SCP on an
+    /// association it requested) and returns the N-EVENT-REPORT-RSP.
+    pub async fn commitment_report(
+        &mut self,
+        r: &crate::scp::commitment::CommitmentResult,
+    ) -> Result<Response, ClientError> {
+        use crate::assoc::policy::sop;
+        let pc = self.context_for(sop::STORAGE_COMMITMENT_PUSH, None)?;
+        let ts = self.transfer_syntax_of(pc);
+        let ds = r
+            .encode(&ts)
+            .map_err(|e| ClientError::Local(e.to_string()))?;
+        let cmd = Command {
+            field: field::N_EVENT_REPORT_RQ,
+            affected_sop_class: Some(sop::STORAGE_COMMITMENT_PUSH),
+            affected_sop_instance: Some(sop::STORAGE_COMMITMENT_PUSH_INSTANCE),
+            event_type_id: Some(r.event_type_id()),
+            ..Command::default()
+        };
+        self.request(pc, cmd, Some(Bytes::from(ds))).await
+    }
+
+    fn transfer_syntax_of(&self, pc: u8) -> String {
+        self.neg
+            .context(pc)
+            .map(|c| c.transfer_syntax.clone())
+            .unwrap_or_default()
+    }
+
+    fn send_cancel(&mut self, pc: u8, id: u16) {
+        let cancel = Command {
+            field: field::C_CANCEL_RQ,
+            responded_to: Some(id),
+            ..Command::default()
+        };
+        let enc = Bytes::from(cancel.encode());
+        self.assoc.send_pdata(pc, true, &enc);
+    }
+}
+
+fn outcome(
+    r: Response,
+    ts: &str,
+    received: Vec<(String, String, std::path::PathBuf)>,
+) -> RetrieveOutcome {
+    let failed_uids = r
+        .dataset
+        .as_ref()
+        .and_then(|d| crate::scp::retrieve::failed_uid_list(d, ts).ok())
+        .unwrap_or_default();
+    RetrieveOutcome {
+        response: r,
+        failed_uids,
+        received,
     }
 }

@@ -5,9 +5,11 @@
 //! header and its data slice go out in one `writev`).
 
 pub mod client;
+pub mod retrieve;
 pub mod server;
 
-pub use client::{ClientConfig, ClientError, Response, ScuAssociation};
+pub use client::{ClientConfig, ClientError, Response, RetrieveOutcome, ScuAssociation};
+pub use retrieve::{Peers, RetrieveConfig};
 pub use server::{Server, serve, serve_connection};
 
 use bytes::{Buf, Bytes};

@@ -1,10 +1,14 @@
 //! The storage SCP server: accept loop, association limit, graceful shutdown.
 
+use super::retrieve::{Feedback, Peers, RetrieveConfig, run_get, run_move, send_report_elsewhere};
 use super::{Stream, write_chunks};
+use crate::dimse::status;
 use crate::pdu::{AssociateRj, encode};
+use crate::scp::commitment::CommitmentResult;
 use crate::scp::{
     Completed, Handler, NResponse, QueryFinal, QueryKind, QueryOutcome, QueryRequest, RequestId,
-    ScpConfig, ScpEvent, ScpSession, StoredInstance, n_with, store_with,
+    ScpConfig, ScpEvent, ScpSession, StoredInstance, SubOperations, SubStore, n_answer,
+    send_commitment_report, store_with,
 };
 use std::future::Future;
 use std::sync::Arc;
@@ -25,6 +29,8 @@ pub struct Server {
     cfg: Arc<ScpConfig>,
     handler: Arc<dyn Handler>,
     log: Option<LogFn>,
+    retrieve: Arc<RetrieveConfig>,
+    sub_associations: Arc<Semaphore>,
     #[cfg(feature = "tls")]
     tls: Option<tokio_rustls::TlsAcceptor>,
 }
@@ -44,9 +50,27 @@ impl Server {
             cfg: Arc::new(cfg),
             handler,
             log: None,
+            retrieve: Arc::new(RetrieveConfig::default()),
+            sub_associations: Arc::new(Semaphore::new(
+                RetrieveConfig::default().max_sub_associations,
+            )),
             #[cfg(feature = "tls")]
             tls: None,
         }
+    }
+
+    /// C-MOVE destinations, Storage Commitment requesters and the limit on the associations
+    /// this server opens for them (see [`RetrieveConfig`]).
+    #[must_use]
+    pub fn with_retrieve(mut self, cfg: RetrieveConfig) -> Self {
+        self.sub_associations = Arc::new(Semaphore::new(cfg.max_sub_associations));
+        self.retrieve = Arc::new(cfg);
+        self
+    }
+
+    /// The known peers (C-MOVE destinations).
+    pub fn peers(&self) -> &Peers {
+        &self.retrieve.peers
     }
 
     /// Serves DICOM TLS (PS3.15 B.1): every accepted connection does the TLS handshake
@@ -124,9 +148,11 @@ impl Server {
         let mut chunks = Vec::new();
         // Answers made on the blocking pool come back here (bounded: a query producing
         // matches faster than they are sent waits).
-        let (tx, mut rx) = mpsc::channel::<Answer>(16);
+        let (tx, mut rx) = mpsc::channel::<Answer>(ANSWER_QUEUE);
         let mut busy = false;
         let mut query: Option<(RequestId, Arc<AtomicBool>)> = None;
+        // Feedback to the C-GET worker: sub-operation started, C-STORE-RSP status.
+        let mut get_fb: Option<mpsc::UnboundedSender<Feedback>> = None;
         loop {
             while let Some(ev) = s.poll_event() {
                 match ev {
@@ -142,8 +168,9 @@ impl Server {
                         busy = true;
                         let (h, tx) = (self.handler.clone(), tx.clone());
                         tokio::task::spawn_blocking(move || {
-                            let resp = n_with(&*h, &op);
-                            let _ = tx.blocking_send(Answer::N(op.id, resp));
+                            let (resp, report) = n_answer(&*h, &op);
+                            let report = report.map(|r| (op.calling_ae.clone(), Box::new(r)));
+                            let _ = tx.blocking_send(Answer::N(op.id, resp, report));
                         });
                     }
                     ScpEvent::Query(q) => {
@@ -151,10 +178,39 @@ impl Server {
                         let cancel = Arc::new(AtomicBool::new(false));
                         query = Some((q.id, cancel.clone()));
                         let (h, tx) = (self.handler.clone(), tx.clone());
-                        tokio::task::spawn_blocking(move || {
-                            let fin = run_query(&*h, &q, &cancel, &tx);
-                            let _ = tx.blocking_send(Answer::QueryDone(q.id, fin));
-                        });
+                        match q.kind {
+                            QueryKind::Find => {
+                                tokio::task::spawn_blocking(move || {
+                                    let fin = run_find(&*h, &q, &cancel, &tx);
+                                    let _ = tx.blocking_send(Answer::QueryDone(q.id, fin));
+                                });
+                            }
+                            QueryKind::Get => {
+                                let (fb_tx, fb_rx) = mpsc::unbounded_channel();
+                                get_fb = Some(fb_tx);
+                                tokio::task::spawn_blocking(move || {
+                                    let fin = run_get(&*h, &q, &cancel, &tx, fb_rx);
+                                    let _ = tx.blocking_send(Answer::QueryDone(q.id, fin));
+                                });
+                            }
+                            QueryKind::Move => {
+                                let (rc, permits) =
+                                    (self.retrieve.clone(), self.sub_associations.clone());
+                                let our_ae = self.cfg.policy.ae_title.clone();
+                                tokio::spawn(async move {
+                                    let fin =
+                                        run_move(h, &q, &cancel, &tx, &rc, permits, &our_ae).await;
+                                    let _ = tx.send(Answer::QueryDone(q.id, fin)).await;
+                                });
+                            }
+                        }
+                    }
+                    ScpEvent::Response(r) => {
+                        if r.query.is_some()
+                            && let Some(fb) = &get_fb
+                        {
+                            let _ = fb.send(Feedback::Rsp(r.status));
+                        }
                     }
                     ScpEvent::Cancel(id) => {
                         if let Some((q, flag)) = &query
@@ -201,9 +257,46 @@ impl Server {
                             busy = false;
                             s.answer_store(id, st, inst.map(|b| *b), now);
                         }
-                        Answer::N(id, resp) => {
+                        Answer::N(id, resp, report) => {
                             busy = false;
                             s.answer_n(id, resp, now);
+                            if let Some((requester, r)) = report {
+                                // PS3.4 J.3.3: on this association while it is open, else on
+                                // a new one to the requester.
+                                if send_commitment_report(&mut s, &r).is_err() {
+                                    self.report_elsewhere(requester, *r);
+                                }
+                            }
+                        }
+                        Answer::Progress(id, counts) => {
+                            if !s.query_progress(id, counts)
+                                && let Some((_, flag)) = &query
+                            {
+                                flag.store(true, Ordering::Relaxed);
+                            }
+                        }
+                        Answer::SubBegin(id, op) => {
+                            let r = s.sub_store_begin(id, &SubStore {
+                                sop_class_uid: &op.0,
+                                sop_instance_uid: &op.1,
+                                transfer_syntax: &op.2,
+                            });
+                            if let Some(fb) = &get_fb {
+                                let _ = fb.send(Feedback::Began(r.map(|_| ())));
+                            }
+                        }
+                        Answer::Abort(why) => {
+                            if let Some(log) = &self.log {
+                                log(&Completed::Association(format!("aborting: {why}")));
+                            }
+                            s.association().abort(now);
+                        }
+                        Answer::SubData(chunk, last) => {
+                            if s.sub_store_data(&chunk, last).is_err()
+                                && let Some(fb) = &get_fb
+                            {
+                                let _ = fb.send(Feedback::Lost);
+                            }
                         }
                         Answer::Match(id, m) => {
                             if !s.query_match(id, &m)
@@ -215,8 +308,13 @@ impl Server {
                         Answer::QueryDone(id, fin) => {
                             busy = false;
                             query = None;
-                            let fin = if s.is_cancelled(id) {
-                                QueryOutcome::cancelled()
+                            get_fb = None;
+                            // A cancelled query ends 0xFE00, a retrieve with its counts.
+                            let fin = if s.is_cancelled(id) && fin.status != status::CANCEL {
+                                match fin.counts {
+                                    Some(_) => QueryFinal { status: status::CANCEL, ..fin },
+                                    None => QueryOutcome::cancelled(),
+                                }
                             } else {
                                 fin
                             };
@@ -227,6 +325,28 @@ impl Server {
                 () = sleep => s.handle_timeout(Instant::now()),
             }
         }
+    }
+
+    /// Sends a Storage Commitment report on a new association to the requester (PS3.4
+    /// J.3.3), in the background: the requester's AE must be in the peer table.
+    fn report_elsewhere(&self, requester: String, r: CommitmentResult) {
+        let (rc, permits, log) = (
+            self.retrieve.clone(),
+            self.sub_associations.clone(),
+            self.log.clone(),
+        );
+        let our_ae = self.cfg.policy.ae_title.clone();
+        tokio::spawn(async move {
+            let outcome = send_report_elsewhere(&rc, permits, &our_ae, &requester, &r).await;
+            if let Some(log) = log {
+                log(&Completed::Association(match outcome {
+                    Ok(()) => format!(
+                        "storage commitment report sent to {requester} on a new association"
+                    ),
+                    Err(e) => format!("storage commitment report to {requester} not sent: {e}"),
+                }));
+            }
+        });
     }
 
     fn emit(&self, s: &mut ScpSession) {
@@ -300,30 +420,42 @@ async fn reject_busy(mut stream: TcpStream) -> std::io::Result<()> {
     stream.shutdown().await
 }
 
-/// An answer made on the blocking pool for the association task.
-enum Answer {
+/// Answers queued from the workers to an association task. With C-GET data set pieces of
+/// at most [`super::client::SEND_PIECE`] bytes, this bounds what one association holds
+/// in memory for sending (see the crate README).
+pub const ANSWER_QUEUE: usize = 16;
+
+/// An answer made off the association task (blocking pool, retrieve task) for it.
+pub(crate) enum Answer {
     Store(RequestId, u16, Option<Box<StoredInstance>>),
-    N(RequestId, NResponse),
+    N(
+        RequestId,
+        NResponse,
+        Option<(String, Box<CommitmentResult>)>,
+    ),
     Match(RequestId, Vec<u8>),
     QueryDone(RequestId, QueryFinal),
+    /// A C-MOVE/C-GET pending response with these counts.
+    Progress(RequestId, SubOperations),
+    /// Start a C-GET C-STORE sub-operation: (SOP class, SOP instance, transfer syntax).
+    SubBegin(RequestId, Box<(String, String, String)>),
+    /// The next piece of its data set; true: the last.
+    SubData(bytes::Bytes, bool),
+    /// A data set being sent cannot be finished: abort the association.
+    Abort(String),
 }
 
-/// Runs a query with the handler on the blocking pool, sending each match to the
+/// Runs a C-FIND with the handler on the blocking pool, sending each match to the
 /// association task; stops producing when the peer cancelled or the association is gone.
-fn run_query(
+fn run_find(
     h: &dyn Handler,
     q: &QueryRequest,
     cancel: &AtomicBool,
     tx: &mpsc::Sender<Answer>,
 ) -> QueryFinal {
-    match q.kind {
-        QueryKind::Find => h.find(q, &mut |m| {
-            !cancel.load(Ordering::Relaxed)
-                && tx.blocking_send(Answer::Match(q.id, m)).is_ok()
-                && !cancel.load(Ordering::Relaxed)
-        }),
-        QueryKind::Move | QueryKind::Get => {
-            QueryFinal::status(crate::dimse::status::SOP_CLASS_NOT_SUPPORTED)
-        }
-    }
+    h.find(q, &mut |m| {
+        !cancel.load(Ordering::Relaxed)
+            && tx.blocking_send(Answer::Match(q.id, m)).is_ok()
+            && !cancel.load(Ordering::Relaxed)
+    })
 }

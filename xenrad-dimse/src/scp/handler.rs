@@ -2,6 +2,10 @@
 //! [`answer_with`] drives one session with it synchronously (the tokio adapter does the same
 //! off its async workers).
 
+#[cfg(feature = "retrieve")]
+use super::commitment::{CommitmentRequest, CommitmentResult};
+#[cfg(feature = "retrieve")]
+use super::retrieve::RetrieveInstance;
 use super::{
     NOperation, NRequest, NResponse, QueryFinal, QueryKind, QueryRequest, RequestId, ScpEvent,
     ScpSession, StoreCommit, StoredInstance,
@@ -43,6 +47,26 @@ pub trait Handler: Send + Sync + 'static {
         let _ = (req, emit);
         QueryFinal::status(status::SOP_CLASS_NOT_SUPPORTED)
     }
+    /// C-MOVE/C-GET (PS3.4 C.4.2, C.4.3): the instances `req.identifier` selects, with their
+    /// Part 10 files; the transport adapter sends them (C-STORE sub-operations on this
+    /// association for C-GET, on its own association to the Move Destination for C-MOVE)
+    /// and makes the pending and final responses. `Err` is the final response for a request
+    /// refused outright (0xA900/0xC000 for an identifier that does not parse, 0xA701, …).
+    /// Default: SOP class not supported.
+    #[cfg(feature = "retrieve")]
+    fn retrieve(&self, req: &QueryRequest) -> Result<Vec<RetrieveInstance>, QueryFinal> {
+        let _ = req;
+        Err(QueryFinal::status(status::SOP_CLASS_NOT_SUPPORTED))
+    }
+    /// Storage Commitment Push Model (PS3.4 J.3.2): which of the referenced instances this
+    /// application has committed to keep. `None` (the default) means the service is not
+    /// offered and the N-ACTION goes to [`Handler::n_action`]. The N-ACTION-RSP is sent when
+    /// this returns, then the N-EVENT-REPORT with the result (PS3.4 J.3.3).
+    #[cfg(feature = "retrieve")]
+    fn commitment(&self, calling_ae: &str, req: &CommitmentRequest) -> Option<CommitmentResult> {
+        let _ = (calling_ae, req);
+        None
+    }
 }
 
 /// A handler that accepts every stored instance and knows no other service.
@@ -76,6 +100,70 @@ pub fn store_with(
         // PS3.4 B.2.3: a storage failure → 0xA700 (out of resources).
         Err(_) => (id, status::OUT_OF_RESOURCES, None),
     }
+}
+
+/// Answers an N-CREATE/N-SET/N-ACTION with the handler (blocking). A Storage Commitment
+/// request (PS3.4 J.3.2) the handler takes ([`Handler::commitment`]) also gives the result
+/// to report with N-EVENT-REPORT after the N-ACTION-RSP (see [`send_commitment_report`]).
+#[cfg(feature = "retrieve")]
+pub fn n_answer(handler: &dyn Handler, op: &NOperation) -> (NResponse, Option<CommitmentResult>) {
+    use super::commitment::ACTION_REQUEST_COMMITMENT;
+    use crate::assoc::policy::sop;
+    if op.field == field::N_ACTION_RQ && op.sop_class_uid == sop::STORAGE_COMMITMENT_PUSH {
+        let req = match CommitmentRequest::decode(&op.dataset, &op.transfer_syntax) {
+            Ok(r) => r,
+            // PS3.7 C.4: the data set does not parse → processing failure with a comment.
+            Err(e) => {
+                return (
+                    NResponse {
+                        status: status::PROCESSING_FAILURE,
+                        error_comment: Some(e.to_string()),
+                        ..NResponse::default()
+                    },
+                    None,
+                );
+            }
+        };
+        if let Some(result) = handler.commitment(&op.calling_ae, &req) {
+            // PS3.4 J.3.2.1: only Action Type 1 exists (0x0123: no such action type).
+            if op.action_type_id != Some(ACTION_REQUEST_COMMITMENT) {
+                return (NResponse::status(0x0123), None);
+            }
+            let resp = NResponse {
+                status: status::SUCCESS,
+                sop_instance_uid: op.sop_instance_uid.clone(),
+                ..NResponse::default()
+            };
+            return (resp, Some(result));
+        }
+    }
+    (n_with(handler, op), None)
+}
+
+/// Sends a Storage Commitment result as N-EVENT-REPORT-RQ on the association the request
+/// came on (PS3.4 J.3.3: Event Type 1 or 2, encoded in the context's transfer syntax).
+#[cfg(feature = "retrieve")]
+pub fn send_commitment_report(
+    session: &mut ScpSession,
+    result: &CommitmentResult,
+) -> Result<u16, super::SendError> {
+    use crate::assoc::policy::sop;
+    let ts = session
+        .transfer_syntax_for(sop::STORAGE_COMMITMENT_PUSH)
+        .ok_or(super::SendError::Closed)?
+        .to_string();
+    let ds = result
+        .encode(&ts)
+        .map_err(|_| super::SendError::NoContext {
+            sop_class: sop::STORAGE_COMMITMENT_PUSH.into(),
+            transfer_syntax: ts,
+        })?;
+    session.send_event_report(
+        sop::STORAGE_COMMITMENT_PUSH,
+        sop::STORAGE_COMMITMENT_PUSH_INSTANCE,
+        result.event_type_id(),
+        &bytes::Bytes::from(ds),
+    )
 }
 
 /// Answers an N-CREATE/N-SET/N-ACTION with the handler (blocking).
@@ -112,6 +200,17 @@ pub fn answer_with(session: &mut ScpSession, handler: &dyn Handler, now: Instant
                 let (id, st, inst) = store_with(handler, c);
                 session.answer_store(id, st, inst, now);
             }
+            #[cfg(feature = "retrieve")]
+            ScpEvent::N(op) => {
+                let (resp, report) = n_answer(handler, &op);
+                session.answer_n(op.id, resp, now);
+                if let Some(r) = report {
+                    // Same association (PS3.4 J.3.3); a closed one loses the report here
+                    // (the tokio adapter opens a new association instead).
+                    let _ = send_commitment_report(session, &r);
+                }
+            }
+            #[cfg(not(feature = "retrieve"))]
             ScpEvent::N(op) => {
                 let resp = n_with(handler, &op);
                 session.answer_n(op.id, resp, now);
@@ -132,7 +231,7 @@ pub fn answer_with(session: &mut ScpSession, handler: &dyn Handler, now: Instant
                 };
                 session.query_done(q.id, fin, now);
             }
-            ScpEvent::Cancel(_) => {}
+            ScpEvent::Cancel(_) | ScpEvent::Response(_) => {}
         }
     }
 }

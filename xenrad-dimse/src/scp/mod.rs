@@ -20,8 +20,14 @@
 //! session keeps reading only for the C-CANCEL-RQ of that request (PS3.7 §9.3.2.3); any other
 //! request waits until the query is done.
 
+#[cfg(feature = "retrieve")]
+pub mod commitment;
 mod handler;
+#[cfg(feature = "retrieve")]
+pub mod retrieve;
 pub use handler::{Handler, QueryOutcome, StoreOnly, answer_with, n_with, store_with};
+#[cfg(feature = "retrieve")]
+pub use handler::{n_answer, send_commitment_report};
 
 use crate::assoc::policy::{IMPLEMENTATION_CLASS_UID, IMPLEMENTATION_VERSION_NAME, sop};
 use crate::assoc::{AcceptorPolicy, Association, Event, Negotiated, Timeouts};
@@ -283,6 +289,79 @@ pub enum ScpEvent {
     /// The peer sent C-CANCEL-RQ for this query (PS3.7 §9.3.2.3): stop producing matches or
     /// sub-operations and answer [`ScpSession::query_done`] with status 0xFE00.
     Cancel(RequestId),
+    /// The peer answered a request this SCP sent on the association: the C-STORE-RSP of a
+    /// C-GET sub-operation ([`ScpSession::sub_store_begin`]) or an N-EVENT-REPORT-RSP
+    /// ([`ScpSession::send_event_report`]). Nothing to answer.
+    Response(PeerResponse),
+}
+
+/// A response to a request the SCP sent (see [`ScpEvent::Response`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PeerResponse {
+    /// Message ID of our request (the response's Message ID Being Responded To).
+    pub message_id: u16,
+    /// Command Field of the response ([`field::C_STORE_RSP`], …).
+    pub field: u16,
+    /// Status (0xFFFF when the response carried none).
+    pub status: u16,
+    /// Affected SOP Instance UID of the response.
+    pub sop_instance_uid: Option<String>,
+    /// Error Comment (0000,0902), if any.
+    pub error_comment: Option<String>,
+    /// The C-GET a C-STORE sub-operation belongs to.
+    pub query: Option<RequestId>,
+}
+
+/// A C-STORE sub-operation of a C-GET (PS3.4 C.4.3.3.1): the instance to send.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SubStore<'a> {
+    /// SOP Class UID of the instance (Affected SOP Class UID of the C-STORE-RQ).
+    pub sop_class_uid: &'a str,
+    /// SOP Instance UID of the instance.
+    pub sop_instance_uid: &'a str,
+    /// Transfer syntax of the data set bytes the application will supply (the Part 10 file's):
+    /// a presentation context with exactly this transfer syntax is required, so the bytes go
+    /// out as they are stored, without re-encoding.
+    pub transfer_syntax: &'a str,
+}
+
+/// A started C-STORE sub-operation (see [`ScpSession::sub_store_begin`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SubStoreStarted {
+    /// Message ID of the C-STORE-RQ (its C-STORE-RSP names it).
+    pub message_id: u16,
+    /// Presentation context the data set goes on.
+    pub pc_id: u8,
+    /// Chunk size that fills one P-DATA-TF PDU of the peer's maximum length: supplying
+    /// chunks of this size avoids short PDUs.
+    pub chunk_size: usize,
+}
+
+/// Why a request of the SCP (sub-operation, event report) cannot be sent.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SendError {
+    /// The id names no outstanding C-GET of this session.
+    #[error("no outstanding C-GET with this request id")]
+    NoSuchQuery,
+    /// The previous C-STORE sub-operation has not been answered yet (one outstanding
+    /// operation per direction, PS3.7 D.3.3.3 default).
+    #[error("a C-STORE sub-operation is still in progress")]
+    Busy,
+    /// Data for a sub-operation that was not started (or already complete).
+    #[error("no C-STORE sub-operation is being sent")]
+    NotStarted,
+    /// No accepted presentation context for the SOP class and transfer syntax in which the
+    /// requestor took the SCP role (PS3.7 D.3.3.4, PS3.4 C.4.3.1).
+    #[error("no presentation context for {sop_class} in {transfer_syntax} with the peer as SCP")]
+    NoContext {
+        /// SOP class asked for.
+        sop_class: String,
+        /// Transfer syntax asked for.
+        transfer_syntax: String,
+    },
+    /// The association is not established any more.
+    #[error("the association is closed")]
+    Closed,
 }
 
 /// A received C-STORE instance waiting for its commit (see [`ScpEvent::Store`]).
@@ -460,7 +539,26 @@ enum Pending {
         rq: RqInfo,
         status: u16,
     },
+    /// The data set of a response to one of our requests: dropped.
+    Skip {
+        pc_id: u8,
+    },
 }
+
+/// The C-STORE sub-operation in flight (PS3.4 C.4.3.3.1): sent or being sent, not answered.
+struct SubOp {
+    query: RequestId,
+    message_id: u16,
+    pc_id: u8,
+    /// The data set's last fragment has not been queued yet.
+    sending: bool,
+    /// A response that came before the data set was complete (a peer refusing early):
+    /// reported once the data set is complete, so the stream stays well-formed.
+    early: Option<PeerResponse>,
+}
+
+/// Requests of ours remembered for their responses (N-EVENT-REPORT): at most this many.
+const MAX_SENT: usize = 64;
 
 /// Command fields a collected request keeps beyond [`RqInfo`].
 #[derive(Default)]
@@ -486,6 +584,7 @@ enum Outstanding {
         kind: QueryKind,
         cancelled: bool,
         pending: u32,
+        priority: Option<u16>,
     },
 }
 
@@ -502,6 +601,12 @@ pub struct ScpSession {
     /// A message received while a query was outstanding, processed after it.
     stashed: Option<DimseEvent>,
     next_id: u64,
+    /// The C-STORE sub-operation of a C-GET in flight.
+    sub: Option<SubOp>,
+    /// Message IDs of our N-EVENT-REPORT requests not answered yet.
+    sent: VecDeque<u16>,
+    /// Message ID of our next request.
+    next_message_id: u16,
 }
 
 impl std::fmt::Debug for ScpSession {
@@ -526,6 +631,9 @@ impl ScpSession {
             outstanding: None,
             stashed: None,
             next_id: 0,
+            sub: None,
+            sent: VecDeque::new(),
+            next_message_id: 1,
         }
     }
 
@@ -714,6 +822,200 @@ impl ScpSession {
         true
     }
 
+    /// Starts a C-STORE sub-operation of the outstanding C-GET `query` (PS3.4 C.4.3.3.1,
+    /// PS3.7 §9.1.1): queues the C-STORE-RQ on a presentation context the requestor accepted
+    /// for `op.sop_class_uid` in `op.transfer_syntax` with itself as SCP (PS3.7 D.3.3.4).
+    /// Then supply the data set with [`ScpSession::sub_store_data`], in pieces as it is read;
+    /// its C-STORE-RSP comes back as [`ScpEvent::Response`]. One sub-operation at a time
+    /// (PS3.7 D.3.3.3: one outstanding operation unless negotiated otherwise).
+    ///
+    /// A [`SendError::NoContext`] is a failed sub-operation for the counts (PS3.4 C.4.3.1.3).
+    pub fn sub_store_begin(
+        &mut self,
+        query: RequestId,
+        op: &SubStore<'_>,
+    ) -> Result<SubStoreStarted, SendError> {
+        if self.assoc.is_closed() || !self.assoc.can_send_data() {
+            return Err(SendError::Closed);
+        }
+        if !matches!(&self.outstanding, Some(Outstanding::Query { id, kind: QueryKind::Get, .. }) if *id == query)
+        {
+            return Err(SendError::NoSuchQuery);
+        }
+        if self.sub.is_some() {
+            return Err(SendError::Busy);
+        }
+        let Some(neg) = self.neg.as_ref() else {
+            return Err(SendError::Closed);
+        };
+        let pc_id = neg
+            .contexts
+            .iter()
+            .find(|c| {
+                c.abstract_syntax == op.sop_class_uid && c.transfer_syntax == op.transfer_syntax
+            })
+            .filter(|_| neg.requestor_is_scp(op.sop_class_uid))
+            .map(|c| c.id)
+            .ok_or_else(|| SendError::NoContext {
+                sop_class: op.sop_class_uid.to_string(),
+                transfer_syntax: op.transfer_syntax.to_string(),
+            })?;
+        let message_id = self.take_message_id();
+        let priority = match &self.outstanding {
+            Some(Outstanding::Query { priority, .. }) => *priority,
+            _ => None,
+        };
+        // PS3.7 §9.3.1.1: C-STORE-RQ of a C-GET carries no Move Originator.
+        let cmd = Command {
+            field: field::C_STORE_RQ,
+            message_id: Some(message_id),
+            affected_sop_class: Some(op.sop_class_uid),
+            affected_sop_instance: Some(op.sop_instance_uid),
+            priority: Some(priority.unwrap_or(0)),
+            has_dataset: true,
+            ..Command::default()
+        };
+        let enc = Bytes::from(cmd.encode());
+        if !self.assoc.send_pdata(pc_id, true, &enc) {
+            return Err(SendError::Closed);
+        }
+        self.sub = Some(SubOp {
+            query,
+            message_id,
+            pc_id,
+            sending: true,
+            early: None,
+        });
+        Ok(SubStoreStarted {
+            message_id,
+            pc_id,
+            chunk_size: self.chunk_size(),
+        })
+    }
+
+    /// Queues the next piece of the sub-operation's data set as P-DATA-TF PDVs (sliced, not
+    /// copied); `last` marks the end of the data set (PS3.8 E.2). Call
+    /// [`ScpSession::poll_transmit`] and write the bytes before reading the next piece, so
+    /// memory stays at one piece per association.
+    pub fn sub_store_data(&mut self, chunk: &Bytes, last: bool) -> Result<(), SendError> {
+        let Some(sub) = self.sub.as_mut().filter(|s| s.sending) else {
+            return Err(SendError::NotStarted);
+        };
+        let pc = sub.pc_id;
+        if last {
+            sub.sending = false;
+        }
+        let sent = self.assoc.send_pdata_part(pc, false, chunk, last);
+        if last && self.sub.as_ref().is_some_and(|s| s.early.is_some()) {
+            if let Some(r) = self.sub.take().and_then(|s| s.early) {
+                self.events.push_back(ScpEvent::Response(r));
+            }
+        }
+        if sent { Ok(()) } else { Err(SendError::Closed) }
+    }
+
+    /// Data set bytes per P-DATA-TF PDU of the peer's maximum length (PS3.8 D.1).
+    pub fn chunk_size(&self) -> usize {
+        crate::pdu::encode::max_fragment(self.neg.as_ref().map_or(0, |n| n.peer_max_pdu))
+    }
+
+    /// True while a C-STORE sub-operation is sent or waits for its response.
+    pub fn sub_store_in_flight(&self) -> bool {
+        self.sub.is_some()
+    }
+
+    /// Sends an N-EVENT-REPORT-RQ (PS3.7 §10.1.1) on this association, e.g. the Storage
+    /// Commitment result (PS3.4 J.3.3: Event Type 1 or 2) to the requestor of an N-ACTION
+    /// on the same association; `dataset` is encoded in the context's transfer syntax (see
+    /// [`ScpSession::transfer_syntax_for`]). Returns the request's Message ID; its response
+    /// comes back as [`ScpEvent::Response`].
+    pub fn send_event_report(
+        &mut self,
+        sop_class: &str,
+        sop_instance: &str,
+        event_type_id: u16,
+        dataset: &Bytes,
+    ) -> Result<u16, SendError> {
+        if self.assoc.is_closed() || !self.assoc.can_send_data() {
+            return Err(SendError::Closed);
+        }
+        let pc_id = self
+            .neg
+            .as_ref()
+            .and_then(|n| n.context_for(sop_class))
+            .map(|c| c.id)
+            .ok_or_else(|| SendError::NoContext {
+                sop_class: sop_class.to_string(),
+                transfer_syntax: String::new(),
+            })?;
+        let message_id = self.take_message_id();
+        let cmd = Command {
+            field: field::N_EVENT_REPORT_RQ,
+            message_id: Some(message_id),
+            affected_sop_class: Some(sop_class),
+            affected_sop_instance: Some(sop_instance),
+            event_type_id: Some(event_type_id),
+            has_dataset: true,
+            ..Command::default()
+        };
+        let enc = Bytes::from(cmd.encode());
+        if !self.assoc.send_pdata(pc_id, true, &enc)
+            || !self.assoc.send_pdata(pc_id, false, dataset)
+        {
+            return Err(SendError::Closed);
+        }
+        if self.sent.len() == MAX_SENT {
+            self.sent.pop_front();
+        }
+        self.sent.push_back(message_id);
+        Ok(message_id)
+    }
+
+    /// The transfer syntax accepted for an abstract syntax on this association.
+    pub fn transfer_syntax_for(&self, sop_class: &str) -> Option<&str> {
+        self.neg
+            .as_ref()
+            .and_then(|n| n.context_for(sop_class))
+            .map(|c| c.transfer_syntax.as_str())
+    }
+
+    fn take_message_id(&mut self) -> u16 {
+        let id = self.next_message_id;
+        self.next_message_id = self.next_message_id.wrapping_add(1).max(1);
+        id
+    }
+
+    /// A response from the peer: to our C-STORE sub-operation or N-EVENT-REPORT, else
+    /// ignored (PS3.7 §9.1: a response to nothing outstanding).
+    fn on_response(&mut self, cmd: &Command<'_>) {
+        let Some(mid) = cmd.responded_to else {
+            return;
+        };
+        let mut rsp = PeerResponse {
+            message_id: mid,
+            field: cmd.field,
+            status: cmd.status.unwrap_or(0xFFFF),
+            sop_instance_uid: cmd.affected_sop_instance.map(str::to_string),
+            error_comment: cmd.error_comment.map(str::to_string),
+            query: None,
+        };
+        if cmd.field == field::C_STORE_RSP
+            && let Some(sub) = self.sub.as_mut().filter(|s| s.message_id == mid)
+        {
+            rsp.query = Some(sub.query);
+            if sub.sending {
+                sub.early.get_or_insert(rsp);
+                return;
+            }
+            self.sub = None;
+        } else if let Some(i) = self.sent.iter().position(|m| *m == mid) {
+            self.sent.remove(i);
+        } else {
+            return;
+        }
+        self.events.push_back(ScpEvent::Response(rsp));
+    }
+
     /// True when the peer cancelled this query.
     pub fn is_cancelled(&self, id: RequestId) -> bool {
         matches!(&self.outstanding, Some(Outstanding::Query { id: q, cancelled: true, .. }) if *q == id)
@@ -733,8 +1035,10 @@ impl ScpSession {
         };
         // PS3.7 §9.1.2.1.6 (C-FIND-RSP): no counts; C-MOVE/C-GET finals carry completed,
         // failed and warning (remaining only on pending responses, PS3.7 §9.3.4.2).
+        // A Cancel may report the sub-operations left undone (PS3.7 §9.3.3.2, §9.3.4.2).
         let counts = match kind {
             QueryKind::Find => None,
+            _ if fin.status == status::CANCEL => fin.counts,
             _ => fin.counts.map(|c| SubOperations { remaining: 0, ..c }),
         };
         let rq = RqInfo {
@@ -830,11 +1134,25 @@ impl ScpSession {
     /// A message arriving while a query is outstanding: its C-CANCEL-RQ is taken, anything
     /// else waits.
     fn during_query(&mut self, m: DimseEvent, now: Instant) {
-        if let DimseEvent::Command { bytes, .. } = &m {
+        if matches!(self.pending, Pending::Skip { .. }) && matches!(m, DimseEvent::Data { .. }) {
+            return self.on_message(m, now);
+        }
+        if let DimseEvent::Command { pc_id, bytes } = &m {
             let cmd = match Command::decode(bytes) {
                 Ok(c) => c,
                 Err(e) => return self.fail(&e.to_string(), now),
             };
+            if !cmd.is_request() {
+                // The C-STORE-RSPs of a C-GET's sub-operations arrive here (PS3.4 C.4.3.3.1).
+                if !matches!(self.pending, Pending::Idle) {
+                    return self.fail("command while a data set was expected", now);
+                }
+                self.on_response(&cmd);
+                if cmd.has_dataset {
+                    self.pending = Pending::Skip { pc_id: *pc_id };
+                }
+                return;
+            }
             if cmd.field == field::C_CANCEL_RQ {
                 // PS3.7 §9.3.2.3: C-CANCEL-RQ names the request in (0000,0120); no response.
                 if let Some(Outstanding::Query {
@@ -863,6 +1181,7 @@ impl ScpSession {
         }
         self.outstanding = None;
         self.stashed = None;
+        self.sub = None;
     }
 
     fn reset_pending(&mut self) {
@@ -1023,7 +1342,13 @@ impl ScpSession {
                     self.respond(&rq, status::UNRECOGNIZED_OPERATION, None);
                 }
             }
-            _ => {} // a response we did not ask for: ignored
+            _ => {
+                // A response (PS3.7 §9.3): to our sub-operation or event report.
+                self.on_response(cmd);
+                if cmd.has_dataset {
+                    self.pending = Pending::Skip { pc_id };
+                }
+            }
         }
     }
 
@@ -1045,7 +1370,7 @@ impl ScpSession {
                 sop_class_uid: rq.sop_class.clone(),
                 message_id: rq.message_id,
                 priority: extra.priority,
-                move_destination: extra.move_destination,
+                move_destination: extra.move_destination.clone(),
                 transfer_syntax: ts,
                 identifier: data,
             }));
@@ -1055,6 +1380,7 @@ impl ScpSession {
                 kind,
                 cancelled: false,
                 pending: 0,
+                priority: extra.priority,
             });
         } else {
             self.events.push_back(ScpEvent::N(NOperation {
@@ -1077,6 +1403,7 @@ impl ScpSession {
             Pending::Store { rq, .. } | Pending::Collect { rq, .. } | Pending::Drain { rq, .. } => {
                 rq.pc_id
             }
+            Pending::Skip { pc_id } => *pc_id,
         };
         if pc != pc_id {
             return self.fail("data set on another presentation context", now);
@@ -1107,7 +1434,7 @@ impl ScpSession {
                     buf.extend_from_slice(data);
                 }
             }
-            Pending::Drain { .. } | Pending::Idle => {}
+            Pending::Drain { .. } | Pending::Skip { .. } | Pending::Idle => {}
         }
         if last {
             match std::mem::replace(&mut self.pending, Pending::Idle) {
@@ -1150,7 +1477,7 @@ impl ScpSession {
                     }
                 }
                 Pending::Drain { rq, status: st } => self.respond(&rq, st, None),
-                Pending::Idle => {}
+                Pending::Skip { .. } | Pending::Idle => {}
             }
         }
     }
@@ -1287,7 +1614,9 @@ impl ScpSession {
             affected_sop_instance: rq.sop_instance.as_deref(),
             status: Some(st),
             has_dataset: dataset.is_some(),
-            remaining: counts.filter(|_| pending).map(|c| c.remaining),
+            remaining: counts
+                .filter(|c| pending || (st == status::CANCEL && c.remaining > 0))
+                .map(|c| c.remaining),
             completed: counts.map(|c| c.completed),
             failed: counts.map(|c| c.failed),
             warning: counts.map(|c| c.warning),
