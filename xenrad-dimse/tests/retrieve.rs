@@ -179,10 +179,7 @@ fn start_get(r: &mut Rig) -> xenrad_dimse::scp::QueryRequest {
 #[test]
 fn role_selection_accepts_the_requestor_as_storage_scp_only() {
     let r = Rig::new(
-        &[
-            (GET_PC, sop::STUDY_ROOT_GET, &[ILE]),
-            (CT_PC, CT, &[ELE]),
-        ],
+        &[(GET_PC, sop::STUDY_ROOT_GET, &[ILE]), (CT_PC, CT, &[ELE])],
         &[(CT, false, true), (sop::STUDY_ROOT_GET, true, true)],
         4096,
     );
@@ -193,7 +190,11 @@ fn role_selection_accepts_the_requestor_as_storage_scp_only() {
             .contains(&(sop::STUDY_ROOT_GET.to_string(), true, false))
     );
     assert!(r.s.negotiated().unwrap().requestor_is_scp(CT));
-    assert!(!r.s.negotiated().unwrap().requestor_is_scp(sop::STUDY_ROOT_GET));
+    assert!(
+        !r.s.negotiated()
+            .unwrap()
+            .requestor_is_scp(sop::STUDY_ROOT_GET)
+    );
 }
 
 #[test]
@@ -201,9 +202,8 @@ fn c_get_sends_sub_operations_in_pieces_and_counts_them() {
     let mut r = get_rig();
     let q = start_get(&mut r);
     let ds = dataset_ele(CT, "1.2.3.1", "1.2.3", 10_000);
-    let st = r
-        .s
-        .sub_store_begin(
+    let st =
+        r.s.sub_store_begin(
             q.id,
             &SubStore {
                 sop_class_uid: CT,
@@ -231,7 +231,11 @@ fn c_get_sends_sub_operations_in_pieces_and_counts_them() {
     r.s.sub_store_data(&b.slice(..1000), false).unwrap();
     r.s.sub_store_data(&b.slice(1000..7001), false).unwrap();
     let partial = r.out(4096);
-    assert_eq!(partial.len(), 1, "only the command is complete: {partial:?}");
+    assert_eq!(
+        partial.len(),
+        1,
+        "only the command is complete: {partial:?}"
+    );
     r.s.sub_store_data(&b.slice(7001..), true).unwrap();
     assert_eq!(
         r.s.sub_store_data(&Bytes::from_static(b"x"), true),
@@ -313,13 +317,21 @@ fn c_get_sends_sub_operations_in_pieces_and_counts_them() {
     assert_eq!(cmds[1].status, Some(status::SUBOPS_WARNING));
     assert_eq!(cmds[1].responded_to, Some(7));
     assert_eq!(
-        (cmds[1].remaining, cmds[1].completed, cmds[1].failed, cmds[1].warning),
+        (
+            cmds[1].remaining,
+            cmds[1].completed,
+            cmds[1].failed,
+            cmds[1].warning
+        ),
         (None, Some(1), Some(1), Some(1))
     );
     let Some(Out::Data(_, ds)) = out.last() else {
         panic!("final data set expected")
     };
-    assert_eq!(failed_uid_list(ds, ILE).unwrap(), vec!["1.2.3.2".to_string()]);
+    assert_eq!(
+        failed_uid_list(ds, ILE).unwrap(),
+        vec!["1.2.3.2".to_string()]
+    );
 }
 
 #[test]
@@ -327,9 +339,8 @@ fn c_cancel_during_a_c_get_ends_fe00_with_counts_after_the_running_sub_operation
     let mut r = get_rig();
     let q = start_get(&mut r);
     let ds = Bytes::from(dataset_ele(CT, "1.2.3.1", "1.2.3", 100));
-    let st = r
-        .s
-        .sub_store_begin(
+    let st =
+        r.s.sub_store_begin(
             q.id,
             &SubStore {
                 sop_class_uid: CT,
@@ -388,9 +399,8 @@ fn c_cancel_during_a_c_get_ends_fe00_with_counts_after_the_running_sub_operation
 fn early_store_response_is_reported_after_the_data_set_is_complete() {
     let mut r = get_rig();
     let q = start_get(&mut r);
-    let st = r
-        .s
-        .sub_store_begin(
+    let st =
+        r.s.sub_store_begin(
             q.id,
             &SubStore {
                 sop_class_uid: CT,
@@ -408,7 +418,10 @@ fn early_store_response_is_reported_after_the_data_set_is_complete() {
         ..Command::default()
     };
     r.feed(CT_PC, &rsp, None);
-    assert!(r.s.poll_event().is_none(), "held until the data set is complete");
+    assert!(
+        r.s.poll_event().is_none(),
+        "held until the data set is complete"
+    );
     r.s.sub_store_data(&Bytes::from_static(b"\x16\x00"), true)
         .unwrap();
     assert!(matches!(r.s.poll_event(), Some(ScpEvent::Response(p)) if p.status == 0xA700));
@@ -495,11 +508,7 @@ fn commitment_data_sets_round_trip_in_both_little_endian_syntaxes() {
 
 #[test]
 fn storage_commitment_report_goes_out_on_the_same_association() {
-    let mut r = Rig::new(
-        &[(1, sop::STORAGE_COMMITMENT_PUSH, &[ILE])],
-        &[],
-        16384,
-    );
+    let mut r = Rig::new(&[(1, sop::STORAGE_COMMITMENT_PUSH, &[ILE])], &[], 16384);
     let res = CommitmentResult {
         transaction_uid: "2.25.99".into(),
         committed: refs(1),
@@ -526,7 +535,9 @@ fn storage_commitment_report_goes_out_on_the_same_association() {
         ..Command::default()
     };
     r.feed(1, &rsp, None);
-    assert!(matches!(r.s.poll_event(), Some(ScpEvent::Response(p)) if p.message_id == mid && p.query.is_none()));
+    assert!(
+        matches!(r.s.poll_event(), Some(ScpEvent::Response(p)) if p.message_id == mid && p.query.is_none())
+    );
     // A response to nothing we sent is ignored.
     r.feed(1, &rsp, None);
     assert!(r.s.poll_event().is_none());

@@ -276,13 +276,31 @@ impl Server {
                             }
                         }
                         Answer::SubBegin(id, op) => {
-                            let r = s.sub_store_begin(id, &SubStore {
+                            let mut used = op.2.clone();
+                            let mut r = s.sub_store_begin(id, &SubStore {
                                 sop_class_uid: &op.0,
                                 sop_instance_uid: &op.1,
                                 transfer_syntax: &op.2,
                             });
+                            // No context in the stored transfer syntax: a native one can be
+                            // re-encoded into another native one.
+                            if matches!(r, Err(crate::scp::SendError::NoContext { .. }))
+                                && is_native(&op.2)
+                                && let Some(t) = s
+                                    .sub_store_syntaxes(&op.0)
+                                    .into_iter()
+                                    .find(|t| is_native(t))
+                                    .map(str::to_string)
+                            {
+                                r = s.sub_store_begin(id, &SubStore {
+                                    sop_class_uid: &op.0,
+                                    sop_instance_uid: &op.1,
+                                    transfer_syntax: &t,
+                                });
+                                used = t;
+                            }
                             if let Some(fb) = &get_fb {
-                                let _ = fb.send(Feedback::Began(r.map(|_| ())));
+                                let _ = fb.send(Feedback::Began(r.map(|_| used)));
                             }
                         }
                         Answer::Abort(why) => {
@@ -443,6 +461,15 @@ pub(crate) enum Answer {
     SubData(bytes::Bytes, bool),
     /// A data set being sent cannot be finished: abort the association.
     Abort(String),
+}
+
+/// Uncompressed transfer syntaxes dicom-rs re-encodes into each other (PS3.5 A.1–A.3).
+pub(crate) fn is_native(ts_uid: &str) -> bool {
+    use crate::assoc::policy::ts;
+    matches!(
+        ts_uid,
+        ts::IMPLICIT_VR_LE | ts::EXPLICIT_VR_LE | ts::EXPLICIT_VR_BE
+    )
 }
 
 /// Runs a C-FIND with the handler on the blocking pool, sending each match to the

@@ -914,6 +914,20 @@ impl ScpSession {
         if sent { Ok(()) } else { Err(SendError::Closed) }
     }
 
+    /// Transfer syntaxes accepted for `sop_class` on contexts where the requestor took the
+    /// SCP role (PS3.7 D.3.3.4): where a C-GET sub-operation of that class can go when the
+    /// stored transfer syntax has no context of its own (the application then re-encodes).
+    pub fn sub_store_syntaxes(&self, sop_class: &str) -> Vec<&str> {
+        let Some(neg) = self.neg.as_ref().filter(|n| n.requestor_is_scp(sop_class)) else {
+            return Vec::new();
+        };
+        neg.contexts
+            .iter()
+            .filter(|c| c.abstract_syntax == sop_class)
+            .map(|c| c.transfer_syntax.as_str())
+            .collect()
+    }
+
     /// Data set bytes per P-DATA-TF PDU of the peer's maximum length (PS3.8 D.1).
     pub fn chunk_size(&self) -> usize {
         crate::pdu::encode::max_fragment(self.neg.as_ref().map_or(0, |n| n.peer_max_pdu))
