@@ -717,13 +717,11 @@ impl ScuAssociation {
                             },
                             message_id: c.message_id,
                         };
-                        match sink.begin(&start) {
-                            Ok(w) => Some(w),
-                            Err(_) => {
-                                st = status::OUT_OF_RESOURCES;
-                                None
-                            }
+                        let w = sink.begin(&start).ok();
+                        if w.is_none() {
+                            st = status::OUT_OF_RESOURCES;
                         }
+                        w
                     }
                     (None, _) => {
                         st = status::SOP_CLASS_NOT_SUPPORTED;

@@ -214,24 +214,22 @@ fn get_one(
             }
         };
     }
-    if src.remaining() == 0 {
-        if tx
+    if src.remaining() == 0
+        && tx
             .blocking_send(Answer::SubData(bytes::Bytes::new(), true))
             .is_err()
-        {
-            return SubEnd::Gone;
-        }
+    {
+        return SubEnd::Gone;
     }
     while src.remaining() > 0 {
-        let chunk = match src.read_chunk(SEND_PIECE) {
-            Ok(Some(c)) => c,
+        let Ok(Some(chunk)) = src.read_chunk(SEND_PIECE) else {
             // The data set cannot be finished and the peer is waiting for it: the
             // association has to go (PS3.8 §7.3.1, A-ABORT).
-            Ok(None) | Err(_) => {
-                let _ =
-                    tx.blocking_send(Answer::Abort("a retrieved file could not be read".into()));
-                return SubEnd::Gone;
-            }
+            let _ = tx.blocking_send(Answer::Abort(format!(
+                "{}: could not be read to its end",
+                item.path.display()
+            )));
+            return SubEnd::Gone;
         };
         let last = src.remaining() == 0;
         if tx.blocking_send(Answer::SubData(chunk, last)).is_err() {

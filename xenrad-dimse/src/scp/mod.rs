@@ -906,10 +906,11 @@ impl ScpSession {
             sub.sending = false;
         }
         let sent = self.assoc.send_pdata_part(pc, false, chunk, last);
-        if last && self.sub.as_ref().is_some_and(|s| s.early.is_some()) {
-            if let Some(r) = self.sub.take().and_then(|s| s.early) {
-                self.events.push_back(ScpEvent::Response(r));
-            }
+        if last
+            && self.sub.as_ref().is_some_and(|s| s.early.is_some())
+            && let Some(r) = self.sub.take().and_then(|s| s.early)
+        {
+            self.events.push_back(ScpEvent::Response(r));
         }
         if sent { Ok(()) } else { Err(SendError::Closed) }
     }
@@ -1367,7 +1368,7 @@ impl ScpSession {
     }
 
     /// Hands a collected N-* or query request to the application.
-    fn hand_out(&mut self, rq: RqInfo, ts: String, data: Bytes, extra: Extra) {
+    fn hand_out(&mut self, rq: RqInfo, ts: String, data: Bytes, mut extra: Extra) {
         let id = self.new_id();
         let calling_ae = self.calling_ae();
         let kind = match rq.field {
@@ -1384,7 +1385,7 @@ impl ScpSession {
                 sop_class_uid: rq.sop_class.clone(),
                 message_id: rq.message_id,
                 priority: extra.priority,
-                move_destination: extra.move_destination.clone(),
+                move_destination: extra.move_destination.take(),
                 transfer_syntax: ts,
                 identifier: data,
             }));
