@@ -38,7 +38,7 @@ pub struct TlsArgs {
 }
 
 impl TlsArgs {
-    fn enabled(&self) -> bool {
+    pub(crate) fn enabled(&self) -> bool {
         self.tls || self.tls_cert.is_some() || self.tls_ca.is_some()
     }
 }
@@ -201,6 +201,14 @@ pub enum Command {
         /// Most matches one C-FIND returns (then 0xA700).
         #[arg(long)]
         max_matches: Option<usize>,
+        /// A C-MOVE destination or storage commitment requester, `AE=HOST:PORT`
+        /// (repeatable).
+        #[arg(long = "peer")]
+        peers: Vec<String>,
+        /// Associations open at once for C-MOVE sub-operations and commitment reports
+        /// (beyond: C-MOVE refused 0xA702).
+        #[arg(long, default_value_t = 8)]
+        max_sub_associations: usize,
         /// DICOM TLS.
         #[command(flatten)]
         tls: TlsArgs,
@@ -216,6 +224,54 @@ pub enum Command {
         /// Send C-CANCEL after this many matches (PS3.7 9.3.2.3).
         #[arg(long)]
         cancel_after: Option<usize>,
+    },
+    /// C-MOVE SCU: moves what the keys select to `--dest`; prints the final sub-operation
+    /// counts as one JSON line.
+    Move {
+        /// Peer, information model, level and keys.
+        #[command(flatten)]
+        query: crate::dicom_query::QueryArgs,
+        /// Move destination AE title (known to the peer).
+        #[arg(long)]
+        dest: String,
+    },
+    /// C-GET SCU: retrieves what the keys select on the same association and writes the
+    /// instances as Part 10 files into `--out`; prints the final counts as one JSON line.
+    Get {
+        /// Peer, information model, level and keys.
+        #[command(flatten)]
+        query: crate::dicom_query::QueryArgs,
+        /// Output directory (created if missing).
+        #[arg(long)]
+        out: PathBuf,
+        /// A storage SOP class to receive (repeatable; default: the common ones).
+        #[arg(long = "storage-class")]
+        storage_classes: Vec<String>,
+    },
+    /// Storage Commitment SCU (PS3.4 J): asks the peer to commit the instances of these
+    /// Part 10 files; prints `committed UID` or `failed UID 0xNNNN` per instance.
+    Commit {
+        /// Peer host.
+        #[arg(long, default_value = "127.0.0.1")]
+        host: String,
+        /// Peer port.
+        #[arg(long, default_value_t = 11112)]
+        port: u16,
+        /// Our (calling) AE title.
+        #[arg(long, default_value = "XENRAD_SCU")]
+        aet: String,
+        /// The peer's (called) AE title.
+        #[arg(long, default_value = "ANY-SCP")]
+        call: String,
+        /// Seconds to wait for the N-EVENT-REPORT.
+        #[arg(long, default_value_t = 60)]
+        wait_secs: u64,
+        /// Part 10 files.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        /// DICOM TLS.
+        #[command(flatten)]
+        tls: TlsArgs,
     },
     /// Sends C-ECHO requests on one association.
     Echo {
@@ -277,6 +333,8 @@ pub fn run(cmd: Command) -> CliResult {
                 qr,
                 worklist,
                 max_matches,
+                peers,
+                max_sub_associations,
                 tls,
             } => {
                 let query = Arc::new(crate::dicom_query::QueryServices::open(
@@ -285,6 +343,8 @@ pub fn run(cmd: Command) -> CliResult {
                     worklist.as_ref(),
                     max_matches,
                 )?);
+                let retrieve =
+                    crate::dicom_retrieve::retrieve_config(&peers, max_sub_associations)?;
                 let policy = match (no_fsync, fsync_per_file) {
                     (true, _) => FsyncPolicy::None,
                     (_, true) => FsyncPolicy::Durable,
@@ -298,7 +358,33 @@ pub fn run(cmd: Command) -> CliResult {
                     max_associations,
                     (policy, journal_mb),
                     quiet,
-                    query,
+                    (query, retrieve),
+                    &tls,
+                )
+                .await
+            }
+            Command::Move { query, dest } => crate::dicom_retrieve::move_(&query, &dest).await,
+            Command::Get {
+                query,
+                out,
+                storage_classes,
+            } => crate::dicom_retrieve::get(&query, &out, &storage_classes).await,
+            Command::Commit {
+                host,
+                port,
+                aet,
+                call,
+                wait_secs,
+                files,
+                tls,
+            } => {
+                crate::dicom_retrieve::commit(
+                    &host,
+                    port,
+                    &aet,
+                    &call,
+                    &files,
+                    std::time::Duration::from_secs(wait_secs),
                     &tls,
                 )
                 .await
@@ -336,7 +422,10 @@ async fn scp(
     max_associations: usize,
     (fsync, journal_mb): (FsyncPolicy, u64),
     quiet: bool,
-    query: Arc<crate::dicom_query::QueryServices>,
+    (query, retrieve): (
+        Arc<crate::dicom_query::QueryServices>,
+        xenrad_dimse::net::RetrieveConfig,
+    ),
     tls_args: &TlsArgs,
 ) -> CliResult {
     std::fs::create_dir_all(&out)?;
@@ -359,12 +448,21 @@ async fn scp(
     policy.ae_title = aet;
     policy.max_pdu = max_pdu;
     policy.abstract_syntaxes.extend(query.sop_classes());
+    policy
+        .abstract_syntaxes
+        .extend(crate::dicom_retrieve::RetrieveHandler::sop_classes(&query));
     cfg.policy = Arc::new(policy);
     cfg.max_associations = max_associations;
     let listener = tokio::net::TcpListener::bind(("0.0.0.0", port)).await?;
     eprintln!("xenrad dicom scp: listening on {}", listener.local_addr()?);
-    let handler = crate::dicom_query::ScpHandler { query };
-    let mut server = Server::new(cfg, Arc::new(handler));
+    let handler = crate::dicom_retrieve::RetrieveHandler {
+        inner: crate::dicom_query::ScpHandler {
+            query: query.clone(),
+        },
+        held: crate::dicom_retrieve::Held::scan(&out),
+        query,
+    };
+    let mut server = Server::new(cfg, Arc::new(handler)).with_retrieve(retrieve);
     if tls_args.enabled() {
         server = server.with_tls(tls::acceptor(tls_args)?);
         eprintln!(

@@ -235,6 +235,11 @@ impl QueryServices {
         })
     }
 
+    /// The index of what is stored (`--qr`), for C-MOVE/C-GET (`dicom_retrieve`).
+    pub fn index(&self) -> Option<&RwLock<QueryIndex>> {
+        self.index.as_ref()
+    }
+
     /// The SOP classes to accept for these services.
     pub fn sop_classes(&self) -> Vec<String> {
         let mut v = Vec::new();

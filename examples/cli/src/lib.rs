@@ -6,6 +6,7 @@
 
 pub mod dicom;
 pub mod dicom_query;
+pub mod dicom_retrieve;
 pub mod fhir;
 pub mod hl7;
 pub mod mllp;

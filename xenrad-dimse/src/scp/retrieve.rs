@@ -288,3 +288,16 @@ impl Part10Source {
         Ok(Some(bytes::Bytes::from(buf)))
     }
 }
+
+impl From<crate::query::RetrieveItem> for RetrieveInstance {
+    /// An instance the query index selected for a C-MOVE/C-GET
+    /// ([`crate::query::QueryIndex::retrieve`]).
+    fn from(i: crate::query::RetrieveItem) -> Self {
+        Self {
+            sop_class_uid: i.sop_class_uid,
+            sop_instance_uid: i.sop_instance_uid,
+            transfer_syntax_uid: i.transfer_syntax_uid,
+            path: i.path,
+        }
+    }
+}
