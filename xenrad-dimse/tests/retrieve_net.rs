@@ -46,6 +46,8 @@ struct Held {
 /// for the SOP instances of that list.
 struct Archive {
     held: Vec<Held>,
+    /// How long making a commitment result takes.
+    delay: Duration,
 }
 
 impl Handler for Archive {
@@ -69,6 +71,7 @@ impl Handler for Archive {
             .collect())
     }
     fn commitment(&self, _ae: &str, req: &CommitmentRequest) -> Option<CommitmentResult> {
+        std::thread::sleep(self.delay);
         let have: HashSet<(&str, &str)> = self
             .held
             .iter()
@@ -348,7 +351,10 @@ fn our_get_from_our_scp_equals_the_files_and_lists_failures() {
     let srv = start(
         &scp_dir,
         "XENRAD",
-        Arc::new(Archive { held: served }),
+        Arc::new(Archive {
+            held: served,
+            delay: Duration::ZERO,
+        }),
         RetrieveConfig::default(),
     );
     let out = tempdir("get-out");
@@ -410,7 +416,10 @@ fn our_get_cancelled_after_two_ends_fe00() {
     let srv = start(
         &scp_dir,
         "XENRAD",
-        Arc::new(Archive { held }),
+        Arc::new(Archive {
+            held,
+            delay: Duration::ZERO,
+        }),
         RetrieveConfig::default(),
     );
     let out = tempdir("getc-out");
@@ -465,7 +474,10 @@ fn our_move_to_our_store_scp_and_unknown_destination_and_limit() {
     let srv = start(
         &scp_dir,
         "XENRAD",
-        Arc::new(Archive { held: held.clone() }),
+        Arc::new(Archive {
+            held: held.clone(),
+            delay: Duration::ZERO,
+        }),
         RetrieveConfig {
             peers: peers.clone(),
             ..RetrieveConfig::default()
@@ -475,7 +487,10 @@ fn our_move_to_our_store_scp_and_unknown_destination_and_limit() {
     let limited = start(
         &none_dir,
         "XENRAD",
-        Arc::new(Archive { held: held.clone() }),
+        Arc::new(Archive {
+            held: held.clone(),
+            delay: Duration::ZERO,
+        }),
         RetrieveConfig {
             peers,
             max_sub_associations: 0,
@@ -555,7 +570,10 @@ fn our_commit_against_our_scp_reports_committed_and_failed() {
     let srv = start(
         &scp_dir,
         "XENRAD",
-        Arc::new(Archive { held: held.clone() }),
+        Arc::new(Archive {
+            held: held.clone(),
+            delay: Duration::ZERO,
+        }),
         RetrieveConfig::default(),
     );
     rt().block_on(async {
@@ -708,7 +726,10 @@ fn dcmtk_getscu_from_our_scp() {
     let srv = start(
         &scp_dir,
         "XENRAD",
-        Arc::new(Archive { held: held.clone() }),
+        Arc::new(Archive {
+            held: held.clone(),
+            delay: Duration::ZERO,
+        }),
         RetrieveConfig::default(),
     );
     let out = tempdir("dg-out");
@@ -758,7 +779,10 @@ fn dcmtk_movescu_to_dcmtk_storescp_through_our_scp() {
     let srv = start(
         &scp_dir,
         "XENRAD",
-        Arc::new(Archive { held: held.clone() }),
+        Arc::new(Archive {
+            held: held.clone(),
+            delay: Duration::ZERO,
+        }),
         RetrieveConfig {
             peers,
             ..RetrieveConfig::default()
@@ -972,7 +996,10 @@ fn pynetdicom_get_move_and_commitment_against_our_scp() {
     let srv = start(
         &scp_dir,
         "XENRAD",
-        Arc::new(Archive { held: held.clone() }),
+        Arc::new(Archive {
+            held: held.clone(),
+            delay: Duration::ZERO,
+        }),
         RetrieveConfig {
             peers,
             ..RetrieveConfig::default()
@@ -1065,4 +1092,76 @@ fn our_commit_against_pynetdicom_scp() {
         assert_eq!(r.failed, vec![(refs[1].clone(), 0x0112)]);
         a.release().await.unwrap();
     });
+}
+
+const PYNETDICOM_LATE_REPORT: &str = r#"
+import sys, time
+from pydicom.dataset import Dataset
+from pynetdicom import AE, evt
+from pynetdicom.sop_class import StorageCommitmentPushModel, CTImageStorage
+port, lport, uid = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
+got = []
+def on_report(event):
+    got.append((event.event_type, event.event_information, event.assoc.requestor.ae_title))
+    return 0x0000, None
+ae = AE(ae_title="PYREQ")
+ae.add_requested_context(StorageCommitmentPushModel)
+ae.add_supported_context(StorageCommitmentPushModel, scu_role=True, scp_role=True)
+srv = ae.start_server(("127.0.0.1", lport), block=False,
+                      evt_handlers=[(evt.EVT_N_EVENT_REPORT, on_report)])
+assoc = ae.associate("127.0.0.1", port, ae_title="XENRAD")
+req = Dataset(); req.TransactionUID = "2.25.31337"
+it = Dataset(); it.ReferencedSOPClassUID = CTImageStorage; it.ReferencedSOPInstanceUID = uid
+req.ReferencedSOPSequence = [it]
+st, _ = assoc.send_n_action(req, 1, StorageCommitmentPushModel, "1.2.840.10008.1.20.1.1")
+assoc.release()
+print("ACTION", hex(st.Status), flush=True)
+t = time.time()
+while not got and time.time() - t < 15:
+    time.sleep(0.05)
+et, info, ae_title = got[0]
+print("REPORT", et, info.TransactionUID, len(info.ReferencedSOPSequence), ae_title)
+srv.shutdown()
+"#;
+
+#[test]
+fn commitment_report_on_a_new_association_after_the_requester_released() {
+    let Some(env) = peers("commitment_report_on_a_new_association_after_the_requester_released")
+    else {
+        return;
+    };
+    let src = tempdir("late-src");
+    let held = make_files(&src, "1.2.826.0.1.16", 1, 100);
+    let lport = free_port();
+    let mut peers = Peers::new();
+    peers.insert("PYREQ", format!("127.0.0.1:{lport}"));
+    let scp_dir = tempdir("late-scp");
+    let uid = held[0].item.sop_instance_uid.clone();
+    // The result takes 1.5 s: the requester has released by then.
+    let srv = start(
+        &scp_dir,
+        "XENRAD",
+        Arc::new(Archive {
+            held,
+            delay: Duration::from_millis(1500),
+        }),
+        RetrieveConfig {
+            peers,
+            ..RetrieveConfig::default()
+        },
+    );
+    let (ok, text) = run(Proc::new(&env.python).args([
+        "-c",
+        PYNETDICOM_LATE_REPORT,
+        &srv.port.to_string(),
+        &lport.to_string(),
+        &uid,
+    ]));
+    assert!(ok, "pynetdicom: {text}");
+    assert!(text.contains("ACTION 0x0"), "{text}");
+    assert!(text.contains("REPORT 1 2.25.31337 1 XENRAD"), "{text}");
+    drop(srv);
+    for d in [src, scp_dir] {
+        let _ = std::fs::remove_dir_all(d);
+    }
 }

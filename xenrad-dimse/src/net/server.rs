@@ -4,11 +4,11 @@ use super::retrieve::{Feedback, Peers, RetrieveConfig, run_get, run_move, send_r
 use super::{Stream, write_chunks};
 use crate::dimse::status;
 use crate::pdu::{AssociateRj, encode};
-use crate::scp::commitment::CommitmentResult;
+use crate::scp::commitment::{CommitmentRequest, CommitmentResult};
 use crate::scp::{
     Completed, Handler, NResponse, QueryFinal, QueryKind, QueryOutcome, QueryRequest, RequestId,
-    ScpConfig, ScpEvent, ScpSession, StoredInstance, SubOperations, SubStore, n_answer,
-    send_commitment_report, store_with,
+    ScpConfig, ScpEvent, ScpSession, StoredInstance, SubOperations, SubStore, commitment_result,
+    n_answer, send_commitment_report, store_with,
 };
 use std::future::Future;
 use std::sync::Arc;
@@ -149,7 +149,6 @@ impl Server {
         // Answers made on the blocking pool come back here (bounded: a query producing
         // matches faster than they are sent waits).
         let (tx, mut rx) = mpsc::channel::<Answer>(ANSWER_QUEUE);
-        let mut busy = false;
         let mut query: Option<(RequestId, Arc<AtomicBool>)> = None;
         // Feedback to the C-GET worker: sub-operation started, C-STORE-RSP status.
         let mut get_fb: Option<mpsc::UnboundedSender<Feedback>> = None;
@@ -157,7 +156,6 @@ impl Server {
             while let Some(ev) = s.poll_event() {
                 match ev {
                     ScpEvent::Store(c) => {
-                        busy = true;
                         let (h, tx) = (self.handler.clone(), tx.clone());
                         tokio::task::spawn_blocking(move || {
                             let (id, st, inst) = store_with(&*h, c);
@@ -165,16 +163,14 @@ impl Server {
                         });
                     }
                     ScpEvent::N(op) => {
-                        busy = true;
                         let (h, tx) = (self.handler.clone(), tx.clone());
                         tokio::task::spawn_blocking(move || {
-                            let (resp, report) = n_answer(&*h, &op);
-                            let report = report.map(|r| (op.calling_ae.clone(), Box::new(r)));
-                            let _ = tx.blocking_send(Answer::N(op.id, resp, report));
+                            let (resp, req) = n_answer(&*h, &op);
+                            let req = req.map(|r| (op.calling_ae.clone(), Box::new(r)));
+                            let _ = tx.blocking_send(Answer::N(op.id, resp, req));
                         });
                     }
                     ScpEvent::Query(q) => {
-                        busy = true;
                         let cancel = Arc::new(AtomicBool::new(false));
                         query = Some((q.id, cancel.clone()));
                         let (h, tx) = (self.handler.clone(), tx.clone());
@@ -227,11 +223,13 @@ impl Server {
             {
                 s.handle_transport_closed(Instant::now());
                 self.emit(&mut s);
+                self.reports_left(&mut rx);
                 return Err(e);
             }
             self.emit(&mut s);
             if s.is_closed() {
                 let _ = stream.shutdown().await;
+                self.reports_left(&mut rx);
                 return Ok(());
             }
             let deadline = s.association().poll_timeout();
@@ -250,22 +248,25 @@ impl Server {
                         s.process(Instant::now());
                     }
                 },
-                Some(a) = rx.recv(), if busy => {
+                Some(a) = rx.recv() => {
                     let now = Instant::now();
                     match a {
                         Answer::Store(id, st, inst) => {
-                            busy = false;
                             s.answer_store(id, st, inst.map(|b| *b), now);
                         }
-                        Answer::N(id, resp, report) => {
-                            busy = false;
+                        Answer::N(id, resp, req) => {
                             s.answer_n(id, resp, now);
-                            if let Some((requester, r)) = report {
-                                // PS3.4 J.3.3: on this association while it is open, else on
-                                // a new one to the requester.
-                                if send_commitment_report(&mut s, &r).is_err() {
-                                    self.report_elsewhere(requester, *r);
-                                }
+                            if let Some((requester, req)) = req {
+                                // PS3.4 J.3.2: the N-ACTION-RSP is out; the result is made on
+                                // the blocking pool and reported when ready.
+                                self.make_report(requester, *req, tx.clone());
+                            }
+                        }
+                        Answer::Report(requester, r) => {
+                            // PS3.4 J.3.3: on this association while it is open, else on a
+                            // new one to the requester.
+                            if send_commitment_report(&mut s, &r).is_err() {
+                                self.report_elsewhere(requester, *r);
                             }
                         }
                         Answer::Progress(id, counts) => {
@@ -324,7 +325,6 @@ impl Server {
                             }
                         }
                         Answer::QueryDone(id, fin) => {
-                            busy = false;
                             query = None;
                             get_fb = None;
                             // A cancelled query ends 0xFE00, a retrieve with its counts.
@@ -341,6 +341,33 @@ impl Server {
                     }
                 },
                 () = sleep => s.handle_timeout(Instant::now()),
+            }
+        }
+    }
+
+    /// Makes a Storage Commitment result on the blocking pool ([`Handler::commitment`]) and
+    /// hands it to the association task, or, when that has ended, reports it on a new
+    /// association.
+    fn make_report(&self, requester: String, req: CommitmentRequest, tx: mpsc::Sender<Answer>) {
+        let me = self.clone();
+        let rt = tokio::runtime::Handle::current();
+        tokio::task::spawn_blocking(move || {
+            let r = commitment_result(&*me.handler, &requester, &req);
+            if let Err(mpsc::error::SendError(Answer::Report(requester, r))) =
+                tx.blocking_send(Answer::Report(requester, Box::new(r)))
+            {
+                let _guard = rt.enter();
+                me.report_elsewhere(requester, *r);
+            }
+        });
+    }
+
+    /// Reports queued for an association that has ended go out on new associations.
+    fn reports_left(&self, rx: &mut mpsc::Receiver<Answer>) {
+        rx.close();
+        while let Ok(a) = rx.try_recv() {
+            if let Answer::Report(requester, r) = a {
+                self.report_elsewhere(requester, *r);
             }
         }
     }
@@ -449,7 +476,7 @@ pub(crate) enum Answer {
     N(
         RequestId,
         NResponse,
-        Option<(String, Box<CommitmentResult>)>,
+        Option<(String, Box<CommitmentRequest>)>,
     ),
     Match(RequestId, Vec<u8>),
     QueryDone(RequestId, QueryFinal),
@@ -461,6 +488,8 @@ pub(crate) enum Answer {
     SubData(bytes::Bytes, bool),
     /// A data set being sent cannot be finished: abort the association.
     Abort(String),
+    /// A Storage Commitment result for (requester AE).
+    Report(String, Box<CommitmentResult>),
 }
 
 /// Uncompressed transfer syntaxes dicom-rs re-encodes into each other (PS3.5 A.1–A.3).

@@ -59,9 +59,10 @@ pub trait Handler: Send + Sync + 'static {
         Err(QueryFinal::status(status::SOP_CLASS_NOT_SUPPORTED))
     }
     /// Storage Commitment Push Model (PS3.4 J.3.2): which of the referenced instances this
-    /// application has committed to keep. `None` (the default) means the service is not
-    /// offered and the N-ACTION goes to [`Handler::n_action`]. The N-ACTION-RSP is sent when
-    /// this returns, then the N-EVENT-REPORT with the result (PS3.4 J.3.3).
+    /// application has committed to keep. Called after the N-ACTION-RSP went out (the
+    /// service is offered by accepting its SOP class in the policy); the result is sent as
+    /// N-EVENT-REPORT on the request's association while it is open, else on a new one
+    /// (PS3.4 J.3.3). `None` (the default): every reference fails 0x0110.
     #[cfg(feature = "retrieve")]
     fn commitment(&self, calling_ae: &str, req: &CommitmentRequest) -> Option<CommitmentResult> {
         let _ = (calling_ae, req);
@@ -103,41 +104,62 @@ pub fn store_with(
 }
 
 /// Answers an N-CREATE/N-SET/N-ACTION with the handler (blocking). A Storage Commitment
-/// request (PS3.4 J.3.2) the handler takes ([`Handler::commitment`]) also gives the result
-/// to report with N-EVENT-REPORT after the N-ACTION-RSP (see [`send_commitment_report`]).
+/// request (PS3.4 J.3.2.1: N-ACTION, Action Type 1, on a context the application accepted)
+/// is answered here, success when its data set decodes, and returned: the result is made
+/// afterwards ([`commitment_result`]) and reported with N-EVENT-REPORT (PS3.4 J.3.3).
 #[cfg(feature = "retrieve")]
-pub fn n_answer(handler: &dyn Handler, op: &NOperation) -> (NResponse, Option<CommitmentResult>) {
+pub fn n_answer(handler: &dyn Handler, op: &NOperation) -> (NResponse, Option<CommitmentRequest>) {
     use super::commitment::ACTION_REQUEST_COMMITMENT;
     use crate::assoc::policy::sop;
-    if op.field == field::N_ACTION_RQ && op.sop_class_uid == sop::STORAGE_COMMITMENT_PUSH {
-        let req = match CommitmentRequest::decode(&op.dataset, &op.transfer_syntax) {
-            Ok(r) => r,
-            // PS3.7 C.4: the data set does not parse → processing failure with a comment.
-            Err(e) => {
-                return (
-                    NResponse {
-                        status: status::PROCESSING_FAILURE,
-                        error_comment: Some(e.to_string()),
-                        ..NResponse::default()
-                    },
-                    None,
-                );
-            }
-        };
-        if let Some(result) = handler.commitment(&op.calling_ae, &req) {
-            // PS3.4 J.3.2.1: only Action Type 1 exists (0x0123: no such action type).
-            if op.action_type_id != Some(ACTION_REQUEST_COMMITMENT) {
-                return (NResponse::status(0x0123), None);
-            }
-            let resp = NResponse {
+    if op.field != field::N_ACTION_RQ || op.sop_class_uid != sop::STORAGE_COMMITMENT_PUSH {
+        return (n_with(handler, op), None);
+    }
+    // PS3.4 J.3.2.1: only Action Type 1 exists (0x0123: no such action type).
+    if op.action_type_id != Some(ACTION_REQUEST_COMMITMENT) {
+        return (NResponse::status(0x0123), None);
+    }
+    match CommitmentRequest::decode(&op.dataset, &op.transfer_syntax) {
+        Ok(req) => (
+            NResponse {
                 status: status::SUCCESS,
                 sop_instance_uid: op.sop_instance_uid.clone(),
                 ..NResponse::default()
-            };
-            return (resp, Some(result));
-        }
+            },
+            Some(req),
+        ),
+        // PS3.7 C.4: the data set does not parse → processing failure with a comment.
+        Err(e) => (
+            NResponse {
+                status: status::PROCESSING_FAILURE,
+                error_comment: Some(e.to_string()),
+                ..NResponse::default()
+            },
+            None,
+        ),
     }
-    (n_with(handler, op), None)
+}
+
+/// The result of an accepted Storage Commitment request: the handler's
+/// ([`Handler::commitment`], may block), or every reference failed with 0x0110 (processing
+/// failure, PS3.4 J.3.3.1.1.2) when the handler offers none.
+#[cfg(feature = "retrieve")]
+pub fn commitment_result(
+    handler: &dyn Handler,
+    calling_ae: &str,
+    req: &CommitmentRequest,
+) -> CommitmentResult {
+    use super::commitment::reason;
+    handler
+        .commitment(calling_ae, req)
+        .unwrap_or_else(|| CommitmentResult {
+            transaction_uid: req.transaction_uid.clone(),
+            committed: Vec::new(),
+            failed: req
+                .references
+                .iter()
+                .map(|r| (r.clone(), reason::PROCESSING_FAILURE))
+                .collect(),
+        })
 }
 
 /// Sends a Storage Commitment result as N-EVENT-REPORT-RQ on the association the request
@@ -202,9 +224,10 @@ pub fn answer_with(session: &mut ScpSession, handler: &dyn Handler, now: Instant
             }
             #[cfg(feature = "retrieve")]
             ScpEvent::N(op) => {
-                let (resp, report) = n_answer(handler, &op);
+                let (resp, req) = n_answer(handler, &op);
                 session.answer_n(op.id, resp, now);
-                if let Some(r) = report {
+                if let Some(req) = req {
+                    let r = commitment_result(handler, &op.calling_ae, &req);
                     // Same association (PS3.4 J.3.3); a closed one loses the report here
                     // (the tokio adapter opens a new association instead).
                     let _ = send_commitment_report(session, &r);

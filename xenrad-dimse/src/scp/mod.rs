@@ -27,7 +27,7 @@ mod handler;
 pub mod retrieve;
 pub use handler::{Handler, QueryOutcome, StoreOnly, answer_with, n_with, store_with};
 #[cfg(feature = "retrieve")]
-pub use handler::{n_answer, send_commitment_report};
+pub use handler::{commitment_result, n_answer, send_commitment_report};
 
 use crate::assoc::policy::{IMPLEMENTATION_CLASS_UID, IMPLEMENTATION_VERSION_NAME, sop};
 use crate::assoc::{AcceptorPolicy, Association, Event, Negotiated, Timeouts};
