@@ -1,8 +1,11 @@
 #!/usr/bin/env python3
 """Deterministic Query/Retrieve and worklist fixtures for the interoperability tests.
 
-  qr_fixture.py images DIR   several patients, studies, series and instances as Part 10 files
-                             (non-ASCII names in ISO_IR 100 and ISO_IR 192, spread dates)
+  qr_fixture.py images DIR [PATIENTS [INSTANCES]]
+                             PATIENTS (default 5) patients x 2 studies x 2 series x INSTANCES
+                             (default 2) instances as Part 10 files (non-ASCII names in ISO_IR
+                             100 and ISO_IR 192, spread dates); the first five patients are
+                             always the same
   qr_fixture.py worklist DIR Modality Worklist items as Part 10 *.wl files (as DCMTK's wlmscpfs
                              serves them), plus an empty `lockfile`
 """
@@ -36,24 +39,33 @@ def write(ds, path, sop_class):
     ds.save_as(path, enforce_file_format=True)
 
 
-def images(out):
+def patients(count):
+    for p in range(count):
+        pid, name, cs, birth, sex = PATIENTS[p % len(PATIENTS)]
+        if p >= len(PATIENTS):
+            pid = f"P{p + 1:05d}"
+            name = name.replace("^", f"{p}^", 1)
+        yield p, (pid, name, cs, birth, sex)
+
+
+def images(out, count=5, per_series=2):
     os.makedirs(out, exist_ok=True)
     n = 0
-    for p, (pid, name, cs, birth, sex) in enumerate(PATIENTS):
+    for p, (pid, name, cs, birth, sex) in patients(count):
         for s in range(2):
             study = f"{ROOT}{p + 1}.{s + 1}"
             date = f"2024{(p * 2 + s) % 12 + 1:02d}{(p * 7 + s * 3) % 27 + 1:02d}"
             for r in range(2):
                 series = f"{study}.{r + 1}"
                 modality = ["CT", "MR"][(p + s + r) % 2]
-                for i in range(2):
+                for i in range(per_series):
                     ds = Dataset()
                     if cs:
                         ds.SpecificCharacterSet = cs
                     ds.SOPClassUID = CT
                     ds.SOPInstanceUID = f"{series}.{i + 1}"
                     ds.StudyDate = date
-                    ds.StudyTime = f"{8 + s + r:02d}{i * 15:02d}00"
+                    ds.StudyTime = f"{8 + s + r:02d}{(i * 15) % 60:02d}00"
                     ds.AccessionNumber = f"A{p + 1}{s + 1}"
                     ds.Modality = modality
                     ds.StudyDescription = f"Study {s + 1} of {pid}"
@@ -115,6 +127,9 @@ def worklist(out):
 
 
 if __name__ == "__main__":
-    if len(sys.argv) != 3 or sys.argv[1] not in ("images", "worklist"):
+    if len(sys.argv) < 3 or sys.argv[1] not in ("images", "worklist"):
         sys.exit(__doc__)
-    {"images": images, "worklist": worklist}[sys.argv[1]](sys.argv[2])
+    if sys.argv[1] == "images":
+        images(sys.argv[2], *(int(a) for a in sys.argv[3:5]))
+    else:
+        worklist(sys.argv[2])

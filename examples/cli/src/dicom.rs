@@ -7,7 +7,6 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Instant;
 
-use bytes::Bytes;
 use xenrad_dimse::assoc::policy::{sop, ts};
 use xenrad_dimse::net::{ClientConfig, ScuAssociation, Server};
 use xenrad_dimse::scp::{Completed, ScpConfig};
@@ -556,31 +555,32 @@ fn megabytes(b: u64) -> f64 {
     b as f64 / 1e6
 }
 
+/// A file to send: its File Meta facts only (the data set is streamed from the file when it
+/// is sent, never held whole in memory).
 struct Item {
     path: PathBuf,
-    data: Bytes,
     class: String,
-    instance: String,
     ts: String,
-    offset: usize,
+    /// Data set bytes (file size after the File Meta).
+    len: u64,
 }
 
 fn load(path: &Path) -> Option<Item> {
-    let data = Bytes::from(std::fs::read(path).ok()?);
-    let p = parse_part10(&data)?;
-    let (class, instance, ts, offset) = (
-        p.sop_class_uid.to_string(),
-        p.sop_instance_uid.to_string(),
-        p.transfer_syntax.to_string(),
-        p.dataset_offset,
-    );
+    use std::io::Read;
+    // The File Meta group is small (PS3.10 7.1); 64 KiB covers any real one.
+    let mut head = Vec::with_capacity(64 * 1024);
+    let mut f = std::fs::File::open(path).ok()?;
+    let size = f.metadata().ok()?.len();
+    Read::by_ref(&mut f)
+        .take(64 * 1024)
+        .read_to_end(&mut head)
+        .ok()?;
+    let p = parse_part10(&head)?;
     Some(Item {
         path: path.to_path_buf(),
-        data,
-        class,
-        instance,
-        ts,
-        offset,
+        class: p.sop_class_uid.to_string(),
+        ts: p.transfer_syntax.to_string(),
+        len: size.saturating_sub(p.dataset_offset as u64),
     })
 }
 
@@ -636,10 +636,10 @@ async fn store(
     let (mut ok, mut bad, mut bytes) = (0usize, 0usize, 0u64);
     let start = Instant::now();
     for (n, i) in items.iter().enumerate() {
-        let ds = i.data.slice(i.offset..);
-        let len = ds.len() as u64;
-        // Only the file's own transfer syntax can be sent without transcoding.
-        let r = a.store(&i.class, &i.instance, &i.ts, ds).await;
+        let len = i.len;
+        // Only the file's own transfer syntax can be sent without transcoding: the data set
+        // bytes after the File Meta are streamed from the file into P-DATA as they are.
+        let r = a.store_file(&i.path, None).await;
         match r {
             Ok(r) if r.status == 0 || r.status & 0xF000 == 0xB000 => {
                 ok += 1;
