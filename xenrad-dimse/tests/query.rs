@@ -575,6 +575,16 @@ fn malformed_identifiers_are_errors_with_offsets() {
     )
     .unwrap_err();
     assert_eq!((e.offset, e.tag), (Some(10), Some(tags::PATIENT_NAME)));
+    // Fuzz finding: a binary value whose length is not a multiple of its VR's size (implicit
+    // VR, (0008,0428) is UV: 14 bytes) shifted the parser's view of the next header, which
+    // then declared 560 MB and was allocated before the read failed. Refused up front now.
+    let mut uv = b"\x08\x00\x28\x04\x0e\x00\x00\x00ISOzIR\x15\0I\xe0\0\0\0\0".to_vec();
+    uv.extend_from_slice(b"\xfc\x22\x00\x22\x00\x00\x00\x00");
+    let e = decode_identifier(&uv, IMPLICIT).unwrap_err();
+    assert_eq!((e.offset, e.tag), (Some(0), Some(Tag(0x0008, 0x0428))));
+    assert!(e.message.contains("multiple"), "{e}");
+    let e = decode_identifier(b"\x28\x00\x10\x00US\x03\x00\x01\x02\x03", EXPLICIT).unwrap_err();
+    assert_eq!(e.tag, Some(Tag(0x0028, 0x0010)));
     // Runaway nesting (implicit VR, undefined lengths).
     let mut deep = Vec::new();
     for _ in 0..40 {

@@ -350,22 +350,27 @@ impl Walker<'_> {
             (vr, self.u32_at(p + 4), 8)
         };
         let body = p + hdr;
+        // PS3.5 6.2: a binary VR's value is whole multiples of its size. The parser reads
+        // len / size values, so a remainder would shift every later element header.
+        let size_vr = if self.enc.explicit {
+            vr
+        } else {
+            StandardDataDictionary.by_tag(tag).map(|e| e.vr().relaxed())
+        };
+        if len != UNDEFINED
+            && let Some(size) = size_vr.and_then(value_size)
+            && len as usize % size != 0
+        {
+            return Err(err("value length not a multiple of the VR's value size", p));
+        }
         if len == UNDEFINED {
             match vr {
                 // Undefined length: a sequence (implicit VR: whatever the dictionary says),
                 // or in explicit VR an UN sequence or encapsulated pixel data (PS3.5 A.4).
-                Some(VR::SQ) | None => self.sequence(body, end, None, depth, self.enc),
-                Some(VR::UN) => {
-                    // PS3.5 6.2.2: UN of undefined length holds an Implicit VR LE sequence.
-                    let sub = Walker {
-                        b: self.b,
-                        enc: Encoding {
-                            explicit: false,
-                            big: false,
-                        },
-                    };
-                    sub.sequence(body, end, None, depth, sub.enc)
-                }
+                Some(VR::SQ) | None => self.sequence(body, end, None, depth),
+                // PS3.5 6.2.2: UN of undefined length holds an Implicit VR LE sequence; the
+                // parser's reading of it is not the walker's, so it is refused here.
+                Some(VR::UN) => Err(err("UN of undefined length not supported", p)),
                 Some(VR::OB | VR::OW) if tag == Tag(0x7FE0, 0x0010) => self.fragments(body, end),
                 Some(_) => Err(err("undefined length on a non-sequence", p)),
             }
@@ -375,7 +380,7 @@ impl Walker<'_> {
                 return Err(err("value length beyond the end of the data set", p));
             }
             if vr == Some(VR::SQ) {
-                self.sequence(body, body + len, Some(()), depth, self.enc)?;
+                self.sequence(body, body + len, Some(()), depth)?;
             }
             Ok(body + len)
         }
@@ -388,7 +393,6 @@ impl Walker<'_> {
         end: usize,
         defined: Option<()>,
         depth: usize,
-        _enc: Encoding,
     ) -> Result<usize, QueryError> {
         loop {
             if defined.is_some() && p == end {
@@ -439,6 +443,16 @@ impl Walker<'_> {
                 }
             }
         }
+    }
+}
+
+/// The size of one value of a fixed-size binary VR (PS3.5 Table 6.2-1).
+fn value_size(vr: VR) -> Option<usize> {
+    match vr {
+        VR::US | VR::SS | VR::OW => Some(2),
+        VR::UL | VR::SL | VR::FL | VR::AT | VR::OF | VR::OL => Some(4),
+        VR::FD | VR::OD | VR::SV | VR::UV | VR::OV => Some(8),
+        _ => None,
     }
 }
 
