@@ -783,6 +783,30 @@ enum Plan {
 }
 
 /// A C-FIND in progress over a [`QueryIndex`], resumable: it holds its position, not a borrow.
+///
+/// How an SCP answers a C-FIND-RQ with it:
+///
+/// ```
+/// use xenrad_dimse::query::*;
+///
+/// /// A C-FIND-RQ's data set in transfer syntax `ts`: the pending responses, or a failure status.
+/// fn on_c_find(index: &QueryIndex, bytes: &[u8], ts: &str, sop_class: &str) -> Result<Vec<Vec<u8>>, QueryError> {
+///     let model = InformationModel::from_sop_class(sop_class).expect("negotiated a FIND class");
+///     let query = FindQuery::parse(decode_identifier(bytes, ts)?, model)?; // Err: e.status(), e.error_comment()
+///     let mut cursor = index.find_cursor(query, FindOptions::default());
+///     let mut pending = Vec::new();
+///     while let Some(rsp) = cursor.next_match(index) {  // one pending C-FIND-RSP (0xFF00) each;
+///         pending.push(encode_identifier(&rsp, ts)?);   // on C-CANCEL drop the cursor (0xFE00)
+///     }
+///     Ok(pending)
+/// }
+/// let rq = identifier_from_pairs(&[("QueryRetrieveLevel", "STUDY"), ("StudyInstanceUID", "")]).unwrap();
+/// let bytes = encode_identifier(&rq, "1.2.840.10008.1.2").unwrap();
+/// let index = QueryIndex::new();
+/// assert!(on_c_find(&index, &bytes, "1.2.840.10008.1.2", "1.2.840.10008.5.1.4.1.2.2.1").unwrap().is_empty());
+/// let e = on_c_find(&index, &bytes[..9], "1.2.840.10008.1.2", "1.2.840.10008.5.1.4.1.2.2.1").unwrap_err();
+/// assert_eq!(e.status(), 0xC000);
+/// ```
 pub struct FindCursor {
     query: FindQuery,
     compiled: Compiled,
