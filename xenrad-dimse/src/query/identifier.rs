@@ -359,7 +359,7 @@ impl Walker<'_> {
         };
         if len != UNDEFINED
             && let Some(size) = size_vr.and_then(value_size)
-            && len as usize % size != 0
+            && !(len as usize).is_multiple_of(size)
         {
             return Err(err("value length not a multiple of the VR's value size", p));
         }

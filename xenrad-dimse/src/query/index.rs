@@ -424,7 +424,8 @@ impl QueryIndex {
             (Some(l), Some(_)) => self.plan(query.identifier(), l),
             _ => Plan::List(Vec::new()),
         };
-        let computed = level.is_some_and(|l| wants_computed(query.identifier(), l));
+        let (computed, computed_match) =
+            level.map_or((false, false), |l| wants_computed(query.identifier(), l));
         FindCursor {
             query,
             compiled: compiled.unwrap_or_default(),
@@ -434,6 +435,7 @@ impl QueryIndex {
             emitted: 0,
             truncated: false,
             computed,
+            computed_match,
         }
     }
 
@@ -726,15 +728,25 @@ fn is_part10(p: &Path) -> bool {
         && &b[128..] == b"DICM"
 }
 
-/// Whether the query asks for computed attributes of its level or above.
-fn wants_computed(id: &Identifier, level: Level) -> bool {
-    id.iter().any(|e| {
-        matches!(
+/// Whether the query asks for computed attributes of its level or above: `(for the
+/// response, for matching)` — only a key with a value needs them before the match.
+fn wants_computed(id: &Identifier, level: Level) -> (bool, bool) {
+    let mut out = (false, false);
+    for e in id.iter() {
+        if matches!(
             e.tag(),
             Tag(0x0020, 0x1200 | 0x1202 | 0x1204 | 0x1206 | 0x1208 | 0x1209)
                 | Tag(0x0008, 0x0061 | 0x0062)
         ) && level_of(e.tag()) <= level
-    })
+        {
+            out.0 = true;
+            let valued = e
+                .to_multi_str()
+                .is_ok_and(|v| v.iter().any(|s| !s.trim_matches([' ', '\0']).is_empty()));
+            out.1 |= valued;
+        }
+    }
+    out
 }
 
 /// An instance to send for a C-MOVE / C-GET.
@@ -815,7 +827,9 @@ pub struct FindCursor {
     pos: usize,
     emitted: usize,
     truncated: bool,
+    /// Computed attributes wanted in responses / needed for matching.
     computed: bool,
+    computed_match: bool,
 }
 
 impl std::fmt::Debug for FindCursor {
@@ -850,7 +864,7 @@ impl FindCursor {
             let Some(mut layers) = index.layers(level, id) else {
                 continue;
             };
-            if self.computed {
+            if self.computed_match {
                 layers.computed = Some(index.computed(level, id));
             }
             if self.compiled.matches(&layers) {

@@ -42,6 +42,7 @@ use dicom_core::{DataElement, Length, PrimitiveValue, Tag, VR, header::Header};
 use dicom_dictionary_std::tags;
 use dicom_object::InMemDicomObject;
 use dicom_object::mem::InMemElement;
+use std::borrow::Cow;
 
 /// Options of one C-FIND.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -275,19 +276,23 @@ fn norm(vr: VR, s: &str) -> &str {
     }
 }
 
-fn fold_str(s: &str, fold: bool) -> String {
-    if fold { s.to_lowercase() } else { s.to_owned() }
+fn fold_str(s: &str, fold: bool) -> Cow<'_, str> {
+    if fold && s.chars().any(char::is_uppercase) {
+        Cow::Owned(s.to_lowercase())
+    } else {
+        Cow::Borrowed(s)
+    }
 }
 
-/// Text values of an element (none for sequences and binary blobs).
-fn values(e: &InMemElement) -> Vec<String> {
+/// Text values of an element (none for sequences and binary blobs); borrowed for text.
+fn values(e: &InMemElement) -> Cow<'_, [String]> {
     match e.value() {
         Value::Primitive(PrimitiveValue::Empty) | Value::Sequence(_) | Value::PixelSequence(_) => {
-            Vec::new()
+            Cow::Borrowed(&[])
         }
         Value::Primitive(p) => match e.vr() {
-            VR::OB | VR::OW | VR::OF | VR::OD | VR::OL | VR::OV | VR::UN => Vec::new(),
-            _ => p.to_multi_str().into_owned(),
+            VR::OB | VR::OW | VR::OF | VR::OD | VR::OL | VR::OV | VR::UN => Cow::Borrowed(&[]),
+            _ => p.to_multi_str(),
         },
     }
 }
@@ -439,7 +444,7 @@ fn compile_values(tag: Tag, vr: VR, raw: &[String], fold: bool) -> Result<M, Que
             let pats = vals
                 .iter()
                 .map(|v| {
-                    let v = fold_str(v, fold);
+                    let v = fold_str(v, fold).into_owned();
                     if wild && v.contains(['*', '?']) {
                         Pattern::Glob(
                             v.chars()
@@ -508,11 +513,13 @@ fn point(vr: VR, s: &str) -> Option<Instant> {
     }
 }
 
-/// Glob match (`*`, `?`) over characters, iterative with single backtrack point: O(n·m).
-fn glob(p: &[Tok], s: &[char]) -> bool {
-    let (mut pi, mut si) = (0, 0);
+/// Glob match (`*`, `?`) over characters (not bytes), iterative with one backtrack point:
+/// O(n·m), no recursion.
+fn glob(p: &[Tok], s: &str) -> bool {
+    let (mut pi, mut si) = (0, 0); // si: byte index, always on a char boundary
     let mut star: Option<(usize, usize)> = None;
-    while si < s.len() {
+    let char_at = |i: usize| s.get(i..).and_then(|t| t.chars().next());
+    while let Some(c) = char_at(si) {
         match p.get(pi) {
             Some(Tok::Star) => {
                 star = Some((pi, si));
@@ -520,17 +527,18 @@ fn glob(p: &[Tok], s: &[char]) -> bool {
             }
             Some(Tok::One) => {
                 pi += 1;
-                si += 1;
+                si += c.len_utf8();
             }
-            Some(Tok::Lit(c)) if *c == s[si] => {
+            Some(Tok::Lit(l)) if *l == c => {
                 pi += 1;
-                si += 1;
+                si += c.len_utf8();
             }
             _ => match star {
                 Some((sp, ss)) => {
+                    let next = ss + char_at(ss).map_or(1, char::len_utf8);
                     pi = sp + 1;
-                    si = ss + 1;
-                    star = Some((sp, ss + 1));
+                    si = next;
+                    star = Some((sp, next));
                 }
                 None => return false,
             },
@@ -558,14 +566,11 @@ impl Key {
                     }
                     let v = fold_str(v, self.fold);
                     pats.iter().any(|p| match p {
-                        Pattern::Exact(x) => *x == v,
+                        Pattern::Exact(x) => *x == *v,
                         // Exact numeric equality is the single value rule for numbers.
                         #[allow(clippy::float_cmp)]
                         Pattern::Number(n) => v.trim().parse::<f64>().is_ok_and(|x| x == *n),
-                        Pattern::Glob(toks) => {
-                            let chars: Vec<char> = v.chars().collect();
-                            glob(toks, &chars)
-                        }
+                        Pattern::Glob(toks) => glob(toks, &v),
                     })
                 })
             }
@@ -663,7 +668,7 @@ mod tests {
             .collect()
     }
     fn g(p: &str, s: &str) -> bool {
-        glob(&toks(p), &s.chars().collect::<Vec<_>>())
+        glob(&toks(p), s)
     }
 
     #[test]
