@@ -10,6 +10,8 @@
 //! ignored (values are compared as written): the standard leaves offset-less values in the
 //! SCP's local time, so both sides are compared in the time they state.
 
+use std::borrow::Cow;
+
 /// An instant: date as `YYYYMMDD`, then microseconds since midnight. Ordered.
 pub(crate) type Instant = (u32, u64);
 
@@ -17,6 +19,16 @@ const DAY_END: u64 = 86_400_000_000 - 1;
 
 /// Lower and upper instant of the interval a value names.
 pub(crate) type Interval = (Instant, Instant);
+
+/// `s` trimmed, without the legacy separator `sep` (borrowed when there is none).
+fn strip(s: &str, sep: char) -> Cow<'_, str> {
+    let s = s.trim();
+    if s.contains(sep) {
+        Cow::Owned(s.replace(sep, ""))
+    } else {
+        Cow::Borrowed(s)
+    }
+}
 
 fn digits(s: &str) -> Option<u64> {
     if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
@@ -28,7 +40,7 @@ fn digits(s: &str) -> Option<u64> {
 /// Date: `YYYY`, `YYYYMM`, `YYYYMMDD` (PS3.5 6.2 DA; the reduced forms are DT-style
 /// precision, accepted for convenience), with legacy dots removed.
 pub(crate) fn parse_da(s: &str) -> Option<(u32, u32)> {
-    let s: String = s.trim().chars().filter(|c| *c != '.').collect();
+    let s = strip(s, '.');
     let y = digits(s.get(..4)?)? as u32;
     let (m_lo, m_hi) = match s.get(4..6) {
         Some(m) => {
@@ -54,13 +66,13 @@ pub(crate) fn parse_da(s: &str) -> Option<(u32, u32)> {
 
 /// Time: `HH[MM[SS[.F{1,6}]]]`, legacy colons removed; microseconds since midnight.
 pub(crate) fn parse_tm(s: &str) -> Option<(u64, u64)> {
-    let s: String = s.trim().chars().filter(|c| *c != ':').collect();
+    let s = strip(s, ':');
     if !s.is_ascii() {
         return None;
     }
     let (main, frac) = match s.split_once('.') {
         Some((a, b)) => (a, Some(b)),
-        None => (s.as_str(), None),
+        None => (&*s, None),
     };
     if !matches!(main.len(), 2 | 4 | 6) || (frac.is_some() && main.len() != 6) {
         return None;
