@@ -1164,6 +1164,27 @@ fn index_a_directory_and_header_bytes() {
     );
     ix.insert(r).unwrap();
     assert_eq!(ix.len(), 3);
+    // A JPEG-compressed instance: the data set is Explicit VR LE up to its encapsulated Pixel
+    // Data (undefined length, fragments), which is left out.
+    let mut jpeg = encode_identifier(&rec("1.2.3.4.10", "", "Doe^John"), EXPLICIT).unwrap();
+    jpeg.extend_from_slice(b"\xe0\x7f\x10\x00OB\0\0\xff\xff\xff\xff");
+    jpeg.extend_from_slice(
+        b"\xfe\xff\x00\xe0\x00\x00\x00\x00\xfe\xff\x00\xe0\x04\x00\x00\x00\xff\xd8\xff\xd9",
+    );
+    jpeg.extend_from_slice(b"\xfe\xff\xdd\xe0\x00\x00\x00\x00");
+    let r = InstanceRecord::from_dataset_bytes(
+        &jpeg,
+        "1.2.840.10008.1.2.4.50",
+        "1.2.840.10008.5.1.4.1.1.7",
+        "1.2.3.4.10",
+        "/in/j.dcm",
+    )
+    .unwrap();
+    assert!(r.attributes.get(tags::PIXEL_DATA).is_none());
+    assert_eq!(r.transfer_syntax_uid, "1.2.840.10008.1.2.4.50");
+    assert_eq!(text(&r.attributes, tags::INSTANCE_NUMBER).unwrap(), "7");
+    // The whole thing also decodes as a data set (the walker follows the fragments).
+    assert!(decode_identifier(&jpeg, EXPLICIT).is_ok());
     let _ = std::fs::remove_dir_all(&dir);
 }
 
