@@ -491,6 +491,37 @@ fn unsupported_character_set_is_refused() {
     assert_eq!(e.kind, QueryErrorKind::Unsupported);
     assert_eq!(e.tag, Some(tags::SPECIFIC_CHARACTER_SET));
     assert_eq!(e.status(), 0xC000);
+    // ISO 2022 code extensions (several values): refused, not mis-decoded.
+    let two = encode_identifier(
+        &id(&[
+            ("SpecificCharacterSet", "\\ISO 2022 IR 87"),
+            ("PatientName", "X"),
+        ]),
+        EXPLICIT,
+    )
+    .unwrap();
+    let e = decode_identifier(&two, EXPLICIT).unwrap_err();
+    assert_eq!(
+        (&e.kind, e.tag),
+        (
+            &QueryErrorKind::Unsupported,
+            Some(tags::SPECIFIC_CHARACTER_SET)
+        )
+    );
+    assert!(
+        e.error_comment().contains("code extensions"),
+        "{}",
+        e.error_comment()
+    );
+    // A stored record with such a set is still indexed (its UIDs stay queryable).
+    let rec = id(&[
+        ("SpecificCharacterSet", "\\ISO 2022 IR 87"),
+        ("StudyInstanceUID", "1.2"),
+        ("SeriesInstanceUID", "1.2.1"),
+        ("SOPInstanceUID", "1.2.1.1"),
+    ]);
+    let b = encode_identifier(&rec, EXPLICIT).unwrap();
+    assert!(InstanceRecord::from_dataset_bytes(&b, EXPLICIT, "1.2.3", "1.2.1.1", "/x").is_ok());
 }
 
 // ---- identifiers ---------------------------------------------------------------------------

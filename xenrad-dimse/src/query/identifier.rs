@@ -68,31 +68,46 @@ pub fn decode_identifier(bytes: &[u8], ts_uid: &str) -> Result<Identifier, Query
     let enc = encoding_of(ts);
     let end = walk(bytes, enc, false)?;
     debug_assert_eq!(end, bytes.len());
-    parse_checked(bytes, ts)
+    parse_checked(bytes, ts, true)
 }
 
-/// Parses bytes the walker accepted; checks the character set is one dicom-rs decodes.
-pub(crate) fn parse_checked(bytes: &[u8], ts: &TransferSyntax) -> Result<Identifier, QueryError> {
+/// Parses bytes the walker accepted (text decoded per Specific Character Set). `strict`
+/// (identifiers): a character set dicom-rs cannot decode is refused; records are indexed
+/// anyway (their UIDs stay queryable).
+pub(crate) fn parse_checked(
+    bytes: &[u8],
+    ts: &TransferSyntax,
+    strict: bool,
+) -> Result<Identifier, QueryError> {
     let obj = InMemDicomObject::read_dataset_with_ts(bytes, ts)
         .map_err(|e| QueryError::malformed(format!("data set does not parse: {e}")))?;
-    check_charsets(&obj)?;
+    if strict {
+        check_charsets(&obj)?;
+    }
     Ok(obj)
 }
 
-/// Refuses a Specific Character Set value dicom-rs does not decode (it would otherwise fall
-/// back to the default repertoire silently and match mis-decoded text), at any depth.
+/// Refuses a Specific Character Set dicom-rs does not decode (it would fall back to the
+/// default repertoire silently and match mis-decoded text), at any depth: an unknown term, or
+/// several values (ISO 2022 code extensions, PS3.5 6.1.2.5: the decoder uses the first value
+/// only, so the escape sequences of the others would not be honoured).
 fn check_charsets(obj: &InMemDicomObject) -> Result<(), QueryError> {
     if let Some(e) = obj.get(tags::SPECIFIC_CHARACTER_SET)
         && let Ok(vals) = e.to_multi_str()
     {
+        let unsupported = |why: String| {
+            Err(QueryError::new(QueryErrorKind::Unsupported, why).tag(tags::SPECIFIC_CHARACTER_SET))
+        };
+        if vals.len() > 1 {
+            return unsupported(format!(
+                "code extensions not supported: {:?}",
+                vals.join("\\")
+            ));
+        }
         for v in vals.iter() {
             let v = v.trim();
             if !v.is_empty() && SpecificCharacterSet::from_code(v).is_none() {
-                return Err(QueryError::new(
-                    QueryErrorKind::Unsupported,
-                    format!("Specific Character Set {v:?} not supported"),
-                )
-                .tag(tags::SPECIFIC_CHARACTER_SET));
+                return unsupported(format!("Specific Character Set {v:?} not supported"));
             }
         }
     }

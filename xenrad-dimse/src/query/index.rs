@@ -140,7 +140,7 @@ impl InstanceRecord {
         let enc = encoding_of(ts);
         let end = complete_prefix(bytes, enc);
         walk(&bytes[..end], enc, false)?;
-        let mut obj = super::identifier::parse_checked(&bytes[..end], ts)?;
+        let mut obj = super::identifier::parse_checked(&bytes[..end], ts, false)?;
         obj.put(DataElement::new(
             tags::SOP_CLASS_UID,
             VR::UI,
