@@ -945,6 +945,58 @@ fn limit_cursor_and_updates() {
         &[("QueryRetrieveLevel", "PATIENT"), ("PatientID", "")],
     );
     assert_eq!(col(&r, tags::PATIENT_ID), ["P1", ""]);
+    // Re-inserting a UID in the same series replaces its record in place.
+    let again = id(&[
+        ("StudyInstanceUID", "S1"),
+        ("SeriesInstanceUID", "S1.0"),
+        ("SOPInstanceUID", "S1.0.0"),
+        ("InstanceNumber", "99"),
+    ]);
+    ix.insert(InstanceRecord::from_object(again, EXPLICIT, "/d/again").unwrap())
+        .unwrap();
+    let r = find(
+        &ix,
+        InformationModel::StudyRoot,
+        &[("QueryRetrieveLevel", "IMAGE"), ("InstanceNumber", "99")],
+    );
+    assert_eq!(col(&r, tags::SOP_INSTANCE_UID), ["S1.0.0"]);
+    let items = ix
+        .retrieve(
+            &id(&[
+                ("QueryRetrieveLevel", "IMAGE"),
+                ("SOPInstanceUID", "S1.0.0"),
+            ]),
+            InformationModel::StudyRoot,
+        )
+        .unwrap();
+    assert_eq!(items[0].path, std::path::PathBuf::from("/d/again"));
+    // A record without the unique keys is refused and changes nothing.
+    let mut bad = InstanceRecord::from_object(
+        id(&[
+            ("StudyInstanceUID", "S1"),
+            ("SeriesInstanceUID", "S1.0"),
+            ("SOPInstanceUID", "S1.0.0"),
+        ]),
+        EXPLICIT,
+        "/d/bad",
+    )
+    .unwrap();
+    bad.attributes.remove_element(tags::SERIES_INSTANCE_UID);
+    assert_eq!(
+        ix.insert(bad).unwrap_err().tag,
+        Some(tags::SERIES_INSTANCE_UID)
+    );
+    assert_eq!(ix.len(), 6);
+    let still = id(&[
+        ("QueryRetrieveLevel", "IMAGE"),
+        ("SOPInstanceUID", "S1.0.0"),
+    ]);
+    assert_eq!(
+        ix.retrieve(&still, InformationModel::StudyRoot)
+            .unwrap()
+            .len(),
+        1
+    );
     // Re-inserting a UID replaces it (moved to another series here).
     let moved = id(&[
         ("StudyInstanceUID", "S4"),

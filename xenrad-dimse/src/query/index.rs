@@ -255,14 +255,46 @@ impl QueryIndex {
     }
 
     /// Adds an instance; a record with a SOP Instance UID already present replaces it (the
-    /// SCP stores the same UID again by replacing the file).
+    /// SCP stores the same UID again by replacing the file). The study and series attributes
+    /// stay those of the first instance seen; a record without Study, Series or SOP Instance
+    /// UID is refused (and the index left as it was).
     pub fn insert(&mut self, record: InstanceRecord) -> Result<(), QueryError> {
+        let study_uid = text(&record.attributes, tags::STUDY_INSTANCE_UID).ok_or_else(|| {
+            QueryError::malformed("no Study Instance UID").tag(tags::STUDY_INSTANCE_UID)
+        })?;
+        let series_uid = text(&record.attributes, tags::SERIES_INSTANCE_UID).ok_or_else(|| {
+            QueryError::malformed("no Series Instance UID").tag(tags::SERIES_INSTANCE_UID)
+        })?;
+        if record.sop_instance_uid.is_empty() {
+            return Err(QueryError::malformed("no SOP Instance UID").tag(tags::SOP_INSTANCE_UID));
+        }
+        // The same instance stored again in the same series: replaced in place (no new slot,
+        // so an SCP that keeps re-receiving instances does not grow the index).
+        if let Some(&i) = self.instance_by_uid.get(&record.sop_instance_uid) {
+            let same_place = self
+                .instances
+                .get(i)
+                .and_then(Option::as_ref)
+                .and_then(|n| self.series.get(n.series)?.as_ref())
+                .is_some_and(|se| {
+                    se.uid == series_uid
+                        && self
+                            .studies
+                            .get(se.study)
+                            .and_then(Option::as_ref)
+                            .is_some_and(|st| st.uid == study_uid)
+                });
+            if same_place && let Some(Some(node)) = self.instances.get_mut(i) {
+                let [_, _, image_attrs] = split_levels(&record.attributes);
+                node.record = InstanceRecord {
+                    attributes: image_attrs,
+                    ..record
+                };
+                return Ok(());
+            }
+        }
         self.remove(&record.sop_instance_uid);
         let [study_attrs, series_attrs, image_attrs] = split_levels(&record.attributes);
-        let study_uid = text(&record.attributes, tags::STUDY_INSTANCE_UID)
-            .ok_or_else(|| QueryError::malformed("no Study Instance UID"))?;
-        let series_uid = text(&record.attributes, tags::SERIES_INSTANCE_UID)
-            .ok_or_else(|| QueryError::malformed("no Series Instance UID"))?;
         let pkey = (
             text(&record.attributes, tags::PATIENT_ID).unwrap_or_default(),
             text(&record.attributes, tags::ISSUER_OF_PATIENT_ID).unwrap_or_default(),
