@@ -190,6 +190,16 @@ fn time_and_datetime_range_matching() {
     assert!(!dt("200607051000-200607051800", "20060705180100"));
     assert!(dt("200607051000-200607051800", "20060705180059.9"));
     assert!(dt("20060705-0500-20060706-0500", "20060706120000-0500"));
+    // Not a DT: trailing garbage after the date, a bad offset.
+    assert!(!dt("2006-", "20060101é"));
+    assert!(!dt("2006-", "20060101+05"));
+    assert!(
+        FindQuery::parse(
+            id(&[("AcquisitionDateTime", "20060101x")]),
+            InformationModel::ModalityWorklist
+        )
+        .is_err()
+    );
 }
 
 fn at<'a>(d: &'a str, t: &'a str) -> [(&'static str, &'a str); 2] {

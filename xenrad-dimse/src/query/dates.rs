@@ -102,6 +102,9 @@ pub(crate) fn parse_tm(s: &str) -> Option<(u64, u64)> {
 /// Date-time: `YYYY[MM[DD[HH[MM[SS[.F]]]]]]` with an optional `&ZZXX` offset (ignored).
 pub(crate) fn parse_dt(s: &str) -> Option<Interval> {
     let s = s.trim();
+    if !s.is_ascii() {
+        return None;
+    }
     // An offset is a sign after the date part (position ≥ 4).
     let core = match s.get(4..).and_then(|t| t.find(['+', '-'])) {
         Some(i) => {
