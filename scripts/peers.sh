@@ -10,6 +10,7 @@ quiet() { "$@" >/tmp/xenrad-peers.log 2>&1 || { cat /tmp/xenrad-peers.log >&2; r
 need_apt=()
 command -v storescu >/dev/null 2>&1 || need_apt+=(dcmtk)
 command -v curl >/dev/null 2>&1 || need_apt+=(curl)
+[ -x /usr/bin/time ] || need_apt+=(time) # sender CPU and RSS in benches/dicom/scu.sh
 command -v chromium >/dev/null 2>&1 || need_apt+=(chromium)
 if ((${#need_apt[@]})); then
   SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo"
