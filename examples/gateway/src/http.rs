@@ -123,6 +123,10 @@ impl SurfaceState {
     }
 }
 
+/// Readiness path every surface serves without a key: `200 ok` once the surface is
+/// served (load balancers and the fault campaigns poll it).
+pub const HEALTH_PATH: &str = "/healthz";
+
 /// Paths every surface serves without a key.
 pub const DOC_PATHS: &[&str] = &["/api/documentation", "/api/documentation/openapi.json"];
 
@@ -132,7 +136,7 @@ async fn auth_and_measure(State(s): State<SurfaceState>, req: Request, next: Nex
         .extensions()
         .get::<MatchedPath>()
         .map_or_else(|| "unmatched".to_owned(), |m| m.as_str().to_owned());
-    let open = s.open_paths.contains(&req.uri().path());
+    let open = req.uri().path() == HEALTH_PATH || s.open_paths.contains(&req.uri().path());
     let response = if open || key_ok(&s.keys, req.headers()) {
         next.run(req).await
     } else {
@@ -176,6 +180,10 @@ pub fn finish_surface(
     let metrics = state.metrics.clone();
     let openapi = Arc::new(openapi_json);
     router
+        .route(
+            HEALTH_PATH,
+            get(|| async { ([(header::CONTENT_TYPE, "text/plain")], "ok\n") }),
+        )
         .route(
             "/api/documentation",
             get(|| async {
