@@ -67,7 +67,8 @@ class Gateway:
 
     DOORS = ("fhir", "hl7", "mpps", "mllp", "dicom")
 
-    def __init__(self, data_dir: Path, log_path: Path, extra: list[str] | None = None, binary: str | None = None):
+    def __init__(self, data_dir: Path, log_path: Path, extra: list[str] | None = None, binary: str | None = None,
+                 journal_mb: int = 4):
         self.binary = binary or find_binary()
         self.data_dir = Path(data_dir)
         self.log_path = Path(log_path)
@@ -75,12 +76,13 @@ class Gateway:
         self.ports = dict(zip(self.DOORS, free_ports(len(self.DOORS))))
         self.proc: subprocess.Popen | None = None
         self.starts = 0
+        self.journal_mb = journal_mb
 
     def argv(self) -> list[str]:
         a = [self.binary]
         for d in self.DOORS:
             a += [f"--{d}-addr", f"{LOOPBACK}:{self.ports[d]}"]
-        a += ["--data-dir", str(self.data_dir), "--dicom-journal-mb", "4", "--ae-title", "XENRAD"]
+        a += ["--data-dir", str(self.data_dir), "--dicom-journal-mb", str(self.journal_mb), "--ae-title", "XENRAD"]
         return a + self.extra
 
     def spawn(self):

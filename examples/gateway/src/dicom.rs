@@ -15,6 +15,9 @@ use xenrad_dimse::scp::{Handler, NRequest, NResponse, ScpConfig, StoredInstance}
 use xenrad_dimse::store::InstanceHeader;
 use xenrad_mpps::{MPPS_SOP_CLASS_UID, TransferSyntaxKind};
 
+/// DIMSE status 0x0213 Resource limitation (PS3.7 C.4.1, N-CREATE/N-SET).
+const RESOURCE_LIMITATION: u16 = 0x0213;
+
 /// The gateway's DIMSE handler.
 pub struct GatewayScp {
     gw: Gateway,
@@ -218,7 +221,12 @@ impl GatewayScp {
             }
             Err(e) => {
                 tracing::error!(error = %e, "MPPS over DIMSE: store failed");
-                NResponse::status(status::PROCESSING_FAILURE)
+                // PS3.7 C.4.1: 0x0213 Resource limitation, when there is no space to store.
+                NResponse::status(if e.is_full() {
+                    RESOURCE_LIMITATION
+                } else {
+                    status::PROCESSING_FAILURE
+                })
             }
         }
     }

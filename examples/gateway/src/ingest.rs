@@ -26,6 +26,12 @@ pub struct V2Outcome {
     pub http_status: u16,
 }
 
+tokio::task_local! {
+    /// Set by [`V2Store`] / [`V3Store`] when the write failed for lack of space, so the HTTP door can
+    /// answer 507 (the ACK is AE with an ERR either way).
+    static STORAGE_FULL: std::cell::Cell<bool>;
+}
+
 /// The gateway's HL7 v2 semantics, shared by `POST /v2/ingest` and MLLP :3000:
 /// `xenrad-mllp`'s [`Hl7Handler`] (parse, MSH-10, ACK/NAK in original or enhanced
 /// mode, duplicate answers) over [`V2Store`].
@@ -76,9 +82,15 @@ impl Hl7Store for V2Store {
             Ok(false) => Ok(Stored::Duplicate),
             Err(e) => {
                 tracing::error!(error = %e, "hl7v2 store failed");
+                let full = e.is_full();
+                let _ = STORAGE_FULL.try_with(|f| f.set(full));
                 Err(Hl7StoreError::Failed(ErrorDetail::new(
                     ErrorCode::InternalError,
-                    "could not store the message; retry later",
+                    if full {
+                        "storage full: the message was not stored; retry later"
+                    } else {
+                        "could not store the message; retry later"
+                    },
                 )))
             }
         }
@@ -310,10 +322,17 @@ fn v2_label(d: Disposition) -> &'static str {
 /// AR/CR, one whose content cannot be projected AE/CE, each with an ERR segment,
 /// and nothing is stored. Counted in the metrics by the handler's observer.
 pub async fn v2(gw: &Gateway, body: Bytes) -> V2Outcome {
-    let out = gw.hl7v2.process(body).await;
+    let (out, full) = STORAGE_FULL
+        .scope(std::cell::Cell::new(false), async {
+            let out = gw.hl7v2.process(body).await;
+            (out, STORAGE_FULL.with(std::cell::Cell::get))
+        })
+        .await;
     let http_status = match out.disposition {
         Disposition::Stored | Disposition::Duplicate => 200,
         Disposition::Rejected | Disposition::Invalid => 400,
+        // 507 Insufficient Storage (RFC 4918 §11.5): retry once space returns.
+        Disposition::Failed if full => 507,
         Disposition::Failed => 503,
     };
     V2Outcome {
@@ -398,9 +417,15 @@ impl xenrad_mllp::hl7v3::V3Store for V3Store {
             Ok(false) => Ok(Stored::Duplicate),
             Err(e) => {
                 tracing::error!(error = %e, "hl7v3 store failed");
+                let full = e.is_full();
+                let _ = STORAGE_FULL.try_with(|f| f.set(full));
                 Err(xenrad_mllp::hl7v3::V3StoreError::Failed(
-                    xenrad_hl7v3::AckDetail::error("could not store the message; retry later")
-                        .with_code("INTERR"),
+                    xenrad_hl7v3::AckDetail::error(if full {
+                        "storage full: the message was not stored; retry later"
+                    } else {
+                        "could not store the message; retry later"
+                    })
+                    .with_code("INTERR"),
                 ))
             }
         }
@@ -483,10 +508,16 @@ fn v3_patient_facts(rec: &xenrad_hl7v3::payload::PatientRecord, source: &str) ->
 /// idempotent store (keyed on the sender device id and the message id), patient projection
 /// for PRPA_IN201301/201302UV02, MCCI_IN000002UV01 accept ack (CA/CE/CR).
 pub async fn v3(gw: &Gateway, body: Bytes) -> V3Outcome {
-    let out = gw.hl7v3.process(body).await;
+    let (out, full) = STORAGE_FULL
+        .scope(std::cell::Cell::new(false), async {
+            let out = gw.hl7v3.process(body).await;
+            (out, STORAGE_FULL.with(std::cell::Cell::get))
+        })
+        .await;
     let http_status = match out.disposition {
         Disposition::Stored | Disposition::Duplicate => 200,
         Disposition::Rejected | Disposition::Invalid => 400,
+        Disposition::Failed if full => 507,
         Disposition::Failed => 503,
     };
     V3Outcome {
@@ -731,7 +762,7 @@ pub async fn mpps(gw: &Gateway, op: MppsOp, body: &[u8]) -> HttpOutcome {
         Err(e) => {
             gw.metrics.ingest("mpps", "failed", len);
             problem(
-                503,
+                if e.is_full() { 507 } else { 503 },
                 "store",
                 &format!("could not store: {e}"),
                 &serde_json::Value::Null,

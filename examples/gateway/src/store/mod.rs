@@ -36,11 +36,26 @@ pub enum StoreError {
     /// A job failed with its own error.
     #[error("{0}")]
     Job(String),
+    /// The file system holding the store is full (SQLITE_FULL, ENOSPC): nothing of the
+    /// job was stored; the same write succeeds once space returns. HTTP doors answer 507.
+    #[error("storage full: {0}")]
+    Full(String),
+}
+
+impl StoreError {
+    /// Whether the write failed for lack of space (answer 507 / A700 / 0213, retry later).
+    pub fn is_full(&self) -> bool {
+        matches!(self, StoreError::Full(_))
+    }
 }
 
 impl From<rusqlite::Error> for StoreError {
     fn from(e: rusqlite::Error) -> Self {
-        StoreError::Database(e.to_string())
+        if e.sqlite_error_code() == Some(rusqlite::ErrorCode::DiskFull) {
+            StoreError::Full(e.to_string())
+        } else {
+            StoreError::Database(e.to_string())
+        }
     }
 }
 

@@ -286,9 +286,14 @@ fn writer_loop(mut conn: Connection, rx: &mpsc::Receiver<Batch>) {
         let tx = match conn.transaction() {
             Ok(t) => t,
             Err(e) => {
+                let full = e.sqlite_error_code() == Some(rusqlite::ErrorCode::DiskFull);
                 let msg = e.to_string();
                 for (_, done) in batch {
-                    done(Err(StoreError::Database(msg.clone())));
+                    done(Err(if full {
+                        StoreError::Full(msg.clone())
+                    } else {
+                        StoreError::Database(msg.clone())
+                    }));
                 }
                 continue;
             }
@@ -306,9 +311,16 @@ fn writer_loop(mut conn: Connection, rx: &mpsc::Receiver<Batch>) {
                 }
             }
             Err(e) => {
-                let msg = e.to_string();
+                // A commit refused for lack of space (SQLITE_FULL) is rolled back like any
+                // failed commit; the writer goes on, and succeeds again once space returns.
+                let full = e.sqlite_error_code() == Some(rusqlite::ErrorCode::DiskFull);
+                let msg = format!("commit failed: {e}");
                 for (done, _) in results {
-                    done(Err(StoreError::Database(format!("commit failed: {msg}"))));
+                    done(Err(if full {
+                        StoreError::Full(msg.clone())
+                    } else {
+                        StoreError::Database(msg.clone())
+                    }));
                 }
             }
         }
