@@ -260,6 +260,12 @@ pub fn server(gw: Gateway) -> std::io::Result<xenrad_dimse::net::Server> {
         );
     }
     let mut cfg = ScpConfig::with_sink(Arc::new(sink));
+    let secs = std::time::Duration::from_secs;
+    let c = &gw.config;
+    cfg.timeouts.artim = secs(c.dicom_artim_timeout.max(1));
+    cfg.timeouts.stalled_pdu = secs(c.dicom_pdu_timeout.max(1));
+    cfg.timeouts.idle = (c.dicom_idle_timeout > 0).then(|| secs(c.dicom_idle_timeout));
+    cfg.max_associations = c.dicom_max_associations;
     let mut policy = (*cfg.policy).clone();
     policy.ae_title.clone_from(&gw.config.ae_title);
     policy.max_pdu = gw.config.max_pdu;

@@ -219,18 +219,6 @@ pub fn finish_surface(
         .layer(DefaultBodyLimit::max(max_body))
 }
 
-/// Serves a router on a bound listener until `shutdown` resolves, then finishes the
-/// requests in flight.
-pub async fn serve(
-    listener: tokio::net::TcpListener,
-    router: Router,
-    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
-) -> std::io::Result<()> {
-    axum::serve(listener, router)
-        .with_graceful_shutdown(shutdown)
-        .await
-}
-
 /// Response with a body and content type.
 pub fn typed(status: StatusCode, content_type: &'static str, body: impl Into<Body>) -> Response {
     let mut r = Response::new(body.into());

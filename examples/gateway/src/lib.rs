@@ -14,6 +14,7 @@ pub mod fhir;
 pub mod hl7;
 pub mod http;
 pub mod ingest;
+pub mod limits;
 pub mod mllp;
 pub mod mpps;
 pub mod projection;
@@ -92,6 +93,43 @@ pub struct Config {
     /// Largest P-DATA-TF PDU we accept on the DICOM port, bytes.
     #[arg(long, default_value_t = 128 * 1024)]
     pub max_pdu: u32,
+    /// HTTP: seconds allowed for a request head, for the next one on an idle keep-alive
+    /// connection, and for a TLS handshake (slow or idle clients are closed).
+    #[arg(long, env = "XENRAD_HTTP_HEADER_TIMEOUT", default_value_t = 10)]
+    pub http_header_timeout: u64,
+    /// HTTP: seconds allowed for the rest of a request, its body and its answer (408 beyond).
+    #[arg(long, env = "XENRAD_HTTP_REQUEST_TIMEOUT", default_value_t = 60)]
+    pub http_request_timeout: u64,
+    /// HTTP: largest request head, bytes (431 beyond; at least 8192).
+    #[arg(long, default_value_t = 16 * 1024)]
+    pub http_max_header_bytes: usize,
+    /// HTTP: simultaneous connections per surface; more are closed as they are accepted.
+    #[arg(long, env = "XENRAD_HTTP_MAX_CONNECTIONS", default_value_t = 1024)]
+    pub http_max_connections: usize,
+    /// MLLP: seconds a connection may stay idle between messages.
+    #[arg(long, env = "XENRAD_MLLP_IDLE_TIMEOUT", default_value_t = 300)]
+    pub mllp_idle_timeout: u64,
+    /// MLLP: seconds allowed for one frame, first byte to end block (a minimum rate).
+    #[arg(long, env = "XENRAD_MLLP_FRAME_TIMEOUT", default_value_t = 60)]
+    pub mllp_frame_timeout: u64,
+    /// MLLP: simultaneous connections; more are closed as they are accepted.
+    #[arg(long, default_value_t = 1024)]
+    pub mllp_max_connections: usize,
+    /// MLLP: simultaneous connections from one IP address.
+    #[arg(long, default_value_t = 64)]
+    pub mllp_max_connections_per_ip: usize,
+    /// DICOM: seconds allowed for the A-ASSOCIATE-RQ after connecting (ARTIM, PS3.8 §9.1.5).
+    #[arg(long, env = "XENRAD_DICOM_ARTIM_TIMEOUT", default_value_t = 30)]
+    pub dicom_artim_timeout: u64,
+    /// DICOM: seconds an established association may stay idle (0: no limit).
+    #[arg(long, env = "XENRAD_DICOM_IDLE_TIMEOUT", default_value_t = 300)]
+    pub dicom_idle_timeout: u64,
+    /// DICOM: seconds allowed for one PDU, first byte to last (a minimum rate).
+    #[arg(long, env = "XENRAD_DICOM_PDU_TIMEOUT", default_value_t = 60)]
+    pub dicom_pdu_timeout: u64,
+    /// DICOM: simultaneous associations; more are rejected transiently (PS3.8 table 9-21).
+    #[arg(long, env = "XENRAD_DICOM_MAX_ASSOCIATIONS", default_value_t = 64)]
+    pub dicom_max_associations: usize,
     /// Size of each lane of the DICOM write-ahead journal, MiB (four are created at first
     /// start in `<data-dir>/dicom/.xenrad-journal`; a C-STORE is acknowledged once its
     /// record there is durable).
@@ -205,17 +243,28 @@ fn tls_for(
 /// offer none: neither protocol has an ALPN id.
 const HTTP_ALPN: &[&[u8]] = &[b"http/1.1"];
 
-/// Serves one HTTP surface, over TLS when it has an acceptor.
+impl Config {
+    /// The limits every HTTP surface applies.
+    pub fn http_limits(&self) -> limits::HttpLimits {
+        limits::HttpLimits {
+            header_timeout: std::time::Duration::from_secs(self.http_header_timeout.max(1)),
+            request_timeout: std::time::Duration::from_secs(self.http_request_timeout.max(1)),
+            max_header_bytes: self.http_max_header_bytes,
+            max_connections: self.http_max_connections,
+        }
+    }
+}
+
+/// Serves one HTTP surface, over TLS when it has an acceptor, with the configured limits.
 async fn serve_surface(
     listener: tokio::net::TcpListener,
     router: axum::Router,
     acceptor: Option<tokio_rustls::TlsAcceptor>,
+    limits: limits::HttpLimits,
+    style: http::ErrorStyle,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    match acceptor {
-        Some(a) => tls::serve_https(listener, a, router, shutdown).await,
-        None => http::serve(listener, router, shutdown).await,
-    }
+    limits::serve(listener, router, acceptor, limits, style, shutdown).await
 }
 
 /// Everything the surfaces share.
@@ -363,22 +412,30 @@ pub async fn run(config: Config) -> Result<(), Box<dyn std::error::Error + Send 
     let mllp_l = tokio::net::TcpListener::bind(gw.config.mllp_addr).await?;
     let dicom_l = tokio::net::TcpListener::bind(gw.config.dicom_addr).await?;
     let mut tasks = tokio::task::JoinSet::new();
+    let lim = gw.config.http_limits();
+    let (fhir_style, problem) = (http::ErrorStyle::Fhir, http::ErrorStyle::Problem);
     tasks.spawn(serve_surface(
         fhir_l,
         fhir::router(gw.clone()),
         fhir_tls,
+        lim,
+        fhir_style,
         stopped(),
     ));
     tasks.spawn(serve_surface(
         hl7_l,
         hl7::router(gw.clone()),
         hl7_tls,
+        lim,
+        problem,
         stopped(),
     ));
     tasks.spawn(serve_surface(
         mpps_l,
         mpps::router(gw.clone()),
         mpps_tls,
+        lim,
+        problem,
         stopped(),
     ));
     let mllp_server = mllp::server(&gw);

@@ -10,9 +10,14 @@ use super::ingest::V2Handler;
 use std::sync::Arc;
 use xenrad_mllp::server::{Server, ServerConfig};
 
-/// Builds the listener with the gateway's frame limit.
+/// Builds the listener with the gateway's frame limit, timeouts and connection caps.
 pub fn server(gw: &Gateway) -> Server<Arc<V2Handler>> {
+    let secs = std::time::Duration::from_secs;
     let mut config = ServerConfig::default();
     config.decoder.max_frame_size = gw.config.max_frame;
+    config.idle_timeout = Some(secs(gw.config.mllp_idle_timeout.max(1)));
+    config.frame_timeout = Some(secs(gw.config.mllp_frame_timeout.max(1)));
+    config.max_connections = gw.config.mllp_max_connections;
+    config.max_connections_per_ip = gw.config.mllp_max_connections_per_ip;
     Server::new(Arc::clone(&gw.hl7v2), config)
 }

@@ -247,7 +247,9 @@ pub fn action(state: State, event: UlEvent) -> Option<Action> {
 pub struct Timeouts {
     /// ARTIM: how long to wait for the A-ASSOCIATE-RQ and for the peer to close.
     pub artim: Duration,
-    /// How long a partially received PDU may stall before the association is aborted.
+    /// How long a PDU may take from its first received bytes to its last before the
+    /// association is aborted: a minimum-rate guard (a peer dribbling a byte now and then
+    /// no longer keeps a PDU, and its association, open forever).
     pub stalled_pdu: Duration,
     /// Idle limit in Sta6 with nothing buffered (`None` = no limit).
     pub idle: Option<Duration>,
@@ -333,6 +335,8 @@ pub struct Association {
     timeouts: Timeouts,
     artim: Option<Instant>,
     last_progress: Instant,
+    /// When the PDU now partially in the receive buffer began to arrive.
+    partial_since: Option<Instant>,
     out: VecDeque<Bytes>,
     out_bytes: usize,
     events: VecDeque<Event>,
@@ -361,6 +365,7 @@ impl Association {
             timeouts,
             artim: Some(now + timeouts.artim),
             last_progress: now,
+            partial_since: None,
             out: VecDeque::new(),
             out_bytes: 0,
             events: VecDeque::new(),
@@ -390,6 +395,7 @@ impl Association {
             // Not in PS3.8 for Sta4/Sta5: a guard against a peer that never answers.
             artim: Some(now + timeouts.artim),
             last_progress: now,
+            partial_since: None,
             out: VecDeque::new(),
             out_bytes: 0,
             events: VecDeque::new(),
@@ -458,9 +464,13 @@ impl Association {
             self.reader.buffer_mut().clear();
             return;
         }
+        let mut completed = false;
         while !matches!(self.state, State::Sta1 | State::Sta4) {
             match self.reader.next_frame() {
-                Ok(Some(frame)) => self.on_frame(&frame, now),
+                Ok(Some(frame)) => {
+                    completed = true;
+                    self.on_frame(&frame, now);
+                }
                 Ok(None) => break,
                 Err(e) => {
                     // PS3.8 §9.3.1 / annex D.1: unknown PDU type → unrecognized PDU; a PDU above
@@ -476,6 +486,13 @@ impl Association {
                     break;
                 }
             }
+        }
+        // A PDU left partial began in this input when one completed before it (or none was
+        // partial); otherwise the one already partial goes on and keeps its start.
+        if self.reader.buffered() == 0 {
+            self.partial_since = None;
+        } else if completed || self.partial_since.is_none() {
+            self.partial_since = Some(now);
         }
     }
 
@@ -517,8 +534,10 @@ impl Association {
 
     /// When [`Association::handle_timeout`] must next be called.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        let stalled =
-            (self.reader.buffered() > 0).then(|| self.last_progress + self.timeouts.stalled_pdu);
+        let stalled = (self.reader.buffered() > 0)
+            .then_some(self.partial_since)
+            .flatten()
+            .map(|t| t + self.timeouts.stalled_pdu);
         let idle = match (self.state, self.timeouts.idle) {
             (State::Sta6, Some(d)) => Some(self.last_progress + d),
             _ => None,
@@ -545,7 +564,11 @@ impl Association {
             self.close();
             return;
         }
-        if self.reader.buffered() > 0 && now >= self.last_progress + self.timeouts.stalled_pdu {
+        if self.reader.buffered() > 0
+            && self
+                .partial_since
+                .is_some_and(|t| now >= t + self.timeouts.stalled_pdu)
+        {
             self.local_abort(
                 abort_reason::NOT_SPECIFIED,
                 "peer stalled in the middle of a PDU",

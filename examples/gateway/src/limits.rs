@@ -1,0 +1,152 @@
+//! Explicit limits of every HTTP surface against slow, idle, oversized and flooding
+//! peers (issue 20, load and abuse), and the serving loop that applies them to plain
+//! and TLS listeners alike.
+//!
+//! `axum::serve` sets no timer, so hyper's header-read timeout never ran: a client that
+//! sent its headers a byte at a time (slowloris), or a keep-alive connection left idle,
+//! held its task and descriptor forever, and connections were unbounded. Here every
+//! connection has:
+//! - a header timeout ([`HttpLimits::header_timeout`]): the request head must arrive
+//!   within it, also the next one on an idle keep-alive connection (hyper starts the
+//!   timer when it waits for a head);
+//! - a request timeout ([`HttpLimits::request_timeout`]): body and answer within it, else
+//!   `408` and the connection closes (a body trickled in below the rate it implies);
+//! - a cap on the head's size ([`HttpLimits::max_header_bytes`], `431` beyond);
+//! - a cap on simultaneous connections per surface ([`HttpLimits::max_connections`]):
+//!   beyond it a connection is closed as soon as it is accepted.
+//!
+//! The body size limit stays where it was (`--max-body`, `413`).
+
+use super::http::{ErrorStyle, error_response};
+use axum::Router;
+use axum::http::{HeaderValue, StatusCode, header};
+use hyper_util::rt::{TokioIo, TokioTimer};
+use std::sync::Arc;
+use std::time::Duration;
+use tower::ServiceExt as _;
+
+/// Limits of one HTTP surface.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct HttpLimits {
+    /// Time allowed for a request head (and for the TLS handshake), also while a
+    /// keep-alive connection waits idle for its next request.
+    pub header_timeout: Duration,
+    /// Time allowed for the rest of a request: body and answer.
+    pub request_timeout: Duration,
+    /// Largest request head, bytes (hyper's read buffer; at least 8192).
+    pub max_header_bytes: usize,
+    /// Simultaneous connections.
+    pub max_connections: usize,
+}
+
+impl Default for HttpLimits {
+    fn default() -> Self {
+        HttpLimits {
+            header_timeout: Duration::from_secs(10),
+            request_timeout: Duration::from_secs(60),
+            max_header_bytes: 16 * 1024,
+            max_connections: 1024,
+        }
+    }
+}
+
+/// Serves `router` on `listener` (over TLS when `tls` is set) with `limits` until
+/// `shutdown` resolves, then lets the requests in flight finish.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    router: Router,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+    limits: HttpLimits,
+    style: ErrorStyle,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let permits = Arc::new(tokio::sync::Semaphore::new(limits.max_connections.max(1)));
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let mut conns = tokio::task::JoinSet::new();
+    let mut shutdown = std::pin::pin!(shutdown);
+    loop {
+        tokio::select! {
+            () = &mut shutdown => break,
+            Some(_) = conns.join_next(), if !conns.is_empty() => {}
+            accepted = listener.accept() => {
+                let stream = match accepted {
+                    Ok((s, _)) => s,
+                    Err(e) => {
+                        // Out of descriptors (EMFILE/ENFILE) and the like: back off a little
+                        // instead of spinning on a listener that cannot accept.
+                        tracing::warn!(error = %e, "accept failed");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        continue;
+                    }
+                };
+                // Over the limit: closed at once (dropping the stream).
+                let Ok(permit) = permits.clone().try_acquire_owned() else { continue };
+                let _ = stream.set_nodelay(true);
+                let (router, tls, stop) = (router.clone(), tls.clone(), stop_rx.clone());
+                conns.spawn(async move {
+                    let _permit = permit;
+                    match tls {
+                        Some(a) => {
+                            let Ok(Ok(s)) = tokio::time::timeout(limits.header_timeout, a.accept(stream)).await else {
+                                return;
+                            };
+                            connection(TokioIo::new(s), router, limits, style, stop).await;
+                        }
+                        None => connection(TokioIo::new(stream), router, limits, style, stop).await,
+                    }
+                });
+            }
+        }
+    }
+    let _ = stop_tx.send(true);
+    while conns.join_next().await.is_some() {}
+    Ok(())
+}
+
+async fn connection<I>(
+    io: I,
+    router: Router,
+    limits: HttpLimits,
+    style: ErrorStyle,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) where
+    I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+{
+    let svc = hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
+        let router = router.clone();
+        async move {
+            let answer = router.oneshot(req.map(axum::body::Body::new));
+            match tokio::time::timeout(limits.request_timeout, answer).await {
+                Ok(r) => r,
+                Err(_) => {
+                    let mut r = error_response(
+                        style,
+                        StatusCode::REQUEST_TIMEOUT,
+                        "timeout",
+                        "the request was not received and answered within the request timeout",
+                    );
+                    r.headers_mut()
+                        .insert(header::CONNECTION, HeaderValue::from_static("close"));
+                    Ok(r)
+                }
+            }
+        }
+    });
+    let mut builder = hyper::server::conn::http1::Builder::new();
+    builder
+        .timer(TokioTimer::new())
+        .header_read_timeout(limits.header_timeout)
+        .max_buf_size(limits.max_header_bytes.max(8192));
+    let conn = builder.serve_connection(io, svc);
+    let mut conn = std::pin::pin!(conn);
+    let stopped = async move {
+        let _ = stop.wait_for(|s| *s).await;
+    };
+    tokio::select! {
+        _ = conn.as_mut() => {}
+        () = stopped => {
+            conn.as_mut().graceful_shutdown();
+            let _ = conn.await;
+        }
+    }
+}
