@@ -22,6 +22,7 @@
 
 #[cfg(feature = "retrieve")]
 pub mod commitment;
+mod complete;
 mod handler;
 #[cfg(feature = "retrieve")]
 pub mod retrieve;
@@ -176,6 +177,8 @@ enum Peeked {
     Unsupported,
     /// Not a data set in the negotiated transfer syntax (byte offset).
     Invalid(usize),
+    /// Ends inside an element or with a sequence or item open (bytes received).
+    Truncated(u64),
 }
 
 /// The header peek of one C-STORE data set: in place on the first fragment, or over at
@@ -525,6 +528,8 @@ enum Pending {
         status: u16,
         ts: String,
         peek: HeaderPeek,
+        /// Structure of the whole data set, to refuse one cut off inside an element.
+        walk: Box<complete::Walker>,
     },
     /// An N-* request or a query collecting its data set.
     Collect {
@@ -1300,12 +1305,14 @@ impl ScpSession {
                     (None, _) => (None, status::CANNOT_UNDERSTAND),
                     (_, false) => (None, status::SOP_CLASS_NOT_SUPPORTED),
                 };
+                let walk = Box::new(complete::Walker::new(&ts));
                 self.pending = Pending::Store {
                     rq,
                     sink,
                     status: st,
                     ts,
                     peek: HeaderPeek::default(),
+                    walk,
                 };
             }
             field::N_CREATE_RQ
@@ -1429,10 +1436,12 @@ impl ScpSession {
                 status: st,
                 ts,
                 peek,
+                walk,
                 ..
             } => {
                 if let Some(w) = sink {
                     peek.feed(data, ts);
+                    walk.feed(data);
                     if w.write(data).is_err() {
                         // PS3.4 B.2.3: storage failure → out of resources, keep draining.
                         if let Some(w) = sink.take() {
@@ -1459,8 +1468,21 @@ impl ScpSession {
                     status: st,
                     ts,
                     mut peek,
+                    walk,
                 } => {
                     let peeked = peek.finish(&ts);
+                    let peeked = match (peeked, walk.finish()) {
+                        // PS3.4 B.2.3: a data set that cannot be parsed → 0xC000.
+                        (
+                            Peeked::Found(_) | Peeked::Unsupported,
+                            complete::Completeness::Truncated(at),
+                        ) => Peeked::Truncated(at),
+                        (
+                            Peeked::Found(_) | Peeked::Unsupported,
+                            complete::Completeness::Invalid(at),
+                        ) => Peeked::Invalid(usize::try_from(at).unwrap_or(usize::MAX)),
+                        (p, _) => p,
+                    };
                     self.store_received(rq, sink, st, &ts, peeked, peek.len);
                 }
                 Pending::Collect {
@@ -1536,6 +1558,10 @@ impl ScpSession {
             // PS3.4 B.2.3: a data set that cannot be parsed → 0xC000.
             Peeked::Invalid(at) => {
                 let why = format!("data set does not parse at byte {at}");
+                return refuse(self, w, status::CANNOT_UNDERSTAND, &why);
+            }
+            Peeked::Truncated(at) => {
+                let why = format!("data set ends inside an element (truncated after {at} bytes)");
                 return refuse(self, w, status::CANNOT_UNDERSTAND, &why);
             }
         };
