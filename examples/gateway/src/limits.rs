@@ -116,19 +116,18 @@ async fn connection<I>(
         let router = router.clone();
         async move {
             let answer = router.oneshot(req.map(axum::body::Body::new));
-            match tokio::time::timeout(limits.request_timeout, answer).await {
-                Ok(r) => r,
-                Err(_) => {
-                    let mut r = error_response(
-                        style,
-                        StatusCode::REQUEST_TIMEOUT,
-                        "timeout",
-                        "the request was not received and answered within the request timeout",
-                    );
-                    r.headers_mut()
-                        .insert(header::CONNECTION, HeaderValue::from_static("close"));
-                    Ok(r)
-                }
+            if let Ok(r) = tokio::time::timeout(limits.request_timeout, answer).await {
+                r
+            } else {
+                let mut r = error_response(
+                    style,
+                    StatusCode::REQUEST_TIMEOUT,
+                    "timeout",
+                    "the request was not received and answered within the request timeout",
+                );
+                r.headers_mut()
+                    .insert(header::CONNECTION, HeaderValue::from_static("close"));
+                Ok(r)
             }
         }
     });

@@ -143,8 +143,7 @@ impl Walker {
     /// Length of the header at this level given what is collected so far.
     fn header_len(&self, level: Level) -> usize {
         match level {
-            Level::Items { .. } => 8,
-            Level::Elements { implicit: true, .. } => 8,
+            Level::Items { .. } | Level::Elements { implicit: true, .. } => 8,
             Level::Elements {
                 implicit: false, ..
             } => {
@@ -240,12 +239,12 @@ impl Walker {
 mod tests {
     use super::*;
 
-    fn el(group: u16, elem: u16, vr: &[u8; 2], value: &[u8]) -> Vec<u8> {
+    fn el(group: u16, elem: u16, vr: &str, value: &[u8]) -> Vec<u8> {
         let mut v = Vec::new();
         v.extend_from_slice(&group.to_le_bytes());
         v.extend_from_slice(&elem.to_le_bytes());
-        v.extend_from_slice(vr);
-        if matches!(vr, b"OB" | b"SQ" | b"UN" | b"OW") {
+        v.extend_from_slice(vr.as_bytes());
+        if matches!(vr, "OB" | "SQ" | "UN" | "OW") {
             v.extend_from_slice(&[0, 0]);
             v.extend_from_slice(&u32::try_from(value.len()).unwrap().to_le_bytes());
         } else {
@@ -280,14 +279,14 @@ mod tests {
     }
 
     fn sample() -> Vec<u8> {
-        let mut d = el(0x0008, 0x0018, b"UI", b"1.2.3.4\0");
+        let mut d = el(0x0008, 0x0018, "UI", b"1.2.3.4\0");
         d.extend(undefined_sq(
             0x0008,
             0x1140,
-            &[el(0x0008, 0x1150, b"UI", b"1.2\0")],
+            &[el(0x0008, 0x1150, "UI", b"1.2\0")],
         ));
-        d.extend(el(0x0010, 0x0010, b"PN", b"Doe^J "));
-        d.extend(el(0x7FE0, 0x0010, b"OW", &[7u8; 300]));
+        d.extend(el(0x0010, 0x0010, "PN", b"Doe^J "));
+        d.extend(el(0x7FE0, 0x0010, "OW", &[7u8; 300]));
         d
     }
 
@@ -304,11 +303,11 @@ mod tests {
         let d = sample();
         let boundaries: Vec<usize> = {
             let mut b = vec![0];
-            let first = el(0x0008, 0x0018, b"UI", b"1.2.3.4\0").len();
+            let first = el(0x0008, 0x0018, "UI", b"1.2.3.4\0").len();
             b.push(first);
-            let sq = undefined_sq(0x0008, 0x1140, &[el(0x0008, 0x1150, b"UI", b"1.2\0")]).len();
+            let sq = undefined_sq(0x0008, 0x1140, &[el(0x0008, 0x1150, "UI", b"1.2\0")]).len();
             b.push(first + sq);
-            b.push(first + sq + el(0x0010, 0x0010, b"PN", b"Doe^J ").len());
+            b.push(first + sq + el(0x0010, 0x0010, "PN", b"Doe^J ").len());
             b.push(d.len());
             b
         };
