@@ -195,6 +195,47 @@ fn peer_stopping_mid_pdu_is_aborted() {
     assert!(a.is_closed());
 }
 
+/// Issue 20 (slowloris on the DICOM port): a PDU dribbled a byte at a time reset the stall
+/// timer with every byte and never ended. The timer now runs from the PDU's first byte.
+#[test]
+fn pdu_dribbled_a_byte_at_a_time_is_aborted_at_the_pdu_timeout() {
+    let (mut a, now) = established(16384);
+    let pdu = [0x04u8, 0, 0, 0, 0x10, 0, 0, 0, 0, 0, 0, 0];
+    let mut aborted_at = None;
+    for (i, b) in pdu.iter().enumerate() {
+        let t = now + Duration::from_secs(10 * u64::try_from(i).unwrap());
+        a.handle_timeout(t);
+        if events(&mut a)
+            .iter()
+            .any(|e| matches!(e, Event::Aborted { .. }))
+        {
+            aborted_at = Some(t);
+            break;
+        }
+        a.handle_input(std::slice::from_ref(b), t);
+    }
+    // First byte at `now`, one every 10 s: aborted 60 s after the first byte (the timer
+    // used to restart with every byte, so this PDU was never aborted).
+    assert_eq!(aborted_at, Some(now + Duration::from_secs(60)));
+}
+
+#[test]
+fn idle_association_is_aborted_when_an_idle_limit_is_set() {
+    let now = Instant::now();
+    let timeouts = Timeouts {
+        idle: Some(Duration::from_secs(5)),
+        ..Timeouts::default()
+    };
+    let mut a = Association::acceptor(Arc::new(AcceptorPolicy::default()), timeouts, now);
+    a.handle_input(&associate_rq(&[(1, VERIFICATION, &[ILE])], 16384), now);
+    assert_eq!(a.state(), State::Sta6);
+    let _ = sent(&mut a);
+    a.handle_timeout(now + Duration::from_secs(4));
+    assert_eq!(a.state(), State::Sta6);
+    a.handle_timeout(now + Duration::from_secs(5));
+    assert!(matches!(events(&mut a).last(), Some(Event::Aborted { .. })));
+}
+
 #[test]
 fn unexpected_and_unknown_pdus_abort() {
     let (mut a, now) = established(16384);

@@ -542,6 +542,38 @@ fn random_bytes_data_set_is_refused_and_nothing_is_stored() {
     assert_eq!(p.send(&message(1, &echo(3), None, 4096))[0].status, 0);
 }
 
+/// Issue 20 (bad input through the gateway's doors): a data set cut off inside an element
+/// (pydicom's MR_truncated.dcm, a CT cut at 10-99.9 %) was committed and answered 0x0000.
+/// Every cut inside an element is refused 0xC000 and nothing is stored; a cut on an element
+/// boundary is a smaller, well-formed data set and is stored.
+#[test]
+fn truncated_data_set_is_c000_and_nothing_is_stored() {
+    let mut p = Peer::new("truncated");
+    let ds = dataset_ele(CT, "1.2.826.0.1.88", "1.2.9", 5000);
+    for (i, cut) in [ds.len() - 1, ds.len() - 100, ds.len() / 2 + 3, 200]
+        .into_iter()
+        .enumerate()
+    {
+        let id = u16::try_from(i + 1).unwrap();
+        let r = p.send(&message(
+            3,
+            &store_rq(id, CT, "1.2.826.0.1.88"),
+            Some(&ds[..cut]),
+            4096,
+        ));
+        assert_eq!(r[0].status, status::CANNOT_UNDERSTAND, "cut at {cut}");
+    }
+    assert!(entries(&p.dir).is_empty(), "{:?}", entries(&p.dir));
+    assert!(p.h.stored.lock().unwrap().is_empty());
+    let r = p.send(&message(
+        3,
+        &store_rq(9, CT, "1.2.826.0.1.88"),
+        Some(&ds),
+        4096,
+    ));
+    assert_eq!(r[0].status, 0);
+}
+
 /// A handler answering C-FIND with `n` matches, each a copy of the identifier.
 struct Finder(usize);
 impl Handler for Finder {
