@@ -130,6 +130,11 @@ pub struct Config {
     /// DICOM: simultaneous associations; more are rejected transiently (PS3.8 table 9-21).
     #[arg(long, env = "XENRAD_DICOM_MAX_ASSOCIATIONS", default_value_t = 64)]
     pub dicom_max_associations: usize,
+    /// Listen backlog of every listener: connections the kernel queues before they are
+    /// accepted (tokio's default is 128; a burst beyond it has SYNs dropped and retried a
+    /// second later, so a readiness probe behind a flood waited 1 s).
+    #[arg(long, default_value_t = 1024)]
+    pub listen_backlog: u32,
     /// Size of each lane of the DICOM write-ahead journal, MiB (four are created at first
     /// start in `<data-dir>/dicom/.xenrad-journal`; a C-STORE is acknowledged once its
     /// record there is durable).
@@ -253,6 +258,18 @@ impl Config {
             max_connections: self.http_max_connections,
         }
     }
+}
+
+/// Binds a listener (address reuse like tokio's `bind`) with an explicit backlog.
+fn listen(addr: SocketAddr, backlog: u32) -> std::io::Result<tokio::net::TcpListener> {
+    let s = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    s.set_reuseaddr(true)?;
+    s.bind(addr)?;
+    s.listen(backlog.max(1))
 }
 
 /// Serves one HTTP surface, over TLS when it has an acceptor, with the configured limits.
@@ -406,11 +423,11 @@ pub async fn run(config: Config) -> Result<(), Box<dyn std::error::Error + Send 
         if mllp_tls.is_some() { " (TLS)" } else { "" },
         if dicom_tls.is_some() { " (TLS)" } else { "" },
     );
-    let fhir_l = tokio::net::TcpListener::bind(gw.config.fhir_addr).await?;
-    let hl7_l = tokio::net::TcpListener::bind(gw.config.hl7_addr).await?;
-    let mpps_l = tokio::net::TcpListener::bind(gw.config.mpps_addr).await?;
-    let mllp_l = tokio::net::TcpListener::bind(gw.config.mllp_addr).await?;
-    let dicom_l = tokio::net::TcpListener::bind(gw.config.dicom_addr).await?;
+    let fhir_l = listen(gw.config.fhir_addr, gw.config.listen_backlog)?;
+    let hl7_l = listen(gw.config.hl7_addr, gw.config.listen_backlog)?;
+    let mpps_l = listen(gw.config.mpps_addr, gw.config.listen_backlog)?;
+    let mllp_l = listen(gw.config.mllp_addr, gw.config.listen_backlog)?;
+    let dicom_l = listen(gw.config.dicom_addr, gw.config.listen_backlog)?;
     let mut tasks = tokio::task::JoinSet::new();
     let lim = gw.config.http_limits();
     let (fhir_style, problem) = (http::ErrorStyle::Fhir, http::ErrorStyle::Problem);
