@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Side-by-side C-FIND SCP benchmark on loopback (issue 15): our `xenrad dicom scp --qr` against
 # DCMTK dcmqrscp holding the same instances, one SCU (`xenrad dicom find`, output discarded)
-# for both, so the client costs the same on each side.
+# for both, so the client costs the same on each side. Each measurement is one association
+# running the query 20 times (`--repeat`), so process start and association set-up do not hide
+# the SCPs' own rates.
 #
 #   benches/dicom/cfind.sh [--runs N] [--patients N] [--work DIR]
 #
@@ -9,7 +11,7 @@
 # 250 patients = 500 studies = 10,000 instances; dcmqrscp keeps at most 500 studies per AE). Queries, each run N times interleaved, medians reported:
 #   study-wild   STUDY level, PatientName=*o* and a StudyDate range: a few hundred matches
 #   study-all    STUDY level, every study (2 per patient)
-#   image-series IMAGE level in one series: a small answer, i.e. queries per second
+#   image-series IMAGE level in one series: a small answer (10 matches), i.e. queries per second
 # Prints matches per second per SCP and our ratio; raw rows go to $WORK/cfind.tsv.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/../.." && pwd)"
@@ -24,9 +26,19 @@ eval "$("$root/scripts/peers.sh")"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$root/target}"
 (cd "$root" && cargo build --release -q -p xenrad-cli --bin xenrad)
 xenrad="$CARGO_TARGET_DIR/release/xenrad"
-rm -rf "$work" && mkdir -p "$work/ours" "$work/dcmqrscp"
-echo "cfind: generating $((patients * 40)) instances" >&2
-"$XENRAD_PYTHON" "$root/scripts/qr_fixture.py" images "$work/set" "$patients" 10 >/dev/null
+want=$((patients * 40))
+if [ "$(find "$work/set" -name '*.dcm' 2>/dev/null | wc -l)" != "$want" ] || [ ! -s "$work/dcmqrscp/index.dat" ]; then
+  # dcmqridx takes ~20 minutes for 10,000 instances here: the set and its index are kept in
+  # $work between runs and rebuilt only when the size changes.
+  rm -rf "$work" && mkdir -p "$work/dcmqrscp"
+  echo "cfind: generating $want instances" >&2
+  "$XENRAD_PYTHON" "$root/scripts/qr_fixture.py" images "$work/set" "$patients" 10 >/dev/null 2>&1
+  echo "cfind: indexing the set for dcmqrscp (dcmqridx)" >&2
+  find "$work/set" -name '*.dcm' | sort >"$work/files"
+  xargs -a "$work/files" /usr/bin/dcmqridx "$work/dcmqrscp" >/dev/null 2>&1
+fi
+find "$work/set" -name '*.dcm' | sort >"$work/files"
+rm -rf "$work/ours" && mkdir -p "$work/ours"
 port_ours=11410 port_dcmtk=11411
 cat >"$work/dcmqrscp.cfg" <<CFG
 NetworkTCPPort = $port_dcmtk
@@ -40,9 +52,6 @@ AETable BEGIN
 DCMQR $work/dcmqrscp RW (500, 1024mb) ANY
 AETable END
 CFG
-echo "cfind: indexing the set for dcmqrscp (dcmqridx) and for ours (xenrad dicom store)" >&2
-find "$work/set" -name '*.dcm' | sort >"$work/files"
-xargs -a "$work/files" /usr/bin/dcmqridx "$work/dcmqrscp" >/dev/null 2>&1
 /usr/bin/dcmqrscp -c "$work/dcmqrscp.cfg" >"$work/dcmqrscp.log" 2>&1 &
 dpid=$!
 "$xenrad" dicom scp --port "$port_ours" --out "$work/ours" --aet XENRAD --qr --no-fsync --quiet \
@@ -51,6 +60,7 @@ opid=$!
 trap 'kill $dpid $opid 2>/dev/null || true' EXIT
 wait_port() { for _ in $(seq 200); do (exec 3<>/dev/tcp/127.0.0.1/$1) 2>/dev/null && return; sleep 0.05; done; echo "port $1 never opened" >&2; exit 1; }
 wait_port $port_ours; wait_port $port_dcmtk
+echo "cfind: storing the set into ours (xenrad dicom store)" >&2
 xargs -a "$work/files" "$xenrad" dicom store "127.0.0.1:$port_ours" --called-aet XENRAD >/dev/null
 
 declare -A level keys
@@ -62,15 +72,11 @@ res="$work/cfind.tsv"
 echo -e "query\tscp\trun\tseconds\tmatches" >"$res"
 for run in $(seq "$runs"); do
   for q in study-wild study-all image-series; do
-    reps=1; [ "$q" = image-series ] && reps=50
     for scp in ours dcmtk; do
       if [ $scp = ours ]; then p=$port_ours; call=XENRAD; else p=$port_dcmtk; call=DCMQR; fi
-      t0=$(date +%s.%N); n=0
-      for _ in $(seq $reps); do
-        # shellcheck disable=SC2086
-        m=$("$xenrad" dicom find --host 127.0.0.1 --port $p --call $call --level ${level[$q]} ${keys[$q]} | wc -l)
-        n=$((n + m))
-      done
+      t0=$(date +%s.%N)
+      # shellcheck disable=SC2086
+      n=$("$xenrad" dicom find --host 127.0.0.1 --port $p --call $call --repeat 20 --level ${level[$q]} ${keys[$q]} | wc -l)
       t1=$(date +%s.%N)
       echo -e "$q\t$scp\t$run\t$(echo "$t1 - $t0" | bc -l)\t$n" >>"$res"
     done

@@ -223,6 +223,9 @@ pub enum Command {
         /// Send C-CANCEL after this many matches (PS3.7 9.3.2.3).
         #[arg(long)]
         cancel_after: Option<usize>,
+        /// Run the same query this many times on one association (benchmarks).
+        #[arg(long, default_value_t = 1)]
+        repeat: usize,
     },
     /// C-MOVE SCU: moves what the keys select to `--dest`; prints the final sub-operation
     /// counts as one JSON line.
@@ -392,7 +395,8 @@ pub fn run(cmd: Command) -> CliResult {
                 query,
                 worklist,
                 cancel_after,
-            } => crate::dicom_query::find(&query, worklist, cancel_after).await,
+                repeat,
+            } => crate::dicom_query::find(&query, worklist, cancel_after, repeat).await,
             Command::Echo {
                 addr,
                 aet,

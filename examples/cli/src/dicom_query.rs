@@ -120,7 +120,13 @@ impl QueryArgs {
 
 /// `xenrad dicom find`: prints each match as one DICOM JSON object per line (PS3.18 F.2);
 /// exits 0 on success, 1 with the status on stderr otherwise.
-pub async fn find(args: &QueryArgs, worklist: bool, cancel_after: Option<usize>) -> CliResult {
+pub async fn find(
+    args: &QueryArgs,
+    worklist: bool,
+    cancel_after: Option<usize>,
+    repeat: usize,
+) -> CliResult {
+    use std::io::Write;
     let sop_class = args.find_sop_class(worklist);
     let identifier = args.identifier(worklist)?;
     let addr = format!("{}:{}", args.host, args.port);
@@ -130,24 +136,40 @@ pub async fn find(args: &QueryArgs, worklist: bool, cancel_after: Option<usize>)
         .ok_or_else(|| format!("{addr} accepted no context for {sop_class}"))?
         .to_string();
     let bytes = Bytes::from(encode_identifier(&identifier, &ts_uid)?);
-    let mut seen = 0usize;
+    let mut out = std::io::BufWriter::new(std::io::stdout());
     let mut bad: Option<String> = None;
-    let fin = a
-        .find(sop_class, bytes, |r| {
-            seen += 1;
-            match r
-                .dataset
-                .as_deref()
-                .map(|d| decode_identifier(d, &ts_uid).and_then(|i| to_dicom_json(&i)))
-            {
-                Some(Ok(json)) => println!("{json}"),
-                Some(Err(e)) => bad = Some(format!("match {seen}: {e}")),
-                None => bad = Some(format!("match {seen} without an identifier")),
-            }
-            cancel_after.is_none_or(|n| seen < n)
-        })
-        .await?;
+    let mut fin = None;
+    // The same query `repeat` times on one association (a long-lived SCU, for benchmarks).
+    for _ in 0..repeat.max(1) {
+        let mut seen = 0usize;
+        let f = a
+            .find(sop_class, bytes.clone(), |r| {
+                seen += 1;
+                match r
+                    .dataset
+                    .as_deref()
+                    .map(|d| decode_identifier(d, &ts_uid).and_then(|i| to_dicom_json(&i)))
+                {
+                    Some(Ok(json)) => {
+                        if writeln!(out, "{json}").is_err() {
+                            bad = Some("standard output closed".into());
+                        }
+                    }
+                    Some(Err(e)) => bad = Some(format!("match {seen}: {e}")),
+                    None => bad = Some(format!("match {seen} without an identifier")),
+                }
+                cancel_after.is_none_or(|n| seen < n)
+            })
+            .await?;
+        let stop = f.status != status::SUCCESS || bad.is_some();
+        fin = Some(f);
+        if stop {
+            break;
+        }
+    }
+    out.flush()?;
     a.release().await?;
+    let fin = fin.expect("at least one query ran");
     if let Some(b) = bad {
         eprintln!("xenrad dicom find: {b}");
         return Ok(ExitCode::from(1));
