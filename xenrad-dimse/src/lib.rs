@@ -293,4 +293,154 @@ pub mod fuzzing {
         a.handle_timeout(now + Duration::from_secs(3600));
         while a.poll_event().is_some() {}
     }
+
+    /// Fuzz entry point `dimse_retrieve`: the input is a peer's byte stream to an SCP that
+    /// serves C-GET (its C-STORE sub-operations), C-MOVE/C-FIND answers and Storage
+    /// Commitment (N-ACTION, N-EVENT-REPORT), fed in chunks. When the first byte is even a
+    /// canned A-ASSOCIATE-RQ (GET, MOVE, commitment and CT with the SCP role) goes first, so
+    /// the input reaches the DIMSE paths. Every event is answered: a C-GET sends two
+    /// sub-operations (one refused for want of a context), responses are tallied, the final
+    /// response carries the failed-UID list, commitment requests are decoded and reported.
+    /// Also decodes the input as commitment and failed-list data sets. Never panics.
+    #[cfg(feature = "retrieve")]
+    pub fn scp_retrieve(data: &[u8]) {
+        use crate::assoc::AcceptorPolicy;
+        use crate::assoc::policy::{sop, ts};
+        use crate::pdu::{AssociateRq, PresentationContextRq, RoleSelection, UserInformation};
+        use crate::scp::commitment::{CommitmentRequest, CommitmentResult};
+        use crate::scp::retrieve::{RetrieveTally, failed_uid_list};
+        use crate::scp::{ScpConfig, ScpEvent, ScpSession, SubStore, commitment_result};
+        use crate::scp::{StoreOnly, n_answer, send_commitment_report, store_with};
+        use std::sync::Arc;
+        use std::time::{Duration, Instant};
+        const CT: &str = "1.2.840.10008.5.1.4.1.1.2";
+        for t in [ts::IMPLICIT_VR_LE, ts::EXPLICIT_VR_LE] {
+            let _ = CommitmentRequest::decode(data, t);
+            let _ = CommitmentResult::decode(data, t);
+            let _ = failed_uid_list(data, t);
+        }
+        let now = Instant::now();
+        let mut cfg =
+            ScpConfig::with_sink(Arc::new(crate::store::MemorySink::new(1 << 16, 1 << 20)));
+        cfg.policy = Arc::new(AcceptorPolicy {
+            max_pdu: 4096,
+            abstract_syntaxes: vec![
+                sop::STUDY_ROOT_GET.into(),
+                sop::STUDY_ROOT_MOVE.into(),
+                sop::STUDY_ROOT_FIND.into(),
+                sop::STORAGE_COMMITMENT_PUSH.into(),
+            ],
+            ..AcceptorPolicy::default()
+        });
+        cfg.max_n_dataset = 1 << 16;
+        let mut s = ScpSession::new(Arc::new(cfg), now);
+        if data.first().is_some_and(|b| b & 1 == 0) {
+            let pcs: [(u8, &str); 4] = [
+                (1, sop::STUDY_ROOT_GET),
+                (3, sop::STUDY_ROOT_MOVE),
+                (5, sop::STORAGE_COMMITMENT_PUSH),
+                (7, CT),
+            ];
+            let rq = AssociateRq {
+                protocol_version: 1,
+                called_ae: "XENRAD",
+                calling_ae: "FUZZ",
+                application_context: crate::pdu::DICOM_APPLICATION_CONTEXT,
+                presentation_contexts: pcs
+                    .iter()
+                    .map(|(id, a)| PresentationContextRq {
+                        id: *id,
+                        abstract_syntax: a,
+                        transfer_syntaxes: vec![ts::IMPLICIT_VR_LE],
+                    })
+                    .collect(),
+                user: UserInformation {
+                    max_pdu_length: Some(4096),
+                    role_selections: vec![RoleSelection {
+                        sop_class_uid: CT,
+                        scu_role: false,
+                        scp_role: true,
+                    }],
+                    ..UserInformation::default()
+                },
+            };
+            let mut b = Vec::new();
+            crate::pdu::encode::associate_rq(&mut b, &rq);
+            s.handle_input(&b, now);
+        }
+        let step = data.get(1).map_or(1, |b| usize::from(*b % 64) + 1);
+        let mut out = Vec::new();
+        let mut tally: Option<(crate::scp::RequestId, RetrieveTally, String)> = None;
+        for chunk in data.get(2..).unwrap_or(&[]).chunks(step) {
+            s.handle_input(chunk, now);
+            while let Some(ev) = s.poll_event() {
+                match ev {
+                    ScpEvent::Store(c) => {
+                        let (id, st, inst) = store_with(&StoreOnly, c);
+                        s.answer_store(id, st, inst, now);
+                    }
+                    ScpEvent::N(op) => {
+                        let (resp, req) = n_answer(&StoreOnly, &op);
+                        s.answer_n(op.id, resp, now);
+                        if let Some(req) = req {
+                            let r = commitment_result(&StoreOnly, &op.calling_ae, &req);
+                            let _ = send_commitment_report(&mut s, &r);
+                        }
+                    }
+                    ScpEvent::Query(q) => {
+                        let mut t = RetrieveTally::new(2);
+                        let op = SubStore {
+                            sop_class_uid: CT,
+                            sop_instance_uid: "1.2.3.4",
+                            transfer_syntax: ts::IMPLICIT_VR_LE,
+                        };
+                        if s.sub_store_begin(q.id, &op).is_ok() {
+                            let ds =
+                                bytes::Bytes::from_static(b"\x08\x00\x18\x00\x08\x00\x001.2.3.4");
+                            let _ = s.sub_store_data(&ds.slice(..5), false);
+                            let _ = s.sub_store_data(&ds.slice(5..), true);
+                        } else {
+                            t.record("1.2.3.4", crate::scp::retrieve::SubOutcome::Failed);
+                        }
+                        let other = SubStore {
+                            sop_class_uid: "1.2.840.10008.5.1.4.1.1.4",
+                            ..op
+                        };
+                        if s.sub_store_begin(q.id, &other).is_err() {
+                            t.record("1.2.3.5", crate::scp::retrieve::SubOutcome::Failed);
+                        }
+                        let _ = s.query_progress(q.id, t.counts());
+                        tally = Some((q.id, t, q.transfer_syntax));
+                    }
+                    ScpEvent::Response(r) => {
+                        if let (Some(q), Some((id, t, ts_uid))) = (r.query, tally.as_mut())
+                            && q == *id
+                        {
+                            t.record_status("1.2.3.4", r.status);
+                            let fin = t.finish(s.is_cancelled(q), ts_uid);
+                            s.query_done(q, fin, now);
+                            tally = None;
+                        }
+                    }
+                    ScpEvent::Cancel(id) => {
+                        if let Some((q, t, ts_uid)) = tally.take()
+                            && q == id
+                        {
+                            s.query_done(q, t.finish(true, &ts_uid), now);
+                        }
+                    }
+                }
+            }
+            s.poll_transmit(&mut out);
+            for c in &out {
+                assert!(c.len() <= 4096 + 6, "chunk beyond the peer's maximum");
+            }
+            out.clear();
+            if s.is_closed() {
+                break;
+            }
+        }
+        s.handle_timeout(now + Duration::from_secs(3600));
+        while s.poll_event().is_some() {}
+    }
 }

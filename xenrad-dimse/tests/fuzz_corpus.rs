@@ -328,3 +328,117 @@ fn query_seeds() {
         }
     }
 }
+
+#[test]
+fn dimse_retrieve_corpus() {
+    replay("dimse_retrieve", xenrad_dimse::fuzzing::scp_retrieve);
+}
+
+/// Writes the `dimse_retrieve` seeds (run with `-- --ignored` after format changes): after
+/// the two selector bytes (even first byte: the harness associates first), a C-GET with
+/// its sub-operation's C-STORE-RSP, a C-GET cancelled, a C-MOVE, a Storage Commitment
+/// N-ACTION and the N-EVENT-REPORT-RSP, then release.
+#[test]
+#[ignore = "writes fuzz/corpus; run by hand"]
+fn write_retrieve_seeds() {
+    use xenrad_dimse::assoc::policy::{sop, ts};
+    use xenrad_dimse::dimse::{Command, field};
+    use xenrad_dimse::pdu::encode;
+    use xenrad_dimse::scp::commitment::{CommitmentRequest, SopRef};
+    let dir =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz/corpus/dimse_retrieve");
+    std::fs::create_dir_all(&dir).unwrap();
+    let msg = |b: &mut Vec<u8>, pc: u8, c: &Command<'_>, ds: Option<&[u8]>| {
+        encode::pdata_fragments(b, pc, true, &c.encode(), 4096);
+        if let Some(d) = ds {
+            encode::pdata_fragments(b, pc, false, d, 4096);
+        }
+    };
+    // (0008,0052) CS "STUDY " and (0020,000D) UI in Implicit VR LE.
+    let mut ident = vec![0x08, 0, 0x52, 0, 6, 0, 0, 0];
+    ident.extend_from_slice(b"STUDY ");
+    ident.extend_from_slice(&[0x20, 0, 0x0D, 0, 6, 0, 0, 0]);
+    ident.extend_from_slice(b"1.2.3\0");
+    let get = Command {
+        field: field::C_GET_RQ,
+        message_id: Some(7),
+        affected_sop_class: Some(sop::STUDY_ROOT_GET),
+        priority: Some(0),
+        has_dataset: true,
+        ..Command::default()
+    };
+    let store_rsp = |status: u16| Command {
+        field: field::C_STORE_RSP,
+        responded_to: Some(1),
+        affected_sop_class: Some("1.2.840.10008.5.1.4.1.1.2"),
+        affected_sop_instance: Some("1.2.3.4"),
+        status: Some(status),
+        ..Command::default()
+    };
+    let mut b = vec![0u8, 7];
+    msg(&mut b, 1, &get, Some(&ident));
+    msg(&mut b, 7, &store_rsp(0xA700), None);
+    encode::release_rq(&mut b);
+    std::fs::write(dir.join("get_failed_subop"), &b).unwrap();
+
+    let mut b = vec![2u8, 63];
+    msg(&mut b, 1, &get, Some(&ident));
+    let cancel = Command {
+        field: field::C_CANCEL_RQ,
+        responded_to: Some(7),
+        ..Command::default()
+    };
+    msg(&mut b, 1, &cancel, None);
+    msg(&mut b, 7, &store_rsp(0), None);
+    std::fs::write(dir.join("get_cancelled"), &b).unwrap();
+
+    let mut b = vec![4u8, 3];
+    let mv = Command {
+        field: field::C_MOVE_RQ,
+        message_id: Some(9),
+        affected_sop_class: Some(sop::STUDY_ROOT_MOVE),
+        move_destination: Some("DEST"),
+        priority: Some(0),
+        has_dataset: true,
+        ..Command::default()
+    };
+    msg(&mut b, 3, &mv, Some(&ident));
+    let req = CommitmentRequest {
+        transaction_uid: "2.25.1".into(),
+        references: vec![SopRef {
+            sop_class_uid: "1.2.840.10008.5.1.4.1.1.2".into(),
+            sop_instance_uid: "1.2.3.4".into(),
+        }],
+    };
+    let action = Command {
+        field: field::N_ACTION_RQ,
+        message_id: Some(10),
+        requested_sop_class: Some(sop::STORAGE_COMMITMENT_PUSH),
+        requested_sop_instance: Some(sop::STORAGE_COMMITMENT_PUSH_INSTANCE),
+        action_type_id: Some(1),
+        has_dataset: true,
+        ..Command::default()
+    };
+    msg(
+        &mut b,
+        5,
+        &action,
+        Some(&req.encode(ts::IMPLICIT_VR_LE).unwrap()),
+    );
+    let report_rsp = Command {
+        field: field::N_EVENT_REPORT_RQ | 0x8000,
+        responded_to: Some(1),
+        status: Some(0),
+        event_type_id: Some(2),
+        ..Command::default()
+    };
+    msg(&mut b, 5, &report_rsp, None);
+    encode::release_rq(&mut b);
+    std::fs::write(dir.join("move_and_commitment"), &b).unwrap();
+    // The commitment data set alone (the decoders' path).
+    std::fs::write(
+        dir.join("commitment_dataset"),
+        req.encode(ts::IMPLICIT_VR_LE).unwrap(),
+    )
+    .unwrap();
+}

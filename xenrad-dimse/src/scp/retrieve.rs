@@ -64,15 +64,12 @@ pub fn encode_dataset(obj: &InMemDicomObject, ts_uid: &str) -> Result<Vec<u8>, D
     Ok(out)
 }
 
-/// Decodes a data set (no File Meta) in a transfer syntax, with dicom-rs.
+/// Decodes a data set (no File Meta) received in a transfer syntax, with dicom-rs, after the
+/// structural walk of [`crate::query::decode_identifier`] (every declared length within the
+/// input, bounded nesting), so a peer's lengths never make the parser allocate beyond the
+/// input's size.
 pub fn decode_dataset(bytes: &[u8], ts_uid: &str) -> Result<InMemDicomObject, DatasetError> {
-    let ts = TransferSyntaxRegistry.get(ts_uid).ok_or_else(|| {
-        DatasetError::new(
-            "decoding a data set",
-            format!("unknown transfer syntax {ts_uid}"),
-        )
-    })?;
-    InMemDicomObject::read_dataset_with_ts(bytes, ts)
+    crate::query::decode_identifier(bytes, ts_uid)
         .map_err(|e| DatasetError::new("decoding a data set", e))
 }
 
