@@ -1,5 +1,7 @@
-//! Transport adapter on tokio (feature `tokio`): a TCP storage SCP with one task per
-//! association, and an SCU client for C-ECHO, C-STORE, N-CREATE and N-SET.
+//! Transport adapter on tokio (feature `tokio`): a TCP SCP with one task per association
+//! (storage, query, C-GET/C-MOVE retrieve with its own associations to move destinations,
+//! storage commitment), and an SCU client for C-ECHO, C-STORE, N-CREATE, N-SET, C-FIND,
+//! C-GET, C-MOVE and Storage Commitment.
 //!
 //! Sockets get TCP_NODELAY; every batch of PDUs is sent with vectored writes (a P-DATA-TF
 //! header and its data slice go out in one `writev`).

@@ -17,8 +17,15 @@
 //! While a C-STORE or N-* request waits for its answer, the session processes nothing
 //! after it, so responses keep the order of the requests (PS3.7 §9.1: the default of one
 //! outstanding operation). While a C-FIND/C-MOVE/C-GET streams its pending responses, the
-//! session keeps reading only for the C-CANCEL-RQ of that request (PS3.7 §9.3.2.3); any other
-//! request waits until the query is done.
+//! session keeps reading only for the C-CANCEL-RQ of that request (PS3.7 §9.3.2.3) and for
+//! responses to its own requests; any other request waits until the query is done.
+//!
+//! The session also sends requests of its own: the C-STORE sub-operations of a C-GET on this
+//! association ([`ScpSession::sub_store_begin`], [`ScpSession::sub_store_data`]: the data set
+//! in pieces as the application reads it, PS3.4 C.4.3.3.1) and the N-EVENT-REPORT of a Storage
+//! Commitment ([`ScpSession::send_event_report`], PS3.4 J.3.3); their responses come back as
+//! [`ScpEvent::Response`]. [`retrieve`] and [`commitment`] (feature `retrieve`) hold the
+//! counting and the data sets.
 
 #[cfg(feature = "retrieve")]
 pub mod commitment;
