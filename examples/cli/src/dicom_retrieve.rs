@@ -16,7 +16,7 @@ use xenrad_dimse::query::{InformationModel, QueryError, decode_identifier, encod
 use xenrad_dimse::scp::commitment::{CommitmentRequest, CommitmentResult, SopRef, reason};
 use xenrad_dimse::scp::retrieve::{Part10Source, RetrieveInstance};
 use xenrad_dimse::scp::{Handler, QueryFinal, QueryRequest, StoredInstance};
-use xenrad_dimse::store::FileSink;
+use xenrad_dimse::store::{FileSink, FsyncPolicy};
 
 use super::CliResult;
 use super::dicom::{TlsArgs, connect};
@@ -150,7 +150,9 @@ pub async fn get(args: &QueryArgs, out: &Path, storage_classes: &[String]) -> Cl
         .ok_or_else(|| format!("{addr} accepted no context for {sop_class}"))?
         .to_string();
     let bytes = Bytes::from(encode_identifier(&identifier, &ts_uid)?);
-    let sink = FileSink::new(out);
+    // Each instance durable on its own (fdatasync, rename, directory fsync) before its
+    // C-STORE-RSP; no journal folder in the output directory.
+    let sink = FileSink::new(out).with_fsync(FsyncPolicy::Durable);
     let o = a.get(sop_class, bytes, &sink, |_| true).await?;
     a.release().await?;
     for (class, uid, path) in &o.received {

@@ -106,8 +106,11 @@ impl Default for RetrieveConfig {
 
 /// What the association task tells a C-GET worker.
 pub(crate) enum Feedback {
-    /// The sub-operation's C-STORE-RQ was queued (in this transfer syntax), or why not.
-    Began(Result<String, SendError>),
+    /// The sub-operation's C-STORE-RQ was queued in this other transfer syntax: the stored
+    /// bytes were dropped, send the data set re-encoded.
+    Transcode(String),
+    /// The sub-operation could not start (its stored bytes were dropped).
+    Failed(SendError),
     /// Its C-STORE-RSP status.
     Rsp(u16),
     /// The association cannot carry it any more.
@@ -178,45 +181,11 @@ fn get_one(
     {
         return SubEnd::Gone;
     }
-    let used = match fb.blocking_recv() {
-        Some(Feedback::Began(Ok(t))) => t,
-        // No context for this SOP class/transfer syntax with the peer as SCP: failed.
-        Some(Feedback::Began(Err(SendError::NoContext { .. }))) => return SubEnd::Failed,
-        _ => return SubEnd::Gone,
-    };
-    if used != src.transfer_syntax_uid {
-        // Only between native transfer syntaxes, re-encoded with dicom-rs: the one case
-        // where a whole instance is in memory.
-        let ds = dicom_object::open_file(&item.path)
-            .map_err(|e| e.to_string())
-            .and_then(|obj| {
-                crate::scp::retrieve::encode_dataset(&obj, &used).map_err(|e| e.to_string())
-            });
-        return match ds {
-            Ok(ds) => {
-                if tx
-                    .blocking_send(Answer::SubData(bytes::Bytes::from(ds), true))
-                    .is_err()
-                {
-                    return SubEnd::Gone;
-                }
-                match fb.blocking_recv() {
-                    Some(Feedback::Rsp(st)) => SubEnd::Status(st),
-                    _ => SubEnd::Gone,
-                }
-            }
-            Err(why) => {
-                let _ = tx.blocking_send(Answer::Abort(format!(
-                    "{}: cannot re-encode: {why}",
-                    item.path.display()
-                )));
-                SubEnd::Gone
-            }
-        };
-    }
+    // The stored bytes follow SubBegin at once; the association task drops them when the
+    // sub-operation cannot start as stored, and says so.
     if src.remaining() == 0
         && tx
-            .blocking_send(Answer::SubData(bytes::Bytes::new(), true))
+            .blocking_send(Answer::SubData(bytes::Bytes::new(), true, true))
             .is_err()
     {
         return SubEnd::Gone;
@@ -232,13 +201,47 @@ fn get_one(
             return SubEnd::Gone;
         };
         let last = src.remaining() == 0;
-        if tx.blocking_send(Answer::SubData(chunk, last)).is_err() {
+        if tx
+            .blocking_send(Answer::SubData(chunk, last, true))
+            .is_err()
+        {
             return SubEnd::Gone;
         }
     }
-    match fb.blocking_recv() {
-        Some(Feedback::Rsp(st)) => SubEnd::Status(st),
-        _ => SubEnd::Gone,
+    let used = match fb.blocking_recv() {
+        Some(Feedback::Rsp(st)) => return SubEnd::Status(st),
+        Some(Feedback::Transcode(t)) => t,
+        // No context for this SOP class/transfer syntax with the peer as SCP: failed.
+        Some(Feedback::Failed(SendError::NoContext { .. })) => return SubEnd::Failed,
+        _ => return SubEnd::Gone,
+    };
+    // Only between native transfer syntaxes, re-encoded with dicom-rs: the one case where a
+    // whole instance is in memory.
+    let ds = dicom_object::open_file(&item.path)
+        .map_err(|e| e.to_string())
+        .and_then(|obj| {
+            crate::scp::retrieve::encode_dataset(&obj, &used).map_err(|e| e.to_string())
+        });
+    match ds {
+        Ok(ds) => {
+            if tx
+                .blocking_send(Answer::SubData(bytes::Bytes::from(ds), true, false))
+                .is_err()
+            {
+                return SubEnd::Gone;
+            }
+            match fb.blocking_recv() {
+                Some(Feedback::Rsp(st)) => SubEnd::Status(st),
+                _ => SubEnd::Gone,
+            }
+        }
+        Err(why) => {
+            let _ = tx.blocking_send(Answer::Abort(format!(
+                "{}: cannot re-encode: {why}",
+                item.path.display()
+            )));
+            SubEnd::Gone
+        }
     }
 }
 

@@ -152,6 +152,8 @@ impl Server {
         let mut query: Option<(RequestId, Arc<AtomicBool>)> = None;
         // Feedback to the C-GET worker: sub-operation started, C-STORE-RSP status.
         let mut get_fb: Option<mpsc::UnboundedSender<Feedback>> = None;
+        // The stored bytes of the current sub-operation are being dropped.
+        let mut raw_dropped = false;
         loop {
             while let Some(ev) = s.poll_event() {
                 match ev {
@@ -300,8 +302,21 @@ impl Server {
                                 });
                                 used = t;
                             }
-                            if let Some(fb) = &get_fb {
-                                let _ = fb.send(Feedback::Began(r.map(|_| used)));
+                            // The worker streams the stored bytes right behind SubBegin
+                            // (no round trip per instance); they are dropped here when the
+                            // sub-operation failed or needs re-encoding, and the worker
+                            // learns it from the feedback.
+                            raw_dropped = match &r {
+                                Ok(_) if used == op.2 => false,
+                                _ => true,
+                            };
+                            let fb_msg = match r {
+                                Ok(_) if used == op.2 => None,
+                                Ok(_) => Some(Feedback::Transcode(used)),
+                                Err(e) => Some(Feedback::Failed(e)),
+                            };
+                            if let (Some(m), Some(fb)) = (fb_msg, &get_fb) {
+                                let _ = fb.send(m);
                             }
                         }
                         Answer::Abort(why) => {
@@ -310,7 +325,9 @@ impl Server {
                             }
                             s.association().abort(now);
                         }
-                        Answer::SubData(chunk, last) => {
+                        Answer::SubData(_, _, true) if raw_dropped => {}
+                        Answer::SubData(chunk, last, _) => {
+                            raw_dropped = false;
                             if s.sub_store_data(&chunk, last).is_err()
                                 && let Some(fb) = &get_fb
                             {
@@ -484,8 +501,9 @@ pub(crate) enum Answer {
     Progress(RequestId, SubOperations),
     /// Start a C-GET C-STORE sub-operation: (SOP class, SOP instance, transfer syntax).
     SubBegin(RequestId, Box<(String, String, String)>),
-    /// The next piece of its data set; true: the last.
-    SubData(bytes::Bytes, bool),
+    /// The next piece of its data set; true: the last; true: the stored bytes (dropped
+    /// when the sub-operation could not start in the stored transfer syntax).
+    SubData(bytes::Bytes, bool, bool),
     /// A data set being sent cannot be finished: abort the association.
     Abort(String),
     /// A Storage Commitment result for (requester AE).
