@@ -6,7 +6,8 @@
 #   dcmqrscp    DCMTK dcmqrscp (filled by storescu), TCP_NODELAY=1
 #   pynetdicom  a pynetdicom 3 C-GET SCP yielding the files (pydicom dcmread)
 # with the same SCU for every server, DCMTK getscu (TCP_NODELAY=1, -pdu 131072, files written to
-# a fresh directory, not synced), plus `xenrad dicom get` against xenrad as its own row.
+# a fresh directory, not synced), plus `xenrad dicom get --no-fsync` against xenrad as its own
+# row (files not synced either).
 # Each row: median seconds of --runs, MB/s, and the ratio to dcmqrscp and to pynetdicom; the
 # servers' peak RSS (VmHWM) after the runs. Every run checks the instance count.
 #   benches/dicom/cget.sh [--runs 3] [--ct 400] [--work DIR]
@@ -96,7 +97,7 @@ xenrad_get_run() {
   rm -rf "$work/out"; mkdir -p "$work/out"
   local t0 t1
   t0=$(date +%s.%N)
-  "$xenrad" dicom get --port 11401 --call XENRAD -k StudyInstanceUID="$study" --out "$work/out" >/dev/null
+  "$xenrad" dicom get --port 11401 --call XENRAD -k StudyInstanceUID="$study" --out "$work/out" --no-fsync >/dev/null
   t1=$(date +%s.%N)
   local n; n=$(find "$work/out" -name '*.dcm' | wc -l)
   [ "$n" = "$ct" ] || { echo "cget: xenrad get returned $n of $ct instances" >&2; exit 1; }

@@ -249,6 +249,9 @@ pub enum Command {
         /// A storage SOP class to receive (repeatable; default: the common ones).
         #[arg(long = "storage-class")]
         storage_classes: Vec<String>,
+        /// Skip fsync before answering each C-STORE (faster, not crash-safe).
+        #[arg(long)]
+        no_fsync: bool,
     },
     /// Storage Commitment SCU (PS3.4 J): asks the peer to commit the instances of these
     /// Part 10 files; prints `committed UID` or `failed UID 0xNNNN` per instance.
@@ -370,7 +373,8 @@ pub fn run(cmd: Command) -> CliResult {
                 query,
                 out,
                 storage_classes,
-            } => crate::dicom_retrieve::get(&query, &out, &storage_classes).await,
+                no_fsync,
+            } => crate::dicom_retrieve::get(&query, &out, &storage_classes, no_fsync).await,
             Command::Commit {
                 host,
                 port,

@@ -120,9 +120,14 @@ pub async fn move_(args: &QueryArgs, dest: &str) -> CliResult {
 
 /// `xenrad dicom get`: C-GET (PS3.4 C.4.3) of what the keys select; the instances arrive on
 /// the same association (SCP role proposed for `storage_classes`) and are written as Part 10
-/// files into `out`; prints one `received CLASS UID PATH` line per instance, then the final
+/// files into `out` (each fsynced before it is answered unless `no_fsync`); prints one `received CLASS UID PATH` line per instance, then the final
 /// counts as one JSON line; exits 0 on 0x0000, 1 otherwise.
-pub async fn get(args: &QueryArgs, out: &Path, storage_classes: &[String]) -> CliResult {
+pub async fn get(
+    args: &QueryArgs,
+    out: &Path,
+    storage_classes: &[String],
+    no_fsync: bool,
+) -> CliResult {
     std::fs::create_dir_all(out)?;
     let sop_class = get_class(args.root);
     let identifier = args.identifier(false)?;
@@ -151,8 +156,12 @@ pub async fn get(args: &QueryArgs, out: &Path, storage_classes: &[String]) -> Cl
         .to_string();
     let bytes = Bytes::from(encode_identifier(&identifier, &ts_uid)?);
     // Each instance durable on its own (fdatasync, rename, directory fsync) before its
-    // C-STORE-RSP; no journal folder in the output directory.
-    let sink = FileSink::new(out).with_fsync(FsyncPolicy::Durable);
+    // C-STORE-RSP, unless --no-fsync; no journal folder in the output directory.
+    let sink = FileSink::new(out).with_fsync(if no_fsync {
+        FsyncPolicy::None
+    } else {
+        FsyncPolicy::Durable
+    });
     let o = a.get(sop_class, bytes, &sink, |_| true).await?;
     a.release().await?;
     for (class, uid, path) in &o.received {
