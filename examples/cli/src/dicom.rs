@@ -232,7 +232,7 @@ pub enum Command {
     Move {
         /// Peer, information model, level and keys.
         #[command(flatten)]
-        query: crate::dicom_query::QueryArgs,
+        query: Box<crate::dicom_query::QueryArgs>,
         /// Move destination AE title (known to the peer).
         #[arg(long)]
         dest: String,
@@ -242,7 +242,7 @@ pub enum Command {
     Get {
         /// Peer, information model, level and keys.
         #[command(flatten)]
-        query: crate::dicom_query::QueryArgs,
+        query: Box<crate::dicom_query::QueryArgs>,
         /// Output directory (created if missing).
         #[arg(long)]
         out: PathBuf,

@@ -306,10 +306,7 @@ impl Server {
                             // (no round trip per instance); they are dropped here when the
                             // sub-operation failed or needs re-encoding, and the worker
                             // learns it from the feedback.
-                            raw_dropped = match &r {
-                                Ok(_) if used == op.2 => false,
-                                _ => true,
-                            };
+                            raw_dropped = r.is_err() || used != op.2;
                             let fb_msg = match r {
                                 Ok(_) if used == op.2 => None,
                                 Ok(_) => Some(Feedback::Transcode(used)),
