@@ -542,3 +542,24 @@ fn storage_commitment_report_goes_out_on_the_same_association() {
     r.feed(1, &rsp, None);
     assert!(r.s.poll_event().is_none());
 }
+
+/// A request other than C-CANCEL while a C-GET is outstanding would wait behind the C-GET,
+/// whose C-STORE-RSPs would queue behind it: the association is aborted instead of hanging
+/// (PS3.7 D.3.3.3, one outstanding operation by default).
+#[test]
+fn a_request_during_a_c_get_aborts_instead_of_hanging() {
+    let mut r = get_rig();
+    let _q = start_get(&mut r);
+    let echo = Command {
+        field: field::C_ECHO_RQ,
+        message_id: Some(8),
+        affected_sop_class: Some(sop::VERIFICATION),
+        ..Command::default()
+    };
+    r.feed(GET_PC, &echo, None);
+    let mut v = Vec::new();
+    r.s.poll_transmit(&mut v);
+    let out = v.concat();
+    assert_eq!(out.first(), Some(&0x07), "A-ABORT expected");
+    assert!(r.s.is_closed() || !r.s.is_waiting());
+}

@@ -1194,6 +1194,19 @@ impl ScpSession {
                 }
                 return;
             }
+            // A C-GET completes only when the peer's C-STORE-RSPs are read, and they would
+            // queue behind a request held here: with the default window of one outstanding
+            // operation (PS3.7 D.3.3.3) such a request is a protocol error, so the
+            // association is aborted rather than left to hang.
+            if matches!(
+                self.outstanding,
+                Some(Outstanding::Query {
+                    kind: QueryKind::Get,
+                    ..
+                })
+            ) {
+                return self.fail("request while a C-GET is outstanding", now);
+            }
         }
         self.stashed = Some(m);
     }
