@@ -11,7 +11,11 @@ use dicom_dictionary_std::tags;
 use std::path::Path;
 use std::sync::Arc;
 use xenrad_dimse::dimse::status;
-use xenrad_dimse::scp::{Handler, NRequest, NResponse, ScpConfig, StoredInstance};
+use xenrad_dimse::scp::commitment::{CommitmentRequest, CommitmentResult};
+use xenrad_dimse::scp::retrieve::RetrieveInstance;
+use xenrad_dimse::scp::{
+    Handler, NRequest, NResponse, QueryFinal, QueryRequest, ScpConfig, StoredInstance,
+};
 use xenrad_dimse::store::InstanceHeader;
 use xenrad_mpps::{MPPS_SOP_CLASS_UID, TransferSyntaxKind};
 
@@ -122,6 +126,20 @@ impl Handler for GatewayScp {
             );
             return status::CANNOT_UNDERSTAND;
         }
+        // The query attributes go into the same durable write as the instance row
+        // (`qr` module); an instance whose header cannot be indexed is still stored.
+        let qr = match crate::qr::records_from_file(
+            &inst.path,
+            &inst.sop_class_uid,
+            &inst.sop_instance_uid,
+        ) {
+            Ok(r) => Some(r),
+            Err(e) => {
+                tracing::warn!(error = %e, "stored instance not indexed for query/retrieve");
+                None
+            }
+        };
+        let qrow = qr.as_ref().map(|(_, row)| row.clone());
         let row = InstanceRow {
             sop_instance_uid: facts.sop_instance_uid.clone(),
             sop_class_uid: facts.sop_class_uid.clone(),
@@ -132,13 +150,20 @@ impl Handler for GatewayScp {
             size: inst.dataset_len,
             calling_ae: inst.calling_ae.clone(),
         };
-        let r = self
-            .gw
-            .store
-            .write_blocking(move |tx| projection::record_instance(tx, &facts, &row));
+        let r = self.gw.store.write_blocking(move |tx| {
+            if let Some(q) = &qrow {
+                tx.record_query_row(q)?;
+            }
+            projection::record_instance(tx, &facts, &row)
+        });
         let len = usize::try_from(inst.dataset_len).unwrap_or(usize::MAX);
         match r {
             Ok(new) => {
+                if let Some((record, _)) = qr
+                    && let Err(e) = self.gw.images.insert(record)
+                {
+                    tracing::warn!(error = %e, "stored instance not indexed for query/retrieve");
+                }
                 self.gw
                     .metrics
                     .ingest("dicom", if new { "stored" } else { "duplicate" }, len);
@@ -158,6 +183,21 @@ impl Handler for GatewayScp {
 
     fn n_set(&self, req: &NRequest<'_>) -> NResponse {
         self.n_op(req, false)
+    }
+
+    /// C-FIND, Patient Root and Study Root (PS3.4 C.4.1), from the Q/R index.
+    fn find(&self, req: &QueryRequest, emit: &mut dyn FnMut(Vec<u8>) -> bool) -> QueryFinal {
+        self.gw.images.find(req, emit)
+    }
+
+    /// C-MOVE / C-GET (PS3.4 C.4.2, C.4.3): the stored files the identifier selects.
+    fn retrieve(&self, req: &QueryRequest) -> Result<Vec<RetrieveInstance>, QueryFinal> {
+        self.gw.images.retrieve(req)
+    }
+
+    /// Storage Commitment (PS3.4 J.3) against the durable store.
+    fn commitment(&self, _calling_ae: &str, req: &CommitmentRequest) -> Option<CommitmentResult> {
+        Some(crate::qr::commitment(&self.gw.store, req))
     }
 }
 
@@ -269,11 +309,27 @@ pub fn server(gw: Gateway) -> std::io::Result<xenrad_dimse::net::Server> {
     let mut policy = (*cfg.policy).clone();
     policy.ae_title.clone_from(&gw.config.ae_title);
     policy.max_pdu = gw.config.max_pdu;
+    policy
+        .abstract_syntaxes
+        .extend(crate::qr::SOP_CLASSES.iter().map(|s| (*s).to_owned()));
     cfg.policy = Arc::new(policy);
-    Ok(xenrad_dimse::net::Server::new(
-        cfg,
-        Arc::new(GatewayScp { gw }),
-    ))
+    // C-MOVE destinations and Storage Commitment requesters (PS3.4 C.4.2.1.2, J.3.3).
+    let mut peers = xenrad_dimse::net::Peers::new();
+    for p in &gw.config.dicom_peers {
+        let (ae, addr) = xenrad_dimse::net::Peers::parse_entry(p).map_err(|e| {
+            std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                format!("--dicom-peer {p:?}: {e}"),
+            )
+        })?;
+        peers.insert(ae, addr);
+    }
+    let retrieve = xenrad_dimse::net::RetrieveConfig {
+        peers,
+        max_pdu: gw.config.max_pdu,
+        ..xenrad_dimse::net::RetrieveConfig::default()
+    };
+    Ok(xenrad_dimse::net::Server::new(cfg, Arc::new(GatewayScp { gw })).with_retrieve(retrieve))
 }
 
 #[cfg(test)]

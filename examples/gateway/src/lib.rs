@@ -18,6 +18,7 @@ pub mod limits;
 pub mod mllp;
 pub mod mpps;
 pub mod projection;
+pub mod qr;
 pub mod search;
 pub mod store;
 pub mod tls;
@@ -90,6 +91,10 @@ pub struct Config {
     /// message is durably stored, `<NAK>` otherwise) instead of HL7 ACK messages.
     #[arg(long, env = "XENRAD_MLLP_COMMIT_BLOCKS")]
     pub mllp_commit_blocks: bool,
+    /// A C-MOVE destination (and Storage Commitment requester) of the DICOM port,
+    /// `AE=HOST:PORT`; repeatable (or comma-separated in the environment variable).
+    #[arg(long = "dicom-peer", env = "XENRAD_DICOM_PEERS", value_delimiter = ',')]
+    pub dicom_peers: Vec<String>,
     /// Largest P-DATA-TF PDU we accept on the DICOM port, bytes.
     #[arg(long, default_value_t = 128 * 1024)]
     pub max_pdu: u32,
@@ -299,6 +304,8 @@ pub struct Gateway {
     pub hl7v2: Arc<ingest::V2Handler>,
     /// HL7 v3 message semantics (`POST /v3/ingest`).
     pub hl7v3: Arc<ingest::V3Handler>,
+    /// The query/retrieve index of the stored instances.
+    pub images: Arc<qr::Images>,
 }
 
 /// Reads the keys from the flag/env and the key file; when there are none, loads or
@@ -391,7 +398,20 @@ pub async fn run(config: Config) -> Result<(), Box<dyn std::error::Error + Send 
     let keys = load_keys(&config)?;
     let store = store::Store::open(&config.data_dir)?;
     let metrics = http::Metrics::default();
+    let (images, report) = qr::Images::load(&store)?;
+    if report.backfilled > 0 || !report.failed.is_empty() {
+        tracing::warn!(
+            indexed = report.indexed,
+            backfilled = report.backfilled,
+            failed = report.failed.len(),
+            "query/retrieve index: instances indexed from their files, or not indexed"
+        );
+    }
+    for (uid, e) in &report.failed {
+        tracing::warn!(sop_instance_uid = %uid, error = %e, "not indexed for query/retrieve");
+    }
     let gw = Gateway {
+        images: Arc::new(images),
         keys,
         hl7v2: Arc::new(ingest::v2_handler(&store, &metrics, &config)),
         hl7v3: Arc::new(ingest::v3_handler(&store, &metrics)),

@@ -146,6 +146,23 @@ pub struct InstanceRow {
     pub calling_ae: String,
 }
 
+/// The query attributes of a stored instance (the `qr_instances` table): its keys as
+/// columns and its header attributes (no pixel data) as an Explicit VR Little Endian data
+/// set in UTF-8, from which the Q/R index and DICOMweb answer without reading files.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct QueryRow {
+    /// (0008,0018) SOP Instance UID (also the key of its `instances` row).
+    pub sop_instance_uid: String,
+    /// (0010,0020) Patient ID (empty when absent).
+    pub patient_id: String,
+    /// (0020,000D) Study Instance UID.
+    pub study_uid: String,
+    /// (0020,000E) Series Instance UID.
+    pub series_uid: String,
+    /// The header attributes, Explicit VR Little Endian, Specific Character Set ISO_IR 192.
+    pub header: Vec<u8>,
+}
+
 /// The reads a projection or a surface may make, inside a transaction or on a
 /// read snapshot.
 pub trait ReadTx {
@@ -174,6 +191,15 @@ pub trait ReadTx {
     fn mpps(&self, uid: &str) -> Result<Option<(u64, String)>, StoreError>;
     /// Number of stored messages of one protocol.
     fn count_messages(&self, protocol: &str) -> Result<u64, StoreError>;
+    /// A stored instance by SOP Instance UID.
+    fn instance(&self, sop_instance_uid: &str) -> Result<Option<InstanceRow>, StoreError>;
+    /// Calls `f` with every stored instance that has query attributes, and them.
+    fn for_each_query_row(
+        &self,
+        f: &mut dyn FnMut(InstanceRow, QueryRow) -> Result<(), StoreError>,
+    ) -> Result<(), StoreError>;
+    /// Stored instances without query attributes (stored before they were kept).
+    fn instances_without_query_row(&self) -> Result<Vec<InstanceRow>, StoreError>;
 }
 
 /// The writes of one unit of work. Everything written through one `WriteTx`
@@ -199,6 +225,8 @@ pub trait WriteTx: ReadTx {
     ) -> Result<(), StoreError>;
     /// Records (or refreshes) a stored instance; `true` when it was not stored yet.
     fn record_instance(&self, row: &InstanceRow) -> Result<bool, StoreError>;
+    /// Records (or replaces) the query attributes of a stored instance.
+    fn record_query_row(&self, row: &QueryRow) -> Result<(), StoreError>;
     /// Remembers the modality of a series (first one wins).
     fn record_series_modality(&self, series_uid: &str, modality: &str) -> Result<(), StoreError>;
     /// Inserts a new MPPS record; `false` when one exists already.
@@ -310,6 +338,15 @@ impl Store {
         )?;
         done_rx.recv().map_err(|_| StoreError::Closed)??;
         Self::take(&slot)
+    }
+
+    /// Runs a read-only job on the calling thread (blocking: for synchronous callers such
+    /// as the DIMSE handler and start-up).
+    pub fn read_blocking<F>(&self, mut f: F) -> Result<(), StoreError>
+    where
+        F: FnMut(&dyn ReadTx) -> Result<(), StoreError>,
+    {
+        self.backend.read_blocking(&mut f)
     }
 
     /// Runs a read-only job off the async runtime.

@@ -12,8 +12,8 @@
 //! the same operations can follow.
 
 use super::{
-    Backend, Done, InstanceRow, Page, ReadJob, ReadTx, StoreError, StoredResource, WriteJob,
-    WriteTx, now,
+    Backend, Done, InstanceRow, Page, QueryRow, ReadJob, ReadTx, StoreError, StoredResource,
+    WriteJob, WriteTx, now,
 };
 use crate::search::{Criterion, IndexEntry, ParamType, Query, normalize};
 use rusqlite::{Connection, OpenFlags, OptionalExtension, ToSql, Transaction, params};
@@ -101,6 +101,14 @@ CREATE TABLE IF NOT EXISTS instances (
     received_at      TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS instances_study ON instances (study_uid);
+CREATE TABLE IF NOT EXISTS qr_instances (
+    sop_instance_uid TEXT PRIMARY KEY,
+    patient_id       TEXT NOT NULL,
+    study_uid        TEXT NOT NULL,
+    series_uid       TEXT NOT NULL,
+    header           BLOB NOT NULL
+);
+CREATE INDEX IF NOT EXISTS qr_instances_study ON qr_instances (study_uid, series_uid);
 CREATE TABLE IF NOT EXISTS instance_modality (
     series_uid TEXT PRIMARY KEY,
     modality   TEXT NOT NULL
@@ -345,6 +353,20 @@ fn run_in_savepoint(tx: &Transaction<'_>, job: WriteJob) -> Result<(), StoreErro
 /// [`ReadTx`]/[`WriteTx`] over one SQLite connection inside a transaction.
 struct SqlTx<'c>(&'c Connection);
 
+/// An `instances` row from the 8 columns of its `SELECT`.
+fn instance_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<InstanceRow> {
+    Ok(InstanceRow {
+        sop_instance_uid: r.get(0)?,
+        sop_class_uid: r.get(1)?,
+        study_uid: r.get(2)?,
+        series_uid: r.get(3)?,
+        transfer_syntax: r.get(4)?,
+        path: r.get(5)?,
+        size: u64::try_from(r.get::<_, i64>(6)?).unwrap_or(0),
+        calling_ae: r.get(7)?,
+    })
+}
+
 fn to_i64(v: u64) -> i64 {
     i64::try_from(v).unwrap_or(i64::MAX)
 }
@@ -428,6 +450,52 @@ impl ReadTx for SqlTx<'_> {
             .optional()?)
     }
 
+    fn instance(&self, sop_instance_uid: &str) -> Result<Option<InstanceRow>, StoreError> {
+        Ok(self
+            .0
+            .prepare_cached(
+                "SELECT sop_instance_uid, sop_class_uid, study_uid, series_uid, transfer_syntax, path, size, calling_ae FROM instances WHERE sop_instance_uid = ?1",
+            )?
+            .query_row([sop_instance_uid], instance_row)
+            .optional()?)
+    }
+
+    fn for_each_query_row(
+        &self,
+        f: &mut dyn FnMut(InstanceRow, QueryRow) -> Result<(), StoreError>,
+    ) -> Result<(), StoreError> {
+        let mut stmt = self.0.prepare(
+            "SELECT i.sop_instance_uid, i.sop_class_uid, i.study_uid, i.series_uid, i.transfer_syntax, i.path, i.size, i.calling_ae,
+                    q.patient_id, q.study_uid, q.series_uid, q.header
+             FROM qr_instances q JOIN instances i ON i.sop_instance_uid = q.sop_instance_uid
+             ORDER BY i.received_at, i.sop_instance_uid",
+        )?;
+        let mut rows = stmt.query([])?;
+        while let Some(r) = rows.next()? {
+            let inst = instance_row(r)?;
+            let q = QueryRow {
+                sop_instance_uid: inst.sop_instance_uid.clone(),
+                patient_id: r.get(8)?,
+                study_uid: r.get(9)?,
+                series_uid: r.get(10)?,
+                header: r.get(11)?,
+            };
+            f(inst, q)?;
+        }
+        Ok(())
+    }
+
+    fn instances_without_query_row(&self) -> Result<Vec<InstanceRow>, StoreError> {
+        Ok(self
+            .0
+            .prepare(
+                "SELECT sop_instance_uid, sop_class_uid, study_uid, series_uid, transfer_syntax, path, size, calling_ae FROM instances i
+                 WHERE NOT EXISTS (SELECT 1 FROM qr_instances q WHERE q.sop_instance_uid = i.sop_instance_uid)",
+            )?
+            .query_map([], instance_row)?
+            .collect::<Result<_, _>>()?)
+    }
+
     fn count_messages(&self, protocol: &str) -> Result<u64, StoreError> {
         let n: i64 = self.0.query_row(
             "SELECT COUNT(*) FROM messages WHERE protocol = ?1",
@@ -500,6 +568,23 @@ impl WriteTx for SqlTx<'_> {
             now()
         ])?;
         Ok(!existed)
+    }
+
+    fn record_query_row(&self, row: &QueryRow) -> Result<(), StoreError> {
+        self.0
+            .prepare_cached(
+                "INSERT INTO qr_instances (sop_instance_uid, patient_id, study_uid, series_uid, header) VALUES (?1, ?2, ?3, ?4, ?5)
+                 ON CONFLICT (sop_instance_uid) DO UPDATE SET patient_id = excluded.patient_id, study_uid = excluded.study_uid,
+                 series_uid = excluded.series_uid, header = excluded.header",
+            )?
+            .execute(params![
+                row.sop_instance_uid,
+                row.patient_id,
+                row.study_uid,
+                row.series_uid,
+                row.header
+            ])?;
+        Ok(())
     }
 
     fn record_series_modality(&self, series_uid: &str, modality: &str) -> Result<(), StoreError> {

@@ -1,0 +1,414 @@
+//! End-to-end tests of images going back out of `xenrad-gateway` (issue 17) with real
+//! clients: DCMTK `findscu` (Patient and Study Root), `movescu` to a DCMTK `storescp` the test
+//! starts, `getscu`, and pynetdicom for Storage Commitment; every retrieved instance is
+//! compared byte for byte with the stored one, and a restart keeps everything.
+//!
+//! Peers come from `scripts/peers.sh` (`XENRAD_PEERS=1`, `XENRAD_PYTHON`,
+//! `XENRAD_PYDICOM_DATA`); without it the tests print why they are skipped.
+#![allow(missing_docs)]
+
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+const KEY: &str = "test-key-0123456789";
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn peers() -> bool {
+    if std::env::var_os("XENRAD_PEERS").is_some() {
+        true
+    } else {
+        println!("skipped: real peers not installed (eval \"$(scripts/peers.sh)\")");
+        false
+    }
+}
+
+fn wait_port(addr: SocketAddr, what: &str) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_err() {
+        assert!(Instant::now() < deadline, "{what} did not listen on {addr}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// The gateway on free loopback ports, with extra arguments.
+struct Gateway {
+    child: Option<Child>,
+    dir: PathBuf,
+    args: Vec<String>,
+    fhir: SocketAddr,
+    dicom: SocketAddr,
+}
+
+impl Gateway {
+    fn start(args: Vec<String>) -> Gateway {
+        let a = |p: u16| SocketAddr::from(([127, 0, 0, 1], p));
+        let dir = std::env::temp_dir().join(format!(
+            "xenrad-images-e2e-{}-{}",
+            std::process::id(),
+            free_port()
+        ));
+        let mut g = Gateway {
+            child: None,
+            dir,
+            args,
+            fhir: a(free_port()),
+            dicom: a(free_port()),
+        };
+        g.spawn();
+        g
+    }
+
+    fn spawn(&mut self) {
+        let a = |p: u16| SocketAddr::from(([127, 0, 0, 1], p)).to_string();
+        let child = Command::new(env!("CARGO_BIN_EXE_xenrad-gateway"))
+            .args(["--fhir-addr", &self.fhir.to_string()])
+            .args(["--hl7-addr", &a(free_port())])
+            .args(["--mpps-addr", &a(free_port())])
+            .args(["--mllp-addr", &a(free_port())])
+            .args(["--dicom-addr", &self.dicom.to_string()])
+            .args(["--ae-title", "XENRAD", "--dicom-journal-mb", "4"])
+            .arg("--data-dir")
+            .arg(&self.dir)
+            .args(&self.args)
+            .env("XENRAD_API_KEY", KEY)
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start xenrad-gateway");
+        self.child = Some(child);
+        wait_port(self.fhir, "the gateway (FHIR)");
+        wait_port(self.dicom, "the gateway (DICOM)");
+    }
+
+    /// SIGTERM and wait for a clean exit.
+    fn stop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = Command::new("kill")
+                .args(["-TERM", &c.id().to_string()])
+                .status();
+            let deadline = Instant::now() + Duration::from_secs(20);
+            loop {
+                if let Some(st) = c.try_wait().unwrap() {
+                    assert!(st.success(), "gateway exited with {st}");
+                    break;
+                }
+                assert!(Instant::now() < deadline, "gateway did not stop");
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
+    }
+
+    fn port(&self) -> String {
+        self.dicom.port().to_string()
+    }
+}
+
+impl Drop for Gateway {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// A child process killed when dropped (DCMTK's storescp).
+struct Killed(Child);
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn run(cmd: &mut Command) -> (Output, String) {
+    let out = cmd.output().expect("run a peer");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out, text)
+}
+
+fn files(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    if let Ok(rd) = std::fs::read_dir(dir) {
+        for e in rd.flatten() {
+            let p = e.path();
+            let hidden = p
+                .file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with('.'));
+            if p.is_dir() && !hidden {
+                out.extend(files(&p));
+            } else if p.is_file() && !hidden {
+                out.push(p);
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+/// The data set bytes of a Part 10 file: what follows the File Meta group, whose length is
+/// (0002,0000) (PS3.10 7.1), so files written by different programs compare on the instance
+/// itself.
+fn dataset_bytes(path: &Path) -> Vec<u8> {
+    let b = std::fs::read(path).unwrap();
+    assert_eq!(&b[128..132], b"DICM", "{} is not Part 10", path.display());
+    assert_eq!(
+        &b[132..136],
+        &[2, 0, 0, 0],
+        "{}: no group length",
+        path.display()
+    );
+    let len = u32::from_le_bytes(b[140..144].try_into().unwrap()) as usize;
+    b[144 + len..].to_vec()
+}
+
+/// `(study, series, sop instance, patient id)` of a file, read with pydicom.
+fn uids(py: &str, f: &Path) -> [String; 4] {
+    let (out, text) = run(Command::new(py).arg("-c").arg(
+        "import pydicom,sys; d=pydicom.dcmread(sys.argv[1]); print(d.StudyInstanceUID, d.SeriesInstanceUID, d.SOPInstanceUID, d.PatientID)",
+    ).arg(f));
+    assert!(out.status.success(), "{text}");
+    let v: Vec<String> = text.split_whitespace().map(str::to_owned).collect();
+    [v[0].clone(), v[1].clone(), v[2].clone(), v[3].clone()]
+}
+
+fn findscu(g: &Gateway, root: &str, keys: &[&str]) -> String {
+    let mut c = Command::new("findscu");
+    c.args(["-v", root, "-aec", "XENRAD", "127.0.0.1", &g.port()]);
+    for k in keys {
+        c.args(["-k", k]);
+    }
+    let (out, text) = run(&mut c);
+    assert!(out.status.success(), "findscu: {text}");
+    text
+}
+
+fn pending(find_log: &str) -> usize {
+    find_log.matches("(Pending)").count()
+}
+
+#[test]
+fn query_retrieve_and_commitment_with_dcmtk_and_pynetdicom() {
+    if !peers() {
+        return;
+    }
+    let py = std::env::var("XENRAD_PYTHON").unwrap();
+    let data = PathBuf::from(std::env::var("XENRAD_PYDICOM_DATA").unwrap());
+    let sources = [data.join("CT_small.dcm"), data.join("MR_small.dcm")];
+    let scp_port = free_port();
+    let mut g = Gateway::start(vec![
+        "--dicom-peer".into(),
+        format!("STORESCP=127.0.0.1:{scp_port}"),
+    ]);
+    for f in &sources {
+        let (out, text) = run(Command::new("storescu")
+            .args(["-aec", "XENRAD", "127.0.0.1", &g.port()])
+            .arg(f));
+        assert!(out.status.success(), "storescu: {text}");
+    }
+    let ct = uids(&py, &sources[0]);
+    let mr = uids(&py, &sources[1]);
+    assert_ne!(ct[0], mr[0], "two studies expected");
+
+    // C-FIND, Study Root, STUDY level: both studies, with their UIDs (PS3.4 C.6.2).
+    let log = findscu(
+        &g,
+        "-S",
+        &["QueryRetrieveLevel=STUDY", "StudyInstanceUID", "PatientID"],
+    );
+    assert_eq!(pending(&log), 2, "{log}");
+    assert!(log.contains(&ct[0]) && log.contains(&mr[0]), "{log}");
+    // Patient Root, PATIENT level with a Patient ID key: only that patient.
+    let key = format!("PatientID={}", ct[3]);
+    let log = findscu(
+        &g,
+        "-P",
+        &["QueryRetrieveLevel=PATIENT", &key, "PatientName"],
+    );
+    assert_eq!(pending(&log), 1, "{log}");
+    assert!(log.contains(&ct[3]), "{log}");
+    // Study Root, IMAGE level under a study and series: the one instance.
+    let (k1, k2) = (
+        format!("StudyInstanceUID={}", ct[0]),
+        format!("SeriesInstanceUID={}", ct[1]),
+    );
+    let log = findscu(
+        &g,
+        "-S",
+        &["QueryRetrieveLevel=IMAGE", &k1, &k2, "SOPInstanceUID"],
+    );
+    assert_eq!(pending(&log), 1, "{log}");
+    assert!(log.contains(&ct[2]), "{log}");
+    // Patient Root, SERIES level: the series of the MR study.
+    let (k1, k2) = (
+        format!("PatientID={}", mr[3]),
+        format!("StudyInstanceUID={}", mr[0]),
+    );
+    let log = findscu(
+        &g,
+        "-P",
+        &[
+            "QueryRetrieveLevel=SERIES",
+            &k1,
+            &k2,
+            "SeriesInstanceUID",
+            "Modality",
+        ],
+    );
+    assert_eq!(pending(&log), 1, "{log}");
+    assert!(log.contains(&mr[1]) && log.contains("MR"), "{log}");
+
+    // What the gateway stored, by SOP Instance UID.
+    let stored: Vec<(PathBuf, [String; 4])> = files(&g.dir.join("dicom"))
+        .into_iter()
+        .filter(|p| p.extension().is_some_and(|x| x == "dcm"))
+        .map(|p| {
+            let u = uids(&py, &p);
+            (p, u)
+        })
+        .collect();
+    assert_eq!(stored.len(), 2, "{stored:?}");
+    let stored_bytes = |sop: &str| {
+        let (p, _) = stored.iter().find(|(_, u)| u[2] == sop).expect("stored");
+        dataset_bytes(p)
+    };
+
+    // C-MOVE of the CT study to DCMTK's storescp (bit-preserving): the same bytes arrive.
+    let moved = g.dir.with_extension("moved");
+    std::fs::create_dir_all(&moved).unwrap();
+    let _scp = Killed(
+        Command::new("storescp")
+            .args(["+B", "-aet", "STORESCP", "-od"])
+            .arg(&moved)
+            .arg(scp_port.to_string())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start storescp"),
+    );
+    wait_port(SocketAddr::from(([127, 0, 0, 1], scp_port)), "storescp");
+    let k = format!("StudyInstanceUID={}", ct[0]);
+    let (out, text) = run(Command::new("movescu")
+        .args(["-v", "-S", "-aec", "XENRAD", "-aem", "STORESCP"])
+        .args(["-k", "QueryRetrieveLevel=STUDY", "-k", &k])
+        .args(["127.0.0.1", &g.port()]));
+    assert!(out.status.success(), "movescu: {text}");
+    let got = files(&moved);
+    assert_eq!(got.len(), 1, "moved: {got:?}\n{text}");
+    assert!(
+        dataset_bytes(&got[0]) == stored_bytes(&ct[2]),
+        "moved instance differs from the stored one"
+    );
+
+    // C-MOVE to an AE the gateway does not know: 0xA801 (PS3.4 C.4.2.1.5), nothing sent.
+    let (_, text) = run(Command::new("movescu")
+        .args(["-v", "-S", "-aec", "XENRAD", "-aem", "NOBODY"])
+        .args(["-k", "QueryRetrieveLevel=STUDY", "-k", &k])
+        .args(["127.0.0.1", &g.port()]));
+    assert!(
+        text.contains("Final Move Response (Refused: MoveDestinationUnknown)"),
+        "movescu to an unknown AE: {text}"
+    );
+    assert_eq!(files(&moved).len(), 1);
+
+    // C-GET of the MR series on the same association.
+    let got_dir = g.dir.with_extension("got");
+    std::fs::create_dir_all(&got_dir).unwrap();
+    let (k1, k2) = (
+        format!("StudyInstanceUID={}", mr[0]),
+        format!("SeriesInstanceUID={}", mr[1]),
+    );
+    let (out, text) = run(Command::new("getscu")
+        .args(["-v", "-S", "+B", "-aec", "XENRAD", "-od"])
+        .arg(&got_dir)
+        .args(["-k", "QueryRetrieveLevel=SERIES", "-k", &k1, "-k", &k2])
+        .args(["127.0.0.1", &g.port()]));
+    assert!(out.status.success(), "getscu: {text}");
+    let got = files(&got_dir);
+    assert_eq!(got.len(), 1, "got: {got:?}\n{text}");
+    assert!(
+        dataset_bytes(&got[0]) == stored_bytes(&mr[2]),
+        "C-GET instance differs from the stored one"
+    );
+
+    // Storage Commitment from pynetdicom: the CT committed, an unknown instance failed 0x0112.
+    let commit = r"
+import sys, time
+from pydicom.dataset import Dataset
+from pydicom.uid import generate_uid
+from pynetdicom import AE, evt
+from pynetdicom.sop_class import StorageCommitmentPushModel
+port, klass, sop = int(sys.argv[1]), sys.argv[2], sys.argv[3]
+got = []
+def on_report(event):
+    got.append(event.event_reply if hasattr(event, 'event_reply') else None)
+    ds = event.event_information
+    for it in ds.get('ReferencedSOPSequence', []):
+        print('committed', it.ReferencedSOPInstanceUID)
+    for it in ds.get('FailedSOPSequence', []):
+        print('failed', it.ReferencedSOPInstanceUID, '0x%04X' % it.FailureReason)
+    print('event', event.event_type)
+    return 0x0000, None
+ae = AE(ae_title='COMMITSCU')
+ae.add_requested_context(StorageCommitmentPushModel)
+a = ae.associate('127.0.0.1', port, ae_title='XENRAD', evt_handlers=[(evt.EVT_N_EVENT_REPORT, on_report)])
+assert a.is_established
+req = Dataset()
+req.TransactionUID = generate_uid()
+ok = Dataset(); ok.ReferencedSOPClassUID = klass; ok.ReferencedSOPInstanceUID = sop
+bad = Dataset(); bad.ReferencedSOPClassUID = klass; bad.ReferencedSOPInstanceUID = '1.2.3.4.5.6.7.8.9'
+req.ReferencedSOPSequence = [ok, bad]
+status, _ = a.send_n_action(req, 1, StorageCommitmentPushModel, '1.2.840.10008.1.20.1.1')
+print('action 0x%04X' % status.Status)
+deadline = time.time() + 20
+while not got and time.time() < deadline:
+    time.sleep(0.05)
+a.release()
+";
+    let (_, class_log) = run(Command::new(&py)
+        .arg("-c")
+        .arg("import pydicom,sys; print(pydicom.dcmread(sys.argv[1]).SOPClassUID)")
+        .arg(&sources[0]));
+    let (out, text) = run(Command::new(&py).arg("-c").arg(commit).args([
+        g.port(),
+        class_log.trim().to_owned(),
+        ct[2].clone(),
+    ]));
+    assert!(out.status.success(), "commitment: {text}");
+    assert!(text.contains("action 0x0000"), "{text}");
+    assert!(text.contains(&format!("committed {}", ct[2])), "{text}");
+    assert!(text.contains("failed 1.2.3.4.5.6.7.8.9 0x0112"), "{text}");
+    assert!(text.contains("event 2"), "{text}");
+
+    // A restart keeps everything: the index is rebuilt from the store.
+    g.stop();
+    g.spawn();
+    let log = findscu(
+        &g,
+        "-S",
+        &[
+            "QueryRetrieveLevel=STUDY",
+            "StudyInstanceUID",
+            "NumberOfStudyRelatedInstances",
+        ],
+    );
+    assert_eq!(pending(&log), 2, "{log}");
+    assert!(log.contains(&ct[0]) && log.contains(&mr[0]), "{log}");
+    let _ = std::fs::remove_dir_all(&moved);
+    let _ = std::fs::remove_dir_all(&got_dir);
+}
