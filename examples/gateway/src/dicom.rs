@@ -283,14 +283,12 @@ fn new_uid() -> Result<String, getrandom::Error> {
     Ok(xenrad_mpps::uid::uuid_uid(u128::from_be_bytes(raw)))
 }
 
-/// Builds the SCP server for the gateway's configuration.
-pub fn server(gw: Gateway) -> std::io::Result<xenrad_dimse::net::Server> {
-    let dir = gw.config.data_dir.join("dicom");
+/// Opens the Part 10 file store under `<data-dir>/dicom` (the C-STORE SCP and STOW-RS share
+/// it). Opening the journal replays what a crash left in it, before anything is served.
+pub fn open_sink(config: &crate::Config) -> std::io::Result<xenrad_dimse::store::FileSink> {
+    let dir = config.data_dir.join("dicom");
     std::fs::create_dir_all(&dir)?;
-    // Opening the journal replays what a crash left in it before any association is
-    // served (the listener may already queue connections meanwhile).
-    let opts =
-        xenrad_dimse::store::journal::JournalOptions::with_lane_mib(gw.config.dicom_journal_mb);
+    let opts = xenrad_dimse::store::journal::JournalOptions::with_lane_mib(config.dicom_journal_mb);
     let (sink, recovery) = xenrad_dimse::store::FileSink::open_with(&dir, opts)?;
     if !recovery.files.is_empty() {
         tracing::warn!(
@@ -299,7 +297,18 @@ pub fn server(gw: Gateway) -> std::io::Result<xenrad_dimse::net::Server> {
             "DICOM journal: instances written back after an unclean stop"
         );
     }
-    let mut cfg = ScpConfig::with_sink(Arc::new(sink));
+    Ok(sink)
+}
+
+/// Indexes and projects an instance the file sink committed, as a C-STORE does (STOW-RS
+/// stores through here too); the returned status is the C-STORE status (PS3.4 B.2.3).
+pub fn on_stored(gw: &Gateway, inst: &StoredInstance) -> u16 {
+    GatewayScp { gw: gw.clone() }.on_stored(inst)
+}
+
+/// Builds the SCP server for the gateway's configuration.
+pub fn server(gw: Gateway) -> std::io::Result<xenrad_dimse::net::Server> {
+    let mut cfg = ScpConfig::with_sink(gw.dicom_sink.clone());
     let secs = std::time::Duration::from_secs;
     let c = &gw.config;
     cfg.timeouts.artim = secs(c.dicom_artim_timeout.max(1));

@@ -58,8 +58,11 @@ pub fn router(gw: Gateway) -> Router {
         .route("/fhir/metadata", get(metadata))
         .route("/fhir/{resource_type}", get(search_type))
         .route("/fhir/{resource_type}/{id}", get(read))
+        .merge(crate::dicomweb::routes())
         .with_state(gw);
-    let doc = FhirApi::openapi().to_pretty_json().unwrap_or_default();
+    let mut api = FhirApi::openapi();
+    api.merge(<crate::dicomweb::DicomWebApi as OpenApi>::openapi());
+    let doc = api.to_pretty_json().unwrap_or_default();
     finish_surface(r, state, doc, max_body)
 }
 

@@ -10,6 +10,7 @@
 //! | DICOM C-STORE SCP | 127.0.0.1:11112 | `xenrad-dimse` |
 
 pub mod dicom;
+pub mod dicomweb;
 pub mod fhir;
 pub mod hl7;
 pub mod http;
@@ -306,6 +307,8 @@ pub struct Gateway {
     pub hl7v3: Arc<ingest::V3Handler>,
     /// The query/retrieve index of the stored instances.
     pub images: Arc<qr::Images>,
+    /// The Part 10 file store (C-STORE and STOW-RS).
+    pub dicom_sink: Arc<xenrad_dimse::store::FileSink>,
 }
 
 /// Reads the keys from the flag/env and the key file; when there are none, loads or
@@ -410,8 +413,10 @@ pub async fn run(config: Config) -> Result<(), Box<dyn std::error::Error + Send 
     for (uid, e) in &report.failed {
         tracing::warn!(sop_instance_uid = %uid, error = %e, "not indexed for query/retrieve");
     }
+    let dicom_sink = Arc::new(dicom::open_sink(&config)?);
     let gw = Gateway {
         images: Arc::new(images),
+        dicom_sink,
         keys,
         hl7v2: Arc::new(ingest::v2_handler(&store, &metrics, &config)),
         hl7v3: Arc::new(ingest::v3_handler(&store, &metrics)),

@@ -412,3 +412,152 @@ a.release()
     let _ = std::fs::remove_dir_all(&moved);
     let _ = std::fs::remove_dir_all(&got_dir);
 }
+
+/// The DICOMweb client script: STOW, QIDO, WADO and metadata through `dicomweb-client`,
+/// bad input through `requests`; prints one `key value` line per fact the test checks and
+/// writes each WADO-RS part into the output folder as received.
+const DICOMWEB_PY: &str = r#"
+import sys, os, json, requests, pydicom
+from dicomweb_client.api import DICOMwebClient
+base, key, out = sys.argv[1], sys.argv[2], sys.argv[3]
+files = sys.argv[4:]
+h = {'X-API-Key': key}
+c = DICOMwebClient(base, headers=h)
+ds = [pydicom.dcmread(f) for f in files]
+r = c.store_instances(ds)
+print('stow_referenced', len(r.ReferencedSOPSequence))
+print('stow_failed', len(r.get('FailedSOPSequence', [])))
+# Idempotent: the same instances again.
+r = c.store_instances(ds)
+print('stow_again', len(r.ReferencedSOPSequence))
+# A part that is not DICOM: 409, a failed item with 0xC000, nothing stored.
+body = b'--xyz\r\nContent-Type: application/dicom\r\n\r\nnot dicom at all\r\n--xyz--\r\n'
+r = requests.post(base + '/studies', data=body, headers={**h, 'Content-Type': 'multipart/related; type="application/dicom"; boundary=xyz'})
+j = r.json()
+print('stow_bad', r.status_code, j['00081198']['Value'][0]['00081197']['Value'][0], 'warning' if r.headers.get('Warning') else 'no-warning')
+r = requests.post(base + '/studies', data=b'{}', headers={**h, 'Content-Type': 'application/json'})
+print('stow_json', r.status_code)
+studies = c.search_for_studies()
+print('qido_studies', len(studies))
+for s in studies:
+    print('study', s['0020000D']['Value'][0], s['00201208']['Value'][0], s['00081190']['Value'][0].endswith('/dicomweb/studies/' + s['0020000D']['Value'][0]), s['00081190']['Value'][0])
+pid = ds[0].PatientID
+print('qido_pid', len(c.search_for_studies(search_filters={'PatientID': pid})))
+print('qido_tag', len(c.search_for_studies(search_filters={'00100020': pid})))
+print('qido_page', len(c.search_for_studies(limit=1)), len(c.search_for_studies(offset=1)), len(c.search_for_studies(offset=2)))
+st, se = ds[0].StudyInstanceUID, ds[0].SeriesInstanceUID
+print('qido_series', len(c.search_for_series(study_instance_uid=st)), len(c.search_for_series()))
+inst = c.search_for_instances(study_instance_uid=st, series_instance_uid=se)
+print('qido_instances', len(inst), inst[0]['00080018']['Value'][0] == ds[0].SOPInstanceUID, len(c.search_for_instances()))
+print('qido_include', 'InstitutionName' if '00080080' in c.search_for_studies(fields=['00080080'])[0] else 'missing')
+r = requests.get(base + '/studies?NoSuchKeyword=1', headers=h)
+print('qido_unknown', r.status_code)
+# WADO-RS through the client, then raw to keep the bytes.
+got = c.retrieve_study(st)
+print('wado_client', len(got), got[0].SOPInstanceUID == ds[0].SOPInstanceUID)
+one = c.retrieve_instance(st, se, ds[0].SOPInstanceUID)
+print('wado_instance', one.SOPInstanceUID == ds[0].SOPInstanceUID)
+for d in ds:
+    r = requests.get(base + '/studies/' + d.StudyInstanceUID, headers={**h, 'Accept': 'multipart/related; type="application/dicom"'})
+    ct = r.headers['Content-Type']
+    b = ct.split('boundary=')[1].strip('"').encode()
+    parts = r.content.split(b'--' + b)[1:-1]
+    for i, p in enumerate(parts):
+        body = p.split(b'\r\n\r\n', 1)[1][:-2]
+        open(os.path.join(out, d.SOPInstanceUID + '.dcm'), 'wb').write(body)
+r = requests.get(base + '/studies/1.2.3.4.5.999', headers=h)
+print('wado_unknown', r.status_code)
+r = requests.get(base + '/studies/' + st + '/series/1.2.3.999/instances/1.2.3.998', headers=h)
+print('wado_unknown_instance', r.status_code)
+m = c.retrieve_study_metadata(st)
+print('metadata', len(m), m[0]['0020000D']['Value'][0] == st, m[0]['00080018']['Value'][0] == ds[0].SOPInstanceUID)
+r = requests.get(base + '/studies/1.2.3.4.5.999/metadata', headers=h)
+print('metadata_unknown', r.status_code)
+r = requests.get(base + '/studies', headers={})
+print('no_key', r.status_code)
+"#;
+
+fn facts(text: &str) -> std::collections::HashMap<String, String> {
+    text.lines()
+        .filter_map(|l| l.split_once(' '))
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect()
+}
+
+#[test]
+fn dicomweb_stow_qido_wado_with_dicomweb_client() {
+    if !peers() {
+        return;
+    }
+    let py = std::env::var("XENRAD_PYTHON").unwrap();
+    let data = PathBuf::from(std::env::var("XENRAD_PYDICOM_DATA").unwrap());
+    let sources = [data.join("CT_small.dcm"), data.join("MR_small.dcm")];
+    let mut g = Gateway::start(Vec::new());
+    let out = g.dir.with_extension("wado");
+    std::fs::create_dir_all(&out).unwrap();
+    let base = format!("http://{}/dicomweb", g.fhir);
+    let (o, text) = run(Command::new(&py)
+        .arg("-c")
+        .arg(DICOMWEB_PY)
+        .args([&base, KEY])
+        .arg(&out)
+        .args(&sources));
+    assert!(o.status.success(), "dicomweb-client: {text}");
+    let f = facts(&text);
+    let fact = |k: &str| f.get(k).map_or("", String::as_str);
+    assert_eq!(fact("stow_referenced"), "2", "{text}");
+    assert_eq!(fact("stow_failed"), "0", "{text}");
+    assert_eq!(fact("stow_again"), "2", "{text}");
+    assert_eq!(fact("stow_bad"), "409 49152 warning", "{text}");
+    assert_eq!(fact("stow_json"), "415", "{text}");
+    assert_eq!(fact("qido_studies"), "2", "{text}");
+    // One instance per study although each was stored twice. (The Retrieve URL follows the
+    // Host header, which dicomweb-client sends without the port, hence `endswith`.)
+    assert_eq!(text.matches(" 1 True http").count(), 2, "{text}");
+    assert_eq!(fact("qido_pid"), "1", "{text}");
+    assert_eq!(fact("qido_tag"), "1", "{text}");
+    assert_eq!(fact("qido_page"), "1 1 0", "{text}");
+    assert_eq!(fact("qido_series"), "1 2", "{text}");
+    assert_eq!(fact("qido_instances"), "1 True 2", "{text}");
+    assert_eq!(fact("qido_include"), "InstitutionName", "{text}");
+    assert_eq!(fact("qido_unknown"), "400", "{text}");
+    assert_eq!(fact("wado_client"), "1 True", "{text}");
+    assert_eq!(fact("wado_instance"), "True", "{text}");
+    assert_eq!(fact("wado_unknown"), "404", "{text}");
+    assert_eq!(fact("wado_unknown_instance"), "404", "{text}");
+    assert_eq!(fact("metadata"), "1 True True", "{text}");
+    assert_eq!(fact("metadata_unknown"), "404", "{text}");
+    assert_eq!(fact("no_key"), "401", "{text}");
+    // WADO-RS parts are the stored files, byte for byte; the data sets are the sources'.
+    let stored: Vec<PathBuf> = files(&g.dir.join("dicom"))
+        .into_iter()
+        .filter(|p| p.extension().is_some_and(|x| x == "dcm"))
+        .collect();
+    assert_eq!(stored.len(), 2, "{stored:?}");
+    for s in &stored {
+        let sop = uids(&py, s)[2].clone();
+        let got = std::fs::read(out.join(format!("{sop}.dcm"))).expect("WADO part");
+        assert!(
+            got == std::fs::read(s).unwrap(),
+            "WADO-RS part differs from {}",
+            s.display()
+        );
+        let src = sources
+            .iter()
+            .find(|p| uids(&py, p)[2] == sop)
+            .expect("source");
+        assert!(
+            dataset_bytes(s) == dataset_bytes(src),
+            "STOW-RS changed the data set of {sop}"
+        );
+    }
+    // A restart keeps everything.
+    g.stop();
+    g.spawn();
+    let (o, text) = run(Command::new(&py).arg("-c").arg(
+        "import sys; from dicomweb_client.api import DICOMwebClient as C; print(len(C(sys.argv[1], headers={'X-API-Key': sys.argv[2]}).search_for_instances()))",
+    ).args([&base, KEY]));
+    assert!(o.status.success(), "{text}");
+    assert_eq!(text.trim(), "2", "{text}");
+    let _ = std::fs::remove_dir_all(&out);
+}

@@ -198,6 +198,14 @@ pub trait ReadTx {
         &self,
         f: &mut dyn FnMut(InstanceRow, QueryRow) -> Result<(), StoreError>,
     ) -> Result<(), StoreError>;
+    /// The stored instances (with query attributes) of a study, or of one series, or one
+    /// instance, in series then arrival order.
+    fn query_rows_in(
+        &self,
+        study_uid: &str,
+        series_uid: Option<&str>,
+        sop_instance_uid: Option<&str>,
+    ) -> Result<Vec<(InstanceRow, QueryRow)>, StoreError>;
     /// Stored instances without query attributes (stored before they were kept).
     fn instances_without_query_row(&self) -> Result<Vec<InstanceRow>, StoreError>;
 }

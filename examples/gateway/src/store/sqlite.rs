@@ -485,6 +485,35 @@ impl ReadTx for SqlTx<'_> {
         Ok(())
     }
 
+    fn query_rows_in(
+        &self,
+        study_uid: &str,
+        series_uid: Option<&str>,
+        sop_instance_uid: Option<&str>,
+    ) -> Result<Vec<(InstanceRow, QueryRow)>, StoreError> {
+        let mut stmt = self.0.prepare_cached(
+            "SELECT i.sop_instance_uid, i.sop_class_uid, i.study_uid, i.series_uid, i.transfer_syntax, i.path, i.size, i.calling_ae,
+                    q.patient_id, q.study_uid, q.series_uid, q.header
+             FROM qr_instances q JOIN instances i ON i.sop_instance_uid = q.sop_instance_uid
+             WHERE q.study_uid = ?1 AND (?2 IS NULL OR q.series_uid = ?2) AND (?3 IS NULL OR q.sop_instance_uid = ?3)
+             ORDER BY q.series_uid, i.received_at, i.sop_instance_uid",
+        )?;
+        let rows = stmt
+            .query_map(params![study_uid, series_uid, sop_instance_uid], |r| {
+                let inst = instance_row(r)?;
+                let q = QueryRow {
+                    sop_instance_uid: inst.sop_instance_uid.clone(),
+                    patient_id: r.get(8)?,
+                    study_uid: r.get(9)?,
+                    series_uid: r.get(10)?,
+                    header: r.get(11)?,
+                };
+                Ok((inst, q))
+            })?
+            .collect::<Result<_, _>>()?;
+        Ok(rows)
+    }
+
     fn instances_without_query_row(&self) -> Result<Vec<InstanceRow>, StoreError> {
         Ok(self
             .0
