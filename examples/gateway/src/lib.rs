@@ -11,6 +11,7 @@
 
 pub mod dicom;
 pub mod dicomweb;
+pub mod endpoint;
 pub mod fhir;
 pub mod hl7;
 pub mod http;
@@ -96,6 +97,10 @@ pub struct Config {
     /// `AE=HOST:PORT`; repeatable (or comma-separated in the environment variable).
     #[arg(long = "dicom-peer", env = "XENRAD_DICOM_PEERS", value_delimiter = ',')]
     pub dicom_peers: Vec<String>,
+    /// The DICOMweb base URL announced by the FHIR `Endpoint/dicomweb` that every
+    /// ImagingStudy references (default: the FHIR address with `/dicomweb`).
+    #[arg(long, env = "XENRAD_DICOMWEB_URL")]
+    pub dicomweb_url: Option<String>,
     /// Largest P-DATA-TF PDU we accept on the DICOM port, bytes.
     #[arg(long, default_value_t = 128 * 1024)]
     pub max_pdu: u32,
@@ -414,6 +419,7 @@ pub async fn run(config: Config) -> Result<(), Box<dyn std::error::Error + Send 
         tracing::warn!(sop_instance_uid = %uid, error = %e, "not indexed for query/retrieve");
     }
     let dicom_sink = Arc::new(dicom::open_sink(&config)?);
+    endpoint::publish(&store, &endpoint::dicomweb_url(&config)).await?;
     let gw = Gateway {
         images: Arc::new(images),
         dicom_sink,

@@ -448,6 +448,8 @@ pub fn refresh_imaging_study(
         study["subject"] = json!({"reference": format!("Patient/{pid}")});
     }
     study["identifier"] = json!([uid_identifier(study_uid)]);
+    // Where the images are: the DICOMweb Endpoint (`endpoint` module).
+    study["endpoint"] = json!([{"reference": crate::endpoint::ENDPOINT_REFERENCE}]);
     let rows = tx.study_instances(study_uid)?;
     let mut series: Vec<(String, Vec<Value>)> = Vec::new();
     for (series_uid, sop, class) in &rows {

@@ -56,7 +56,13 @@ pub fn params_for(resource_type: &str) -> &'static [(&'static str, ParamType)] {
 }
 
 /// Resource types the FHIR surface serves.
-pub const SERVED_TYPES: [&str; 4] = ["Patient", "ServiceRequest", "ImagingStudy", "Procedure"];
+pub const SERVED_TYPES: [&str; 5] = [
+    "Patient",
+    "ServiceRequest",
+    "ImagingStudy",
+    "Procedure",
+    "Endpoint",
+];
 
 /// Result parameters (§3.1.1.7) the gateway accepts without acting on them.
 const IGNORED: [&str; 5] = ["_format", "_pretty", "_summary", "_elements", "_total"];

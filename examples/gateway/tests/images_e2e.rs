@@ -475,6 +475,13 @@ r = requests.get(base + '/studies/1.2.3.4.5.999/metadata', headers=h)
 print('metadata_unknown', r.status_code)
 r = requests.get(base + '/studies', headers={})
 print('no_key', r.status_code)
+# FHIR: the ImagingStudy references the DICOMweb Endpoint, whose address serves QIDO-RS.
+fhir = base[:-len('/dicomweb')] + '/fhir'
+b = requests.get(fhir + '/ImagingStudy?identifier=' + st, headers=h).json()
+ref = b['entry'][0]['resource']['endpoint'][0]['reference']
+e = requests.get(fhir + '/' + ref, headers=h).json()
+print('endpoint', ref, e['connectionType']['code'], e['status'])
+print('endpoint_qido', len(DICOMwebClient(e['address'], headers=h).search_for_studies()))
 "#;
 
 fn facts(text: &str) -> std::collections::HashMap<String, String> {
@@ -528,6 +535,12 @@ fn dicomweb_stow_qido_wado_with_dicomweb_client() {
     assert_eq!(fact("metadata"), "1 True True", "{text}");
     assert_eq!(fact("metadata_unknown"), "404", "{text}");
     assert_eq!(fact("no_key"), "401", "{text}");
+    assert_eq!(
+        fact("endpoint"),
+        "Endpoint/dicomweb dicom-wado-rs active",
+        "{text}"
+    );
+    assert_eq!(fact("endpoint_qido"), "2", "{text}");
     // WADO-RS parts are the stored files, byte for byte; the data sets are the sources'.
     let stored: Vec<PathBuf> = files(&g.dir.join("dicom"))
         .into_iter()

@@ -1,0 +1,86 @@
+//! The FHIR `Endpoint` of the gateway's DICOMweb service (FHIR R4 §8.15 Endpoint), which every
+//! ImagingStudy references (`ImagingStudy.endpoint`, FHIR R4 §5.2.5.x: "the network service
+//! providing access for the study"), so a viewer that finds a study through FHIR knows where
+//! to fetch its images with WADO-RS.
+
+use xenrad_fhir_model::ResourceType;
+use xenrad_fhir_model::builders::{Builder, coding};
+
+use crate::store::StoreError;
+
+/// The logical id of the DICOMweb Endpoint.
+pub const ENDPOINT_ID: &str = "dicomweb";
+
+/// `Endpoint/dicomweb`: what `ImagingStudy.endpoint` references.
+pub const ENDPOINT_REFERENCE: &str = "Endpoint/dicomweb";
+
+/// The DICOMweb base URL the Endpoint announces: `--dicomweb-url`, else the FHIR surface's
+/// scheme and address with `/dicomweb`.
+pub fn dicomweb_url(config: &crate::Config) -> String {
+    if let Some(u) = &config.dicomweb_url {
+        return u.trim_end_matches('/').to_owned();
+    }
+    let scheme = if config.fhir_tls_cert.is_some() {
+        "https"
+    } else {
+        "http"
+    };
+    format!("{scheme}://{}/dicomweb", config.fhir_addr)
+}
+
+/// The Endpoint resource, built and validated with xenrad-fhir-model: status `active`,
+/// connectionType `dicom-wado-rs` (CodeSystem endpoint-connection-type), payload DICOM
+/// (`application/dicom`, `application/dicom+json`), address the DICOMweb base URL.
+pub fn endpoint_json(url: &str) -> Result<String, StoreError> {
+    let r = Builder::new(ResourceType::Endpoint, ENDPOINT_ID)
+        .str("status", "active")
+        .node("connectionType", |n| {
+            coding(
+                n,
+                "http://terminology.hl7.org/CodeSystem/endpoint-connection-type",
+                "dicom-wado-rs",
+                Some("DICOM WADO-RS"),
+            )
+        })
+        .str("name", "Xenrad DICOMweb (QIDO-RS, WADO-RS, STOW-RS)")
+        .concept(
+            "payloadType",
+            "http://terminology.hl7.org/CodeSystem/endpoint-payload-type",
+            "any",
+            Some("Any"),
+        )
+        .str("payloadMimeType", "application/dicom")
+        .str("payloadMimeType", "application/dicom+json")
+        .str("address", url)
+        .build()
+        .map_err(|oo| {
+            StoreError::Job(format!(
+                "the DICOMweb Endpoint is not valid: {}",
+                oo.to_json()
+            ))
+        })?;
+    Ok(xenrad_fhir_model::to_json(&r))
+}
+
+/// Writes (or refreshes) the Endpoint in the store, once at start.
+pub async fn publish(store: &crate::store::Store, url: &str) -> Result<(), StoreError> {
+    let json = endpoint_json(url)?;
+    let value: serde_json::Value = serde_json::from_str(&json)
+        .map_err(|e| StoreError::Job(format!("the DICOMweb Endpoint: {e}")))?;
+    store
+        .write(move |tx| crate::projection::put(tx, "Endpoint", ENDPOINT_ID, value).map(|_| ()))
+        .await
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_endpoint_is_valid_r4_with_the_wado_rs_connection_type() {
+        let j = super::endpoint_json("http://127.0.0.1:8080/dicomweb").expect("valid");
+        let v: serde_json::Value = serde_json::from_str(&j).unwrap();
+        assert_eq!(v["resourceType"], "Endpoint");
+        assert_eq!(v["connectionType"]["code"], "dicom-wado-rs");
+        assert_eq!(v["address"], "http://127.0.0.1:8080/dicomweb");
+        assert_eq!(v["payloadMimeType"][0], "application/dicom");
+    }
+}
