@@ -329,3 +329,62 @@ pub fn commitment(store: &Store, req: &CommitmentRequest) -> CommitmentResult {
     }
     r
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use dicom_object::InMemDicomObject;
+
+    fn record(name: &str) -> InstanceRecord {
+        let el = |t, vr, v: &str| DataElement::new(t, vr, PrimitiveValue::from(v));
+        let obj = InMemDicomObject::from_element_iter([
+            el(tags::SOP_CLASS_UID, VR::UI, "1.2.840.10008.5.1.4.1.1.2"),
+            el(tags::SOP_INSTANCE_UID, VR::UI, "1.2.3.4.5"),
+            el(tags::PATIENT_NAME, VR::PN, name),
+            el(tags::PATIENT_ID, VR::LO, "P1"),
+            el(tags::STUDY_INSTANCE_UID, VR::UI, "1.2.3"),
+            el(tags::SERIES_INSTANCE_UID, VR::UI, "1.2.3.4"),
+        ]);
+        InstanceRecord::from_object(obj, ts::EXPLICIT_VR_LE, "/x/1.dcm").expect("record")
+    }
+
+    #[test]
+    fn query_rows_round_trip_with_their_text_and_keys() {
+        let r = record("Müller^Jörg");
+        let row = query_row(&r).expect("row");
+        assert_eq!(
+            (
+                row.patient_id.as_str(),
+                row.study_uid.as_str(),
+                row.series_uid.as_str()
+            ),
+            ("P1", "1.2.3", "1.2.3.4")
+        );
+        let inst = InstanceRow {
+            sop_instance_uid: "1.2.3.4.5".into(),
+            sop_class_uid: "1.2.840.10008.5.1.4.1.1.2".into(),
+            study_uid: "1.2.3".into(),
+            series_uid: "1.2.3.4".into(),
+            transfer_syntax: ts::EXPLICIT_VR_LE.into(),
+            path: "/x/1.dcm".into(),
+            size: 1,
+            calling_ae: "A".into(),
+        };
+        let back = record_from_rows(&inst, &row).expect("back");
+        assert_eq!(text(&back.attributes, tags::PATIENT_NAME), "Müller^Jörg");
+        assert_eq!(back.sop_instance_uid, "1.2.3.4.5");
+        let images = Images::new();
+        images.insert(back).expect("indexed");
+        assert_eq!(images.len(), 1);
+    }
+
+    #[test]
+    fn a_row_that_is_not_a_data_set_is_an_error_not_a_panic() {
+        let inst = InstanceRow::default();
+        let q = QueryRow {
+            header: vec![0xFF; 7],
+            ..QueryRow::default()
+        };
+        assert!(record_from_rows(&inst, &q).is_err());
+    }
+}
