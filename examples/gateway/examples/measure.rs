@@ -169,7 +169,11 @@ fn gateway_for(config: gateway::Config) -> gateway::Gateway {
     let keys = gateway::load_keys(&config).expect("keys");
     let store = gateway::store::Store::open(&config.data_dir).expect("store");
     let metrics = gateway::http::Metrics::default();
+    let (images, _report) = gateway::qr::Images::load(&store).expect("query/retrieve index");
+    let dicom_sink = std::sync::Arc::new(gateway::dicom::open_sink(&config).expect("DICOM sink"));
     gateway::Gateway {
+        images: std::sync::Arc::new(images),
+        dicom_sink,
         hl7v2: std::sync::Arc::new(gateway::ingest::v2_handler(&store, &metrics, &config)),
         hl7v3: std::sync::Arc::new(gateway::ingest::v3_handler(&store, &metrics)),
         config: std::sync::Arc::new(config),
