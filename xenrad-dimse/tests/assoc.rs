@@ -4,7 +4,7 @@ mod common;
 use common::*;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use xenrad_dimse::assoc::{AcceptorPolicy, Association, Event, State, Timeouts};
+use xenrad_dimse::assoc::{AcceptorPolicy, AllowedCaller, Association, Event, State, Timeouts};
 use xenrad_dimse::pdu::{PcResult, Pdu, abort_reason};
 
 fn sent(a: &mut Association) -> Vec<u8> {
@@ -62,7 +62,9 @@ fn negotiation_follows_acceptor_preference_and_answers_user_items() {
     );
     assert_eq!(ac.user.max_pdu_length, Some(128 * 1024));
     assert_eq!(ac.user.async_ops_window, Some((1, 1)));
-    assert_eq!(ac.user.user_identity_ac, Some(&[][..]));
+    // PS3.7 D.3.3.7.2: no user identity policy, so the identity is not verified and no
+    // server response is claimed (tests/security.rs covers the verified case).
+    assert_eq!(ac.user.user_identity_ac, None);
     assert!(ac.user.implementation_class_uid.is_some());
     let ev = events(&mut a);
     let Event::Established(n) = &ev[0] else {
@@ -99,7 +101,7 @@ fn called_ae_check_rejects() {
 #[test]
 fn calling_ae_allow_list() {
     let (mut a, now) = acceptor(AcceptorPolicy {
-        allowed_calling_aes: Some(vec!["CT1".into()]),
+        allowed_callers: Some(vec![AllowedCaller::any_host("CT1")]),
         ..AcceptorPolicy::default()
     });
     a.handle_input(&associate_rq(&[(1, VERIFICATION, &[ILE])], 0), now);

@@ -109,7 +109,7 @@ fn write_seeds() {
     w("dimse_pdu", "associate_rq", &b);
     let mut ac = Vec::new();
     let policy = xenrad_dimse::assoc::AcceptorPolicy::default();
-    let (a, _) = policy.negotiate(&rq).unwrap();
+    let (a, _) = policy.negotiate(&rq, None).unwrap();
     encode::associate_ac(&mut ac, &a);
     w("dimse_pdu", "associate_ac", &ac);
     let echo = Command {

@@ -9,6 +9,7 @@ use std::process::Command as Proc;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use xenrad_dimse::assoc::policy::sop;
+use xenrad_dimse::assoc::{AcceptorPolicy, UserIdentityPolicy};
 use xenrad_dimse::net::Server;
 use xenrad_dimse::scp::{Handler, NRequest, NResponse, ScpConfig, StoredInstance};
 use xenrad_dimse::store::parse_part10;
@@ -89,6 +90,11 @@ impl Drop for TestServer {
 }
 
 fn start_server(name: &str) -> TestServer {
+    start_server_with(name, |_| {})
+}
+
+/// A server whose acceptor policy `f` adjusts (allow-lists, user identity).
+fn start_server_with(name: &str, f: impl FnOnce(&mut AcceptorPolicy)) -> TestServer {
     let dir = tempdir(name);
     let handler = Arc::new(Recorder::default());
     let std_listener = StdListener::bind("127.0.0.1:0").unwrap();
@@ -96,6 +102,8 @@ fn start_server(name: &str) -> TestServer {
     let port = std_listener.local_addr().unwrap().port();
     let (tx, rx) = tokio::sync::oneshot::channel();
     let (h, d) = (handler.clone(), dir.clone());
+    let mut policy = AcceptorPolicy::default();
+    f(&mut policy);
     let thread = std::thread::spawn(move || {
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
@@ -106,7 +114,9 @@ fn start_server(name: &str) -> TestServer {
             let listener = tokio::net::TcpListener::from_std(std_listener).unwrap();
             let sink = xenrad_dimse::store::FileSink::new(&d)
                 .with_journal_options(xenrad_dimse::store::journal::JournalOptions::small());
-            let server = Server::new(ScpConfig::with_sink(Arc::new(sink)), h);
+            let mut cfg = ScpConfig::with_sink(Arc::new(sink));
+            cfg.policy = Arc::new(policy);
+            let server = Server::new(cfg, h);
             server
                 .run(listener, async {
                     let _ = rx.await;
@@ -539,7 +549,13 @@ fn pynetdicom_echo_store_ncreate_nset() {
     let Some(p) = peers("pynetdicom_echo_store_ncreate_nset") else {
         return;
     };
-    let srv = start_server("pynetdicom");
+    // User "tech" (type 1) is verified, so the requested positive response is sent.
+    let srv = start_server_with("pynetdicom", |p| {
+        p.user_identity = Some(UserIdentityPolicy {
+            users: UserIdentityPolicy::parse_users("tech\n").unwrap(),
+            required: true,
+        });
+    });
     let (ok, out) = run(Proc::new(&p.python)
         .arg("-c")
         .arg(PYNETDICOM_PY)

@@ -4,13 +4,14 @@
 //! PDUs to send ([`Association::poll_transmit`]) and [`Event`]s come out. The transport
 //! connection is the caller's: it closes it when [`Association::is_closed`] turns true.
 
-use super::policy::{AcceptorPolicy, Negotiated};
+use super::policy::{AcceptorPolicy, Negotiated, Refusal};
 use crate::pdu::{
     self, AssociateRj, AssociateRq, Pdu, PduError, PduErrorKind, abort_reason, encode,
     reader::{PduReader, ReaderLimits},
 };
 use bytes::{Bytes, BytesMut};
 use std::collections::VecDeque;
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -347,6 +348,10 @@ pub struct Association {
     pending_pdu: Option<Bytes>,
     /// The input could not be framed (bad header): nothing after it is read.
     unframed: bool,
+    /// Acceptor: the transport's peer address, handed to negotiation.
+    peer: Option<IpAddr>,
+    /// Acceptor: why the association request was refused, if it was.
+    refusal: Option<Refusal>,
 }
 
 impl Association {
@@ -373,6 +378,8 @@ impl Association {
             manual: false,
             pending_pdu: None,
             unframed: false,
+            peer: None,
+            refusal: None,
         }
     }
 
@@ -403,6 +410,8 @@ impl Association {
             manual: false,
             pending_pdu: Some(buf.into()),
             unframed: false,
+            peer: None,
+            refusal: None,
         }
     }
 
@@ -423,6 +432,19 @@ impl Association {
     pub fn with_manual_responses(mut self) -> Self {
         self.manual = true;
         self
+    }
+
+    /// Acceptor: the transport's peer address, handed to [`AcceptorPolicy::negotiate`] when
+    /// the A-ASSOCIATE-RQ arrives (for callers bound to a host). Set it before feeding
+    /// input; the state machine itself does no I/O.
+    pub fn set_peer_addr(&mut self, peer: IpAddr) {
+        self.peer = Some(peer);
+    }
+
+    /// Acceptor: the refusal, once the policy refused the association request (the
+    /// A-ASSOCIATE-RJ sent is reported as [`Event::Rejected`]).
+    pub fn refusal(&self) -> Option<&Refusal> {
+        self.refusal.as_ref()
     }
 
     /// Current state.
@@ -930,7 +952,7 @@ impl Association {
         self.artim = None;
         let policy = self.policy.clone().expect("acceptor has a policy");
         let mut buf = Vec::with_capacity(512);
-        match policy.negotiate(rq) {
+        match policy.negotiate(rq, self.peer) {
             Ok((ac, neg)) => {
                 encode::associate_ac(&mut buf, &ac);
                 self.pending_pdu = Some(buf.into());
@@ -943,7 +965,9 @@ impl Association {
                     self.accept();
                 }
             }
-            Err(rj) => {
+            Err(refusal) => {
+                let rj = refusal.rj();
+                self.refusal = Some(refusal);
                 encode::associate_rj(&mut buf, rj);
                 self.queue(buf.into());
                 self.events.push_back(Event::Rejected(rj));

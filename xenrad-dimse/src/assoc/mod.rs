@@ -4,4 +4,7 @@ pub mod machine;
 pub mod policy;
 
 pub use machine::{Action, Association, Event, PdvData, State, Timeouts, UlEvent, action};
-pub use policy::{AcceptedContext, AcceptorPolicy, Negotiated};
+pub use policy::{
+    AcceptedContext, AcceptorPolicy, AllowedCaller, Negotiated, Refusal, RefusalReason,
+    UserCredential, UserIdentityPolicy,
+};

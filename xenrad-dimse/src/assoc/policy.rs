@@ -2,8 +2,11 @@
 
 use crate::pdu::{
     AssociateAc, AssociateRj, AssociateRq, DICOM_APPLICATION_CONTEXT, PcResult,
-    PresentationContextAc, RoleSelection, SopClassExtended, UserInformation,
+    PresentationContextAc, RoleSelection, SopClassExtended, UserIdentityRq, UserInformation,
 };
+use std::fmt;
+use std::net::IpAddr;
+use subtle::{Choice, ConstantTimeEq};
 
 /// The Storage SCP's answer to SOP Class Extended Negotiation (PS3.4 B.3.1, table B.3-2):
 /// level of support 2 (full: every attribute stored, bit-preserving), digital signature
@@ -82,8 +85,13 @@ pub struct AcceptorPolicy {
     pub ae_title: String,
     /// Reject requests whose called AE title differs from ours (PS3.8 table 9-21, reason 7).
     pub check_called_ae: bool,
-    /// If set, only these calling AE titles are accepted (reason 3 otherwise).
-    pub allowed_calling_aes: Option<Vec<String>>,
+    /// If set, only these calling AE titles are accepted, each optionally only from its
+    /// addresses (PS3.8 table 9-21, reason 3 otherwise; see [`AllowedCaller`]).
+    pub allowed_callers: Option<Vec<AllowedCaller>>,
+    /// If set, User Identity Negotiation (PS3.7 D.3.3.7) is verified against these
+    /// credentials (see [`UserIdentityPolicy`]). If unset, a user identity sub-item is
+    /// recorded in [`Negotiated`] but not verified, and no server response is sent.
+    pub user_identity: Option<UserIdentityPolicy>,
     /// Accept every storage SOP class (1.2.840.10008.5.1.4.1.1.*).
     pub accept_all_storage: bool,
     /// Further accepted abstract syntaxes (Verification is always accepted).
@@ -111,7 +119,8 @@ impl Default for AcceptorPolicy {
         Self {
             ae_title: "XENRAD".into(),
             check_called_ae: false,
-            allowed_calling_aes: None,
+            allowed_callers: None,
+            user_identity: None,
             accept_all_storage: true,
             abstract_syntaxes: vec![sop::MPPS.into()],
             transfer_syntaxes: ts::STORAGE_DEFAULT
@@ -125,6 +134,300 @@ impl Default for AcceptorPolicy {
         }
     }
 }
+
+/// A calling AE title allowed to associate (`--dicom-allow AE[@HOST]`), optionally bound to
+/// the peer addresses its host had when the configuration was read.
+///
+/// PS3.8 §7.1.1.3 leaves the check of the Calling AE Title to the acceptor; binding it to a
+/// host is this crate's addition, because an AE title alone is sent in clear by anyone.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AllowedCaller {
+    /// The calling AE title, compared exactly (leading and trailing spaces are not
+    /// significant in AE values, PS3.5 table 6.2-1, and the PDU parser strips them).
+    pub ae_title: String,
+    /// If set, the association must come from one of these addresses (compared after
+    /// mapping IPv4-mapped IPv6 addresses to IPv4).
+    pub hosts: Option<Vec<IpAddr>>,
+}
+
+impl AllowedCaller {
+    /// An AE title allowed from any host.
+    pub fn any_host(ae_title: impl Into<String>) -> Self {
+        Self {
+            ae_title: ae_title.into(),
+            hosts: None,
+        }
+    }
+
+    /// Parses `AE` or `AE@HOST`. HOST is an IP address (an IPv6 one optionally in
+    /// brackets) or a name given to `resolve`, which returns its addresses (the caller
+    /// decides how, e.g. the system resolver at configuration time; negotiation itself does
+    /// no I/O). The split is at the last `@`.
+    pub fn parse<E: fmt::Display>(
+        spec: &str,
+        resolve: impl FnOnce(&str) -> Result<Vec<IpAddr>, E>,
+    ) -> Result<Self, String> {
+        let (ae, host) = match spec.rsplit_once('@') {
+            Some((ae, host)) => (ae, Some(host)),
+            None => (spec, None),
+        };
+        let ae = ae.trim();
+        // PS3.5 table 6.2-1: an AE value is 1-16 characters, no backslash or control
+        // characters, and not only spaces.
+        if ae.is_empty() || ae.len() > 16 || ae.chars().any(|c| c == '\\' || c.is_control()) {
+            return Err(format!("{spec:?}: an AE title is 1 to 16 characters"));
+        }
+        let hosts = match host {
+            None => None,
+            Some(h) => {
+                let h = h.trim();
+                let bare = h
+                    .strip_prefix('[')
+                    .and_then(|x| x.strip_suffix(']'))
+                    .unwrap_or(h);
+                if bare.is_empty() {
+                    return Err(format!("{spec:?}: empty host after '@'"));
+                }
+                let addrs = match bare.parse::<IpAddr>() {
+                    Ok(ip) => vec![ip],
+                    Err(_) => resolve(bare).map_err(|e| format!("{spec:?}: {bare}: {e}"))?,
+                };
+                if addrs.is_empty() {
+                    return Err(format!("{spec:?}: {bare} has no address"));
+                }
+                Some(addrs.into_iter().map(|a| a.to_canonical()).collect())
+            }
+        };
+        Ok(Self {
+            ae_title: ae.to_string(),
+            hosts,
+        })
+    }
+
+    fn host_matches(&self, peer: Option<IpAddr>) -> bool {
+        match (&self.hosts, peer) {
+            (None, _) => true,
+            (Some(hosts), Some(p)) => hosts.contains(&p.to_canonical()),
+            // Bound to a host but the transport gave no address: refuse.
+            (Some(_), None) => false,
+        }
+    }
+}
+
+impl fmt::Display for AllowedCaller {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.ae_title)?;
+        if let Some(h) = &self.hosts {
+            let list: Vec<String> = h.iter().map(ToString::to_string).collect();
+            write!(f, "@{}", list.join(","))?;
+        }
+        Ok(())
+    }
+}
+
+/// One configured user for User Identity Negotiation (PS3.7 D.3.3.7).
+#[derive(Clone, PartialEq, Eq)]
+pub struct UserCredential {
+    /// The user name (primary field).
+    pub username: Vec<u8>,
+    /// The passcode (secondary field of identity type 2). `None`: the user name alone
+    /// identifies the user, with type 1 or with type 2 and any passcode.
+    pub passcode: Option<Vec<u8>>,
+}
+
+impl fmt::Debug for UserCredential {
+    // Never prints the passcode.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("UserCredential")
+            .field("username", &String::from_utf8_lossy(&self.username))
+            .field("passcode", &self.passcode.as_ref().map(|_| "<redacted>"))
+            .finish()
+    }
+}
+
+/// How User Identity Negotiation (PS3.7 D.3.3.7) is verified.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct UserIdentityPolicy {
+    /// The accepted users.
+    pub users: Vec<UserCredential>,
+    /// Refuse requests without a user identity sub-item. A sub-item that is sent is
+    /// verified either way.
+    pub required: bool,
+}
+
+impl UserIdentityPolicy {
+    /// Parses a users file: one user per line, `username:passcode` (split at the first
+    /// `:`, so a passcode may contain `:`) or `username` alone; blank lines and lines
+    /// starting with `#` are skipped; a trailing CR is ignored. Errors name the line, never
+    /// its content.
+    pub fn parse_users(text: &str) -> Result<Vec<UserCredential>, String> {
+        let mut users = Vec::new();
+        for (i, line) in text.lines().enumerate() {
+            let line = line.strip_suffix('\r').unwrap_or(line);
+            if line.trim().is_empty() || line.starts_with('#') {
+                continue;
+            }
+            let (name, pass) = match line.split_once(':') {
+                Some((n, p)) => (n, Some(p)),
+                None => (line, None),
+            };
+            // PS3.7 D.3.3.7.1: the primary field is at most 65535 bytes (2-byte length).
+            if name.is_empty() || name.len() > 0xFFFF || pass.is_some_and(|p| p.len() > 0xFFFF) {
+                return Err(format!(
+                    "line {}: empty or too long user name or passcode",
+                    i + 1
+                ));
+            }
+            users.push(UserCredential {
+                username: name.as_bytes().to_vec(),
+                passcode: pass.map(|p| p.as_bytes().to_vec()),
+            });
+        }
+        Ok(users)
+    }
+
+    /// Verifies a user identity sub-item (PS3.7 D.3.3.7.1): identity types 1 (username)
+    /// and 2 (username and passcode) against the configured users, compared in constant
+    /// time (every user is compared; the `subtle` comparison still returns early on a
+    /// length difference, which reveals lengths only). Other types (Kerberos, SAML, JWT)
+    /// cannot be verified here and are refused.
+    pub fn verify(&self, id: &UserIdentityRq<'_>) -> Result<(), RefusalReason> {
+        if !matches!(id.identity_type, 1 | 2) {
+            return Err(RefusalReason::IdentityTypeUnsupported {
+                identity_type: id.identity_type,
+            });
+        }
+        let mut ok = Choice::from(0);
+        for u in &self.users {
+            let name = u.username.as_slice().ct_eq(id.primary);
+            let pass = match &u.passcode {
+                Some(p) => {
+                    p.as_slice().ct_eq(id.secondary) & Choice::from(u8::from(id.identity_type == 2))
+                }
+                None => Choice::from(1),
+            };
+            ok |= name & pass;
+        }
+        if bool::from(ok) {
+            Ok(())
+        } else {
+            Err(RefusalReason::IdentityRejected {
+                identity_type: id.identity_type,
+                username: String::from_utf8_lossy(id.primary).into_owned(),
+            })
+        }
+    }
+}
+
+/// Why an association request was refused; [`Refusal::rj`] gives the A-ASSOCIATE-RJ sent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RefusalReason {
+    /// Protocol version bit 0 not set (PS3.8 §9.3.2).
+    ProtocolVersion(u16),
+    /// An application context other than the DICOM one (PS3.7 annex A.2.1).
+    ApplicationContext(String),
+    /// The called AE title is not ours.
+    CalledAe,
+    /// The calling AE title is not on the allow-list.
+    CallingAe,
+    /// The calling AE title is allowed, but not from this peer address.
+    PeerHost,
+    /// User identity is required and the request has none.
+    IdentityMissing,
+    /// A user identity type this acceptor cannot verify (3 Kerberos, 4 SAML, 5 JWT, or
+    /// an unknown one).
+    IdentityTypeUnsupported {
+        /// The identity type sent.
+        identity_type: u8,
+    },
+    /// Unknown user, or wrong passcode (which one is not told).
+    IdentityRejected {
+        /// The identity type sent (1 or 2).
+        identity_type: u8,
+        /// The user name sent (lossily decoded); the passcode is never kept.
+        username: String,
+    },
+}
+
+/// A refused association request, for the application to log: who asked, from where, why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refusal {
+    /// Calling AE title of the request.
+    pub calling_ae: String,
+    /// Called AE title of the request.
+    pub called_ae: String,
+    /// The peer address handed to negotiation, if any.
+    pub peer: Option<IpAddr>,
+    /// Why.
+    pub reason: RefusalReason,
+}
+
+impl Refusal {
+    /// The A-ASSOCIATE-RJ answering this refusal (PS3.8 §9.3.4, table 9-21).
+    pub fn rj(&self) -> AssociateRj {
+        let (result, source, reason) = match &self.reason {
+            // Service-provider (ACSE) source, reason 2: protocol version not supported.
+            RefusalReason::ProtocolVersion(_) => (1, 2, 2),
+            // Service-user source, reason 2: application context name not supported.
+            RefusalReason::ApplicationContext(_) => (1, 1, 2),
+            // Service-user, reason 7: called AE title not recognized.
+            RefusalReason::CalledAe => (1, 1, 7),
+            // Service-user, reason 3: calling AE title not recognized. An AE title that is
+            // allowed but comes from another host is answered the same way, so that a
+            // peer learns nothing about the allow-list.
+            RefusalReason::CallingAe | RefusalReason::PeerHost => (1, 1, 3),
+            // Table 9-21 has no user identity reason. Rejected-permanent (retrying with the
+            // same credentials cannot succeed), service-user (the application refused),
+            // reason 1 "no-reason-given": the closest the standard offers, and it tells an
+            // unauthenticated peer nothing. (pynetdicom answers rejected-transient,
+            // service-provider ACSE, no-reason-given; DCMTK tools print either the same.)
+            RefusalReason::IdentityMissing
+            | RefusalReason::IdentityTypeUnsupported { .. }
+            | RefusalReason::IdentityRejected { .. } => (1, 1, 1),
+        };
+        AssociateRj {
+            result,
+            source,
+            reason,
+        }
+    }
+}
+
+impl fmt::Display for Refusal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "association from {:?}", self.calling_ae)?;
+        if let Some(p) = self.peer {
+            write!(f, " at {p}")?;
+        }
+        write!(f, " to {:?} refused: ", self.called_ae)?;
+        match &self.reason {
+            RefusalReason::ProtocolVersion(v) => write!(f, "protocol version {v:#06x}"),
+            RefusalReason::ApplicationContext(c) => write!(f, "application context {c}"),
+            RefusalReason::CalledAe => f.write_str("called AE title not ours"),
+            RefusalReason::CallingAe => f.write_str("calling AE title not allowed"),
+            RefusalReason::PeerHost => f.write_str("calling AE title not allowed from this host"),
+            RefusalReason::IdentityMissing => f.write_str("user identity required, none sent"),
+            RefusalReason::IdentityTypeUnsupported { identity_type } => {
+                write!(f, "user identity type {identity_type} not supported")
+            }
+            RefusalReason::IdentityRejected {
+                identity_type,
+                username,
+            } => write!(
+                f,
+                "user identity (type {identity_type}) for user {username:?} not accepted"
+            ),
+        }?;
+        let rj = self.rj();
+        write!(
+            f,
+            " (A-ASSOCIATE-RJ result {} source {} reason {})",
+            rj.result, rj.source, rj.reason
+        )
+    }
+}
+
+impl std::error::Error for Refusal {}
 
 /// An accepted presentation context.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -159,6 +462,10 @@ pub struct Negotiated {
     /// The user identity type (PS3.7 D.3.3.7: 1 username, 2 username+passcode, 3 Kerberos,
     /// 4 SAML, 5 JWT), if the peer sent one.
     pub user_identity_type: Option<u8>,
+    /// True when the user identity was verified against [`AcceptorPolicy::user_identity`].
+    pub user_identity_verified: bool,
+    /// The peer address handed to negotiation, if any.
+    pub peer: Option<IpAddr>,
     /// SOP Class Extended Negotiation answers we sent, as (SOP class UID, information).
     pub extended: Vec<(String, Vec<u8>)>,
     /// SOP classes for which the association requestor takes the SCP role, as accepted in
@@ -196,6 +503,49 @@ impl AcceptorPolicy {
         None
     }
 
+    /// The association-level checks; `Ok(true)` when a user identity was verified.
+    fn admit(&self, rq: &AssociateRq<'_>, peer: Option<IpAddr>) -> Result<bool, RefusalReason> {
+        // PS3.8 §9.3.2: protocol version bit 0 must be set.
+        if rq.protocol_version & 1 == 0 {
+            return Err(RefusalReason::ProtocolVersion(rq.protocol_version));
+        }
+        // PS3.7 annex A.2.1: the DICOM application context name.
+        if rq.application_context != DICOM_APPLICATION_CONTEXT {
+            return Err(RefusalReason::ApplicationContext(
+                rq.application_context.to_string(),
+            ));
+        }
+        // PS3.8 §7.1.1.4: the called AE title must designate us.
+        if self.check_called_ae && rq.called_ae != self.ae_title {
+            return Err(RefusalReason::CalledAe);
+        }
+        // PS3.8 §7.1.1.3: the calling AE title, here bound to the peer address if
+        // configured so.
+        if let Some(allowed) = &self.allowed_callers {
+            let mut by_title = allowed.iter().filter(|a| a.ae_title == rq.calling_ae);
+            let mut known = false;
+            if !by_title.any(|a| {
+                known = true;
+                a.host_matches(peer)
+            }) {
+                return Err(if known {
+                    RefusalReason::PeerHost
+                } else {
+                    RefusalReason::CallingAe
+                });
+            }
+        }
+        // PS3.7 D.3.3.7: user identity, verified when configured.
+        let Some(ids) = &self.user_identity else {
+            return Ok(false);
+        };
+        match rq.user.user_identity_rq {
+            Some(id) => ids.verify(&id).map(|()| true),
+            None if ids.required => Err(RefusalReason::IdentityMissing),
+            None => Ok(false),
+        }
+    }
+
     fn accepts_abstract(&self, uid: &str) -> bool {
         uid == sop::VERIFICATION
             || (self.accept_all_storage && uid.starts_with(sop::STORAGE_PREFIX))
@@ -203,42 +553,24 @@ impl AcceptorPolicy {
     }
 
     /// Answers an association request: the A-ASSOCIATE-AC to send (borrowing the request
-    /// and the policy) with the owned negotiation result, or the A-ASSOCIATE-RJ.
+    /// and the policy) with the owned negotiation result, or the refusal (whose
+    /// [`Refusal::rj`] is the A-ASSOCIATE-RJ to send). `peer` is the transport's peer
+    /// address, handed in by the adapter (negotiation does no I/O); it is needed only when
+    /// an [`AllowedCaller`] is bound to a host.
+    ///
+    /// Checks in order: protocol version, application context, called AE title, calling AE
+    /// title and host, user identity (PS3.7 D.3.3.7).
     pub fn negotiate<'a, 'p: 'a, 'r: 'a>(
         &'p self,
         rq: &AssociateRq<'r>,
-    ) -> Result<(AssociateAc<'a>, Negotiated), AssociateRj> {
-        // PS3.8 §9.3.2: protocol version bit 0 must be set.
-        if rq.protocol_version & 1 == 0 {
-            return Err(AssociateRj {
-                result: 1,
-                source: 2,
-                reason: 2,
-            });
-        }
-        if rq.application_context != DICOM_APPLICATION_CONTEXT {
-            return Err(AssociateRj {
-                result: 1,
-                source: 1,
-                reason: 2,
-            });
-        }
-        if self.check_called_ae && rq.called_ae != self.ae_title {
-            return Err(AssociateRj {
-                result: 1,
-                source: 1,
-                reason: 7,
-            });
-        }
-        if let Some(allowed) = &self.allowed_calling_aes
-            && !allowed.iter().any(|a| a == rq.calling_ae)
-        {
-            return Err(AssociateRj {
-                result: 1,
-                source: 1,
-                reason: 3,
-            });
-        }
+        peer: Option<IpAddr>,
+    ) -> Result<(AssociateAc<'a>, Negotiated), Refusal> {
+        let verified = self.admit(rq, peer).map_err(|reason| Refusal {
+            calling_ae: rq.calling_ae.to_string(),
+            called_ae: rq.called_ae.to_string(),
+            peer,
+            reason,
+        })?;
         let mut neg = Negotiated {
             calling_ae: rq.calling_ae.to_string(),
             called_ae: rq.called_ae.to_string(),
@@ -251,6 +583,8 @@ impl AcceptorPolicy {
                 .map(str::to_string),
             user_identity: rq.user.user_identity_rq.map(|u| u.primary.to_vec()),
             user_identity_type: rq.user.user_identity_rq.map(|u| u.identity_type),
+            user_identity_verified: verified,
+            peer,
             contexts: Vec::new(),
             extended: Vec::new(),
             requestor_scp_roles: Vec::new(),
@@ -345,8 +679,13 @@ impl AcceptorPolicy {
                     .push((e.sop_class_uid.to_string(), info.to_vec()));
             }
         }
-        // PS3.7 D.3.3.7: a positive response when asked (empty server response for 1/2).
-        if let Some(id) = rq.user.user_identity_rq
+        // PS3.7 D.3.3.7.2: the User Identity server response is sent only when the requestor
+        // asked for a positive response and the identity was verified; for types 1 and 2
+        // the server response field is empty (zero length). An identity that was not
+        // verified (no user identity policy) gets no response, so the requestor does not
+        // take it as authenticated.
+        if verified
+            && let Some(id) = rq.user.user_identity_rq
             && id.positive_response_requested
         {
             user.user_identity_ac = Some(&[]);

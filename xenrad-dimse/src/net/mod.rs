@@ -47,6 +47,16 @@ impl Stream {
     }
 }
 
+/// Parses `AE` or `AE@HOST` for [`crate::assoc::AcceptorPolicy::allowed_callers`],
+/// resolving a host name with the system resolver now (at configuration time), so that
+/// negotiation compares addresses without I/O.
+pub fn allowed_caller(spec: &str) -> Result<crate::assoc::AllowedCaller, String> {
+    crate::assoc::AllowedCaller::parse(spec, |host| {
+        std::net::ToSocketAddrs::to_socket_addrs(&(host, 0))
+            .map(|it| it.map(|a| a.ip()).collect::<Vec<_>>())
+    })
+}
+
 macro_rules! delegate {
     ($self:ident, $s:ident => $e:expr) => {
         match $self.get_mut() {

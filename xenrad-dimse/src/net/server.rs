@@ -145,6 +145,10 @@ impl Server {
     /// query streams, input is read for its C-CANCEL.
     pub async fn stream(&self, mut stream: Stream) -> std::io::Result<()> {
         let mut s = ScpSession::new(self.cfg.clone(), Instant::now());
+        // The peer address is handed to negotiation (AE titles bound to a host).
+        if let Ok(peer) = stream.tcp().peer_addr() {
+            s.set_peer_addr(peer.ip());
+        }
         let mut chunks = Vec::new();
         // Answers made on the blocking pool come back here (bounded: a query producing
         // matches faster than they are sent waits).

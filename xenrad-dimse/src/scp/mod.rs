@@ -277,6 +277,9 @@ pub enum Completed {
     },
     /// An association-level event (established, released, aborted) described.
     Association(String),
+    /// The association request was refused by the acceptor policy (calling or called AE
+    /// title, peer host, user identity): who, from where and why, passcodes never kept.
+    Refused(Box<crate::assoc::Refusal>),
 }
 
 /// Identifies one request of a session that waits for the application's answer.
@@ -657,6 +660,12 @@ impl ScpSession {
     /// The negotiation result, once the association is established.
     pub fn negotiated(&self) -> Option<&Negotiated> {
         self.neg.as_ref()
+    }
+
+    /// The transport's peer address, for callers bound to a host
+    /// ([`crate::assoc::AllowedCaller`]); see [`Association::set_peer_addr`].
+    pub fn set_peer_addr(&mut self, peer: std::net::IpAddr) {
+        self.assoc.set_peer_addr(peer);
     }
 
     /// Feeds received bytes.
@@ -1151,6 +1160,10 @@ impl ScpSession {
                     self.reset_pending();
                     self.drop_requests();
                 }
+                Event::Rejected(rj) => self.completed.push(match self.assoc.refusal() {
+                    Some(r) => Completed::Refused(Box::new(r.clone())),
+                    None => Completed::Association(format!("{:?}", Event::Rejected(rj))),
+                }),
                 other => self
                     .completed
                     .push(Completed::Association(format!("{other:?}"))),
