@@ -321,6 +321,23 @@ pub fn server(gw: Gateway) -> std::io::Result<xenrad_dimse::net::Server> {
     policy
         .abstract_syntaxes
         .extend(crate::qr::SOP_CLASSES.iter().map(|s| (*s).to_owned()));
+    // Security (PS3.8 §7.1.1.3-4, PS3.7 D.3.3.7): allow-list, called AE, user identity.
+    policy.check_called_ae = c.dicom_check_called_ae;
+    if !c.dicom_allow.is_empty() {
+        let allowed = c
+            .dicom_allow
+            .iter()
+            .map(|s| xenrad_dimse::net::allowed_caller(s))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| std::io::Error::other(format!("--dicom-allow {e}")))?;
+        policy.allowed_callers = Some(allowed);
+    }
+    if let Some(path) = &c.dicom_users {
+        policy.user_identity = Some(
+            xenrad_dimse::net::users_file(path)
+                .map_err(|e| std::io::Error::other(format!("--dicom-users {e}")))?,
+        );
+    }
     cfg.policy = Arc::new(policy);
     // C-MOVE destinations and Storage Commitment requesters (PS3.4 C.4.2.1.2, J.3.3).
     let mut peers = xenrad_dimse::net::Peers::new();
@@ -338,7 +355,22 @@ pub fn server(gw: Gateway) -> std::io::Result<xenrad_dimse::net::Server> {
         max_pdu: gw.config.max_pdu,
         ..xenrad_dimse::net::RetrieveConfig::default()
     };
-    Ok(xenrad_dimse::net::Server::new(cfg, Arc::new(GatewayScp { gw })).with_retrieve(retrieve))
+    // Refused associations are logged: AE titles, peer address, user name, reason; the
+    // passcode is never kept in the refusal.
+    let log = |c: &xenrad_dimse::scp::Completed| {
+        if let xenrad_dimse::scp::Completed::Refused(r) = c {
+            tracing::warn!(
+                protocol = "dicom",
+                calling_ae = %r.calling_ae,
+                called_ae = %r.called_ae,
+                peer = ?r.peer,
+                "{r}"
+            );
+        }
+    };
+    Ok(xenrad_dimse::net::Server::new(cfg, Arc::new(GatewayScp { gw }))
+        .with_retrieve(retrieve)
+        .with_log(log))
 }
 
 #[cfg(test)]

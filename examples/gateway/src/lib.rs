@@ -151,6 +151,19 @@ pub struct Config {
     /// record there is durable).
     #[arg(long, env = "XENRAD_DICOM_JOURNAL_MB", default_value_t = 128)]
     pub dicom_journal_mb: u64,
+    /// DICOM: accept only this calling AE title, optionally only from HOST (an IP address or
+    /// a name resolved at start); repeatable. Others are rejected (PS3.8 table 9-21:
+    /// calling AE title not recognized). Without it every calling AE title is accepted.
+    #[arg(long = "dicom-allow", value_name = "AE[@HOST]")]
+    pub dicom_allow: Vec<String>,
+    /// DICOM: reject associations whose called AE title is not `--ae-title` (PS3.8 table
+    /// 9-21: called AE title not recognized).
+    #[arg(long)]
+    pub dicom_check_called_ae: bool,
+    /// DICOM: users file (`username:passcode` or `username` per line); User Identity
+    /// Negotiation (PS3.7 D.3.3.7) is then required and verified against it.
+    #[arg(long, value_name = "FILE")]
+    pub dicom_users: Option<PathBuf>,
     /// TLS certificate chain (PEM) for the FHIR surface; with `--fhir-tls-key` it serves HTTPS.
     #[arg(long, requires = "fhir_tls_key")]
     pub fhir_tls_cert: Option<PathBuf>,

@@ -57,6 +57,22 @@ pub fn allowed_caller(spec: &str) -> Result<crate::assoc::AllowedCaller, String>
     })
 }
 
+/// Reads a users file for User Identity Negotiation (PS3.7 D.3.3.7; format in
+/// [`crate::assoc::UserIdentityPolicy::parse_users`]); identity is then required. Errors
+/// name the file and line, never a passcode.
+pub fn users_file(path: &std::path::Path) -> Result<crate::assoc::UserIdentityPolicy, String> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let users = crate::assoc::UserIdentityPolicy::parse_users(&text)
+        .map_err(|e| format!("{}: {e}", path.display()))?;
+    if users.is_empty() {
+        return Err(format!("{}: no users", path.display()));
+    }
+    Ok(crate::assoc::UserIdentityPolicy {
+        users,
+        required: true,
+    })
+}
+
 macro_rules! delegate {
     ($self:ident, $s:ident => $e:expr) => {
         match $self.get_mut() {
