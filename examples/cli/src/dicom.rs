@@ -155,6 +155,46 @@ pub(crate) async fn connect(
     Ok(ScuAssociation::connect_tls(addr, cfg, &connector, name).await?)
 }
 
+/// Who may associate with `xenrad dicom scp` (PS3.8 §7.1.1.3-4, PS3.7 D.3.3.7).
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct SecurityArgs {
+    /// Accept only this calling AE title, optionally only from HOST (an IP address or a
+    /// name resolved at start); repeatable. Others are rejected (PS3.8 table 9-21: calling
+    /// AE title not recognized).
+    #[arg(long = "dicom-allow", value_name = "AE[@HOST]")]
+    pub dicom_allow: Vec<String>,
+    /// Reject associations whose called AE title is not --aet (PS3.8 table 9-21: called AE
+    /// title not recognized).
+    #[arg(long)]
+    pub dicom_check_called_ae: bool,
+    /// Users file (`username:passcode` or `username` per line): User Identity Negotiation
+    /// (PS3.7 D.3.3.7) is then required and verified against it.
+    #[arg(long, value_name = "FILE")]
+    pub dicom_users: Option<PathBuf>,
+}
+
+impl SecurityArgs {
+    /// Sets the allow-list, the called AE check and the user identity policy.
+    pub fn apply(&self, policy: &mut xenrad_dimse::assoc::AcceptorPolicy) -> Result<(), String> {
+        policy.check_called_ae = self.dicom_check_called_ae;
+        if !self.dicom_allow.is_empty() {
+            let allowed = self
+                .dicom_allow
+                .iter()
+                .map(|s| xenrad_dimse::net::allowed_caller(s))
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| format!("--dicom-allow {e}"))?;
+            policy.allowed_callers = Some(allowed);
+        }
+        if let Some(path) = &self.dicom_users {
+            policy.user_identity = Some(
+                xenrad_dimse::net::users_file(path).map_err(|e| format!("--dicom-users {e}"))?,
+            );
+        }
+        Ok(())
+    }
+}
+
 /// Subcommands of `xenrad dicom`.
 #[derive(Debug, clap::Subcommand)]
 pub enum Command {
@@ -211,6 +251,9 @@ pub enum Command {
         /// DICOM TLS.
         #[command(flatten)]
         tls: TlsArgs,
+        /// Who may associate.
+        #[command(flatten)]
+        security: SecurityArgs,
     },
     /// C-FIND SCU: prints each match as one DICOM JSON object per line (PS3.18 F.2).
     Find {
@@ -341,6 +384,7 @@ pub fn run(cmd: Command) -> CliResult {
                 peers,
                 max_sub_associations,
                 tls,
+                security,
             } => {
                 let query = Arc::new(crate::dicom_query::QueryServices::open(
                     &out,
@@ -364,7 +408,7 @@ pub fn run(cmd: Command) -> CliResult {
                     (policy, journal_mb),
                     quiet,
                     (query, retrieve),
-                    &tls,
+                    (&tls, &security),
                 )
                 .await
             }
@@ -433,7 +477,7 @@ async fn scp(
         Arc<crate::dicom_query::QueryServices>,
         xenrad_dimse::net::RetrieveConfig,
     ),
-    tls_args: &TlsArgs,
+    (tls_args, security): (&TlsArgs, &SecurityArgs),
 ) -> CliResult {
     std::fs::create_dir_all(&out)?;
     let sink = if fsync == FsyncPolicy::Journal {
@@ -458,6 +502,7 @@ async fn scp(
     policy
         .abstract_syntaxes
         .extend(crate::dicom_retrieve::RetrieveHandler::sop_classes(&query));
+    security.apply(&mut policy)?;
     cfg.policy = Arc::new(policy);
     cfg.max_associations = max_associations;
     let listener = tokio::net::TcpListener::bind(("0.0.0.0", port)).await?;
@@ -502,6 +547,8 @@ async fn scp(
                 println!("failed {sop_instance_uid} (status 0x{status:04X})");
             }
         }
+        // Refusals are always logged (user names, never passcodes).
+        Completed::Refused(r) => eprintln!("{r}"),
         Completed::Echo if !quiet => println!("echo"),
         Completed::Association(a) if !quiet || a.starts_with("abort") => eprintln!("{a}"),
         _ => {}
