@@ -6,8 +6,8 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Instant;
 use xenrad_dimse::assoc::{
-    AcceptorPolicy, AllowedCaller, Association, Event, RefusalReason, State, UserCredential,
-    UserIdentityPolicy,
+    AcceptorPolicy, AllowedCaller, Association, Event, RefusalReason, State, Timeouts,
+    UserCredential, UserIdentityPolicy,
 };
 use xenrad_dimse::pdu::{
     AssociateRj, AssociateRq, Pdu, PresentationContextRq, UserIdentityRq, UserInformation, encode,
@@ -37,6 +37,7 @@ fn rq<'a>(calling: &'a str, called: &'a str, id: Option<UserIdentityRq<'a>>) -> 
     }
 }
 
+#[allow(clippy::unnecessary_wraps)] // fills an Option field
 fn ident<'a>(t: u8, user: &'a [u8], pass: &'a [u8], positive: bool) -> Option<UserIdentityRq<'a>> {
     Some(UserIdentityRq {
         identity_type: t,
@@ -46,6 +47,7 @@ fn ident<'a>(t: u8, user: &'a [u8], pass: &'a [u8], positive: bool) -> Option<Us
     })
 }
 
+#[allow(clippy::unnecessary_wraps)] // compared with Option<IpAddr>
 fn ip(s: &str) -> Option<IpAddr> {
     Some(s.parse().unwrap())
 }
@@ -358,7 +360,7 @@ fn state_machine_sends_rj_and_keeps_the_refusal() {
     let mut bytes = Vec::new();
     encode::associate_rq(&mut bytes, &rq("CT1", "XENRAD", None));
     for (peer, accepted) in [("10.0.0.5", true), ("10.0.0.9", false)] {
-        let mut a = Association::acceptor(p.clone(), Default::default(), now);
+        let mut a = Association::acceptor(p.clone(), Timeouts::default(), now);
         a.set_peer_addr(peer.parse().unwrap());
         a.handle_input(&bytes, now);
         let mut out = Vec::new();

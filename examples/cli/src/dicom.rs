@@ -251,9 +251,9 @@ pub enum Command {
         /// DICOM TLS.
         #[command(flatten)]
         tls: TlsArgs,
-        /// Who may associate.
+        /// Who may associate (boxed: it would make this the largest variant by far).
         #[command(flatten)]
-        security: SecurityArgs,
+        security: Box<SecurityArgs>,
     },
     /// C-FIND SCU: prints each match as one DICOM JSON object per line (PS3.18 F.2).
     Find {

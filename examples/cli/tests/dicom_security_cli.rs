@@ -222,7 +222,7 @@ fn dcmtk_echoscu_allowed_and_refused() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-const PYNETDICOM_ID: &str = r#"
+const PYNETDICOM_ID: &str = r"
 import sys
 from pynetdicom import AE
 from pynetdicom.sop_class import Verification
@@ -261,7 +261,7 @@ cases = [
 ]
 for name, kind, user, pw, positive in cases:
     print(name, attempt(kind, user, pw, positive))
-"#;
+";
 
 #[test]
 fn pynetdicom_user_identity() {
