@@ -361,8 +361,8 @@ pub fn server(gw: Gateway) -> std::io::Result<xenrad_dimse::net::Server> {
         if let xenrad_dimse::scp::Completed::Refused(r) = c {
             tracing::warn!(
                 protocol = "dicom",
-                calling_ae = %r.calling_ae,
-                called_ae = %r.called_ae,
+                calling_ae = ?r.calling_ae,
+                called_ae = ?r.called_ae,
                 peer = ?r.peer,
                 "{r}"
             );
