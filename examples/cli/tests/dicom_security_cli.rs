@@ -3,7 +3,7 @@
 //! D.3.3.7) when the real peers are installed (`eval "$(scripts/peers.sh)"`).
 #![allow(missing_docs)]
 
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -32,32 +32,49 @@ impl Scp {
     }
 }
 
-/// Starts `xenrad dicom scp` with `extra` flags, logging to `dir/NAME.log`.
+/// Starts `xenrad dicom scp` with `extra` flags, logging to `dir/NAME.log`. Ready when
+/// its own log says it listens (a TCP connect alone could reach another process that took
+/// the port between `free_port` and the SCP's bind); a failed bind is retried on another
+/// port.
 fn scp(dir: &Path, name: &str, extra: &[&str]) -> (Scp, String) {
-    let port = free_port();
-    let log = dir.join(format!("{name}.log"));
-    let child = Command::new(env!("CARGO_BIN_EXE_xenrad"))
-        .args([
-            "dicom",
-            "scp",
-            "--journal-mb",
-            "4",
-            "--port",
-            &port.to_string(),
-        ])
-        .arg("--out")
-        .arg(dir.join(name))
-        .args(extra)
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(&log).unwrap())
-        .spawn()
-        .unwrap();
-    let t0 = Instant::now();
-    while TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(t0.elapsed() < Duration::from_secs(20), "scp did not listen");
-        std::thread::sleep(Duration::from_millis(50));
+    for _ in 0..5 {
+        let port = free_port();
+        let log = dir.join(format!("{name}.log"));
+        let child = Command::new(env!("CARGO_BIN_EXE_xenrad"))
+            .args([
+                "dicom",
+                "scp",
+                "--journal-mb",
+                "4",
+                "--port",
+                &port.to_string(),
+            ])
+            .arg("--out")
+            .arg(dir.join(name))
+            .args(extra)
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap();
+        let mut s = Scp { child, log };
+        let ready = format!("listening on 0.0.0.0:{port}");
+        let t0 = Instant::now();
+        loop {
+            if s.log().contains(&ready) {
+                return (s, port.to_string());
+            }
+            if s.child.try_wait().unwrap().is_some() {
+                break; // e.g. the port was taken meanwhile: another one
+            }
+            assert!(
+                t0.elapsed() < Duration::from_secs(20),
+                "scp did not listen: {}",
+                s.log()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
-    (Scp { child, log }, port.to_string())
+    panic!("scp did not start in 5 attempts");
 }
 
 fn text(o: &Output) -> String {
@@ -249,7 +266,7 @@ def attempt(kind, user, pw, positive):
     if assoc.is_rejected:
         rj = assoc.acceptor.primitive
         return 'REJECTED %d %d %d' % (rj.result, rj.result_source, rj.diagnostic)
-    return 'FAILED'
+    return 'FAILED aborted=%s' % assoc.is_aborted
 cases = [
     ('none', 0, '', '', False),
     ('unknown', 1, 'mallory', '', True),
@@ -294,7 +311,11 @@ fn pynetdicom_user_identity() {
         "userpw ESTABLISHED echo=0000 response=b''",
         "userpw-noresp ESTABLISHED echo=0000 response=none",
     ] {
-        assert!(got.contains(&want), "{want:?} not in {out}");
+        assert!(
+            got.contains(&want),
+            "{want:?} not in {out}\nSCP log:\n{}",
+            s.log()
+        );
     }
     for why in [
         "user identity required, none sent",
