@@ -368,9 +368,11 @@ pub fn server(gw: Gateway) -> std::io::Result<xenrad_dimse::net::Server> {
             );
         }
     };
-    Ok(xenrad_dimse::net::Server::new(cfg, Arc::new(GatewayScp { gw }))
-        .with_retrieve(retrieve)
-        .with_log(log))
+    Ok(
+        xenrad_dimse::net::Server::new(cfg, Arc::new(GatewayScp { gw }))
+            .with_retrieve(retrieve)
+            .with_log(log),
+    )
 }
 
 #[cfg(test)]
