@@ -167,7 +167,7 @@ fn decode_run(run: &[u8], set: Set, enc: &'static Encoding, out: &mut String) ->
     };
     match set {
         Set::Message if enc == encoding_rs::UTF_8 => {
-            let text = String::from_utf8_lossy(run);
+            let text = charset::utf8_lossy(run);
             let errors = matches!(text, Cow::Owned(_));
             append(out, (text, errors))
         }
