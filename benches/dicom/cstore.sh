@@ -2,6 +2,17 @@
 # Side-by-side C-STORE SCP benchmark on loopback, DCMTK storescu as the sender for everyone.
 #
 #   benches/dicom/cstore.sh [--runs N] [--ct N] [--large N] [--frames N] [--parallel N] [--work DIR]
+#                           [--sync-mb MB]
+#
+# Every comparison sends with `TCP_NODELAY=1 storescu`: the best configuration of the peer
+# (DCMTK leaves Nagle on by default, FAQ #48, and storescp does not set TCP_QUICKACK, so a
+# Nagle-on sender stalls DCMTK's receiver on delayed ACKs while ours barely moves). The
+# Nagle-on sender, what many modalities do, stays as its own labelled case: set `ct-nagle`
+# (xenrad, xenrad-nofsync, dcmtk-tuned).
+#
+# Each run also measures the disk's synced-write limit in $WORK (synclimit.py: append 0.5 MB,
+# fdatasync, repeat; one writer, set `disk-sync` row `1-writer`, and --parallel writers) and
+# prints our durable C-STORE as a fraction of it: a durable acknowledgement cannot beat it.
 #
 # Generates a deterministic set (gen_set.py: 400 CT-like 512x512x16-bit instances, 2 x 84 MB
 # multi-frame), then for each of N interleaved runs sends every set into each receiver:
@@ -17,11 +28,12 @@
 # RSS (VmHWM) come from /proc. Prints medians and ratios; raw rows go to $WORK/results.tsv.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/../.." && pwd)"
-runs=3 ct=400 large=2 frames=160 parallel=4 work=/tmp/xenrad-cstore
+runs=3 ct=400 large=2 frames=160 parallel=4 work=/tmp/xenrad-cstore sync_mb=200
 while (($#)); do
   case "$1" in
     --runs) runs=$2; shift 2 ;; --ct) ct=$2; shift 2 ;; --large) large=$2; shift 2 ;;
     --frames) frames=$2; shift 2 ;; --parallel) parallel=$2; shift 2 ;; --work) work=$2; shift 2 ;;
+    --sync-mb) sync_mb=$2; shift 2 ;;
     *) echo "unknown option $1" >&2; exit 2 ;;
   esac
 done
@@ -84,9 +96,14 @@ measure() { # set receiver run senders...
   local c0 t0 t1 c1 rss n bytes
   c0=$(proc_cpu "$RPID")
   t0=$(date +%s.%N)
-  local pids=()
+  local pids=() nodelay=1
+  [[ $set == *-nagle ]] && nodelay=0 # the labelled Nagle-on sender case
   for dir in "$@"; do
-    storescu -aec ANY-SCP +sd "127.0.0.1" "$port" "$dir" >/dev/null 2>&1 & pids+=($!)
+    if ((nodelay)); then
+      TCP_NODELAY=1 storescu -aec ANY-SCP +sd "127.0.0.1" "$port" "$dir" >/dev/null 2>&1 & pids+=($!)
+    else
+      storescu -aec ANY-SCP +sd "127.0.0.1" "$port" "$dir" >/dev/null 2>&1 & pids+=($!)
+    fi
   done
   local failed=0
   for p in "${pids[@]}"; do wait "$p" || failed=1; done
@@ -104,8 +121,22 @@ measure() { # set receiver run senders...
   rm -rf "$out"
 }
 
+disk_sync() { # run writers -> one disk-sync row (instances = writers)
+  local run=$1 w=$2 line
+  line=$("$py" "$root/benches/dicom/synclimit.py" "$work/sync" --writers "$w" \
+    --mb-per-writer "$(echo "$sync_mb / $w" | bc -l)")
+  read -r _ b s _ <<<"$line"
+  printf '%s\t%s\t%s\t%s\t%s\t%s\t0\t0\n' disk-sync "$w-writer" "$run" "$s" "$b" "$w" >>"$results"
+  echo "cstore: run $run disk-sync $w writer(s): $line" >&2
+}
+
 for run in $(seq "$runs"); do
+  disk_sync "$run" 1
+  if ((parallel > 1)); then disk_sync "$run" "$parallel"; fi
   for name in "${receivers[@]}"; do measure ct "$name" "$run" "$work/set/ct"; done
+  for name in xenrad xenrad-nofsync dcmtk-tuned; do
+    if [[ " ${receivers[*]} " == *" $name "* ]]; then measure ct-nagle "$name" "$run" "$work/set/ct"; fi
+  done
   for name in "${receivers[@]}"; do measure large "$name" "$run" "$work/set/large"; done
   if ((parallel > 1)); then
     dirs=("$work/split"/*)
@@ -126,6 +157,7 @@ for r in rows:
     k = (r['set'], r['receiver'])
     s, b, n = float(r['seconds']), int(r['bytes']), int(r['instances'])
     agg.setdefault(k, []).append((b / 1e6 / s, n / s, float(r['cpu_s']) / (b / 1e9), int(r['rss_kb']) / 1024))
+print("senders: TCP_NODELAY=1 storescu, except set ct-nagle (storescu as shipped, Nagle on)")
 print(f"{'set':10} {'receiver':15} {'MB/s':>8} {'inst/s':>8} {'CPU-s/GB':>9} {'RSS MB':>7}  (medians of {len(next(iter(agg.values())))} runs)")
 med = {}
 for (st, rc), v in sorted(agg.items()):
@@ -134,6 +166,7 @@ for (st, rc), v in sorted(agg.items()):
     print(f"{st:10} {rc:15} {m[0]:8.1f} {m[1]:8.1f} {m[2]:9.2f} {m[3]:7.1f}")
 print()
 for st in sorted({k[0] for k in med}):
+    if st == 'disk-sync': continue
     for ours in ('xenrad', 'xenrad-nofsync'):
         if (st, ours) not in med: continue
         for (s2, peer), m in sorted(med.items()):
@@ -141,4 +174,17 @@ for st in sorted({k[0] for k in med}):
             o = med[(st, ours)]
             cpu = f"x{o[2] / m[2]:.2f}" if m[2] > 0 else "n/a (forked children not measured)"
             print(f"{st:10} {ours} vs {peer}: throughput x{o[0] / m[0]:.2f}, CPU/GB {cpu}, RSS x{o[3] / m[3]:.2f}")
+print()
+# Durable C-STORE against the disk's synced-write limit, measured in the same runs.
+lim = {rc: m[0] for (st, rc), m in med.items() if st == 'disk-sync'}
+one = lim.get('1-writer')
+many = max((v for k, v in lim.items() if k != '1-writer'), default=None)
+for st in sorted({k[0] for k in med}):
+    if (st, 'xenrad') not in med or one is None: continue
+    if st.startswith('ct-x') and many:
+        ref, kind = many, 'parallel writers, as many as senders'
+    else:
+        ref, kind = one, 'one writer'
+    print(f"{st:10} xenrad (durable) = {med[(st, 'xenrad')][0] / ref:.2f} of the disk's synced-write limit "
+          f"({ref:.0f} MB/s, {kind}, fdatasync per 0.5 MB)")
 PY
