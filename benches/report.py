@@ -118,9 +118,12 @@ def criterion_section(name, a, md):
             if tp:
                 bars.append((f"{g.split('/', 1)[-1]}: {fn}", tp[0], fn.startswith("xenrad"), tp[1]))
         for ofn, o in ours:
-            if not peers:
+            if not any(not (o.get("value") and p.get("value") and o["value"] != p["value"])
+                       for _, p in peers):
                 md.append(f"| {g} | {ofn} | {fmt_time(o['median_ns'])} | (no peer) | | |")
             for pfn, p in peers:
+                if o.get("value") and p.get("value") and o["value"] != p["value"]:
+                    continue  # a parameterised group: compare the same input only
                 md.append(f"| {g} | {ofn} | {fmt_time(o['median_ns'])} | {pfn} | "
                           f"{fmt_time(p['median_ns'])} | **{p['median_ns'] / o['median_ns']:.2f}×** |")
     md.append("")
