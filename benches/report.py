@@ -192,10 +192,10 @@ def load_section(name, script, ours_prefix, a, md):
         md.append("No load lines found in the log.\n")
         return
     md.append("Messages per second (one run). Ratio = ours / peer.\n")
-    md.append("| connections | ours | msg/s | peer | msg/s | ratio |")
-    md.append("|---:|---|---:|---|---:|---:|")
     for c in sorted(found):
         rows = found[c]
+        md.append("| connections | ours | msg/s | peer | msg/s | ratio |")
+        md.append("|---:|---|---:|---|---:|---:|")
         ours = [r for r in rows if r[0].startswith(ours_prefix)]
         for ol, ov in ours:
             for pl, pv in rows:
@@ -204,10 +204,9 @@ def load_section(name, script, ours_prefix, a, md):
                 md.append(f"| {c} | {ol} | {ov:,.0f} | {pl} | {pv:,.0f} | **{ov / pv:.2f}×** |")
         svg = svg_bars(f"{name}-{c}conn.svg", f"{name}, {c} connection(s)",
                        [(l, v, l.startswith(ours_prefix)) for l, v in rows], "msg/s")
+        md.append("")
         if svg:
-            md.append("")
-            md.append(f"![{name} {c} connections]({svg})")
-    md.append("")
+            md.append(f"![{name} {c} connections]({svg})\n")
 
 
 def log_tail_section(name, script, a, md, lines=25):
