@@ -14,6 +14,7 @@
 #                    storescu senders; the Nagle-on sender as a labelled case) and the disk's
 #                    synced-write limit measured in the same run
 #   cfind            benches/dicom/cfind.sh: C-FIND against DCMTK dcmqrscp (when present)
+#   cget             benches/dicom/cget.sh: C-GET against dcmqrscp and pynetdicom (when present)
 #   mllp-load        benches/mllp/load.sh: `xenrad mllp listen` against python-hl7's server
 #   gateway-ingest   benches/gateway/ingest_load.sh: durable gateway ingest against the bare
 #                    listener and a file+fsync receiver
@@ -39,15 +40,22 @@ while (($#)); do
 done
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$root/target}"
 out="$CARGO_TARGET_DIR/bench-report"
-rm -rf "$out" && mkdir -p "$out/logs" "$out/data"
+# --only re-measures some areas into the existing report; a full run starts afresh.
+[ -z "$only" ] && rm -rf "$out"
+mkdir -p "$out/logs" "$out/data"
 areas="$out/areas.tsv"
-echo -e "area\tstatus\tseconds\tload_before\tload_after\tstarted" >"$areas"
+if [ -z "$only" ] || [ ! -f "$areas" ]; then
+  echo -e "area\tstatus\tseconds\tload_before\tload_after\tstarted" >"$areas"
+else # drop the rows of the areas measured again
+  awk -F'\t' -v only="$only" 'NR == 1 || index(only, "," $1 ",") == 0' "$areas" >"$areas.tmp" && mv "$areas.tmp" "$areas"
+fi
 
 if ((quick)); then
   # criterion's --quick: sample until 5 % relative spread or the measurement time, whichever first
   crit=(--quick --warm-up-time 0.2 --measurement-time 1)
   cstore_args=(--runs 1 --ct 60 --large 1 --frames 40 --parallel 4 --sync-mb 100)
   cfind_args=(--runs 1 --patients 20)
+  cget_args=(--runs 1 --ct 60)
   mllp_args=(2000 10000 300)
   gateway_args=(1000 32)
   validate_args=(20)
@@ -56,6 +64,7 @@ else
   crit=(--warm-up-time 1 --measurement-time 3)
   cstore_args=(--runs 5 --ct 200 --large 2 --parallel 4)
   cfind_args=(--runs 5)
+  cget_args=(--runs 5 --ct 400)
   mllp_args=(10000 100000 2000)
   gateway_args=(5000 64)
   validate_args=(200)
@@ -121,6 +130,9 @@ if [ -x benches/dicom/cfind.sh ] || [ -f benches/dicom/cfind.sh ]; then
   # cfind.sh keeps its set and dcmqrscp's index between runs (indexing 10,000 instances takes
   # dcmqrscp ~20 min): its work directory lives outside the report, which is rebuilt each time.
   area cfind bash benches/dicom/cfind.sh "${cfind_args[@]}" --work "$CARGO_TARGET_DIR/bench-work/cfind$( ((quick)) && echo -quick)"
+fi
+if [ -f benches/dicom/cget.sh ]; then
+  area cget bash benches/dicom/cget.sh "${cget_args[@]}" --work "$out/work/cget"
 fi
 area mllp-load bash -c 'eval "$(scripts/peers.sh)" && exec benches/mllp/load.sh "$@"' _ "${mllp_args[@]}"
 area gateway-ingest bash benches/gateway/ingest_load.sh "${gateway_args[@]}"
