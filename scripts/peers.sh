@@ -2,7 +2,7 @@
 # Installs the real protocol peers the interoperability tests talk to, idempotently:
 #   Debian: dcmtk (storescu, echoscu, storescp), curl, chromium (headless, for the docs page test)
 #   PyPI (in ./.venv): pynetdicom, pydicom, hl7 (python-hl7), hl7apy, fhir.resources, openapi-spec-validator,
-#     dicomweb-client
+#     dicomweb-client; with XENRAD_ORTHANC=1 also Debian orthanc and orthanc-dicomweb
 # Prints the environment the tests read (XENRAD_PEERS, XENRAD_PYTHON, XENRAD_PYDICOM_DATA).
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
@@ -13,6 +13,11 @@ command -v storescu >/dev/null 2>&1 || need_apt+=(dcmtk)
 command -v curl >/dev/null 2>&1 || need_apt+=(curl)
 [ -x /usr/bin/time ] || need_apt+=(time) # sender CPU and RSS in benches/dicom/scu.sh
 command -v chromium >/dev/null 2>&1 || need_apt+=(chromium)
+# Orthanc and its DICOMweb plugin only for the images benchmark (XENRAD_ORTHANC=1).
+if [ -n "${XENRAD_ORTHANC:-}" ]; then
+  [ -x /usr/sbin/Orthanc ] || need_apt+=(orthanc)
+  [ -e /usr/share/orthanc/plugins/libOrthancDicomWeb.so ] || need_apt+=(orthanc-dicomweb)
+fi
 if ((${#need_apt[@]})); then
   SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo"
   echo "peers: apt-get install ${need_apt[*]}" >&2

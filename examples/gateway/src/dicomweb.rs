@@ -905,6 +905,33 @@ fn store_part(gw: &Gateway, n: usize, part: &Part<'_>) -> Stored {
     }
 }
 
+/// Parts stored at once: each waits for its own durable commit, so storing several together
+/// lets the file journal and the database group their syncs, as concurrent C-STOREs do.
+const STOW_PARALLEL: usize = 8;
+
+/// Stores every part, [`STOW_PARALLEL`] at a time; results in part order.
+fn store_parts(gw: &Gateway, ps: &[Part<'_>]) -> Vec<Stored> {
+    let mut out = Vec::with_capacity(ps.len());
+    for (c, chunk) in ps.chunks(STOW_PARALLEL).enumerate() {
+        std::thread::scope(|s| {
+            let handles: Vec<_> = chunk
+                .iter()
+                .enumerate()
+                .map(|(i, p)| s.spawn(move || store_part(gw, c * STOW_PARALLEL + i + 1, p)))
+                .collect();
+            for (i, h) in handles.into_iter().enumerate() {
+                out.push(h.join().unwrap_or_else(|_| Stored::Failed {
+                    class: String::new(),
+                    instance: String::new(),
+                    reason: status::PROCESSING_FAILURE,
+                    why: format!("part {}: storing it failed", c * STOW_PARALLEL + i + 1),
+                }));
+            }
+        });
+    }
+    out
+}
+
 /// STOW-RS: store instances (PS3.18 §10.5).
 #[utoipa::path(post, path = "/dicomweb/studies", tag = "DICOMweb",
     request_body(content = String, description = "Part 10 instances, one per part", content_type = "multipart/related; type=\"application/dicom\""),
@@ -927,11 +954,7 @@ async fn stow(State(gw): State<Gateway>, headers: HeaderMap, body: Bytes) -> Res
         if ps.is_empty() {
             return Err("no body part".to_owned());
         }
-        Ok(ps
-            .iter()
-            .enumerate()
-            .map(|(i, p)| store_part(&gw, i + 1, p))
-            .collect::<Vec<_>>())
+        Ok(store_parts(&gw, &ps))
     })
     .await;
     let results = match r {
