@@ -5,65 +5,12 @@
 #![allow(missing_docs)]
 
 use std::collections::BTreeMap;
-use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, Output, Stdio};
 use xenrad_dimse::store::parse_part10;
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-fn peers() -> Option<String> {
-    if std::env::var_os("XENRAD_PEERS").is_none() {
-        eprintln!("skipped: real peers not installed (run `eval \"$(scripts/peers.sh)\"`)");
-        return None;
-    }
-    Some(std::env::var("XENRAD_PYTHON").expect("XENRAD_PYTHON with XENRAD_PEERS"))
-}
-
-struct Proc(Child);
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-struct Dir(PathBuf);
-impl Drop for Dir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-fn wait_port(port: u16) {
-    let t = Instant::now();
-    while TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(
-            t.elapsed() < Duration::from_secs(20),
-            "port {port} never opened"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
-fn dcmtk(name: &str) -> Command {
-    Command::new(Path::new("/usr/bin").join(name))
-}
-
-fn xenrad() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_xenrad"))
-}
+mod common;
+use common::*;
 
 fn text(out: &Output) -> String {
     format!(

@@ -778,40 +778,22 @@ impl ScpSession {
     /// `identifier` encoded in the request's transfer syntax. Returns false when the query
     /// was cancelled or is unknown: stop producing matches then.
     pub fn query_match(&mut self, id: RequestId, identifier: &[u8]) -> bool {
-        let Some(Outstanding::Query {
-            id: qid,
-            rq,
-            cancelled,
-            pending,
-            ..
-        }) = &mut self.outstanding
-        else {
-            return false;
-        };
-        if *qid != id || *cancelled {
-            return false;
-        }
-        *pending += 1;
-        let rq = RqInfo {
-            pc_id: rq.pc_id,
-            field: rq.field,
-            message_id: rq.message_id,
-            sop_class: rq.sop_class.clone(),
-            sop_instance: None,
-        };
-        self.respond_with(
-            &rq,
-            status::PENDING,
-            Some(Bytes::copy_from_slice(identifier)),
-            &ErrorFields::default(),
-            None,
-        );
-        true
+        self.pending_response(id, Some(Bytes::copy_from_slice(identifier)), None)
     }
 
     /// Sends a C-MOVE/C-GET pending response with the sub-operation counts so far (PS3.4
     /// C.4.2.1.5). Returns false when the retrieve was cancelled or is unknown.
     pub fn query_progress(&mut self, id: RequestId, counts: SubOperations) -> bool {
+        self.pending_response(id, None, Some(counts))
+    }
+
+    /// A pending (0xFF00) response to the outstanding query `id`, unless it was cancelled.
+    fn pending_response(
+        &mut self,
+        id: RequestId,
+        dataset: Option<Bytes>,
+        counts: Option<SubOperations>,
+    ) -> bool {
         let Some(Outstanding::Query {
             id: qid,
             rq,
@@ -836,9 +818,9 @@ impl ScpSession {
         self.respond_with(
             &rq,
             status::PENDING,
-            None,
+            dataset,
             &ErrorFields::default(),
-            Some(counts),
+            counts,
         );
         true
     }
