@@ -355,14 +355,17 @@ from pynetdicom import AE, evt
 from pynetdicom.sop_class import StorageCommitmentPushModel
 port, klass, sop = int(sys.argv[1]), sys.argv[2], sys.argv[3]
 got = []
+lines = []
 def on_report(event):
-    got.append(event.event_reply if hasattr(event, 'event_reply') else None)
+    # Lines are printed by the main thread once the report is in: prints from the reactor
+    # thread interleave with the main thread's.
     ds = event.event_information
     for it in ds.get('ReferencedSOPSequence', []):
-        print('committed', it.ReferencedSOPInstanceUID)
+        lines.append('committed %s' % it.ReferencedSOPInstanceUID)
     for it in ds.get('FailedSOPSequence', []):
-        print('failed', it.ReferencedSOPInstanceUID, '0x%04X' % it.FailureReason)
-    print('event', event.event_type)
+        lines.append('failed %s 0x%04X' % (it.ReferencedSOPInstanceUID, it.FailureReason))
+    lines.append('event %d' % event.event_type)
+    got.append(True)
     return 0x0000, None
 ae = AE(ae_title='COMMITSCU')
 ae.add_requested_context(StorageCommitmentPushModel)
@@ -378,6 +381,9 @@ print('action 0x%04X' % status.Status)
 deadline = time.time() + 20
 while not got and time.time() < deadline:
     time.sleep(0.05)
+# Let the reactor send the N-EVENT-REPORT-RSP before releasing.
+time.sleep(0.3)
+print('\n'.join(lines))
 a.release()
 ";
     let (_, class_log) = run(Command::new(&py)
