@@ -295,6 +295,30 @@ pub struct Hl7Stats {
     pub store_errors: u64,
 }
 
+/// The counters behind [`Hl7Stats`], shared by [`Hl7Handler`] and the v3 handler.
+#[derive(Debug, Default)]
+pub(crate) struct Counters {
+    pub(crate) stored: AtomicU64,
+    pub(crate) duplicates: AtomicU64,
+    pub(crate) rejected: AtomicU64,
+    pub(crate) invalid: AtomicU64,
+    pub(crate) store_errors: AtomicU64,
+}
+
+impl Counters {
+    /// The counts so far.
+    pub(crate) fn snapshot(&self) -> Hl7Stats {
+        let r = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        Hl7Stats {
+            stored: r(&self.stored),
+            duplicates: r(&self.duplicates),
+            rejected: r(&self.rejected),
+            invalid: r(&self.invalid),
+            store_errors: r(&self.store_errors),
+        }
+    }
+}
+
 /// A callback told about every message [`Hl7Handler::process`] handled (see
 /// [`Hl7Handler::observe`]).
 type Observer = std::sync::Arc<dyn Fn(&Hl7Outcome, usize) + Send + Sync>;
@@ -313,11 +337,7 @@ pub struct Hl7Handler<S> {
     commit_blocks: bool,
     ids: AckIds,
     observer: Option<Observer>,
-    stored: AtomicU64,
-    duplicates: AtomicU64,
-    rejected: AtomicU64,
-    invalid: AtomicU64,
-    store_errors: AtomicU64,
+    counters: Counters,
 }
 
 impl<S: Hl7Store> Hl7Handler<S> {
@@ -328,11 +348,7 @@ impl<S: Hl7Store> Hl7Handler<S> {
             commit_blocks: false,
             ids: AckIds::system(),
             observer: None,
-            stored: AtomicU64::new(0),
-            duplicates: AtomicU64::new(0),
-            rejected: AtomicU64::new(0),
-            invalid: AtomicU64::new(0),
-            store_errors: AtomicU64::new(0),
+            counters: Counters::default(),
         }
     }
 
@@ -375,14 +391,7 @@ impl<S: Hl7Store> Hl7Handler<S> {
 
     /// Counters so far.
     pub fn stats(&self) -> Hl7Stats {
-        let r = |a: &AtomicU64| a.load(Ordering::Relaxed);
-        Hl7Stats {
-            stored: r(&self.stored),
-            duplicates: r(&self.duplicates),
-            rejected: r(&self.rejected),
-            invalid: r(&self.invalid),
-            store_errors: r(&self.store_errors),
-        }
+        self.counters.snapshot()
     }
 
     /// Processes one HL7 v2 message without any transport: parse, check MSH-10, store through
@@ -416,7 +425,7 @@ impl<S: Hl7Store> Hl7Handler<S> {
         let parsed = match Message::parse(&raw) {
             Ok(m) => m,
             Err(e) => {
-                self.rejected.fetch_add(1, Ordering::Relaxed);
+                self.counters.rejected.fetch_add(1, Ordering::Relaxed);
                 let detail = ErrorDetail::from_parse_error(&e);
                 return Hl7Outcome {
                     ack: ack_unparseable_with(&raw, Some(&detail), &self.ids.next()).into(),
@@ -448,7 +457,7 @@ impl<S: Hl7Store> Hl7Handler<S> {
             .map(|c| c.trim().to_owned())
             .filter(|c| !c.is_empty())
         else {
-            self.rejected.fetch_add(1, Ordering::Relaxed);
+            self.counters.rejected.fetch_add(1, Ordering::Relaxed);
             let e = ErrorDetail::new(
                 ErrorCode::RequiredFieldMissing,
                 "MSH-10 (message control id) is empty",
@@ -467,18 +476,18 @@ impl<S: Hl7Store> Hl7Handler<S> {
         match self.store.store(&parsed, &key, &raw).await {
             Ok(stored) => {
                 let (counter, disposition) = match stored {
-                    Stored::New => (&self.stored, Disposition::Stored),
-                    Stored::Duplicate => (&self.duplicates, Disposition::Duplicate),
+                    Stored::New => (&self.counters.stored, Disposition::Stored),
+                    Stored::Duplicate => (&self.counters.duplicates, Disposition::Duplicate),
                 };
                 counter.fetch_add(1, Ordering::Relaxed);
                 finish(Outcome::Accept, disposition, Some(key), None)
             }
             Err(Hl7StoreError::Invalid(e)) => {
-                self.invalid.fetch_add(1, Ordering::Relaxed);
+                self.counters.invalid.fetch_add(1, Ordering::Relaxed);
                 finish(Outcome::Error, Disposition::Invalid, Some(key), Some(e))
             }
             Err(Hl7StoreError::Failed(e)) => {
-                self.store_errors.fetch_add(1, Ordering::Relaxed);
+                self.counters.store_errors.fetch_add(1, Ordering::Relaxed);
                 finish(Outcome::Error, Disposition::Failed, Some(key), Some(e))
             }
         }

@@ -19,12 +19,12 @@
 
 use std::future::Future;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 
 use bytes::Bytes;
 use xenrad_hl7v3::{AckBuilder, AckDetail, Message, Outcome};
 
-use crate::hl7::{Disposition, Hl7Stats, Stored};
+use crate::hl7::{Counters, Disposition, Hl7Stats, Stored};
 use crate::server::{ConnectionInfo, Handler, Reply};
 
 /// Identity of an HL7 v3 message for duplicate suppression: the first sender device id and
@@ -123,11 +123,7 @@ pub struct V3Handler<S> {
     store: S,
     commit_blocks: bool,
     observer: Option<Observer>,
-    stored: AtomicU64,
-    duplicates: AtomicU64,
-    rejected: AtomicU64,
-    invalid: AtomicU64,
-    store_errors: AtomicU64,
+    counters: Counters,
 }
 
 impl<S: std::fmt::Debug> std::fmt::Debug for V3Handler<S> {
@@ -147,11 +143,7 @@ impl<S: V3Store> V3Handler<S> {
             store,
             commit_blocks: false,
             observer: None,
-            stored: AtomicU64::new(0),
-            duplicates: AtomicU64::new(0),
-            rejected: AtomicU64::new(0),
-            invalid: AtomicU64::new(0),
-            store_errors: AtomicU64::new(0),
+            counters: Counters::default(),
         }
     }
 
@@ -179,14 +171,7 @@ impl<S: V3Store> V3Handler<S> {
 
     /// Counters so far.
     pub fn stats(&self) -> Hl7Stats {
-        let r = |a: &AtomicU64| a.load(Ordering::Relaxed);
-        Hl7Stats {
-            stored: r(&self.stored),
-            duplicates: r(&self.duplicates),
-            rejected: r(&self.rejected),
-            invalid: r(&self.invalid),
-            store_errors: r(&self.store_errors),
-        }
+        self.counters.snapshot()
     }
 
     /// Processes one HL7 v3 message without any transport: strict parse, key, store through
@@ -204,7 +189,7 @@ impl<S: V3Store> V3Handler<S> {
         let msg = match xenrad_hl7v3::strict(&raw) {
             Ok(m) => m,
             Err(e) => {
-                self.rejected.fetch_add(1, Ordering::Relaxed);
+                self.counters.rejected.fetch_add(1, Ordering::Relaxed);
                 // The lenient header pass may still name the message being rejected.
                 let h = xenrad_hl7v3::header(&raw).unwrap_or_default();
                 let detail = AckDetail::from_error(&e);
@@ -235,7 +220,7 @@ impl<S: V3Store> V3Handler<S> {
             }
         };
         if !msg.is_hl7() {
-            self.rejected.fetch_add(1, Ordering::Relaxed);
+            self.counters.rejected.fetch_add(1, Ordering::Relaxed);
             let d = AckDetail::error("the root element is not in the urn:hl7-org:v3 namespace")
                 .with_code("SYN102");
             return finish(Outcome::Reject, Disposition::Rejected, None, Some(d));
@@ -248,7 +233,7 @@ impl<S: V3Store> V3Handler<S> {
             .and_then(|i| i.root.as_deref())
             .map(str::to_owned)
         else {
-            self.rejected.fetch_add(1, Ordering::Relaxed);
+            self.counters.rejected.fetch_add(1, Ordering::Relaxed);
             let d = AckDetail::error("the message has no id").with_code("SYN105");
             return finish(Outcome::Reject, Disposition::Rejected, None, Some(d));
         };
@@ -262,18 +247,18 @@ impl<S: V3Store> V3Handler<S> {
         match self.store.store(&msg, &key, &raw).await {
             Ok(stored) => {
                 let (counter, disposition) = match stored {
-                    Stored::New => (&self.stored, Disposition::Stored),
-                    Stored::Duplicate => (&self.duplicates, Disposition::Duplicate),
+                    Stored::New => (&self.counters.stored, Disposition::Stored),
+                    Stored::Duplicate => (&self.counters.duplicates, Disposition::Duplicate),
                 };
                 counter.fetch_add(1, Ordering::Relaxed);
                 finish(Outcome::Accept, disposition, Some(key), None)
             }
             Err(V3StoreError::Invalid(d)) => {
-                self.invalid.fetch_add(1, Ordering::Relaxed);
+                self.counters.invalid.fetch_add(1, Ordering::Relaxed);
                 finish(Outcome::Error, Disposition::Invalid, Some(key), Some(d))
             }
             Err(V3StoreError::Failed(d)) => {
-                self.store_errors.fetch_add(1, Ordering::Relaxed);
+                self.counters.store_errors.fetch_add(1, Ordering::Relaxed);
                 finish(Outcome::Error, Disposition::Failed, Some(key), Some(d))
             }
         }
