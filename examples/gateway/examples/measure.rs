@@ -106,13 +106,13 @@ fn main() {
 
     let cstore = |i: usize| {
         let (study, series) = (format!("1.2.826.0.1.3680043.10.99.{}", i / 10), i / 10);
-        let facts = gateway::projection::InstanceFacts {
+        let facts = gateway::map::InstanceFacts {
             sop_class_uid: "1.2.840.10008.5.1.4.1.1.2".to_owned(),
             sop_instance_uid: format!("1.2.826.0.1.3680043.10.98.{i}"),
             study_uid: study.clone(),
             series_uid: format!("1.2.826.0.1.3680043.10.97.{series}"),
             modality: "CT".to_owned(),
-            patient: Some(gateway::projection::PatientFacts {
+            patient: Some(gateway::map::PatientFacts {
                 identifiers: vec![("urn:oid:1.2.3".to_owned(), format!("DCM{}", i / 10))],
                 family: Some(format!("Scan{}", i / 10)),
                 given: vec!["Ann".to_owned()],
@@ -132,7 +132,7 @@ fn main() {
         };
         let new = gw
             .store
-            .write_blocking(move |tx| gateway::projection::record_instance(tx, &facts, &row))
+            .write_blocking(move |tx| gateway::ingest::resources::record_instance(tx, &facts, &row))
             .expect("record_instance");
         assert!(new);
     };
@@ -140,7 +140,7 @@ fn main() {
         measure("projected C-STORE (record_instance)", n, cstore);
     }
 
-    let router = gateway::fhir::router(gw.clone());
+    let router = gateway::surface::fhir::router(gw.clone());
     let search = || {
         let req = axum::http::Request::get("/fhir/Patient?_count=20")
             .header("x-api-key", "measure")
@@ -168,9 +168,10 @@ fn main() {
 fn gateway_for(config: gateway::Config) -> gateway::Gateway {
     let keys = gateway::load_keys(&config).expect("keys");
     let store = gateway::store::Store::open(&config.data_dir).expect("store");
-    let metrics = gateway::http::Metrics::default();
-    let (images, _report) = gateway::qr::Images::load(&store).expect("query/retrieve index");
-    let dicom_sink = std::sync::Arc::new(gateway::dicom::open_sink(&config).expect("DICOM sink"));
+    let metrics = gateway::metrics::Metrics::default();
+    let (images, _report) = gateway::store::qr::Images::load(&store).expect("query/retrieve index");
+    let dicom_sink =
+        std::sync::Arc::new(gateway::surface::dicom::open_sink(&config).expect("DICOM sink"));
     gateway::Gateway {
         images: std::sync::Arc::new(images),
         dicom_sink,

@@ -9,21 +9,27 @@
 //! | HL7 MLLP | 127.0.0.1:3000 | `xenrad-mllp` |
 //! | DICOM C-STORE SCP | 127.0.0.1:11112 | `xenrad-dimse` |
 
-pub mod dicom;
-pub mod dicomweb;
-pub mod endpoint;
-pub mod fhir;
-pub mod hl7;
-pub mod http;
+//!
+//! Layers (nothing below calls upward; see the crate README for the import map):
+//! - [`map`]: protocol message → typed facts (pure);
+//! - [`project`]: facts → `xenrad_fhir_model` resources (pure);
+//! - [`search`]: the search parameters served and the query vocabulary (pure);
+//! - [`store`]: backend-neutral storage traits, SQLite under [`store::sqlite`], the
+//!   query/retrieve index ([`store::qr`]);
+//! - [`ingest`]: the use cases (parse once, map, project, store durably, acknowledge);
+//! - [`surface`]: one module per endpoint, protocol glue only;
+//! - this root: configuration and composition ([`Gateway`], [`run`]).
+
 pub mod ingest;
-pub mod limits;
-pub mod mllp;
-pub mod mpps;
-pub mod projection;
-pub mod qr;
+pub mod map;
+pub mod metrics;
+pub mod project;
 pub mod search;
 pub mod store;
-pub mod tls;
+pub mod surface;
+
+use store::qr;
+use surface::{dicom, fhir, hl7, http, limits, mllp, mpps, tls};
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -314,7 +320,7 @@ pub struct Gateway {
     /// The durable store.
     pub store: store::Store,
     /// Metrics registry.
-    pub metrics: http::Metrics,
+    pub metrics: metrics::Metrics,
     /// Accepted keys.
     pub keys: http::ApiKeys,
     /// Configuration.
@@ -418,7 +424,7 @@ pub async fn run(config: Config) -> Result<(), Box<dyn std::error::Error + Send 
     let stop_signal = shutdown_signal()?;
     let keys = load_keys(&config)?;
     let store = store::Store::open(&config.data_dir)?;
-    let metrics = http::Metrics::default();
+    let metrics = metrics::Metrics::default();
     let (images, report) = qr::Images::load(&store)?;
     if report.backfilled > 0 || !report.failed.is_empty() {
         tracing::warn!(
@@ -432,7 +438,7 @@ pub async fn run(config: Config) -> Result<(), Box<dyn std::error::Error + Send 
         tracing::warn!(sop_instance_uid = %uid, error = %e, "not indexed for query/retrieve");
     }
     let dicom_sink = Arc::new(dicom::open_sink(&config)?);
-    endpoint::publish(&store, &endpoint::dicomweb_url(&config)).await?;
+    ingest::publish_endpoint(&store, &surface::dicomweb::dicomweb_url(&config)).await?;
     let gw = Gateway {
         images: Arc::new(images),
         dicom_sink,

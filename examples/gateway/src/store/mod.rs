@@ -19,9 +19,10 @@
 //! after its transaction is durably committed (so an acknowledgement always follows
 //! durable storage), and a failed job rolls back only its own changes.
 
+pub mod qr;
 pub mod sqlite;
 
-use super::search::{IndexEntry, Query};
+use crate::search::{IndexEntry, Query};
 use std::sync::{Arc, Mutex};
 
 /// Store errors.
@@ -46,16 +47,6 @@ impl StoreError {
     /// Whether the write failed for lack of space (answer 507 / A700 / 0213, retry later).
     pub fn is_full(&self) -> bool {
         matches!(self, StoreError::Full(_))
-    }
-}
-
-impl From<rusqlite::Error> for StoreError {
-    fn from(e: rusqlite::Error) -> Self {
-        if e.sqlite_error_code() == Some(rusqlite::ErrorCode::DiskFull) {
-            StoreError::Full(e.to_string())
-        } else {
-            StoreError::Database(e.to_string())
-        }
     }
 }
 

@@ -23,6 +23,17 @@ use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use xenrad_fhir_model::search::{Modifier, Prefix, SearchValue};
 
+/// SQLite's errors; a full disk (SQLITE_FULL) is [`StoreError::Full`].
+impl From<rusqlite::Error> for StoreError {
+    fn from(e: rusqlite::Error) -> Self {
+        if e.sqlite_error_code() == Some(rusqlite::ErrorCode::DiskFull) {
+            StoreError::Full(e.to_string())
+        } else {
+            StoreError::Database(e.to_string())
+        }
+    }
+}
+
 /// Most jobs committed in one transaction.
 pub const MAX_BATCH: usize = 256;
 
@@ -157,7 +168,12 @@ fn migrate(conn: &Connection) -> Result<(), StoreError> {
             if let Some(o) = v.as_object_mut() {
                 o.remove("meta");
             }
-            let body = crate::projection::checked(&rt, &v.to_string())?;
+            // Stored as the model writes it (elements in specification order), without
+            // validating it again: it was valid when it was stored.
+            let text = v.to_string();
+            let r = xenrad_fhir_model::from_json(text.as_bytes())
+                .map_err(|e| StoreError::Job(format!("migrating {rt}/{id}: {e}")))?;
+            let body = xenrad_fhir_model::to_json(&r);
             tx.execute(
                 "INSERT INTO resources (resource_type, id, version, last_updated, body) VALUES (?1, ?2, ?3, ?4, ?5)",
                 params![rt, id, version, last_updated, body],

@@ -6,7 +6,7 @@
 use xenrad_fhir_model::ResourceType;
 use xenrad_fhir_model::builders::{Builder, coding};
 
-use crate::store::StoreError;
+use super::Invalid;
 
 /// The logical id of the DICOMweb Endpoint.
 pub const ENDPOINT_ID: &str = "dicomweb";
@@ -14,24 +14,10 @@ pub const ENDPOINT_ID: &str = "dicomweb";
 /// `Endpoint/dicomweb`: what `ImagingStudy.endpoint` references.
 pub const ENDPOINT_REFERENCE: &str = "Endpoint/dicomweb";
 
-/// The DICOMweb base URL the Endpoint announces: `--dicomweb-url`, else the FHIR surface's
-/// scheme and address with `/dicomweb`.
-pub fn dicomweb_url(config: &crate::Config) -> String {
-    if let Some(u) = &config.dicomweb_url {
-        return u.trim_end_matches('/').to_owned();
-    }
-    let scheme = if config.fhir_tls_cert.is_some() {
-        "https"
-    } else {
-        "http"
-    };
-    format!("{scheme}://{}/dicomweb", config.fhir_addr)
-}
-
 /// The Endpoint resource, built and validated with xenrad-fhir-model: status `active`,
 /// connectionType `dicom-wado-rs` (CodeSystem endpoint-connection-type), payload DICOM
 /// (`application/dicom`, `application/dicom+json`), address the DICOMweb base URL.
-pub fn endpoint_json(url: &str) -> Result<String, StoreError> {
+pub fn endpoint_json(url: &str) -> Result<String, Invalid> {
     let r = Builder::new(ResourceType::Endpoint, ENDPOINT_ID)
         .str("status", "active")
         .node("connectionType", |n| {
@@ -54,22 +40,12 @@ pub fn endpoint_json(url: &str) -> Result<String, StoreError> {
         .str("address", url)
         .build()
         .map_err(|oo| {
-            StoreError::Job(format!(
+            Invalid(format!(
                 "the DICOMweb Endpoint is not valid: {}",
                 oo.to_json()
             ))
         })?;
     Ok(xenrad_fhir_model::to_json(&r))
-}
-
-/// Writes (or refreshes) the Endpoint in the store, once at start.
-pub async fn publish(store: &crate::store::Store, url: &str) -> Result<(), StoreError> {
-    let json = endpoint_json(url)?;
-    let value: serde_json::Value = serde_json::from_str(&json)
-        .map_err(|e| StoreError::Job(format!("the DICOMweb Endpoint: {e}")))?;
-    store
-        .write(move |tx| crate::projection::put(tx, "Endpoint", ENDPOINT_ID, value).map(|_| ()))
-        .await
 }
 
 #[cfg(test)]

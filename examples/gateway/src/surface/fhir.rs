@@ -1,9 +1,9 @@
 //! The FHIR R4 surface: `/fhir/metadata`, `/fhir/{type}/{id}`, `/fhir/{type}?{search}`.
 
-use super::Gateway;
-use super::http::{ErrorStyle, SurfaceState, error_response, finish_surface};
-use super::search::{self, SERVED_TYPES};
-use super::store::{Page, StoredResource};
+use crate::Gateway;
+use crate::search::{self, SERVED_TYPES};
+use crate::store::{Page, StoredResource};
+use crate::surface::http::{ErrorStyle, SurfaceState, error_response, finish_surface};
 use axum::Router;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
@@ -58,10 +58,10 @@ pub fn router(gw: Gateway) -> Router {
         .route("/fhir/metadata", get(metadata))
         .route("/fhir/{resource_type}", get(search_type))
         .route("/fhir/{resource_type}/{id}", get(read))
-        .merge(crate::dicomweb::routes())
+        .merge(crate::surface::dicomweb::routes())
         .with_state(gw);
     let mut api = FhirApi::openapi();
-    api.merge(<crate::dicomweb::DicomWebApi as OpenApi>::openapi());
+    api.merge(<crate::surface::dicomweb::DicomWebApi as OpenApi>::openapi());
     let doc = api.to_pretty_json().unwrap_or_default();
     finish_surface(r, state, doc, max_body)
 }

@@ -1,11 +1,11 @@
 //! The MPPS surface: the seed's `POST /ingest` and the DICOMweb MPPS-RS paths
 //! (PS3.18 chapter 15). The state machine lives in `xenrad-mpps`; DIMSE N-CREATE /
-//! N-SET on the DICOM port reach the same state through [`super::ingest`].
+//! N-SET on the DICOM port reach the same state through [`crate::ingest`].
 
-use super::Gateway;
-use super::fhir::ApiKeyScheme;
-use super::http::{DOC_PATHS, ErrorStyle, SurfaceState, finish_surface, typed};
-use super::ingest::{self, MppsOp};
+use crate::Gateway;
+use crate::ingest::{self, MppsOp};
+use crate::surface::fhir::ApiKeyScheme;
+use crate::surface::http::{DOC_PATHS, ErrorStyle, SurfaceState, finish_surface, typed};
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{Path, RawQuery, State};
@@ -88,7 +88,7 @@ async fn seed_ingest(State(gw): State<Gateway>, RawQuery(q): RawQuery, body: Byt
         Some("create") => MppsOp::SeedCreate,
         Some("set") => MppsOp::SeedSet,
         Some(other) => {
-            return super::http::error_response(
+            return crate::surface::http::error_response(
                 ErrorStyle::Problem,
                 StatusCode::BAD_REQUEST,
                 "invalid",

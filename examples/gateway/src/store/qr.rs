@@ -27,7 +27,7 @@ use xenrad_dimse::scp::commitment::{CommitmentRequest, CommitmentResult, reason}
 use xenrad_dimse::scp::retrieve::RetrieveInstance;
 use xenrad_dimse::scp::{QueryFinal, QueryOutcome, QueryRequest};
 
-use crate::store::{InstanceRow, QueryRow, ReadTx, Store, StoreError};
+use super::{InstanceRow, QueryRow, ReadTx, Store, StoreError};
 
 /// The SOP classes the DICOM port accepts for images going out: C-FIND, C-MOVE and C-GET of
 /// the Patient Root and Study Root models (PS3.4 C.6.1, C.6.2) and the Storage Commitment

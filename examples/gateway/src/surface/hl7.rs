@@ -1,11 +1,11 @@
 //! The HL7 over HTTP surface: `POST /v2/ingest` (v2.5.1 pipe-delimited) and
 //! `POST /v3/ingest` (v3 XML). Message semantics are those of MLLP :3000
-//! ([`super::ingest`]); this module only maps them to HTTP.
+//! ([`crate::ingest`]); this module only maps them to HTTP.
 
-use super::Gateway;
-use super::fhir::ApiKeyScheme;
-use super::http::{DOC_PATHS, ErrorStyle, SurfaceState, finish_surface, typed};
-use super::ingest;
+use crate::Gateway;
+use crate::ingest;
+use crate::surface::fhir::ApiKeyScheme;
+use crate::surface::http::{DOC_PATHS, ErrorStyle, SurfaceState, finish_surface, typed};
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::State;

@@ -17,7 +17,7 @@
 //!
 //! The body size limit stays where it was (`--max-body`, `413`).
 
-use super::http::{ErrorStyle, error_response};
+use crate::surface::http::{ErrorStyle, error_response};
 use axum::Router;
 use axum::http::{HeaderValue, StatusCode, header};
 use hyper_util::rt::{TokioIo, TokioTimer};

@@ -1,7 +1,7 @@
 //! DICOMweb (PS3.18) on the FHIR origin under `/dicomweb`, behind the same API key:
 //!
 //! - QIDO-RS (PS3.18 §10.6): `/studies`, `/series`, `/instances` and the forms under a study
-//!   and series, answered from the query/retrieve index ([`crate::qr`]) with the standard
+//!   and series, answered from the query/retrieve index ([`crate::store::qr`]) with the standard
 //!   query keys, `limit`/`offset`, `includefield` and `fuzzymatching`, in
 //!   `application/dicom+json`;
 //! - WADO-RS (PS3.18 §10.4): study, series and instance as `multipart/related;
@@ -33,7 +33,7 @@ use xenrad_dimse::scp::StoredInstance;
 use xenrad_dimse::store::{FileMeta, InstanceStart, StorageSink, parse_part10};
 
 use crate::Gateway;
-use crate::http::{ErrorStyle, error_response};
+use crate::surface::http::{ErrorStyle, error_response};
 
 /// `application/dicom+json` (PS3.18 §8.7.3.1).
 pub const DICOM_JSON: &str = "application/dicom+json";
@@ -889,7 +889,7 @@ fn store_part(gw: &Gateway, n: usize, part: &Part<'_>) -> Stored {
         calling_ae: "DICOMWEB".to_owned(),
         dataset_len: dataset.len() as u64,
     };
-    match crate::dicom::on_stored(gw, &inst) {
+    match crate::ingest::dicom::stored(gw, &inst) {
         status::SUCCESS => Stored::Ok {
             class: class.to_owned(),
             instance: instance.to_owned(),
@@ -1070,6 +1070,20 @@ fn stow_response(base: &str, results: &[Stored]) -> Response {
     stow
 ))]
 pub struct DicomWebApi;
+
+/// The DICOMweb base URL the Endpoint announces: `--dicomweb-url`, else the FHIR surface's
+/// scheme and address with `/dicomweb`.
+pub fn dicomweb_url(config: &crate::Config) -> String {
+    if let Some(u) = &config.dicomweb_url {
+        return u.trim_end_matches('/').to_owned();
+    }
+    let scheme = if config.fhir_tls_cert.is_some() {
+        "https"
+    } else {
+        "http"
+    };
+    format!("{scheme}://{}/dicomweb", config.fhir_addr)
+}
 
 #[cfg(test)]
 mod tests {

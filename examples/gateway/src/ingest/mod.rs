@@ -3,11 +3,14 @@
 //! transaction), then build the acknowledgement. HTTP and MLLP (and the DICOM
 //! port for MPPS) are thin mappings of these functions.
 
-use super::projection::{self, OrderFacts, PatientFacts, fhir_date, gender_code};
-use super::store::{ReadTx, Store, StoreError, WriteTx};
-use super::{Config, Gateway, http};
+pub mod dicom;
+pub mod resources;
+
+use crate::map::{self, PatientFacts, hl7v2::V2Effect};
+use crate::metrics::Metrics;
+use crate::store::{ReadTx, Store, StoreError, WriteTx};
+use crate::{Config, Gateway};
 use bytes::Bytes;
-use std::borrow::Cow;
 use xenrad_hl7v2::Message;
 use xenrad_hl7v2::ack::{AckCode, ErrorCode, ErrorDetail};
 use xenrad_mllp::hl7::{Disposition, Hl7Handler, Hl7Store, Hl7StoreError, MessageKey, Stored};
@@ -59,7 +62,7 @@ impl Hl7Store for V2Store {
         key: &MessageKey,
         raw: &Bytes,
     ) -> Result<Stored, Hl7StoreError> {
-        let effect = v2_effect(msg).map_err(Hl7StoreError::Invalid)?;
+        let effect = map::hl7v2::effect(msg).map_err(Hl7StoreError::Invalid)?;
         let sender = format!("{}^{}", key.sending_application, key.sending_facility);
         let control_id = key.control_id.clone();
         let mtype = msg
@@ -97,208 +100,22 @@ impl Hl7Store for V2Store {
     }
 }
 
-/// What an HL7 v2 message changes, extracted (owned) before the store job runs.
-#[derive(Debug, Clone)]
-enum V2Effect {
-    /// Nothing beyond storing the message.
-    None,
-    /// Create or update a Patient.
-    Patient(PatientFacts),
-    /// Merge: the surviving patient, then the identifier of the one it replaces.
-    Merge(PatientFacts, (String, String)),
-    /// Create or update a ServiceRequest.
-    Order(Box<OrderFacts>),
-}
-
-fn text<'a>(m: &Message<'a>, path: &str) -> Option<Cow<'a, str>> {
-    m.get(path).filter(|s| !s.trim().is_empty())
-}
-
-fn owned(m: &Message<'_>, path: &str) -> Option<String> {
-    text(m, path).map(|s| s.trim().to_owned())
-}
-
-/// Assigning authority of a CX (component 4, an HD): the universal id as a URI when
-/// it is an ISO OID, else the namespace id (HL7 v2.5.1 §2.A.14 HD, §2.A.14 CX).
-fn cx_system(m: &Message<'_>, base: &str) -> String {
-    let ns = owned(m, &format!("{base}-4-1"));
-    let uid = owned(m, &format!("{base}-4-2"));
-    let uid_type = owned(m, &format!("{base}-4-3"));
-    match (uid, uid_type.as_deref()) {
-        (Some(u), Some("ISO")) => format!("urn:oid:{u}"),
-        (Some(u), _) if u.contains(':') => u,
-        (Some(u), _) => ns.unwrap_or(u),
-        (None, _) => ns.unwrap_or_default(),
-    }
-}
-
-/// Patient facts from the PID segment (HL7 v2.5.1 §3.4.2).
-#[allow(clippy::result_large_err)] // one ErrorDetail per rejected message
-fn pid_facts(m: &Message<'_>, source: &str) -> Result<PatientFacts, ErrorDetail> {
-    if m.segment("PID").is_none() {
-        return Err(ErrorDetail::new(
-            ErrorCode::SegmentSequence,
-            "PID segment missing",
-        ));
-    }
-    let mut f = PatientFacts {
-        source: source.to_owned(),
-        ..PatientFacts::default()
-    };
-    for r in 1..=64 {
-        let base = format!("PID-3({r})");
-        let Some(v) = owned(m, &format!("{base}-1")) else {
-            if text(m, &base).is_none() {
-                break;
-            }
-            continue;
-        };
-        f.identifiers.push((cx_system(m, &base), v));
-    }
-    if f.identifiers.is_empty() {
-        return Err(ErrorDetail::new(
-            ErrorCode::RequiredFieldMissing,
-            "PID-3 (patient identifier list) is empty",
-        ));
-    }
-    f.family = owned(m, "PID-5-1-1").or_else(|| owned(m, "PID-5-1"));
-    f.given = ["PID-5-2", "PID-5-3"]
-        .iter()
-        .filter_map(|p| owned(m, p))
-        .collect();
-    if let Some(b) = owned(m, "PID-7-1").or_else(|| owned(m, "PID-7")) {
-        f.birth_date = Some(fhir_date(&b).ok_or_else(|| {
-            ErrorDetail::new(ErrorCode::DataType, format!("PID-7 {b:?} is not a date"))
-        })?);
-    }
-    f.gender = owned(m, "PID-8").and_then(|g| gender_code(&g));
-    for r in 1..=8 {
-        let base = format!("PID-11({r})");
-        if text(m, &base).is_none() {
-            break;
-        }
-        let lines: Vec<String> = [format!("{base}-1-1"), format!("{base}-2")]
-            .iter()
-            .filter_map(|p| owned(m, p))
-            .collect();
-        f.addresses.push((
-            lines,
-            owned(m, &format!("{base}-3")),
-            owned(m, &format!("{base}-4")),
-            owned(m, &format!("{base}-5")),
-            owned(m, &format!("{base}-6")),
-        ));
-    }
-    Ok(f)
-}
-
-/// ServiceRequest.status from ORC-1 order control and ORC-5 order status (tables 0119, 0038).
-fn order_status(control: &str, status: Option<&str>) -> &'static str {
-    match (control, status) {
-        (_, Some("CM")) => "completed",
-        (_, Some("CA" | "DC")) | ("CA" | "DC" | "OC" | "OD", _) => "revoked",
-        ("HD" | "OH", _) | (_, Some("HD")) => "on-hold",
-        _ => "active",
-    }
-}
-
-/// Order facts from ORC/OBR (HL7 v2.5.1 §4.5.1, §4.5.3), accession from IPC-1 (OMI) or OBR-18.
-#[allow(clippy::result_large_err)] // one ErrorDetail per rejected message
-fn order_facts(m: &Message<'_>, source: &str) -> Result<OrderFacts, ErrorDetail> {
-    let patient = pid_facts(m, source)?;
-    let mut ids = Vec::new();
-    for (path, kind) in [
-        ("ORC-2", "placer"),
-        ("OBR-2", "placer"),
-        ("ORC-3", "filler"),
-        ("OBR-3", "filler"),
-    ] {
-        if let Some(v) = owned(m, &format!("{path}-1")) {
-            let ns = owned(m, &format!("{path}-2")).unwrap_or_default();
-            let system = if ns.is_empty() {
-                format!("urn:xenrad:{kind}")
-            } else {
-                format!("urn:xenrad:{kind}:{ns}")
-            };
-            if !ids.contains(&(system.clone(), v.clone())) {
-                ids.push((system, v));
-            }
-        }
-    }
-    if let Some(acc) = owned(m, "IPC-1-1").or_else(|| owned(m, "OBR-18")) {
-        ids.push(("urn:xenrad:accession".to_owned(), acc));
-    }
-    if ids.is_empty() {
-        return Err(ErrorDetail::new(
-            ErrorCode::RequiredFieldMissing,
-            "ORC-2/ORC-3 (placer/filler order number) are empty",
-        ));
-    }
-    let control = owned(m, "ORC-1").unwrap_or_else(|| "NW".to_owned());
-    let status = owned(m, "ORC-5");
-    let code = owned(m, "OBR-4-1").map(|c| {
-        (
-            owned(m, "OBR-4-3").unwrap_or_default(),
-            c,
-            owned(m, "OBR-4-2").unwrap_or_default(),
-        )
-    });
-    let occurrence = owned(m, "OBR-7-1")
-        .or_else(|| owned(m, "TQ1-7-1"))
-        .and_then(|t| fhir_date(&t));
-    Ok(OrderFacts {
-        identifiers: ids,
-        status: order_status(&control, status.as_deref()),
-        code,
-        patient,
-        occurrence,
-    })
-}
-
-#[allow(clippy::result_large_err)] // one ErrorDetail per rejected message
-fn v2_effect(m: &Message<'_>) -> Result<V2Effect, ErrorDetail> {
-    let Some(t) = m.message_type() else {
-        return Err(ErrorDetail::new(
-            ErrorCode::RequiredFieldMissing,
-            "MSH-9 (message type) is empty",
-        ));
-    };
-    let source = format!("HL7v2 {}^{}", t.code, t.trigger_event);
-    match (t.code.as_ref(), t.trigger_event.as_ref()) {
-        ("ADT", "A40") => {
-            let f = pid_facts(m, &source)?;
-            let old = owned(m, "MRG-1-1").ok_or_else(|| {
-                ErrorDetail::new(
-                    ErrorCode::RequiredFieldMissing,
-                    "MRG-1 (prior patient identifier) is empty",
-                )
-            })?;
-            Ok(V2Effect::Merge(f, (cx_system(m, "MRG-1"), old)))
-        }
-        ("ADT", _) if m.segment("PID").is_some() => Ok(V2Effect::Patient(pid_facts(m, &source)?)),
-        ("ORM", "O01") | ("OMI", "O23") | ("OMG", "O19") => {
-            Ok(V2Effect::Order(Box::new(order_facts(m, &source)?)))
-        }
-        _ => Ok(V2Effect::None),
-    }
-}
-
 fn apply_v2(tx: &dyn WriteTx, effect: &V2Effect) -> Result<(), StoreError> {
     match effect {
         V2Effect::None => Ok(()),
-        V2Effect::Patient(f) => projection::upsert_patient(tx, f).map(drop),
+        V2Effect::Patient(f) => resources::upsert_patient(tx, f).map(drop),
         V2Effect::Merge(f, old) => {
-            let id = projection::upsert_patient(tx, f)?;
-            projection::merge_patient(tx, old, &id).map(drop)
+            let id = resources::upsert_patient(tx, f)?;
+            resources::merge_patient(tx, old, &id).map(drop)
         }
-        V2Effect::Order(f) => projection::upsert_service_request(tx, f).map(drop),
+        V2Effect::Order(f) => resources::upsert_service_request(tx, f).map(drop),
     }
 }
 
 /// The gateway's HL7 v2 handler over `store`, shared by `POST /v2/ingest` and MLLP :3000:
 /// every message it processes is counted in `metrics` (whichever door it came through), and
 /// with `--mllp-commit-blocks` MLLP senders get release 2 commit blocks.
-pub fn v2_handler(store: &Store, metrics: &http::Metrics, config: &Config) -> V2Handler {
+pub fn v2_handler(store: &Store, metrics: &Metrics, config: &Config) -> V2Handler {
     let metrics = metrics.clone();
     V2Handler::new(V2Store::new(store.clone()))
         .commit_blocks(config.mllp_commit_blocks)
@@ -357,7 +174,7 @@ pub struct V3Outcome {
 pub type V3Handler = xenrad_mllp::hl7v3::V3Handler<V3Store>;
 
 /// The gateway's HL7 v3 handler over `store`, counted in `metrics`.
-pub fn v3_handler(store: &Store, metrics: &http::Metrics) -> V3Handler {
+pub fn v3_handler(store: &Store, metrics: &Metrics) -> V3Handler {
     let metrics = metrics.clone();
     V3Handler::new(V3Store {
         store: store.clone(),
@@ -384,16 +201,17 @@ impl xenrad_mllp::hl7v3::V3Store for V3Store {
             key.id_root,
             key.id_extension.as_deref().unwrap_or_default()
         );
-        let sender = ii_parts(key.sender_root.as_deref(), key.sender_extension.as_deref())
-            .map(|(s, v)| format!("{s}^{v}"))
-            .unwrap_or_default();
+        let sender =
+            map::hl7v3::ii_parts(key.sender_root.as_deref(), key.sender_extension.as_deref())
+                .map(|(s, v)| format!("{s}^{v}"))
+                .unwrap_or_default();
         let h = msg.header();
         let interaction = h.interaction.to_owned();
         let patients: Vec<PatientFacts> = match h.interaction {
             "PRPA_IN201301UV02" | "PRPA_IN201302UV02" => msg
                 .patients()
                 .iter()
-                .map(|p| v3_patient_facts(&p.to_record(), &format!("HL7v3 {interaction}")))
+                .map(|p| map::hl7v3::patient(&p.to_record(), &format!("HL7v3 {interaction}")))
                 .filter(|f| !f.identifiers.is_empty())
                 .collect(),
             _ => Vec::new(),
@@ -406,7 +224,7 @@ impl xenrad_mllp::hl7v3::V3Store for V3Store {
                     tx.record_message("hl7v3", &sender, &message_id, &interaction, &stored)?;
                 if new {
                     for p in &patients {
-                        projection::upsert_patient(tx, p)?;
+                        resources::upsert_patient(tx, p)?;
                     }
                 }
                 Ok(new)
@@ -430,78 +248,6 @@ impl xenrad_mllp::hl7v3::V3Store for V3Store {
             }
         }
     }
-}
-
-/// `urn:oid:` for OIDs, `urn:uuid:` for UUIDs (HL7 v3 II.root; FHIR R4 §2.24.0.1 uri).
-fn root_uri(root: &str) -> String {
-    if root.bytes().all(|b| b.is_ascii_digit() || b == b'.') {
-        format!("urn:oid:{root}")
-    } else if root.len() == 36 && root.bytes().filter(|b| *b == b'-').count() == 4 {
-        format!("urn:uuid:{}", root.to_ascii_lowercase())
-    } else {
-        root.to_owned()
-    }
-}
-
-fn ii_pair(ii: &xenrad_hl7v3::types::Ii<'_>) -> Option<(String, String)> {
-    ii_parts(ii.root.as_deref(), ii.extension.as_deref())
-}
-
-/// (system, value) of an instance identifier's root and extension.
-fn ii_parts(root: Option<&str>, extension: Option<&str>) -> Option<(String, String)> {
-    match (root, extension) {
-        (Some(r), Some(e)) if !e.is_empty() => Some((root_uri(r), e.to_owned())),
-        (Some(r), _) if !r.is_empty() => Some((String::new(), root_uri(r))),
-        _ => None,
-    }
-}
-
-/// Patient facts from a PRPA patient record (HL7 v3 NE PRPA_RM201301UV02).
-fn v3_patient_facts(rec: &xenrad_hl7v3::payload::PatientRecord, source: &str) -> PatientFacts {
-    use xenrad_hl7v3::types::AddrPartKind as A;
-    let mut f = PatientFacts {
-        source: source.to_owned(),
-        ..PatientFacts::default()
-    };
-    f.identifiers = rec
-        .ids
-        .iter()
-        .chain(rec.other_ids.iter())
-        .filter_map(ii_pair)
-        .collect();
-    if let Some(n) = rec.names.first() {
-        f.family = n.family().next().map(str::to_owned);
-        f.given = n.given().map(str::to_owned).collect();
-    }
-    f.gender = rec.gender.as_deref().and_then(gender_code);
-    f.birth_date = rec.birth_time.as_deref().and_then(fhir_date);
-    for a in &rec.addresses {
-        let part = |k: A| {
-            a.parts
-                .iter()
-                .find(|(kind, _)| *kind == k)
-                .map(|(_, v)| v.clone())
-        };
-        let lines: Vec<String> = a
-            .parts
-            .iter()
-            .filter(|(k, _)| {
-                matches!(
-                    k,
-                    A::StreetAddressLine | A::StreetName | A::HouseNumber | A::UnitId | A::PostBox
-                )
-            })
-            .map(|(_, v)| v.clone())
-            .collect();
-        f.addresses.push((
-            lines,
-            part(A::City),
-            part(A::State),
-            part(A::PostalCode),
-            part(A::Country),
-        ));
-    }
-    f
 }
 
 /// Ingests one HL7 v3 message through the gateway's [`V3Handler`]: strict pass, durable
@@ -642,51 +388,13 @@ impl xenrad_mpps::Store for MppsRecords<'_> {
     }
 }
 
-/// DICOM DA + TM to a FHIR dateTime. DICOM times without (0008,0201) are local
-/// time (PS3.5 §6.2), and a FHIR dateTime with a time needs an offset (FHIR R4
-/// §2.24.0.1), so the gateway's local offset is attached.
-fn dicom_dt(date: Option<&str>, time: Option<&str>) -> Option<String> {
-    let d = fhir_date(date?)?;
-    if d.len() != 10 {
-        return Some(d);
-    }
-    let t: String = time
-        .unwrap_or_default()
-        .chars()
-        .take_while(char::is_ascii_digit)
-        .collect();
-    if t.len() < 4 {
-        return Some(d);
-    }
-    let ss = if t.len() >= 6 { &t[4..6] } else { "00" };
-    let naive = chrono::NaiveDateTime::parse_from_str(
-        &format!("{d}T{}:{}:{ss}", &t[..2], &t[2..4]),
-        "%Y-%m-%dT%H:%M:%S",
-    )
-    .ok()?;
-    let local = naive.and_local_timezone(chrono::Local).earliest()?;
-    Some(local.to_rfc3339_opts(chrono::SecondsFormat::Secs, false))
-}
-
 /// Projects a stored MPPS instance into FHIR (Procedure + ImagingStudy status).
 pub fn project_mpps_instance(
     tx: &dyn WriteTx,
     uid: &str,
     inst: &xenrad_mpps::MppsInstance,
 ) -> Result<(), StoreError> {
-    let (sd, st) = inst.start();
-    let (ed, et) = inst.end();
-    let facts = projection::ProcedureFacts {
-        mpps_uid: uid.to_owned(),
-        study_uid: inst.study_instance_uid().unwrap_or_default().to_owned(),
-        status: inst
-            .status()
-            .map(|s| s.as_str().to_owned())
-            .unwrap_or_default(),
-        start: dicom_dt(sd, st),
-        end: dicom_dt(ed, et),
-    };
-    projection::project_mpps(tx, &facts).map(drop)
+    resources::project_mpps(tx, &map::mpps::procedure(uid, inst)).map(drop)
 }
 
 fn problem(status: u16, code: &str, detail: &str, extra: &serde_json::Value) -> HttpOutcome {
@@ -791,4 +499,16 @@ pub async fn mpps_get(gw: &Gateway, uid: String) -> HttpOutcome {
         ),
         Err(e) => problem(503, "store", &e.to_string(), &serde_json::Value::Null),
     }
+}
+
+/// Writes (or refreshes) the Endpoint in the store, once at start.
+pub async fn publish_endpoint(store: &Store, url: &str) -> Result<(), StoreError> {
+    let json = crate::project::endpoint::endpoint_json(url).map_err(|e| StoreError::Job(e.0))?;
+    let value: serde_json::Value = serde_json::from_str(&json)
+        .map_err(|e| StoreError::Job(format!("the DICOMweb Endpoint: {e}")))?;
+    store
+        .write(move |tx| {
+            resources::put(tx, "Endpoint", crate::project::endpoint::ENDPOINT_ID, value).map(|_| ())
+        })
+        .await
 }

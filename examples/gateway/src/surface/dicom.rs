@@ -3,12 +3,9 @@
 //! ImagingStudy) and MPPS N-CREATE / N-SET through `xenrad-mpps` on the same state
 //! as the HTTP doors.
 
-use super::Gateway;
-use super::ingest::{self, MppsRecords};
-use super::projection::{self, InstanceFacts, PatientFacts, fhir_date, gender_code};
-use super::store::InstanceRow;
-use dicom_dictionary_std::tags;
-use std::path::Path;
+use crate::Gateway;
+use crate::ingest::{self, MppsRecords};
+use crate::store::qr;
 use std::sync::Arc;
 use xenrad_dimse::dimse::status;
 use xenrad_dimse::scp::commitment::{CommitmentRequest, CommitmentResult};
@@ -16,7 +13,6 @@ use xenrad_dimse::scp::retrieve::RetrieveInstance;
 use xenrad_dimse::scp::{
     Handler, NRequest, NResponse, QueryFinal, QueryRequest, ScpConfig, StoredInstance,
 };
-use xenrad_dimse::store::InstanceHeader;
 use xenrad_mpps::{MPPS_SOP_CLASS_UID, TransferSyntaxKind};
 
 /// DIMSE status 0x0213 Resource limitation (PS3.7 C.4.1, N-CREATE/N-SET).
@@ -27,154 +23,11 @@ pub struct GatewayScp {
     gw: Gateway,
 }
 
-/// The header of an instance read from the stored file up to the pixel data, for the rare
-/// instance whose facts did not come with [`StoredInstance::header`] (scanned from the data
-/// set as it streamed in): a deflated transfer syntax, or a header longer than 64 KiB.
-fn read_header_from_file(path: &Path) -> Option<InstanceHeader> {
-    let obj = dicom_object::OpenFileOptions::new()
-        .read_until(tags::PIXEL_DATA)
-        .open_file(path)
-        .ok()?;
-    let text = |tag| -> Option<String> {
-        obj.element_opt(tag)
-            .ok()
-            .flatten()
-            .and_then(|e| e.to_str().ok())
-            .map(|s| s.trim_end_matches(['\0', ' ']).trim().to_owned())
-            .filter(|s| !s.is_empty())
-    };
-    Some(InstanceHeader {
-        study_instance_uid: text(tags::STUDY_INSTANCE_UID),
-        series_instance_uid: text(tags::SERIES_INSTANCE_UID),
-        modality: text(tags::MODALITY),
-        patient_id: text(tags::PATIENT_ID),
-        issuer_of_patient_id: text(tags::ISSUER_OF_PATIENT_ID),
-        patient_name: text(tags::PATIENT_NAME),
-        patient_birth_date: text(tags::PATIENT_BIRTH_DATE),
-        patient_sex: text(tags::PATIENT_SEX),
-        ..InstanceHeader::default()
-    })
-}
-
-/// What the header of a stored instance says.
-fn read_facts(inst: &StoredInstance) -> InstanceFacts {
-    let mut f = InstanceFacts {
-        sop_class_uid: inst.sop_class_uid.clone(),
-        sop_instance_uid: inst.sop_instance_uid.clone(),
-        study_uid: inst.study_instance_uid.clone().unwrap_or_default(),
-        ..InstanceFacts::default()
-    };
-    let file_header;
-    let h = match &inst.header {
-        Some(h) if h.study_instance_uid.is_some() => h,
-        // Not scanned (deflated), or the Study Instance UID lies beyond the first 64 KiB
-        // the SCP looks at: read the stored file once.
-        _ => match read_header_from_file(&inst.path) {
-            Some(h) => {
-                file_header = h;
-                &file_header
-            }
-            None => return f,
-        },
-    };
-    let text = |v: &Option<String>| -> Option<String> {
-        v.as_deref()
-            .map(|s| s.trim_end_matches(['\0', ' ']).trim().to_owned())
-            .filter(|s| !s.is_empty())
-    };
-    if f.study_uid.is_empty() {
-        f.study_uid = text(&h.study_instance_uid).unwrap_or_default();
-    }
-    f.series_uid = text(&h.series_instance_uid).unwrap_or_default();
-    f.modality = text(&h.modality).unwrap_or_default();
-    if let Some(pid) = text(&h.patient_id) {
-        let issuer = text(&h.issuer_of_patient_id).unwrap_or_default();
-        let name = text(&h.patient_name).unwrap_or_default();
-        // PN: components separated by ^ within the first (alphabetic) group (PS3.5 §6.2.1).
-        let alpha = name.split('=').next().unwrap_or_default();
-        let mut parts = alpha.split('^').map(str::trim);
-        let family = parts.next().filter(|s| !s.is_empty()).map(str::to_owned);
-        let given: Vec<String> = parts
-            .take(2)
-            .filter(|s| !s.is_empty())
-            .map(str::to_owned)
-            .collect();
-        f.patient = Some(PatientFacts {
-            identifiers: vec![(issuer, pid)],
-            family,
-            given,
-            birth_date: text(&h.patient_birth_date).and_then(|d| fhir_date(&d)),
-            gender: text(&h.patient_sex).and_then(|g| gender_code(&g)),
-            addresses: Vec::new(),
-            source: "DICOM C-STORE".to_owned(),
-        });
-    }
-    f
-}
-
 impl Handler for GatewayScp {
     /// Indexes the instance (idempotent on its SOP Instance UID) and refreshes its
-    /// ImagingStudy before the C-STORE-RSP goes out; a store failure answers 0xA700.
+    /// ImagingStudy before the C-STORE-RSP goes out ([`ingest::dicom::stored`]).
     fn on_stored(&self, inst: &StoredInstance) -> u16 {
-        let facts = read_facts(inst);
-        if facts.study_uid.is_empty() {
-            // Nothing to file it under: the dataset has no Study Instance UID.
-            self.gw.metrics.ingest(
-                "dicom",
-                "rejected",
-                usize::try_from(inst.dataset_len).unwrap_or(usize::MAX),
-            );
-            return status::CANNOT_UNDERSTAND;
-        }
-        // The query attributes go into the same durable write as the instance row
-        // (`qr` module); an instance whose header cannot be indexed is still stored.
-        let qr = match crate::qr::records_from_file(
-            &inst.path,
-            &inst.sop_class_uid,
-            &inst.sop_instance_uid,
-        ) {
-            Ok(r) => Some(r),
-            Err(e) => {
-                tracing::warn!(error = %e, "stored instance not indexed for query/retrieve");
-                None
-            }
-        };
-        let qrow = qr.as_ref().map(|(_, row)| row.clone());
-        let row = InstanceRow {
-            sop_instance_uid: facts.sop_instance_uid.clone(),
-            sop_class_uid: facts.sop_class_uid.clone(),
-            study_uid: facts.study_uid.clone(),
-            series_uid: facts.series_uid.clone(),
-            transfer_syntax: inst.transfer_syntax.clone(),
-            path: inst.path.display().to_string(),
-            size: inst.dataset_len,
-            calling_ae: inst.calling_ae.clone(),
-        };
-        let r = self.gw.store.write_blocking(move |tx| {
-            if let Some(q) = &qrow {
-                tx.record_query_row(q)?;
-            }
-            projection::record_instance(tx, &facts, &row)
-        });
-        let len = usize::try_from(inst.dataset_len).unwrap_or(usize::MAX);
-        match r {
-            Ok(new) => {
-                if let Some((record, _)) = qr
-                    && let Err(e) = self.gw.images.insert(record)
-                {
-                    tracing::warn!(error = %e, "stored instance not indexed for query/retrieve");
-                }
-                self.gw
-                    .metrics
-                    .ingest("dicom", if new { "stored" } else { "duplicate" }, len);
-                status::SUCCESS
-            }
-            Err(e) => {
-                tracing::error!(error = %e, "indexing a stored instance failed");
-                self.gw.metrics.ingest("dicom", "failed", len);
-                status::OUT_OF_RESOURCES
-            }
-        }
+        ingest::dicom::stored(&self.gw, inst)
     }
 
     fn n_create(&self, req: &NRequest<'_>) -> NResponse {
@@ -197,7 +50,7 @@ impl Handler for GatewayScp {
 
     /// Storage Commitment (PS3.4 J.3) against the durable store.
     fn commitment(&self, _calling_ae: &str, req: &CommitmentRequest) -> Option<CommitmentResult> {
-        Some(crate::qr::commitment(&self.gw.store, req))
+        Some(qr::commitment(&self.gw.store, req))
     }
 }
 
@@ -300,12 +153,6 @@ pub fn open_sink(config: &crate::Config) -> std::io::Result<xenrad_dimse::store:
     Ok(sink)
 }
 
-/// Indexes and projects an instance the file sink committed, as a C-STORE does (STOW-RS
-/// stores through here too); the returned status is the C-STORE status (PS3.4 B.2.3).
-pub fn on_stored(gw: &Gateway, inst: &StoredInstance) -> u16 {
-    GatewayScp { gw: gw.clone() }.on_stored(inst)
-}
-
 /// Builds the SCP server for the gateway's configuration.
 pub fn server(gw: Gateway) -> std::io::Result<xenrad_dimse::net::Server> {
     let mut cfg = ScpConfig::with_sink(gw.dicom_sink.clone());
@@ -320,7 +167,7 @@ pub fn server(gw: Gateway) -> std::io::Result<xenrad_dimse::net::Server> {
     policy.max_pdu = gw.config.max_pdu;
     policy
         .abstract_syntaxes
-        .extend(crate::qr::SOP_CLASSES.iter().map(|s| (*s).to_owned()));
+        .extend(qr::SOP_CLASSES.iter().map(|s| (*s).to_owned()));
     // Security (PS3.8 §7.1.1.3-4, PS3.7 D.3.3.7): allow-list, called AE, user identity.
     policy.check_called_ae = c.dicom_check_called_ae;
     if !c.dicom_allow.is_empty() {
