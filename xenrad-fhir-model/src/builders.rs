@@ -2,6 +2,10 @@
 //! into: Patient, ServiceRequest, ImagingStudy and Procedure. Each setter is checked against the
 //! generated definitions; the first problem is kept and returned by `build()`, which also runs
 //! [`validate`](crate::validate()) (cardinality, required bindings, invariants).
+//!
+//! A builder can also continue from a resource that exists already (`edit`, e.g. one read back
+//! from a store): `clear` removes an element so that the next setter replaces it, and every
+//! element the builder does not touch is kept as it was.
 
 use crate::error::Error;
 use crate::generated::ResourceType;
@@ -25,6 +29,21 @@ impl Builder {
         let r = b.resource.set_id(id.to_owned()).map(|_| ());
         b.keep(r);
         b
+    }
+
+    /// Continues building on an existing resource (its id and every element are kept).
+    pub fn edit(resource: Resource<'static>) -> Self {
+        Builder {
+            resource,
+            error: None,
+        }
+    }
+
+    /// Removes an element (all its values), so that setters replace it instead of appending.
+    #[must_use]
+    pub fn clear(mut self, element: &str) -> Self {
+        self.resource.node.remove(element);
+        self
     }
 
     fn keep(&mut self, r: Result<(), Error>) {
@@ -172,12 +191,86 @@ macro_rules! typed_builder {
                 $name(self.0.node(element, f))
             }
 
+            /// Continues building on an existing resource of this type (its id and every
+            /// element are kept; [`clear`](Self::clear) an element to replace it). A resource
+            /// of another type is an error that `build()` reports.
+            pub fn edit(existing: Resource<'static>) -> Self {
+                let mut b = Builder::edit(existing);
+                if b.resource.resource_type != ResourceType::$rt {
+                    let found = b.resource.resource_type;
+                    b = Builder::new(ResourceType::$rt, b.resource.id().unwrap_or("x"));
+                    b.keep(Err(Error::new(
+                        crate::error::ErrorKind::WrongType { expected: stringify!($rt).to_owned() },
+                        found.as_str(),
+                    )));
+                }
+                $name(b)
+            }
+
+            /// Removes an element (all its values), so that the next setter replaces it.
+            #[must_use]
+            pub fn clear(self, element: &str) -> Self {
+                $name(self.0.clear(element))
+            }
+
+            /// Adds a `Reference` element (`Patient/123`, optional display).
+            #[must_use]
+            pub fn reference(self, element: &str, reference: &str, display: Option<&str>) -> Self {
+                $name(self.0.reference(element, reference, display))
+            }
+
+            /// Adds a `CodeableConcept` element with one coding.
+            #[must_use]
+            pub fn concept(self, element: &str, system: &str, code: &str, display: Option<&str>) -> Self {
+                $name(self.0.concept(element, system, code, display))
+            }
+
             /// Validates and returns the resource.
             pub fn build(self) -> Result<Resource<'static>, OperationOutcome> {
                 self.0.build()
             }
         }
     };
+}
+
+/// Fills a `Reference` node that names its target by display text only (no `reference`),
+/// e.g. a subject that is not known yet.
+pub fn display_only(n: &mut Node<'static>, display: &str) -> Result<(), Error> {
+    n.add_str("display", display.to_owned())?;
+    Ok(())
+}
+
+/// Fills an `Address` node: lines, city, state, postal code, country (each only when given).
+pub fn address(n: &mut Node<'static>, a: &AddressParts<'_>) -> Result<(), Error> {
+    for l in a.lines {
+        n.add_str("line", l.clone())?;
+    }
+    for (k, v) in [
+        ("city", a.city),
+        ("state", a.state),
+        ("postalCode", a.postal_code),
+        ("country", a.country),
+    ] {
+        if let Some(v) = v {
+            n.add_str(k, v.to_owned())?;
+        }
+    }
+    Ok(())
+}
+
+/// The parts of an `Address` ([`address`], [`PatientBuilder::address`]).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct AddressParts<'s> {
+    /// `line`, in order.
+    pub lines: &'s [String],
+    /// `city`.
+    pub city: Option<&'s str>,
+    /// `state`.
+    pub state: Option<&'s str>,
+    /// `postalCode`.
+    pub postal_code: Option<&'s str>,
+    /// `country`.
+    pub country: Option<&'s str>,
 }
 
 typed_builder!(
@@ -225,6 +318,52 @@ impl PatientBuilder {
     pub fn birth_date(self, date: &str) -> Self {
         self.str("birthDate", date)
     }
+
+    /// Adds a `name` with its `use` (`official`, `usual`, …; required binding NameUse), family
+    /// name when given and given names.
+    #[must_use]
+    pub fn name_with_use(self, name_use: &str, family: Option<&str>, given: &[&str]) -> Self {
+        self.node("name", |n| {
+            n.add_str("use", name_use.to_owned())?;
+            if let Some(f) = family {
+                n.add_str("family", f.to_owned())?;
+            }
+            for g in given {
+                n.add_str("given", (*g).to_owned())?;
+            }
+            Ok(())
+        })
+    }
+
+    /// Sets `active`.
+    #[must_use]
+    pub fn active(mut self, active: bool) -> Self {
+        let r = self
+            .0
+            .resource
+            .node
+            .add("active", crate::Value::boolean(active))
+            .map(|_| ());
+        self.0.keep(r);
+        self
+    }
+
+    /// Adds an `address`.
+    #[must_use]
+    pub fn address(self, parts: &AddressParts<'_>) -> Self {
+        self.node("address", |n| address(n, parts))
+    }
+
+    /// Adds a `link` to another patient (`Patient/…`) with its type (`replaced-by`, `replaces`,
+    /// `refer`, `seealso`; required binding LinkType).
+    #[must_use]
+    pub fn link(self, other: &str, link_type: &str) -> Self {
+        self.node("link", |n| {
+            n.add_node("other", |o| reference_into(o, other, None))?;
+            n.add_str("type", link_type.to_owned())?;
+            Ok(())
+        })
+    }
 }
 
 typed_builder!(
@@ -269,6 +408,12 @@ impl ServiceRequestBuilder {
     #[must_use]
     pub fn requester(self, reference: &str, display: Option<&str>) -> Self {
         ServiceRequestBuilder(self.0.reference("requester", reference, display))
+    }
+
+    /// Adds a `category` (one coding).
+    #[must_use]
+    pub fn category(self, system: &str, code: &str, display: Option<&str>) -> Self {
+        ServiceRequestBuilder(self.0.concept("category", system, code, display))
     }
 }
 
@@ -332,6 +477,47 @@ impl ImagingStudyBuilder {
         )
     }
 
+    /// Starts with id and `status`, with a `subject` known only by its display text (no
+    /// patient resource to reference yet).
+    pub fn with_subject_display(id: &str, status: &str, display: &str) -> Self {
+        ImagingStudyBuilder(
+            Builder::new(ResourceType::ImagingStudy, id)
+                .str("status", status)
+                .node("subject", |n| display_only(n, display)),
+        )
+    }
+
+    /// Sets `status` (`registered`, `available`, `cancelled`, …; required binding), replacing
+    /// any.
+    #[must_use]
+    pub fn status(self, status: &str) -> Self {
+        self.clear("status").str("status", status)
+    }
+
+    /// Adds an `endpoint` reference (where the images can be fetched, e.g. `Endpoint/dicomweb`).
+    #[must_use]
+    pub fn endpoint(self, reference: &str) -> Self {
+        ImagingStudyBuilder(self.0.reference("endpoint", reference, None))
+    }
+
+    /// Sets `procedureReference` (the Procedure that performed the study).
+    #[must_use]
+    pub fn procedure_reference(self, reference: &str) -> Self {
+        ImagingStudyBuilder(self.0.reference("procedureReference", reference, None))
+    }
+
+    /// Sets `numberOfSeries`.
+    #[must_use]
+    pub fn number_of_series(self, n: usize) -> Self {
+        self.str("numberOfSeries", &n.to_string())
+    }
+
+    /// Sets `numberOfInstances`.
+    #[must_use]
+    pub fn number_of_instances(self, n: usize) -> Self {
+        self.str("numberOfInstances", &n.to_string())
+    }
+
     /// Adds the Study Instance UID as identifier (`urn:dicom:uid`, `urn:oid:…`).
     #[must_use]
     pub fn study_uid(self, uid: &str) -> Self {
@@ -356,8 +542,9 @@ impl ImagingStudyBuilder {
         ImagingStudyBuilder(self.0.reference("basedOn", reference, None))
     }
 
-    /// Adds a series with its instances; also maintains `numberOfSeries`/`numberOfInstances`
-    /// on `build()`-independent terms (call once per series).
+    /// Adds a series with its instances and its `numberOfInstances` (call once per series; the
+    /// study's own counts are [`number_of_series`](Self::number_of_series) and
+    /// [`number_of_instances`](Self::number_of_instances)).
     #[must_use]
     pub fn series(self, s: Series) -> Self {
         self.node("series", move |n| {
@@ -414,10 +601,49 @@ impl ProcedureBuilder {
         )
     }
 
+    /// Starts with id and `status`, with a `subject` known only by its display text.
+    pub fn with_subject_display(id: &str, status: &str, display: &str) -> Self {
+        ProcedureBuilder(
+            Builder::new(ResourceType::Procedure, id)
+                .str("status", status)
+                .node("subject", |n| display_only(n, display)),
+        )
+    }
+
     /// Sets `code`.
     #[must_use]
     pub fn code(self, system: &str, code: &str, display: Option<&str>) -> Self {
         ProcedureBuilder(self.0.concept("code", system, code, display))
+    }
+
+    /// Sets `category` (one coding).
+    #[must_use]
+    pub fn category(self, system: &str, code: &str, display: Option<&str>) -> Self {
+        ProcedureBuilder(self.0.concept("category", system, code, display))
+    }
+
+    /// Sets `performedPeriod` with a start, an end, both or neither (nothing is set then).
+    #[must_use]
+    pub fn performed(mut self, start: Option<&str>, end: Option<&str>) -> Self {
+        if start.is_none() && end.is_none() {
+            return self;
+        }
+        let mut p = Node::of("Period");
+        let r = (|| {
+            if let Some(s) = start {
+                p.add_str("start", s.to_owned())?;
+            }
+            if let Some(e) = end {
+                p.add_str("end", e.to_owned())?;
+            }
+            self.0
+                .resource
+                .node
+                .add("performed", crate::Value::Complex(p))?;
+            Ok(())
+        })();
+        self.0.keep(r);
+        self
     }
 
     /// Sets `performedPeriod.start`.

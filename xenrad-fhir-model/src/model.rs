@@ -400,6 +400,18 @@ impl<'a> Node<'a> {
         Ok(self)
     }
 
+    /// Removes an element by (base) name and returns its values (empty when it was absent or
+    /// the type has no such element), so that a builder can replace it.
+    pub fn remove(&mut self, name: &str) -> Vec<Value<'a>> {
+        let Some((index, _)) = self.type_id.def().element(name) else {
+            return Vec::new();
+        };
+        match self.fields.iter().position(|f| f.index == index) {
+            Some(p) => self.fields.remove(p).values.into_iter().collect(),
+            None => Vec::new(),
+        }
+    }
+
     /// Adds a primitive to an element whose type is not a choice: the primitive type is taken from
     /// the definition (`add_str("gender", "male")` makes a `code`).
     pub fn add_str(

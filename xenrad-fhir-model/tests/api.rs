@@ -485,3 +485,96 @@ fn base64_fast_path_and_fallback() {
         }
     }
 }
+
+#[test]
+fn builders_edit_existing_resources_and_replace_cleared_elements() {
+    use xenrad_fhir_model::builders::AddressParts;
+    let lines = vec!["1 Main St".to_owned()];
+    let p = PatientBuilder::new("pat-2")
+        .active(true)
+        .identifier("urn:oid:1.2.3", "A1")
+        .name_with_use("official", Some("Doe"), &["John"])
+        .address(&AddressParts {
+            lines: &lines,
+            city: Some("Springfield"),
+            postal_code: Some("62701"),
+            ..AddressParts::default()
+        })
+        .build()
+        .unwrap();
+    assert_eq!(
+        to_json(&p),
+        r#"{"resourceType":"Patient","id":"pat-2","identifier":[{"system":"urn:oid:1.2.3","value":"A1"}],"active":true,"name":[{"use":"official","family":"Doe","given":["John"]}],"address":[{"line":["1 Main St"],"city":"Springfield","postalCode":"62701"}]}"#
+    );
+    // Read back, then edit: untouched elements stay, cleared ones are replaced.
+    let stored = from_json(to_json(&p).as_bytes()).unwrap().into_owned();
+    let merged = PatientBuilder::edit(stored)
+        .clear("active")
+        .active(false)
+        .link("Patient/pat-3", "replaced-by")
+        .build()
+        .unwrap();
+    assert_eq!(
+        to_json(&merged),
+        r#"{"resourceType":"Patient","id":"pat-2","identifier":[{"system":"urn:oid:1.2.3","value":"A1"}],"active":false,"name":[{"use":"official","family":"Doe","given":["John"]}],"address":[{"line":["1 Main St"],"city":"Springfield","postalCode":"62701"}],"link":[{"other":{"reference":"Patient/pat-3"},"type":"replaced-by"}]}"#
+    );
+    // Without clear, a second value of a max = 1 element is an error, and so is a bad code.
+    let again = from_json(to_json(&p).as_bytes()).unwrap().into_owned();
+    assert!(PatientBuilder::edit(again).active(false).build().is_err());
+    assert!(
+        PatientBuilder::new("p")
+            .link("Patient/x", "sibling")
+            .build()
+            .is_err()
+    );
+    // Editing a resource of another type is reported by build().
+    let sr = ServiceRequestBuilder::new("s", "active", "order", "Patient/p")
+        .build()
+        .unwrap();
+    assert!(PatientBuilder::edit(sr).build().is_err());
+}
+
+#[test]
+fn study_and_procedure_builders_cover_the_gateway_elements() {
+    let st = ImagingStudyBuilder::with_subject_display("is-2", "registered", "unknown patient")
+        .study_uid("1.2.3")
+        .endpoint("Endpoint/dicomweb")
+        .procedure_reference("Procedure/proc-2")
+        .number_of_series(1)
+        .number_of_instances(2)
+        .series(Series::new("1.2.3.1", "CT").instance(
+            "1.2.3.1.1",
+            "1.2.840.10008.5.1.4.1.1.2",
+            None,
+        ))
+        .status("available")
+        .build()
+        .unwrap();
+    assert_eq!(
+        to_json(&st),
+        r#"{"resourceType":"ImagingStudy","id":"is-2","identifier":[{"system":"urn:dicom:uid","value":"urn:oid:1.2.3"}],"status":"available","subject":{"display":"unknown patient"},"endpoint":[{"reference":"Endpoint/dicomweb"}],"numberOfSeries":1,"numberOfInstances":2,"procedureReference":{"reference":"Procedure/proc-2"},"series":[{"uid":"1.2.3.1","modality":{"system":"http://dicom.nema.org/resources/ontology/DCM","code":"CT"},"numberOfInstances":1,"instance":[{"uid":"1.2.3.1.1","sopClass":{"system":"urn:ietf:rfc:3986","code":"urn:oid:1.2.840.10008.5.1.4.1.1.2"}}]}]}"#
+    );
+    let pr = ProcedureBuilder::with_subject_display("proc-2", "stopped", "unknown patient")
+        .category(
+            "http://snomed.info/sct",
+            "103693007",
+            Some("Diagnostic procedure"),
+        )
+        .performed(None, Some("2026-01-02T10:20:00Z"))
+        .build()
+        .unwrap();
+    assert_eq!(
+        to_json(&pr),
+        r#"{"resourceType":"Procedure","id":"proc-2","status":"stopped","category":{"coding":[{"system":"http://snomed.info/sct","code":"103693007","display":"Diagnostic procedure"}]},"subject":{"display":"unknown patient"},"performedPeriod":{"end":"2026-01-02T10:20:00Z"}}"#
+    );
+    let none = ProcedureBuilder::new("p", "completed", "Patient/p")
+        .performed(None, None)
+        .build()
+        .unwrap();
+    assert!(!to_json(&none).contains("performed"));
+    let sr = ServiceRequestBuilder::new("s", "active", "order", "Patient/p")
+        .category("http://snomed.info/sct", "363679005", Some("Imaging"))
+        .build()
+        .unwrap();
+    assert!(to_json(&sr).contains(r#""category":[{"coding":[{"system":"http://snomed.info/sct","code":"363679005","display":"Imaging"}]}]"#));
+}
