@@ -394,7 +394,7 @@ pub fn project_mpps_instance(
     uid: &str,
     inst: &xenrad_mpps::MppsInstance,
 ) -> Result<(), StoreError> {
-    resources::project_mpps(tx, &map::mpps::procedure(uid, inst)).map(drop)
+    resources::project_mpps(tx, &map::mpps::procedure(uid, inst, &chrono::Local)).map(drop)
 }
 
 fn problem(status: u16, code: &str, detail: &str, extra: &serde_json::Value) -> HttpOutcome {
@@ -501,14 +501,10 @@ pub async fn mpps_get(gw: &Gateway, uid: String) -> HttpOutcome {
     }
 }
 
-/// Writes (or refreshes) the Endpoint in the store, once at start.
+/// Writes (or refreshes) the DICOMweb Endpoint in the store, once at start.
 pub async fn publish_endpoint(store: &Store, url: &str) -> Result<(), StoreError> {
-    let json = crate::project::endpoint::endpoint_json(url).map_err(|e| StoreError::Job(e.0))?;
-    let value: serde_json::Value = serde_json::from_str(&json)
-        .map_err(|e| StoreError::Job(format!("the DICOMweb Endpoint: {e}")))?;
+    let url = url.to_owned();
     store
-        .write(move |tx| {
-            resources::put(tx, "Endpoint", crate::project::endpoint::ENDPOINT_ID, value).map(|_| ())
-        })
+        .write(move |tx| resources::publish_endpoint(tx, &url))
         .await
 }

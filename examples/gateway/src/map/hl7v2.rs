@@ -193,3 +193,117 @@ pub fn effect(m: &Message<'_>) -> Result<V2Effect, ErrorDetail> {
         _ => Ok(V2Effect::None),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[allow(clippy::result_large_err)] // as `effect`
+    fn effect_of(text: &str) -> Result<V2Effect, ErrorDetail> {
+        let bytes = text.replace('\n', "\r");
+        let m = Message::parse(bytes.as_bytes()).expect("parses");
+        effect(&m)
+    }
+
+    const MSH: &str = "MSH|^~\\&|RIS|HOSP|XEN|FAC|20240101120000||";
+
+    #[test]
+    fn an_adt_becomes_patient_facts() {
+        let e = effect_of(&format!(
+            "{MSH}ADT^A08^ADT_A01|C1|P|2.5.1\nEVN|A08|20240101\nPID|1||PAT1^^^HOSP^MR~P2^^^&1.2.3&ISO||Doe^John^Q||19800101|F|||1 Main St^Apt 2^Springfield^IL^62701^USA\n"
+        ))
+        .unwrap();
+        let V2Effect::Patient(f) = e else {
+            panic!("{e:?}")
+        };
+        assert_eq!(
+            f.identifiers,
+            vec![
+                ("HOSP".to_owned(), "PAT1".to_owned()),
+                ("urn:oid:1.2.3".to_owned(), "P2".to_owned())
+            ]
+        );
+        assert_eq!(f.family.as_deref(), Some("Doe"));
+        assert_eq!(f.given, vec!["John", "Q"]);
+        assert_eq!(f.birth_date.as_deref(), Some("1980-01-01"));
+        assert_eq!(f.gender, Some("female"));
+        assert_eq!(
+            f.addresses,
+            vec![(
+                vec!["1 Main St".to_owned(), "Apt 2".to_owned()],
+                Some("Springfield".to_owned()),
+                Some("IL".to_owned()),
+                Some("62701".to_owned()),
+                Some("USA".to_owned())
+            )]
+        );
+        assert_eq!(f.source, "HL7v2 ADT^A08");
+    }
+
+    #[test]
+    fn a_merge_names_the_replaced_identifier() {
+        let e = effect_of(&format!(
+            "{MSH}ADT^A40^ADT_A39|C2|P|2.5.1\nEVN|A40\nPID|1||NEW1^^^HOSP||Doe^Jane\nMRG|OLD1^^^HOSP\n"
+        ))
+        .unwrap();
+        let V2Effect::Merge(f, old) = e else {
+            panic!("{e:?}")
+        };
+        assert_eq!(f.identifiers[0].1, "NEW1");
+        assert_eq!(old, ("HOSP".to_owned(), "OLD1".to_owned()));
+        let e = effect_of(&format!(
+            "{MSH}ADT^A40^ADT_A39|C3|P|2.5.1\nEVN|A40\nPID|1||NEW1^^^HOSP||Doe^Jane\nMRG|\n"
+        ))
+        .unwrap_err();
+        assert_eq!(e.code, ErrorCode::RequiredFieldMissing);
+    }
+
+    #[test]
+    fn an_order_becomes_order_facts() {
+        let e = effect_of(&format!(
+            "{MSH}ORM^O01^ORM_O01|C4|P|2.5.1\nPID|1||PAT1^^^HOSP||Doe^John\nORC|CA|PL1^RIS|FI1\nOBR|1|PL1^RIS|FI1|CTCHEST^CT chest^LOCAL|||20240102083000|||||||||||ACC7\n"
+        ))
+        .unwrap();
+        let V2Effect::Order(f) = e else {
+            panic!("{e:?}")
+        };
+        assert_eq!(
+            f.identifiers,
+            vec![
+                ("urn:xenrad:placer:RIS".to_owned(), "PL1".to_owned()),
+                ("urn:xenrad:filler".to_owned(), "FI1".to_owned()),
+                ("urn:xenrad:accession".to_owned(), "ACC7".to_owned()),
+            ]
+        );
+        assert_eq!(f.status, "revoked");
+        assert_eq!(
+            f.code,
+            Some((
+                "LOCAL".to_owned(),
+                "CTCHEST".to_owned(),
+                "CT chest".to_owned()
+            ))
+        );
+        assert_eq!(f.occurrence.as_deref(), Some("2024-01-02"));
+        assert_eq!(order_status("NW", Some("CM")), "completed");
+        assert_eq!(order_status("HD", None), "on-hold");
+        assert_eq!(order_status("NW", None), "active");
+    }
+
+    #[test]
+    fn what_cannot_be_projected_is_an_error_detail_and_others_change_nothing() {
+        let e = effect_of(&format!("{MSH}ADT^A01|C5|P|2.5.1\nPID|1||\n")).unwrap_err();
+        assert_eq!(e.code, ErrorCode::RequiredFieldMissing);
+        let e = effect_of(&format!(
+            "{MSH}ADT^A01|C6|P|2.5.1\nPID|1||X1||Doe||19801301\n"
+        ))
+        .unwrap_err();
+        assert_eq!(e.code, ErrorCode::DataType);
+        let e = effect_of(&format!("{MSH}ORM^O01|C7|P|2.5.1\nPID|1||X1\nORC|NW\n")).unwrap_err();
+        assert_eq!(e.code, ErrorCode::RequiredFieldMissing);
+        assert_eq!(
+            effect_of(&format!("{MSH}ORU^R01|C8|P|2.5.1\nPID|1||X1\n")).unwrap(),
+            V2Effect::None
+        );
+    }
+}

@@ -73,3 +73,60 @@ pub fn patient(rec: &xenrad_hl7v3::payload::PatientRecord, source: &str) -> Pati
     }
     f
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn instance_identifiers_become_systems_and_values() {
+        assert_eq!(
+            ii_parts(Some("1.2.3"), Some("X9")),
+            Some(("urn:oid:1.2.3".to_owned(), "X9".to_owned()))
+        );
+        assert_eq!(
+            ii_parts(Some("22A0F9E0-4454-11DC-A6BE-3603D6866807"), None),
+            Some((
+                String::new(),
+                "urn:uuid:22a0f9e0-4454-11dc-a6be-3603d6866807".to_owned()
+            ))
+        );
+        assert_eq!(
+            ii_parts(Some("x:y"), Some("")),
+            Some((String::new(), "x:y".to_owned()))
+        );
+        assert_eq!(ii_parts(None, Some("X9")), None);
+    }
+
+    #[test]
+    fn a_patient_registry_record_becomes_patient_facts() {
+        // IHE ITI PIXV3 example (shared corpus), as the e2e test ingests it.
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../../shared/corpus/hl7v3/ihe-iti-examples/PIXV3__01_PatientRegistryRecordAdded1.xml");
+        let Ok(xml) = std::fs::read(&path) else {
+            assert!(
+                std::env::var_os("CI").is_none(),
+                "{} missing",
+                path.display()
+            );
+            println!("skipped: {} not found", path.display());
+            return;
+        };
+        let m = xenrad_hl7v3::strict(&xml).expect("strict pass");
+        let p = m.patients();
+        let f = patient(&p[0].to_record(), "HL7v3 PRPA_IN201301UV02");
+        assert_eq!(
+            f.identifiers[0],
+            (
+                "urn:oid:1.2.840.114350.1.13.99998.8734".to_owned(),
+                "34827G234".to_owned()
+            )
+        );
+        assert_eq!(f.family.as_deref(), Some("Dean"));
+        assert_eq!(f.given, vec!["Jimmy"]);
+        assert_eq!(f.gender, Some("male"));
+        assert_eq!(f.birth_date.as_deref(), Some("1957-03-23"));
+        assert_eq!(f.addresses[0].0, vec!["3443 S Beach Ave"]);
+        assert_eq!(f.addresses[0].1.as_deref(), Some("Some City"));
+    }
+}

@@ -97,6 +97,17 @@ pub struct InstanceFacts {
     pub patient: Option<PatientFacts>,
 }
 
+/// One series of a study, as its stored instances give it.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SeriesFacts {
+    /// Series Instance UID (empty for instances that named none).
+    pub uid: String,
+    /// The modality recorded for the series, when an instance named one.
+    pub modality: Option<String>,
+    /// `(SOP Instance UID, SOP Class UID)` of its instances, in arrival order.
+    pub instances: Vec<(String, String)>,
+}
+
 /// What MPPS says about a procedure step.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct ProcedureFacts {

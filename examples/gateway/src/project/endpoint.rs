@@ -6,7 +6,7 @@
 use xenrad_fhir_model::ResourceType;
 use xenrad_fhir_model::builders::{Builder, coding};
 
-use super::Invalid;
+use super::{Invalid, Resource};
 
 /// The logical id of the DICOMweb Endpoint.
 pub const ENDPOINT_ID: &str = "dicomweb";
@@ -17,8 +17,8 @@ pub const ENDPOINT_REFERENCE: &str = "Endpoint/dicomweb";
 /// The Endpoint resource, built and validated with xenrad-fhir-model: status `active`,
 /// connectionType `dicom-wado-rs` (CodeSystem endpoint-connection-type), payload DICOM
 /// (`application/dicom`, `application/dicom+json`), address the DICOMweb base URL.
-pub fn endpoint_json(url: &str) -> Result<String, Invalid> {
-    let r = Builder::new(ResourceType::Endpoint, ENDPOINT_ID)
+pub fn endpoint(url: &str) -> Result<Resource, Invalid> {
+    Builder::new(ResourceType::Endpoint, ENDPOINT_ID)
         .str("status", "active")
         .node("connectionType", |n| {
             coding(
@@ -44,15 +44,16 @@ pub fn endpoint_json(url: &str) -> Result<String, Invalid> {
                 "the DICOMweb Endpoint is not valid: {}",
                 oo.to_json()
             ))
-        })?;
-    Ok(xenrad_fhir_model::to_json(&r))
+        })
 }
 
 #[cfg(test)]
 mod tests {
     #[test]
     fn the_endpoint_is_valid_r4_with_the_wado_rs_connection_type() {
-        let j = super::endpoint_json("http://127.0.0.1:8080/dicomweb").expect("valid");
+        let j = xenrad_fhir_model::to_json(
+            &super::endpoint("http://127.0.0.1:8080/dicomweb").expect("valid"),
+        );
         let v: serde_json::Value = serde_json::from_str(&j).unwrap();
         assert_eq!(v["resourceType"], "Endpoint");
         assert_eq!(v["connectionType"]["code"], "dicom-wado-rs");

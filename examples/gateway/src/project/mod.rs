@@ -7,9 +7,29 @@
 //! lands on the same resource.
 
 pub mod endpoint;
+pub mod order;
+pub mod patient;
+pub mod procedure;
+pub mod study;
 
 use crate::search::{self, IndexEntry};
 use xenrad_fhir_model::index::IndexValue;
+
+/// An owned FHIR R4 resource of the generic model (what projections return).
+pub type Resource = xenrad_fhir_model::Resource<'static>;
+
+/// Who a resource is about, as a `Reference`: a patient resource, or only a display text
+/// while no patient is known.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Subject {
+    /// `Patient/<id>`.
+    Reference(String),
+    /// Display text only.
+    Display(String),
+}
+
+/// The display of a subject no message has named yet.
+pub const UNKNOWN_PATIENT: &str = "unknown patient";
 
 /// A projected resource that is not valid FHIR R4 (a bug in a projection or input the
 /// mapping let through): its ingest fails instead of storing it.
@@ -31,43 +51,23 @@ pub fn derived_id(prefix: &str, key: &str) -> String {
     format!("{prefix}-{h:016x}")
 }
 
-/// Reads the resource with the generated R4 model (strict: unknown elements are
-/// errors), validates cardinality and required bindings, and returns the model's
-/// own serialisation (elements in specification order). A projection that would
-/// store an invalid resource fails its ingest instead.
-pub fn checked(resource_type: &str, json: &str) -> Result<String, Invalid> {
-    checked_indexed(resource_type, json).map(|(body, _)| body)
+/// A resource as the store keeps it: the model's serialisation (elements in specification
+/// order, no `meta`) and the index rows of the search parameters the gateway serves.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Finished {
+    /// The resource JSON without `meta`.
+    pub body: String,
+    /// Its search index rows.
+    pub index: Vec<IndexEntry>,
 }
 
-fn read_checked<'a>(
-    resource_type: &str,
-    json: &'a str,
-) -> Result<xenrad_fhir_model::Resource<'a>, Invalid> {
-    let r = xenrad_fhir_model::from_json(json.as_bytes()).map_err(|e| {
-        Invalid(format!(
-            "projected {resource_type} is not valid FHIR R4: {e}"
-        ))
-    })?;
-    let oo = xenrad_fhir_model::validate(&r);
-    if oo.has_errors() {
-        return Err(Invalid(format!(
-            "projected {resource_type} fails validation: {}",
-            oo.to_json()
-        )));
-    }
-    Ok(r)
-}
-
-/// [`checked`], plus the search index rows of the parameters the gateway serves,
-/// extracted from the same parsed resource by `xenrad_fhir_model::index` (the R4
-/// SearchParameters' FHIRPath expressions), so no projection indexes by hand.
-pub fn checked_indexed(
-    resource_type: &str,
-    json: &str,
-) -> Result<(String, Vec<IndexEntry>), Invalid> {
-    let r = read_checked(resource_type, json)?;
+/// Serialises a built (so validated) resource once and extracts its search index rows from
+/// the same model with `xenrad_fhir_model::index` (the R4 SearchParameters' FHIRPath
+/// expressions), so no projection indexes by hand.
+pub fn finish(r: &Resource) -> Result<Finished, Invalid> {
+    let rt = r.resource_type.as_str();
     let mut index = Vec::new();
-    for (param, _) in search::params_for(resource_type) {
+    for (param, _) in search::params_for(rt) {
         // `_id` is the row's own id.
         if *param == "_id" {
             continue;
@@ -75,13 +75,24 @@ pub fn checked_indexed(
         let Some(def) = xenrad_fhir_model::schema::search_param(r.resource_type, param) else {
             continue;
         };
-        let values = xenrad_fhir_model::index::extract(&r, def)
-            .map_err(|e| Invalid(format!("indexing {resource_type}.{param}: {}", e.0)))?;
+        let values = xenrad_fhir_model::index::extract(r, def)
+            .map_err(|e| Invalid(format!("indexing {rt}.{param}: {}", e.0)))?;
         for v in values {
             push_index(&mut index, param, &v);
         }
     }
-    Ok((xenrad_fhir_model::to_json(&r), index))
+    Ok(Finished {
+        body: xenrad_fhir_model::to_json(r),
+        index,
+    })
+}
+
+/// A builder's refusal as [`Invalid`]: the OperationOutcome of what is wrong.
+fn invalid(resource_type: &str, oo: &xenrad_fhir_model::outcome::OperationOutcome) -> Invalid {
+    Invalid(format!(
+        "projected {resource_type} fails validation: {}",
+        oo.to_json()
+    ))
 }
 
 /// The index rows of one extracted value (see `store::sqlite` for how each kind is
