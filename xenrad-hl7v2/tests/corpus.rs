@@ -132,3 +132,64 @@ fn manifest_other_files_never_panic() {
         xenrad_hl7v2::fuzzing::parse(&data);
     }
 }
+
+/// The malformed public samples the lenient parser used to accept (issue 20), each decided by
+/// the HL7 v2.5.1 chapter 2 rule that applies (README, "Malformed samples"): `Err` with the
+/// parser's or the syntax check's position, or `Ok` where the standard makes the message
+/// acceptable to a receiver.
+#[test]
+fn malformed_samples_decided_by_chapter_2() {
+    let Some(dir) = corpus_dir() else { return };
+    let cases: &[(&str, Option<&str>)] = &[
+        // §2.12 receiver rules: unexpected segments (MSA in an ORU) and extra fields (the OBX
+        // text glued onto the OBR line after a space) are ignored: acceptable.
+        ("hapi-hl7v2/util-messages__01_ORU_R01.hl7", None),
+        // One line: MSH-15 reads " EVN", not a table 0155 code.
+        (
+            "node-hl7-complete/healthcare-it-systems__adt-example.hl7",
+            Some("MSH-15"),
+        ),
+        // A stray MLLP start block after the last segment.
+        ("ruby-hl7/adt_a01.hl7", Some("byte 545 (segment 10)")),
+        ("ruby-hl7/lotsunknowns.hl7", Some("byte 1083 (segment 54)")),
+        ("ruby-hl7/rqi_r04.hl7", Some("byte 347 (segment 6)")),
+        ("ruby-hl7/test.hl7", Some("byte 250 (segment 8)")),
+        ("ruby-hl7/test2.hl7", Some("byte 683 (segment 6)")),
+        // MSH-2 "^~&" makes '&' the escape character; SFT-2 uses it as a subcomponent
+        // separator, leaving an escape sequence open.
+        ("ruby-hl7/realm__realm-animal-rabies.hl7", Some("SFT-2-6")),
+        (
+            "ruby-hl7/realm__realm-campylobacter-jejuni.hl7",
+            Some("SFT-2-6"),
+        ),
+        (
+            "ruby-hl7/realm__realm-hepatitis-c-virus.hl7",
+            Some("SFT-2-6"),
+        ),
+        ("ruby-hl7/realm__realm-minimal-message.hl7", Some("SFT-2-6")),
+    ];
+    for (path, want) in cases {
+        let data = std::fs::read(dir.join(path)).unwrap();
+        let got = match Message::parse(&data) {
+            Err(e) => Err(e.to_string()),
+            Ok(m) => xenrad_hl7v2::validate::well_formed(&m).map_err(|p| p.to_string()),
+        };
+        match (want, &got) {
+            (None, Ok(())) => {}
+            (Some(w), Err(e)) if e.contains(w) => {}
+            _ => panic!("{path}: expected {want:?}, got {got:?}"),
+        }
+    }
+    // Every sample the manifest calls ok passes the same checks.
+    for row in rows(&dir) {
+        if row.status != "ok" || row.messages != 1 {
+            continue;
+        }
+        let data = std::fs::read(dir.join(&row.path)).unwrap();
+        if let Ok(m) = Message::parse(&data)
+            && let Err(p) = xenrad_hl7v2::validate::well_formed(&m)
+        {
+            panic!("{}: {p}", row.path);
+        }
+    }
+}

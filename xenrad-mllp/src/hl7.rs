@@ -450,6 +450,18 @@ impl<S: Hl7Store> Hl7Handler<S> {
                 error,
             }
         };
+        // Syntax every receiver checks whatever the message type: escape sequences closed
+        // within their element (MSH-2 describes the delimiters really used) and MSH-15/16
+        // from table 0155 (xenrad_hl7v2::validate::well_formed). Refused before storage.
+        if let Err(p) = xenrad_hl7v2::validate::well_formed(&parsed) {
+            self.counters.rejected.fetch_add(1, Ordering::Relaxed);
+            return finish(
+                Outcome::Reject,
+                Disposition::Rejected,
+                None,
+                Some(p.to_error_detail()),
+            );
+        }
         // HL7 v2.5.1 ch. 2.14.9.10: MSH-10 identifies the message; without it there is
         // nothing to acknowledge against or to de-duplicate on.
         let Some(control_id) = parsed

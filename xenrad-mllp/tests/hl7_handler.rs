@@ -372,3 +372,44 @@ async fn one_shared_handler_for_mllp_and_process() {
     assert_eq!(h.stats().stored, 1);
     assert_eq!(h.stats().duplicates, 1);
 }
+
+/// Messages whose delimiters or acknowledgment fields are not what MSH says (issue 20's
+/// malformed public samples) are refused with the located ERR and never reach the store.
+#[tokio::test]
+async fn syntax_errors_are_refused_before_the_store() {
+    let h = Hl7Handler::new(MemoryStore::default());
+    let cases: [(&[u8], &str, &str); 3] = [
+        // MSH-2 declares '&' the escape character; PID-3 uses it as a subcomponent separator.
+        (
+            b"MSH|^~&|RIS|FAC|X|Y|20240101||ADT^A08|E-1|P|2.5.1\rPID|1||1^^^&1.2.3^ISO\r",
+            "AR",
+            "PID^1^3",
+        ),
+        // MSH-15 outside table 0155 (enhanced mode, so the refusal is CR).
+        (
+            b"MSH|^~\\&|RIS|FAC|X|Y|20240101||ADT^A08|E-2|P|2.5.1||| EVN|A08\r",
+            "CR",
+            "MSH^1^15",
+        ),
+        // A stray MLLP start block after the last segment.
+        (
+            b"MSH|^~\\&|RIS|FAC|X|Y|20240101||ADT^A08|E-3|P|2.5.1\rPID|1\r\x0b\r\n",
+            "AR",
+            "0x0B",
+        ),
+    ];
+    for (raw, code, where_) in cases {
+        let out = h.process(Bytes::from_static(raw)).await;
+        assert_eq!(
+            out.disposition,
+            Disposition::Rejected,
+            "{}",
+            String::from_utf8_lossy(raw)
+        );
+        assert_eq!(peek::msa(&out.ack).map(|(c, _)| c), Some(code.as_bytes()));
+        let ack = String::from_utf8_lossy(&out.ack);
+        assert!(ack.contains(where_), "{ack}");
+    }
+    assert_eq!(h.store().len(), 0);
+    assert_eq!(h.stats().rejected, 3);
+}

@@ -35,6 +35,12 @@ pub enum ParseErrorKind {
     SecondMsh,
     /// MSH-18 names a character set that is neither in table 0211 nor in the alias table.
     UnsupportedCharset(String),
+    /// Lenient terminators: an MLLP start block (0x0B) after the message started. Framing
+    /// bytes are skipped only where MLLP puts them (0x0B before the first segment, 0x1C
+    /// after the last); a start block later on is a second, empty or truncated frame glued
+    /// to the message (HL7 v2.5.1 section 2.5: a message is its segments, each ended by
+    /// the segment terminator), so the message is refused rather than guessed at.
+    StrayStartBlock,
 }
 
 impl core::fmt::Display for ParseErrorKind {
@@ -57,6 +63,9 @@ impl core::fmt::Display for ParseErrorKind {
             Self::SecondMsh => f.write_str("second MSH segment: input holds more than one message"),
             Self::UnsupportedCharset(name) => {
                 write!(f, "unsupported character set {name:?} in MSH-18")
+            }
+            Self::StrayStartBlock => {
+                f.write_str("MLLP start block (0x0B) after the start of the message")
             }
         }
     }

@@ -108,7 +108,7 @@ fn index(input: &[u8], opts: &ParseOptions, segs: &mut Vec<Span>) -> Result<Ctx,
         start: s0 as u32,
         end: e0 as u32,
     });
-    for (start, end) in lines {
+    for (start, end) in &mut lines {
         let line = &input[start..end];
         if opts.strict_segment_ids {
             if !valid_segment_id(line, sep) {
@@ -133,6 +133,10 @@ fn index(input: &[u8], opts: &ParseOptions, segs: &mut Vec<Span>) -> Result<Ctx,
             start: start as u32,
             end: end as u32,
         });
+    }
+    if let Some(off) = lines.stray_start_block {
+        let seg = segs.iter().take_while(|s| s.start() < off).count() + 1;
+        return Err(ParseError::new(ParseErrorKind::StrayStartBlock, off).at_segment(seg));
     }
     let encoding = resolve_charset(msh, &delims, opts).map_err(|k| {
         let off = s0 + msh.len().saturating_sub(1);

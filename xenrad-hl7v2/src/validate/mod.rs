@@ -728,3 +728,122 @@ fn check_obx5(seg: &crate::Segment<'_>, seq: usize, out: &mut Vec<Problem>) {
         }
     }
 }
+
+/// The syntax checks a receiver applies to every message before acting on it, whatever its
+/// type or version (unlike [`validate`], which checks one structure's grammar and fields):
+///
+/// * every escape sequence is closed within its element (HL7 v2.5.1 section 2.7: an escape
+///   sequence is the escape character, an identifier and the escape character again; one
+///   left open runs into a delimiter, which means MSH-2 does not describe the delimiters
+///   the message really uses, e.g. `^~&` declares `&` the escape character while the body
+///   uses it as the subcomponent separator);
+/// * MSH-15 and MSH-16, when valued, hold a table 0155 code (section 2.14.9.15/16); any
+///   other value leaves the acknowledgment the sender asked for undefined.
+///
+/// Returns the first problem (boxed: it is the rare path), located (segment, occurrence, field, component) and with the
+/// byte offset in its message.
+///
+/// ```
+/// use xenrad_hl7v2::{Message, validate::well_formed};
+/// let ok = Message::parse(b"MSH|^~\\&|A|B|C|D|||ADT^A08|1|P|2.5.1\rPID|1||X\\T\\Y\r").unwrap();
+/// assert!(well_formed(&ok).is_ok());
+/// let open = Message::parse(b"MSH|^~&|A|B|C|D|||ADT^A08|1|P|2.5.1\rPID|1||X^^^&1.2.3^ISO\r").unwrap();
+/// let p = well_formed(&open).unwrap_err();
+/// assert_eq!(p.location.to_string(), "PID-3-4");
+/// ```
+pub fn well_formed(msg: &Message<'_>) -> Result<(), Box<Problem>> {
+    let d = msg.delimiters();
+    if let Some(esc) = d.escape {
+        let mut counts = Counts::default();
+        for seg in msg.segments() {
+            let name = seg.name();
+            let seq = counts.next(name);
+            let raw = seg.raw();
+            // MSH-1 and MSH-2 hold the delimiters themselves.
+            let from = if name == "MSH" {
+                memchr::memchr(d.field, raw.get(4..).unwrap_or_default())
+                    .map_or(raw.len(), |i| i + 4)
+            } else {
+                0
+            };
+            let mut i = from;
+            while let Some(n) = memchr::memchr(esc, &raw[i..]) {
+                let open = i + n;
+                let rest = &raw[open + 1..];
+                let close = rest.iter().position(|&b| {
+                    b == esc
+                        || b == d.field
+                        || Some(b) == d.component
+                        || Some(b) == d.repetition
+                        || Some(b) == d.subcomponent
+                });
+                match close {
+                    Some(c) if rest[c] == esc => i = open + 1 + c + 1,
+                    _ => {
+                        let (field, component) = position_in(raw, open, &d, name == "MSH");
+                        return Err(Box::new(Problem {
+                            location: ErrorLocation {
+                                field: Some(field),
+                                component,
+                                ..loc(name, seq)
+                            },
+                            code: ErrorCode::DataType,
+                            severity: Severity::Error,
+                            message: format!(
+                                "escape sequence opened at byte {} is not closed within its element \
+                                 (MSH-2 declares {:?} the escape character)",
+                                seg.offset() + open,
+                                char::from(esc)
+                            ),
+                        }));
+                    }
+                }
+                if i >= raw.len() {
+                    break;
+                }
+            }
+        }
+    }
+    for n in [15, 16] {
+        let Some(f) = msg.msh().field(n) else {
+            continue;
+        };
+        let t = f.text();
+        let v = t.trim();
+        if !v.is_empty() && crate::AckCondition::from_code(v).is_none() {
+            return Err(Box::new(Problem {
+                location: ErrorLocation {
+                    field: Some(n),
+                    ..loc("MSH", 1)
+                },
+                code: ErrorCode::TableValueNotFound,
+                severity: Severity::Error,
+                message: format!(
+                    "MSH-{n} {:?} is not an acknowledgment condition of table 0155 (AL, NE, ER, SU)",
+                    truncate(v, 40)
+                ),
+            }));
+        }
+    }
+    Ok(())
+}
+
+fn truncate(s: &str, n: usize) -> &str {
+    s.char_indices().nth(n).map_or(s, |(i, _)| &s[..i])
+}
+
+/// HL7 field number and component of byte `at` in a segment's raw bytes.
+fn position_in(raw: &[u8], at: usize, d: &crate::Delimiters, msh: bool) -> (usize, Option<usize>) {
+    let before = &raw[..at];
+    let seps = memchr::memchr_iter(d.field, before).count();
+    // MSH-1 is the field separator itself, so MSH field numbers are one higher.
+    let field = if msh { seps + 1 } else { seps };
+    let start = before
+        .iter()
+        .rposition(|&b| b == d.field || Some(b) == d.repetition)
+        .map_or(0, |i| i + 1);
+    let comp = d
+        .component
+        .map(|c| memchr::memchr_iter(c, &before[start..]).count() + 1);
+    (field, comp)
+}
