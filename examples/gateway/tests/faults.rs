@@ -5,7 +5,9 @@
 //! - disk full: the data dir on a tmpfs filled mid-stream (needs root for the mount);
 //! - load and abuse: floods, slowloris, oversized input, 1,000 associations, /healthz
 //!   latency and RSS;
-//! - bad input: every fuzz corpus and malformed public sample through the doors.
+//! - bad input: every fuzz corpus and malformed public sample through the doors;
+//! - TLS interop: TLS and mutual TLS on every listener with openssl s_client, curl, DCMTK
+//!   echoscu/storescu +tls and Python ssl (certificates made by the script with openssl).
 //!
 //! Each campaign starts its own gateway on free loopback ports with a fresh data dir and
 //! prints its SUMMARY line; a failing campaign prints every failure and keeps its work dir.
@@ -81,4 +83,9 @@ fn load_and_abuse_are_bounded_and_healthz_keeps_answering() {
 #[test]
 fn bad_input_through_every_door_is_refused_and_not_stored() {
     campaign("badinput.py", &[]);
+}
+
+#[test]
+fn tls_and_mutual_tls_interoperate_with_openssl_curl_dcmtk_and_python() {
+    campaign("tlsinterop.py", &[]);
 }

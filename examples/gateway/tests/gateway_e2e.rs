@@ -1275,3 +1275,54 @@ fn mllp_release2_commit_blocks_through_the_gateway() {
         ("AA".to_owned(), "R2-1".to_owned())
     );
 }
+
+/// Security headers on every answer, refusals and 404s included (issue 20); over plain
+/// HTTP without HSTS (the TLS campaign, `scripts/reliability/tlsinterop.py`, checks HSTS
+/// over HTTPS).
+#[test]
+fn security_headers_on_every_http_answer() {
+    if !peers() {
+        return;
+    }
+    let g = Gateway::start();
+    let headers = |url: String, key: bool| {
+        let mut c = Command::new("curl");
+        c.args(["-sS", "-o", "/dev/null", "-D", "-"]);
+        if key {
+            c.args(["-H", &key_header()]);
+        }
+        let out = c.arg(url).output().unwrap();
+        String::from_utf8_lossy(&out.stdout).to_ascii_lowercase()
+    };
+    let cases = [
+        (g.url(g.fhir, "/fhir/Patient"), true, "no-store"),
+        (g.url(g.fhir, "/fhir/Patient"), false, "no-store"),
+        (g.url(g.hl7, "/no/such/path"), true, "no-store"),
+        (g.url(g.mpps, "/healthz"), false, "no-store"),
+        (g.url(g.fhir, "/api/documentation"), false, "no-cache"),
+    ];
+    for (url, key, cache) in cases {
+        let h = headers(url.clone(), key);
+        for want in [
+            "x-content-type-options: nosniff",
+            "referrer-policy: no-referrer",
+            "x-frame-options: deny",
+            "content-security-policy: ",
+            &format!("cache-control: {cache}"),
+        ] {
+            assert!(h.contains(want), "{url}: no {want:?} in\n{h}");
+        }
+        assert!(
+            !h.contains("strict-transport-security"),
+            "HSTS over plain HTTP: {url}"
+        );
+        if url.ends_with("/api/documentation") {
+            assert!(h.contains("script-src 'sha256-"), "{h}");
+        } else {
+            assert!(
+                h.contains("content-security-policy: default-src 'none'"),
+                "{h}"
+            );
+        }
+    }
+}

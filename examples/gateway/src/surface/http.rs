@@ -17,6 +17,96 @@ use subtle::ConstantTimeEq;
 /// surface's own `openapi.json` and render it with try-it-out forms. No CDN.
 pub const DOCS_HTML: &str = include_str!("docs.html");
 
+/// The Content-Security-Policy of the documentation page: nothing but its own inline
+/// script and style (by SHA-256 hash, so no other inline code runs) and requests to its
+/// own origin (the OpenAPI document and the try-it-out calls).
+fn docs_csp() -> &'static HeaderValue {
+    static CSP: std::sync::LazyLock<HeaderValue> = std::sync::LazyLock::new(|| {
+        let hash = |open: &str, close: &str| {
+            let body = DOCS_HTML
+                .split_once(open)
+                .and_then(|(_, rest)| rest.split_once(close))
+                .map_or("", |(b, _)| b);
+            let d = ring::digest::digest(&ring::digest::SHA256, body.as_bytes());
+            format!("'sha256-{}'", base64(d.as_ref()))
+        };
+        let csp = format!(
+            "default-src 'none'; script-src {}; style-src {}; connect-src 'self'; \
+             base-uri 'none'; form-action 'none'; frame-ancestors 'none'",
+            hash("<script>", "</script>"),
+            hash("<style>", "</style>")
+        );
+        HeaderValue::from_str(&csp)
+            .unwrap_or_else(|_| HeaderValue::from_static("default-src 'none'"))
+    });
+    &CSP
+}
+
+fn base64(bytes: &[u8]) -> String {
+    const A: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
+    for c in bytes.chunks(3) {
+        let n = (u32::from(c[0]) << 16)
+            | (u32::from(*c.get(1).unwrap_or(&0)) << 8)
+            | u32::from(*c.get(2).unwrap_or(&0));
+        for i in 0..4 {
+            if i <= c.len() {
+                out.push(A[(n >> (18 - 6 * i) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+/// Security headers on every HTTP response of every surface (set where the connection is
+/// served, so refusals, timeouts and 404s carry them too):
+///
+/// - `Strict-Transport-Security: max-age=31536000` when the listener serves TLS;
+/// - `X-Content-Type-Options: nosniff`, `Referrer-Policy: no-referrer`,
+///   `X-Frame-Options: DENY`;
+/// - `Content-Security-Policy`: the documentation page's own (its inline script and style
+///   by hash, same-origin requests); `default-src 'none'; frame-ancestors 'none'` on
+///   everything else, which is data, never a page;
+/// - `Cache-Control: no-store` on everything but the documentation page and its OpenAPI
+///   document: resources, ACKs, DICOM and search results carry PHI and must not be kept
+///   by browsers or proxies (a handler's own Cache-Control is kept).
+pub fn security_headers(h: &mut HeaderMap, path: &str, tls: bool) {
+    if tls {
+        h.insert(
+            header::STRICT_TRANSPORT_SECURITY,
+            HeaderValue::from_static("max-age=31536000"),
+        );
+    }
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    let docs = path == "/api/documentation";
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        if docs {
+            docs_csp().clone()
+        } else {
+            HeaderValue::from_static("default-src 'none'; frame-ancestors 'none'")
+        },
+    );
+    if !h.contains_key(header::CACHE_CONTROL) {
+        let v = if docs || DOC_PATHS.contains(&path) {
+            "no-cache"
+        } else {
+            "no-store"
+        };
+        h.insert(header::CACHE_CONTROL, HeaderValue::from_static(v));
+    }
+}
+
 /// Accepted API keys; compared in constant time.
 #[derive(Clone, Default)]
 pub struct ApiKeys(Arc<Vec<Vec<u8>>>);
@@ -230,6 +320,31 @@ pub fn typed(status: StatusCode, content_type: &'static str, body: impl Into<Bod
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn base64_and_the_docs_csp() {
+        assert_eq!(base64(b""), "");
+        assert_eq!(base64(b"f"), "Zg==");
+        assert_eq!(base64(b"fo"), "Zm8=");
+        assert_eq!(base64(b"foobar"), "Zm9vYmFy");
+        let csp = docs_csp().to_str().unwrap();
+        // One hash each for the page's single inline script and style (44 characters of
+        // base64 for SHA-256).
+        for k in ["script-src 'sha256-", "style-src 'sha256-"] {
+            let h = csp.split(k).nth(1).unwrap().split('\'').next().unwrap();
+            assert_eq!(h.len(), 44, "{csp}");
+        }
+        assert_eq!(DOCS_HTML.matches("<script").count(), 1);
+        assert_eq!(DOCS_HTML.matches("<style").count(), 1);
+        let mut h = HeaderMap::new();
+        security_headers(&mut h, "/fhir/Patient/1", true);
+        assert_eq!(h[header::CACHE_CONTROL], "no-store");
+        assert_eq!(h[header::STRICT_TRANSPORT_SECURITY], "max-age=31536000");
+        let mut h = HeaderMap::new();
+        security_headers(&mut h, "/api/documentation", false);
+        assert!(!h.contains_key(header::STRICT_TRANSPORT_SECURITY));
+        assert_eq!(h[header::CACHE_CONTROL], "no-cache");
+    }
 
     #[test]
     fn keys_compare_whole_values() {

@@ -90,9 +90,9 @@ pub async fn serve(
                             let Ok(Ok(s)) = tokio::time::timeout(limits.header_timeout, a.accept(stream)).await else {
                                 return;
                             };
-                            connection(TokioIo::new(s), router, limits, style, stop).await;
+                            connection(TokioIo::new(s), router, limits, style, true, stop).await;
                         }
-                        None => connection(TokioIo::new(stream), router, limits, style, stop).await,
+                        None => connection(TokioIo::new(stream), router, limits, style, false, stop).await,
                     }
                 });
             }
@@ -108,6 +108,7 @@ async fn connection<I>(
     router: Router,
     limits: HttpLimits,
     style: ErrorStyle,
+    tls: bool,
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) where
     I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
@@ -115,8 +116,9 @@ async fn connection<I>(
     let svc = hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
         let router = router.clone();
         async move {
+            let path = req.uri().path().to_owned();
             let answer = router.oneshot(req.map(axum::body::Body::new));
-            if let Ok(r) = tokio::time::timeout(limits.request_timeout, answer).await {
+            let mut r = if let Ok(r) = tokio::time::timeout(limits.request_timeout, answer).await {
                 r
             } else {
                 let mut r = error_response(
@@ -128,7 +130,11 @@ async fn connection<I>(
                 r.headers_mut()
                     .insert(header::CONNECTION, HeaderValue::from_static("close"));
                 Ok(r)
+            };
+            if let Ok(r) = &mut r {
+                crate::surface::http::security_headers(r.headers_mut(), &path, tls);
             }
+            r
         }
     });
     let mut builder = hyper::server::conn::http1::Builder::new();
