@@ -326,6 +326,74 @@ ZDS|1.2.840.99999.3.1^PACS^Application^DICOM\r";
     assert_eq!(m.accession_number().as_deref(), Some("ACC9"));
 }
 
+/// The order views the worklist reads: ORC/OBR entity identifiers with their assigning
+/// application, providers, coded procedure, TQ (v2.3) and TQ1 (v2.5) start times, the IPC
+/// scheduling fields (OMI^O23, HL7 v2.5.1 4.5.6) and PV1's location and referring doctor.
+#[test]
+fn typed_order_views() {
+    let raw = b"MSH|^~\\&|RIS|RAD|PACS|IMG|2024||OMI^O23^OMI_O23|M1|P|2.5.1\r\
+PID|1||P1^^^HOSP^MR||DOE^JANE\r\
+PV1|1|O|RAD^R1^B2|||||D7^HOUSE^GREG|||||||||||V9^^^HOSP^VN\r\
+ORC|NW|PL1^RIS^1.2.3^ISO|FL1^PACS||SC||^^^20250124143000|||||O5^WHO^OLIVIA\r\
+TQ1|1||||||20250124150000|20250124153000|R\r\
+OBR|1|PL1^RIS|FL1^PACS|CTH^CT HEAD^L||||||||||||O5^WHO^OLIVIA||ACC1|RP1|SPS1||||CT|||^^^20250124160000||||HEADACHE^Headache|||||20250124170000||||||||P1^Head protocol^LN\r\
+IPC|ACC1|RP1|1.2.3.4|SPS1|CT|PR1^Plain head^L|STATION1|ROOM 3|CT_AE\r";
+    let m = Message::parse(raw).unwrap();
+    let pv1 = m.pv1().unwrap();
+    assert_eq!(pv1.assigned_location().as_deref(), Some("RAD"));
+    let d = pv1.referring_doctor().unwrap();
+    assert_eq!((&*d.id, &*d.family, &*d.given), ("D7", "HOUSE", "GREG"));
+    let v = pv1.visit_identifier().unwrap();
+    assert_eq!((&*v.id, &*v.authority), ("V9", "HOSP"));
+    let orc = m.orcs()[0];
+    let p = orc.placer_order().unwrap();
+    assert_eq!(
+        (
+            &*p.id,
+            &*p.namespace,
+            &*p.universal_id,
+            &*p.universal_id_type
+        ),
+        ("PL1", "RIS", "1.2.3", "ISO")
+    );
+    assert_eq!(orc.filler_order().unwrap().namespace, "PACS");
+    assert_eq!(
+        orc.quantity_timing_start().unwrap().value.to_string(),
+        "2025-01-24 14:30:00"
+    );
+    assert_eq!(orc.ordering_provider().unwrap().family, "WHO");
+    let tq1 = m.tq1s()[0];
+    assert_eq!(
+        tq1.start().unwrap().value.to_string(),
+        "2025-01-24 15:00:00"
+    );
+    assert_eq!(tq1.end().unwrap().value.to_string(), "2025-01-24 15:30:00");
+    assert_eq!(tq1.priority().as_deref(), Some("R"));
+    let obr = m.obrs()[0];
+    assert_eq!(obr.placer_order().unwrap().id, "PL1");
+    assert_eq!(obr.filler_order().unwrap().id, "FL1");
+    let s = obr.service().unwrap();
+    assert_eq!((&*s.code, &*s.text, &*s.system), ("CTH", "CT HEAD", "L"));
+    assert_eq!(obr.ordering_provider().unwrap().id, "O5");
+    assert_eq!(obr.scheduled_procedure_step_id().as_deref(), Some("SPS1"));
+    assert_eq!(
+        obr.quantity_timing_start().unwrap().value.to_string(),
+        "2025-01-24 16:00:00"
+    );
+    assert_eq!(obr.reason_for_study().as_deref(), Some("Headache"));
+    assert_eq!(
+        obr.scheduled_time().unwrap().value.to_string(),
+        "2025-01-24 17:00:00"
+    );
+    assert_eq!(obr.procedure_code().unwrap().text, "Head protocol");
+    let ipc = m.ipcs()[0];
+    assert_eq!(ipc.protocol_code().unwrap().code, "PR1");
+    assert_eq!(ipc.scheduled_station_name().as_deref(), Some("STATION1"));
+    assert_eq!(ipc.scheduled_location().as_deref(), Some("ROOM 3"));
+    assert_eq!(ipc.scheduled_station_ae_title().as_deref(), Some("CT_AE"));
+    assert_eq!(ipc.scheduled_procedure_step_id().as_deref(), Some("SPS1"));
+}
+
 /// Character-set escapes (HL7 v2.5.1 ch. 2, 2.7): a Japanese name with MSH-18 listing the
 /// ISO 2022 sets the message switches to, read through a path; `Preserve` keeps the escapes.
 #[test]
