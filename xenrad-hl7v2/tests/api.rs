@@ -341,18 +341,21 @@ IPC|ACC1|RP1|1.2.3.4|SPS1|CT|PR1^Plain head^L|STATION1|ROOM 3|CT_AE\r";
     let m = Message::parse(raw).unwrap();
     let pv1 = m.pv1().unwrap();
     assert_eq!(pv1.assigned_location().as_deref(), Some("RAD"));
-    let d = pv1.referring_doctor().unwrap();
-    assert_eq!((&*d.id, &*d.family, &*d.given), ("D7", "HOUSE", "GREG"));
-    let v = pv1.visit_identifier().unwrap();
-    assert_eq!((&*v.id, &*v.authority), ("V9", "HOSP"));
+    let doc = pv1.referring_doctor().unwrap();
+    assert_eq!(
+        (&*doc.id, &*doc.family, &*doc.given),
+        ("D7", "HOUSE", "GREG")
+    );
+    let visit = pv1.visit_identifier().unwrap();
+    assert_eq!((&*visit.id, &*visit.authority), ("V9", "HOSP"));
     let orc = m.orcs()[0];
-    let p = orc.placer_order().unwrap();
+    let placer = orc.placer_order().unwrap();
     assert_eq!(
         (
-            &*p.id,
-            &*p.namespace,
-            &*p.universal_id,
-            &*p.universal_id_type
+            &*placer.id,
+            &*placer.namespace,
+            &*placer.universal_id,
+            &*placer.universal_id_type
         ),
         ("PL1", "RIS", "1.2.3", "ISO")
     );
@@ -372,8 +375,11 @@ IPC|ACC1|RP1|1.2.3.4|SPS1|CT|PR1^Plain head^L|STATION1|ROOM 3|CT_AE\r";
     let obr = m.obrs()[0];
     assert_eq!(obr.placer_order().unwrap().id, "PL1");
     assert_eq!(obr.filler_order().unwrap().id, "FL1");
-    let s = obr.service().unwrap();
-    assert_eq!((&*s.code, &*s.text, &*s.system), ("CTH", "CT HEAD", "L"));
+    let svc = obr.service().unwrap();
+    assert_eq!(
+        (&*svc.code, &*svc.text, &*svc.system),
+        ("CTH", "CT HEAD", "L")
+    );
     assert_eq!(obr.ordering_provider().unwrap().id, "O5");
     assert_eq!(obr.scheduled_procedure_step_id().as_deref(), Some("SPS1"));
     assert_eq!(
