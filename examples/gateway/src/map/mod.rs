@@ -1,12 +1,16 @@
 //! Protocol messages become typed, protocol-neutral facts: an HL7 v2 message ([`hl7v2`]), an
 //! HL7 v3 message ([`hl7v3`]), a stored DICOM instance's header ([`dicom`]) and an MPPS record
-//! ([`mpps`]). Pure: these functions read the parsed message they are given and nothing else
-//! (no store, no clock, no files); [`crate::project`] turns the facts into resources.
+//! ([`mpps`]); an order becomes scheduled procedure steps ([`order`]) and a step its Modality
+//! Worklist item ([`worklist`]). Pure: these functions read the parsed message they are given
+//! and nothing else (no store, no clock, no files); [`crate::project`] turns the facts into
+//! resources.
 
 pub mod dicom;
 pub mod hl7v2;
 pub mod hl7v3;
 pub mod mpps;
+pub mod order;
+pub mod worklist;
 
 /// A postal address: `(lines, city, state, postal code, country)`.
 pub type Address = (

@@ -21,6 +21,9 @@
 
 pub mod qr;
 pub mod sqlite;
+pub mod worklist;
+
+pub use crate::map::worklist::WorklistRow;
 
 use crate::search::{IndexEntry, Query};
 use std::sync::{Arc, Mutex};
