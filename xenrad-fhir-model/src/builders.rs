@@ -1,5 +1,6 @@
 //! Typed, owned builders for the resources a radiology gateway projects HL7 v2 / DICOM / MPPS data
-//! into: Patient, ServiceRequest, ImagingStudy and Procedure. Each setter is checked against the
+//! into: Patient, ServiceRequest, ImagingStudy, Procedure, DiagnosticReport, Observation,
+//! Encounter and Appointment. Each setter is checked against the
 //! generated definitions; the first problem is kept and returned by `build()`, which also runs
 //! [`validate`](crate::validate()) (cardinality, required bindings, invariants).
 //!
@@ -80,6 +81,22 @@ impl Builder {
     #[must_use]
     pub fn identifier(self, system: &str, value: &str) -> Self {
         self.node("identifier", |n| identifier(n, system, value))
+    }
+
+    /// Adds an `Identifier` with a `type` coding (`system`, `value`, type code system, type
+    /// code), e.g. an accession number typed `ACSN` (HL7 table 0203).
+    #[must_use]
+    pub fn identifier_typed(
+        self,
+        system: &str,
+        value: &str,
+        type_system: &str,
+        type_code: &str,
+    ) -> Self {
+        self.node("identifier", |n| {
+            n.add_node("type", |t| concept(t, type_system, type_code, None))?;
+            identifier(n, system, value)
+        })
     }
 
     /// Adds a `Reference` element (`Patient/123`, optional display).
@@ -177,6 +194,12 @@ macro_rules! typed_builder {
             #[must_use]
             pub fn identifier(self, system: &str, value: &str) -> Self {
                 $name(self.0.identifier(system, value))
+            }
+
+            /// Adds an `identifier` with a `type` coding (see [`Builder::identifier_typed`]).
+            #[must_use]
+            pub fn identifier_typed(self, system: &str, value: &str, type_system: &str, type_code: &str) -> Self {
+                $name(self.0.identifier_typed(system, value, type_system, type_code))
             }
 
             /// Escape hatch: any other primitive element by name.
@@ -374,6 +397,9 @@ typed_builder!(
     /// let sr = ServiceRequestBuilder::new("sr-1", "active", "order", "Patient/pat-1")
     ///     .code("http://loinc.org", "24627-2", Some("Chest CT")).occurrence("2026-01-02T10:00:00Z").build().unwrap();
     /// assert!(xenrad_fhir_model::to_json(&sr).contains(r#""occurrenceDateTime":"2026-01-02T10:00:00Z""#));
+    /// let sr = ServiceRequestBuilder::new("sr-2", "active", "order", "Patient/pat-1")
+    ///     .accession("urn:oid:1.2.840.99", "ACC1").build().unwrap();
+    /// assert!(xenrad_fhir_model::to_json(&sr).contains(r#""identifier":[{"type":{"coding":[{"system":"http://terminology.hl7.org/CodeSystem/v2-0203","code":"ACSN"}]},"system":"urn:oid:1.2.840.99","value":"ACC1"}]"#));
     /// ```
     ServiceRequestBuilder,
     ServiceRequest
@@ -415,7 +441,32 @@ impl ServiceRequestBuilder {
     pub fn category(self, system: &str, code: &str, display: Option<&str>) -> Self {
         ServiceRequestBuilder(self.0.concept("category", system, code, display))
     }
+
+    /// Adds the accession number as an identifier typed `ACSN` (HL7 v2 table 0203), under
+    /// the system of the authority that assigned it.
+    #[must_use]
+    pub fn accession(self, system: &str, value: &str) -> Self {
+        self.identifier_typed(system, value, V2_0203, "ACSN")
+    }
+
+    /// Adds an `encounter` reference.
+    #[must_use]
+    pub fn encounter(self, reference: &str) -> Self {
+        ServiceRequestBuilder(self.0.reference("encounter", reference, None))
+    }
+
+    /// Adds a `reasonCode` (text only).
+    #[must_use]
+    pub fn reason_text(self, text: &str) -> Self {
+        self.node("reasonCode", |n| {
+            n.add_str("text", text.to_owned())?;
+            Ok(())
+        })
+    }
 }
+
+/// HL7 v2 table 0203 (identifier type) as a FHIR code system.
+pub const V2_0203: &str = "http://terminology.hl7.org/CodeSystem/v2-0203";
 
 typed_builder!(
     /// Builds an `ImagingStudy` (from DICOM C-STORE / MPPS).
@@ -681,5 +732,260 @@ impl ProcedureBuilder {
     #[must_use]
     pub fn part_of(self, reference: &str) -> Self {
         ProcedureBuilder(self.0.reference("partOf", reference, None))
+    }
+}
+
+typed_builder!(
+    /// Builds a `DiagnosticReport` (from ORU^R01).
+    ///
+    /// ```
+    /// use xenrad_fhir_model::builders::DiagnosticReportBuilder;
+    /// let r = DiagnosticReportBuilder::new("dr-1", "final", "http://loinc.org", "18748-4", Some("Diagnostic imaging study"), "Patient/pat-1")
+    ///     .based_on("ServiceRequest/sr-1").imaging_study("ImagingStudy/is-1").result("Observation/obs-1")
+    ///     .effective("2026-01-02T10:00:00Z").conclusion("No acute findings.").build().unwrap();
+    /// let j = xenrad_fhir_model::to_json(&r);
+    /// assert!(j.contains(r#""basedOn":[{"reference":"ServiceRequest/sr-1"}]"#));
+    /// assert!(j.contains(r#""imagingStudy":[{"reference":"ImagingStudy/is-1"}]"#));
+    /// assert!(DiagnosticReportBuilder::new("d", "done", "", "x", None, "Patient/p").build().is_err());
+    /// ```
+    DiagnosticReportBuilder,
+    DiagnosticReport
+);
+
+impl DiagnosticReportBuilder {
+    /// Starts with id, `status` (`registered`, `preliminary`, `final`, `amended`, ...;
+    /// required binding), `code` and `subject`.
+    pub fn new(
+        id: &str,
+        status: &str,
+        system: &str,
+        code: &str,
+        display: Option<&str>,
+        subject: &str,
+    ) -> Self {
+        DiagnosticReportBuilder(
+            Builder::new(ResourceType::DiagnosticReport, id)
+                .str("status", status)
+                .concept("code", system, code, display)
+                .reference("subject", subject, None),
+        )
+    }
+
+    /// Adds a `basedOn` reference (the ServiceRequest).
+    #[must_use]
+    pub fn based_on(self, reference: &str) -> Self {
+        DiagnosticReportBuilder(self.0.reference("basedOn", reference, None))
+    }
+
+    /// Adds an `imagingStudy` reference.
+    #[must_use]
+    pub fn imaging_study(self, reference: &str) -> Self {
+        DiagnosticReportBuilder(self.0.reference("imagingStudy", reference, None))
+    }
+
+    /// Adds a `result` reference (an Observation).
+    #[must_use]
+    pub fn result(self, reference: &str) -> Self {
+        DiagnosticReportBuilder(self.0.reference("result", reference, None))
+    }
+
+    /// Adds a `category`.
+    #[must_use]
+    pub fn category(self, system: &str, code: &str, display: Option<&str>) -> Self {
+        DiagnosticReportBuilder(self.0.concept("category", system, code, display))
+    }
+
+    /// Sets `effectiveDateTime`.
+    #[must_use]
+    pub fn effective(mut self, date_time: &str) -> Self {
+        let v = crate::Value::primitive(crate::PrimKind::DateTime, date_time.to_owned());
+        let r = self.0.resource.node.add("effective", v).map(|_| ());
+        self.0.keep(r);
+        self
+    }
+
+    /// Sets `issued` (an instant).
+    #[must_use]
+    pub fn issued(self, instant: &str) -> Self {
+        self.str("issued", instant)
+    }
+
+    /// Sets `conclusion`.
+    #[must_use]
+    pub fn conclusion(self, text: &str) -> Self {
+        self.str("conclusion", text)
+    }
+}
+
+typed_builder!(
+    /// Builds an `Observation` (one OBX of an ORU^R01).
+    ///
+    /// ```
+    /// use xenrad_fhir_model::builders::ObservationBuilder;
+    /// let o = ObservationBuilder::new("obs-1", "final", "", "IMP", Some("Impression"), "Patient/pat-1")
+    ///     .value_string("No acute findings.").based_on("ServiceRequest/sr-1").build().unwrap();
+    /// assert!(xenrad_fhir_model::to_json(&o).contains(r#""valueString":"No acute findings.""#));
+    /// ```
+    ObservationBuilder,
+    Observation
+);
+
+impl ObservationBuilder {
+    /// Starts with id, `status` (`registered`, `preliminary`, `final`, `amended`, ...), `code`
+    /// and `subject`.
+    pub fn new(
+        id: &str,
+        status: &str,
+        system: &str,
+        code: &str,
+        display: Option<&str>,
+        subject: &str,
+    ) -> Self {
+        ObservationBuilder(
+            Builder::new(ResourceType::Observation, id)
+                .str("status", status)
+                .concept("code", system, code, display)
+                .reference("subject", subject, None),
+        )
+    }
+
+    /// Sets `valueString`.
+    #[must_use]
+    pub fn value_string(mut self, text: &str) -> Self {
+        let v = crate::Value::primitive(crate::PrimKind::String, text.to_owned());
+        let r = self.0.resource.node.add("value", v).map(|_| ());
+        self.0.keep(r);
+        self
+    }
+
+    /// Sets `effectiveDateTime`.
+    #[must_use]
+    pub fn effective(mut self, date_time: &str) -> Self {
+        let v = crate::Value::primitive(crate::PrimKind::DateTime, date_time.to_owned());
+        let r = self.0.resource.node.add("effective", v).map(|_| ());
+        self.0.keep(r);
+        self
+    }
+
+    /// Adds a `basedOn` reference (the ServiceRequest).
+    #[must_use]
+    pub fn based_on(self, reference: &str) -> Self {
+        ObservationBuilder(self.0.reference("basedOn", reference, None))
+    }
+
+    /// Adds a `derivedFrom` reference (e.g. the ImagingStudy).
+    #[must_use]
+    pub fn derived_from(self, reference: &str) -> Self {
+        ObservationBuilder(self.0.reference("derivedFrom", reference, None))
+    }
+}
+
+/// HL7 v3 ActCode, the code system of `Encounter.class`.
+pub const V3_ACT_CODE: &str = "http://terminology.hl7.org/CodeSystem/v3-ActCode";
+
+typed_builder!(
+    /// Builds an `Encounter` (from PV1).
+    ///
+    /// ```
+    /// use xenrad_fhir_model::builders::{EncounterBuilder, V3_ACT_CODE};
+    /// let e = EncounterBuilder::new("enc-1", "in-progress", V3_ACT_CODE, "AMB", "Patient/pat-1")
+    ///     .identifier("urn:oid:1.2.3", "V9").period_start("2026-01-02T10:00:00Z").build().unwrap();
+    /// assert!(xenrad_fhir_model::to_json(&e).contains(r#""class":{"system":"http://terminology.hl7.org/CodeSystem/v3-ActCode","code":"AMB"}"#));
+    /// ```
+    EncounterBuilder,
+    Encounter
+);
+
+impl EncounterBuilder {
+    /// Starts with id, `status` (`planned`, `in-progress`, `finished`, ...), `class` (a
+    /// Coding) and `subject`.
+    pub fn new(
+        id: &str,
+        status: &str,
+        class_system: &str,
+        class_code: &str,
+        subject: &str,
+    ) -> Self {
+        EncounterBuilder(
+            Builder::new(ResourceType::Encounter, id)
+                .str("status", status)
+                .node("class", |n| coding(n, class_system, class_code, None))
+                .reference("subject", subject, None),
+        )
+    }
+
+    /// Sets `period.start`.
+    #[must_use]
+    pub fn period_start(self, start: &str) -> Self {
+        self.node("period", |n| {
+            n.add_str("start", start.to_owned())?;
+            Ok(())
+        })
+    }
+
+    /// Adds a `location.location` reference by display only (the PV1-3 point of care).
+    #[must_use]
+    pub fn location_display(self, display: &str) -> Self {
+        self.node("location", |n| {
+            n.add_node("location", |l| {
+                l.add_str("display", display.to_owned())?;
+                Ok(())
+            })?;
+            Ok(())
+        })
+    }
+}
+
+typed_builder!(
+    /// Builds an `Appointment` (from SIU^S12–S15).
+    ///
+    /// ```
+    /// use xenrad_fhir_model::builders::AppointmentBuilder;
+    /// let a = AppointmentBuilder::new("ap-1", "booked").participant("Patient/pat-1", "accepted")
+    ///     .start("2026-01-02T10:00:00Z").end("2026-01-02T10:30:00Z").build().unwrap();
+    /// assert!(xenrad_fhir_model::to_json(&a).contains(r#""participant":[{"actor":{"reference":"Patient/pat-1"},"status":"accepted"}]"#));
+    /// ```
+    AppointmentBuilder,
+    Appointment
+);
+
+impl AppointmentBuilder {
+    /// Starts with id and `status` (`proposed`, `pending`, `booked`, `cancelled`, ...).
+    pub fn new(id: &str, status: &str) -> Self {
+        AppointmentBuilder(Builder::new(ResourceType::Appointment, id).str("status", status))
+    }
+
+    /// Adds a `participant` (actor reference, participation status).
+    #[must_use]
+    pub fn participant(self, actor: &str, status: &str) -> Self {
+        self.node("participant", |n| {
+            n.add_node("actor", |a| reference_into(a, actor, None))?;
+            n.add_str("status", status.to_owned())?;
+            Ok(())
+        })
+    }
+
+    /// Sets `start` (an instant).
+    #[must_use]
+    pub fn start(self, instant: &str) -> Self {
+        self.str("start", instant)
+    }
+
+    /// Sets `end` (an instant).
+    #[must_use]
+    pub fn end(self, instant: &str) -> Self {
+        self.str("end", instant)
+    }
+
+    /// Adds a `basedOn` reference (the ServiceRequest).
+    #[must_use]
+    pub fn based_on(self, reference: &str) -> Self {
+        AppointmentBuilder(self.0.reference("basedOn", reference, None))
+    }
+
+    /// Sets `description`.
+    #[must_use]
+    pub fn description(self, text: &str) -> Self {
+        self.str("description", text)
     }
 }
