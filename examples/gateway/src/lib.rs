@@ -107,6 +107,15 @@ pub struct Config {
     /// ImagingStudy references (default: the FHIR address with `/dicomweb`).
     #[arg(long, env = "XENRAD_DICOMWEB_URL")]
     pub dicomweb_url: Option<String>,
+    /// The identifier system of accession numbers (FHIR `ServiceRequest.identifier` typed
+    /// ACSN). Default: derived from the order's filler (else placer) assigning authority
+    /// (`urn:oid:` of an ISO universal ID, else the namespace), else the sending application.
+    #[arg(long, env = "XENRAD_ACCESSION_SYSTEM")]
+    pub accession_system: Option<String>,
+    /// Keep completed, discontinued and cancelled procedure steps on the Modality Worklist
+    /// (with their SPS Status) instead of removing them.
+    #[arg(long, env = "XENRAD_WORKLIST_KEEP_DONE")]
+    pub worklist_keep_done: bool,
     /// Largest P-DATA-TF PDU we accept on the DICOM port, bytes.
     #[arg(long, default_value_t = 128 * 1024)]
     pub max_pdu: u32,
@@ -333,6 +342,18 @@ pub struct Gateway {
     pub images: Arc<qr::Images>,
     /// The Part 10 file store (C-STORE and STOW-RS).
     pub dicom_sink: Arc<xenrad_dimse::store::FileSink>,
+}
+
+impl Config {
+    /// The scheduled-workflow settings of this configuration.
+    pub fn workflow(&self) -> ingest::worklist::WorkflowSettings {
+        ingest::worklist::WorkflowSettings {
+            order: map::order::OrderSettings {
+                accession_system: self.accession_system.clone().filter(|s| !s.is_empty()),
+            },
+            keep_done: self.worklist_keep_done,
+        }
+    }
 }
 
 /// Reads the keys from the flag/env and the key file; when there are none, loads or

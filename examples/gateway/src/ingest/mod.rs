@@ -5,6 +5,7 @@
 
 pub mod dicom;
 pub mod resources;
+pub mod worklist;
 
 use crate::map::{self, PatientFacts, hl7v2::V2Effect};
 use crate::metrics::Metrics;
@@ -46,12 +47,18 @@ pub type V2Handler = Hl7Handler<V2Store>;
 /// de-duplicated on (sender, MSH-10).
 pub struct V2Store {
     store: Store,
+    workflow: worklist::WorkflowSettings,
 }
 
 impl V2Store {
-    /// Over the gateway's store.
+    /// Over the gateway's store, with the default scheduled-workflow settings.
     pub fn new(store: Store) -> Self {
-        V2Store { store }
+        Self::with_workflow(store, worklist::WorkflowSettings::default())
+    }
+
+    /// Over the gateway's store, with these scheduled-workflow settings.
+    pub fn with_workflow(store: Store, workflow: worklist::WorkflowSettings) -> Self {
+        V2Store { store, workflow }
     }
 }
 
@@ -63,6 +70,16 @@ impl Hl7Store for V2Store {
         raw: &Bytes,
     ) -> Result<Stored, Hl7StoreError> {
         let effect = map::hl7v2::effect(msg).map_err(Hl7StoreError::Invalid)?;
+        // Orders also schedule (or cancel) worklist steps; an order that cannot is refused
+        // whole before anything is written.
+        let order = match effect {
+            V2Effect::Order(_) => Some(
+                map::order::read_order(msg, &self.workflow.order)
+                    .map_err(|e| Hl7StoreError::Invalid(worklist::order_error(&e)))?,
+            ),
+            _ => None,
+        };
+        let workflow = self.workflow.clone();
         let sender = format!("{}^{}", key.sending_application, key.sending_facility);
         let control_id = key.control_id.clone();
         let mtype = msg
@@ -76,6 +93,9 @@ impl Hl7Store for V2Store {
                 let new = tx.record_message("hl7v2", &sender, &control_id, &mtype, &raw)?;
                 if new {
                     apply_v2(tx, &effect)?;
+                    if let Some(order) = &order {
+                        worklist::apply_order(tx, order, &workflow)?;
+                    }
                 }
                 Ok(new)
             })
@@ -117,7 +137,7 @@ fn apply_v2(tx: &dyn WriteTx, effect: &V2Effect) -> Result<(), StoreError> {
 /// with `--mllp-commit-blocks` MLLP senders get release 2 commit blocks.
 pub fn v2_handler(store: &Store, metrics: &Metrics, config: &Config) -> V2Handler {
     let metrics = metrics.clone();
-    V2Handler::new(V2Store::new(store.clone()))
+    V2Handler::new(V2Store::with_workflow(store.clone(), config.workflow()))
         .commit_blocks(config.mllp_commit_blocks)
         .observe(move |out, len| metrics.ingest("hl7v2", v2_label(out.disposition), len))
 }

@@ -15,13 +15,14 @@
 //! | SN (send order number: new order from the filler) | any | item added | SCHEDULED | active |
 //! | XO (change order) | any | item updated, Study Instance UID kept | SCHEDULED | active |
 //! | SC (status changed) | IP | item kept, updated | STARTED | active |
-//! | SC | CM | item removed | — | completed |
-//! | SC | CA, DC | item removed | — | revoked |
-//! | SC | HD | item removed | — | on-hold |
+//! | SC | CM | item removed | COMPLETED | completed |
+//! | SC | CA | item removed | CANCELED | revoked |
+//! | SC | DC | item removed | DISCONTINUED | revoked |
+//! | SC | HD | item removed | (unchanged) | on-hold |
 //! | SC | SC, other, empty | item updated | SCHEDULED | active |
-//! | CA (cancel), OC (order canceled) | any | item removed | — | revoked |
-//! | DC (discontinue), OD (order discontinued) | any | item removed | — | revoked |
-//! | any other | any | unchanged | — | as the order status says (CM completed, CA/DC revoked, HD on-hold, else active) |
+//! | CA (cancel), OC (order canceled) | any | item removed | CANCELED | revoked |
+//! | DC (discontinue), OD (order discontinued) | any | item removed | DISCONTINUED | revoked |
+//! | any other | any | unchanged | (unchanged) | as the order status says (CM completed, CA/DC revoked, HD on-hold, else active) |
 //!
 //! **Fields** (IHE RAD TF-2 4.4 / 4.5 and Appendix B, DICOM PS3.4 Table K.6-1):
 //!
@@ -78,7 +79,9 @@ pub enum WorklistChange {
 pub struct OrderEffect {
     /// Worklist change.
     pub worklist: WorklistChange,
-    /// Scheduled Procedure Step Status (0040,0020) of an upserted step.
+    /// Scheduled Procedure Step Status (0040,0020) the step gets (PS3.3 C.4.10 defined
+    /// terms); empty: unchanged. A removed step keeps it (it shows when the site keeps
+    /// finished steps listed).
     pub sps_status: &'static str,
     /// FHIR ServiceRequest.status.
     pub request_status: &'static str,
@@ -97,11 +100,13 @@ pub fn order_effect(control: &str, status: Option<&str>) -> OrderEffect {
     match (control, status.unwrap_or("")) {
         ("NW" | "SN" | "XO", _) => e(Upsert, "SCHEDULED", "active"),
         ("SC", "IP") => e(Upsert, "STARTED", "active"),
-        ("SC", "CM") => e(Remove, "", "completed"),
-        ("SC", "CA" | "DC") => e(Remove, "", "revoked"),
+        ("SC", "CM") => e(Remove, "COMPLETED", "completed"),
+        ("SC", "CA") => e(Remove, "CANCELED", "revoked"),
+        ("SC", "DC") => e(Remove, "DISCONTINUED", "revoked"),
         ("SC", "HD") => e(Remove, "", "on-hold"),
         ("SC", _) => e(Upsert, "SCHEDULED", "active"),
-        ("CA" | "OC" | "DC" | "OD", _) => e(Remove, "", "revoked"),
+        ("CA" | "OC", _) => e(Remove, "CANCELED", "revoked"),
+        ("DC" | "OD", _) => e(Remove, "DISCONTINUED", "revoked"),
         (_, "CM") => e(Unchanged, "", "completed"),
         (_, "CA" | "DC") => e(Unchanged, "", "revoked"),
         ("HD" | "OH", _) | (_, "HD") => e(Unchanged, "", "on-hold"),
@@ -633,18 +638,18 @@ mod tests {
     fn row_sc_cm_removes_and_completes() {
         assert_eq!(
             effect("SC", Some("CM")),
-            (WorklistChange::Remove, "", "completed")
+            (WorklistChange::Remove, "COMPLETED", "completed")
         );
     }
     #[test]
-    fn row_sc_ca_dc_removes_and_revokes() {
+    fn row_sc_ca_dc_removes_cancels_or_discontinues_and_revokes() {
         assert_eq!(
             effect("SC", Some("CA")),
-            (WorklistChange::Remove, "", "revoked")
+            (WorklistChange::Remove, "CANCELED", "revoked")
         );
         assert_eq!(
             effect("SC", Some("DC")),
-            (WorklistChange::Remove, "", "revoked")
+            (WorklistChange::Remove, "DISCONTINUED", "revoked")
         );
     }
     #[test]
@@ -667,16 +672,25 @@ mod tests {
     }
     #[test]
     fn row_ca_oc_removes_and_revokes() {
-        assert_eq!(effect("CA", None), (WorklistChange::Remove, "", "revoked"));
+        assert_eq!(
+            effect("CA", None),
+            (WorklistChange::Remove, "CANCELED", "revoked")
+        );
         assert_eq!(
             effect("OC", Some("CA")),
-            (WorklistChange::Remove, "", "revoked")
+            (WorklistChange::Remove, "CANCELED", "revoked")
         );
     }
     #[test]
     fn row_dc_od_removes_and_revokes() {
-        assert_eq!(effect("DC", None), (WorklistChange::Remove, "", "revoked"));
-        assert_eq!(effect("OD", None), (WorklistChange::Remove, "", "revoked"));
+        assert_eq!(
+            effect("DC", None),
+            (WorklistChange::Remove, "DISCONTINUED", "revoked")
+        );
+        assert_eq!(
+            effect("OD", None),
+            (WorklistChange::Remove, "DISCONTINUED", "revoked")
+        );
     }
     #[test]
     fn row_other_controls_leave_the_worklist() {

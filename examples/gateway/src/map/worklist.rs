@@ -6,7 +6,9 @@ use super::order::{Code, StepFacts};
 use dicom_core::{DataElement, PrimitiveValue, VR};
 use dicom_dictionary_std::tags;
 use xenrad_dimse::assoc::policy::ts;
-use xenrad_dimse::query::{Identifier, QueryError, encode_identifier, identifier_from_pairs};
+use xenrad_dimse::query::{
+    Identifier, QueryError, decode_identifier, encode_identifier, identifier_from_pairs,
+};
 
 /// One stored worklist item: the keys of PS3.4 Table K.6-1 the store indexes as columns,
 /// and the whole item as a data set (Explicit VR Little Endian, ISO_IR 192).
@@ -32,6 +34,10 @@ pub struct WorklistRow {
     pub status: String,
     /// Study Instance UID (0020,000D).
     pub study_uid: String,
+    /// Whether the step is on the worklist (C-FIND answers listed steps only). A completed,
+    /// discontinued or cancelled step is kept unlisted: its Study Instance UID and accession
+    /// still link the images and the procedure that follow to the order.
+    pub listed: bool,
     /// Placer order number (ORC-2-1), empty when none.
     pub placer: String,
     /// Filler order number (ORC-3-1), empty when none.
@@ -182,6 +188,7 @@ pub fn item_row(step: &StepFacts, study_uid: &str) -> Result<WorklistRow, QueryE
         start_date: clean(&step.start_date),
         status: step.sps_status.to_owned(),
         study_uid: study_uid.to_owned(),
+        listed: true,
         placer: step
             .placer
             .as_ref()
@@ -196,11 +203,37 @@ pub fn item_row(step: &StepFacts, study_uid: &str) -> Result<WorklistRow, QueryE
     })
 }
 
+/// A stored item's attributes with its SPS Status (0040,0020) replaced (in every SPS item).
+pub fn with_status(attributes: &[u8], status: &str) -> Result<Vec<u8>, QueryError> {
+    let mut obj = decode_identifier(attributes, ts::EXPLICIT_VR_LE)?;
+    let items = obj
+        .get(tags::SCHEDULED_PROCEDURE_STEP_SEQUENCE)
+        .and_then(|e| e.items())
+        .map(<[Identifier]>::to_vec)
+        .unwrap_or_default();
+    let items: Vec<Identifier> = items
+        .into_iter()
+        .map(|mut it| {
+            it.put(DataElement::new(
+                tags::SCHEDULED_PROCEDURE_STEP_STATUS,
+                VR::CS,
+                PrimitiveValue::from(status),
+            ));
+            it
+        })
+        .collect();
+    obj.put(DataElement::new(
+        tags::SCHEDULED_PROCEDURE_STEP_SEQUENCE,
+        VR::SQ,
+        dicom_core::value::DataSetSequence::from(items),
+    ));
+    encode_identifier(&obj, ts::EXPLICIT_VR_LE)
+}
+
 #[cfg(test)]
 mod tests {
     use super::super::order::{OrderSettings, read_order};
     use super::*;
-    use xenrad_dimse::query::decode_identifier;
     use xenrad_hl7v2::Message;
 
     const OMI: &str = "MSH|^~\\&|RIS|RAD|XENRAD|GW|20250124||OMI^O23^OMI_O23|M1|P|2.5.1\r\
@@ -264,6 +297,26 @@ IPC|ACC1|RP1|1.2.3.4|SPS1|CT|PR1^Plain^L|ST1|ROOM 3|CT_AE\r";
             .and_then(|i| i.first())
             .expect("protocol");
         assert_eq!(text(proto, tags::CODE_VALUE), "PR1");
+    }
+
+    #[test]
+    fn the_status_of_a_stored_item_changes() {
+        let m = Message::parse(OMI.as_bytes()).expect("parses");
+        let o = read_order(&m, &OrderSettings::default()).expect("order");
+        let row = item_row(&o.steps[0], "1.2.3.4").expect("row");
+        let bytes = with_status(&row.attributes, "COMPLETED").expect("patched");
+        let obj = decode_identifier(&bytes, ts::EXPLICIT_VR_LE).expect("decodes");
+        let sps = obj
+            .get(tags::SCHEDULED_PROCEDURE_STEP_SEQUENCE)
+            .and_then(|e| e.items())
+            .and_then(|i| i.first())
+            .expect("sps item");
+        assert_eq!(
+            text(sps, tags::SCHEDULED_PROCEDURE_STEP_STATUS),
+            "COMPLETED"
+        );
+        assert_eq!(text(sps, tags::SCHEDULED_PROCEDURE_STEP_ID), "SPS1");
+        assert_eq!(text(&obj, tags::ACCESSION_NUMBER), "ACC1");
     }
 
     #[test]

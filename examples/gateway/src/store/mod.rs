@@ -202,6 +202,14 @@ pub trait ReadTx {
     ) -> Result<Vec<(InstanceRow, QueryRow)>, StoreError>;
     /// Stored instances without query attributes (stored before they were kept).
     fn instances_without_query_row(&self) -> Result<Vec<InstanceRow>, StoreError>;
+    /// The worklist rows that pass `filter` (indexed columns only; the K.6 matching of
+    /// [`worklist`] decides on them), in SPS start date then key order.
+    fn worklist_rows(
+        &self,
+        filter: &worklist::WorklistFilter,
+    ) -> Result<Vec<WorklistRow>, StoreError>;
+    /// One worklist row by its step key.
+    fn worklist_row(&self, step_key: &str) -> Result<Option<WorklistRow>, StoreError>;
 }
 
 /// The writes of one unit of work. Everything written through one `WriteTx`
@@ -233,6 +241,8 @@ pub trait WriteTx: ReadTx {
     fn record_series_modality(&self, series_uid: &str, modality: &str) -> Result<(), StoreError>;
     /// Inserts a new MPPS record; `false` when one exists already.
     fn mpps_insert(&self, uid: &str, version: u64, state: &str) -> Result<bool, StoreError>;
+    /// Inserts or replaces a worklist row (by its step key).
+    fn worklist_put(&self, row: &WorklistRow) -> Result<(), StoreError>;
     /// Replaces an MPPS record if its version is still `expected` (compare-and-set).
     fn mpps_update(
         &self,

@@ -11,9 +11,10 @@
 //! writer). The schema is plain, portable SQL so that a PostgreSQL implementation of
 //! the same operations can follow.
 
+use super::worklist::WorklistFilter;
 use super::{
     Backend, Done, InstanceRow, Page, QueryRow, ReadJob, ReadTx, StoreError, StoredResource,
-    WriteJob, WriteTx, now,
+    WorklistRow, WriteJob, WriteTx, now,
 };
 use crate::search::{Criterion, IndexEntry, ParamType, Query, normalize};
 use rusqlite::{Connection, OpenFlags, OptionalExtension, ToSql, Transaction, params};
@@ -120,6 +121,31 @@ CREATE TABLE IF NOT EXISTS qr_instances (
     header           BLOB NOT NULL
 );
 CREATE INDEX IF NOT EXISTS qr_instances_study ON qr_instances (study_uid, series_uid);
+CREATE TABLE IF NOT EXISTS worklist_items (
+    step_key               TEXT PRIMARY KEY,
+    accession              TEXT NOT NULL,
+    accession_system       TEXT NOT NULL,
+    requested_procedure_id TEXT NOT NULL,
+    patient_id             TEXT NOT NULL,
+    station_ae             TEXT NOT NULL,
+    modality               TEXT NOT NULL,
+    start_date             TEXT NOT NULL,
+    status                 TEXT NOT NULL,
+    study_uid              TEXT NOT NULL,
+    listed                 INTEGER NOT NULL,
+    placer                 TEXT NOT NULL,
+    filler                 TEXT NOT NULL,
+    attributes             BLOB NOT NULL
+);
+CREATE INDEX IF NOT EXISTS worklist_accession ON worklist_items (accession);
+CREATE INDEX IF NOT EXISTS worklist_patient ON worklist_items (patient_id);
+CREATE INDEX IF NOT EXISTS worklist_procedure ON worklist_items (requested_procedure_id);
+CREATE INDEX IF NOT EXISTS worklist_study ON worklist_items (study_uid);
+CREATE INDEX IF NOT EXISTS worklist_station ON worklist_items (station_ae, start_date);
+CREATE INDEX IF NOT EXISTS worklist_modality ON worklist_items (modality, start_date);
+CREATE INDEX IF NOT EXISTS worklist_listed ON worklist_items (listed, start_date);
+CREATE INDEX IF NOT EXISTS worklist_placer ON worklist_items (placer);
+CREATE INDEX IF NOT EXISTS worklist_filler ON worklist_items (filler);
 CREATE TABLE IF NOT EXISTS instance_modality (
     series_uid TEXT PRIMARY KEY,
     modality   TEXT NOT NULL
@@ -383,6 +409,63 @@ fn instance_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<InstanceRow> {
     })
 }
 
+const WORKLIST_COLUMNS: &str = "step_key, accession, accession_system, requested_procedure_id, patient_id, \
+    station_ae, modality, start_date, status, study_uid, listed, placer, filler, attributes";
+
+fn worklist_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<WorklistRow> {
+    Ok(WorklistRow {
+        step_key: r.get(0)?,
+        accession: r.get(1)?,
+        accession_system: r.get(2)?,
+        requested_procedure_id: r.get(3)?,
+        patient_id: r.get(4)?,
+        station_ae: r.get(5)?,
+        modality: r.get(6)?,
+        start_date: r.get(7)?,
+        status: r.get(8)?,
+        study_uid: r.get(9)?,
+        listed: r.get::<_, i64>(10)? != 0,
+        placer: r.get(11)?,
+        filler: r.get(12)?,
+        attributes: r.get(13)?,
+    })
+}
+
+/// The WHERE clause and parameters of a worklist filter: one condition per indexed column
+/// the filter fixes, so SQLite picks the narrowest index.
+fn worklist_where(f: &WorklistFilter) -> (String, Vec<String>) {
+    let mut conds: Vec<String> = Vec::new();
+    let mut args: Vec<String> = Vec::new();
+    let mut eq = |col: &str, v: &Option<String>, op: &str| {
+        if let Some(v) = v {
+            args.push(v.clone());
+            conds.push(format!("{col} {op} ?{}", args.len()));
+        }
+    };
+    eq("accession", &f.accession, "=");
+    eq("patient_id", &f.patient_id, "=");
+    eq("requested_procedure_id", &f.requested_procedure_id, "=");
+    eq("study_uid", &f.study_uid, "=");
+    eq("station_ae", &f.station_ae, "=");
+    eq("modality", &f.modality, "=");
+    eq("placer", &f.placer, "=");
+    eq("filler", &f.filler, "=");
+    eq("start_date", &f.date_from, ">=");
+    eq("start_date", &f.date_to, "<=");
+    if f.date_to.is_some() {
+        conds.push("start_date <> ''".into());
+    }
+    if f.listed_only {
+        conds.push("listed = 1".into());
+    }
+    let w = if conds.is_empty() {
+        String::new()
+    } else {
+        format!(" WHERE {}", conds.join(" AND "))
+    };
+    (w, args)
+}
+
 fn to_i64(v: u64) -> i64 {
     i64::try_from(v).unwrap_or(i64::MAX)
 }
@@ -541,6 +624,27 @@ impl ReadTx for SqlTx<'_> {
             .collect::<Result<_, _>>()?)
     }
 
+    fn worklist_rows(&self, filter: &WorklistFilter) -> Result<Vec<WorklistRow>, StoreError> {
+        let (w, args) = worklist_where(filter);
+        let sql = format!(
+            "SELECT {WORKLIST_COLUMNS} FROM worklist_items{w} ORDER BY start_date, step_key"
+        );
+        Ok(self
+            .0
+            .prepare_cached(&sql)?
+            .query_map(rusqlite::params_from_iter(args.iter()), worklist_row)?
+            .collect::<Result<_, _>>()?)
+    }
+
+    fn worklist_row(&self, step_key: &str) -> Result<Option<WorklistRow>, StoreError> {
+        let sql = format!("SELECT {WORKLIST_COLUMNS} FROM worklist_items WHERE step_key = ?1");
+        Ok(self
+            .0
+            .prepare_cached(&sql)?
+            .query_row([step_key], worklist_row)
+            .optional()?)
+    }
+
     fn count_messages(&self, protocol: &str) -> Result<u64, StoreError> {
         let n: i64 = self.0.query_row(
             "SELECT COUNT(*) FROM messages WHERE protocol = ?1",
@@ -613,6 +717,29 @@ impl WriteTx for SqlTx<'_> {
             now()
         ])?;
         Ok(!existed)
+    }
+
+    fn worklist_put(&self, row: &WorklistRow) -> Result<(), StoreError> {
+        let sql = format!(
+            "INSERT OR REPLACE INTO worklist_items ({WORKLIST_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)"
+        );
+        self.0.prepare_cached(&sql)?.execute(params![
+            row.step_key,
+            row.accession,
+            row.accession_system,
+            row.requested_procedure_id,
+            row.patient_id,
+            row.station_ae,
+            row.modality,
+            row.start_date,
+            row.status,
+            row.study_uid,
+            i64::from(row.listed),
+            row.placer,
+            row.filler,
+            row.attributes
+        ])?;
+        Ok(())
     }
 
     fn record_query_row(&self, row: &QueryRow) -> Result<(), StoreError> {

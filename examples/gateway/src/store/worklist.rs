@@ -32,6 +32,12 @@ pub struct WorklistFilter {
     pub date_from: Option<String>,
     /// SPS Start Date upper bound (`YYYYMMDD`, inclusive).
     pub date_to: Option<String>,
+    /// Placer order number, exact (cancellations find their steps by it).
+    pub placer: Option<String>,
+    /// Filler order number, exact.
+    pub filler: Option<String>,
+    /// Listed steps only (C-FIND); `false` also finds the steps that left the worklist.
+    pub listed_only: bool,
 }
 
 impl WorklistFilter {
@@ -39,7 +45,10 @@ impl WorklistFilter {
     /// backends without indexes).
     pub fn admits(&self, r: &WorklistRow) -> bool {
         let eq = |f: &Option<String>, v: &str| f.as_deref().is_none_or(|f| f == v);
-        eq(&self.accession, &r.accession)
+        (!self.listed_only || r.listed)
+            && eq(&self.placer, &r.placer)
+            && eq(&self.filler, &r.filler)
+            && eq(&self.accession, &r.accession)
             && eq(&self.patient_id, &r.patient_id)
             && eq(&self.requested_procedure_id, &r.requested_procedure_id)
             && eq(&self.study_uid, &r.study_uid)
@@ -79,6 +88,7 @@ pub fn filter_of(query: &FindQuery) -> WorklistFilter {
         patient_id: exact(id, tags::PATIENT_ID),
         requested_procedure_id: exact(id, tags::REQUESTED_PROCEDURE_ID),
         study_uid: exact(id, tags::STUDY_INSTANCE_UID),
+        listed_only: true,
         ..WorklistFilter::default()
     };
     let sps = id
@@ -220,7 +230,13 @@ IPC|{acc}|RP{acc}|1.2.3.{pid}|SPS{acc}|{modality}||||{ae}\r"
     #[test]
     fn wild_cards_are_left_to_the_matching() {
         let (f, accs) = run(&[("PatientName", "DOE*"), ("PatientID", "*")]);
-        assert_eq!(f, WorklistFilter::default());
+        assert_eq!(
+            f,
+            WorklistFilter {
+                listed_only: true,
+                ..WorklistFilter::default()
+            }
+        );
         assert_eq!(accs, ["A1", "A2"]);
         let (f, accs) = run(&[(
             "ScheduledProcedureStepSequence.ScheduledStationAETitle",

@@ -7,7 +7,11 @@ use crate::Gateway;
 use crate::ingest::{self, MppsRecords};
 use crate::store::qr;
 use std::sync::Arc;
+use xenrad_dimse::assoc::policy::sop;
 use xenrad_dimse::dimse::status;
+use xenrad_dimse::query::{
+    FindOptions, FindQuery, InformationModel, QueryError, decode_identifier, encode_identifier,
+};
 use xenrad_dimse::scp::commitment::{CommitmentRequest, CommitmentResult};
 use xenrad_dimse::scp::retrieve::RetrieveInstance;
 use xenrad_dimse::scp::{
@@ -17,6 +21,62 @@ use xenrad_mpps::{MPPS_SOP_CLASS_UID, TransferSyntaxKind};
 
 /// DIMSE status 0x0213 Resource limitation (PS3.7 C.4.1, N-CREATE/N-SET).
 const RESOURCE_LIMITATION: u16 = 0x0213;
+
+fn refuse(e: &QueryError) -> QueryFinal {
+    QueryFinal {
+        status: e.status(),
+        error_comment: Some(e.error_comment()),
+        ..QueryFinal::default()
+    }
+}
+
+/// Modality Worklist C-FIND (PS3.4 K.4.1.3): the store's indexed columns select the
+/// candidates, K.6 matching decides ([`ingest::worklist::find`]); each match is encoded in
+/// the request's transfer syntax. A malformed identifier or range is refused with 0xA900 and
+/// an Error Comment naming the attribute; an unreadable store with 0xA700.
+fn worklist_find(
+    gw: &Gateway,
+    req: &QueryRequest,
+    emit: &mut dyn FnMut(Vec<u8>) -> bool,
+) -> QueryFinal {
+    let query = match decode_identifier(&req.identifier, &req.transfer_syntax)
+        .and_then(|id| FindQuery::parse(id, InformationModel::ModalityWorklist))
+    {
+        Ok(q) => q,
+        Err(e) => return refuse(&e),
+    };
+    let opts = FindOptions::default();
+    let (matches, truncated) = match ingest::worklist::find(&gw.store, &query, &opts) {
+        Ok(r) => r,
+        Err(ingest::worklist::FindError::Query(e)) => return refuse(&e),
+        Err(ingest::worklist::FindError::Store(e)) => {
+            tracing::error!(error = %e, "worklist C-FIND: the store cannot be read");
+            return QueryFinal {
+                status: status::OUT_OF_RESOURCES,
+                error_comment: Some("the worklist cannot be read".into()),
+                ..QueryFinal::default()
+            };
+        }
+    };
+    for m in matches {
+        let bytes = match encode_identifier(&m, &req.transfer_syntax) {
+            Ok(b) => b,
+            Err(e) => return refuse(&e),
+        };
+        if !emit(bytes) {
+            return QueryFinal::status(status::CANCEL);
+        }
+    }
+    if truncated {
+        QueryFinal {
+            status: status::OUT_OF_RESOURCES,
+            error_comment: Some("match limit reached".into()),
+            ..QueryFinal::default()
+        }
+    } else {
+        QueryFinal::status(status::SUCCESS)
+    }
+}
 
 /// The gateway's DIMSE handler.
 pub struct GatewayScp {
@@ -40,6 +100,9 @@ impl Handler for GatewayScp {
 
     /// C-FIND, Patient Root and Study Root (PS3.4 C.4.1), from the Q/R index.
     fn find(&self, req: &QueryRequest, emit: &mut dyn FnMut(Vec<u8>) -> bool) -> QueryFinal {
+        if req.sop_class_uid == sop::MODALITY_WORKLIST_FIND {
+            return worklist_find(&self.gw, req, emit);
+        }
         self.gw.images.find(req, emit)
     }
 
@@ -168,6 +231,10 @@ pub fn server(gw: Gateway) -> std::io::Result<xenrad_dimse::net::Server> {
     policy
         .abstract_syntaxes
         .extend(qr::SOP_CLASSES.iter().map(|s| (*s).to_owned()));
+    // The Modality Worklist information model (PS3.4 K), answered from the store.
+    policy
+        .abstract_syntaxes
+        .push(sop::MODALITY_WORKLIST_FIND.to_owned());
     // Security (PS3.8 §7.1.1.3-4, PS3.7 D.3.3.7): allow-list, called AE, user identity.
     policy.check_called_ae = c.dicom_check_called_ae;
     if !c.dicom_allow.is_empty() {

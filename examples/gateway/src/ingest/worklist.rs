@@ -1,0 +1,175 @@
+//! The worklist use case: an order's steps ([`crate::map::order`]) written to the store in the
+//! order's transaction (so an order is acknowledged only with its worklist item durable, and
+//! a refused order writes nothing), and the steps a C-FIND asks for
+//! ([`crate::store::worklist`]).
+
+use crate::map::order::{OrderError, OrderMessage, OrderSettings, StepFacts, WorklistChange};
+use crate::map::worklist::{item_row, with_status};
+use crate::store::worklist::{WorklistFilter, filter_of, find_in_rows};
+use crate::store::{ReadTx, Store, StoreError, WorklistRow, WriteTx};
+use xenrad_dimse::query::{FindOptions, FindQuery, Identifier, QueryError};
+use xenrad_hl7v2::ack::{ErrorCode, ErrorDetail, ErrorLocation};
+
+/// Site settings of the scheduled workflow.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct WorkflowSettings {
+    /// The order mapping's settings (accession system).
+    pub order: OrderSettings,
+    /// Keep completed, discontinued and cancelled steps on the worklist (with their SPS
+    /// Status) instead of removing them.
+    pub keep_done: bool,
+}
+
+/// The ERR of a refused order: the condition (required field missing, or data type error)
+/// and where (`OBR-18` → OBR, field 18).
+pub fn order_error(e: &OrderError) -> ErrorDetail {
+    let code = if e.message.contains("not a DICOM UID") {
+        ErrorCode::DataType
+    } else {
+        ErrorCode::RequiredFieldMissing
+    };
+    let (segment, field) = e.field.split_once('-').unwrap_or((e.field, ""));
+    ErrorDetail::new(code, e.to_string()).at(ErrorLocation {
+        segment: segment.to_owned(),
+        sequence: 1,
+        field: field.parse().ok(),
+        ..ErrorLocation::default()
+    })
+}
+
+/// A new Study Instance UID: `2.25.` and a random 122-bit UUID (v4) as a decimal (PS3.5
+/// B.2).
+pub fn new_study_uid() -> Result<String, StoreError> {
+    let mut b = [0u8; 16];
+    getrandom::fill(&mut b).map_err(|e| StoreError::Job(format!("no random source: {e}")))?;
+    b[6] = (b[6] & 0x0f) | 0x40;
+    b[8] = (b[8] & 0x3f) | 0x80;
+    Ok(format!("2.25.{}", u128::from_be_bytes(b)))
+}
+
+/// The rows a step designates: its own (by key), else, for an order that names no
+/// accession (a cancellation may not), the rows of its filler or placer order number.
+fn rows_of(tx: &dyn ReadTx, step: &StepFacts) -> Result<Vec<WorklistRow>, StoreError> {
+    if let Some(r) = tx.worklist_row(&step.key())? {
+        return Ok(vec![r]);
+    }
+    let by = |f: WorklistFilter| tx.worklist_rows(&f);
+    if !step.accession.is_empty() {
+        return by(WorklistFilter {
+            accession: Some(step.accession.clone()),
+            ..WorklistFilter::default()
+        });
+    }
+    if let Some(f) = step.filler.as_ref().filter(|f| !f.id.is_empty()) {
+        return by(WorklistFilter {
+            filler: Some(f.id.clone()),
+            ..WorklistFilter::default()
+        });
+    }
+    if let Some(p) = step.placer.as_ref().filter(|p| !p.id.is_empty()) {
+        return by(WorklistFilter {
+            placer: Some(p.id.clone()),
+            ..WorklistFilter::default()
+        });
+    }
+    Ok(Vec::new())
+}
+
+fn job(e: &QueryError) -> StoreError {
+    StoreError::Job(format!("worklist item: {e}"))
+}
+
+/// Applies an order's worklist change inside its transaction. Returns the Study Instance
+/// UIDs of its steps (kept, given by the order, or generated now).
+pub fn apply_order(
+    tx: &dyn WriteTx,
+    order: &OrderMessage,
+    settings: &WorkflowSettings,
+) -> Result<Vec<String>, StoreError> {
+    let mut uids = Vec::new();
+    match order.effect.worklist {
+        WorklistChange::Unchanged => {}
+        WorklistChange::Upsert => {
+            for step in &order.steps {
+                let existing = tx.worklist_row(&step.key())?;
+                let uid = match (&step.study_uid, existing) {
+                    (Some(u), _) => u.clone(),
+                    (None, Some(r)) if !r.study_uid.is_empty() => r.study_uid,
+                    (None, _) => new_study_uid()?,
+                };
+                let row = item_row(step, &uid).map_err(|e| job(&e))?;
+                tx.worklist_put(&row)?;
+                uids.push(uid);
+            }
+        }
+        WorklistChange::Remove => {
+            for step in &order.steps {
+                for mut row in rows_of(tx, step)? {
+                    if !order.effect.sps_status.is_empty() {
+                        order.effect.sps_status.clone_into(&mut row.status);
+                        row.attributes =
+                            with_status(&row.attributes, &row.status).map_err(|e| job(&e))?;
+                    }
+                    row.listed = settings.keep_done;
+                    uids.push(row.study_uid.clone());
+                    tx.worklist_put(&row)?;
+                }
+            }
+        }
+    }
+    Ok(uids)
+}
+
+/// Answers a worklist C-FIND from the store: the rows the query's indexed keys admit, then
+/// K.6 matching. Returns the responses and whether the match limit cut them.
+pub fn find(
+    store: &Store,
+    query: &FindQuery,
+    opts: &FindOptions,
+) -> Result<(Vec<Identifier>, bool), FindError> {
+    let filter = filter_of(query);
+    let mut rows = Vec::new();
+    store
+        .read_blocking(|tx: &dyn ReadTx| {
+            rows = tx.worklist_rows(&filter)?;
+            Ok(())
+        })
+        .map_err(FindError::Store)?;
+    find_in_rows(query, rows, opts).map_err(FindError::Query)
+}
+
+/// Why a worklist C-FIND failed.
+#[derive(Debug, thiserror::Error)]
+pub enum FindError {
+    /// The store could not be read.
+    #[error("{0}")]
+    Store(StoreError),
+    /// A stored item does not decode.
+    #[error("{0}")]
+    Query(QueryError),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn study_uids_are_v4_uuid_uids() {
+        let a = new_study_uid().expect("uid");
+        let b = new_study_uid().expect("uid");
+        assert_ne!(a, b);
+        assert!(a.starts_with("2.25."));
+        assert!(crate::map::order::is_uid(&a), "{a}");
+    }
+
+    #[test]
+    fn refusals_name_their_field() {
+        let d = order_error(&OrderError {
+            field: "OBR-18",
+            message: "no accession".into(),
+        });
+        assert_eq!(d.code, ErrorCode::RequiredFieldMissing);
+        let l = d.location.expect("location");
+        assert_eq!((l.segment.as_str(), l.field), ("OBR", Some(18)));
+    }
+}
