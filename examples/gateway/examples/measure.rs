@@ -112,6 +112,7 @@ fn main() {
             study_uid: study.clone(),
             series_uid: format!("1.2.826.0.1.3680043.10.97.{series}"),
             modality: "CT".to_owned(),
+            accession: String::new(),
             patient: Some(gateway::map::PatientFacts {
                 identifiers: vec![("urn:oid:1.2.3".to_owned(), format!("DCM{}", i / 10))],
                 family: Some(format!("Scan{}", i / 10)),

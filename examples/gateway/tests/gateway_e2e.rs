@@ -503,8 +503,17 @@ fn hl7v2_ingest_acknowledges_after_storing_projects_a_patient_and_is_idempotent(
         1
     );
 
-    // An order (ORM^O01) becomes a ServiceRequest for the same patient.
+    // An order (ORM^O01) becomes a ServiceRequest for the same patient; one without an
+    // accession number (OBR-18) cannot be scheduled and is refused whole.
     let orm = "MSH|^~\\&|RIS|FAC|XEN|FAC|20240101120500||ORM^O01|3|P|2.5.1\rPID|1||ID1||Doe^John||19800101|M\rORC|NW|PL123|FL456\rOBR|1|PL123|FL456|CTCHEST^CT chest^LOCAL\r";
+    let r = post(&g, g.hl7, "/v2/ingest", "text/plain", orm.as_bytes());
+    assert_eq!(msa(&r.body).0, "AE", "{}", r.body);
+    assert!(r.body.contains("OBR^1^18"), "{}", r.body);
+    let sr = fhir_get(&g, &format!("/fhir/ServiceRequest?subject=Patient/{id}"));
+    assert_eq!(sr["total"], 0, "{sr}");
+    let orm = orm
+        .replace("|3|P|", "|3b|P|")
+        .replace("CT chest^LOCAL\r", "CT chest^LOCAL||||||||||||||ACC123\r");
     let r = post(&g, g.hl7, "/v2/ingest", "text/plain", orm.as_bytes());
     assert_eq!(msa(&r.body).0, "AA", "{}", r.body);
     let sr = fhir_get(&g, &format!("/fhir/ServiceRequest?subject=Patient/{id}"));

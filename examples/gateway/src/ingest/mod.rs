@@ -92,9 +92,15 @@ impl Hl7Store for V2Store {
             .write(move |tx| {
                 let new = tx.record_message("hl7v2", &sender, &control_id, &mtype, &raw)?;
                 if new {
-                    apply_v2(tx, &effect)?;
-                    if let Some(order) = &order {
-                        worklist::apply_order(tx, order, &workflow)?;
+                    match (&effect, &order) {
+                        (V2Effect::Order(f), Some(order)) => {
+                            // The worklist first: the ServiceRequest names the steps'
+                            // Study Instance UIDs (kept, given or generated now).
+                            let uids = worklist::apply_order(tx, order, &workflow)?;
+                            let f = worklist::order_facts(f, order, uids);
+                            resources::upsert_service_request(tx, &f)?;
+                        }
+                        _ => apply_v2(tx, &effect)?,
                     }
                 }
                 Ok(new)
@@ -408,13 +414,21 @@ impl xenrad_mpps::Store for MppsRecords<'_> {
     }
 }
 
-/// Projects a stored MPPS instance into FHIR (Procedure + ImagingStudy status).
+/// Projects a stored MPPS instance into FHIR (Procedure + ImagingStudy status) and onto the
+/// order it performs (ServiceRequest status, worklist step; `keep_done` keeps a finished step
+/// listed).
 pub fn project_mpps_instance(
     tx: &dyn WriteTx,
     uid: &str,
     inst: &xenrad_mpps::MppsInstance,
+    keep_done: bool,
 ) -> Result<(), StoreError> {
-    resources::project_mpps(tx, &map::mpps::procedure(uid, inst, &chrono::Local)).map(drop)
+    resources::project_mpps(
+        tx,
+        &map::mpps::procedure(uid, inst, &chrono::Local),
+        keep_done,
+    )
+    .map(drop)
 }
 
 fn problem(status: u16, code: &str, detail: &str, extra: &serde_json::Value) -> HttpOutcome {
@@ -439,6 +453,7 @@ fn problem(status: u16, code: &str, detail: &str, extra: &serde_json::Value) -> 
 pub async fn mpps(gw: &Gateway, op: MppsOp, body: &[u8]) -> HttpOutcome {
     let body = body.to_vec();
     let len = body.len();
+    let keep_done = gw.config.worklist_keep_done;
     let r = gw
         .store
         .write(move |tx| {
@@ -453,7 +468,12 @@ pub async fn mpps(gw: &Gateway, op: MppsOp, body: &[u8]) -> HttpOutcome {
             match out {
                 Ok(o) => {
                     if !o.replay && o.changed {
-                        project_mpps_instance(tx, &o.instance.sop_instance_uid, &o.instance)?;
+                        project_mpps_instance(
+                            tx,
+                            &o.instance.sop_instance_uid,
+                            &o.instance,
+                            keep_done,
+                        )?;
                     }
                     let json = if matches!(op, MppsOp::Seed | MppsOp::SeedCreate | MppsOp::SeedSet)
                     {

@@ -3,6 +3,7 @@
 //! new content from it and writes that as a new version only when it changed, with its index
 //! rows. The only clock read is the `lastUpdated` of a write.
 
+use super::worklist;
 use crate::map::{self, InstanceFacts, OrderFacts, PatientFacts, ProcedureFacts};
 use crate::project::{self, Resource, Subject, UNKNOWN_PATIENT, derived_id};
 use crate::store::{InstanceRow, ReadTx, StoreError, StoredResource, WriteTx, now};
@@ -12,7 +13,7 @@ fn job(e: project::Invalid) -> StoreError {
 }
 
 /// A stored resource read once: its row (version, body) and its content in the model.
-fn load(
+pub(crate) fn load(
     tx: &dyn ReadTx,
     resource_type: &str,
     id: &str,
@@ -110,11 +111,13 @@ pub fn upsert_service_request(tx: &dyn WriteTx, f: &OrderFacts) -> Result<String
 }
 
 /// Rebuilds the ImagingStudy of `study_uid` from the instances table, keeping the
-/// status/procedure fields that MPPS set.
+/// status/procedure fields that MPPS set; `based_on` (`ServiceRequest/<id>`) links it to its
+/// order, once known.
 pub fn refresh_imaging_study(
     tx: &dyn WriteTx,
     study_uid: &str,
     patient: Option<&PatientFacts>,
+    based_on: Option<&str>,
 ) -> Result<String, StoreError> {
     let id = derived_id("study", study_uid);
     let (row, existing) = load(tx, "ImagingStudy", &id)?;
@@ -126,9 +129,15 @@ pub fn refresh_imaging_study(
     for s in series.iter_mut().filter(|s| !s.uid.is_empty()) {
         s.modality = tx.series_modality(&s.uid)?;
     }
-    let study =
-        project::study::imaging_study(&id, existing, study_uid, patient_id.as_deref(), &series)
-            .map_err(job)?;
+    let study = project::study::imaging_study(
+        &id,
+        existing,
+        study_uid,
+        patient_id.as_deref(),
+        &series,
+        based_on,
+    )
+    .map_err(job)?;
     put(tx, row.as_ref(), &study)?;
     Ok(id)
 }
@@ -144,24 +153,51 @@ pub fn record_instance(
     if !f.modality.is_empty() && !f.series_uid.is_empty() {
         tx.record_series_modality(&f.series_uid, &f.modality)?;
     }
-    refresh_imaging_study(tx, &f.study_uid, f.patient.as_ref())?;
+    let order = worklist::order_for(tx, &f.study_uid, &f.accession)?;
+    let based_on = order
+        .and_then(|o| o.service_request)
+        .map(|id| format!("ServiceRequest/{id}"));
+    refresh_imaging_study(tx, &f.study_uid, f.patient.as_ref(), based_on.as_deref())?;
     Ok(new)
 }
 
-/// Projects an MPPS state into a Procedure and the ImagingStudy's status.
-pub fn project_mpps(tx: &dyn WriteTx, f: &ProcedureFacts) -> Result<String, StoreError> {
-    let (_, study_status) = project::procedure::statuses(&f.status);
+/// Projects an MPPS state into a Procedure and the ImagingStudy's status, and onto the order
+/// it performs (found through its Study Instance UID or accession): Procedure and
+/// ImagingStudy `basedOn`, the ServiceRequest's status and the worklist step's
+/// ([`project::order::after_mpps`]); `keep_done` keeps a finished step listed.
+pub fn project_mpps(
+    tx: &dyn WriteTx,
+    f: &ProcedureFacts,
+    keep_done: bool,
+) -> Result<String, StoreError> {
+    let reason = f.discontinuation_reason.as_deref();
+    let (_, study_status) = project::procedure::statuses(&f.status, reason);
     let id = derived_id("proc", &f.mpps_uid);
+    let order = worklist::order_for(tx, &f.study_uid, &f.accession)?;
+    let based_on = order
+        .as_ref()
+        .and_then(|o| o.service_request.clone())
+        .map(|id| format!("ServiceRequest/{id}"));
+    if let Some(o) = &order {
+        worklist::after_mpps(tx, o, &f.status, reason, keep_done)?;
+    }
     let mut subject = Subject::Display(UNKNOWN_PATIENT.to_owned());
     if !f.study_uid.is_empty() {
         let sid = derived_id("study", &f.study_uid);
         let (row, existing) = load(tx, "ImagingStudy", &sid)?;
-        let study = project::study::performed(&sid, existing, &f.study_uid, study_status, &id)
-            .map_err(job)?;
+        let study = project::study::performed(
+            &sid,
+            existing,
+            &f.study_uid,
+            study_status,
+            &id,
+            based_on.as_deref(),
+        )
+        .map_err(job)?;
         subject = project::study::subject(&study);
         put(tx, row.as_ref(), &study)?;
     }
-    let p = project::procedure::procedure(&id, f, &subject).map_err(job)?;
+    let p = project::procedure::procedure(&id, f, &subject, based_on.as_deref()).map_err(job)?;
     let row = tx.resource("Procedure", &id)?;
     put(tx, row.as_ref(), &p)?;
     Ok(id)

@@ -3,6 +3,7 @@
 //! a refused order writes nothing), and the steps a C-FIND asks for
 //! ([`crate::store::worklist`]).
 
+use crate::map::OrderFacts;
 use crate::map::order::{OrderError, OrderMessage, OrderSettings, StepFacts, WorklistChange};
 use crate::map::worklist::{item_row, with_status};
 use crate::store::worklist::{WorklistFilter, filter_of, find_in_rows};
@@ -118,6 +119,112 @@ pub fn apply_order(
         }
     }
     Ok(uids)
+}
+
+/// The order a study, an instance or a performed step belongs to.
+#[derive(Clone, Debug)]
+pub struct OrderLink {
+    /// Its worklist row (listed or not), when the order came with a scheduled step.
+    pub row: Option<WorklistRow>,
+    /// Its ServiceRequest id, when stored.
+    pub service_request: Option<String>,
+}
+
+/// The order of a Study Instance UID or, else, of an accession number: the worklist row
+/// that carries it (listed or not) and the ServiceRequest with that accession; without a
+/// row, a ServiceRequest whose identifiers name the study (DCM 110180).
+pub fn order_for(
+    tx: &dyn ReadTx,
+    study_uid: &str,
+    accession: &str,
+) -> Result<Option<OrderLink>, StoreError> {
+    let mut rows = Vec::new();
+    if !study_uid.is_empty() {
+        rows = tx.worklist_rows(&WorklistFilter {
+            study_uid: Some(study_uid.to_owned()),
+            ..WorklistFilter::default()
+        })?;
+    }
+    if rows.is_empty() && !accession.is_empty() {
+        rows = tx.worklist_rows(&WorklistFilter {
+            accession: Some(accession.to_owned()),
+            ..WorklistFilter::default()
+        })?;
+    }
+    if let Some(row) = rows.into_iter().next() {
+        let sr = tx.find_by_token(
+            "ServiceRequest",
+            "identifier",
+            &row.accession_system,
+            &row.accession,
+        )?;
+        return Ok(Some(OrderLink {
+            row: Some(row),
+            service_request: sr,
+        }));
+    }
+    if study_uid.is_empty() {
+        return Ok(None);
+    }
+    let sr = tx.find_by_token(
+        "ServiceRequest",
+        "identifier",
+        crate::project::DICOM_UID_SYSTEM,
+        &format!("urn:oid:{study_uid}"),
+    )?;
+    Ok(sr.map(|id| OrderLink {
+        row: None,
+        service_request: Some(id),
+    }))
+}
+
+/// What an MPPS state does to its order ([`crate::project::order::after_mpps`]): the
+/// ServiceRequest's status and the worklist step's status and listing.
+pub fn after_mpps(
+    tx: &dyn WriteTx,
+    link: &OrderLink,
+    mpps_status: &str,
+    reason: Option<&str>,
+    keep_done: bool,
+) -> Result<(), StoreError> {
+    let Some((sr_status, sps_status, stays)) =
+        crate::project::order::after_mpps(mpps_status, reason)
+    else {
+        return Ok(());
+    };
+    if let Some(mut row) = link.row.clone() {
+        let listed = stays || keep_done;
+        if row.status != sps_status || row.listed != listed {
+            sps_status.clone_into(&mut row.status);
+            row.attributes = with_status(&row.attributes, sps_status).map_err(|e| job(&e))?;
+            row.listed = listed;
+            tx.worklist_put(&row)?;
+        }
+    }
+    if let Some(id) = &link.service_request {
+        let (stored, Some(existing)) = super::resources::load(tx, "ServiceRequest", id)? else {
+            return Ok(());
+        };
+        let sr = crate::project::order::with_status(existing, sr_status)
+            .map_err(|e| StoreError::Job(e.0))?;
+        super::resources::put(tx, stored.as_ref(), &sr)?;
+    }
+    Ok(())
+}
+
+/// The ServiceRequest facts of an order with what its worklist steps add: the accession
+/// (typed ACSN, under its authority's system), the steps' Study Instance UIDs and the
+/// status of the order control table.
+pub fn order_facts(f: &OrderFacts, order: &OrderMessage, study_uids: Vec<String>) -> OrderFacts {
+    let mut f = f.clone();
+    if let Some(s) = order.steps.iter().find(|s| !s.accession.is_empty()) {
+        f.accession = Some((s.accession_system.clone(), s.accession.clone()));
+    }
+    let mut uids = study_uids;
+    uids.dedup();
+    f.study_uids = uids;
+    f.status = order.effect.request_status;
+    f
 }
 
 /// Answers a worklist C-FIND from the store: the rows the query's indexed keys admit, then

@@ -29,6 +29,7 @@ pub fn instance(inst: &StoredInstance, header: Option<&InstanceHeader>) -> Insta
     }
     f.series_uid = text(&h.series_instance_uid).unwrap_or_default();
     f.modality = text(&h.modality).unwrap_or_default();
+    f.accession = text(&h.accession_number).unwrap_or_default();
     if let Some(pid) = text(&h.patient_id) {
         let issuer = text(&h.issuer_of_patient_id).unwrap_or_default();
         let name = text(&h.patient_name).unwrap_or_default();

@@ -134,9 +134,8 @@ fn order_facts(m: &Message<'_>, source: &str) -> Result<OrderFacts, ErrorDetail>
             }
         }
     }
-    if let Some(acc) = owned(m, "IPC-1-1").or_else(|| owned(m, "OBR-18")) {
-        ids.push(("urn:xenrad:accession".to_owned(), acc));
-    }
+    // The accession (IPC-1, OBR-18) is added by the worklist mapping (map::order), under
+    // the system of its assigning authority and typed ACSN.
     if ids.is_empty() {
         return Err(ErrorDetail::new(
             ErrorCode::RequiredFieldMissing,
@@ -161,6 +160,7 @@ fn order_facts(m: &Message<'_>, source: &str) -> Result<OrderFacts, ErrorDetail>
         code,
         patient,
         occurrence,
+        ..OrderFacts::default()
     })
 }
 
@@ -272,9 +272,10 @@ mod tests {
             vec![
                 ("urn:xenrad:placer:RIS".to_owned(), "PL1".to_owned()),
                 ("urn:xenrad:filler".to_owned(), "FI1".to_owned()),
-                ("urn:xenrad:accession".to_owned(), "ACC7".to_owned()),
             ]
         );
+        // The accession is the worklist mapping's (map::order): typed ACSN, its own system.
+        assert_eq!(f.accession, None);
         assert_eq!(f.status, "revoked");
         assert_eq!(
             f.code,

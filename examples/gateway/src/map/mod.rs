@@ -82,6 +82,10 @@ pub struct OrderFacts {
     pub patient: PatientFacts,
     /// Requested time (FHIR dateTime).
     pub occurrence: Option<String>,
+    /// The accession number `(system, value)`: an identifier typed ACSN.
+    pub accession: Option<(String, String)>,
+    /// Study Instance UIDs of the order's steps (identifiers typed DCM 110180).
+    pub study_uids: Vec<String>,
 }
 
 /// One stored DICOM instance.
@@ -99,6 +103,8 @@ pub struct InstanceFacts {
     pub modality: String,
     /// Patient, when the dataset names one.
     pub patient: Option<PatientFacts>,
+    /// Accession Number (empty when absent).
+    pub accession: String,
 }
 
 /// One series of a study, as its stored instances give it.
@@ -125,6 +131,10 @@ pub struct ProcedureFacts {
     pub start: Option<String>,
     /// End (FHIR dateTime), when known.
     pub end: Option<String>,
+    /// Accession Number of the scheduled step it performs (empty when unscheduled).
+    pub accession: String,
+    /// Code value of the discontinuation reason (PS3.16 CID 9300), when discontinued.
+    pub discontinuation_reason: Option<String>,
 }
 
 #[cfg(test)]

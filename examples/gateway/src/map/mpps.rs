@@ -22,6 +22,17 @@ pub fn procedure<Tz: TimeZone>(
             .unwrap_or_default(),
         start: dicom_dt(sd, st, tz),
         end: dicom_dt(ed, et, tz),
+        accession: inst
+            .attributes
+            .items(xenrad_mpps::tags::SCHEDULED_STEP_ATTRIBUTES_SEQUENCE)
+            .first()
+            .and_then(|i| i.str(xenrad_mpps::tags::ACCESSION_NUMBER))
+            .map(|a| a.trim().to_owned())
+            .unwrap_or_default(),
+        discontinuation_reason: inst
+            .discontinuation_reason()
+            .map(|c| c.value)
+            .filter(|v| !v.is_empty()),
     }
 }
 

@@ -18,6 +18,7 @@ pub fn imaging_study(
     study_uid: &str,
     patient_id: Option<&str>,
     series: &[SeriesFacts],
+    based_on: Option<&str>,
 ) -> Result<Resource, Invalid> {
     let mut b = match existing {
         Some(r) => ImagingStudyBuilder::edit(r),
@@ -27,6 +28,10 @@ pub fn imaging_study(
         b = b
             .clear("subject")
             .reference("subject", &format!("Patient/{pid}"), None);
+    }
+    // The order the study performs (found through its Study Instance UID or accession).
+    if let Some(r) = based_on {
+        b = b.clear("basedOn").based_on(r);
     }
     // Where the images are: the DICOMweb Endpoint (`endpoint` module).
     b = b
@@ -63,12 +68,16 @@ pub fn performed(
     study_uid: &str,
     status: &str,
     procedure_id: &str,
+    based_on: Option<&str>,
 ) -> Result<Resource, Invalid> {
-    let b = match existing {
+    let mut b = match existing {
         Some(r) => ImagingStudyBuilder::edit(r).status(status),
         None => ImagingStudyBuilder::with_subject_display(id, status, UNKNOWN_PATIENT)
             .study_uid(study_uid),
     };
+    if let Some(r) = based_on {
+        b = b.clear("basedOn").based_on(r);
+    }
     b.clear("procedureReference")
         .procedure_reference(&format!("Procedure/{procedure_id}"))
         .build()
@@ -122,7 +131,7 @@ mod tests {
 
     #[test]
     fn a_new_study_lists_its_series_and_counts() {
-        let s = imaging_study("study-1", None, "1.2.3", None, &series()).unwrap();
+        let s = imaging_study("study-1", None, "1.2.3", None, &series(), None).unwrap();
         assert_eq!(
             to_json(&s),
             r#"{"resourceType":"ImagingStudy","id":"study-1","identifier":[{"system":"urn:dicom:uid","value":"urn:oid:1.2.3"}],"status":"available","subject":{"display":"unknown patient"},"endpoint":[{"reference":"Endpoint/dicomweb"}],"numberOfSeries":2,"numberOfInstances":4,"series":[{"uid":"1.2.3.1","modality":{"system":"http://dicom.nema.org/resources/ontology/DCM","code":"CT"},"numberOfInstances":2,"instance":[{"uid":"1.2.3.1.1","sopClass":{"system":"urn:ietf:rfc:3986","code":"urn:oid:1.2.840.10008.5.1.4.1.1.2"}},{"uid":"1.2.3.1.2","sopClass":{"system":"urn:ietf:rfc:3986","code":"urn:oid:1.2.840.10008.5.1.4.1.1.2"}}]},{"uid":"1.2.3.2","modality":{"system":"http://dicom.nema.org/resources/ontology/DCM","code":"OT"},"numberOfInstances":1,"instance":[{"uid":"1.2.3.2.1","sopClass":{"system":"urn:ietf:rfc:3986","code":"urn:oid:1.2.840.10008.5.1.4.1.1.7"}}]}]}"#
@@ -132,7 +141,7 @@ mod tests {
 
     #[test]
     fn mpps_sets_status_and_procedure_and_instances_keep_them() {
-        let announced = performed("study-1", None, "1.2.3", "registered", "proc-1").unwrap();
+        let announced = performed("study-1", None, "1.2.3", "registered", "proc-1", None).unwrap();
         let j = to_json(&announced);
         assert!(j.contains(r#""status":"registered""#), "{j}");
         assert!(
@@ -145,6 +154,7 @@ mod tests {
             "1.2.3",
             Some("pat-1"),
             &series(),
+            None,
         )
         .unwrap();
         let j = to_json(&s);
@@ -154,8 +164,17 @@ mod tests {
             "{j}"
         );
         assert_eq!(subject(&s), Subject::Reference("Patient/pat-1".into()));
-        let done = performed("study-1", Some(s.clone()), "1.2.3", "available", "proc-1").unwrap();
+        let done = performed(
+            "study-1",
+            Some(s.clone()),
+            "1.2.3",
+            "available",
+            "proc-1",
+            Some("ServiceRequest/sr-1"),
+        )
+        .unwrap();
         assert!(to_json(&done).contains(r#""status":"available""#));
+        assert!(to_json(&done).contains(r#""basedOn":[{"reference":"ServiceRequest/sr-1"}]"#));
         assert_eq!(subject(&done), subject(&s));
         // Refreshing with the same instances is the same resource.
         let again = imaging_study(
@@ -164,8 +183,26 @@ mod tests {
             "1.2.3",
             Some("pat-1"),
             &series(),
+            None,
         )
         .unwrap();
+        assert_eq!(to_json(&again), to_json(&s));
+    }
+
+    #[test]
+    fn a_study_is_based_on_its_order_and_keeps_it() {
+        let s = imaging_study(
+            "study-1",
+            None,
+            "1.2.3",
+            None,
+            &series(),
+            Some("ServiceRequest/sr-1"),
+        )
+        .unwrap();
+        assert!(to_json(&s).contains(r#""basedOn":[{"reference":"ServiceRequest/sr-1"}]"#));
+        let again =
+            imaging_study("study-1", Some(s.clone()), "1.2.3", None, &series(), None).unwrap();
         assert_eq!(to_json(&again), to_json(&s));
     }
 }

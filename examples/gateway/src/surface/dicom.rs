@@ -144,6 +144,7 @@ impl GatewayScp {
         let data = req.dataset.to_vec();
         let len = data.len();
         let uid2 = uid.clone();
+        let keep_done = self.gw.config.worklist_keep_done;
         let r = self.gw.store.write_blocking(move |tx| {
             let svc = xenrad_mpps::Mpps::new(MppsRecords::Write(tx));
             let resp = if create {
@@ -155,7 +156,7 @@ impl GatewayScp {
                 && !resp.replay
                 && let Ok(inst) = svc.get(&uid2)
             {
-                ingest::project_mpps_instance(tx, &uid2, &inst)?;
+                ingest::project_mpps_instance(tx, &uid2, &inst, keep_done)?;
             }
             Ok(resp)
         });
