@@ -20,6 +20,7 @@
 //! - [`surface`]: one module per endpoint, protocol glue only;
 //! - this root: configuration and composition ([`Gateway`], [`run`]).
 
+pub mod config_file;
 pub mod ingest;
 pub mod map;
 pub mod metrics;
@@ -57,6 +58,12 @@ and a DICOM C-STORE SCP (DIMSE, TCP 127.0.0.1:11112). Every HTTP surface require
 Data lives in --data-dir (SQLite in WAL mode plus DICOM Part 10 files); every acknowledgement follows durable storage."
 )]
 pub struct Config {
+    /// A TOML file that can say everything these flags say: keys are the long flags
+    /// (`fhir-addr = "0.0.0.0:8080"`, `dicom-allow = ["MOD1@10.0.0.5"]`, `mllp-commit-blocks
+    /// = true`). A flag or its environment variable overrides the file; an unknown key is
+    /// an error naming the line.
+    #[arg(long, env = "XENRAD_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
     /// FHIR R4 surface.
     #[arg(long, env = "XENRAD_FHIR_ADDR", default_value = "127.0.0.1:8080")]
     pub fhir_addr: SocketAddr,
@@ -82,7 +89,11 @@ pub struct Config {
     /// start and stored in the data dir.
     #[arg(long, env = "XENRAD_API_KEY", hide_env_values = true)]
     pub api_key: Option<String>,
-    /// A file of accepted API keys, one per line (`#` comments; `name: key` allowed).
+    /// A file of accepted API keys, one per line: `name: key [scope ...]` (`#` comments).
+    /// A scope is `SURFACE:ACCESS` (SURFACE `fhir`, `hl7`, `mpps`, `dicomweb` or `*`; ACCESS
+    /// `read`, `write` or `*`) or `*`; no scope means every scope; the key may be given as
+    /// `sha256:HEX`. Re-read on SIGHUP: removed keys are refused (401) at once, a key
+    /// without the scope a request needs gets 403.
     #[arg(long, env = "XENRAD_API_KEY_FILE")]
     pub api_key_file: Option<PathBuf>,
     /// Log format on stderr: `text` or `json` (one object per line). Logs never
@@ -238,6 +249,12 @@ type TlsFiles<'a> = (
 );
 
 impl Config {
+    /// The command line and environment, with `--config FILE` read when given
+    /// ([`config_file`]).
+    pub fn load() -> Result<Config, clap::Error> {
+        config_file::load_from(std::env::args_os())
+    }
+
     /// Certificate, key and client CA files of one listener.
     fn tls_files(&self, listener: &str) -> TlsFiles<'_> {
         match listener {
@@ -357,26 +374,69 @@ impl Config {
 }
 
 /// Reads the keys from the flag/env and the key file; when there are none, loads or
-/// creates `<data-dir>/api-key` and says where it is.
+/// creates `<data-dir>/api-key` and says where it is. The flag's key is named `default`
+/// and the generated one `generated`, both with every scope; the file's keys have their
+/// names and scopes ([`surface::keys`]).
 pub fn load_keys(config: &Config) -> std::io::Result<http::ApiKeys> {
+    Ok(http::ApiKeys::from_keys(key_list(config)?))
+}
+
+fn key_list(config: &Config) -> std::io::Result<Vec<surface::keys::ApiKey>> {
+    use surface::keys::{ApiKey, Scopes, parse_key_file};
     let mut keys = Vec::new();
-    if let Some(k) = &config.api_key {
-        keys.push(k.clone());
+    if let Some(k) = config.api_key.as_deref().filter(|k| !k.trim().is_empty()) {
+        keys.push(ApiKey::new("default", k, Scopes::ALL));
     }
     if let Some(f) = &config.api_key_file {
-        for line in std::fs::read_to_string(f)?.lines() {
-            let line = line.trim();
-            if line.is_empty() || line.starts_with('#') {
-                continue;
+        let text = std::fs::read_to_string(f)
+            .map_err(|e| std::io::Error::new(e.kind(), format!("{}: {e}", f.display())))?;
+        let file = parse_key_file(&text).map_err(|e| {
+            std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                format!("{}: {e}", f.display()),
+            )
+        })?;
+        keys.extend(file);
+    }
+    if keys.is_empty() {
+        keys.push(ApiKey::new(
+            "generated",
+            &generated_key(&config.data_dir)?,
+            Scopes::ALL,
+        ));
+    }
+    Ok(keys)
+}
+
+/// Re-reads the keys on every SIGHUP and replaces them: a key removed from the file is
+/// refused from the next request on. A file that does not parse leaves the keys as they
+/// were (logged), so a typo does not lock every client out.
+fn reload_keys_on_sighup(config: Arc<Config>, keys: http::ApiKeys) -> std::io::Result<()> {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut hup = signal(SignalKind::hangup())?;
+        tokio::spawn(async move {
+            while hup.recv().await.is_some() {
+                match key_list(&config) {
+                    Ok(list) => {
+                        let names: Vec<String> = list
+                            .iter()
+                            .map(|k| format!("{} ({})", k.name, k.scopes.describe()))
+                            .collect();
+                        keys.replace(list);
+                        tracing::info!(keys = %names.join(", "), "API keys reloaded (SIGHUP)");
+                    }
+                    Err(e) => {
+                        tracing::error!(error = %e, "API keys not reloaded (SIGHUP): the previous keys stay in force");
+                    }
+                }
             }
-            let key = line.rsplit_once(':').map_or(line, |(_, k)| k.trim());
-            keys.push(key.to_owned());
-        }
+        });
     }
-    if keys.iter().all(|k| k.trim().is_empty()) {
-        keys = vec![generated_key(&config.data_dir)?];
-    }
-    Ok(http::ApiKeys::new(keys))
+    #[cfg(not(unix))]
+    let _ = (config, keys);
+    Ok(())
 }
 
 fn generated_key(dir: &Path) -> std::io::Result<String> {
@@ -470,6 +530,7 @@ pub async fn run(config: Config) -> Result<(), Box<dyn std::error::Error + Send 
         store: store.clone(),
         metrics,
     };
+    reload_keys_on_sighup(gw.config.clone(), gw.keys.clone())?;
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let stopped = move || {
         let mut rx = stop_rx.clone();

@@ -1335,3 +1335,123 @@ fn security_headers_on_every_http_answer() {
         }
     }
 }
+
+/// API keys with names and scopes from `--api-key-file`, reloaded on SIGHUP (issue 20): a
+/// key without the scope gets 403, a removed key 401 from the next request on, a file that
+/// does not parse leaves the keys as they were, and `XENRAD_API_KEY` keeps working.
+#[test]
+fn scoped_api_keys_reload_on_sighup_and_revoke_at_once() {
+    if !peers() {
+        return;
+    }
+    let dir = std::env::temp_dir().join(format!(
+        "xenrad-e2e-keys-{}-{}",
+        std::process::id(),
+        free_port()
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("keys");
+    std::fs::write(
+        &file,
+        "# name: key scopes\nris: ris-key hl7:write\nviewer: viewer-key fhir:read dicomweb:read\nold: old-key\n",
+    )
+    .unwrap();
+    let a = |p: u16| SocketAddr::from(([127, 0, 0, 1], p));
+    let mut g = Gateway {
+        child: None,
+        extra: vec!["--api-key-file".into(), file.display().to_string()],
+        log_file: Some(dir.join("gateway.log")),
+        dir: dir.join("data"),
+        fhir: a(free_port()),
+        hl7: a(free_port()),
+        mpps: a(free_port()),
+        mllp: a(free_port()),
+        dicom: a(free_port()),
+    };
+    g.spawn();
+    let status = |key: &str, method: &str, addr: SocketAddr, path: &str| -> u16 {
+        let mut args = vec![
+            "-X".to_owned(),
+            method.to_owned(),
+            g.url(addr, path),
+            "-H".to_owned(),
+            format!("X-API-Key: {key}"),
+        ];
+        if method == "POST" {
+            args.extend([
+                "-H".into(),
+                "Content-Type: text/plain".into(),
+                "--data-binary".into(),
+                REF_ADT.into(),
+            ]);
+        }
+        let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+        curl(&refs).status
+    };
+    let fhir_read = |k: &str| status(k, "GET", g.fhir, "/fhir/Patient");
+    let v2_write = |k: &str| status(k, "POST", g.hl7, "/v2/ingest");
+    let stow = |k: &str| status(k, "POST", g.fhir, "/dicomweb/studies");
+    let qido = |k: &str| status(k, "GET", g.fhir, "/dicomweb/studies");
+    assert_eq!(v2_write("ris-key"), 200);
+    assert_eq!(fhir_read("ris-key"), 403);
+    assert_eq!(fhir_read("viewer-key"), 200);
+    assert!(matches!(qido("viewer-key"), 200 | 204));
+    assert_eq!(v2_write("viewer-key"), 403);
+    assert_eq!(stow("viewer-key"), 403);
+    assert_eq!(fhir_read("old-key"), 200);
+    assert_eq!(
+        fhir_read(KEY),
+        200,
+        "the single-key environment variable keeps working"
+    );
+    assert_eq!(fhir_read("nobody"), 401);
+
+    // Revoke `old`, add `new`, SIGHUP: no restart, `old` refused from the next request on.
+    std::fs::write(&file, "ris: ris-key hl7:write\nnew: new-key fhir:read\n").unwrap();
+    let pid = g.child.as_ref().unwrap().id().to_string();
+    let hup = || {
+        assert!(
+            Command::new("kill")
+                .args(["-HUP", &pid])
+                .status()
+                .unwrap()
+                .success()
+        );
+    };
+    hup();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while fhir_read("new-key") != 200 {
+        assert!(
+            Instant::now() < deadline,
+            "new key not accepted after SIGHUP"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(fhir_read("old-key"), 401);
+    assert_eq!(fhir_read("viewer-key"), 401);
+    assert_eq!(v2_write("new-key"), 403);
+    assert_eq!(fhir_read(KEY), 200);
+
+    // A broken file: the keys in force stay.
+    std::fs::write(&file, "new: new-key fhir:delete\n").unwrap();
+    hup();
+    let log = dir.join("gateway.log");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !std::fs::read_to_string(&log)
+        .unwrap_or_default()
+        .contains("not reloaded")
+    {
+        assert!(Instant::now() < deadline, "no reload error logged");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(fhir_read("new-key"), 200);
+    assert_eq!(v2_write("ris-key"), 200);
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(text.contains("line 1: unknown scope"), "{text}");
+    assert!(
+        !text.contains("new-key") && !text.contains("ris-key"),
+        "a key in the log: {text}"
+    );
+    g.stop();
+    let _ = std::fs::remove_dir_all(&dir);
+}

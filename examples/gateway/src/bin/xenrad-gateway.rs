@@ -1,10 +1,12 @@
 //! `xenrad-gateway`: all five Xenrad endpoints from one command (see `--help`).
 
-use clap::Parser;
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
-    let config = xenrad_gateway::Config::parse();
+    let config = match xenrad_gateway::Config::load() {
+        Ok(c) => c,
+        Err(e) => e.exit(),
+    };
     let logs = tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("XENRAD_LOG")

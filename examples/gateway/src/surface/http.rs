@@ -11,7 +11,6 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use std::sync::Arc;
 use std::time::Instant;
-use subtle::ConstantTimeEq;
 
 /// The interactive documentation page: plain HTML and JavaScript that fetch the
 /// surface's own `openapi.json` and render it with try-it-out forms. No CDN.
@@ -107,32 +106,7 @@ pub fn security_headers(h: &mut HeaderMap, path: &str, tls: bool) {
     }
 }
 
-/// Accepted API keys; compared in constant time.
-#[derive(Clone, Default)]
-pub struct ApiKeys(Arc<Vec<Vec<u8>>>);
-
-impl ApiKeys {
-    /// Builds the key set (empty strings are ignored).
-    pub fn new(keys: impl IntoIterator<Item = String>) -> Self {
-        ApiKeys(Arc::new(
-            keys.into_iter()
-                .map(|k| k.trim().to_owned())
-                .filter(|k| !k.is_empty())
-                .map(String::into_bytes)
-                .collect(),
-        ))
-    }
-
-    /// Whether `presented` equals one of the keys. Every key is compared (no early
-    /// exit) so the time taken does not reveal which key, or how much of it, matched.
-    pub fn accepts(&self, presented: &[u8]) -> bool {
-        let mut ok = subtle::Choice::from(0);
-        for k in self.0.iter() {
-            ok |= k.as_slice().ct_eq(presented);
-        }
-        bool::from(ok)
-    }
-}
+pub use super::keys::{Access, ApiKeys, Caller};
 
 /// How a surface words its errors.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -219,15 +193,59 @@ pub const HEALTH_PATH: &str = "/healthz";
 /// Paths every surface serves without a key.
 pub const DOC_PATHS: &[&str] = &["/api/documentation", "/api/documentation/openapi.json"];
 
-async fn auth_and_measure(State(s): State<SurfaceState>, req: Request, next: Next) -> Response {
+/// The scope a request needs: its surface (`/dicomweb` on the FHIR origin is the
+/// `dicomweb` surface) and read (GET, HEAD, a FHIR `_search` POST) or write.
+pub fn scope_of(
+    surface: &'static str,
+    method: &axum::http::Method,
+    path: &str,
+) -> (&'static str, Access) {
+    use axum::http::Method;
+    let surface = if surface == "fhir" && (path == "/dicomweb" || path.starts_with("/dicomweb/")) {
+        "dicomweb"
+    } else {
+        surface
+    };
+    let read = *method == Method::GET
+        || *method == Method::HEAD
+        || *method == Method::OPTIONS
+        || (*method == Method::POST && path.ends_with("/_search"));
+    (surface, if read { Access::Read } else { Access::Write })
+}
+
+async fn auth_and_measure(State(s): State<SurfaceState>, mut req: Request, next: Next) -> Response {
     let started = Instant::now();
     let route = req
         .extensions()
         .get::<MatchedPath>()
         .map_or_else(|| "unmatched".to_owned(), |m| m.as_str().to_owned());
-    let open = req.uri().path() == HEALTH_PATH || s.open_paths.contains(&req.uri().path());
-    let response = if open || key_ok(&s.keys, req.headers()) {
+    let path = req.uri().path().to_owned();
+    let open = path == HEALTH_PATH || s.open_paths.contains(&path.as_str());
+    let caller = req
+        .headers()
+        .get("x-api-key")
+        .and_then(|v| s.keys.check(v.as_bytes()));
+    let response = if open {
         next.run(req).await
+    } else if let Some(caller) = caller {
+        let (surface, access) = scope_of(s.name, req.method(), &path);
+        // /metrics: any valid key.
+        if path == "/metrics" || caller.scopes.allows(surface, access) {
+            req.extensions_mut().insert(caller);
+            next.run(req).await
+        } else {
+            tracing::warn!(key = %caller.name, surface, access = access.as_str(), "API key lacks the scope");
+            error_response(
+                s.style,
+                StatusCode::FORBIDDEN,
+                "forbidden",
+                &format!(
+                    "API key {:?} lacks the scope {surface}:{}",
+                    caller.name,
+                    access.as_str()
+                ),
+            )
+        }
     } else {
         let missing = !req.headers().contains_key("x-api-key");
         let detail = if missing {
@@ -249,12 +267,6 @@ async fn auth_and_measure(State(s): State<SurfaceState>, req: Request, next: Nex
         started.elapsed(),
     );
     response
-}
-
-fn key_ok(keys: &ApiKeys, headers: &HeaderMap) -> bool {
-    headers
-        .get("x-api-key")
-        .is_some_and(|v| keys.accepts(v.as_bytes()))
 }
 
 /// Wraps a surface's router with the docs page, its OpenAPI document, `/metrics`,

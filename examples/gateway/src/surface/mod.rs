@@ -7,6 +7,7 @@ pub mod dicomweb;
 pub mod fhir;
 pub mod hl7;
 pub mod http;
+pub mod keys;
 pub mod limits;
 pub mod mllp;
 pub mod mpps;
