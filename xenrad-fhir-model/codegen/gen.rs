@@ -32,6 +32,7 @@ struct Elem {
     choice: bool,
     plain: bool,
     binding: Option<String>,
+    summary: bool,
     short: String,
 }
 
@@ -262,6 +263,7 @@ fn collect(dir: &Path) -> Collected {
                 choice,
                 plain,
                 binding,
+                summary: el["isSummary"].as_bool().unwrap_or(false),
                 short: el["short"].as_str().unwrap_or("").to_owned(),
             });
         }
@@ -384,12 +386,13 @@ pub fn generate(dir: &Path) -> String {
                 .map_or("None".to_owned(), |b| format!("Some(&VS{})", bindings[b]));
             let _ = writeln!(
                 o,
-                "        E {{ name: {}, min: {}, max: {max}, types: &[{}], choice: {}, plain: {}, binding: {binding} }},",
+                "        E {{ name: {}, min: {}, max: {max}, types: &[{}], choice: {}, plain: {}, binding: {binding}, summary: {} }},",
                 lit(&e.name),
                 e.min,
                 ids.join(", "),
                 e.choice,
-                e.plain
+                e.plain,
+                e.summary
             );
         }
         // elements whose cardinality a reader must check: required ones and bounded repeats

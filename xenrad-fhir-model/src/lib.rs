@@ -17,7 +17,10 @@
 //! - [`search`] parses search query strings over the 1,375 generated SearchParameters;
 //!   [`outcome`], [`bundle`] and [`capability`] build OperationOutcome, searchset Bundles and
 //!   CapabilityStatements for a FHIR server; [`index`] evaluates the parameters' FHIRPath
-//!   expressions on a resource to extract its search index values.
+//!   expressions on a resource to extract its search index values; [`subset`] cuts resources
+//!   down for `_summary`/`_elements`, [`patch`] applies JSON Patch, [`transaction`] plans
+//!   transaction and batch Bundles, [`bundle::BundleWriter`] writes Bundles around
+//!   already-serialised resources.
 //!
 //! Layers (one module each): `generated` (tables) → [`schema`] (descriptor types) → [`json`]
 //! (borrowed lexer) → [`model`] → `read`/`write` → [`validate`](mod@validate) → gateway helpers.
@@ -33,9 +36,12 @@ pub mod index;
 pub mod json;
 pub mod model;
 pub mod outcome;
+pub mod patch;
 mod read;
 pub mod schema;
 pub mod search;
+pub mod subset;
+pub mod transaction;
 pub mod typed;
 pub mod validate;
 mod write;

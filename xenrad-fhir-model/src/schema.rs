@@ -209,6 +209,9 @@ pub struct ElementDef {
     pub plain: bool,
     /// The enumerable value set of a required binding, if any.
     pub binding: Option<&'static ValueSetDef>,
+    /// `ElementDefinition.isSummary`: part of the `_summary=true` subset
+    /// (R4 search.html#summary).
+    pub summary: bool,
 }
 
 impl ElementDef {

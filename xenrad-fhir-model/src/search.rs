@@ -119,11 +119,48 @@ pub struct Include {
     pub iterate: bool,
 }
 
+/// One hop of a chained (`subject:Patient.name`) or reverse-chained
+/// (`_has:Observation:patient:code`) parameter (§3.1.1.4.13, §3.1.1.4.14).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Link {
+    /// Follow the reference parameter `reference` of the current type to one of `targets`
+    /// (the `:Type` modifier, or every target type that defines the next parameter).
+    Forward {
+        /// The reference parameter followed.
+        reference: &'static SearchParamDef,
+        /// The candidate target types, in definition order.
+        targets: Vec<ResourceType>,
+    },
+    /// Resources of type `source` whose reference parameter `reference` points at the current
+    /// resource (`_has:source:reference:...`).
+    Reverse {
+        /// The referring type.
+        source: ResourceType,
+        /// Its reference parameter.
+        reference: &'static SearchParamDef,
+    },
+}
+
+/// A chained parameter: hops from the searched type, then the parameter tested at the end.
+/// The final parameter is parsed with the definition of the first candidate type that has it;
+/// a server evaluates its code on every candidate of the last forward hop.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Chain {
+    /// The hops, from the searched type outwards (at least one).
+    pub links: Vec<Link>,
+    /// The type the final parameter is tested on (the first candidate).
+    pub end: ResourceType,
+    /// The final parameter and its values.
+    pub param: SearchParam,
+}
+
 /// A parsed query: parameters are ANDed, values inside one parameter ORed.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct SearchQuery {
     /// Search parameters.
     pub params: Vec<SearchParam>,
+    /// Chained and reverse-chained parameters (ANDed with `params`).
+    pub chains: Vec<Chain>,
     /// `_count`.
     pub count: Option<usize>,
     /// `_offset` (paging).
@@ -148,10 +185,6 @@ const MAX_VALUES: usize = 100;
 
 fn invalid(msg: String) -> OperationOutcome {
     OperationOutcome::single(Severity::Error, "invalid", msg)
-}
-
-fn not_supported(msg: String) -> OperationOutcome {
-    OperationOutcome::single(Severity::Error, "not-supported", msg)
 }
 
 /// Decodes `%XX` and `+` (application/x-www-form-urlencoded).
@@ -344,12 +377,9 @@ fn parse_pair(
             _ => return Err(invalid(format!("_total: invalid value {value:?}"))),
         },
         "_format" | "_pretty" => {}
+        "_has" => q.chains.push(parse_chain(rt, key, value, 0)?),
+        _ if key.contains('.') => q.chains.push(parse_chain(rt, key, value, 0)?),
         _ => {
-            if code.contains('.') {
-                return Err(not_supported(format!(
-                    "chained parameter {code:?} is not supported"
-                )));
-            }
             let def = search_param(rt, code)
                 .ok_or_else(|| invalid(format!("{rt} has no search parameter {code:?}")))?;
             let p =
@@ -358,6 +388,125 @@ fn parse_pair(
         }
     }
     Ok(())
+}
+
+/// Most hops in one chained parameter.
+const MAX_CHAIN: usize = 4;
+
+/// Parses a chained key (`subject:Patient.name:exact`, `_has:Observation:patient:code`,
+/// combinations of both) with its value.
+fn parse_chain(
+    rt: ResourceType,
+    key: &str,
+    value: &str,
+    depth: usize,
+) -> Result<Chain, OperationOutcome> {
+    if depth >= MAX_CHAIN {
+        return Err(OperationOutcome::single(
+            Severity::Error,
+            "too-costly",
+            format!("{key}: more than {MAX_CHAIN} chained hops"),
+        ));
+    }
+    let wrap = |link: Link, mut rest: Chain| {
+        rest.links.insert(0, link);
+        rest
+    };
+    if let Some(rest) = key.strip_prefix("_has:") {
+        // _has:Type:reference:rest
+        let mut parts = rest.splitn(3, ':');
+        let (src, reference, tail) = (
+            parts.next().unwrap_or(""),
+            parts.next().unwrap_or(""),
+            parts.next().unwrap_or(""),
+        );
+        let source = ResourceType::from_name(src)
+            .ok_or_else(|| invalid(format!("{key}: unknown resource type {src:?}")))?;
+        let rdef = search_param(source, reference)
+            .filter(|d| d.kind == SearchParamType::Reference)
+            .ok_or_else(|| {
+                invalid(format!(
+                    "{key}: {src} has no reference parameter {reference:?}"
+                ))
+            })?;
+        if !rdef.target.is_empty() && !rdef.target.contains(&rt.as_str()) {
+            return Err(invalid(format!(
+                "{key}: {src}.{reference} cannot point to a {rt}"
+            )));
+        }
+        if tail.is_empty() {
+            return Err(invalid(format!(
+                "{key}: expected _has:Type:reference:parameter"
+            )));
+        }
+        let link = Link::Reverse {
+            source,
+            reference: rdef,
+        };
+        return Ok(wrap(link, end_or_chain(source, key, tail, value, depth)?));
+    }
+    let (head, tail) = key
+        .split_once('.')
+        .ok_or_else(|| invalid(format!("{key}: not a chained parameter")))?;
+    let (code, ty) = match head.split_once(':') {
+        Some((c, t)) => (c, Some(t)),
+        None => (head, None),
+    };
+    let rdef = search_param(rt, code)
+        .filter(|d| d.kind == SearchParamType::Reference)
+        .ok_or_else(|| invalid(format!("{key}: {rt} has no reference parameter {code:?}")))?;
+    let next_code = tail.split(['.', ':']).next().unwrap_or("");
+    let targets: Vec<ResourceType> = match ty {
+        Some(t) => {
+            let target = ResourceType::from_name(t)
+                .ok_or_else(|| invalid(format!("{key}: unknown resource type {t:?}")))?;
+            if !rdef.target.is_empty() && !rdef.target.contains(&t) {
+                return Err(invalid(format!(
+                    "{key}: {t} is not a target of {rt}.{code}"
+                )));
+            }
+            vec![target]
+        }
+        None => rdef
+            .target
+            .iter()
+            .filter_map(|t| ResourceType::from_name(t))
+            .filter(|t| next_code == "_has" || search_param(*t, next_code).is_some())
+            .collect(),
+    };
+    let Some(&first) = targets.first() else {
+        return Err(invalid(format!(
+            "{key}: no target type of {rt}.{code} has a parameter {next_code:?}"
+        )));
+    };
+    let link = Link::Forward {
+        reference: rdef,
+        targets,
+    };
+    Ok(wrap(link, end_or_chain(first, key, tail, value, depth)?))
+}
+
+/// The rest of a chain: another hop, or the final parameter on `rt`.
+fn end_or_chain(
+    rt: ResourceType,
+    key: &str,
+    tail: &str,
+    value: &str,
+    depth: usize,
+) -> Result<Chain, OperationOutcome> {
+    let code = tail.split(':').next().unwrap_or("");
+    if tail.starts_with("_has:") || tail.contains('.') {
+        return parse_chain(rt, tail, value, depth + 1);
+    }
+    let modifier = tail.split_once(':').map(|(_, m)| m);
+    let def = search_param(rt, code)
+        .ok_or_else(|| invalid(format!("{key}: {rt} has no search parameter {code:?}")))?;
+    let param = parse_param(def, modifier, value).map_err(|m| invalid(format!("{key}: {m}")))?;
+    Ok(Chain {
+        links: Vec::new(),
+        end: rt,
+        param,
+    })
 }
 
 fn parse_prefix(v: &str) -> (Prefix, &str) {
@@ -586,6 +735,71 @@ impl SearchQuery {
             offset: self.offset.unwrap_or(0),
             count: self.count.unwrap_or(default_count).min(max_count),
             total,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chains() {
+        let q = parse_query(
+            ResourceType::Observation,
+            "subject:Patient.name:exact=Doe&subject.birthdate=ge1970&_has:Provenance:target:agent=Practitioner/1",
+        )
+        .unwrap();
+        assert_eq!(q.chains.len(), 3);
+        let c = &q.chains[0];
+        assert!(
+            matches!(&c.links[..], [Link::Forward { reference, targets }]
+            if reference.code == "subject" && targets == &[ResourceType::Patient])
+        );
+        assert_eq!(
+            (c.end, c.param.def.code, c.param.modifier.clone()),
+            (ResourceType::Patient, "name", Some(Modifier::Exact))
+        );
+        // without :Type, every target that has the parameter
+        let Link::Forward { targets, .. } = &q.chains[1].links[0] else {
+            panic!()
+        };
+        assert_eq!(targets, &[ResourceType::Patient]);
+        assert!(
+            matches!(&q.chains[2].links[..], [Link::Reverse { source: ResourceType::Provenance, reference }] if reference.code == "target")
+        );
+        // two hops
+        let q = parse_query(
+            ResourceType::ImagingStudy,
+            "subject:Patient.organization.name=acme",
+        )
+        .unwrap();
+        assert_eq!(q.chains[0].links.len(), 2);
+        assert_eq!(q.chains[0].end, ResourceType::Organization);
+        let q = parse_query(
+            ResourceType::Patient,
+            "_has:Observation:patient:_has:AuditEvent:entity:agent=Practitioner/1",
+        )
+        .unwrap();
+        assert_eq!(q.chains[0].links.len(), 2);
+        assert_eq!(q.chains[0].end, ResourceType::AuditEvent);
+        let q = parse_query(
+            ResourceType::Patient,
+            "general-practitioner:Practitioner.name=x",
+        )
+        .unwrap();
+        assert_eq!(q.chains[0].end, ResourceType::Practitioner);
+        for bad in [
+            "name.family=x",                      // not a reference
+            "subject:Device.name=x", // not a target... of Patient? (Patient has no subject)
+            "_has:Observation:code:status=final", // not a reference parameter
+            "_has:Observation:patient", // nothing to test
+            "_has:Unicorn:patient:code=1",
+            "organization.shoe=1",
+            "organization.name:frob=1",
+            "organization.partof.partof.partof.partof.name=x",
+        ] {
+            assert!(parse_query(ResourceType::Patient, bad).is_err(), "{bad}");
         }
     }
 }
