@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs the real protocol peers the interoperability tests talk to, idempotently:
 #   Debian: dcmtk (storescu, echoscu, storescp), curl, chromium (headless, for the docs page test)
-#   PyPI (in ./.venv): pynetdicom, pydicom, hl7 (python-hl7), hl7apy, fhir.resources, openapi-spec-validator,
+#   PyPI (in ./.venv): pynetdicom, pydicom, hl7 (python-hl7), hl7apy, fhir.resources, fhirpy, openapi-spec-validator,
 #     dicomweb-client; with XENRAD_ORTHANC=1 also Debian orthanc and orthanc-dicomweb
 # Prints the environment the tests read (XENRAD_PEERS, XENRAD_PYTHON, XENRAD_PYDICOM_DATA).
 set -euo pipefail
@@ -30,10 +30,10 @@ if [ ! -x "$venv/bin/python" ]; then
   echo "peers: creating $venv" >&2
   quiet python3 -m venv "$venv"
 fi
-if ! "$venv/bin/python" -c 'import pynetdicom, pydicom, hl7, hl7apy, fhir.resources, openapi_spec_validator, dicomweb_client' >/dev/null 2>&1; then
-  echo "peers: pip install pynetdicom pydicom hl7 hl7apy fhir.resources openapi-spec-validator dicomweb-client" >&2
+if ! "$venv/bin/python" -c 'import pynetdicom, pydicom, hl7, hl7apy, fhir.resources, fhirpy, openapi_spec_validator, dicomweb_client' >/dev/null 2>&1; then
+  echo "peers: pip install pynetdicom pydicom hl7 hl7apy fhir.resources fhirpy openapi-spec-validator dicomweb-client" >&2
   quiet "$venv/bin/python" -m pip install -q --disable-pip-version-check \
-    'pynetdicom>=2.1' 'pydicom>=3.0' 'hl7>=0.4' 'hl7apy>=1.3' 'fhir.resources>=7' 'openapi-spec-validator>=0.7' 'dicomweb-client>=0.59'
+    'pynetdicom>=2.1' 'pydicom>=3.0' 'hl7>=0.4' 'hl7apy>=1.3' 'fhir.resources>=7' 'fhirpy>=2' 'openapi-spec-validator>=0.7' 'dicomweb-client>=0.59'
 fi
 data="$("$venv/bin/python" -c 'import pydicom.data, os; print(os.path.dirname(pydicom.data.get_testdata_file("CT_small.dcm")))')"
 echo "export XENRAD_PEERS=1"

@@ -10,6 +10,7 @@ use crate::schema::{SearchParamType, search_param};
 /// One served resource type.
 #[derive(Debug, Clone)]
 struct Served {
+    options: ResourceOptions,
     rt: ResourceType,
     interactions: Vec<&'static str>,
     search: Vec<&'static str>,
@@ -36,6 +37,47 @@ pub struct CapabilityStatementBuilder {
     url: Option<String>,
     formats: Vec<String>,
     resources: Vec<Served>,
+    system: Vec<&'static str>,
+    security: Option<String>,
+}
+
+/// What a server supports on one resource type beyond interactions and search parameters
+/// (`CapabilityStatement.rest.resource` elements).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ResourceOptions {
+    /// `versioning` (`no-version`, `versioned`, `versioned-update`).
+    pub versioning: Option<&'static str>,
+    /// `readHistory`: vread is supported.
+    pub read_history: bool,
+    /// `updateCreate`: an update may create.
+    pub update_create: bool,
+    /// `conditionalCreate`.
+    pub conditional_create: bool,
+    /// `conditionalUpdate`.
+    pub conditional_update: bool,
+    /// `conditionalDelete` (`not-supported`, `single`, `multiple`).
+    pub conditional_delete: Option<&'static str>,
+    /// `searchInclude` values (`Observation:subject`).
+    pub search_include: Vec<String>,
+    /// `searchRevInclude` values.
+    pub search_rev_include: Vec<String>,
+}
+
+impl ResourceOptions {
+    /// A full read/write server's options: versioned updates, vread, update-as-create,
+    /// conditional create/update, single conditional delete.
+    pub fn versioned_read_write() -> Self {
+        ResourceOptions {
+            versioning: Some("versioned-update"),
+            read_history: true,
+            update_create: true,
+            conditional_create: true,
+            conditional_update: true,
+            conditional_delete: Some("single"),
+            ..Default::default()
+        }
+    }
 }
 
 impl CapabilityStatementBuilder {
@@ -52,6 +94,8 @@ impl CapabilityStatementBuilder {
             url: None,
             formats: vec!["application/fhir+json".into(), "json".into()],
             resources: Vec::new(),
+            system: Vec::new(),
+            security: None,
         }
     }
 
@@ -86,11 +130,41 @@ impl CapabilityStatementBuilder {
             }
         }
         self.resources.push(Served {
+            options: ResourceOptions::default(),
             rt,
             interactions: interactions.to_vec(),
             search: search.to_vec(),
         });
         Ok(self)
+    }
+
+    /// [`resource`](Self::resource) with the [`ResourceOptions`] of the type.
+    pub fn resource_with(
+        self,
+        rt: ResourceType,
+        interactions: &[&'static str],
+        search: &[&'static str],
+        options: ResourceOptions,
+    ) -> Result<Self, Error> {
+        let mut s = self.resource(rt, interactions, search)?;
+        if let Some(last) = s.resources.last_mut() {
+            last.options = options;
+        }
+        Ok(s)
+    }
+
+    /// Whole-system interactions (`transaction`, `batch`, `history-system`, `search-system`).
+    #[must_use]
+    pub fn system_interactions(mut self, codes: &[&'static str]) -> Self {
+        self.system = codes.to_vec();
+        self
+    }
+
+    /// `rest.security.description`: how clients authenticate.
+    #[must_use]
+    pub fn security(mut self, description: impl Into<String>) -> Self {
+        self.security = Some(description.into());
+        self
     }
 
     /// The CapabilityStatement resource.
@@ -118,8 +192,21 @@ impl CapabilityStatementBuilder {
             n.add_str("format", f)?;
         }
         let resources = self.resources;
+        let (system, security) = (self.system, self.security);
         n.add_node("rest", |rest: &mut Node<'static>| {
             rest.add_str("mode", "server")?;
+            if let Some(d) = security {
+                rest.add_node("security", |sec| {
+                    sec.add_str("description", d)?;
+                    Ok(())
+                })?;
+            }
+            for code in system {
+                rest.add_node("interaction", |i| {
+                    i.add_str("code", code)?;
+                    Ok(())
+                })?;
+            }
             for s in resources {
                 rest.add_node("resource", |res| {
                     res.add_str("type", s.rt.as_str())?;
@@ -128,6 +215,29 @@ impl CapabilityStatementBuilder {
                             n.add_str("code", i)?;
                             Ok(())
                         })?;
+                    }
+                    let o = &s.options;
+                    if let Some(v) = o.versioning {
+                        res.add_str("versioning", v)?;
+                    }
+                    for (name, on) in [
+                        ("readHistory", o.read_history),
+                        ("updateCreate", o.update_create),
+                        ("conditionalCreate", o.conditional_create),
+                        ("conditionalUpdate", o.conditional_update),
+                    ] {
+                        if on {
+                            res.add(name, crate::model::Value::boolean(true))?;
+                        }
+                    }
+                    if let Some(d) = o.conditional_delete {
+                        res.add_str("conditionalDelete", d)?;
+                    }
+                    for i in &o.search_include {
+                        res.add_str("searchInclude", i.clone())?;
+                    }
+                    for i in &o.search_rev_include {
+                        res.add_str("searchRevInclude", i.clone())?;
                     }
                     for code in s.search {
                         let def = search_param(s.rt, code).expect("checked in resource()");

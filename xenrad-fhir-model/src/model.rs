@@ -502,6 +502,46 @@ impl<'a> Resource<'a> {
         self.node.str("id")
     }
 
+    /// Sets `meta.versionId` and `meta.lastUpdated` (creating `meta`, replacing both values,
+    /// keeping every other `meta` element), as a server does before storing a version
+    /// (R4 resource.html#Meta).
+    ///
+    /// ```
+    /// let mut r = xenrad_fhir_model::from_json(br#"{"resourceType":"Patient","id":"p","meta":{"versionId":"1","tag":[{"code":"t"}]},"active":true}"#)?;
+    /// r.set_version("2", "2026-01-01T00:00:00.000Z")?;
+    /// assert_eq!(xenrad_fhir_model::to_json(&r), r#"{"resourceType":"Patient","id":"p","meta":{"versionId":"2","lastUpdated":"2026-01-01T00:00:00.000Z","tag":[{"code":"t"}]},"active":true}"#);
+    /// # Ok::<(), xenrad_fhir_model::Error>(())
+    /// ```
+    pub fn set_version(
+        &mut self,
+        version_id: impl Into<Cow<'a, str>>,
+        last_updated: impl Into<Cow<'a, str>>,
+    ) -> Result<&mut Self, Error> {
+        let (mi, _) = self
+            .node
+            .type_id
+            .def()
+            .element("meta")
+            .expect("resources have meta");
+        let mut meta = match self.node.fields.iter().position(|f| f.index == mi) {
+            Some(p) => match self.node.fields.remove(p).values.into_iter().next() {
+                Some(Value::Complex(m)) => m,
+                _ => Node::of("Meta"),
+            },
+            None => Node::of("Meta"),
+        };
+        for name in ["versionId", "lastUpdated"] {
+            let (i, _) = meta.type_id.def().element(name).expect("Meta elements");
+            meta.fields.retain(|f| f.index != i);
+        }
+        meta.add_str("versionId", version_id)
+            .map_err(|e| e.under("meta"))?;
+        meta.add_str("lastUpdated", last_updated)
+            .map_err(|e| e.under("meta"))?;
+        self.node.add("meta", Value::Complex(meta))?;
+        Ok(self)
+    }
+
     /// Sets the logical id (replacing any).
     pub fn set_id(&mut self, id: impl Into<Cow<'a, str>>) -> Result<&mut Self, Error> {
         let (i, _) = self

@@ -4,6 +4,7 @@
 //! port for MPPS) are thin mappings of these functions.
 
 pub mod dicom;
+pub mod fhir;
 pub mod resources;
 pub mod worklist;
 

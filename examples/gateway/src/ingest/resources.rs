@@ -6,20 +6,34 @@
 use super::worklist;
 use crate::map::{self, InstanceFacts, OrderFacts, PatientFacts, ProcedureFacts};
 use crate::project::{self, Resource, Subject, UNKNOWN_PATIENT, derived_id};
-use crate::store::{InstanceRow, ReadTx, StoreError, StoredResource, WriteTx, now};
+use crate::store::{Current, InstanceRow, ReadTx, StoreError, StoredResource, WriteTx, now};
 
 fn job(e: project::Invalid) -> StoreError {
     StoreError::Job(e.0)
 }
 
-/// A stored resource read once: its row (version, body) and its content in the model.
+/// A stored resource read once: its current row and its content in the model (parsed
+/// once). A deleted resource comes back as its delete's version with an empty body and no
+/// content, so the next write continues its history.
 pub(crate) fn load(
     tx: &dyn ReadTx,
     resource_type: &str,
     id: &str,
 ) -> Result<(Option<StoredResource>, Option<Resource>), StoreError> {
-    let Some(row) = tx.resource(resource_type, id)? else {
-        return Ok((None, None));
+    let row = match tx.current(resource_type, id)? {
+        None => return Ok((None, None)),
+        Some(Current::Deleted {
+            version,
+            last_updated,
+        }) => {
+            let row = StoredResource {
+                version,
+                last_updated,
+                body: String::new(),
+            };
+            return Ok((Some(row), None));
+        }
+        Some(Current::Live(row)) => row,
     };
     let resource = xenrad_fhir_model::from_json(row.body.as_bytes())
         .map_err(|e| StoreError::Job(format!("stored {resource_type}/{id} is not FHIR R4: {e}")))?
@@ -27,29 +41,36 @@ pub(crate) fn load(
     Ok((Some(row), Some(resource)))
 }
 
-/// Writes a built resource as a new version unless `previous` (its stored row, read by the
-/// caller) has the same content, replacing its index rows; returns the version now stored.
-/// The model serialises it once; an unchanged redelivery costs one string comparison.
+/// Writes a built resource as a new version unless `previous` (its current row, read by the
+/// caller with [`load`]) has the same content, replacing its index rows; returns the version
+/// now stored. The model serialises it once, with its new `meta`; an unchanged redelivery is
+/// found by comparing that text with the stored one around the two `meta` values
+/// ([`super::fhir::same_content`]), and then nothing is written.
 pub fn put(
     tx: &dyn WriteTx,
     previous: Option<&StoredResource>,
-    r: &Resource,
+    mut r: Resource,
 ) -> Result<i64, StoreError> {
     let id = r
         .id()
-        .ok_or_else(|| StoreError::Job("a projected resource has no id".into()))?;
-    let f = project::finish(r).map_err(job)?;
+        .ok_or_else(|| StoreError::Job("a projected resource has no id".into()))?
+        .to_owned();
+    let version = previous.map_or(1, |p| p.version + 1);
+    let now = now();
+    r.set_version(version.to_string(), now.clone())
+        .map_err(|e| StoreError::Job(e.to_string()))?;
+    let body = xenrad_fhir_model::to_json(&r);
     if let Some(p) = previous
-        && p.body == f.body
+        && super::fhir::same_content(p, &body, version, &now)
     {
         return Ok(p.version);
     }
     let stored = StoredResource {
-        version: previous.map_or(1, |p| p.version + 1),
-        last_updated: now(),
-        body: f.body,
+        version,
+        last_updated: now,
+        body,
     };
-    tx.put_resource(r.resource_type.as_str(), id, &stored, &f.index)?;
+    tx.put_resource(r.resource_type.as_str(), &id, &stored, &project::index(&r))?;
     Ok(stored.version)
 }
 
@@ -68,7 +89,7 @@ pub fn upsert_patient(tx: &dyn WriteTx, f: &PatientFacts) -> Result<String, Stor
     let id = id.unwrap_or_else(|| derived_id("pat", &format!("{sys0}|{val0}")));
     let (row, existing) = load(tx, "Patient", &id)?;
     let p = project::patient::patient(&id, existing, f).map_err(job)?;
-    put(tx, row.as_ref(), &p)?;
+    put(tx, row.as_ref(), p)?;
     Ok(id)
 }
 
@@ -88,7 +109,7 @@ pub fn merge_patient(
         return Ok(None);
     };
     let p = project::patient::replaced_by(existing, new_id).map_err(job)?;
-    put(tx, row.as_ref(), &p)?;
+    put(tx, row.as_ref(), p)?;
     Ok(Some(old_id))
 }
 
@@ -106,7 +127,7 @@ pub fn upsert_service_request(tx: &dyn WriteTx, f: &OrderFacts) -> Result<String
     };
     let sr = project::order::service_request(&id, f, &patient_id).map_err(job)?;
     let row = tx.resource("ServiceRequest", &id)?;
-    put(tx, row.as_ref(), &sr)?;
+    put(tx, row.as_ref(), sr)?;
     Ok(id)
 }
 
@@ -138,7 +159,7 @@ pub fn refresh_imaging_study(
         based_on,
     )
     .map_err(job)?;
-    put(tx, row.as_ref(), &study)?;
+    put(tx, row.as_ref(), study)?;
     Ok(id)
 }
 
@@ -195,11 +216,11 @@ pub fn project_mpps(
         )
         .map_err(job)?;
         subject = project::study::subject(&study);
-        put(tx, row.as_ref(), &study)?;
+        put(tx, row.as_ref(), study)?;
     }
     let p = project::procedure::procedure(&id, f, &subject, based_on.as_deref()).map_err(job)?;
     let row = tx.resource("Procedure", &id)?;
-    put(tx, row.as_ref(), &p)?;
+    put(tx, row.as_ref(), p)?;
     Ok(id)
 }
 
@@ -207,5 +228,5 @@ pub fn project_mpps(
 pub fn publish_endpoint(tx: &dyn WriteTx, url: &str) -> Result<(), StoreError> {
     let e = project::endpoint::endpoint(url).map_err(job)?;
     let row = tx.resource("Endpoint", project::endpoint::ENDPOINT_ID)?;
-    put(tx, row.as_ref(), &e).map(drop)
+    put(tx, row.as_ref(), e).map(drop)
 }

@@ -207,7 +207,7 @@ pub fn after_mpps(
         };
         let sr = crate::project::order::with_status(existing, sr_status)
             .map_err(|e| StoreError::Job(e.0))?;
-        super::resources::put(tx, stored.as_ref(), &sr)?;
+        super::resources::put(tx, stored.as_ref(), sr)?;
     }
     Ok(())
 }

@@ -13,7 +13,6 @@ pub mod procedure;
 pub mod study;
 
 use crate::search::{self, IndexEntry};
-use xenrad_fhir_model::index::IndexValue;
 
 /// An owned FHIR R4 resource of the generic model (what projections return).
 pub type Resource = xenrad_fhir_model::Resource<'static>;
@@ -51,40 +50,12 @@ pub fn derived_id(prefix: &str, key: &str) -> String {
     format!("{prefix}-{h:016x}")
 }
 
-/// A resource as the store keeps it: the model's serialisation (elements in specification
-/// order, no `meta`) and the index rows of the search parameters the gateway serves.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Finished {
-    /// The resource JSON without `meta`.
-    pub body: String,
-    /// Its search index rows.
-    pub index: Vec<IndexEntry>,
-}
-
-/// Serialises a built (so validated) resource once and extracts its search index rows from
-/// the same model with `xenrad_fhir_model::index` (the R4 SearchParameters' FHIRPath
-/// expressions), so no projection indexes by hand.
-pub fn finish(r: &Resource) -> Result<Finished, Invalid> {
-    let rt = r.resource_type.as_str();
-    let mut index = Vec::new();
-    for (param, _) in search::params_for(rt) {
-        // `_id` is the row's own id.
-        if *param == "_id" {
-            continue;
-        }
-        let Some(def) = xenrad_fhir_model::schema::search_param(r.resource_type, param) else {
-            continue;
-        };
-        let values = xenrad_fhir_model::index::extract(r, def)
-            .map_err(|e| Invalid(format!("indexing {rt}.{param}: {}", e.0)))?;
-        for v in values {
-            push_index(&mut index, param, &v);
-        }
-    }
-    Ok(Finished {
-        body: xenrad_fhir_model::to_json(r),
-        index,
-    })
+/// The search index rows of a built (so validated) resource: every executed R4
+/// SearchParameter, extracted from the model by [`search::index`] (the SearchParameters'
+/// FHIRPath expressions), so no projection indexes by hand. The store serialises the
+/// resource once, with its `meta` (`ingest::fhir::write_version`).
+pub fn index(r: &Resource) -> Vec<IndexEntry> {
+    search::index(r)
 }
 
 /// A builder's refusal as [`Invalid`]: the OperationOutcome of what is wrong.
@@ -93,41 +64,6 @@ fn invalid(resource_type: &str, oo: &xenrad_fhir_model::outcome::OperationOutcom
         "projected {resource_type} fails validation: {}",
         oo.to_json()
     ))
-}
-
-/// The index rows of one extracted value (see `store::sqlite` for how each kind is
-/// matched).
-fn push_index(out: &mut Vec<IndexEntry>, param: &'static str, v: &IndexValue<'_>) {
-    use xenrad_fhir_model::index::DatePrecision;
-    match v {
-        IndexValue::Token { system, code } => {
-            out.push(IndexEntry::token(param, system.unwrap_or_default(), code));
-            // DICOM UIDs are identifiers `urn:oid:<uid>`; also findable by the bare UID.
-            if let Some(bare) = code.strip_prefix("urn:oid:") {
-                out.push(IndexEntry::token(param, "", bare));
-            }
-        }
-        IndexValue::String(s) => {
-            out.push(IndexEntry::string(param, s));
-            out.push(IndexEntry::raw(param, s));
-        }
-        // Dates are kept as ISO text at their own precision; the SQL compares them
-        // lexically and a shorter search value matches the whole period.
-        IndexValue::Date(range) => {
-            if let Some(low) = &range.low {
-                let n = match range.precision {
-                    DatePrecision::Year => 4,
-                    DatePrecision::Month => 7,
-                    DatePrecision::Day => 10,
-                    DatePrecision::Time => low.len(),
-                };
-                out.push(IndexEntry::plain(param, low.get(..n).unwrap_or(low)));
-            }
-        }
-        IndexValue::Reference { reference, .. } => out.push(IndexEntry::plain(param, reference)),
-        IndexValue::Uri(u) | IndexValue::Number(u) => out.push(IndexEntry::plain(param, u)),
-        IndexValue::Quantity { value, .. } => out.push(IndexEntry::plain(param, value)),
-    }
 }
 
 #[cfg(test)]

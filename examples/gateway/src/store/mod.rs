@@ -53,61 +53,97 @@ impl StoreError {
     }
 }
 
-/// A stored FHIR resource: its version and the model's serialisation of its content.
-///
-/// `body` is the resource as `xenrad-fhir-model` writes it (elements in
-/// specification order) *without* `meta`; [`StoredResource::json`] splices
-/// `meta.versionId`/`meta.lastUpdated` in where the specification puts them. So a
-/// write compares content with one string comparison and a read serves the stored
-/// text without parsing it.
+/// A stored FHIR resource version: the bytes `xenrad-fhir-model` wrote (elements in
+/// specification order, `meta.versionId` and `meta.lastUpdated` inside, set on the model before
+/// the one serialisation), plus the version and lastUpdated as columns. Reads, searches and
+/// history serve `body` as is: no parse, no splicing.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct StoredResource {
     /// `meta.versionId`, from 1.
     pub version: i64,
     /// `meta.lastUpdated` (RFC 3339, UTC).
     pub last_updated: String,
-    /// The resource JSON without `meta`.
+    /// The resource JSON, `meta` included.
     pub body: String,
 }
 
 impl StoredResource {
-    /// The resource JSON with its `meta`. `meta` follows `id` in every resource
-    /// (FHIR R4 §2.1 Resource: id, meta, implicitRules, language), and the model
-    /// always writes `resourceType` then `id` first.
-    pub fn json(&self) -> String {
-        let meta = format!(
-            r#","meta":{{"versionId":"{}","lastUpdated":"{}"}}"#,
-            self.version, self.last_updated
-        );
-        let mut out = String::with_capacity(self.body.len() + meta.len());
-        match id_member_end(&self.body) {
-            Some(at) => {
-                out.push_str(&self.body[..at]);
-                out.push_str(&meta);
-                out.push_str(&self.body[at..]);
-            }
-            None => out.push_str(&self.body),
-        }
-        out
+    /// The resource JSON (with its `meta`), as stored.
+    pub fn json(&self) -> &str {
+        &self.body
     }
 
-    /// The content as a JSON value (for projections that merge into it).
+    /// The content as a JSON value (for projections that still merge through serde_json).
     pub fn value(&self) -> Result<serde_json::Value, StoreError> {
         serde_json::from_str(&self.body)
             .map_err(|e| StoreError::Job(format!("stored resource is not JSON: {e}")))
     }
 }
 
-/// Byte offset just after the `"id":"…"` member that follows `"resourceType":"…"`
-/// at the start of a model-written resource.
-fn id_member_end(body: &str) -> Option<usize> {
-    let rest = body.strip_prefix(r#"{"resourceType":""#)?;
-    let t = rest.find('"')?;
-    let after_type = r#"{"resourceType":""#.len() + t + 1;
-    let tail = body[after_type..].strip_prefix(r#","id":""#)?;
-    // Ids are [A-Za-z0-9\-\.]{1,64} (FHIR R4 §2.24.0.1 id), never escaped.
-    let end = tail.find('"')?;
-    Some(after_type + r#","id":""#.len() + end + 1)
+/// The current state of a resource id: live, or deleted (FHIR R4 http.html#delete: a read
+/// answers 410 Gone).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Current {
+    /// The latest version.
+    Live(StoredResource),
+    /// Deleted at this version (the delete is a version of its own).
+    Deleted {
+        /// The delete's version id.
+        version: i64,
+        /// When it was deleted.
+        last_updated: String,
+    },
+}
+
+impl Current {
+    /// The current version id.
+    pub fn version(&self) -> i64 {
+        match self {
+            Current::Live(r) => r.version,
+            Current::Deleted { version, .. } => *version,
+        }
+    }
+}
+
+/// One version in a resource's history.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HistoryEntry {
+    /// Resource type.
+    pub resource_type: String,
+    /// Logical id.
+    pub id: String,
+    /// Version id.
+    pub version: i64,
+    /// When the version was written.
+    pub last_updated: String,
+    /// The interaction that wrote it: `POST`, `PUT` (also PATCH and projections) or `DELETE`.
+    pub method: String,
+    /// The resource as stored (`None` for a delete).
+    pub body: Option<String>,
+}
+
+/// Which history (FHIR R4 http.html#history).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum HistoryScope<'a> {
+    /// `GET /_history`.
+    System,
+    /// `GET /{type}/_history`.
+    Type(&'a str),
+    /// `GET /{type}/{id}/_history`.
+    Instance(&'a str, &'a str),
+}
+
+/// A history request: newest first.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HistoryQuery {
+    /// `_since`: versions written at or after this instant (fixed-width RFC 3339 UTC text).
+    pub since: Option<String>,
+    /// `_at`-like upper bound: versions written at or before this instant.
+    pub before: Option<String>,
+    /// Page size.
+    pub count: usize,
+    /// Page offset.
+    pub offset: usize,
 }
 
 /// One page of search results: the total and `(id, resource)` rows.
@@ -160,9 +196,40 @@ pub struct QueryRow {
 /// The reads a projection or a surface may make, inside a transaction or on a
 /// read snapshot.
 pub trait ReadTx {
-    /// A stored resource.
+    /// A live resource (`None` when unknown or deleted).
     fn resource(&self, resource_type: &str, id: &str)
     -> Result<Option<StoredResource>, StoreError>;
+    /// The current state of a resource id, deleted ones included.
+    fn current(&self, resource_type: &str, id: &str) -> Result<Option<Current>, StoreError>;
+    /// One version of a resource (vread).
+    fn version(
+        &self,
+        resource_type: &str,
+        id: &str,
+        version: i64,
+    ) -> Result<Option<HistoryEntry>, StoreError>;
+    /// A page of history, newest first, and the number of versions in the scope.
+    fn history(
+        &self,
+        scope: HistoryScope<'_>,
+        q: &HistoryQuery,
+    ) -> Result<(usize, Vec<HistoryEntry>), StoreError>;
+    /// `(holder id, reference key)` of the index rows of the reference parameters `params`
+    /// of these resources (keys are `Type/id` for literal references).
+    fn references_from(
+        &self,
+        resource_type: &str,
+        ids: &[String],
+        params: &[&str],
+    ) -> Result<Vec<(String, String)>, StoreError>;
+    /// Ids of live `source` resources whose reference parameters `params` hold one of
+    /// `targets` (`Type/id` keys).
+    fn referring(
+        &self,
+        source: &str,
+        params: &[&str],
+        targets: &[String],
+    ) -> Result<Vec<String>, StoreError>;
     /// The id of a resource whose index has this token.
     fn find_by_token(
         &self,
@@ -225,13 +292,22 @@ pub trait WriteTx: ReadTx {
         message_type: &str,
         body: &[u8],
     ) -> Result<bool, StoreError>;
-    /// Writes (inserts or replaces) a resource and replaces its index rows.
+    /// Writes a new version of a resource: the current row, its history row (`POST` for
+    /// version 1, `PUT` after) and its index rows (replaced).
     fn put_resource(
         &self,
         resource_type: &str,
         id: &str,
         resource: &StoredResource,
         index: &[IndexEntry],
+    ) -> Result<(), StoreError>;
+    /// Records a delete as a new version without content and drops the index rows.
+    fn delete_resource(
+        &self,
+        resource_type: &str,
+        id: &str,
+        version: i64,
+        last_updated: &str,
     ) -> Result<(), StoreError>;
     /// Records (or refreshes) a stored instance; `true` when it was not stored yet.
     fn record_instance(&self, row: &InstanceRow) -> Result<bool, StoreError>;
@@ -391,27 +467,4 @@ impl Store {
 /// Now as an RFC 3339 timestamp (UTC), the format every table uses.
 pub fn now() -> String {
     chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn meta_goes_after_id() {
-        let r = StoredResource {
-            version: 3,
-            last_updated: "2026-11-26T10:00:00.000Z".into(),
-            body: r#"{"resourceType":"Patient","id":"pat-1","active":true}"#.into(),
-        };
-        assert_eq!(
-            r.json(),
-            r#"{"resourceType":"Patient","id":"pat-1","meta":{"versionId":"3","lastUpdated":"2026-11-26T10:00:00.000Z"},"active":true}"#
-        );
-        let no_id = StoredResource {
-            body: r#"{"resourceType":"Patient","active":true}"#.into(),
-            ..r
-        };
-        assert_eq!(no_id.json(), no_id.body);
-    }
 }

@@ -13,16 +13,16 @@
 
 use super::worklist::WorklistFilter;
 use super::{
-    Backend, Done, InstanceRow, Page, QueryRow, ReadJob, ReadTx, StoreError, StoredResource,
-    WorklistRow, WriteJob, WriteTx, now,
+    Backend, Current, Done, HistoryEntry, HistoryQuery, HistoryScope, InstanceRow, Page, QueryRow,
+    ReadJob, ReadTx, StoreError, StoredResource, WorklistRow, WriteJob, WriteTx, now,
 };
-use crate::search::{Criterion, IndexEntry, ParamType, Query, normalize};
+use crate::search::{Cond, Criterion, IndexEntry, Query};
 use rusqlite::{Connection, OpenFlags, OptionalExtension, ToSql, Transaction, params};
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
-use xenrad_fhir_model::search::{Modifier, Prefix, SearchValue};
+use xenrad_fhir_model::search::Prefix;
 
 /// SQLite's errors; a full disk (SQLITE_FULL) is [`StoreError::Full`].
 impl From<rusqlite::Error> for StoreError {
@@ -86,6 +86,17 @@ CREATE TABLE IF NOT EXISTS resources (
     body          TEXT NOT NULL,
     PRIMARY KEY (resource_type, id)
 );
+CREATE TABLE IF NOT EXISTS resource_versions (
+    seq           INTEGER PRIMARY KEY AUTOINCREMENT,
+    resource_type TEXT NOT NULL,
+    id            TEXT NOT NULL,
+    version       INTEGER NOT NULL,
+    last_updated  TEXT NOT NULL,
+    method        TEXT NOT NULL,
+    body          TEXT,
+    UNIQUE (resource_type, id, version)
+);
+CREATE INDEX IF NOT EXISTS resource_versions_type ON resource_versions (resource_type, seq);
 CREATE TABLE IF NOT EXISTS search_index (
     resource_type TEXT NOT NULL,
     id            TEXT NOT NULL,
@@ -165,50 +176,104 @@ fn open(path: &Path, flags: OpenFlags) -> rusqlite::Result<Connection> {
     Ok(conn)
 }
 
-/// Schema version kept in `PRAGMA user_version`. Version 2 stores resources
-/// without `meta` (column `body`); version 1 (the first release) kept the whole
-/// resource in `json` and is migrated on open.
-const SCHEMA_VERSION: i64 = 2;
+/// Schema version kept in `PRAGMA user_version`. Version 3 keeps every version of every
+/// resource (`resource_versions`), deletes as versions (`resources.deleted`), resources with
+/// their `meta` in `body` (served as stored), and typed index columns (`low`, `high`, `num`)
+/// for every executed search parameter; version 2 stored bodies without `meta`; version 1 (the
+/// first release) kept the whole resource in `json`. Older databases are migrated on open.
+const SCHEMA_VERSION: i64 = 3;
+
+/// Indexes on the version-3 columns (created after the migration added them).
+const INDEXES_V3: &str = r"
+CREATE INDEX IF NOT EXISTS search_index_low ON search_index (resource_type, param, low) WHERE low IS NOT NULL;
+CREATE INDEX IF NOT EXISTS search_index_high ON search_index (resource_type, param, high) WHERE high IS NOT NULL;
+CREATE INDEX IF NOT EXISTS search_index_num ON search_index (resource_type, param, num) WHERE num IS NOT NULL;
+CREATE INDEX IF NOT EXISTS resources_updated ON resources (resource_type, last_updated);
+";
+
+fn has_column(conn: &Connection, table: &str, column: &str) -> Result<bool, StoreError> {
+    Ok(conn
+        .prepare("SELECT 1 FROM pragma_table_info(?1) WHERE name = ?2")?
+        .exists(params![table, column])?)
+}
 
 fn migrate(conn: &Connection) -> Result<(), StoreError> {
     let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
     if version >= SCHEMA_VERSION {
         return Ok(());
     }
-    let has_json: bool = conn
-        .prepare("SELECT 1 FROM pragma_table_info('resources') WHERE name = 'json'")?
-        .exists([])?;
+    let has_json = has_column(conn, "resources", "json")?;
     let tx = conn.unchecked_transaction()?;
     if has_json {
         tx.execute_batch("ALTER TABLE resources RENAME TO resources_v1")?;
         tx.execute_batch(SCHEMA)?;
-        let rows: Vec<(String, String, i64, String, String)> = tx
-            .prepare("SELECT resource_type, id, version, last_updated, json FROM resources_v1")?
-            .query_map([], |r| {
-                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
-            })?
-            .collect::<Result<_, _>>()?;
-        for (rt, id, version, last_updated, json) in rows {
-            let mut v: serde_json::Value = serde_json::from_str(&json)
-                .map_err(|e| StoreError::Job(format!("migrating {rt}/{id}: {e}")))?;
-            if let Some(o) = v.as_object_mut() {
-                o.remove("meta");
-            }
-            // Stored as the model writes it (elements in specification order), without
-            // validating it again: it was valid when it was stored.
-            let text = v.to_string();
-            let r = xenrad_fhir_model::from_json(text.as_bytes())
-                .map_err(|e| StoreError::Job(format!("migrating {rt}/{id}: {e}")))?;
-            let body = xenrad_fhir_model::to_json(&r);
-            tx.execute(
-                "INSERT INTO resources (resource_type, id, version, last_updated, body) VALUES (?1, ?2, ?3, ?4, ?5)",
-                params![rt, id, version, last_updated, body],
-            )?;
+        tx.execute_batch(
+            "INSERT INTO resources (resource_type, id, version, last_updated, body)
+             SELECT resource_type, id, version, last_updated, json FROM resources_v1;
+             DROP TABLE resources_v1;",
+        )?;
+    }
+    if !has_column(&tx, "resources", "deleted")? {
+        tx.execute_batch("ALTER TABLE resources ADD COLUMN deleted INTEGER NOT NULL DEFAULT 0")?;
+    }
+    for (c, t) in [("low", "TEXT"), ("high", "TEXT"), ("num", "REAL")] {
+        if !has_column(&tx, "search_index", c)? {
+            tx.execute_batch(&format!("ALTER TABLE search_index ADD COLUMN {c} {t}"))?;
         }
-        tx.execute_batch("DROP TABLE resources_v1")?;
+    }
+    // Every stored resource once through the model: its meta set, written back as the
+    // model writes it, recorded as its current version, indexed for every executed
+    // parameter (earlier versions indexed a few and kept no history).
+    let rows: Vec<(String, String, i64, String, String)> = tx
+        .prepare("SELECT resource_type, id, version, last_updated, body FROM resources")?
+        .query_map([], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+        })?
+        .collect::<Result<_, _>>()?;
+    tx.execute_batch("DELETE FROM search_index")?;
+    for (rt, id, version, last_updated, body) in rows {
+        let fail = |e: &dyn std::fmt::Display| StoreError::Job(format!("migrating {rt}/{id}: {e}"));
+        let mut r = xenrad_fhir_model::from_json(body.as_bytes()).map_err(|e| fail(&e))?;
+        r.set_version(version.to_string(), last_updated.as_str())
+            .map_err(|e| fail(&e))?;
+        let body = xenrad_fhir_model::to_json(&r);
+        tx.execute(
+            "UPDATE resources SET body = ?3 WHERE resource_type = ?1 AND id = ?2",
+            params![rt, id, body],
+        )?;
+        tx.execute(
+            "INSERT OR IGNORE INTO resource_versions (resource_type, id, version, last_updated, method, body)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            params![rt, id, version, last_updated, if version == 1 { "POST" } else { "PUT" }, body],
+        )?;
+        insert_index(&tx, &rt, &id, &crate::search::index(&r))?;
     }
     tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
     tx.commit()?;
+    Ok(())
+}
+
+fn insert_index(
+    conn: &Connection,
+    resource_type: &str,
+    id: &str,
+    index: &[IndexEntry],
+) -> Result<(), StoreError> {
+    let mut stmt = conn.prepare_cached(
+        "INSERT INTO search_index (resource_type, id, param, system, value, low, high, num) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+    )?;
+    for e in index {
+        stmt.execute(params![
+            resource_type,
+            id,
+            e.param,
+            e.system,
+            e.value,
+            e.low,
+            e.high,
+            e.num
+        ])?;
+    }
     Ok(())
 }
 
@@ -227,6 +292,7 @@ impl SqliteBackend {
         )?;
         conn.execute_batch(SCHEMA)?;
         migrate(&conn)?;
+        conn.execute_batch(INDEXES_V3)?;
         // Checkpoints run on their own thread (see `checkpoint_loop`).
         conn.pragma_update(None, "wal_autocheckpoint", 0)?;
         let cp_conn = open(
@@ -479,7 +545,7 @@ impl ReadTx for SqlTx<'_> {
         Ok(self
             .0
             .prepare_cached(
-                "SELECT version, last_updated, body FROM resources WHERE resource_type = ?1 AND id = ?2",
+                "SELECT version, last_updated, body FROM resources WHERE resource_type = ?1 AND id = ?2 AND deleted = 0",
             )?
             .query_row(params![resource_type, id], |r| {
                 Ok(StoredResource {
@@ -489,6 +555,134 @@ impl ReadTx for SqlTx<'_> {
                 })
             })
             .optional()?)
+    }
+
+    fn current(&self, resource_type: &str, id: &str) -> Result<Option<Current>, StoreError> {
+        Ok(self
+            .0
+            .prepare_cached(
+                "SELECT version, last_updated, body, deleted FROM resources WHERE resource_type = ?1 AND id = ?2",
+            )?
+            .query_row(params![resource_type, id], |r| {
+                let (version, last_updated) = (r.get(0)?, r.get(1)?);
+                Ok(if r.get::<_, i64>(3)? != 0 {
+                    Current::Deleted { version, last_updated }
+                } else {
+                    Current::Live(StoredResource { version, last_updated, body: r.get(2)? })
+                })
+            })
+            .optional()?)
+    }
+
+    fn version(
+        &self,
+        resource_type: &str,
+        id: &str,
+        version: i64,
+    ) -> Result<Option<HistoryEntry>, StoreError> {
+        Ok(self
+            .0
+            .prepare_cached(
+                "SELECT resource_type, id, version, last_updated, method, body FROM resource_versions
+                 WHERE resource_type = ?1 AND id = ?2 AND version = ?3",
+            )?
+            .query_row(params![resource_type, id, version], history_row)
+            .optional()?)
+    }
+
+    fn history(
+        &self,
+        scope: HistoryScope<'_>,
+        q: &HistoryQuery,
+    ) -> Result<(usize, Vec<HistoryEntry>), StoreError> {
+        let mut filter = String::from(" FROM resource_versions WHERE 1");
+        let mut args: Args = Vec::new();
+        match scope {
+            HistoryScope::System => {}
+            HistoryScope::Type(t) => {
+                filter.push_str(" AND resource_type = ?");
+                args.push(Box::new(t.to_owned()));
+            }
+            HistoryScope::Instance(t, id) => {
+                filter.push_str(" AND resource_type = ? AND id = ?");
+                args.push(Box::new(t.to_owned()));
+                args.push(Box::new(id.to_owned()));
+            }
+        }
+        if let Some(since) = &q.since {
+            filter.push_str(" AND last_updated >= ?");
+            args.push(Box::new(since.clone()));
+        }
+        if let Some(before) = &q.before {
+            filter.push_str(" AND last_updated <= ?");
+            args.push(Box::new(before.clone()));
+        }
+        let refs: Vec<&dyn ToSql> = args.iter().map(AsRef::as_ref).collect();
+        let total: i64 =
+            self.0
+                .query_row(&format!("SELECT COUNT(*){filter}"), refs.as_slice(), |r| {
+                    r.get(0)
+                })?;
+        let mut all = refs.clone();
+        let (limit, offset) = (to_i64(q.count as u64), to_i64(q.offset as u64));
+        all.push(&limit);
+        all.push(&offset);
+        let rows = self
+            .0
+            .prepare_cached(&format!(
+                "SELECT resource_type, id, version, last_updated, method, body{filter} ORDER BY seq DESC LIMIT ? OFFSET ?"
+            ))?
+            .query_map(all.as_slice(), history_row)?
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok((usize::try_from(total).unwrap_or(0), rows))
+    }
+
+    fn references_from(
+        &self,
+        resource_type: &str,
+        ids: &[String],
+        params: &[&str],
+    ) -> Result<Vec<(String, String)>, StoreError> {
+        if ids.is_empty() || params.is_empty() {
+            return Ok(Vec::new());
+        }
+        let sql = format!(
+            "SELECT id, value FROM search_index WHERE resource_type = ? AND id IN ({}) AND param IN ({})",
+            marks(ids.len()),
+            marks(params.len())
+        );
+        let mut args: Vec<&dyn ToSql> = vec![&resource_type];
+        args.extend(ids.iter().map(|i| i as &dyn ToSql));
+        args.extend(params.iter().map(|p| p as &dyn ToSql));
+        Ok(self
+            .0
+            .prepare(&sql)?
+            .query_map(args.as_slice(), |r| Ok((r.get(0)?, r.get(1)?)))?
+            .collect::<Result<Vec<_>, _>>()?)
+    }
+
+    fn referring(
+        &self,
+        source: &str,
+        params: &[&str],
+        targets: &[String],
+    ) -> Result<Vec<String>, StoreError> {
+        if targets.is_empty() || params.is_empty() {
+            return Ok(Vec::new());
+        }
+        let sql = format!(
+            "SELECT DISTINCT id FROM search_index WHERE resource_type = ? AND param IN ({}) AND value IN ({}) ORDER BY id",
+            marks(params.len()),
+            marks(targets.len())
+        );
+        let mut args: Vec<&dyn ToSql> = vec![&source];
+        args.extend(params.iter().map(|p| p as &dyn ToSql));
+        args.extend(targets.iter().map(|t| t as &dyn ToSql));
+        Ok(self
+            .0
+            .prepare(&sql)?
+            .query_map(args.as_slice(), |r| r.get(0))?
+            .collect::<Result<Vec<_>, _>>()?)
     }
 
     fn find_by_token(
@@ -680,20 +874,52 @@ impl WriteTx for SqlTx<'_> {
         index: &[IndexEntry],
     ) -> Result<(), StoreError> {
         self.0.prepare_cached(
-            "INSERT INTO resources (resource_type, id, version, last_updated, body) VALUES (?1, ?2, ?3, ?4, ?5)
+            "INSERT INTO resources (resource_type, id, version, last_updated, body, deleted) VALUES (?1, ?2, ?3, ?4, ?5, 0)
              ON CONFLICT (resource_type, id) DO UPDATE SET version = excluded.version,
-                 last_updated = excluded.last_updated, body = excluded.body",
+                 last_updated = excluded.last_updated, body = excluded.body, deleted = 0",
         )?
         .execute(params![resource_type, id, r.version, r.last_updated, r.body])?;
         self.0
+            .prepare_cached(
+                "INSERT INTO resource_versions (resource_type, id, version, last_updated, method, body)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            )?
+            .execute(params![
+                resource_type,
+                id,
+                r.version,
+                r.last_updated,
+                if r.version == 1 { "POST" } else { "PUT" },
+                r.body
+            ])?;
+        self.0
             .prepare_cached("DELETE FROM search_index WHERE resource_type = ?1 AND id = ?2")?
             .execute(params![resource_type, id])?;
-        let mut stmt = self.0.prepare_cached(
-            "INSERT INTO search_index (resource_type, id, param, system, value) VALUES (?1, ?2, ?3, ?4, ?5)",
-        )?;
-        for e in index {
-            stmt.execute(params![resource_type, id, e.param, e.system, e.value])?;
-        }
+        insert_index(self.0, resource_type, id, index)
+    }
+
+    fn delete_resource(
+        &self,
+        resource_type: &str,
+        id: &str,
+        version: i64,
+        last_updated: &str,
+    ) -> Result<(), StoreError> {
+        self.0
+            .prepare_cached(
+                "UPDATE resources SET version = ?3, last_updated = ?4, body = '', deleted = 1
+                 WHERE resource_type = ?1 AND id = ?2",
+            )?
+            .execute(params![resource_type, id, version, last_updated])?;
+        self.0
+            .prepare_cached(
+                "INSERT INTO resource_versions (resource_type, id, version, last_updated, method, body)
+                 VALUES (?1, ?2, ?3, ?4, 'DELETE', NULL)",
+            )?
+            .execute(params![resource_type, id, version, last_updated])?;
+        self.0
+            .prepare_cached("DELETE FROM search_index WHERE resource_type = ?1 AND id = ?2")?
+            .execute(params![resource_type, id])?;
         Ok(())
     }
 
@@ -801,60 +1027,60 @@ fn like_escape(s: &str) -> String {
         .replace('_', "\\_")
 }
 
-/// One criterion: the ids whose index rows match, as an uncorrelated subquery. SQLite
-/// evaluates it once through `search_index_lookup` (resource type, param, value); the
-/// correlated `EXISTS (… s.id = r.id …)` it replaces was run once per resource of the
-/// type, so an identifier search cost O(resources): 215 ms at 5,000 patients (debug
-/// build), found by the crash campaign's checker. `?1` is the query's resource type.
-const EXISTS_HEAD: &str =
-    "r.id IN (SELECT s.id FROM search_index s WHERE s.resource_type = ?1 AND s.param = ?";
+/// `?, ?, …` with `n` placeholders.
+fn marks(n: usize) -> String {
+    let mut s = String::with_capacity(n * 3);
+    for i in 0..n {
+        if i > 0 {
+            s.push_str(", ");
+        }
+        s.push('?');
+    }
+    s
+}
 
-/// Runs a parsed query: every criterion is one `EXISTS` over the index rows
-/// (criteria ANDed, values ORed: FHIR R4 §3.1.1.2), then one page in sort order.
+fn history_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<HistoryEntry> {
+    Ok(HistoryEntry {
+        resource_type: r.get(0)?,
+        id: r.get(1)?,
+        version: r.get(2)?,
+        last_updated: r.get(3)?,
+        method: r.get(4)?,
+        body: r.get(5)?,
+    })
+}
+
+type Args = Vec<Box<dyn ToSql>>;
+
+/// Runs a query: every criterion is one uncorrelated `IN (SELECT id …)` subquery that
+/// SQLite evaluates once through an index of `search_index` (criteria ANDed, values ORed:
+/// FHIR R4 §3.1.1.2), then one page in sort order. (A correlated `EXISTS` per resource cost
+/// O(resources): 215 ms at 5,000 patients, found by the crash campaign's checker.)
 fn search(conn: &Connection, resource_type: &str, q: &Query) -> Result<Page, StoreError> {
-    let mut sql = String::from(" FROM resources r WHERE r.resource_type = ?");
-    let mut args: Vec<Box<dyn ToSql>> = vec![Box::new(resource_type.to_owned())];
+    let mut sql = String::from(" FROM resources r WHERE r.resource_type = ? AND r.deleted = 0");
+    let mut args: Args = vec![Box::new(resource_type.to_owned())];
     for c in &q.criteria {
-        if c.modifier == Some(Modifier::Missing) {
-            let missing = matches!(c.values.first(), Some(SearchValue::Missing(true)));
-            if c.param == "_id" {
-                sql.push_str(if missing { " AND 0" } else { " AND 1" });
-                continue;
-            }
-            sql.push_str(if missing { " AND NOT " } else { " AND " });
-            sql.push_str(EXISTS_HEAD);
-            sql.push(')');
-            args.push(Box::new(c.param));
-            continue;
-        }
-        let not = if c.modifier == Some(Modifier::Not) {
-            "NOT "
-        } else {
-            ""
-        };
-        let mut alts = Vec::new();
-        for v in &c.values {
-            let (cond, mut a) = condition(c, v);
-            alts.push(cond);
-            args.append(&mut a);
-        }
-        let _ = write!(sql, " AND {not}({})", alts.join(" OR "));
+        sql.push_str(" AND ");
+        top_criterion(resource_type, c, &mut sql, &mut args);
     }
     let params: Vec<&dyn ToSql> = args.iter().map(AsRef::as_ref).collect();
-    let total: i64 = conn.query_row(&format!("SELECT COUNT(*){sql}"), params.as_slice(), |r| {
-        r.get(0)
-    })?;
+    let total: i64 = if q.no_total {
+        -1
+    } else {
+        conn.prepare_cached(&format!("SELECT COUNT(*){sql}"))?
+            .query_row(params.as_slice(), |r| r.get(0))?
+    };
     let mut order = Vec::new();
-    let mut sort_args: Vec<Box<dyn ToSql>> = Vec::new();
-    for (key, desc) in &q.sort {
-        let dir = if *desc { "DESC" } else { "ASC" };
-        match key.as_str() {
+    let mut sort_args: Args = Vec::new();
+    for key in &q.sort {
+        let dir = if key.descending { "DESC" } else { "ASC" };
+        match key.param.as_str() {
             "_lastUpdated" => order.push(format!("r.last_updated {dir}")),
             "_id" => order.push(format!("r.id {dir}")),
             k => {
                 order.push(format!(
-                    "(SELECT {} (s.value) FROM search_index s WHERE s.resource_type = r.resource_type AND s.id = r.id AND s.param = ?) {dir}",
-                    if *desc { "MAX" } else { "MIN" }
+                    "(SELECT {} (coalesce(s.low, s.num, s.value)) FROM search_index s WHERE s.resource_type = r.resource_type AND s.id = r.id AND s.param = ? AND s.system <> 'raw') {dir}",
+                    if key.descending { "MAX" } else { "MIN" }
                 ));
                 sort_args.push(Box::new(k.to_owned()));
             }
@@ -867,7 +1093,7 @@ fn search(conn: &Connection, resource_type: &str, q: &Query) -> Result<Page, Sto
     let offset = i64::try_from(q.offset).unwrap_or(i64::MAX);
     all.push(&limit);
     all.push(&offset);
-    let mut stmt = conn.prepare(&format!(
+    let mut stmt = conn.prepare_cached(&format!(
         "SELECT r.id, r.version, r.last_updated, r.body{sql} ORDER BY {} LIMIT ? OFFSET ?",
         order.join(", ")
     ))?;
@@ -883,108 +1109,245 @@ fn search(conn: &Connection, resource_type: &str, q: &Query) -> Result<Page, Sto
             ))
         })?
         .collect::<Result<Vec<_>, _>>()?;
-    Ok(Page {
-        total: usize::try_from(total).unwrap_or(0),
-        rows,
-    })
+    let total = if total < 0 {
+        // `_total=none`: what this page proves
+        q.offset + rows.len()
+    } else {
+        usize::try_from(total).unwrap_or(0)
+    };
+    Ok(Page { total, rows })
 }
 
-type Args = Vec<Box<dyn ToSql>>;
-
-/// SQL for one alternative value of a criterion, with its arguments.
-#[allow(clippy::many_single_char_names)]
-fn condition(c: &Criterion, v: &SearchValue) -> (String, Args) {
-    let head = EXISTS_HEAD;
-    let p: Box<dyn ToSql> = Box::new(c.param);
-    if c.param == "_id" {
-        // `_id` is the row's own id, not an index row.
-        let id = match v {
-            SearchValue::Token { code, .. } => code.clone().unwrap_or_default(),
-            SearchValue::Text(t) => t.clone(),
-            _ => String::new(),
-        };
-        return ("r.id = ?".to_owned(), vec![Box::new(id)]);
-    }
-    match (c.kind, v) {
-        (ParamType::String, SearchValue::Text(t)) => match c.modifier {
-            Some(Modifier::Exact) => (
-                format!("{head} AND s.system = 'raw' AND s.value = ?)"),
-                vec![p, Box::new(t.clone())],
-            ),
-            Some(Modifier::Contains) => (
-                format!("{head} AND s.system = '' AND s.value LIKE ? ESCAPE '\\')"),
-                vec![p, Box::new(format!("%{}%", like_escape(&normalize(t))))],
-            ),
-            // FHIR R4 §3.1.1.5.4: case- and accent-insensitive, starts-with.
-            _ => (
-                format!("{head} AND s.system = '' AND s.value LIKE ? ESCAPE '\\')"),
-                vec![p, Box::new(format!("{}%", like_escape(&normalize(t))))],
-            ),
-        },
-        (ParamType::Token, SearchValue::Token { system, code }) => {
-            match (system.as_deref(), code.as_deref()) {
-                // `|code`: no system (§3.1.1.5.6).
-                (Some(""), Some(code)) => (
-                    format!("{head} AND s.system = '' AND s.value = ?)"),
-                    vec![p, Box::new(code.to_owned())],
-                ),
-                (Some(system), None) => (
-                    format!("{head} AND s.system = ?)"),
-                    vec![p, Box::new(system.to_owned())],
-                ),
-                (Some(system), Some(code)) => (
-                    format!("{head} AND s.system = ? AND s.value = ?)"),
-                    vec![p, Box::new(system.to_owned()), Box::new(code.to_owned())],
-                ),
-                (None, code) => (
-                    format!("{head} AND s.value = ?)"),
-                    vec![p, Box::new(code.unwrap_or_default().to_owned())],
-                ),
+/// One criterion on the rows `r` of `resource_type`.
+fn top_criterion(resource_type: &str, c: &Criterion, sql: &mut String, args: &mut Args) {
+    match c {
+        Criterion::Id { not, ids } => {
+            let _ = write!(
+                sql,
+                "r.id {}IN ({})",
+                if *not { "NOT " } else { "" },
+                marks(ids.len())
+            );
+            for id in ids {
+                args.push(Box::new(id.clone()));
             }
         }
-        (ParamType::Date, SearchValue::Ordered { prefix, value, .. }) => {
-            let d = value.clone();
-            // Stored dates are ISO (YYYY[-MM[-DD]]); lexical order is date order at
-            // equal precision, and a shorter search value matches the whole period
-            // (§3.1.1.4.1 prefixes, §3.1.1.4.2 date precision).
-            let (cond, args): (&str, Args) = match prefix {
-                Prefix::Ne => ("AND s.value NOT LIKE ?", vec![Box::new(format!("{d}%"))]),
-                Prefix::Lt | Prefix::Eb => ("AND s.value < ?", vec![Box::new(d)]),
-                Prefix::Gt | Prefix::Sa => (
-                    "AND s.value > ? AND s.value NOT LIKE ?",
-                    vec![Box::new(d.clone()), Box::new(format!("{d}%"))],
-                ),
-                Prefix::Le => (
-                    "AND (s.value < ? OR s.value LIKE ?)",
-                    vec![Box::new(d.clone()), Box::new(format!("{d}%"))],
-                ),
-                Prefix::Ge => ("AND s.value >= ?", vec![Box::new(d)]),
-                Prefix::Eq | Prefix::Ap => ("AND s.value LIKE ?", vec![Box::new(format!("{d}%"))]),
-            };
-            let mut a = vec![p];
-            a.extend(args);
-            (format!("{head} {cond})"), a)
+        Criterion::Missing { param, missing } => {
+            let _ = write!(
+                sql,
+                "r.id {}IN (SELECT s.id FROM search_index s WHERE s.resource_type = ? AND s.param = ?)",
+                if *missing { "NOT " } else { "" }
+            );
+            args.push(Box::new(resource_type.to_owned()));
+            args.push(Box::new(*param));
         }
-        (
-            ParamType::Reference,
-            SearchValue::Reference {
-                resource_type: Some(t),
-                id,
-            },
-        ) => (
-            format!("{head} AND s.value = ?)"),
-            vec![p, Box::new(format!("{t}/{id}"))],
+        Criterion::Match {
+            not: true,
+            param,
+            any,
+        } => {
+            sql.push_str("r.id NOT IN (");
+            match_ids(resource_type, param, any, sql, args);
+            sql.push(')');
+        }
+        _ => {
+            sql.push_str("r.id IN (");
+            ids_of(resource_type, c, sql, args);
+            sql.push(')');
+        }
+    }
+}
+
+/// `SELECT id` of the live `resource_type` resources meeting `c`.
+fn ids_of(resource_type: &str, c: &Criterion, sql: &mut String, args: &mut Args) {
+    match c {
+        Criterion::Match {
+            not: false,
+            param,
+            any,
+        } => match_ids(resource_type, param, any, sql, args),
+        Criterion::Chain {
+            reference,
+            targets,
+            inner,
+        } => {
+            sql.push_str(
+                "SELECT s.id FROM search_index s WHERE s.resource_type = ? AND s.param = ? AND (",
+            );
+            args.push(Box::new(resource_type.to_owned()));
+            args.push(Box::new(*reference));
+            for (i, t) in targets.iter().enumerate() {
+                if i > 0 {
+                    sql.push_str(" OR ");
+                }
+                sql.push_str("s.value IN (SELECT ? || x.id FROM (");
+                args.push(Box::new(format!("{t}/")));
+                ids_of(t.as_str(), inner, sql, args);
+                sql.push_str(") x)");
+            }
+            sql.push(')');
+        }
+        Criterion::Has {
+            source,
+            reference,
+            inner,
+        } => {
+            sql.push_str(
+                "SELECT substr(s.value, ?) AS id FROM search_index s WHERE s.resource_type = ? AND s.param = ? AND s.value LIKE ? ESCAPE '\\' AND s.id IN (",
+            );
+            args.push(Box::new(
+                i64::try_from(resource_type.len() + 2).unwrap_or(i64::MAX),
+            ));
+            args.push(Box::new(source.as_str().to_owned()));
+            args.push(Box::new(*reference));
+            args.push(Box::new(format!("{}/%", like_escape(resource_type))));
+            ids_of(source.as_str(), inner, sql, args);
+            sql.push(')');
+        }
+        // `_id`, `:missing` and `:not` inside a chain: over the resources themselves
+        other => {
+            sql.push_str("SELECT r.id AS id FROM resources r WHERE r.resource_type = ? AND r.deleted = 0 AND ");
+            args.push(Box::new(resource_type.to_owned()));
+            top_criterion(resource_type, other, sql, args);
+        }
+    }
+}
+
+fn match_ids(
+    resource_type: &str,
+    param: &'static str,
+    any: &[Cond],
+    sql: &mut String,
+    args: &mut Args,
+) {
+    sql.push_str(
+        "SELECT s.id AS id FROM search_index s WHERE s.resource_type = ? AND s.param = ? AND (",
+    );
+    args.push(Box::new(resource_type.to_owned()));
+    args.push(Box::new(param));
+    for (i, c) in any.iter().enumerate() {
+        if i > 0 {
+            sql.push_str(" OR ");
+        }
+        sql.push('(');
+        condition(c, sql, args);
+        sql.push(')');
+    }
+    if any.is_empty() {
+        sql.push('0');
+    }
+    sql.push(')');
+}
+
+/// SQL for one alternative value over the index row `s`. Date ranges: `s.low`/`s.high` are
+/// the resource value's implicit range (NULL = open), `low`/`high` the search value's
+/// (FHIR R4 §3.1.1.4.1 prefixes on ranges); numbers compare `s.num` with the value's
+/// precision range.
+fn condition(c: &Cond, sql: &mut String, args: &mut Args) {
+    let mut arg = |sql: &mut String, text: &str, v: Box<dyn ToSql>| {
+        sql.push_str(text);
+        args.push(v);
+    };
+    match c {
+        Cond::StartsWith(t) => arg(
+            sql,
+            "s.system = '' AND s.value LIKE ? ESCAPE '\\'",
+            Box::new(format!("{}%", like_escape(t))),
         ),
-        (ParamType::Reference, SearchValue::Reference { id, .. }) => (
-            format!("{head} AND (s.value = ? OR s.value LIKE ? ESCAPE '\\'))"),
-            vec![
-                p,
-                Box::new(id.clone()),
+        Cond::Contains(t) => arg(
+            sql,
+            "s.system <> 'raw' AND s.value LIKE ? ESCAPE '\\'",
+            Box::new(format!("%{}%", like_escape(t))),
+        ),
+        Cond::Exact(t) => arg(sql, "s.system = 'raw' AND s.value = ?", Box::new(t.clone())),
+        Cond::Token { system, code } => match (system.as_deref(), code.as_deref()) {
+            (Some(system), None) => arg(sql, "s.system = ?", Box::new(system.to_owned())),
+            (Some(system), Some(code)) => {
+                arg(sql, "s.system = ?", Box::new(system.to_owned()));
+                arg(sql, " AND s.value = ?", Box::new(code.to_owned()));
+            }
+            (None, code) => arg(
+                sql,
+                "s.value = ?",
+                Box::new(code.unwrap_or_default().to_owned()),
+            ),
+        },
+        Cond::Date { prefix, low, high } => {
+            let (lo, hi) = (
+                || Box::new(low.clone()) as Box<dyn ToSql>,
+                || Box::new(high.clone()) as Box<dyn ToSql>,
+            );
+            match prefix {
+                Prefix::Eq => {
+                    arg(sql, "s.low >= ?", lo());
+                    arg(sql, " AND s.high <= ?", hi());
+                }
+                Prefix::Ne => {
+                    arg(sql, "s.low IS NULL OR s.high IS NULL OR s.low < ?", lo());
+                    arg(sql, " OR s.high > ?", hi());
+                }
+                Prefix::Gt => arg(sql, "s.high IS NULL OR s.high > ?", hi()),
+                Prefix::Lt => arg(sql, "s.low IS NULL OR s.low < ?", lo()),
+                Prefix::Ge => arg(sql, "s.high IS NULL OR s.high >= ?", lo()),
+                Prefix::Le => arg(sql, "s.low IS NULL OR s.low <= ?", hi()),
+                Prefix::Sa => arg(sql, "s.low > ?", hi()),
+                Prefix::Eb => arg(sql, "s.high < ?", lo()),
+                Prefix::Ap => {
+                    arg(sql, "(s.low IS NULL OR s.low <= ?)", hi());
+                    arg(sql, " AND (s.high IS NULL OR s.high >= ?)", lo());
+                }
+            }
+        }
+        Cond::Number {
+            prefix,
+            value,
+            low,
+            high,
+            system,
+            code,
+        } => {
+            sql.push('(');
+            match prefix {
+                Prefix::Eq | Prefix::Ap => {
+                    arg(sql, "s.num >= ?", Box::new(*low));
+                    arg(sql, " AND s.num <= ?", Box::new(*high));
+                }
+                Prefix::Ne => {
+                    arg(sql, "s.num < ?", Box::new(*low));
+                    arg(sql, " OR s.num > ?", Box::new(*high));
+                }
+                Prefix::Gt | Prefix::Sa => arg(sql, "s.num > ?", Box::new(*value)),
+                Prefix::Lt | Prefix::Eb => arg(sql, "s.num < ?", Box::new(*value)),
+                Prefix::Ge => arg(sql, "s.num >= ?", Box::new(*value)),
+                Prefix::Le => arg(sql, "s.num <= ?", Box::new(*value)),
+            }
+            sql.push(')');
+            if let Some(s) = system {
+                arg(sql, " AND s.system = ?", Box::new(s.clone()));
+            }
+            if let Some(c) = code {
+                arg(sql, " AND s.value = ?", Box::new(c.clone()));
+            }
+        }
+        Cond::Reference(key) | Cond::Uri(key) => arg(sql, "s.value = ?", Box::new(key.clone())),
+        Cond::ReferenceId(id) => {
+            arg(sql, "s.value = ?", Box::new(id.clone()));
+            arg(
+                sql,
+                " OR s.value LIKE ? ESCAPE '\\'",
                 Box::new(format!("%/{}", like_escape(id))),
-            ],
+            );
+        }
+        Cond::UriBelow(u) => arg(
+            sql,
+            "s.value LIKE ? ESCAPE '\\'",
+            Box::new(format!("{}%", like_escape(u))),
         ),
-        // The query layer only lets through value kinds that match the parameter.
-        _ => ("0".to_owned(), Vec::new()),
+        Cond::UriAbove(u) => arg(
+            sql,
+            "s.value <> '' AND substr(?, 1, length(s.value)) = s.value",
+            Box::new(u.clone()),
+        ),
     }
 }
 
@@ -1066,7 +1429,7 @@ mod tests {
         let (count, p0, p1, page) = rt.block_on(async {
             store
                 .read(|tx| {
-                    let q = search::parse("Patient", "name=do")
+                    let q = search::parse(xenrad_fhir_model::ResourceType::Patient, "name=do")
                         .map_err(|o| StoreError::Job(o.to_json()))?;
                     Ok((
                         tx.count_messages("hl7v2")?,
@@ -1116,13 +1479,23 @@ mod tests {
             .unwrap()
             .expect("migrated");
         assert_eq!(
-            p.body,
-            r#"{"resourceType":"Patient","id":"p1","active":true}"#
-        );
-        assert_eq!(
             p.json(),
             r#"{"resourceType":"Patient","id":"p1","meta":{"versionId":"2","lastUpdated":"2026-01-01T00:00:00.000Z"},"active":true}"#
         );
+        // the migration records the current version and indexes every executed parameter
+        let (v, active) = rt
+            .block_on(store.read(|tx| {
+                let q =
+                    crate::search::parse(xenrad_fhir_model::ResourceType::Patient, "active=true")
+                        .map_err(|o| StoreError::Job(o.to_json()))?;
+                Ok((
+                    tx.version("Patient", "p1", 2)?,
+                    tx.search("Patient", &q)?.total,
+                ))
+            }))
+            .unwrap();
+        assert_eq!(v.unwrap().body.as_deref(), Some(p.json()));
+        assert_eq!(active, 1);
         store.close();
         let _ = std::fs::remove_dir_all(dir);
     }
