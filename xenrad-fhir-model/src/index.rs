@@ -622,11 +622,39 @@ fn push_value<'a>(kind: SearchParamType, v: &'a Value<'a>, out: &mut Vec<IndexVa
     }
 }
 
+/// Compiled expressions, per (resource type, parameter): parsing a SearchParameter's FHIRPath
+/// text costs more than evaluating it, and a server indexes every parameter of every write.
+fn compiled(
+    param: &'static SearchParamDef,
+    rt: ResourceType,
+) -> Result<std::sync::Arc<Expression>, Unsupported> {
+    use std::collections::HashMap;
+    use std::sync::{Arc, OnceLock, RwLock};
+    type Key = (ResourceType, usize);
+    static CACHE: OnceLock<RwLock<HashMap<Key, Result<Arc<Expression>, Unsupported>>>> =
+        OnceLock::new();
+    let cache = CACHE.get_or_init(Default::default);
+    let key = (rt, std::ptr::from_ref(param) as usize);
+    if let Some(hit) = cache
+        .read()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .get(&key)
+    {
+        return hit.clone();
+    }
+    let e = Expression::parse(param.expression, rt).map(Arc::new);
+    cache
+        .write()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .insert(key, e.clone());
+    e
+}
+
 /// The index values of one search parameter on a resource (empty for composite and special
 /// parameters, which have no single-path value).
 pub fn extract<'a>(
     r: &'a Resource<'a>,
-    param: &SearchParamDef,
+    param: &'static SearchParamDef,
 ) -> Result<Vec<IndexValue<'a>>, Unsupported> {
     let mut out = Vec::new();
     if matches!(
@@ -636,7 +664,7 @@ pub fn extract<'a>(
     {
         return Ok(out);
     }
-    let expr = Expression::parse(param.expression, r.resource_type)?;
+    let expr = compiled(param, r.resource_type)?;
     for p in &expr.paths {
         let values = eval_path(p, r);
         if p.exists_not_false {

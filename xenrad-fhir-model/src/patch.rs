@@ -149,6 +149,62 @@ pub fn apply_json<'a>(doc: &mut Json<'a>, ops: &Json<'a>) -> Result<(), PatchErr
     Ok(())
 }
 
+/// Applies a JSON Merge Patch (RFC 7386: members replace, `null` removes, objects merge
+/// recursively, anything else replaces the whole value), the form some clients (`fhirpy`'s
+/// `patch(key=value)`) send as `application/merge-patch+json` or plain JSON objects.
+///
+/// ```
+/// let out = xenrad_fhir_model::patch::merge(br#"{"a":{"b":1,"c":2},"d":[1]}"#, br#"{"a":{"b":null,"e":3},"d":[2]}"#).unwrap();
+/// assert_eq!(out, r#"{"a":{"c":2,"e":3},"d":[2]}"#);
+/// ```
+pub fn merge(document: &[u8], patch: &[u8]) -> Result<String, PatchError> {
+    let mut doc = parse(document, MAX_DEPTH).map_err(|e| {
+        err(
+            None,
+            "",
+            format!("document: {} (byte {})", e.message, e.offset),
+        )
+    })?;
+    let p = parse(patch, MAX_DEPTH).map_err(|e| {
+        err(
+            None,
+            "",
+            format!("patch: {} (byte {})", e.message, e.offset),
+        )
+    })?;
+    merge_json(&mut doc, p);
+    let mut out = String::with_capacity(document.len() + 64);
+    doc.write(&mut out);
+    Ok(out)
+}
+
+/// [`merge`] on trees.
+pub fn merge_json<'a>(doc: &mut Json<'a>, patch: Json<'a>) {
+    let Json::Object(members) = patch else {
+        *doc = patch;
+        return;
+    };
+    if !matches!(doc, Json::Object(_)) {
+        *doc = Json::Object(Vec::new());
+    }
+    let Json::Object(target) = doc else { return };
+    for (k, v) in members {
+        let at = target.iter().position(|(n, _)| *n == k);
+        match (v, at) {
+            (Json::Null, Some(i)) => {
+                target.remove(i);
+            }
+            (Json::Null, None) => {}
+            (v, Some(i)) => merge_json(&mut target[i].1, v),
+            (v, None) => {
+                let mut fresh = Json::Null;
+                merge_json(&mut fresh, v);
+                target.push((k, fresh));
+            }
+        }
+    }
+}
+
 /// Splits a pointer into unescaped tokens (RFC 6901 §4).
 fn tokens(pointer: &str) -> Result<Vec<Cow<'_, str>>, String> {
     if pointer.is_empty() {

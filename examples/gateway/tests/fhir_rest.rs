@@ -824,10 +824,28 @@ pats[0]["gender"] = "other"; pats[0].save(); keep(pats[0])
 assert pats[0]["meta"]["versionId"] == "2", pats[0]["meta"]
 got = c.reference("Patient", pats[0].id).to_resource(); keep(got)
 assert got["gender"] == "other"
-# conditional create (fhirpy: create with search params)
+# conditional create (If-None-Exist): the existing match comes back, nothing is duplicated
 again = c.resource("Patient", identifier=[{"system": "urn:mrn", "value": "F1"}])
-res = c.resources("Patient").search(identifier="urn:mrn|F1").fetch_all()
-assert len(res) == 1
+again.create(identifier="urn:mrn|F1"); keep(again)
+assert again.id == pats[1].id, (again.id, pats[1].id)
+found, created = c.resources("Patient").search(identifier="urn:mrn|F9").get_or_create(
+    c.resource("Patient", identifier=[{"system": "urn:mrn", "value": "F9"}]))
+assert created is True or created == 201, created
+keep(found)
+assert c.resources("Patient").search(identifier="urn:mrn|F1").count() == 1
+# conditional update (PUT Patient?identifier=…) and patch (fhirpy sends a merge patch)
+upd = c.resource("Patient", identifier=[{"system": "urn:mrn", "value": "F9"}], active=False)
+upd, status = c.resources("Patient").search(identifier="urn:mrn|F9").update(upd)
+keep(upd)
+assert upd.id == found.id and upd["meta"]["versionId"] == "2", upd
+p2 = c.resources("Patient").search(identifier="urn:mrn|F9").patch(active=True)
+keep(p2)
+assert p2["active"] is True and p2["meta"]["versionId"] == "3", p2
+p3 = pats[1].patch(birthDate="1971-02-03"); keep(p3)
+assert c.reference("Patient", pats[1].id).to_resource()["birthDate"] == "1971-02-03"
+# conditional delete
+c.resources("Patient").search(identifier="urn:mrn|F9").delete()
+assert c.resources("Patient").search(identifier="urn:mrn|F9").count() == 0
 for i in range(5):
     o = c.resource("Observation", status="final", code={"text": "HU"},
                    subject={"reference": f"Patient/{pats[i % 3].id}"},

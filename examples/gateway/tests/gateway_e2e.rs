@@ -228,11 +228,14 @@ fn fhir_metadata_is_open_and_everything_else_needs_the_key() {
         assert_eq!(r.status, 401);
     }
     let r = curl(&[
-        &g.url(g.fhir, "/fhir/Observation?code=x"),
+        &g.url(g.fhir, "/fhir/Unicorn?code=x"),
         "-H",
         &format!("X-API-Key: {KEY}"),
     ]);
-    assert_eq!(r.status, 404);
+    assert_eq!(
+        r.status, 404,
+        "not an R4 resource type (every R4 type is served)"
+    );
     let r = curl(&[
         &g.url(g.fhir, "/fhir/Patient?birthdate=yesterday"),
         "-H",

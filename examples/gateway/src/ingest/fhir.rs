@@ -380,7 +380,7 @@ pub fn update_conditional(
     }
 }
 
-/// `PATCH /{type}/{id}` with a JSON Patch document: applied to the current version's stored
+/// `PATCH /{type}/{id}` with a JSON Patch document (or a JSON Merge Patch object): applied to the current version's stored
 /// JSON, read back strictly and validated like any write; `If-Match` as for updates. A
 /// failed `test` operation or a patched resource that breaks the definitions is 422.
 pub fn patch(
@@ -417,7 +417,14 @@ pub fn patch(
             format!("If-Match {m} does not name the current version"),
         ));
     }
-    let patched = xenrad_fhir_model::patch::apply(current.body.as_bytes(), patch).map_err(|e| {
+    // a JSON Patch is an array of operations; an object is a JSON Merge Patch (RFC 7386)
+    let merge = patch.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{');
+    let patched = if merge {
+        xenrad_fhir_model::patch::merge(current.body.as_bytes(), patch)
+    } else {
+        xenrad_fhir_model::patch::apply(current.body.as_bytes(), patch)
+    };
+    let patched = patched.map_err(|e| {
         let mut oo = OperationOutcome::new();
         oo.push(
             Severity::Error,

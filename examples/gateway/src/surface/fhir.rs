@@ -37,7 +37,7 @@ const FHIR_XML: &str = "application/fhir+xml";
 #[derive(OpenApi)]
 #[openapi(
     info(title = "Xenrad FHIR R4", version = "0.2.0", description = "FHIR R4 (4.0.1) RESTful API over every resource type: read, vread, history (instance, type, system), search (every R4 search parameter except composite and special ones; chains, _has, _include/_revinclude with :iterate, _summary, _elements, _total, _sort, _count), create, update, patch (JSON Patch), delete, conditional create/update/delete, If-Match, Prefer return, transaction and batch Bundles; JSON and XML. Resources projected from HL7 v2/v3, DICOM and MPPS ingest are served the same way."),
-    paths(metadata, read, vread, history_instance, history_type, history_system, search_type, search_post, create, update, conditional_update, patch, delete, conditional_delete, bundle),
+    paths(metadata, read, vread, history_instance, history_type, history_system, search_type, search_post, create, update, conditional_update, patch, conditional_patch, delete, conditional_delete, bundle),
     modifiers(&ApiKeyScheme),
     security(("api_key" = []))
 )]
@@ -79,6 +79,7 @@ pub fn router(gw: Gateway) -> Router {
             get(search_type)
                 .post(create)
                 .put(conditional_update)
+                .patch(conditional_patch)
                 .delete(conditional_delete),
         )
         .route("/fhir/{resource_type}/_search", post(search_post))
@@ -1032,7 +1033,7 @@ macro_rules! try_resp {
 /// Creates a resource with a server-assigned id (`If-None-Exist`: conditional create).
 #[utoipa::path(post, path = "/fhir/{resource_type}",
     params(("resource_type" = String, Path, description = "Resource type", example = "Patient"),
-           ("If-None-Exist" = Option<String>, Header, description = "Conditional create: search parameters"),
+           ("If-None-Exist" = Option<String>, Header, description = "Conditional create: search parameters (search parameters on the URL are taken the same way)"),
            ("Prefer" = Option<String>, Header, description = "return=minimal | representation | OperationOutcome")),
     request_body(content = String, content_type = "application/fhir+json", description = "The resource (JSON or XML)"),
     responses((status = 201, description = "Created; Location names the version"), (status = 200, description = "If-None-Exist matched one"),
@@ -1045,7 +1046,8 @@ async fn create(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let out = try_resp!(negotiate(&headers, &raw.unwrap_or_default()));
+    let raw = raw.unwrap_or_default();
+    let out = try_resp!(negotiate(&headers, &raw));
     let rt = try_resp!(type_named(&resource_type, out));
     let r = try_resp!(parse_body(&headers, &body, out));
     if r.resource_type != rt {
@@ -1058,10 +1060,20 @@ async fn create(
             ),
         );
     }
+    // `If-None-Exist`, or (as Aidbox and fhirpy do it) search parameters on the POST URL
     let cond = headers
         .get("if-none-exist")
         .and_then(|v| v.to_str().ok())
-        .map(|c| c.trim_start_matches('?').to_owned());
+        .map(|c| c.trim_start_matches('?').to_owned())
+        .or_else(|| {
+            let kept: Vec<&str> = raw
+                .split('&')
+                .filter(|p| {
+                    !p.is_empty() && !p.starts_with("_format=") && !p.starts_with("_pretty=")
+                })
+                .collect();
+            (!kept.is_empty()).then(|| kept.join("&"))
+        });
     let id = match rest::new_id() {
         Ok(i) => i,
         Err(e) => return store_error(out, &e),
@@ -1178,6 +1190,68 @@ async fn patch(
     })
     .await
     {
+        Ok(w) => written_response(&base_url(&gw, &headers), out, &headers, &w),
+        Err(f) => refusal(out, &f),
+    }
+}
+
+fn patch_type(ct: &str) -> bool {
+    [
+        "application/json-patch+json",
+        "application/merge-patch+json",
+        "application/json",
+    ]
+    .iter()
+    .any(|t| ct.starts_with(t))
+}
+
+/// Conditional patch: `PATCH /{type}?params` (the single match).
+#[utoipa::path(patch, path = "/fhir/{resource_type}",
+    params(("resource_type" = String, Path, description = "Resource type", example = "Patient"), ("search" = String, Query, description = "Conditions", example = "identifier=urn:x|1")),
+    request_body(content = String, content_type = "application/json-patch+json", description = "RFC 6902 operations or an RFC 7386 merge patch"),
+    responses((status = 200, description = "Patched the single match"), (status = 404, description = "No match"), (status = 412, description = "Several matches")))]
+async fn conditional_patch(
+    State(gw): State<Gateway>,
+    Path(resource_type): Path<String>,
+    RawQuery(raw): RawQuery,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let raw = raw.unwrap_or_default();
+    let out = try_resp!(negotiate(&headers, &raw));
+    let rt = try_resp!(type_named(&resource_type, out));
+    let ct = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    if !patch_type(ct) {
+        return plain_error(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "not-supported",
+            "PATCH takes application/json-patch+json or application/merge-patch+json",
+        );
+    }
+    let if_match = headers
+        .get(header::IF_MATCH)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let r = write_job(&gw, move |tx, now| {
+        match rest::matching(tx, rt, &raw)?.as_slice() {
+            [one] => rest::patch(tx, rt, one, &body, if_match.as_deref(), now),
+            [] => Err(Refusal::new(
+                404,
+                "not-found",
+                format!("{raw:?} matches no {rt}"),
+            )),
+            _ => Err(Refusal::new(
+                412,
+                "multiple-matches",
+                format!("{raw:?} matches several {rt}"),
+            )),
+        }
+    })
+    .await;
+    match r {
         Ok(w) => written_response(&base_url(&gw, &headers), out, &headers, &w),
         Err(f) => refusal(out, &f),
     }
