@@ -105,19 +105,26 @@ xenrad_get_run() {
 }
 median() { sort -g | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
 
+# Rows interleaved per run (the machine's load drifts; a row's runs back to back would see
+# a different machine than the next row's), medians per row.
 declare -A med
-for row in "getscu<-xenrad:11401:XENRAD" "getscu<-dcmqrscp:11402:DCMQR" "getscu<-pynetdicom:11403:PYQR" "xenrad-get<-xenrad"; do
-  name=${row%%:*}
-  for r in $(seq "$runs"); do
+rows=("getscu<-xenrad:11401:XENRAD" "getscu<-dcmqrscp:11402:DCMQR" "getscu<-pynetdicom:11403:PYQR" "xenrad-get<-xenrad")
+for row in "${rows[@]}"; do : >"$work/times.${row%%:*}"; done
+for r in $(seq "$runs"); do
+  for row in "${rows[@]}"; do
+    name=${row%%:*}
     if [ "$name" = "xenrad-get<-xenrad" ]; then xenrad_get_run; else
-      IFS=: read -r _ port aec <<<"$row"; getscu_run "$port" "$aec"; fi
-  done | median >"$work/med"
-  med[$name]=$(cat "$work/med")
-  echo "cget: $name median ${med[$name]} s" >&2
+      IFS=: read -r _ port aec <<<"$row"; getscu_run "$port" "$aec"; fi >>"$work/times.$name"
+  done
+done
+for row in "${rows[@]}"; do
+  name=${row%%:*}
+  med[$name]=$(median <"$work/times.$name")
+  echo "cget: $name median ${med[$name]} s (runs: $(tr '\n' ' ' <"$work/times.$name"))" >&2
 done
 rss() { awk '/VmHWM/ {print $2}' "/proc/$1/status"; }
 mb=$(echo "$bytes / 1000000" | bc -l)
-printf "C-GET of %d instances, %.1f MB, median of %d runs (same machine, same run)\n" "$ct" "$mb" "$runs"
+printf "C-GET of %d instances, %.1f MB, median of %d interleaved runs (same machine, same run; load average %s)\n" "$ct" "$mb" "$runs" "$(cut -d' ' -f1-3 /proc/loadavg)"
 printf "%-22s %9s %9s %12s %14s\n" row seconds MB/s vs_dcmqrscp vs_pynetdicom
 for name in "getscu<-xenrad" "xenrad-get<-xenrad" "getscu<-dcmqrscp" "getscu<-pynetdicom"; do
   s=${med[$name]}

@@ -622,14 +622,20 @@ struct Item {
 
 fn load(path: &Path) -> Option<Item> {
     use std::io::Read;
-    // The File Meta group is small (PS3.10 7.1); 64 KiB covers any real one.
-    let mut head = Vec::with_capacity(64 * 1024);
+    // The File Meta group is small (PS3.10 7.1): 4 KiB holds a usual one, 64 KiB any real one.
+    let mut head = Vec::with_capacity(4 * 1024);
     let mut f = std::fs::File::open(path).ok()?;
     let size = f.metadata().ok()?.len();
     Read::by_ref(&mut f)
-        .take(64 * 1024)
+        .take(4 * 1024)
         .read_to_end(&mut head)
         .ok()?;
+    if parse_part10(&head).is_none() && head.len() == 4 * 1024 {
+        Read::by_ref(&mut f)
+            .take(60 * 1024)
+            .read_to_end(&mut head)
+            .ok()?;
+    }
     let p = parse_part10(&head)?;
     Some(Item {
         path: path.to_path_buf(),
@@ -690,47 +696,54 @@ async fn store(
     let tty = std::io::stderr().is_terminal();
     let (mut ok, mut bad, mut bytes) = (0usize, 0usize, 0u64);
     let start = Instant::now();
-    for (n, i) in items.iter().enumerate() {
-        let len = i.len;
-        // Only the file's own transfer syntax can be sent without transcoding: the data set
-        // bytes after the File Meta are streamed from the file into P-DATA as they are.
-        let r = a.store_file(&i.path, None).await;
-        match r {
-            Ok(r) if r.status == 0 || r.status & 0xF000 == 0xB000 => {
-                ok += 1;
-                bytes += len;
-            }
-            Ok(r) => {
-                bad += 1;
-                eprintln!("{}: status 0x{:04X}", i.path.display(), r.status);
-            }
-            Err(e) => {
-                bad += 1;
-                eprintln!("{}: {e}", i.path.display());
-                if matches!(
-                    e,
-                    xenrad_dimse::net::ClientError::Ended(_)
-                        | xenrad_dimse::net::ClientError::Io(_)
-                ) {
-                    break;
+    // Only the file's own transfer syntax can be sent without transcoding: the data set
+    // bytes after the File Meta are streamed from the file into P-DATA as they are, the
+    // next file read while the peer answers the current one.
+    let item_paths: Vec<PathBuf> = items.iter().map(|i| i.path.clone()).collect();
+    let mut lost = None;
+    let r = a
+        .store_files(&item_paths, None, |n, r| {
+            let i = &items[n];
+            match r {
+                Ok(r) if r.status == 0 || r.status & 0xF000 == 0xB000 => {
+                    ok += 1;
+                    bytes += i.len;
+                }
+                Ok(r) => {
+                    bad += 1;
+                    eprintln!("{}: status 0x{:04X}", i.path.display(), r.status);
+                }
+                Err(e) => {
+                    bad += 1;
+                    eprintln!("{}: {e}", i.path.display());
                 }
             }
-        }
-        if tty {
-            let mb = megabytes(bytes);
-            eprint!(
-                "\r[{}/{}] {mb:.1} MB, {:.1} MB/s   ",
-                n + 1,
-                items.len(),
-                mb / start.elapsed().as_secs_f64().max(1e-9)
-            );
-            let _ = std::io::stderr().flush();
-        }
+            if tty {
+                let mb = megabytes(bytes);
+                eprint!(
+                    "\r[{}/{}] {mb:.1} MB, {:.1} MB/s   ",
+                    n + 1,
+                    items.len(),
+                    mb / start.elapsed().as_secs_f64().max(1e-9)
+                );
+                let _ = std::io::stderr().flush();
+            }
+            true
+        })
+        .await;
+    if let Err(e) = r {
+        // The association cannot carry more: the rest are not sent.
+        bad = items.len() - ok;
+        lost = Some(e);
     }
     if tty {
         eprintln!();
     }
-    let _ = a.release().await;
+    if let Some(e) = lost {
+        eprintln!("association lost: {e}");
+    } else {
+        let _ = a.release().await;
+    }
     println!(
         "sent {ok} of {} instance(s), {bad} failed, {:.1} MB in {:.2} s",
         items.len(),

@@ -534,95 +534,197 @@ impl ScuAssociation {
     /// dicom-rs and the data set bytes after it go into P-DATA unchanged, piece by piece
     /// (never the whole instance in memory), on a context accepted for the file's SOP class
     /// and transfer syntax. `move_originator` is the (AE title, Message ID) of the C-MOVE
-    /// this sub-operation serves (PS3.7 §9.1.1.1).
+    /// this sub-operation serves (PS3.7 §9.1.1.1). For many files use
+    /// [`ScuAssociation::store_files`], which reads the next file while the peer answers.
     pub async fn store_file(
         &mut self,
         path: &std::path::Path,
         move_originator: Option<(&str, u16)>,
     ) -> Result<Response, ClientError> {
+        let mut out = None;
+        let paths = [path.to_path_buf()];
+        self.store_files(&paths, move_originator, |_, r| {
+            out = Some(r);
+            true
+        })
+        .await?;
+        out.unwrap_or_else(|| Err(ClientError::Local(format!("{}: not sent", path.display()))))
+    }
+
+    /// C-STORE of Part 10 files one after another on this association, each as
+    /// [`ScuAssociation::store_file`] sends it. One thread of the blocking pool reads the
+    /// files in order, at most [`SEND_READ_AHEAD`] pieces of [`SEND_PIECE`] bytes ahead of
+    /// the socket: while the peer writes an instance and answers it, the next file is
+    /// opened and its first pieces read, so its C-STORE-RQ and data set go out as soon as
+    /// the C-STORE-RSP is in (one outstanding operation, PS3.7 D.3.3.3).
+    ///
+    /// `each(i, result)` gets the outcome of `paths[i]` (a file that cannot be opened or
+    /// has no accepted context is an `Err` and the next file goes on); returning false
+    /// stops after it. The `Err` of the call itself is a transport or protocol failure: the
+    /// association cannot carry more.
+    pub async fn store_files(
+        &mut self,
+        paths: &[std::path::PathBuf],
+        move_originator: Option<(&str, u16)>,
+        mut each: impl FnMut(usize, Result<Response, ClientError>) -> bool,
+    ) -> Result<(), ClientError> {
         use crate::scp::retrieve::Part10Source;
-        let p = path.to_path_buf();
-        let src = tokio::task::spawn_blocking(move || Part10Source::open(&p))
-            .await
-            .map_err(|e| ClientError::Local(e.to_string()))?
-            .map_err(|e| ClientError::Local(e.to_string()))?;
-        let pc = self.context_for(&src.sop_class_uid, Some(&src.transfer_syntax_uid))?;
-        let (class, inst) = (src.sop_class_uid.clone(), src.sop_instance_uid.clone());
-        let cmd = Command {
-            field: field::C_STORE_RQ,
-            affected_sop_class: Some(&class),
-            affected_sop_instance: Some(&inst),
-            priority: Some(0),
-            move_originator_ae: move_originator.map(|m| m.0),
-            move_originator_id: move_originator.map(|m| m.1),
-            ..Command::default()
-        };
-        let mut cmd = cmd;
-        let id = self.next_id;
-        self.next_id = self.next_id.wrapping_add(1).max(1);
-        cmd.message_id = Some(id);
-        cmd.has_dataset = true;
-        let enc = Bytes::from(cmd.encode());
-        self.assoc.send_pdata(pc, true, &enc);
-        // The file is read on the blocking pool, a few pieces ahead of the socket.
-        let (tx, mut rx) = tokio::sync::mpsc::channel::<std::io::Result<Bytes>>(SEND_READ_AHEAD);
+        /// What the reading thread hands over, in order.
+        enum Piece {
+            /// The next file's File Meta: (SOP class, SOP instance, transfer syntax).
+            Begin(Box<(String, String, String)>),
+            /// The file could not be opened (nothing else follows for it).
+            Unusable(String),
+            /// The next piece of its data set; true: the last.
+            Data(Bytes, bool),
+            /// The file ended early or could not be read after its first pieces.
+            Broken(String),
+        }
+        let list = paths.to_vec();
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<Piece>(SEND_READ_AHEAD);
         let reader = tokio::task::spawn_blocking(move || {
-            let mut src = src;
-            loop {
-                match src.read_chunk(SEND_PIECE) {
-                    Ok(Some(c)) => {
-                        if tx.blocking_send(Ok(c)).is_err() {
+            for p in &list {
+                let mut src = match Part10Source::open(p) {
+                    Ok(s) => s,
+                    Err(e) => {
+                        if tx.blocking_send(Piece::Unusable(e.to_string())).is_err() {
                             return;
                         }
+                        continue;
                     }
-                    Ok(None) => return,
-                    Err(e) => {
-                        let _ = tx.blocking_send(Err(e));
+                };
+                let meta = (
+                    std::mem::take(&mut src.sop_class_uid),
+                    std::mem::take(&mut src.sop_instance_uid),
+                    std::mem::take(&mut src.transfer_syntax_uid),
+                );
+                if tx.blocking_send(Piece::Begin(Box::new(meta))).is_err() {
+                    return;
+                }
+                if src.remaining() == 0
+                    && tx.blocking_send(Piece::Data(Bytes::new(), true)).is_err()
+                {
+                    return;
+                }
+                while src.remaining() > 0 {
+                    let piece = match src.read_chunk(SEND_PIECE) {
+                        Ok(Some(c)) => Piece::Data(c, src.remaining() == 0),
+                        Ok(None) => Piece::Broken(format!("{}: ended early", p.display())),
+                        Err(e) => Piece::Broken(format!("{}: {e}", p.display())),
+                    };
+                    let broken = matches!(piece, Piece::Broken(_));
+                    if tx.blocking_send(piece).is_err() || broken {
                         return;
                     }
                 }
-                if src.remaining() == 0 {
-                    return;
-                }
             }
         });
-        let mut sent_any = false;
-        let mut prev: Option<Bytes> = None;
-        loop {
-            let next = rx.recv().await;
-            let next = match next {
-                Some(Ok(c)) => Some(c),
-                None => None,
-                Some(Err(e)) => {
-                    // The data set cannot be completed: abort rather than send a truncated
-                    // instance (PS3.8 §7.3.1: A-ABORT).
-                    self.assoc.abort(Instant::now());
-                    let _ = self.flush().await;
-                    return Err(ClientError::Local(format!("{}: {e}", path.display())));
+        let r = async {
+            for (i, path) in paths.iter().enumerate() {
+                let meta = match rx.recv().await {
+                    Some(Piece::Begin(m)) => m,
+                    Some(Piece::Unusable(e)) => {
+                        if !each(i, Err(ClientError::Local(e))) {
+                            return Ok(());
+                        }
+                        continue;
+                    }
+                    _ => return Err(ClientError::Local(format!("{}: not read", path.display()))),
+                };
+                let (class, inst, ts) = &*meta;
+                let pc = match self.context_for(class, Some(ts)) {
+                    Ok(pc) => Some(pc),
+                    Err(e) => {
+                        // Its pieces are already on their way: skip them.
+                        loop {
+                            match rx.recv().await {
+                                Some(Piece::Data(_, false)) => {}
+                                Some(Piece::Data(_, true)) => break,
+                                _ => {
+                                    return Err(ClientError::Local(format!(
+                                        "{}: not read",
+                                        path.display()
+                                    )));
+                                }
+                            }
+                        }
+                        if !each(i, Err(e)) {
+                            return Ok(());
+                        }
+                        None
+                    }
+                };
+                let Some(pc) = pc else { continue };
+                let id = self.next_id;
+                self.next_id = self.next_id.wrapping_add(1).max(1);
+                let cmd = Command {
+                    field: field::C_STORE_RQ,
+                    message_id: Some(id),
+                    affected_sop_class: Some(class),
+                    affected_sop_instance: Some(inst),
+                    priority: Some(0),
+                    move_originator_ae: move_originator.map(|m| m.0),
+                    move_originator_id: move_originator.map(|m| m.1),
+                    has_dataset: true,
+                    ..Command::default()
+                };
+                self.assoc.send_pdata(pc, true, &Bytes::from(cmd.encode()));
+                // The command and the pieces read so far go out in one vectored write.
+                loop {
+                    let mut next = rx.recv().await;
+                    let mut done = false;
+                    loop {
+                        match next {
+                            Some(Piece::Data(c, last)) => {
+                                self.assoc.send_pdata_part(pc, false, &c, last);
+                                if last {
+                                    done = true;
+                                    break;
+                                }
+                            }
+                            Some(Piece::Broken(e)) => {
+                                // The data set cannot be completed: abort rather than send a
+                                // truncated instance (PS3.8 §7.3.1: A-ABORT).
+                                self.assoc.abort(Instant::now());
+                                let _ = self.flush().await;
+                                return Err(ClientError::Local(e));
+                            }
+                            _ => {
+                                self.assoc.abort(Instant::now());
+                                let _ = self.flush().await;
+                                return Err(ClientError::Local(format!(
+                                    "{}: not read",
+                                    path.display()
+                                )));
+                            }
+                        }
+                        match rx.try_recv() {
+                            Ok(p) => next = Some(p),
+                            Err(_) => break,
+                        }
+                    }
+                    self.flush().await?;
+                    if done {
+                        break;
+                    }
                 }
-            };
-            if let Some(c) = prev.take() {
-                self.assoc.send_pdata_part(pc, false, &c, next.is_none());
-                sent_any = true;
-                self.flush().await?;
+                let r = self.read_response().await?;
+                if r.responded_to != Some(id) {
+                    return Err(ClientError::Protocol(format!(
+                        "response to message {:?} while {id} was outstanding",
+                        r.responded_to
+                    )));
+                }
+                if !each(i, Ok(r)) {
+                    return Ok(());
+                }
             }
-            match next {
-                Some(c) => prev = Some(c),
-                None => break,
-            }
+            Ok(())
         }
-        if !sent_any {
-            self.assoc.send_pdata_part(pc, false, &Bytes::new(), true);
-        }
+        .await;
+        drop(rx);
         let _ = reader.await;
-        let r = self.read_response().await?;
-        if r.responded_to != Some(id) {
-            return Err(ClientError::Protocol(format!(
-                "response to message {:?} while {id} was outstanding",
-                r.responded_to
-            )));
-        }
-        Ok(r)
+        r
     }
 
     /// C-MOVE (PS3.7 §9.1.4) of what `identifier` selects to `destination`: `on_pending`

@@ -11,7 +11,7 @@ use crate::assoc::policy::{sop, ts};
 use crate::dimse::status;
 use crate::scp::commitment::CommitmentResult;
 use crate::scp::retrieve::{Part10Source, RetrieveInstance, RetrieveTally, SubOutcome};
-use crate::scp::{Handler, QueryFinal, QueryRequest, SendError, SubOperations};
+use crate::scp::{Handler, QueryFinal, QueryRequest, SubOperations};
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -104,145 +104,113 @@ impl Default for RetrieveConfig {
     }
 }
 
-/// What the association task tells a C-GET worker.
-pub(crate) enum Feedback {
-    /// The sub-operation's C-STORE-RQ was queued in this other transfer syntax: the stored
-    /// bytes were dropped, send the data set re-encoded.
-    Transcode(String),
-    /// The sub-operation could not start (its stored bytes were dropped).
-    Failed(SendError),
-    /// Its C-STORE-RSP status.
-    Rsp(u16),
-    /// The association cannot carry it any more.
-    Lost,
+/// What a C-GET worker hands the association task, in order, through a bounded channel
+/// of [`GET_QUEUE`] items: the association task takes the next instance's items while the
+/// peer writes the previous one, so the file is open and its first pieces read (prefetched)
+/// by the time the C-STORE-RSP comes back, and no thread hand-off sits between that
+/// response and the next C-STORE-RQ.
+pub(crate) enum GetItem {
+    /// The handler selected this many instances.
+    Total(usize),
+    /// The handler refused the retrieve: its final response.
+    Refused(QueryFinal),
+    /// Start the next sub-operation with this stored instance.
+    Begin(Box<RetrieveInstance>),
+    /// The next piece of its stored data set; true: the last.
+    Data(bytes::Bytes, bool),
+    /// An instance whose file could not be opened: a failed sub-operation.
+    Unreadable(String),
+    /// A data set whose first bytes went out could not be read to its end.
+    Abort(String),
+    /// No more instances (all sent, or the retrieve was cancelled).
+    End,
 }
 
-/// How one C-GET sub-operation ended for the worker.
-enum SubEnd {
-    Status(u16),
-    Failed,
-    /// The association is gone: nothing more can be sent.
-    Gone,
-}
+/// Items a C-GET worker reads ahead of the association task (each piece at most
+/// [`SEND_PIECE`] bytes): with [`super::server::ANSWER_QUEUE`] this bounds what one
+/// association holds for sending (see the crate README).
+pub const GET_QUEUE: usize = 16;
 
-/// Runs a C-GET on the blocking pool (PS3.4 C.4.3.3): the handler's instances, each sent as
-/// a C-STORE sub-operation on this association through the association task, a pending
-/// C-GET-RSP with the counts after each, the final response from the tally.
+/// Runs a C-GET's reading half on the blocking pool (PS3.4 C.4.3.3): the handler's
+/// instances, each opened and streamed as [`GetItem`]s to the association task, which
+/// sends them as C-STORE sub-operations, tallies their responses and sends the pending and
+/// final C-GET-RSPs. Stops at a cancel, or when the association task is gone.
 pub(crate) fn run_get(
     h: &dyn Handler,
     q: &QueryRequest,
     cancel: &AtomicBool,
-    tx: &mpsc::Sender<Answer>,
-    mut fb: mpsc::UnboundedReceiver<Feedback>,
-) -> QueryFinal {
+    tx: &mpsc::Sender<GetItem>,
+) {
     let items = match h.retrieve(q) {
         Ok(v) => v,
-        Err(fin) => return fin,
+        Err(fin) => {
+            let _ = tx.blocking_send(GetItem::Refused(fin));
+            return;
+        }
     };
-    let mut tally = RetrieveTally::new(items.len());
-    for item in &items {
+    if tx.blocking_send(GetItem::Total(items.len())).is_err() {
+        return;
+    }
+    for item in items {
         if cancel.load(Ordering::Relaxed) {
-            // PS3.4 C.4.3.3.3: Cancel with the counts so far.
-            return tally.finish(true, &q.transfer_syntax);
+            break;
         }
-        match get_one(item, q, tx, &mut fb) {
-            SubEnd::Status(st) => tally.record_status(&item.sop_instance_uid, st),
-            SubEnd::Failed => tally.record(&item.sop_instance_uid, SubOutcome::Failed),
-            SubEnd::Gone => return tally.finish(true, &q.transfer_syntax),
-        }
-        // PS3.4 C.4.3.1.5: a pending response after each sub-operation.
-        if tx
-            .blocking_send(Answer::Progress(q.id, tally.counts()))
-            .is_err()
-        {
-            return tally.finish(true, &q.transfer_syntax);
+        if !stream_one(item, tx) {
+            return;
         }
     }
-    tally.finish(cancel.load(Ordering::Relaxed), &q.transfer_syntax)
+    let _ = tx.blocking_send(GetItem::End);
 }
 
-fn get_one(
-    item: &RetrieveInstance,
-    q: &QueryRequest,
-    tx: &mpsc::Sender<Answer>,
-    fb: &mut mpsc::UnboundedReceiver<Feedback>,
-) -> SubEnd {
+/// Streams one stored instance; false when nothing more can be sent.
+fn stream_one(item: RetrieveInstance, tx: &mpsc::Sender<GetItem>) -> bool {
     let Ok(mut src) = Part10Source::open(&item.path) else {
-        return SubEnd::Failed;
+        return tx
+            .blocking_send(GetItem::Unreadable(item.sop_instance_uid))
+            .is_ok();
     };
-    let op = (
-        src.sop_class_uid.clone(),
-        src.sop_instance_uid.clone(),
-        src.transfer_syntax_uid.clone(),
-    );
-    if tx
-        .blocking_send(Answer::SubBegin(q.id, Box::new(op)))
-        .is_err()
-    {
-        return SubEnd::Gone;
+    let path = item.path.clone();
+    // The File Meta of the file is what goes out (the index may predate a rewrite).
+    let begin = RetrieveInstance {
+        sop_class_uid: std::mem::take(&mut src.sop_class_uid),
+        sop_instance_uid: std::mem::take(&mut src.sop_instance_uid),
+        transfer_syntax_uid: std::mem::take(&mut src.transfer_syntax_uid),
+        path: item.path,
+    };
+    if tx.blocking_send(GetItem::Begin(Box::new(begin))).is_err() {
+        return false;
     }
-    // The stored bytes follow SubBegin at once; the association task drops them when the
-    // sub-operation cannot start as stored, and says so.
-    if src.remaining() == 0
-        && tx
-            .blocking_send(Answer::SubData(bytes::Bytes::new(), true, true))
-            .is_err()
-    {
-        return SubEnd::Gone;
+    if src.remaining() == 0 {
+        return tx
+            .blocking_send(GetItem::Data(bytes::Bytes::new(), true))
+            .is_ok();
     }
     while src.remaining() > 0 {
         let Ok(Some(chunk)) = src.read_chunk(SEND_PIECE) else {
             // The data set cannot be finished and the peer is waiting for it: the
             // association has to go (PS3.8 §7.3.1, A-ABORT).
-            let _ = tx.blocking_send(Answer::Abort(format!(
+            let _ = tx.blocking_send(GetItem::Abort(format!(
                 "{}: could not be read to its end",
-                item.path.display()
+                path.display()
             )));
-            return SubEnd::Gone;
+            return false;
         };
         let last = src.remaining() == 0;
-        if tx
-            .blocking_send(Answer::SubData(chunk, last, true))
-            .is_err()
-        {
-            return SubEnd::Gone;
+        if tx.blocking_send(GetItem::Data(chunk, last)).is_err() {
+            return false;
         }
     }
-    let used = match fb.blocking_recv() {
-        Some(Feedback::Rsp(st)) => return SubEnd::Status(st),
-        Some(Feedback::Transcode(t)) => t,
-        // No context for this SOP class/transfer syntax with the peer as SCP: failed.
-        Some(Feedback::Failed(SendError::NoContext { .. })) => return SubEnd::Failed,
-        _ => return SubEnd::Gone,
-    };
-    // Only between native transfer syntaxes, re-encoded with dicom-rs: the one case where a
-    // whole instance is in memory.
-    let ds = dicom_object::open_file(&item.path)
-        .map_err(|e| e.to_string())
-        .and_then(|obj| {
-            crate::scp::retrieve::encode_dataset(&obj, &used).map_err(|e| e.to_string())
-        });
-    match ds {
-        Ok(ds) => {
-            if tx
-                .blocking_send(Answer::SubData(bytes::Bytes::from(ds), true, false))
-                .is_err()
-            {
-                return SubEnd::Gone;
-            }
-            match fb.blocking_recv() {
-                Some(Feedback::Rsp(st)) => SubEnd::Status(st),
-                _ => SubEnd::Gone,
-            }
-        }
-        Err(why) => {
-            let _ = tx.blocking_send(Answer::Abort(format!(
-                "{}: cannot re-encode: {why}",
-                item.path.display()
-            )));
-            SubEnd::Gone
-        }
-    }
+    true
+}
+
+/// Re-encodes a stored instance's data set into another native transfer syntax with
+/// dicom-rs: the one case of a C-GET where a whole instance is in memory (no context was
+/// accepted for the transfer syntax it is stored in).
+pub(crate) fn transcode(path: &std::path::Path, ts_uid: &str) -> Result<bytes::Bytes, String> {
+    let obj = dicom_object::open_file(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    crate::scp::retrieve::encode_dataset(&obj, ts_uid)
+        .map(bytes::Bytes::from)
+        .map_err(|e| format!("{}: cannot re-encode: {e}", path.display()))
 }
 
 /// One presentation context per (SOP class, transfer syntax) of the instances to send,

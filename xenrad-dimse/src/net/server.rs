@@ -1,10 +1,13 @@
 //! The storage SCP server: accept loop, association limit, graceful shutdown.
 
-use super::retrieve::{Feedback, Peers, RetrieveConfig, run_get, run_move, send_report_elsewhere};
+use super::retrieve::{
+    GET_QUEUE, GetItem, Peers, RetrieveConfig, run_get, run_move, send_report_elsewhere, transcode,
+};
 use super::{Stream, write_chunks};
 use crate::dimse::status;
 use crate::pdu::{AssociateRj, encode};
 use crate::scp::commitment::{CommitmentRequest, CommitmentResult};
+use crate::scp::retrieve::{RetrieveInstance, RetrieveTally, SubOutcome};
 use crate::scp::{
     Completed, Handler, NResponse, QueryFinal, QueryKind, QueryOutcome, QueryRequest, RequestId,
     ScpConfig, ScpEvent, ScpSession, StoredInstance, SubOperations, SubStore, commitment_result,
@@ -154,10 +157,8 @@ impl Server {
         // matches faster than they are sent waits).
         let (tx, mut rx) = mpsc::channel::<Answer>(ANSWER_QUEUE);
         let mut query: Option<(RequestId, Arc<AtomicBool>)> = None;
-        // Feedback to the C-GET worker: sub-operation started, C-STORE-RSP status.
-        let mut get_fb: Option<mpsc::UnboundedSender<Feedback>> = None;
-        // The stored bytes of the current sub-operation are being dropped.
-        let mut raw_dropped = false;
+        // The running C-GET: its worker's items and the sub-operation state.
+        let mut get: Option<GetRun> = None;
         loop {
             while let Some(ev) = s.poll_event() {
                 match ev {
@@ -188,11 +189,17 @@ impl Server {
                                 });
                             }
                             QueryKind::Get => {
-                                let (fb_tx, fb_rx) = mpsc::unbounded_channel();
-                                get_fb = Some(fb_tx);
+                                let (items_tx, items_rx) = mpsc::channel(GET_QUEUE);
+                                get = Some(GetRun {
+                                    id: q.id,
+                                    rx: items_rx,
+                                    tally: RetrieveTally::new(0),
+                                    ts: q.transfer_syntax.clone(),
+                                    state: GetState::Idle,
+                                });
+                                drop(tx);
                                 tokio::task::spawn_blocking(move || {
-                                    let fin = run_get(&*h, &q, &cancel, &tx, fb_rx);
-                                    let _ = tx.blocking_send(Answer::QueryDone(q.id, fin));
+                                    run_get(&*h, &q, &cancel, &items_tx);
                                 });
                             }
                             QueryKind::Move => {
@@ -209,9 +216,12 @@ impl Server {
                     }
                     ScpEvent::Response(r) => {
                         if r.query.is_some()
-                            && let Some(fb) = &get_fb
+                            && let Some(g) = &mut get
+                            && let GetState::AwaitRsp(uid) =
+                                std::mem::replace(&mut g.state, GetState::Idle)
                         {
-                            let _ = fb.send(Feedback::Rsp(r.status));
+                            g.tally.record_status(&uid, r.status);
+                            g.progress(&mut s, query.as_ref());
                         }
                     }
                     ScpEvent::Cancel(id) => {
@@ -246,7 +256,23 @@ impl Server {
                 }
             };
             let read = s.wants_input();
+            let take_items = get.as_ref().is_some_and(GetRun::takes_items);
+            let next_item = async {
+                match get.as_mut() {
+                    Some(g) => g.rx.recv().await,
+                    None => std::future::pending().await,
+                }
+            };
             tokio::select! {
+                Some(item) = next_item, if take_items => {
+                    let g = get.as_mut().expect("polled only with a C-GET");
+                    if let Some(fin) = g.item(item, &mut s, query.as_ref(), &tx, self.log.as_ref()) {
+                        let id = g.id;
+                        get = None;
+                        query = None;
+                        finish_query(&mut s, id, fin, Instant::now());
+                    }
+                },
                 r = stream.read_buf(s.association().buffer_mut()), if read => match r {
                     Ok(0) | Err(_) => s.handle_transport_closed(Instant::now()),
                     Ok(_) => {
@@ -282,57 +308,9 @@ impl Server {
                                 flag.store(true, Ordering::Relaxed);
                             }
                         }
-                        Answer::SubBegin(id, op) => {
-                            let mut used = op.2.clone();
-                            let mut r = s.sub_store_begin(id, &SubStore {
-                                sop_class_uid: &op.0,
-                                sop_instance_uid: &op.1,
-                                transfer_syntax: &op.2,
-                            });
-                            // No context in the stored transfer syntax: a native one can be
-                            // re-encoded into another native one.
-                            if matches!(r, Err(crate::scp::SendError::NoContext { .. }))
-                                && is_native(&op.2)
-                                && let Some(t) = s
-                                    .sub_store_syntaxes(&op.0)
-                                    .into_iter()
-                                    .find(|t| is_native(t))
-                                    .map(str::to_string)
-                            {
-                                r = s.sub_store_begin(id, &SubStore {
-                                    sop_class_uid: &op.0,
-                                    sop_instance_uid: &op.1,
-                                    transfer_syntax: &t,
-                                });
-                                used = t;
-                            }
-                            // The worker streams the stored bytes right behind SubBegin
-                            // (no round trip per instance); they are dropped here when the
-                            // sub-operation failed or needs re-encoding, and the worker
-                            // learns it from the feedback.
-                            raw_dropped = r.is_err() || used != op.2;
-                            let fb_msg = match r {
-                                Ok(_) if used == op.2 => None,
-                                Ok(_) => Some(Feedback::Transcode(used)),
-                                Err(e) => Some(Feedback::Failed(e)),
-                            };
-                            if let (Some(m), Some(fb)) = (fb_msg, &get_fb) {
-                                let _ = fb.send(m);
-                            }
-                        }
-                        Answer::Abort(why) => {
-                            if let Some(log) = &self.log {
-                                log(&Completed::Association(format!("aborting: {why}")));
-                            }
-                            s.association().abort(now);
-                        }
-                        Answer::SubData(_, _, true) if raw_dropped => {}
-                        Answer::SubData(chunk, last, _) => {
-                            raw_dropped = false;
-                            if s.sub_store_data(&chunk, last).is_err()
-                                && let Some(fb) = &get_fb
-                            {
-                                let _ = fb.send(Feedback::Lost);
+                        Answer::Transcoded(id, r) => {
+                            if let Some(g) = get.as_mut().filter(|g| g.id == id) {
+                                g.transcoded(r, &mut s, query.as_ref(), now);
                             }
                         }
                         Answer::Match(id, m) => {
@@ -344,17 +322,7 @@ impl Server {
                         }
                         Answer::QueryDone(id, fin) => {
                             query = None;
-                            get_fb = None;
-                            // A cancelled query ends 0xFE00, a retrieve with its counts.
-                            let fin = if s.is_cancelled(id) && fin.status != status::CANCEL {
-                                match fin.counts {
-                                    Some(_) => QueryFinal { status: status::CANCEL, ..fin },
-                                    None => QueryOutcome::cancelled(),
-                                }
-                            } else {
-                                fin
-                            };
-                            s.query_done(id, fin, now);
+                            finish_query(&mut s, id, fin, now);
                         }
                     }
                 },
@@ -500,13 +468,8 @@ pub(crate) enum Answer {
     QueryDone(RequestId, QueryFinal),
     /// A C-MOVE/C-GET pending response with these counts.
     Progress(RequestId, SubOperations),
-    /// Start a C-GET C-STORE sub-operation: (SOP class, SOP instance, transfer syntax).
-    SubBegin(RequestId, Box<(String, String, String)>),
-    /// The next piece of its data set; true: the last; true: the stored bytes (dropped
-    /// when the sub-operation could not start in the stored transfer syntax).
-    SubData(bytes::Bytes, bool, bool),
-    /// A data set being sent cannot be finished: abort the association.
-    Abort(String),
+    /// A C-GET sub-operation's data set re-encoded into the transfer syntax it goes out in.
+    Transcoded(RequestId, Result<bytes::Bytes, String>),
     /// A Storage Commitment result for (requester AE).
     Report(String, Box<CommitmentResult>),
 }
@@ -533,4 +496,206 @@ fn run_find(
             && tx.blocking_send(Answer::Match(q.id, m)).is_ok()
             && !cancel.load(Ordering::Relaxed)
     })
+}
+
+/// Ends a query: a cancelled one 0xFE00, a retrieve with its counts.
+fn finish_query(s: &mut ScpSession, id: RequestId, fin: QueryFinal, now: Instant) {
+    let fin = if s.is_cancelled(id) && fin.status != status::CANCEL {
+        match fin.counts {
+            Some(_) => QueryFinal {
+                status: status::CANCEL,
+                ..fin
+            },
+            None => QueryOutcome::cancelled(),
+        }
+    } else {
+        fin
+    };
+    s.query_done(id, fin, now);
+}
+
+/// A C-GET as the association task runs it (PS3.4 C.4.3.3): the worker's [`GetItem`]s
+/// become C-STORE sub-operations on this association, one at a time; each C-STORE-RSP is
+/// tallied here and answered with a pending C-GET-RSP at once, and the next instance's
+/// items (already read by the worker) follow without a thread hand-off.
+struct GetRun {
+    id: RequestId,
+    rx: mpsc::Receiver<GetItem>,
+    tally: RetrieveTally,
+    /// Transfer syntax of the C-GET's context (the final response's data set).
+    ts: String,
+    state: GetState,
+}
+
+/// Where the current sub-operation is.
+enum GetState {
+    /// No sub-operation: the next item may start one.
+    Idle,
+    /// Its stored data set is being sent.
+    Sending(String),
+    /// Its stored bytes are dropped up to their last piece; then, with a transfer syntax
+    /// and path, the data set goes out re-encoded, else (a failed sub-operation, already
+    /// tallied) the next instance.
+    Dropping(String, Option<(String, std::path::PathBuf)>),
+    /// Re-encoded on the blocking pool.
+    Transcoding(String),
+    /// Sent; its C-STORE-RSP is awaited.
+    AwaitRsp(String),
+}
+
+impl GetRun {
+    /// True when the next item can be taken (not while a response or a re-encoding is
+    /// awaited: the worker's items wait in the bounded channel).
+    fn takes_items(&self) -> bool {
+        matches!(
+            self.state,
+            GetState::Idle | GetState::Sending(_) | GetState::Dropping(..)
+        )
+    }
+
+    /// A pending C-GET-RSP with the counts so far (PS3.4 C.4.3.1.5); the worker stops at
+    /// the next instance when the peer cancelled.
+    fn progress(&self, s: &mut ScpSession, query: Option<&(RequestId, Arc<AtomicBool>)>) {
+        if !s.query_progress(self.id, self.tally.counts())
+            && let Some((_, flag)) = query
+        {
+            flag.store(true, Ordering::Relaxed);
+        }
+    }
+
+    fn failed(
+        &mut self,
+        uid: &str,
+        s: &mut ScpSession,
+        query: Option<&(RequestId, Arc<AtomicBool>)>,
+    ) {
+        self.tally.record(uid, SubOutcome::Failed);
+        self.progress(s, query);
+    }
+
+    /// Takes one item; returns the final response when the C-GET is over.
+    fn item(
+        &mut self,
+        item: GetItem,
+        s: &mut ScpSession,
+        query: Option<&(RequestId, Arc<AtomicBool>)>,
+        tx: &mpsc::Sender<Answer>,
+        log: Option<&LogFn>,
+    ) -> Option<QueryFinal> {
+        match item {
+            GetItem::Total(n) => self.tally = RetrieveTally::new(n),
+            GetItem::Refused(fin) => return Some(fin),
+            GetItem::Unreadable(uid) => self.failed(&uid, s, query),
+            GetItem::Abort(why) => {
+                if let Some(log) = log {
+                    log(&Completed::Association(format!("aborting: {why}")));
+                }
+                s.association().abort(Instant::now());
+            }
+            GetItem::Begin(inst) => {
+                // PS3.4 C.4.3.3.3: after a C-CANCEL no new sub-operation starts (the worker
+                // may have read ahead); the final response has the counts so far.
+                if query.is_some_and(|(_, f)| f.load(Ordering::Relaxed)) || s.is_cancelled(self.id)
+                {
+                    return Some(self.tally.finish(true, &self.ts));
+                }
+                self.begin(*inst, s, query);
+            }
+            GetItem::Data(chunk, last) => {
+                match std::mem::replace(&mut self.state, GetState::Idle) {
+                    GetState::Sending(uid) => {
+                        if s.sub_store_data(&chunk, last).is_err() {
+                            // The association cannot carry it any more.
+                            self.failed(&uid, s, query);
+                            if !last {
+                                self.state = GetState::Dropping(uid, None);
+                            }
+                        } else if last {
+                            self.state = GetState::AwaitRsp(uid);
+                        } else {
+                            self.state = GetState::Sending(uid);
+                        }
+                    }
+                    GetState::Dropping(uid, then) => {
+                        if !last {
+                            self.state = GetState::Dropping(uid, then);
+                        } else if let Some((ts, path)) = then {
+                            self.state = GetState::Transcoding(uid);
+                            let (id, tx) = (self.id, tx.clone());
+                            tokio::task::spawn_blocking(move || {
+                                let _ =
+                                    tx.blocking_send(Answer::Transcoded(id, transcode(&path, &ts)));
+                            });
+                        }
+                    }
+                    other => self.state = other,
+                }
+            }
+            GetItem::End => {
+                let cancelled = query.is_some_and(|(_, f)| f.load(Ordering::Relaxed))
+                    || s.is_cancelled(self.id);
+                return Some(self.tally.finish(cancelled, &self.ts));
+            }
+        }
+        None
+    }
+
+    /// Starts a sub-operation in the stored transfer syntax or, when the requestor has no
+    /// context for it, in a native one it accepted (the data set then re-encoded).
+    fn begin(
+        &mut self,
+        inst: RetrieveInstance,
+        s: &mut ScpSession,
+        query: Option<&(RequestId, Arc<AtomicBool>)>,
+    ) {
+        let op = |ts| SubStore {
+            sop_class_uid: &inst.sop_class_uid,
+            sop_instance_uid: &inst.sop_instance_uid,
+            transfer_syntax: ts,
+        };
+        let stored = &inst.transfer_syntax_uid;
+        let mut used = stored.clone();
+        let mut r = s.sub_store_begin(self.id, &op(stored));
+        if matches!(r, Err(crate::scp::SendError::NoContext { .. }))
+            && is_native(stored)
+            && let Some(t) = s
+                .sub_store_syntaxes(&inst.sop_class_uid)
+                .into_iter()
+                .find(|t| is_native(t))
+                .map(str::to_string)
+        {
+            r = s.sub_store_begin(self.id, &op(&t));
+            used = t;
+        }
+        let uid = inst.sop_instance_uid.clone();
+        self.state = match r {
+            Ok(_) if used == *stored => GetState::Sending(uid),
+            Ok(_) => GetState::Dropping(uid, Some((used, inst.path))),
+            Err(_) => {
+                // No context for this SOP class/transfer syntax with the peer as SCP (or
+                // the association is gone): a failed sub-operation.
+                self.failed(&uid, s, query);
+                GetState::Dropping(uid, None)
+            }
+        };
+    }
+
+    /// The re-encoded data set of the current sub-operation, or why it could not be made
+    /// (the peer waits for a data set: the association has to go, PS3.8 §7.3.1).
+    fn transcoded(
+        &mut self,
+        r: Result<bytes::Bytes, String>,
+        s: &mut ScpSession,
+        query: Option<&(RequestId, Arc<AtomicBool>)>,
+        now: Instant,
+    ) {
+        let GetState::Transcoding(uid) = std::mem::replace(&mut self.state, GetState::Idle) else {
+            return;
+        };
+        match r {
+            Ok(ds) if s.sub_store_data(&ds, true).is_ok() => self.state = GetState::AwaitRsp(uid),
+            Ok(_) => self.failed(&uid, s, query),
+            Err(_) => s.association().abort(now),
+        }
+    }
 }

@@ -212,6 +212,7 @@ pub fn failed_uid_list(dataset: &[u8], ts_uid: &str) -> Result<Vec<String>, Data
 /// A Part 10 file opened for sending: its File Meta read with dicom-rs, then the data set
 /// read in chunks as it is stored (PS3.10 §7.1), so it goes into P-DATA unchanged.
 #[cfg(feature = "fs")]
+#[cfg_attr(docsrs, doc(cfg(feature = "fs")))]
 #[derive(Debug)]
 pub struct Part10Source {
     /// (0002,0002) Media Storage SOP Class UID.
@@ -268,16 +269,11 @@ impl Part10Source {
         let want = usize::try_from(self.remaining)
             .unwrap_or(usize::MAX)
             .min(max.max(1));
-        let mut buf = vec![0u8; want];
-        let mut n = 0;
-        while n < buf.len() {
-            match self.reader.read(&mut buf[n..]) {
-                Ok(0) => break,
-                Ok(k) => n += k,
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(e),
-            }
-        }
+        // Read into spare capacity: no zeroing of a buffer the file overwrites anyway.
+        let mut buf = Vec::with_capacity(want);
+        let n = Read::by_ref(&mut self.reader)
+            .take(want as u64)
+            .read_to_end(&mut buf)?;
         if n < want {
             return Err(std::io::ErrorKind::UnexpectedEof.into());
         }
