@@ -14,6 +14,11 @@
 //! - `net` (feature `tokio`): TCP server and client over the layers above.
 //! - [`query`] (feature `qr`, default): C-FIND identifiers and matching, the Q/R instance
 //!   index, Modality Worklist.
+//!
+//! Everything that touches files sits behind feature `fs` (default): [`store::FileSink`],
+//! and the readers of Part 10 files and folders (`scp::retrieve::Part10Source`,
+//! `InstanceRecord::from_part10_file`, `QueryIndex::index_dir`, `Worklist::load_dir`). The
+//! protocol core (PDUs, association, DIMSE, the SCP session, matching) does no I/O.
 #![deny(missing_docs)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 #![allow(clippy::many_single_char_names)]

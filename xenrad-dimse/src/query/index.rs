@@ -11,17 +11,21 @@
 //! matched against the attributes of L and the levels above it, plus the computed counts and
 //! lists (Number of … Related …, Modalities in Study, SOP Classes in Study; PS3.4 C.6.1.1.5).
 
+#[cfg(feature = "fs")]
+use super::QueryErrorKind;
 use super::identifier::{complete_prefix, encoding_of, transfer_syntax, walk};
 use super::matching::{
     Candidate, Compiled, FindOptions, FindQuery, build_response, finish_charset,
 };
-use super::{Identifier, InformationModel, Level, QueryError, QueryErrorKind};
+use super::{Identifier, InformationModel, Level, QueryError};
 use dicom_core::{DataElement, PrimitiveValue, Tag, VR, header::Header};
 use dicom_dictionary_std::tags;
 use dicom_object::InMemDicomObject;
 use dicom_object::mem::InMemElement;
 use std::collections::{BTreeSet, HashMap};
-use std::path::{Path, PathBuf};
+#[cfg(feature = "fs")]
+use std::path::Path;
+use std::path::PathBuf;
 
 /// Binary values above this size are not kept in records (they are never query keys and
 /// would make the index as large as the images).
@@ -154,6 +158,8 @@ impl InstanceRecord {
         Self::from_object(obj, ts_uid, path)
     }
 
+    #[cfg(feature = "fs")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "fs")))]
     /// A record from a Part 10 file (read up to Pixel Data, which is never loaded).
     pub fn from_part10_file(path: &Path) -> Result<InstanceRecord, QueryError> {
         let file = dicom_object::OpenFileOptions::new()
@@ -396,6 +402,8 @@ impl QueryIndex {
         true
     }
 
+    #[cfg(feature = "fs")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "fs")))]
     /// Indexes every Part 10 file under `dir`, recursively (directories whose name starts with
     /// `.`, such as the store's journal, are skipped). Non-DICOM files are counted, not errors.
     pub fn index_dir(&mut self, dir: &Path) -> IndexReport {
@@ -751,6 +759,7 @@ impl QueryIndex {
     }
 }
 
+#[cfg(feature = "fs")]
 fn is_part10(p: &Path) -> bool {
     use std::io::Read;
     let mut b = [0u8; 132];

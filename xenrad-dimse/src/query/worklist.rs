@@ -4,11 +4,15 @@
 
 use super::identifier::response_charset;
 use super::matching::{Compiled, FindOptions, FindQuery, build_response};
-use super::{Identifier, InformationModel, QueryError, QueryErrorKind};
+use super::{Identifier, InformationModel};
+#[cfg(feature = "fs")]
+use super::{QueryError, QueryErrorKind};
 use dicom_core::{DataElement, PrimitiveValue, VR};
 use dicom_dictionary_std::tags;
 use dicom_object::InMemDicomObject;
-use std::path::{Path, PathBuf};
+#[cfg(feature = "fs")]
+use std::path::Path;
+use std::path::PathBuf;
 
 /// One worklist item and the file it came from.
 #[derive(Debug, Clone)]
@@ -53,6 +57,8 @@ impl Worklist {
         Worklist::default()
     }
 
+    #[cfg(feature = "fs")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "fs")))]
     /// Loads every item under `dir` (not recursive): `*.json` files hold DICOM JSON (PS3.18
     /// F.2: one object, or an array of objects), `*.wl` and `*.dcm` files are Part 10 (or a
     /// bare Explicit VR Little Endian data set, as `dump2dcm` without meta writes). Files that
@@ -137,6 +143,7 @@ impl Worklist {
     }
 }
 
+#[cfg(feature = "fs")]
 fn load_json(p: &Path) -> Result<Vec<InMemDicomObject>, QueryError> {
     let io = |e: String| QueryError::new(QueryErrorKind::Io, format!("{}: {e}", p.display()));
     let text = std::fs::read_to_string(p).map_err(|e| io(e.to_string()))?;
@@ -151,6 +158,7 @@ fn load_json(p: &Path) -> Result<Vec<InMemDicomObject>, QueryError> {
         .collect()
 }
 
+#[cfg(feature = "fs")]
 fn load_part10(p: &Path) -> Result<InMemDicomObject, QueryError> {
     let io = |e: String| QueryError::new(QueryErrorKind::Io, format!("{}: {e}", p.display()));
     match dicom_object::open_file(p) {
