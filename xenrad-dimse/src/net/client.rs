@@ -397,37 +397,62 @@ impl ScuAssociation {
         identifier: Bytes,
         mut on_match: impl FnMut(Response) -> bool,
     ) -> Result<Response, ClientError> {
-        let pc = self.context_for(sop_class, None)?;
-        let cmd = Command {
-            field: field::C_FIND_RQ,
-            affected_sop_class: Some(sop_class),
-            priority: Some(0),
-            ..Command::default()
-        };
-        let id = self.send_request(pc, cmd, Some(&identifier));
+        let (pc, id) = self.send_query(field::C_FIND_RQ, sop_class, None, &identifier)?;
         let mut cancelled = false;
         loop {
             let r = self.read_response().await?;
-            if r.responded_to != Some(id) {
-                return Err(ClientError::Protocol(format!(
-                    "response to message {:?} while {id} was outstanding",
-                    r.responded_to
-                )));
-            }
-            if r.status != 0xFF00 && r.status != 0xFF01 {
-                return Ok(r);
-            }
-            if !cancelled && !on_match(r) {
-                cancelled = true;
-                let cancel = Command {
-                    field: field::C_CANCEL_RQ,
-                    responded_to: Some(id),
-                    ..Command::default()
-                };
-                let enc = Bytes::from(cancel.encode());
-                self.assoc.send_pdata(pc, true, &enc);
+            if let Some(fin) = self.pending_or_final(pc, id, r, &mut cancelled, &mut on_match)? {
+                return Ok(fin);
             }
         }
+    }
+
+    /// Sends a C-FIND/C-MOVE/C-GET-RQ (priority medium) on the context accepted for
+    /// `sop_class`; returns (context, Message ID).
+    fn send_query(
+        &mut self,
+        rq: u16,
+        sop_class: &str,
+        move_destination: Option<&str>,
+        identifier: &Bytes,
+    ) -> Result<(u8, u16), ClientError> {
+        let pc = self.context_for(sop_class, None)?;
+        let cmd = Command {
+            field: rq,
+            affected_sop_class: Some(sop_class),
+            move_destination,
+            priority: Some(0),
+            ..Command::default()
+        };
+        Ok((pc, self.send_request(pc, cmd, Some(identifier))))
+    }
+
+    /// One response to the outstanding query `id` (PS3.7 §9.1.2–§9.1.4): a pending one
+    /// (0xFF00/0xFF01) goes to `on_pending`, and when that returns false a C-CANCEL-RQ is
+    /// sent once (PS3.7 §9.3.2.3) and the responses still in flight are read on; the
+    /// final one is returned.
+    fn pending_or_final(
+        &mut self,
+        pc: u8,
+        id: u16,
+        r: Response,
+        cancelled: &mut bool,
+        on_pending: &mut dyn FnMut(Response) -> bool,
+    ) -> Result<Option<Response>, ClientError> {
+        if r.responded_to != Some(id) {
+            return Err(ClientError::Protocol(format!(
+                "response to message {:?} while {id} was outstanding",
+                r.responded_to
+            )));
+        }
+        if r.status != 0xFF00 && r.status != 0xFF01 {
+            return Ok(Some(r));
+        }
+        if !*cancelled && !on_pending(r) {
+            *cancelled = true;
+            self.send_cancel(pc, id);
+        }
+        Ok(None)
     }
 
     /// C-ECHO (PS3.7 §9.1.5); returns the response.
@@ -738,33 +763,16 @@ impl ScuAssociation {
         identifier: Bytes,
         mut on_pending: impl FnMut(&Response) -> bool,
     ) -> Result<RetrieveOutcome, ClientError> {
-        let pc = self.context_for(sop_class, None)?;
+        let (pc, id) =
+            self.send_query(field::C_MOVE_RQ, sop_class, Some(destination), &identifier)?;
         let ts = self.transfer_syntax_of(pc);
-        let cmd = Command {
-            field: field::C_MOVE_RQ,
-            affected_sop_class: Some(sop_class),
-            move_destination: Some(destination),
-            priority: Some(0),
-            ..Command::default()
-        };
-        let id = self.send_request(pc, cmd, Some(&identifier));
         let mut cancelled = false;
+        let mut pending = |r: Response| on_pending(&r);
         loop {
             let r = self.read_response().await?;
-            if r.responded_to != Some(id) {
-                return Err(ClientError::Protocol(format!(
-                    "response to message {:?} while {id} was outstanding",
-                    r.responded_to
-                )));
+            if let Some(fin) = self.pending_or_final(pc, id, r, &mut cancelled, &mut pending)? {
+                return Ok(outcome(fin, &ts, Vec::new()));
             }
-            if r.status == 0xFF00 || r.status == 0xFF01 {
-                if !cancelled && !on_pending(&r) {
-                    cancelled = true;
-                    self.send_cancel(pc, id);
-                }
-                continue;
-            }
-            return Ok(outcome(r, &ts, Vec::new()));
         }
     }
 
@@ -783,16 +791,10 @@ impl ScuAssociation {
     ) -> Result<RetrieveOutcome, ClientError> {
         use crate::dimse::status;
         use crate::store::{FileMeta, InstanceStart};
-        let pc = self.context_for(sop_class, None)?;
+        let (pc, id) = self.send_query(field::C_GET_RQ, sop_class, None, &identifier)?;
         let ts = self.transfer_syntax_of(pc);
-        let cmd = Command {
-            field: field::C_GET_RQ,
-            affected_sop_class: Some(sop_class),
-            priority: Some(0),
-            ..Command::default()
-        };
-        let id = self.send_request(pc, cmd, Some(&identifier));
         let mut cancelled = false;
+        let mut pending = |r: Response| on_pending(&r);
         let mut received = Vec::new();
         loop {
             let DimseEvent::Command { pc_id, bytes } = self.next_dimse().await? else {
@@ -897,20 +899,9 @@ impl ScuAssociation {
             if c.has_dataset {
                 r.dataset = Some(self.read_dataset(MAX_RESPONSE_DATASET).await?);
             }
-            if r.responded_to != Some(id) {
-                return Err(ClientError::Protocol(format!(
-                    "response to message {:?} while {id} was outstanding",
-                    r.responded_to
-                )));
+            if let Some(fin) = self.pending_or_final(pc, id, r, &mut cancelled, &mut pending)? {
+                return Ok(outcome(fin, &ts, received));
             }
-            if r.status == 0xFF00 || r.status == 0xFF01 {
-                if !cancelled && !on_pending(&r) {
-                    cancelled = true;
-                    self.send_cancel(pc, id);
-                }
-                continue;
-            }
-            return Ok(outcome(r, &ts, received));
         }
     }
 
