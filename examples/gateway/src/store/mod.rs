@@ -193,6 +193,87 @@ pub struct QueryRow {
     pub header: Vec<u8>,
 }
 
+/// One entry of the message log: an HL7 message the gateway processed (whatever became of
+/// it), as the operator console lists it. Stored messages keep their content in the
+/// `messages` table; an entry keeps the content itself only when the message was not stored
+/// (so a failure can be shown and re-processed), and then only for the newest
+/// [`LogBounds::bodies`] such entries.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct MessageLogEntry {
+    /// Log sequence number (from 1; 0 before it is recorded).
+    pub seq: i64,
+    /// When it was processed (RFC 3339, UTC).
+    pub received_at: String,
+    /// The door it came through: `hl7-http`, `mllp`, `console` (re-processed).
+    pub door: String,
+    /// `hl7v2` or `hl7v3`.
+    pub protocol: String,
+    /// Sender (`MSH-3^MSH-4`, or the v3 sender device id).
+    pub sender: String,
+    /// Control id (MSH-10, or the v3 message id).
+    pub message_id: String,
+    /// Message type (`ADT^A01`, or the v3 interaction id).
+    pub message_type: String,
+    /// `stored`, `duplicate`, `rejected`, `invalid` or `failed`.
+    pub outcome: String,
+    /// The error the ACK reported (empty when accepted).
+    pub error: String,
+    /// Where the error is (`PID-7`, `segment 2 field 7, byte 57`; empty when unknown).
+    pub error_location: String,
+    /// The acknowledgement sent (or that would have been sent).
+    pub ack: Vec<u8>,
+    /// The raw message when it was not stored (and is still kept).
+    pub body: Option<Vec<u8>>,
+    /// The entry a re-processing of this one produced.
+    pub reprocessed_as: Option<i64>,
+}
+
+/// How much of the message log is kept.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LogBounds {
+    /// Newest entries kept (older ones are deleted).
+    pub entries: u64,
+    /// Raw content (of a message that was not stored) is kept on the newest this many entries.
+    pub bodies: u64,
+}
+
+impl Default for LogBounds {
+    fn default() -> Self {
+        LogBounds {
+            entries: 100_000,
+            bodies: 2_000,
+        }
+    }
+}
+
+/// A search of the message log (newest first).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct LogQuery {
+    /// Substring of control id, sender or type (case-insensitive).
+    pub text: String,
+    /// Only this door.
+    pub door: String,
+    /// `accepted` (stored or duplicate), `errors` (anything else), or one outcome.
+    pub outcome: String,
+    /// Entries to skip.
+    pub offset: u64,
+    /// Most entries returned.
+    pub limit: u64,
+}
+
+/// One MPPS record as stored.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct MppsRow {
+    /// SOP Instance UID.
+    pub uid: String,
+    /// Record version.
+    pub version: u64,
+    /// The encoded record.
+    pub state: String,
+    /// Last change (RFC 3339).
+    pub updated_at: String,
+}
+
 /// The reads a projection or a surface may make, inside a transaction or on a
 /// read snapshot.
 pub trait ReadTx {
@@ -277,6 +358,13 @@ pub trait ReadTx {
     ) -> Result<Vec<WorklistRow>, StoreError>;
     /// One worklist row by its step key.
     fn worklist_row(&self, step_key: &str) -> Result<Option<WorklistRow>, StoreError>;
+    /// A page of the message log, newest first, without raw content, and the total matching.
+    fn message_log(&self, q: &LogQuery) -> Result<(u64, Vec<MessageLogEntry>), StoreError>;
+    /// One message log entry with its raw content: its own (a message that was not stored)
+    /// or the stored message's.
+    fn message_log_entry(&self, seq: i64) -> Result<Option<MessageLogEntry>, StoreError>;
+    /// MPPS records, newest change first, and their total.
+    fn mpps_records(&self, offset: u64, limit: u64) -> Result<(u64, Vec<MppsRow>), StoreError>;
 }
 
 /// The writes of one unit of work. Everything written through one `WriteTx`
@@ -327,6 +415,11 @@ pub trait WriteTx: ReadTx {
         state: &str,
         expected: u64,
     ) -> Result<bool, StoreError>;
+    /// Appends an entry to the message log (its `seq` is assigned) and trims the log to
+    /// `bounds`; returns the new entry's `seq`.
+    fn log_message(&self, entry: &MessageLogEntry, bounds: LogBounds) -> Result<i64, StoreError>;
+    /// Notes that entry `seq` was re-processed as entry `new_seq`.
+    fn mark_reprocessed(&self, seq: i64, new_seq: i64) -> Result<(), StoreError>;
 }
 
 /// A write job; runs inside one durable transaction shared with other jobs.

@@ -13,8 +13,9 @@
 
 use super::worklist::WorklistFilter;
 use super::{
-    Backend, Current, Done, HistoryEntry, HistoryQuery, HistoryScope, InstanceRow, Page, QueryRow,
-    ReadJob, ReadTx, StoreError, StoredResource, WorklistRow, WriteJob, WriteTx, now,
+    Backend, Current, Done, HistoryEntry, HistoryQuery, HistoryScope, InstanceRow, LogBounds, LogQuery,
+    MessageLogEntry, MppsRow, Page, QueryRow, ReadJob, ReadTx, StoreError, StoredResource, WorklistRow,
+    WriteJob, WriteTx, now,
 };
 use crate::search::{Cond, Criterion, IndexEntry, Query};
 use rusqlite::{Connection, OpenFlags, OptionalExtension, ToSql, Transaction, params};
@@ -161,6 +162,23 @@ CREATE TABLE IF NOT EXISTS instance_modality (
     series_uid TEXT PRIMARY KEY,
     modality   TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS message_log (
+    seq            INTEGER PRIMARY KEY AUTOINCREMENT,
+    received_at    TEXT NOT NULL,
+    door           TEXT NOT NULL,
+    protocol       TEXT NOT NULL,
+    sender         TEXT NOT NULL,
+    message_id     TEXT NOT NULL,
+    message_type   TEXT NOT NULL,
+    outcome        TEXT NOT NULL,
+    error          TEXT NOT NULL,
+    error_location TEXT NOT NULL,
+    ack            BLOB NOT NULL,
+    body           BLOB,
+    reprocessed_as INTEGER
+);
+CREATE INDEX IF NOT EXISTS message_log_id ON message_log (message_id);
+CREATE INDEX IF NOT EXISTS mpps_updated ON mpps (updated_at);
 ";
 
 fn open(path: &Path, flags: OpenFlags) -> rusqlite::Result<Connection> {
@@ -847,6 +865,109 @@ impl ReadTx for SqlTx<'_> {
         )?;
         Ok(u64::try_from(n).unwrap_or(0))
     }
+
+    fn message_log(&self, q: &LogQuery) -> Result<(u64, Vec<MessageLogEntry>), StoreError> {
+        let (cond, args) = log_filter(q);
+        let total: i64 = self.0.query_row(
+            &format!("SELECT COUNT(*) FROM message_log WHERE {cond}"),
+            rusqlite::params_from_iter(args.iter()),
+            |r| r.get(0),
+        )?;
+        let sql = format!(
+            "SELECT {LOG_COLUMNS}, NULL FROM message_log WHERE {cond} ORDER BY seq DESC LIMIT {} OFFSET {}",
+            q.limit.clamp(1, 1000),
+            q.offset
+        );
+        let rows = self
+            .0
+            .prepare(&sql)?
+            .query_map(rusqlite::params_from_iter(args.iter()), log_entry)?
+            .collect::<Result<_, _>>()?;
+        Ok((u64::try_from(total).unwrap_or(0), rows))
+    }
+
+    fn message_log_entry(&self, seq: i64) -> Result<Option<MessageLogEntry>, StoreError> {
+        // A stored message's content is the one in `messages` (the log keeps no copy).
+        let sql = format!(
+            "SELECT {LOG_COLUMNS}, COALESCE(l.body, (SELECT m.body FROM messages m WHERE m.protocol = l.protocol
+                 AND m.sender = l.sender AND m.message_id = l.message_id))
+             FROM message_log l WHERE seq = ?1"
+        );
+        Ok(self
+            .0
+            .prepare_cached(&sql)?
+            .query_row([seq], log_entry)
+            .optional()?)
+    }
+
+    fn mpps_records(&self, offset: u64, limit: u64) -> Result<(u64, Vec<MppsRow>), StoreError> {
+        let total: i64 = self
+            .0
+            .query_row("SELECT COUNT(*) FROM mpps", [], |r| r.get(0))?;
+        let rows = self
+            .0
+            .prepare_cached(
+                "SELECT uid, version, state, updated_at FROM mpps ORDER BY updated_at DESC, uid LIMIT ?1 OFFSET ?2",
+            )?
+            .query_map(params![to_i64(limit.clamp(1, 1000)), to_i64(offset)], |r| {
+                Ok(MppsRow {
+                    uid: r.get(0)?,
+                    version: u64::try_from(r.get::<_, i64>(1)?).unwrap_or(0),
+                    state: r.get(2)?,
+                    updated_at: r.get(3)?,
+                })
+            })?
+            .collect::<Result<_, _>>()?;
+        Ok((u64::try_from(total).unwrap_or(0), rows))
+    }
+}
+
+/// The message log's columns, in the order [`log_entry`] reads them (then the body).
+const LOG_COLUMNS: &str = "seq, received_at, door, protocol, sender, message_id, message_type, outcome, error, error_location, ack, reprocessed_as";
+
+fn log_entry(r: &rusqlite::Row<'_>) -> rusqlite::Result<MessageLogEntry> {
+    Ok(MessageLogEntry {
+        seq: r.get(0)?,
+        received_at: r.get(1)?,
+        door: r.get(2)?,
+        protocol: r.get(3)?,
+        sender: r.get(4)?,
+        message_id: r.get(5)?,
+        message_type: r.get(6)?,
+        outcome: r.get(7)?,
+        error: r.get(8)?,
+        error_location: r.get(9)?,
+        ack: r.get(10)?,
+        reprocessed_as: r.get(11)?,
+        body: r.get(12)?,
+    })
+}
+
+/// The `WHERE` condition and its arguments of a log search.
+fn log_filter(q: &LogQuery) -> (String, Vec<String>) {
+    let mut cond = vec!["1 = 1".to_owned()];
+    let mut args = Vec::new();
+    if !q.text.trim().is_empty() {
+        args.push(format!("%{}%", like_escape(q.text.trim())));
+        let n = args.len();
+        cond.push(format!(
+            "(message_id LIKE ?{n} ESCAPE '\\' OR sender LIKE ?{n} ESCAPE '\\' OR message_type LIKE ?{n} ESCAPE '\\')"
+        ));
+    }
+    if !q.door.is_empty() {
+        args.push(q.door.clone());
+        cond.push(format!("door = ?{}", args.len()));
+    }
+    match q.outcome.as_str() {
+        "" => {}
+        "accepted" => cond.push("outcome IN ('stored', 'duplicate')".to_owned()),
+        "errors" => cond.push("outcome NOT IN ('stored', 'duplicate')".to_owned()),
+        o => {
+            args.push(o.to_owned());
+            cond.push(format!("outcome = ?{}", args.len()));
+        }
+    }
+    (cond.join(" AND "), args)
 }
 
 impl WriteTx for SqlTx<'_> {
@@ -1018,6 +1139,46 @@ impl WriteTx for SqlTx<'_> {
             )?
             .execute(params![to_i64(version), state, now(), uid, to_i64(expected)])?;
         Ok(n == 1)
+    }
+
+    fn log_message(&self, e: &MessageLogEntry, bounds: LogBounds) -> Result<i64, StoreError> {
+        self.0.prepare_cached(
+            "INSERT INTO message_log (received_at, door, protocol, sender, message_id, message_type, outcome,
+                 error, error_location, ack, body, reprocessed_as)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, NULL)",
+        )?
+        .execute(params![
+            if e.received_at.is_empty() { now() } else { e.received_at.clone() },
+            e.door,
+            e.protocol,
+            e.sender,
+            e.message_id,
+            e.message_type,
+            e.outcome,
+            e.error,
+            e.error_location,
+            e.ack,
+            e.body
+        ])?;
+        let seq = self.0.last_insert_rowid();
+        // Bounded: the newest `entries` entries, raw content on the newest `bodies` of them.
+        // Both statements walk the primary key from the cut-off, so they cost little.
+        self.0
+            .prepare_cached("DELETE FROM message_log WHERE seq <= ?1")?
+            .execute([seq - to_i64(bounds.entries.max(1))])?;
+        self.0
+            .prepare_cached(
+                "UPDATE message_log SET body = NULL WHERE seq <= ?1 AND seq > ?2 AND body IS NOT NULL",
+            )?
+            .execute([seq - to_i64(bounds.bodies), seq - to_i64(bounds.bodies) - 64])?;
+        Ok(seq)
+    }
+
+    fn mark_reprocessed(&self, seq: i64, new_seq: i64) -> Result<(), StoreError> {
+        self.0
+            .prepare_cached("UPDATE message_log SET reprocessed_as = ?1 WHERE seq = ?2")?
+            .execute([new_seq, seq])?;
+        Ok(())
     }
 }
 
