@@ -8,6 +8,7 @@
 //! | MPPS HTTP (`POST /ingest`, MPPS-RS) | 127.0.0.1:8082 | `xenrad-mpps` |
 //! | HL7 MLLP | 127.0.0.1:3000 | `xenrad-mllp` |
 //! | DICOM C-STORE SCP | 127.0.0.1:11112 | `xenrad-dimse` |
+//! | operator console (HTML, [`surface::console`]) | 127.0.0.1:8083 | all of them |
 
 //!
 //! Layers (nothing below calls upward; see the crate README for the import map):
@@ -30,7 +31,7 @@ pub mod store;
 pub mod surface;
 
 use store::qr;
-use surface::{dicom, fhir, hl7, http, limits, mllp, mpps, tls};
+use surface::{console, dicom, fhir, hl7, http, limits, mllp, mpps, tls};
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -79,6 +80,17 @@ pub struct Config {
     /// DICOM C-STORE SCP (DIMSE over TCP).
     #[arg(long, env = "XENRAD_DICOM_ADDR", default_value = "127.0.0.1:11112")]
     pub dicom_addr: SocketAddr,
+    /// Operator console (web pages behind the API key); `off` serves none. A console that
+    /// cannot bind is reported and skipped: the doors keep serving.
+    #[arg(long, env = "XENRAD_CONSOLE_ADDR", default_value = "127.0.0.1:8083")]
+    pub console_addr: String,
+    /// Entries the message log keeps (the console's Messages page; newest kept).
+    #[arg(long, default_value_t = 100_000)]
+    pub console_log_entries: u64,
+    /// Message log entries (newest) that keep the raw content of a message that was not
+    /// stored, so the console can show it and re-process it.
+    #[arg(long, default_value_t = 2_000)]
+    pub console_log_bodies: u64,
     /// AE title of the DICOM SCP.
     #[arg(long, env = "XENRAD_AE_TITLE", default_value = "XENRAD")]
     pub ae_title: String,
@@ -359,6 +371,8 @@ pub struct Gateway {
     pub images: Arc<qr::Images>,
     /// The Part 10 file store (C-STORE and STOW-RS).
     pub dicom_sink: Arc<xenrad_dimse::store::FileSink>,
+    /// The operator console's tap on the HL7 doors (counts and the message log).
+    pub console: console::Tap,
 }
 
 impl Config {
@@ -526,6 +540,7 @@ pub async fn run(config: Config) -> Result<(), Box<dyn std::error::Error + Send 
         keys,
         hl7v2: Arc::new(ingest::v2_handler(&store, &metrics, &config)),
         hl7v3: Arc::new(ingest::v3_handler(&store, &metrics)),
+        console: console::Tap::with_log(&store, console::log_bounds(&config)),
         config: Arc::new(config),
         store: store.clone(),
         metrics,
@@ -601,6 +616,34 @@ pub async fn run(config: Config) -> Result<(), Box<dyn std::error::Error + Send 
     }
     let dicom_stop = stopped();
     tasks.spawn(async move { dicom_server.run(dicom_l, dicom_stop).await });
+    let console_at = match gw.config.console_addr.trim() {
+        "off" | "" => None,
+        a => match a
+            .parse::<SocketAddr>()
+            .map_err(std::io::Error::other)
+            .and_then(|addr| listen(addr, gw.config.listen_backlog).map(|l| (addr, l)))
+        {
+            Ok((addr, l)) => {
+                let stop = stopped();
+                let g = gw.clone();
+                // Its own set: a console that stops does not stop the doors.
+                tokio::spawn(async move {
+                    if let Err(e) = console::serve(g, l, Vec::new(), stop).await {
+                        tracing::error!(error = %e, "console stopped");
+                    }
+                });
+                Some(addr)
+            }
+            Err(e) => {
+                tracing::error!(addr = a, error = %e, "console not served");
+                eprintln!("xenrad-gateway: console not served on {a}: {e}");
+                None
+            }
+        },
+    };
+    if let Some(a) = console_at {
+        eprintln!("xenrad-gateway: console http://{a}/");
+    }
     eprintln!(
         "xenrad-gateway: FHIR {fhir_s}://{}/fhir  HL7 {hl7_s}://{}  MPPS {mpps_s}://{}  MLLP {}{mllp_s}  DICOM {}{dicom_s} (AE {})  data {}",
         gw.config.fhir_addr,
@@ -620,6 +663,7 @@ pub async fn run(config: Config) -> Result<(), Box<dyn std::error::Error + Send 
     }
     let _ = stop_tx.send(true);
     while tasks.join_next().await.is_some() {}
+    gw.console.flush().await;
     store.close();
     Ok(())
 }

@@ -166,12 +166,14 @@ fn v2_label(d: Disposition) -> &'static str {
 /// AR/CR, one whose content cannot be projected AE/CE, each with an ERR segment,
 /// and nothing is stored. Counted in the metrics by the handler's observer.
 pub async fn v2(gw: &Gateway, body: Bytes) -> V2Outcome {
+    let raw = body.clone();
     let (out, full) = STORAGE_FULL
         .scope(std::cell::Cell::new(false), async {
             let out = gw.hl7v2.process(body).await;
             (out, STORAGE_FULL.with(std::cell::Cell::get))
         })
         .await;
+    gw.console.hl7v2(crate::console::Door::Hl7Http, &raw, &out);
     let http_status = match out.disposition {
         Disposition::Stored | Disposition::Duplicate => 200,
         Disposition::Rejected | Disposition::Invalid => 400,
@@ -281,12 +283,14 @@ impl xenrad_mllp::hl7v3::V3Store for V3Store {
 /// idempotent store (keyed on the sender device id and the message id), patient projection
 /// for PRPA_IN201301/201302UV02, MCCI_IN000002UV01 accept ack (CA/CE/CR).
 pub async fn v3(gw: &Gateway, body: Bytes) -> V3Outcome {
+    let raw = body.clone();
     let (out, full) = STORAGE_FULL
         .scope(std::cell::Cell::new(false), async {
             let out = gw.hl7v3.process(body).await;
             (out, STORAGE_FULL.with(std::cell::Cell::get))
         })
         .await;
+    gw.console.hl7v3(crate::console::Door::Hl7Http, &raw, &out);
     let http_status = match out.disposition {
         Disposition::Stored | Disposition::Duplicate => 200,
         Disposition::Rejected | Disposition::Invalid => 400,

@@ -5,13 +5,44 @@
 //! again and stored once, MSH-15 may ask for no accept ACK (HL7 v2.5.1 ch. 2.9.3), and with
 //! `--mllp-commit-blocks` the reply is an MLLP release 2 commit block instead.
 
+use super::console::Door;
 use crate::Gateway;
-use crate::ingest::V2Handler;
-use std::sync::Arc;
-use xenrad_mllp::server::{Server, ServerConfig};
+use bytes::Bytes;
+use xenrad_mllp::server::{ConnectionEnd, ConnectionInfo, Handler, Reply, Server, ServerConfig};
+
+/// The MLLP door: the gateway's [`V2Handler`](crate::ingest::V2Handler), with every message
+/// and its outcome noted by the console's tap.
+pub struct MllpDoor {
+    gw: Gateway,
+}
+
+impl Handler for MllpDoor {
+    async fn handle(&self, msg: Bytes, _conn: &ConnectionInfo) -> Reply {
+        let raw = msg.clone();
+        let h = &self.gw.hl7v2;
+        let out = h.process(msg).await;
+        self.gw.console.hl7v2(Door::Mllp, &raw, &out);
+        // As `Hl7Handler`'s own `Handler` answers.
+        if h.uses_commit_blocks() {
+            if out.accepted() {
+                Reply::commit_ack()
+            } else {
+                Reply::commit_nak()
+            }
+        } else if out.wanted {
+            Reply::ack(out.ack)
+        } else {
+            Reply::none()
+        }
+    }
+
+    fn closed(&self, conn: &ConnectionInfo, end: &ConnectionEnd) {
+        Handler::closed(&*self.gw.hl7v2, conn, end);
+    }
+}
 
 /// Builds the listener with the gateway's frame limit, timeouts and connection caps.
-pub fn server(gw: &Gateway) -> Server<Arc<V2Handler>> {
+pub fn server(gw: &Gateway) -> Server<MllpDoor> {
     let secs = std::time::Duration::from_secs;
     let mut config = ServerConfig::default();
     config.decoder.max_frame_size = gw.config.max_frame;
@@ -19,5 +50,5 @@ pub fn server(gw: &Gateway) -> Server<Arc<V2Handler>> {
     config.frame_timeout = Some(secs(gw.config.mllp_frame_timeout.max(1)));
     config.max_connections = gw.config.mllp_max_connections;
     config.max_connections_per_ip = gw.config.mllp_max_connections_per_ip;
-    Server::new(Arc::clone(&gw.hl7v2), config)
+    Server::new(MllpDoor { gw: gw.clone() }, config)
 }

@@ -2,6 +2,7 @@
 //! [`crate::ingest`] or read [`crate::store`], encode the answer), plus what the HTTP
 //! surfaces share ([`http`], [`limits`], [`tls`]).
 
+pub mod console;
 pub mod dicom;
 pub mod dicomweb;
 pub mod fhir;
