@@ -182,6 +182,6 @@ fn gateway_for(config: gateway::Config) -> gateway::Gateway {
         store,
         metrics,
         keys,
-        console: gateway::console::Tap::default(),
+        console: gateway::ingest::log::Tap::default(),
     }
 }

@@ -372,7 +372,7 @@ pub struct Gateway {
     /// The Part 10 file store (C-STORE and STOW-RS).
     pub dicom_sink: Arc<xenrad_dimse::store::FileSink>,
     /// The operator console's tap on the HL7 doors (counts and the message log).
-    pub console: console::Tap,
+    pub console: ingest::log::Tap,
 }
 
 impl Config {
@@ -540,7 +540,7 @@ pub async fn run(config: Config) -> Result<(), Box<dyn std::error::Error + Send 
         keys,
         hl7v2: Arc::new(ingest::v2_handler(&store, &metrics, &config)),
         hl7v3: Arc::new(ingest::v3_handler(&store, &metrics)),
-        console: console::Tap::with_log(&store, console::log_bounds(&config)),
+        console: ingest::log::Tap::with_log(&store, console::log_bounds(&config)),
         config: Arc::new(config),
         store: store.clone(),
         metrics,

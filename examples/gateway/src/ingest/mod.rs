@@ -5,6 +5,7 @@
 
 pub mod dicom;
 pub mod fhir;
+pub mod log;
 pub mod resources;
 pub mod worklist;
 
@@ -173,7 +174,7 @@ pub async fn v2(gw: &Gateway, body: Bytes) -> V2Outcome {
             (out, STORAGE_FULL.with(std::cell::Cell::get))
         })
         .await;
-    gw.console.hl7v2(crate::console::Door::Hl7Http, &raw, &out);
+    gw.console.hl7v2(log::Door::Hl7Http, &raw, &out);
     let http_status = match out.disposition {
         Disposition::Stored | Disposition::Duplicate => 200,
         Disposition::Rejected | Disposition::Invalid => 400,
@@ -290,7 +291,7 @@ pub async fn v3(gw: &Gateway, body: Bytes) -> V3Outcome {
             (out, STORAGE_FULL.with(std::cell::Cell::get))
         })
         .await;
-    gw.console.hl7v3(crate::console::Door::Hl7Http, &raw, &out);
+    gw.console.hl7v3(log::Door::Hl7Http, &raw, &out);
     let http_status = match out.disposition {
         Disposition::Stored | Disposition::Duplicate => 200,
         Disposition::Rejected | Disposition::Invalid => 400,

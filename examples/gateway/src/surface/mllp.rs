@@ -5,8 +5,8 @@
 //! again and stored once, MSH-15 may ask for no accept ACK (HL7 v2.5.1 ch. 2.9.3), and with
 //! `--mllp-commit-blocks` the reply is an MLLP release 2 commit block instead.
 
-use super::console::Door;
 use crate::Gateway;
+use crate::ingest::log::Door;
 use bytes::Bytes;
 use xenrad_mllp::server::{ConnectionEnd, ConnectionInfo, Handler, Reply, Server, ServerConfig};
 

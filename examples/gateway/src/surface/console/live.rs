@@ -30,7 +30,7 @@ const SECONDS: usize = 61;
 
 /// Routes of the HTTP surfaces that are not traffic of the door (probes, documentation).
 fn is_admin_route(route: &str) -> bool {
-    route == crate::http::HEALTH_PATH
+    route == crate::surface::http::HEALTH_PATH
         || route == "/metrics"
         || route.starts_with("/api/documentation")
         || route == "unmatched"
@@ -188,14 +188,12 @@ impl Live {
         let (Some(first), Some(last)) = (r.seconds.first(), r.seconds.last()) else {
             return [(0, 0); 5];
         };
-        let mut t: Totals = [(0, 0); 5];
-        for i in 0..5 {
-            t[i] = (
+        std::array::from_fn(|i| {
+            (
                 last.1[i].0.saturating_sub(first.1[i].0),
                 last.1[i].1.saturating_sub(first.1[i].1),
-            );
-        }
-        t
+            )
+        })
     }
 
     /// Replaces the health report.
@@ -204,6 +202,7 @@ impl Live {
     }
 
     /// The dashboard snapshot (what `/api/dashboard` answers and each event carries).
+    #[allow(clippy::cast_precision_loss)] // percentages of counts
     pub fn snapshot(&self, gw: &Gateway) -> Value {
         let now = unix_secs();
         let totals = totals(gw);
@@ -297,14 +296,12 @@ pub fn open_connections(gw: &Gateway) -> [Value; 5] {
 }
 
 fn dir_size(dir: &std::path::Path) -> (u64, u64) {
-    std::fs::read_dir(dir)
-        .map(|rd| {
-            rd.filter_map(Result::ok)
-                .filter_map(|e| e.metadata().ok())
-                .filter(std::fs::Metadata::is_file)
-                .fold((0, 0), |(n, b), m| (n + 1, b + m.len()))
-        })
-        .unwrap_or((0, 0))
+    std::fs::read_dir(dir).map_or((0, 0), |rd| {
+        rd.filter_map(Result::ok)
+            .filter_map(|e| e.metadata().ok())
+            .filter(std::fs::Metadata::is_file)
+            .fold((0, 0), |(n, b), m| (n + 1, b + m.len()))
+    })
 }
 
 /// Store and journal health: a timed read of the store, the data directory's free space, the
@@ -348,7 +345,7 @@ pub async fn sample_loop(gw: Gateway, live: std::sync::Arc<Live>) {
     loop {
         tick.tick().await;
         live.record(unix_secs(), totals(&gw));
-        if n % 5 == 0 {
+        if n.is_multiple_of(5) {
             live.set_health(health(&gw).await);
         }
         n += 1;

@@ -24,10 +24,9 @@
 pub mod live;
 pub mod names;
 pub mod pages;
-pub mod tap;
 pub mod thumb;
 
-pub use tap::{Door, Tap};
+pub use crate::ingest::log::{self as tap, Door, Tap};
 
 use crate::Gateway;
 use crate::store::{LogBounds, LogQuery, StoreError};
@@ -90,7 +89,11 @@ impl Sessions {
     fn create(&self) -> Result<String, getrandom::Error> {
         let mut raw = [0u8; 32];
         getrandom::fill(&mut raw)?;
-        let token: String = raw.iter().map(|b| format!("{b:02x}")).collect();
+        let token = raw.iter().fold(String::with_capacity(64), |mut t, b| {
+            use std::fmt::Write as _;
+            let _ = write!(t, "{b:02x}");
+            t
+        });
         let mut s = self.lock();
         let now = Instant::now();
         s.retain(|_, exp| *exp > now);
@@ -196,7 +199,7 @@ pub fn router(console: Console, extensions: Vec<Extension>) -> Router {
             get(|| async { asset("text/javascript; charset=utf-8", JS) }),
         )
         .route(
-            crate::http::HEALTH_PATH,
+            crate::surface::http::HEALTH_PATH,
             get(|| async { ([(header::CONTENT_TYPE, "text/plain")], "ok\n") }),
         )
         .fallback(not_found)
@@ -260,7 +263,7 @@ const OPEN: [&str; 4] = [
     "/login",
     "/assets/console.css",
     "/assets/console.js",
-    crate::http::HEALTH_PATH,
+    crate::surface::http::HEALTH_PATH,
 ];
 
 async fn guard(State(c): State<Console>, req: Request, next: Next) -> Response {
@@ -743,6 +746,16 @@ async fn mpps_one(State(c): State<Console>, Path(uid): Path<String>) -> Response
     }
 }
 
+/// A series of a study: `(uid, modality, number, description, instances as (SOP Instance
+/// UID, instance number, transfer syntax))`.
+pub type Series = (
+    String,
+    String,
+    String,
+    String,
+    Vec<(String, String, String)>,
+);
+
 /// A study as the console lists it.
 #[derive(Debug, Default, Clone)]
 pub struct StudySummary {
@@ -761,13 +774,7 @@ pub struct StudySummary {
     /// Modalities of its series.
     pub modalities: Vec<String>,
     /// Series: `(uid, modality, number, description, instances as (SOP instance UID, number, transfer syntax))`.
-    pub series: Vec<(
-        String,
-        String,
-        String,
-        String,
-        Vec<(String, String, String)>,
-    )>,
+    pub series: Vec<Series>,
     /// Instances.
     pub instances: usize,
 }
@@ -785,13 +792,14 @@ fn add_instance(
     q: &crate::store::QueryRow,
 ) {
     use dicom_dictionary_std::tags;
-    let Ok(rec) = crate::qr::record_from_rows(inst, q) else {
+    let Ok(rec) = crate::store::qr::record_from_rows(inst, q) else {
         return;
     };
     let a = &rec.attributes;
-    let at = match studies.iter().position(|s| s.uid == inst.study_uid) {
-        Some(i) => i,
-        None => {
+    let at = studies
+        .iter()
+        .position(|s| s.uid == inst.study_uid)
+        .unwrap_or_else(|| {
             studies.push(StudySummary {
                 uid: inst.study_uid.clone(),
                 patient_name: attr(a, tags::PATIENT_NAME),
@@ -802,17 +810,18 @@ fn add_instance(
                 ..StudySummary::default()
             });
             studies.len() - 1
-        }
-    };
+        });
     let s = &mut studies[at];
     s.instances += 1;
     let modality = attr(a, tags::MODALITY);
     if !modality.is_empty() && !s.modalities.contains(&modality) {
         s.modalities.push(modality.clone());
     }
-    let series = match s.series.iter().position(|x| x.0 == inst.series_uid) {
-        Some(i) => i,
-        None => {
+    let series = s
+        .series
+        .iter()
+        .position(|x| x.0 == inst.series_uid)
+        .unwrap_or_else(|| {
             s.series.push((
                 inst.series_uid.clone(),
                 modality,
@@ -821,8 +830,7 @@ fn add_instance(
                 Vec::new(),
             ));
             s.series.len() - 1
-        }
-    };
+        });
     s.series[series].4.push((
         inst.sop_instance_uid.clone(),
         attr(a, tags::INSTANCE_NUMBER),
@@ -990,16 +998,16 @@ pub async fn serve(
     let console = Console::new(gw.clone(), &extensions);
     let sampler = tokio::spawn(live::sample_loop(gw.clone(), console.live.clone()));
     let limits = gw.config.http_limits();
-    let r = crate::limits::serve(
+    let r = crate::surface::limits::serve(
         listener,
         router(console, extensions),
         None,
-        crate::limits::HttpLimits {
+        crate::surface::limits::HttpLimits {
             // The event stream is one long answer.
             request_timeout: Duration::from_secs(24 * 3600),
             ..limits
         },
-        crate::http::ErrorStyle::Problem,
+        crate::surface::http::ErrorStyle::Problem,
         shutdown,
     )
     .await;

@@ -7,6 +7,7 @@ use maud::{DOCTYPE, Markup, PreEscaped, html};
 use serde_json::{Value, json};
 
 /// The page chrome: skip link, navigation (the current section marked), main content.
+#[allow(clippy::needless_pass_by_value)] // callers build the body in the call
 pub fn layout(sections: &[Section], title: &str, current: &str, body: Markup) -> Markup {
     html! {
         (DOCTYPE)
@@ -89,6 +90,7 @@ pub fn problem(what: &str, detail: &str) -> Markup {
     html! { div.problem role="alert" { p { strong { (what) } } p { (detail) } } }
 }
 
+#[allow(clippy::cast_precision_loss)] // a display rounded to 0.1
 fn fmt_bytes(v: &Value) -> String {
     let Some(b) = v.as_u64() else {
         return "unknown".into();

@@ -24,6 +24,11 @@ pub enum ThumbError {
 }
 
 /// A PNG thumbnail of the first frame of the Part 10 file at `path`.
+#[allow(
+    clippy::many_single_char_names,
+    clippy::cast_sign_loss,
+    clippy::cast_possible_wrap
+)] // pixel arithmetic on clamped, non-negative values
 pub fn thumbnail(path: &std::path::Path) -> Result<Vec<u8>, ThumbError> {
     let obj = dicom_object::open_file(path).map_err(|e| ThumbError::Read(e.to_string()))?;
     let d = obj
@@ -102,15 +107,16 @@ fn crc32(chunks: &[&[u8]]) -> u32 {
     !c
 }
 
-fn chunk(out: &mut Vec<u8>, kind: &[u8; 4], data: &[u8]) {
+fn chunk(out: &mut Vec<u8>, kind: [u8; 4], data: &[u8]) {
     out.extend_from_slice(&(data.len() as u32).to_be_bytes());
-    out.extend_from_slice(kind);
+    out.extend_from_slice(&kind);
     out.extend_from_slice(data);
-    out.extend_from_slice(&crc32(&[kind, data]).to_be_bytes());
+    out.extend_from_slice(&crc32(&[&kind, data]).to_be_bytes());
 }
 
 /// An 8-bit grayscale or RGB PNG (PNG spec §11.2.2) with its image data in stored (not
 /// compressed) deflate blocks (RFC 1950/1951).
+#[allow(clippy::many_single_char_names)] // the PNG and zlib specifications' names
 pub fn png(w: u32, h: u32, gray: bool, pixels: &[u8]) -> Vec<u8> {
     let channels = if gray { 1 } else { 3 };
     let row = w as usize * channels;
@@ -139,9 +145,9 @@ pub fn png(w: u32, h: u32, gray: bool, pixels: &[u8]) -> Vec<u8> {
     ihdr.extend_from_slice(&w.to_be_bytes());
     ihdr.extend_from_slice(&h.to_be_bytes());
     ihdr.extend_from_slice(&[8, if gray { 0 } else { 2 }, 0, 0, 0]);
-    chunk(&mut out, b"IHDR", &ihdr);
-    chunk(&mut out, b"IDAT", &z);
-    chunk(&mut out, b"IEND", &[]);
+    chunk(&mut out, *b"IHDR", &ihdr);
+    chunk(&mut out, *b"IDAT", &z);
+    chunk(&mut out, *b"IEND", &[]);
     out
 }
 

@@ -1,4 +1,4 @@
-//! The console's tap on the HL7 doors: every HL7 v2/v3 message the gateway processes is
+//! The message log's tap on the HL7 doors (what the operator console shows): every HL7 v2/v3 message the gateway processes is
 //! counted per door and written to the store's message log (its outcome, the error position,
 //! the ACK, and the raw content when it was not stored) by one background task that batches
 //! whatever queued while the previous batch committed. The tap never delays an
@@ -223,19 +223,15 @@ pub fn field_ref(text: &str) -> Option<String> {
 
 /// Where a v2 error is: the ERR location, else the parser's position, else a field named
 /// in the error text.
-fn v2_location(raw: &[u8], d: &Disposition, e: Option<&ErrorDetail>) -> String {
-    if *d == Disposition::Rejected
+fn v2_location(raw: &[u8], d: Disposition, e: Option<&ErrorDetail>) -> String {
+    if d == Disposition::Rejected
         && let Err(p) = xenrad_hl7v2::Message::parse(raw)
     {
-        let mut s = format!("byte {}", p.offset);
-        if let Some(seg) = p.segment {
-            s = format!("segment {seg}");
-            if let Some(f) = p.field {
-                s.push_str(&format!(", field {f}"));
-            }
-            s.push_str(&format!(", byte {}", p.offset));
-        }
-        return s;
+        return match (p.segment, p.field) {
+            (Some(seg), Some(f)) => format!("segment {seg}, field {f}, byte {}", p.offset),
+            (Some(seg), None) => format!("segment {seg}, byte {}", p.offset),
+            _ => format!("byte {}", p.offset),
+        };
     }
     let Some(e) = e else { return String::new() };
     if let Some(l) = &e.location {
@@ -282,7 +278,7 @@ pub fn v2_entry(door: Door, raw: &Bytes, out: &Hl7Outcome) -> MessageLogEntry {
         message_id,
         message_type: msh_field(raw, 9),
         outcome: out.disposition.as_str().to_owned(),
-        error_location: v2_location(raw, &out.disposition, out.error.as_ref()),
+        error_location: v2_location(raw, out.disposition, out.error.as_ref()),
         error,
         ack: out.ack.to_vec(),
         body: (!stored).then(|| raw.to_vec()),
