@@ -1014,3 +1014,6 @@ pub async fn serve(
     sampler.abort();
     r
 }
+
+#[cfg(test)]
+mod tests;
