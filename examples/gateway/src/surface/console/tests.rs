@@ -1,5 +1,6 @@
 //! The console's handlers on a real store: login and refusals, the message log and its
 //! pages, re-processing, the dashboard's JSON.
+#![allow(clippy::many_single_char_names)]
 
 use super::*;
 use crate::ingest::log::Tap;
