@@ -2,7 +2,8 @@
 # Installs the real protocol peers the interoperability tests talk to, idempotently:
 #   Debian: dcmtk (storescu, echoscu, storescp), curl, chromium (headless, for the docs page test)
 #   PyPI (in ./.venv): pynetdicom, pydicom, hl7 (python-hl7), hl7apy, fhir.resources, fhirpy, openapi-spec-validator,
-#     dicomweb-client; with XENRAD_ORTHANC=1 also Debian orthanc and orthanc-dicomweb
+#     dicomweb-client; with XENRAD_ORTHANC=1 also Debian orthanc and orthanc-dicomweb; with XENRAD_BROWSER=1
+#     also playwright (the Python package and its driver only: it drives Debian's chromium, no browser download)
 # Prints the environment the tests read (XENRAD_PEERS, XENRAD_PYTHON, XENRAD_PYDICOM_DATA).
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
@@ -35,7 +36,14 @@ if ! "$venv/bin/python" -c 'import pynetdicom, pydicom, hl7, hl7apy, fhir.resour
   quiet "$venv/bin/python" -m pip install -q --disable-pip-version-check \
     'pynetdicom>=2.1' 'pydicom>=3.0' 'hl7>=0.4' 'hl7apy>=1.3' 'fhir.resources>=7' 'fhirpy>=2' 'openapi-spec-validator>=0.7' 'dicomweb-client>=0.59'
 fi
+# The operator console's browser test (XENRAD_BROWSER=1): Playwright for Python drives Debian's
+# chromium (installed above); ~45 MB of wheel, ~15 s here. No `playwright install`: no browser download.
+if [ -n "${XENRAD_BROWSER:-}" ] && ! "$venv/bin/python" -c 'import playwright.sync_api' >/dev/null 2>&1; then
+  echo "peers: pip install playwright" >&2
+  quiet "$venv/bin/python" -m pip install -q --disable-pip-version-check 'playwright>=1.45'
+fi
 data="$("$venv/bin/python" -c 'import pydicom.data, os; print(os.path.dirname(pydicom.data.get_testdata_file("CT_small.dcm")))')"
 echo "export XENRAD_PEERS=1"
+[ -z "${XENRAD_BROWSER:-}" ] || echo "export XENRAD_BROWSER=1"
 echo "export XENRAD_PYTHON=$venv/bin/python"
 echo "export XENRAD_PYDICOM_DATA=$data"

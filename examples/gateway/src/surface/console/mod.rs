@@ -946,7 +946,7 @@ async fn study(State(c): State<Console>, Path(uid): Path<String>) -> Response {
     match r {
         Ok(Some((s, links))) => pages::layout(
             &c.sections,
-            &format!("Study {}", s.description),
+            &format!("Study: {} {}", s.patient_name.replace('^', " "), s.date),
             "/studies",
             pages::study(&s, &links),
         )
