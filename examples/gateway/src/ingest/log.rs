@@ -290,11 +290,10 @@ pub fn v2_entry(door: Door, raw: &Bytes, out: &Hl7Outcome) -> MessageLogEntry {
 pub fn v3_entry(door: Door, raw: &Bytes, out: &xenrad_mllp::hl7v3::V3Outcome) -> MessageLogEntry {
     let (sender, message_id) = match &out.key {
         Some(k) => (
-            match (&k.sender_root, &k.sender_extension) {
-                (Some(r), Some(e)) => format!("{r}^{e}"),
-                (Some(r), None) => r.clone(),
-                _ => String::new(),
-            },
+            // As the v3 store keys the message (so the log finds its stored content).
+            crate::map::hl7v3::ii_parts(k.sender_root.as_deref(), k.sender_extension.as_deref())
+                .map(|(s, v)| format!("{s}^{v}"))
+                .unwrap_or_default(),
             format!(
                 "{}^{}",
                 k.id_root,

@@ -318,3 +318,23 @@ async fn dashboard_counts_per_door() {
     assert_eq!(v["hour"]["points"], 60);
     assert_eq!(v["day"]["points"], 144);
 }
+
+#[tokio::test]
+async fn a_stored_v3_message_shows_its_stored_content() {
+    let f = fixture("v3");
+    let auth = Some(("x-api-key", KEY));
+    let msg = xenrad_hl7v3::testgen::corpus(7, 1).remove(0);
+    let out = crate::ingest::v3(&f.gw, Bytes::from(msg.clone().into_bytes())).await;
+    assert_eq!(out.http_status, 200);
+    f.gw.console.flush().await;
+    let (_, _, body) = send(&f.app, get("/api/messages?q=PRPA_IN", auth)).await;
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(v["total"], 1, "{v}");
+    assert_eq!(v["messages"][0]["protocol"], "hl7v3");
+    assert_eq!(v["messages"][0]["outcome"], "stored");
+    let seq = v["messages"][0]["seq"].as_i64().unwrap();
+    let (_, _, body) = send(&f.app, get(&format!("/api/messages/{seq}"), auth)).await;
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(v["content"].as_str(), Some(msg.as_str()), "{v}");
+    assert!(v["ack"].as_str().unwrap().contains("MCCI_IN000002UV01"));
+}
