@@ -66,7 +66,8 @@ fn base64(bytes: &[u8]) -> String {
 /// - `X-Content-Type-Options: nosniff`, `Referrer-Policy: no-referrer`,
 ///   `X-Frame-Options: DENY`;
 /// - `Content-Security-Policy`: the documentation page's own (its inline script and style
-///   by hash, same-origin requests); `default-src 'none'; frame-ancestors 'none'` on
+///   by hash, same-origin requests); a handler's own policy (the operator console's pages:
+///   scripts and styles from `'self'` only); `default-src 'none'; frame-ancestors 'none'` on
 ///   everything else, which is data, never a page;
 /// - `Cache-Control: no-store` on everything but the documentation page and its OpenAPI
 ///   document: resources, ACKs, DICOM and search results carry PHI and must not be kept
@@ -88,14 +89,14 @@ pub fn security_headers(h: &mut HeaderMap, path: &str, tls: bool) {
     );
     h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
     let docs = path == "/api/documentation";
-    h.insert(
-        header::CONTENT_SECURITY_POLICY,
-        if docs {
-            docs_csp().clone()
-        } else {
-            HeaderValue::from_static("default-src 'none'; frame-ancestors 'none'")
-        },
-    );
+    if docs {
+        h.insert(header::CONTENT_SECURITY_POLICY, docs_csp().clone());
+    } else if !h.contains_key(header::CONTENT_SECURITY_POLICY) {
+        h.insert(
+            header::CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static("default-src 'none'; frame-ancestors 'none'"),
+        );
+    }
     if !h.contains_key(header::CACHE_CONTROL) {
         let v = if docs || DOC_PATHS.contains(&path) {
             "no-cache"
@@ -356,6 +357,20 @@ mod tests {
         security_headers(&mut h, "/api/documentation", false);
         assert!(!h.contains_key(header::STRICT_TRANSPORT_SECURITY));
         assert_eq!(h[header::CACHE_CONTROL], "no-cache");
+        // A page's own policy is kept (the operator console); data still gets 'none'.
+        let mut h = HeaderMap::new();
+        h.insert(
+            header::CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static("default-src 'self'"),
+        );
+        security_headers(&mut h, "/messages", false);
+        assert_eq!(h[header::CONTENT_SECURITY_POLICY], "default-src 'self'");
+        let mut h = HeaderMap::new();
+        security_headers(&mut h, "/fhir/Patient/1", false);
+        assert_eq!(
+            h[header::CONTENT_SECURITY_POLICY],
+            "default-src 'none'; frame-ancestors 'none'"
+        );
     }
 
     #[test]

@@ -143,7 +143,7 @@ with sync_playwright() as p:
         expect(card.locator('[data-k="accepted"]')).to_have_text(str(acc), timeout=15000)
         expect(card.locator('[data-k="errors"]')).to_have_text(str(err), timeout=15000)
         check(f"dashboard {door}: {acc} accepted, {err} errors", True)
-    page.wait_for_function("document.body.dataset.live === '1'", timeout=15000)
+    page.wait_for_selector("body[data-live='1']", state="attached", timeout=15000)
     check("dashboard follows the event stream", True)
     check("charts drawn", page.locator("#chart-hour svg polyline").count() >= 10)
     page.screenshot(path=f"{SHOTS}/03-dashboard.png", full_page=True)
@@ -189,7 +189,10 @@ with sync_playwright() as p:
     page.locator("#studies tbody tr a").first.click()
     img = page.locator("ul.thumbs img").first
     expect(img).to_be_visible()
-    page.wait_for_function("() => { const i = document.querySelector('ul.thumbs img'); return i && i.complete && i.naturalWidth > 0; }", timeout=15000)
+    deadline = time.time() + 15
+    while not img.evaluate("i => i.complete && i.naturalWidth > 0") and time.time() < deadline:
+        time.sleep(0.2)
+    check("thumbnail decoded in the page", img.evaluate("i => i.naturalWidth") > 0)
     st, png = http("GET", f"{CONSOLE}{img.get_attribute('src')}")
     check("thumbnail is a PNG", st == 200 and png.startswith(b"\x89PNG"), st)
     expect(page.locator("#study-mpps")).to_contain_text("COMPLETED")
