@@ -66,14 +66,25 @@ pub struct Section {
 
 /// A section another part of the gateway adds (the worklist, the audit trail): its
 /// navigation entry and the router serving its pages under [`Section::path`]. The router is
-/// served behind the console's login; render pages with [`pages::layout`] to share the
-/// console's navigation and style.
+/// served behind the console's login; its handlers find the console's navigation in the
+/// request's [`Nav`] extension and render with [`pages::layout`] to share it and the style:
+///
+/// ```ignore
+/// async fn worklist(axum::Extension(nav): axum::Extension<Nav>) -> maud::Markup {
+///     pages::layout(&nav.0, "Worklist", "/worklist", maud::html! { p { "…" } })
+/// }
+/// ```
 pub struct Extension {
     /// Navigation entry.
     pub section: Section,
     /// Its pages.
     pub router: Router,
 }
+
+/// The console's navigation, put in every authorized request's extensions for the pages of
+/// an [`Extension`].
+#[derive(Clone, Debug)]
+pub struct Nav(pub Arc<Vec<Section>>);
 
 /// Live login sessions: token to expiry.
 #[derive(Default)]
@@ -266,9 +277,10 @@ const OPEN: [&str; 4] = [
     crate::surface::http::HEALTH_PATH,
 ];
 
-async fn guard(State(c): State<Console>, req: Request, next: Next) -> Response {
+async fn guard(State(c): State<Console>, mut req: Request, next: Next) -> Response {
     let path = req.uri().path().to_owned();
     let mut r = if OPEN.contains(&path.as_str()) || authorized(&c, req.headers()) {
+        req.extensions_mut().insert(Nav(c.sections.clone()));
         next.run(req).await
     } else if path.starts_with("/api/") || path == "/events" || path.starts_with("/thumbnail/") {
         let mut r = (

@@ -52,10 +52,14 @@ impl Drop for Fixture {
 }
 
 fn fixture(name: &str) -> Fixture {
+    fixture_with(name, Vec::new)
+}
+
+fn fixture_with(name: &str, extensions: impl Fn() -> Vec<Extension>) -> Fixture {
     let dir = std::env::temp_dir().join(format!("xenrad-console-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     let gw = gateway(&dir);
-    let app = router(Console::new(gw.clone(), &[]), Vec::new());
+    let app = router(Console::new(gw.clone(), &extensions()), extensions());
     Fixture { gw, app, dir }
 }
 
@@ -337,4 +341,38 @@ async fn a_stored_v3_message_shows_its_stored_content() {
     let v: serde_json::Value = serde_json::from_str(&body).unwrap();
     assert_eq!(v["content"].as_str(), Some(msg.as_str()), "{v}");
     assert!(v["ack"].as_str().unwrap().contains("MCCI_IN000002UV01"));
+}
+
+#[tokio::test]
+async fn an_extension_is_served_behind_the_login_with_the_navigation() {
+    let ext = || {
+        vec![Extension {
+            section: Section {
+                title: "Worklist",
+                path: "/worklist",
+            },
+            router: Router::new().route(
+                "/",
+                axum::routing::get(|axum::Extension(nav): axum::Extension<Nav>| async move {
+                    pages::layout(
+                        &nav.0,
+                        "Worklist",
+                        "/worklist",
+                        maud::html! { p { "items" } },
+                    )
+                }),
+            ),
+        }]
+    };
+    let f = fixture_with("ext", ext);
+    let (s, _, _) = send(&f.app, get("/worklist", None)).await;
+    assert_eq!(s, StatusCode::SEE_OTHER);
+    let (s, _, html) = send(&f.app, get("/worklist", Some(("x-api-key", KEY)))).await;
+    assert_eq!(s, StatusCode::OK);
+    assert!(
+        html.contains(r#"<a href="/worklist" aria-current="page">Worklist</a>"#),
+        "{html}"
+    );
+    let (_, _, html) = send(&f.app, get("/", Some(("x-api-key", KEY)))).await;
+    assert!(html.contains(r#"<a href="/worklist">Worklist</a>"#));
 }
