@@ -45,6 +45,7 @@ pub struct CapabilityStatementBuilder {
 /// (`CapabilityStatement.rest.resource` elements).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 #[non_exhaustive]
+#[allow(clippy::struct_excessive_bools)] // one per CapabilityStatement element
 pub struct ResourceOptions {
     /// `versioning` (`no-version`, `versioned`, `versioned-update`).
     pub versioning: Option<&'static str>,

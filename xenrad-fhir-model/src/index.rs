@@ -631,8 +631,8 @@ fn compiled(
     use std::collections::HashMap;
     use std::sync::{Arc, OnceLock, RwLock};
     type Key = (ResourceType, usize);
-    static CACHE: OnceLock<RwLock<HashMap<Key, Result<Arc<Expression>, Unsupported>>>> =
-        OnceLock::new();
+    type Compiled = Result<Arc<Expression>, Unsupported>;
+    static CACHE: OnceLock<RwLock<HashMap<Key, Compiled>>> = OnceLock::new();
     let cache = CACHE.get_or_init(Default::default);
     let key = (rt, std::ptr::from_ref(param) as usize);
     if let Some(hit) = cache

@@ -421,9 +421,9 @@ mod tests {
         )
         .unwrap_err();
         assert!(e.message.contains("index"), "{e}");
-        let e = run(r#"{}"#, r#"[{"op":"frobnicate","path":"/a"}]"#).unwrap_err();
+        let e = run("{}", r#"[{"op":"frobnicate","path":"/a"}]"#).unwrap_err();
         assert_eq!(e.pointer, "/0/op");
-        let e = run(r#"{}"#, r#"[{"op":"add","path":"/a"}]"#).unwrap_err();
+        let e = run("{}", r#"[{"op":"add","path":"/a"}]"#).unwrap_err();
         assert!(e.message.contains("value"));
         let e = run(
             r#"{"a":{"b":1}}"#,
@@ -431,7 +431,7 @@ mod tests {
         )
         .unwrap_err();
         assert!(e.message.contains("itself"));
-        assert!(run(r#"{}"#, r#"{"op":"add"}"#).is_err());
+        assert!(run("{}", r#"{"op":"add"}"#).is_err());
         assert_eq!(
             run(r#"{"a":1}"#, r#"[{"op":"replace","path":"","value":[1]}]"#).unwrap(),
             "[1]"

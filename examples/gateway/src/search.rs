@@ -333,7 +333,10 @@ fn chain_name(c: &Chain) -> String {
                 s.push('.');
             }
             Link::Reverse { source, reference } => {
-                s.push_str(&format!("_has:{source}:{}:", reference.code));
+                let _ = std::fmt::Write::write_fmt(
+                    &mut s,
+                    format_args!("_has:{source}:{}:", reference.code),
+                );
             }
         }
     }
@@ -550,7 +553,7 @@ pub fn search_date_range(v: &str) -> Option<(String, String)> {
         7 => {
             let m: u32 = v.get(5..7)?.parse().ok()?;
             let last = match m {
-                2 if (y % 4 == 0 && y % 100 != 0) || y % 400 == 0 => 29,
+                2 if (y.is_multiple_of(4) && !y.is_multiple_of(100)) || y.is_multiple_of(400) => 29,
                 2 => 28,
                 4 | 6 | 9 | 11 => 30,
                 _ => 31,
@@ -580,15 +583,16 @@ pub fn reference_key(reference: &str) -> String {
         (ResourceType::from_name(t).is_some() && xenrad_fhir_model::transaction::is_id(id))
             .then(|| format!("{t}/{id}"))
     };
-    if n >= 4 && segs[n - 2] == "_history" {
-        if let Some(k) = pick(n - 4) {
-            return k;
-        }
+    if n >= 4
+        && segs[n - 2] == "_history"
+        && let Some(k) = pick(n - 4)
+    {
+        return k;
     }
-    if n >= 2 {
-        if let Some(k) = pick(n - 2) {
-            return k;
-        }
+    if n >= 2
+        && let Some(k) = pick(n - 2)
+    {
+        return k;
     }
     reference.to_owned()
 }

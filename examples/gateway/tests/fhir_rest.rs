@@ -5,7 +5,7 @@
 //! drives CRUD, conditional operations, search with includes and paging, and history, and
 //! every resource the gateway returns is validated with `fhir.resources` (R4B models, the
 //! closest the package ships to R4). Peers come from `scripts/peers.sh` (`XENRAD_PEERS=1`).
-#![allow(missing_docs, clippy::too_many_lines)]
+#![allow(missing_docs, clippy::too_many_lines, clippy::many_single_char_names)]
 
 use serde_json::{Value, json};
 use std::net::{SocketAddr, TcpListener, TcpStream};

@@ -78,7 +78,10 @@ pub fn new_id() -> Result<String, StoreError> {
     getrandom::fill(&mut b).map_err(|e| StoreError::Job(format!("OS random source: {e}")))?;
     b[6] = (b[6] & 0x0f) | 0x40;
     b[8] = (b[8] & 0x3f) | 0x80;
-    let h: String = b.iter().map(|x| format!("{x:02x}")).collect();
+    let h: String = b.iter().fold(String::with_capacity(32), |mut h, x| {
+        let _ = std::fmt::Write::write_fmt(&mut h, format_args!("{x:02x}"));
+        h
+    });
     Ok(format!(
         "{}-{}-{}-{}-{}",
         &h[..8],
@@ -579,7 +582,7 @@ impl EntryResult {
 fn resolve_ids(
     tx: &dyn WriteTx,
     plan: &mut Plan<'_>,
-    ids: &mut Vec<Option<String>>,
+    ids: &mut [Option<String>],
 ) -> Result<Vec<(String, String)>, Refusal> {
     let mut map = Vec::new();
     for (k, e) in plan.entries.iter_mut().enumerate() {
