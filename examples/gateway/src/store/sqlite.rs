@@ -13,9 +13,9 @@
 
 use super::worklist::WorklistFilter;
 use super::{
-    Backend, Current, Done, HistoryEntry, HistoryQuery, HistoryScope, InstanceRow, LogBounds, LogQuery,
-    MessageLogEntry, MppsRow, Page, QueryRow, ReadJob, ReadTx, StoreError, StoredResource, WorklistRow,
-    WriteJob, WriteTx, now,
+    Backend, Current, Done, HistoryEntry, HistoryQuery, HistoryScope, InstanceRow, LogBounds,
+    LogQuery, MessageLogEntry, MppsRow, Page, QueryRow, ReadJob, ReadTx, StoreError,
+    StoredResource, WorklistRow, WriteJob, WriteTx, now,
 };
 use crate::search::{Cond, Criterion, IndexEntry, Query};
 use rusqlite::{Connection, OpenFlags, OptionalExtension, ToSql, Transaction, params};

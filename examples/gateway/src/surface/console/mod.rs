@@ -546,7 +546,7 @@ async fn load_message(c: &Console, seq: i64) -> Result<Option<MessageView>, Stor
                         && let Some(r) = tx.resource(rt, &id)?
                         && !resources.iter().any(|(t, i, _)| t == rt && *i == id)
                     {
-                        resources.push((rt.to_owned(), id, r.json()));
+                        resources.push((rt.to_owned(), id, r.json().to_owned()));
                     }
                 }
             }
@@ -738,7 +738,9 @@ async fn mpps_one(State(c): State<Console>, Path(uid): Path<String>) -> Response
                     return Ok(None);
                 };
                 let id = crate::project::derived_id("proc", &u);
-                let procedure = tx.resource("Procedure", &id)?.map(|r| (id, r.json()));
+                let procedure = tx
+                    .resource("Procedure", &id)?
+                    .map(|r| (id, r.json().to_owned()));
                 Ok(Some((version, state, procedure)))
             })
             .await;
@@ -924,14 +926,14 @@ async fn study(State(c): State<Console>, Path(uid): Path<String>) -> Response {
                             value: &str|
                  -> Result<Option<(String, String)>, StoreError> {
                     Ok(match tx.find_by_token(rt, "identifier", system, value)? {
-                        Some(id) => tx.resource(rt, &id)?.map(|r| (id, r.json())),
+                        Some(id) => tx.resource(rt, &id)?.map(|r| (id, r.json().to_owned())),
                         None => None,
                     })
                 };
                 let study_id = crate::project::derived_id("study", &u);
                 let imaging_study = tx
                     .resource("ImagingStudy", &study_id)?
-                    .map(|r| (study_id, r.json()));
+                    .map(|r| (study_id, r.json().to_owned()));
                 let order = if s.accession.is_empty() {
                     None
                 } else {
