@@ -2,12 +2,16 @@
 //! (issue 14's before/after table): per ingested HL7 v2 ADT message (`ingest::v2`: parse,
 //! de-duplication, Patient projection, durable commit, ACK), per projected C-STORE (the
 //! instance row and its ImagingStudy refresh, `projection::record_instance`, 10 instances per
-//! study), and per 20-entry FHIR search page (`GET /fhir/Patient?_count=20` through the FHIR
-//! router: SQL, Bundle assembly, serialisation).
+//! study), per stored instance as the C-STORE SCP hands it over (`stored`: facts from the
+//! peeked header, the query/retrieve row, the durable write with the ImagingStudy refresh, the
+//! in-memory Q/R index; one Part 10 file written before the measured region, each run a new
+//! SOP Instance UID, 10 per study), and per 20-entry FHIR search page
+//! (`GET /fhir/Patient?_count=20` through the FHIR router: SQL, Bundle assembly,
+//! serialisation).
 //!
-//! `cargo run --release -p xenrad-gateway --example measure [N [adt|cstore|search]]`: all three
-//! scenarios (N ADT messages, N instances, N/4 pages), or one (N runs; `search` stores 40
-//! patients first). For load-independent counts run one scenario at two sizes under
+//! `cargo run --release -p xenrad-gateway --example measure [N [adt|cstore|stored|search]]`:
+//! all four scenarios (N ADT messages, N instances twice, N/4 pages), or one (N runs; `search`
+//! stores 40 patients first). For load-independent counts run one scenario at two sizes under
 //! `valgrind --tool=cachegrind` and divide the difference in instructions by the difference
 //! in runs. Allocations are counted by
 //! a counting global allocator (every thread, the store's writer included); CPU time is the
@@ -141,6 +145,17 @@ fn main() {
         measure("projected C-STORE (record_instance)", n, cstore);
     }
 
+    if run("stored") {
+        let template = stored_template(&gw);
+        let stored = |i: usize| {
+            let mut inst = template.clone();
+            inst.sop_instance_uid = format!("1.2.826.0.1.3680043.10.96.{i}");
+            inst.study_instance_uid = Some(format!("1.2.826.0.1.3680043.10.95.{}", i / 10));
+            assert_eq!(on_stored(&gw, &inst), 0);
+        };
+        measure("stored instance (on_stored)", n, stored);
+    }
+
     let router = gateway::surface::fhir::router(gw.clone());
     let search = || {
         let req = axum::http::Request::get("/fhir/Patient?_count=20")
@@ -184,4 +199,66 @@ fn gateway_for(config: gateway::Config) -> gateway::Gateway {
         keys,
         console: gateway::ingest::log::Tap::default(),
     }
+}
+
+/// One CT header data set (Explicit VR Little Endian, no pixel data) stored as a Part 10 file
+/// through the gateway's sink, and the `StoredInstance` the SCP would hand over for it.
+fn stored_template(gw: &gateway::Gateway) -> xenrad_dimse::scp::StoredInstance {
+    use xenrad_dimse::store::{FileMeta, InstanceHeader, InstanceStart, PeekOutcome, StorageSink};
+    const CT: &str = "1.2.840.10008.5.1.4.1.1.2";
+    const ELE: &str = "1.2.840.10008.1.2.1";
+    let obj = xenrad_dimse::query::identifier_from_pairs(&[
+        ("SOPClassUID", CT),
+        ("SOPInstanceUID", "1.2.826.0.1.3680043.10.96.0"),
+        ("StudyDate", "20240101"),
+        ("StudyTime", "101500"),
+        ("AccessionNumber", "ACC1"),
+        ("Modality", "CT"),
+        ("StudyDescription", "CT chest"),
+        ("PatientName", "Doe^John"),
+        ("PatientID", "DCM1"),
+        ("IssuerOfPatientID", "HOSP"),
+        ("PatientBirthDate", "19800101"),
+        ("PatientSex", "M"),
+        ("StudyInstanceUID", "1.2.826.0.1.3680043.10.95.0"),
+        ("SeriesInstanceUID", "1.2.826.0.1.3680043.10.94.0"),
+        ("SeriesNumber", "1"),
+        ("InstanceNumber", "1"),
+    ])
+    .expect("header");
+    let dataset = xenrad_dimse::query::encode_identifier(&obj, ELE).expect("encode");
+    let start = InstanceStart {
+        meta: FileMeta {
+            sop_class_uid: CT,
+            sop_instance_uid: "1.2.826.0.1.3680043.10.96.0",
+            transfer_syntax: ELE,
+            implementation_class_uid: "1.2.826.0.1.3680043.10.1",
+            implementation_version_name: "MEASURE",
+            source_ae: None,
+        },
+        message_id: None,
+    };
+    let mut w = gw.dicom_sink.begin(&start).expect("sink");
+    w.write(&dataset).expect("write");
+    let path = w.commit().expect("commit");
+    let header = match xenrad_dimse::store::peek_header(&dataset, ELE, true) {
+        PeekOutcome::Done(h) | PeekOutcome::NeedMore(h) => Some(InstanceHeader::from_peeked(&h)),
+        _ => None,
+    };
+    xenrad_dimse::scp::StoredInstance {
+        sop_class_uid: CT.to_owned(),
+        sop_instance_uid: String::new(),
+        study_instance_uid: None,
+        header,
+        transfer_syntax: ELE.to_owned(),
+        path,
+        calling_ae: "MEASURE".to_owned(),
+        dataset_len: dataset.len() as u64,
+        head: xenrad_dimse::scp::DatasetHead(dataset.clone()),
+    }
+}
+
+/// What the SCP calls for a committed instance.
+fn on_stored(gw: &gateway::Gateway, inst: &xenrad_dimse::scp::StoredInstance) -> u16 {
+    gateway::ingest::dicom::stored(gw, inst)
 }
