@@ -1278,6 +1278,69 @@ fn index_a_directory_and_header_bytes() {
     assert_eq!(text(&r.attributes, tags::INSTANCE_NUMBER).unwrap(), "7");
     // The whole thing also decodes as a data set (the walker follows the fragments).
     assert!(decode_identifier(&jpeg, EXPLICIT).is_ok());
+    // From the head an SCP kept: a head that reaches Pixel Data, or is the whole data set,
+    // is the header; one cut before either is not (the caller reads the file instead).
+    let jpeg_ts = "1.2.840.10008.1.2.4.50";
+    let class = "1.2.840.10008.5.1.4.1.1.7";
+    let head = &jpeg[..jpeg.len() - 20];
+    let r = InstanceRecord::from_dataset_head(
+        head,
+        jpeg.len() as u64,
+        jpeg_ts,
+        class,
+        "1.2.3.4.10",
+        "/j",
+    )
+    .unwrap()
+    .expect("the head reaches Pixel Data");
+    assert_eq!(text(&r.attributes, tags::INSTANCE_NUMBER).unwrap(), "7");
+    let r = InstanceRecord::from_dataset_head(
+        &full,
+        full.len() as u64,
+        EXPLICIT,
+        class,
+        "1.2.3.4.9",
+        "/x",
+    )
+    .unwrap()
+    .expect("the whole data set");
+    assert_eq!(text(&r.attributes, tags::INSTANCE_NUMBER).unwrap(), "7");
+    assert!(
+        InstanceRecord::from_dataset_head(
+            cut,
+            full.len() as u64,
+            EXPLICIT,
+            class,
+            "1.2.3.4.9",
+            "/x"
+        )
+        .unwrap()
+        .is_none()
+    );
+    assert!(
+        InstanceRecord::from_dataset_head(
+            &full,
+            full.len() as u64 + 100,
+            EXPLICIT,
+            class,
+            "1.2.3.4.9",
+            "/x"
+        )
+        .unwrap()
+        .is_none()
+    );
+    assert!(
+        InstanceRecord::from_dataset_head(
+            &full,
+            full.len() as u64,
+            "1.2.840.10008.1.2.1.99",
+            class,
+            "1.2.3.4.9",
+            "/x"
+        )
+        .unwrap()
+        .is_none()
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }
 

@@ -265,6 +265,8 @@ fn store_writes_part10_with_meta_from_the_command() {
     assert_eq!(si.study_instance_uid.as_deref(), Some("1.2.826.0.9"));
     assert_eq!(si.calling_ae, "TESTSCU");
     assert_eq!(si.dataset_len, ds.len() as u64);
+    // The handler gets the data set's first bytes (4 KiB PDVs, up to 64 KiB kept).
+    assert_eq!(si.head.0, ds[..ds.len().min(64 * 1024)]);
     let file = std::fs::read(&si.path).unwrap();
     let meta = parse_part10(&file).unwrap();
     assert_eq!(meta.sop_class_uid, CT);

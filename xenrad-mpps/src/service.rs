@@ -61,7 +61,7 @@ impl Outcome {
 }
 
 /// The DIMSE N-CREATE-RSP / N-SET-RSP content computed by the service (PS3.7 §10.1.5.1, §10.1.1.1).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct DimseResponse {
     /// Status (0000,0900).
     pub status: u16,
@@ -76,6 +76,9 @@ pub struct DimseResponse {
     pub dataset: Option<Vec<u8>>,
     /// True when answered from the stored state for an identical repeat.
     pub replay: bool,
+    /// The instance as stored after the request (`None` on failure), so that a caller can act
+    /// on it (e.g. project it) without loading the record again.
+    pub instance: Option<MppsInstance>,
 }
 
 impl DimseResponse {
@@ -94,6 +97,7 @@ impl DimseResponse {
             offending_attribute: if offending { e.tag() } else { None },
             dataset: None,
             replay: false,
+            instance: None,
         }
     }
 }
@@ -441,6 +445,7 @@ fn dimse_response(result: Result<(Outcome, Vec<u8>), MppsError>) -> DimseRespons
             offending_attribute: None,
             dataset: Some(bytes),
             replay: out.replay,
+            instance: Some(out.instance),
         },
         Err(e) => DimseResponse::from_error(&e),
     }

@@ -156,6 +156,9 @@ proptest! {
                 let d = &doors[k + 1];
                 let rsp = if create { d.n_create_dataset(&u, &bytes, ts) } else { d.n_set_dataset(&u, &bytes, ts) };
                 prop_assert_eq!((rsp.status, rsp.error_id, rsp.replay), want, "{:?} {:?}", ts, op);
+                // A success carries the instance as stored; a failure none.
+                let stored = if rsp.status == 0 { d.get(&u).ok() } else { None };
+                prop_assert_eq!(rsp.instance.as_ref(), stored.as_ref());
             }
             let after = doors[0].get(&u).ok();
             if let Some(b) = &before

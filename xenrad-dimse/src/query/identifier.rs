@@ -479,12 +479,21 @@ pub(crate) fn walk(b: &[u8], enc: Encoding, _tolerant: bool) -> Result<usize, Qu
 /// The length of the longest prefix of `b` made of complete top-level elements that come
 /// before Pixel Data (7FE0,0010): what can be parsed of a header whose tail was cut off.
 pub(crate) fn complete_prefix(b: &[u8], enc: Encoding) -> usize {
+    header_prefix(b, enc).0
+}
+
+/// [`complete_prefix`], and whether it stopped at Pixel Data (7FE0,0010) or later, i.e. the
+/// prefix holds every header element of the data set.
+pub(crate) fn header_prefix(b: &[u8], enc: Encoding) -> (usize, bool) {
     let w = Walker { b, enc };
     let mut p = 0;
     let mut last: Option<Tag> = None;
     while b.len() - p >= 8 {
         let tag = w.tag_at(p);
-        if tag.0 == 0xFFFE || tag >= Tag(0x7FE0, 0x0010) || last.is_some_and(|l| l >= tag) {
+        if tag >= Tag(0x7FE0, 0x0010) && tag.0 != 0xFFFE && last.is_none_or(|l| l < tag) {
+            return (p, true);
+        }
+        if tag.0 == 0xFFFE || last.is_some_and(|l| l >= tag) {
             break;
         }
         last = Some(tag);
@@ -493,7 +502,7 @@ pub(crate) fn complete_prefix(b: &[u8], enc: Encoding) -> usize {
             Err(_) => break,
         }
     }
-    p
+    (p, false)
 }
 
 /// The character set a response must declare so every text value in it encodes: the query's

@@ -13,7 +13,7 @@
 
 #[cfg(feature = "fs")]
 use super::QueryErrorKind;
-use super::identifier::{complete_prefix, encoding_of, transfer_syntax, walk};
+use super::identifier::{complete_prefix, encoding_of, header_prefix, transfer_syntax, walk};
 use super::matching::{
     Candidate, Compiled, FindOptions, FindQuery, build_response, finish_charset,
 };
@@ -156,6 +156,34 @@ impl InstanceRecord {
             PrimitiveValue::from(sop_instance_uid.trim_end_matches(['\0', ' '])),
         ));
         Self::from_object(obj, ts_uid, path)
+    }
+
+    /// A record from the first bytes of a data set of `dataset_len` bytes, as a C-STORE SCP kept
+    /// them while it streamed ([`StoredInstance::head`](crate::scp::StoredInstance::head)), so
+    /// the stored file need not be read again. `Ok(None)` when those bytes end before the
+    /// header does (neither Pixel Data nor the end of the data set was reached, or the transfer
+    /// syntax is deflated): read the header from the file then ([`from_part10_file`]).
+    ///
+    /// [`from_part10_file`]: Self::from_part10_file
+    pub fn from_dataset_head(
+        head: &[u8],
+        dataset_len: u64,
+        ts_uid: &str,
+        sop_class_uid: &str,
+        sop_instance_uid: &str,
+        path: impl Into<PathBuf>,
+    ) -> Result<Option<InstanceRecord>, QueryError> {
+        // Deflated Explicit VR Little Endian (PS3.5 A.5): the bytes are compressed.
+        if head.is_empty() || ts_uid.trim_end_matches(['\0', ' ']) == "1.2.840.10008.1.2.1.99" {
+            return Ok(None);
+        }
+        let ts = transfer_syntax(ts_uid)?;
+        let (end, at_pixels) = header_prefix(head, encoding_of(ts));
+        let whole = head.len() as u64 == dataset_len && end == head.len();
+        if !(at_pixels || whole) {
+            return Ok(None);
+        }
+        Self::from_dataset_bytes(head, ts_uid, sop_class_uid, sop_instance_uid, path).map(Some)
     }
 
     #[cfg(feature = "fs")]

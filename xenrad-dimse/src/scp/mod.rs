@@ -72,6 +72,23 @@ pub struct StoredInstance {
     pub calling_ae: String,
     /// Data set bytes received.
     pub dataset_len: u64,
+    /// The first bytes of the data set as received (at most 64 KiB): with them a handler can
+    /// read the header attributes (e.g. [`InstanceRecord::from_dataset_head`]) without
+    /// reading the stored file again. Empty when none were kept.
+    ///
+    /// [`InstanceRecord::from_dataset_head`]: crate::query::InstanceRecord::from_dataset_head
+    pub head: DatasetHead,
+}
+
+/// The first bytes of a received data set ([`StoredInstance::head`]); `Debug` shows only
+/// their number.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct DatasetHead(pub Vec<u8>);
+
+impl std::fmt::Debug for DatasetHead {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "DatasetHead({} bytes)", self.0.len())
+    }
 }
 
 /// An N-CREATE or N-SET request, as the [`Handler`] sees it.
@@ -188,6 +205,14 @@ enum Peeked {
     Truncated(u64),
 }
 
+/// What was received of one C-STORE data set: the peek's result, its length and its first bytes.
+#[derive(Debug)]
+struct Received {
+    peeked: Peeked,
+    len: u64,
+    head: DatasetHead,
+}
+
 /// The header peek of one C-STORE data set: in place on the first fragment, or over at
 /// most [`PEEK_LIMIT`] bytes kept from the first fragments.
 #[derive(Debug, Default)]
@@ -195,6 +220,8 @@ struct HeaderPeek {
     buf: Vec<u8>,
     result: Option<Peeked>,
     len: u64,
+    /// The first [`PEEK_LIMIT`] bytes of the data set, handed to the handler.
+    head: Vec<u8>,
 }
 
 impl HeaderPeek {
@@ -213,6 +240,10 @@ impl HeaderPeek {
 
     fn feed(&mut self, data: &[u8], ts: &str) {
         self.len += data.len() as u64;
+        let room = PEEK_LIMIT.saturating_sub(self.head.len());
+        if room > 0 {
+            self.head.extend_from_slice(&data[..data.len().min(room)]);
+        }
         if self.result.is_some() {
             return;
         }
@@ -1498,7 +1529,12 @@ impl ScpSession {
                         ) => Peeked::Invalid(usize::try_from(at).unwrap_or(usize::MAX)),
                         (p, _) => p,
                     };
-                    self.store_received(rq, sink, st, &ts, peeked, peek.len);
+                    let received = Received {
+                        peeked,
+                        len: peek.len,
+                        head: DatasetHead(std::mem::take(&mut peek.head)),
+                    };
+                    self.store_received(rq, sink, st, &ts, received);
                 }
                 Pending::Collect {
                     rq,
@@ -1542,9 +1578,9 @@ impl ScpSession {
         sink: Option<Box<dyn InstanceSink>>,
         st: u16,
         ts: &str,
-        peeked: Peeked,
-        len: u64,
+        received: Received,
     ) {
+        let Received { peeked, len, head } = received;
         let inst = rq.sop_instance.clone().unwrap_or_default();
         let Some(w) = sink else {
             return self.store_answered(&rq, st, inst, None);
@@ -1616,6 +1652,7 @@ impl ScpSession {
             path: PathBuf::new(),
             calling_ae: self.calling_ae(),
             dataset_len: len,
+            head,
         };
         self.events.push_back(ScpEvent::Store(StoreCommit {
             id,

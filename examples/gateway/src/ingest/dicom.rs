@@ -38,7 +38,7 @@ pub fn stored(gw: &Gateway, inst: &StoredInstance) -> u16 {
     }
     // The query attributes go into the same durable write as the instance row
     // (`qr` module); an instance whose header cannot be indexed is still stored.
-    let qr = match qr::records_from_file(&inst.path, &inst.sop_class_uid, &inst.sop_instance_uid) {
+    let qr = match qr::records_for(inst) {
         Ok(r) => Some(r),
         Err(e) => {
             tracing::warn!(error = %e, "stored instance not indexed for query/retrieve");

@@ -456,8 +456,7 @@ fn problem(status: u16, code: &str, detail: &str, extra: &serde_json::Value) -> 
 }
 
 /// Runs one MPPS request through the state machine, durably, with its FHIR projection.
-pub async fn mpps(gw: &Gateway, op: MppsOp, body: &[u8]) -> HttpOutcome {
-    let body = body.to_vec();
+pub async fn mpps(gw: &Gateway, op: MppsOp, body: Bytes) -> HttpOutcome {
     let len = body.len();
     let keep_done = gw.config.worklist_keep_done;
     let r = gw
@@ -523,6 +522,36 @@ pub async fn mpps(gw: &Gateway, op: MppsOp, body: &[u8]) -> HttpOutcome {
             )
         }
     }
+}
+
+/// MPPS N-CREATE (`create`) or N-SET of instance `uid` over DIMSE (PS3.4 F.7.2), durably and
+/// with its FHIR projection in the same transaction. The state machine's response carries the
+/// instance as stored, which is projected as is (no second load of the record). Blocks until
+/// the commit is durable (the DIMSE handler is synchronous). `keep_done` keeps a finished
+/// worklist step listed (`--worklist-keep-done`).
+pub fn mpps_dimse(
+    store: &Store,
+    uid: String,
+    data: Vec<u8>,
+    ts: xenrad_mpps::TransferSyntaxKind,
+    create: bool,
+    keep_done: bool,
+) -> Result<xenrad_mpps::DimseResponse, StoreError> {
+    store.write_blocking(move |tx| {
+        let svc = xenrad_mpps::Mpps::new(MppsRecords::Write(tx));
+        let resp = if create {
+            svc.n_create_dataset(&uid, &data, ts)
+        } else {
+            svc.n_set_dataset(&uid, &data, ts)
+        };
+        if resp.status == xenrad_dimse::dimse::status::SUCCESS
+            && !resp.replay
+            && let Some(inst) = &resp.instance
+        {
+            project_mpps_instance(tx, &uid, inst, keep_done)?;
+        }
+        Ok(resp)
+    })
 }
 
 /// MPPS-RS retrieve.

@@ -88,6 +88,7 @@ mod tests {
             path: "/nonexistent".into(),
             calling_ae: "SCU".into(),
             dataset_len: 10,
+            head: xenrad_dimse::scp::DatasetHead::default(),
         }
     }
 

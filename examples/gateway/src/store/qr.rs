@@ -25,7 +25,7 @@ use xenrad_dimse::query::{
 };
 use xenrad_dimse::scp::commitment::{CommitmentRequest, CommitmentResult, reason};
 use xenrad_dimse::scp::retrieve::RetrieveInstance;
-use xenrad_dimse::scp::{QueryFinal, QueryOutcome, QueryRequest};
+use xenrad_dimse::scp::{QueryFinal, QueryOutcome, QueryRequest, StoredInstance};
 
 use super::{InstanceRow, QueryRow, ReadTx, Store, StoreError};
 
@@ -66,6 +66,28 @@ pub struct LoadReport {
     pub backfilled: usize,
     /// Instances that could not be indexed, with the reason.
     pub failed: Vec<(String, String)>,
+}
+
+/// A stored instance's index record and its `qr_instances` row, made from the first bytes of
+/// its data set that the SCP (or STOW-RS) kept while receiving it ([`StoredInstance::head`]):
+/// the file is read only when those bytes end before the header does (a header beyond 64 KiB,
+/// a deflated transfer syntax).
+pub fn records_for(inst: &StoredInstance) -> Result<(InstanceRecord, QueryRow), QueryError> {
+    let from_head = InstanceRecord::from_dataset_head(
+        &inst.head.0,
+        inst.dataset_len,
+        &inst.transfer_syntax,
+        &inst.sop_class_uid,
+        &inst.sop_instance_uid,
+        &inst.path,
+    )?;
+    match from_head {
+        Some(record) => {
+            let row = query_row(&record)?;
+            Ok((record, row))
+        }
+        None => records_from_file(&inst.path, &inst.sop_class_uid, &inst.sop_instance_uid),
+    }
 }
 
 /// A stored instance's index record and its `qr_instances` row, made from its Part 10 file

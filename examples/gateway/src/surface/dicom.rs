@@ -4,7 +4,7 @@
 //! as the HTTP doors.
 
 use crate::Gateway;
-use crate::ingest::{self, MppsRecords};
+use crate::ingest;
 use crate::store::qr;
 use std::sync::Arc;
 use xenrad_dimse::assoc::policy::sop;
@@ -143,23 +143,8 @@ impl GatewayScp {
         };
         let data = req.dataset.to_vec();
         let len = data.len();
-        let uid2 = uid.clone();
         let keep_done = self.gw.config.worklist_keep_done;
-        let r = self.gw.store.write_blocking(move |tx| {
-            let svc = xenrad_mpps::Mpps::new(MppsRecords::Write(tx));
-            let resp = if create {
-                svc.n_create_dataset(&uid2, &data, ts)
-            } else {
-                svc.n_set_dataset(&uid2, &data, ts)
-            };
-            if resp.status == status::SUCCESS
-                && !resp.replay
-                && let Ok(inst) = svc.get(&uid2)
-            {
-                ingest::project_mpps_instance(tx, &uid2, &inst, keep_done)?;
-            }
-            Ok(resp)
-        });
+        let r = ingest::mpps_dimse(&self.gw.store, uid.clone(), data, ts, create, keep_done);
         match r {
             Ok(resp) => {
                 let outcome = match (resp.status, resp.replay) {

@@ -30,7 +30,9 @@ use xenrad_dimse::query::{
     decode_identifier, identifier_from_pairs, to_dicom_json,
 };
 use xenrad_dimse::scp::StoredInstance;
-use xenrad_dimse::store::{FileMeta, InstanceStart, StorageSink, parse_part10};
+use xenrad_dimse::store::{
+    FileMeta, InstanceHeader, InstanceStart, PeekOutcome, StorageSink, parse_part10,
+};
 
 use crate::Gateway;
 use crate::surface::http::{ErrorStyle, error_response};
@@ -883,11 +885,18 @@ fn store_part(gw: &Gateway, n: usize, part: &Part<'_>) -> Stored {
         sop_class_uid: class.to_owned(),
         sop_instance_uid: instance.to_owned(),
         study_instance_uid: Some(study.clone()),
-        header: None,
+        // The facts and the header are read from these bytes, not from the file just written.
+        header: match xenrad_dimse::store::peek_header(dataset, tsuid, true) {
+            PeekOutcome::Done(h) | PeekOutcome::NeedMore(h) => {
+                Some(InstanceHeader::from_peeked(&h))
+            }
+            PeekOutcome::Unsupported | PeekOutcome::Invalid(_) => None,
+        },
         transfer_syntax: tsuid.to_owned(),
         path,
         calling_ae: "DICOMWEB".to_owned(),
         dataset_len: dataset.len() as u64,
+        head: xenrad_dimse::scp::DatasetHead(dataset[..dataset.len().min(64 * 1024)].to_vec()),
     };
     match crate::ingest::dicom::stored(gw, &inst) {
         status::SUCCESS => Stored::Ok {

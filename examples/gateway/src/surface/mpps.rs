@@ -96,7 +96,7 @@ async fn seed_ingest(State(gw): State<Gateway>, RawQuery(q): RawQuery, body: Byt
             );
         }
     };
-    respond(ingest::mpps(&gw, op, &body).await)
+    respond(ingest::mpps(&gw, op, body).await)
 }
 
 /// MPPS-RS create (PS3.18 §15.4) — or update when the query is `?update`.
@@ -122,7 +122,7 @@ async fn rs_create(
     } else {
         MppsOp::RsCreate(uid)
     };
-    respond(ingest::mpps(&gw, op, &body).await)
+    respond(ingest::mpps(&gw, op, body).await)
 }
 
 /// MPPS-RS update, path form.
@@ -136,7 +136,7 @@ async fn rs_update_path(
     Path(uid): Path<String>,
     body: Bytes,
 ) -> Response {
-    respond(ingest::mpps(&gw, MppsOp::RsUpdate(uid), &body).await)
+    respond(ingest::mpps(&gw, MppsOp::RsUpdate(uid), body).await)
 }
 
 /// MPPS-RS retrieve: the step as DICOM JSON.
