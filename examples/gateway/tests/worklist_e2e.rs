@@ -427,6 +427,44 @@ EVN|A04\nPID|1||P100^^^HOSP^MR||WORK^LIST||19700101|F\nPV1|1|O|RADWARD\n";
         "one patient across the chain"
     );
 
+    // The radiologist's report (ORU^R01) for the order: a DiagnosticReport with its
+    // observations, based on the order and naming the study.
+    let oru = "MSH|^~\\&|RIS|RAD|XENRAD|GW|20250124150000||ORU^R01^ORU_R01|ORU1|P|2.5.1\n\
+PID|1||P100^^^HOSP^MR||WORK^LIST\n\
+ORC|RE|PL1^RIS|FL1^DSS\n\
+OBR|1|PL1^RIS|FL1^DSS|CTH^CT HEAD^L|||20250124143000|||||||||||ACC1||||20250124150000+0100|||F\n\
+OBX|1|TX|GDT^Findings^L||No bleed.~No mass.||||||F\n\
+OBX|2|TX|IMP^Impression^L||Normal CT head.||||||F\n";
+    let ack = mllp(&g, oru);
+    assert_eq!(msa(&ack), "AA", "{ack}");
+    let dr = fhir_get(&g, &format!("/fhir/DiagnosticReport?based-on={sr_ref}"));
+    assert_eq!(dr["total"], 1, "{dr}");
+    let dr = &dr["entry"][0]["resource"];
+    assert_eq!(dr["status"], "final");
+    assert_eq!(dr["conclusion"], "Normal CT head.");
+    assert_eq!(dr["subject"], sr["subject"]);
+    let study_id = study["id"].as_str().unwrap();
+    assert_eq!(
+        dr["imagingStudy"][0]["reference"],
+        format!("ImagingStudy/{study_id}").as_str(),
+        "{dr}"
+    );
+    assert_eq!(dr["result"].as_array().map(Vec::len), Some(2), "{dr}");
+    let obs_ref = dr["result"][0]["reference"].as_str().unwrap();
+    let obs = fhir_get(&g, &format!("/fhir/{obs_ref}"));
+    assert_eq!(obs["valueString"], "No bleed.\nNo mass.", "{obs}");
+    // A report for an unknown order: AE 204 at OBR-3, nothing written.
+    let unknown = oru
+        .replace("ORU1", "ORU2")
+        .replace("PL1^RIS", "PL9^RIS")
+        .replace("FL1^DSS", "FL9^DSS")
+        .replace("|ACC1|", "|ACC9|");
+    let ack = mllp(&g, &unknown);
+    assert_eq!(msa(&ack), "AE", "{ack}");
+    assert!(ack.contains("204") && ack.contains("OBR^1^3"), "{ack}");
+    let all = fhir_get(&g, "/fhir/DiagnosticReport");
+    assert_eq!(all["total"], 1, "{all}");
+
     // The completed step left the worklist.
     let (out, ok) = findscu(&g, WL_KEYS);
     assert!(ok);

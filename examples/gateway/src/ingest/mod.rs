@@ -92,6 +92,14 @@ impl Hl7Store for V2Store {
         let r = self
             .store
             .write(move |tx| {
+                // A report must name a known order: refused before anything is written.
+                let report_order = match &effect {
+                    V2Effect::Report(f, _) => match worklist::report_order(tx, f)? {
+                        Ok(link) => Some(link),
+                        Err(refusal) => return Ok(Err(refusal)),
+                    },
+                    _ => None,
+                };
                 let new = tx.record_message("hl7v2", &sender, &control_id, &mtype, &raw)?;
                 if new {
                     match (&effect, &order) {
@@ -102,15 +110,23 @@ impl Hl7Store for V2Store {
                             let f = worklist::order_facts(f, order, uids);
                             resources::upsert_service_request(tx, &f)?;
                         }
+                        (V2Effect::Report(f, patient), _) => {
+                            let link = report_order.unwrap_or(worklist::OrderLink {
+                                row: None,
+                                service_request: None,
+                            });
+                            resources::upsert_report(tx, f, patient, &link)?;
+                        }
                         _ => apply_v2(tx, &effect)?,
                     }
                 }
-                Ok(new)
+                Ok(Ok(new))
             })
             .await;
         match r {
-            Ok(true) => Ok(Stored::New),
-            Ok(false) => Ok(Stored::Duplicate),
+            Ok(Ok(true)) => Ok(Stored::New),
+            Ok(Ok(false)) => Ok(Stored::Duplicate),
+            Ok(Err(refusal)) => Err(Hl7StoreError::Invalid(refusal)),
             Err(e) => {
                 tracing::error!(error = %e, "hl7v2 store failed");
                 let full = e.is_full();
@@ -130,7 +146,8 @@ impl Hl7Store for V2Store {
 
 fn apply_v2(tx: &dyn WriteTx, effect: &V2Effect) -> Result<(), StoreError> {
     match effect {
-        V2Effect::None => Ok(()),
+        // Reports are written by the HL7 v2 store (they need their order, found first).
+        V2Effect::None | V2Effect::Report(..) => Ok(()),
         V2Effect::Patient(f) => resources::upsert_patient(tx, f).map(drop),
         V2Effect::Merge(f, old) => {
             let id = resources::upsert_patient(tx, f)?;

@@ -4,6 +4,7 @@
 //! rows. The only clock read is the `lastUpdated` of a write.
 
 use super::worklist;
+use crate::map::report::ReportFacts;
 use crate::map::{self, InstanceFacts, OrderFacts, PatientFacts, ProcedureFacts};
 use crate::project::{self, Resource, Subject, UNKNOWN_PATIENT, derived_id};
 use crate::store::{Current, InstanceRow, ReadTx, StoreError, StoredResource, WriteTx, now};
@@ -221,6 +222,65 @@ pub fn project_mpps(
     let p = project::procedure::procedure(&id, f, &subject, based_on.as_deref()).map_err(job)?;
     let row = tx.resource("Procedure", &id)?;
     put(tx, row.as_ref(), p)?;
+    Ok(id)
+}
+
+/// Writes a report (ORU^R01) about `patient` for the order `link` names: one Observation per
+/// OBX and the DiagnosticReport based on the ServiceRequest, with the ImagingStudy of the
+/// order's study when it is stored. A redelivered or corrected report replaces them (ids
+/// derived from the order's filler/placer/accession).
+pub fn upsert_report(
+    tx: &dyn WriteTx,
+    f: &ReportFacts,
+    patient: &PatientFacts,
+    link: &worklist::OrderLink,
+) -> Result<String, StoreError> {
+    let subject = format!("Patient/{}", upsert_patient(tx, patient)?);
+    let based_on = link
+        .service_request
+        .as_ref()
+        .map(|id| format!("ServiceRequest/{id}"));
+    let study_uid = if f.study_uid.is_empty() {
+        link.row
+            .as_ref()
+            .map(|r| r.study_uid.clone())
+            .unwrap_or_default()
+    } else {
+        f.study_uid.clone()
+    };
+    let study = if study_uid.is_empty() {
+        None
+    } else {
+        let sid = derived_id("study", &study_uid);
+        tx.resource("ImagingStudy", &sid)?
+            .map(|_| format!("ImagingStudy/{sid}"))
+    };
+    let key = format!(
+        "{}|{}",
+        link.service_request.as_deref().unwrap_or_default(),
+        f.key()
+    );
+    let mut results = Vec::new();
+    for (i, o) in f.observations.iter().enumerate() {
+        let oid = derived_id("obs", &format!("{key}|{i}"));
+        let obs =
+            project::report::observation(&oid, o, &subject, based_on.as_deref()).map_err(job)?;
+        let row = tx.resource("Observation", &oid)?;
+        put(tx, row.as_ref(), &obs)?;
+        results.push(oid);
+    }
+    let id = derived_id("dr", &key);
+    let dr = project::report::diagnostic_report(
+        &id,
+        f,
+        &subject,
+        based_on.as_deref(),
+        study.as_deref(),
+        &results,
+    )
+    .map_err(job)?;
+    let row = tx.resource("DiagnosticReport", &id)?;
+    put(tx, row.as_ref(), &dr)?;
     Ok(id)
 }
 

@@ -178,6 +178,62 @@ pub fn order_for(
     }))
 }
 
+/// The order a report (ORU^R01) is about: by Study Instance UID or accession
+/// ([`order_for`]), else by filler, else placer order number (through the worklist rows); the
+/// refusal (ERR 204 unknown key at OBR-3) when no ServiceRequest is found.
+pub fn report_order(
+    tx: &dyn ReadTx,
+    f: &crate::map::report::ReportFacts,
+) -> Result<Result<OrderLink, ErrorDetail>, StoreError> {
+    let mut link = order_for(tx, &f.study_uid, &f.accession)?;
+    if link.as_ref().is_none_or(|l| l.service_request.is_none()) {
+        for filter in [
+            (!f.filler.is_empty()).then(|| WorklistFilter {
+                filler: Some(f.filler.clone()),
+                ..WorklistFilter::default()
+            }),
+            (!f.placer.is_empty()).then(|| WorklistFilter {
+                placer: Some(f.placer.clone()),
+                ..WorklistFilter::default()
+            }),
+        ]
+        .into_iter()
+        .flatten()
+        {
+            if let Some(row) = tx.worklist_rows(&filter)?.into_iter().next() {
+                let sr = tx.find_by_token(
+                    "ServiceRequest",
+                    "identifier",
+                    &row.accession_system,
+                    &row.accession,
+                )?;
+                link = Some(OrderLink {
+                    row: Some(row),
+                    service_request: sr,
+                });
+                break;
+            }
+        }
+    }
+    match link {
+        Some(l) if l.service_request.is_some() => Ok(Ok(l)),
+        _ => Ok(Err(ErrorDetail::new(
+            ErrorCode::UnknownKey,
+            format!(
+                "ORU^R01 for an unknown order (placer {:?}, filler {:?}, accession {:?}): \
+                 nothing stored",
+                f.placer, f.filler, f.accession
+            ),
+        )
+        .at(ErrorLocation {
+            segment: "OBR".into(),
+            sequence: 1,
+            field: Some(3),
+            ..ErrorLocation::default()
+        }))),
+    }
+}
+
 /// What an MPPS state does to its order ([`crate::project::order::after_mpps`]): the
 /// ServiceRequest's status and the worklist step's status and listing.
 pub fn after_mpps(

@@ -17,6 +17,8 @@ pub enum V2Effect {
     Merge(PatientFacts, (String, String)),
     /// Create or update a ServiceRequest.
     Order(Box<OrderFacts>),
+    /// A report (ORU^R01) about this patient: DiagnosticReport and Observations.
+    Report(Box<super::report::ReportFacts>, PatientFacts),
 }
 
 fn text<'a>(m: &Message<'a>, path: &str) -> Option<Cow<'a, str>> {
@@ -190,6 +192,10 @@ pub fn effect(m: &Message<'_>) -> Result<V2Effect, ErrorDetail> {
         ("ORM", "O01") | ("OMI", "O23") | ("OMG", "O19") => {
             Ok(V2Effect::Order(Box::new(order_facts(m, &source)?)))
         }
+        ("ORU", "R01") => Ok(V2Effect::Report(
+            Box::new(super::report::read_report(m)?),
+            pid_facts(m, &source)?,
+        )),
         _ => Ok(V2Effect::None),
     }
 }
@@ -302,8 +308,11 @@ mod tests {
         assert_eq!(e.code, ErrorCode::DataType);
         let e = effect_of(&format!("{MSH}ORM^O01|C7|P|2.5.1\nPID|1||X1\nORC|NW\n")).unwrap_err();
         assert_eq!(e.code, ErrorCode::RequiredFieldMissing);
+        // A result without its OBR is no report (map::report).
+        let e = effect_of(&format!("{MSH}ORU^R01|C8|P|2.5.1\nPID|1||X1\n")).unwrap_err();
+        assert_eq!(e.code, ErrorCode::SegmentSequence);
         assert_eq!(
-            effect_of(&format!("{MSH}ORU^R01|C8|P|2.5.1\nPID|1||X1\n")).unwrap(),
+            effect_of(&format!("{MSH}SIU^S12|C9|P|2.5.1\nPID|1||X1\n")).unwrap(),
             V2Effect::None
         );
     }

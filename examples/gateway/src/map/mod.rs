@@ -10,6 +10,7 @@ pub mod hl7v2;
 pub mod hl7v3;
 pub mod mpps;
 pub mod order;
+pub mod report;
 pub mod worklist;
 
 /// A postal address: `(lines, city, state, postal code, country)`.

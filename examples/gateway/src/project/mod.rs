@@ -10,6 +10,7 @@ pub mod endpoint;
 pub mod order;
 pub mod patient;
 pub mod procedure;
+pub mod report;
 pub mod study;
 
 use crate::search::{self, IndexEntry};
