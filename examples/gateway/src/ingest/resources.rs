@@ -266,7 +266,7 @@ pub fn upsert_report(
         let obs =
             project::report::observation(&oid, o, &subject, based_on.as_deref()).map_err(job)?;
         let row = tx.resource("Observation", &oid)?;
-        put(tx, row.as_ref(), &obs)?;
+        put(tx, row.as_ref(), obs)?;
         results.push(oid);
     }
     let id = derived_id("dr", &key);
@@ -280,7 +280,7 @@ pub fn upsert_report(
     )
     .map_err(job)?;
     let row = tx.resource("DiagnosticReport", &id)?;
-    put(tx, row.as_ref(), &dr)?;
+    put(tx, row.as_ref(), dr)?;
     Ok(id)
 }
 
