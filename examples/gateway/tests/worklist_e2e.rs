@@ -185,7 +185,7 @@ fn values(out: &str, tag: &str) -> Vec<String> {
         .filter_map(|l| {
             let a = l.find('[')?;
             let b = l[a..].find(']')?;
-            Some(l[a + 1..a + b].trim().to_owned())
+            Some(l[a + 1..a + b].trim_matches(['\0', ' ']).to_owned())
         })
         .collect()
 }
@@ -504,6 +504,41 @@ OBX|2|TX|IMP^Impression^L||Normal CT head.||||||F\n";
         values(&again, "(0020,000d)"),
         values(&before, "(0020,000d)")
     );
+
+    // A merge (ADT^A40: P200 survives, P100 retired) moves the orders, the study, the
+    // procedure, the report and the worklist step to the survivor; both sides linked.
+    let a40 = "MSH|^~\\&|ADT|HOSP|XENRAD|GW|20250125090000||ADT^A40^ADT_A39|A40-1|P|2.5.1\n\
+EVN|A40\nPID|1||P200^^^HOSP^MR||MERGED^PAT||19700101|F\nMRG|P100^^^HOSP^MR\n";
+    assert_eq!(msa(&mllp(&g, a40)), "AA");
+    let old = fhir_get(&g, "/fhir/Patient?identifier=HOSP|P100");
+    let old_ref = format!(
+        "Patient/{}",
+        old["entry"][0]["resource"]["id"].as_str().unwrap()
+    );
+    let old = fhir_get(&g, &format!("/fhir/{old_ref}"));
+    assert_eq!(old["link"][0]["type"], "replaced-by", "{old}");
+    let new_ref = old["link"][0]["other"]["reference"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let new = fhir_get(&g, &format!("/fhir/{new_ref}"));
+    assert_eq!(new["link"][0]["type"], "replaces", "{new}");
+    assert_eq!(new["link"][0]["other"]["reference"], old_ref.as_str());
+    for t in [
+        "ServiceRequest",
+        "ImagingStudy",
+        "Procedure",
+        "DiagnosticReport",
+        "Observation",
+    ] {
+        let left = fhir_get(&g, &format!("/fhir/{t}?subject={old_ref}"));
+        assert_eq!(left["total"], 0, "{t} left on the retired patient: {left}");
+        let moved = fhir_get(&g, &format!("/fhir/{t}?subject={new_ref}"));
+        assert!(moved["total"].as_u64().unwrap() >= 1, "{t}: {moved}");
+    }
+    let (out, _) = findscu(&g, WL_KEYS);
+    assert_eq!(values(&out, "(0010,0020)"), ["P200"], "{out}");
+    assert_eq!(values(&out, "(0010,0010)"), ["MERGED^PAT"], "{out}");
 
     // Bad input. An order without an accession: AE naming OBR-18, nothing written.
     let ack = mllp(&g, &order("NW", 4, ""));

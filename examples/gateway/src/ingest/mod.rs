@@ -151,7 +151,8 @@ fn apply_v2(tx: &dyn WriteTx, effect: &V2Effect) -> Result<(), StoreError> {
         V2Effect::Patient(f) => resources::upsert_patient(tx, f).map(drop),
         V2Effect::Merge(f, old) => {
             let id = resources::upsert_patient(tx, f)?;
-            resources::merge_patient(tx, old, &id).map(drop)
+            resources::merge_patient(tx, old, &id)?;
+            worklist::move_patient(tx, &old.1, f)
         }
         V2Effect::Order(f) => resources::upsert_service_request(tx, f).map(drop),
     }

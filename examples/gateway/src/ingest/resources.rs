@@ -111,7 +111,59 @@ pub fn merge_patient(
     };
     let p = project::patient::replaced_by(existing, new_id).map_err(job)?;
     put(tx, row.as_ref(), p)?;
+    // Both sides: the survivor `replaces` the retired patient.
+    if let (row, Some(survivor)) = load(tx, "Patient", new_id)? {
+        let p = project::patient::replaces(survivor, &old_id).map_err(job)?;
+        put(tx, row.as_ref(), p)?;
+    }
+    move_subject(tx, &old_id, new_id)?;
     Ok(Some(old_id))
+}
+
+/// The resource types whose `subject` a merge moves to the surviving patient.
+pub const MOVED_BY_MERGE: [&str; 6] = [
+    "ServiceRequest",
+    "ImagingStudy",
+    "Procedure",
+    "DiagnosticReport",
+    "Observation",
+    "Appointment",
+];
+
+/// Moves every order, study, procedure, report, observation about `Patient/<old_id>` to
+/// `Patient/<new_id>` (ADT^A40 and the other merges). Returns how many moved.
+pub fn move_subject(tx: &dyn WriteTx, old_id: &str, new_id: &str) -> Result<usize, StoreError> {
+    let new_subject = format!("Patient/{new_id}");
+    let mut moved = 0;
+    for rt in MOVED_BY_MERGE {
+        let Some(rtype) = xenrad_fhir_model::ResourceType::from_name(rt) else {
+            continue;
+        };
+        if crate::search::params_for(rtype)
+            .iter()
+            .all(|d| d.code != "subject")
+        {
+            continue;
+        }
+        loop {
+            // Each pass moves what it found, so the next search starts again at offset 0.
+            let q = crate::search::parse(rtype, &format!("subject=Patient/{old_id}&_count=500"))
+                .map_err(|oo| StoreError::Job(oo.to_json()))?;
+            let page = tx.search(rt, &q)?;
+            if page.rows.is_empty() {
+                break;
+            }
+            for (id, _) in page.rows {
+                let (row, Some(existing)) = load(tx, rt, &id)? else {
+                    continue;
+                };
+                let r = project::patient::moved(existing, &new_subject).map_err(job)?;
+                put(tx, row.as_ref(), r)?;
+                moved += 1;
+            }
+        }
+    }
+    Ok(moved)
 }
 
 /// Creates or updates a ServiceRequest (and its Patient); returns its id.

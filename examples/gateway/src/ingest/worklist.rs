@@ -234,6 +234,38 @@ pub fn report_order(
     }
 }
 
+/// A merge moves the worklist steps of the retired patient ID `old_id` to the surviving
+/// patient (its first identifier, with its name), listed or not.
+pub fn move_patient(
+    tx: &dyn WriteTx,
+    old_id: &str,
+    survivor: &crate::map::PatientFacts,
+) -> Result<(), StoreError> {
+    let Some((issuer, id)) = survivor.identifiers.first() else {
+        return Ok(());
+    };
+    if id == old_id {
+        return Ok(());
+    }
+    let name = survivor.family.as_ref().map(|family| {
+        let mut parts = vec![family.clone()];
+        parts.extend(survivor.given.iter().cloned());
+        parts.join("^")
+    });
+    let rows = tx.worklist_rows(&WorklistFilter {
+        patient_id: Some(old_id.to_owned()),
+        ..WorklistFilter::default()
+    })?;
+    for mut row in rows {
+        row.attributes =
+            crate::map::worklist::with_patient(&row.attributes, id, issuer, name.as_deref())
+                .map_err(|e| job(&e))?;
+        id.clone_into(&mut row.patient_id);
+        tx.worklist_put(&row)?;
+    }
+    Ok(())
+}
+
 /// What an MPPS state does to its order ([`crate::project::order::after_mpps`]): the
 /// ServiceRequest's status and the worklist step's status and listing.
 pub fn after_mpps(

@@ -203,6 +203,26 @@ pub fn item_row(step: &StepFacts, study_uid: &str) -> Result<WorklistRow, QueryE
     })
 }
 
+/// A stored item's attributes with another patient (a merge): Patient ID, Issuer of Patient
+/// ID and, when given, Patient's Name.
+pub fn with_patient(
+    attributes: &[u8],
+    id: &str,
+    issuer: &str,
+    name: Option<&str>,
+) -> Result<Vec<u8>, QueryError> {
+    let mut obj = decode_identifier(attributes, ts::EXPLICIT_VR_LE)?;
+    let mut put = |tag, vr, v: &str| {
+        obj.put(DataElement::new(tag, vr, PrimitiveValue::from(clean(v))));
+    };
+    put(tags::PATIENT_ID, VR::LO, id);
+    put(tags::ISSUER_OF_PATIENT_ID, VR::LO, issuer);
+    if let Some(n) = name {
+        put(tags::PATIENT_NAME, VR::PN, n);
+    }
+    encode_identifier(&obj, ts::EXPLICIT_VR_LE)
+}
+
 /// A stored item's attributes with its SPS Status (0040,0020) replaced (in every SPS item).
 pub fn with_status(attributes: &[u8], status: &str) -> Result<Vec<u8>, QueryError> {
     let mut obj = decode_identifier(attributes, ts::EXPLICIT_VR_LE)?;

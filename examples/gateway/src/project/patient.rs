@@ -86,6 +86,30 @@ pub fn replaced_by(existing: Resource, new_id: &str) -> Result<Resource, Invalid
         .map_err(|oo| invalid("Patient", &oo))
 }
 
+/// The surviving patient of a merge, with a `replaces` link to `Patient/<old_id>` (kept once).
+pub fn replaces(existing: Resource, old_id: &str) -> Result<Resource, Invalid> {
+    let target = format!("Patient/{old_id}");
+    let json = xenrad_fhir_model::to_json(&existing);
+    let b = PatientBuilder::edit(existing);
+    let b = if json.contains(&format!("\"reference\":\"{target}\"")) {
+        b
+    } else {
+        b.link(&target, "replaces")
+    };
+    b.build().map_err(|oo| invalid("Patient", &oo))
+}
+
+/// A resource about `Patient/<old>` moved to `new_subject` (`Patient/<id>`): its `subject`
+/// replaced, everything else kept (merges, ADT^A40).
+pub fn moved(existing: Resource, new_subject: &str) -> Result<Resource, Invalid> {
+    let rt = existing.resource_type;
+    xenrad_fhir_model::builders::Builder::edit(existing)
+        .clear("subject")
+        .reference("subject", new_subject, None)
+        .build()
+        .map_err(|oo| invalid(rt.as_str(), &oo))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -168,5 +192,32 @@ mod tests {
             ..facts()
         };
         assert!(patient("pat-1", None, &bad).is_err());
+    }
+
+    #[test]
+    fn a_merge_links_both_sides_and_moves_subjects() {
+        let new = patient("pat-new", None, &facts()).unwrap();
+        let linked = replaces(new, "pat-old").unwrap();
+        let j = to_json(&linked);
+        assert!(
+            j.contains(r#""link":[{"other":{"reference":"Patient/pat-old"},"type":"replaces"}]"#),
+            "{j}"
+        );
+        // Linked once.
+        assert_eq!(to_json(&replaces(linked, "pat-old").unwrap()), j);
+        let sr = xenrad_fhir_model::builders::ServiceRequestBuilder::new(
+            "sr-1",
+            "active",
+            "order",
+            "Patient/pat-old",
+        )
+        .build()
+        .unwrap();
+        let m = to_json(&moved(sr, "Patient/pat-new").unwrap());
+        assert!(
+            m.contains(r#""subject":{"reference":"Patient/pat-new"}"#),
+            "{m}"
+        );
+        assert!(m.contains(r#""status":"active""#));
     }
 }
