@@ -989,3 +989,134 @@ impl AppointmentBuilder {
         self.str("description", text)
     }
 }
+
+typed_builder!(
+    /// Builds an `AuditEvent` (R4; in the spirit of IHE Basic Audit Log Patterns): what
+    /// happened (`type`, `subtype`, `action`, `outcome`), when (`recorded`), who asked
+    /// (`agent`, requestor), who observed (`source`) and what it touched (`entity`), by
+    /// identifiers and references only.
+    ///
+    /// ```
+    /// use xenrad_fhir_model::builders::AuditEventBuilder;
+    /// let e = AuditEventBuilder::new("ae-1", "http://terminology.hl7.org/CodeSystem/audit-event-type", "rest",
+    ///         "R", "2026-01-02T10:00:00.000Z", "0")
+    ///     .subtype("http://hl7.org/fhir/restful-interaction", "read")
+    ///     .agent("urn:xenrad:api-key", "viewer", true, Some("127.0.0.1"))
+    ///     .source("xenrad-gateway", Some("fhir"))
+    ///     .entity_reference("Patient/pat-1", "1")
+    ///     .entity_identifier("urn:xenrad:hl7v2-control-id", "MSG-1", "2")
+    ///     .build().unwrap();
+    /// let j = xenrad_fhir_model::to_json(&e);
+    /// assert!(j.contains(r#""agent":[{"who":{"identifier":{"system":"urn:xenrad:api-key","value":"viewer"}},"name":"viewer","requestor":true,"network":{"address":"127.0.0.1","type":"2"}}]"#), "{j}");
+    /// assert!(j.contains(r#""entity":[{"what":{"reference":"Patient/pat-1"},"type":{"system":"http://terminology.hl7.org/CodeSystem/audit-entity-type","code":"1"}}"#), "{j}");
+    /// // `action` and `outcome` are bound (required) to their value sets.
+    /// assert!(AuditEventBuilder::new("x", "s", "c", "Z", "2026-01-02T10:00:00Z", "0").build().is_err());
+    /// assert!(AuditEventBuilder::new("x", "s", "c", "R", "2026-01-02T10:00:00Z", "5").build().is_err());
+    /// ```
+    AuditEventBuilder,
+    AuditEvent
+);
+
+const AUDIT_ENTITY_TYPE: &str = "http://terminology.hl7.org/CodeSystem/audit-entity-type";
+
+impl AuditEventBuilder {
+    /// Starts with id, `type` (a coding), `action` (C, R, U, D, E), `recorded` (an instant)
+    /// and `outcome` (0 success, 4 minor failure, 8 serious failure, 12 major failure).
+    pub fn new(
+        id: &str,
+        type_system: &str,
+        type_code: &str,
+        action: &str,
+        recorded: &str,
+        outcome: &str,
+    ) -> Self {
+        AuditEventBuilder(
+            Builder::new(ResourceType::AuditEvent, id)
+                .node("type", |n| coding(n, type_system, type_code, None))
+                .str("action", action)
+                .str("recorded", recorded)
+                .str("outcome", outcome),
+        )
+    }
+
+    /// Adds a `subtype` coding (e.g. a `restful-interaction` code, or a DICOM message).
+    #[must_use]
+    pub fn subtype(self, system: &str, code: &str) -> Self {
+        self.node("subtype", |n| coding(n, system, code, None))
+    }
+
+    /// Sets `outcomeDesc` (a reason, never message content).
+    #[must_use]
+    pub fn outcome_desc(self, text: &str) -> Self {
+        self.str("outcomeDesc", text)
+    }
+
+    /// Adds an `agent`: `who` by identifier (e.g. an API key's name, a calling AE title; also
+    /// its `name`),
+    /// whether it initiated the event, and its network address (type 2, an IP address).
+    #[must_use]
+    pub fn agent(
+        self,
+        who_system: &str,
+        who: &str,
+        requestor: bool,
+        address: Option<&str>,
+    ) -> Self {
+        self.node("agent", |n| {
+            n.add_node("who", |w| {
+                w.add_node("identifier", |i| identifier(i, who_system, who))?;
+                Ok(())
+            })?;
+            n.add_str("name", who.to_owned())?;
+            n.add_str("requestor", requestor.to_string())?;
+            if let Some(a) = address {
+                n.add_node("network", |net| {
+                    net.add_str("address", a.to_owned())?;
+                    net.add_str("type", "2".to_owned())?;
+                    Ok(())
+                })?;
+            }
+            Ok(())
+        })
+    }
+
+    /// Sets `source`: the observer (by display) and, optionally, its `site`.
+    #[must_use]
+    pub fn source(self, observer: &str, site: Option<&str>) -> Self {
+        self.node("source", |n| {
+            if let Some(s) = site {
+                n.add_str("site", s.to_owned())?;
+            }
+            n.add_node("observer", |o| {
+                o.add_str("display", observer.to_owned())?;
+                Ok(())
+            })?;
+            Ok(())
+        })
+    }
+
+    /// Adds an `entity` by reference (`Patient/123`), with its `audit-entity-type` code
+    /// (1 person, 2 system object, 3 organization, 4 other).
+    #[must_use]
+    pub fn entity_reference(self, reference: &str, entity_type: &str) -> Self {
+        self.node("entity", |n| {
+            n.add_node("what", |w| reference_into(w, reference, None))?;
+            n.add_node("type", |t| coding(t, AUDIT_ENTITY_TYPE, entity_type, None))?;
+            Ok(())
+        })
+    }
+
+    /// Adds an `entity` by identifier (a message control id, a SOP Instance UID), with its
+    /// `audit-entity-type` code.
+    #[must_use]
+    pub fn entity_identifier(self, system: &str, value: &str, entity_type: &str) -> Self {
+        self.node("entity", |n| {
+            n.add_node("what", |w| {
+                w.add_node("identifier", |i| identifier(i, system, value))?;
+                Ok(())
+            })?;
+            n.add_node("type", |t| coding(t, AUDIT_ENTITY_TYPE, entity_type, None))?;
+            Ok(())
+        })
+    }
+}

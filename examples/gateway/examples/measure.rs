@@ -189,6 +189,7 @@ fn gateway_for(config: gateway::Config) -> gateway::Gateway {
     let dicom_sink =
         std::sync::Arc::new(gateway::surface::dicom::open_sink(&config).expect("DICOM sink"));
     gateway::Gateway {
+        audit: gateway::audit::Audit::disabled(),
         images: std::sync::Arc::new(images),
         dicom_sink,
         hl7v2: std::sync::Arc::new(gateway::ingest::v2_handler(&store, &metrics, &config)),

@@ -21,6 +21,7 @@
 //! - [`surface`]: one module per endpoint, protocol glue only;
 //! - this root: configuration and composition ([`Gateway`], [`run`]).
 
+pub mod audit;
 pub mod config_file;
 pub mod ingest;
 pub mod map;
@@ -108,6 +109,10 @@ pub struct Config {
     /// without the scope a request needs gets 403.
     #[arg(long, env = "XENRAD_API_KEY_FILE")]
     pub api_key_file: Option<PathBuf>,
+    /// Do not keep the audit trail (AuditEvent per ingest, read, search, write and refused
+    /// authentication; on by default).
+    #[arg(long, env = "XENRAD_NO_AUDIT")]
+    pub no_audit: bool,
     /// Log format on stderr: `text` or `json` (one object per line). Logs never
     /// carry message content or patient data; `XENRAD_LOG` sets the filter.
     #[arg(long, env = "XENRAD_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
@@ -361,6 +366,8 @@ pub struct Gateway {
     pub metrics: metrics::Metrics,
     /// Accepted keys.
     pub keys: http::ApiKeys,
+    /// The audit trail.
+    pub audit: audit::Audit,
     /// Configuration.
     pub config: Arc<Config>,
     /// HL7 v2 message semantics (HTTP and MLLP share it and its counters).
@@ -534,7 +541,13 @@ pub async fn run(config: Config) -> Result<(), Box<dyn std::error::Error + Send 
     }
     let dicom_sink = Arc::new(dicom::open_sink(&config)?);
     ingest::publish_endpoint(&store, &surface::dicomweb::dicomweb_url(&config)).await?;
+    let audit = if config.no_audit {
+        audit::Audit::disabled()
+    } else {
+        audit::Audit::start(store.clone())
+    };
     let gw = Gateway {
+        audit,
         images: Arc::new(images),
         dicom_sink,
         keys,
@@ -664,6 +677,7 @@ pub async fn run(config: Config) -> Result<(), Box<dyn std::error::Error + Send 
     let _ = stop_tx.send(true);
     while tasks.join_next().await.is_some() {}
     gw.console.flush().await;
+    gw.audit.flush().await;
     store.close();
     Ok(())
 }

@@ -1458,3 +1458,116 @@ fn scoped_api_keys_reload_on_sighup_and_revoke_at_once() {
     g.stop();
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// The audit trail (issue 20): ingest over HTTP, MLLP and C-STORE, a FHIR read and
+/// search, and refused authentications are AuditEvents, searchable at /fhir/AuditEvent,
+/// durable across a restart, and holding identifiers only (no patient name from the
+/// messages, no search values).
+#[test]
+fn audit_trail_records_every_door_and_is_searchable() {
+    if !peers() {
+        return;
+    }
+    let mut g = Gateway::start();
+    let get = |g: &Gateway, path: &str| curl(&[&g.url(g.fhir, path), "-H", &key_header()]);
+    // Ingest over HTTP and MLLP (the patient name must never reach the audit trail).
+    let r = post(&g, g.hl7, "/v2/ingest", "text/plain", REF_ADT.as_bytes());
+    assert_eq!(r.status, 200, "{}", r.body);
+    let acks = mllp_exchange(
+        g.mllp,
+        &[b"MSH|^~\\&|RIS|HOSP|XEN|FAC|20240101120000||ADT^A08|AUD-MLLP-1|P|2.5.1\rPID|1||AUD1||Secretname^Hidden\r"],
+    );
+    assert!(String::from_utf8_lossy(&acks[0]).contains("MSA|AA"));
+    // A C-STORE.
+    let ct = PathBuf::from(std::env::var("XENRAD_PYDICOM_DATA").unwrap()).join("CT_small.dcm");
+    let out = Command::new("storescu")
+        .args([
+            "-aet",
+            "AUDITSCU",
+            "-aec",
+            "XENRAD",
+            "127.0.0.1",
+            &g.dicom.port().to_string(),
+        ])
+        .arg(&ct)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // A search and a read, and two refusals.
+    let bundle = get(&g, "/fhir/Patient?name=doe").json();
+    let pid = bundle["entry"][0]["resource"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(get(&g, &format!("/fhir/Patient/{pid}")).status, 200);
+    assert_eq!(
+        curl(&[&g.url(g.fhir, "/fhir/Patient"), "-H", "X-API-Key: wrong"]).status,
+        401
+    );
+    assert_eq!(
+        curl(&[&g.url(g.hl7, "/v2/ingest"), "-X", "POST"]).status,
+        401
+    );
+
+    let search = |g: &Gateway, q: &str| -> Value {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let b = get(g, &format!("/fhir/AuditEvent?{q}")).json();
+            if b["entry"].as_array().is_some_and(|e| !e.is_empty()) || Instant::now() > deadline {
+                return b;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    };
+    let first = |b: &Value| b["entry"][0]["resource"].clone();
+    let mllp = first(&search(&g, "site=mllp"));
+    assert_eq!(mllp["agent"][0]["who"]["identifier"]["value"], "RIS");
+    assert_eq!(
+        mllp["entity"][0]["what"]["identifier"]["value"],
+        "RIS|HOSP|AUD-MLLP-1"
+    );
+    assert_eq!(mllp["type"]["code"], "110107");
+    let http = first(&search(&g, "site=hl7&outcome=0"));
+    assert_eq!(http["agent"][0]["name"], "default");
+    assert_eq!(http["agent"][0]["network"]["address"], "127.0.0.1");
+    assert_eq!(
+        http["entity"][0]["what"]["identifier"]["value"],
+        "APP|FAC|1"
+    );
+    let dicom = first(&search(&g, "site=dicom"));
+    assert_eq!(dicom["type"]["code"], "110104");
+    assert_eq!(dicom["agent"][0]["who"]["identifier"]["value"], "AUDITSCU");
+    let read = first(&search(&g, &format!("patient=Patient/{pid}&subtype=read")));
+    assert_eq!(read["action"], "R");
+    // Searches of AuditEvent are audited too: look for the Patient search among them.
+    let searches = search(&g, "subtype=search-type&agent-name=default&_count=100");
+    let values: Vec<&Value> = searches["entry"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| &e["resource"]["entity"][0]["what"]["identifier"]["value"])
+        .collect();
+    assert!(values.iter().any(|v| *v == "Patient?name"), "{values:?}");
+    let refused = search(&g, "outcome=4");
+    assert!(refused["entry"].as_array().unwrap().len() >= 2, "{refused}");
+    assert_eq!(first(&refused)["type"]["code"], "110114");
+
+    // Durable: after a restart the events are still there.
+    let before = search(&g, "_count=500")["entry"].as_array().unwrap().len();
+    g.stop();
+    g.spawn();
+    let all = search(&g, "_count=500");
+    let text = all.to_string();
+    assert!(all["entry"].as_array().unwrap().len() >= before, "{text}");
+    // Identifiers only: no name from the messages, no search value.
+    for secret in ["Secretname", "Hidden", "Doe", "John", "name=doe"] {
+        assert!(
+            !text.contains(secret),
+            "{secret} in the audit trail: {text}"
+        );
+    }
+}

@@ -30,6 +30,20 @@ pub struct V2Outcome {
     pub wanted: bool,
     /// The HTTP status the HTTP surface answers with.
     pub http_status: u16,
+    /// Sender and control id, when the message had them (for the audit trail).
+    pub key: Option<xenrad_mllp::hl7::MessageKey>,
+}
+
+/// The audit entity of an HL7 v2 message: its sending application and facility and its
+/// control id (MSH-3, MSH-4, MSH-10), identifiers only.
+pub fn v2_audit_entity(key: &xenrad_mllp::hl7::MessageKey) -> crate::audit::Entity {
+    crate::audit::Entity::Identifier(
+        "urn:xenrad:hl7v2-message",
+        format!(
+            "{}|{}|{}",
+            key.sending_application, key.sending_facility, key.control_id
+        ),
+    )
 }
 
 tokio::task_local! {
@@ -205,6 +219,7 @@ pub async fn v2(gw: &Gateway, body: Bytes) -> V2Outcome {
         code: out.code,
         wanted: out.wanted,
         http_status,
+        key: out.key,
     }
 }
 

@@ -87,7 +87,19 @@ impl Handler for GatewayScp {
     /// Indexes the instance (idempotent on its SOP Instance UID) and refreshes its
     /// ImagingStudy before the C-STORE-RSP goes out ([`ingest::dicom::stored`]).
     fn on_stored(&self, inst: &StoredInstance) -> u16 {
-        ingest::dicom::stored(&self.gw, inst)
+        let st = ingest::dicom::stored(&self.gw, inst);
+        let mut e = crate::audit::Event::new(crate::audit::Kind::Ingest, "dicom");
+        e.who = Some((crate::audit::WHO_AE, inst.calling_ae.trim().to_owned()));
+        e.success = st == status::SUCCESS;
+        if !e.success {
+            e.detail = Some(format!("C-STORE status 0x{st:04X}"));
+        }
+        e.entities.push(crate::audit::Entity::Identifier(
+            "urn:dicom:uid",
+            format!("urn:oid:{}", inst.sop_instance_uid.trim_end_matches('\0')),
+        ));
+        self.gw.audit.record(e);
+        st
     }
 
     fn n_create(&self, req: &NRequest<'_>) -> NResponse {
@@ -257,8 +269,15 @@ pub fn server(gw: Gateway) -> std::io::Result<xenrad_dimse::net::Server> {
     };
     // Refused associations are logged: AE titles, peer address, user name, reason; the
     // passcode is never kept in the refusal.
-    let log = |c: &xenrad_dimse::scp::Completed| {
+    let audit = gw.audit.clone();
+    let log = move |c: &xenrad_dimse::scp::Completed| {
         if let xenrad_dimse::scp::Completed::Refused(r) = c {
+            let mut e = crate::audit::Event::new(crate::audit::Kind::Refused, "dicom");
+            e.success = false;
+            e.who = Some((crate::audit::WHO_AE, r.calling_ae.trim().to_owned()));
+            e.address = r.peer;
+            e.detail = Some(r.to_string());
+            audit.record(e);
             tracing::warn!(
                 protocol = "dicom",
                 calling_ae = ?r.calling_ae,

@@ -60,7 +60,14 @@ async fn v2_ingest(State(gw): State<Gateway>, headers: HeaderMap, body: Bytes) -
         _ => "application/hl7-v2",
     };
     let status = StatusCode::from_u16(out.http_status).unwrap_or(StatusCode::BAD_REQUEST);
-    typed(status, ct, out.ack)
+    let mut r = typed(status, ct, out.ack);
+    if let Some(k) = &out.key {
+        r.extensions_mut()
+            .insert(crate::surface::http::AuditEntities(vec![
+                ingest::v2_audit_entity(k),
+            ]));
+    }
+    r
 }
 
 /// Ingests one HL7 v3 message (optionally in a SOAP 1.2 envelope); answers an

@@ -154,6 +154,16 @@ pub fn error_response(
     }
 }
 
+/// The client's address, put into every request's extensions where the connection is
+/// served.
+#[derive(Clone, Copy, Debug)]
+pub struct PeerAddr(pub std::net::SocketAddr);
+
+/// Identifiers a handler reports for the audit trail (e.g. the HL7 message it stored), put
+/// into its response's extensions.
+#[derive(Clone, Debug, Default)]
+pub struct AuditEntities(pub Vec<crate::audit::Entity>);
+
 /// Per-surface state for the shared middleware.
 #[derive(Clone)]
 pub struct SurfaceState {
@@ -167,6 +177,8 @@ pub struct SurfaceState {
     pub open_paths: &'static [&'static str],
     /// The metrics registry.
     pub metrics: Metrics,
+    /// The audit trail.
+    pub audit: crate::audit::Audit,
 }
 
 impl SurfaceState {
@@ -183,6 +195,7 @@ impl SurfaceState {
             style,
             open_paths,
             metrics: gw.metrics.clone(),
+            audit: gw.audit.clone(),
         }
     }
 }
@@ -221,31 +234,33 @@ async fn auth_and_measure(State(s): State<SurfaceState>, mut req: Request, next:
         .get::<MatchedPath>()
         .map_or_else(|| "unmatched".to_owned(), |m| m.as_str().to_owned());
     let path = req.uri().path().to_owned();
+    let query = req.uri().query().map(str::to_owned);
+    let method = req.method().clone();
+    let peer = req.extensions().get::<PeerAddr>().map(|p| p.0.ip());
     let open = path == HEALTH_PATH || s.open_paths.contains(&path.as_str());
     let caller = req
         .headers()
         .get("x-api-key")
         .and_then(|v| s.keys.check(v.as_bytes()));
-    let response = if open {
+    let (surface, access) = scope_of(s.name, &method, &path);
+    let mut refused: Option<String> = None;
+    let mut response = if open {
         next.run(req).await
-    } else if let Some(caller) = caller {
-        let (surface, access) = scope_of(s.name, req.method(), &path);
+    } else if let Some(caller) = &caller {
         // /metrics: any valid key.
         if path == "/metrics" || caller.scopes.allows(surface, access) {
-            req.extensions_mut().insert(caller);
+            req.extensions_mut().insert(caller.clone());
             next.run(req).await
         } else {
             tracing::warn!(key = %caller.name, surface, access = access.as_str(), "API key lacks the scope");
-            error_response(
-                s.style,
-                StatusCode::FORBIDDEN,
-                "forbidden",
-                &format!(
-                    "API key {:?} lacks the scope {surface}:{}",
-                    caller.name,
-                    access.as_str()
-                ),
-            )
+            let detail = format!(
+                "API key {:?} lacks the scope {surface}:{}",
+                caller.name,
+                access.as_str()
+            );
+            let r = error_response(s.style, StatusCode::FORBIDDEN, "forbidden", &detail);
+            refused = Some(detail);
+            r
         }
     } else {
         let missing = !req.headers().contains_key("x-api-key");
@@ -259,6 +274,7 @@ async fn auth_and_measure(State(s): State<SurfaceState>, mut req: Request, next:
             header::WWW_AUTHENTICATE,
             HeaderValue::from_static("ApiKey header=\"X-API-Key\""),
         );
+        refused = Some(detail.to_owned());
         r
     };
     s.metrics.observe_http(
@@ -267,7 +283,130 @@ async fn auth_and_measure(State(s): State<SurfaceState>, mut req: Request, next:
         response.status().as_u16(),
         started.elapsed(),
     );
+    if !open && path != "/metrics" {
+        let entities = response
+            .extensions_mut()
+            .remove::<AuditEntities>()
+            .map(|e| e.0)
+            .unwrap_or_default();
+        if let Some(mut e) = audit_event(
+            surface,
+            &method,
+            &path,
+            query.as_deref(),
+            refused,
+            response.status(),
+        ) {
+            e.who = caller.map(|c| (crate::audit::WHO_API_KEY, c.name.to_string()));
+            e.address = peer;
+            e.entities.extend(entities);
+            s.audit.record(e);
+        }
+    }
     response
+}
+
+/// The audit event of one HTTP request (identifiers only: the path's resource or UIDs,
+/// the names of search parameters, never their values or bodies).
+fn audit_event(
+    surface: &'static str,
+    method: &axum::http::Method,
+    path: &str,
+    query: Option<&str>,
+    refused: Option<String>,
+    status: StatusCode,
+) -> Option<crate::audit::Event> {
+    use crate::audit::{Entity, Event, Kind};
+    use axum::http::Method;
+    if let Some(reason) = refused {
+        let mut e = Event::new(Kind::Refused, surface);
+        e.success = false;
+        e.detail = Some(reason);
+        return Some(e);
+    }
+    let read = *method == Method::GET || *method == Method::HEAD;
+    let segs: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
+    let param_names = || {
+        let mut names: Vec<&str> = query
+            .unwrap_or("")
+            .split('&')
+            .filter_map(|kv| kv.split('=').next())
+            .filter(|k| !k.is_empty())
+            .collect();
+        names.sort_unstable();
+        names.dedup();
+        names.join(",")
+    };
+    let mut e = match (surface, segs.as_slice()) {
+        ("fhir", ["fhir", "metadata"]) => return None,
+        ("fhir", ["fhir", rt]) if read => {
+            let mut e = Event::new(Kind::Search, surface);
+            e.entities.push(Entity::Identifier(
+                "urn:xenrad:fhir-search",
+                format!("{rt}?{}", param_names()),
+            ));
+            e
+        }
+        ("fhir", ["fhir", rt, "_search"]) => {
+            let mut e = Event::new(Kind::Search, surface);
+            e.entities.push(Entity::Identifier(
+                "urn:xenrad:fhir-search",
+                format!("{rt}?{}", param_names()),
+            ));
+            e
+        }
+        ("fhir", ["fhir", rt, id, rest @ ..]) => {
+            let mut e = Event::new(if read { Kind::Read } else { Kind::Write }, surface);
+            if read && rest.first() == Some(&"_history") {
+                e.subtype = Some("vread");
+            }
+            e.entities.push(Entity::Reference(format!("{rt}/{id}")));
+            e
+        }
+        ("fhir", ["fhir"]) => Event::new(if read { Kind::Search } else { Kind::Write }, surface),
+        ("dicomweb", segs) => {
+            let kind = if !read {
+                Kind::Ingest
+            } else if matches!(segs.last(), Some(&("studies" | "series" | "instances"))) {
+                Kind::Search
+            } else {
+                Kind::Read
+            };
+            let mut e = Event::new(kind, surface);
+            for w in segs.windows(2) {
+                if matches!(w[0], "studies" | "series" | "instances") {
+                    e.entities.push(Entity::Identifier(
+                        "urn:dicom:uid",
+                        format!("urn:oid:{}", w[1]),
+                    ));
+                }
+            }
+            if kind == Kind::Search {
+                e.entities.push(Entity::Identifier(
+                    "urn:xenrad:dicomweb-search",
+                    format!("{}?{}", segs.last().unwrap_or(&""), param_names()),
+                ));
+            }
+            e
+        }
+        ("hl7", _) => Event::new(Kind::Ingest, surface),
+        ("mpps", segs) => {
+            let mut e = Event::new(if read { Kind::Read } else { Kind::Ingest }, surface);
+            if let ["modality-performed-procedure-steps", uid, ..] = segs {
+                e.entities.push(Entity::Identifier(
+                    "urn:dicom:uid",
+                    format!("urn:oid:{uid}"),
+                ));
+            }
+            e
+        }
+        _ => Event::new(if read { Kind::Read } else { Kind::Write }, surface),
+    };
+    e.success = status.as_u16() < 400;
+    if !e.success {
+        e.detail = Some(format!("HTTP {}", status.as_u16()));
+    }
+    Some(e)
 }
 
 /// Wraps a surface's router with the docs page, its OpenAPI document, `/metrics`,

@@ -70,7 +70,7 @@ pub async fn serve(
             Some(_) = conns.join_next(), if !conns.is_empty() => {}
             accepted = listener.accept() => {
                 let stream = match accepted {
-                    Ok((s, _)) => s,
+                    Ok((s, peer)) => (s, peer),
                     Err(e) => {
                         // Out of descriptors (EMFILE/ENFILE) and the like: back off a little
                         // instead of spinning on a listener that cannot accept.
@@ -81,6 +81,7 @@ pub async fn serve(
                 };
                 // Over the limit: closed at once (dropping the stream).
                 let Ok(permit) = permits.clone().try_acquire_owned() else { continue };
+                let (stream, peer) = stream;
                 let _ = stream.set_nodelay(true);
                 let (router, tls, stop) = (router.clone(), tls.clone(), stop_rx.clone());
                 conns.spawn(async move {
@@ -90,9 +91,9 @@ pub async fn serve(
                             let Ok(Ok(s)) = tokio::time::timeout(limits.header_timeout, a.accept(stream)).await else {
                                 return;
                             };
-                            connection(TokioIo::new(s), router, limits, style, true, stop).await;
+                            connection(TokioIo::new(s), router, limits, style, (true, peer), stop).await;
                         }
-                        None => connection(TokioIo::new(stream), router, limits, style, false, stop).await,
+                        None => connection(TokioIo::new(stream), router, limits, style, (false, peer), stop).await,
                     }
                 });
             }
@@ -108,13 +109,15 @@ async fn connection<I>(
     router: Router,
     limits: HttpLimits,
     style: ErrorStyle,
-    tls: bool,
+    (tls, peer): (bool, std::net::SocketAddr),
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) where
     I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
 {
-    let svc = hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
+    let svc = hyper::service::service_fn(move |mut req: hyper::Request<hyper::body::Incoming>| {
         let router = router.clone();
+        req.extensions_mut()
+            .insert(crate::surface::http::PeerAddr(peer));
         async move {
             let path = req.uri().path().to_owned();
             let answer = router.oneshot(req.map(axum::body::Body::new));

@@ -6,22 +6,35 @@
 //! `--mllp-commit-blocks` the reply is an MLLP release 2 commit block instead.
 
 use crate::Gateway;
+use crate::audit::{Event, Kind, WHO_HL7_SENDER};
 use crate::ingest::log::Door;
 use bytes::Bytes;
 use xenrad_mllp::server::{ConnectionEnd, ConnectionInfo, Handler, Reply, Server, ServerConfig};
 
 /// The MLLP door: the gateway's [`V2Handler`](crate::ingest::V2Handler), with every message
-/// and its outcome noted by the console's tap.
+/// and its outcome noted by the console's tap and recorded in the audit trail (sending
+/// application, peer address, message identifiers and outcome).
 pub struct MllpDoor {
     gw: Gateway,
 }
 
 impl Handler for MllpDoor {
-    async fn handle(&self, msg: Bytes, _conn: &ConnectionInfo) -> Reply {
+    async fn handle(&self, msg: Bytes, conn: &ConnectionInfo) -> Reply {
         let raw = msg.clone();
         let h = &self.gw.hl7v2;
         let out = h.process(msg).await;
         self.gw.console.hl7v2(Door::Mllp, &raw, &out);
+        let mut e = Event::new(Kind::Ingest, "mllp");
+        e.address = Some(conn.peer.ip());
+        e.success = out.accepted();
+        if let Some(k) = &out.key {
+            e.who = Some((WHO_HL7_SENDER, k.sending_application.clone()));
+            e.entities.push(crate::ingest::v2_audit_entity(k));
+        }
+        if !e.success {
+            e.detail = Some(format!("ACK {}", out.code.as_str()));
+        }
+        self.gw.audit.record(e);
         // As `Hl7Handler`'s own `Handler` answers.
         if h.uses_commit_blocks() {
             if out.accepted() {
