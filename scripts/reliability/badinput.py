@@ -58,7 +58,8 @@ class Counts:
             out = {"hl7v2": q("SELECT COUNT(*) FROM messages WHERE protocol='hl7v2'"),
                    "hl7v3": q("SELECT COUNT(*) FROM messages WHERE protocol='hl7v3'"),
                    "mpps": q("SELECT COUNT(*) FROM mpps"),
-                   "resources": q("SELECT COUNT(*) FROM resources"),
+                   # The audit trail (AuditEvent) records refusals too: not what the input stored.
+                   "resources": q("SELECT COUNT(*) FROM resources WHERE resource_type != 'AuditEvent'"),
                    "instances": q("SELECT COUNT(*) FROM instances")}
         finally:
             db.close()

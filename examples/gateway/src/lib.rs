@@ -160,6 +160,14 @@ pub struct Config {
     /// HTTP: simultaneous connections per surface; more are closed as they are accepted.
     #[arg(long, env = "XENRAD_HTTP_MAX_CONNECTIONS", default_value_t = 1024)]
     pub http_max_connections: usize,
+    /// HTTP: simultaneous connections per surface from one IP address (so one client cannot
+    /// starve the others; raise it behind a reverse proxy, whose address is every client's).
+    #[arg(
+        long,
+        env = "XENRAD_HTTP_MAX_CONNECTIONS_PER_IP",
+        default_value_t = 256
+    )]
+    pub http_max_connections_per_ip: usize,
     /// MLLP: seconds a connection may stay idle between messages.
     #[arg(long, env = "XENRAD_MLLP_IDLE_TIMEOUT", default_value_t = 300)]
     pub mllp_idle_timeout: u64,
@@ -184,6 +192,14 @@ pub struct Config {
     /// DICOM: simultaneous associations; more are rejected transiently (PS3.8 table 9-21).
     #[arg(long, env = "XENRAD_DICOM_MAX_ASSOCIATIONS", default_value_t = 64)]
     pub dicom_max_associations: usize,
+    /// DICOM: simultaneous associations from one IP address; more are rejected transiently
+    /// (PS3.8 table 9-21: local limit exceeded), so one peer cannot starve the others.
+    #[arg(
+        long,
+        env = "XENRAD_DICOM_MAX_ASSOCIATIONS_PER_IP",
+        default_value_t = 32
+    )]
+    pub dicom_max_associations_per_ip: usize,
     /// Listen backlog of every listener: connections the kernel queues before they are
     /// accepted (tokio's default is 128; a burst beyond it has SYNs dropped and retried a
     /// second later, so a readiness probe behind a flood waited 1 s).
@@ -329,6 +345,7 @@ impl Config {
             request_timeout: std::time::Duration::from_secs(self.http_request_timeout.max(1)),
             max_header_bytes: self.http_max_header_bytes,
             max_connections: self.http_max_connections,
+            max_connections_per_ip: self.http_max_connections_per_ip,
         }
     }
 }
@@ -345,16 +362,27 @@ fn listen(addr: SocketAddr, backlog: u32) -> std::io::Result<tokio::net::TcpList
     s.listen(backlog.max(1))
 }
 
-/// Serves one HTTP surface, over TLS when it has an acceptor, with the configured limits.
-async fn serve_surface(
+/// Serves one HTTP surface, over TLS when it has an acceptor, with the configured limits;
+/// its open connections are the `xenrad_open_connections{door=…}` gauge.
+fn serve_surface(
     listener: tokio::net::TcpListener,
     router: axum::Router,
     acceptor: Option<tokio_rustls::TlsAcceptor>,
     limits: limits::HttpLimits,
     style: http::ErrorStyle,
+    (metrics, door): (&metrics::Metrics, &'static str),
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
-) -> std::io::Result<()> {
-    limits::serve(listener, router, acceptor, limits, style, shutdown).await
+) -> impl std::future::Future<Output = std::io::Result<()>> + Send + 'static {
+    let open = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let o = open.clone();
+    metrics.sample(
+        "xenrad_open_connections",
+        "Open connections per door (HTTP surfaces, MLLP).",
+        "gauge",
+        &format!("door=\"{door}\""),
+        move || o.load(std::sync::atomic::Ordering::Relaxed),
+    );
+    limits::serve(listener, router, acceptor, limits, style, open, shutdown)
 }
 
 /// Everything the surfaces share.
@@ -597,6 +625,7 @@ pub async fn run(config: Config) -> Result<(), Box<dyn std::error::Error + Send 
         fhir_tls,
         lim,
         fhir_style,
+        (&gw.metrics, "fhir"),
         stopped(),
     ));
     tasks.spawn(serve_surface(
@@ -605,6 +634,7 @@ pub async fn run(config: Config) -> Result<(), Box<dyn std::error::Error + Send 
         hl7_tls,
         lim,
         problem,
+        (&gw.metrics, "hl7"),
         stopped(),
     ));
     tasks.spawn(serve_surface(
@@ -613,9 +643,18 @@ pub async fn run(config: Config) -> Result<(), Box<dyn std::error::Error + Send 
         mpps_tls,
         lim,
         problem,
+        (&gw.metrics, "mpps"),
         stopped(),
     ));
     let mllp_server = mllp::server(&gw);
+    let m = mllp_server.clone();
+    gw.metrics.sample(
+        "xenrad_open_connections",
+        "Open connections per door (HTTP surfaces, MLLP).",
+        "gauge",
+        "door=\"mllp\"",
+        move || m.connections().len() as u64,
+    );
     let mllp_stop = stopped();
     tasks.spawn(async move {
         match mllp_tls {
@@ -626,6 +665,29 @@ pub async fn run(config: Config) -> Result<(), Box<dyn std::error::Error + Send 
     let mut dicom_server = dicom::server(gw.clone())?;
     if let Some(a) = dicom_tls {
         dicom_server = dicom_server.with_tls(a);
+    }
+    let d = dicom_server.clone();
+    gw.metrics.sample(
+        "xenrad_open_associations",
+        "DICOM associations being served.",
+        "gauge",
+        "door=\"dicom\"",
+        move || d.active_associations() as u64,
+    );
+    for (outcome, a) in [("written", gw.audit.clone()), ("dropped", gw.audit.clone())] {
+        gw.metrics.sample(
+            "xenrad_audit_events_total",
+            "Audit events durably written, or dropped because the queue was full.",
+            "counter",
+            &format!("outcome=\"{outcome}\""),
+            move || {
+                if outcome == "written" {
+                    a.written()
+                } else {
+                    a.dropped()
+                }
+            },
+        );
     }
     let dicom_stop = stopped();
     tasks.spawn(async move { dicom_server.run(dicom_l, dicom_stop).await });

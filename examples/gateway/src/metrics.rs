@@ -21,6 +21,29 @@ struct MetricsInner {
     http: BTreeMap<(String, String, u16), u64>,
     latency: BTreeMap<(String, String), Histogram>,
     ingest: BTreeMap<(String, String), u64>,
+    ingest_latency: BTreeMap<String, Histogram>,
+    /// Values read at render time: (metric, help, type, labels, reader).
+    sampled: Vec<Sampled>,
+}
+
+type Sampled = (
+    &'static str,
+    &'static str,
+    &'static str,
+    String,
+    Box<dyn Fn() -> u64 + Send + Sync>,
+);
+
+impl Histogram {
+    fn observe(&mut self, secs: f64) {
+        for (i, b) in BUCKETS.iter().enumerate() {
+            if secs <= *b {
+                self.counts[i] += 1;
+            }
+        }
+        self.sum += secs;
+        self.count += 1;
+    }
 }
 
 /// A small Prometheus registry: HTTP requests and latency per surface and route,
@@ -39,17 +62,37 @@ impl Metrics {
         *m.http
             .entry((surface.to_owned(), route.to_owned(), status))
             .or_default() += 1;
-        let h = m
-            .latency
+        m.latency
             .entry((surface.to_owned(), route.to_owned()))
-            .or_default();
-        for (i, b) in BUCKETS.iter().enumerate() {
-            if secs <= *b {
-                h.counts[i] += 1;
-            }
-        }
-        h.sum += secs;
-        h.count += 1;
+            .or_default()
+            .observe(secs);
+    }
+
+    /// Records how long one ingest took at a door (`hl7`, `mpps`, `dicomweb`: the HTTP
+    /// request; `mllp`: parse, durable store and ACK; `dicom`: indexing and the durable
+    /// write of a stored instance).
+    pub fn observe_ingest(&self, door: &str, took: std::time::Duration) {
+        let mut m = self.inner.lock().expect("metrics");
+        m.ingest_latency
+            .entry(door.to_owned())
+            .or_default()
+            .observe(took.as_secs_f64());
+    }
+
+    /// Registers a value read when the registry is rendered: `metric{labels}` (labels as
+    /// written, e.g. `door="fhir"`) of type `kind` (`gauge` or `counter`). Register the
+    /// series of one metric one after the other.
+    pub fn sample(
+        &self,
+        metric: &'static str,
+        help: &'static str,
+        kind: &'static str,
+        labels: &str,
+        read: impl Fn() -> u64 + Send + Sync + 'static,
+    ) {
+        let mut m = self.inner.lock().expect("metrics");
+        m.sampled
+            .push((metric, help, kind, labels.to_owned(), Box::new(read)));
     }
 
     /// Records one ingest outcome (`stored`, `duplicate`, `rejected`) of a protocol.
@@ -118,6 +161,39 @@ impl Metrics {
                 out,
                 "xenrad_ingest_total{{protocol=\"{p}\",outcome=\"{o}\"}} {n}"
             );
+        }
+        out.push_str(
+            "# HELP xenrad_ingest_seconds Time to ingest one message or instance, per door.\n",
+        );
+        out.push_str("# TYPE xenrad_ingest_seconds histogram\n");
+        for (d, h) in &m.ingest_latency {
+            for (i, b) in BUCKETS.iter().enumerate() {
+                let _ = writeln!(
+                    out,
+                    "xenrad_ingest_seconds_bucket{{door=\"{d}\",le=\"{b}\"}} {}",
+                    h.counts[i]
+                );
+            }
+            let _ = writeln!(
+                out,
+                "xenrad_ingest_seconds_bucket{{door=\"{d}\",le=\"+Inf\"}} {}",
+                h.count
+            );
+            let _ = writeln!(out, "xenrad_ingest_seconds_sum{{door=\"{d}\"}} {}", h.sum);
+            let _ = writeln!(
+                out,
+                "xenrad_ingest_seconds_count{{door=\"{d}\"}} {}",
+                h.count
+            );
+        }
+        let mut last = "";
+        for (metric, help, kind, labels, read) in &m.sampled {
+            if *metric != last {
+                let _ = writeln!(out, "# HELP {metric} {help}");
+                let _ = writeln!(out, "# TYPE {metric} {kind}");
+                last = metric;
+            }
+            let _ = writeln!(out, "{metric}{{{labels}}} {}", read());
         }
         out.push_str("# HELP xenrad_ingest_bytes_total Bytes of ingested payloads.\n");
         out.push_str("# TYPE xenrad_ingest_bytes_total counter\n");

@@ -7,7 +7,8 @@
 //!   latency and RSS;
 //! - bad input: every fuzz corpus and malformed public sample through the doors;
 //! - TLS interop: TLS and mutual TLS on every listener with openssl s_client, curl, DCMTK
-//!   echoscu/storescu +tls and Python ssl (certificates made by the script with openssl).
+//!   echoscu/storescu +tls and Python ssl (certificates made by the script with openssl);
+//! - per-IP limits: 127.0.0.1 at its cap on HTTP, MLLP and DICOM while 127.0.0.2 is served.
 //!
 //! Each campaign starts its own gateway on free loopback ports with a fresh data dir and
 //! prints its SUMMARY line; a failing campaign prints every failure and keeps its work dir.
@@ -88,4 +89,9 @@ fn bad_input_through_every_door_is_refused_and_not_stored() {
 #[test]
 fn tls_and_mutual_tls_interoperate_with_openssl_curl_dcmtk_and_python() {
     campaign("tlsinterop.py", &[]);
+}
+
+#[test]
+fn one_address_flooding_every_door_cannot_starve_another() {
+    campaign("perip.py", &[]);
 }

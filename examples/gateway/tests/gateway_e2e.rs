@@ -1556,6 +1556,32 @@ fn audit_trail_records_every_door_and_is_searchable() {
     assert!(refused["entry"].as_array().unwrap().len() >= 2, "{refused}");
     assert_eq!(first(&refused)["type"]["code"], "110114");
 
+    // Metrics (issue 20): open connections and associations per door, ingest latency per
+    // door, audit events written.
+    let m = curl(&[&g.url(g.fhir, "/metrics"), "-H", &key_header()]).body;
+    let value = |series: &str| -> u64 {
+        m.lines()
+            .find_map(|l| l.strip_prefix(series).map(|v| v.trim().parse().unwrap()))
+            .unwrap_or_else(|| panic!("no {series} in\n{m}"))
+    };
+    assert!(
+        value("xenrad_open_connections{door=\"fhir\"}") >= 1,
+        "this request's own"
+    );
+    for door in ["hl7", "mpps", "mllp"] {
+        value(&format!("xenrad_open_connections{{door=\"{door}\"}}"));
+    }
+    value("xenrad_open_associations{door=\"dicom\"}");
+    for door in ["hl7", "mllp", "dicom"] {
+        assert_eq!(
+            value(&format!("xenrad_ingest_seconds_count{{door=\"{door}\"}}")),
+            1,
+            "{door}"
+        );
+    }
+    assert!(value("xenrad_audit_events_total{outcome=\"written\"}") >= 5);
+    assert_eq!(value("xenrad_audit_events_total{outcome=\"dropped\"}"), 0);
+
     // Durable: after a restart the events are still there.
     let before = search(&g, "_count=500")["entry"].as_array().unwrap().len();
     g.stop();

@@ -34,6 +34,7 @@ pub struct Server {
     log: Option<LogFn>,
     retrieve: Arc<RetrieveConfig>,
     sub_associations: Arc<Semaphore>,
+    active: Arc<std::sync::atomic::AtomicUsize>,
     #[cfg(feature = "tls")]
     tls: Option<tokio_rustls::TlsAcceptor>,
 }
@@ -57,6 +58,7 @@ impl Server {
             sub_associations: Arc::new(Semaphore::new(
                 RetrieveConfig::default().max_sub_associations,
             )),
+            active: Arc::default(),
             #[cfg(feature = "tls")]
             tls: None,
         }
@@ -69,6 +71,12 @@ impl Server {
         self.sub_associations = Arc::new(Semaphore::new(cfg.max_sub_associations));
         self.retrieve = Arc::new(cfg);
         self
+    }
+
+    /// Associations [`Server::run`] is serving now (accepted connections, until their task
+    /// ends), for a gauge.
+    pub fn active_associations(&self) -> usize {
+        self.active.load(Ordering::Relaxed)
     }
 
     /// The known peers (C-MOVE destinations).
@@ -93,26 +101,32 @@ impl Server {
     }
 
     /// Accepts associations on `listener` until `shutdown` resolves, then waits for the
-    /// running ones to finish. One task per association; beyond `max_associations` a
-    /// request is rejected transiently (PS3.8 table 9-21: local limit exceeded).
+    /// running ones to finish. One task per association; beyond `max_associations`, or
+    /// beyond `max_associations_per_ip` from the same IP address, a request is rejected
+    /// transiently (PS3.8 table 9-21: local limit exceeded).
     pub async fn run(
         &self,
         listener: TcpListener,
         shutdown: impl Future<Output = ()>,
     ) -> std::io::Result<()> {
         let permits = Arc::new(Semaphore::new(self.cfg.max_associations.max(1)));
+        let per_ip = PerIp::new(self.cfg.max_associations_per_ip.max(1));
         let mut tasks = JoinSet::new();
         tokio::pin!(shutdown);
         loop {
             tokio::select! {
                 () = &mut shutdown => break,
                 r = listener.accept() => {
-                    let Ok((stream, _peer)) = r else { continue };
+                    let Ok((stream, peer)) = r else { continue };
                     let me = self.clone();
-                    if let Ok(permit) = permits.clone().try_acquire_owned() {
+                    let slot = per_ip.take(peer.ip());
+                    if let (Some(slot), Ok(permit)) = (slot, permits.clone().try_acquire_owned()) {
+                        me.active.fetch_add(1, Ordering::Relaxed);
                         tasks.spawn(async move {
                             let _ = me.connection(stream).await;
+                            me.active.fetch_sub(1, Ordering::Relaxed);
                             drop(permit);
+                            drop(slot);
                         });
                     } else {
                         tasks.spawn(async move { let _ = reject_busy(stream).await; });
@@ -498,6 +512,7 @@ fn run_find(
     })
 }
 
+<<<<<<< HEAD
 /// Ends a query: a cancelled one 0xFE00, a retrieve with its counts.
 fn finish_query(s: &mut ScpSession, id: RequestId, fin: QueryFinal, now: Instant) {
     let fin = if s.is_cancelled(id) && fin.status != status::CANCEL {
@@ -699,3 +714,78 @@ impl GetRun {
         }
     }
 }
+=======
+/// Associations per IP address: a slot is taken at accept and given back when its task ends.
+#[derive(Clone)]
+struct PerIp {
+    max: usize,
+    counts: Arc<std::sync::Mutex<std::collections::HashMap<std::net::IpAddr, usize>>>,
+}
+
+/// One taken slot; dropping it gives it back.
+struct PerIpSlot {
+    ip: std::net::IpAddr,
+    owner: PerIp,
+}
+
+impl PerIp {
+    fn new(max: usize) -> Self {
+        PerIp {
+            max,
+            counts: Arc::default(),
+        }
+    }
+
+    fn take(&self, ip: std::net::IpAddr) -> Option<PerIpSlot> {
+        let mut m = self
+            .counts
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let n = m.entry(ip).or_insert(0);
+        if *n >= self.max {
+            return None;
+        }
+        *n += 1;
+        Some(PerIpSlot {
+            ip,
+            owner: self.clone(),
+        })
+    }
+}
+
+impl Drop for PerIpSlot {
+    fn drop(&mut self) {
+        let mut m = self
+            .owner
+            .counts
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(n) = m.get_mut(&self.ip) {
+            *n -= 1;
+            if *n == 0 {
+                m.remove(&self.ip);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod per_ip_tests {
+    use super::PerIp;
+
+    #[test]
+    fn slots_per_address_are_bounded_and_given_back() {
+        let p = PerIp::new(2);
+        let (a, b) = ("10.0.0.1".parse().unwrap(), "10.0.0.2".parse().unwrap());
+        let s1 = p.take(a).unwrap();
+        let _s2 = p.take(a).unwrap();
+        assert!(p.take(a).is_none(), "third from the same address");
+        assert!(p.take(b).is_some(), "another address is not affected");
+        drop(s1);
+        assert!(
+            p.take(a).is_some(),
+            "a slot comes back when its association ends"
+        );
+    }
+}
+>>>>>>> 8f77072 (Per-source-IP connection limits and door metrics (issue 20). --http-max-connections-per-ip (256 per surface) and --dicom-max-associations-per-ip (32; beyond it A-ASSOCIATE-RJ transient, as the global limit) join MLLP's --mllp-max-connections-per-ip: one address flooding every door cannot take every slot (xenrad-dimse ScpConfig::max_associations_per_ip, slots given back when an association ends; unit tests). scripts/reliability/perip.py (faults.rs): 127.0.0.1 at its cap on HTTP, MLLP and DICOM, excess closed at once / rejected, while 127.0.0.2 gets /healthz 200, an MLLP AA and an A-ASSOCIATE-AC; slots return. Metrics: xenrad_open_connections{door} (HTTP surfaces, MLLP), xenrad_open_associations{door=dicom} (xenrad-dimse Server::active_associations), xenrad_ingest_seconds{door} histograms (hl7, mpps, dicomweb, mllp, dicom), xenrad_audit_events_total{outcome}. badinput.py counts stored resources without the audit trail's AuditEvents. All six fault campaigns and the gateway tests pass)

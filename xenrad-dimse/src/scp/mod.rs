@@ -154,6 +154,9 @@ pub struct ScpConfig {
     pub max_command: usize,
     /// Concurrent associations (used by transport adapters).
     pub max_associations: usize,
+    /// Concurrent associations from one IP address (used by transport adapters), so one
+    /// flooding peer cannot take every slot of `max_associations`.
+    pub max_associations_per_ip: usize,
 }
 
 impl ScpConfig {
@@ -165,7 +168,7 @@ impl ScpConfig {
     }
 
     /// Defaults for a sink: AE `XENRAD`, all storage SOP classes, MPPS, 128 KiB PDUs, 64
-    /// associations.
+    /// associations (64 from one IP address).
     pub fn with_sink(sink: Arc<dyn StorageSink>) -> Self {
         Self {
             policy: Arc::new(AcceptorPolicy::default()),
@@ -174,6 +177,7 @@ impl ScpConfig {
             max_n_dataset: 16 << 20,
             max_command: 64 << 10,
             max_associations: 64,
+            max_associations_per_ip: 64,
         }
     }
 }

@@ -87,7 +87,9 @@ impl Handler for GatewayScp {
     /// Indexes the instance (idempotent on its SOP Instance UID) and refreshes its
     /// ImagingStudy before the C-STORE-RSP goes out ([`ingest::dicom::stored`]).
     fn on_stored(&self, inst: &StoredInstance) -> u16 {
+        let started = std::time::Instant::now();
         let st = ingest::dicom::stored(&self.gw, inst);
+        self.gw.metrics.observe_ingest("dicom", started.elapsed());
         let mut e = crate::audit::Event::new(crate::audit::Kind::Ingest, "dicom");
         e.who = Some((crate::audit::WHO_AE, inst.calling_ae.trim().to_owned()));
         e.success = st == status::SUCCESS;
@@ -223,6 +225,7 @@ pub fn server(gw: Gateway) -> std::io::Result<xenrad_dimse::net::Server> {
     cfg.timeouts.stalled_pdu = secs(c.dicom_pdu_timeout.max(1));
     cfg.timeouts.idle = (c.dicom_idle_timeout > 0).then(|| secs(c.dicom_idle_timeout));
     cfg.max_associations = c.dicom_max_associations;
+    cfg.max_associations_per_ip = c.dicom_max_associations_per_ip;
     let mut policy = (*cfg.policy).clone();
     policy.ae_title.clone_from(&gw.config.ae_title);
     policy.max_pdu = gw.config.max_pdu;

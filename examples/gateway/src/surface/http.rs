@@ -297,6 +297,9 @@ async fn auth_and_measure(State(s): State<SurfaceState>, mut req: Request, next:
             refused,
             response.status(),
         ) {
+            if e.kind == crate::audit::Kind::Ingest {
+                s.metrics.observe_ingest(surface, started.elapsed());
+            }
             e.who = caller.map(|c| (crate::audit::WHO_API_KEY, c.name.to_string()));
             e.address = peer;
             e.entities.extend(entities);

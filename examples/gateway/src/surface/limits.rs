@@ -37,6 +37,9 @@ pub struct HttpLimits {
     pub max_header_bytes: usize,
     /// Simultaneous connections.
     pub max_connections: usize,
+    /// Simultaneous connections from one IP address (so one flooding client cannot take
+    /// every slot of `max_connections`).
+    pub max_connections_per_ip: usize,
 }
 
 impl Default for HttpLimits {
@@ -46,6 +49,7 @@ impl Default for HttpLimits {
             request_timeout: Duration::from_secs(60),
             max_header_bytes: 16 * 1024,
             max_connections: 1024,
+            max_connections_per_ip: 256,
         }
     }
 }
@@ -58,9 +62,11 @@ pub async fn serve(
     tls: Option<tokio_rustls::TlsAcceptor>,
     limits: HttpLimits,
     style: ErrorStyle,
+    open: Arc<std::sync::atomic::AtomicU64>,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let permits = Arc::new(tokio::sync::Semaphore::new(limits.max_connections.max(1)));
+    let per_ip = PerIp::new(limits.max_connections_per_ip.max(1));
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let mut conns = tokio::task::JoinSet::new();
     let mut shutdown = std::pin::pin!(shutdown);
@@ -79,13 +85,16 @@ pub async fn serve(
                         continue;
                     }
                 };
-                // Over the limit: closed at once (dropping the stream).
+                // Over the limit, in all or from this address: closed at once (dropping the
+                // stream).
+                let Some(slot) = per_ip.take(stream.1.ip()) else { continue };
                 let Ok(permit) = permits.clone().try_acquire_owned() else { continue };
                 let (stream, peer) = stream;
                 let _ = stream.set_nodelay(true);
                 let (router, tls, stop) = (router.clone(), tls.clone(), stop_rx.clone());
+                let open = OpenGuard::new(open.clone());
                 conns.spawn(async move {
-                    let _permit = permit;
+                    let _permit = (permit, slot, open);
                     match tls {
                         Some(a) => {
                             let Ok(Ok(s)) = tokio::time::timeout(limits.header_timeout, a.accept(stream)).await else {
@@ -156,5 +165,92 @@ async fn connection<I>(
             conn.as_mut().graceful_shutdown();
             let _ = conn.await;
         }
+    }
+}
+
+/// Connections per IP address: a slot is taken at accept and given back when the
+/// connection ends.
+#[derive(Clone)]
+struct PerIp {
+    max: usize,
+    counts: Arc<std::sync::Mutex<std::collections::HashMap<std::net::IpAddr, usize>>>,
+}
+
+/// One taken slot; dropping it gives it back.
+struct PerIpSlot {
+    ip: std::net::IpAddr,
+    owner: PerIp,
+}
+
+impl PerIp {
+    fn new(max: usize) -> Self {
+        PerIp {
+            max,
+            counts: Arc::default(),
+        }
+    }
+
+    fn take(&self, ip: std::net::IpAddr) -> Option<PerIpSlot> {
+        let mut m = self
+            .counts
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let n = m.entry(ip).or_insert(0);
+        if *n >= self.max {
+            return None;
+        }
+        *n += 1;
+        Some(PerIpSlot {
+            ip,
+            owner: self.clone(),
+        })
+    }
+}
+
+impl Drop for PerIpSlot {
+    fn drop(&mut self) {
+        let mut m = self
+            .owner
+            .counts
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(n) = m.get_mut(&self.ip) {
+            *n -= 1;
+            if *n == 0 {
+                m.remove(&self.ip);
+            }
+        }
+    }
+}
+
+/// Counts an open connection (the `xenrad_open_connections` gauge) until dropped.
+struct OpenGuard(Arc<std::sync::atomic::AtomicU64>);
+
+impl OpenGuard {
+    fn new(n: Arc<std::sync::atomic::AtomicU64>) -> Self {
+        n.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        OpenGuard(n)
+    }
+}
+
+impl Drop for OpenGuard {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+#[cfg(test)]
+mod per_ip_tests {
+    use super::PerIp;
+
+    #[test]
+    fn slots_per_address_are_bounded_and_given_back() {
+        let p = PerIp::new(1);
+        let (a, b) = ("10.0.0.1".parse().unwrap(), "10.0.0.2".parse().unwrap());
+        let s = p.take(a).unwrap();
+        assert!(p.take(a).is_none());
+        assert!(p.take(b).is_some());
+        drop(s);
+        assert!(p.take(a).is_some());
     }
 }

@@ -22,7 +22,9 @@ impl Handler for MllpDoor {
     async fn handle(&self, msg: Bytes, conn: &ConnectionInfo) -> Reply {
         let raw = msg.clone();
         let h = &self.gw.hl7v2;
+        let started = std::time::Instant::now();
         let out = h.process(msg).await;
+        self.gw.metrics.observe_ingest("mllp", started.elapsed());
         self.gw.console.hl7v2(Door::Mllp, &raw, &out);
         let mut e = Event::new(Kind::Ingest, "mllp");
         e.address = Some(conn.peer.ip());
