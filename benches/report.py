@@ -243,6 +243,8 @@ def main():
         log_tail_section("cget", "benches/dicom/cget.sh", a["cget"], md, lines=15)
     else:
         md.append("## cget\n\n_not run: benches/dicom/cget.sh is not in this checkout_\n")
+    if "scu" in a:
+        log_tail_section("scu", "benches/dicom/scu.sh", a["scu"], md, lines=8)
     load_section("mllp-load", "benches/mllp/load.sh", "xenrad", a.get("mllp-load"), md)
     load_section("gateway-ingest", "benches/gateway/ingest_load.sh", "gateway",
                  a.get("gateway-ingest"), md)

@@ -15,6 +15,8 @@
 #                    synced-write limit measured in the same run
 #   cfind            benches/dicom/cfind.sh: C-FIND against DCMTK dcmqrscp (when present)
 #   cget             benches/dicom/cget.sh: C-GET against dcmqrscp and pynetdicom (when present)
+#   scu              benches/dicom/scu.sh: `xenrad dicom store` against DCMTK storescu (TCP_NODELAY=1
+#                    and as shipped) into the same tuned storescp
 #   mllp-load        benches/mllp/load.sh: `xenrad mllp listen` against python-hl7's server
 #   gateway-ingest   benches/gateway/ingest_load.sh: durable gateway ingest against the bare
 #                    listener and a file+fsync receiver
@@ -56,6 +58,7 @@ if ((quick)); then
   cstore_args=(--runs 1 --ct 60 --large 1 --frames 40 --parallel 4 --sync-mb 100)
   cfind_args=(--runs 1 --patients 20)
   cget_args=(--runs 1 --ct 60)
+  scu_args=(--runs 1 --ct 60)
   mllp_args=(2000 10000 300)
   gateway_args=(1000 32)
   validate_args=(20)
@@ -65,6 +68,7 @@ else
   cstore_args=(--runs 5 --ct 200 --large 2 --parallel 4)
   cfind_args=(--runs 5)
   cget_args=(--runs 5 --ct 400)
+  scu_args=(--runs 5 --ct 400)
   mllp_args=(10000 100000 2000)
   gateway_args=(5000 64)
   validate_args=(200)
@@ -134,6 +138,7 @@ fi
 if [ -f benches/dicom/cget.sh ]; then
   area cget bash benches/dicom/cget.sh "${cget_args[@]}" --work "$out/work/cget"
 fi
+area scu bash benches/dicom/scu.sh "${scu_args[@]}" --work "$out/work/scu"
 area mllp-load bash -c 'eval "$(scripts/peers.sh)" && exec benches/mllp/load.sh "$@"' _ "${mllp_args[@]}"
 area gateway-ingest bash benches/gateway/ingest_load.sh "${gateway_args[@]}"
 area hl7v2-validate bash -c 'eval "$(scripts/peers.sh)" && exec benches/hl7v2/validate_peers.sh "$@"' _ "${validate_args[@]}"

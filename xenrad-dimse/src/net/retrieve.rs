@@ -127,8 +127,8 @@ pub(crate) enum GetItem {
 }
 
 /// Items a C-GET worker reads ahead of the association task (each piece at most
-/// [`SEND_PIECE`] bytes): with [`super::server::ANSWER_QUEUE`] this bounds what one
-/// association holds for sending (see the crate README).
+/// [`SEND_PIECE`] bytes): this bounds what one association holds for sending, 2 MiB (see the
+/// crate README).
 pub const GET_QUEUE: usize = 16;
 
 /// Runs a C-GET's reading half on the blocking pool (PS3.4 C.4.3.3): the handler's

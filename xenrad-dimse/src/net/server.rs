@@ -465,9 +465,9 @@ async fn reject_busy(mut stream: TcpStream) -> std::io::Result<()> {
     stream.shutdown().await
 }
 
-/// Answers queued from the workers to an association task. With C-GET data set pieces of
-/// at most [`super::client::SEND_PIECE`] bytes, this bounds what one association holds
-/// in memory for sending (see the crate README).
+/// Answers queued from the workers to an association task (C-FIND matches, commits, N-*
+/// answers, C-MOVE progress); a C-GET's data set pieces have their own queue of
+/// [`super::retrieve::GET_QUEUE`] items.
 pub const ANSWER_QUEUE: usize = 16;
 
 /// An answer made off the association task (blocking pool, retrieve task) for it.
