@@ -127,9 +127,14 @@ pub(crate) enum GetItem {
 }
 
 /// Items a C-GET worker reads ahead of the association task (each piece at most
-/// [`SEND_PIECE`] bytes): this bounds what one association holds for sending, 2 MiB (see the
+/// [`GET_PIECE`] bytes): this bounds what one association holds for sending, 2 MiB (see the
 /// crate README).
-pub const GET_QUEUE: usize = 16;
+pub const GET_QUEUE: usize = 4;
+
+/// Bytes of a stored data set per C-GET item (sliced into PDUs without copying): large
+/// enough that a CT-sized instance is one or two items, so the reading thread is woken once
+/// or twice per instance, not once per 128 KiB.
+pub const GET_PIECE: usize = 4 * SEND_PIECE;
 
 /// Runs a C-GET's reading half on the blocking pool (PS3.4 C.4.3.3): the handler's
 /// instances, each opened and streamed as [`GetItem`]s to the association task, which
@@ -186,7 +191,7 @@ fn stream_one(item: RetrieveInstance, tx: &mpsc::Sender<GetItem>) -> bool {
             .is_ok();
     }
     while src.remaining() > 0 {
-        let Ok(Some(chunk)) = src.read_chunk(SEND_PIECE) else {
+        let Ok(Some(chunk)) = src.read_chunk(GET_PIECE) else {
             // The data set cannot be finished and the peer is waiting for it: the
             // association has to go (PS3.8 §7.3.1, A-ABORT).
             let _ = tx.blocking_send(GetItem::Abort(format!(
