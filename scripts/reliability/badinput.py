@@ -8,8 +8,9 @@ public sample replayed against the running gateway.
   fuzz/corpus/mpps_json                      by its selector byte (as the fuzz target):
                                              seed JSON POST /ingest, DICOM JSON MPPS-RS
                                              create/update, or a DIMSE N-CREATE/N-SET data set
-  fuzz/corpus/fhir_json                      POST /fhir/Patient (the FHIR surface has no
-                                             writes yet: must be refused, nothing stored)
+  fuzz/corpus/fhir_json                      POST /fhir/Patient (a valid Patient is created
+                                             once; anything else refused with 400/415/422 and
+                                             nothing stored)
   fuzz/corpus/dimse_pdu, dimse_assoc         raw bytes on a DICOM connection
   fuzz/corpus/dimse_command                  a command PDV on an established association
   fuzz/corpus/dimse_journal                  not replayable through a door (a crashed
@@ -220,9 +221,9 @@ class Replay:
         b = self.counts.snap()
         st, _ = G.http_req(self.gw.ports["fhir"], "POST", "/fhir/Patient", body, "application/fhir+json")
         a = self.counts.snap()
-        if st not in (404, 405):
-            self.fails.append(f"{corpus}/{name}: POST /fhir/Patient answered {st} (no FHIR writes exist)")
-        self.record(corpus, name, "fhir", str(st), False, True, b, a, ("resources",))
+        if st not in (200, 201, 400, 413, 415, 422):
+            self.fails.append(f"{corpus}/{name}: POST /fhir/Patient answered {st}")
+        self.record(corpus, name, "fhir", str(st), st in (200, 201), False, b, a, ("resources",))
 
     def dicom_raw(self, corpus, name, raw):
         import socket

@@ -156,7 +156,14 @@ impl Target {
             if t.resource_type.is_none() {
                 return Err(format!("{s:?} is not a resource type"));
             }
-            if !is_id(s) {
+            // the id charset; the 64-character limit is a validation warning (one official
+            // example has a 67-character id), so longer ids up to 255 are addressable
+            if s.len() > 255
+                || !is_id(&s[..s.len().min(64)])
+                || !s
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.')
+            {
                 return Err(format!("{s:?} is not a valid id"));
             }
             t.id = Some((*s).to_owned());
