@@ -453,6 +453,19 @@ OBX|2|TX|IMP^Impression^L||Normal CT head.||||||F\n";
     let obs_ref = dr["result"][0]["reference"].as_str().unwrap();
     let obs = fhir_get(&g, &format!("/fhir/{obs_ref}"));
     assert_eq!(obs["valueString"], "No bleed.\nNo mass.", "{obs}");
+    // The appointment (SIU^S12) for the order.
+    let siu = "MSH|^~\\&|RIS|RAD|XENRAD|GW|20250120120000||SIU^S12^SIU_S12|SIU1|P|2.5.1\n\
+SCH|AP1^RIS|AF1^DSS|||||^CT head||||^^^20250124143000^20250124150000||||||||||||||Booked|PL1^RIS|FL1^DSS\n\
+PID|1||P100^^^HOSP^MR||WORK^LIST\nRGS|1\nAIS|1||CTH^CT HEAD^L|20250124143000|||20|MIN\n";
+    assert_eq!(msa(&mllp(&g, siu)), "AA");
+    let ap = fhir_get(&g, &format!("/fhir/Appointment?based-on={sr_ref}"));
+    assert_eq!(ap["total"], 1, "{ap}");
+    assert_eq!(ap["entry"][0]["resource"]["status"], "booked");
+    assert_eq!(
+        ap["entry"][0]["resource"]["participant"][0]["actor"],
+        sr["subject"]
+    );
+
     // A report for an unknown order: AE 204 at OBR-3, nothing written.
     let unknown = oru
         .replace("ORU1", "ORU2")

@@ -512,7 +512,6 @@ fn run_find(
     })
 }
 
-<<<<<<< HEAD
 /// Ends a query: a cancelled one 0xFE00, a retrieve with its counts.
 fn finish_query(s: &mut ScpSession, id: RequestId, fin: QueryFinal, now: Instant) {
     let fin = if s.is_cancelled(id) && fin.status != status::CANCEL {
@@ -714,7 +713,7 @@ impl GetRun {
         }
     }
 }
-=======
+
 /// Associations per IP address: a slot is taken at accept and given back when its task ends.
 #[derive(Clone)]
 struct PerIp {
@@ -788,4 +787,3 @@ mod per_ip_tests {
         );
     }
 }
->>>>>>> 8f77072 (Per-source-IP connection limits and door metrics (issue 20). --http-max-connections-per-ip (256 per surface) and --dicom-max-associations-per-ip (32; beyond it A-ASSOCIATE-RJ transient, as the global limit) join MLLP's --mllp-max-connections-per-ip: one address flooding every door cannot take every slot (xenrad-dimse ScpConfig::max_associations_per_ip, slots given back when an association ends; unit tests). scripts/reliability/perip.py (faults.rs): 127.0.0.1 at its cap on HTTP, MLLP and DICOM, excess closed at once / rejected, while 127.0.0.2 gets /healthz 200, an MLLP AA and an A-ASSOCIATE-AC; slots return. Metrics: xenrad_open_connections{door} (HTTP surfaces, MLLP), xenrad_open_associations{door=dicom} (xenrad-dimse Server::active_associations), xenrad_ingest_seconds{door} histograms (hl7, mpps, dicomweb, mllp, dicom), xenrad_audit_events_total{outcome}. badinput.py counts stored resources without the audit trail's AuditEvents. All six fault campaigns and the gateway tests pass)

@@ -95,6 +95,21 @@ impl Hl7Store for V2Store {
             ),
             _ => None,
         };
+        // Appointments (SIU^S12–S15): times without an offset are the gateway's local time.
+        let appointment = match msg.message_type() {
+            Some(t)
+                if t.code == "SIU"
+                    && matches!(&*t.trigger_event, "S12" | "S13" | "S14" | "S15") =>
+            {
+                let source = format!("HL7v2 SIU^{}", t.trigger_event);
+                Some((
+                    map::appointment::read_appointment(msg, &t.trigger_event, &chrono::Local)
+                        .map_err(Hl7StoreError::Invalid)?,
+                    map::hl7v2::patient(msg, &source).map_err(Hl7StoreError::Invalid)?,
+                ))
+            }
+            _ => None,
+        };
         let workflow = self.workflow.clone();
         let sender = format!("{}^{}", key.sending_application, key.sending_facility);
         let control_id = key.control_id.clone();
@@ -132,6 +147,9 @@ impl Hl7Store for V2Store {
                             resources::upsert_report(tx, f, patient, &link)?;
                         }
                         _ => apply_v2(tx, &effect)?,
+                    }
+                    if let Some((a, patient)) = &appointment {
+                        resources::upsert_appointment(tx, a, patient)?;
                     }
                 }
                 Ok(Ok(new))

@@ -121,13 +121,12 @@ pub fn merge_patient(
 }
 
 /// The resource types whose `subject` a merge moves to the surviving patient.
-pub const MOVED_BY_MERGE: [&str; 6] = [
+pub const MOVED_BY_MERGE: [&str; 5] = [
     "ServiceRequest",
     "ImagingStudy",
     "Procedure",
     "DiagnosticReport",
     "Observation",
-    "Appointment",
 ];
 
 /// Moves every order, study, procedure, report, observation about `Patient/<old_id>` to
@@ -333,6 +332,25 @@ pub fn upsert_report(
     .map_err(job)?;
     let row = tx.resource("DiagnosticReport", &id)?;
     put(tx, row.as_ref(), dr)?;
+    Ok(id)
+}
+
+/// Writes an appointment (SIU^S12–S15) about `patient`, based on the order its SCH-26/27 name
+/// when that order is known; returns its id (derived from the appointment ID).
+pub fn upsert_appointment(
+    tx: &dyn WriteTx,
+    f: &crate::map::appointment::AppointmentFacts,
+    patient: &PatientFacts,
+) -> Result<String, StoreError> {
+    let subject = format!("Patient/{}", upsert_patient(tx, patient)?);
+    let based_on = worklist::order_by_numbers(tx, &f.placer, &f.filler)?
+        .and_then(|l| l.service_request)
+        .map(|id| format!("ServiceRequest/{id}"));
+    let id = derived_id("appt", &f.key);
+    let a =
+        project::appointment::appointment(&id, f, &subject, based_on.as_deref()).map_err(job)?;
+    let row = tx.resource("Appointment", &id)?;
+    put(tx, row.as_ref(), a)?;
     Ok(id)
 }
 

@@ -187,33 +187,7 @@ pub fn report_order(
 ) -> Result<Result<OrderLink, ErrorDetail>, StoreError> {
     let mut link = order_for(tx, &f.study_uid, &f.accession)?;
     if link.as_ref().is_none_or(|l| l.service_request.is_none()) {
-        for filter in [
-            (!f.filler.is_empty()).then(|| WorklistFilter {
-                filler: Some(f.filler.clone()),
-                ..WorklistFilter::default()
-            }),
-            (!f.placer.is_empty()).then(|| WorklistFilter {
-                placer: Some(f.placer.clone()),
-                ..WorklistFilter::default()
-            }),
-        ]
-        .into_iter()
-        .flatten()
-        {
-            if let Some(row) = tx.worklist_rows(&filter)?.into_iter().next() {
-                let sr = tx.find_by_token(
-                    "ServiceRequest",
-                    "identifier",
-                    &row.accession_system,
-                    &row.accession,
-                )?;
-                link = Some(OrderLink {
-                    row: Some(row),
-                    service_request: sr,
-                });
-                break;
-            }
-        }
+        link = order_by_numbers(tx, &f.placer, &f.filler)?;
     }
     match link {
         Some(l) if l.service_request.is_some() => Ok(Ok(l)),
@@ -264,6 +238,41 @@ pub fn move_patient(
         tx.worklist_put(&row)?;
     }
     Ok(())
+}
+
+/// The order of a filler, else placer order number, through the worklist rows that carry it.
+pub fn order_by_numbers(
+    tx: &dyn ReadTx,
+    placer: &str,
+    filler: &str,
+) -> Result<Option<OrderLink>, StoreError> {
+    for filter in [
+        (!filler.is_empty()).then(|| WorklistFilter {
+            filler: Some(filler.to_owned()),
+            ..WorklistFilter::default()
+        }),
+        (!placer.is_empty()).then(|| WorklistFilter {
+            placer: Some(placer.to_owned()),
+            ..WorklistFilter::default()
+        }),
+    ]
+    .into_iter()
+    .flatten()
+    {
+        if let Some(row) = tx.worklist_rows(&filter)?.into_iter().next() {
+            let sr = tx.find_by_token(
+                "ServiceRequest",
+                "identifier",
+                &row.accession_system,
+                &row.accession,
+            )?;
+            return Ok(Some(OrderLink {
+                row: Some(row),
+                service_request: sr,
+            }));
+        }
+    }
+    Ok(None)
 }
 
 /// What an MPPS state does to its order ([`crate::project::order::after_mpps`]): the

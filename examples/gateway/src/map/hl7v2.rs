@@ -43,6 +43,12 @@ fn cx_system(m: &Message<'_>, base: &str) -> String {
     }
 }
 
+/// Patient facts from the PID segment of any message (SIU, for one).
+#[allow(clippy::result_large_err)] // one ErrorDetail per rejected message
+pub fn patient(m: &Message<'_>, source: &str) -> Result<PatientFacts, ErrorDetail> {
+    pid_facts(m, source)
+}
+
 /// Patient facts from the PID segment (HL7 v2.5.1 §3.4.2).
 #[allow(clippy::result_large_err)] // one ErrorDetail per rejected message
 fn pid_facts(m: &Message<'_>, source: &str) -> Result<PatientFacts, ErrorDetail> {

@@ -5,6 +5,7 @@
 //! and nothing else (no store, no clock, no files); [`crate::project`] turns the facts into
 //! resources.
 
+pub mod appointment;
 pub mod dicom;
 pub mod hl7v2;
 pub mod hl7v3;

@@ -6,6 +6,7 @@
 //! Resource ids are derived from business identifiers ([`derived_id`]) so that a redelivery
 //! lands on the same resource.
 
+pub mod appointment;
 pub mod endpoint;
 pub mod order;
 pub mod patient;

@@ -1022,6 +1022,7 @@ pub async fn serve(
             ..limits
         },
         crate::surface::http::ErrorStyle::Problem,
+        std::sync::Arc::default(),
         shutdown,
     )
     .await;

@@ -26,6 +26,7 @@ fn gateway(dir: &std::path::Path) -> Gateway {
     let (images, _) = crate::store::qr::Images::load(&store).unwrap();
     let dicom_sink = Arc::new(crate::surface::dicom::open_sink(&config).unwrap());
     Gateway {
+        audit: crate::audit::Audit::disabled(),
         images: Arc::new(images),
         dicom_sink,
         hl7v2: Arc::new(crate::ingest::v2_handler(&store, &metrics, &config)),
