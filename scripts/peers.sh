@@ -37,7 +37,8 @@ if ! "$venv/bin/python" -c 'import pynetdicom, pydicom, hl7, hl7apy, fhir.resour
     'pynetdicom>=2.1' 'pydicom>=3.0' 'hl7>=0.4' 'hl7apy>=1.3' 'fhir.resources>=7' 'fhirpy>=2' 'openapi-spec-validator>=0.7' 'dicomweb-client>=0.59'
 fi
 # The operator console's browser test (XENRAD_BROWSER=1): Playwright for Python drives Debian's
-# chromium (installed above); ~45 MB of wheel, ~15 s here. No `playwright install`: no browser download.
+# chromium (installed above): 170 MB installed (its Node driver included), 15-30 s of pip here. No
+# `playwright install`: no browser download.
 if [ -n "${XENRAD_BROWSER:-}" ] && ! "$venv/bin/python" -c 'import playwright.sync_api' >/dev/null 2>&1; then
   echo "peers: pip install playwright" >&2
   quiet "$venv/bin/python" -m pip install -q --disable-pip-version-check 'playwright>=1.45'
