@@ -48,6 +48,7 @@ pub enum LogFormat {
 }
 
 /// Command-line and environment configuration of the gateway.
+#[allow(clippy::struct_excessive_bools)] // one per on/off flag
 #[derive(Debug, Clone, clap::Parser)]
 #[command(
     name = "xenrad-gateway",
@@ -647,13 +648,13 @@ pub async fn run(config: Config) -> Result<(), Box<dyn std::error::Error + Send 
         stopped(),
     ));
     let mllp_server = mllp::server(&gw);
-    let m = mllp_server.clone();
+    let mllp_conns = mllp_server.clone();
     gw.metrics.sample(
         "xenrad_open_connections",
         "Open connections per door (HTTP surfaces, MLLP).",
         "gauge",
         "door=\"mllp\"",
-        move || m.connections().len() as u64,
+        move || mllp_conns.connections().len() as u64,
     );
     let mllp_stop = stopped();
     tasks.spawn(async move {
@@ -666,13 +667,13 @@ pub async fn run(config: Config) -> Result<(), Box<dyn std::error::Error + Send 
     if let Some(a) = dicom_tls {
         dicom_server = dicom_server.with_tls(a);
     }
-    let d = dicom_server.clone();
+    let dicom_assocs = dicom_server.clone();
     gw.metrics.sample(
         "xenrad_open_associations",
         "DICOM associations being served.",
         "gauge",
         "door=\"dicom\"",
-        move || d.active_associations() as u64,
+        move || dicom_assocs.active_associations() as u64,
     );
     for (outcome, a) in [("written", gw.audit.clone()), ("dropped", gw.audit.clone())] {
         gw.metrics.sample(

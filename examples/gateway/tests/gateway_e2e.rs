@@ -1582,6 +1582,16 @@ fn audit_trail_records_every_door_and_is_searchable() {
     assert!(value("xenrad_audit_events_total{outcome=\"written\"}") >= 5);
     assert_eq!(value("xenrad_audit_events_total{outcome=\"dropped\"}"), 0);
 
+    // The trail is read-only through the API.
+    let w = post(
+        &g,
+        g.fhir,
+        "/fhir/AuditEvent",
+        "application/fhir+json",
+        br#"{"resourceType":"AuditEvent"}"#,
+    );
+    assert_eq!(w.status, 405, "{}", w.body);
+
     // Durable: after a restart the events are still there.
     let before = search(&g, "_count=500")["entry"].as_array().unwrap().len();
     g.stop();

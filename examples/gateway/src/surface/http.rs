@@ -244,7 +244,18 @@ async fn auth_and_measure(State(s): State<SurfaceState>, mut req: Request, next:
         .and_then(|v| s.keys.check(v.as_bytes()));
     let (surface, access) = scope_of(s.name, &method, &path);
     let mut refused: Option<String> = None;
-    let mut response = if open {
+    // The audit trail is the gateway's own record: readable, never written through the API.
+    let audit_write = s.name == "fhir"
+        && access == Access::Write
+        && (path == "/fhir/AuditEvent" || path.starts_with("/fhir/AuditEvent/"));
+    let mut response = if audit_write && caller.is_some() {
+        error_response(
+            s.style,
+            StatusCode::METHOD_NOT_ALLOWED,
+            "not-supported",
+            "AuditEvent is written by the gateway only",
+        )
+    } else if open {
         next.run(req).await
     } else if let Some(caller) = &caller {
         // /metrics: any valid key.
