@@ -9,8 +9,8 @@ public sample replayed against the running gateway.
                                              seed JSON POST /ingest, DICOM JSON MPPS-RS
                                              create/update, or a DIMSE N-CREATE/N-SET data set
   fuzz/corpus/fhir_json                      POST /fhir/Patient (a valid Patient is created
-                                             once; anything else refused with 400/415/422 and
-                                             nothing stored)
+                                             once, one resource; anything else refused with
+                                             400/413/415/422 and nothing stored)
   fuzz/corpus/dimse_pdu, dimse_assoc         raw bytes on a DICOM connection
   fuzz/corpus/dimse_command                  a command PDV on an established association
   fuzz/corpus/dimse_journal                  not replayable through a door (a crashed
@@ -218,12 +218,17 @@ class Replay:
                     ("mpps",))
 
     def fhir_write(self, corpus, name, body):
+        # The FHIR API takes writes (create on every type): a defined answer (never 5xx), and
+        # what it accepts is stored at most once, what it refuses not at all.
         b = self.counts.snap()
         st, _ = G.http_req(self.gw.ports["fhir"], "POST", "/fhir/Patient", body, "application/fhir+json")
         a = self.counts.snap()
         if st not in (200, 201, 400, 413, 415, 422):
             self.fails.append(f"{corpus}/{name}: POST /fhir/Patient answered {st}")
-        self.record(corpus, name, "fhir", str(st), st in (200, 201), False, b, a, ("resources",))
+        accepted = 200 <= st < 300
+        if accepted and a["resources"] - b["resources"] > 1:
+            self.fails.append(f"{corpus}/{name}: one create stored {a['resources'] - b['resources']} resources")
+        self.record(corpus, name, "fhir", str(st), accepted, False, b, a, ("resources",) if not accepted else ())
 
     def dicom_raw(self, corpus, name, raw):
         import socket

@@ -239,6 +239,9 @@ class V2Source:
             out = subprocess.run([sys.executable, str(gen), "--count", str(count), "--seed", str(seed),
                                   "--format", "mllp", "--out", "/dev/stdout"], capture_output=True, check=True).stdout
             self.msgs = [f.lstrip(VT) for f in out.split(FS + CR) if f.strip()]
+            # ORU^R01 results are refused (AE 204) unless their order was stored first; the
+            # rewritten messages reference no stored order, so results are left out.
+            self.msgs = [m for m in self.msgs if b"|ORU^" not in m.split(b"\r")[0]]
         if not self.msgs:
             self.msgs = [b"MSH|^~\\&|APP|FAC|XEN|FAC|20240101120000||ADT^A08|1|P|2.5.1\rPID|1||ID1||Doe^John||19800101|M\r"]
 
