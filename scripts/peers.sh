@@ -3,7 +3,9 @@
 #   Debian: dcmtk (storescu, echoscu, storescp), curl, chromium (headless, for the docs page test)
 #   PyPI (in ./.venv): pynetdicom, pydicom, hl7 (python-hl7), hl7apy, fhir.resources, fhirpy, openapi-spec-validator,
 #     dicomweb-client; with XENRAD_ORTHANC=1 also Debian orthanc and orthanc-dicomweb; with XENRAD_BROWSER=1
-#     also playwright (the Python package and its driver only: it drives Debian's chromium, no browser download)
+#     also playwright (the Python package and its driver only: it drives Debian's chromium, no browser download);
+#     with XENRAD_POSTGRES=1 also Debian postgresql (the gateway's PostgreSQL backend: scripts/postgres.sh)
+#     and with XENRAD_FLEET=1 also haproxy (scripts/fleet.sh)
 # Prints the environment the tests read (XENRAD_PEERS, XENRAD_PYTHON, XENRAD_PYDICOM_DATA).
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
@@ -18,6 +20,13 @@ command -v chromium >/dev/null 2>&1 || need_apt+=(chromium)
 if [ -n "${XENRAD_ORTHANC:-}" ]; then
   [ -x /usr/sbin/Orthanc ] || need_apt+=(orthanc)
   [ -e /usr/share/orthanc/plugins/libOrthancDicomWeb.so ] || need_apt+=(orthanc-dicomweb)
+fi
+# PostgreSQL for the gateway's PostgreSQL backend (XENRAD_POSTGRES=1), HAProxy for the fleet.
+if [ -n "${XENRAD_POSTGRES:-}" ] || [ -n "${XENRAD_FLEET:-}" ]; then
+  ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need_apt+=(postgresql)
+fi
+if [ -n "${XENRAD_FLEET:-}" ]; then
+  command -v haproxy >/dev/null 2>&1 || need_apt+=(haproxy)
 fi
 if ((${#need_apt[@]})); then
   SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo"

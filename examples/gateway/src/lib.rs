@@ -99,6 +99,12 @@ pub struct Config {
     /// Where the database and DICOM files live.
     #[arg(long, env = "XENRAD_DATA_DIR", default_value = "./xenrad-data")]
     pub data_dir: PathBuf,
+    /// The database: a `postgres://user@host:port/db` URL puts the store on a PostgreSQL
+    /// server that several gateways may share (built with the cargo feature `postgres`).
+    /// Without it, the embedded SQLite in `--data-dir` (DICOM files stay in `--data-dir`
+    /// either way).
+    #[arg(long, env = "XENRAD_DATABASE_URL", hide_env_values = true)]
+    pub database: Option<String>,
     /// An accepted API key (X-API-Key). Without any key, one is generated at first
     /// start and stored in the data dir.
     #[arg(long, env = "XENRAD_API_KEY", hide_env_values = true)]
@@ -554,7 +560,7 @@ pub fn shutdown_signal() -> std::io::Result<impl std::future::Future<Output = ()
 pub async fn run(config: Config) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     let stop_signal = shutdown_signal()?;
     let keys = load_keys(&config)?;
-    let store = store::Store::open(&config.data_dir)?;
+    let store = store::Store::open_database(config.database.as_deref(), &config.data_dir)?;
     let metrics = metrics::Metrics::default();
     let (images, report) = qr::Images::load(&store)?;
     if report.backfilled > 0 || !report.failed.is_empty() {

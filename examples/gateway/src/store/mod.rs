@@ -11,19 +11,24 @@
 //!
 //! [`Store`] is the cheap, cloneable handle the gateway passes around; it turns
 //! closures over `&dyn WriteTx` / `&dyn ReadTx` into jobs for whichever backend it
-//! wraps. The embedded default is [`sqlite::SqliteBackend`]; its SQL is plain and
-//! portable so that a PostgreSQL backend can implement the same traits for
-//! deployments that outgrow one machine.
+//! wraps. The embedded default is [`sqlite::SqliteBackend`]; with the cargo feature
+//! `postgres`, `postgres::PostgresBackend` implements the same traits on a database
+//! that a fleet of gateways shares ([`Store::open_database`] picks one from a URL).
 //!
 //! The contract every backend must keep: a write job's `done` callback runs only
 //! after its transaction is durably committed (so an acknowledgement always follows
 //! durable storage), and a failed job rolls back only its own changes.
 
+#[cfg(feature = "postgres")]
+pub mod postgres;
 pub mod qr;
 pub mod sqlite;
 pub mod worklist;
 
 pub use crate::map::worklist::WorklistRow;
+
+#[cfg(test)]
+mod backend_tests;
 
 use crate::search::{IndexEntry, Query};
 use std::sync::{Arc, Mutex};
@@ -365,6 +370,14 @@ pub trait ReadTx {
     fn message_log_entry(&self, seq: i64) -> Result<Option<MessageLogEntry>, StoreError>;
     /// MPPS records, newest change first, and their total.
     fn mpps_records(&self, offset: u64, limit: u64) -> Result<(u64, Vec<MppsRow>), StoreError>;
+    /// Calls `f` with every instance (with query attributes) received at or after `since`
+    /// (RFC 3339, as [`now`] writes it): how a node sharing its database with others picks
+    /// up what they stored (see [`qr::Images::refresh`]).
+    fn for_each_query_row_since(
+        &self,
+        since: &str,
+        f: &mut dyn FnMut(InstanceRow, QueryRow) -> Result<(), StoreError>,
+    ) -> Result<(), StoreError>;
 }
 
 /// The writes of one unit of work. Everything written through one `WriteTx`
@@ -438,6 +451,12 @@ pub trait Backend: Send + Sync + 'static {
     fn read_blocking(&self, job: ReadJob<'_>) -> Result<(), StoreError>;
     /// Commits what is queued, then stops accepting writes and flushes.
     fn close(&self);
+    /// Whether other processes (gateway nodes) may write to the same data: in-memory views
+    /// of it (the query/retrieve index) must then be refreshed from it. The embedded store
+    /// belongs to one process.
+    fn shared(&self) -> bool {
+        false
+    }
 }
 
 /// Handle to the store; cheap to clone.
@@ -457,6 +476,30 @@ impl Store {
     /// Opens the embedded default: SQLite in `dir`.
     pub fn open(dir: &std::path::Path) -> Result<Self, StoreError> {
         Ok(Store::new(Arc::new(sqlite::SqliteBackend::open(dir)?)))
+    }
+
+    /// Opens the backend a database URL names: `postgres://…` (or `postgresql://…`) for
+    /// PostgreSQL (cargo feature `postgres`); without a URL, the embedded SQLite in `dir`.
+    pub fn open_database(url: Option<&str>, dir: &std::path::Path) -> Result<Self, StoreError> {
+        match url.map(str::trim).filter(|u| !u.is_empty()) {
+            None => Self::open(dir),
+            Some(u) if u.starts_with("postgres://") || u.starts_with("postgresql://") => {
+                #[cfg(feature = "postgres")]
+                {
+                    Ok(Store::new(Arc::new(postgres::PostgresBackend::connect(u)?)))
+                }
+                #[cfg(not(feature = "postgres"))]
+                {
+                    Err(StoreError::Job(
+                        "this xenrad-gateway was built without PostgreSQL support (cargo feature `postgres`)".into(),
+                    ))
+                }
+            }
+            Some(u) => Err(StoreError::Job(format!(
+                "unsupported database URL (postgres://… expected): {}",
+                u.split('@').next_back().unwrap_or_default()
+            ))),
+        }
     }
 
     fn job<T, F>(f: F) -> (WriteJob, Slot<T>)
@@ -549,6 +592,11 @@ impl Store {
         })
         .await
         .map_err(|e| StoreError::Job(e.to_string()))?
+    }
+
+    /// Whether other nodes may write to this store ([`Backend::shared`]).
+    pub fn shared(&self) -> bool {
+        self.backend.shared()
     }
 
     /// Commits what is queued and stops the writer.

@@ -46,7 +46,22 @@ pub const SOP_CLASSES: &[&str] = &[
 pub struct Images {
     index: RwLock<QueryIndex>,
     opts: FindOptions,
+    /// On a store other nodes write to: where to pick up their instances from.
+    refresh: Option<Refresh>,
 }
+
+/// How an index on a shared store catches up with the other nodes' instances.
+struct Refresh {
+    store: Store,
+    /// When the last refresh started (RFC 3339).
+    since: std::sync::Mutex<chrono::DateTime<chrono::Utc>>,
+}
+
+/// How far before the previous refresh a refresh looks again: an instance's `received_at`
+/// is taken when its write job runs on its node and it becomes visible when that job's
+/// group-commit batch commits, a little later; rows that old are re-read (indexing is
+/// idempotent: a record replaces the one with its SOP Instance UID).
+const REFRESH_OVERLAP: chrono::TimeDelta = chrono::TimeDelta::seconds(10);
 
 impl std::fmt::Debug for Images {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -158,13 +173,53 @@ impl Images {
         Self {
             index: RwLock::new(QueryIndex::new()),
             opts: FindOptions::default(),
+            refresh: None,
         }
+    }
+
+    /// On a shared store (a fleet on PostgreSQL), indexes the instances other nodes stored
+    /// since the last refresh (with [`REFRESH_OVERLAP`]), so C-FIND and QIDO-RS on any node
+    /// find every instance. Runs before each query; nothing on an embedded store. A store
+    /// that cannot be read leaves the index as it is (logged).
+    pub fn refresh(&self) {
+        let Some(r) = &self.refresh else { return };
+        let mut since = r.since.lock().unwrap_or_else(PoisonError::into_inner);
+        let started = chrono::Utc::now();
+        let from = (*since - REFRESH_OVERLAP).to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+        let mut records = Vec::new();
+        let read = r.store.read_blocking(|tx: &dyn ReadTx| {
+            records.clear();
+            tx.for_each_query_row_since(&from, &mut |inst, q| {
+                records.push(record_from_rows(&inst, &q).map_err(|e| (inst.sop_instance_uid, e)));
+                Ok(())
+            })
+        });
+        if let Err(e) = read {
+            tracing::warn!(error = %e, "query/retrieve index not refreshed: the store cannot be read");
+            return;
+        }
+        let mut ix = self.index.write().unwrap_or_else(PoisonError::into_inner);
+        for rec in records {
+            if let Err((uid, e)) = rec.and_then(|rec| {
+                let uid = rec.sop_instance_uid.clone();
+                ix.insert(rec).map_err(|e| (uid, e))
+            }) {
+                tracing::warn!(sop_instance_uid = %uid, error = %e, "not indexed for query/retrieve");
+            }
+        }
+        *since = started;
     }
 
     /// Loads the index from the store's `qr_instances` rows; instances stored before those
     /// rows existed get theirs from their files, written back in one transaction.
     pub fn load(store: &Store) -> Result<(Self, LoadReport), StoreError> {
-        let images = Self::new();
+        let mut images = Self::new();
+        if store.shared() {
+            images.refresh = Some(Refresh {
+                store: store.clone(),
+                since: std::sync::Mutex::new(chrono::Utc::now()),
+            });
+        }
         let mut report = LoadReport::default();
         let mut missing = Vec::new();
         {
@@ -241,6 +296,7 @@ impl Images {
     /// request's transfer syntax; an identifier that does not parse or names no valid level
     /// is refused with its status (0xA900/0xC000) and an Error Comment.
     pub fn find(&self, req: &QueryRequest, emit: &mut dyn FnMut(Vec<u8>) -> bool) -> QueryFinal {
+        self.refresh();
         let Some(model) = InformationModel::from_sop_class(&req.sop_class_uid)
             .filter(|m| *m != InformationModel::ModalityWorklist)
         else {
@@ -287,6 +343,7 @@ impl Images {
     /// The instances a C-MOVE / C-GET selects (PS3.4 C.4.2.2.1, C.4.3.2.1: the unique keys of
     /// the retrieve level and above), with their stored files: they are sent as stored.
     pub fn retrieve(&self, req: &QueryRequest) -> Result<Vec<RetrieveInstance>, QueryFinal> {
+        self.refresh();
         let Some(model) = InformationModel::from_sop_class(&req.sop_class_uid)
             .filter(|m| *m != InformationModel::ModalityWorklist)
         else {

@@ -125,6 +125,7 @@ CREATE TABLE IF NOT EXISTS instances (
     received_at      TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS instances_study ON instances (study_uid);
+CREATE INDEX IF NOT EXISTS instances_received ON instances (received_at);
 CREATE TABLE IF NOT EXISTS qr_instances (
     sop_instance_uid TEXT PRIMARY KEY,
     patient_id       TEXT NOT NULL,
@@ -220,8 +221,15 @@ fn migrate(conn: &Connection) -> Result<(), StoreError> {
     if version >= SCHEMA_VERSION {
         return Ok(());
     }
-    let has_json = has_column(conn, "resources", "json")?;
-    let tx = conn.unchecked_transaction()?;
+    // BEGIN IMMEDIATE takes the write lock before the version is read again, so two
+    // processes opening one database at once migrate it once: the second waits (busy
+    // timeout), then finds the new version and does nothing.
+    let tx = Transaction::new_unchecked(conn, rusqlite::TransactionBehavior::Immediate)?;
+    let version: i64 = tx.pragma_query_value(None, "user_version", |r| r.get(0))?;
+    if version >= SCHEMA_VERSION {
+        return Ok(());
+    }
+    let has_json = has_column(&tx, "resources", "json")?;
     if has_json {
         tx.execute_batch("ALTER TABLE resources RENAME TO resources_v1")?;
         tx.execute_batch(SCHEMA)?;
@@ -823,6 +831,32 @@ impl ReadTx for SqlTx<'_> {
             })?
             .collect::<Result<_, _>>()?;
         Ok(rows)
+    }
+
+    fn for_each_query_row_since(
+        &self,
+        since: &str,
+        f: &mut dyn FnMut(InstanceRow, QueryRow) -> Result<(), StoreError>,
+    ) -> Result<(), StoreError> {
+        let mut stmt = self.0.prepare_cached(
+            "SELECT i.sop_instance_uid, i.sop_class_uid, i.study_uid, i.series_uid, i.transfer_syntax, i.path, i.size, i.calling_ae,
+                    q.patient_id, q.study_uid, q.series_uid, q.header
+             FROM qr_instances q JOIN instances i ON i.sop_instance_uid = q.sop_instance_uid
+             WHERE i.received_at >= ?1 ORDER BY i.received_at, i.sop_instance_uid",
+        )?;
+        let mut rows = stmt.query([since])?;
+        while let Some(r) = rows.next()? {
+            let inst = instance_row(r)?;
+            let q = QueryRow {
+                sop_instance_uid: inst.sop_instance_uid.clone(),
+                patient_id: r.get(8)?,
+                study_uid: r.get(9)?,
+                series_uid: r.get(10)?,
+                header: r.get(11)?,
+            };
+            f(inst, q)?;
+        }
+        Ok(())
     }
 
     fn instances_without_query_row(&self) -> Result<Vec<InstanceRow>, StoreError> {

@@ -287,6 +287,7 @@ fn text(obj: &Identifier, tag: dicom_core::Tag) -> Option<String> {
 fn qido_search(gw: &Gateway, base: &str, level: Level, q: Qido) -> Result<String, String> {
     let query =
         FindQuery::parse(q.identifier, InformationModel::StudyRoot).map_err(|e| e.to_string())?;
+    gw.images.refresh();
     let index = gw.images.index();
     let mut cursor = index
         .read()

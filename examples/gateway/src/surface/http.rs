@@ -179,6 +179,8 @@ pub struct SurfaceState {
     pub metrics: Metrics,
     /// The audit trail.
     pub audit: crate::audit::Audit,
+    /// The store, whose reachability `/readyz` reports.
+    pub store: crate::store::Store,
 }
 
 impl SurfaceState {
@@ -196,6 +198,7 @@ impl SurfaceState {
             open_paths,
             metrics: gw.metrics.clone(),
             audit: gw.audit.clone(),
+            store: gw.store.clone(),
         }
     }
 }
@@ -203,6 +206,12 @@ impl SurfaceState {
 /// Readiness path every surface serves without a key: `200 ok` once the surface is
 /// served (load balancers and the fault campaigns poll it).
 pub const HEALTH_PATH: &str = "/healthz";
+
+/// Readiness path every surface serves without a key: `200 ready` when the store answers
+/// a read (the database is reachable; the DICOM journal was replayed before any surface
+/// was served), `503` otherwise. A load balancer sends traffic only to ready nodes; while a
+/// node's database is unreachable it acknowledges nothing anyway.
+pub const READY_PATH: &str = "/readyz";
 
 /// Paths every surface serves without a key.
 pub const DOC_PATHS: &[&str] = &["/api/documentation", "/api/documentation/openapi.json"];
@@ -237,7 +246,7 @@ async fn auth_and_measure(State(s): State<SurfaceState>, mut req: Request, next:
     let query = req.uri().query().map(str::to_owned);
     let method = req.method().clone();
     let peer = req.extensions().get::<PeerAddr>().map(|p| p.0.ip());
-    let open = path == HEALTH_PATH || s.open_paths.contains(&path.as_str());
+    let open = path == HEALTH_PATH || path == READY_PATH || s.open_paths.contains(&path.as_str());
     let caller = req
         .headers()
         .get("x-api-key")
@@ -433,11 +442,29 @@ pub fn finish_surface(
 ) -> Router {
     let style = state.style;
     let metrics = state.metrics.clone();
+    let store = state.store.clone();
     let openapi = Arc::new(openapi_json);
     router
         .route(
             HEALTH_PATH,
             get(|| async { ([(header::CONTENT_TYPE, "text/plain")], "ok\n") }),
+        )
+        .route(
+            READY_PATH,
+            get(move || {
+                let store = store.clone();
+                async move {
+                    let probe = store.read(|tx| tx.count_messages("readyz")).await;
+                    let (status, body) = match probe {
+                        Ok(_) => (StatusCode::OK, "ready\n"),
+                        Err(e) => {
+                            tracing::warn!(error = %e, "not ready: the store cannot be read");
+                            (StatusCode::SERVICE_UNAVAILABLE, "store unreachable\n")
+                        }
+                    };
+                    (status, [(header::CONTENT_TYPE, "text/plain")], body)
+                }
+            }),
         )
         .route(
             "/api/documentation",
