@@ -599,3 +599,96 @@ mod cross_node {
         pg::drop_db("merge");
     }
 }
+
+#[test]
+fn the_message_log_is_bounded_searchable_and_keeps_content_of_refusals() {
+    for u in backends("msglog") {
+        let s = &u.store;
+        let bounds = LogBounds {
+            entries: 3,
+            bodies: 1,
+        };
+        let seqs = s
+            .write_blocking(move |tx| {
+                tx.record_message("hl7v2", "APP^FAC", "MSG-Abc", "ADT^A01", b"stored body")?;
+                let mut seqs = Vec::new();
+                for (i, (id, outcome)) in [
+                    ("MSG-Abc", "stored"),
+                    ("M2", "rejected"),
+                    ("M3", "rejected"),
+                    ("M4", "duplicate"),
+                ]
+                .into_iter()
+                .enumerate()
+                {
+                    seqs.push(tx.log_message(
+                        &MessageLogEntry {
+                            door: "mllp".into(),
+                            protocol: "hl7v2".into(),
+                            sender: "APP^FAC".into(),
+                            message_id: id.into(),
+                            message_type: "ADT^A01".into(),
+                            outcome: outcome.into(),
+                            ack: b"ACK".to_vec(),
+                            body: (outcome != "stored").then(|| format!("raw {i}").into_bytes()),
+                            ..MessageLogEntry::default()
+                        },
+                        bounds,
+                    )?);
+                }
+                tx.mark_reprocessed(seqs[2], seqs[3])?;
+                Ok(seqs)
+            })
+            .unwrap();
+        let q = |text: &str, outcome: &str| LogQuery {
+            text: text.into(),
+            outcome: outcome.into(),
+            limit: 10,
+            ..LogQuery::default()
+        };
+        let (all, abc, errors, first, third, last) = {
+            let (qa, qb, qc) = (q("", ""), q("abc", ""), q("", "errors"));
+            let (s0, s2, s3) = (seqs[0], seqs[2], seqs[3]);
+            read(s, move |tx| {
+                Ok((
+                    tx.message_log(&qa)?,
+                    tx.message_log(&qb)?,
+                    tx.message_log(&qc)?,
+                    tx.message_log_entry(s0)?,
+                    tx.message_log_entry(s2)?,
+                    tx.message_log_entry(s3)?,
+                ))
+            })
+        };
+        // Bounded to the newest 3 entries, newest first, without content in listings.
+        assert_eq!(all.0, 3, "{}", u.name);
+        let ids: Vec<&str> = all.1.iter().map(|e| e.message_id.as_str()).collect();
+        assert_eq!(ids, ["M4", "M3", "M2"], "{}", u.name);
+        assert!(all.1.iter().all(|e| e.body.is_none()), "{}", u.name);
+        assert_eq!(abc.0, 0, "{}: the oldest entry was dropped", u.name);
+        assert_eq!(errors.0, 2, "{}", u.name);
+        assert!(first.is_none(), "{}", u.name);
+        let third = third.expect("kept");
+        assert_eq!(third.reprocessed_as, Some(seqs[3]), "{}", u.name);
+        assert_eq!(
+            third.body, None,
+            "{}: content kept on the newest 1 only",
+            u.name
+        );
+        assert_eq!(
+            last.expect("kept").body.as_deref(),
+            Some(&b"raw 3"[..]),
+            "{}",
+            u.name
+        );
+        let found = read(s, |tx| {
+            tx.message_log(&LogQuery {
+                text: "m4".into(),
+                limit: 10,
+                ..LogQuery::default()
+            })
+        });
+        assert_eq!(found.0, 1, "{}: text search ignores case", u.name);
+        finish(u);
+    }
+}

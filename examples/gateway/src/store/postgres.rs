@@ -1430,7 +1430,8 @@ fn log_filter(q: &LogQuery) -> (String, Vec<String>) {
         args.push(format!("%{}%", like_escape(q.text.trim())));
         let n = args.len();
         cond.push(format!(
-            "(message_id LIKE ?{n} OR sender LIKE ?{n} OR message_type LIKE ?{n})"
+            // ILIKE: case-insensitive, as SQLite's LIKE is for ASCII.
+            "(message_id ILIKE ?{n} OR sender ILIKE ?{n} OR message_type ILIKE ?{n})"
         ));
     }
     if !q.door.is_empty() {
