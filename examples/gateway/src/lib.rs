@@ -710,7 +710,9 @@ pub async fn run(config: Config) -> Result<(), Box<dyn std::error::Error + Send 
                 let g = gw.clone();
                 // Its own set: a console that stops does not stop the doors.
                 tokio::spawn(async move {
-                    if let Err(e) = console::serve(g, l, Vec::new(), stop).await {
+                    if let Err(e) =
+                        console::serve(g.clone(), l, console::sections::extensions(&g), stop).await
+                    {
                         tracing::error!(error = %e, "console stopped");
                     }
                 });

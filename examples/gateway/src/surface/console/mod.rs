@@ -10,6 +10,8 @@
 //!   and a Re-process action; **MPPS** (`/mpps`): the MPPS records and their state.
 //! - **Studies** (`/studies`): patients, studies, series and instances as stored, with
 //!   thumbnails ([`thumb`]), the MPPS state and the linked order.
+//! - **Worklist** (`/worklist`) and **Audit** (`/audit`): the scheduled procedure steps and
+//!   the audit trail's AuditEvents, served as [`Extension`]s ([`sections`]).
 //!
 //! Pages are rendered on the server with `maud` (compile-time checked, escaped by default)
 //! with one small script and one style sheet embedded in the binary (no CDN, nothing fetched
@@ -24,6 +26,7 @@
 pub mod live;
 pub mod names;
 pub mod pages;
+pub mod sections;
 pub mod thumb;
 
 pub use crate::ingest::log::{self as tap, Door, Tap};

@@ -198,7 +198,8 @@ fn page_link(q: &ListQuery, page: u64) -> String {
     format!("/messages?{s}")
 }
 
-fn pager(page: u64, total: u64, link: impl Fn(u64) -> String) -> Markup {
+/// Links to the previous and next page of a list of `total` entries, [`PAGE`] a page.
+pub fn pager(page: u64, total: u64, link: impl Fn(u64) -> String) -> Markup {
     let pages = total.div_ceil(PAGE).max(1);
     html! {
         nav.pager aria-label="Pages" {

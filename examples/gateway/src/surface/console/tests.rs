@@ -11,6 +11,10 @@ use tower::ServiceExt as _;
 const KEY: &str = "console-test-key";
 
 fn gateway(dir: &std::path::Path) -> Gateway {
+    gateway_audited(dir, false)
+}
+
+fn gateway_audited(dir: &std::path::Path, audited: bool) -> Gateway {
     let config = crate::Config::parse_from([
         "xenrad-gateway",
         "--data-dir",
@@ -26,7 +30,11 @@ fn gateway(dir: &std::path::Path) -> Gateway {
     let (images, _) = crate::store::qr::Images::load(&store).unwrap();
     let dicom_sink = Arc::new(crate::surface::dicom::open_sink(&config).unwrap());
     Gateway {
-        audit: crate::audit::Audit::disabled(),
+        audit: if audited {
+            crate::audit::Audit::start(store.clone())
+        } else {
+            crate::audit::Audit::disabled()
+        },
         images: Arc::new(images),
         dicom_sink,
         hl7v2: Arc::new(crate::ingest::v2_handler(&store, &metrics, &config)),
@@ -376,4 +384,146 @@ async fn an_extension_is_served_behind_the_login_with_the_navigation() {
     );
     let (_, _, html) = send(&f.app, get("/", Some(("x-api-key", KEY)))).await;
     assert!(html.contains(r#"<a href="/worklist">Worklist</a>"#));
+}
+
+/// A gateway with its audit trail and the console with its worklist and audit sections.
+fn sections_fixture(name: &str) -> Fixture {
+    let dir = std::env::temp_dir().join(format!("xenrad-console-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let gw = gateway_audited(&dir, true);
+    let app = router(
+        Console::new(gw.clone(), &sections::extensions(&gw)),
+        sections::extensions(&gw),
+    );
+    Fixture { gw, app, dir }
+}
+
+/// An order (HL7 v2.3.1 ORM^O01, chapter 4) for one CT step at 2025-01-24 14:30.
+const ORM: &str = "MSH|^~\\&|RIS|RAD|XENRAD|GW|20250124||ORM^O01^ORM_O01|ORM-WL-1|P|2.3.1\r\
+PID|1||P1^^^HOSP^MR||DOE^JANE^Q||19700101|F\r\
+PV1|1|O|RADWARD|||||D7^HOUSE^GREG|||||||||||V9^^^HOSP^VN\r\
+ORC|NW|PL1^RIS|FL1^DSS^1.2.840.99^ISO||SC||^^^202501241430|||||O5^WHO^OLIVIA\r\
+OBR|1|PL1^RIS|FL1^DSS|CTH^CT HEAD^L||||||||||||O5^WHO^OLIVIA||ACC-WL-1|RP1|SPS1||||CT|||||||HEAD^Headache\r\
+ZDS|1.2.3.4.99^RIS^Application^DICOM\r";
+
+/// Sends an HL7 v2 message to the HL7 HTTP door (authentication and audit included).
+async fn post_v2(gw: &Gateway, body: &str, key: &str) -> StatusCode {
+    let mut req = HttpRequest::post("/v2/ingest")
+        .header(header::CONTENT_TYPE, "application/hl7-v2")
+        .header("x-api-key", key)
+        .body(Body::from(body.to_owned()))
+        .unwrap();
+    req.extensions_mut().insert(crate::surface::http::PeerAddr(
+        "192.0.2.7:40000".parse().unwrap(),
+    ));
+    let (s, _, body) = send(&crate::surface::hl7::router(gw.clone()), req).await;
+    assert!(s != StatusCode::INTERNAL_SERVER_ERROR, "{body}");
+    s
+}
+
+#[tokio::test]
+async fn an_ingested_order_is_on_the_worklist_page() {
+    let f = sections_fixture("worklist");
+    let auth = Some(("x-api-key", KEY));
+    for p in ["/worklist", "/audit", "/worklist?accession=ACC-WL-1"] {
+        let (s, h, _) = send(&f.app, get(p, None)).await;
+        assert_eq!(s, StatusCode::SEE_OTHER, "{p}");
+        assert!(h[header::LOCATION].to_str().unwrap().starts_with("/login"));
+        let (s, _, _) = send(&f.app, get(p, Some(("x-api-key", "wrong")))).await;
+        assert_eq!(s, StatusCode::SEE_OTHER, "{p}");
+    }
+    let (s, _, html) = send(&f.app, get("/worklist", auth)).await;
+    assert_eq!(s, StatusCode::OK);
+    assert!(
+        html.contains("No scheduled procedure steps match."),
+        "{html}"
+    );
+
+    assert_eq!(post_v2(&f.gw, ORM, KEY).await, StatusCode::OK);
+    let (s, _, html) = send(&f.app, get("/worklist", auth)).await;
+    assert_eq!(s, StatusCode::OK);
+    assert!(
+        html.contains(r#"<a href="/worklist" aria-current="page">Worklist</a>"#),
+        "{html}"
+    );
+    assert!(
+        html.contains(r#"<table class="list" id="worklist">"#),
+        "{html}"
+    );
+    for want in [
+        "<td>ACC-WL-1</td>",
+        "DOE JANE Q (P1)",
+        "<td>CT</td>",
+        "2025-01-24 14:30",
+        r#"<a href="/studies/1.2.3.4.99">1.2.3.4.99</a>"#,
+        "ServiceRequest/",
+    ] {
+        assert!(html.contains(want), "{want} in {html}");
+    }
+    // The filters narrow on the store's columns.
+    for (q, listed) in [
+        ("date=2025-01-24&modality=CT", true),
+        ("accession=ACC-WL-1", true),
+        ("date=2025-01-25", false),
+        ("modality=MR", false),
+        ("accession=ACC-OTHER", false),
+        ("station=NOSUCHAE", false),
+    ] {
+        let (s, _, html) = send(&f.app, get(&format!("/worklist?{q}"), auth)).await;
+        assert_eq!(s, StatusCode::OK, "{q}");
+        assert_eq!(html.contains("<td>ACC-WL-1</td>"), listed, "{q}: {html}");
+    }
+    // A cancellation takes the step off the worklist; "all" still shows it.
+    let cancel = ORM
+        .replace("ORC|NW|", "ORC|CA|")
+        .replace("ORM-WL-1", "ORM-WL-2");
+    assert_eq!(post_v2(&f.gw, &cancel, KEY).await, StatusCode::OK);
+    let (_, _, html) = send(&f.app, get("/worklist", auth)).await;
+    assert!(!html.contains("<td>ACC-WL-1</td>"), "{html}");
+    let (_, _, html) = send(&f.app, get("/worklist?all=1", auth)).await;
+    assert!(html.contains("<td>ACC-WL-1</td>"), "{html}");
+    assert!(html.contains(r#"<span class="badge bad">"#), "{html}");
+}
+
+#[tokio::test]
+async fn audit_events_of_a_refused_and_an_accepted_request_are_listed() {
+    let f = sections_fixture("audit");
+    let auth = Some(("x-api-key", KEY));
+    assert_eq!(
+        post_v2(&f.gw, ORM, "not-the-key").await,
+        StatusCode::UNAUTHORIZED
+    );
+    // Events are recorded to the millisecond: keep the two apart for the order check.
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    assert_eq!(post_v2(&f.gw, ORM, KEY).await, StatusCode::OK);
+    f.gw.audit.flush().await;
+
+    let (s, _, html) = send(&f.app, get("/audit", auth)).await;
+    assert_eq!(s, StatusCode::OK, "{html}");
+    assert!(
+        html.contains(r#"<a href="/audit" aria-current="page">Audit</a>"#),
+        "{html}"
+    );
+    assert_eq!(html.matches("<tr data-id=").count(), 2, "{html}");
+    // Newest first: the accepted ingest, then the refusal.
+    let ingest = html.find("ORM-WL-1").expect("the ingest's control id");
+    let refused = html.find("X-API-Key is not valid").expect("the refusal");
+    assert!(ingest < refused, "{html}");
+    assert!(html.contains("<td>192.0.2.7</td>"), "{html}");
+
+    let (_, _, html) = send(&f.app, get("/audit?outcome=4", auth)).await;
+    assert_eq!(html.matches("<tr data-id=").count(), 1, "{html}");
+    assert!(html.contains("X-API-Key is not valid"), "{html}");
+    assert!(html.contains("<td>anonymous</td>"), "{html}");
+    let (_, _, html) = send(&f.app, get("/audit?type=110107&outcome=0", auth)).await;
+    assert_eq!(html.matches("<tr data-id=").count(), 1, "{html}");
+    assert!(html.contains("ORM-WL-1"), "{html}");
+    let (_, _, html) = send(&f.app, get("/audit?agent=anonymous", auth)).await;
+    assert_eq!(html.matches("<tr data-id=").count(), 1, "{html}");
+    assert!(html.contains("X-API-Key is not valid"), "{html}");
+    let (_, _, html) = send(&f.app, get("/audit?type=110104", auth)).await;
+    assert!(html.contains("No audit events match."), "{html}");
+    // A malformed filter is a defined answer, not a failure.
+    let (s, _, _) = send(&f.app, get("/audit?outcome=x%7C", auth)).await;
+    assert!(s == StatusCode::OK || s == StatusCode::BAD_REQUEST, "{s}");
 }
