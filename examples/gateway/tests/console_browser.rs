@@ -2,7 +2,8 @@
 //! (`tests/console/console_browser.py`): a scripted mixed ingest through all five doors, then
 //! the dashboard's counts, a failed HL7 message found by control id at the parser's position,
 //! re-processing it after a fix, a study's thumbnail and MPPS state, refusals without a valid
-//! key, keyboard and narrow-screen checks. Screenshots of each page go to
+//! key, an order's step on the worklist page and the refused request on the audit page,
+//! keyboard and narrow-screen checks. Screenshots of each page go to
 //! `target/console-screenshots/`.
 //!
 //! Needs `scripts/peers.sh` with `XENRAD_BROWSER=1` (Playwright in the peers' venv; Debian's

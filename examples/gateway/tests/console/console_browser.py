@@ -90,6 +90,16 @@ st, ack = http("POST", f"{E['HL7']}/v2/ingest", b"MSH|^~\\&|RIS|HOSP\rP\x01D|1||
 check("HL7 HTTP unparseable refused (AR)", st == 400 and b"MSA|AR" in ack, ack)
 sent["hl7"][1] += 1
 
+# an order (ORM^O01, HL7 v2.3.1 chapter 4): one CT step on the worklist
+ORM = ("MSH|^~\\&|RIS|RAD|XENRAD|GW|20250124||ORM^O01^ORM_O01|CONSOLE-ORM-1|P|2.3.1\r"
+       "PID|1||W1^^^HOSP^MR||WORK^LISA||19700101|F\r"
+       "ORC|NW|PLW1^RIS|FLW1^DSS||SC||^^^202501241430\r"
+       "OBR|1|PLW1^RIS|FLW1^DSS|CTH^CT HEAD^L||||||||||||||ACC-CONSOLE-1|RPW1|SPSW1||||CT\r"
+       "ZDS|1.2.826.0.1.3680043.9.7433.77^RIS^Application^DICOM\r").encode()
+st, ack = http("POST", f"{E['HL7']}/v2/ingest", ORM)
+check("HL7 HTTP order accepted", st == 200 and b"MSA|AA" in ack, ack)
+sent["hl7"][0] += 1
+
 acks = mllp([v2("MLLP-OK-1", "M1"), v2("MLLP-OK-2", "M2"), v2("MLLP-BAD-1", "", mtype="ADT^A08")])
 check("MLLP accepted two", all(b"MSA|AA" in a for a in acks[:2]), acks)
 check("MLLP refused one", b"MSA|AE" in acks[2], acks[2])
@@ -200,6 +210,25 @@ with sync_playwright() as p:
     page.screenshot(path=f"{SHOTS}/08-study.png", full_page=True)
     page.get_by_role("link", name="MPPS").click()
     page.screenshot(path=f"{SHOTS}/09-mpps.png", full_page=True)
+
+    # ---- worklist: the order's step; audit: the refused FHIR request ------------------------
+    page.get_by_role("link", name="Worklist").click()
+    page.get_by_label("Accession").fill("ACC-CONSOLE-1")
+    page.get_by_role("button", name="Search").click()
+    rows = page.locator("#worklist tbody tr")
+    expect(rows).to_have_count(1)
+    expect(rows.first).to_contain_text("WORK LISA")
+    expect(rows.first).to_contain_text("2025-01-24 14:30")
+    expect(rows.first).to_contain_text("ServiceRequest/")
+    check("worklist lists the order's step", True)
+    page.screenshot(path=f"{SHOTS}/12-worklist.png", full_page=True)
+    page.get_by_role("link", name="Audit").click()
+    page.get_by_label("Outcome").select_option("4")
+    page.get_by_role("button", name="Search").click()
+    rows = page.locator("#audit tbody tr")
+    expect(rows.first).to_contain_text("X-API-Key is not valid")
+    check("audit lists the refused request", rows.count() >= 1)
+    page.screenshot(path=f"{SHOTS}/13-audit.png", full_page=True)
 
     # ---- keyboard: skip link and navigation reach the content ----------------------------
     page.goto(f"{CONSOLE}/")

@@ -357,6 +357,27 @@ pub struct EventView {
     pub entities: Vec<String>,
 }
 
+/// Names of the event codes the gateway's audit trail uses (DICOM PS3.16 CID 400/401
+/// "DCM" codes, and FHIR R4 audit-event-type `rest` / restful-interaction).
+fn code_name(code: &str) -> Option<&'static str> {
+    Some(match code {
+        "110104" => "DICOM instances transferred",
+        "110107" => "import",
+        "110114" => "user authentication",
+        "110122" => "login",
+        "rest" => "RESTful operation",
+        _ => return None,
+    })
+}
+
+fn coding_text(c: &Value) -> String {
+    let code = c["code"].as_str().unwrap_or_default();
+    match c["display"].as_str().or(code_name(code)) {
+        Some(d) => format!("{d} ({code})"),
+        None => code.to_owned(),
+    }
+}
+
 fn s(v: &Value) -> String {
     v.as_str().unwrap_or_default().to_owned()
 }
@@ -365,14 +386,10 @@ fn s(v: &Value) -> String {
 pub fn event_view(id: &str, v: &Value) -> EventView {
     let empty = Vec::new();
     let arr = |k: &str| v[k].as_array().unwrap_or(&empty).clone();
-    let ty = &v["type"];
-    let mut kind = match ty["display"].as_str() {
-        Some(d) => format!("{} {d}", s(&ty["code"])),
-        None => s(&ty["code"]),
-    };
+    let mut kind = coding_text(&v["type"]);
     for st in arr("subtype") {
         kind.push_str(" / ");
-        kind.push_str(st["display"].as_str().or(st["code"].as_str()).unwrap_or(""));
+        kind.push_str(&coding_text(&st));
     }
     EventView {
         id: id.to_owned(),

@@ -515,6 +515,10 @@ async fn audit_events_of_a_refused_and_an_accepted_request_are_listed() {
     assert_eq!(html.matches("<tr data-id=").count(), 1, "{html}");
     assert!(html.contains("X-API-Key is not valid"), "{html}");
     assert!(html.contains("<td>anonymous</td>"), "{html}");
+    assert!(
+        html.contains("user authentication (110114) / login (110122)"),
+        "{html}"
+    );
     let (_, _, html) = send(&f.app, get("/audit?type=110107&outcome=0", auth)).await;
     assert_eq!(html.matches("<tr data-id=").count(), 1, "{html}");
     assert!(html.contains("ORM-WL-1"), "{html}");
