@@ -22,6 +22,7 @@
 //! - this root: configuration and composition ([`Gateway`], [`run`]).
 
 pub mod audit;
+pub mod backup;
 pub mod config_file;
 pub mod ingest;
 pub mod map;

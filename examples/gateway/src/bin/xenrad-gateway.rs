@@ -3,6 +3,10 @@
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
+    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    if let Some(code) = xenrad_gateway::backup::run_subcommand(&args) {
+        return code;
+    }
     let config = match xenrad_gateway::Config::load() {
         Ok(c) => c,
         Err(e) => e.exit(),
