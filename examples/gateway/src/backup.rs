@@ -228,9 +228,7 @@ pub fn restore(from: &Path, data_dir: &Path, force: bool) -> Result<Summary, Bac
         )));
     }
     let old_dicom = PathBuf::from(manifest["dicom_dir"].as_str().unwrap_or_default());
-    let non_empty = std::fs::read_dir(data_dir)
-        .map(|mut d| d.next().is_some())
-        .unwrap_or(false);
+    let non_empty = std::fs::read_dir(data_dir).is_ok_and(|mut d| d.next().is_some());
     if non_empty && !force {
         return Err(BackupError(format!(
             "{} is not empty: restore into an empty directory, or pass --force to replace its database and DICOM files",

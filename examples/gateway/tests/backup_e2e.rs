@@ -314,6 +314,30 @@ fn online_backup_during_ingest_restores_everything_acknowledged_before_it() {
     }
     if let Some(uid) = &study {
         assert_eq!(fhir_total(&r, &format!("ImagingStudy?identifier={uid}")), 1);
+        // C-FIND (PS3.4 C.6.2, Study Root, STUDY level) on the restored gateway, DCMTK findscu.
+        let out = Command::new("findscu")
+            .args([
+                "-v",
+                "-S",
+                "-aec",
+                "XENRAD",
+                "127.0.0.1",
+                &r.dicom.port().to_string(),
+            ])
+            .args(["-k", "QueryRetrieveLevel=STUDY", "-k"])
+            .arg(format!("StudyInstanceUID={uid}"))
+            .output()
+            .unwrap();
+        let log = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(out.status.success(), "findscu: {log}");
+        assert_eq!(log.matches("(Pending)").count(), 1, "{log}");
+        assert!(log.contains(uid.as_str()), "{log}");
+    } else {
+        println!("C-STORE and C-FIND skipped: real peers not installed (run scripts/test.sh)");
     }
     drop(r);
     for d in [&snap, &restored] {
