@@ -284,6 +284,42 @@ fn online_backup_during_ingest_restores_everything_acknowledged_before_it() {
         "restore: {}",
         String::from_utf8_lossy(&out.stderr)
     );
+    // --force replaces a non-empty target (here the restore just made).
+    let forced = gateway_cmd(&[
+        "restore",
+        snap.to_str().unwrap(),
+        "--data-dir",
+        restored.to_str().unwrap(),
+        "--force",
+    ]);
+    assert!(
+        forced.status.success(),
+        "restore --force: {}",
+        String::from_utf8_lossy(&forced.stderr)
+    );
+    // A manifest that disagrees with the database is refused.
+    let mpath = snap.join("manifest.json");
+    let good = std::fs::read(&mpath).unwrap();
+    let mut bad = manifest.clone();
+    bad["messages"] = Value::from(manifest["messages"].as_u64().unwrap() + 1);
+    std::fs::write(&mpath, bad.to_string()).unwrap();
+    let other = tmp("other");
+    let refused = gateway_cmd(&[
+        "restore",
+        snap.to_str().unwrap(),
+        "--data-dir",
+        other.to_str().unwrap(),
+    ]);
+    assert!(!refused.status.success());
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("does not match its manifest"),
+        "{}",
+        String::from_utf8_lossy(&refused.stderr)
+    );
+    assert!(!other.join("xenrad.sqlite3").exists());
+    assert!(!other.join("xenrad.sqlite3.restore").exists());
+    let _ = std::fs::remove_dir_all(&other);
+    std::fs::write(&mpath, good).unwrap();
     drop(g);
     let _ = std::fs::remove_dir_all(&data);
 
