@@ -7,75 +7,24 @@
 //! closest the package ships to R4). Peers come from `scripts/peers.sh` (`XENRAD_PEERS=1`).
 #![allow(missing_docs, clippy::too_many_lines, clippy::many_single_char_names)]
 
+mod common;
+
+use common::{Gateway, KEY, free_port};
 use serde_json::{Value, json};
-use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
-
-const KEY: &str = "test-key-0123456789";
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-struct Gateway {
-    child: Child,
-    dir: PathBuf,
-    fhir: SocketAddr,
-}
+use std::process::Command;
 
 impl Gateway {
     fn start() -> Gateway {
-        let dir = std::env::temp_dir().join(format!(
-            "xenrad-fhir-rest-{}-{}",
-            std::process::id(),
-            free_port()
-        ));
-        let a = |p: u16| SocketAddr::from(([127, 0, 0, 1], p)).to_string();
-        let fhir = SocketAddr::from(([127, 0, 0, 1], free_port()));
-        let child = Command::new(env!("CARGO_BIN_EXE_xenrad-gateway"))
-            .args(["--fhir-addr", &fhir.to_string()])
-            .args(["--hl7-addr", &a(free_port())])
-            .args(["--mpps-addr", &a(free_port())])
-            .args(["--mllp-addr", &a(free_port())])
-            .args(["--dicom-addr", &a(free_port())])
-            .args(["--max-body", "134217728"])
-            .args(["--dicom-journal-mb", "4"])
+        let mut g = Gateway::new(
+            common::temp_dir("fhir-rest"),
             // REST semantics (history totals) without the audit trail's own AuditEvents.
-            .arg("--no-audit")
-            .arg("--data-dir")
-            .arg(&dir)
-            .env("XENRAD_API_KEY", KEY)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start xenrad-gateway");
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while TcpStream::connect_timeout(&fhir, Duration::from_millis(200)).is_err() {
-            assert!(
-                Instant::now() < deadline,
-                "gateway did not listen on {fhir}"
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        Gateway { child, dir, fhir }
-    }
-
-    fn base(&self) -> String {
-        format!("http://{}/fhir", self.fhir)
-    }
-}
-
-impl Drop for Gateway {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.dir);
+            ["--max-body", "134217728", "--no-audit"]
+                .map(String::from)
+                .to_vec(),
+        );
+        g.quiet = true;
+        g.spawn();
+        g
     }
 }
 

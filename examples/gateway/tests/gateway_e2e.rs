@@ -6,131 +6,28 @@
 //! need a peer print why they are skipped.
 #![allow(missing_docs, clippy::many_single_char_names, clippy::unused_self)]
 
+mod common;
+
+use common::{Gateway, KEY, free_port, peers};
 use serde_json::Value;
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
-const KEY: &str = "test-key-0123456789";
-
-/// Reference page (../shared/seeds/000_8504d27a6240d7c2.txt) ADT^A08.
-const REF_ADT: &str = "MSH|^~\\&|APP|FAC|XEN|FAC|20240101120000||ADT^A08|1|P|2.5.1\rPID|1||ID1||Doe^John||19800101|M\r";
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-struct Gateway {
-    child: Option<Child>,
-    extra: Vec<String>,
-    /// Where the gateway's stderr goes (inherited when `None`).
-    log_file: Option<PathBuf>,
-    dir: PathBuf,
-    fhir: SocketAddr,
-    hl7: SocketAddr,
-    mpps: SocketAddr,
-    mllp: SocketAddr,
-    dicom: SocketAddr,
+/// The arguments every gateway of these tests runs with.
+fn base_args() -> Vec<String> {
+    vec!["--max-body".into(), "1048576".into()]
 }
 
 impl Gateway {
     fn start() -> Gateway {
-        let dir =
-            std::env::temp_dir().join(format!("xenrad-e2e-{}-{}", std::process::id(), free_port()));
-        Gateway::start_in(dir)
-    }
-
-    fn start_in(dir: PathBuf) -> Gateway {
-        let a = |p: u16| SocketAddr::from(([127, 0, 0, 1], p));
-        let mut g = Gateway {
-            child: None,
-            extra: Vec::new(),
-            log_file: None,
-            dir,
-            fhir: a(free_port()),
-            hl7: a(free_port()),
-            mpps: a(free_port()),
-            mllp: a(free_port()),
-            dicom: a(free_port()),
-        };
-        g.spawn();
-        g
-    }
-
-    fn spawn(&mut self) {
-        let child = Command::new(env!("CARGO_BIN_EXE_xenrad-gateway"))
-            .args(["--fhir-addr", &self.fhir.to_string()])
-            .args(["--hl7-addr", &self.hl7.to_string()])
-            .args(["--mpps-addr", &self.mpps.to_string()])
-            .args(["--mllp-addr", &self.mllp.to_string()])
-            .args(["--dicom-addr", &self.dicom.to_string()])
-            .args(["--ae-title", "XENRAD"])
-            .args(["--max-body", "1048576"])
-            .args(["--dicom-journal-mb", "4"])
-            .arg("--data-dir")
-            .arg(&self.dir)
-            .args(&self.extra)
-            .env("XENRAD_API_KEY", KEY)
-            .stdout(Stdio::null())
-            .stderr(match &self.log_file {
-                Some(f) => Stdio::from(std::fs::File::create(f).expect("log file")),
-                None => Stdio::inherit(),
-            })
-            .spawn()
-            .expect("start xenrad-gateway");
-        self.child = Some(child);
-        let deadline = Instant::now() + Duration::from_secs(30);
-        for addr in [self.fhir, self.hl7, self.mpps, self.mllp, self.dicom] {
-            while TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_err() {
-                assert!(
-                    Instant::now() < deadline,
-                    "gateway did not listen on {addr}"
-                );
-                std::thread::sleep(Duration::from_millis(50));
-            }
-        }
-    }
-
-    /// SIGTERM, then wait: graceful shutdown must end the process by itself.
-    fn stop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = Command::new("kill")
-                .args(["-TERM", &c.id().to_string()])
-                .status();
-            let deadline = Instant::now() + Duration::from_secs(20);
-            loop {
-                if let Some(status) = c.try_wait().unwrap() {
-                    assert!(status.success(), "gateway exited with {status}");
-                    break;
-                }
-                if Instant::now() > deadline {
-                    let _ = c.kill();
-                    panic!("gateway did not stop within 20 s of SIGTERM");
-                }
-                std::thread::sleep(Duration::from_millis(50));
-            }
-        }
-    }
-
-    fn url(&self, addr: SocketAddr, path: &str) -> String {
-        format!("http://{addr}{path}")
+        Gateway::launch("e2e", base_args())
     }
 }
 
-impl Drop for Gateway {
-    fn drop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
+/// Reference page (../shared/seeds/000_8504d27a6240d7c2.txt) ADT^A08.
+const REF_ADT: &str = "MSH|^~\\&|APP|FAC|XEN|FAC|20240101120000||ADT^A08|1|P|2.5.1\rPID|1||ID1||Doe^John||19800101|M\r";
 
 /// A curl response: status, content type, body.
 struct Resp {
@@ -164,15 +61,6 @@ fn curl(args: &[&str]) -> Resp {
         status: code.parse().unwrap(),
         content_type: ct.to_owned(),
         body: body.to_owned(),
-    }
-}
-
-fn peers() -> bool {
-    if std::env::var_os("XENRAD_PEERS").is_some() {
-        true
-    } else {
-        println!("skipped: real peers not installed (run scripts/test.sh)");
-        false
     }
 }
 
@@ -1274,7 +1162,7 @@ fn mllp_release2_commit_blocks_through_the_gateway() {
     assert_eq!(fhir_get(&g, "/fhir/Patient?family=release")["total"], 1);
     // Without the flag the same door answers HL7 ACK messages (release 1 behaviour).
     g.stop();
-    g.extra.clear();
+    g.extra = base_args();
     g.spawn();
     let again = mllp_exchange(g.mllp, &[adt]);
     assert!(
@@ -1359,18 +1247,10 @@ fn scoped_api_keys_reload_on_sighup_and_revoke_at_once() {
         "# name: key scopes\nris: ris-key hl7:write\nviewer: viewer-key fhir:read dicomweb:read\nold: old-key\n",
     )
     .unwrap();
-    let a = |p: u16| SocketAddr::from(([127, 0, 0, 1], p));
-    let mut g = Gateway {
-        child: None,
-        extra: vec!["--api-key-file".into(), file.display().to_string()],
-        log_file: Some(dir.join("gateway.log")),
-        dir: dir.join("data"),
-        fhir: a(free_port()),
-        hl7: a(free_port()),
-        mpps: a(free_port()),
-        mllp: a(free_port()),
-        dicom: a(free_port()),
-    };
+    let mut extra = base_args();
+    extra.extend(["--api-key-file".into(), file.display().to_string()]);
+    let mut g = Gateway::new(dir.join("data"), extra);
+    g.log_file = Some(dir.join("gateway.log"));
     g.spawn();
     let status = |key: &str, method: &str, addr: SocketAddr, path: &str| -> u16 {
         let mut args = vec![

@@ -7,118 +7,16 @@
 //! `XENRAD_PYDICOM_DATA`); without it the tests print why they are skipped.
 #![allow(missing_docs)]
 
-use std::net::{SocketAddr, TcpListener, TcpStream};
+mod common;
+
+use common::{Gateway, KEY, free_port, peers, wait_port};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant};
-
-const KEY: &str = "test-key-0123456789";
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn peers() -> bool {
-    if std::env::var_os("XENRAD_PEERS").is_some() {
-        true
-    } else {
-        println!("skipped: real peers not installed (eval \"$(scripts/peers.sh)\")");
-        false
-    }
-}
-
-fn wait_port(addr: SocketAddr, what: &str) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_err() {
-        assert!(Instant::now() < deadline, "{what} did not listen on {addr}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
-/// The gateway on free loopback ports, with extra arguments.
-struct Gateway {
-    child: Option<Child>,
-    dir: PathBuf,
-    args: Vec<String>,
-    fhir: SocketAddr,
-    dicom: SocketAddr,
-}
 
 impl Gateway {
     fn start(args: Vec<String>) -> Gateway {
-        let a = |p: u16| SocketAddr::from(([127, 0, 0, 1], p));
-        let dir = std::env::temp_dir().join(format!(
-            "xenrad-images-e2e-{}-{}",
-            std::process::id(),
-            free_port()
-        ));
-        let mut g = Gateway {
-            child: None,
-            dir,
-            args,
-            fhir: a(free_port()),
-            dicom: a(free_port()),
-        };
-        g.spawn();
-        g
-    }
-
-    fn spawn(&mut self) {
-        let a = |p: u16| SocketAddr::from(([127, 0, 0, 1], p)).to_string();
-        let child = Command::new(env!("CARGO_BIN_EXE_xenrad-gateway"))
-            .args(["--fhir-addr", &self.fhir.to_string()])
-            .args(["--hl7-addr", &a(free_port())])
-            .args(["--mpps-addr", &a(free_port())])
-            .args(["--mllp-addr", &a(free_port())])
-            .args(["--dicom-addr", &self.dicom.to_string()])
-            .args(["--ae-title", "XENRAD", "--dicom-journal-mb", "4"])
-            .arg("--data-dir")
-            .arg(&self.dir)
-            .args(&self.args)
-            .env("XENRAD_API_KEY", KEY)
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("start xenrad-gateway");
-        self.child = Some(child);
-        wait_port(self.fhir, "the gateway (FHIR)");
-        wait_port(self.dicom, "the gateway (DICOM)");
-    }
-
-    /// SIGTERM and wait for a clean exit.
-    fn stop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = Command::new("kill")
-                .args(["-TERM", &c.id().to_string()])
-                .status();
-            let deadline = Instant::now() + Duration::from_secs(20);
-            loop {
-                if let Some(st) = c.try_wait().unwrap() {
-                    assert!(st.success(), "gateway exited with {st}");
-                    break;
-                }
-                assert!(Instant::now() < deadline, "gateway did not stop");
-                std::thread::sleep(Duration::from_millis(50));
-            }
-        }
-    }
-
-    fn port(&self) -> String {
-        self.dicom.port().to_string()
-    }
-}
-
-impl Drop for Gateway {
-    fn drop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-        let _ = std::fs::remove_dir_all(&self.dir);
+        Gateway::launch("images-e2e", args)
     }
 }
 

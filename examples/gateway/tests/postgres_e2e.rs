@@ -9,24 +9,26 @@
 //!   both and stored once; what one node ingested the other serves.
 #![allow(missing_docs)]
 
+mod common;
+
+use common::{Gateway, KEY, free_port, loopback, mllp, msa};
 use serde_json::Value;
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpStream};
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Duration;
 
-const KEY: &str = "test-key-0123456789";
+/// A gateway node on the PostgreSQL database `database`.
+type Node = Gateway;
+
+impl Gateway {
+    fn start(database: &str) -> Node {
+        Gateway::launch("pg-e2e", vec!["--database".into(), database.to_owned()])
+    }
+}
 /// Messages each delivered to both nodes at once.
 const N: usize = 20;
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 fn pg_url() -> Option<String> {
     let u = std::env::var("XENRAD_PG_URL")
@@ -93,91 +95,6 @@ impl Drop for Db {
     }
 }
 
-struct Node {
-    child: Option<Child>,
-    dir: PathBuf,
-    database: String,
-    fhir: SocketAddr,
-    hl7: SocketAddr,
-    mpps: SocketAddr,
-    mllp: SocketAddr,
-    dicom: SocketAddr,
-}
-
-impl Node {
-    fn start(database: &str) -> Node {
-        let a = |p: u16| SocketAddr::from(([127, 0, 0, 1], p));
-        let mut n = Node {
-            child: None,
-            dir: std::env::temp_dir().join(format!(
-                "xenrad-pg-e2e-{}-{}",
-                std::process::id(),
-                free_port()
-            )),
-            database: database.to_owned(),
-            fhir: a(free_port()),
-            hl7: a(free_port()),
-            mpps: a(free_port()),
-            mllp: a(free_port()),
-            dicom: a(free_port()),
-        };
-        n.spawn();
-        n
-    }
-
-    fn spawn(&mut self) {
-        let child = Command::new(env!("CARGO_BIN_EXE_xenrad-gateway"))
-            .args(["--fhir-addr", &self.fhir.to_string()])
-            .args(["--hl7-addr", &self.hl7.to_string()])
-            .args(["--mpps-addr", &self.mpps.to_string()])
-            .args(["--mllp-addr", &self.mllp.to_string()])
-            .args(["--dicom-addr", &self.dicom.to_string()])
-            .args(["--ae-title", "XENRAD"])
-            .args(["--dicom-journal-mb", "4"])
-            .args(["--database", &self.database])
-            .arg("--data-dir")
-            .arg(&self.dir)
-            .env("XENRAD_API_KEY", KEY)
-            .env_remove("XENRAD_DATABASE_URL")
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("start xenrad-gateway");
-        self.child = Some(child);
-        let deadline = Instant::now() + Duration::from_secs(30);
-        for addr in [self.fhir, self.hl7, self.mpps, self.mllp, self.dicom] {
-            while TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_err() {
-                assert!(
-                    Instant::now() < deadline,
-                    "gateway did not listen on {addr}"
-                );
-                std::thread::sleep(Duration::from_millis(50));
-            }
-        }
-    }
-
-    fn restart(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = Command::new("kill")
-                .args(["-TERM", &c.id().to_string()])
-                .status();
-            let status = c.wait().unwrap();
-            assert!(status.success(), "gateway exited with {status}");
-        }
-        self.spawn();
-    }
-}
-
-impl Drop for Node {
-    fn drop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
 /// An HTTP/1.1 request on a fresh connection; returns status and body.
 fn http(addr: SocketAddr, method: &str, path: &str, ctype: &str, body: &[u8]) -> (u16, String) {
     let mut s = TcpStream::connect(addr).unwrap();
@@ -225,35 +142,10 @@ fn fhir(n: &Node, path: &str) -> Value {
     serde_json::from_str(&body).unwrap_or_else(|e| panic!("{path}: {e}: {body}"))
 }
 
-fn msa(ack: &str) -> String {
-    ack.split(['\r', '\n'])
-        .find(|s| s.starts_with("MSA"))
-        .and_then(|s| s.split('|').nth(1))
-        .unwrap_or_default()
-        .to_owned()
-}
-
 fn adt(control: &str, id: &str, family: &str) -> String {
     format!(
         "MSH|^~\\&|APP|FAC|XEN|FAC|20240101120000||ADT^A08|{control}|P|2.5.1\rPID|1||{id}||{family}^John||19800101|M\r"
     )
-}
-
-fn mllp(addr: SocketAddr, msg: &str) -> String {
-    let mut s = TcpStream::connect(addr).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
-    let mut frame = vec![0x0B];
-    frame.extend_from_slice(msg.as_bytes());
-    frame.extend_from_slice(&[0x1C, 0x0D]);
-    s.write_all(&frame).unwrap();
-    let mut out = Vec::new();
-    let mut buf = [0u8; 4096];
-    while !out.ends_with(&[0x1C, 0x0D]) {
-        let n = s.read(&mut buf).unwrap();
-        assert!(n > 0, "MLLP connection closed before the ACK");
-        out.extend_from_slice(&buf[..n]);
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 fn dcmtk() -> Option<PathBuf> {
@@ -562,21 +454,22 @@ impl Fleet {
     }
 
     fn node(&self, i: usize) -> Node {
-        self.view(self.nodes[i])
+        Fleet::view(self.nodes[i])
     }
 
     /// A view of running ports (no child: never killed by its drop).
-    fn view(&self, p: [u16; 5]) -> Node {
-        let a = |p: u16| SocketAddr::from(([127, 0, 0, 1], p));
+    fn view(p: [u16; 5]) -> Node {
         Node {
             child: None,
+            extra: Vec::new(),
+            log_file: None,
+            quiet: false,
             dir: std::env::temp_dir().join("xenrad-fleet-view-unused"),
-            database: self.url.clone(),
-            fhir: a(p[0]),
-            hl7: a(p[1]),
-            mpps: a(p[2]),
-            mllp: a(p[3]),
-            dicom: a(p[4]),
+            fhir: loopback(p[0]),
+            hl7: loopback(p[1]),
+            mpps: loopback(p[2]),
+            mllp: loopback(p[3]),
+            dicom: loopback(p[4]),
         }
     }
 }
@@ -599,7 +492,7 @@ fn a_two_node_fleet_behind_haproxy_stores_duplicates_once_and_serves_from_any_no
         return;
     }
     let fleet = Fleet::up(2);
-    let lb = fleet.view(fleet.public);
+    let lb = Fleet::view(fleet.public);
     let (n1, n2) = (fleet.node(0), fleet.node(1));
     // Every node is ready (database reachable) and says so without a key.
     for n in [&n1, &n2] {

@@ -11,147 +11,22 @@
 //! `XENRAD_PYDICOM_DATA`); without it the test prints why it is skipped.
 #![allow(missing_docs)]
 
+mod common;
+
+use common::{Gateway, KEY, msa, peers};
 use serde_json::Value;
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
-
-const KEY: &str = "test-key-0123456789";
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn peers() -> bool {
-    if std::env::var_os("XENRAD_PEERS").is_some() {
-        true
-    } else {
-        println!("skipped: real peers not installed (eval \"$(scripts/peers.sh)\")");
-        false
-    }
-}
-
-struct Gateway {
-    child: Option<Child>,
-    dir: PathBuf,
-    fhir: SocketAddr,
-    mllp: SocketAddr,
-    dicom: SocketAddr,
-    other: [SocketAddr; 2],
-}
+use std::process::Command;
 
 impl Gateway {
     fn start() -> Gateway {
-        let a = |p: u16| SocketAddr::from(([127, 0, 0, 1], p));
-        let dir = std::env::temp_dir().join(format!(
-            "xenrad-worklist-e2e-{}-{}",
-            std::process::id(),
-            free_port()
-        ));
-        let mut g = Gateway {
-            child: None,
-            dir,
-            fhir: a(free_port()),
-            mllp: a(free_port()),
-            dicom: a(free_port()),
-            other: [a(free_port()), a(free_port())],
-        };
-        g.spawn();
-        g
-    }
-
-    fn spawn(&mut self) {
-        let child = Command::new(env!("CARGO_BIN_EXE_xenrad-gateway"))
-            .args(["--fhir-addr", &self.fhir.to_string()])
-            .args(["--hl7-addr", &self.other[0].to_string()])
-            .args(["--mpps-addr", &self.other[1].to_string()])
-            .args(["--mllp-addr", &self.mllp.to_string()])
-            .args(["--dicom-addr", &self.dicom.to_string()])
-            .args(["--ae-title", "XENRAD", "--dicom-journal-mb", "4"])
-            .arg("--data-dir")
-            .arg(&self.dir)
-            .env("XENRAD_API_KEY", KEY)
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("start xenrad-gateway");
-        self.child = Some(child);
-        let deadline = Instant::now() + Duration::from_secs(30);
-        for addr in [self.fhir, self.mllp, self.dicom] {
-            while TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_err() {
-                assert!(
-                    Instant::now() < deadline,
-                    "gateway did not listen on {addr}"
-                );
-                std::thread::sleep(Duration::from_millis(50));
-            }
-        }
-    }
-
-    fn stop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = Command::new("kill")
-                .args(["-TERM", &c.id().to_string()])
-                .status();
-            let deadline = Instant::now() + Duration::from_secs(20);
-            loop {
-                if let Some(st) = c.try_wait().unwrap() {
-                    assert!(st.success(), "gateway exited with {st}");
-                    break;
-                }
-                assert!(Instant::now() < deadline, "gateway did not stop");
-                std::thread::sleep(Duration::from_millis(50));
-            }
-        }
-    }
-
-    fn port(&self) -> String {
-        self.dicom.port().to_string()
-    }
-}
-
-impl Drop for Gateway {
-    fn drop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-        let _ = std::fs::remove_dir_all(&self.dir);
+        Gateway::launch("worklist-e2e", Vec::new())
     }
 }
 
 /// One HL7 v2 message over MLLP; the ACK's text.
 fn mllp(g: &Gateway, msg: &str) -> String {
-    let mut s = TcpStream::connect(g.mllp).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
-    let mut frame = vec![0x0b];
-    frame.extend_from_slice(msg.replace('\n', "\r").as_bytes());
-    frame.extend_from_slice(&[0x1c, 0x0d]);
-    s.write_all(&frame).unwrap();
-    let mut out = Vec::new();
-    let mut buf = [0u8; 4096];
-    while !out.ends_with(&[0x1c, 0x0d]) {
-        let n = s.read(&mut buf).unwrap();
-        assert!(n > 0, "MLLP closed before the ACK");
-        out.extend_from_slice(&buf[..n]);
-    }
-    String::from_utf8_lossy(&out)
-        .trim_matches(['\x0b', '\x1c', '\r'])
-        .replace('\r', "\n")
-}
-
-fn msa(ack: &str) -> String {
-    ack.lines()
-        .find(|l| l.starts_with("MSA"))
-        .and_then(|l| l.split('|').nth(1))
-        .unwrap_or_default()
-        .to_owned()
+    common::mllp(g.mllp, msg)
 }
 
 fn fhir_get(g: &Gateway, path: &str) -> Value {
