@@ -130,6 +130,20 @@ pub struct OrderLink {
     pub service_request: Option<String>,
 }
 
+/// A worklist row's order: the row and the ServiceRequest carrying its accession number.
+fn link_row(tx: &dyn ReadTx, row: WorklistRow) -> Result<OrderLink, StoreError> {
+    let sr = tx.find_by_token(
+        "ServiceRequest",
+        "identifier",
+        &row.accession_system,
+        &row.accession,
+    )?;
+    Ok(OrderLink {
+        row: Some(row),
+        service_request: sr,
+    })
+}
+
 /// The order of a Study Instance UID or, else, of an accession number: the worklist row
 /// that carries it (listed or not) and the ServiceRequest with that accession; without a
 /// row, a ServiceRequest whose identifiers name the study (DCM 110180).
@@ -152,16 +166,7 @@ pub fn order_for(
         })?;
     }
     if let Some(row) = rows.into_iter().next() {
-        let sr = tx.find_by_token(
-            "ServiceRequest",
-            "identifier",
-            &row.accession_system,
-            &row.accession,
-        )?;
-        return Ok(Some(OrderLink {
-            row: Some(row),
-            service_request: sr,
-        }));
+        return link_row(tx, row).map(Some);
     }
     if study_uid.is_empty() {
         return Ok(None);
@@ -260,16 +265,7 @@ pub fn order_by_numbers(
     .flatten()
     {
         if let Some(row) = tx.worklist_rows(&filter)?.into_iter().next() {
-            let sr = tx.find_by_token(
-                "ServiceRequest",
-                "identifier",
-                &row.accession_system,
-                &row.accession,
-            )?;
-            return Ok(Some(OrderLink {
-                row: Some(row),
-                service_request: sr,
-            }));
+            return link_row(tx, row).map(Some);
         }
     }
     Ok(None)
