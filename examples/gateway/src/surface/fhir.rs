@@ -163,7 +163,7 @@ fn negotiate(headers: &HeaderMap, raw: &str) -> Result<Out, Response> {
             )),
         };
     }
-    let Some(accept) = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()) else {
+    let Some(accept) = header_str(headers, header::ACCEPT) else {
         return Ok(Out {
             format: Format::Json,
             pretty,
@@ -191,12 +191,14 @@ fn negotiate(headers: &HeaderMap, raw: &str) -> Result<Out, Response> {
     ))
 }
 
+/// A request header's value as text (`None` when absent or not visible ASCII).
+fn header_str(headers: &HeaderMap, name: impl header::AsHeaderName) -> Option<&str> {
+    headers.get(name).and_then(|v| v.to_str().ok())
+}
+
 /// The request body's format from `Content-Type` (absent: JSON); anything else is 415.
 fn body_format(headers: &HeaderMap) -> Result<Format, Response> {
-    match headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-    {
+    match header_str(headers, header::CONTENT_TYPE) {
         None => Ok(Format::Json),
         Some(ct) => Format::from_mime(ct)
             .filter(|_| !ct.starts_with("*/*"))
@@ -336,9 +338,7 @@ pub fn capability_statement(base_url: &str) -> Result<String, xenrad_fhir_model:
 
 /// The FHIR base URL as the client addressed it.
 fn base_url(gw: &Gateway, headers: &HeaderMap) -> String {
-    let host = headers
-        .get(header::HOST)
-        .and_then(|h| h.to_str().ok())
+    let host = header_str(headers, header::HOST)
         .map_or_else(|| gw.config.fhir_addr.to_string(), str::to_owned);
     let scheme = if gw.config.fhir_tls_cert.is_some() {
         "https"
@@ -447,11 +447,7 @@ async fn read(
     match gw.store.read(move |c| c.current(rt.as_str(), &i)).await {
         Ok(Some(Current::Live(stored))) => {
             let etag = format!("W/\"{}\"", stored.version);
-            if headers
-                .get(header::IF_NONE_MATCH)
-                .and_then(|v| v.to_str().ok())
-                == Some(etag.as_str())
-            {
+            if header_str(&headers, header::IF_NONE_MATCH) == Some(etag.as_str()) {
                 return StatusCode::NOT_MODIFIED.into_response();
             }
             let summary = query_value(&raw, "_summary").and_then(Summary::parse);
@@ -1064,9 +1060,7 @@ async fn create(
         );
     }
     // `If-None-Exist`, or (as Aidbox and fhirpy do it) search parameters on the POST URL
-    let cond = headers
-        .get("if-none-exist")
-        .and_then(|v| v.to_str().ok())
+    let cond = header_str(&headers, "if-none-exist")
         .map(|c| c.trim_start_matches('?').to_owned())
         .or_else(|| {
             let kept: Vec<&str> = raw
@@ -1109,10 +1103,7 @@ async fn update(
     let out = try_resp!(negotiate(&headers, &raw.unwrap_or_default()));
     let rt = try_resp!(type_named(&resource_type, out));
     let r = try_resp!(parse_body(&headers, &body, out));
-    let if_match = headers
-        .get(header::IF_MATCH)
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_owned);
+    let if_match = header_str(&headers, header::IF_MATCH).map(str::to_owned);
     match write_job(&gw, move |tx, now| {
         rest::update(tx, rt, &id, r, if_match.as_deref(), now)
     })
@@ -1139,10 +1130,7 @@ async fn conditional_update(
     let out = try_resp!(negotiate(&headers, &raw));
     let rt = try_resp!(type_named(&resource_type, out));
     let r = try_resp!(parse_body(&headers, &body, out));
-    let if_match = headers
-        .get(header::IF_MATCH)
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_owned);
+    let if_match = header_str(&headers, header::IF_MATCH).map(str::to_owned);
     let new = match rest::new_id() {
         Ok(i) => i,
         Err(e) => return store_error(out, &e),
@@ -1173,10 +1161,7 @@ async fn patch(
 ) -> Response {
     let out = try_resp!(negotiate(&headers, &raw.unwrap_or_default()));
     let rt = try_resp!(type_named(&resource_type, out));
-    let ct = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("");
+    let ct = header_str(&headers, header::CONTENT_TYPE).unwrap_or("");
     if !ct.starts_with("application/json-patch+json") && !ct.starts_with("application/json") {
         return plain_error(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -1184,10 +1169,7 @@ async fn patch(
             "PATCH takes application/json-patch+json (RFC 6902)",
         );
     }
-    let if_match = headers
-        .get(header::IF_MATCH)
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_owned);
+    let if_match = header_str(&headers, header::IF_MATCH).map(str::to_owned);
     match write_job(&gw, move |tx, now| {
         rest::patch(tx, rt, &id, &body, if_match.as_deref(), now)
     })
@@ -1223,10 +1205,7 @@ async fn conditional_patch(
     let raw = raw.unwrap_or_default();
     let out = try_resp!(negotiate(&headers, &raw));
     let rt = try_resp!(type_named(&resource_type, out));
-    let ct = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("");
+    let ct = header_str(&headers, header::CONTENT_TYPE).unwrap_or("");
     if !patch_type(ct) {
         return plain_error(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -1234,10 +1213,7 @@ async fn conditional_patch(
             "PATCH takes application/json-patch+json or application/merge-patch+json",
         );
     }
-    let if_match = headers
-        .get(header::IF_MATCH)
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_owned);
+    let if_match = header_str(&headers, header::IF_MATCH).map(str::to_owned);
     let r = write_job(&gw, move |tx, now| {
         match rest::matching(tx, rt, &raw)?.as_slice() {
             [one] => rest::patch(tx, rt, one, &body, if_match.as_deref(), now),
