@@ -147,6 +147,13 @@ fn resource_type_of(body: &[u8], xml: bool) -> Option<ResourceType> {
     }
 }
 
+/// Gives `r` this id; an id the model refuses is a 400 `invalid`.
+fn set_id(r: &mut Resource<'_>, id: String) -> Result<(), Refusal> {
+    r.set_id(id)
+        .map(|_| ())
+        .map_err(|e| Refusal::new(400, "invalid", e.to_string()))
+}
+
 /// Validates a resource (cardinality, required bindings, primitive formats, invariants):
 /// errors are 422 with the validator's OperationOutcome.
 pub fn check(r: &Resource<'_>) -> Result<(), Refusal> {
@@ -280,8 +287,7 @@ pub fn create(
             }
         }
     }
-    r.set_id(id.to_owned())
-        .map_err(|e| Refusal::new(400, "invalid", e.to_string()))?;
+    set_id(&mut r, id.to_owned())?;
     check(&r)?;
     let s = write_version(tx, &mut r, None, now)?;
     Ok(Written::of(rt, id, s, 201))
@@ -359,8 +365,7 @@ pub fn update_conditional(
     match matching(tx, rt, query)?.as_slice() {
         [] => {
             let id = r.id().map_or_else(|| new.to_owned(), str::to_owned);
-            r.set_id(id.clone())
-                .map_err(|e| Refusal::new(400, "invalid", e.to_string()))?;
+            set_id(&mut r, id.clone())?;
             update(tx, rt, &id, r, if_match, now)
         }
         [one] => {
@@ -371,8 +376,7 @@ pub fn update_conditional(
                     format!("the body's id is not the match {one:?}"),
                 ));
             }
-            r.set_id(one.clone())
-                .map_err(|e| Refusal::new(400, "invalid", e.to_string()))?;
+            set_id(&mut r, one.clone())?;
             update(tx, rt, one, r, if_match, now)
         }
         _ => Err(Refusal::new(
