@@ -1145,11 +1145,11 @@ async fn conditional_update(
     }
 }
 
-/// Patches a resource with a JSON Patch document (`application/json-patch+json`).
+/// Patches a resource with a JSON Patch (RFC 6902) or a merge patch (RFC 7386): the body decides.
 #[utoipa::path(patch, path = "/fhir/{resource_type}/{id}",
     params(("resource_type" = String, Path, description = "Resource type", example = "Patient"), ("id" = String, Path, description = "Logical id"),
            ("If-Match" = Option<String>, Header, description = "W/\"version\"")),
-    request_body(content = String, content_type = "application/json-patch+json", description = "RFC 6902 operations"),
+    request_body(content = String, content_type = "application/json-patch+json", description = "RFC 6902 operations or an RFC 7386 merge patch"),
     responses((status = 200, description = "Patched"), (status = 404, description = "Unknown"), (status = 412, description = "If-Match mismatch"),
               (status = 415, description = "Not a JSON Patch"), (status = 422, description = "A failed test, or an invalid result")))]
 async fn patch(
@@ -1162,11 +1162,11 @@ async fn patch(
     let out = try_resp!(negotiate(&headers, &raw.unwrap_or_default()));
     let rt = try_resp!(type_named(&resource_type, out));
     let ct = header_str(&headers, header::CONTENT_TYPE).unwrap_or("");
-    if !ct.starts_with("application/json-patch+json") && !ct.starts_with("application/json") {
+    if !patch_type(ct) {
         return plain_error(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             "not-supported",
-            "PATCH takes application/json-patch+json (RFC 6902)",
+            "PATCH takes application/json-patch+json or application/merge-patch+json",
         );
     }
     let if_match = header_str(&headers, header::IF_MATCH).map(str::to_owned);
@@ -1180,6 +1180,7 @@ async fn patch(
     }
 }
 
+/// The content types PATCH takes (plain and conditional alike).
 fn patch_type(ct: &str) -> bool {
     [
         "application/json-patch+json",

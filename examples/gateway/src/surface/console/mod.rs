@@ -924,23 +924,19 @@ async fn study(State(c): State<Console>, Path(uid): Path<String>) -> Response {
                 let Some(s) = all.pop() else {
                     return Ok(None);
                 };
-                let find = |rt: &str,
-                            system: &str,
-                            value: &str|
-                 -> Result<Option<(String, String)>, StoreError> {
-                    Ok(match tx.find_by_token(rt, "identifier", system, value)? {
-                        Some(id) => tx.resource(rt, &id)?.map(|r| (id, r.json().to_owned())),
-                        None => None,
-                    })
-                };
                 let study_id = crate::project::derived_id("study", &u);
                 let imaging_study = tx
                     .resource("ImagingStudy", &study_id)?
                     .map(|r| (study_id, r.json().to_owned()));
-                let order = if s.accession.is_empty() {
-                    None
-                } else {
-                    find("ServiceRequest", "urn:xenrad:accession", &s.accession)?
+                // The order the ingest linked: by Study Instance UID, then accession (under
+                // whatever system the site configured), as C-STORE and MPPS find it.
+                let order = match crate::ingest::worklist::order_for(tx, &u, &s.accession)?
+                    .and_then(|l| l.service_request)
+                {
+                    Some(id) => tx
+                        .resource("ServiceRequest", &id)?
+                        .map(|r| (id, r.json().to_owned())),
+                    None => None,
                 };
                 let mut mpps = Vec::new();
                 let (_, rows) = tx.mpps_records(0, 1000)?;
